@@ -1,0 +1,76 @@
+//! HTTP/1.1 wire handling: head parsing (httparse), body framing and the chunked decoder.
+//!
+//! Nothing here does I/O. Parsers take the bytes received so far and answer
+//! "need more", "here is the head", or an error that maps to a status code.
+//! Heads keep header *offsets* into their own raw bytes, never borrowed slices,
+//! so a parsed head can live inside a connection without lifetimes.
+
+pub mod chunked;
+pub mod framing;
+pub mod request;
+pub mod response;
+
+pub use chunked::{ChunkedDecoder, ChunkedError};
+pub use framing::{BodyFraming, BodyTracker};
+pub use request::{parse_request_head, RequestHead};
+pub use response::{parse_response_head, ResponseHead};
+
+use std::ops::Range;
+
+/// Largest request or response head we accept (request line / status line + headers).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most header fields we accept in one head.
+pub const MAX_HEADERS: usize = 100;
+
+/// One header field: byte ranges of its name and value inside the head's `raw` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderPos {
+    pub name: Range<usize>,
+    pub value: Range<usize>,
+}
+
+/// Why a head could not be accepted. Each maps to exactly one status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadError {
+    /// Not HTTP/1.x, bad token, bad header line, bad framing, smuggling attempt: 400.
+    Malformed(&'static str),
+    /// Head larger than [`MAX_HEAD_BYTES`]: 431.
+    TooLarge,
+    /// More than [`MAX_HEADERS`] header fields: 431.
+    TooManyHeaders,
+}
+
+impl HeadError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HeadError::Malformed(_) => 400,
+            HeadError::TooLarge | HeadError::TooManyHeaders => 431,
+        }
+    }
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Malformed(why) => write!(f, "malformed head: {why}"),
+            HeadError::TooLarge => write!(f, "head larger than {MAX_HEAD_BYTES} bytes"),
+            HeadError::TooManyHeaders => write!(f, "more than {MAX_HEADERS} header fields"),
+        }
+    }
+}
+
+/// Hop-by-hop headers: meaningful for one connection only, never forwarded.
+/// (`Transfer-Encoding` is handled by framing and forwarded verbatim with the body.)
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    const HOP: [&[u8]; 8] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"upgrade",
+    ];
+    HOP.iter().any(|h| h.eq_ignore_ascii_case(name)) || name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-")
+}

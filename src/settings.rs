@@ -1,0 +1,44 @@
+//! Validated settings of `qcc proxy start`: raw CLI arguments + config file + environment,
+//! with every default decided here and nowhere else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::balancer::Strategy;
+use crate::config::ClusterConfig;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The cluster to serve (or the built-in default: one endpoint https://api.anthropic.com
+    /// with an empty api_key, forwarding the client's own credentials).
+    pub cluster: ClusterConfig,
+    pub builtin_default: bool,
+    /// --host/--port (default 127.0.0.1:7860; port 0 picks a free port).
+    pub listen: SocketAddr,
+    pub strategy: Strategy,
+    /// --ca-file: an extra trusted CA for every endpoint.
+    pub ca_file: Option<PathBuf>,
+    /// --verify-interval (default 60 s).
+    pub verify_interval: Duration,
+    /// --probe-model (default "claude-3-5-haiku-20241022").
+    pub probe_model: String,
+    /// $QCC_HOME (default ~/.qcc).
+    pub home: PathBuf,
+    /// $QCC_CONFIG (default ~/.fastcc/cache.json).
+    pub config_path: PathBuf,
+    /// --log-level (default info).
+    pub log_level: log::LevelFilter,
+    /// --max-body bytes (default 32 MiB).
+    pub max_body: u64,
+    /// --max-connections (default 1024).
+    pub max_connections: usize,
+    /// --header-timeout (default 30 s).
+    pub header_timeout: Duration,
+    /// --idle-timeout (default 60 s).
+    pub idle_timeout: Duration,
+    /// --drain-timeout (default 30 s).
+    pub drain_timeout: Duration,
+    /// --access-key / QCC_ACCESS_KEY / $QCC_HOME/access_key.
+    pub access_key: Option<String>,
+}
