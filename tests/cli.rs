@@ -1,0 +1,1 @@
+//! CLI: every command and its error cases.

@@ -1,0 +1,5 @@
+//! The one integration-test binary: runs the built `qcc` against mock upstreams on 127.0.0.1.
+
+mod support;
+
+mod cli;
