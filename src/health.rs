@@ -66,6 +66,16 @@ impl Health {
         let _ = (enabled, max_failures, now);
         todo!()
     }
+    pub fn begin(&mut self) {
+        todo!()
+    }
+    pub fn end(&mut self) {
+        todo!()
+    }
+    pub fn set_retry_after(&mut self, until: Instant) {
+        let _ = until;
+        todo!()
+    }
     /// Percent, 100.0 when there were no requests.
     pub fn success_rate(&self) -> f64 {
         todo!()

@@ -6,6 +6,7 @@ mod error;
 mod failure_queue;
 mod health;
 mod http;
+mod proxy;
 mod settings;
 mod timefmt;
 mod url;

@@ -31,7 +31,10 @@ impl ResponseHead {
 /// Parse a response head at the start of `buf`. `request_was_head` (the request
 /// method was HEAD) forces an empty body, as do 1xx, 204 and 304.
 /// `Ok(None)`: incomplete, read more.
-pub fn parse_response_head(buf: &[u8], request_was_head: bool) -> Result<Option<ResponseHead>, HeadError> {
+pub fn parse_response_head(
+    buf: &[u8],
+    request_was_head: bool,
+) -> Result<Option<ResponseHead>, HeadError> {
     let _ = (buf, request_was_head);
     todo!()
 }

@@ -1,0 +1,126 @@
+//! Socket I/O classified in one place: every read and write returns an [`IoOutcome`].
+
+use std::io::{self, Read, Write};
+
+/// What one non-blocking read or write did.
+#[derive(Debug)]
+pub enum IoOutcome {
+    /// Moved this many bytes (never 0).
+    Progress(usize),
+    /// The socket has nothing more for now; wait for the next readiness event.
+    WouldBlock,
+    /// Orderly end of stream (read returned 0, or the peer closed cleanly).
+    Closed,
+    /// Reset, refused, broken pipe, TLS alert, ...
+    Error(io::Error),
+}
+
+/// Classify an `io::Result` from a read or write. `Interrupted` is retried by the callers' loops,
+/// so it is reported as progress-less WouldBlock only when it repeats (it does not, in practice).
+pub fn classify(r: io::Result<usize>) -> IoOutcome {
+    match r {
+        Ok(0) => IoOutcome::Closed,
+        Ok(n) => IoOutcome::Progress(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => IoOutcome::WouldBlock,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => IoOutcome::WouldBlock,
+        Err(e) => IoOutcome::Error(e),
+    }
+}
+
+/// Read once from `src` through the loop's `scratch` buffer, appending what was read to `dst`.
+/// The scratch buffer is allocated once, so a read never zeroes fresh memory.
+pub fn read_into(src: &mut impl Read, dst: &mut Vec<u8>, scratch: &mut [u8]) -> IoOutcome {
+    let outcome = classify(src.read(scratch));
+    if let IoOutcome::Progress(n) = outcome {
+        dst.extend_from_slice(&scratch[..n]);
+    }
+    outcome
+}
+
+/// Write once from `src`.
+pub fn write_from(dst: &mut impl Write, src: &[u8]) -> IoOutcome {
+    if src.is_empty() {
+        return IoOutcome::WouldBlock;
+    }
+    classify(dst.write(src))
+}
+
+/// An outgoing byte queue with a read cursor, so partial writes never shift memory each time.
+#[derive(Debug, Default)]
+pub struct OutBuf {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl OutBuf {
+    pub fn pending(&self) -> &[u8] {
+        &self.data[self.pos..]
+    }
+    pub fn len(&self) -> usize {
+        self.data.len() - self.pos
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.data.len()
+    }
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.is_empty() {
+            self.data.clear();
+            self.pos = 0;
+        }
+        self.data.extend_from_slice(bytes);
+    }
+    pub fn consume(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos == self.data.len() {
+            self.data.clear();
+            self.pos = 0;
+        } else if self.pos > 64 * 1024 && self.pos * 2 > self.data.len() {
+            // Reclaim the written front once it dominates, keeping the copy cost amortised.
+            self.data.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+    /// Release the allocation when it grew large (a 10 MiB body must not pin 10 MiB forever).
+    pub fn shrink_if_idle(&mut self) {
+        if self.is_empty() && self.data.capacity() > 256 * 1024 {
+            self.data = Vec::new();
+            self.pos = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbuf_cursor() {
+        let mut b = OutBuf::default();
+        b.push(b"hello ");
+        b.push(b"world");
+        assert_eq!(b.pending(), b"hello world");
+        b.consume(6);
+        assert_eq!(b.pending(), b"world");
+        b.consume(5);
+        assert!(b.is_empty());
+        b.push(b"x");
+        assert_eq!(b.pending(), b"x");
+    }
+
+    #[test]
+    fn read_into_appends_only_what_was_read() {
+        let mut src: &[u8] = b"abc";
+        let mut dst = b"12".to_vec();
+        let mut scratch = [0u8; 16];
+        assert!(matches!(
+            read_into(&mut src, &mut dst, &mut scratch),
+            IoOutcome::Progress(3)
+        ));
+        assert_eq!(dst, b"12abc");
+        assert!(matches!(
+            read_into(&mut src, &mut dst, &mut scratch),
+            IoOutcome::Closed
+        ));
+        assert_eq!(dst, b"12abc");
+    }
+}

@@ -1,0 +1,463 @@
+//! `qcc proxy start`: the single-threaded mio event loop that owns every socket and all
+//! proxy state (endpoints, health, failure queue, stats).
+//!
+//! See ARCHITECTURE.md for the picture. Submodules: `exchange` drives a client request
+//! through its attempts, `probe` verifies queued endpoints, `status` renders `/_qcc/status`.
+
+mod exchange;
+mod io;
+mod probe;
+mod resolver;
+mod slab;
+mod state;
+mod status;
+mod transport;
+mod wire;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::balancer::Balancer;
+use crate::error::{Error, Result};
+use crate::failure_queue::FailureQueue;
+use crate::health::Health;
+use crate::settings::Settings;
+use slab::{Key, Slab};
+use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, LINGER, POOL_IDLE};
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const KIND_CLIENT: usize = 2;
+const KIND_UPSTREAM: usize = 3;
+/// A burst of failure-queue changes within this window costs one write of the file.
+const PERSIST_DELAY: Duration = Duration::from_millis(200);
+/// Sweeps for expired deadlines run at most this often.
+const SWEEP_MIN_GAP: Duration = Duration::from_millis(10);
+/// Bytes read per socket read.
+const READ_CHUNK: usize = 64 * 1024;
+
+fn token(kind: usize, key: Key) -> Token {
+    Token(((key.gen as usize) << 32) | ((key.index as usize) << 2) | kind)
+}
+
+fn untoken(t: Token) -> (usize, Key) {
+    (
+        t.0 & 3,
+        Key {
+            index: ((t.0 >> 2) & 0x3fff_ffff) as u32,
+            gen: (t.0 >> 32) as u32,
+        },
+    )
+}
+
+/// Everything mutable the proxy has, owned by one thread.
+///
+/// This is the single-owner invariant that replaces the Python version's `asyncio.Lock`:
+/// nothing outside this struct's thread can reach the endpoints, the failure queue or the
+/// stats; handlers get them as disjoint `&mut` borrows, one event at a time.
+pub struct EventLoop {
+    poll: Poll,
+    listener: TcpListener,
+    pub(crate) addr: SocketAddr,
+    clients: Slab<Client>,
+    upstreams: Slab<Upstream>,
+    endpoints: Vec<Endpoint>,
+    balancer: Balancer,
+    failures: FailureQueue,
+    stats: Stats,
+    resolver: resolver::Resolver,
+    settings: Settings,
+    queue_path: PathBuf,
+    scratch: Vec<u8>,
+    /// Clients whose pump stopped while still making progress (fairness): driven next turn.
+    again: Vec<Key>,
+    next_sweep: Option<Instant>,
+    next_probe: Instant,
+    persist_at: Option<Instant>,
+    probes: Vec<probe::Probe>,
+    started: Instant,
+    started_wall: SystemTime,
+}
+
+pub fn run(settings: Settings) -> Result<()> {
+    let mut ev = EventLoop::new(settings)?;
+    println!("qcc proxy listening on {}", ev.addr);
+    println!("ANTHROPIC_BASE_URL=http://{}", ev.addr);
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    ev.run()
+}
+
+impl EventLoop {
+    pub fn new(settings: Settings) -> Result<EventLoop> {
+        let poll = Poll::new().map_err(|e| Error::io("creating the event loop", e))?;
+        let mut listener = TcpListener::bind(settings.listen)
+            .map_err(|e| Error::io(format!("cannot listen on {}", settings.listen), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listen address", e))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| Error::io("registering the listener", e))?;
+        let waker = Arc::new(
+            Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", e))?,
+        );
+        let resolver = resolver::Resolver::start(waker)
+            .map_err(|e| Error::io("starting the resolver thread", e))?;
+
+        let mut endpoints = Vec::with_capacity(settings.cluster.endpoints.len());
+        for cfg in &settings.cluster.endpoints {
+            let tls = match cfg.url.scheme {
+                crate::url::Scheme::Http => None,
+                crate::url::Scheme::Https => {
+                    let extra: Vec<&std::path::Path> = settings
+                        .ca_file
+                        .iter()
+                        .chain(cfg.ca_file.iter())
+                        .map(|p| p.as_path())
+                        .collect();
+                    Some(transport::client_config(&extra).map_err(Error::Invalid)?)
+                }
+            };
+            let addrs = match cfg.url.host.parse::<IpAddr>() {
+                Ok(ip) => vec![SocketAddr::new(ip, cfg.url.port)],
+                Err(_) => Vec::new(),
+            };
+            endpoints.push(Endpoint {
+                cfg: cfg.clone(),
+                health: Health::new(),
+                tls,
+                resolved_at: None,
+                resolving: false,
+                addrs,
+                next_addr: 0,
+                idle: Vec::new(),
+                probing: false,
+            });
+        }
+        let now = Instant::now();
+        // Resolve every named endpoint up front, so the first request rarely waits.
+        for (i, ep) in endpoints.iter_mut().enumerate() {
+            if ep.addrs.is_empty() {
+                ep.resolving = true;
+                resolver.lookup(i, &ep.cfg.url.host, ep.cfg.url.port);
+            } else {
+                ep.resolved_at = Some(now);
+            }
+        }
+
+        let queue_path = settings.home.join("failure_endpoints.json");
+        let (mut failures, warning) = FailureQueue::load(&queue_path);
+        if let Some(w) = warning {
+            log::warn!("{w}; starting with an empty failure queue");
+        }
+        let persist_at = if failures.is_dirty() { Some(now) } else { None };
+        let _ = &mut failures;
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Ok(EventLoop {
+            poll,
+            listener,
+            addr,
+            clients: Slab::new(),
+            upstreams: Slab::new(),
+            endpoints,
+            balancer: Balancer::new(settings.strategy, seed),
+            failures,
+            stats: Stats::default(),
+            resolver,
+            next_probe: now + settings.verify_interval,
+            queue_path,
+            settings,
+            scratch: vec![0; READ_CHUNK],
+            again: Vec::new(),
+            next_sweep: None,
+            persist_at,
+            probes: Vec::new(),
+            started: now,
+            started_wall: SystemTime::now(),
+        })
+    }
+
+    pub fn run(&mut self) -> Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = if self.again.is_empty() {
+                self.poll_timeout(now)
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::io("waiting for events", e));
+            }
+            let now = Instant::now();
+            for key in std::mem::take(&mut self.again) {
+                self.drive(key, now);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    WAKER => self.on_lookups(now),
+                    t => {
+                        let (kind, key) = untoken(t);
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable =
+                            event.is_writable() || event.is_write_closed() || event.is_error();
+                        if kind == KIND_CLIENT {
+                            if let Some(c) = self.clients.get_mut(key) {
+                                c.can_read |= readable;
+                                c.can_write |= writable;
+                                self.drive(key, now);
+                            }
+                        } else if kind == KIND_UPSTREAM {
+                            self.on_upstream_event(key, readable, writable, now);
+                        }
+                    }
+                }
+            }
+            self.on_timers(now);
+        }
+    }
+
+    /// How long poll may sleep: until the earliest deadline we know of.
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        let mut next = self.next_probe;
+        if let Some(t) = self.next_sweep {
+            next = next.min(t);
+        }
+        if let Some(t) = self.persist_at {
+            next = next.min(t);
+        }
+        Some(next.saturating_duration_since(now))
+    }
+
+    /// Make sure the sweep runs no later than `at`.
+    fn arm(&mut self, at: Instant) {
+        if self.next_sweep.is_none_or(|t| at < t) {
+            self.next_sweep = Some(at);
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let (mut sock, peer) = match self.listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: the pending connection stays queued; stop for this
+                    // turn instead of spinning on it. The next event or sweep tries again.
+                    log::warn!("accept failed: {e}");
+                    self.arm(now + Duration::from_millis(100));
+                    return;
+                }
+            };
+            if self.clients.len() >= self.settings.max_connections {
+                let mut out = Vec::new();
+                wire::error_response(503, "too many connections", true, &mut out);
+                let _ = std::io::Write::write(&mut sock, &out);
+                log::warn!(
+                    "refused connection from {peer}: --max-connections {} reached",
+                    self.settings.max_connections
+                );
+                continue;
+            }
+            let _ = sock.set_nodelay(true);
+            let key = self.clients.next_key();
+            if let Err(e) = self.poll.registry().register(
+                &mut sock,
+                token(KIND_CLIENT, key),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("cannot register connection from {peer}: {e}");
+                continue;
+            }
+            self.clients.insert(Client {
+                sock,
+                peer,
+                can_read: true,
+                can_write: true,
+                inbuf: Vec::new(),
+                out: io::OutBuf::default(),
+                phase: ClientPhase::ReadingHead,
+                since: now,
+            });
+            self.arm(now + self.settings.idle_timeout.min(self.settings.header_timeout));
+            self.drive(key, now);
+        }
+    }
+
+    fn on_upstream_event(&mut self, key: Key, readable: bool, writable: bool, now: Instant) {
+        let Some(up) = self.upstreams.get_mut(key) else {
+            return;
+        };
+        up.can_read |= readable;
+        up.can_write |= writable;
+        match up.owner {
+            Owner::Client(ck) => self.drive(ck, now),
+            Owner::Probe(ep) => self.drive_probe(ep, key, now),
+            Owner::Idle => {
+                if readable {
+                    // An idle connection has nothing to say: the server closed it (or broke it).
+                    self.close_upstream(key);
+                }
+            }
+        }
+    }
+
+    fn on_lookups(&mut self, now: Instant) {
+        while let Some(lookup) = self.resolver.try_next() {
+            let Some(ep) = self.endpoints.get_mut(lookup.endpoint) else {
+                continue;
+            };
+            ep.resolving = false;
+            match lookup.result {
+                Ok(addrs) => {
+                    ep.addrs = addrs;
+                    ep.resolved_at = Some(now);
+                    ep.next_addr = 0;
+                }
+                Err(e) => {
+                    log::warn!("endpoint {}: {e}", ep.cfg.id);
+                    // Keep old addresses if we had some; waiting requests fail over below.
+                }
+            }
+            self.resume_resolving(lookup.endpoint, now);
+        }
+    }
+
+    /// Deregister and drop an upstream connection, wherever it was.
+    fn close_upstream(&mut self, key: Key) {
+        if let Some(mut up) = self.upstreams.remove(key) {
+            let _ = self.poll.registry().deregister(up.transport.socket());
+            if up.owner == Owner::Idle {
+                if let Some(ep) = self.endpoints.get_mut(up.endpoint) {
+                    ep.idle.retain(|k| *k != key);
+                }
+            }
+        }
+    }
+
+    fn close_client(&mut self, key: Key, now: Instant) {
+        if let Some(mut c) = self.clients.remove(key) {
+            let _ = self.poll.registry().deregister(&mut c.sock);
+            if let ClientPhase::Exchange(ex) = c.phase {
+                self.abandon_exchange(*ex, now);
+            }
+        }
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        if self.persist_at.is_some_and(|t| t <= now) {
+            self.persist(now);
+        }
+        if self.next_probe <= now {
+            self.start_probes(now);
+            self.next_probe = now + self.settings.verify_interval;
+        }
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.sweep(now);
+        }
+    }
+
+    /// Fire every expired deadline and work out when the next one is due.
+    fn sweep(&mut self, now: Instant) {
+        let mut next: Option<Instant> = None;
+        let mut upd = |t: Instant| {
+            if next.is_none_or(|n| t < n) {
+                next = Some(t);
+            }
+        };
+        let idle: Vec<Key> = self.upstreams.keys().collect();
+        for key in idle {
+            let Some(up) = self.upstreams.get(key) else {
+                continue;
+            };
+            if up.owner == Owner::Idle {
+                let due = up.idle_since + POOL_IDLE;
+                if due <= now {
+                    self.close_upstream(key);
+                } else {
+                    upd(due);
+                }
+            }
+        }
+        let keys: Vec<Key> = self.clients.keys().collect();
+        for key in keys {
+            if let Some(due) = self.client_deadline(key) {
+                if due <= now {
+                    self.on_client_deadline(key, now);
+                    if let Some(again) = self.client_deadline(key) {
+                        upd(again.max(now + SWEEP_MIN_GAP));
+                    }
+                } else {
+                    upd(due);
+                }
+            }
+        }
+        for due in self.probe_deadlines() {
+            upd(due);
+        }
+        self.next_sweep = next.map(|t| t.max(now + SWEEP_MIN_GAP));
+    }
+
+    fn client_deadline(&self, key: Key) -> Option<Instant> {
+        let c = self.clients.get(key)?;
+        match &c.phase {
+            ClientPhase::ReadingHead if c.inbuf.is_empty() => {
+                Some(c.since + self.settings.idle_timeout)
+            }
+            ClientPhase::ReadingHead => Some(c.since + self.settings.header_timeout),
+            ClientPhase::Closing => Some(c.since + LINGER),
+            ClientPhase::Exchange(ex) => match &ex.attempt {
+                Some(a) => Some(a.deadline),
+                // Waiting for the rest of the body before an attempt could start.
+                None => Some(c.since + self.settings.idle_timeout),
+            },
+        }
+    }
+
+    fn on_client_deadline(&mut self, key: Key, now: Instant) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        match &c.phase {
+            ClientPhase::ReadingHead if c.inbuf.is_empty() => self.close_client(key, now),
+            ClientPhase::ReadingHead => {
+                self.stats.rejected += 1;
+                self.respond_local_error(key, 408, "request head not received in time", now);
+            }
+            ClientPhase::Closing => self.close_client(key, now),
+            ClientPhase::Exchange(_) => self.on_exchange_deadline(key, now),
+        }
+    }
+
+    /// Write the failure queue if it changed (coalesced by `persist_at`).
+    fn persist(&mut self, _now: Instant) {
+        self.persist_at = None;
+        if !self.failures.is_dirty() {
+            return;
+        }
+        if let Err(e) = self.failures.save(&self.queue_path, SystemTime::now()) {
+            log::warn!("cannot write {}: {e}", self.queue_path.display());
+        }
+    }
+
+    /// Note that the failure queue changed; it is written shortly, once per burst.
+    fn queue_changed(&mut self, now: Instant) {
+        if self.persist_at.is_none() && self.failures.is_dirty() {
+            self.persist_at = Some(now + PERSIST_DELAY);
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Recovery probes: every `--verify-interval`, each endpoint in the failure queue gets the
+//! tiny real request from the spec, on the loop, alongside traffic. A 200 restores it.
+
+use std::time::{Instant, SystemTime};
+
+use mio::net::TcpStream;
+use mio::Interest;
+
+use super::io::IoOutcome;
+use super::slab::Key;
+use super::state::{timeout_of, Owner, Upstream, CONNECT_TIMEOUT};
+use super::transport::Transport;
+use super::{token, wire, EventLoop, KIND_UPSTREAM};
+use crate::http::parse_response_head;
+
+/// One probe in flight.
+pub struct Probe {
+    pub endpoint: usize,
+    pub up: Key,
+    pub request: Vec<u8>,
+    pub sent: usize,
+    pub deadline: Instant,
+}
+
+impl EventLoop {
+    pub(super) fn start_probes(&mut self, now: Instant) {
+        let queued: Vec<String> = self.failures.ids().map(str::to_string).collect();
+        for id in queued {
+            if let Some(idx) = self.endpoints.iter().position(|ep| ep.cfg.id == id) {
+                self.start_probe(idx, now);
+            }
+        }
+    }
+
+    fn start_probe(&mut self, idx: usize, now: Instant) {
+        let ep = &mut self.endpoints[idx];
+        if ep.probing {
+            return;
+        }
+        if ep.addrs.is_empty() {
+            if !ep.resolving {
+                ep.resolving = true;
+                self.resolver.lookup(idx, &ep.cfg.url.host, ep.cfg.url.port);
+            }
+            ep.probing = true; // resumed by resume_probes when the lookup answers
+            return;
+        }
+        let addr = ep.addrs[ep.next_addr % ep.addrs.len()];
+        let transport = TcpStream::connect(addr)
+            .map_err(|e| e.to_string())
+            .and_then(|sock| {
+                let _ = sock.set_nodelay(true);
+                match &ep.tls {
+                    None => Ok(Transport::plain(sock)),
+                    Some(cfg) => Transport::tls(sock, cfg.clone(), &ep.cfg.url.host)
+                        .map_err(|e| e.to_string()),
+                }
+            });
+        let mut transport = match transport {
+            Ok(t) => t,
+            Err(e) => {
+                log::debug!("probe of endpoint {}: {e}", ep.cfg.id);
+                self.finish_probe(idx, false, now);
+                return;
+            }
+        };
+        let key = self.upstreams.next_key();
+        if self
+            .poll
+            .registry()
+            .register(
+                transport.socket(),
+                token(KIND_UPSTREAM, key),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            self.finish_probe(idx, false, now);
+            return;
+        }
+        ep.probing = true;
+        let request = wire::probe_request(&ep.cfg, &self.settings.probe_model);
+        let deadline = now
+            + timeout_of(&ep.cfg)
+                .max(CONNECT_TIMEOUT)
+                .max(std::time::Duration::from_secs(30));
+        self.upstreams.insert(Upstream {
+            transport,
+            endpoint: idx,
+            owner: Owner::Probe(idx),
+            connected: false,
+            reused: false,
+            can_read: false,
+            can_write: false,
+            inbuf: Vec::new(),
+            idle_since: now,
+        });
+        self.probes.push(Probe {
+            endpoint: idx,
+            up: key,
+            request,
+            sent: 0,
+            deadline,
+        });
+        self.arm(deadline);
+    }
+
+    /// A lookup for `idx` finished: a probe waiting for it starts now.
+    pub(super) fn resume_probes(&mut self, idx: usize, now: Instant) {
+        let ep = &mut self.endpoints[idx];
+        if ep.probing && !self.probes.iter().any(|p| p.endpoint == idx) {
+            ep.probing = false;
+            if ep.addrs.is_empty() {
+                self.finish_probe(idx, false, now);
+            } else {
+                self.start_probe(idx, now);
+            }
+        }
+    }
+
+    pub(super) fn drive_probe(&mut self, idx: usize, key: Key, now: Instant) {
+        let verdict = {
+            let EventLoop {
+                upstreams,
+                probes,
+                scratch,
+                ..
+            } = self;
+            let Some(p) = probes.iter_mut().find(|p| p.up == key) else {
+                return;
+            };
+            let Some(up) = upstreams.get_mut(key) else {
+                return;
+            };
+            probe_step(p, up, scratch)
+        };
+        if let Some(ok) = verdict {
+            self.finish_probe(idx, ok, now);
+        }
+    }
+
+    /// Record a probe's outcome and release its connection.
+    fn finish_probe(&mut self, idx: usize, ok: bool, now: Instant) {
+        if let Some(pos) = self.probes.iter().position(|p| p.endpoint == idx) {
+            let p = self.probes.swap_remove(pos);
+            self.close_upstream(p.up);
+        }
+        let ep = &mut self.endpoints[idx];
+        ep.probing = false;
+        let id = ep.cfg.id.clone();
+        if ok {
+            if let Some(flip) = ep.health.restore() {
+                log::info!(
+                    "endpoint {id} is {} (was {}) after a recovery probe",
+                    flip.to.as_str(),
+                    flip.from.as_str()
+                );
+            }
+        } else {
+            log::debug!("endpoint {id} still failing its recovery probe");
+        }
+        if self.failures.contains(&id) {
+            self.failures.record_probe(&id, ok, SystemTime::now());
+            self.queue_changed(now);
+        }
+    }
+
+    /// Probes whose deadline passed are failures; returns the deadlines still pending.
+    pub(super) fn probe_deadlines(&mut self) -> Vec<Instant> {
+        let now = Instant::now();
+        let expired: Vec<usize> = self
+            .probes
+            .iter()
+            .filter(|p| p.deadline <= now)
+            .map(|p| p.endpoint)
+            .collect();
+        for idx in expired {
+            self.finish_probe(idx, false, now);
+        }
+        self.probes.iter().map(|p| p.deadline).collect()
+    }
+}
+
+/// Connect, send, read the status line. `Some(ok)` once decided.
+fn probe_step(p: &mut Probe, up: &mut Upstream, scratch: &mut [u8]) -> Option<bool> {
+    if !up.connected {
+        if !up.can_write {
+            return None;
+        }
+        let sock = up.transport.socket();
+        match sock.take_error() {
+            Ok(Some(_)) | Err(_) => return Some(false),
+            Ok(None) => {}
+        }
+        match sock.peer_addr() {
+            Ok(_) => up.connected = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+                up.can_write = false;
+                return None;
+            }
+            Err(_) => return Some(false),
+        }
+    }
+    while up.can_write && p.sent < p.request.len() {
+        match up.transport.write(&p.request[p.sent..]) {
+            IoOutcome::Progress(n) => p.sent += n,
+            IoOutcome::WouldBlock => up.can_write = false,
+            IoOutcome::Closed | IoOutcome::Error(_) => return Some(false),
+        }
+    }
+    if up.can_write && up.transport.wants_write() {
+        if let IoOutcome::WouldBlock = up.transport.flush() {
+            up.can_write = false;
+        }
+    }
+    while up.can_read {
+        match up.transport.read(&mut up.inbuf, scratch) {
+            IoOutcome::Progress(_) => {}
+            IoOutcome::WouldBlock => up.can_read = false,
+            IoOutcome::Closed | IoOutcome::Error(_) => return Some(false),
+        }
+        match parse_response_head(&up.inbuf, false) {
+            Ok(Some(h)) if (100..200).contains(&h.status) => {
+                up.inbuf.drain(..h.raw.len());
+            }
+            Ok(Some(h)) => return Some(h.status == 200),
+            Ok(None) if up.inbuf.len() > crate::http::MAX_HEAD_BYTES => return Some(false),
+            Ok(None) => {}
+            Err(_) => return Some(false),
+        }
+        if up.transport.wants_write() {
+            let _ = up.transport.flush();
+        }
+    }
+    None
+}

@@ -1,0 +1,201 @@
+//! The per-socket and per-request state the event loop owns: clients, upstream connections,
+//! endpoints, and an exchange (one client request and its attempts).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use rustls::ClientConfig;
+
+use super::io::OutBuf;
+use super::slab::Key;
+use super::transport::Transport;
+use crate::config::EndpointConfig;
+use crate::health::Health;
+use crate::http::{BodyTracker, RequestHead, ResponseHead};
+
+/// A request is tried at most this many times (first try + 2 retries).
+pub const MAX_ATTEMPTS: u8 = 3;
+/// Stop reading an upstream while this much is waiting to be written to its client.
+pub const CLIENT_OUT_HIGH: usize = 256 * 1024;
+/// A failed response kept to return if every retry fails; larger ones are not kept.
+pub const STASH_LIMIT: usize = 64 * 1024;
+/// Idle pooled upstream connections are closed after this.
+pub const POOL_IDLE: Duration = Duration::from_secs(20);
+/// At most this many idle connections per endpoint.
+pub const POOL_MAX: usize = 64;
+/// While streaming, an upstream silent this long has failed (spec: 60 s between reads).
+pub const STREAM_IDLE: Duration = Duration::from_secs(60);
+/// Connect timeout cap (the endpoint's `timeout` applies when smaller).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Resolved addresses are refreshed (in the background) after this.
+pub const DNS_TTL: Duration = Duration::from_secs(300);
+/// A connection we are closing gets this long to take its last bytes.
+pub const LINGER: Duration = Duration::from_secs(5);
+
+/// The endpoint's `timeout`: connect (capped) and time to the response head.
+pub fn timeout_of(cfg: &EndpointConfig) -> Duration {
+    Duration::from_secs(cfg.timeout_secs.max(1))
+}
+
+/// One endpoint of the served cluster, with everything the loop knows about it.
+pub struct Endpoint {
+    pub cfg: EndpointConfig,
+    pub health: Health,
+    /// Present for https endpoints.
+    pub tls: Option<Arc<ClientConfig>>,
+    pub addrs: Vec<SocketAddr>,
+    pub resolved_at: Option<Instant>,
+    pub resolving: bool,
+    /// Rotates over `addrs` on new connections, so a dead address is not tried forever.
+    pub next_addr: usize,
+    /// Idle keep-alive connections, most recently used last.
+    pub idle: Vec<Key>,
+    pub probing: bool,
+}
+
+/// Who an upstream connection is working for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// In its endpoint's idle pool.
+    Idle,
+    Client(Key),
+    /// A recovery probe of this endpoint index.
+    Probe(usize),
+}
+
+pub struct Upstream {
+    pub transport: Transport,
+    pub endpoint: usize,
+    pub owner: Owner,
+    pub connected: bool,
+    /// Came from the idle pool: a close before any response byte is a stale connection,
+    /// retried on a fresh one without blaming the endpoint.
+    pub reused: bool,
+    pub can_read: bool,
+    pub can_write: bool,
+    pub inbuf: Vec<u8>,
+    pub idle_since: Instant,
+}
+
+pub struct Client {
+    pub sock: TcpStream,
+    pub peer: SocketAddr,
+    pub can_read: bool,
+    pub can_write: bool,
+    /// Bytes read and not yet consumed: a head in progress, or the next pipelined request.
+    pub inbuf: Vec<u8>,
+    pub out: OutBuf,
+    pub phase: ClientPhase,
+    /// When the current head started arriving, or the connection went idle.
+    pub since: Instant,
+}
+
+pub enum ClientPhase {
+    /// Waiting for (the rest of) a request head.
+    ReadingHead,
+    Exchange(Box<Exchange>),
+    /// Flush what is queued, then close.
+    Closing,
+}
+
+/// Why an attempt failed: the reason logged and queued, and whether it counts as a timeout.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    Resolve(String),
+    Connect(String),
+    Tls(String),
+    Timeout(&'static str),
+    Closed(&'static str),
+    BadResponse(String),
+    Status(u16),
+}
+
+impl Failure {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Failure::Timeout(_))
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            Failure::Resolve(e) => format!("resolve error: {e}"),
+            Failure::Connect(e) => format!("connect error: {e}"),
+            Failure::Tls(e) => format!("TLS error: {e}"),
+            Failure::Timeout(what) => format!("timeout: {what}"),
+            Failure::Closed(what) => format!("connection closed: {what}"),
+            Failure::BadResponse(e) => format!("bad response: {e}"),
+            Failure::Status(s) => format!("HTTP {s}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptPhase {
+    /// Waiting for the resolver.
+    Resolving,
+    /// Non-blocking connect in progress.
+    Connecting,
+    /// Sending the request; a response head may arrive at any time.
+    Sending,
+    /// Response head relayed; body flowing to the client.
+    Relaying,
+    /// A failed response (5xx, 429, 401, 403) read into the stash before retrying.
+    Holding,
+}
+
+pub struct Attempt {
+    pub endpoint: usize,
+    pub up: Option<Key>,
+    pub phase: AttemptPhase,
+    pub started: Instant,
+    /// The deadline of the current phase (connect, response head, stream idle).
+    pub deadline: Instant,
+    pub head_out: Vec<u8>,
+    pub head_sent: usize,
+    pub body_sent: usize,
+    pub resp: Option<ResponseHead>,
+    pub resp_body: Option<BodyTracker>,
+    pub head_elapsed: Duration,
+    /// A stale pooled connection was already replaced once in this attempt.
+    pub fresh_retry_used: bool,
+}
+
+/// One client request, from its head until its response is complete.
+pub struct Exchange {
+    pub head: RequestHead,
+    pub started: Instant,
+    /// The request body as received (framing verbatim), kept whole so a retry can resend it.
+    pub body: Vec<u8>,
+    pub body_tracker: BodyTracker,
+    pub attempts: u8,
+    /// Endpoint indices already tried by this request.
+    pub tried: Vec<usize>,
+    pub attempt: Option<Attempt>,
+    /// A response byte has been queued for the client: no retry is possible any more.
+    pub responded: bool,
+    /// The last failed upstream response (head and body as the client would get them),
+    /// and whether the client connection must close after it (an until-close body).
+    pub stash: Option<(Vec<u8>, bool)>,
+    pub last_failure: Option<Failure>,
+    /// The client connection stays open after this exchange.
+    pub keep_alive: bool,
+}
+
+impl Exchange {
+    pub fn body_done(&self) -> bool {
+        self.body_tracker.is_done()
+    }
+}
+
+/// Request counters of the running proxy.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub total: u64,
+    pub successful: u64,
+    pub failed: u64,
+    /// The client went away before its response was complete.
+    pub aborted: u64,
+    pub retries: u64,
+    /// Answered by the proxy itself (bad request, 413, 431, ...): never reached an endpoint.
+    pub rejected: u64,
+}

@@ -1,0 +1,203 @@
+//! Bytes the proxy writes itself: the upstream request head, the client response head,
+//! and local responses (errors in the Anthropic shape, status JSON).
+
+use crate::config::EndpointConfig;
+use crate::http::{is_hop_by_hop, RequestHead, ResponseHead};
+
+/// The request head sent upstream: path prefixed, `Host` the upstream's, hop-by-hop headers
+/// and headers named in `Connection` dropped, the client's key replaced by the endpoint's
+/// (both `x-api-key` and `Authorization: Bearer`), `anthropic-version` added only when absent.
+/// `Expect` is dropped: the proxy answers `100-continue` itself.
+pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(req.method().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(ep.url.path_prefix.as_bytes());
+    let target = req.target();
+    if !target.starts_with('/') && target != "*" {
+        out.push(b'/');
+    }
+    out.extend_from_slice(target.as_bytes());
+    // HTTP/1.0 clients cannot read chunked replies: ask the upstream for a 1.0-framed reply.
+    out.extend_from_slice(if req.version_minor == 0 {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
+    out.extend_from_slice(b"Host: ");
+    out.extend_from_slice(ep.url.host_header().as_bytes());
+    out.extend_from_slice(b"\r\n");
+
+    let connection_tokens: Vec<&[u8]> = req
+        .headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let replace_key = !ep.api_key.is_empty();
+    let mut has_version = false;
+    for (name, value) in req.headers() {
+        if is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case(b"host")
+            || name.eq_ignore_ascii_case(b"expect")
+            || connection_tokens
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        if replace_key
+            && (name.eq_ignore_ascii_case(b"x-api-key")
+                || name.eq_ignore_ascii_case(b"authorization"))
+        {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"anthropic-version") {
+            has_version = true;
+        }
+        push_header(out, name, value);
+    }
+    if replace_key {
+        push_header(out, b"x-api-key", ep.api_key.as_bytes());
+        out.extend_from_slice(b"Authorization: Bearer ");
+        out.extend_from_slice(ep.api_key.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_version {
+        out.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The response head relayed to the client: the upstream's status line and headers minus
+/// hop-by-hop ones, plus `Connection: close` when this is the connection's last response.
+pub fn client_response_head(resp: &ResponseHead, close: bool, out: &mut Vec<u8>) {
+    let raw = &resp.raw;
+    // Status line: keep the code and reason verbatim, speak HTTP/1.1 ourselves.
+    let line_end = raw
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(raw.len());
+    let after_version = raw[..line_end]
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(line_end, |i| i + 1);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(&raw[after_version..line_end]);
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in resp.headers() {
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        push_header(out, name, value);
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The tiny real request that verifies a queued endpoint (spec: recovery probe).
+pub fn probe_request(ep: &EndpointConfig, model: &str) -> Vec<u8> {
+    let body = serde_json::json!({
+        "model": model,
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "ping"}],
+    })
+    .to_string();
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(ep.url.path_prefix.as_bytes());
+    out.extend_from_slice(b"/v1/messages HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(ep.url.host_header().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !ep.api_key.is_empty() {
+        push_header(&mut out, b"x-api-key", ep.api_key.as_bytes());
+        out.extend_from_slice(b"Authorization: Bearer ");
+        out.extend_from_slice(ep.api_key.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(
+        b"anthropic-version: 2023-06-01\r\ncontent-type: application/json\r\nConnection: close\r\n",
+    );
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// A complete local response with a body.
+pub fn local_response(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(
+        format!(
+            "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{}\r\n",
+            reason(status),
+            body.len(),
+            if close { "Connection: close\r\n" } else { "" }
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(body);
+}
+
+/// An error in the Anthropic shape: `{"type":"error","error":{"type":...,"message":...}}`.
+pub fn error_response(status: u16, message: &str, close: bool, out: &mut Vec<u8>) {
+    let kind = match status {
+        400 | 413 | 431 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        408 | 504 => "timeout_error",
+        429 => "rate_limit_error",
+        503 => "overloaded_error",
+        _ => "api_error",
+    };
+    let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
+        .to_string();
+    local_response(status, "application/json", body.as_bytes(), close, out);
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &s[start..end]
+}
