@@ -178,7 +178,7 @@ impl EventLoop {
         c.since = now;
         c.phase = ClientPhase::Exchange(Box::new(Exchange {
             body_tracker: BodyTracker::new(head.framing),
-            keep_alive: head.keep_alive,
+            keep_alive: head.keep_alive && self.draining.is_none(),
             head,
             started: now,
             body: Vec::new(),
@@ -503,7 +503,7 @@ impl EventLoop {
                 .endpoints
                 .iter()
                 .enumerate()
-                .filter(|(_, ep)| ep.cfg.enabled)
+                .filter(|(_, ep)| ep.cfg.enabled && !ep.retired)
                 .map(|(i, ep)| {
                     (
                         i,

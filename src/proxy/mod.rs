@@ -7,7 +7,9 @@
 mod exchange;
 mod io;
 mod probe;
+mod reload;
 mod resolver;
+mod signals;
 mod slab;
 mod state;
 mod status;
@@ -32,6 +34,7 @@ use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, LINGER, POOL_
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+const SIGNALS: Token = Token(4);
 const KIND_CLIENT: usize = 2;
 const KIND_UPSTREAM: usize = 3;
 /// A burst of failure-queue changes within this window costs one write of the file.
@@ -53,6 +56,33 @@ fn untoken(t: Token) -> (usize, Key) {
             gen: (t.0 >> 32) as u32,
         },
     )
+}
+
+/// An endpoint as the loop keeps it, from its validated config. Fails only on a bad CA file.
+fn new_endpoint(cfg: crate::config::EndpointConfig, global_ca: Option<&std::path::Path>) -> std::result::Result<Endpoint, String> {
+    let tls = match cfg.url.scheme {
+        crate::url::Scheme::Http => None,
+        crate::url::Scheme::Https => {
+            let extra: Vec<&std::path::Path> = global_ca.into_iter().chain(cfg.ca_file.as_deref()).collect();
+            Some(transport::client_config(&extra)?)
+        }
+    };
+    let addrs = match cfg.url.host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, cfg.url.port)],
+        Err(_) => Vec::new(),
+    };
+    Ok(Endpoint {
+        cfg,
+        health: Health::new(),
+        tls,
+        resolved_at: None,
+        resolving: false,
+        addrs,
+        next_addr: 0,
+        idle: Vec::new(),
+        probing: false,
+        retired: false,
+    })
 }
 
 /// Everything mutable the proxy has, owned by one thread.
@@ -82,6 +112,9 @@ pub struct EventLoop {
     probes: Vec<probe::Probe>,
     started: Instant,
     started_wall: SystemTime,
+    signals: mio::unix::pipe::Receiver,
+    /// Set by SIGTERM/SIGINT: no new connections, exit when the last exchange ends or then.
+    draining: Option<Instant>,
 }
 
 pub fn run(settings: Settings) -> Result<()> {
@@ -104,6 +137,10 @@ impl EventLoop {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("registering the listener", e))?;
+        let mut signals = signals::install().map_err(|e| Error::io("installing signal handlers", e))?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| Error::io("registering the signal pipe", e))?;
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", e))?,
         );
@@ -112,33 +149,7 @@ impl EventLoop {
 
         let mut endpoints = Vec::with_capacity(settings.cluster.endpoints.len());
         for cfg in &settings.cluster.endpoints {
-            let tls = match cfg.url.scheme {
-                crate::url::Scheme::Http => None,
-                crate::url::Scheme::Https => {
-                    let extra: Vec<&std::path::Path> = settings
-                        .ca_file
-                        .iter()
-                        .chain(cfg.ca_file.iter())
-                        .map(|p| p.as_path())
-                        .collect();
-                    Some(transport::client_config(&extra).map_err(Error::Invalid)?)
-                }
-            };
-            let addrs = match cfg.url.host.parse::<IpAddr>() {
-                Ok(ip) => vec![SocketAddr::new(ip, cfg.url.port)],
-                Err(_) => Vec::new(),
-            };
-            endpoints.push(Endpoint {
-                cfg: cfg.clone(),
-                health: Health::new(),
-                tls,
-                resolved_at: None,
-                resolving: false,
-                addrs,
-                next_addr: 0,
-                idle: Vec::new(),
-                probing: false,
-            });
+            endpoints.push(new_endpoint(cfg.clone(), settings.ca_file.as_deref()).map_err(Error::Invalid)?);
         }
         let now = Instant::now();
         // Resolve every named endpoint up front, so the first request rarely waits.
@@ -182,6 +193,8 @@ impl EventLoop {
             probes: Vec::new(),
             started: now,
             started_wall: SystemTime::now(),
+            signals,
+            draining: None,
         })
     }
 
@@ -207,6 +220,7 @@ impl EventLoop {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
+                    SIGNALS => self.on_signals(now),
                     WAKER => self.on_lookups(now),
                     t => {
                         let (kind, key) = untoken(t);
@@ -227,7 +241,55 @@ impl EventLoop {
                 }
             }
             self.on_timers(now);
+            if let Some(deadline) = self.draining {
+                let busy = self.clients.len();
+                if busy == 0 || now >= deadline {
+                    if busy > 0 {
+                        log::warn!("drain timeout: closing {busy} connections still open");
+                    }
+                    self.persist(now);
+                    log::info!("qcc proxy stopped");
+                    return Ok(());
+                }
+            }
         }
+    }
+
+    fn on_signals(&mut self, now: Instant) {
+        for signal in signals::drain(&mut self.signals) {
+            match signal {
+                signals::Signal::Stop => self.begin_drain(now),
+                signals::Signal::Reload => self.reload(now),
+            }
+        }
+    }
+
+    /// Stop accepting; idle connections close now, busy ones after their current exchange.
+    fn begin_drain(&mut self, now: Instant) {
+        if self.draining.is_some() {
+            return;
+        }
+        let deadline = now + self.settings.drain_timeout;
+        self.draining = Some(deadline);
+        let _ = self.poll.registry().deregister(&mut self.listener);
+        let busy = self.clients.keys().filter(|k| self.client_busy(*k)).count();
+        log::info!("stopping: no new connections, draining {busy} in-flight requests (up to {:?})", self.settings.drain_timeout);
+        let keys: Vec<Key> = self.clients.keys().collect();
+        for key in keys {
+            if !self.client_busy(key) {
+                self.close_client(key, now);
+            } else if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) {
+                ex.keep_alive = false;
+            }
+        }
+        self.arm(deadline);
+    }
+
+    /// A connection with a request in progress or bytes still to deliver.
+    fn client_busy(&self, key: Key) -> bool {
+        self.clients.get(key).is_some_and(|c| {
+            !c.out.is_empty() || !c.inbuf.is_empty() || matches!(c.phase, ClientPhase::Exchange(_))
+        })
     }
 
     /// How long poll may sleep: until the earliest deadline we know of.

@@ -53,6 +53,9 @@ pub struct Endpoint {
     /// Idle keep-alive connections, most recently used last.
     pub idle: Vec<Key>,
     pub probing: bool,
+    /// Removed from the cluster by a reload. Kept (never picked) so that indices held by
+    /// in-flight attempts stay valid; revived if a later reload brings the id back.
+    pub retired: bool,
 }
 
 /// Who an upstream connection is working for.

@@ -108,7 +108,7 @@ impl EventLoop {
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
-        let close = !head.keep_alive;
+        let close = !head.keep_alive || self.draining.is_some();
         let mut bytes = Vec::new();
         wire::local_response(
             status,
