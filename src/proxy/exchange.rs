@@ -150,7 +150,16 @@ impl EventLoop {
         }
     }
 
-    fn start_exchange(&mut self, ck: Key, head: crate::http::RequestHead, now: Instant) {
+    fn start_exchange(&mut self, ck: Key, mut head: crate::http::RequestHead, now: Instant) {
+        if let Some(key) = self.settings.access_key.as_deref() {
+            if !access_granted(&mut head, key) {
+                self.stats.rejected += 1;
+                let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
+                log::warn!("{} {} from {peer}: missing or wrong access key", head.method(), head.target());
+                self.respond_local_error(ck, 401, "missing or invalid qcc access key", now);
+                return;
+            }
+        }
         if head.target().starts_with("/_qcc/") {
             self.serve_admin(ck, &head, now);
             return;
@@ -919,6 +928,35 @@ impl EventLoop {
             now.duration_since(ex.started).as_millis()
         );
     }
+}
+
+/// Whether the request carries the proxy's access key, as `x-api-key` or
+/// `Authorization: Bearer`. The header that carried it is dropped from the request, so the
+/// access key is never forwarded upstream.
+fn access_granted(head: &mut crate::http::RequestHead, key: &str) -> bool {
+    let found = head.headers.iter().position(|h| {
+        let name = &head.raw[h.name.clone()];
+        let value = &head.raw[h.value.clone()];
+        if name.eq_ignore_ascii_case(b"x-api-key") {
+            ct_eq(value, key.as_bytes())
+        } else if name.eq_ignore_ascii_case(b"authorization") {
+            value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") && ct_eq(&value[7..], key.as_bytes())
+        } else {
+            false
+        }
+    });
+    match found {
+        Some(i) => {
+            head.headers.remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Constant-time comparison (for equal lengths; a length mismatch is not a secret worth keeping).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Attempt {

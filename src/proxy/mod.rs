@@ -117,13 +117,41 @@ pub struct EventLoop {
     draining: Option<Instant>,
 }
 
+/// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
 pub fn run(settings: Settings) -> Result<()> {
+    crate::logging::init(settings.log_level, &settings.home)?;
+    let guard = crate::pidfile::lock(&settings.home)?;
+    let builtin = settings.builtin_default;
+    let summary = format!(
+        "cluster '{}' ({} endpoints, strategy {})",
+        settings.cluster.name,
+        settings.cluster.endpoints.len(),
+        settings.strategy.as_str()
+    );
     let mut ev = EventLoop::new(settings)?;
-    println!("qcc proxy listening on {}", ev.addr);
-    println!("ANTHROPIC_BASE_URL=http://{}", ev.addr);
+    guard.write(&crate::pidfile::PidInfo {
+        pid: std::process::id(),
+        host: ev.addr.ip().to_string(),
+        port: ev.addr.port(),
+        start_time: crate::timefmt::iso(SystemTime::now()),
+    })?;
+    let base = match ev.addr {
+        SocketAddr::V4(a) => format!("http://{a}"),
+        SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
+    };
+    log::info!("qcc {} proxy listening on {base}, {summary}", env!("CARGO_PKG_VERSION"));
+    println!("qcc proxy listening on {base}, {summary}");
+    if builtin {
+        println!("No cluster configured: forwarding to https://api.anthropic.com with each client's own key.");
+        println!("Add endpoints with: qcc endpoint add CLUSTER --url URL --key KEY, then qcc proxy start --cluster CLUSTER");
+    }
+    println!("ANTHROPIC_BASE_URL={base}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    ev.run()
+    crate::sdnotify::notify("READY=1");
+    let result = ev.run();
+    drop(guard);
+    result
 }
 
 impl EventLoop {
@@ -271,6 +299,7 @@ impl EventLoop {
         }
         let deadline = now + self.settings.drain_timeout;
         self.draining = Some(deadline);
+        crate::sdnotify::notify("STOPPING=1");
         let _ = self.poll.registry().deregister(&mut self.listener);
         let busy = self.clients.keys().filter(|k| self.client_busy(*k)).count();
         log::info!("stopping: no new connections, draining {busy} in-flight requests (up to {:?})", self.settings.drain_timeout);
