@@ -70,7 +70,10 @@ impl EventLoop {
     }
 
     fn pump(&mut self, ck: Key, now: Instant) -> Pump {
-        let Some(c) = self.clients.get_mut(ck) else {
+        let EventLoop {
+            clients, scratch, ..
+        } = self;
+        let Some(c) = clients.get_mut(ck) else {
             return Pump::Blocked;
         };
         let mut progress = false;
@@ -88,25 +91,35 @@ impl EventLoop {
         if c.out.is_empty() {
             c.out.shrink_if_idle();
         }
-        match c.phase {
+        let step = match c.phase {
             ClientPhase::Closing => {
                 if c.out.is_empty() {
-                    return Pump::Close;
+                    // Half-close and wait for the client's EOF (bounded by LINGER): closing with
+                    // unread input would send a reset that can destroy our last response.
+                    if !c.write_shut {
+                        c.write_shut = true;
+                        if c.sock.shutdown(std::net::Shutdown::Write).is_err() {
+                            return Pump::Close;
+                        }
+                    }
+                    while c.can_read {
+                        c.inbuf.clear();
+                        match super::io::read_into(&mut c.sock, &mut c.inbuf, scratch) {
+                            IoOutcome::Progress(_) => {}
+                            IoOutcome::WouldBlock => c.can_read = false,
+                            IoOutcome::Closed | IoOutcome::Error(_) => return Pump::Close,
+                        }
+                    }
                 }
+                Some(false)
             }
-            ClientPhase::ReadingHead => match self.pump_head(ck, now) {
-                Some(p) => progress |= p,
-                None => return Pump::Close,
-            },
-            ClientPhase::Exchange(_) => match self.pump_exchange(ck, now) {
-                Some(p) => progress |= p,
-                None => return Pump::Close,
-            },
-        }
-        if progress {
-            Pump::Progress
-        } else {
-            Pump::Blocked
+            ClientPhase::ReadingHead => self.pump_head(ck, now),
+            ClientPhase::Exchange(_) => self.pump_exchange(ck, now),
+        };
+        match step {
+            None => Pump::Close,
+            Some(p) if p || progress => Pump::Progress,
+            Some(_) => Pump::Blocked,
         }
     }
 
@@ -114,10 +127,6 @@ impl EventLoop {
     fn pump_head(&mut self, ck: Key, now: Instant) -> Option<bool> {
         let c = self.clients.get_mut(ck)?;
         let mut progress = false;
-        if c.inbuf.is_empty() && c.can_read {
-            // Reading happens only when nothing is buffered: pipelined requests are served
-            // one at a time from what was already read.
-        }
         if c.can_read && c.inbuf.len() <= MAX_HEAD_BYTES {
             let was_empty = c.inbuf.is_empty();
             match c.sock_read(&mut self.scratch) {
@@ -137,8 +146,8 @@ impl EventLoop {
         match parse_request_head(&c.inbuf) {
             Ok(None) => Some(progress),
             Err(e) => {
-                self.stats.rejected += 1;
-                log::debug!("bad request from {}: {e}", c.peer);
+                self.stats.bad_requests += 1;
+                log::info!("bad request from {}: {e}", c.peer);
                 self.respond_local_error(ck, e.status(), &e.to_string(), now);
                 Some(true)
             }
@@ -154,8 +163,16 @@ impl EventLoop {
         if let Some(key) = self.settings.access_key.as_deref() {
             if !access_granted(&mut head, key) {
                 self.stats.rejected += 1;
-                let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
-                log::warn!("{} {} from {peer}: missing or wrong access key", head.method(), head.target());
+                let peer = self
+                    .clients
+                    .get(ck)
+                    .map(|c| c.peer.to_string())
+                    .unwrap_or_default();
+                log::warn!(
+                    "{} {} from {peer}: missing or wrong access key",
+                    head.method(),
+                    head.target()
+                );
                 self.respond_local_error(ck, 401, "missing or invalid qcc access key", now);
                 return;
             }
@@ -482,6 +499,7 @@ impl EventLoop {
             return None;
         }
         self.stats.rejected += 1;
+        log::info!("request rejected -> {status}: {msg}");
         self.respond_local_error(ck, status, msg, now);
         Some(true)
     }
@@ -940,7 +958,9 @@ fn access_granted(head: &mut crate::http::RequestHead, key: &str) -> bool {
         if name.eq_ignore_ascii_case(b"x-api-key") {
             ct_eq(value, key.as_bytes())
         } else if name.eq_ignore_ascii_case(b"authorization") {
-            value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") && ct_eq(&value[7..], key.as_bytes())
+            value.len() > 7
+                && value[..7].eq_ignore_ascii_case(b"bearer ")
+                && ct_eq(&value[7..], key.as_bytes())
         } else {
             false
         }

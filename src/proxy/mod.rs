@@ -59,11 +59,17 @@ fn untoken(t: Token) -> (usize, Key) {
 }
 
 /// An endpoint as the loop keeps it, from its validated config. Fails only on a bad CA file.
-fn new_endpoint(cfg: crate::config::EndpointConfig, global_ca: Option<&std::path::Path>) -> std::result::Result<Endpoint, String> {
+fn new_endpoint(
+    cfg: crate::config::EndpointConfig,
+    global_ca: Option<&std::path::Path>,
+) -> std::result::Result<Endpoint, String> {
     let tls = match cfg.url.scheme {
         crate::url::Scheme::Http => None,
         crate::url::Scheme::Https => {
-            let extra: Vec<&std::path::Path> = global_ca.into_iter().chain(cfg.ca_file.as_deref()).collect();
+            let extra: Vec<&std::path::Path> = global_ca
+                .into_iter()
+                .chain(cfg.ca_file.as_deref())
+                .collect();
             Some(transport::client_config(&extra)?)
         }
     };
@@ -139,7 +145,10 @@ pub fn run(settings: Settings) -> Result<()> {
         SocketAddr::V4(a) => format!("http://{a}"),
         SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
     };
-    log::info!("qcc {} proxy listening on {base}, {summary}", env!("CARGO_PKG_VERSION"));
+    log::info!(
+        "qcc {} proxy listening on {base}, {summary}",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("qcc proxy listening on {base}, {summary}");
     if builtin {
         println!("No cluster configured: forwarding to https://api.anthropic.com with each client's own key.");
@@ -165,7 +174,8 @@ impl EventLoop {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("registering the listener", e))?;
-        let mut signals = signals::install().map_err(|e| Error::io("installing signal handlers", e))?;
+        let mut signals =
+            signals::install().map_err(|e| Error::io("installing signal handlers", e))?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| Error::io("registering the signal pipe", e))?;
@@ -177,7 +187,9 @@ impl EventLoop {
 
         let mut endpoints = Vec::with_capacity(settings.cluster.endpoints.len());
         for cfg in &settings.cluster.endpoints {
-            endpoints.push(new_endpoint(cfg.clone(), settings.ca_file.as_deref()).map_err(Error::Invalid)?);
+            endpoints.push(
+                new_endpoint(cfg.clone(), settings.ca_file.as_deref()).map_err(Error::Invalid)?,
+            );
         }
         let now = Instant::now();
         // Resolve every named endpoint up front, so the first request rarely waits.
@@ -302,12 +314,17 @@ impl EventLoop {
         crate::sdnotify::notify("STOPPING=1");
         let _ = self.poll.registry().deregister(&mut self.listener);
         let busy = self.clients.keys().filter(|k| self.client_busy(*k)).count();
-        log::info!("stopping: no new connections, draining {busy} in-flight requests (up to {:?})", self.settings.drain_timeout);
+        log::info!(
+            "stopping: no new connections, draining {busy} in-flight requests (up to {:?})",
+            self.settings.drain_timeout
+        );
         let keys: Vec<Key> = self.clients.keys().collect();
         for key in keys {
             if !self.client_busy(key) {
                 self.close_client(key, now);
-            } else if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) {
+            } else if let Some(ClientPhase::Exchange(ex)) =
+                self.clients.get_mut(key).map(|c| &mut c.phase)
+            {
                 ex.keep_alive = false;
             }
         }
@@ -383,6 +400,7 @@ impl EventLoop {
                 out: io::OutBuf::default(),
                 phase: ClientPhase::ReadingHead,
                 since: now,
+                write_shut: false,
             });
             self.arm(now + self.settings.idle_timeout.min(self.settings.header_timeout));
             self.drive(key, now);
@@ -399,9 +417,17 @@ impl EventLoop {
             Owner::Client(ck) => self.drive(ck, now),
             Owner::Probe(ep) => self.drive_probe(ep, key, now),
             Owner::Idle => {
-                if readable {
-                    // An idle connection has nothing to say: the server closed it (or broke it).
+                // An idle connection has nothing to say: data, EOF or an error means the server
+                // closed it (or broke it). A stale readiness hint reads WouldBlock: keep it.
+                if readable
+                    && !matches!(
+                        up.transport.read(&mut up.inbuf, &mut self.scratch),
+                        io::IoOutcome::WouldBlock
+                    )
+                {
                     self.close_upstream(key);
+                } else if let Some(up) = self.upstreams.get_mut(key) {
+                    up.can_read = false;
                 }
             }
         }
@@ -526,7 +552,11 @@ impl EventLoop {
         match &c.phase {
             ClientPhase::ReadingHead if c.inbuf.is_empty() => self.close_client(key, now),
             ClientPhase::ReadingHead => {
-                self.stats.rejected += 1;
+                self.stats.bad_requests += 1;
+                log::info!(
+                    "client {}: request head not complete within --header-timeout -> 408",
+                    c.peer
+                );
                 self.respond_local_error(key, 408, "request head not received in time", now);
             }
             ClientPhase::Closing => self.close_client(key, now),

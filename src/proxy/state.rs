@@ -93,6 +93,9 @@ pub struct Client {
     pub phase: ClientPhase,
     /// When the current head started arriving, or the connection went idle.
     pub since: Instant,
+    /// Our side is shut down for writing (closing: we wait for the client's EOF so our last
+    /// response is not destroyed by a reset).
+    pub write_shut: bool,
 }
 
 pub enum ClientPhase {
@@ -199,6 +202,10 @@ pub struct Stats {
     /// The client went away before its response was complete.
     pub aborted: u64,
     pub retries: u64,
-    /// Answered by the proxy itself (bad request, 413, 431, ...): never reached an endpoint.
+    /// Requests answered by the proxy itself (413, 408, 503 no endpoint): counted in `total`.
     pub rejected: u64,
+    /// Heads that never became a request (400, 431, 408 slow head): not in `total`.
+    pub bad_requests: u64,
+    /// Wrong or missing access key (401): not in `total`, never forwarded.
+    pub unauthorized: u64,
 }

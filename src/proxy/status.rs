@@ -60,6 +60,9 @@ impl EventLoop {
                 "aborted": self.stats.aborted,
                 "rejected": self.stats.rejected,
                 "retries": self.stats.retries,
+                "bad_requests": self.stats.bad_requests,
+                "unauthorized": self.stats.unauthorized,
+                "in_flight": self.clients.keys().filter(|k| matches!(self.clients.get(*k).map(|c| &c.phase), Some(ClientPhase::Exchange(_)))).count(),
             },
             "connections": {
                 "clients": self.clients.len(),
