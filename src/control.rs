@@ -1,0 +1,257 @@
+//! Commands that talk to the running proxy (found through `$QCC_HOME/proxy.pid`):
+//! `proxy status`, `proxy stop`, `proxy logs`, `queue status`, `queue clear`, `health status`.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::pidfile::{self, PidInfo};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn running(home: &Path) -> Result<PidInfo> {
+    pidfile::running(home)?.ok_or_else(|| {
+        Error::NotRunning(format!("qcc proxy is not running (no live process in {})", pidfile::pid_path(home).display()))
+    })
+}
+
+/// The access key a local client must present, when the proxy was given one.
+fn access_key(home: &Path) -> Option<String> {
+    if let Ok(k) = std::env::var("QCC_ACCESS_KEY") {
+        if !k.is_empty() {
+            return Some(k);
+        }
+    }
+    let k = std::fs::read_to_string(home.join("access_key")).ok()?;
+    let k = k.trim();
+    (!k.is_empty()).then(|| k.to_string())
+}
+
+/// One request to the running proxy's `/_qcc/` API; returns the parsed JSON body.
+fn call(home: &Path, method: &str, path: &str) -> Result<(PidInfo, Value)> {
+    let info = running(home)?;
+    let base = info.base_url();
+    let hostport = base.trim_start_matches("http://");
+    let fail = |what: String| Error::Failed(format!("cannot reach qcc proxy at {base}: {what}"));
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(|e| fail(e.to_string()))?
+        .next()
+        .ok_or_else(|| fail("no address".into()))?;
+    let mut sock = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| fail(e.to_string()))?;
+    sock.set_read_timeout(Some(TIMEOUT)).map_err(|e| fail(e.to_string()))?;
+    sock.set_write_timeout(Some(TIMEOUT)).map_err(|e| fail(e.to_string()))?;
+    let auth = access_key(home).map(|k| format!("x-api-key: {k}\r\n")).unwrap_or_default();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    let mut raw = Vec::new();
+    sock.take(16 * 1024 * 1024).read_to_end(&mut raw).map_err(|e| fail(e.to_string()))?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| fail("incomplete response".into()))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body: Value = serde_json::from_slice(&raw[split + 4..]).map_err(|e| fail(format!("bad JSON: {e}")))?;
+    if status != 200 {
+        let msg = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("error");
+        return Err(fail(format!("HTTP {status}: {msg}")));
+    }
+    Ok((info, body))
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn u(v: &Value, ptr: &str) -> String {
+    match v.pointer(ptr) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+pub fn proxy_status(home: &Path, json: bool) -> Result<()> {
+    let (info, s) = call(home, "GET", "/_qcc/status")?;
+    if json {
+        print_json(&s);
+        return Ok(());
+    }
+    println!("qcc proxy {} running, pid {}, {}", u(&s, "/version"), info.pid, info.base_url());
+    println!("cluster: {}   strategy: {}   uptime: {}s", u(&s, "/cluster"), u(&s, "/strategy"), u(&s, "/uptime_secs"));
+    println!(
+        "requests: total {}, successful {}, failed {}, aborted {}, rejected {}, retries {}, in flight {}",
+        u(&s, "/requests/total"),
+        u(&s, "/requests/successful"),
+        u(&s, "/requests/failed"),
+        u(&s, "/requests/aborted"),
+        u(&s, "/requests/rejected"),
+        u(&s, "/requests/retries"),
+        u(&s, "/requests/in_flight"),
+    );
+    println!();
+    print_health(&s);
+    println!();
+    print_queue(&s);
+    Ok(())
+}
+
+pub fn health_status(home: &Path, json: bool) -> Result<()> {
+    let (_, s) = call(home, "GET", "/_qcc/status")?;
+    if json {
+        print_json(&serde_json::json!({"cluster": s["cluster"], "endpoints": s["endpoints"]}));
+        return Ok(());
+    }
+    print_health(&s);
+    Ok(())
+}
+
+pub fn queue_status(home: &Path, json: bool) -> Result<()> {
+    let (_, s) = call(home, "GET", "/_qcc/status")?;
+    if json {
+        print_json(&s["failure_queue"]);
+        return Ok(());
+    }
+    print_queue(&s);
+    Ok(())
+}
+
+/// Empty the running proxy's queue, or the file when no proxy runs.
+pub fn queue_clear(home: &Path) -> Result<()> {
+    match call(home, "POST", "/_qcc/queue/clear") {
+        Ok((_, v)) => {
+            println!("cleared {} endpoints from the running proxy's failure queue", u(&v, "/cleared"));
+            Ok(())
+        }
+        Err(Error::NotRunning(_)) => {
+            let path = home.join("failure_endpoints.json");
+            let (mut q, warning) = crate::failure_queue::FailureQueue::load_keep_queued(&path);
+            if let Some(w) = warning {
+                return Err(Error::BadFile { path, problem: w });
+            }
+            let n = q.len();
+            q.clear();
+            q.save(&path, std::time::SystemTime::now()).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            println!("proxy not running; cleared {n} endpoints from {}", path.display());
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn print_health(s: &Value) {
+    println!(
+        "{:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  {}",
+        "ENDPOINT", "STATUS", "PRIO", "FAILS", "REQS", "FAILED", "SUCCESS%", "AVG_MS", "IN_FLIGHT", "URL"
+    );
+    for ep in s["endpoints"].as_array().into_iter().flatten() {
+        println!(
+            "{:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  {}{}",
+            u(ep, "/id"),
+            u(ep, "/health/status"),
+            u(ep, "/priority"),
+            u(ep, "/health/consecutive_failures"),
+            u(ep, "/health/total_requests"),
+            u(ep, "/health/failed_requests"),
+            u(ep, "/health/success_rate"),
+            u(ep, "/health/avg_response_time"),
+            u(ep, "/health/in_flight"),
+            u(ep, "/base_url"),
+            if ep["enabled"] == Value::Bool(false) { "  (disabled)" } else { "" },
+        );
+    }
+}
+
+fn print_queue(s: &Value) {
+    let q = &s["failure_queue"];
+    println!(
+        "failure queue: {} endpoints  (total_failed {}, total_verified {}, total_recovered {}, total_still_failed {})",
+        u(q, "/failed_endpoints_count"),
+        u(q, "/stats/total_failed"),
+        u(q, "/stats/total_verified"),
+        u(q, "/stats/total_recovered"),
+        u(q, "/stats/total_still_failed"),
+    );
+    for id in q["failed_endpoints"].as_array().into_iter().flatten() {
+        println!("  {}", id.as_str().unwrap_or("?"));
+    }
+}
+
+/// SIGTERM the running proxy and wait (up to `timeout`) until it has exited.
+pub fn proxy_stop(home: &Path, timeout: Duration) -> Result<()> {
+    let info = running(home)?;
+    let pid = libc::pid_t::try_from(info.pid).map_err(|_| Error::Failed(format!("bad pid {}", info.pid)))?;
+    // SAFETY: sending SIGTERM to the pid our own pid file names, just checked alive.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return Err(Error::io(format!("cannot signal pid {pid}"), std::io::Error::last_os_error()));
+    }
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if !pidfile::process_alive(info.pid) {
+            println!("qcc proxy (pid {pid}) stopped");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(Error::Failed(format!(
+        "qcc proxy (pid {pid}) is still running {}s after SIGTERM (it drains in-flight requests first)",
+        timeout.as_secs()
+    )))
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Print the last `n` lines of the log; with `follow`, keep printing new lines until Ctrl-C.
+pub fn proxy_logs(home: &Path, n: usize, follow: bool) -> Result<()> {
+    let path = crate::logging::log_path(home);
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Failed(format!("{}: no log yet (the proxy has not run with this QCC_HOME)", path.display())))
+        }
+        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+    };
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+    let lines = if lines.last().is_some_and(|l| l.is_empty()) { &lines[..lines.len() - 1] } else { &lines[..] };
+    let mut out = std::io::stdout().lock();
+    for line in &lines[lines.len().saturating_sub(n)..] {
+        let _ = out.write_all(line);
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
+    if !follow {
+        return Ok(());
+    }
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_interrupt as *const () as libc::sighandler_t);
+    }
+    let mut pos = text.len() as u64;
+    let mut buf = Vec::new();
+    while !INTERRUPTED.load(Ordering::Relaxed) {
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(pos);
+        if len < pos {
+            pos = 0; // truncated or rotated: start over
+        }
+        if len > pos {
+            buf.clear();
+            if file.seek(SeekFrom::Start(pos)).is_ok() && file.read_to_end(&mut buf).is_ok() {
+                pos += buf.len() as u64;
+                let _ = out.write_all(&buf);
+                let _ = out.flush();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
