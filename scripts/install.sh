@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build qcc and install the binary; with --systemd also the hardened service unit.
+#
+#   scripts/install.sh                 # binary to /usr/local/bin (root) or ~/.local/bin
+#   scripts/install.sh --prefix DIR    # binary to DIR/bin
+#   sudo scripts/install.sh --systemd  # binary + qcc user + /etc/qcc/qcc.env + qcc.service
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+prefix=""
+systemd=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
+    --systemd) systemd=1; shift ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$prefix" ]; then
+  if [ "$(id -u)" -eq 0 ]; then prefix=/usr/local; else prefix="$HOME/.local"; fi
+fi
+if [ "$systemd" -eq 1 ] && [ "$(id -u)" -ne 0 ]; then
+  echo "install.sh: --systemd needs root (run with sudo)" >&2
+  exit 2
+fi
+command -v cargo >/dev/null || { echo "install.sh: cargo not found; install the Rust toolchain (rustup.rs)" >&2; exit 1; }
+
+cargo build --release --locked
+install -d "$prefix/bin"
+install -m 0755 target/release/qcc "$prefix/bin/qcc"
+echo "installed $prefix/bin/qcc ($("$prefix/bin/qcc" --version))"
+
+if [ "$systemd" -eq 1 ]; then
+  if [ "$prefix/bin/qcc" != /usr/local/bin/qcc ]; then
+    install -m 0755 target/release/qcc /usr/local/bin/qcc
+  fi
+  if ! id qcc >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/qcc --no-create-home --shell /usr/sbin/nologin qcc
+  fi
+  install -d -m 0750 /etc/qcc
+  if [ ! -e /etc/qcc/qcc.env ]; then
+    umask 077
+    cat > /etc/qcc/qcc.env <<'ENV'
+# qcc service settings (read by qcc.service)
+# Listening beyond loopback needs an access key; clients send it as x-api-key.
+#QCC_ACCESS_KEY=change-me
+QCC_ARGS=--host 127.0.0.1 --port 7860
+ENV
+  fi
+  install -m 0644 scripts/qcc.service /etc/systemd/system/qcc.service
+  systemctl daemon-reload || true
+  cat <<MSG
+installed /etc/systemd/system/qcc.service
+next:
+  sudo -u qcc env QCC_HOME=/var/lib/qcc QCC_CONFIG=/var/lib/qcc/cache.json \\
+      qcc endpoint add main --url https://api.example.com --key sk-...
+  edit /etc/qcc/qcc.env: QCC_ARGS=--cluster main --host 127.0.0.1 --port 7860
+  sudo systemctl enable --now qcc && systemctl status qcc
+MSG
+fi
