@@ -5,7 +5,9 @@ use std::os::unix::net::UnixDatagram;
 
 /// Send one state line ("READY=1", "STOPPING=1", ...). Failures are logged, never fatal.
 pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     let result = UnixDatagram::unbound().and_then(|sock| {
         let bytes = path.as_encoded_bytes();
         if let Some(name) = bytes.strip_prefix(b"@") {
