@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark on loopback: the upstream directly, qcc (2-endpoint cluster), and nginx
+# as a reverse proxy (worker_processes 1, upstream keepalive, proxy_next_upstream).
+# Installs what it needs (nginx, wrk) from Debian packages. Bounded: every load runs DURATION s.
+#
+#   scripts/bench.sh                  # DURATION=10 per load
+#   DURATION=5 STREAMS=1000 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+STREAMS=${STREAMS:-1000}
+STREAM_SECS=${STREAM_SECS:-10}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk; then
+  echo "bench: installing nginx and wrk" >&2
+  apt-get update -qq && apt-get install -y -qq nginx wrk >/dev/null
+fi
+need python3 || { echo "bench: python3 is required for the SSE loads" >&2; exit 1; }
+cargo build --release --locked -q
+QCC=$PWD/target/release/qcc
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.2
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
+
+UP1=18081 UP2=18082 NGX=18090 NGX_SSE=18092 SSE=18095 QPORT=18091 QSSE=18093
+REPLY='{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[{"type":"text","text":"Hello from the bench upstream."}],"stop_reason":"end_turn","usage":{"input_tokens":12,"output_tokens":8}}'
+
+cat >"$work/upstream.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/up.pid;
+error_log $work/up.err warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/up_body;
+  server {
+    listen 127.0.0.1:$UP1 backlog=4096;
+    listen 127.0.0.1:$UP2 backlog=4096;
+    location / { default_type application/json; return 200 '$REPLY'; }
+  }
+}
+CONF
+cat >"$work/proxy.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/ngx.pid;
+error_log $work/ngx.err warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/ngx_body;
+  proxy_temp_path $work/ngx_proxy;
+  upstream api { server 127.0.0.1:$UP1; server 127.0.0.1:$UP2 backup; keepalive 128; }
+  upstream sse { server 127.0.0.1:$SSE; keepalive 128; }
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_set_header x-api-key sk-bench-endpoint-key;
+  proxy_set_header Authorization "Bearer sk-bench-endpoint-key";
+  proxy_next_upstream error timeout http_500 http_502 http_503 http_504 http_429;
+  proxy_buffering off;
+  server { listen 127.0.0.1:$NGX backlog=4096; location / { proxy_pass http://api; } }
+  server { listen 127.0.0.1:$NGX_SSE backlog=4096; location / { proxy_pass http://sse; } }
+}
+CONF
+mkdir -p "$work/up_body" "$work/ngx_body" "$work/ngx_proxy"
+nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
+nginx -c "$work/proxy.conf" -p "$work" & pids+=($!)
+python3 scripts/bench/sse.py server "$SSE" & pids+=($!)
+
+cluster() { # name port1 port2
+  cat <<JSON
+{"profiles": {"$1": {"name": "$1", "endpoints": [
+  {"id": "b0000001", "base_url": "http://127.0.0.1:$2", "api_key": "sk-bench-endpoint-key", "priority": 1},
+  {"id": "b0000002", "base_url": "http://127.0.0.1:$3", "api_key": "sk-bench-endpoint-key", "priority": 2}]}}}
+JSON
+}
+mkdir -p "$work/q1" "$work/q2"
+cluster bench "$UP1" "$UP2" >"$work/q1/cache.json"
+cluster sse "$SSE" "$SSE" >"$work/q2/cache.json"
+QCC_HOME=$work/q1 QCC_CONFIG=$work/q1/cache.json "$QCC" proxy start --cluster bench --port "$QPORT" --log-level warn >/dev/null 2>"$work/q1.err" & qpid=$!; pids+=($qpid)
+QCC_HOME=$work/q2 QCC_CONFIG=$work/q2/cache.json "$QCC" proxy start --cluster sse --port "$QSSE" --log-level warn >/dev/null 2>"$work/q2.err" & qsse=$!; pids+=($qsse)
+
+for port in $UP1 $NGX $QPORT $SSE $QSSE $NGX_SSE; do
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+done
+ngx_worker=$(pgrep -P "$(cat "$work/ngx.pid")" | head -1)
+[ -n "$ngx_worker" ] || { echo "bench: nginx proxy worker not found" >&2; exit 1; }
+
+cat >"$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["x-api-key"] = "proxy-managed"
+wrk.headers["anthropic-version"] = "2023-06-01"
+wrk.body = '{"model":"claude-bench","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}'
+LUA
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+clk=$(getconf CLK_TCK)
+
+rows=()
+# run_wrk LOAD TARGET URL CONNS PID [extra wrk args]
+run_wrk() {
+  local load=$1 target=$2 url=$3 conns=$4 pid=$5; shift 5
+  local t0 out rps p50 p99 cpu rss total
+  t0=$([ "$pid" = - ] && echo 0 || ticks "$pid")
+  out=$(wrk -t2 -c"$conns" -d"${DURATION}s" --latency -s "$work/post.lua" "$@" "$url/v1/messages")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  if [ "$pid" = - ]; then cpu=-; rss=-; else
+    cpu=$(awk -v a="$t0" -v b="$(ticks "$pid")" -v c="$clk" 'BEGIN {printf "%.2f", (b-a)/c}')
+    rss=$(awk -v k="$(hwm_kib "$pid")" 'BEGIN {printf "%.1f", k/1024}')
+  fi
+  rows+=("$load|$target|$rps|$p50|$p99|$rss|$cpu|$total|$errs")
+}
+
+echo "bench: keep-alive loads (${DURATION}s each)" >&2
+for c in 32 256; do
+  run_wrk "keep-alive c=$c" upstream "http://127.0.0.1:$UP1" "$c" -
+  run_wrk "keep-alive c=$c" nginx "http://127.0.0.1:$NGX" "$c" "$ngx_worker"
+  run_wrk "keep-alive c=$c" qcc "http://127.0.0.1:$QPORT" "$c" "$qpid"
+done
+echo "bench: new connection per request" >&2
+run_wrk "new conn c=32" upstream "http://127.0.0.1:$UP1" 32 - -H "Connection: close"
+run_wrk "new conn c=32" nginx "http://127.0.0.1:$NGX" 32 "$ngx_worker" -H "Connection: close"
+run_wrk "new conn c=32" qcc "http://127.0.0.1:$QPORT" 32 "$qpid" -H "Connection: close"
+
+# Counters: qcc must have answered every request wrk saw, and failed none.
+status=$(curl -s "http://127.0.0.1:$QPORT/_qcc/status")
+q_ok=$(jq .requests.successful <<<"$status"); q_fail=$(jq .requests.failed <<<"$status")
+wrk_total=0
+for r in "${rows[@]}"; do IFS='|' read -r _ t _ _ _ _ _ n _ <<<"$r"; [ "$t" = qcc ] && wrk_total=$((wrk_total + n)); done
+
+echo "bench: SSE event latency (20 events, 20 ms apart, 5 streams each)" >&2
+sse_lat() { # target url -> "p50 p99" in µs (median over 5 streams)
+  local p50s=() p99s=()
+  for _ in 1 2 3 4 5; do
+    read -r a b _ < <(python3 scripts/bench/sse.py latency "$2" 20 | sed 's/[a-z0-9_]*=//g')
+    p50s+=("$a"); p99s+=("$b")
+  done
+  echo "$(printf '%s\n' "${p50s[@]}" | sort -n | sed -n 3p) $(printf '%s\n' "${p99s[@]}" | sort -n | sed -n 3p)"
+}
+read -r d50 d99 < <(sse_lat upstream "http://127.0.0.1:$SSE/")
+read -r n50 n99 < <(sse_lat nginx "http://127.0.0.1:$NGX_SSE/")
+read -r q50 q99 < <(sse_lat qcc "http://127.0.0.1:$QSSE/")
+
+echo "bench: $STREAMS concurrent slow streams for ${STREAM_SECS}s" >&2
+ngx_sse_worker=$ngx_worker
+s_ngx=$(python3 scripts/bench/sse.py streams "http://127.0.0.1:$NGX_SSE/" "$STREAMS" "$STREAM_SECS")
+s_qcc=$(python3 scripts/bench/sse.py streams "http://127.0.0.1:$QSSE/" "$STREAMS" "$STREAM_SECS")
+rss_ngx_streams=$(awk -v k="$(hwm_kib "$ngx_sse_worker")" 'BEGIN {printf "%.1f", k/1024}')
+rss_qcc_streams=$(awk -v k="$(hwm_kib "$qsse")" 'BEGIN {printf "%.1f", k/1024}')
+# Idle RSS: a fresh qcc that has served nothing.
+QCC_HOME=$work/q1 QCC_CONFIG=$work/q1/cache.json "$QCC" proxy stop >/dev/null 2>&1 || true
+mkdir -p "$work/q3"; cp "$work/q1/cache.json" "$work/q3/"
+QCC_HOME=$work/q3 QCC_CONFIG=$work/q3/cache.json "$QCC" proxy start --cluster bench --port 0 --log-level warn >/dev/null 2>&1 & qidle=$!; pids+=($qidle)
+sleep 1
+rss_idle=$(awk -v k="$(hwm_kib "$qidle")" 'BEGIN {printf "%.1f", k/1024}')
+
+# The table.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a/b; else print "-" }'; }
+printf '\n| load | target | req/s | p50 | p99 | peak RSS MiB | CPU s | qcc/nginx req/s |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
+declare -A ngx_rps
+for r in "${rows[@]}"; do IFS='|' read -r l t rps _ <<<"$r"; [ "$t" = nginx ] && ngx_rps[$l]=$rps; done
+for r in "${rows[@]}"; do
+  IFS='|' read -r l t rps p50 p99 rss cpu _ errs <<<"$r"
+  rat=""; [ "$t" = qcc ] && rat=$(ratio "$rps" "${ngx_rps[$l]}")
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$l" "$t" "$rps" "$p50" "$p99" "$rss" "$cpu" "$rat"
+  [ -n "$errs" ] && echo "|   | ($t: $errs) |||||||"
+done
+printf '| SSE event latency | upstream | - | %sµs | %sµs | - | - | |\n' "$d50" "$d99"
+printf '| SSE event latency | nginx | - | %sµs | %sµs | - | - | |\n' "$n50" "$n99"
+printf '| SSE event latency | qcc | - | %sµs | %sµs | - | - | added p50 %sµs |\n' "$q50" "$q99" "$((q50 - d50))"
+printf '| %s slow streams | nginx | %s | - | - | %s | - | |\n' "$STREAMS" "$s_ngx" "$rss_ngx_streams"
+printf '| %s slow streams | qcc | %s | - | - | %s | - | |\n' "$STREAMS" "$s_qcc" "$rss_qcc_streams"
+printf '| idle | qcc | - | - | - | %s | - | |\n' "$rss_idle"
+printf '\nqcc counters: successful=%s failed=%s; wrk completed %s requests through qcc' "$q_ok" "$q_fail" "$wrk_total"
+if [ "$q_fail" = 0 ] && [ "$q_ok" -ge "$wrk_total" ]; then echo " -> consistent"; else echo " -> MISMATCH"; exit 1; fi
