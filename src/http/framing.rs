@@ -1,10 +1,11 @@
 //! Body framing, decided once from a head, and the tracker that finds where a body ends.
 //!
-//! The request-smuggling guards live here, in one function.
+//! The request-smuggling guards live here, in `request_framing`.
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::HeadError;
 
-/// How a message body is delimited.
+/// How a message body is delimited. `Length(0)` is reported as `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
     None,
@@ -14,8 +15,132 @@ pub enum BodyFraming {
     UntilClose,
 }
 
+/// What the framing headers of a head say, gathered in one pass.
+#[derive(Debug, Default)]
+pub struct FramingHeaders<'a> {
+    pub content_length: Vec<&'a [u8]>,
+    pub transfer_encoding: Vec<&'a [u8]>,
+}
+
+impl<'a> FramingHeaders<'a> {
+    pub fn collect(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
+        let mut f = FramingHeaders::default();
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case(b"content-length") {
+                f.content_length.push(value);
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                f.transfer_encoding.push(value);
+            }
+        }
+        f
+    }
+
+    /// The codings of all Transfer-Encoding headers, in order, lowercase-compared later.
+    fn codings(&self) -> Vec<&'a [u8]> {
+        self.transfer_encoding
+            .iter()
+            .flat_map(|v| v.split(|&b| b == b','))
+            .map(trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
+    /// Exactly one Content-Length made of digits; anything else is an error.
+    fn length(&self) -> Result<Option<u64>, HeadError> {
+        match self.content_length.as_slice() {
+            [] => Ok(None),
+            [one] => parse_length(trim(one)).map(Some),
+            _ => Err(HeadError::Malformed("more than one Content-Length")),
+        }
+    }
+}
+
+fn parse_length(v: &[u8]) -> Result<u64, HeadError> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return Err(HeadError::Malformed("invalid Content-Length"));
+    }
+    v.iter()
+        .try_fold(0u64, |acc, &d| {
+            acc.checked_mul(10)
+                .and_then(|a| a.checked_add(u64::from(d - b'0')))
+        })
+        .ok_or(HeadError::Malformed("Content-Length overflows"))
+}
+
+/// Request framing with the smuggling guards: Transfer-Encoding with Content-Length,
+/// repeated or invalid Content-Length, Transfer-Encoding on HTTP/1.0, a last coding that is
+/// not chunked, or chunked twice are all rejected.
+pub fn request_framing(
+    version_minor: u8,
+    f: &FramingHeaders<'_>,
+) -> Result<BodyFraming, HeadError> {
+    if !f.transfer_encoding.is_empty() {
+        if !f.content_length.is_empty() {
+            return Err(HeadError::Malformed(
+                "Transfer-Encoding together with Content-Length",
+            ));
+        }
+        if version_minor == 0 {
+            return Err(HeadError::Malformed("Transfer-Encoding on HTTP/1.0"));
+        }
+        let codings = f.codings();
+        let chunked = codings
+            .iter()
+            .filter(|c| c.eq_ignore_ascii_case(b"chunked"))
+            .count();
+        if chunked > 1 {
+            return Err(HeadError::Malformed("chunked applied more than once"));
+        }
+        return match codings.last() {
+            Some(c) if c.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
+            _ => Err(HeadError::Malformed(
+                "Transfer-Encoding does not end in chunked",
+            )),
+        };
+    }
+    Ok(match f.length()? {
+        None | Some(0) => BodyFraming::None,
+        Some(n) => BodyFraming::Length(n),
+    })
+}
+
+/// Response framing (RFC 9112 §6.3): no body for HEAD, 1xx, 204, 304; chunked when it is
+/// the last coding; until close for any other coding or when no length is given.
+pub fn response_framing(
+    status: u16,
+    request_was_head: bool,
+    f: &FramingHeaders<'_>,
+) -> Result<BodyFraming, HeadError> {
+    if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(BodyFraming::None);
+    }
+    if !f.transfer_encoding.is_empty() {
+        let codings = f.codings();
+        return Ok(match codings.last() {
+            Some(c) if c.eq_ignore_ascii_case(b"chunked") => BodyFraming::Chunked,
+            _ => BodyFraming::UntilClose,
+        });
+    }
+    Ok(match f.length()? {
+        None => BodyFraming::UntilClose,
+        Some(0) => BodyFraming::None,
+        Some(n) => BodyFraming::Length(n),
+    })
+}
+
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |i| i + 1);
+    &s[start..end]
+}
+
 /// Walks a body as its bytes arrive, without copying them, and says where it ends.
-/// Bytes are relayed verbatim by the caller; this only counts.
 #[derive(Debug, Clone)]
 pub enum BodyTracker {
     Done,
@@ -26,16 +151,143 @@ pub enum BodyTracker {
 
 impl BodyTracker {
     pub fn new(framing: BodyFraming) -> BodyTracker {
-        let _ = framing;
-        todo!()
+        match framing {
+            BodyFraming::None | BodyFraming::Length(0) => BodyTracker::Done,
+            BodyFraming::Length(n) => BodyTracker::Length { remaining: n },
+            BodyFraming::Chunked => BodyTracker::Chunked(ChunkedDecoder::new()),
+            BodyFraming::UntilClose => BodyTracker::UntilClose,
+        }
     }
+
     /// Consume body bytes from `input`; returns how many belong to this body
     /// (the rest belong to whatever follows on the connection).
     pub fn advance(&mut self, input: &[u8]) -> Result<usize, ChunkedError> {
-        let _ = input;
-        todo!()
+        match self {
+            BodyTracker::Done => Ok(0),
+            BodyTracker::UntilClose => Ok(input.len()),
+            BodyTracker::Length { remaining } => {
+                let n = (input.len() as u64).min(*remaining);
+                *remaining -= n;
+                if *remaining == 0 {
+                    *self = BodyTracker::Done;
+                }
+                Ok(n as usize)
+            }
+            BodyTracker::Chunked(d) => {
+                let n = d.feed(input)?;
+                if d.is_done() {
+                    *self = BodyTracker::Done;
+                }
+                Ok(n)
+            }
+        }
     }
+
     pub fn is_done(&self) -> bool {
         matches!(self, BodyTracker::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(minor: u8, headers: &[(&str, &str)]) -> Result<BodyFraming, HeadError> {
+        let f = FramingHeaders::collect(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+        request_framing(minor, &f)
+    }
+
+    #[test]
+    fn request_guards() {
+        assert_eq!(req(1, &[]), Ok(BodyFraming::None));
+        assert_eq!(req(1, &[("Content-Length", "0")]), Ok(BodyFraming::None));
+        assert_eq!(
+            req(1, &[("Content-Length", " 12 ")]),
+            Ok(BodyFraming::Length(12))
+        );
+        assert_eq!(
+            req(1, &[("Transfer-Encoding", "chunked")]),
+            Ok(BodyFraming::Chunked)
+        );
+        assert_eq!(
+            req(1, &[("Transfer-Encoding", "gzip, Chunked")]),
+            Ok(BodyFraming::Chunked)
+        );
+        for bad in [
+            vec![("Transfer-Encoding", "chunked"), ("Content-Length", "5")],
+            vec![("Content-Length", "5"), ("Content-Length", "5")],
+            vec![("Content-Length", "5, 5")],
+            vec![("Content-Length", "-1")],
+            vec![("Content-Length", "+5")],
+            vec![("Content-Length", "0x10")],
+            vec![("Content-Length", "")],
+            vec![("Content-Length", "99999999999999999999999")],
+            vec![("Transfer-Encoding", "gzip")],
+            vec![("Transfer-Encoding", "chunked, gzip")],
+            vec![
+                ("Transfer-Encoding", "chunked"),
+                ("Transfer-Encoding", "chunked"),
+            ],
+        ] {
+            assert!(
+                matches!(req(1, &bad), Err(HeadError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            req(0, &[("Transfer-Encoding", "chunked")]),
+            Err(HeadError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn response_rules() {
+        let f = |h: &[(&'static str, &'static str)]| {
+            FramingHeaders::collect(h.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+        };
+        assert_eq!(
+            response_framing(200, true, &f(&[("Content-Length", "5")])),
+            Ok(BodyFraming::None)
+        );
+        assert_eq!(response_framing(204, false, &f(&[])), Ok(BodyFraming::None));
+        assert_eq!(
+            response_framing(304, false, &f(&[("Content-Length", "5")])),
+            Ok(BodyFraming::None)
+        );
+        assert_eq!(
+            response_framing(200, false, &f(&[])),
+            Ok(BodyFraming::UntilClose)
+        );
+        assert_eq!(
+            response_framing(200, false, &f(&[("Transfer-Encoding", "gzip")])),
+            Ok(BodyFraming::UntilClose)
+        );
+        assert_eq!(
+            response_framing(200, false, &f(&[("Transfer-Encoding", "chunked")])),
+            Ok(BodyFraming::Chunked)
+        );
+        assert_eq!(
+            response_framing(200, false, &f(&[("Content-Length", "7")])),
+            Ok(BodyFraming::Length(7))
+        );
+        assert!(response_framing(
+            200,
+            false,
+            &f(&[("Content-Length", "7"), ("Content-Length", "8")])
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn tracker_counts_and_stops() {
+        let mut t = BodyTracker::new(BodyFraming::Length(5));
+        assert_eq!(t.advance(b"abc"), Ok(3));
+        assert_eq!(t.advance(b"defgh"), Ok(2));
+        assert!(t.is_done());
+        assert_eq!(t.advance(b"x"), Ok(0));
+        assert!(BodyTracker::new(BodyFraming::Length(0)).is_done());
+        let mut c = BodyTracker::new(BodyFraming::Chunked);
+        assert_eq!(c.advance(b"1\r\na\r\n0\r\n\r\nNEXT"), Ok(11));
+        assert!(c.is_done());
     }
 }

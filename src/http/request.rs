@@ -1,14 +1,17 @@
 //! Parsing a client's request head and deciding how its body is framed.
 
-use super::{BodyFraming, HeadError, HeaderPos};
+use std::ops::Range;
+
+use super::framing::{request_framing, trim, FramingHeaders};
+use super::{BodyFraming, HeadError, HeaderPos, MAX_HEADERS, MAX_HEAD_BYTES};
 
 /// A complete, validated request head. `raw` holds exactly the head bytes
 /// (request line through the blank line); header positions index into it.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     pub raw: Vec<u8>,
-    pub method: std::ops::Range<usize>,
-    pub target: std::ops::Range<usize>,
+    pub method: Range<usize>,
+    pub target: Range<usize>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version_minor: u8,
     pub headers: Vec<HeaderPos>,
@@ -21,26 +24,227 @@ pub struct RequestHead {
 
 impl RequestHead {
     pub fn method(&self) -> &str {
-        todo!()
+        // httparse validated the method as a token, so it is ASCII.
+        std::str::from_utf8(&self.raw[self.method.clone()]).unwrap_or("")
     }
     pub fn target(&self) -> &str {
-        todo!()
+        std::str::from_utf8(&self.raw[self.target.clone()]).unwrap_or("")
     }
     /// Iterate (name, value) pairs in order.
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        std::iter::empty()
+        self.headers
+            .iter()
+            .map(|h| (&self.raw[h.name.clone()], &self.raw[h.value.clone()]))
     }
     /// First value of a header, case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        let _ = name;
-        todo!()
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
     }
 }
 
+/// True when `buf` cannot hold a complete head yet. Only used on large buffers, so a slow
+/// client sending a big head byte by byte does not make us re-parse it from the start each time.
+pub(crate) fn surely_incomplete(buf: &[u8]) -> bool {
+    buf.len() > 1024
+        && !buf.windows(2).any(|w| w == b"\n\n")
+        && !buf.windows(3).any(|w| w == b"\n\r\n")
+}
+
+pub(crate) fn offset(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    start..start + part.len()
+}
+
+pub(crate) fn map_error(e: httparse::Error) -> HeadError {
+    match e {
+        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+        httparse::Error::HeaderName => HeadError::Malformed("invalid header name"),
+        httparse::Error::HeaderValue => HeadError::Malformed("invalid header value"),
+        httparse::Error::NewLine => HeadError::Malformed("invalid line ending"),
+        httparse::Error::Status => HeadError::Malformed("invalid status"),
+        httparse::Error::Token => HeadError::Malformed("invalid token"),
+        httparse::Error::Version => HeadError::Malformed("unsupported HTTP version"),
+    }
+}
+
+/// Whether `Connection` lists `token`.
+pub(crate) fn connection_has<'a>(
+    mut headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    token: &[u8],
+) -> bool {
+    headers.any(|(n, v)| {
+        n.eq_ignore_ascii_case(b"connection")
+            && v.split(|&b| b == b',')
+                .any(|t| trim(t).eq_ignore_ascii_case(token))
+    })
+}
+
 /// Parse the head at the start of `buf`. `Ok(None)`: incomplete, read more.
-/// Errors for oversize heads are returned as soon as `buf` proves them
-/// (more than MAX_HEAD_BYTES without a complete head).
+/// Oversize heads are an error as soon as `buf` proves them.
 pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
-    let _ = buf;
-    todo!()
+    if surely_incomplete(buf) {
+        return if buf.len() > MAX_HEAD_BYTES {
+            Err(HeadError::TooLarge)
+        } else {
+            Ok(None)
+        };
+    }
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
+            return Err(HeadError::TooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Ok(httparse::Status::Complete(len)) => len,
+        Err(e) => return Err(map_error(e)),
+    };
+    if len > MAX_HEAD_BYTES {
+        return Err(HeadError::TooLarge);
+    }
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HeadError::Malformed("incomplete request line"));
+    };
+    if path.is_empty() {
+        return Err(HeadError::Malformed("empty request target"));
+    }
+    let mut headers = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        if h.value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+            return Err(HeadError::Malformed("invalid header value"));
+        }
+        headers.push(HeaderPos {
+            name: offset(buf, h.name.as_bytes()),
+            value: offset(buf, h.value),
+        });
+    }
+    let pairs = || req.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+    let framing = request_framing(version, &FramingHeaders::collect(pairs()))?;
+    let keep_alive = if version == 0 {
+        connection_has(pairs(), b"keep-alive")
+    } else {
+        !connection_has(pairs(), b"close")
+    };
+    let expect_continue = pairs().any(|(n, v)| {
+        n.eq_ignore_ascii_case(b"expect") && trim(v).eq_ignore_ascii_case(b"100-continue")
+    });
+    Ok(Some(RequestHead {
+        raw: buf[..len].to_vec(),
+        method: offset(buf, method.as_bytes()),
+        target: offset(buf, path.as_bytes()),
+        version_minor: version,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every prefix is incomplete (or the same error); the whole gives the same result.
+    fn all_splits(
+        input: &[u8],
+    ) -> Result<Option<(String, String, BodyFraming, bool, usize)>, HeadError> {
+        let summarize = |r: Result<Option<RequestHead>, HeadError>| {
+            r.map(|o| {
+                o.map(|h| {
+                    (
+                        h.method().to_string(),
+                        h.target().to_string(),
+                        h.framing,
+                        h.keep_alive,
+                        h.raw.len(),
+                    )
+                })
+            })
+        };
+        let whole = summarize(parse_request_head(input));
+        for split in 0..input.len() {
+            let part = summarize(parse_request_head(&input[..split]));
+            match (&part, &whole) {
+                (Ok(None), _) => {}
+                (Err(a), Err(b)) if a == b => {}
+                (Ok(Some(a)), Ok(Some(b))) if a == b => {} // complete before the trailing bytes
+                _ => panic!("prefix {split}: {part:?} vs whole {whole:?}"),
+            }
+        }
+        whole
+    }
+
+    #[test]
+    fn parses_a_messages_request() {
+        let input = b"POST /v1/messages?beta=true HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\ncontent-length: 2\r\n\r\n{}";
+        let r = all_splits(input).unwrap().unwrap();
+        assert_eq!(
+            r,
+            (
+                "POST".into(),
+                "/v1/messages?beta=true".into(),
+                BodyFraming::Length(2),
+                true,
+                input.len() - 2
+            )
+        );
+        let h = parse_request_head(input).unwrap().unwrap();
+        assert_eq!(h.header("X-API-KEY"), Some(&b"k"[..]));
+        assert_eq!(h.headers().count(), 3);
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let ka = |s: &str| {
+            parse_request_head(s.as_bytes())
+                .unwrap()
+                .unwrap()
+                .keep_alive
+        };
+        assert!(ka("GET / HTTP/1.1\r\n\r\n"));
+        assert!(!ka("GET / HTTP/1.1\r\nConnection: foo, Close\r\n\r\n"));
+        assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+        let h = parse_request_head(
+            b"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.expect_continue);
+    }
+
+    #[test]
+    fn errors_map_to_status() {
+        let st = |s: &[u8]| parse_request_head(s).err().map(|e| e.status());
+        assert_eq!(st(b"GARBAGE\r\n\r\n"), Some(400));
+        assert_eq!(st(b"GET / HTTP/2.0\r\n\r\n"), Some(400));
+        assert_eq!(st(b"GET / HTTP/1.1\r\nbad header\r\n\r\n"), Some(400));
+        assert_eq!(
+            st(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Some(400)
+        );
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..101 {
+            many.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(
+            parse_request_head(&many).err(),
+            Some(HeadError::TooManyHeaders)
+        );
+        let mut big = b"GET / HTTP/1.1\r\nx: ".to_vec();
+        big.resize(MAX_HEAD_BYTES + 10, b'a');
+        assert_eq!(parse_request_head(&big).err(), Some(HeadError::TooLarge));
+        big.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(parse_request_head(&big).err(), Some(HeadError::TooLarge));
+    }
+
+    #[test]
+    fn split_at_every_offset() {
+        all_splits(b"POST /v1/messages HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n5\r\nhello\r\n").unwrap();
+        all_splits(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+            .unwrap_err();
+    }
 }
