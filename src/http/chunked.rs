@@ -297,7 +297,7 @@ mod tests {
             Err(ChunkedError::BadLineEnd)
         );
         let mut big = b"0\r\n".to_vec();
-        for _ in 0..870 {
+        for _ in 0..1000 {
             big.extend_from_slice(b"x-pad: 0123456789\r\n");
         }
         assert_eq!(
