@@ -10,13 +10,27 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    pub const ALL: [Strategy; 5] = [
+        Strategy::PriorityFailover,
+        Strategy::Weighted,
+        Strategy::RoundRobin,
+        Strategy::Random,
+        Strategy::LeastConnections,
+    ];
+
     /// Parses "priority_failover", "weighted", "round_robin", "random", "least_connections".
     pub fn parse(s: &str) -> Option<Strategy> {
-        let _ = s;
-        todo!()
+        Strategy::ALL.into_iter().find(|st| st.as_str() == s)
     }
+
     pub fn as_str(self) -> &'static str {
-        todo!()
+        match self {
+            Strategy::PriorityFailover => "priority_failover",
+            Strategy::Weighted => "weighted",
+            Strategy::RoundRobin => "round_robin",
+            Strategy::Random => "random",
+            Strategy::LeastConnections => "least_connections",
+        }
     }
 }
 
@@ -39,17 +53,153 @@ pub struct Balancer {
 
 impl Balancer {
     pub fn new(strategy: Strategy, seed: u64) -> Balancer {
-        let _ = (strategy, seed);
-        todo!()
+        Balancer {
+            strategy,
+            rr_next: 0,
+            rng: if seed == 0 {
+                0x9E37_79B9_7F4A_7C15
+            } else {
+                seed
+            },
+        }
     }
+
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }
+
+    /// xorshift64*: plenty for spreading load, and reproducible in tests.
+    fn next_u64(&mut self) -> u64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
     /// Index into `candidates` of the endpoint to try next, or None when `candidates` is empty.
     /// Order of preference: usable and untried (by strategy); else untried in priority order
     /// (health may be stale); else any, in priority order (a retry on the only endpoint).
     pub fn pick(&mut self, candidates: &[Candidate]) -> Option<usize> {
-        let _ = candidates;
-        todo!()
+        let tier1: Vec<usize> = (0..candidates.len())
+            .filter(|&i| candidates[i].usable && !candidates[i].tried)
+            .collect();
+        if !tier1.is_empty() {
+            return Some(self.by_strategy(candidates, &tier1));
+        }
+        let by_priority = |pool: &mut dyn Iterator<Item = usize>| {
+            pool.min_by_key(|&i| (candidates[i].priority, i))
+        };
+        by_priority(&mut (0..candidates.len()).filter(|&i| !candidates[i].tried))
+            .or_else(|| by_priority(&mut (0..candidates.len())))
+    }
+
+    fn by_strategy(&mut self, c: &[Candidate], pool: &[usize]) -> usize {
+        match self.strategy {
+            Strategy::PriorityFailover => *pool
+                .iter()
+                .min_by_key(|&&i| (c[i].priority, i))
+                .unwrap_or(&pool[0]),
+            Strategy::LeastConnections => *pool
+                .iter()
+                .min_by_key(|&&i| (c[i].in_flight, c[i].priority, i))
+                .unwrap_or(&pool[0]),
+            Strategy::RoundRobin => {
+                let i = pool[self.rr_next % pool.len()];
+                self.rr_next = self.rr_next.wrapping_add(1);
+                i
+            }
+            Strategy::Random => pool[(self.next_u64() % pool.len() as u64) as usize],
+            Strategy::Weighted => {
+                let total: u64 = pool.iter().map(|&i| u64::from(c[i].weight)).sum();
+                if total == 0 {
+                    return pool[(self.next_u64() % pool.len() as u64) as usize];
+                }
+                let mut r = self.next_u64() % total;
+                for &i in pool {
+                    let w = u64::from(c[i].weight);
+                    if r < w {
+                        return i;
+                    }
+                    r -= w;
+                }
+                pool[pool.len() - 1]
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(priority: u32, weight: u32) -> Candidate {
+        Candidate {
+            priority,
+            weight,
+            in_flight: 0,
+            usable: true,
+            tried: false,
+        }
+    }
+
+    #[test]
+    fn parse_round_trips() {
+        for s in Strategy::ALL {
+            assert_eq!(Strategy::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Strategy::parse("fastest"), None);
+    }
+
+    #[test]
+    fn priority_failover_prefers_lowest_usable_untried() {
+        let mut b = Balancer::new(Strategy::PriorityFailover, 1);
+        let mut c = vec![cand(2, 1), cand(1, 1), cand(3, 1)];
+        assert_eq!(b.pick(&c), Some(1));
+        c[1].tried = true;
+        assert_eq!(b.pick(&c), Some(0));
+        c[0].usable = false;
+        assert_eq!(b.pick(&c), Some(2));
+        c[2].tried = true;
+        assert_eq!(b.pick(&c), Some(0), "tier 2: untried though unusable");
+        c[0].tried = true;
+        assert_eq!(b.pick(&c), Some(1), "tier 3: any, by priority");
+        assert_eq!(b.pick(&[]), None);
+    }
+
+    #[test]
+    fn weighted_follows_weights() {
+        let mut b = Balancer::new(Strategy::Weighted, 42);
+        let c = [cand(1, 300), cand(1, 100), cand(1, 0)];
+        let mut counts = [0; 3];
+        for _ in 0..10_000 {
+            counts[b.pick(&c).unwrap()] += 1;
+        }
+        assert!((7000..8000).contains(&counts[0]), "{counts:?}");
+        assert_eq!(counts[2], 0);
+    }
+
+    #[test]
+    fn round_robin_and_random_spread() {
+        let mut b = Balancer::new(Strategy::RoundRobin, 1);
+        let c = [cand(1, 1), cand(2, 1), cand(3, 1)];
+        let picks: Vec<usize> = (0..6).map(|_| b.pick(&c).unwrap()).collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+        let mut r = Balancer::new(Strategy::Random, 7);
+        let mut seen = [0; 3];
+        for _ in 0..3000 {
+            seen[r.pick(&c).unwrap()] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
+    }
+
+    #[test]
+    fn least_connections_counts_in_flight() {
+        let mut b = Balancer::new(Strategy::LeastConnections, 1);
+        let mut c = [cand(1, 1), cand(2, 1)];
+        c[0].in_flight = 3;
+        c[1].in_flight = 1;
+        assert_eq!(b.pick(&c), Some(1));
+        c[1].in_flight = 3;
+        assert_eq!(b.pick(&c), Some(0), "tie broken by priority");
     }
 }

@@ -1,9 +1,13 @@
-//! The failure queue: endpoints that failed, waiting for a recovery probe.
-//!
-//! (The single-owner invariant doc comment goes on `FailureQueue`.)
+//! The failure queue: endpoints that failed, waiting for a recovery probe; persisted in the
+//! Python qcc's shape (`failure_endpoints.json`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
+
+use serde_json::{json, Map, Value};
+
+use crate::timefmt::iso;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -13,66 +17,325 @@ pub struct QueueStats {
     pub total_still_failed: u64,
 }
 
+/// The queue of failed endpoints and its counters.
+///
+/// **Single-owner invariant (what replaces the Python 0.4.1 `asyncio.Lock`).** A
+/// `FailureQueue` is a plain struct owned by the proxy's event loop, which runs on one thread.
+/// It is reachable only through a `&mut` borrowed from that loop: there is no `Mutex`,
+/// `RefCell`, `Arc` or atomic around it, and the type is never shared with another thread.
+/// So `add` runs "is it queued? insert, count, log" as one uninterruptible step: there is no
+/// await point and no other thread between the check and the count, hence no double counting
+/// and no lost update. The borrow checker enforces it: a second `&mut` cannot exist.
 pub struct FailureQueue {
-    // private: queued ids in insertion order, last_check_times, stats, unknown fields kept, dirty flag
+    /// Queued ids in the order they failed (a handful: a Vec beats a set here).
+    failed: Vec<String>,
+    last_check_times: BTreeMap<String, String>,
+    stats: QueueStats,
+    /// Top-level fields of the file we do not know, written back untouched.
+    extra: Map<String, Value>,
+    dirty: bool,
+}
+
+impl Default for FailureQueue {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl FailureQueue {
     pub fn new() -> FailureQueue {
-        todo!()
+        FailureQueue {
+            failed: Vec::new(),
+            last_check_times: BTreeMap::new(),
+            stats: QueueStats::default(),
+            extra: Map::new(),
+            dirty: false,
+        }
     }
-    /// Load `$QCC_HOME/failure_endpoints.json`. Queued ids are cleared, counters kept.
-    /// Missing file: empty queue, no warning. Corrupt file: empty queue plus a warning string
-    /// naming the file and the problem (the caller logs it; the next save replaces the file).
+
+    /// Load `$QCC_HOME/failure_endpoints.json` as at proxy start: queued ids are cleared,
+    /// counters and check times kept. Missing file: empty queue, no warning. Unreadable or
+    /// corrupt: empty queue plus a warning naming the file and the problem; the next save
+    /// replaces the file (it is the proxy's own state, not the user's config).
     pub fn load(path: &Path) -> (FailureQueue, Option<String>) {
-        let _ = path;
-        todo!()
+        let mut q = FailureQueue::new();
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (q, None),
+            Err(e) => return (q, Some(format!("{}: {e}", path.display()))),
+        };
+        let root = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => return (q, Some(format!("{}: not a JSON object", path.display()))),
+            Err(e) => return (q, Some(format!("{}: invalid JSON: {e}", path.display()))),
+        };
+        for (k, v) in root {
+            match k.as_str() {
+                "stats" => {
+                    let n = |f: &str| v.get(f).and_then(Value::as_u64).unwrap_or(0);
+                    q.stats = QueueStats {
+                        total_failed: n("total_failed"),
+                        total_verified: n("total_verified"),
+                        total_recovered: n("total_recovered"),
+                        total_still_failed: n("total_still_failed"),
+                    };
+                }
+                "last_check_times" => {
+                    if let Value::Object(m) = v {
+                        q.last_check_times = m
+                            .into_iter()
+                            .filter_map(|(id, t)| t.as_str().map(|t| (id, t.to_string())))
+                            .collect();
+                    }
+                }
+                "failed_endpoints" => {
+                    // Cleared on start (the Python qcc does the same); rewritten on next save.
+                    if v.as_array().is_some_and(|a| !a.is_empty()) {
+                        q.dirty = true;
+                    }
+                }
+                "updated_at" => {}
+                _ => {
+                    q.extra.insert(k, v);
+                }
+            }
+        }
+        (q, None)
     }
-    /// Returns true when newly queued (counted, INFO logged); false when already queued (DEBUG only).
+
+    /// Returns true when newly queued (counted, one INFO line); false when already queued
+    /// (a DEBUG line only, no counter change).
     pub fn add(&mut self, id: &str, reason: &str, now: SystemTime) -> bool {
-        let _ = (id, reason, now);
-        todo!()
+        if self.contains(id) {
+            log::debug!("endpoint {id} already in failure queue: {reason}");
+            return false;
+        }
+        self.failed.push(id.to_string());
+        self.last_check_times.insert(id.to_string(), iso(now));
+        self.stats.total_failed += 1;
+        self.dirty = true;
+        log::info!("endpoint {id} added to failure queue: {reason}");
+        true
     }
+
     /// Returns true when it was queued.
     pub fn remove(&mut self, id: &str) -> bool {
-        let _ = id;
-        todo!()
+        let before = self.failed.len();
+        self.failed.retain(|f| f != id);
+        let removed = self.failed.len() != before;
+        self.dirty |= removed;
+        removed
     }
+
     /// A probe of a queued endpoint finished: counts verified and recovered/still_failed,
     /// removes it on success, updates last_check_times.
     pub fn record_probe(&mut self, id: &str, recovered: bool, now: SystemTime) {
-        let _ = (id, recovered, now);
-        todo!()
+        self.stats.total_verified += 1;
+        if recovered {
+            self.stats.total_recovered += 1;
+            if self.remove(id) {
+                log::info!("endpoint {id} recovered, removed from failure queue");
+            }
+        } else {
+            self.stats.total_still_failed += 1;
+        }
+        self.last_check_times.insert(id.to_string(), iso(now));
+        self.dirty = true;
     }
+
     pub fn contains(&self, id: &str) -> bool {
-        let _ = id;
-        todo!()
+        self.failed.iter().any(|f| f == id)
     }
+
     pub fn ids(&self) -> impl Iterator<Item = &str> + '_ {
-        std::iter::empty()
+        self.failed.iter().map(String::as_str)
     }
+
     pub fn len(&self) -> usize {
-        todo!()
+        self.failed.len()
     }
+
     pub fn stats(&self) -> &QueueStats {
-        todo!()
+        &self.stats
     }
+
     /// Remove every queued id (qcc queue clear); counters kept.
     pub fn clear(&mut self) {
-        todo!()
+        if !self.failed.is_empty() {
+            self.failed.clear();
+            self.dirty = true;
+        }
     }
-    /// Changed since the last `to_json`/save.
+
+    /// Changed since the last successful save.
     pub fn is_dirty(&self) -> bool {
-        todo!()
+        self.dirty
     }
+
     /// The file's JSON (existing shape plus unknown fields kept); `now` fills updated_at.
-    pub fn to_json(&self, now: SystemTime) -> serde_json::Value {
-        let _ = now;
-        todo!()
+    pub fn to_json(&self, now: SystemTime) -> Value {
+        let mut root = self.extra.clone();
+        root.insert("failed_endpoints".into(), json!(self.failed));
+        root.insert("last_check_times".into(), json!(self.last_check_times));
+        root.insert(
+            "stats".into(),
+            json!({
+                "total_failed": self.stats.total_failed,
+                "total_verified": self.stats.total_verified,
+                "total_recovered": self.stats.total_recovered,
+                "total_still_failed": self.stats.total_still_failed,
+            }),
+        );
+        root.insert("updated_at".into(), json!(iso(now)));
+        Value::Object(root)
     }
+
     /// Atomic write of `to_json` to `path`; clears the dirty flag on success.
     pub fn save(&mut self, path: &Path, now: SystemTime) -> std::io::Result<()> {
-        let _ = (path, now);
-        todo!()
+        let mut bytes =
+            serde_json::to_vec_pretty(&self.to_json(now)).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        crate::fsutil::atomic_write(path, &bytes)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Mutex, OnceLock};
+
+    /// Records log lines (level, message) so tests can count INFO lines per endpoint id.
+    struct Capture(Mutex<Vec<(log::Level, String)>>);
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, r: &log::Record) {
+            if let Ok(mut v) = self.0.lock() {
+                v.push((r.level(), r.args().to_string()));
+            }
+        }
+        fn flush(&self) {}
+    }
+    fn capture() -> &'static Capture {
+        static C: OnceLock<&'static Capture> = OnceLock::new();
+        C.get_or_init(|| {
+            let c: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+            let _ = log::set_logger(c);
+            log::set_max_level(log::LevelFilter::Trace);
+            c
+        })
+    }
+    fn info_lines_about(id: &str) -> usize {
+        let c = capture();
+        let v = c.0.lock().unwrap();
+        v.iter()
+            .filter(|(l, m)| *l == log::Level::Info && m.contains(&format!("endpoint {id} added")))
+            .count()
+    }
+
+    #[test]
+    fn same_endpoint_ten_times_counts_once() {
+        capture();
+        let mut q = FailureQueue::new();
+        let now = SystemTime::now();
+        let added: Vec<bool> = (0..10)
+            .map(|_| q.add("aaaa0001", "HTTP 500", now))
+            .collect();
+        assert_eq!(added.iter().filter(|a| **a).count(), 1);
+        assert_eq!(q.stats().total_failed, 1);
+        assert_eq!(q.len(), 1);
+        assert_eq!(info_lines_about("aaaa0001"), 1);
+    }
+
+    #[test]
+    fn seed_scenario_two_endpoints_ten_failures_each_interleaved() {
+        capture();
+        let mut q = FailureQueue::new();
+        let now = SystemTime::now();
+        for _ in 0..10 {
+            q.add("bbbb0001", "timeout", now);
+            q.add("bbbb0002", "HTTP 502", now);
+        }
+        assert_eq!(q.stats().total_failed, 2);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.ids().count(), q.len());
+        assert_eq!(
+            info_lines_about("bbbb0001") + info_lines_about("bbbb0002"),
+            2
+        );
+    }
+
+    #[test]
+    fn distinct_endpoints_and_remove_then_fail_again() {
+        let mut q = FailureQueue::new();
+        let now = SystemTime::now();
+        for i in 0..10 {
+            assert!(q.add(&format!("c{i:07}"), "x", now));
+        }
+        assert_eq!(q.stats().total_failed, 10);
+        assert!(q.remove("c0000003"));
+        assert!(!q.remove("c0000003"));
+        assert!(q.add("c0000003", "again", now));
+        assert_eq!(q.stats().total_failed, 11);
+        assert_eq!(q.len(), 10);
+    }
+
+    #[test]
+    fn probes_count_and_restore() {
+        let mut q = FailureQueue::new();
+        let now = SystemTime::now();
+        q.add("d0000001", "x", now);
+        q.record_probe("d0000001", false, now);
+        assert!(q.contains("d0000001"));
+        q.record_probe("d0000001", true, now);
+        assert!(!q.contains("d0000001"));
+        assert_eq!(
+            q.stats(),
+            &QueueStats {
+                total_failed: 1,
+                total_verified: 2,
+                total_recovered: 1,
+                total_still_failed: 1
+            }
+        );
+    }
+
+    #[test]
+    fn load_save_round_trip_keeps_counters_and_unknown_fields() {
+        let dir = std::env::temp_dir().join(format!("qcc-fq-{}", std::process::id()));
+        let path = dir.join("failure_endpoints.json");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"failed_endpoints": ["e0000001"], "last_check_times": {"e0000001": "2025-10-17T10:05:00.123456"},
+               "stats": {"total_failed": 4, "total_verified": 3, "total_recovered": 2, "total_still_failed": 1},
+               "updated_at": "2025-10-17T10:05:00.123456", "future_field": {"x": 1}}"#,
+        )
+        .unwrap();
+        let (mut q, warning) = FailureQueue::load(&path);
+        assert_eq!(warning, None);
+        assert_eq!(q.len(), 0, "queued ids are cleared on start");
+        assert_eq!(q.stats().total_failed, 4);
+        assert!(q.is_dirty());
+        q.save(&path, SystemTime::now()).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["future_field"]["x"], 1);
+        assert_eq!(v["stats"]["total_recovered"], 2);
+        assert_eq!(v["failed_endpoints"], json!([]));
+        assert_eq!(
+            v["last_check_times"]["e0000001"],
+            "2025-10-17T10:05:00.123456"
+        );
+
+        std::fs::write(&path, b"{ not json").unwrap();
+        let (q, warning) = FailureQueue::load(&path);
+        assert_eq!(q.stats().total_failed, 0);
+        assert!(warning.unwrap().contains("failure_endpoints.json"));
+        let (_, warning) = FailureQueue::load(&dir.join("missing.json"));
+        assert_eq!(warning, None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

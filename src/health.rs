@@ -1,6 +1,6 @@
 //! Per-endpoint health: counters, status and the flip that is logged once.
 //!
-//! Owned by the event loop (see `failure_queue` for the single-owner invariant);
+//! Owned by the event loop (see `FailureQueue` for the single-owner invariant);
 //! never reads the clock: callers pass `now`.
 
 use std::time::{Duration, Instant};
@@ -16,7 +16,12 @@ pub enum HealthStatus {
 impl HealthStatus {
     /// The string used in cache.json and in status JSON: "unknown", "healthy", ...
     pub fn as_str(self) -> &'static str {
-        todo!()
+        match self {
+            HealthStatus::Unknown => "unknown",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
     }
 }
 
@@ -42,46 +47,167 @@ pub struct Flip {
     pub to: HealthStatus,
 }
 
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Health {
     pub fn new() -> Health {
-        todo!()
+        Health {
+            status: HealthStatus::Unknown,
+            consecutive_failures: 0,
+            total_requests: 0,
+            failed_requests: 0,
+            in_flight: 0,
+            total_response_ms: 0,
+            successful_requests: 0,
+            retry_after_until: None,
+        }
     }
+
+    fn set(&mut self, to: HealthStatus) -> Option<Flip> {
+        let from = std::mem::replace(&mut self.status, to);
+        (from != to).then_some(Flip { from, to })
+    }
+
     /// A request to this endpoint completed successfully after `elapsed`.
     pub fn record_success(&mut self, elapsed: Duration) -> Option<Flip> {
-        let _ = elapsed;
-        todo!()
+        self.total_requests += 1;
+        self.successful_requests += 1;
+        self.total_response_ms = self
+            .total_response_ms
+            .saturating_add(elapsed.as_millis() as u64);
+        self.consecutive_failures = 0;
+        self.set(HealthStatus::Healthy)
     }
+
     /// An attempt failed. `max_failures` consecutive failures make it unhealthy;
     /// fewer make it degraded.
     pub fn record_failure(&mut self, max_failures: u32) -> Option<Flip> {
-        let _ = max_failures;
-        todo!()
+        self.total_requests += 1;
+        self.failed_requests += 1;
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let to = if self.consecutive_failures >= max_failures.max(1) {
+            HealthStatus::Unhealthy
+        } else {
+            HealthStatus::Degraded
+        };
+        self.set(to)
     }
+
     /// A recovery probe answered 200: healthy again, consecutive failures reset.
     pub fn restore(&mut self) -> Option<Flip> {
-        todo!()
+        self.consecutive_failures = 0;
+        self.retry_after_until = None;
+        self.set(HealthStatus::Healthy)
     }
+
+    pub fn set_retry_after(&mut self, until: Instant) {
+        self.retry_after_until = Some(self.retry_after_until.map_or(until, |u| u.max(until)));
+    }
+
+    /// A request started using this endpoint.
+    pub fn begin(&mut self) {
+        self.in_flight = self.in_flight.saturating_add(1);
+    }
+
+    /// A request to this endpoint ended, however it ended.
+    pub fn end(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
     /// Picked only when enabled, not unhealthy, below max_failures, and not inside a Retry-After window.
     pub fn is_usable(&self, enabled: bool, max_failures: u32, now: Instant) -> bool {
-        let _ = (enabled, max_failures, now);
-        todo!()
+        enabled
+            && self.status != HealthStatus::Unhealthy
+            && self.consecutive_failures < max_failures.max(1)
+            && self.retry_after_until.is_none_or(|t| t <= now)
     }
-    pub fn begin(&mut self) {
-        todo!()
-    }
-    pub fn end(&mut self) {
-        todo!()
-    }
-    pub fn set_retry_after(&mut self, until: Instant) {
-        let _ = until;
-        todo!()
-    }
+
     /// Percent, 100.0 when there were no requests.
     pub fn success_rate(&self) -> f64 {
-        todo!()
+        if self.total_requests == 0 {
+            100.0
+        } else {
+            (self.total_requests - self.failed_requests) as f64 * 100.0 / self.total_requests as f64
+        }
     }
+
     /// Milliseconds, 0.0 when there were no successes.
     pub fn avg_response_ms(&self) -> f64 {
-        todo!()
+        if self.successful_requests == 0 {
+            0.0
+        } else {
+            self.total_response_ms as f64 / self.successful_requests as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flips_once_per_change() {
+        let mut h = Health::new();
+        let flips: Vec<Option<Flip>> = (0..10).map(|_| h.record_failure(3)).collect();
+        assert_eq!(
+            flips[0],
+            Some(Flip {
+                from: HealthStatus::Unknown,
+                to: HealthStatus::Degraded
+            })
+        );
+        assert_eq!(
+            flips[2],
+            Some(Flip {
+                from: HealthStatus::Degraded,
+                to: HealthStatus::Unhealthy
+            })
+        );
+        assert_eq!(flips.iter().filter(|f| f.is_some()).count(), 2);
+        assert_eq!(
+            (h.total_requests, h.failed_requests, h.consecutive_failures),
+            (10, 10, 10)
+        );
+        assert_eq!(
+            h.restore(),
+            Some(Flip {
+                from: HealthStatus::Unhealthy,
+                to: HealthStatus::Healthy
+            })
+        );
+        assert_eq!(h.record_success(Duration::from_millis(30)), None);
+        assert_eq!(h.avg_response_ms(), 30.0);
+        assert!((h.success_rate() - 100.0 / 11.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn usable_rules() {
+        let now = Instant::now();
+        let mut h = Health::new();
+        assert!(h.is_usable(true, 3, now));
+        assert!(!h.is_usable(false, 3, now));
+        h.record_failure(3);
+        assert!(
+            h.is_usable(true, 3, now),
+            "one failure of three: degraded but usable"
+        );
+        h.record_failure(3);
+        h.record_failure(3);
+        assert!(!h.is_usable(true, 3, now));
+        h.restore();
+        h.set_retry_after(now + Duration::from_secs(5));
+        assert!(!h.is_usable(true, 3, now + Duration::from_secs(4)));
+        assert!(h.is_usable(true, 3, now + Duration::from_secs(5)));
+        h.begin();
+        h.begin();
+        h.end();
+        assert_eq!(h.in_flight, 1);
+        h.end();
+        h.end();
+        assert_eq!(h.in_flight, 0);
     }
 }
