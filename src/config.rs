@@ -3,8 +3,11 @@
 //! The file is kept as a `serde_json::Value` so that a rewrite keeps every field qcc does not know.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use crate::error::Result;
+use serde_json::{json, Map, Value};
+
+use crate::error::{Error, Result};
 use crate::url::BaseUrl;
 
 /// One endpoint as the proxy uses it (validated).
@@ -31,28 +34,337 @@ pub struct ClusterConfig {
     pub endpoints: Vec<EndpointConfig>,
 }
 
+/// What `qcc endpoint add` asks for.
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub url: BaseUrl,
+    pub base_url: String,
+    pub key: String,
+    pub priority: u32,
+    pub weight: u32,
+    pub timeout: u64,
+    pub max_failures: u32,
+    pub ca_file: Option<PathBuf>,
+}
+
 pub struct ConfigFile {
     path: PathBuf,
-    root: serde_json::Value,
+    root: Value,
 }
 
 impl ConfigFile {
     /// A missing file is an empty config; an unreadable or corrupt one is `Error::BadFile`.
     pub fn load(path: &Path) -> Result<ConfigFile> {
-        let _ = path;
-        todo!()
+        let bad = |problem: String| Error::BadFile { path: path.to_path_buf(), problem };
+        let root = match std::fs::read(path) {
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => json!({}),
+            Ok(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        if !root.is_object() {
+            return Err(bad("not a JSON object".into()));
+        }
+        if root.get("profiles").is_some_and(|p| !p.is_object()) {
+            return Err(bad("\"profiles\" is not a JSON object".into()));
+        }
+        Ok(ConfigFile { path: path.to_path_buf(), root })
     }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    fn profiles(&self) -> Option<&Map<String, Value>> {
+        self.root.get("profiles").and_then(Value::as_object)
+    }
+
+    /// Profile names in file order.
+    pub fn profile_names(&self) -> Vec<String> {
+        self.profiles().map(|p| p.keys().cloned().collect()).unwrap_or_default()
+    }
+
     /// `settings.default_profile`, when set and present.
     pub fn default_profile(&self) -> Option<&str> {
-        let _ = &self.root;
-        todo!()
+        let name = self.root.pointer("/settings/default_profile")?.as_str()?;
+        self.profiles()?.contains_key(name).then_some(name)
     }
+
     /// The named profile as a cluster; unknown name is `Error::Invalid` naming it.
     pub fn cluster(&self, name: &str) -> Result<ClusterConfig> {
-        let _ = name;
-        todo!()
+        let profile = self.profiles().and_then(|p| p.get(name)).ok_or_else(|| {
+            let known = self.profile_names();
+            Error::Invalid(if known.is_empty() {
+                format!("unknown cluster '{name}': {} has no profiles", self.path.display())
+            } else {
+                format!("unknown cluster '{name}' (known: {})", known.join(", "))
+            })
+        })?;
+        let bad = |problem: String| Error::BadFile { path: self.path.clone(), problem };
+        let Some(profile) = profile.as_object() else {
+            return Err(bad(format!("profile '{name}' is not a JSON object")));
+        };
+        let mut endpoints = Vec::new();
+        match profile.get("endpoints") {
+            Some(Value::Array(list)) => {
+                for (i, ep) in list.iter().enumerate() {
+                    endpoints.push(parse_endpoint(ep).map_err(|e| bad(format!("profile '{name}', endpoint {}: {e}", i + 1)))?);
+                }
+            }
+            Some(_) => return Err(bad(format!("profile '{name}': \"endpoints\" is not a list"))),
+            None => {
+                let mut single = profile.clone();
+                single.insert("id".into(), Value::String(fnv_id(name)));
+                endpoints.push(parse_endpoint(&Value::Object(single)).map_err(|e| bad(format!("profile '{name}': {e}")))?);
+            }
+        }
+        Ok(ClusterConfig { name: name.to_string(), endpoints })
+    }
+
+    /// Add an endpoint (creating the cluster profile if needed); returns the new id.
+    pub fn add_endpoint(&mut self, cluster: &str, new: &NewEndpoint) -> Result<String> {
+        let existing: Vec<String> = self.all_endpoint_ids();
+        let id = fresh_id(&existing);
+        let now = crate::timefmt::iso(SystemTime::now());
+        let endpoint = json!({
+            "id": id,
+            "base_url": new.base_url,
+            "api_key": new.key,
+            "weight": new.weight,
+            "priority": new.priority,
+            "enabled": true,
+            "max_failures": new.max_failures,
+            "timeout": new.timeout,
+            "source_profile": null,
+            "metadata": {},
+            "created_at": now,
+            "health_status": {"status": "unknown", "last_check": null, "consecutive_failures": 0,
+                              "total_requests": 0, "failed_requests": 0, "success_rate": 100.0,
+                              "avg_response_time": 0}
+        });
+        let mut endpoint = endpoint;
+        if let (Some(ca), Some(obj)) = (&new.ca_file, endpoint.as_object_mut()) {
+            obj.insert("ca_file".into(), Value::String(ca.display().to_string()));
+        }
+        let root = self.root_object()?;
+        let profiles = root.entry("profiles").or_insert_with(|| json!({}));
+        let Some(profiles) = profiles.as_object_mut() else { return Err(self.not_object("profiles")) };
+        let profile = profiles.entry(cluster).or_insert_with(|| {
+            json!({"name": cluster, "description": "", "priority": "primary", "enabled": true,
+                   "created_at": now, "last_used": null, "base_url": "", "api_key": ""})
+        });
+        let Some(profile) = profile.as_object_mut() else {
+            return Err(Error::BadFile { path: self.path.clone(), problem: format!("profile '{cluster}' is not a JSON object") });
+        };
+        if !profile.contains_key("endpoints") {
+            // A single-endpoint profile becomes a cluster: its own endpoint comes first.
+            let mut list = Vec::new();
+            if let Some(url) = profile.get("base_url").and_then(Value::as_str).filter(|u| !u.is_empty()) {
+                list.push(json!({"id": fnv_id(cluster), "base_url": url,
+                                 "api_key": profile.get("api_key").cloned().unwrap_or(json!("")),
+                                 "weight": 100, "priority": 1, "enabled": true, "max_failures": 3, "timeout": 30,
+                                 "source_profile": cluster, "metadata": {}, "created_at": now}));
+            }
+            profile.insert("endpoints".into(), Value::Array(list));
+        }
+        match profile.get_mut("endpoints") {
+            Some(Value::Array(list)) => list.push(endpoint),
+            _ => {
+                return Err(Error::BadFile {
+                    path: self.path.clone(),
+                    problem: format!("profile '{cluster}': \"endpoints\" is not a list"),
+                })
+            }
+        }
+        mirror_first(profile);
+        Ok(id)
+    }
+
+    /// Remove endpoint `id` from `cluster`.
+    pub fn remove_endpoint(&mut self, cluster: &str, id: &str) -> Result<()> {
+        self.cluster(cluster)?;
+        let path = self.path.clone();
+        let profile = self
+            .root
+            .pointer_mut(&format!("/profiles/{}", cluster.replace('~', "~0").replace('/', "~1")))
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| Error::Invalid(format!("unknown cluster '{cluster}'")))?;
+        let Some(Value::Array(list)) = profile.get_mut("endpoints") else {
+            return Err(Error::Invalid(format!("cluster '{cluster}' has no endpoint list; nothing to remove")));
+        };
+        let before = list.len();
+        list.retain(|ep| ep.get("id").and_then(Value::as_str) != Some(id));
+        if list.len() == before {
+            return Err(Error::Invalid(format!("unknown endpoint id '{id}' in cluster '{cluster}' ({})", path.display())));
+        }
+        mirror_first(profile);
+        Ok(())
+    }
+
+    /// Write the file back atomically (mode 0600), every unknown field kept.
+    pub fn save(&self) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(&self.root).map_err(|e| Error::Failed(e.to_string()))?;
+        bytes.push(b'\n');
+        crate::fsutil::atomic_write(&self.path, &bytes)
+            .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))
+    }
+
+    fn all_endpoint_ids(&self) -> Vec<String> {
+        self.profiles()
+            .into_iter()
+            .flat_map(|p| p.values())
+            .filter_map(|p| p.get("endpoints").and_then(Value::as_array))
+            .flatten()
+            .filter_map(|e| e.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    }
+
+    fn root_object(&mut self) -> Result<&mut Map<String, Value>> {
+        let path = self.path.clone();
+        self.root.as_object_mut().ok_or(Error::BadFile { path, problem: "not a JSON object".into() })
+    }
+
+    fn not_object(&self, what: &str) -> Error {
+        Error::BadFile { path: self.path.clone(), problem: format!("\"{what}\" is not a JSON object") }
+    }
+}
+
+/// The profile's top-level base_url/api_key mirror its first endpoint (the Python shape).
+fn mirror_first(profile: &mut Map<String, Value>) {
+    let first = profile.get("endpoints").and_then(Value::as_array).and_then(|l| l.first()).cloned();
+    let (url, key) = match first {
+        Some(ep) => (ep.get("base_url").cloned().unwrap_or(json!("")), ep.get("api_key").cloned().unwrap_or(json!(""))),
+        None => (json!(""), json!("")),
+    };
+    profile.insert("base_url".into(), url);
+    profile.insert("api_key".into(), key);
+}
+
+fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
+    let obj = ep.as_object().ok_or("not a JSON object")?;
+    let id = obj.get("id").and_then(Value::as_str).ok_or("missing \"id\"")?.to_string();
+    let base = obj.get("base_url").and_then(Value::as_str).ok_or(format!("endpoint {id}: missing \"base_url\""))?;
+    let url = BaseUrl::parse(base).map_err(|e| format!("endpoint {id}: {e}"))?;
+    let num = |field: &str, default: u64| -> std::result::Result<u64, String> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f.ceil() as u64))
+                .ok_or(format!("endpoint {id}: \"{field}\" is not a non-negative number")),
+        }
+    };
+    let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    Ok(EndpointConfig {
+        api_key: obj.get("api_key").and_then(Value::as_str).unwrap_or("").to_string(),
+        weight: to_u32(num("weight", 100)?),
+        priority: to_u32(num("priority", 1)?),
+        enabled: obj.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        max_failures: to_u32(num("max_failures", 3)?).max(1),
+        timeout_secs: num("timeout", 30)?.max(1),
+        ca_file: obj.get("ca_file").and_then(Value::as_str).filter(|s| !s.is_empty()).map(PathBuf::from),
+        id,
+        url,
+    })
+}
+
+/// A stable 8-hex id for a single-endpoint profile (FNV-1a of its name).
+fn fnv_id(name: &str) -> String {
+    format!("{:08x}", fnv1a(name.as_bytes()) as u32)
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// A new 8-hex id not in `taken`, from the clock, pid and a counter (no RNG crate needed).
+fn fresh_id(taken: &[String]) -> String {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    for n in 0u32.. {
+        let seed = format!("{nanos}:{}:{n}", std::process::id());
+        let id = format!("{:08x}", (fnv1a(seed.as_bytes()) >> 16) as u32);
+        if !taken.contains(&id) {
+            return id;
+        }
+    }
+    unreachable!("u32 ids exhausted")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PYTHON_SHAPED: &str = r#"{
+      "user_id": "local:alice",
+      "settings": {"default_profile": "my-cluster", "auto_sync": false},
+      "profiles": {
+        "my-cluster": {
+          "name": "my-cluster", "description": "", "priority": "primary", "enabled": true,
+          "created_at": "2025-10-17T10:00:00.000000", "last_used": null,
+          "base_url": "https://api.example.com", "api_key": "sk-1",
+          "endpoints": [
+            {"id": "3f2a9c1d", "base_url": "https://api.example.com", "api_key": "sk-1",
+             "weight": 100, "priority": 1, "enabled": true, "max_failures": 3, "timeout": 30,
+             "source_profile": null, "metadata": {"team": "x"}, "created_at": "2025-10-17T10:00:00.000000",
+             "health_status": {"status": "unknown"}}
+          ]
+        },
+        "solo": {"name": "solo", "base_url": "http://127.0.0.1:9000/p", "api_key": "sk-solo"}
+      }
+    }"#;
+
+    fn load_str(text: &str) -> ConfigFile {
+        ConfigFile { path: PathBuf::from("/nonexistent/cache.json"), root: serde_json::from_str(text).unwrap() }
+    }
+
+    #[test]
+    fn reads_the_python_shape() {
+        let c = load_str(PYTHON_SHAPED);
+        assert_eq!(c.default_profile(), Some("my-cluster"));
+        let cl = c.cluster("my-cluster").unwrap();
+        assert_eq!(cl.endpoints.len(), 1);
+        let ep = &cl.endpoints[0];
+        assert_eq!((ep.id.as_str(), ep.priority, ep.max_failures, ep.timeout_secs), ("3f2a9c1d", 1, 3, 30));
+        let solo = c.cluster("solo").unwrap();
+        assert_eq!(solo.endpoints[0].url.path_prefix, "/p");
+        assert_eq!(solo.endpoints[0].id, c.cluster("solo").unwrap().endpoints[0].id, "stable id");
+        assert!(matches!(c.cluster("nope"), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn add_and_remove_keep_unknown_fields_and_mirror_first() {
+        let mut c = load_str(PYTHON_SHAPED);
+        let new = NewEndpoint {
+            url: BaseUrl::parse("https://b.example.com").unwrap(),
+            base_url: "https://b.example.com".into(),
+            key: "sk-2".into(),
+            priority: 2,
+            weight: 50,
+            timeout: 10,
+            max_failures: 5,
+            ca_file: None,
+        };
+        let id = c.add_endpoint("my-cluster", &new).unwrap();
+        assert_eq!(id.len(), 8);
+        assert!(id.chars().all(|ch| ch.is_ascii_hexdigit()));
+        assert_eq!(c.cluster("my-cluster").unwrap().endpoints.len(), 2);
+        assert_eq!(c.root["user_id"], "local:alice");
+        assert_eq!(c.root.pointer("/profiles/my-cluster/endpoints/0/metadata/team"), Some(&json!("x")));
+        c.remove_endpoint("my-cluster", "3f2a9c1d").unwrap();
+        assert_eq!(c.root.pointer("/profiles/my-cluster/base_url"), Some(&json!("https://b.example.com")));
+        assert!(matches!(c.remove_endpoint("my-cluster", "ffffffff"), Err(Error::Invalid(_))));
+        // A new cluster gets the Python profile shape.
+        c.add_endpoint("fresh", &new).unwrap();
+        assert_eq!(c.root.pointer("/profiles/fresh/priority"), Some(&json!("primary")));
+        // A single-endpoint profile keeps its endpoint when it becomes a cluster.
+        c.add_endpoint("solo", &new).unwrap();
+        assert_eq!(c.cluster("solo").unwrap().endpoints.len(), 2);
+    }
+
+    #[test]
+    fn bad_endpoint_names_the_profile() {
+        let c = load_str(r#"{"profiles": {"x": {"endpoints": [{"id": "aaaaaaaa", "base_url": "ftp://no"}]}}}"#);
+        let e = c.cluster("x").unwrap_err().to_string();
+        assert!(e.contains("profile 'x'") && e.contains("aaaaaaaa"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 mod balancer;
 mod claude;
 mod config;
+mod mask;
 mod control;
 mod error;
 mod failure_queue;

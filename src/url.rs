@@ -20,12 +20,118 @@ impl BaseUrl {
     /// Accepts http:// and https:// URLs with a host, optional port and path;
     /// rejects anything else with a one-line reason.
     pub fn parse(s: &str) -> Result<BaseUrl, String> {
-        let _ = s;
-        todo!()
+        let bad = |why: &str| Err(format!("invalid URL {s:?}: {why}"));
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return bad("contains whitespace or control characters");
+        }
+        let (scheme, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (Scheme::Https, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (Scheme::Http, r)
+        } else {
+            return bad("must start with http:// or https://");
+        };
+        if rest.contains('?') || rest.contains('#') {
+            return bad("a base URL takes no query or fragment");
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.contains('@') {
+            return bad("credentials in the URL are not supported; use --key");
+        }
+        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+            let Some(end) = r.find(']') else { return bad("unclosed [ in IPv6 address") };
+            let host = &r[..end];
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return bad("invalid IPv6 address");
+            }
+            (host, &r[end + 1..])
+        } else {
+            match authority.find(':') {
+                Some(i) => (&authority[..i], &authority[i..]),
+                None => (authority, ""),
+            }
+        };
+        if host.is_empty() {
+            return bad("missing host");
+        }
+        if !host.contains(':') && !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_') {
+            return bad("invalid host name");
+        }
+        let port = match port {
+            "" => match scheme {
+                Scheme::Http => 80,
+                Scheme::Https => 443,
+            },
+            p => match p.strip_prefix(':').and_then(|p| p.parse::<u16>().ok()) {
+                Some(n) if n > 0 => n,
+                _ => return bad("port must be a number from 1 to 65535"),
+            },
+        };
+        Ok(BaseUrl { scheme, host: host.to_ascii_lowercase(), port, path_prefix: path.trim_end_matches('/').to_string() })
     }
+
     /// Value for the `Host` header: host, plus ":port" when not the scheme's default,
     /// IPv6 literals in brackets.
     pub fn host_header(&self) -> String {
-        todo!()
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let default = match self.scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        write!(f, "{scheme}://{}{}", self.host_header(), self.path_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints() {
+        let u = BaseUrl::parse("https://API.example.com/anthropic/").unwrap();
+        assert_eq!((u.scheme, u.host.as_str(), u.port, u.path_prefix.as_str()), (Scheme::Https, "api.example.com", 443, "/anthropic"));
+        assert_eq!(u.host_header(), "api.example.com");
+        let u = BaseUrl::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!((u.port, u.host_header()), (8080, "127.0.0.1:8080".to_string()));
+        let u = BaseUrl::parse("http://[::1]:9000/p").unwrap();
+        assert_eq!((u.host.as_str(), u.host_header(), u.to_string()), ("::1", "[::1]:9000".to_string(), "http://[::1]:9000/p".to_string()));
+    }
+
+    #[test]
+    fn rejects_with_reasons() {
+        for bad in [
+            "ftp://x",
+            "api.example.com",
+            "http://",
+            "http://:80",
+            "http://x:0",
+            "http://x:99999",
+            "http://x:abc",
+            "http://u:p@x",
+            "http://x/?q=1",
+            "http://x y",
+            "http://[::1",
+            "http://[zz]:1",
+        ] {
+            let err = BaseUrl::parse(bad).unwrap_err();
+            assert!(err.starts_with("invalid URL"), "{bad}: {err}");
+        }
     }
 }
