@@ -2,8 +2,9 @@
 
 mod balancer;
 mod claude;
+mod cli;
+mod commands;
 mod config;
-mod mask;
 mod control;
 mod error;
 mod failure_queue;
@@ -11,6 +12,7 @@ mod fsutil;
 mod health;
 mod http;
 mod logging;
+mod mask;
 mod pidfile;
 mod proxy;
 mod sdnotify;
@@ -19,7 +21,63 @@ mod timefmt;
 mod url;
 
 use std::process::ExitCode;
+use std::time::Duration;
+
+use cli::Command;
+use error::{Error, Result};
 
 fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qcc: error: {e}");
+            if matches!(e, Error::Usage(_)) {
+                eprintln!("run `qcc --help` for usage");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let command = cli::parse(std::env::args_os().skip(1).collect())?;
+    let home = fsutil::qcc_home();
+    match command {
+        Command::Version => println!("QCC version {}", env!("CARGO_PKG_VERSION")),
+        Command::Help(topic) => match cli::help(&topic) {
+            Some(text) => print!("{text}"),
+            None => return Err(Error::Usage(format!("no help for '{topic}'"))),
+        },
+        Command::EndpointAdd { cluster, url, key, priority, weight, timeout, max_failures, ca_file } => {
+            commands::endpoint_add(&cluster, &url, &key, priority, weight, timeout, max_failures, ca_file)?
+        }
+        Command::EndpointList { cluster, json } => commands::endpoint_list(&cluster, json)?,
+        Command::EndpointRemove { cluster, id } => commands::endpoint_remove(&cluster, &id)?,
+        Command::ConfigList { json } => commands::config_list(json)?,
+        Command::ProxyStart(args) => proxy::run(settings::Settings::from_args(args)?)?,
+        Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
+        Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
+        Command::ProxyLogs { lines, follow } => control::proxy_logs(&home, lines, follow)?,
+        Command::ProxyUse { cluster, host, port } => {
+            config::ConfigFile::load(&fsutil::config_path())?.cluster(&cluster)?;
+            let host = host.unwrap_or_else(|| "127.0.0.1".into());
+            let base = if host.contains(':') {
+                format!("http://[{host}]:{}", port.unwrap_or(7860))
+            } else {
+                format!("http://{host}:{}", port.unwrap_or(7860))
+            };
+            let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1");
+            let key = match std::env::var("QCC_ACCESS_KEY") {
+                Ok(k) if !k.is_empty() && !loopback => k,
+                _ => "proxy-managed".to_string(),
+            };
+            let path = claude::use_proxy(&base, &key)?;
+            println!("Claude Code now uses {base} (cluster '{cluster}'): {}", path.display());
+            println!("start the proxy with: qcc proxy start --cluster {cluster}");
+        }
+        Command::QueueStatus { json } => control::queue_status(&home, json)?,
+        Command::QueueClear => control::queue_clear(&home)?,
+        Command::HealthStatus { json } => control::health_status(&home, json)?,
+    }
+    Ok(())
 }

@@ -10,7 +10,6 @@ pub mod framing;
 pub mod request;
 pub mod response;
 
-pub use chunked::{ChunkedDecoder, ChunkedError};
 pub use framing::{BodyFraming, BodyTracker};
 pub use request::{parse_request_head, RequestHead};
 pub use response::{parse_response_head, ResponseHead};

@@ -1,0 +1,135 @@
+//! `qcc endpoint ...` and `qcc config list`: editing and showing the config file.
+
+use serde_json::{json, Value};
+
+use crate::config::{ClusterConfig, ConfigFile, NewEndpoint};
+use crate::error::{Error, Result};
+use crate::mask::mask_key;
+use crate::url::BaseUrl;
+
+fn load() -> Result<ConfigFile> {
+    ConfigFile::load(&crate::fsutil::config_path())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn endpoint_add(
+    cluster: &str,
+    url: &str,
+    key: &str,
+    priority: u32,
+    weight: u32,
+    timeout: u64,
+    max_failures: u32,
+    ca_file: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let parsed = BaseUrl::parse(url).map_err(Error::Invalid)?;
+    if key.trim().is_empty() {
+        return Err(Error::Invalid("--key must not be empty".into()));
+    }
+    if timeout == 0 || max_failures == 0 {
+        return Err(Error::Invalid("--timeout and --max-failures must be at least 1".into()));
+    }
+    if let Some(ca) = &ca_file {
+        if !ca.is_file() {
+            return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
+        }
+    }
+    let mut config = load()?;
+    let new = NewEndpoint {
+        url: parsed,
+        base_url: url.trim_end_matches('/').to_string(),
+        key: key.to_string(),
+        priority,
+        weight,
+        timeout,
+        max_failures,
+        ca_file,
+    };
+    let id = config.add_endpoint(cluster, &new)?;
+    config.save()?;
+    println!("{id}");
+    Ok(())
+}
+
+pub fn endpoint_remove(cluster: &str, id: &str) -> Result<()> {
+    let mut config = load()?;
+    config.remove_endpoint(cluster, id)?;
+    config.save()?;
+    println!("removed endpoint {id} from cluster '{cluster}'");
+    Ok(())
+}
+
+fn endpoints_json(cluster: &ClusterConfig) -> Value {
+    Value::Array(
+        cluster
+            .endpoints
+            .iter()
+            .map(|ep| {
+                json!({
+                    "id": ep.id,
+                    "base_url": ep.url.to_string(),
+                    "api_key": mask_key(&ep.api_key),
+                    "priority": ep.priority,
+                    "weight": ep.weight,
+                    "enabled": ep.enabled,
+                    "max_failures": ep.max_failures,
+                    "timeout": ep.timeout_secs,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn print_table(cluster: &ClusterConfig) {
+    println!("{:<10} {:>4} {:>6} {:<8} {:<16} URL", "ID", "PRIO", "WEIGHT", "ENABLED", "KEY");
+    for ep in &cluster.endpoints {
+        println!(
+            "{:<10} {:>4} {:>6} {:<8} {:<16} {}",
+            ep.id,
+            ep.priority,
+            ep.weight,
+            if ep.enabled { "yes" } else { "no" },
+            mask_key(&ep.api_key),
+            ep.url
+        );
+    }
+}
+
+pub fn endpoint_list(cluster: &str, json_out: bool) -> Result<()> {
+    let c = load()?.cluster(cluster)?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&endpoints_json(&c)).unwrap_or_default());
+    } else {
+        print_table(&c);
+    }
+    Ok(())
+}
+
+pub fn config_list(json_out: bool) -> Result<()> {
+    let config = load()?;
+    let default = config.default_profile().map(str::to_string);
+    let mut profiles = Vec::new();
+    for name in config.profile_names() {
+        let cluster = config.cluster(&name)?;
+        profiles.push((name, cluster));
+    }
+    if json_out {
+        let list: Vec<Value> = profiles
+            .iter()
+            .map(|(name, c)| json!({"name": name, "default": Some(name) == default.as_ref(), "endpoints": endpoints_json(c)}))
+            .collect();
+        let out = json!({"config": config.path().display().to_string(), "default_profile": default, "profiles": list});
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    println!("config: {}", config.path().display());
+    if profiles.is_empty() {
+        println!("no profiles yet: add one with `qcc endpoint add CLUSTER --url URL --key KEY`");
+    }
+    for (name, c) in &profiles {
+        let mark = if Some(name) == default.as_ref() { " (default)" } else { "" };
+        println!("\n{name}{mark}: {} endpoint(s)", c.endpoints.len());
+        print_table(c);
+    }
+    Ok(())
+}
