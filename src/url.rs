@@ -42,7 +42,9 @@ impl BaseUrl {
             return bad("credentials in the URL are not supported; use --key");
         }
         let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-            let Some(end) = r.find(']') else { return bad("unclosed [ in IPv6 address") };
+            let Some(end) = r.find(']') else {
+                return bad("unclosed [ in IPv6 address");
+            };
             let host = &r[..end];
             if host.parse::<std::net::Ipv6Addr>().is_err() {
                 return bad("invalid IPv6 address");
@@ -57,7 +59,11 @@ impl BaseUrl {
         if host.is_empty() {
             return bad("missing host");
         }
-        if !host.contains(':') && !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_') {
+        if !host.contains(':')
+            && !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        {
             return bad("invalid host name");
         }
         let port = match port {
@@ -70,13 +76,22 @@ impl BaseUrl {
                 _ => return bad("port must be a number from 1 to 65535"),
             },
         };
-        Ok(BaseUrl { scheme, host: host.to_ascii_lowercase(), port, path_prefix: path.trim_end_matches('/').to_string() })
+        Ok(BaseUrl {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+            path_prefix: path.trim_end_matches('/').to_string(),
+        })
     }
 
     /// Value for the `Host` header: host, plus ":port" when not the scheme's default,
     /// IPv6 literals in brackets.
     pub fn host_header(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         let default = match self.scheme {
             Scheme::Http => 80,
             Scheme::Https => 443,
@@ -106,12 +121,25 @@ mod tests {
     #[test]
     fn parses_and_prints() {
         let u = BaseUrl::parse("https://API.example.com/anthropic/").unwrap();
-        assert_eq!((u.scheme, u.host.as_str(), u.port, u.path_prefix.as_str()), (Scheme::Https, "api.example.com", 443, "/anthropic"));
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port, u.path_prefix.as_str()),
+            (Scheme::Https, "api.example.com", 443, "/anthropic")
+        );
         assert_eq!(u.host_header(), "api.example.com");
         let u = BaseUrl::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!((u.port, u.host_header()), (8080, "127.0.0.1:8080".to_string()));
+        assert_eq!(
+            (u.port, u.host_header()),
+            (8080, "127.0.0.1:8080".to_string())
+        );
         let u = BaseUrl::parse("http://[::1]:9000/p").unwrap();
-        assert_eq!((u.host.as_str(), u.host_header(), u.to_string()), ("::1", "[::1]:9000".to_string(), "http://[::1]:9000/p".to_string()));
+        assert_eq!(
+            (u.host.as_str(), u.host_header(), u.to_string()),
+            (
+                "::1",
+                "[::1]:9000".to_string(),
+                "http://[::1]:9000/p".to_string()
+            )
+        );
     }
 
     #[test]

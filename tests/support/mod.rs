@@ -62,3 +62,400 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+pub mod mock;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Poll `cond` until it holds or `within` passes; returns whether it held.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// One endpoint of a cluster written into the test's config file.
+pub struct Ep<'a> {
+    pub id: &'a str,
+    pub url: &'a str,
+    pub key: &'a str,
+    pub priority: u32,
+    /// Extra fields merged into the endpoint object (max_failures, timeout, ca_file...).
+    pub extra: serde_json::Value,
+}
+
+impl<'a> Ep<'a> {
+    pub fn new(id: &'a str, url: &'a str, key: &'a str, priority: u32) -> Ep<'a> {
+        Ep {
+            id,
+            url,
+            key,
+            priority,
+            extra: serde_json::json!({}),
+        }
+    }
+    pub fn with(mut self, extra: serde_json::Value) -> Ep<'a> {
+        self.extra = extra;
+        self
+    }
+}
+
+impl TempHome {
+    /// Write a Python-shaped config with one cluster profile.
+    pub fn write_cluster(&self, name: &str, eps: &[Ep]) {
+        let endpoints: Vec<serde_json::Value> = eps
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::json!({"id": e.id, "base_url": e.url, "api_key": e.key, "weight": 100,
+                    "priority": e.priority, "enabled": true, "max_failures": 3, "timeout": 30});
+                if let (Some(o), Some(x)) = (v.as_object_mut(), e.extra.as_object()) {
+                    for (k, val) in x {
+                        o.insert(k.clone(), val.clone());
+                    }
+                }
+                v
+            })
+            .collect();
+        let cfg = serde_json::json!({"profiles": {name: {"name": name, "endpoints": endpoints}}});
+        std::fs::write(
+            self.config(),
+            serde_json::to_vec_pretty(&cfg).expect("json"),
+        )
+        .expect("write config");
+    }
+}
+
+/// A running `qcc proxy start`, killed on drop.
+pub struct Proxy {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub home: PathBuf,
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Proxy {
+    /// Start on 127.0.0.1 with a free port; waits (bounded) for the ANTHROPIC_BASE_URL line.
+    pub fn start(home: &TempHome, args: &[&str]) -> Proxy {
+        let mut child = home
+            .qcc()
+            .args(["proxy", "start", "--host", "127.0.0.1", "--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn qcc proxy start");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("ANTHROPIC_BASE_URL=http://") {
+                    let _ = tx.send(url.to_string());
+                }
+                keep.lock().expect("lines").push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(a) => a.parse().expect("proxy address"),
+            Err(_) => {
+                let _ = child.kill();
+                let log =
+                    std::fs::read_to_string(home.home().join("proxy.log")).unwrap_or_default();
+                panic!(
+                    "proxy did not start; stdout {:?}; log:\n{log}",
+                    lines.lock().expect("lines")
+                );
+            }
+        };
+        Proxy {
+            child,
+            addr,
+            home: home.home(),
+            stdout: lines,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let r = request(self.addr, "GET", "/_qcc/status", &[], b"");
+        assert_eq!(r.status, 200, "status endpoint: {}", r.text());
+        serde_json::from_slice(&r.body).expect("status JSON")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.home.join("proxy.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait (bounded) for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response as the test client saw it.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A blocking HTTP/1.1 client connection with read timeouts (a broken proxy fails the test,
+/// it does not hang it).
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn connect(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect to proxy");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    pub fn send_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\n");
+        let mut has_len = false;
+        for (n, v) in headers {
+            has_len |= n.eq_ignore_ascii_case("content-length")
+                || n.eq_ignore_ascii_case("transfer-encoding");
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if !has_len && (!body.is_empty() || method == "POST") {
+            req.push_str(&format!("content-length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.send(&bytes);
+    }
+
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        self.send_request(method, path, headers, body);
+        self.read_response()
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(e) => panic!("read from proxy: {e}"),
+        }
+    }
+
+    /// Read until `pat` is in the buffer; returns everything up to and including it.
+    pub fn read_until(&mut self, pat: &[u8]) -> Vec<u8> {
+        loop {
+            if let Some(i) = self.buf.windows(pat.len()).position(|w| w == pat) {
+                return self.buf.drain(..i + pat.len()).collect();
+            }
+            if self.fill() == 0 {
+                panic!(
+                    "connection closed before {:?}",
+                    String::from_utf8_lossy(pat)
+                );
+            }
+        }
+    }
+
+    /// Read bytes until the peer closes (or the read times out: a panic).
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        while self.fill() > 0 {}
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Try to read; Ok(bytes) or the error kind (used to see a close or reset).
+    pub fn try_read_to_close(&mut self) -> (Vec<u8>, bool) {
+        let mut chunk = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return (std::mem::take(&mut self.buf), true),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return (std::mem::take(&mut self.buf), true)
+                }
+                Err(_) => return (std::mem::take(&mut self.buf), false),
+            }
+        }
+    }
+
+    pub fn read_head(&mut self) -> (u16, Vec<(String, String)>) {
+        loop {
+            let head = self.read_until(b"\r\n\r\n");
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let mut lines = text.split("\r\n");
+            let status: u16 = lines
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .and_then(|s| s.parse().ok())
+                .expect("status");
+            if status == 100 {
+                continue;
+            }
+            let headers = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+                .collect();
+            return (status, headers);
+        }
+    }
+
+    pub fn read_response(&mut self) -> Response {
+        let (status, headers) = self.read_head();
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        let body = if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            let mut body = Vec::new();
+            loop {
+                let line = self.read_until(b"\r\n");
+                let size = usize::from_str_radix(
+                    String::from_utf8_lossy(&line)
+                        .trim()
+                        .split(';')
+                        .next()
+                        .unwrap_or(""),
+                    16,
+                )
+                .expect("chunk size");
+                if size == 0 {
+                    self.read_until(b"\r\n");
+                    break;
+                }
+                while self.buf.len() < size + 2 {
+                    assert!(self.fill() > 0, "closed mid-chunk");
+                }
+                body.extend_from_slice(&self.buf[..size]);
+                self.buf.drain(..size + 2);
+            }
+            body
+        } else if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            while self.buf.len() < n {
+                assert!(
+                    self.fill() > 0,
+                    "closed with {} of {n} body bytes",
+                    self.buf.len()
+                );
+            }
+            self.buf.drain(..n).collect()
+        } else if status == 204 || status == 304 {
+            Vec::new()
+        } else {
+            self.read_to_close()
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// One request on a fresh connection.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    Conn::connect(addr).request(method, path, headers, body)
+}
+
+/// A Messages API POST with a small JSON body.
+pub fn post_messages(addr: SocketAddr) -> Response {
+    request(
+        addr,
+        "POST",
+        "/v1/messages",
+        &[
+            ("content-type", "application/json"),
+            ("x-api-key", "client-key"),
+        ],
+        br#"{"model":"m","max_tokens":8,"messages":[]}"#,
+    )
+}

@@ -1,0 +1,273 @@
+//! Deterministic mock upstreams: std-thread HTTP/1.1 servers on 127.0.0.1 with explicit modes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// Fixed reply with Content-Length.
+    Json { status: u16, body: String },
+    /// 200, the request body echoed back byte-exact.
+    Echo,
+    /// 200 text/event-stream, chunked, one event per chunk, `delay` between events.
+    Sse {
+        events: Vec<String>,
+        delay: Duration,
+    },
+    /// Status with an Anthropic-shaped error body, optional Retry-After.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    /// Read the request, then close without answering.
+    CloseBeforeHead,
+    /// A head promising `total` bytes, `send` of them, then close.
+    ResetMidBody { total: usize, send: usize },
+    /// A chunked SSE reply that stops after the first event and closes (no last chunk).
+    TruncatedChunked,
+    /// Not HTTP at all.
+    Garbage,
+    /// Accept and read, never answer (until the mock is dropped).
+    Hang,
+    /// Wait, then a 200 JSON reply.
+    Slow { delay: Duration },
+}
+
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Shared {
+    mode: Mutex<Mode>,
+    hits: AtomicUsize,
+    connections: AtomicUsize,
+    requests: Mutex<Vec<Recorded>>,
+    stop: AtomicBool,
+}
+
+pub struct MockUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+pub const OK_BODY: &str =
+    r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"hi"}]}"#;
+
+impl MockUpstream {
+    pub fn start(mode: Mode) -> MockUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock");
+        let addr = listener.local_addr().expect("mock addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let shared = Arc::new(Shared {
+            mode: Mutex::new(mode),
+            hits: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+            requests: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        thread::spawn(move || {
+            while !s.stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((sock, _)) => {
+                        s.connections.fetch_add(1, Ordering::SeqCst);
+                        let s = s.clone();
+                        thread::spawn(move || serve(sock, s));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        MockUpstream { addr, shared }
+    }
+
+    /// A port that refuses connections (bound once, then released).
+    pub fn refused_url() -> String {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        drop(l);
+        format!("http://127.0.0.1:{port}")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn hits(&self) -> usize {
+        self.shared.hits.load(Ordering::SeqCst)
+    }
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+    pub fn set_mode(&self, mode: Mode) {
+        *self.shared.mode.lock().expect("mode lock") = mode;
+    }
+    pub fn requests(&self) -> std::sync::MutexGuard<'_, Vec<Recorded>> {
+        self.shared.requests.lock().expect("requests lock")
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (n, v) = h.split_once(':')?;
+        headers.push((n.trim().to_string(), v.trim().to_string()));
+    }
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(n, 0);
+        r.read_exact(&mut body).ok()?;
+    }
+    Some(Recorded {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+fn serve(sock: TcpStream, s: Arc<Shared>) {
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = sock.set_nodelay(true);
+    let Ok(mut w) = sock.try_clone() else { return };
+    let mut r = BufReader::new(sock);
+    while let Some(req) = read_request(&mut r) {
+        s.hits.fetch_add(1, Ordering::SeqCst);
+        let body = req.body.clone();
+        s.requests.lock().expect("requests lock").push(req);
+        let mode = s.mode.lock().expect("mode lock").clone();
+        let keep = match mode {
+            Mode::Json { status, body } => {
+                reply(&mut w, status, "application/json", body.as_bytes(), &[])
+            }
+            Mode::Echo => reply(&mut w, 200, "application/octet-stream", &body, &[]),
+            Mode::Status {
+                status,
+                retry_after,
+            } => {
+                let msg = format!(
+                    r#"{{"type":"error","error":{{"type":"api_error","message":"mock {status}"}}}}"#
+                );
+                let extra: Vec<String> = retry_after
+                    .map(|s| format!("retry-after: {s}"))
+                    .into_iter()
+                    .collect();
+                reply(&mut w, status, "application/json", msg.as_bytes(), &extra)
+            }
+            Mode::Slow { delay } => {
+                thread::sleep(delay);
+                reply(&mut w, 200, "application/json", OK_BODY.as_bytes(), &[])
+            }
+            Mode::Sse { events, delay } => {
+                let _ = w.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
+                for (i, e) in events.iter().enumerate() {
+                    if i > 0 {
+                        thread::sleep(delay);
+                    }
+                    if w.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                w.write_all(b"0\r\n\r\n").is_ok()
+            }
+            Mode::TruncatedChunked => {
+                let e = "event: message_start\ndata: {}\n\n";
+                let _ = w.write_all(
+                    format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{e}\r\n", e.len())
+                        .as_bytes(),
+                );
+                thread::sleep(Duration::from_millis(50));
+                false
+            }
+            Mode::ResetMidBody { total, send } => {
+                let _ = w.write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {total}\r\n\r\n").as_bytes());
+                let _ = w.write_all(&vec![b'x'; send]);
+                thread::sleep(Duration::from_millis(50));
+                false
+            }
+            Mode::CloseBeforeHead => false,
+            Mode::Garbage => {
+                let _ = w.write_all(b"NOT HTTP AT ALL\r\n\r\n");
+                false
+            }
+            Mode::Hang => {
+                while !s.stop.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                false
+            }
+        };
+        if !keep {
+            return;
+        }
+    }
+}
+
+fn reply(w: &mut TcpStream, status: u16, ctype: &str, body: &[u8], extra: &[String]) -> bool {
+    let mut head = format!(
+        "HTTP/1.1 {status} Mock\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for e in extra {
+        head.push_str(e);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    w.write_all(head.as_bytes()).is_ok() && w.write_all(body).is_ok()
+}
