@@ -1,1 +1,191 @@
 //! CLI: every command and its error cases.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::{stderr, stdout, TempHome};
+
+const KEY1: &str = "sk-ant-api03-FIRSTSECRETKEY-0001abcd";
+const KEY2: &str = "sk-ant-api03-SECONDSECRETKEY-0002wxyz";
+
+fn assert_usage_error(home: &TempHome, args: &[&str]) {
+    let o = home.run(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.starts_with("qcc: error: "), "{args:?}: {err}");
+    assert!(err.lines().count() <= 2, "{args:?}: short message: {err}");
+}
+
+#[test]
+fn version_and_help() {
+    let home = TempHome::new();
+    let o = home.run(&["--version"]);
+    assert_eq!(stdout(&o).trim(), format!("QCC version {}", env!("CARGO_PKG_VERSION")));
+    let help = stdout(&home.run(&["--help"]));
+    for cmd in ["endpoint add", "endpoint list", "endpoint remove", "config list", "proxy start", "proxy status", "proxy stop", "proxy logs", "proxy use", "queue status", "queue clear", "health status"] {
+        assert!(help.contains(cmd), "--help lacks {cmd}");
+    }
+    let start = stdout(&home.run(&["proxy", "start", "--help"]));
+    for flag in ["--cluster", "--host", "--port", "--strategy", "--ca-file", "--verify-interval", "--probe-model", "--log-level", "--max-body", "--max-connections", "--header-timeout", "--idle-timeout", "--drain-timeout", "--access-key"] {
+        assert!(start.contains(flag), "proxy start --help lacks {flag}");
+    }
+    assert!(stdout(&home.run(&["endpoint", "add", "--help"])).contains("--max-failures"));
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let home = TempHome::new();
+    assert_usage_error(&home, &[]);
+    assert_usage_error(&home, &["frobnicate"]);
+    assert_usage_error(&home, &["endpoint"]);
+    assert_usage_error(&home, &["endpoint", "add", "c", "--url"]);
+    assert_usage_error(&home, &["endpoint", "add", "c", "--url", "http://x", "--key", "k", "--bogus"]);
+    assert_usage_error(&home, &["endpoint", "add", "c", "--url", "http://x", "--key", "k", "--priority", "high"]);
+    assert_usage_error(&home, &["endpoint", "list", "c", "extra"]);
+    assert_usage_error(&home, &["proxy", "start", "--port", "99999"]);
+    assert_usage_error(&home, &["proxy", "start", "--strategy", "fastest"]);
+    assert_usage_error(&home, &["queue", "status", "--wat"]);
+}
+
+#[test]
+fn endpoint_add_list_remove_round_trip_with_masked_keys() {
+    let home = TempHome::new();
+    let o = home.run(&["endpoint", "add", "work", "--url", "https://api.example.com", "--key", KEY1]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id1 = stdout(&o).trim().to_string();
+    assert!(id1.len() == 8 && id1.chars().all(|c| c.is_ascii_hexdigit()), "{id1}");
+    let o = home.run(&["endpoint", "add", "work", "--url", "https://relay.example.org/anthropic", "--key", KEY2, "--priority", "2", "--weight", "50", "--timeout", "10", "--max-failures", "5"]);
+    let id2 = stdout(&o).trim().to_string();
+    assert_ne!(id1, id2);
+    let mode = std::fs::metadata(home.config()).expect("config").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let list = home.run(&["endpoint", "list", "work"]);
+    let text = stdout(&list);
+    assert!(text.contains(&id1) && text.contains(&id2) && text.contains("sk-ant-…abcd"), "{text}");
+    let json = home.run(&["endpoint", "list", "work", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v[1]["id"], id2.as_str());
+    assert_eq!(v[1]["priority"], 2);
+    assert_eq!(v[1]["base_url"], "https://relay.example.org/anthropic");
+    assert_eq!(v[1]["api_key"], "sk-ant-…wxyz");
+    let config = home.run(&["config", "list", "--json"]);
+    let c: serde_json::Value = serde_json::from_slice(&config.stdout).expect("json");
+    assert_eq!(c["profiles"][0]["name"], "work");
+    for out in [&list, &json, &config, &home.run(&["config", "list"])] {
+        let all = format!("{}{}", stdout(out), stderr(out));
+        assert!(!all.contains(KEY1) && !all.contains(KEY2), "a key leaked: {all}");
+    }
+    let o = home.run(&["endpoint", "remove", "work", &id1]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&home.run(&["endpoint", "list", "work", "--json"]).stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(1));
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(home.config()).expect("read")).expect("json");
+    assert_eq!(file["profiles"]["work"]["base_url"], "https://relay.example.org/anthropic", "top-level mirrors the first endpoint");
+}
+
+#[test]
+fn invalid_input_is_refused_and_the_file_left_untouched() {
+    let home = TempHome::new();
+    home.run(&["endpoint", "add", "work", "--url", "https://api.example.com", "--key", KEY1]);
+    let before = std::fs::read(home.config()).expect("config");
+    for url in ["ftp://x.example.com", "https://", "http://x:99999", "api.example.com"] {
+        let o = home.run(&["endpoint", "add", "work", "--url", url, "--key", KEY1]);
+        assert_eq!(o.status.code(), Some(2), "{url}");
+        assert!(stderr(&o).contains("invalid URL"), "{url}: {}", stderr(&o));
+    }
+    for args in [&["endpoint", "list", "nope"][..], &["endpoint", "remove", "nope", "abcdef12"], &["endpoint", "remove", "work", "abcdef12"], &["proxy", "start", "--cluster", "nope"]] {
+        let o = home.run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("unknown"), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(std::fs::read(home.config()).expect("config"), before);
+}
+
+#[test]
+fn corrupt_config_gives_one_line_and_is_never_overwritten() {
+    let home = TempHome::new();
+    let garbage = b"{\"profiles\": {\"work\": [1, 2,,]}";
+    std::fs::write(home.config(), garbage).expect("write");
+    for args in [&["config", "list"][..], &["endpoint", "add", "work", "--url", "https://a.example.com", "--key", KEY1], &["endpoint", "list", "work"], &["proxy", "start"]] {
+        let o = home.run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&home.config().display().to_string()), "names the file: {err}");
+    }
+    assert_eq!(std::fs::read(home.config()).expect("config"), garbage);
+}
+
+#[test]
+fn python_shaped_config_with_unknown_fields_survives_a_rewrite() {
+    let home = TempHome::new();
+    let original = serde_json::json!({
+        "user_id": "local:alice",
+        "settings": {"default_profile": "my-cluster", "auto_sync": false, "encryption_enabled": true},
+        "future_top": [1, 2, 3],
+        "profiles": {
+            "my-cluster": {
+                "name": "my-cluster", "description": "", "priority": "primary", "enabled": true,
+                "created_at": "2025-10-17T10:00:00.000000", "last_used": null,
+                "base_url": "https://api.example.com", "api_key": KEY1, "profile_extra": {"a": 1},
+                "endpoints": [{"id": "3f2a9c1d", "base_url": "https://api.example.com", "api_key": KEY1,
+                    "weight": 100, "priority": 1, "enabled": true, "max_failures": 3, "timeout": 30,
+                    "source_profile": null, "metadata": {"m": true}, "created_at": "2025-10-17T10:00:00.000000",
+                    "health_status": {"status": "unknown", "last_check": null, "consecutive_failures": 0,
+                        "total_requests": 0, "failed_requests": 0, "success_rate": 100.0, "avg_response_time": 0},
+                    "endpoint_extra": "x"}]
+            },
+            "single": {"name": "single", "base_url": "https://solo.example.com", "api_key": KEY2}
+        }
+    });
+    std::fs::write(home.config(), serde_json::to_vec_pretty(&original).expect("json")).expect("write");
+    let list = stdout(&home.run(&["config", "list"]));
+    assert!(list.contains("my-cluster (default)") && list.contains("single"), "{list}");
+    let o = home.run(&["endpoint", "add", "my-cluster", "--url", "https://b.example.com", "--key", KEY2]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after: serde_json::Value = serde_json::from_slice(&std::fs::read(home.config()).expect("read")).expect("json");
+    assert_eq!(after["future_top"], original["future_top"]);
+    assert_eq!(after["settings"], original["settings"]);
+    assert_eq!(after["profiles"]["my-cluster"]["profile_extra"], original["profiles"]["my-cluster"]["profile_extra"]);
+    assert_eq!(after["profiles"]["my-cluster"]["endpoints"][0], original["profiles"]["my-cluster"]["endpoints"][0]);
+    assert_eq!(after["profiles"]["single"], original["profiles"]["single"]);
+    assert_eq!(after["profiles"]["my-cluster"]["endpoints"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn commands_for_the_running_proxy_say_not_running() {
+    let home = TempHome::new();
+    for args in [&["proxy", "status"][..], &["queue", "status", "--json"], &["health", "status"], &["proxy", "stop"]] {
+        let o = home.run(args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}");
+        assert!(stderr(&o).contains("not running"), "{args:?}: {}", stderr(&o));
+    }
+    let o = home.run(&["queue", "clear"]);
+    assert!(o.status.success(), "queue clear works on the file: {}", stderr(&o));
+}
+
+#[test]
+fn proxy_use_writes_claude_settings_keeping_other_keys() {
+    let home = TempHome::new();
+    home.run(&["endpoint", "add", "work", "--url", "https://api.example.com", "--key", KEY1]);
+    let dir = home.path("claude");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("settings.json"), br#"{"theme": "dark", "env": {"OTHER": "1"}}"#).expect("write");
+    let o = home.qcc().env("CLAUDE_CONFIG_DIR", &dir).args(["proxy", "use", "work", "--port", "9999"]).output().expect("run");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("settings.json")).expect("read")).expect("json");
+    assert_eq!(v["theme"], "dark");
+    assert_eq!(v["env"]["OTHER"], "1");
+    assert_eq!(v["env"]["ANTHROPIC_BASE_URL"], "http://127.0.0.1:9999");
+    assert_eq!(v["env"]["ANTHROPIC_API_KEY"], "proxy-managed");
+    assert_eq!(v["env"]["ANTHROPIC_AUTH_TOKEN"], "proxy-managed");
+    assert_eq!(v["apiKeyHelper"], "echo 'proxy-managed'");
+    let mode = std::fs::metadata(dir.join("settings.json")).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // Default location: ~/.claude/settings.json under HOME.
+    let o = home.run(&["proxy", "use", "work"]);
+    assert!(o.status.success());
+    assert!(home.path(".claude/settings.json").exists());
+    let o = home.run(&["proxy", "use", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+}
