@@ -53,15 +53,7 @@ pub struct Balancer {
 
 impl Balancer {
     pub fn new(strategy: Strategy, seed: u64) -> Balancer {
-        Balancer {
-            strategy,
-            rr_next: 0,
-            rng: if seed == 0 {
-                0x9E37_79B9_7F4A_7C15
-            } else {
-                seed
-            },
-        }
+        Balancer { strategy, rr_next: 0, rng: if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed } }
     }
 
     pub fn strategy(&self) -> Strategy {
@@ -80,29 +72,22 @@ impl Balancer {
     /// Order of preference: usable and untried (by strategy); else untried in priority order
     /// (health may be stale); else any, in priority order (a retry on the only endpoint).
     pub fn pick(&mut self, candidates: &[Candidate]) -> Option<usize> {
-        let tier1: Vec<usize> = (0..candidates.len())
-            .filter(|&i| candidates[i].usable && !candidates[i].tried)
-            .collect();
+        let tier1: Vec<usize> =
+            (0..candidates.len()).filter(|&i| candidates[i].usable && !candidates[i].tried).collect();
         if !tier1.is_empty() {
             return Some(self.by_strategy(candidates, &tier1));
         }
-        let by_priority = |pool: &mut dyn Iterator<Item = usize>| {
-            pool.min_by_key(|&i| (candidates[i].priority, i))
-        };
+        let by_priority = |pool: &mut dyn Iterator<Item = usize>| pool.min_by_key(|&i| (candidates[i].priority, i));
         by_priority(&mut (0..candidates.len()).filter(|&i| !candidates[i].tried))
             .or_else(|| by_priority(&mut (0..candidates.len())))
     }
 
     fn by_strategy(&mut self, c: &[Candidate], pool: &[usize]) -> usize {
         match self.strategy {
-            Strategy::PriorityFailover => *pool
-                .iter()
-                .min_by_key(|&&i| (c[i].priority, i))
-                .unwrap_or(&pool[0]),
-            Strategy::LeastConnections => *pool
-                .iter()
-                .min_by_key(|&&i| (c[i].in_flight, c[i].priority, i))
-                .unwrap_or(&pool[0]),
+            Strategy::PriorityFailover => *pool.iter().min_by_key(|&&i| (c[i].priority, i)).unwrap_or(&pool[0]),
+            Strategy::LeastConnections => {
+                *pool.iter().min_by_key(|&&i| (c[i].in_flight, c[i].priority, i)).unwrap_or(&pool[0])
+            }
             Strategy::RoundRobin => {
                 let i = pool[self.rr_next % pool.len()];
                 self.rr_next = self.rr_next.wrapping_add(1);
@@ -133,13 +118,7 @@ mod tests {
     use super::*;
 
     fn cand(priority: u32, weight: u32) -> Candidate {
-        Candidate {
-            priority,
-            weight,
-            in_flight: 0,
-            usable: true,
-            tried: false,
-        }
+        Candidate { priority, weight, in_flight: 0, usable: true, tried: false }
     }
 
     #[test]

@@ -11,9 +11,7 @@ use crate::error::{Error, Result};
 pub fn settings_path() -> PathBuf {
     match std::env::var_os("CLAUDE_CONFIG_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("settings.json"),
-        _ => crate::fsutil::home_dir()
-            .join(".claude")
-            .join("settings.json"),
+        _ => crate::fsutil::home_dir().join(".claude").join("settings.json"),
     }
 }
 
@@ -23,43 +21,24 @@ pub fn use_proxy(base_url: &str, key: &str) -> Result<PathBuf> {
     let path = settings_path();
     let mut root = match std::fs::read(&path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Value::Object(Map::new()),
-        Ok(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| Error::BadFile {
-            path: path.clone(),
-            problem: format!("invalid JSON: {e}"),
-        })?,
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+            .map_err(|e| Error::BadFile { path: path.clone(), problem: format!("invalid JSON: {e}") })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Object(Map::new()),
-        Err(e) => {
-            return Err(Error::BadFile {
-                path,
-                problem: e.to_string(),
-            })
-        }
+        Err(e) => return Err(Error::BadFile { path, problem: e.to_string() }),
     };
     let Some(obj) = root.as_object_mut() else {
-        return Err(Error::BadFile {
-            path,
-            problem: "not a JSON object".into(),
-        });
+        return Err(Error::BadFile { path, problem: "not a JSON object".into() });
     };
-    let env = obj
-        .entry("env")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let env = obj.entry("env").or_insert_with(|| Value::Object(Map::new()));
     let Some(env) = env.as_object_mut() else {
-        return Err(Error::BadFile {
-            path,
-            problem: "\"env\" is not a JSON object".into(),
-        });
+        return Err(Error::BadFile { path, problem: "\"env\" is not a JSON object".into() });
     };
     env.insert("ANTHROPIC_BASE_URL".into(), Value::String(base_url.into()));
     env.insert("ANTHROPIC_API_KEY".into(), Value::String(key.into()));
     env.insert("ANTHROPIC_AUTH_TOKEN".into(), Value::String(key.into()));
-    obj.insert(
-        "apiKeyHelper".into(),
-        Value::String(format!("echo '{key}'")),
-    );
+    obj.insert("apiKeyHelper".into(), Value::String(format!("echo '{key}'")));
     let mut bytes = serde_json::to_vec_pretty(&root).map_err(|e| Error::Failed(e.to_string()))?;
     bytes.push(b'\n');
-    crate::fsutil::atomic_write(&path, &bytes)
-        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    crate::fsutil::atomic_write(&path, &bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     Ok(path)
 }

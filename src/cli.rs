@@ -91,9 +91,7 @@ fn usage(e: pico_args::Error) -> Error {
 fn positional(args: &mut Arguments, what: &str, topic: &str) -> Result<String> {
     match args.opt_free_from_str::<String>().map_err(usage)? {
         Some(v) if !v.starts_with('-') => Ok(v),
-        Some(v) => Err(Error::Usage(format!(
-            "unknown option '{v}' for `qcc {topic}`"
-        ))),
+        Some(v) => Err(Error::Usage(format!("unknown option '{v}' for `qcc {topic}`"))),
         None => Err(Error::Usage(format!("`qcc {topic}` needs {what}"))),
     }
 }
@@ -123,20 +121,12 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
     }
     let group = args.subcommand().map_err(usage)?;
     let Some(group) = group else {
-        return if help {
-            Ok(Command::Help(String::new()))
-        } else {
-            Err(Error::Usage("missing command".into()))
-        };
+        return if help { Ok(Command::Help(String::new())) } else { Err(Error::Usage("missing command".into())) };
     };
     let sub = match group.as_str() {
         "endpoint" | "config" | "proxy" | "queue" | "health" => args.subcommand().map_err(usage)?,
         "help" => {
-            let topic: Vec<String> = args
-                .finish()
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
+            let topic: Vec<String> = args.finish().iter().map(|a| a.to_string_lossy().into_owned()).collect();
             return Ok(Command::Help(topic.join(" ")));
         }
         "version" => {
@@ -159,108 +149,56 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
         ("endpoint", "add") => {
             let url = args.value_from_str("--url").map_err(usage)?;
             let key = args.value_from_str("--key").map_err(usage)?;
-            let priority = args
-                .opt_value_from_str("--priority")
-                .map_err(usage)?
-                .unwrap_or(1);
-            let weight = args
-                .opt_value_from_str("--weight")
-                .map_err(usage)?
-                .unwrap_or(100);
-            let timeout = args
-                .opt_value_from_str("--timeout")
-                .map_err(usage)?
-                .unwrap_or(30);
-            let max_failures = args
-                .opt_value_from_str("--max-failures")
-                .map_err(usage)?
-                .unwrap_or(3);
-            let ca_file = args
-                .opt_value_from_os_str("--ca-file", |s| Ok::<_, String>(PathBuf::from(s)))
-                .map_err(usage)?;
+            let priority = args.opt_value_from_str("--priority").map_err(usage)?.unwrap_or(1);
+            let weight = args.opt_value_from_str("--weight").map_err(usage)?.unwrap_or(100);
+            let timeout = args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(30);
+            let max_failures = args.opt_value_from_str("--max-failures").map_err(usage)?.unwrap_or(3);
+            let ca_file =
+                args.opt_value_from_os_str("--ca-file", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?;
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
-            Command::EndpointAdd {
-                cluster,
-                url,
-                key,
-                priority,
-                weight,
-                timeout,
-                max_failures,
-                ca_file,
-            }
+            Command::EndpointAdd { cluster, url, key, priority, weight, timeout, max_failures, ca_file }
         }
         ("endpoint", "list") => {
             let json = args.contains("--json");
-            Command::EndpointList {
-                cluster: positional(&mut args, "a CLUSTER name", &topic)?,
-                json,
-            }
+            Command::EndpointList { cluster: positional(&mut args, "a CLUSTER name", &topic)?, json }
         }
         ("endpoint", "remove") => {
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
-            Command::EndpointRemove {
-                cluster,
-                id: positional(&mut args, "an endpoint ID", &topic)?,
-            }
+            Command::EndpointRemove { cluster, id: positional(&mut args, "an endpoint ID", &topic)? }
         }
-        ("config", "list") => Command::ConfigList {
-            json: args.contains("--json"),
-        },
+        ("config", "list") => Command::ConfigList { json: args.contains("--json") },
         ("proxy", "start") => Command::ProxyStart(ProxyStartArgs {
             cluster: args.opt_value_from_str("--cluster").map_err(usage)?,
             host: args.opt_value_from_str("--host").map_err(usage)?,
             port: args.opt_value_from_str("--port").map_err(usage)?,
             strategy: args.opt_value_from_str("--strategy").map_err(usage)?,
-            ca_file: args
-                .opt_value_from_os_str("--ca-file", |s| Ok::<_, String>(PathBuf::from(s)))
-                .map_err(usage)?,
-            verify_interval: args
-                .opt_value_from_str("--verify-interval")
-                .map_err(usage)?,
+            ca_file: args.opt_value_from_os_str("--ca-file", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?,
+            verify_interval: args.opt_value_from_str("--verify-interval").map_err(usage)?,
             probe_model: args.opt_value_from_str("--probe-model").map_err(usage)?,
             log_level: args.opt_value_from_str("--log-level").map_err(usage)?,
             max_body: args.opt_value_from_str("--max-body").map_err(usage)?,
-            max_connections: args
-                .opt_value_from_str("--max-connections")
-                .map_err(usage)?,
+            max_connections: args.opt_value_from_str("--max-connections").map_err(usage)?,
             header_timeout: args.opt_value_from_str("--header-timeout").map_err(usage)?,
             idle_timeout: args.opt_value_from_str("--idle-timeout").map_err(usage)?,
             drain_timeout: args.opt_value_from_str("--drain-timeout").map_err(usage)?,
             access_key: args.opt_value_from_str("--access-key").map_err(usage)?,
         }),
-        ("proxy", "status") => Command::ProxyStatus {
-            json: args.contains("--json"),
-        },
-        ("proxy", "stop") => Command::ProxyStop {
-            timeout: args
-                .opt_value_from_str("--timeout")
-                .map_err(usage)?
-                .unwrap_or(40),
-        },
+        ("proxy", "status") => Command::ProxyStatus { json: args.contains("--json") },
+        ("proxy", "stop") => {
+            Command::ProxyStop { timeout: args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(40) }
+        }
         ("proxy", "logs") => Command::ProxyLogs {
-            lines: args
-                .opt_value_from_str(["-n", "--lines"])
-                .map_err(usage)?
-                .unwrap_or(50),
+            lines: args.opt_value_from_str(["-n", "--lines"]).map_err(usage)?.unwrap_or(50),
             follow: args.contains(["-f", "--follow"]),
         },
         ("proxy", "use") => {
             let host = args.opt_value_from_str("--host").map_err(usage)?;
             let port = args.opt_value_from_str("--port").map_err(usage)?;
-            Command::ProxyUse {
-                cluster: positional(&mut args, "a CLUSTER name", &topic)?,
-                host,
-                port,
-            }
+            Command::ProxyUse { cluster: positional(&mut args, "a CLUSTER name", &topic)?, host, port }
         }
-        ("queue", "status") => Command::QueueStatus {
-            json: args.contains("--json"),
-        },
+        ("queue", "status") => Command::QueueStatus { json: args.contains("--json") },
         ("queue", "clear") => Command::QueueClear,
-        ("health", "status") => Command::HealthStatus {
-            json: args.contains("--json"),
-        },
+        ("health", "status") => Command::HealthStatus { json: args.contains("--json") },
         (g, s) => return Err(Error::Usage(format!("unknown command '{g} {s}'"))),
     };
     finish(args, &topic)?;

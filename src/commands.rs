@@ -27,16 +27,11 @@ pub fn endpoint_add(
         return Err(Error::Invalid("--key must not be empty".into()));
     }
     if timeout == 0 || max_failures == 0 {
-        return Err(Error::Invalid(
-            "--timeout and --max-failures must be at least 1".into(),
-        ));
+        return Err(Error::Invalid("--timeout and --max-failures must be at least 1".into()));
     }
     if let Some(ca) = &ca_file {
         if !ca.is_file() {
-            return Err(Error::Invalid(format!(
-                "--ca-file {}: no such file",
-                ca.display()
-            )));
+            return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
         }
     }
     let mut config = load()?;
@@ -86,10 +81,7 @@ fn endpoints_json(cluster: &ClusterConfig) -> Value {
 }
 
 fn print_table(cluster: &ClusterConfig) {
-    println!(
-        "{:<10} {:>4} {:>6} {:<8} {:<16} URL",
-        "ID", "PRIO", "WEIGHT", "ENABLED", "KEY"
-    );
+    println!("{:<10} {:>4} {:>6} {:<8} {:<16} URL", "ID", "PRIO", "WEIGHT", "ENABLED", "KEY");
     for ep in &cluster.endpoints {
         println!(
             "{:<10} {:>4} {:>6} {:<8} {:<16} {}",
@@ -106,10 +98,7 @@ fn print_table(cluster: &ClusterConfig) {
 pub fn endpoint_list(cluster: &str, json_out: bool) -> Result<()> {
     let c = load()?.cluster(cluster)?;
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&endpoints_json(&c)).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&endpoints_json(&c)).unwrap_or_default());
     } else {
         print_table(&c);
     }
@@ -138,11 +127,7 @@ pub fn config_list(json_out: bool) -> Result<()> {
         println!("no profiles yet: add one with `qcc endpoint add CLUSTER --url URL --key KEY`");
     }
     for (name, c) in &profiles {
-        let mark = if Some(name) == default.as_ref() {
-            " (default)"
-        } else {
-            ""
-        };
+        let mark = if Some(name) == default.as_ref() { " (default)" } else { "" };
         println!("\n{name}{mark}: {} endpoint(s)", c.endpoints.len());
         print_table(c);
     }

@@ -55,14 +55,10 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// A missing file is an empty config; an unreadable or corrupt one is `Error::BadFile`.
     pub fn load(path: &Path) -> Result<ConfigFile> {
-        let bad = |problem: String| Error::BadFile {
-            path: path.to_path_buf(),
-            problem,
-        };
+        let bad = |problem: String| Error::BadFile { path: path.to_path_buf(), problem };
         let root = match std::fs::read(path) {
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => json!({}),
-            Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
-                .map_err(|e| bad(format!("invalid JSON: {e}")))?,
+            Ok(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
             Err(e) => return Err(bad(e.to_string())),
         };
@@ -72,10 +68,7 @@ impl ConfigFile {
         if root.get("profiles").is_some_and(|p| !p.is_object()) {
             return Err(bad("\"profiles\" is not a JSON object".into()));
         }
-        Ok(ConfigFile {
-            path: path.to_path_buf(),
-            root,
-        })
+        Ok(ConfigFile { path: path.to_path_buf(), root })
     }
 
     pub fn path(&self) -> &Path {
@@ -88,9 +81,7 @@ impl ConfigFile {
 
     /// Profile names in file order.
     pub fn profile_names(&self) -> Vec<String> {
-        self.profiles()
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default()
+        self.profiles().map(|p| p.keys().cloned().collect()).unwrap_or_default()
     }
 
     /// `settings.default_profile`, when set and present.
@@ -104,18 +95,12 @@ impl ConfigFile {
         let profile = self.profiles().and_then(|p| p.get(name)).ok_or_else(|| {
             let known = self.profile_names();
             Error::Invalid(if known.is_empty() {
-                format!(
-                    "unknown cluster '{name}': {} has no profiles",
-                    self.path.display()
-                )
+                format!("unknown cluster '{name}': {} has no profiles", self.path.display())
             } else {
                 format!("unknown cluster '{name}' (known: {})", known.join(", "))
             })
         })?;
-        let bad = |problem: String| Error::BadFile {
-            path: self.path.clone(),
-            problem,
-        };
+        let bad = |problem: String| Error::BadFile { path: self.path.clone(), problem };
         let Some(profile) = profile.as_object() else {
             return Err(bad(format!("profile '{name}' is not a JSON object")));
         };
@@ -124,30 +109,19 @@ impl ConfigFile {
             Some(Value::Array(list)) => {
                 for (i, ep) in list.iter().enumerate() {
                     endpoints.push(
-                        parse_endpoint(ep).map_err(|e| {
-                            bad(format!("profile '{name}', endpoint {}: {e}", i + 1))
-                        })?,
+                        parse_endpoint(ep).map_err(|e| bad(format!("profile '{name}', endpoint {}: {e}", i + 1)))?,
                     );
                 }
             }
-            Some(_) => {
-                return Err(bad(format!(
-                    "profile '{name}': \"endpoints\" is not a list"
-                )))
-            }
+            Some(_) => return Err(bad(format!("profile '{name}': \"endpoints\" is not a list"))),
             None => {
                 let mut single = profile.clone();
                 single.insert("id".into(), Value::String(fnv_id(name)));
-                endpoints.push(
-                    parse_endpoint(&Value::Object(single))
-                        .map_err(|e| bad(format!("profile '{name}': {e}")))?,
-                );
+                endpoints
+                    .push(parse_endpoint(&Value::Object(single)).map_err(|e| bad(format!("profile '{name}': {e}")))?);
             }
         }
-        Ok(ClusterConfig {
-            name: name.to_string(),
-            endpoints,
-        })
+        Ok(ClusterConfig { name: name.to_string(), endpoints })
     }
 
     /// Add an endpoint (creating the cluster profile if needed); returns the new id.
@@ -193,11 +167,7 @@ impl ConfigFile {
         if !profile.contains_key("endpoints") {
             // A single-endpoint profile becomes a cluster: its own endpoint comes first.
             let mut list = Vec::new();
-            if let Some(url) = profile
-                .get("base_url")
-                .and_then(Value::as_str)
-                .filter(|u| !u.is_empty())
-            {
+            if let Some(url) = profile.get("base_url").and_then(Value::as_str).filter(|u| !u.is_empty()) {
                 list.push(json!({"id": fnv_id(cluster), "base_url": url,
                                  "api_key": profile.get("api_key").cloned().unwrap_or(json!("")),
                                  "weight": 100, "priority": 1, "enabled": true, "max_failures": 3, "timeout": 30,
@@ -224,16 +194,11 @@ impl ConfigFile {
         let path = self.path.clone();
         let profile = self
             .root
-            .pointer_mut(&format!(
-                "/profiles/{}",
-                cluster.replace('~', "~0").replace('/', "~1")
-            ))
+            .pointer_mut(&format!("/profiles/{}", cluster.replace('~', "~0").replace('/', "~1")))
             .and_then(Value::as_object_mut)
             .ok_or_else(|| Error::Invalid(format!("unknown cluster '{cluster}'")))?;
         let Some(Value::Array(list)) = profile.get_mut("endpoints") else {
-            return Err(Error::Invalid(format!(
-                "cluster '{cluster}' has no endpoint list; nothing to remove"
-            )));
+            return Err(Error::Invalid(format!("cluster '{cluster}' has no endpoint list; nothing to remove")));
         };
         let before = list.len();
         list.retain(|ep| ep.get("id").and_then(Value::as_str) != Some(id));
@@ -249,8 +214,7 @@ impl ConfigFile {
 
     /// Write the file back atomically (mode 0600), every unknown field kept.
     pub fn save(&self) -> Result<()> {
-        let mut bytes =
-            serde_json::to_vec_pretty(&self.root).map_err(|e| Error::Failed(e.to_string()))?;
+        let mut bytes = serde_json::to_vec_pretty(&self.root).map_err(|e| Error::Failed(e.to_string()))?;
         bytes.push(b'\n');
         crate::fsutil::atomic_write(&self.path, &bytes)
             .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))
@@ -268,32 +232,19 @@ impl ConfigFile {
 
     fn root_object(&mut self) -> Result<&mut Map<String, Value>> {
         let path = self.path.clone();
-        self.root.as_object_mut().ok_or(Error::BadFile {
-            path,
-            problem: "not a JSON object".into(),
-        })
+        self.root.as_object_mut().ok_or(Error::BadFile { path, problem: "not a JSON object".into() })
     }
 
     fn not_object(&self, what: &str) -> Error {
-        Error::BadFile {
-            path: self.path.clone(),
-            problem: format!("\"{what}\" is not a JSON object"),
-        }
+        Error::BadFile { path: self.path.clone(), problem: format!("\"{what}\" is not a JSON object") }
     }
 }
 
 /// The profile's top-level base_url/api_key mirror its first endpoint (the Python shape).
 fn mirror_first(profile: &mut Map<String, Value>) {
-    let first = profile
-        .get("endpoints")
-        .and_then(Value::as_array)
-        .and_then(|l| l.first())
-        .cloned();
+    let first = profile.get("endpoints").and_then(Value::as_array).and_then(|l| l.first()).cloned();
     let (url, key) = match first {
-        Some(ep) => (
-            ep.get("base_url").cloned().unwrap_or(json!("")),
-            ep.get("api_key").cloned().unwrap_or(json!("")),
-        ),
+        Some(ep) => (ep.get("base_url").cloned().unwrap_or(json!("")), ep.get("api_key").cloned().unwrap_or(json!(""))),
         None => (json!(""), json!("")),
     };
     profile.insert("base_url".into(), url);
@@ -302,15 +253,8 @@ fn mirror_first(profile: &mut Map<String, Value>) {
 
 fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
     let obj = ep.as_object().ok_or("not a JSON object")?;
-    let id = obj
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or("missing \"id\"")?
-        .to_string();
-    let base = obj
-        .get("base_url")
-        .and_then(Value::as_str)
-        .ok_or(format!("endpoint {id}: missing \"base_url\""))?;
+    let id = obj.get("id").and_then(Value::as_str).ok_or("missing \"id\"")?.to_string();
+    let base = obj.get("base_url").and_then(Value::as_str).ok_or(format!("endpoint {id}: missing \"base_url\""))?;
     let url = BaseUrl::parse(base).map_err(|e| format!("endpoint {id}: {e}"))?;
     let num = |field: &str, default: u64| -> std::result::Result<u64, String> {
         match obj.get(field) {
@@ -318,28 +262,18 @@ fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
             Some(v) => v
                 .as_u64()
                 .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f.ceil() as u64))
-                .ok_or(format!(
-                    "endpoint {id}: \"{field}\" is not a non-negative number"
-                )),
+                .ok_or(format!("endpoint {id}: \"{field}\" is not a non-negative number")),
         }
     };
     let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
     Ok(EndpointConfig {
-        api_key: obj
-            .get("api_key")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        api_key: obj.get("api_key").and_then(Value::as_str).unwrap_or("").to_string(),
         weight: to_u32(num("weight", 100)?),
         priority: to_u32(num("priority", 1)?),
         enabled: obj.get("enabled").and_then(Value::as_bool).unwrap_or(true),
         max_failures: to_u32(num("max_failures", 3)?).max(1),
         timeout_secs: num("timeout", 30)?.max(1),
-        ca_file: obj
-            .get("ca_file")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from),
+        ca_file: obj.get("ca_file").and_then(Value::as_str).filter(|s| !s.is_empty()).map(PathBuf::from),
         id,
         url,
     })
@@ -351,16 +285,12 @@ fn fnv_id(name: &str) -> String {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// A new 8-hex id not in `taken`, from the clock, pid and a counter (no RNG crate needed).
 fn fresh_id(taken: &[String]) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     for n in 0u32.. {
         let seed = format!("{nanos}:{}:{n}", std::process::id());
         let id = format!("{:08x}", (fnv1a(seed.as_bytes()) >> 16) as u32);
@@ -395,10 +325,7 @@ mod tests {
     }"#;
 
     fn load_str(text: &str) -> ConfigFile {
-        ConfigFile {
-            path: PathBuf::from("/nonexistent/cache.json"),
-            root: serde_json::from_str(text).unwrap(),
-        }
+        ConfigFile { path: PathBuf::from("/nonexistent/cache.json"), root: serde_json::from_str(text).unwrap() }
     }
 
     #[test]
@@ -408,22 +335,10 @@ mod tests {
         let cl = c.cluster("my-cluster").unwrap();
         assert_eq!(cl.endpoints.len(), 1);
         let ep = &cl.endpoints[0];
-        assert_eq!(
-            (
-                ep.id.as_str(),
-                ep.priority,
-                ep.max_failures,
-                ep.timeout_secs
-            ),
-            ("3f2a9c1d", 1, 3, 30)
-        );
+        assert_eq!((ep.id.as_str(), ep.priority, ep.max_failures, ep.timeout_secs), ("3f2a9c1d", 1, 3, 30));
         let solo = c.cluster("solo").unwrap();
         assert_eq!(solo.endpoints[0].url.path_prefix, "/p");
-        assert_eq!(
-            solo.endpoints[0].id,
-            c.cluster("solo").unwrap().endpoints[0].id,
-            "stable id"
-        );
+        assert_eq!(solo.endpoints[0].id, c.cluster("solo").unwrap().endpoints[0].id, "stable id");
         assert!(matches!(c.cluster("nope"), Err(Error::Invalid(_))));
     }
 
@@ -445,26 +360,13 @@ mod tests {
         assert!(id.chars().all(|ch| ch.is_ascii_hexdigit()));
         assert_eq!(c.cluster("my-cluster").unwrap().endpoints.len(), 2);
         assert_eq!(c.root["user_id"], "local:alice");
-        assert_eq!(
-            c.root
-                .pointer("/profiles/my-cluster/endpoints/0/metadata/team"),
-            Some(&json!("x"))
-        );
+        assert_eq!(c.root.pointer("/profiles/my-cluster/endpoints/0/metadata/team"), Some(&json!("x")));
         c.remove_endpoint("my-cluster", "3f2a9c1d").unwrap();
-        assert_eq!(
-            c.root.pointer("/profiles/my-cluster/base_url"),
-            Some(&json!("https://b.example.com"))
-        );
-        assert!(matches!(
-            c.remove_endpoint("my-cluster", "ffffffff"),
-            Err(Error::Invalid(_))
-        ));
+        assert_eq!(c.root.pointer("/profiles/my-cluster/base_url"), Some(&json!("https://b.example.com")));
+        assert!(matches!(c.remove_endpoint("my-cluster", "ffffffff"), Err(Error::Invalid(_))));
         // A new cluster gets the Python profile shape.
         c.add_endpoint("fresh", &new).unwrap();
-        assert_eq!(
-            c.root.pointer("/profiles/fresh/priority"),
-            Some(&json!("primary"))
-        );
+        assert_eq!(c.root.pointer("/profiles/fresh/priority"), Some(&json!("primary")));
         // A single-endpoint profile keeps its endpoint when it becomes a cluster.
         c.add_endpoint("solo", &new).unwrap();
         assert_eq!(c.cluster("solo").unwrap().endpoints.len(), 2);
@@ -472,9 +374,7 @@ mod tests {
 
     #[test]
     fn bad_endpoint_names_the_profile() {
-        let c = load_str(
-            r#"{"profiles": {"x": {"endpoints": [{"id": "aaaaaaaa", "base_url": "ftp://no"}]}}}"#,
-        );
+        let c = load_str(r#"{"profiles": {"x": {"endpoints": [{"id": "aaaaaaaa", "base_url": "ftp://no"}]}}}"#);
         let e = c.cluster("x").unwrap_err().to_string();
         assert!(e.contains("profile 'x'") && e.contains("aaaaaaaa"), "{e}");
     }

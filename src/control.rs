@@ -41,43 +41,23 @@ fn call(home: &Path, method: &str, path: &str) -> Result<(PidInfo, Value)> {
     let base = info.base_url();
     let hostport = base.trim_start_matches("http://");
     let fail = |what: String| Error::Failed(format!("cannot reach qcc proxy at {base}: {what}"));
-    let addr = hostport
-        .to_socket_addrs()
-        .map_err(|e| fail(e.to_string()))?
-        .next()
-        .ok_or_else(|| fail("no address".into()))?;
+    let addr =
+        hostport.to_socket_addrs().map_err(|e| fail(e.to_string()))?.next().ok_or_else(|| fail("no address".into()))?;
     let mut sock = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| fail(e.to_string()))?;
-    sock.set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| fail(e.to_string()))?;
-    sock.set_write_timeout(Some(TIMEOUT))
-        .map_err(|e| fail(e.to_string()))?;
-    let auth = access_key(home)
-        .map(|k| format!("x-api-key: {k}\r\n"))
-        .unwrap_or_default();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
-    sock.write_all(req.as_bytes())
-        .map_err(|e| fail(e.to_string()))?;
+    sock.set_read_timeout(Some(TIMEOUT)).map_err(|e| fail(e.to_string()))?;
+    sock.set_write_timeout(Some(TIMEOUT)).map_err(|e| fail(e.to_string()))?;
+    let auth = access_key(home).map(|k| format!("x-api-key: {k}\r\n")).unwrap_or_default();
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).map_err(|e| fail(e.to_string()))?;
     let mut raw = Vec::new();
-    sock.take(16 * 1024 * 1024)
-        .read_to_end(&mut raw)
-        .map_err(|e| fail(e.to_string()))?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| fail("incomplete response".into()))?;
+    sock.take(16 * 1024 * 1024).read_to_end(&mut raw).map_err(|e| fail(e.to_string()))?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| fail("incomplete response".into()))?;
     let head = String::from_utf8_lossy(&raw[..split]);
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body: Value =
-        serde_json::from_slice(&raw[split + 4..]).map_err(|e| fail(format!("bad JSON: {e}")))?;
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body: Value = serde_json::from_slice(&raw[split + 4..]).map_err(|e| fail(format!("bad JSON: {e}")))?;
     if status != 200 {
-        let msg = body
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .unwrap_or("error");
+        let msg = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("error");
         return Err(fail(format!("HTTP {status}: {msg}")));
     }
     Ok((info, body))
@@ -101,18 +81,8 @@ pub fn proxy_status(home: &Path, json: bool) -> Result<()> {
         print_json(&s);
         return Ok(());
     }
-    println!(
-        "qcc proxy {} running, pid {}, {}",
-        u(&s, "/version"),
-        info.pid,
-        info.base_url()
-    );
-    println!(
-        "cluster: {}   strategy: {}   uptime: {}s",
-        u(&s, "/cluster"),
-        u(&s, "/strategy"),
-        u(&s, "/uptime_secs")
-    );
+    println!("qcc proxy {} running, pid {}, {}", u(&s, "/version"), info.pid, info.base_url());
+    println!("cluster: {}   strategy: {}   uptime: {}s", u(&s, "/cluster"), u(&s, "/strategy"), u(&s, "/uptime_secs"));
     println!(
         "requests: total {}, successful {}, failed {}, aborted {}, rejected {}, retries {}, in flight {}",
         u(&s, "/requests/total"),
@@ -154,10 +124,7 @@ pub fn queue_status(home: &Path, json: bool) -> Result<()> {
 pub fn queue_clear(home: &Path) -> Result<()> {
     match call(home, "POST", "/_qcc/queue/clear") {
         Ok((_, v)) => {
-            println!(
-                "cleared {} endpoints from the running proxy's failure queue",
-                u(&v, "/cleared")
-            );
+            println!("cleared {} endpoints from the running proxy's failure queue", u(&v, "/cleared"));
             Ok(())
         }
         Err(Error::NotRunning(_)) => {
@@ -174,10 +141,7 @@ pub fn queue_clear(home: &Path) -> Result<()> {
                 .unwrap_or(0);
             q.save(&path, std::time::SystemTime::now())
                 .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-            println!(
-                "proxy not running; cleared {n} endpoints from {}",
-                path.display()
-            );
+            println!("proxy not running; cleared {n} endpoints from {}", path.display());
             Ok(())
         }
         Err(e) => Err(e),
@@ -187,16 +151,7 @@ pub fn queue_clear(home: &Path) -> Result<()> {
 fn print_health(s: &Value) {
     println!(
         "{:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  {}",
-        "ENDPOINT",
-        "STATUS",
-        "PRIO",
-        "FAILS",
-        "REQS",
-        "FAILED",
-        "SUCCESS%",
-        "AVG_MS",
-        "IN_FLIGHT",
-        "URL"
+        "ENDPOINT", "STATUS", "PRIO", "FAILS", "REQS", "FAILED", "SUCCESS%", "AVG_MS", "IN_FLIGHT", "URL"
     );
     for ep in s["endpoints"].as_array().into_iter().flatten() {
         println!(
@@ -211,11 +166,7 @@ fn print_health(s: &Value) {
             u(ep, "/health/avg_response_time"),
             u(ep, "/health/in_flight"),
             u(ep, "/base_url"),
-            if ep["enabled"] == Value::Bool(false) {
-                "  (disabled)"
-            } else {
-                ""
-            },
+            if ep["enabled"] == Value::Bool(false) { "  (disabled)" } else { "" },
         );
     }
 }
@@ -238,14 +189,10 @@ fn print_queue(s: &Value) {
 /// SIGTERM the running proxy and wait (up to `timeout`) until it has exited.
 pub fn proxy_stop(home: &Path, timeout: Duration) -> Result<()> {
     let info = running(home)?;
-    let pid = libc::pid_t::try_from(info.pid)
-        .map_err(|_| Error::Failed(format!("bad pid {}", info.pid)))?;
+    let pid = libc::pid_t::try_from(info.pid).map_err(|_| Error::Failed(format!("bad pid {}", info.pid)))?;
     // SAFETY: sending SIGTERM to the pid our own pid file names, just checked alive.
     if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
-        return Err(Error::io(
-            format!("cannot signal pid {pid}"),
-            std::io::Error::last_os_error(),
-        ));
+        return Err(Error::io(format!("cannot signal pid {pid}"), std::io::Error::last_os_error()));
     }
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -281,14 +228,9 @@ pub fn proxy_logs(home: &Path, n: usize, follow: bool) -> Result<()> {
         Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
     };
     let mut text = Vec::new();
-    file.read_to_end(&mut text)
-        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    file.read_to_end(&mut text).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
     let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
-    let lines = if lines.last().is_some_and(|l| l.is_empty()) {
-        &lines[..lines.len() - 1]
-    } else {
-        &lines[..]
-    };
+    let lines = if lines.last().is_some_and(|l| l.is_empty()) { &lines[..lines.len() - 1] } else { &lines[..] };
     let mut out = std::io::stdout().lock();
     for line in &lines[lines.len().saturating_sub(n)..] {
         let _ = out.write_all(line);
@@ -300,14 +242,8 @@ pub fn proxy_logs(home: &Path, n: usize, follow: bool) -> Result<()> {
     }
     // SAFETY: the handler only stores to an atomic.
     unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
+        libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_interrupt as *const () as libc::sighandler_t);
     }
     let mut pos = text.len() as u64;
     let mut buf = Vec::new();

@@ -23,10 +23,7 @@ pub enum Error {
 
 impl Error {
     pub fn io(context: impl Into<String>, source: io::Error) -> Error {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
+        Error::Io { context: context.into(), source }
     }
 
     pub fn exit_code(&self) -> u8 {
@@ -41,10 +38,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(msg)
-            | Error::Invalid(msg)
-            | Error::NotRunning(msg)
-            | Error::Failed(msg) => f.write_str(msg),
+            Error::Usage(msg) | Error::Invalid(msg) | Error::NotRunning(msg) | Error::Failed(msg) => f.write_str(msg),
             Error::BadFile { path, problem } => write!(f, "{}: {problem}", path.display()),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }

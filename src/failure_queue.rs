@@ -82,10 +82,8 @@ impl FailureQueue {
                 }
                 "last_check_times" => {
                     if let Value::Object(m) = v {
-                        q.last_check_times = m
-                            .into_iter()
-                            .filter_map(|(id, t)| t.as_str().map(|t| (id, t.to_string())))
-                            .collect();
+                        q.last_check_times =
+                            m.into_iter().filter_map(|(id, t)| t.as_str().map(|t| (id, t.to_string()))).collect();
                     }
                 }
                 "failed_endpoints" => {
@@ -192,8 +190,7 @@ impl FailureQueue {
 
     /// Atomic write of `to_json` to `path`; clears the dirty flag on success.
     pub fn save(&mut self, path: &Path, now: SystemTime) -> std::io::Result<()> {
-        let mut bytes =
-            serde_json::to_vec_pretty(&self.to_json(now)).map_err(std::io::Error::other)?;
+        let mut bytes = serde_json::to_vec_pretty(&self.to_json(now)).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         crate::fsutil::atomic_write(path, &bytes)?;
         self.dirty = false;
@@ -231,9 +228,7 @@ mod tests {
     fn info_lines_about(id: &str) -> usize {
         let c = capture();
         let v = c.0.lock().unwrap();
-        v.iter()
-            .filter(|(l, m)| *l == log::Level::Info && m.contains(&format!("endpoint {id} added")))
-            .count()
+        v.iter().filter(|(l, m)| *l == log::Level::Info && m.contains(&format!("endpoint {id} added"))).count()
     }
 
     #[test]
@@ -241,9 +236,7 @@ mod tests {
         capture();
         let mut q = FailureQueue::new();
         let now = SystemTime::now();
-        let added: Vec<bool> = (0..10)
-            .map(|_| q.add("aaaa0001", "HTTP 500", now))
-            .collect();
+        let added: Vec<bool> = (0..10).map(|_| q.add("aaaa0001", "HTTP 500", now)).collect();
         assert_eq!(added.iter().filter(|a| **a).count(), 1);
         assert_eq!(q.stats().total_failed, 1);
         assert_eq!(q.len(), 1);
@@ -262,10 +255,7 @@ mod tests {
         assert_eq!(q.stats().total_failed, 2);
         assert_eq!(q.len(), 2);
         assert_eq!(q.ids().count(), q.len());
-        assert_eq!(
-            info_lines_about("bbbb0001") + info_lines_about("bbbb0002"),
-            2
-        );
+        assert_eq!(info_lines_about("bbbb0001") + info_lines_about("bbbb0002"), 2);
     }
 
     #[test]
@@ -294,12 +284,7 @@ mod tests {
         assert!(!q.contains("d0000001"));
         assert_eq!(
             q.stats(),
-            &QueueStats {
-                total_failed: 1,
-                total_verified: 2,
-                total_recovered: 1,
-                total_still_failed: 1
-            }
+            &QueueStats { total_failed: 1, total_verified: 2, total_recovered: 1, total_still_failed: 1 }
         );
     }
 
@@ -325,10 +310,7 @@ mod tests {
         assert_eq!(v["future_field"]["x"], 1);
         assert_eq!(v["stats"]["total_recovered"], 2);
         assert_eq!(v["failed_endpoints"], json!([]));
-        assert_eq!(
-            v["last_check_times"]["e0000001"],
-            "2025-10-17T10:05:00.123456"
-        );
+        assert_eq!(v["last_check_times"]["e0000001"], "2025-10-17T10:05:00.123456");
 
         std::fs::write(&path, b"{ not json").unwrap();
         let (q, warning) = FailureQueue::load(&path);

@@ -76,9 +76,7 @@ impl Health {
     pub fn record_success(&mut self, elapsed: Duration) -> Option<Flip> {
         self.total_requests += 1;
         self.successful_requests += 1;
-        self.total_response_ms = self
-            .total_response_ms
-            .saturating_add(elapsed.as_millis() as u64);
+        self.total_response_ms = self.total_response_ms.saturating_add(elapsed.as_millis() as u64);
         self.consecutive_failures = 0;
         self.set(HealthStatus::Healthy)
     }
@@ -153,32 +151,11 @@ mod tests {
     fn flips_once_per_change() {
         let mut h = Health::new();
         let flips: Vec<Option<Flip>> = (0..10).map(|_| h.record_failure(3)).collect();
-        assert_eq!(
-            flips[0],
-            Some(Flip {
-                from: HealthStatus::Unknown,
-                to: HealthStatus::Degraded
-            })
-        );
-        assert_eq!(
-            flips[2],
-            Some(Flip {
-                from: HealthStatus::Degraded,
-                to: HealthStatus::Unhealthy
-            })
-        );
+        assert_eq!(flips[0], Some(Flip { from: HealthStatus::Unknown, to: HealthStatus::Degraded }));
+        assert_eq!(flips[2], Some(Flip { from: HealthStatus::Degraded, to: HealthStatus::Unhealthy }));
         assert_eq!(flips.iter().filter(|f| f.is_some()).count(), 2);
-        assert_eq!(
-            (h.total_requests, h.failed_requests, h.consecutive_failures),
-            (10, 10, 10)
-        );
-        assert_eq!(
-            h.restore(),
-            Some(Flip {
-                from: HealthStatus::Unhealthy,
-                to: HealthStatus::Healthy
-            })
-        );
+        assert_eq!((h.total_requests, h.failed_requests, h.consecutive_failures), (10, 10, 10));
+        assert_eq!(h.restore(), Some(Flip { from: HealthStatus::Unhealthy, to: HealthStatus::Healthy }));
         assert_eq!(h.record_success(Duration::from_millis(30)), None);
         assert_eq!(h.avg_response_ms(), 30.0);
         assert!((h.success_rate() - 100.0 / 11.0).abs() < 1e-9);
@@ -191,10 +168,7 @@ mod tests {
         assert!(h.is_usable(true, 3, now));
         assert!(!h.is_usable(false, 3, now));
         h.record_failure(3);
-        assert!(
-            h.is_usable(true, 3, now),
-            "one failure of three: degraded but usable"
-        );
+        assert!(h.is_usable(true, 3, now), "one failure of three: degraded but usable");
         h.record_failure(3);
         h.record_failure(3);
         assert!(!h.is_usable(true, 3, now));

@@ -7,9 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use log::LevelFilter;
-use simplelog::{
-    ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode, WriteLogger,
-};
+use simplelog::{ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 
 use crate::error::{Error, Result};
 
@@ -18,8 +16,7 @@ pub fn log_path(home: &Path) -> PathBuf {
 }
 
 pub fn init(level: LevelFilter, home: &Path) -> Result<()> {
-    crate::fsutil::ensure_dir(home)
-        .map_err(|e| Error::io(format!("cannot create {}", home.display()), e))?;
+    crate::fsutil::ensure_dir(home).map_err(|e| Error::io(format!("cannot create {}", home.display()), e))?;
     let path = log_path(home);
     let file = OpenOptions::new()
         .create(true)
@@ -29,16 +26,10 @@ pub fn init(level: LevelFilter, home: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
     let mut builder = ConfigBuilder::new();
     // rustls logs every handshake at debug; keep our own debug lines readable.
-    builder
-        .add_filter_ignore_str("rustls")
-        .add_filter_ignore_str("mio");
+    builder.add_filter_ignore_str("rustls").add_filter_ignore_str("mio");
     let _ = builder.set_time_offset_to_local();
     let config = builder.build();
-    let color = if std::io::stderr().is_terminal() {
-        ColorChoice::Auto
-    } else {
-        ColorChoice::Never
-    };
+    let color = if std::io::stderr().is_terminal() { ColorChoice::Auto } else { ColorChoice::Never };
     let loggers: Vec<Box<dyn SharedLogger>> = vec![
         TermLogger::new(level, config.clone(), TerminalMode::Stderr, color),
         WriteLogger::new(level, config, file),

@@ -48,25 +48,9 @@ fn run() -> Result<()> {
             Some(text) => print!("{text}"),
             None => return Err(Error::Usage(format!("no help for '{topic}'"))),
         },
-        Command::EndpointAdd {
-            cluster,
-            url,
-            key,
-            priority,
-            weight,
-            timeout,
-            max_failures,
-            ca_file,
-        } => commands::endpoint_add(
-            &cluster,
-            &url,
-            &key,
-            priority,
-            weight,
-            timeout,
-            max_failures,
-            ca_file,
-        )?,
+        Command::EndpointAdd { cluster, url, key, priority, weight, timeout, max_failures, ca_file } => {
+            commands::endpoint_add(&cluster, &url, &key, priority, weight, timeout, max_failures, ca_file)?
+        }
         Command::EndpointList { cluster, json } => commands::endpoint_list(&cluster, json)?,
         Command::EndpointRemove { cluster, id } => commands::endpoint_remove(&cluster, &id)?,
         Command::ConfigList { json } => commands::config_list(json)?,
@@ -74,11 +58,7 @@ fn run() -> Result<()> {
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
         Command::ProxyLogs { lines, follow } => control::proxy_logs(&home, lines, follow)?,
-        Command::ProxyUse {
-            cluster,
-            host,
-            port,
-        } => {
+        Command::ProxyUse { cluster, host, port } => {
             config::ConfigFile::load(&fsutil::config_path())?.cluster(&cluster)?;
             let host = host.unwrap_or_else(|| "127.0.0.1".into());
             let base = if host.contains(':') {
@@ -92,10 +72,7 @@ fn run() -> Result<()> {
                 _ => "proxy-managed".to_string(),
             };
             let path = claude::use_proxy(&base, &key)?;
-            println!(
-                "Claude Code now uses {base} (cluster '{cluster}'): {}",
-                path.display()
-            );
+            println!("Claude Code now uses {base} (cluster '{cluster}'): {}", path.display());
             println!("start the proxy with: qcc proxy start --cluster {cluster}");
         }
         Command::QueueStatus { json } => control::queue_status(&home, json)?,

@@ -48,22 +48,11 @@ pub fn running(home: &Path) -> Result<Option<PidInfo>> {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::BadFile {
-                path,
-                problem: e.to_string(),
-            })
-        }
+        Err(e) => return Err(Error::BadFile { path, problem: e.to_string() }),
     };
-    let info: PidInfo = serde_json::from_str(&text).map_err(|e| Error::BadFile {
-        path: path.clone(),
-        problem: format!("invalid pid file: {e}"),
-    })?;
-    Ok(if process_alive(info.pid) {
-        Some(info)
-    } else {
-        None
-    })
+    let info: PidInfo = serde_json::from_str(&text)
+        .map_err(|e| Error::BadFile { path: path.clone(), problem: format!("invalid pid file: {e}") })?;
+    Ok(if process_alive(info.pid) { Some(info) } else { None })
 }
 
 pub fn process_alive(pid: u32) -> bool {
@@ -86,8 +75,7 @@ pub struct PidGuard {
 
 /// Take the state dir's lock, or explain who holds it.
 pub fn lock(home: &Path) -> Result<PidGuard> {
-    crate::fsutil::ensure_dir(home)
-        .map_err(|e| Error::io(format!("cannot create {}", home.display()), e))?;
+    crate::fsutil::ensure_dir(home).map_err(|e| Error::io(format!("cannot create {}", home.display()), e))?;
     let path = home.join("proxy.lock");
     let file = OpenOptions::new()
         .create(true)
@@ -107,18 +95,14 @@ pub fn lock(home: &Path) -> Result<PidGuard> {
             home.display()
         )));
     }
-    Ok(PidGuard {
-        home: home.to_path_buf(),
-        _lock: file,
-    })
+    Ok(PidGuard { home: home.to_path_buf(), _lock: file })
 }
 
 impl PidGuard {
     pub fn write(&self, info: &PidInfo) -> Result<()> {
         let path = pid_path(&self.home);
         let bytes = serde_json::to_vec(info).map_err(|e| Error::Failed(e.to_string()))?;
-        crate::fsutil::atomic_write(&path, &bytes)
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+        crate::fsutil::atomic_write(&path, &bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
     }
 }
 

@@ -50,8 +50,7 @@ impl Settings {
         let home = crate::fsutil::qcc_home();
         let config_path = crate::fsutil::config_path();
         let config = crate::config::ConfigFile::load(&config_path)?;
-        let (cluster, builtin_default) = match args.cluster.as_deref().or(config.default_profile())
-        {
+        let (cluster, builtin_default) = match args.cluster.as_deref().or(config.default_profile()) {
             Some(name) => (config.cluster(name)?, false),
             None => (builtin_cluster(), true),
         };
@@ -75,11 +74,9 @@ impl Settings {
         };
         let log_level = match args.log_level.as_deref() {
             None => log::LevelFilter::Info,
-            Some(l) => l.parse().map_err(|_| {
-                Error::Invalid(format!(
-                    "--log-level {l}: use error, warn, info, debug or trace"
-                ))
-            })?,
+            Some(l) => l
+                .parse()
+                .map_err(|_| Error::Invalid(format!("--log-level {l}: use error, warn, info, debug or trace")))?,
         };
         let access_key = args
             .access_key
@@ -102,10 +99,7 @@ impl Settings {
         };
         if let Some(ca) = &args.ca_file {
             if !ca.is_file() {
-                return Err(Error::Invalid(format!(
-                    "--ca-file {}: no such file",
-                    ca.display()
-                )));
+                return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
             }
         }
         Ok(Settings {
@@ -115,9 +109,7 @@ impl Settings {
             strategy,
             ca_file: args.ca_file,
             verify_interval: secs(args.verify_interval, 60, "--verify-interval")?,
-            probe_model: args
-                .probe_model
-                .unwrap_or_else(|| "claude-3-5-haiku-20241022".to_string()),
+            probe_model: args.probe_model.unwrap_or_else(|| "claude-3-5-haiku-20241022".to_string()),
             home,
             config_path,
             log_level,

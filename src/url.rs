@@ -59,11 +59,7 @@ impl BaseUrl {
         if host.is_empty() {
             return bad("missing host");
         }
-        if !host.contains(':')
-            && !host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
-        {
+        if !host.contains(':') && !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_') {
             return bad("invalid host name");
         }
         let port = match port {
@@ -87,11 +83,7 @@ impl BaseUrl {
     /// Value for the `Host` header: host, plus ":port" when not the scheme's default,
     /// IPv6 literals in brackets.
     pub fn host_header(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         let default = match self.scheme {
             Scheme::Http => 80,
             Scheme::Https => 443,
@@ -127,18 +119,11 @@ mod tests {
         );
         assert_eq!(u.host_header(), "api.example.com");
         let u = BaseUrl::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!(
-            (u.port, u.host_header()),
-            (8080, "127.0.0.1:8080".to_string())
-        );
+        assert_eq!((u.port, u.host_header()), (8080, "127.0.0.1:8080".to_string()));
         let u = BaseUrl::parse("http://[::1]:9000/p").unwrap();
         assert_eq!(
             (u.host.as_str(), u.host_header(), u.to_string()),
-            (
-                "::1",
-                "[::1]:9000".to_string(),
-                "http://[::1]:9000/p".to_string()
-            )
+            ("::1", "[::1]:9000".to_string(), "http://[::1]:9000/p".to_string())
         );
     }
 

@@ -21,11 +21,39 @@ fn version_and_help() {
     let o = home.run(&["--version"]);
     assert_eq!(stdout(&o).trim(), format!("QCC version {}", env!("CARGO_PKG_VERSION")));
     let help = stdout(&home.run(&["--help"]));
-    for cmd in ["endpoint add", "endpoint list", "endpoint remove", "config list", "proxy start", "proxy status", "proxy stop", "proxy logs", "proxy use", "queue status", "queue clear", "health status"] {
+    for cmd in [
+        "endpoint add",
+        "endpoint list",
+        "endpoint remove",
+        "config list",
+        "proxy start",
+        "proxy status",
+        "proxy stop",
+        "proxy logs",
+        "proxy use",
+        "queue status",
+        "queue clear",
+        "health status",
+    ] {
         assert!(help.contains(cmd), "--help lacks {cmd}");
     }
     let start = stdout(&home.run(&["proxy", "start", "--help"]));
-    for flag in ["--cluster", "--host", "--port", "--strategy", "--ca-file", "--verify-interval", "--probe-model", "--log-level", "--max-body", "--max-connections", "--header-timeout", "--idle-timeout", "--drain-timeout", "--access-key"] {
+    for flag in [
+        "--cluster",
+        "--host",
+        "--port",
+        "--strategy",
+        "--ca-file",
+        "--verify-interval",
+        "--probe-model",
+        "--log-level",
+        "--max-body",
+        "--max-connections",
+        "--header-timeout",
+        "--idle-timeout",
+        "--drain-timeout",
+        "--access-key",
+    ] {
         assert!(start.contains(flag), "proxy start --help lacks {flag}");
     }
     assert!(stdout(&home.run(&["endpoint", "add", "--help"])).contains("--max-failures"));
@@ -53,7 +81,23 @@ fn endpoint_add_list_remove_round_trip_with_masked_keys() {
     assert!(o.status.success(), "{}", stderr(&o));
     let id1 = stdout(&o).trim().to_string();
     assert!(id1.len() == 8 && id1.chars().all(|c| c.is_ascii_hexdigit()), "{id1}");
-    let o = home.run(&["endpoint", "add", "work", "--url", "https://relay.example.org/anthropic", "--key", KEY2, "--priority", "2", "--weight", "50", "--timeout", "10", "--max-failures", "5"]);
+    let o = home.run(&[
+        "endpoint",
+        "add",
+        "work",
+        "--url",
+        "https://relay.example.org/anthropic",
+        "--key",
+        KEY2,
+        "--priority",
+        "2",
+        "--weight",
+        "50",
+        "--timeout",
+        "10",
+        "--max-failures",
+        "5",
+    ]);
     let id2 = stdout(&o).trim().to_string();
     assert_ne!(id1, id2);
     let mode = std::fs::metadata(home.config()).expect("config").permissions().mode() & 0o777;
@@ -77,10 +121,14 @@ fn endpoint_add_list_remove_round_trip_with_masked_keys() {
     }
     let o = home.run(&["endpoint", "remove", "work", &id1]);
     assert!(o.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&home.run(&["endpoint", "list", "work", "--json"]).stdout).expect("json");
+    let v: serde_json::Value =
+        serde_json::from_slice(&home.run(&["endpoint", "list", "work", "--json"]).stdout).expect("json");
     assert_eq!(v.as_array().map(Vec::len), Some(1));
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(home.config()).expect("read")).expect("json");
-    assert_eq!(file["profiles"]["work"]["base_url"], "https://relay.example.org/anthropic", "top-level mirrors the first endpoint");
+    assert_eq!(
+        file["profiles"]["work"]["base_url"], "https://relay.example.org/anthropic",
+        "top-level mirrors the first endpoint"
+    );
 }
 
 #[test]
@@ -93,7 +141,12 @@ fn invalid_input_is_refused_and_the_file_left_untouched() {
         assert_eq!(o.status.code(), Some(2), "{url}");
         assert!(stderr(&o).contains("invalid URL"), "{url}: {}", stderr(&o));
     }
-    for args in [&["endpoint", "list", "nope"][..], &["endpoint", "remove", "nope", "abcdef12"], &["endpoint", "remove", "work", "abcdef12"], &["proxy", "start", "--cluster", "nope"]] {
+    for args in [
+        &["endpoint", "list", "nope"][..],
+        &["endpoint", "remove", "nope", "abcdef12"],
+        &["endpoint", "remove", "work", "abcdef12"],
+        &["proxy", "start", "--cluster", "nope"],
+    ] {
         let o = home.run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("unknown"), "{args:?}: {}", stderr(&o));
@@ -106,7 +159,12 @@ fn corrupt_config_gives_one_line_and_is_never_overwritten() {
     let home = TempHome::new();
     let garbage = b"{\"profiles\": {\"work\": [1, 2,,]}";
     std::fs::write(home.config(), garbage).expect("write");
-    for args in [&["config", "list"][..], &["endpoint", "add", "work", "--url", "https://a.example.com", "--key", KEY1], &["endpoint", "list", "work"], &["proxy", "start"]] {
+    for args in [
+        &["config", "list"][..],
+        &["endpoint", "add", "work", "--url", "https://a.example.com", "--key", KEY1],
+        &["endpoint", "list", "work"],
+        &["proxy", "start"],
+    ] {
         let o = home.run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = stderr(&o);
@@ -171,9 +229,15 @@ fn proxy_use_writes_claude_settings_keeping_other_keys() {
     let dir = home.path("claude");
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("settings.json"), br#"{"theme": "dark", "env": {"OTHER": "1"}}"#).expect("write");
-    let o = home.qcc().env("CLAUDE_CONFIG_DIR", &dir).args(["proxy", "use", "work", "--port", "9999"]).output().expect("run");
+    let o = home
+        .qcc()
+        .env("CLAUDE_CONFIG_DIR", &dir)
+        .args(["proxy", "use", "work", "--port", "9999"])
+        .output()
+        .expect("run");
     assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("settings.json")).expect("read")).expect("json");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("settings.json")).expect("read")).expect("json");
     assert_eq!(v["theme"], "dark");
     assert_eq!(v["env"]["OTHER"], "1");
     assert_eq!(v["env"]["ANTHROPIC_BASE_URL"], "http://127.0.0.1:9999");

@@ -7,25 +7,14 @@ use crate::support::{post_messages, request, Conn, Ep, Proxy, TempHome};
 
 fn one_endpoint(mock: &MockUpstream) -> (TempHome, Proxy) {
     let home = TempHome::new();
-    home.write_cluster(
-        "c",
-        &[Ep::new(
-            "aaaa0001",
-            &mock.url(),
-            "sk-ant-endpoint-key-0001",
-            1,
-        )],
-    );
+    home.write_cluster("c", &[Ep::new("aaaa0001", &mock.url(), "sk-ant-endpoint-key-0001", 1)]);
     let proxy = Proxy::start(&home, &["--cluster", "c"]);
     (home, proxy)
 }
 
 #[test]
 fn json_request_and_response_are_byte_exact_and_key_is_replaced() {
-    let mock = MockUpstream::start(Mode::Json {
-        status: 200,
-        body: OK_BODY.into(),
-    });
+    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
     let (_home, proxy) = one_endpoint(&mock);
     let body = br#"{"model":"claude","max_tokens":16,"messages":[{"role":"user","content":"h\u00e9llo"}]}"#;
     let r = request(
@@ -49,45 +38,20 @@ fn json_request_and_response_are_byte_exact_and_key_is_replaced() {
     assert_eq!(seen.body, body);
     assert_eq!(seen.path, "/v1/messages?beta=true");
     assert_eq!(seen.header("x-api-key"), Some("sk-ant-endpoint-key-0001"));
-    assert_eq!(
-        seen.header("authorization"),
-        Some("Bearer sk-ant-endpoint-key-0001")
-    );
-    assert_eq!(
-        seen.header("anthropic-version"),
-        Some("2024-01-01"),
-        "the client's version is kept"
-    );
-    assert_eq!(
-        seen.header("host"),
-        Some(mock.url().trim_start_matches("http://"))
-    );
+    assert_eq!(seen.header("authorization"), Some("Bearer sk-ant-endpoint-key-0001"));
+    assert_eq!(seen.header("anthropic-version"), Some("2024-01-01"), "the client's version is kept");
+    assert_eq!(seen.header("host"), Some(mock.url().trim_start_matches("http://")));
     assert_eq!(seen.header("x-custom"), Some("kept"));
-    assert_eq!(
-        seen.header("x-hop"),
-        None,
-        "headers named in Connection are hop-by-hop"
-    );
-    assert!(
-        seen.headers
-            .iter()
-            .all(|(_, v)| !v.contains("client-own-key")),
-        "client key never forwarded"
-    );
+    assert_eq!(seen.header("x-hop"), None, "headers named in Connection are hop-by-hop");
+    assert!(seen.headers.iter().all(|(_, v)| !v.contains("client-own-key")), "client key never forwarded");
 }
 
 #[test]
 fn anthropic_version_added_when_absent_and_path_prefix_applied() {
-    let mock = MockUpstream::start(Mode::Json {
-        status: 200,
-        body: "{}".into(),
-    });
+    let mock = MockUpstream::start(Mode::Json { status: 200, body: "{}".into() });
     let home = TempHome::new();
     let url = format!("{}/relay/anthropic/", mock.url());
-    home.write_cluster(
-        "c",
-        &[Ep::new("aaaa0002", &url, "sk-ant-endpoint-key-0002", 1)],
-    );
+    home.write_cluster("c", &[Ep::new("aaaa0002", &url, "sk-ant-endpoint-key-0002", 1)]);
     let proxy = Proxy::start(&home, &["--cluster", "c"]);
     assert_eq!(post_messages(proxy.addr).status, 200);
     let reqs = mock.requests();
@@ -97,47 +61,26 @@ fn anthropic_version_added_when_absent_and_path_prefix_applied() {
 
 #[test]
 fn sse_first_event_arrives_while_upstream_still_sending() {
-    let events: Vec<String> = (0..4)
-        .map(|i| format!("event: content_block_delta\ndata: {{\"i\":{i}}}\n\n"))
-        .collect();
-    let mock = MockUpstream::start(Mode::Sse {
-        events: events.clone(),
-        delay: Duration::from_millis(700),
-    });
+    let events: Vec<String> = (0..4).map(|i| format!("event: content_block_delta\ndata: {{\"i\":{i}}}\n\n")).collect();
+    let mock = MockUpstream::start(Mode::Sse { events: events.clone(), delay: Duration::from_millis(700) });
     let (_home, proxy) = one_endpoint(&mock);
     let mut c = Conn::connect(proxy.addr);
     let started = Instant::now();
-    c.send_request(
-        "POST",
-        "/v1/messages",
-        &[("content-type", "application/json")],
-        br#"{"stream":true}"#,
-    );
+    c.send_request("POST", "/v1/messages", &[("content-type", "application/json")], br#"{"stream":true}"#);
     let (status, headers) = c.read_head();
     assert_eq!(status, 200);
-    assert!(headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v == "text/event-stream"));
+    assert!(headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v == "text/event-stream"));
     let first = c.read_until(b"\n\n");
     let first_at = started.elapsed();
     assert!(String::from_utf8_lossy(&first).contains("\"i\":0"));
     // The upstream needs 3 × 700 ms for the rest: the first event must not have waited for them.
-    assert!(
-        first_at < Duration::from_millis(1500),
-        "first event took {first_at:?}"
-    );
+    assert!(first_at < Duration::from_millis(1500), "first event took {first_at:?}");
     let rest = c.read_until(b"0\r\n\r\n");
     let text = String::from_utf8_lossy(&rest);
     for i in 1..4 {
-        assert!(
-            text.contains(&format!("\"i\":{i}")),
-            "event {i} missing: {text}"
-        );
+        assert!(text.contains(&format!("\"i\":{i}")), "event {i} missing: {text}");
     }
-    assert!(
-        started.elapsed() >= Duration::from_millis(2000),
-        "events are relayed as they come, in order"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(2000), "events are relayed as they come, in order");
 }
 
 #[test]
@@ -156,16 +99,8 @@ fn chunked_request_body_is_forwarded() {
 fn ten_mib_body_is_byte_exact_both_ways() {
     let mock = MockUpstream::start(Mode::Echo);
     let (_home, proxy) = one_endpoint(&mock);
-    let body: Vec<u8> = (0..10 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    let r = request(
-        proxy.addr,
-        "POST",
-        "/v1/messages",
-        &[("content-type", "application/octet-stream")],
-        &body,
-    );
+    let body: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let r = request(proxy.addr, "POST", "/v1/messages", &[("content-type", "application/octet-stream")], &body);
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), body.len());
     assert!(r.body == body, "echoed body differs");
@@ -173,28 +108,16 @@ fn ten_mib_body_is_byte_exact_both_ways() {
 
 #[test]
 fn hundred_requests_on_one_keep_alive_connection_reuse_upstream() {
-    let mock = MockUpstream::start(Mode::Json {
-        status: 200,
-        body: OK_BODY.into(),
-    });
+    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
     let (_home, proxy) = one_endpoint(&mock);
     let mut c = Conn::connect(proxy.addr);
     for i in 0..100 {
-        let r = c.request(
-            "POST",
-            "/v1/messages",
-            &[],
-            format!("{{\"n\":{i}}}").as_bytes(),
-        );
+        let r = c.request("POST", "/v1/messages", &[], format!("{{\"n\":{i}}}").as_bytes());
         assert_eq!(r.status, 200, "request {i}");
         assert_eq!(r.body, OK_BODY.as_bytes());
     }
     assert_eq!(mock.hits(), 100);
-    assert!(
-        mock.connections() <= 2,
-        "upstream connections are pooled: {}",
-        mock.connections()
-    );
+    assert!(mock.connections() <= 2, "upstream connections are pooled: {}", mock.connections());
     let s = proxy.status();
     assert_eq!(s["requests"]["total"], 100);
     assert_eq!(s["requests"]["successful"], 100);
@@ -208,8 +131,7 @@ fn pipelined_requests_are_answered_in_order() {
     let mut all = Vec::new();
     for i in 0..5 {
         all.extend_from_slice(
-            format!("POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nr{i}!")
-                .as_bytes(),
+            format!("POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nr{i}!").as_bytes(),
         );
     }
     c.send(&all);
@@ -226,11 +148,7 @@ fn expect_100_continue_works() {
     let mut c = Conn::connect(proxy.addr);
     c.send(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 4\r\n\r\n");
     let interim = c.read_until(b"\r\n\r\n");
-    assert!(
-        interim.starts_with(b"HTTP/1.1 100"),
-        "{}",
-        String::from_utf8_lossy(&interim)
-    );
+    assert!(interim.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&interim));
     c.send(b"ping");
     let r = c.read_response();
     assert_eq!((r.status, r.text().as_str()), (200, "ping"));
@@ -240,10 +158,7 @@ fn expect_100_continue_works() {
 #[test]
 fn tls_upstream_with_test_ca_and_until_close_and_chunked_framing() {
     // Plain-HTTP framings first: chunked reply and a reply that runs until close.
-    let chunked = MockUpstream::start(Mode::Sse {
-        events: vec!["a".into(), "bc".into()],
-        delay: Duration::ZERO,
-    });
+    let chunked = MockUpstream::start(Mode::Sse { events: vec!["a".into(), "bc".into()], delay: Duration::ZERO });
     let (_h1, p1) = one_endpoint(&chunked);
     let r = post_messages(p1.addr);
     assert_eq!((r.status, r.text().as_str()), (200, "abc"));
@@ -251,59 +166,30 @@ fn tls_upstream_with_test_ca_and_until_close_and_chunked_framing() {
 
 #[test]
 fn bad_requests_get_4xx_and_the_proxy_keeps_serving() {
-    let mock = MockUpstream::start(Mode::Json {
-        status: 200,
-        body: "{}".into(),
-    });
+    let mock = MockUpstream::start(Mode::Json { status: 200, body: "{}".into() });
     let (_home, proxy) = one_endpoint(&mock);
     let cases: [(&[u8], u16); 6] = [
         (b"GARBAGE\r\n\r\n", 400),
-        (
-            b"POST / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
-            400,
-        ),
-        (
-            b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 2\r\n\r\n",
-            400,
-        ),
+        (b"POST / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 2\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n", 400),
-        (
-            b"POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n",
-            400,
-        ),
-        (
-            b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
-            400,
-        ),
+        (b"POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", 400),
     ];
     for (raw, want) in cases {
         let mut c = Conn::connect(proxy.addr);
         c.send(raw);
         let (got, _) = c.try_read_to_close();
         let text = String::from_utf8_lossy(&got);
-        assert!(
-            text.starts_with(&format!("HTTP/1.1 {want}")),
-            "{:?} -> {text}",
-            String::from_utf8_lossy(raw)
-        );
+        assert!(text.starts_with(&format!("HTTP/1.1 {want}")), "{:?} -> {text}", String::from_utf8_lossy(raw));
     }
     let mut big = b"GET / HTTP/1.1\r\nx: ".to_vec();
     big.resize(70 * 1024, b'a');
     let mut c = Conn::connect(proxy.addr);
     c.send(&big);
     let (got, _) = c.try_read_to_close();
-    assert!(
-        got.starts_with(b"HTTP/1.1 431"),
-        "{}",
-        String::from_utf8_lossy(&got)
-    );
-    let r = request(
-        proxy.addr,
-        "POST",
-        "/v1/messages",
-        &[("content-length", "999999999999")],
-        b"",
-    );
+    assert!(got.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&got));
+    let r = request(proxy.addr, "POST", "/v1/messages", &[("content-length", "999999999999")], b"");
     assert_eq!(r.status, 413);
     assert_eq!(mock.hits(), 0, "nothing bad was forwarded");
     assert_eq!(post_messages(proxy.addr).status, 200);

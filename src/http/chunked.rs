@@ -58,12 +58,7 @@ impl Default for ChunkedDecoder {
 
 impl ChunkedDecoder {
     pub fn new() -> Self {
-        ChunkedDecoder {
-            state: State::SizeStart,
-            size: 0,
-            remaining: 0,
-            counted: 0,
-        }
+        ChunkedDecoder { state: State::SizeStart, size: 0, remaining: 0, counted: 0 }
     }
 
     pub fn is_done(&self) -> bool {
@@ -79,8 +74,7 @@ impl ChunkedDecoder {
                 break;
             }
             if self.state == State::Data {
-                let take =
-                    (input.len() - i).min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                let take = (input.len() - i).min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
                 i += take;
                 self.remaining -= take as u64;
                 if self.remaining == 0 {
@@ -279,31 +273,16 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(
-            all_splits(b"zz\r\n").map(|_| ()),
-            Err(ChunkedError::BadSize)
-        );
+        assert_eq!(all_splits(b"zz\r\n").map(|_| ()), Err(ChunkedError::BadSize));
         assert_eq!(all_splits(b"\r\n").map(|_| ()), Err(ChunkedError::BadSize));
-        assert_eq!(
-            all_splits(b"fffffffffffffffff\r\n").map(|_| ()),
-            Err(ChunkedError::SizeOverflow)
-        );
-        assert_eq!(
-            all_splits(b"3\nabc").map(|_| ()),
-            Err(ChunkedError::BadLineEnd)
-        );
-        assert_eq!(
-            all_splits(b"3\r\nabcX\r\n").map(|_| ()),
-            Err(ChunkedError::BadLineEnd)
-        );
+        assert_eq!(all_splits(b"fffffffffffffffff\r\n").map(|_| ()), Err(ChunkedError::SizeOverflow));
+        assert_eq!(all_splits(b"3\nabc").map(|_| ()), Err(ChunkedError::BadLineEnd));
+        assert_eq!(all_splits(b"3\r\nabcX\r\n").map(|_| ()), Err(ChunkedError::BadLineEnd));
         let mut big = b"0\r\n".to_vec();
         for _ in 0..1000 {
             big.extend_from_slice(b"x-pad: 0123456789\r\n");
         }
-        assert_eq!(
-            all_splits(&big).map(|_| ()),
-            Err(ChunkedError::TrailerTooLarge)
-        );
+        assert_eq!(all_splits(&big).map(|_| ()), Err(ChunkedError::TrailerTooLarge));
     }
 
     #[test]

@@ -60,42 +60,29 @@ fn parse_length(v: &[u8]) -> Result<u64, HeadError> {
         return Err(HeadError::Malformed("invalid Content-Length"));
     }
     v.iter()
-        .try_fold(0u64, |acc, &d| {
-            acc.checked_mul(10)
-                .and_then(|a| a.checked_add(u64::from(d - b'0')))
-        })
+        .try_fold(0u64, |acc, &d| acc.checked_mul(10).and_then(|a| a.checked_add(u64::from(d - b'0'))))
         .ok_or(HeadError::Malformed("Content-Length overflows"))
 }
 
 /// Request framing with the smuggling guards: Transfer-Encoding with Content-Length,
 /// repeated or invalid Content-Length, Transfer-Encoding on HTTP/1.0, a last coding that is
 /// not chunked, or chunked twice are all rejected.
-pub fn request_framing(
-    version_minor: u8,
-    f: &FramingHeaders<'_>,
-) -> Result<BodyFraming, HeadError> {
+pub fn request_framing(version_minor: u8, f: &FramingHeaders<'_>) -> Result<BodyFraming, HeadError> {
     if !f.transfer_encoding.is_empty() {
         if !f.content_length.is_empty() {
-            return Err(HeadError::Malformed(
-                "Transfer-Encoding together with Content-Length",
-            ));
+            return Err(HeadError::Malformed("Transfer-Encoding together with Content-Length"));
         }
         if version_minor == 0 {
             return Err(HeadError::Malformed("Transfer-Encoding on HTTP/1.0"));
         }
         let codings = f.codings();
-        let chunked = codings
-            .iter()
-            .filter(|c| c.eq_ignore_ascii_case(b"chunked"))
-            .count();
+        let chunked = codings.iter().filter(|c| c.eq_ignore_ascii_case(b"chunked")).count();
         if chunked > 1 {
             return Err(HeadError::Malformed("chunked applied more than once"));
         }
         return match codings.last() {
             Some(c) if c.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
-            _ => Err(HeadError::Malformed(
-                "Transfer-Encoding does not end in chunked",
-            )),
+            _ => Err(HeadError::Malformed("Transfer-Encoding does not end in chunked")),
         };
     }
     Ok(match f.length()? {
@@ -106,11 +93,7 @@ pub fn request_framing(
 
 /// Response framing (RFC 9112 §6.3): no body for HEAD, 1xx, 204, 304; chunked when it is
 /// the last coding; until close for any other coding or when no length is given.
-pub fn response_framing(
-    status: u16,
-    request_was_head: bool,
-    f: &FramingHeaders<'_>,
-) -> Result<BodyFraming, HeadError> {
+pub fn response_framing(status: u16, request_was_head: bool, f: &FramingHeaders<'_>) -> Result<BodyFraming, HeadError> {
     if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(BodyFraming::None);
     }
@@ -129,14 +112,8 @@ pub fn response_framing(
 }
 
 pub(crate) fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |i| i + 1);
+    let start = s.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
     &s[start..end]
 }
 
@@ -201,18 +178,9 @@ mod tests {
     fn request_guards() {
         assert_eq!(req(1, &[]), Ok(BodyFraming::None));
         assert_eq!(req(1, &[("Content-Length", "0")]), Ok(BodyFraming::None));
-        assert_eq!(
-            req(1, &[("Content-Length", " 12 ")]),
-            Ok(BodyFraming::Length(12))
-        );
-        assert_eq!(
-            req(1, &[("Transfer-Encoding", "chunked")]),
-            Ok(BodyFraming::Chunked)
-        );
-        assert_eq!(
-            req(1, &[("Transfer-Encoding", "gzip, Chunked")]),
-            Ok(BodyFraming::Chunked)
-        );
+        assert_eq!(req(1, &[("Content-Length", " 12 ")]), Ok(BodyFraming::Length(12)));
+        assert_eq!(req(1, &[("Transfer-Encoding", "chunked")]), Ok(BodyFraming::Chunked));
+        assert_eq!(req(1, &[("Transfer-Encoding", "gzip, Chunked")]), Ok(BodyFraming::Chunked));
         for bad in [
             vec![("Transfer-Encoding", "chunked"), ("Content-Length", "5")],
             vec![("Content-Length", "5"), ("Content-Length", "5")],
@@ -224,20 +192,11 @@ mod tests {
             vec![("Content-Length", "99999999999999999999999")],
             vec![("Transfer-Encoding", "gzip")],
             vec![("Transfer-Encoding", "chunked, gzip")],
-            vec![
-                ("Transfer-Encoding", "chunked"),
-                ("Transfer-Encoding", "chunked"),
-            ],
+            vec![("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")],
         ] {
-            assert!(
-                matches!(req(1, &bad), Err(HeadError::Malformed(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(req(1, &bad), Err(HeadError::Malformed(_))), "{bad:?}");
         }
-        assert!(matches!(
-            req(0, &[("Transfer-Encoding", "chunked")]),
-            Err(HeadError::Malformed(_))
-        ));
+        assert!(matches!(req(0, &[("Transfer-Encoding", "chunked")]), Err(HeadError::Malformed(_))));
     }
 
     #[test]
@@ -245,37 +204,14 @@ mod tests {
         let f = |h: &[(&'static str, &'static str)]| {
             FramingHeaders::collect(h.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
         };
-        assert_eq!(
-            response_framing(200, true, &f(&[("Content-Length", "5")])),
-            Ok(BodyFraming::None)
-        );
+        assert_eq!(response_framing(200, true, &f(&[("Content-Length", "5")])), Ok(BodyFraming::None));
         assert_eq!(response_framing(204, false, &f(&[])), Ok(BodyFraming::None));
-        assert_eq!(
-            response_framing(304, false, &f(&[("Content-Length", "5")])),
-            Ok(BodyFraming::None)
-        );
-        assert_eq!(
-            response_framing(200, false, &f(&[])),
-            Ok(BodyFraming::UntilClose)
-        );
-        assert_eq!(
-            response_framing(200, false, &f(&[("Transfer-Encoding", "gzip")])),
-            Ok(BodyFraming::UntilClose)
-        );
-        assert_eq!(
-            response_framing(200, false, &f(&[("Transfer-Encoding", "chunked")])),
-            Ok(BodyFraming::Chunked)
-        );
-        assert_eq!(
-            response_framing(200, false, &f(&[("Content-Length", "7")])),
-            Ok(BodyFraming::Length(7))
-        );
-        assert!(response_framing(
-            200,
-            false,
-            &f(&[("Content-Length", "7"), ("Content-Length", "8")])
-        )
-        .is_err());
+        assert_eq!(response_framing(304, false, &f(&[("Content-Length", "5")])), Ok(BodyFraming::None));
+        assert_eq!(response_framing(200, false, &f(&[])), Ok(BodyFraming::UntilClose));
+        assert_eq!(response_framing(200, false, &f(&[("Transfer-Encoding", "gzip")])), Ok(BodyFraming::UntilClose));
+        assert_eq!(response_framing(200, false, &f(&[("Transfer-Encoding", "chunked")])), Ok(BodyFraming::Chunked));
+        assert_eq!(response_framing(200, false, &f(&[("Content-Length", "7")])), Ok(BodyFraming::Length(7)));
+        assert!(response_framing(200, false, &f(&[("Content-Length", "7"), ("Content-Length", "8")])).is_err());
     }
 
     #[test]

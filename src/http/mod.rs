@@ -71,6 +71,5 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
         b"trailer",
         b"upgrade",
     ];
-    HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
-        || name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-")
+    HOP.iter().any(|h| h.eq_ignore_ascii_case(name)) || name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-")
 }

@@ -32,24 +32,18 @@ impl RequestHead {
     }
     /// Iterate (name, value) pairs in order.
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.headers
-            .iter()
-            .map(|h| (&self.raw[h.name.clone()], &self.raw[h.value.clone()]))
+        self.headers.iter().map(|h| (&self.raw[h.name.clone()], &self.raw[h.value.clone()]))
     }
     /// First value of a header, case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
     }
 }
 
 /// True when `buf` cannot hold a complete head yet. Only used on large buffers, so a slow
 /// client sending a big head byte by byte does not make us re-parse it from the start each time.
 pub(crate) fn surely_incomplete(buf: &[u8]) -> bool {
-    buf.len() > 1024
-        && !buf.windows(2).any(|w| w == b"\n\n")
-        && !buf.windows(3).any(|w| w == b"\n\r\n")
+    buf.len() > 1024 && !buf.windows(2).any(|w| w == b"\n\n") && !buf.windows(3).any(|w| w == b"\n\r\n")
 }
 
 pub(crate) fn offset(buf: &[u8], part: &[u8]) -> Range<usize> {
@@ -70,14 +64,9 @@ pub(crate) fn map_error(e: httparse::Error) -> HeadError {
 }
 
 /// Whether `Connection` lists `token`.
-pub(crate) fn connection_has<'a>(
-    mut headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-    token: &[u8],
-) -> bool {
+pub(crate) fn connection_has<'a>(mut headers: impl Iterator<Item = (&'a [u8], &'a [u8])>, token: &[u8]) -> bool {
     headers.any(|(n, v)| {
-        n.eq_ignore_ascii_case(b"connection")
-            && v.split(|&b| b == b',')
-                .any(|t| trim(t).eq_ignore_ascii_case(token))
+        n.eq_ignore_ascii_case(b"connection") && v.split(|&b| b == b',').any(|t| trim(t).eq_ignore_ascii_case(token))
     })
 }
 
@@ -85,18 +74,12 @@ pub(crate) fn connection_has<'a>(
 /// Oversize heads are an error as soon as `buf` proves them.
 pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
     if surely_incomplete(buf) {
-        return if buf.len() > MAX_HEAD_BYTES {
-            Err(HeadError::TooLarge)
-        } else {
-            Ok(None)
-        };
+        return if buf.len() > MAX_HEAD_BYTES { Err(HeadError::TooLarge) } else { Ok(None) };
     }
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let len = match req.parse(buf) {
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
-            return Err(HeadError::TooLarge)
-        }
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
         Ok(httparse::Status::Complete(len)) => len,
         Err(e) => return Err(map_error(e)),
@@ -115,21 +98,14 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> 
         if h.value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
             return Err(HeadError::Malformed("invalid header value"));
         }
-        headers.push(HeaderPos {
-            name: offset(buf, h.name.as_bytes()),
-            value: offset(buf, h.value),
-        });
+        headers.push(HeaderPos { name: offset(buf, h.name.as_bytes()), value: offset(buf, h.value) });
     }
     let pairs = || req.headers.iter().map(|h| (h.name.as_bytes(), h.value));
     let framing = request_framing(version, &FramingHeaders::collect(pairs()))?;
-    let keep_alive = if version == 0 {
-        connection_has(pairs(), b"keep-alive")
-    } else {
-        !connection_has(pairs(), b"close")
-    };
-    let expect_continue = pairs().any(|(n, v)| {
-        n.eq_ignore_ascii_case(b"expect") && trim(v).eq_ignore_ascii_case(b"100-continue")
-    });
+    let keep_alive =
+        if version == 0 { connection_has(pairs(), b"keep-alive") } else { !connection_has(pairs(), b"close") };
+    let expect_continue =
+        pairs().any(|(n, v)| n.eq_ignore_ascii_case(b"expect") && trim(v).eq_ignore_ascii_case(b"100-continue"));
     Ok(Some(RequestHead {
         raw: buf[..len].to_vec(),
         method: offset(buf, method.as_bytes()),
@@ -147,21 +123,9 @@ mod tests {
     use super::*;
 
     /// Every prefix is incomplete (or the same error); the whole gives the same result.
-    fn all_splits(
-        input: &[u8],
-    ) -> Result<Option<(String, String, BodyFraming, bool, usize)>, HeadError> {
+    fn all_splits(input: &[u8]) -> Result<Option<(String, String, BodyFraming, bool, usize)>, HeadError> {
         let summarize = |r: Result<Option<RequestHead>, HeadError>| {
-            r.map(|o| {
-                o.map(|h| {
-                    (
-                        h.method().to_string(),
-                        h.target().to_string(),
-                        h.framing,
-                        h.keep_alive,
-                        h.raw.len(),
-                    )
-                })
-            })
+            r.map(|o| o.map(|h| (h.method().to_string(), h.target().to_string(), h.framing, h.keep_alive, h.raw.len())))
         };
         let whole = summarize(parse_request_head(input));
         for split in 0..input.len() {
@@ -180,16 +144,7 @@ mod tests {
     fn parses_a_messages_request() {
         let input = b"POST /v1/messages?beta=true HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\ncontent-length: 2\r\n\r\n{}";
         let r = all_splits(input).unwrap().unwrap();
-        assert_eq!(
-            r,
-            (
-                "POST".into(),
-                "/v1/messages?beta=true".into(),
-                BodyFraming::Length(2),
-                true,
-                input.len() - 2
-            )
-        );
+        assert_eq!(r, ("POST".into(), "/v1/messages?beta=true".into(), BodyFraming::Length(2), true, input.len() - 2));
         let h = parse_request_head(input).unwrap().unwrap();
         assert_eq!(h.header("X-API-KEY"), Some(&b"k"[..]));
         assert_eq!(h.headers().count(), 3);
@@ -197,21 +152,14 @@ mod tests {
 
     #[test]
     fn keep_alive_rules() {
-        let ka = |s: &str| {
-            parse_request_head(s.as_bytes())
-                .unwrap()
-                .unwrap()
-                .keep_alive
-        };
+        let ka = |s: &str| parse_request_head(s.as_bytes()).unwrap().unwrap().keep_alive;
         assert!(ka("GET / HTTP/1.1\r\n\r\n"));
         assert!(!ka("GET / HTTP/1.1\r\nConnection: foo, Close\r\n\r\n"));
         assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
         assert!(ka("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
-        let h = parse_request_head(
-            b"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n",
-        )
-        .unwrap()
-        .unwrap();
+        let h = parse_request_head(b"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(h.expect_continue);
     }
 
@@ -221,19 +169,13 @@ mod tests {
         assert_eq!(st(b"GARBAGE\r\n\r\n"), Some(400));
         assert_eq!(st(b"GET / HTTP/2.0\r\n\r\n"), Some(400));
         assert_eq!(st(b"GET / HTTP/1.1\r\nbad header\r\n\r\n"), Some(400));
-        assert_eq!(
-            st(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Some(400)
-        );
+        assert_eq!(st(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), Some(400));
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..101 {
             many.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
         }
         many.extend_from_slice(b"\r\n");
-        assert_eq!(
-            parse_request_head(&many).err(),
-            Some(HeadError::TooManyHeaders)
-        );
+        assert_eq!(parse_request_head(&many).err(), Some(HeadError::TooManyHeaders));
         let mut big = b"GET / HTTP/1.1\r\nx: ".to_vec();
         big.resize(MAX_HEAD_BYTES + 10, b'a');
         assert_eq!(parse_request_head(&big).err(), Some(HeadError::TooLarge));
@@ -243,8 +185,10 @@ mod tests {
 
     #[test]
     fn split_at_every_offset() {
-        all_splits(b"POST /v1/messages HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n5\r\nhello\r\n").unwrap();
-        all_splits(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
-            .unwrap_err();
+        all_splits(
+            b"POST /v1/messages HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n5\r\nhello\r\n",
+        )
+        .unwrap();
+        all_splits(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").unwrap_err();
     }
 }

@@ -22,36 +22,23 @@ pub struct ResponseHead {
 
 impl ResponseHead {
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.headers
-            .iter()
-            .map(|h| (&self.raw[h.name.clone()], &self.raw[h.value.clone()]))
+        self.headers.iter().map(|h| (&self.raw[h.name.clone()], &self.raw[h.value.clone()]))
     }
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
     }
 }
 
 /// Parse a response head at the start of `buf`. `request_was_head` (the request method was
 /// HEAD) forces an empty body, as do 1xx, 204 and 304. `Ok(None)`: incomplete, read more.
-pub fn parse_response_head(
-    buf: &[u8],
-    request_was_head: bool,
-) -> Result<Option<ResponseHead>, HeadError> {
+pub fn parse_response_head(buf: &[u8], request_was_head: bool) -> Result<Option<ResponseHead>, HeadError> {
     if surely_incomplete(buf) {
-        return if buf.len() > MAX_HEAD_BYTES {
-            Err(HeadError::TooLarge)
-        } else {
-            Ok(None)
-        };
+        return if buf.len() > MAX_HEAD_BYTES { Err(HeadError::TooLarge) } else { Ok(None) };
     }
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut slots);
     let len = match resp.parse(buf) {
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
-            return Err(HeadError::TooLarge)
-        }
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
         Ok(httparse::Status::Complete(len)) => len,
         Err(e) => return Err(map_error(e)),
@@ -65,22 +52,15 @@ pub fn parse_response_head(
     let headers: Vec<HeaderPos> = resp
         .headers
         .iter()
-        .map(|h| HeaderPos {
-            name: offset(buf, h.name.as_bytes()),
-            value: offset(buf, h.value),
-        })
+        .map(|h| HeaderPos { name: offset(buf, h.name.as_bytes()), value: offset(buf, h.value) })
         .collect();
     let pairs = || resp.headers.iter().map(|h| (h.name.as_bytes(), h.value));
     let framing = response_framing(status, request_was_head, &FramingHeaders::collect(pairs()))?;
-    let persistent = if version == 0 {
-        connection_has(pairs(), b"keep-alive")
-    } else {
-        !connection_has(pairs(), b"close")
-    };
+    let persistent =
+        if version == 0 { connection_has(pairs(), b"keep-alive") } else { !connection_has(pairs(), b"close") };
     let event_stream = pairs().any(|(n, v)| {
         n.eq_ignore_ascii_case(b"content-type")
-            && trim(v.split(|&b| b == b';').next().unwrap_or(b""))
-                .eq_ignore_ascii_case(b"text/event-stream")
+            && trim(v.split(|&b| b == b';').next().unwrap_or(b"")).eq_ignore_ascii_case(b"text/event-stream")
     });
     let retry_after_secs = pairs()
         .find(|(n, _)| n.eq_ignore_ascii_case(b"retry-after"))
@@ -120,36 +100,22 @@ mod tests {
     fn framing_keepalive_retry_after() {
         let p = |s: &str| parse_response_head(s.as_bytes(), false).unwrap().unwrap();
         let h = p("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 2\r\n\r\n");
-        assert_eq!(
-            (h.status, h.retry_after_secs, h.framing),
-            (429, Some(7), BodyFraming::Length(2))
-        );
-        assert_eq!(
-            p("HTTP/1.1 503 x\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n\r\n")
-                .retry_after_secs,
-            None
-        );
+        assert_eq!((h.status, h.retry_after_secs, h.framing), (429, Some(7), BodyFraming::Length(2)));
+        assert_eq!(p("HTTP/1.1 503 x\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n\r\n").retry_after_secs, None);
         let h = p("HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!((h.framing, h.keep_alive), (BodyFraming::UntilClose, false));
         assert!(!p("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").keep_alive);
         assert!(!p("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
-        assert_eq!(
-            p("HTTP/1.1 204 No Content\r\n\r\n").framing,
-            BodyFraming::None
-        );
-        let head = parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)
-            .unwrap()
-            .unwrap();
+        assert_eq!(p("HTTP/1.1 204 No Content\r\n\r\n").framing, BodyFraming::None);
+        let head = parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true).unwrap().unwrap();
         assert_eq!(head.framing, BodyFraming::None);
     }
 
     #[test]
     fn garbage_is_an_error() {
         assert!(parse_response_head(b"NOT HTTP\r\n\r\n", false).is_err());
-        assert!(parse_response_head(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            false
-        )
-        .is_err());
+        assert!(
+            parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", false).is_err()
+        );
     }
 }

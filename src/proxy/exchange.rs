@@ -16,9 +16,7 @@ use super::state::*;
 use super::transport::Transport;
 use super::{token, wire, EventLoop, KIND_UPSTREAM};
 use crate::balancer::Candidate;
-use crate::http::{
-    parse_request_head, parse_response_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES,
-};
+use crate::http::{parse_request_head, parse_response_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
 
 /// What one pump of a client connection achieved.
 enum Pump {
@@ -70,9 +68,7 @@ impl EventLoop {
     }
 
     fn pump(&mut self, ck: Key, now: Instant) -> Pump {
-        let EventLoop {
-            clients, scratch, ..
-        } = self;
+        let EventLoop { clients, scratch, .. } = self;
         let Some(c) = clients.get_mut(ck) else {
             return Pump::Blocked;
         };
@@ -162,17 +158,9 @@ impl EventLoop {
     fn start_exchange(&mut self, ck: Key, mut head: crate::http::RequestHead, now: Instant) {
         if let Some(key) = self.settings.access_key.as_deref() {
             if !access_granted(&mut head, key) {
-                self.stats.rejected += 1;
-                let peer = self
-                    .clients
-                    .get(ck)
-                    .map(|c| c.peer.to_string())
-                    .unwrap_or_default();
-                log::warn!(
-                    "{} {} from {peer}: missing or wrong access key",
-                    head.method(),
-                    head.target()
-                );
+                let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
+                log::warn!("{} {} from {peer}: missing or wrong access key -> 401", head.method(), head.target());
+                self.stats.unauthorized += 1;
                 self.respond_local_error(ck, 401, "missing or invalid qcc access key", now);
                 return;
             }
@@ -181,13 +169,12 @@ impl EventLoop {
             self.serve_admin(ck, &head, now);
             return;
         }
+        self.stats.total += 1;
         if let BodyFraming::Length(n) = head.framing {
             if n > self.settings.max_body {
                 self.stats.rejected += 1;
-                let msg = format!(
-                    "request body of {n} bytes is over the limit of {} bytes",
-                    self.settings.max_body
-                );
+                log::info!("{} {} -> 413 (body of {n} bytes)", head.method(), head.target());
+                let msg = format!("request body of {n} bytes is over the limit of {} bytes", self.settings.max_body);
                 self.respond_local_error(ck, 413, &msg, now);
                 return;
             }
@@ -195,12 +182,9 @@ impl EventLoop {
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
-        if head.expect_continue
-            && !matches!(head.framing, BodyFraming::None | BodyFraming::Length(0))
-        {
+        if head.expect_continue && !matches!(head.framing, BodyFraming::None | BodyFraming::Length(0)) {
             c.out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        self.stats.total += 1;
         c.since = now;
         c.phase = ClientPhase::Exchange(Box::new(Exchange {
             body_tracker: BodyTracker::new(head.framing),
@@ -250,20 +234,11 @@ impl EventLoop {
     fn pump_request_body(&mut self, ck: Key, now: Instant) -> BodyStep {
         let max_body = self.settings.max_body;
         let idle = self.settings.idle_timeout;
-        let EventLoop {
-            clients, scratch, ..
-        } = self;
+        let EventLoop { clients, scratch, .. } = self;
         let Some(c) = clients.get_mut(ck) else {
             return BodyStep::Gone;
         };
-        let Client {
-            inbuf,
-            phase,
-            can_read,
-            sock,
-            since,
-            ..
-        } = c;
+        let Client { inbuf, phase, can_read, sock, since, .. } = c;
         let ClientPhase::Exchange(ex) = phase else {
             return BodyStep::Moved(false);
         };
@@ -275,15 +250,10 @@ impl EventLoop {
                         ex.body.extend_from_slice(&inbuf[..n]);
                         inbuf.drain(..n);
                     }
-                    Err(e) => {
-                        return BodyStep::Reject(400, format!("bad chunked request body: {e:?}"))
-                    }
+                    Err(e) => return BodyStep::Reject(400, format!("bad chunked request body: {e:?}")),
                 }
                 if ex.body.len() as u64 > max_body {
-                    return BodyStep::Reject(
-                        413,
-                        format!("request body is over the limit of {max_body} bytes"),
-                    );
+                    return BodyStep::Reject(413, format!("request body is over the limit of {max_body} bytes"));
                 }
             }
             if ex.body_tracker.is_done() || !*can_read {
@@ -310,13 +280,7 @@ impl EventLoop {
 
     /// Move bytes between the exchange and its upstream connection.
     fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
-        let EventLoop {
-            clients,
-            upstreams,
-            endpoints,
-            scratch,
-            ..
-        } = self;
+        let EventLoop { clients, upstreams, endpoints, scratch, .. } = self;
         let Some(c) = clients.get_mut(ck) else {
             return AttemptEvent::Nothing;
         };
@@ -339,9 +303,7 @@ impl EventLoop {
             }
             let sock = up.transport.socket();
             match sock.take_error() {
-                Ok(Some(e)) | Err(e) => {
-                    return AttemptEvent::Failed(Failure::Connect(e.to_string()))
-                }
+                Ok(Some(e)) | Err(e) => return AttemptEvent::Failed(Failure::Connect(e.to_string())),
                 Ok(None) => {}
             }
             match sock.peer_addr() {
@@ -377,9 +339,7 @@ impl EventLoop {
                         a.body_sent += n;
                     }
                     progress = true;
-                    if a.phase == AttemptPhase::Sending
-                        && a.request_sent(ex.body.len(), ex.body_tracker.is_done())
-                    {
+                    if a.phase == AttemptPhase::Sending && a.request_sent(ex.body.len(), ex.body_tracker.is_done()) {
                         a.deadline = now + timeout; // the response-head clock starts now
                     }
                 }
@@ -399,10 +359,7 @@ impl EventLoop {
             }
         }
         let relaying_blocked = |ex: &Exchange, out: &super::io::OutBuf| {
-            ex.attempt
-                .as_ref()
-                .is_some_and(|a| a.phase == AttemptPhase::Relaying)
-                && out.len() >= CLIENT_OUT_HIGH
+            ex.attempt.as_ref().is_some_and(|a| a.phase == AttemptPhase::Relaying) && out.len() >= CLIENT_OUT_HIGH
         };
 
         // Response: read while the client can take it (backpressure: its pace sets ours).
@@ -423,11 +380,7 @@ impl EventLoop {
                     if !got_head && up.inbuf.is_empty() && is_stale(ex, up) {
                         return AttemptEvent::Stale;
                     }
-                    if ex
-                        .attempt
-                        .as_ref()
-                        .is_some_and(|a| a.phase == AttemptPhase::Holding)
-                    {
+                    if ex.attempt.as_ref().is_some_and(|a| a.phase == AttemptPhase::Holding) {
                         ex.stash = None;
                     }
                     return AttemptEvent::Failed(Failure::Closed(if got_head {
@@ -453,9 +406,7 @@ impl EventLoop {
         };
         if eof {
             return match (a.phase, a.resp_body.as_ref()) {
-                (AttemptPhase::Relaying, Some(BodyTracker::UntilClose)) => {
-                    AttemptEvent::Complete { reuse: false }
-                }
+                (AttemptPhase::Relaying, Some(BodyTracker::UntilClose)) => AttemptEvent::Complete { reuse: false },
                 (AttemptPhase::Holding, Some(BodyTracker::UntilClose)) => {
                     let status = a.resp.as_ref().map_or(502, |h| h.status);
                     AttemptEvent::Failed(Failure::Status(status))
@@ -484,13 +435,7 @@ impl EventLoop {
 
     /// Send a local error for the request in progress (never after a response has started),
     /// then close the connection. Returns the pump verdict.
-    fn reject_in_exchange(
-        &mut self,
-        ck: Key,
-        status: u16,
-        msg: &str,
-        now: Instant,
-    ) -> Option<bool> {
+    fn reject_in_exchange(&mut self, ck: Key, status: u16, msg: &str, now: Instant) -> Option<bool> {
         let responded = match self.clients.get(ck).map(|c| &c.phase) {
             Some(ClientPhase::Exchange(ex)) => ex.responded,
             _ => false,
@@ -587,11 +532,7 @@ impl EventLoop {
         let idx = a.endpoint;
         let ep = &mut self.endpoints[idx];
         let timeout = timeout_of(&ep.cfg);
-        if ep
-            .resolved_at
-            .is_some_and(|t| now.duration_since(t) > DNS_TTL)
-            && !ep.resolving
-        {
+        if ep.resolved_at.is_some_and(|t| now.duration_since(t) > DNS_TTL) && !ep.resolving {
             ep.resolving = true;
             self.resolver.lookup(idx, &ep.cfg.url.host, ep.cfg.url.port);
         }
@@ -621,16 +562,13 @@ impl EventLoop {
             return;
         }
         let addr = ep.addrs[ep.next_addr % ep.addrs.len()];
-        let connected = TcpStream::connect(addr)
-            .map_err(|e| e.to_string())
-            .and_then(|sock| {
-                let _ = sock.set_nodelay(true);
-                match &ep.tls {
-                    None => Ok(Transport::plain(sock)),
-                    Some(cfg) => Transport::tls(sock, cfg.clone(), &ep.cfg.url.host)
-                        .map_err(|e| e.to_string()),
-                }
-            });
+        let connected = TcpStream::connect(addr).map_err(|e| e.to_string()).and_then(|sock| {
+            let _ = sock.set_nodelay(true);
+            match &ep.tls {
+                None => Ok(Transport::plain(sock)),
+                Some(cfg) => Transport::tls(sock, cfg.clone(), &ep.cfg.url.host).map_err(|e| e.to_string()),
+            }
+        });
         let mut transport = match connected {
             Ok(t) => t,
             Err(e) => {
@@ -691,10 +629,9 @@ impl EventLoop {
             .clients
             .keys()
             .filter(|k| match self.clients.get(*k).map(|c| &c.phase) {
-                Some(ClientPhase::Exchange(ex)) => ex
-                    .attempt
-                    .as_ref()
-                    .is_some_and(|a| a.endpoint == idx && a.phase == AttemptPhase::Resolving),
+                Some(ClientPhase::Exchange(ex)) => {
+                    ex.attempt.as_ref().is_some_and(|a| a.endpoint == idx && a.phase == AttemptPhase::Resolving)
+                }
                 _ => false,
             })
             .collect();
@@ -785,19 +722,12 @@ impl EventLoop {
         let status;
         let mut close = !ex.keep_alive || !ex.body_tracker.is_done();
         if let Some((bytes, must_close)) = ex.stash.take() {
-            status = if let Failure::Status(s) = failure {
-                s
-            } else {
-                502
-            };
+            status = if let Failure::Status(s) = failure { s } else { 502 };
             close |= must_close;
             c.out.push(&bytes);
         } else {
             status = if failure.is_timeout() { 504 } else { 502 };
-            let msg = format!(
-                "all {attempts} attempts failed; last: {}",
-                failure.describe()
-            );
+            let msg = format!("all {attempts} attempts failed; last: {}", failure.describe());
             let mut bytes = Vec::new();
             wire::error_response(status, &msg, close, &mut bytes);
             c.out.push(&bytes);
@@ -820,23 +750,13 @@ impl EventLoop {
         }
         if is_blamed(status) {
             // The last attempt's failed response was relayed as-is; it still counts.
-            self.blame(
-                idx,
-                &Failure::Status(status),
-                a.resp.as_ref().and_then(|h| h.retry_after_secs),
-                now,
-            );
+            self.blame(idx, &Failure::Status(status), a.resp.as_ref().and_then(|h| h.retry_after_secs), now);
             self.stats.failed += 1;
         } else {
             let ep = &mut self.endpoints[idx];
             ep.health.end();
             if let Some(flip) = ep.health.record_success(a.head_elapsed) {
-                log::info!(
-                    "endpoint {} is {} (was {})",
-                    ep.cfg.id,
-                    flip.to.as_str(),
-                    flip.from.as_str()
-                );
+                log::info!("endpoint {} is {} (was {})", ep.cfg.id, flip.to.as_str(), flip.from.as_str());
             }
             let id = ep.cfg.id.clone();
             if self.failures.remove(&id) {
@@ -863,12 +783,10 @@ impl EventLoop {
             );
         }
         if let Some(secs) = retry_after {
-            ep.health
-                .set_retry_after(now + std::time::Duration::from_secs(secs.min(3600)));
+            ep.health.set_retry_after(now + std::time::Duration::from_secs(secs.min(3600)));
         }
         let id = ep.cfg.id.clone();
-        self.failures
-            .add(&id, &failure.describe(), std::time::SystemTime::now());
+        self.failures.add(&id, &failure.describe(), std::time::SystemTime::now());
         self.queue_changed(now);
     }
 
@@ -878,11 +796,7 @@ impl EventLoop {
             return;
         };
         c.since = now;
-        c.phase = if close {
-            ClientPhase::Closing
-        } else {
-            ClientPhase::ReadingHead
-        };
+        c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
         if close {
             self.arm(now + LINGER);
         } else {
@@ -910,11 +824,7 @@ impl EventLoop {
     /// The client went away (or the exchange was cut short): close its upstream, blame no one.
     pub(super) fn abandon_exchange(&mut self, ex: Exchange, _now: Instant) {
         self.stats.aborted += 1;
-        log::info!(
-            "{} {} aborted by the client",
-            ex.head.method(),
-            ex.head.target()
-        );
+        log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
         self.release_attempt(ex, true);
     }
 
@@ -958,9 +868,7 @@ fn access_granted(head: &mut crate::http::RequestHead, key: &str) -> bool {
         if name.eq_ignore_ascii_case(b"x-api-key") {
             ct_eq(value, key.as_bytes())
         } else if name.eq_ignore_ascii_case(b"authorization") {
-            value.len() > 7
-                && value[..7].eq_ignore_ascii_case(b"bearer ")
-                && ct_eq(&value[7..], key.as_bytes())
+            value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") && ct_eq(&value[7..], key.as_bytes())
         } else {
             false
         }
@@ -1007,9 +915,7 @@ fn process_response(
         }
         let head = match parse_response_head(&up.inbuf, ex.head.method() == "HEAD") {
             Ok(None) if up.inbuf.len() > MAX_HEAD_BYTES => {
-                return Some(AttemptEvent::Failed(Failure::BadResponse(
-                    "response head too large".into(),
-                )))
+                return Some(AttemptEvent::Failed(Failure::BadResponse("response head too large".into())))
             }
             Ok(None) => return None,
             Err(e) => return Some(AttemptEvent::Failed(Failure::BadResponse(e.to_string()))),
@@ -1018,9 +924,7 @@ fn process_response(
         up.inbuf.drain(..head.raw.len());
         if (100..200).contains(&head.status) {
             if head.status == 101 {
-                return Some(AttemptEvent::Failed(Failure::BadResponse(
-                    "unexpected 101 upgrade".into(),
-                )));
+                return Some(AttemptEvent::Failed(Failure::BadResponse("unexpected 101 upgrade".into())));
             }
             continue; // interim response (100 Continue from the upstream): we answered our own
         }
@@ -1047,11 +951,7 @@ fn process_response(
     let request_sent = a.request_sent(ex.body.len(), ex.body_tracker.is_done());
     let tracker = a.resp_body.as_mut()?;
     if up.inbuf.is_empty() {
-        return if tracker.is_done() {
-            Some(done_event(a, request_sent, up))
-        } else {
-            None
-        };
+        return if tracker.is_done() { Some(done_event(a, request_sent, up)) } else { None };
     }
     let n = match tracker.advance(&up.inbuf) {
         Ok(n) => n,
@@ -1059,9 +959,7 @@ fn process_response(
             if a.phase == AttemptPhase::Holding {
                 ex.stash = None;
             }
-            return Some(AttemptEvent::Failed(Failure::BadResponse(format!(
-                "bad chunked body: {e:?}"
-            ))));
+            return Some(AttemptEvent::Failed(Failure::BadResponse(format!("bad chunked body: {e:?}"))));
         }
     };
     a.deadline = now + STREAM_IDLE;
@@ -1097,15 +995,11 @@ fn done_event(a: &Attempt, request_sent: bool, up: &Upstream) -> AttemptEvent {
         return AttemptEvent::Failed(Failure::Status(status));
     }
     let keep = a.resp.as_ref().is_some_and(|h| h.keep_alive);
-    AttemptEvent::Complete {
-        reuse: keep && up.inbuf.is_empty() && request_sent,
-    }
+    AttemptEvent::Complete { reuse: keep && up.inbuf.is_empty() && request_sent }
 }
 
 /// A pooled connection that failed before any response byte was probably closed by the
 /// upstream while idle: worth one retry on a fresh connection.
 fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
-    ex.attempt
-        .as_ref()
-        .is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
+    ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
 }

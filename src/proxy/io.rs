@@ -112,15 +112,9 @@ mod tests {
         let mut src: &[u8] = b"abc";
         let mut dst = b"12".to_vec();
         let mut scratch = [0u8; 16];
-        assert!(matches!(
-            read_into(&mut src, &mut dst, &mut scratch),
-            IoOutcome::Progress(3)
-        ));
+        assert!(matches!(read_into(&mut src, &mut dst, &mut scratch), IoOutcome::Progress(3)));
         assert_eq!(dst, b"12abc");
-        assert!(matches!(
-            read_into(&mut src, &mut dst, &mut scratch),
-            IoOutcome::Closed
-        ));
+        assert!(matches!(read_into(&mut src, &mut dst, &mut scratch), IoOutcome::Closed));
         assert_eq!(dst, b"12abc");
     }
 }

@@ -49,13 +49,7 @@ fn token(kind: usize, key: Key) -> Token {
 }
 
 fn untoken(t: Token) -> (usize, Key) {
-    (
-        t.0 & 3,
-        Key {
-            index: ((t.0 >> 2) & 0x3fff_ffff) as u32,
-            gen: (t.0 >> 32) as u32,
-        },
-    )
+    (t.0 & 3, Key { index: ((t.0 >> 2) & 0x3fff_ffff) as u32, gen: (t.0 >> 32) as u32 })
 }
 
 /// An endpoint as the loop keeps it, from its validated config. Fails only on a bad CA file.
@@ -66,10 +60,7 @@ fn new_endpoint(
     let tls = match cfg.url.scheme {
         crate::url::Scheme::Http => None,
         crate::url::Scheme::Https => {
-            let extra: Vec<&std::path::Path> = global_ca
-                .into_iter()
-                .chain(cfg.ca_file.as_deref())
-                .collect();
+            let extra: Vec<&std::path::Path> = global_ca.into_iter().chain(cfg.ca_file.as_deref()).collect();
             Some(transport::client_config(&extra)?)
         }
     };
@@ -145,14 +136,13 @@ pub fn run(settings: Settings) -> Result<()> {
         SocketAddr::V4(a) => format!("http://{a}"),
         SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
     };
-    log::info!(
-        "qcc {} proxy listening on {base}, {summary}",
-        env!("CARGO_PKG_VERSION")
-    );
+    log::info!("qcc {} proxy listening on {base}, {summary}", env!("CARGO_PKG_VERSION"));
     println!("qcc proxy listening on {base}, {summary}");
     if builtin {
         println!("No cluster configured: forwarding to https://api.anthropic.com with each client's own key.");
-        println!("Add endpoints with: qcc endpoint add CLUSTER --url URL --key KEY, then qcc proxy start --cluster CLUSTER");
+        println!(
+            "Add endpoints with: qcc endpoint add CLUSTER --url URL --key KEY, then qcc proxy start --cluster CLUSTER"
+        );
     }
     println!("ANTHROPIC_BASE_URL={base}");
     use std::io::Write;
@@ -168,28 +158,20 @@ impl EventLoop {
         let poll = Poll::new().map_err(|e| Error::io("creating the event loop", e))?;
         let mut listener = TcpListener::bind(settings.listen)
             .map_err(|e| Error::io(format!("cannot listen on {}", settings.listen), e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("reading the listen address", e))?;
+        let addr = listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("registering the listener", e))?;
-        let mut signals =
-            signals::install().map_err(|e| Error::io("installing signal handlers", e))?;
+        let mut signals = signals::install().map_err(|e| Error::io("installing signal handlers", e))?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| Error::io("registering the signal pipe", e))?;
-        let waker = Arc::new(
-            Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", e))?,
-        );
-        let resolver = resolver::Resolver::start(waker)
-            .map_err(|e| Error::io("starting the resolver thread", e))?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", e))?);
+        let resolver = resolver::Resolver::start(waker).map_err(|e| Error::io("starting the resolver thread", e))?;
 
         let mut endpoints = Vec::with_capacity(settings.cluster.endpoints.len());
         for cfg in &settings.cluster.endpoints {
-            endpoints.push(
-                new_endpoint(cfg.clone(), settings.ca_file.as_deref()).map_err(Error::Invalid)?,
-            );
+            endpoints.push(new_endpoint(cfg.clone(), settings.ca_file.as_deref()).map_err(Error::Invalid)?);
         }
         let now = Instant::now();
         // Resolve every named endpoint up front, so the first request rarely waits.
@@ -209,9 +191,7 @@ impl EventLoop {
         }
         let persist_at = if failures.is_dirty() { Some(now) } else { None };
         let _ = &mut failures;
-        let seed = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
+        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         Ok(EventLoop {
             poll,
             listener,
@@ -242,11 +222,7 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let timeout = if self.again.is_empty() {
-                self.poll_timeout(now)
-            } else {
-                Some(Duration::ZERO)
-            };
+            let timeout = if self.again.is_empty() { self.poll_timeout(now) } else { Some(Duration::ZERO) };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
@@ -264,10 +240,8 @@ impl EventLoop {
                     WAKER => self.on_lookups(now),
                     t => {
                         let (kind, key) = untoken(t);
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
-                        let writable =
-                            event.is_writable() || event.is_write_closed() || event.is_error();
+                        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable = event.is_writable() || event.is_write_closed() || event.is_error();
                         if kind == KIND_CLIENT {
                             if let Some(c) = self.clients.get_mut(key) {
                                 c.can_read |= readable;
@@ -322,9 +296,7 @@ impl EventLoop {
         for key in keys {
             if !self.client_busy(key) {
                 self.close_client(key, now);
-            } else if let Some(ClientPhase::Exchange(ex)) =
-                self.clients.get_mut(key).map(|c| &mut c.phase)
-            {
+            } else if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) {
                 ex.keep_alive = false;
             }
         }
@@ -333,9 +305,9 @@ impl EventLoop {
 
     /// A connection with a request in progress or bytes still to deliver.
     fn client_busy(&self, key: Key) -> bool {
-        self.clients.get(key).is_some_and(|c| {
-            !c.out.is_empty() || !c.inbuf.is_empty() || matches!(c.phase, ClientPhase::Exchange(_))
-        })
+        self.clients
+            .get(key)
+            .is_some_and(|c| !c.out.is_empty() || !c.inbuf.is_empty() || matches!(c.phase, ClientPhase::Exchange(_)))
     }
 
     /// How long poll may sleep: until the earliest deadline we know of.
@@ -419,11 +391,7 @@ impl EventLoop {
             Owner::Idle => {
                 // An idle connection has nothing to say: data, EOF or an error means the server
                 // closed it (or broke it). A stale readiness hint reads WouldBlock: keep it.
-                if readable
-                    && !matches!(
-                        up.transport.read(&mut up.inbuf, &mut self.scratch),
-                        io::IoOutcome::WouldBlock
-                    )
+                if readable && !matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), io::IoOutcome::WouldBlock)
                 {
                     self.close_upstream(key);
                 } else if let Some(up) = self.upstreams.get_mut(key) {
@@ -532,9 +500,7 @@ impl EventLoop {
     fn client_deadline(&self, key: Key) -> Option<Instant> {
         let c = self.clients.get(key)?;
         match &c.phase {
-            ClientPhase::ReadingHead if c.inbuf.is_empty() => {
-                Some(c.since + self.settings.idle_timeout)
-            }
+            ClientPhase::ReadingHead if c.inbuf.is_empty() => Some(c.since + self.settings.idle_timeout),
             ClientPhase::ReadingHead => Some(c.since + self.settings.header_timeout),
             ClientPhase::Closing => Some(c.since + LINGER),
             ClientPhase::Exchange(ex) => match &ex.attempt {
@@ -553,10 +519,7 @@ impl EventLoop {
             ClientPhase::ReadingHead if c.inbuf.is_empty() => self.close_client(key, now),
             ClientPhase::ReadingHead => {
                 self.stats.bad_requests += 1;
-                log::info!(
-                    "client {}: request head not complete within --header-timeout -> 408",
-                    c.peer
-                );
+                log::info!("client {}: request head not complete within --header-timeout -> 408", c.peer);
                 self.respond_local_error(key, 408, "request head not received in time", now);
             }
             ClientPhase::Closing => self.close_client(key, now),

@@ -46,16 +46,13 @@ impl EventLoop {
             return;
         }
         let addr = ep.addrs[ep.next_addr % ep.addrs.len()];
-        let transport = TcpStream::connect(addr)
-            .map_err(|e| e.to_string())
-            .and_then(|sock| {
-                let _ = sock.set_nodelay(true);
-                match &ep.tls {
-                    None => Ok(Transport::plain(sock)),
-                    Some(cfg) => Transport::tls(sock, cfg.clone(), &ep.cfg.url.host)
-                        .map_err(|e| e.to_string()),
-                }
-            });
+        let transport = TcpStream::connect(addr).map_err(|e| e.to_string()).and_then(|sock| {
+            let _ = sock.set_nodelay(true);
+            match &ep.tls {
+                None => Ok(Transport::plain(sock)),
+                Some(cfg) => Transport::tls(sock, cfg.clone(), &ep.cfg.url.host).map_err(|e| e.to_string()),
+            }
+        });
         let mut transport = match transport {
             Ok(t) => t,
             Err(e) => {
@@ -68,11 +65,7 @@ impl EventLoop {
         if self
             .poll
             .registry()
-            .register(
-                transport.socket(),
-                token(KIND_UPSTREAM, key),
-                Interest::READABLE | Interest::WRITABLE,
-            )
+            .register(transport.socket(), token(KIND_UPSTREAM, key), Interest::READABLE | Interest::WRITABLE)
             .is_err()
         {
             self.finish_probe(idx, false, now);
@@ -80,10 +73,7 @@ impl EventLoop {
         }
         ep.probing = true;
         let request = wire::probe_request(&ep.cfg, &self.settings.probe_model);
-        let deadline = now
-            + timeout_of(&ep.cfg)
-                .max(CONNECT_TIMEOUT)
-                .max(std::time::Duration::from_secs(30));
+        let deadline = now + timeout_of(&ep.cfg).max(CONNECT_TIMEOUT).max(std::time::Duration::from_secs(30));
         self.upstreams.insert(Upstream {
             transport,
             endpoint: idx,
@@ -95,13 +85,7 @@ impl EventLoop {
             inbuf: Vec::new(),
             idle_since: now,
         });
-        self.probes.push(Probe {
-            endpoint: idx,
-            up: key,
-            request,
-            sent: 0,
-            deadline,
-        });
+        self.probes.push(Probe { endpoint: idx, up: key, request, sent: 0, deadline });
         self.arm(deadline);
     }
 
@@ -120,12 +104,7 @@ impl EventLoop {
 
     pub(super) fn drive_probe(&mut self, idx: usize, key: Key, now: Instant) {
         let verdict = {
-            let EventLoop {
-                upstreams,
-                probes,
-                scratch,
-                ..
-            } = self;
+            let EventLoop { upstreams, probes, scratch, .. } = self;
             let Some(p) = probes.iter_mut().find(|p| p.up == key) else {
                 return;
             };
@@ -150,11 +129,7 @@ impl EventLoop {
         let id = ep.cfg.id.clone();
         if ok {
             if let Some(flip) = ep.health.restore() {
-                log::info!(
-                    "endpoint {id} is {} (was {}) after a recovery probe",
-                    flip.to.as_str(),
-                    flip.from.as_str()
-                );
+                log::info!("endpoint {id} is {} (was {}) after a recovery probe", flip.to.as_str(), flip.from.as_str());
             }
         } else {
             log::debug!("endpoint {id} still failing its recovery probe");
@@ -168,12 +143,7 @@ impl EventLoop {
     /// Probes whose deadline passed are failures; returns the deadlines still pending.
     pub(super) fn probe_deadlines(&mut self) -> Vec<Instant> {
         let now = Instant::now();
-        let expired: Vec<usize> = self
-            .probes
-            .iter()
-            .filter(|p| p.deadline <= now)
-            .map(|p| p.endpoint)
-            .collect();
+        let expired: Vec<usize> = self.probes.iter().filter(|p| p.deadline <= now).map(|p| p.endpoint).collect();
         for idx in expired {
             self.finish_probe(idx, false, now);
         }

@@ -14,14 +14,13 @@ impl EventLoop {
             return;
         }
         let path = self.settings.config_path.clone();
-        let cluster =
-            match ConfigFile::load(&path).and_then(|f| f.cluster(&self.settings.cluster.name)) {
-                Ok(c) => c,
-                Err(e) => {
-                    log::error!("reload failed, keeping the running configuration: {e}");
-                    return;
-                }
-            };
+        let cluster = match ConfigFile::load(&path).and_then(|f| f.cluster(&self.settings.cluster.name)) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("reload failed, keeping the running configuration: {e}");
+                return;
+            }
+        };
         // Build everything first, so a bad CA file leaves the running set untouched.
         let mut fresh = Vec::with_capacity(cluster.endpoints.len());
         for cfg in &cluster.endpoints {
@@ -36,11 +35,7 @@ impl EventLoop {
         let (mut added, mut changed, mut removed) = (0, 0, 0);
         let new_ids: Vec<String> = fresh.iter().map(|e| e.cfg.id.clone()).collect();
         for mut ep in fresh {
-            match self
-                .endpoints
-                .iter()
-                .position(|old| old.cfg.id == ep.cfg.id)
-            {
+            match self.endpoints.iter().position(|old| old.cfg.id == ep.cfg.id) {
                 Some(i) => {
                     let old = &mut self.endpoints[i];
                     let same_target = old.cfg.url == ep.cfg.url

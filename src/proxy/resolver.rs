@@ -26,32 +26,21 @@ impl Resolver {
     pub fn start(waker: Arc<Waker>) -> std::io::Result<Resolver> {
         let (req_tx, req_rx) = channel::<(usize, String, u16)>();
         let (res_tx, res_rx) = channel::<Lookup>();
-        thread::Builder::new()
-            .name("qcc-resolver".into())
-            .spawn(move || {
-                // Ends when the loop drops its sender.
-                for (endpoint, host, port) in req_rx {
-                    let result = (host.as_str(), port)
-                        .to_socket_addrs()
-                        .map(|it| it.collect::<Vec<_>>())
-                        .map_err(|e| format!("cannot resolve {host}: {e}"))
-                        .and_then(|v| {
-                            if v.is_empty() {
-                                Err(format!("no address for {host}"))
-                            } else {
-                                Ok(v)
-                            }
-                        });
-                    if res_tx.send(Lookup { endpoint, result }).is_err() {
-                        break;
-                    }
-                    let _ = waker.wake();
+        thread::Builder::new().name("qcc-resolver".into()).spawn(move || {
+            // Ends when the loop drops its sender.
+            for (endpoint, host, port) in req_rx {
+                let result = (host.as_str(), port)
+                    .to_socket_addrs()
+                    .map(|it| it.collect::<Vec<_>>())
+                    .map_err(|e| format!("cannot resolve {host}: {e}"))
+                    .and_then(|v| if v.is_empty() { Err(format!("no address for {host}")) } else { Ok(v) });
+                if res_tx.send(Lookup { endpoint, result }).is_err() {
+                    break;
                 }
-            })?;
-        Ok(Resolver {
-            requests: req_tx,
-            results: res_rx,
-        })
+                let _ = waker.wake();
+            }
+        })?;
+        Ok(Resolver { requests: req_tx, results: res_rx })
     }
 
     pub fn lookup(&self, endpoint: usize, host: &str, port: u16) {

@@ -16,11 +16,7 @@ pub struct Slab<T> {
 
 impl<T> Slab<T> {
     pub fn new() -> Slab<T> {
-        Slab {
-            slots: Vec::new(),
-            free: Vec::new(),
-            len: 0,
-        }
+        Slab { slots: Vec::new(), free: Vec::new(), len: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -30,14 +26,8 @@ impl<T> Slab<T> {
     /// The key the next `insert` will return (so a socket can be registered before insertion).
     pub fn next_key(&self) -> Key {
         match self.free.last() {
-            Some(&i) => Key {
-                index: i,
-                gen: self.slots[i as usize].0.wrapping_add(1),
-            },
-            None => Key {
-                index: self.slots.len() as u32,
-                gen: 0,
-            },
+            Some(&i) => Key { index: i, gen: self.slots[i as usize].0.wrapping_add(1) },
+            None => Key { index: self.slots.len() as u32, gen: 0 },
         }
     }
 
@@ -81,10 +71,7 @@ impl<T> Slab<T> {
             .iter()
             .enumerate()
             .filter(|(_, (_, v))| v.is_some())
-            .map(|(i, (gen, _))| Key {
-                index: i as u32,
-                gen: *gen,
-            })
+            .map(|(i, (gen, _))| Key { index: i as u32, gen: *gen })
     }
 }
 

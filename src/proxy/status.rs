@@ -103,29 +103,18 @@ impl EventLoop {
                 405,
                 json!({"type": "error", "error": {"type": "invalid_request_error", "message": "method not allowed"}}),
             ),
-            _ => (
-                404,
-                json!({"type": "error", "error": {"type": "not_found_error", "message": "no such qcc endpoint"}}),
-            ),
+            _ => {
+                (404, json!({"type": "error", "error": {"type": "not_found_error", "message": "no such qcc endpoint"}}))
+            }
         };
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
         let close = !head.keep_alive || self.draining.is_some();
         let mut bytes = Vec::new();
-        wire::local_response(
-            status,
-            "application/json",
-            body.to_string().as_bytes(),
-            close,
-            &mut bytes,
-        );
+        wire::local_response(status, "application/json", body.to_string().as_bytes(), close, &mut bytes);
         c.out.push(&bytes);
         c.since = now;
-        c.phase = if close {
-            ClientPhase::Closing
-        } else {
-            ClientPhase::ReadingHead
-        };
+        c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
     }
 }

@@ -32,12 +32,8 @@ impl Transport {
     }
 
     pub fn tls(sock: TcpStream, config: Arc<ClientConfig>, host: &str) -> io::Result<Transport> {
-        let name = ServerName::try_from(host.to_string()).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad TLS server name {host:?}: {e}"),
-            )
-        })?;
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad TLS server name {host:?}: {e}")))?;
         let mut conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
         conn.set_buffer_limit(Some(TLS_SEND_LIMIT));
         Ok(Transport::Tls(Box::new(TlsStream { sock, conn })))
@@ -159,9 +155,7 @@ impl TlsStream {
 /// The one TLS client configuration: webpki-roots, plus the PEM certificates of `extra_ca`.
 /// SNI and certificate verification are always on.
 pub fn client_config(extra_ca: &[&Path]) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     for path in extra_ca {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
             .map_err(|e| format!("{}: cannot read CA file: {e}", path.display()))?
@@ -171,9 +165,7 @@ pub fn client_config(extra_ca: &[&Path]) -> Result<Arc<ClientConfig>, String> {
             return Err(format!("{}: no certificate in CA file", path.display()));
         }
         for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: unusable CA certificate: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("{}: unusable CA certificate: {e}", path.display()))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

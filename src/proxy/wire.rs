@@ -19,11 +19,7 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
     }
     out.extend_from_slice(target.as_bytes());
     // HTTP/1.0 clients cannot read chunked replies: ask the upstream for a 1.0-framed reply.
-    out.extend_from_slice(if req.version_minor == 0 {
-        b" HTTP/1.0\r\n"
-    } else {
-        b" HTTP/1.1\r\n"
-    });
+    out.extend_from_slice(if req.version_minor == 0 { b" HTTP/1.0\r\n" } else { b" HTTP/1.1\r\n" });
     out.extend_from_slice(b"Host: ");
     out.extend_from_slice(ep.url.host_header().as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -41,16 +37,11 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
         if is_hop_by_hop(name)
             || name.eq_ignore_ascii_case(b"host")
             || name.eq_ignore_ascii_case(b"expect")
-            || connection_tokens
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(name))
+            || connection_tokens.iter().any(|t| t.eq_ignore_ascii_case(name))
         {
             continue;
         }
-        if replace_key
-            && (name.eq_ignore_ascii_case(b"x-api-key")
-                || name.eq_ignore_ascii_case(b"authorization"))
-        {
+        if replace_key && (name.eq_ignore_ascii_case(b"x-api-key") || name.eq_ignore_ascii_case(b"authorization")) {
             continue;
         }
         if name.eq_ignore_ascii_case(b"anthropic-version") {
@@ -75,14 +66,8 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
 pub fn client_response_head(resp: &ResponseHead, close: bool, out: &mut Vec<u8>) {
     let raw = &resp.raw;
     // Status line: keep the code and reason verbatim, speak HTTP/1.1 ourselves.
-    let line_end = raw
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .unwrap_or(raw.len());
-    let after_version = raw[..line_end]
-        .iter()
-        .position(|&b| b == b' ')
-        .map_or(line_end, |i| i + 1);
+    let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap_or(raw.len());
+    let after_version = raw[..line_end].iter().position(|&b| b == b' ').map_or(line_end, |i| i + 1);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(&raw[after_version..line_end]);
     out.extend_from_slice(b"\r\n");
@@ -118,22 +103,14 @@ pub fn probe_request(ep: &EndpointConfig, model: &str) -> Vec<u8> {
         out.extend_from_slice(ep.api_key.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(
-        b"anthropic-version: 2023-06-01\r\ncontent-type: application/json\r\nConnection: close\r\n",
-    );
+    out.extend_from_slice(b"anthropic-version: 2023-06-01\r\ncontent-type: application/json\r\nConnection: close\r\n");
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     out.extend_from_slice(body.as_bytes());
     out
 }
 
 /// A complete local response with a body.
-pub fn local_response(
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-    close: bool,
-    out: &mut Vec<u8>,
-) {
+pub fn local_response(status: u16, content_type: &str, body: &[u8], close: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(
         format!(
             "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{}\r\n",
@@ -158,8 +135,7 @@ pub fn error_response(status: u16, message: &str, close: bool, out: &mut Vec<u8>
         503 => "overloaded_error",
         _ => "api_error",
     };
-    let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
-        .to_string();
+    let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}).to_string();
     local_response(status, "application/json", body.as_bytes(), close, out);
 }
 
@@ -191,13 +167,7 @@ fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
+    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
     &s[start..end]
 }

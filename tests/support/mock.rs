@@ -14,15 +14,9 @@ pub enum Mode {
     /// 200, the request body echoed back byte-exact.
     Echo,
     /// 200 text/event-stream, chunked, one event per chunk, `delay` between events.
-    Sse {
-        events: Vec<String>,
-        delay: Duration,
-    },
+    Sse { events: Vec<String>, delay: Duration },
     /// Status with an Anthropic-shaped error body, optional Retry-After.
-    Status {
-        status: u16,
-        retry_after: Option<u64>,
-    },
+    Status { status: u16, retry_after: Option<u64> },
     /// Read the request, then close without answering.
     CloseBeforeHead,
     /// A head promising `total` bytes, `send` of them, then close.
@@ -46,10 +40,7 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -149,12 +140,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
         let (n, v) = h.split_once(':')?;
         headers.push((n.trim().to_string(), v.trim().to_string()));
     }
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.clone())
-    };
+    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
     let mut body = Vec::new();
     if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
         loop {
@@ -172,12 +158,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
         body.resize(n, 0);
         r.read_exact(&mut body).ok()?;
     }
-    Some(Recorded {
-        method,
-        path,
-        headers,
-        body,
-    })
+    Some(Recorded { method, path, headers, body })
 }
 
 fn serve(sock: TcpStream, s: Arc<Shared>) {
@@ -191,21 +172,11 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
         s.requests.lock().expect("requests lock").push(req);
         let mode = s.mode.lock().expect("mode lock").clone();
         let keep = match mode {
-            Mode::Json { status, body } => {
-                reply(&mut w, status, "application/json", body.as_bytes(), &[])
-            }
+            Mode::Json { status, body } => reply(&mut w, status, "application/json", body.as_bytes(), &[]),
             Mode::Echo => reply(&mut w, 200, "application/octet-stream", &body, &[]),
-            Mode::Status {
-                status,
-                retry_after,
-            } => {
-                let msg = format!(
-                    r#"{{"type":"error","error":{{"type":"api_error","message":"mock {status}"}}}}"#
-                );
-                let extra: Vec<String> = retry_after
-                    .map(|s| format!("retry-after: {s}"))
-                    .into_iter()
-                    .collect();
+            Mode::Status { status, retry_after } => {
+                let msg = format!(r#"{{"type":"error","error":{{"type":"api_error","message":"mock {status}"}}}}"#);
+                let extra: Vec<String> = retry_after.map(|s| format!("retry-after: {s}")).into_iter().collect();
                 reply(&mut w, status, "application/json", msg.as_bytes(), &extra)
             }
             Mode::Slow { delay } => {
@@ -213,14 +184,14 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
                 reply(&mut w, 200, "application/json", OK_BODY.as_bytes(), &[])
             }
             Mode::Sse { events, delay } => {
-                let _ = w.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
+                let _ = w.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+                );
                 for (i, e) in events.iter().enumerate() {
                     if i > 0 {
                         thread::sleep(delay);
                     }
-                    if w.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes())
-                        .is_err()
-                    {
+                    if w.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes()).is_err() {
                         return;
                     }
                 }
@@ -236,7 +207,10 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
                 false
             }
             Mode::ResetMidBody { total, send } => {
-                let _ = w.write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {total}\r\n\r\n").as_bytes());
+                let _ = w.write_all(
+                    format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {total}\r\n\r\n")
+                        .as_bytes(),
+                );
                 let _ = w.write_all(&vec![b'x'; send]);
                 thread::sleep(Duration::from_millis(50));
                 false
@@ -260,10 +234,7 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
 }
 
 fn reply(w: &mut TcpStream, status: u16, ctype: &str, body: &[u8], extra: &[String]) -> bool {
-    let mut head = format!(
-        "HTTP/1.1 {status} Mock\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n",
-        body.len()
-    );
+    let mut head = format!("HTTP/1.1 {status} Mock\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n", body.len());
     for e in extra {
         head.push_str(e);
         head.push_str("\r\n");

@@ -15,11 +15,8 @@ pub struct TempHome {
 impl TempHome {
     pub fn new() -> TempHome {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let root = std::env::temp_dir().join(format!(
-            "qcc-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
+        let root =
+            std::env::temp_dir().join(format!("qcc-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("create temp dir");
         TempHome { root }
@@ -95,13 +92,7 @@ pub struct Ep<'a> {
 
 impl<'a> Ep<'a> {
     pub fn new(id: &'a str, url: &'a str, key: &'a str, priority: u32) -> Ep<'a> {
-        Ep {
-            id,
-            url,
-            key,
-            priority,
-            extra: serde_json::json!({}),
-        }
+        Ep { id, url, key, priority, extra: serde_json::json!({}) }
     }
     pub fn with(mut self, extra: serde_json::Value) -> Ep<'a> {
         self.extra = extra;
@@ -126,11 +117,7 @@ impl TempHome {
             })
             .collect();
         let cfg = serde_json::json!({"profiles": {name: {"name": name, "endpoints": endpoints}}});
-        std::fs::write(
-            self.config(),
-            serde_json::to_vec_pretty(&cfg).expect("json"),
-        )
-        .expect("write config");
+        std::fs::write(self.config(), serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
     }
 }
 
@@ -169,20 +156,11 @@ impl Proxy {
             Ok(a) => a.parse().expect("proxy address"),
             Err(_) => {
                 let _ = child.kill();
-                let log =
-                    std::fs::read_to_string(home.home().join("proxy.log")).unwrap_or_default();
-                panic!(
-                    "proxy did not start; stdout {:?}; log:\n{log}",
-                    lines.lock().expect("lines")
-                );
+                let log = std::fs::read_to_string(home.home().join("proxy.log")).unwrap_or_default();
+                panic!("proxy did not start; stdout {:?}; log:\n{log}", lines.lock().expect("lines"));
             }
         };
-        Proxy {
-            child,
-            addr,
-            home: home.home(),
-            stdout: lines,
-        }
+        Proxy { child, addr, home: home.home(), stdout: lines }
     }
 
     pub fn url(&self) -> String {
@@ -241,17 +219,13 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -265,32 +239,20 @@ pub struct Conn {
 impl Conn {
     pub fn connect(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).expect("connect to proxy");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
+        Conn { stream, buf: Vec::new() }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
     }
 
-    pub fn send_request(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) {
+    pub fn send_request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
         let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\n");
         let mut has_len = false;
         for (n, v) in headers {
-            has_len |= n.eq_ignore_ascii_case("content-length")
-                || n.eq_ignore_ascii_case("transfer-encoding");
+            has_len |= n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding");
             req.push_str(&format!("{n}: {v}\r\n"));
         }
         if !has_len && (!body.is_empty() || method == "POST") {
@@ -302,13 +264,7 @@ impl Conn {
         self.send(&bytes);
     }
 
-    pub fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Response {
+    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
         self.send_request(method, path, headers, body);
         self.read_response()
     }
@@ -331,10 +287,7 @@ impl Conn {
                 return self.buf.drain(..i + pat.len()).collect();
             }
             if self.fill() == 0 {
-                panic!(
-                    "connection closed before {:?}",
-                    String::from_utf8_lossy(pat)
-                );
+                panic!("connection closed before {:?}", String::from_utf8_lossy(pat));
             }
         }
     }
@@ -365,11 +318,8 @@ impl Conn {
             let head = self.read_until(b"\r\n\r\n");
             let text = String::from_utf8_lossy(&head).into_owned();
             let mut lines = text.split("\r\n");
-            let status: u16 = lines
-                .next()
-                .and_then(|l| l.split(' ').nth(1))
-                .and_then(|s| s.parse().ok())
-                .expect("status");
+            let status: u16 =
+                lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
             if status == 100 {
                 continue;
             }
@@ -384,24 +334,15 @@ impl Conn {
     pub fn read_response(&mut self) -> Response {
         let (status, headers) = self.read_head();
         let get = |n: &str| {
-            headers
-                .iter()
-                .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.clone())
+            headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone())
         };
         let body = if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
             let mut body = Vec::new();
             loop {
                 let line = self.read_until(b"\r\n");
-                let size = usize::from_str_radix(
-                    String::from_utf8_lossy(&line)
-                        .trim()
-                        .split(';')
-                        .next()
-                        .unwrap_or(""),
-                    16,
-                )
-                .expect("chunk size");
+                let size =
+                    usize::from_str_radix(String::from_utf8_lossy(&line).trim().split(';').next().unwrap_or(""), 16)
+                        .expect("chunk size");
                 if size == 0 {
                     self.read_until(b"\r\n");
                     break;
@@ -415,11 +356,7 @@ impl Conn {
             body
         } else if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
             while self.buf.len() < n {
-                assert!(
-                    self.fill() > 0,
-                    "closed with {} of {n} body bytes",
-                    self.buf.len()
-                );
+                assert!(self.fill() > 0, "closed with {} of {n} body bytes", self.buf.len());
             }
             self.buf.drain(..n).collect()
         } else if status == 204 || status == 304 {
@@ -427,22 +364,12 @@ impl Conn {
         } else {
             self.read_to_close()
         };
-        Response {
-            status,
-            headers,
-            body,
-        }
+        Response { status, headers, body }
     }
 }
 
 /// One request on a fresh connection.
-pub fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
     Conn::connect(addr).request(method, path, headers, body)
 }
 
@@ -452,10 +379,7 @@ pub fn post_messages(addr: SocketAddr) -> Response {
         addr,
         "POST",
         "/v1/messages",
-        &[
-            ("content-type", "application/json"),
-            ("x-api-key", "client-key"),
-        ],
+        &[("content-type", "application/json"), ("x-api-key", "client-key")],
         br#"{"model":"m","max_tokens":8,"messages":[]}"#,
     )
 }
