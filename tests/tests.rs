@@ -6,3 +6,4 @@ mod cli;
 mod failover;
 mod ops;
 mod proxy;
+mod tls;

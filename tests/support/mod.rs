@@ -61,6 +61,7 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub mod mock;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
