@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod failover;
+mod hostile;
 mod ops;
 mod proxy;
 mod tls;

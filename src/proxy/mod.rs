@@ -483,6 +483,8 @@ impl EventLoop {
             if let Some(due) = self.client_deadline(key) {
                 if due <= now {
                     self.on_client_deadline(key, now);
+                    // A deadline may have queued a response (408): write it now.
+                    self.drive(key, now);
                     if let Some(again) = self.client_deadline(key) {
                         upd(again.max(now + SWEEP_MIN_GAP));
                     }

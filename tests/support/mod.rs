@@ -369,6 +369,35 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Like `read_response`, but `None` when the connection closes before the response is
+    /// complete (an upstream failure mid-body), instead of a panic.
+    pub fn try_response(&mut self) -> Option<Response> {
+        let mut chunk = [0u8; 65536];
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                let chunked = head.contains("transfer-encoding: chunked");
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()));
+                let complete = if chunked {
+                    self.buf[end + 4..].windows(5).any(|w| w == b"0\r\n\r\n")
+                } else {
+                    self.buf.len() >= end + 4 + len.unwrap_or(0)
+                };
+                if complete {
+                    return Some(self.read_response());
+                }
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
 /// One request on a fresh connection.
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
     Conn::connect(addr).request(method, path, headers, body)
@@ -383,4 +412,28 @@ pub fn post_messages(addr: SocketAddr) -> Response {
         &[("content-type", "application/json"), ("x-api-key", "client-key")],
         br#"{"model":"m","max_tokens":8,"messages":[]}"#,
     )
+}
+
+impl Conn {
+    /// Read until the peer closes or a complete head with its Content-Length body is there.
+    pub fn try_read_to_close_or_response(&mut self) -> (Vec<u8>, bool) {
+        let mut chunk = [0u8; 65536];
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
+                    .unwrap_or(0);
+                if self.buf.len() >= end + 4 + len {
+                    return (std::mem::take(&mut self.buf), false);
+                }
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return (std::mem::take(&mut self.buf), true),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => return (std::mem::take(&mut self.buf), true),
+            }
+        }
+    }
 }

@@ -1,0 +1,247 @@
+//! Hostile input and failing upstreams (issue 5): limits, timeouts, every fault, no leaks.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::{post_messages, request, wait_until, Conn, Ep, Proxy, TempHome};
+
+fn ok() -> Mode {
+    Mode::Json { status: 200, body: OK_BODY.into() }
+}
+
+fn proxy_with(mock_url: &str, extra_ep: serde_json::Value, args: &[&str]) -> (TempHome, Proxy) {
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("h0000001", mock_url, "sk-h-000000000", 1).with(extra_ep)]);
+    let mut all = vec!["--cluster", "c", "--verify-interval", "3600"];
+    all.extend_from_slice(args);
+    let proxy = Proxy::start(&home, &all);
+    (home, proxy)
+}
+
+#[test]
+fn slow_head_gets_408_and_idle_keep_alive_is_closed() {
+    let m = MockUpstream::start(ok());
+    let (_h, proxy) = proxy_with(&m.url(), serde_json::json!({}), &["--header-timeout", "1", "--idle-timeout", "1"]);
+    let mut slow = Conn::connect(proxy.addr);
+    slow.send(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\n");
+    let started = Instant::now();
+    let (got, closed) = slow.try_read_to_close();
+    assert!(got.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&got));
+    assert!(closed);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let mut idle = Conn::connect(proxy.addr);
+    let r = idle.request("POST", "/v1/messages", &[], b"{}");
+    assert_eq!(r.status, 200);
+    let mut buf = [0u8; 16];
+    let n = idle.stream.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "idle keep-alive connection closed by the proxy");
+    assert_eq!(m.hits(), 1);
+}
+
+#[test]
+fn extra_connections_get_503_and_existing_ones_keep_working() {
+    let m = MockUpstream::start(ok());
+    let (_h, proxy) = proxy_with(&m.url(), serde_json::json!({}), &["--max-connections", "2"]);
+    let mut a = Conn::connect(proxy.addr);
+    let mut b = Conn::connect(proxy.addr);
+    assert_eq!(a.request("POST", "/v1/messages", &[], b"{}").status, 200);
+    assert_eq!(b.request("POST", "/v1/messages", &[], b"{}").status, 200);
+    let mut c = Conn::connect(proxy.addr);
+    let (got, _) = c.try_read_to_close();
+    assert!(got.starts_with(b"HTTP/1.1 503"), "{}", String::from_utf8_lossy(&got));
+    assert_eq!(a.request("POST", "/v1/messages", &[], b"{}").status, 200);
+    drop(b);
+    assert!(wait_until(Duration::from_secs(3), || {
+        let mut d = Conn::connect(proxy.addr);
+        d.send_request("POST", "/v1/messages", &[], b"{}");
+        let (got, _) = d.try_read_to_close_or_response();
+        got.starts_with(b"HTTP/1.1 200")
+    }));
+}
+
+#[test]
+fn client_gone_mid_stream_is_aborted_not_an_endpoint_failure() {
+    let events: Vec<String> = (0..20).map(|i| format!("data: {i}\n\n")).collect();
+    let m = MockUpstream::start(Mode::Sse { events, delay: Duration::from_millis(100) });
+    let (_h, proxy) = proxy_with(&m.url(), serde_json::json!({}), &[]);
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/messages", &[], b"{}");
+    assert_eq!(c.read_head().0, 200);
+    drop(c);
+    assert!(wait_until(Duration::from_secs(5), || proxy.status()["requests"]["aborted"] == 1));
+    let s = proxy.status();
+    assert_eq!(s["failure_queue"]["failed_endpoints_count"], 0);
+    assert_eq!(s["endpoints"][0]["health"]["failed_requests"], 0);
+    assert!(wait_until(Duration::from_secs(3), || proxy.status()["connections"]["upstreams"] == 0), "upstream closed");
+}
+
+#[test]
+fn every_upstream_fault_gives_the_right_status_and_one_failure() {
+    let cases: Vec<(Mode, serde_json::Value, u16)> = vec![
+        (Mode::CloseBeforeHead, serde_json::json!({}), 502),
+        (Mode::Garbage, serde_json::json!({}), 502),
+        (Mode::Hang, serde_json::json!({"timeout": 1}), 504),
+        (Mode::Slow { delay: Duration::from_secs(3) }, serde_json::json!({"timeout": 1}), 504),
+        (Mode::Status { status: 503, retry_after: None }, serde_json::json!({}), 503),
+    ];
+    for (mode, extra, want) in cases {
+        let label = format!("{mode:?}");
+        let m = MockUpstream::start(mode);
+        let (_h, proxy) = proxy_with(&m.url(), extra, &[]);
+        let r = post_messages(proxy.addr);
+        assert_eq!(r.status, want, "{label}: {}", r.text());
+        assert_eq!(r.json()["type"], "error", "{label}: Anthropic error shape");
+        let s = proxy.status();
+        assert_eq!(s["failure_queue"]["stats"]["total_failed"], 1, "{label}");
+        assert_eq!(s["endpoints"][0]["health"]["failed_requests"], 3, "{label}: three attempts, each counted");
+        assert_eq!(s["requests"]["failed"], 1, "{label}");
+        // The proxy keeps serving.
+        m.set_mode(ok());
+        assert_eq!(post_messages(proxy.addr).status, 200, "{label}: still serving");
+    }
+    // Refused connections.
+    let (_h, proxy) = proxy_with(&MockUpstream::refused_url(), serde_json::json!({}), &[]);
+    assert_eq!(post_messages(proxy.addr).status, 502);
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn ten_thousand_requests_through_every_fault_leak_neither_fds_nor_memory() {
+    let good = MockUpstream::start(ok());
+    let faulty = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster(
+        "c",
+        &[
+            Ep::new("w0000001", &faulty.url(), "sk-w-000000000", 1)
+                .with(serde_json::json!({"timeout": 1, "max_failures": 1000000})),
+            Ep::new("w0000002", &good.url(), "sk-w-000000000", 2),
+        ],
+    );
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600", "--log-level", "warn"]);
+    let pid = proxy.child.id();
+    let run = |n: usize| {
+        let addr = proxy.addr;
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let mut conn = Conn::connect(addr);
+                    let mut codes = Vec::new();
+                    for i in 0..n / 8 {
+                        if (i + t) % 50 == 0 {
+                            // A client that leaves mid-request now and then.
+                            let mut c = Conn::connect(addr);
+                            c.send(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc");
+                            continue;
+                        }
+                        conn.send_request("POST", "/v1/messages", &[], b"{}");
+                        match conn.try_response() {
+                            Some(r) => {
+                                codes.push(r.status);
+                                if r.header("connection") == Some("close") {
+                                    conn = Conn::connect(addr);
+                                }
+                            }
+                            // A stream cut mid-body by the upstream: the proxy closed the
+                            // connection, as it must. Count it and reconnect.
+                            None => {
+                                codes.push(0);
+                                conn = Conn::connect(addr);
+                            }
+                        }
+                    }
+                    codes
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|h| h.join().expect("client")).collect::<Vec<u16>>()
+    };
+    let faults = [
+        Mode::Status { status: 500, retry_after: None },
+        Mode::CloseBeforeHead,
+        Mode::Garbage,
+        Mode::ResetMidBody { total: 100, send: 10 },
+        Mode::TruncatedChunked,
+        Mode::Status { status: 429, retry_after: None },
+        Mode::Status { status: 400, retry_after: None },
+        ok(),
+    ];
+    run(400); // warm up: pools, buffers
+              // File descriptors that are not connections (listener, epoll, pipes, log file): constant.
+    let other_fds = || {
+        let s = proxy.status();
+        let conns =
+            s["connections"]["clients"].as_u64().unwrap_or(0) + s["connections"]["upstreams"].as_u64().unwrap_or(0);
+        fd_count(pid) as i64 - conns as i64
+    };
+    assert!(wait_until(Duration::from_secs(5), || proxy.status()["connections"]["clients"] == 1));
+    let (fd0, rss0) = (other_fds(), rss_kib(pid));
+    let mut total = 0;
+    for (round, mode) in faults.iter().cycle().take(24).enumerate() {
+        faulty.set_mode(mode.clone());
+        let codes = run(10_000 / 24 + 8);
+        total += codes.len();
+        let mid_body = matches!(mode, Mode::ResetMidBody { .. } | Mode::TruncatedChunked);
+        let allowed: &[u16] = if mid_body { &[200, 0] } else { &[200, 400] };
+        assert!(
+            codes.iter().all(|c| allowed.contains(c)),
+            "round {round} {mode:?}: {:?}",
+            codes.iter().filter(|c| !allowed.contains(c)).take(5).collect::<Vec<_>>()
+        );
+    }
+    assert!(total >= 9_500, "{total} requests answered");
+    faulty.set_mode(ok());
+    std::thread::sleep(Duration::from_millis(300));
+    let s = proxy.status();
+    let r = &s["requests"];
+    let sum = ["successful", "failed", "aborted", "rejected", "in_flight"]
+        .iter()
+        .map(|k| r[k].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert_eq!(r["total"].as_u64(), Some(sum), "counters agree: {r}");
+    // Every client connection is gone, every upstream connection is an idle pooled one, and
+    // no descriptor exists beyond those.
+    assert!(
+        wait_until(Duration::from_secs(5), || proxy.status()["connections"]["clients"] == 1),
+        "clients: {}",
+        proxy.status()["connections"]
+    );
+    let c = &proxy.status()["connections"];
+    assert_eq!(c["upstreams"], c["idle_upstreams"], "no busy upstream connection left: {c}");
+    assert_eq!(other_fds(), fd0, "descriptors beyond the open connections");
+    let rss1 = rss_kib(pid);
+    assert!(rss1 < rss0 + 4 * 1024, "RSS grew from {rss0} KiB to {rss1} KiB");
+    let q = &s["failure_queue"];
+    assert_eq!(q["failed_endpoints_count"].as_u64(), q["failed_endpoints"].as_array().map(|a| a.len() as u64));
+}
+
+#[test]
+fn header_injection_and_smuggling_never_reach_the_upstream() {
+    let m = MockUpstream::start(Mode::Echo);
+    let (_h, proxy) = proxy_with(&m.url(), serde_json::json!({}), &[]);
+    // A request smuggled in a body stays a body.
+    let mut c = Conn::connect(proxy.addr);
+    let inner = b"GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut req = format!("POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n", inner.len()).into_bytes();
+    req.extend_from_slice(inner);
+    c.send(&req);
+    let r = c.read_response();
+    assert_eq!(r.status, 200);
+    assert!(m.requests().iter().all(|r| r.path != "/smuggled"));
+    let r = request(proxy.addr, "POST", "/v1/messages", &[("content-length", "3"), ("content-length", "3")], b"abc");
+    assert_eq!(r.status, 400);
+    assert_eq!(m.hits(), 1);
+}
