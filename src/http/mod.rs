@@ -7,6 +7,8 @@
 
 pub mod chunked;
 pub mod framing;
+#[cfg(test)]
+mod fuzz;
 pub mod request;
 pub mod response;
 
