@@ -7,4 +7,5 @@ mod failover;
 mod hostile;
 mod ops;
 mod proxy;
+mod soak;
 mod tls;

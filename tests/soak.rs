@@ -1,0 +1,133 @@
+//! The soak run behind `scripts/soak.sh` (ignored in `cargo test`): mixed normal and streaming
+//! load plus injected faults for `SOAK_SECS`, then a report; fails if anything leaked or died.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::{fd_count, proc_status_kib, rss_kib, wait_until, Conn, Ep, Proxy, TempHome};
+
+#[test]
+#[ignore = "long-running; run by scripts/soak.sh"]
+fn soak() {
+    let secs: u64 = std::env::var("SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let ok = Mode::Json { status: 200, body: OK_BODY.into() };
+    let events: Vec<String> = (0..5).map(|i| format!("event: delta\ndata: {{\"i\":{i}}}\n\n")).collect();
+    let stable = MockUpstream::start(ok.clone());
+    let flaky = Arc::new(MockUpstream::start(ok.clone()));
+    let stream = MockUpstream::start(Mode::Sse { events, delay: Duration::from_millis(20) });
+    let home = TempHome::new();
+    let fast = serde_json::json!({"timeout": 2});
+    home.write_cluster(
+        "soak",
+        &[
+            Ep::new("5000f001", &flaky.url(), "sk-soak-0001", 1).with(fast.clone()),
+            Ep::new("5000f002", &stable.url(), "sk-soak-0002", 2).with(fast),
+        ],
+    );
+    let sse_home = TempHome::new();
+    sse_home.write_cluster("sse", &[Ep::new("5000f003", &stream.url(), "sk-soak-0003", 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "soak", "--verify-interval", "2", "--log-level", "warn"]);
+    let sse_proxy = Proxy::start(&sse_home, &["--cluster", "sse", "--log-level", "warn"]);
+    let pid = proxy.child.id();
+    std::thread::sleep(Duration::from_millis(300));
+    let (fd0, rss0) = (fd_count(pid), rss_kib(pid));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters: Arc<[AtomicU64; 6]> = Arc::new(Default::default()); // ok, 4xx, 5xx, cut, streams, stream_errors
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let injector = {
+        let (flaky, stop) = (flaky.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let faults = [
+                Mode::Status { status: 503, retry_after: None },
+                Mode::CloseBeforeHead,
+                Mode::Garbage,
+                Mode::ResetMidBody { total: 64, send: 8 },
+                Mode::Status { status: 429, retry_after: Some(1) },
+                Mode::Slow { delay: Duration::from_secs(3) },
+            ];
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                flaky.set_mode(faults[i % faults.len()].clone());
+                std::thread::sleep(Duration::from_millis(300));
+                flaky.set_mode(Mode::Json { status: 200, body: OK_BODY.into() });
+                std::thread::sleep(Duration::from_millis(700));
+                i += 1;
+            }
+        })
+    };
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let (stop, counters) = (stop.clone(), counters.clone());
+            let (addr, sse_addr) = (proxy.addr, sse_proxy.addr);
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(addr);
+                while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
+                    if w == 0 {
+                        let mut s = Conn::connect(sse_addr);
+                        s.send_request("POST", "/v1/messages", &[], br#"{"stream":true}"#);
+                        let ok = s
+                            .try_response()
+                            .is_some_and(|r| r.status == 200 && r.text().matches("event: delta").count() == 5);
+                        counters[if ok { 4 } else { 5 }].fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    conn.send_request(
+                        "POST",
+                        "/v1/messages",
+                        &[("content-type", "application/json")],
+                        b"{\"model\":\"m\"}",
+                    );
+                    match conn.try_response() {
+                        Some(r) if r.status < 400 => counters[0].fetch_add(1, Ordering::Relaxed),
+                        Some(r) if r.status < 500 => counters[1].fetch_add(1, Ordering::Relaxed),
+                        Some(_) => counters[2].fetch_add(1, Ordering::Relaxed),
+                        None => {
+                            conn = Conn::connect(addr);
+                            counters[3].fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    stop.store(true, Ordering::SeqCst);
+    injector.join().expect("injector");
+    flaky.set_mode(ok);
+
+    let alive = matches!(proxy_child_alive(&proxy), true);
+    let settled = wait_until(Duration::from_secs(5), || proxy.status()["connections"]["clients"] == 1);
+    let s = proxy.status();
+    let idle = s["connections"]["idle_upstreams"].as_u64().unwrap_or(0) as usize;
+    let (fd1, rss1, hwm) = (fd_count(pid), rss_kib(pid), proc_status_kib(pid, "VmHWM:"));
+    let c: Vec<u64> = counters.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    println!("soak: {secs}s");
+    println!(
+        "  requests ok {}, 4xx {}, 5xx {}, cut mid-body {}; streams ok {}, stream errors {}",
+        c[0], c[1], c[2], c[3], c[4], c[5]
+    );
+    println!("  proxy counters: {}", s["requests"]);
+    println!("  failure queue: {}", s["failure_queue"]["stats"]);
+    println!(
+        "  fds {fd0} -> {fd1} ({idle} idle pooled upstream connections); RSS {rss0} -> {rss1} KiB, peak {hwm} KiB"
+    );
+    assert!(alive, "proxy died");
+    assert!(settled, "client connections not closed: {}", s["connections"]);
+    assert!(fd1 <= fd0 + idle + 1, "fd leak: {fd0} -> {fd1}");
+    assert!(rss1 < rss0 + 8 * 1024, "RSS grew {rss0} -> {rss1} KiB");
+    assert!(c[0] > 0 && c[4] > 0, "load ran");
+    assert_eq!(c[5], 0, "every stream arrived whole");
+    let r = &s["requests"];
+    let sum: u64 =
+        ["successful", "failed", "aborted", "rejected", "in_flight"].iter().map(|k| r[k].as_u64().unwrap_or(0)).sum();
+    assert_eq!(r["total"].as_u64(), Some(sum), "counters agree");
+}
+
+fn proxy_child_alive(p: &Proxy) -> bool {
+    crate::support::fd_count(p.child.id()) > 0
+}
