@@ -22,7 +22,7 @@ pub fn endpoint_add(
     max_failures: u32,
     ca_file: Option<std::path::PathBuf>,
 ) -> Result<()> {
-    let parsed = BaseUrl::parse(url).map_err(Error::Invalid)?;
+    BaseUrl::parse(url).map_err(Error::Invalid)?;
     if key.trim().is_empty() {
         return Err(Error::Invalid("--key must not be empty".into()));
     }
@@ -36,7 +36,6 @@ pub fn endpoint_add(
     }
     let mut config = load()?;
     let new = NewEndpoint {
-        url: parsed,
         base_url: url.trim_end_matches('/').to_string(),
         key: key.to_string(),
         priority,

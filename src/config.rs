@@ -37,7 +37,6 @@ pub struct ClusterConfig {
 /// What `qcc endpoint add` asks for.
 #[derive(Debug, Clone)]
 pub struct NewEndpoint {
-    pub url: BaseUrl,
     pub base_url: String,
     pub key: String,
     pub priority: u32,
@@ -346,7 +345,6 @@ mod tests {
     fn add_and_remove_keep_unknown_fields_and_mirror_first() {
         let mut c = load_str(PYTHON_SHAPED);
         let new = NewEndpoint {
-            url: BaseUrl::parse("https://b.example.com").unwrap(),
             base_url: "https://b.example.com".into(),
             key: "sk-2".into(),
             priority: 2,

@@ -150,8 +150,8 @@ pub fn queue_clear(home: &Path) -> Result<()> {
 
 fn print_health(s: &Value) {
     println!(
-        "{:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  {}",
-        "ENDPOINT", "STATUS", "PRIO", "FAILS", "REQS", "FAILED", "SUCCESS%", "AVG_MS", "IN_FLIGHT", "URL"
+        "{:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  URL",
+        "ENDPOINT", "STATUS", "PRIO", "FAILS", "REQS", "FAILED", "SUCCESS%", "AVG_MS", "IN_FLIGHT"
     );
     for ep in s["endpoints"].as_array().into_iter().flatten() {
         println!(

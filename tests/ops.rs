@@ -57,13 +57,15 @@ fn sigterm_lets_an_in_flight_stream_finish_then_exits_zero() {
     let mut proxy = Proxy::start(&home, &["--cluster", "c"]);
     let mut c = Conn::connect(proxy.addr);
     c.send_request("POST", "/v1/messages", &[], b"{}");
-    let (status, headers) = c.read_head();
+    let (status, _) = c.read_head();
     assert_eq!(status, 200);
-    assert!(headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("connection") && v == "close") || true);
     proxy.signal(libc::SIGTERM);
     let rest = c.read_until(b"0\r\n\r\n");
     assert!(String::from_utf8_lossy(&rest).contains("data: 2"), "the stream finished");
-    assert!(std::net::TcpStream::connect_timeout(&proxy.addr, Duration::from_millis(500)).is_err() || true);
+    assert!(
+        wait_until(Duration::from_secs(2), || std::net::TcpStream::connect(proxy.addr).is_err()),
+        "no new connections while draining"
+    );
     let st = proxy.terminate().expect("exited");
     assert_eq!(st.code(), Some(0));
     assert!(!home.home().join("proxy.pid").exists(), "pid file removed");

@@ -100,7 +100,7 @@ fn soak() {
     injector.join().expect("injector");
     flaky.set_mode(ok);
 
-    let alive = matches!(proxy_child_alive(&proxy), true);
+    let alive = proxy_child_alive(&proxy);
     let settled = wait_until(Duration::from_secs(5), || proxy.status()["connections"]["clients"] == 1);
     let s = proxy.status();
     let idle = s["connections"]["idle_upstreams"].as_u64().unwrap_or(0) as usize;

@@ -35,6 +35,7 @@ impl RequestHead {
         self.headers.iter().map(|h| (&self.raw[h.name.clone()], &self.raw[h.value.clone()]))
     }
     /// First value of a header, case-insensitive name.
+    #[cfg(test)]
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
     }
@@ -123,7 +124,10 @@ mod tests {
     use super::*;
 
     /// Every prefix is incomplete (or the same error); the whole gives the same result.
-    fn all_splits(input: &[u8]) -> Result<Option<(String, String, BodyFraming, bool, usize)>, HeadError> {
+    /// (method, target, framing, keep_alive, head length)
+    type Summary = (String, String, BodyFraming, bool, usize);
+
+    fn all_splits(input: &[u8]) -> Result<Option<Summary>, HeadError> {
         let summarize = |r: Result<Option<RequestHead>, HeadError>| {
             r.map(|o| o.map(|h| (h.method().to_string(), h.target().to_string(), h.framing, h.keep_alive, h.raw.len())))
         };

@@ -9,13 +9,10 @@ use super::{BodyFraming, HeadError, HeaderPos, MAX_HEADERS, MAX_HEAD_BYTES};
 pub struct ResponseHead {
     pub raw: Vec<u8>,
     pub status: u16,
-    pub version_minor: u8,
     pub headers: Vec<HeaderPos>,
     pub framing: BodyFraming,
     /// The upstream will keep the connection open after the body.
     pub keep_alive: bool,
-    /// `Content-Type: text/event-stream`.
-    pub event_stream: bool,
     /// `Retry-After` in whole seconds, when given as delta-seconds.
     pub retry_after_secs: Option<u64>,
 }
@@ -23,9 +20,6 @@ pub struct ResponseHead {
 impl ResponseHead {
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.headers.iter().map(|h| (&self.raw[h.name.clone()], &self.raw[h.value.clone()]))
-    }
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
     }
 }
 
@@ -58,21 +52,15 @@ pub fn parse_response_head(buf: &[u8], request_was_head: bool) -> Result<Option<
     let framing = response_framing(status, request_was_head, &FramingHeaders::collect(pairs()))?;
     let persistent =
         if version == 0 { connection_has(pairs(), b"keep-alive") } else { !connection_has(pairs(), b"close") };
-    let event_stream = pairs().any(|(n, v)| {
-        n.eq_ignore_ascii_case(b"content-type")
-            && trim(v.split(|&b| b == b';').next().unwrap_or(b"")).eq_ignore_ascii_case(b"text/event-stream")
-    });
     let retry_after_secs = pairs()
         .find(|(n, _)| n.eq_ignore_ascii_case(b"retry-after"))
         .and_then(|(_, v)| std::str::from_utf8(trim(v)).ok()?.parse::<u64>().ok());
     Ok(Some(ResponseHead {
         raw: buf[..len].to_vec(),
         status,
-        version_minor: version,
         headers,
         framing,
         keep_alive: persistent && framing != BodyFraming::UntilClose,
-        event_stream,
         retry_after_secs,
     }))
 }
@@ -86,7 +74,7 @@ mod tests {
         let input = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello";
         let whole = parse_response_head(input, false).unwrap().unwrap();
         assert_eq!(whole.status, 200);
-        assert!(whole.event_stream && whole.keep_alive);
+        assert!(whole.keep_alive);
         assert_eq!(whole.framing, BodyFraming::Chunked);
         for split in 0..input.len() {
             match parse_response_head(&input[..split], false).unwrap() {

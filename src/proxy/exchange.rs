@@ -1,22 +1,15 @@
-//! Driving one client connection: reading request heads, and taking each request through
-//! its attempts (pick an endpoint, connect, send, relay or hold the response, retry).
-//!
-//! A request can be sent again to another endpoint until the first byte of a response has
-//! been queued for the client (`Exchange::responded`); after that a failure ends the
-//! client's response visibly (the connection is closed).
+//! Driving one client connection: reading request heads, starting an exchange per request,
+//! reading its body, and ending it (response complete, local error, or the client gone).
+//! The upstream side of an exchange, its attempts, lives in `attempt.rs`.
 
 use std::time::Instant;
 
-use mio::net::TcpStream;
-use mio::Interest;
-
+use super::attempt::AttemptEvent;
 use super::io::IoOutcome;
 use super::slab::Key;
 use super::state::*;
-use super::transport::Transport;
-use super::{token, wire, EventLoop, KIND_UPSTREAM};
-use crate::balancer::Candidate;
-use crate::http::{parse_request_head, parse_response_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
+use super::{wire, EventLoop};
+use crate::http::{parse_request_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
 
 /// What one pump of a client connection achieved.
 enum Pump {
@@ -29,24 +22,6 @@ enum BodyStep {
     Moved(bool),
     Reject(u16, String),
     Gone,
-}
-
-/// What happened to the current attempt during a pump.
-enum AttemptEvent {
-    Nothing,
-    Progress,
-    Failed(Failure),
-    /// The response is complete; `reuse`: the upstream connection may go back to the pool.
-    Complete {
-        reuse: bool,
-    },
-    /// A pooled connection turned out to be closed before answering.
-    Stale,
-}
-
-/// 5xx, 429, 401 and 403 are the endpoint's fault; other statuses are the client's business.
-pub fn is_blamed(status: u16) -> bool {
-    status >= 500 || status == 429 || status == 401 || status == 403
 }
 
 impl EventLoop {
@@ -278,164 +253,9 @@ impl EventLoop {
         }
     }
 
-    /// Move bytes between the exchange and its upstream connection.
-    fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
-        let EventLoop { clients, upstreams, endpoints, scratch, .. } = self;
-        let Some(c) = clients.get_mut(ck) else {
-            return AttemptEvent::Nothing;
-        };
-        let Client { out, phase, .. } = c;
-        let ClientPhase::Exchange(ex) = phase else {
-            return AttemptEvent::Nothing;
-        };
-        let Some(a) = ex.attempt.as_mut() else {
-            return AttemptEvent::Nothing;
-        };
-        let Some(up) = a.up.and_then(|k| upstreams.get_mut(k)) else {
-            return AttemptEvent::Nothing;
-        };
-        let timeout = timeout_of(&endpoints[a.endpoint].cfg);
-        let mut progress = false;
-
-        if a.phase == AttemptPhase::Connecting {
-            if !up.can_write {
-                return AttemptEvent::Nothing;
-            }
-            let sock = up.transport.socket();
-            match sock.take_error() {
-                Ok(Some(e)) | Err(e) => return AttemptEvent::Failed(Failure::Connect(e.to_string())),
-                Ok(None) => {}
-            }
-            match sock.peer_addr() {
-                Ok(_) => {
-                    up.connected = true;
-                    a.phase = AttemptPhase::Sending;
-                    a.deadline = now + timeout;
-                    progress = true;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
-                    up.can_write = false;
-                    return AttemptEvent::Nothing;
-                }
-                Err(e) => return AttemptEvent::Failed(Failure::Connect(e.to_string())),
-            }
-        }
-
-        // Request: head, then the body as far as it has arrived.
-        let mut write_failed = false;
-        while up.can_write && a.phase != AttemptPhase::Holding {
-            let data: &[u8] = if a.head_sent < a.head_out.len() {
-                &a.head_out[a.head_sent..]
-            } else if a.body_sent < ex.body.len() {
-                &ex.body[a.body_sent..]
-            } else {
-                break;
-            };
-            match up.transport.write(data) {
-                IoOutcome::Progress(n) => {
-                    if a.head_sent < a.head_out.len() {
-                        a.head_sent += n;
-                    } else {
-                        a.body_sent += n;
-                    }
-                    progress = true;
-                    if a.phase == AttemptPhase::Sending && a.request_sent(ex.body.len(), ex.body_tracker.is_done()) {
-                        a.deadline = now + timeout; // the response-head clock starts now
-                    }
-                }
-                IoOutcome::WouldBlock => up.can_write = false,
-                IoOutcome::Closed | IoOutcome::Error(_) => {
-                    // The upstream may have answered already (an early 413, say): read first.
-                    write_failed = true;
-                    break;
-                }
-            }
-        }
-        if up.can_write && up.transport.wants_write() {
-            match up.transport.flush() {
-                IoOutcome::Progress(_) => progress = true,
-                IoOutcome::WouldBlock => up.can_write = false,
-                IoOutcome::Closed | IoOutcome::Error(_) => write_failed = true,
-            }
-        }
-        let relaying_blocked = |ex: &Exchange, out: &super::io::OutBuf| {
-            ex.attempt.as_ref().is_some_and(|a| a.phase == AttemptPhase::Relaying) && out.len() >= CLIENT_OUT_HIGH
-        };
-
-        // Response: read while the client can take it (backpressure: its pace sets ours).
-        let mut eof = false;
-        while up.can_read && !relaying_blocked(ex, out) {
-            match up.transport.read(&mut up.inbuf, scratch) {
-                IoOutcome::Progress(_) => progress = true,
-                IoOutcome::WouldBlock => up.can_read = false,
-                IoOutcome::Closed => {
-                    eof = true;
-                    up.can_read = false;
-                }
-                IoOutcome::Error(e) => {
-                    let got_head = ex.attempt.as_ref().is_some_and(|a| a.resp.is_some());
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        return AttemptEvent::Failed(Failure::Tls(e.to_string()));
-                    }
-                    if !got_head && up.inbuf.is_empty() && is_stale(ex, up) {
-                        return AttemptEvent::Stale;
-                    }
-                    if ex.attempt.as_ref().is_some_and(|a| a.phase == AttemptPhase::Holding) {
-                        ex.stash = None;
-                    }
-                    return AttemptEvent::Failed(Failure::Closed(if got_head {
-                        "reset mid-body"
-                    } else {
-                        "reset before response head"
-                    }));
-                }
-            }
-            if let Some(ev) = process_response(ex, up, out, now) {
-                return ev;
-            }
-            if up.transport.wants_write() && up.can_write {
-                let _ = up.transport.flush();
-            }
-        }
-        if let Some(ev) = process_response(ex, up, out, now) {
-            return ev;
-        }
-        let stale = is_stale(ex, up);
-        let Some(a) = ex.attempt.as_mut() else {
-            return AttemptEvent::Nothing;
-        };
-        if eof {
-            return match (a.phase, a.resp_body.as_ref()) {
-                (AttemptPhase::Relaying, Some(BodyTracker::UntilClose)) => AttemptEvent::Complete { reuse: false },
-                (AttemptPhase::Holding, Some(BodyTracker::UntilClose)) => {
-                    let status = a.resp.as_ref().map_or(502, |h| h.status);
-                    AttemptEvent::Failed(Failure::Status(status))
-                }
-                (AttemptPhase::Holding, _) => {
-                    ex.stash = None;
-                    AttemptEvent::Failed(Failure::Closed("mid-body"))
-                }
-                (AttemptPhase::Relaying, _) => AttemptEvent::Failed(Failure::Closed("mid-body")),
-                _ if stale && up.inbuf.is_empty() => AttemptEvent::Stale,
-                _ => AttemptEvent::Failed(Failure::Closed("before response head")),
-            };
-        }
-        if write_failed && a.resp.is_none() {
-            if stale {
-                return AttemptEvent::Stale;
-            }
-            return AttemptEvent::Failed(Failure::Closed("while sending the request"));
-        }
-        if progress {
-            AttemptEvent::Progress
-        } else {
-            AttemptEvent::Nothing
-        }
-    }
-
     /// Send a local error for the request in progress (never after a response has started),
     /// then close the connection. Returns the pump verdict.
-    fn reject_in_exchange(&mut self, ck: Key, status: u16, msg: &str, now: Instant) -> Option<bool> {
+    pub(super) fn reject_in_exchange(&mut self, ck: Key, status: u16, msg: &str, now: Instant) -> Option<bool> {
         let responded = match self.clients.get(ck).map(|c| &c.phase) {
             Some(ClientPhase::Exchange(ex)) => ex.responded,
             _ => false,
@@ -464,334 +284,8 @@ impl EventLoop {
         }
     }
 
-    /// Pick an endpoint and start a new attempt (or answer 503 when there is none).
-    pub(super) fn start_attempt(&mut self, ck: Key, now: Instant) {
-        let candidates: Vec<(usize, Candidate)>;
-        {
-            let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
-                return;
-            };
-            candidates = self
-                .endpoints
-                .iter()
-                .enumerate()
-                .filter(|(_, ep)| ep.cfg.enabled && !ep.retired)
-                .map(|(i, ep)| {
-                    (
-                        i,
-                        Candidate {
-                            priority: ep.cfg.priority,
-                            weight: ep.cfg.weight,
-                            in_flight: ep.health.in_flight,
-                            usable: ep.health.is_usable(true, ep.cfg.max_failures, now),
-                            tried: ex.tried.contains(&i),
-                        },
-                    )
-                })
-                .collect();
-        }
-        let list: Vec<Candidate> = candidates.iter().map(|(_, c)| *c).collect();
-        let Some(pick) = self.balancer.pick(&list) else {
-            self.stats.rejected += 1;
-            self.respond_local_error(ck, 503, "No available endpoints", now);
-            return;
-        };
-        let idx = candidates[pick].0;
-        let ep = &mut self.endpoints[idx];
-        ep.health.begin();
-        let mut head_out = Vec::new();
-        if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
-            wire::upstream_request_head(&ex.head, &ep.cfg, &mut head_out);
-            ex.tried.push(idx);
-            ex.attempts += 1;
-            ex.attempt = Some(Attempt {
-                endpoint: idx,
-                up: None,
-                phase: AttemptPhase::Resolving,
-                started: now,
-                deadline: now + timeout_of(&ep.cfg),
-                head_out,
-                head_sent: 0,
-                body_sent: 0,
-                resp: None,
-                resp_body: None,
-                head_elapsed: Default::default(),
-                fresh_retry_used: false,
-            });
-        }
-        self.connect_attempt(ck, true, now);
-    }
-
-    /// Give the current attempt a connection: a pooled one when allowed, else a new one
-    /// (or wait for the resolver).
-    fn connect_attempt(&mut self, ck: Key, allow_pooled: bool, now: Instant) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
-            return;
-        };
-        let Some(a) = ex.attempt.as_mut() else { return };
-        let idx = a.endpoint;
-        let ep = &mut self.endpoints[idx];
-        let timeout = timeout_of(&ep.cfg);
-        if ep.resolved_at.is_some_and(|t| now.duration_since(t) > DNS_TTL) && !ep.resolving {
-            ep.resolving = true;
-            self.resolver.lookup(idx, &ep.cfg.url.host, ep.cfg.url.port);
-        }
-        if allow_pooled {
-            if let Some(k) = ep.idle.pop() {
-                if let Some(up) = self.upstreams.get_mut(k) {
-                    up.owner = Owner::Client(ck);
-                    up.reused = true;
-                    a.up = Some(k);
-                    a.phase = AttemptPhase::Sending;
-                    a.deadline = now + timeout;
-                    let d = a.deadline;
-                    self.arm(d);
-                    return;
-                }
-            }
-        }
-        if ep.addrs.is_empty() {
-            if !ep.resolving {
-                ep.resolving = true;
-                self.resolver.lookup(idx, &ep.cfg.url.host, ep.cfg.url.port);
-            }
-            a.phase = AttemptPhase::Resolving;
-            a.deadline = now + timeout;
-            let d = a.deadline;
-            self.arm(d);
-            return;
-        }
-        let addr = ep.addrs[ep.next_addr % ep.addrs.len()];
-        let connected = TcpStream::connect(addr).map_err(|e| e.to_string()).and_then(|sock| {
-            let _ = sock.set_nodelay(true);
-            match &ep.tls {
-                None => Ok(Transport::plain(sock)),
-                Some(cfg) => Transport::tls(sock, cfg.clone(), &ep.cfg.url.host).map_err(|e| e.to_string()),
-            }
-        });
-        let mut transport = match connected {
-            Ok(t) => t,
-            Err(e) => {
-                ep.next_addr = ep.next_addr.wrapping_add(1);
-                self.fail_attempt(ck, Failure::Connect(e), now);
-                return;
-            }
-        };
-        let key = self.upstreams.next_key();
-        if let Err(e) = self.poll.registry().register(
-            transport.socket(),
-            token(KIND_UPSTREAM, key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            self.fail_attempt(ck, Failure::Connect(e.to_string()), now);
-            return;
-        }
-        self.upstreams.insert(Upstream {
-            transport,
-            endpoint: idx,
-            owner: Owner::Client(ck),
-            connected: false,
-            reused: false,
-            can_read: false,
-            can_write: false,
-            inbuf: Vec::new(),
-            idle_since: now,
-        });
-        a.up = Some(key);
-        a.phase = AttemptPhase::Connecting;
-        a.deadline = now + timeout.min(CONNECT_TIMEOUT);
-        let d = a.deadline;
-        self.arm(d);
-    }
-
-    /// A pooled connection was dead: retry the same attempt on a fresh one, blaming no one.
-    fn replace_stale(&mut self, ck: Key, now: Instant) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
-            return;
-        };
-        let Some(a) = ex.attempt.as_mut() else { return };
-        let old = a.up.take();
-        a.fresh_retry_used = true;
-        a.head_sent = 0;
-        a.body_sent = 0;
-        a.resp = None;
-        a.resp_body = None;
-        if let Some(k) = old {
-            self.close_upstream(k);
-        }
-        log::debug!("pooled upstream connection was closed; retrying on a new one");
-        self.connect_attempt(ck, false, now);
-    }
-
-    /// Endpoint lookups finished: attempts waiting on `idx` connect now, or fail over.
-    pub(super) fn resume_resolving(&mut self, idx: usize, now: Instant) {
-        let waiting: Vec<Key> = self
-            .clients
-            .keys()
-            .filter(|k| match self.clients.get(*k).map(|c| &c.phase) {
-                Some(ClientPhase::Exchange(ex)) => {
-                    ex.attempt.as_ref().is_some_and(|a| a.endpoint == idx && a.phase == AttemptPhase::Resolving)
-                }
-                _ => false,
-            })
-            .collect();
-        let failed = self.endpoints[idx].addrs.is_empty();
-        for ck in waiting {
-            if failed {
-                let host = self.endpoints[idx].cfg.url.host.clone();
-                self.fail_attempt(ck, Failure::Resolve(format!("cannot resolve {host}")), now);
-            } else {
-                self.connect_attempt(ck, true, now);
-            }
-            self.drive(ck, now);
-        }
-        self.resume_probes(idx, now);
-    }
-
-    /// The current attempt's deadline passed.
-    pub(super) fn on_exchange_deadline(&mut self, ck: Key, now: Instant) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
-            return;
-        };
-        let Some(a) = ex.attempt.as_ref() else {
-            self.respond_local_error(ck, 408, "request not received in time", now);
-            return;
-        };
-        if a.deadline > now {
-            return;
-        }
-        let failure = match a.phase {
-            AttemptPhase::Resolving => Failure::Timeout("name resolution"),
-            AttemptPhase::Connecting => Failure::Timeout("connect"),
-            AttemptPhase::Sending if !a.request_sent(ex.body.len(), ex.body_tracker.is_done()) => {
-                if !ex.responded {
-                    self.stats.rejected += 1;
-                    self.respond_local_error(ck, 408, "request body not received in time", now);
-                }
-                return;
-            }
-            AttemptPhase::Sending => Failure::Timeout("no response head"),
-            AttemptPhase::Relaying => Failure::Timeout("stream idle"),
-            AttemptPhase::Holding => Failure::Timeout("reading a failed response"),
-        };
-        self.fail_attempt(ck, failure, now);
-        self.drive(ck, now);
-    }
-
-    /// The current attempt failed: blame the endpoint once, then retry, or give the client
-    /// the best answer we have.
-    pub(super) fn fail_attempt(&mut self, ck: Key, failure: Failure, now: Instant) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
-            return;
-        };
-        let Some(a) = ex.attempt.take() else { return };
-        let retry_after = a.resp.as_ref().and_then(|h| h.retry_after_secs);
-        let up = a.up;
-        let idx = a.endpoint;
-        let responded = ex.responded;
-        let attempts = ex.attempts;
-        ex.last_failure = Some(failure.clone());
-        if let Some(k) = up {
-            self.close_upstream(k);
-        }
-        self.blame(idx, &failure, retry_after, now);
-        if responded {
-            // Mid-stream: end the client's response visibly, by closing after what was sent.
-            self.stats.failed += 1;
-            self.log_request(ck, Some(idx), None, now);
-            if let Some(c) = self.clients.get_mut(ck) {
-                c.phase = ClientPhase::Closing;
-                c.since = now;
-            }
-            return;
-        }
-        if attempts < MAX_ATTEMPTS && !self.endpoints.is_empty() {
-            self.stats.retries += 1;
-            log::debug!("retrying after {}", failure.describe());
-            self.start_attempt(ck, now);
-            return;
-        }
-        // Out of attempts: the last upstream response if we kept one, else 502/504.
-        self.stats.failed += 1;
-        let Some(c) = self.clients.get_mut(ck) else {
-            return;
-        };
-        let ClientPhase::Exchange(ex) = &mut c.phase else {
-            return;
-        };
-        let status;
-        let mut close = !ex.keep_alive || !ex.body_tracker.is_done();
-        if let Some((bytes, must_close)) = ex.stash.take() {
-            status = if let Failure::Status(s) = failure { s } else { 502 };
-            close |= must_close;
-            c.out.push(&bytes);
-        } else {
-            status = if failure.is_timeout() { 504 } else { 502 };
-            let msg = format!("all {attempts} attempts failed; last: {}", failure.describe());
-            let mut bytes = Vec::new();
-            wire::error_response(status, &msg, close, &mut bytes);
-            c.out.push(&bytes);
-        }
-        self.log_request(ck, Some(idx), Some(status), now);
-        self.end_exchange(ck, close, now);
-    }
-
-    /// The response is complete: account it, pool the connection, ready the client for more.
-    fn finish_exchange(&mut self, ck: Key, reuse: bool, now: Instant) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
-            return;
-        };
-        let Some(a) = ex.attempt.take() else { return };
-        let status = a.resp.as_ref().map_or(0, |h| h.status);
-        let close = !ex.keep_alive || !ex.body_tracker.is_done();
-        let idx = a.endpoint;
-        if let Some(k) = a.up {
-            self.release_upstream(k, reuse, now);
-        }
-        if is_blamed(status) {
-            // The last attempt's failed response was relayed as-is; it still counts.
-            self.blame(idx, &Failure::Status(status), a.resp.as_ref().and_then(|h| h.retry_after_secs), now);
-            self.stats.failed += 1;
-        } else {
-            let ep = &mut self.endpoints[idx];
-            ep.health.end();
-            if let Some(flip) = ep.health.record_success(a.head_elapsed) {
-                log::info!("endpoint {} is {} (was {})", ep.cfg.id, flip.to.as_str(), flip.from.as_str());
-            }
-            let id = ep.cfg.id.clone();
-            if self.failures.remove(&id) {
-                log::info!("endpoint {id} answered again, removed from failure queue");
-                self.queue_changed(now);
-            }
-            self.stats.successful += 1;
-        }
-        self.log_request(ck, Some(idx), Some(status), now);
-        self.end_exchange(ck, close, now);
-    }
-
-    /// Record an endpoint failure: health (logged on the flip only) and the failure queue.
-    fn blame(&mut self, idx: usize, failure: &Failure, retry_after: Option<u64>, now: Instant) {
-        let ep = &mut self.endpoints[idx];
-        ep.health.end();
-        if let Some(flip) = ep.health.record_failure(ep.cfg.max_failures) {
-            log::warn!(
-                "endpoint {} is {} (was {}): {}",
-                ep.cfg.id,
-                flip.to.as_str(),
-                flip.from.as_str(),
-                failure.describe()
-            );
-        }
-        if let Some(secs) = retry_after {
-            ep.health.set_retry_after(now + std::time::Duration::from_secs(secs.min(3600)));
-        }
-        let id = ep.cfg.id.clone();
-        self.failures.add(&id, &failure.describe(), std::time::SystemTime::now());
-        self.queue_changed(now);
-    }
-
     /// The exchange is over; the client connection reads its next request or closes.
-    fn end_exchange(&mut self, ck: Key, close: bool, now: Instant) {
+    pub(super) fn end_exchange(&mut self, ck: Key, close: bool, now: Instant) {
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
@@ -804,23 +298,6 @@ impl EventLoop {
         }
     }
 
-    /// Return an upstream connection to its endpoint's pool, or close it.
-    fn release_upstream(&mut self, k: Key, reuse: bool, now: Instant) {
-        let Some(up) = self.upstreams.get_mut(k) else {
-            return;
-        };
-        let ep = &mut self.endpoints[up.endpoint];
-        if reuse && ep.idle.len() < POOL_MAX {
-            up.owner = Owner::Idle;
-            up.idle_since = now;
-            up.inbuf.clear();
-            ep.idle.push(k);
-            self.arm(now + POOL_IDLE);
-        } else {
-            self.close_upstream(k);
-        }
-    }
-
     /// The client went away (or the exchange was cut short): close its upstream, blame no one.
     pub(super) fn abandon_exchange(&mut self, ex: Exchange, _now: Instant) {
         self.stats.aborted += 1;
@@ -828,7 +305,7 @@ impl EventLoop {
         self.release_attempt(ex, true);
     }
 
-    fn release_attempt(&mut self, mut ex: Exchange, _aborted: bool) {
+    pub(super) fn release_attempt(&mut self, mut ex: Exchange, _aborted: bool) {
         if let Some(a) = ex.attempt.take() {
             self.endpoints[a.endpoint].health.end();
             if let Some(k) = a.up {
@@ -837,7 +314,7 @@ impl EventLoop {
         }
     }
 
-    fn log_request(&self, ck: Key, endpoint: Option<usize>, status: Option<u16>, now: Instant) {
+    pub(super) fn log_request(&self, ck: Key, endpoint: Option<usize>, status: Option<u16>, now: Instant) {
         if !log::log_enabled!(log::Level::Info) {
             return;
         }
@@ -887,119 +364,8 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-impl Attempt {
-    /// Everything the client has sent, head and complete body, has gone upstream.
-    pub fn request_sent(&self, body_len: usize, body_done: bool) -> bool {
-        body_done && self.head_sent == self.head_out.len() && self.body_sent == body_len
-    }
-}
-
 impl Client {
     fn sock_read(&mut self, scratch: &mut [u8]) -> IoOutcome {
         super::io::read_into(&mut self.sock, &mut self.inbuf, scratch)
     }
-}
-
-/// Interpret what the upstream has sent so far: the head once, then body bytes, either
-/// relayed to the client or held in the stash. `Some` when the attempt is decided.
-fn process_response(
-    ex: &mut Exchange,
-    up: &mut Upstream,
-    out: &mut super::io::OutBuf,
-    now: Instant,
-) -> Option<AttemptEvent> {
-    let a = ex.attempt.as_mut()?;
-    while a.resp.is_none() {
-        if up.inbuf.is_empty() {
-            return None;
-        }
-        let head = match parse_response_head(&up.inbuf, ex.head.method() == "HEAD") {
-            Ok(None) if up.inbuf.len() > MAX_HEAD_BYTES => {
-                return Some(AttemptEvent::Failed(Failure::BadResponse("response head too large".into())))
-            }
-            Ok(None) => return None,
-            Err(e) => return Some(AttemptEvent::Failed(Failure::BadResponse(e.to_string()))),
-            Ok(Some(h)) => h,
-        };
-        up.inbuf.drain(..head.raw.len());
-        if (100..200).contains(&head.status) {
-            if head.status == 101 {
-                return Some(AttemptEvent::Failed(Failure::BadResponse("unexpected 101 upgrade".into())));
-            }
-            continue; // interim response (100 Continue from the upstream): we answered our own
-        }
-        a.head_elapsed = now.duration_since(a.started);
-        a.resp_body = Some(BodyTracker::new(head.framing));
-        let until_close = head.framing == BodyFraming::UntilClose;
-        if is_blamed(head.status) && ex.attempts < MAX_ATTEMPTS {
-            a.phase = AttemptPhase::Holding;
-            let mut bytes = Vec::new();
-            wire::client_response_head(&head, until_close || !ex.keep_alive, &mut bytes);
-            ex.stash = Some((bytes, until_close));
-        } else {
-            a.phase = AttemptPhase::Relaying;
-            let close = !ex.keep_alive || until_close || !ex.body_tracker.is_done();
-            ex.keep_alive = !close;
-            let mut bytes = Vec::with_capacity(head.raw.len() + 32);
-            wire::client_response_head(&head, close, &mut bytes);
-            out.push(&bytes);
-            ex.responded = true;
-        }
-        a.deadline = now + STREAM_IDLE;
-        a.resp = Some(head);
-    }
-    let request_sent = a.request_sent(ex.body.len(), ex.body_tracker.is_done());
-    let tracker = a.resp_body.as_mut()?;
-    if up.inbuf.is_empty() {
-        return if tracker.is_done() { Some(done_event(a, request_sent, up)) } else { None };
-    }
-    let n = match tracker.advance(&up.inbuf) {
-        Ok(n) => n,
-        Err(e) => {
-            if a.phase == AttemptPhase::Holding {
-                ex.stash = None;
-            }
-            return Some(AttemptEvent::Failed(Failure::BadResponse(format!("bad chunked body: {e:?}"))));
-        }
-    };
-    a.deadline = now + STREAM_IDLE;
-    match a.phase {
-        AttemptPhase::Relaying => out.push(&up.inbuf[..n]),
-        _ => {
-            if let Some((stash, _)) = ex.stash.as_mut() {
-                if stash.len() + n > STASH_LIMIT {
-                    ex.stash = None;
-                } else {
-                    stash.extend_from_slice(&up.inbuf[..n]);
-                }
-            }
-        }
-    }
-    up.inbuf.drain(..n);
-    if tracker.is_done() {
-        return Some(done_event(a, request_sent, up));
-    }
-    if a.phase == AttemptPhase::Holding && ex.stash.is_none() {
-        // Too big to keep: give up on this response now and retry.
-        let status = a.resp.as_ref().map_or(502, |h| h.status);
-        return Some(AttemptEvent::Failed(Failure::Status(status)));
-    }
-    None
-}
-
-/// The response body is complete: a success to relay, or a held failure to retry.
-/// The connection is reusable only if both messages ended cleanly on it.
-fn done_event(a: &Attempt, request_sent: bool, up: &Upstream) -> AttemptEvent {
-    let status = a.resp.as_ref().map_or(502, |h| h.status);
-    if a.phase == AttemptPhase::Holding {
-        return AttemptEvent::Failed(Failure::Status(status));
-    }
-    let keep = a.resp.as_ref().is_some_and(|h| h.keep_alive);
-    AttemptEvent::Complete { reuse: keep && up.inbuf.is_empty() && request_sent }
-}
-
-/// A pooled connection that failed before any response byte was probably closed by the
-/// upstream while idle: worth one retry on a fresh connection.
-fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
-    ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
 }

@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the picture. Submodules: `exchange` drives a client request
 //! through its attempts, `probe` verifies queued endpoints, `status` renders `/_qcc/status`.
 
+mod attempt;
 mod exchange;
 mod io;
 mod probe;
@@ -89,7 +90,8 @@ fn new_endpoint(
 /// stats; handlers get them as disjoint `&mut` borrows, one event at a time.
 pub struct EventLoop {
     poll: Poll,
-    listener: TcpListener,
+    /// `None` once draining: closed, so new connections are refused rather than left waiting.
+    listener: Option<TcpListener>,
     pub(crate) addr: SocketAddr,
     clients: Slab<Client>,
     upstreams: Slab<Upstream>,
@@ -194,7 +196,7 @@ impl EventLoop {
         let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         Ok(EventLoop {
             poll,
-            listener,
+            listener: Some(listener),
             addr,
             clients: Slab::new(),
             upstreams: Slab::new(),
@@ -286,7 +288,9 @@ impl EventLoop {
         let deadline = now + self.settings.drain_timeout;
         self.draining = Some(deadline);
         crate::sdnotify::notify("STOPPING=1");
-        let _ = self.poll.registry().deregister(&mut self.listener);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
         let busy = self.clients.keys().filter(|k| self.client_busy(*k)).count();
         log::info!(
             "stopping: no new connections, draining {busy} in-flight requests (up to {:?})",
@@ -331,7 +335,8 @@ impl EventLoop {
 
     fn accept(&mut self, now: Instant) {
         loop {
-            let (mut sock, peer) = match self.listener.accept() {
+            let Some(listener) = self.listener.as_ref() else { return };
+            let (mut sock, peer) = match listener.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

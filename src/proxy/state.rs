@@ -187,12 +187,6 @@ pub struct Exchange {
     pub keep_alive: bool,
 }
 
-impl Exchange {
-    pub fn body_done(&self) -> bool {
-        self.body_tracker.is_done()
-    }
-}
-
 /// Request counters of the running proxy.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {

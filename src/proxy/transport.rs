@@ -90,14 +90,6 @@ impl Transport {
             Transport::Tls(t) => t.conn.wants_write(),
         }
     }
-
-    /// TLS handshake still in progress (the plaintext written so far is only queued).
-    pub fn is_handshaking(&self) -> bool {
-        match self {
-            Transport::Plain(_) => false,
-            Transport::Tls(t) => t.conn.is_handshaking(),
-        }
-    }
 }
 
 impl TlsStream {
