@@ -230,6 +230,9 @@ impl EventLoop {
         let mut head_out = Vec::new();
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
             wire::upstream_request_head(&ex.head, &ep.cfg, &mut head_out);
+            // A complete small body rides in the same write as the head.
+            let folded = if ex.body_tracker.is_done() && ex.body.len() <= FOLD_BODY_MAX { ex.body.len() } else { 0 };
+            head_out.extend_from_slice(&ex.body[..folded]);
             ex.tried.push(idx);
             ex.attempts += 1;
             ex.attempt = Some(Attempt {
@@ -240,7 +243,8 @@ impl EventLoop {
                 deadline: now + timeout_of(&ep.cfg),
                 head_out,
                 head_sent: 0,
-                body_sent: 0,
+                body_sent: folded,
+                folded,
                 resp: None,
                 resp_body: None,
                 head_elapsed: Default::default(),
@@ -341,7 +345,7 @@ impl EventLoop {
         let old = a.up.take();
         a.fresh_retry_used = true;
         a.head_sent = 0;
-        a.body_sent = 0;
+        a.body_sent = a.folded;
         a.resp = None;
         a.resp_body = None;
         if let Some(k) = old {

@@ -174,7 +174,8 @@ impl EventLoop {
             stash: None,
             last_failure: None,
         }));
-        self.start_attempt(ck, now);
+        // The first attempt starts in pump_exchange, once the body bytes already read are in
+        // the exchange: a small request then goes upstream in one write.
     }
 
     /// One pump of a request in progress. `None`: close the client connection.
@@ -185,6 +186,10 @@ impl EventLoop {
             BodyStep::Moved(p) => progress |= p,
             BodyStep::Reject(status, msg) => return self.reject_in_exchange(ck, status, &msg, now),
             BodyStep::Gone => return None,
+        }
+        if matches!(self.clients.get(ck).map(|c| &c.phase), Some(ClientPhase::Exchange(ex)) if ex.attempts == 0) {
+            self.start_attempt(ck, now);
+            progress = true;
         }
         match self.pump_attempt(ck, now) {
             AttemptEvent::Nothing => {}

@@ -19,12 +19,16 @@ use crate::http::{BodyTracker, RequestHead, ResponseHead};
 pub const MAX_ATTEMPTS: u8 = 3;
 /// Stop reading an upstream while this much is waiting to be written to its client.
 pub const CLIENT_OUT_HIGH: usize = 256 * 1024;
+/// A complete request body up to this size is sent in the same write as the head.
+pub const FOLD_BODY_MAX: usize = 64 * 1024;
 /// A failed response kept to return if every retry fails; larger ones are not kept.
 pub const STASH_LIMIT: usize = 64 * 1024;
 /// Idle pooled upstream connections are closed after this.
 pub const POOL_IDLE: Duration = Duration::from_secs(20);
-/// At most this many idle connections per endpoint.
-pub const POOL_MAX: usize = 64;
+/// At most this many idle connections per endpoint. Sized for the busiest moment (every client
+/// in flight at once): a smaller cap makes a busy proxy close and reopen upstream connections
+/// on every request. Idle ones still close after `POOL_IDLE`.
+pub const POOL_MAX: usize = 1024;
 /// While streaming, an upstream silent this long has failed (spec: 60 s between reads).
 pub const STREAM_IDLE: Duration = Duration::from_secs(60);
 /// Connect timeout cap (the endpoint's `timeout` applies when smaller).
@@ -156,7 +160,9 @@ pub struct Attempt {
     pub started: Instant,
     /// The deadline of the current phase (connect, response head, stream idle).
     pub deadline: Instant,
+    /// The request head for this endpoint, plus the first `folded` body bytes.
     pub head_out: Vec<u8>,
+    pub folded: usize,
     pub head_sent: usize,
     pub body_sent: usize,
     pub resp: Option<ResponseHead>,
