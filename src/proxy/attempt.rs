@@ -125,7 +125,13 @@ impl EventLoop {
         let mut eof = false;
         while up.can_read && !relaying_blocked(ex, out) {
             match up.transport.read(&mut up.inbuf, scratch) {
-                IoOutcome::Progress(_) => progress = true,
+                IoOutcome::Progress(n) => {
+                    progress = true;
+                    let plain = matches!(up.transport, Transport::Plain(_));
+                    if plain && super::io::drained(n, scratch.len(), up.hup) {
+                        up.can_read = false;
+                    }
+                }
                 IoOutcome::WouldBlock => up.can_read = false,
                 IoOutcome::Closed => {
                     eof = true;
@@ -328,6 +334,7 @@ impl EventLoop {
             can_write: false,
             inbuf: Vec::new(),
             idle_since: now,
+            hup: false,
         });
         a.up = Some(key);
         a.phase = AttemptPhase::Connecting;

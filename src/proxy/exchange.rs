@@ -101,8 +101,11 @@ impl EventLoop {
         if c.can_read && c.inbuf.len() <= MAX_HEAD_BYTES {
             let was_empty = c.inbuf.is_empty();
             match c.sock_read(&mut self.scratch) {
-                IoOutcome::Progress(_) => {
+                IoOutcome::Progress(n) => {
                     progress = true;
+                    if super::io::drained(n, super::READ_CHUNK, c.hup) {
+                        c.can_read = false;
+                    }
                     if was_empty {
                         c.since = now; // the header timeout runs from the head's first byte
                     }
@@ -218,7 +221,7 @@ impl EventLoop {
         let Some(c) = clients.get_mut(ck) else {
             return BodyStep::Gone;
         };
-        let Client { inbuf, phase, can_read, sock, since, .. } = c;
+        let Client { inbuf, phase, can_read, sock, since, hup, .. } = c;
         let ClientPhase::Exchange(ex) = phase else {
             return BodyStep::Moved(false);
         };
@@ -240,9 +243,12 @@ impl EventLoop {
                 return BodyStep::Moved(progress);
             }
             match super::io::read_into(sock, inbuf, scratch) {
-                IoOutcome::Progress(_) => {
+                IoOutcome::Progress(n) => {
                     progress = true;
                     *since = now;
+                    if super::io::drained(n, scratch.len(), *hup) {
+                        *can_read = false;
+                    }
                     if let Some(a) = ex.attempt.as_mut() {
                         if a.phase == AttemptPhase::Sending {
                             a.deadline = now + idle; // the client's pace, not the endpoint's

@@ -37,6 +37,14 @@ pub fn read_into(src: &mut impl Read, dst: &mut Vec<u8>, scratch: &mut [u8]) -> 
     outcome
 }
 
+/// A plain TCP read that returned less than it asked for emptied the receive queue, so the
+/// next read would only say WouldBlock: skip that syscall. Safe with edge-triggered epoll
+/// because any later arrival is a new edge; an EOF that already arrived is signalled by the
+/// event (`hup`), and then we keep reading until it shows (the same rule as nginx's).
+pub fn drained(n: usize, asked: usize, hup: bool) -> bool {
+    n < asked && !hup
+}
+
 /// Write once from `src`.
 pub fn write_from(dst: &mut impl Write, src: &[u8]) -> IoOutcome {
     if src.is_empty() {

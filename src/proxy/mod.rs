@@ -43,7 +43,7 @@ const PERSIST_DELAY: Duration = Duration::from_millis(200);
 /// Sweeps for expired deadlines run at most this often.
 const SWEEP_MIN_GAP: Duration = Duration::from_millis(10);
 /// Bytes read per socket read.
-const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 fn token(kind: usize, key: Key) -> Token {
     Token(((key.gen as usize) << 32) | ((key.index as usize) << 2) | kind)
@@ -244,14 +244,16 @@ impl EventLoop {
                         let (kind, key) = untoken(t);
                         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                         let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+                        let hup = event.is_read_closed() || event.is_error();
                         if kind == KIND_CLIENT {
                             if let Some(c) = self.clients.get_mut(key) {
                                 c.can_read |= readable;
+                                c.hup |= hup;
                                 c.can_write |= writable;
                                 self.drive(key, now);
                             }
                         } else if kind == KIND_UPSTREAM {
-                            self.on_upstream_event(key, readable, writable, now);
+                            self.on_upstream_event(key, readable, writable, hup, now);
                         }
                     }
                 }
@@ -378,17 +380,19 @@ impl EventLoop {
                 phase: ClientPhase::ReadingHead,
                 since: now,
                 write_shut: false,
+                hup: false,
             });
             self.arm(now + self.settings.idle_timeout.min(self.settings.header_timeout));
             self.drive(key, now);
         }
     }
 
-    fn on_upstream_event(&mut self, key: Key, readable: bool, writable: bool, now: Instant) {
+    fn on_upstream_event(&mut self, key: Key, readable: bool, writable: bool, hup: bool, now: Instant) {
         let Some(up) = self.upstreams.get_mut(key) else {
             return;
         };
         up.can_read |= readable;
+        up.hup |= hup;
         up.can_write |= writable;
         match up.owner {
             Owner::Client(ck) => self.drive(ck, now),

@@ -84,6 +84,7 @@ impl EventLoop {
             can_write: false,
             inbuf: Vec::new(),
             idle_since: now,
+            hup: false,
         });
         self.probes.push(Probe { endpoint: idx, up: key, request, sent: 0, deadline });
         self.arm(deadline);

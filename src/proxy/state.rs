@@ -84,6 +84,8 @@ pub struct Upstream {
     pub can_write: bool,
     pub inbuf: Vec<u8>,
     pub idle_since: Instant,
+    /// The peer's EOF (or an error) was signalled by an event: read until it shows.
+    pub hup: bool,
 }
 
 pub struct Client {
@@ -100,6 +102,8 @@ pub struct Client {
     /// Our side is shut down for writing (closing: we wait for the client's EOF so our last
     /// response is not destroyed by a reset).
     pub write_shut: bool,
+    /// The peer's EOF (or an error) was signalled by an event: read until it shows.
+    pub hup: bool,
 }
 
 pub enum ClientPhase {
