@@ -125,3 +125,64 @@ fn no_key_in_the_log_after_a_run() {
         assert!(!status.contains(secret), "{secret} in status");
     }
 }
+
+#[test]
+fn a_second_proxy_on_the_same_port_fails_with_a_clear_line() {
+    let m = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let (a, b) = (TempHome::new(), TempHome::new());
+    for h in [&a, &b] {
+        h.write_cluster("c", &[Ep::new("s0000001", &m.url(), "sk-s-000000000", 1)]);
+    }
+    let first = Proxy::start(&a, &["--cluster", "c"]);
+    let port = first.addr.port().to_string();
+    let o = b.run(&["proxy", "start", "--cluster", "c", "--port", &port]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot listen on") && err.contains(&port), "{err}");
+    assert_eq!(post_messages(first.addr).status, 200, "the running one is left alone");
+}
+
+#[test]
+fn nothing_configured_runs_the_builtin_default_and_says_how_to_add_endpoints() {
+    let home = TempHome::new();
+    let proxy = Proxy::start(&home, &[]);
+    let out = proxy.stdout.lock().expect("stdout").join("\n");
+    assert!(out.contains("api.anthropic.com") && out.contains("qcc endpoint add"), "{out}");
+    let s = proxy.status();
+    assert_eq!(s["endpoints"][0]["base_url"], "https://api.anthropic.com");
+}
+
+#[test]
+fn proxy_logs_shows_the_tail_and_follows_until_ctrl_c() {
+    let home = TempHome::new();
+    std::fs::create_dir_all(home.home()).expect("home");
+    let log = home.home().join("proxy.log");
+    let lines: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&log, lines).expect("log");
+    let o = home.run(&["proxy", "logs", "-n", "3"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "line 28\nline 29\nline 30\n");
+    let mut child = home
+        .qcc()
+        .args(["proxy", "logs", "-n", "1", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn logs -f");
+    let mut out = child.stdout.take().expect("stdout");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"appended later\n"))
+        .expect("append");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut text);
+        text
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(wait_until(Duration::from_secs(5), || matches!(child.try_wait(), Ok(Some(_)))));
+    assert_eq!(child.wait().expect("wait").code(), Some(0), "Ctrl-C ends follow mode cleanly");
+    assert_eq!(reader.join().expect("reader"), "line 30\nappended later\n");
+}

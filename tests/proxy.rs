@@ -156,12 +156,44 @@ fn expect_100_continue_works() {
 }
 
 #[test]
-fn tls_upstream_with_test_ca_and_until_close_and_chunked_framing() {
-    // Plain-HTTP framings first: chunked reply and a reply that runs until close.
+fn responses_are_relayed_as_framed_chunked_and_until_close() {
     let chunked = MockUpstream::start(Mode::Sse { events: vec!["a".into(), "bc".into()], delay: Duration::ZERO });
     let (_h1, p1) = one_endpoint(&chunked);
-    let r = post_messages(p1.addr);
-    assert_eq!((r.status, r.text().as_str()), (200, "abc"));
+    let mut c = Conn::connect(p1.addr);
+    c.send_request("POST", "/v1/messages", &[], b"{}");
+    let (status, headers) = c.read_head();
+    assert_eq!(status, 200);
+    assert!(headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v == "chunked"));
+    assert_eq!(c.read_until(b"0\r\n\r\n"), b"1\r\na\r\n2\r\nbc\r\n0\r\n\r\n", "chunks relayed verbatim");
+
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let until_close = MockUpstream::start(Mode::UntilClose { body: body.clone() });
+    let (_h2, p2) = one_endpoint(&until_close);
+    let mut c = Conn::connect(p2.addr);
+    c.send_request("POST", "/v1/messages", &[], b"{}");
+    let r = c.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"), "an until-close body ends the client connection too");
+    assert!(r.body == body, "until-close body relayed whole ({} bytes)", r.body.len());
+    assert_eq!(p2.status()["requests"]["successful"], 1);
+}
+
+#[test]
+fn a_slow_client_slows_the_upstream_instead_of_growing_memory() {
+    const SIZE: usize = 64 * 1024 * 1024;
+    let mock = MockUpstream::start(Mode::Big { size: SIZE });
+    let (_home, proxy) = one_endpoint(&mock);
+    let pid = proxy.child.id();
+    let before = crate::support::rss_kib(pid);
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("GET", "/v1/files/big", &[], b"");
+    // Do not read for a while: the proxy must stop reading the upstream, not buffer 64 MiB.
+    std::thread::sleep(Duration::from_millis(800));
+    let during = crate::support::rss_kib(pid);
+    assert!(during < before + 8 * 1024, "RSS grew from {before} KiB to {during} KiB while the client was not reading");
+    let r = c.read_response();
+    assert_eq!(r.body.len(), SIZE);
+    assert!(r.body.chunks(65536).all(|ch| ch.iter().enumerate().all(|(i, b)| *b == i as u8)), "bytes intact");
 }
 
 #[test]

@@ -114,6 +114,8 @@ pub struct EventLoop {
     signals: mio::unix::pipe::Receiver,
     /// Set by SIGTERM/SIGINT: no new connections, exit when the last exchange ends or then.
     draining: Option<Instant>,
+    /// Set when accept failed (out of descriptors): when to try again.
+    accept_retry: Option<Instant>,
 }
 
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
@@ -217,6 +219,7 @@ impl EventLoop {
             started_wall: SystemTime::now(),
             signals,
             draining: None,
+            accept_retry: None,
         })
     }
 
@@ -322,7 +325,7 @@ impl EventLoop {
         if let Some(t) = self.next_sweep {
             next = next.min(t);
         }
-        if let Some(t) = self.persist_at {
+        for t in [self.persist_at, self.accept_retry].into_iter().flatten() {
             next = next.min(t);
         }
         Some(next.saturating_duration_since(now))
@@ -343,10 +346,13 @@ impl EventLoop {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: the pending connection stays queued; stop for this
-                    // turn instead of spinning on it. The next event or sweep tries again.
-                    log::warn!("accept failed: {e}");
-                    self.arm(now + Duration::from_millis(100));
+                    // EMFILE and friends: the pending connection stays queued and, the listener
+                    // being edge-triggered, gives no new event. Stop instead of spinning on it,
+                    // and try again from the timer in 100 ms.
+                    log::warn!("accept failed: {e}; retrying in 100 ms");
+                    let at = now + Duration::from_millis(100);
+                    self.accept_retry = Some(at);
+                    self.arm(at);
                     return;
                 }
             };
@@ -453,6 +459,10 @@ impl EventLoop {
     }
 
     fn on_timers(&mut self, now: Instant) {
+        if self.accept_retry.is_some_and(|t| t <= now) {
+            self.accept_retry = None;
+            self.accept(now);
+        }
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist(now);
         }

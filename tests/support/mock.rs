@@ -29,6 +29,11 @@ pub enum Mode {
     Hang,
     /// Wait, then a 200 JSON reply.
     Slow { delay: Duration },
+    /// 200 with no length: the body runs until the mock closes.
+    UntilClose { body: Vec<u8> },
+    /// 200 with a Content-Length body of `size` bytes (a counter pattern), written as fast as
+    /// the socket takes it.
+    Big { size: usize },
 }
 
 pub struct Recorded {
@@ -214,6 +219,29 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
                 let _ = w.write_all(&vec![b'x'; send]);
                 thread::sleep(Duration::from_millis(50));
                 false
+            }
+            Mode::UntilClose { body } => {
+                let _ = w.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n");
+                let _ = w.write_all(&body);
+                false
+            }
+            Mode::Big { size } => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {size}\r\n\r\n"
+                );
+                if w.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let chunk: Vec<u8> = (0..65536u32).map(|i| i as u8).collect();
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if w.write_all(&chunk[..n]).is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+                true
             }
             Mode::CloseBeforeHead => false,
             Mode::Garbage => {
