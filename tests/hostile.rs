@@ -171,11 +171,21 @@ fn ten_thousand_requests_through_every_fault_leak_neither_fds_nor_memory() {
               // One keep-alive connection for these status reads, so the reading itself does not open and
               // close sockets while descriptors are counted.
     let status_conn = std::cell::RefCell::new(Conn::connect(proxy.addr));
-    let other_fds = || {
+    let conns = || {
         let s = status_conn.borrow_mut().request("GET", "/_qcc/status", &[], b"").json();
-        let conns =
-            s["connections"]["clients"].as_u64().unwrap_or(0) + s["connections"]["upstreams"].as_u64().unwrap_or(0);
-        fd_count(pid) as i64 - conns as i64
+        s["connections"]["clients"].as_u64().unwrap_or(0) + s["connections"]["upstreams"].as_u64().unwrap_or(0)
+    };
+    // Count only when the connection count is the same before and after reading the fds (a
+    // pooled connection closed by its upstream in between would skew one side).
+    let other_fds = || {
+        for _ in 0..50 {
+            let before = conns();
+            let fds = fd_count(pid) as i64;
+            if conns() == before {
+                return fds - before as i64;
+            }
+        }
+        panic!("connection count never settled");
     };
     assert!(wait_until(Duration::from_secs(5), || proxy.status()["connections"]["clients"].as_u64() <= Some(2)));
     let (fd0, rss0) = (other_fds(), rss_kib(pid));

@@ -64,6 +64,18 @@ pub(crate) fn map_error(e: httparse::Error) -> HeadError {
     }
 }
 
+/// The head length from an httparse result: `None` while incomplete, an error once `buf` is
+/// over the limit without a complete head, or the head itself is.
+pub(crate) fn head_len(parsed: httparse::Result<usize>, buf_len: usize) -> Result<Option<usize>, HeadError> {
+    match parsed {
+        Ok(httparse::Status::Partial) if buf_len > MAX_HEAD_BYTES => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Complete(len)) => Ok(Some(len)),
+        Err(e) => Err(map_error(e)),
+    }
+}
+
 /// Whether `Connection` lists `token`.
 pub(crate) fn connection_has<'a>(mut headers: impl Iterator<Item = (&'a [u8], &'a [u8])>, token: &[u8]) -> bool {
     headers.any(|(n, v)| {
@@ -79,15 +91,7 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> 
     }
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Ok(httparse::Status::Complete(len)) => len,
-        Err(e) => return Err(map_error(e)),
-    };
-    if len > MAX_HEAD_BYTES {
-        return Err(HeadError::TooLarge);
-    }
+    let Some(len) = head_len(req.parse(buf), buf.len())? else { return Ok(None) };
     let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Malformed("incomplete request line"));
     };

@@ -1,7 +1,7 @@
 //! Parsing an upstream's response head and deciding how its body is framed.
 
 use super::framing::{response_framing, trim, FramingHeaders};
-use super::request::{connection_has, map_error, offset, surely_incomplete};
+use super::request::{connection_has, head_len, offset, surely_incomplete};
 use super::{BodyFraming, HeadError, HeaderPos, MAX_HEADERS, MAX_HEAD_BYTES};
 
 /// A complete response head; `raw` holds exactly the head bytes.
@@ -31,15 +31,7 @@ pub fn parse_response_head(buf: &[u8], request_was_head: bool) -> Result<Option<
     }
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Ok(httparse::Status::Complete(len)) => len,
-        Err(e) => return Err(map_error(e)),
-    };
-    if len > MAX_HEAD_BYTES {
-        return Err(HeadError::TooLarge);
-    }
+    let Some(len) = head_len(resp.parse(buf), buf.len())? else { return Ok(None) };
     let (Some(version), Some(status)) = (resp.version, resp.code) else {
         return Err(HeadError::Malformed("incomplete status line"));
     };

@@ -7,14 +7,11 @@
 
 use std::time::Instant;
 
-use mio::net::TcpStream;
-use mio::Interest;
-
 use super::io::IoOutcome;
 use super::slab::Key;
 use super::state::*;
 use super::transport::Transport;
-use super::{token, wire, EventLoop, KIND_UPSTREAM};
+use super::{wire, EventLoop};
 use crate::balancer::Candidate;
 use crate::http::{parse_response_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
 
@@ -299,43 +296,15 @@ impl EventLoop {
             self.arm(d);
             return;
         }
-        let addr = ep.addrs[ep.next_addr % ep.addrs.len()];
-        let connected = TcpStream::connect(addr).map_err(|e| e.to_string()).and_then(|sock| {
-            let _ = sock.set_nodelay(true);
-            match &ep.tls {
-                None => Ok(Transport::plain(sock)),
-                Some(cfg) => Transport::tls(sock, cfg.clone(), &ep.cfg.url.host).map_err(|e| e.to_string()),
-            }
-        });
-        let mut transport = match connected {
-            Ok(t) => t,
+        let key = match self.open_upstream(idx, Owner::Client(ck), now) {
+            Ok(key) => key,
             Err(e) => {
-                ep.next_addr = ep.next_addr.wrapping_add(1);
                 self.fail_attempt(ck, Failure::Connect(e), now);
                 return;
             }
         };
-        let key = self.upstreams.next_key();
-        if let Err(e) = self.poll.registry().register(
-            transport.socket(),
-            token(KIND_UPSTREAM, key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            self.fail_attempt(ck, Failure::Connect(e.to_string()), now);
-            return;
-        }
-        self.upstreams.insert(Upstream {
-            transport,
-            endpoint: idx,
-            owner: Owner::Client(ck),
-            connected: false,
-            reused: false,
-            can_read: false,
-            can_write: false,
-            inbuf: Vec::new(),
-            idle_since: now,
-            hup: false,
-        });
+        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else { return };
+        let Some(a) = ex.attempt.as_mut() else { return };
         a.up = Some(key);
         a.phase = AttemptPhase::Connecting;
         a.deadline = now + timeout.min(CONNECT_TIMEOUT);

@@ -437,6 +437,48 @@ impl EventLoop {
         }
     }
 
+    /// Start a non-blocking connection to endpoint `idx` for `owner` (plain or TLS) and register
+    /// it with the loop; the owner learns on WRITABLE whether it connected.
+    fn open_upstream(&mut self, idx: usize, owner: Owner, now: Instant) -> std::result::Result<Key, String> {
+        let ep = &mut self.endpoints[idx];
+        let Some(&addr) = ep.addrs.get(ep.next_addr % ep.addrs.len().max(1)) else {
+            return Err(format!("no address for {}", ep.cfg.url.host));
+        };
+        let opened = mio::net::TcpStream::connect(addr).map_err(|e| e.to_string()).and_then(|sock| {
+            let _ = sock.set_nodelay(true);
+            match &ep.tls {
+                None => Ok(transport::Transport::plain(sock)),
+                Some(cfg) => transport::Transport::tls(sock, cfg.clone(), &ep.cfg.url.host).map_err(|e| e.to_string()),
+            }
+        });
+        let mut transport = match opened {
+            Ok(t) => t,
+            Err(e) => {
+                // Try the next address next time: one dead address must not pin the endpoint.
+                ep.next_addr = ep.next_addr.wrapping_add(1);
+                return Err(e);
+            }
+        };
+        let key = self.upstreams.next_key();
+        self.poll
+            .registry()
+            .register(transport.socket(), token(KIND_UPSTREAM, key), Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| e.to_string())?;
+        self.upstreams.insert(Upstream {
+            transport,
+            endpoint: idx,
+            owner,
+            connected: false,
+            reused: false,
+            can_read: false,
+            can_write: false,
+            inbuf: Vec::new(),
+            idle_since: now,
+            hup: false,
+        });
+        Ok(key)
+    }
+
     /// Deregister and drop an upstream connection, wherever it was.
     fn close_upstream(&mut self, key: Key) {
         if let Some(mut up) = self.upstreams.remove(key) {

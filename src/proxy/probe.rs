@@ -3,14 +3,10 @@
 
 use std::time::{Instant, SystemTime};
 
-use mio::net::TcpStream;
-use mio::Interest;
-
 use super::io::IoOutcome;
 use super::slab::Key;
 use super::state::{timeout_of, Owner, Upstream, CONNECT_TIMEOUT};
-use super::transport::Transport;
-use super::{token, wire, EventLoop, KIND_UPSTREAM};
+use super::{wire, EventLoop};
 use crate::http::parse_response_head;
 
 /// One probe in flight.
@@ -45,47 +41,18 @@ impl EventLoop {
             ep.probing = true; // resumed by resume_probes when the lookup answers
             return;
         }
-        let addr = ep.addrs[ep.next_addr % ep.addrs.len()];
-        let transport = TcpStream::connect(addr).map_err(|e| e.to_string()).and_then(|sock| {
-            let _ = sock.set_nodelay(true);
-            match &ep.tls {
-                None => Ok(Transport::plain(sock)),
-                Some(cfg) => Transport::tls(sock, cfg.clone(), &ep.cfg.url.host).map_err(|e| e.to_string()),
-            }
-        });
-        let mut transport = match transport {
-            Ok(t) => t,
+        let key = match self.open_upstream(idx, Owner::Probe(idx), now) {
+            Ok(key) => key,
             Err(e) => {
-                log::debug!("probe of endpoint {}: {e}", ep.cfg.id);
+                log::debug!("probe of endpoint {}: {e}", self.endpoints[idx].cfg.id);
                 self.finish_probe(idx, false, now);
                 return;
             }
         };
-        let key = self.upstreams.next_key();
-        if self
-            .poll
-            .registry()
-            .register(transport.socket(), token(KIND_UPSTREAM, key), Interest::READABLE | Interest::WRITABLE)
-            .is_err()
-        {
-            self.finish_probe(idx, false, now);
-            return;
-        }
+        let ep = &mut self.endpoints[idx];
         ep.probing = true;
         let request = wire::probe_request(&ep.cfg, &self.settings.probe_model);
         let deadline = now + timeout_of(&ep.cfg).max(CONNECT_TIMEOUT).max(std::time::Duration::from_secs(30));
-        self.upstreams.insert(Upstream {
-            transport,
-            endpoint: idx,
-            owner: Owner::Probe(idx),
-            connected: false,
-            reused: false,
-            can_read: false,
-            can_write: false,
-            inbuf: Vec::new(),
-            idle_since: now,
-            hup: false,
-        });
         self.probes.push(Probe { endpoint: idx, up: key, request, sent: 0, deadline });
         self.arm(deadline);
     }
