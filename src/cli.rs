@@ -24,6 +24,7 @@ pub struct ProxyStartArgs {
     pub header_timeout: Option<u64>,
     pub idle_timeout: Option<u64>,
     pub drain_timeout: Option<u64>,
+    pub stream_idle_timeout: Option<u64>,
     pub access_key: Option<String>,
 }
 
@@ -181,6 +182,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             header_timeout: args.opt_value_from_str("--header-timeout").map_err(usage)?,
             idle_timeout: args.opt_value_from_str("--idle-timeout").map_err(usage)?,
             drain_timeout: args.opt_value_from_str("--drain-timeout").map_err(usage)?,
+            stream_idle_timeout: args.opt_value_from_str("--stream-idle-timeout").map_err(usage)?,
             access_key: args.opt_value_from_str("--access-key").map_err(usage)?,
         }),
         ("proxy", "status") => Command::ProxyStatus { json: args.contains("--json") },
@@ -296,6 +298,8 @@ OPTIONS:
     --header-timeout SECS   time for a client to send a request head (default 30)
     --idle-timeout SECS     idle keep-alive client connections are closed after (default 60)
     --drain-timeout SECS    on SIGTERM, how long in-flight requests may finish (default 30)
+    --stream-idle-timeout SECS
+                            an upstream silent this long mid-response has failed (default 60)
     --access-key KEY        clients must send it (x-api-key or Authorization: Bearer);
                             also QCC_ACCESS_KEY or the file $QCC_HOME/access_key
 

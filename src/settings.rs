@@ -37,6 +37,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// --idle-timeout (default 60 s).
     pub idle_timeout: Duration,
+    /// --stream-idle-timeout (default 60 s): an upstream silent this long mid-response has failed.
+    pub stream_idle_timeout: Duration,
     /// --drain-timeout (default 30 s).
     pub drain_timeout: Duration,
     /// --access-key / QCC_ACCESS_KEY / $QCC_HOME/access_key.
@@ -118,6 +120,7 @@ impl Settings {
             header_timeout: secs(args.header_timeout, 30, "--header-timeout")?,
             idle_timeout: secs(args.idle_timeout, 60, "--idle-timeout")?,
             drain_timeout: secs(args.drain_timeout, 30, "--drain-timeout")?,
+            stream_idle_timeout: secs(args.stream_idle_timeout, 60, "--stream-idle-timeout")?,
             access_key,
         })
     }

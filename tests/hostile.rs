@@ -77,6 +77,23 @@ fn client_gone_mid_stream_is_aborted_not_an_endpoint_failure() {
 }
 
 #[test]
+fn an_upstream_silent_mid_response_fails_after_the_stream_idle_timeout() {
+    let m = MockUpstream::start(Mode::HeadNoBody);
+    let (_h, proxy) = proxy_with(&m.url(), serde_json::json!({}), &["--stream-idle-timeout", "1"]);
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/messages", &[], b"{}");
+    assert_eq!(c.read_head().0, 200);
+    let started = Instant::now();
+    let (rest, closed) = c.try_read_to_close();
+    assert!(closed && rest.is_empty(), "the connection is closed, not a silent complete body");
+    assert!(started.elapsed() < Duration::from_secs(5), "closed after the stream idle timeout");
+    let s = proxy.status();
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 1);
+    assert_eq!(s["requests"]["failed"], 1);
+    assert_eq!(m.hits(), 1, "no retry once the head reached the client");
+}
+
+#[test]
 fn every_upstream_fault_gives_the_right_status_and_one_failure() {
     let cases: Vec<(Mode, serde_json::Value, u16)> = vec![
         (Mode::CloseBeforeHead, serde_json::json!({}), 502),

@@ -36,6 +36,7 @@ pub fn is_blamed(status: u16) -> bool {
 impl EventLoop {
     /// Move bytes between the exchange and its upstream connection.
     pub(super) fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
+        let stream_idle = self.settings.stream_idle_timeout;
         let EventLoop { clients, upstreams, endpoints, scratch, .. } = self;
         let Some(c) = clients.get_mut(ck) else {
             return AttemptEvent::Nothing;
@@ -152,14 +153,14 @@ impl EventLoop {
                     }));
                 }
             }
-            if let Some(ev) = process_response(ex, up, out, now) {
+            if let Some(ev) = process_response(ex, up, out, now, stream_idle) {
                 return ev;
             }
             if up.transport.wants_write() && up.can_write {
                 let _ = up.transport.flush();
             }
         }
-        if let Some(ev) = process_response(ex, up, out, now) {
+        if let Some(ev) = process_response(ex, up, out, now, stream_idle) {
             return ev;
         }
         let stale = is_stale(ex, up);
@@ -530,6 +531,7 @@ fn process_response(
     up: &mut Upstream,
     out: &mut super::io::OutBuf,
     now: Instant,
+    stream_idle: std::time::Duration,
 ) -> Option<AttemptEvent> {
     let a = ex.attempt.as_mut()?;
     while a.resp.is_none() {
@@ -568,7 +570,7 @@ fn process_response(
             out.push(&bytes);
             ex.responded = true;
         }
-        a.deadline = now + STREAM_IDLE;
+        a.deadline = now + stream_idle;
         a.resp = Some(head);
     }
     let request_sent = a.request_sent(ex.body.len(), ex.body_tracker.is_done());
@@ -585,7 +587,7 @@ fn process_response(
             return Some(AttemptEvent::Failed(Failure::BadResponse(format!("bad chunked body: {e:?}"))));
         }
     };
-    a.deadline = now + STREAM_IDLE;
+    a.deadline = now + stream_idle;
     match a.phase {
         AttemptPhase::Relaying => out.push(&up.inbuf[..n]),
         _ => {

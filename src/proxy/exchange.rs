@@ -210,6 +210,13 @@ impl EventLoop {
                 progress = true;
             }
         }
+        // The attempt's deadline moves with its phase (head sent, bytes relayed): keep the
+        // sweep due no later than it.
+        if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
+            if let Some(d) = ex.attempt.as_ref().map(|a| a.deadline) {
+                self.arm(d);
+            }
+        }
         Some(progress)
     }
 

@@ -29,8 +29,6 @@ pub const POOL_IDLE: Duration = Duration::from_secs(20);
 /// in flight at once): a smaller cap makes a busy proxy close and reopen upstream connections
 /// on every request. Idle ones still close after `POOL_IDLE`.
 pub const POOL_MAX: usize = 1024;
-/// While streaming, an upstream silent this long has failed (spec: 60 s between reads).
-pub const STREAM_IDLE: Duration = Duration::from_secs(60);
 /// Connect timeout cap (the endpoint's `timeout` applies when smaller).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Resolved addresses are refreshed (in the background) after this.

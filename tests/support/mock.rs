@@ -27,6 +27,8 @@ pub enum Mode {
     Garbage,
     /// Accept and read, never answer (until the mock is dropped).
     Hang,
+    /// A 200 head promising 100 bytes, then silence (socket kept open).
+    HeadNoBody,
     /// Wait, then a 200 JSON reply.
     Slow { delay: Duration },
     /// 200 with no length: the body runs until the mock closes.
@@ -246,6 +248,14 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
             Mode::CloseBeforeHead => false,
             Mode::Garbage => {
                 let _ = w.write_all(b"NOT HTTP AT ALL\r\n\r\n");
+                false
+            }
+            Mode::HeadNoBody => {
+                let _ =
+                    w.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n");
+                while !s.stop.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(20));
+                }
                 false
             }
             Mode::Hang => {
