@@ -17,12 +17,9 @@ impl EventLoop {
             .iter()
             .map(|ep| {
                 let h = &ep.health;
-                let url = &ep.cfg.url;
                 json!({
                     "id": ep.cfg.id,
-                    "base_url": format!("{}://{}{}",
-                        match url.scheme { crate::url::Scheme::Http => "http", crate::url::Scheme::Https => "https" },
-                        url.host_header(), url.path_prefix),
+                    "base_url": ep.cfg.url.to_string(),
                     "priority": ep.cfg.priority,
                     "weight": ep.cfg.weight,
                     "enabled": ep.cfg.enabled,
