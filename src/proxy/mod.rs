@@ -57,12 +57,13 @@ fn untoken(t: Token) -> (usize, Key) {
 fn new_endpoint(
     cfg: crate::config::EndpointConfig,
     global_ca: Option<&std::path::Path>,
+    tls_configs: &mut transport::TlsConfigs,
 ) -> std::result::Result<Endpoint, String> {
     let tls = match cfg.url.scheme {
         crate::url::Scheme::Http => None,
         crate::url::Scheme::Https => {
             let extra: Vec<&std::path::Path> = global_ca.into_iter().chain(cfg.ca_file.as_deref()).collect();
-            Some(transport::client_config(&extra)?)
+            Some(tls_configs.get(&extra)?)
         }
     };
     let addrs = match cfg.url.host.parse::<IpAddr>() {
@@ -173,9 +174,12 @@ impl EventLoop {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", e))?);
         let resolver = resolver::Resolver::start(waker).map_err(|e| Error::io("starting the resolver thread", e))?;
 
+        let mut tls_configs = transport::TlsConfigs::default();
         let mut endpoints = Vec::with_capacity(settings.cluster.endpoints.len());
         for cfg in &settings.cluster.endpoints {
-            endpoints.push(new_endpoint(cfg.clone(), settings.ca_file.as_deref()).map_err(Error::Invalid)?);
+            endpoints.push(
+                new_endpoint(cfg.clone(), settings.ca_file.as_deref(), &mut tls_configs).map_err(Error::Invalid)?,
+            );
         }
         let now = Instant::now();
         // Resolve every named endpoint up front, so the first request rarely waits.

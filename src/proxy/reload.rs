@@ -22,9 +22,11 @@ impl EventLoop {
             }
         };
         // Build everything first, so a bad CA file leaves the running set untouched.
+        // CA files are read again (they may have been renewed); endpoints share configs.
+        let mut tls_configs = super::transport::TlsConfigs::default();
         let mut fresh = Vec::with_capacity(cluster.endpoints.len());
         for cfg in &cluster.endpoints {
-            match new_endpoint(cfg.clone(), self.settings.ca_file.as_deref()) {
+            match new_endpoint(cfg.clone(), self.settings.ca_file.as_deref(), &mut tls_configs) {
                 Ok(ep) => fresh.push(ep),
                 Err(e) => {
                     log::error!("reload failed, keeping the running configuration: {e}");

@@ -2,7 +2,7 @@
 //! The HTTP code above it does not know which.
 
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mio::net::TcpStream;
@@ -144,9 +144,27 @@ impl TlsStream {
     }
 }
 
-/// The one TLS client configuration: webpki-roots, plus the PEM certificates of `extra_ca`.
+/// rustls client configurations, one per distinct set of extra CA files (usually exactly one),
+/// shared by every https endpoint that uses that set.
+#[derive(Default)]
+pub struct TlsConfigs(Vec<(Vec<PathBuf>, Arc<ClientConfig>)>);
+
+impl TlsConfigs {
+    pub fn get(&mut self, extra_ca: &[&Path]) -> Result<Arc<ClientConfig>, String> {
+        if let Some((_, config)) =
+            self.0.iter().find(|(k, _)| k.iter().map(PathBuf::as_path).eq(extra_ca.iter().copied()))
+        {
+            return Ok(config.clone());
+        }
+        let config = client_config(extra_ca)?;
+        self.0.push((extra_ca.iter().map(|p| p.to_path_buf()).collect(), config.clone()));
+        Ok(config)
+    }
+}
+
+/// A TLS client configuration: webpki-roots, plus the PEM certificates of `extra_ca`.
 /// SNI and certificate verification are always on.
-pub fn client_config(extra_ca: &[&Path]) -> Result<Arc<ClientConfig>, String> {
+fn client_config(extra_ca: &[&Path]) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     for path in extra_ca {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
