@@ -277,3 +277,70 @@ fn header_injection_and_smuggling_never_reach_the_upstream() {
     assert_eq!(r.status, 400);
     assert_eq!(m.hits(), 1);
 }
+
+/// A listener whose accept queue is full: the kernel drops new SYNs, so a connect hangs.
+fn blackhole_listener() -> (std::net::TcpListener, Vec<std::net::TcpStream>) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor we own; it is handed to TcpListener at once.
+    let listener = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, &addr as *const libc::sockaddr_in as *const libc::sockaddr, len), 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        std::net::TcpListener::from_raw_fd(fd)
+    };
+    let addr = listener.local_addr().expect("addr");
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    (listener, fillers)
+}
+
+#[test]
+fn a_connect_that_hangs_times_out_and_fails_over() {
+    let (blackhole, _fillers) = blackhole_listener();
+    let hole = format!("http://{}", blackhole.local_addr().expect("addr"));
+    let good = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster(
+        "c",
+        &[
+            Ep::new("b1000001", &hole, "sk-b-000000000", 1).with(serde_json::json!({"timeout": 1})),
+            Ep::new("b1000002", &good.url(), "sk-b-000000000", 2),
+        ],
+    );
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);
+    let started = Instant::now();
+    let r = post_messages(proxy.addr);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(started.elapsed() >= Duration::from_millis(900), "waited for the connect timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(proxy.log().contains("timeout: connect"), "{}", proxy.log());
+    assert_eq!(proxy.status()["failure_queue"]["failed_endpoints"][0], "b1000001");
+}
+
+#[test]
+fn more_than_a_hundred_headers_get_431() {
+    let m = MockUpstream::start(ok());
+    let (_h, proxy) = proxy_with(&m.url(), serde_json::json!({}), &[]);
+    let mut raw = b"POST /v1/messages HTTP/1.1\r\nhost: x\r\n".to_vec();
+    for i in 0..101 {
+        raw.extend_from_slice(format!("x-h{i}: v\r\n").as_bytes());
+    }
+    raw.extend_from_slice(b"content-length: 0\r\n\r\n");
+    let mut c = Conn::connect(proxy.addr);
+    c.send(&raw);
+    let (got, closed) = c.try_read_to_close();
+    assert!(got.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&got));
+    assert!(closed);
+    assert_eq!(m.hits(), 0);
+    assert_eq!(proxy.status()["requests"]["bad_requests"], 1);
+}
