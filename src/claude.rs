@@ -36,9 +36,30 @@ pub fn use_proxy(base_url: &str, key: &str) -> Result<PathBuf> {
     env.insert("ANTHROPIC_BASE_URL".into(), Value::String(base_url.into()));
     env.insert("ANTHROPIC_API_KEY".into(), Value::String(key.into()));
     env.insert("ANTHROPIC_AUTH_TOKEN".into(), Value::String(key.into()));
-    obj.insert("apiKeyHelper".into(), Value::String(format!("echo '{key}'")));
+    obj.insert("apiKeyHelper".into(), Value::String(format!("echo {}", shell_quote(key))));
     let mut bytes = serde_json::to_vec_pretty(&root).map_err(|e| Error::Failed(e.to_string()))?;
     bytes.push(b'\n');
     crate::fsutil::atomic_write(&path, &bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     Ok(path)
+}
+
+/// `key` as one POSIX shell word: single-quoted, each `'` written as `'\''`.
+fn shell_quote(key: &str) -> String {
+    format!("'{}'", key.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn keys_are_one_shell_word_whatever_they_hold() {
+        assert_eq!(shell_quote("proxy-managed"), "'proxy-managed'");
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+        for key in ["x'; touch /tmp/pwned; echo '", "$(id)", "`id`", "a b\tc", "'", "\\'\\"] {
+            let out = std::process::Command::new("sh").arg("-c").arg(format!("echo {}", shell_quote(key))).output();
+            let Ok(out) = out else { return };
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n'), key);
+        }
+    }
 }

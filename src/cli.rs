@@ -26,6 +26,8 @@ pub struct ProxyStartArgs {
     pub drain_timeout: Option<u64>,
     pub stream_idle_timeout: Option<u64>,
     pub access_key: Option<String>,
+    pub allow_hosts: Vec<String>,
+    pub allow_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +54,9 @@ pub enum Command {
     },
     ConfigList {
         json: bool,
+    },
+    Default {
+        name: String,
     },
     ProxyStart(ProxyStartArgs),
     ProxyStatus {
@@ -112,6 +117,35 @@ fn finish(args: Arguments, topic: &str) -> Result<()> {
     }
 }
 
+/// A secret given as `--key KEY`, `--key -` (first line of stdin) or `--key-file PATH` (first
+/// line of the file): exactly one of them. The file and stdin forms keep it out of `ps`.
+fn secret_arg(args: &mut Arguments, flag: &'static str, file_flag: &'static str) -> Result<String> {
+    let value: Option<String> = args.opt_value_from_str(flag).map_err(usage)?;
+    let file: Option<PathBuf> =
+        args.opt_value_from_os_str(file_flag, |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?;
+    let text = match (value, file) {
+        (Some(_), Some(_)) => return Err(Error::Usage(format!("give {flag} or {file_flag}, not both"))),
+        (None, None) => return Err(Error::Usage(format!("{flag} KEY, {flag} - or {file_flag} PATH is required"))),
+        (Some(v), None) if v == "-" => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(|e| Error::io(format!("{flag} -: cannot read stdin"), e))?;
+            line
+        }
+        (Some(v), None) => v,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| Error::BadFile { path: path.clone(), problem: e.to_string() })?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+    };
+    let key = text.trim().to_string();
+    if key.is_empty() {
+        return Err(Error::Invalid(format!("{flag}: the key is empty")));
+    }
+    Ok(key)
+}
+
 /// Parse the arguments after the program name.
 pub fn parse(raw: Vec<OsString>) -> Result<Command> {
     let mut args = Arguments::from_vec(raw);
@@ -134,6 +168,14 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             finish(args, "version")?;
             return Ok(Command::Version);
         }
+        "default" => {
+            if help {
+                return Ok(Command::Help("default".into()));
+            }
+            let name = positional(&mut args, "a profile NAME", "default")?;
+            finish(args, "default")?;
+            return Ok(Command::Default { name });
+        }
         other => return Err(Error::Usage(format!("unknown command '{other}'"))),
     };
     let topic = match &sub {
@@ -149,7 +191,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
     let cmd = match (group.as_str(), sub.as_str()) {
         ("endpoint", "add") => {
             let url = args.value_from_str("--url").map_err(usage)?;
-            let key = args.value_from_str("--key").map_err(usage)?;
+            let key = secret_arg(&mut args, "--key", "--key-file")?;
             let priority = args.opt_value_from_str("--priority").map_err(usage)?.unwrap_or(1);
             let weight = args.opt_value_from_str("--weight").map_err(usage)?.unwrap_or(100);
             let timeout = args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(30);
@@ -184,10 +226,16 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             drain_timeout: args.opt_value_from_str("--drain-timeout").map_err(usage)?,
             stream_idle_timeout: args.opt_value_from_str("--stream-idle-timeout").map_err(usage)?,
             access_key: args.opt_value_from_str("--access-key").map_err(usage)?,
+            allow_hosts: args.values_from_str("--allow-host").map_err(usage)?,
+            allow_origins: args.values_from_str("--allow-origin").map_err(usage)?,
         }),
         ("proxy", "status") => Command::ProxyStatus { json: args.contains("--json") },
         ("proxy", "stop") => {
-            Command::ProxyStop { timeout: args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(40) }
+            let timeout = args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(40);
+            if timeout > crate::config::MAX_TIMEOUT_SECS {
+                return Err(Error::Usage(format!("--timeout {timeout}: at most {} seconds", crate::config::MAX_TIMEOUT_SECS)));
+            }
+            Command::ProxyStop { timeout }
         }
         ("proxy", "logs") => Command::ProxyLogs {
             lines: args.opt_value_from_str(["-n", "--lines"]).map_err(usage)?.unwrap_or(50),
@@ -212,7 +260,7 @@ pub fn help(topic: &str) -> Option<&'static str> {
     Some(match topic {
         "" => HELP,
         "endpoint" | "endpoint add" | "endpoint list" | "endpoint remove" => HELP_ENDPOINT,
-        "config" | "config list" => HELP_CONFIG,
+        "config" | "config list" | "default" => HELP_CONFIG,
         "proxy start" => HELP_PROXY_START,
         "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" => HELP_PROXY,
         "queue" | "queue status" | "queue clear" | "health" | "health status" => HELP_QUEUE,
@@ -231,6 +279,7 @@ COMMANDS:
     endpoint list CLUSTER [--json]                   list a cluster's endpoints (keys masked)
     endpoint remove CLUSTER ID                       remove an endpoint
     config list [--json]                             profiles and clusters (keys masked)
+    default NAME                                     set the default profile
     proxy start [--cluster NAME] [...]               run the proxy in the foreground
     proxy status [--json]                            the running proxy: requests, health, queue
     proxy stop [--timeout SECS]                      stop the running proxy (SIGTERM, drain)
@@ -253,11 +302,13 @@ const HELP_ENDPOINT: &str = "\
 qcc endpoint — manage the endpoints of a cluster
 
 USAGE:
-    qcc endpoint add CLUSTER --url URL --key KEY [--priority N] [--weight N]
-                             [--timeout SECS] [--max-failures N] [--ca-file PEM]
+    qcc endpoint add CLUSTER --url URL (--key-file PATH | --key - | --key KEY) [--priority N]
+                             [--weight N] [--timeout SECS] [--max-failures N] [--ca-file PEM]
         Creates CLUSTER if needed; prints the new endpoint id (8 hex characters).
         --url            http:// or https:// base URL, may carry a path prefix
-        --key            the endpoint's API key (sent as x-api-key and Authorization: Bearer)
+        --key-file PATH  read the endpoint's API key from a file (first line)
+        --key -          read it from stdin; both keep the key out of `ps` and shell history
+        --key KEY        the key itself (visible to other users in `ps` while qcc runs)
         --priority N     1 = primary, 2 = secondary, ...; lower wins (default 1)
         --weight N       for the weighted strategy (default 100)
         --timeout SECS   time to the response head, and the connect cap (default 30)
@@ -274,6 +325,10 @@ qcc config list [--json]
     Lists profiles and clusters of $QCC_CONFIG; the default profile is marked.
     --json: {\"config\": PATH, \"default_profile\": NAME|null, \"profiles\": [{\"name\", \"default\",
              \"endpoints\": [ as in `endpoint list --json` ]}]}
+
+qcc default NAME
+    Makes NAME the default profile (settings.default_profile), what `proxy start` serves
+    without --cluster.
 ";
 
 const HELP_PROXY_START: &str = "\
@@ -301,7 +356,12 @@ OPTIONS:
     --stream-idle-timeout SECS
                             an upstream silent this long mid-response has failed (default 60)
     --access-key KEY        clients must send it (x-api-key or Authorization: Bearer);
-                            also QCC_ACCESS_KEY or the file $QCC_HOME/access_key
+                            better QCC_ACCESS_KEY or the file $QCC_HOME/access_key (not in `ps`)
+    --allow-host NAME       a name clients may put in Host besides the listen address,
+                            localhost and loopback IPs (repeatable); off loopback, giving
+                            any turns the Host check on
+    --allow-origin ORIGIN   a web origin (https://app.example) allowed to call the proxy;
+                            other requests with an Origin header get 403 (repeatable)
 
 SIGNALS:
     SIGTERM, SIGINT   stop accepting, drain, persist, exit 0

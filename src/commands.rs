@@ -29,6 +29,9 @@ pub fn endpoint_add(
     if timeout == 0 || max_failures == 0 {
         return Err(Error::Invalid("--timeout and --max-failures must be at least 1".into()));
     }
+    if timeout > crate::config::MAX_TIMEOUT_SECS {
+        return Err(Error::Invalid(format!("--timeout {timeout}: at most {} seconds", crate::config::MAX_TIMEOUT_SECS)));
+    }
     if let Some(ca) = &ca_file {
         if !ca.is_file() {
             return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
@@ -101,6 +104,15 @@ pub fn endpoint_list(cluster: &str, json_out: bool) -> Result<()> {
     } else {
         print_table(&c);
     }
+    Ok(())
+}
+
+/// `qcc default NAME`: set `settings.default_profile` (the profile must exist).
+pub fn set_default(name: &str) -> Result<()> {
+    let mut config = load()?;
+    config.set_default(name)?;
+    config.save()?;
+    println!("default profile: {name}");
     Ok(())
 }
 

@@ -10,6 +10,10 @@ use serde_json::{json, Map, Value};
 use crate::error::{Error, Result};
 use crate::url::BaseUrl;
 
+/// The longest duration qcc accepts from a file or a flag (a day): every deadline made from one
+/// stays far inside what `Instant + Duration` can represent.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
 /// One endpoint as the proxy uses it (validated).
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
@@ -105,22 +109,41 @@ impl ConfigFile {
         };
         let mut endpoints = Vec::new();
         match profile.get("endpoints") {
-            Some(Value::Array(list)) => {
+            // The Python package treats an empty list like a missing one (`if data['endpoints']`).
+            Some(Value::Array(list)) if !list.is_empty() => {
                 for (i, ep) in list.iter().enumerate() {
-                    endpoints.push(
-                        parse_endpoint(ep).map_err(|e| bad(format!("profile '{name}', endpoint {}: {e}", i + 1)))?,
-                    );
+                    let ep = parse_endpoint(ep).map_err(|e| bad(format!("profile '{name}', endpoint {}: {e}", i + 1)))?;
+                    if endpoints.iter().any(|seen: &EndpointConfig| seen.id == ep.id) {
+                        return Err(bad(format!(
+                            "profile '{name}': endpoint id {} appears twice (ids must be unique in a cluster)",
+                            ep.id
+                        )));
+                    }
+                    endpoints.push(ep);
+                }
+            }
+            Some(Value::Array(_)) | None | Some(Value::Null) => {
+                if let Some(ep) = single_endpoint(name, profile).map_err(|e| bad(format!("profile '{name}': {e}")))? {
+                    endpoints.push(ep);
                 }
             }
             Some(_) => return Err(bad(format!("profile '{name}': \"endpoints\" is not a list"))),
-            None => {
-                let mut single = profile.clone();
-                single.insert("id".into(), Value::String(fnv_id(name)));
-                endpoints
-                    .push(parse_endpoint(&Value::Object(single)).map_err(|e| bad(format!("profile '{name}': {e}")))?);
-            }
         }
         Ok(ClusterConfig { name: name.to_string(), endpoints })
+    }
+
+    /// Set `settings.default_profile` to an existing profile, keeping every other setting.
+    pub fn set_default(&mut self, name: &str) -> Result<()> {
+        if !self.profiles().is_some_and(|p| p.contains_key(name)) {
+            return Err(Error::Invalid(format!("unknown profile '{name}' (known: {})", self.profile_names().join(", "))));
+        }
+        let root = self.root_object()?;
+        let settings = root.entry("settings").or_insert_with(|| json!({}));
+        let Some(settings) = settings.as_object_mut() else {
+            return Err(self.not_object("settings"));
+        };
+        settings.insert("default_profile".into(), Value::String(name.to_string()));
+        Ok(())
     }
 
     /// Add an endpoint (creating the cluster profile if needed); returns the new id.
@@ -250,6 +273,36 @@ fn mirror_first(profile: &mut Map<String, Value>) {
     profile.insert("api_key".into(), key);
 }
 
+/// A single-endpoint profile (the shape `qcc add` writes) as its one endpoint at priority 1.
+///
+/// Only `base_url` and `api_key` are read: the profile's other fields (`priority: "primary"`,
+/// `enabled`, ...) are profile-level in the Python package and say nothing about the endpoint.
+/// A profile with no `base_url` has no endpoint.
+fn single_endpoint(name: &str, profile: &Map<String, Value>) -> std::result::Result<Option<EndpointConfig>, String> {
+    let base = match profile.get("base_url") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err("\"base_url\" is not a string".into()),
+    };
+    let api_key = match profile.get("api_key") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(s)) => s,
+        Some(_) => return Err("\"api_key\" is not a string".into()),
+    };
+    Ok(Some(EndpointConfig {
+        id: fnv_id(name),
+        url: BaseUrl::parse(base)?,
+        api_key: api_key.to_string(),
+        weight: 100,
+        priority: 1,
+        enabled: true,
+        max_failures: 3,
+        timeout_secs: 30,
+        ca_file: None,
+    }))
+}
+
 fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
     let obj = ep.as_object().ok_or("not a JSON object")?;
     let id = obj.get("id").and_then(Value::as_str).ok_or("missing \"id\"")?.to_string();
@@ -265,13 +318,17 @@ fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
         }
     };
     let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    let timeout_secs = num("timeout", 30)?.max(1);
+    if timeout_secs > MAX_TIMEOUT_SECS {
+        return Err(format!("endpoint {id}: \"timeout\" {timeout_secs} is more than {MAX_TIMEOUT_SECS} seconds"));
+    }
     Ok(EndpointConfig {
         api_key: obj.get("api_key").and_then(Value::as_str).unwrap_or("").to_string(),
         weight: to_u32(num("weight", 100)?),
         priority: to_u32(num("priority", 1)?),
         enabled: obj.get("enabled").and_then(Value::as_bool).unwrap_or(true),
         max_failures: to_u32(num("max_failures", 3)?).max(1),
-        timeout_secs: num("timeout", 30)?.max(1),
+        timeout_secs,
         ca_file: obj.get("ca_file").and_then(Value::as_str).filter(|s| !s.is_empty()).map(PathBuf::from),
         id,
         url,

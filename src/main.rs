@@ -54,6 +54,7 @@ fn run() -> Result<()> {
         Command::EndpointList { cluster, json } => commands::endpoint_list(&cluster, json)?,
         Command::EndpointRemove { cluster, id } => commands::endpoint_remove(&cluster, &id)?,
         Command::ConfigList { json } => commands::config_list(json)?,
+        Command::Default { name } => commands::set_default(&name)?,
         Command::ProxyStart(args) => proxy::run(settings::Settings::from_args(args)?)?,
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,

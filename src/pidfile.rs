@@ -41,9 +41,13 @@ pub fn pid_path(home: &Path) -> PathBuf {
     home.join("proxy.pid")
 }
 
-/// The running proxy of this state dir, if any. A pid file whose process is gone is stale:
-/// reported as `None`.
+/// The running proxy of this state dir, if any. A pid file is trusted only while a process holds
+/// the state dir's lock: after a crash the pid may belong to anyone (a reused pid), so a pid file
+/// without a held lock is stale and reported as `None`.
 pub fn running(home: &Path) -> Result<Option<PidInfo>> {
+    if !lock_held(home) {
+        return Ok(None);
+    }
     let path = pid_path(home);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -53,6 +57,15 @@ pub fn running(home: &Path) -> Result<Option<PidInfo>> {
     let info: PidInfo = serde_json::from_str(&text)
         .map_err(|e| Error::BadFile { path: path.clone(), problem: format!("invalid pid file: {e}") })?;
     Ok(if process_alive(info.pid) { Some(info) } else { None })
+}
+
+/// Whether some process holds `proxy.lock` (a shared lock attempt fails while a proxy has it).
+fn lock_held(home: &Path) -> bool {
+    let Ok(file) = File::open(home.join("proxy.lock")) else {
+        return false;
+    };
+    // SAFETY: flock on a file descriptor we own; closing it drops our shared lock at once.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
 }
 
 pub fn process_alive(pid: u32) -> bool {

@@ -43,6 +43,10 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// --access-key / QCC_ACCESS_KEY / $QCC_HOME/access_key.
     pub access_key: Option<String>,
+    /// --allow-host (repeatable): more names a client may put in `Host`.
+    pub allow_hosts: Vec<String>,
+    /// --allow-origin (repeatable): web origins allowed to use the proxy.
+    pub allow_origins: Vec<String>,
 }
 
 impl Settings {
@@ -96,6 +100,10 @@ impl Settings {
         let secs = |v: Option<u64>, default: u64, flag: &str| -> crate::error::Result<Duration> {
             match v.unwrap_or(default) {
                 0 => Err(Error::Invalid(format!("{flag} must be at least 1 second"))),
+                n if n > crate::config::MAX_TIMEOUT_SECS => Err(Error::Invalid(format!(
+                    "{flag} {n}: at most {} seconds",
+                    crate::config::MAX_TIMEOUT_SECS
+                ))),
                 n => Ok(Duration::from_secs(n)),
             }
         };
@@ -122,6 +130,8 @@ impl Settings {
             drain_timeout: secs(args.drain_timeout, 30, "--drain-timeout")?,
             stream_idle_timeout: secs(args.stream_idle_timeout, 60, "--stream-idle-timeout")?,
             access_key,
+            allow_hosts: args.allow_hosts,
+            allow_origins: args.allow_origins,
         })
     }
 }

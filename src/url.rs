@@ -20,7 +20,7 @@ impl BaseUrl {
     /// Accepts http:// and https:// URLs with a host, optional port and path;
     /// rejects anything else with a one-line reason.
     pub fn parse(s: &str) -> Result<BaseUrl, String> {
-        let bad = |why: &str| Err(format!("invalid URL {s:?}: {why}"));
+        let bad = |why: &str| Err(format!("invalid URL {:?}: {why}", crate::mask::mask_url(s)));
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return bad("contains whitespace or control characters");
         }

@@ -24,7 +24,7 @@ fn slow_head_gets_408_and_idle_keep_alive_is_closed() {
     let m = MockUpstream::start(ok());
     let (_h, proxy) = proxy_with(&m.url(), serde_json::json!({}), &["--header-timeout", "1", "--idle-timeout", "1"]);
     let mut slow = Conn::connect(proxy.addr);
-    slow.send(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\n");
+    slow.send(b"POST /v1/messages HTTP/1.1\r\nhost: localhost\r\n");
     let started = Instant::now();
     let (got, closed) = slow.try_read_to_close();
     assert!(got.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&got));
@@ -148,7 +148,7 @@ fn ten_thousand_requests_through_every_fault_leak_neither_fds_nor_memory() {
                         if (i + t) % 50 == 0 {
                             // A client that leaves mid-request now and then.
                             let mut c = Conn::connect(addr);
-                            c.send(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc");
+                            c.send(b"POST /v1/messages HTTP/1.1\r\nhost: localhost\r\ncontent-length: 10\r\n\r\nabc");
                             continue;
                         }
                         conn.send_request("POST", "/v1/messages", &[], b"{}");
@@ -266,8 +266,8 @@ fn header_injection_and_smuggling_never_reach_the_upstream() {
     let (_h, proxy) = proxy_with(&m.url(), serde_json::json!({}), &[]);
     // A request smuggled in a body stays a body.
     let mut c = Conn::connect(proxy.addr);
-    let inner = b"GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n";
-    let mut req = format!("POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n", inner.len()).into_bytes();
+    let inner = b"GET /smuggled HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    let mut req = format!("POST /a HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n", inner.len()).into_bytes();
     req.extend_from_slice(inner);
     c.send(&req);
     let r = c.read_response();
@@ -331,7 +331,7 @@ fn a_connect_that_hangs_times_out_and_fails_over() {
 fn more_than_a_hundred_headers_get_431() {
     let m = MockUpstream::start(ok());
     let (_h, proxy) = proxy_with(&m.url(), serde_json::json!({}), &[]);
-    let mut raw = b"POST /v1/messages HTTP/1.1\r\nhost: x\r\n".to_vec();
+    let mut raw = b"POST /v1/messages HTTP/1.1\r\nhost: localhost\r\n".to_vec();
     for i in 0..101 {
         raw.extend_from_slice(format!("x-h{i}: v\r\n").as_bytes());
     }

@@ -88,7 +88,7 @@ fn chunked_request_body_is_forwarded() {
     let mock = MockUpstream::start(Mode::Echo);
     let (_home, proxy) = one_endpoint(&mock);
     let mut c = Conn::connect(proxy.addr);
-    c.send(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n");
+    c.send(b"POST /v1/messages HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n");
     let r = c.read_response();
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"hello, world");
@@ -131,7 +131,7 @@ fn pipelined_requests_are_answered_in_order() {
     let mut all = Vec::new();
     for i in 0..5 {
         all.extend_from_slice(
-            format!("POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nr{i}!").as_bytes(),
+            format!("POST /v1/messages HTTP/1.1\r\nhost: localhost\r\ncontent-length: 3\r\n\r\nr{i}!").as_bytes(),
         );
     }
     c.send(&all);
@@ -146,7 +146,7 @@ fn expect_100_continue_works() {
     let mock = MockUpstream::start(Mode::Echo);
     let (_home, proxy) = one_endpoint(&mock);
     let mut c = Conn::connect(proxy.addr);
-    c.send(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 4\r\n\r\n");
+    c.send(b"POST /v1/messages HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\ncontent-length: 4\r\n\r\n");
     let interim = c.read_until(b"\r\n\r\n");
     assert!(interim.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&interim));
     c.send(b"ping");

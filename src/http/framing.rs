@@ -65,8 +65,8 @@ fn parse_length(v: &[u8]) -> Result<u64, HeadError> {
 }
 
 /// Request framing with the smuggling guards: Transfer-Encoding with Content-Length,
-/// repeated or invalid Content-Length, Transfer-Encoding on HTTP/1.0, a last coding that is
-/// not chunked, or chunked twice are all rejected.
+/// repeated or invalid Content-Length, Transfer-Encoding on HTTP/1.0, and any Transfer-Encoding
+/// but a single `chunked` are all rejected.
 pub fn request_framing(version_minor: u8, f: &FramingHeaders<'_>) -> Result<BodyFraming, HeadError> {
     if !f.transfer_encoding.is_empty() {
         if !f.content_length.is_empty() {
@@ -75,14 +75,11 @@ pub fn request_framing(version_minor: u8, f: &FramingHeaders<'_>) -> Result<Body
         if version_minor == 0 {
             return Err(HeadError::Malformed("Transfer-Encoding on HTTP/1.0"));
         }
-        let codings = f.codings();
-        let chunked = codings.iter().filter(|c| c.eq_ignore_ascii_case(b"chunked")).count();
-        if chunked > 1 {
-            return Err(HeadError::Malformed("chunked applied more than once"));
-        }
-        return match codings.last() {
-            Some(c) if c.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
-            _ => Err(HeadError::Malformed("Transfer-Encoding does not end in chunked")),
+        // Exactly one `Transfer-Encoding: chunked`: qcc writes the upstream's framing itself, so
+        // a coding it would not forward (gzip, identity, a list, an empty line) is refused.
+        return match f.transfer_encoding.as_slice() {
+            [one] if trim(one).eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
+            _ => Err(HeadError::Malformed("unsupported Transfer-Encoding (only a single \"chunked\" is accepted)")),
         };
     }
     Ok(match f.length()? {
@@ -180,7 +177,7 @@ mod tests {
         assert_eq!(req(1, &[("Content-Length", "0")]), Ok(BodyFraming::None));
         assert_eq!(req(1, &[("Content-Length", " 12 ")]), Ok(BodyFraming::Length(12)));
         assert_eq!(req(1, &[("Transfer-Encoding", "chunked")]), Ok(BodyFraming::Chunked));
-        assert_eq!(req(1, &[("Transfer-Encoding", "gzip, Chunked")]), Ok(BodyFraming::Chunked));
+        assert_eq!(req(1, &[("Transfer-Encoding", " Chunked ")]), Ok(BodyFraming::Chunked));
         for bad in [
             vec![("Transfer-Encoding", "chunked"), ("Content-Length", "5")],
             vec![("Content-Length", "5"), ("Content-Length", "5")],
@@ -193,6 +190,10 @@ mod tests {
             vec![("Transfer-Encoding", "gzip")],
             vec![("Transfer-Encoding", "chunked, gzip")],
             vec![("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")],
+            vec![("Transfer-Encoding", "gzip, chunked")],
+            vec![("Transfer-Encoding", "identity, chunked")],
+            vec![("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "")],
+            vec![("Transfer-Encoding", "")],
         ] {
             assert!(matches!(req(1, &bad), Err(HeadError::Malformed(_))), "{bad:?}");
         }

@@ -61,7 +61,7 @@ impl std::fmt::Display for HeadError {
 }
 
 /// Hop-by-hop headers: meaningful for one connection only, never forwarded.
-/// (`Transfer-Encoding` is handled by framing and forwarded verbatim with the body.)
+/// (`Content-Length` and `Transfer-Encoding` are framing, decided by qcc, never hop-by-hop.)
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
     const HOP: [&[u8]; 8] = [
         b"connection",

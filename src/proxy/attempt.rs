@@ -268,9 +268,8 @@ impl EventLoop {
         let idx = a.endpoint;
         let ep = &mut self.endpoints[idx];
         let timeout = timeout_of(&ep.cfg);
-        if ep.resolved_at.is_some_and(|t| now.duration_since(t) > DNS_TTL) && !ep.resolving {
-            ep.resolving = true;
-            self.resolver.lookup(idx, &ep.cfg.url.host, ep.cfg.url.port);
+        if ep.resolved_at.is_some_and(|t| now.duration_since(t) > DNS_TTL) {
+            self.resolver.lookup(idx, ep);
         }
         if allow_pooled {
             if let Some(k) = ep.idle.pop() {
@@ -287,10 +286,7 @@ impl EventLoop {
             }
         }
         if ep.addrs.is_empty() {
-            if !ep.resolving {
-                ep.resolving = true;
-                self.resolver.lookup(idx, &ep.cfg.url.host, ep.cfg.url.port);
-            }
+            self.resolver.lookup(idx, ep);
             a.phase = AttemptPhase::Resolving;
             a.deadline = now + timeout;
             let d = a.deadline;
@@ -505,7 +501,9 @@ impl EventLoop {
             return;
         };
         let ep = &mut self.endpoints[up.endpoint];
-        if reuse && ep.idle.len() < POOL_MAX {
+        // A connection to a target that a reload replaced never goes back to the pool: the next
+        // request would carry the new key to the old host.
+        if reuse && up.generation == ep.generation && !ep.retired && ep.idle.len() < POOL_MAX {
             up.owner = Owner::Idle;
             up.idle_since = now;
             up.inbuf.clear();
@@ -559,14 +557,14 @@ fn process_response(
         if is_blamed(head.status) && ex.attempts < MAX_ATTEMPTS {
             a.phase = AttemptPhase::Holding;
             let mut bytes = Vec::new();
-            wire::client_response_head(&head, until_close || !ex.keep_alive, &mut bytes);
+            wire::client_response_head(&head, until_close || !ex.keep_alive, ex.cors.as_deref(), &mut bytes);
             ex.stash = Some((bytes, until_close));
         } else {
             a.phase = AttemptPhase::Relaying;
             let close = !ex.keep_alive || until_close || !ex.body_tracker.is_done();
             ex.keep_alive = !close;
             let mut bytes = Vec::with_capacity(head.raw.len() + 32);
-            wire::client_response_head(&head, close, &mut bytes);
+            wire::client_response_head(&head, close, ex.cors.as_deref(), &mut bytes);
             out.push(&bytes);
             ex.responded = true;
         }

@@ -8,6 +8,7 @@ use super::attempt::AttemptEvent;
 use super::io::IoOutcome;
 use super::slab::Key;
 use super::state::*;
+use super::guard::{access_granted, Verdict};
 use super::{wire, EventLoop};
 use crate::http::{parse_request_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
 
@@ -134,6 +135,27 @@ impl EventLoop {
     }
 
     fn start_exchange(&mut self, ck: Key, mut head: crate::http::RequestHead, now: Instant) {
+        let cors = match self.gate.check(&head) {
+            Verdict::Pass { cors } => cors,
+            Verdict::Preflight(bytes) => {
+                if let Some(c) = self.clients.get_mut(ck) {
+                    c.out.push(&bytes);
+                    c.since = now;
+                }
+                // A preflight has no body; if one is announced, close rather than parse it as a head.
+                if !head.keep_alive || head.framing != BodyFraming::None {
+                    self.end_exchange(ck, true, now);
+                }
+                return;
+            }
+            Verdict::Refuse(status, msg) => {
+                let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
+                log::warn!("{} {} from {peer}: {msg} -> {status}", head.method(), head.target());
+                self.stats.forbidden += 1;
+                self.respond_local_error(ck, status, &msg, now);
+                return;
+            }
+        };
         if let Some(key) = self.settings.access_key.as_deref() {
             if !access_granted(&mut head, key) {
                 let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
@@ -176,6 +198,7 @@ impl EventLoop {
             responded: false,
             stash: None,
             last_failure: None,
+            cors,
         }));
         // The first attempt starts in pump_exchange, once the body bytes already read are in
         // the exchange: a small request then goes upstream in one write.
@@ -351,35 +374,6 @@ impl EventLoop {
             now.duration_since(ex.started).as_millis()
         );
     }
-}
-
-/// Whether the request carries the proxy's access key, as `x-api-key` or
-/// `Authorization: Bearer`. The header that carried it is dropped from the request, so the
-/// access key is never forwarded upstream.
-fn access_granted(head: &mut crate::http::RequestHead, key: &str) -> bool {
-    let found = head.headers.iter().position(|h| {
-        let name = &head.raw[h.name.clone()];
-        let value = &head.raw[h.value.clone()];
-        if name.eq_ignore_ascii_case(b"x-api-key") {
-            ct_eq(value, key.as_bytes())
-        } else if name.eq_ignore_ascii_case(b"authorization") {
-            value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") && ct_eq(&value[7..], key.as_bytes())
-        } else {
-            false
-        }
-    });
-    match found {
-        Some(i) => {
-            head.headers.remove(i);
-            true
-        }
-        None => false,
-    }
-}
-
-/// Constant-time comparison (for equal lengths; a length mismatch is not a secret worth keeping).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Client {

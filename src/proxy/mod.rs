@@ -6,6 +6,7 @@
 
 mod attempt;
 mod exchange;
+mod guard;
 mod io;
 mod probe;
 mod reload;
@@ -81,6 +82,7 @@ fn new_endpoint(
         idle: Vec::new(),
         probing: false,
         retired: false,
+        generation: 0,
     })
 }
 
@@ -102,6 +104,8 @@ pub struct EventLoop {
     stats: Stats,
     resolver: resolver::Resolver,
     settings: Settings,
+    /// Host/Origin/preflight checks (`guard.rs`), built from the settings and the bound address.
+    gate: guard::Gate,
     queue_path: PathBuf,
     scratch: Vec<u8>,
     /// Clients whose pump stopped while still making progress (fairness): driven next turn.
@@ -185,8 +189,7 @@ impl EventLoop {
         // Resolve every named endpoint up front, so the first request rarely waits.
         for (i, ep) in endpoints.iter_mut().enumerate() {
             if ep.addrs.is_empty() {
-                ep.resolving = true;
-                resolver.lookup(i, &ep.cfg.url.host, ep.cfg.url.port);
+                resolver.lookup(i, ep);
             } else {
                 ep.resolved_at = Some(now);
             }
@@ -212,6 +215,7 @@ impl EventLoop {
             stats: Stats::default(),
             resolver,
             next_probe: now + settings.verify_interval,
+            gate: guard::Gate::new(addr, &settings.allow_hosts, &settings.allow_origins),
             queue_path,
             settings,
             scratch: vec![0; READ_CHUNK],
@@ -425,6 +429,9 @@ impl EventLoop {
             let Some(ep) = self.endpoints.get_mut(lookup.endpoint) else {
                 continue;
             };
+            if lookup.generation != ep.generation {
+                continue; // for a target a reload replaced; its own lookup is on the way
+            }
             ep.resolving = false;
             match lookup.result {
                 Ok(addrs) => {
@@ -468,9 +475,11 @@ impl EventLoop {
             .registry()
             .register(transport.socket(), token(KIND_UPSTREAM, key), Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| e.to_string())?;
+        let generation = ep.generation;
         self.upstreams.insert(Upstream {
             transport,
             endpoint: idx,
+            generation,
             owner,
             connected: false,
             reused: false,

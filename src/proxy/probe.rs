@@ -34,10 +34,7 @@ impl EventLoop {
             return;
         }
         if ep.addrs.is_empty() {
-            if !ep.resolving {
-                ep.resolving = true;
-                self.resolver.lookup(idx, &ep.cfg.url.host, ep.cfg.url.port);
-            }
+            self.resolver.lookup(idx, ep);
             ep.probing = true; // resumed by resume_probes when the lookup answers
             return;
         }
@@ -88,12 +85,8 @@ impl EventLoop {
 
     /// Record a probe's outcome and release its connection.
     fn finish_probe(&mut self, idx: usize, ok: bool, now: Instant) {
-        if let Some(pos) = self.probes.iter().position(|p| p.endpoint == idx) {
-            let p = self.probes.swap_remove(pos);
-            self.close_upstream(p.up);
-        }
+        self.cancel_probe(idx);
         let ep = &mut self.endpoints[idx];
-        ep.probing = false;
         let id = ep.cfg.id.clone();
         if ok {
             if let Some(flip) = ep.health.restore() {
@@ -106,6 +99,15 @@ impl EventLoop {
             self.failures.record_probe(&id, ok, SystemTime::now());
             self.queue_changed(now);
         }
+    }
+
+    /// Stop endpoint `idx`'s probe, if one runs, without recording anything.
+    pub(super) fn cancel_probe(&mut self, idx: usize) {
+        if let Some(pos) = self.probes.iter().position(|p| p.endpoint == idx) {
+            let p = self.probes.swap_remove(pos);
+            self.close_upstream(p.up);
+        }
+        self.endpoints[idx].probing = false;
     }
 
     /// Probes whose deadline passed are failures; returns the deadlines still pending.

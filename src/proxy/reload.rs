@@ -46,13 +46,17 @@ impl EventLoop {
                     if !same_target || old.retired {
                         changed += usize::from(!old.retired);
                         added += usize::from(old.retired);
-                        // Keep what we learned about it; connections were for the old target.
+                        // Keep what we learned about it; connections and lookups were for the old
+                        // target: the new generation keeps them from ever being used again.
                         ep.health = old.health.clone();
+                        ep.generation = old.generation.wrapping_add(1);
                         let stale = std::mem::take(&mut old.idle);
                         *old = ep;
                         for k in stale {
                             self.close_upstream(k);
                         }
+                        // A probe of the old target must not speak for the new one.
+                        self.cancel_probe(i);
                         self.kick_resolve(i);
                     } else {
                         old.cfg = ep.cfg;
@@ -88,9 +92,8 @@ impl EventLoop {
 
     fn kick_resolve(&mut self, idx: usize) {
         let ep = &mut self.endpoints[idx];
-        if ep.addrs.is_empty() && !ep.resolving {
-            ep.resolving = true;
-            self.resolver.lookup(idx, &ep.cfg.url.host, ep.cfg.url.port);
+        if ep.addrs.is_empty() {
+            self.resolver.lookup(idx, ep);
         }
     }
 }

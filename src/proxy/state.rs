@@ -58,6 +58,9 @@ pub struct Endpoint {
     /// Removed from the cluster by a reload. Kept (never picked) so that indices held by
     /// in-flight attempts stay valid; revived if a later reload brings the id back.
     pub retired: bool,
+    /// Bumped when a reload gives this slot a new target (URL, key or CA): connections and
+    /// lookups of an older generation are never pooled or applied.
+    pub generation: u32,
 }
 
 /// Who an upstream connection is working for.
@@ -73,6 +76,8 @@ pub enum Owner {
 pub struct Upstream {
     pub transport: Transport,
     pub endpoint: usize,
+    /// The endpoint's generation when this connection was opened.
+    pub generation: u32,
     pub owner: Owner,
     pub connected: bool,
     /// Came from the idle pool: a close before any response byte is a stale connection,
@@ -193,6 +198,8 @@ pub struct Exchange {
     pub last_failure: Option<Failure>,
     /// The client connection stays open after this exchange.
     pub keep_alive: bool,
+    /// The allowed web origin that sent the request: the response names it (CORS).
+    pub cors: Option<String>,
 }
 
 /// Request counters of the running proxy.
@@ -210,4 +217,7 @@ pub struct Stats {
     pub bad_requests: u64,
     /// Wrong or missing access key (401): not in `total`, never forwarded.
     pub unauthorized: u64,
+    /// Refused for a foreign `Host` or `Origin` (403, or 400 for a missing/repeated Host):
+    /// not in `total`, never forwarded.
+    pub forbidden: u64,
 }

@@ -59,6 +59,7 @@ impl EventLoop {
                 "retries": self.stats.retries,
                 "bad_requests": self.stats.bad_requests,
                 "unauthorized": self.stats.unauthorized,
+                "forbidden": self.stats.forbidden,
                 "in_flight": self.clients.keys().filter(|k| matches!(self.clients.get(*k).map(|c| &c.phase), Some(ClientPhase::Exchange(_)))).count(),
             },
             "connections": {

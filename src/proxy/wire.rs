@@ -2,12 +2,17 @@
 //! and local responses (errors in the Anthropic shape, status JSON).
 
 use crate::config::EndpointConfig;
-use crate::http::{is_hop_by_hop, RequestHead, ResponseHead};
+use crate::http::{is_hop_by_hop, BodyFraming, RequestHead, ResponseHead};
 
 /// The request head sent upstream: path prefixed, `Host` the upstream's, hop-by-hop headers
 /// and headers named in `Connection` dropped, the client's key replaced by the endpoint's
 /// (both `x-api-key` and `Authorization: Bearer`), `anthropic-version` added only when absent.
 /// `Expect` is dropped: the proxy answers `100-continue` itself.
+///
+/// Framing is qcc's own: the client's `Content-Length`/`Transfer-Encoding` lines are never
+/// copied; the head says what `req.framing` decided, whatever the client's `Connection` names.
+/// (A framing header dropped as "hop-by-hop" while its body is still forwarded lets the body
+/// be read upstream as a second request on a pooled connection.)
 pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(req.method().as_bytes());
@@ -24,20 +29,19 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
     out.extend_from_slice(ep.url.host_header().as_bytes());
     out.extend_from_slice(b"\r\n");
 
-    let connection_tokens: Vec<&[u8]> = req
-        .headers()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','))
-        .map(trim)
-        .filter(|t| !t.is_empty())
-        .collect();
+    let named = connection_tokens(req.headers());
     let replace_key = !ep.api_key.is_empty();
     let mut has_version = false;
+    let mut sent_length = false;
     for (name, value) in req.headers() {
+        if is_framing(name) {
+            sent_length |= name.eq_ignore_ascii_case(b"content-length");
+            continue;
+        }
         if is_hop_by_hop(name)
             || name.eq_ignore_ascii_case(b"host")
             || name.eq_ignore_ascii_case(b"expect")
-            || connection_tokens.iter().any(|t| t.eq_ignore_ascii_case(name))
+            || named.iter().any(|t| t.eq_ignore_ascii_case(name))
         {
             continue;
         }
@@ -48,6 +52,13 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
             has_version = true;
         }
         push_header(out, name, value);
+    }
+    match req.framing {
+        BodyFraming::Length(n) => out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes()),
+        BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        // An explicit empty body stays explicit (some servers want a length on every POST).
+        BodyFraming::None if sent_length => out.extend_from_slice(b"Content-Length: 0\r\n"),
+        BodyFraming::None | BodyFraming::UntilClose => {}
     }
     if replace_key {
         push_header(out, b"x-api-key", ep.api_key.as_bytes());
@@ -62,8 +73,12 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
 }
 
 /// The response head relayed to the client: the upstream's status line and headers minus
-/// hop-by-hop ones, plus `Connection: close` when this is the connection's last response.
-pub fn client_response_head(resp: &ResponseHead, close: bool, out: &mut Vec<u8>) {
+/// hop-by-hop ones and those its `Connection` names, plus `Connection: close` when this is the
+/// connection's last response, and `Access-Control-Allow-Origin` for an allowed web origin
+/// (`cors`; its own copy of that header from the upstream is dropped). The framing headers always stay: the body is relayed as the
+/// upstream framed it, so its `Content-Length`/`Transfer-Encoding` must reach the client with it
+/// (a `Content-Length` beside a `Transfer-Encoding` is dropped: the coding decides, RFC 9112 §6.3).
+pub fn client_response_head(resp: &ResponseHead, close: bool, cors: Option<&str>, out: &mut Vec<u8>) {
     let raw = &resp.raw;
     // Status line: keep the code and reason verbatim, speak HTTP/1.1 ourselves.
     let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap_or(raw.len());
@@ -71,16 +86,41 @@ pub fn client_response_head(resp: &ResponseHead, close: bool, out: &mut Vec<u8>)
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(&raw[after_version..line_end]);
     out.extend_from_slice(b"\r\n");
+    let named = connection_tokens(resp.headers());
+    let coded = resp.headers().any(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"));
     for (name, value) in resp.headers() {
-        if is_hop_by_hop(name) {
-            continue;
+        let keep = if is_framing(name) {
+            !(coded && name.eq_ignore_ascii_case(b"content-length"))
+        } else {
+            !is_hop_by_hop(name)
+                && !named.iter().any(|t| t.eq_ignore_ascii_case(name))
+                && !(cors.is_some() && name.eq_ignore_ascii_case(b"access-control-allow-origin"))
+        };
+        if keep {
+            push_header(out, name, value);
         }
-        push_header(out, name, value);
+    }
+    if let Some(origin) = cors {
+        out.extend_from_slice(format!("Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n").as_bytes());
     }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// The header names a `Connection` header lists (its own hop-by-hop extensions).
+fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<&'a [u8]> {
+    headers
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(trim)
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn is_framing(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
 }
 
 /// The tiny real request that verifies a queued endpoint (spec: recovery probe).

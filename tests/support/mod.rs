@@ -250,7 +250,8 @@ impl Conn {
     }
 
     pub fn send_request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\n");
+        let host = self.stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\n");
         let mut has_len = false;
         for (n, v) in headers {
             has_len |= n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding");
