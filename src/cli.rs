@@ -233,7 +233,10 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
         ("proxy", "stop") => {
             let timeout = args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(40);
             if timeout > crate::config::MAX_TIMEOUT_SECS {
-                return Err(Error::Usage(format!("--timeout {timeout}: at most {} seconds", crate::config::MAX_TIMEOUT_SECS)));
+                return Err(Error::Usage(format!(
+                    "--timeout {timeout}: at most {} seconds",
+                    crate::config::MAX_TIMEOUT_SECS
+                )));
             }
             Command::ProxyStop { timeout }
         }

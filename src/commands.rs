@@ -30,7 +30,10 @@ pub fn endpoint_add(
         return Err(Error::Invalid("--timeout and --max-failures must be at least 1".into()));
     }
     if timeout > crate::config::MAX_TIMEOUT_SECS {
-        return Err(Error::Invalid(format!("--timeout {timeout}: at most {} seconds", crate::config::MAX_TIMEOUT_SECS)));
+        return Err(Error::Invalid(format!(
+            "--timeout {timeout}: at most {} seconds",
+            crate::config::MAX_TIMEOUT_SECS
+        )));
     }
     if let Some(ca) = &ca_file {
         if !ca.is_file() {

@@ -112,7 +112,8 @@ impl ConfigFile {
             // The Python package treats an empty list like a missing one (`if data['endpoints']`).
             Some(Value::Array(list)) if !list.is_empty() => {
                 for (i, ep) in list.iter().enumerate() {
-                    let ep = parse_endpoint(ep).map_err(|e| bad(format!("profile '{name}', endpoint {}: {e}", i + 1)))?;
+                    let ep =
+                        parse_endpoint(ep).map_err(|e| bad(format!("profile '{name}', endpoint {}: {e}", i + 1)))?;
                     if endpoints.iter().any(|seen: &EndpointConfig| seen.id == ep.id) {
                         return Err(bad(format!(
                             "profile '{name}': endpoint id {} appears twice (ids must be unique in a cluster)",
@@ -135,7 +136,10 @@ impl ConfigFile {
     /// Set `settings.default_profile` to an existing profile, keeping every other setting.
     pub fn set_default(&mut self, name: &str) -> Result<()> {
         if !self.profiles().is_some_and(|p| p.contains_key(name)) {
-            return Err(Error::Invalid(format!("unknown profile '{name}' (known: {})", self.profile_names().join(", "))));
+            return Err(Error::Invalid(format!(
+                "unknown profile '{name}' (known: {})",
+                self.profile_names().join(", ")
+            )));
         }
         let root = self.root_object()?;
         let settings = root.entry("settings").or_insert_with(|| json!({}));

@@ -100,10 +100,9 @@ impl Settings {
         let secs = |v: Option<u64>, default: u64, flag: &str| -> crate::error::Result<Duration> {
             match v.unwrap_or(default) {
                 0 => Err(Error::Invalid(format!("{flag} must be at least 1 second"))),
-                n if n > crate::config::MAX_TIMEOUT_SECS => Err(Error::Invalid(format!(
-                    "{flag} {n}: at most {} seconds",
-                    crate::config::MAX_TIMEOUT_SECS
-                ))),
+                n if n > crate::config::MAX_TIMEOUT_SECS => {
+                    Err(Error::Invalid(format!("{flag} {n}: at most {} seconds", crate::config::MAX_TIMEOUT_SECS)))
+                }
                 n => Ok(Duration::from_secs(n)),
             }
         };

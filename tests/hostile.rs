@@ -267,7 +267,8 @@ fn header_injection_and_smuggling_never_reach_the_upstream() {
     // A request smuggled in a body stays a body.
     let mut c = Conn::connect(proxy.addr);
     let inner = b"GET /smuggled HTTP/1.1\r\nhost: localhost\r\n\r\n";
-    let mut req = format!("POST /a HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n", inner.len()).into_bytes();
+    let mut req =
+        format!("POST /a HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n", inner.len()).into_bytes();
     req.extend_from_slice(inner);
     c.send(&req);
     let r = c.read_response();

@@ -3,9 +3,11 @@
 mod support;
 
 mod cli;
+mod compat;
 mod failover;
 mod hostile;
 mod ops;
 mod proxy;
+mod security;
 mod soak;
 mod tls;

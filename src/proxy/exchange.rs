@@ -5,10 +5,10 @@
 use std::time::Instant;
 
 use super::attempt::AttemptEvent;
+use super::guard::{access_granted, Verdict};
 use super::io::IoOutcome;
 use super::slab::Key;
 use super::state::*;
-use super::guard::{access_granted, Verdict};
 use super::{wire, EventLoop};
 use crate::http::{parse_request_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
 

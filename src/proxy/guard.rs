@@ -44,7 +44,8 @@ impl Gate {
     }
 
     pub fn check(&self, head: &RequestHead) -> Verdict {
-        let hosts: Vec<&[u8]> = head.headers().filter(|(n, _)| n.eq_ignore_ascii_case(b"host")).map(|(_, v)| v).collect();
+        let hosts: Vec<&[u8]> =
+            head.headers().filter(|(n, _)| n.eq_ignore_ascii_case(b"host")).map(|(_, v)| v).collect();
         // RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host.
         if hosts.len() > 1 || (hosts.is_empty() && head.version_minor == 1) {
             return Verdict::Refuse(400, "a request must carry exactly one Host header".into());
@@ -64,7 +65,10 @@ impl Gate {
         };
         let origin = String::from_utf8_lossy(origin).trim().to_string();
         if !self.origin_allowed(&origin.to_ascii_lowercase()) {
-            return Verdict::Refuse(403, format!("requests from web pages ({origin}) are not allowed (see --allow-origin)"));
+            return Verdict::Refuse(
+                403,
+                format!("requests from web pages ({origin}) are not allowed (see --allow-origin)"),
+            );
         }
         if head.method() == "OPTIONS" {
             return Verdict::Preflight(preflight(head, &origin));
@@ -187,7 +191,9 @@ mod tests {
     fn origins_and_preflight() {
         let g = gate();
         let with = |origin: &str, method: &str| {
-            g.check(&head(&format!("{method} /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:7860\r\nOrigin: {origin}\r\n\r\n")))
+            g.check(&head(&format!(
+                "{method} /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:7860\r\nOrigin: {origin}\r\n\r\n"
+            )))
         };
         assert!(matches!(with("http://attacker.example", "POST"), Verdict::Refuse(403, _)));
         assert!(matches!(with("null", "POST"), Verdict::Refuse(403, _)));

@@ -39,6 +39,8 @@ pub enum Mode {
 }
 
 pub struct Recorded {
+    /// The head exactly as received: request line, header lines, blank line.
+    pub raw_head: String,
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -131,6 +133,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
     if r.read_line(&mut line).ok()? == 0 {
         return None;
     }
+    let mut raw_head = line.clone();
     let mut parts = line.split_whitespace();
     let method = parts.next()?.to_string();
     let path = parts.next()?.to_string();
@@ -140,6 +143,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
         if r.read_line(&mut h).ok()? == 0 {
             return None;
         }
+        raw_head.push_str(&h);
         let h = h.trim_end();
         if h.is_empty() {
             break;
@@ -165,7 +169,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
         body.resize(n, 0);
         r.read_exact(&mut body).ok()?;
     }
-    Some(Recorded { method, path, headers, body })
+    Some(Recorded { raw_head, method, path, headers, body })
 }
 
 fn serve(sock: TcpStream, s: Arc<Shared>) {
