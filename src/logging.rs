@@ -16,7 +16,7 @@ pub fn log_path(home: &Path) -> PathBuf {
 }
 
 pub fn init(level: LevelFilter, home: &Path) -> Result<()> {
-    crate::fsutil::ensure_dir(home).map_err(|e| Error::io(format!("cannot create {}", home.display()), e))?;
+    crate::store::fsutil::ensure_dir(home).map_err(|e| Error::io(format!("cannot create {}", home.display()), e))?;
     let path = log_path(home);
     let file = OpenOptions::new()
         .create(true)

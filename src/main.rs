@@ -1,30 +1,22 @@
 //! qcc: the command-line entry point. A thin shell around `run()`.
 
-mod balancer;
-mod claude;
 mod cli;
-mod commands;
-mod config;
-mod control;
 mod error;
-mod failure_queue;
-mod fsutil;
-mod health;
 mod http;
 mod logging;
 mod mask;
-mod pidfile;
+mod policy;
 mod proxy;
 mod sdnotify;
 mod settings;
-mod timefmt;
-mod url;
+mod store;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cli::Command;
+use cli::{claude, commands, control, Command};
 use error::{Error, Result};
+use store::{config, fsutil};
 
 fn main() -> ExitCode {
     match run() {
@@ -55,7 +47,7 @@ fn run() -> Result<()> {
         Command::EndpointRemove { cluster, id } => commands::endpoint_remove(&cluster, &id)?,
         Command::ConfigList { json } => commands::config_list(json)?,
         Command::Default { name } => commands::set_default(&name)?,
-        Command::ProxyStart(args) => proxy::run(settings::Settings::from_args(args)?)?,
+        Command::ProxyStart(args) => proxy::run(cli::proxy_start::settings(*args)?)?,
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
         Command::ProxyLogs { lines, follow } => control::proxy_logs(&home, lines, follow)?,

@@ -12,8 +12,8 @@ use super::slab::Key;
 use super::state::*;
 use super::transport::Transport;
 use super::{wire, EventLoop};
-use crate::balancer::Candidate;
 use crate::http::{parse_response_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
+use crate::policy::balancer::Candidate;
 
 /// What happened to the current attempt during a pump.
 pub(super) enum AttemptEvent {

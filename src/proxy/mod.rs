@@ -26,10 +26,10 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::balancer::Balancer;
 use crate::error::{Error, Result};
-use crate::failure_queue::FailureQueue;
-use crate::health::Health;
+use crate::policy::balancer::Balancer;
+use crate::policy::failure_queue::FailureQueue;
+use crate::policy::health::Health;
 use crate::settings::Settings;
 use slab::{Key, Slab};
 use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, LINGER, POOL_IDLE};
@@ -56,13 +56,13 @@ fn untoken(t: Token) -> (usize, Key) {
 
 /// An endpoint as the loop keeps it, from its validated config. Fails only on a bad CA file.
 fn new_endpoint(
-    cfg: crate::config::EndpointConfig,
+    cfg: crate::store::config::EndpointConfig,
     global_ca: Option<&std::path::Path>,
     tls_configs: &mut transport::TlsConfigs,
 ) -> std::result::Result<Endpoint, String> {
     let tls = match cfg.url.scheme {
-        crate::url::Scheme::Http => None,
-        crate::url::Scheme::Https => {
+        crate::store::url::Scheme::Http => None,
+        crate::store::url::Scheme::Https => {
             let extra: Vec<&std::path::Path> = global_ca.into_iter().chain(cfg.ca_file.as_deref()).collect();
             Some(tls_configs.get(&extra)?)
         }
@@ -126,7 +126,7 @@ pub struct EventLoop {
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
 pub fn run(settings: Settings) -> Result<()> {
     crate::logging::init(settings.log_level, &settings.home)?;
-    let guard = crate::pidfile::lock(&settings.home)?;
+    let guard = crate::store::pidfile::lock(&settings.home)?;
     let builtin = settings.builtin_default;
     let summary = format!(
         "cluster '{}' ({} endpoints, strategy {})",
@@ -135,11 +135,11 @@ pub fn run(settings: Settings) -> Result<()> {
         settings.strategy.as_str()
     );
     let mut ev = EventLoop::new(settings)?;
-    guard.write(&crate::pidfile::PidInfo {
+    guard.write(&crate::store::pidfile::PidInfo {
         pid: std::process::id(),
         host: ev.addr.ip().to_string(),
         port: ev.addr.port(),
-        start_time: crate::timefmt::iso(SystemTime::now()),
+        start_time: crate::store::timefmt::iso(SystemTime::now()),
     })?;
     let base = match ev.addr {
         SocketAddr::V4(a) => format!("http://{a}"),

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::{new_endpoint, EventLoop};
-use crate::config::ConfigFile;
+use crate::store::config::ConfigFile;
 
 impl EventLoop {
     pub(super) fn reload(&mut self, now: Instant) {

@@ -11,9 +11,9 @@ use rustls::ClientConfig;
 use super::io::OutBuf;
 use super::slab::Key;
 use super::transport::Transport;
-use crate::config::EndpointConfig;
-use crate::health::Health;
 use crate::http::{BodyTracker, RequestHead, ResponseHead};
+use crate::policy::health::Health;
+use crate::store::config::EndpointConfig;
 
 /// A request is tried at most this many times (first try + 2 retries).
 pub const MAX_ATTEMPTS: u8 = 3;

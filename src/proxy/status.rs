@@ -46,7 +46,7 @@ impl EventLoop {
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
             "uptime_secs": now.duration_since(self.started).as_secs(),
-            "started_at": crate::timefmt::iso(self.started_wall),
+            "started_at": crate::store::timefmt::iso(self.started_wall),
             "listen": self.addr.to_string(),
             "cluster": self.settings.cluster.name,
             "strategy": self.balancer.strategy().as_str(),

@@ -1,8 +1,8 @@
 //! Bytes the proxy writes itself: the upstream request head, the client response head,
 //! and local responses (errors in the Anthropic shape, status JSON).
 
-use crate::config::EndpointConfig;
 use crate::http::{is_hop_by_hop, BodyFraming, RequestHead, ResponseHead};
+use crate::store::config::EndpointConfig;
 
 /// The request head sent upstream: path prefixed, `Host` the upstream's, hop-by-hop headers
 /// and headers named in `Connection` dropped, the client's key replaced by the endpoint's
@@ -92,9 +92,8 @@ pub fn client_response_head(resp: &ResponseHead, close: bool, cors: Option<&str>
         let keep = if is_framing(name) {
             !(coded && name.eq_ignore_ascii_case(b"content-length"))
         } else {
-            !is_hop_by_hop(name)
-                && !named.iter().any(|t| t.eq_ignore_ascii_case(name))
-                && !(cors.is_some() && name.eq_ignore_ascii_case(b"access-control-allow-origin"))
+            let ours = cors.is_some() && name.eq_ignore_ascii_case(b"access-control-allow-origin");
+            !(is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name)) || ours)
         };
         if keep {
             push_header(out, name, value);

@@ -2,13 +2,13 @@
 
 use serde_json::{json, Value};
 
-use crate::config::{ClusterConfig, ConfigFile, NewEndpoint};
 use crate::error::{Error, Result};
 use crate::mask::mask_key;
-use crate::url::BaseUrl;
+use crate::store::config::{ClusterConfig, ConfigFile, NewEndpoint};
+use crate::store::url::BaseUrl;
 
 fn load() -> Result<ConfigFile> {
-    ConfigFile::load(&crate::fsutil::config_path())
+    ConfigFile::load(&crate::store::fsutil::config_path())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -29,10 +29,10 @@ pub fn endpoint_add(
     if timeout == 0 || max_failures == 0 {
         return Err(Error::Invalid("--timeout and --max-failures must be at least 1".into()));
     }
-    if timeout > crate::config::MAX_TIMEOUT_SECS {
+    if timeout > crate::store::config::MAX_TIMEOUT_SECS {
         return Err(Error::Invalid(format!(
             "--timeout {timeout}: at most {} seconds",
-            crate::config::MAX_TIMEOUT_SECS
+            crate::store::config::MAX_TIMEOUT_SECS
         )));
     }
     if let Some(ca) = &ca_file {

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
-use crate::timefmt::iso;
+use crate::store::timefmt::iso;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -192,7 +192,7 @@ impl FailureQueue {
     pub fn save(&mut self, path: &Path, now: SystemTime) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(&self.to_json(now)).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
-        crate::fsutil::atomic_write(path, &bytes)?;
+        crate::store::fsutil::atomic_write(path, &bytes)?;
         self.dirty = false;
         Ok(())
     }

@@ -2,6 +2,11 @@
 //! the command implementations. Every unknown command or flag, missing value or leftover
 //! argument is a usage error (exit 2).
 
+pub mod claude;
+pub mod commands;
+pub mod control;
+pub mod proxy_start;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -58,7 +63,7 @@ pub enum Command {
     Default {
         name: String,
     },
-    ProxyStart(ProxyStartArgs),
+    ProxyStart(Box<ProxyStartArgs>),
     ProxyStatus {
         json: bool,
     },
@@ -210,7 +215,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             Command::EndpointRemove { cluster, id: positional(&mut args, "an endpoint ID", &topic)? }
         }
         ("config", "list") => Command::ConfigList { json: args.contains("--json") },
-        ("proxy", "start") => Command::ProxyStart(ProxyStartArgs {
+        ("proxy", "start") => Command::ProxyStart(Box::new(ProxyStartArgs {
             cluster: args.opt_value_from_str("--cluster").map_err(usage)?,
             host: args.opt_value_from_str("--host").map_err(usage)?,
             port: args.opt_value_from_str("--port").map_err(usage)?,
@@ -228,14 +233,14 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             access_key: args.opt_value_from_str("--access-key").map_err(usage)?,
             allow_hosts: args.values_from_str("--allow-host").map_err(usage)?,
             allow_origins: args.values_from_str("--allow-origin").map_err(usage)?,
-        }),
+        })),
         ("proxy", "status") => Command::ProxyStatus { json: args.contains("--json") },
         ("proxy", "stop") => {
             let timeout = args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(40);
-            if timeout > crate::config::MAX_TIMEOUT_SECS {
+            if timeout > crate::store::config::MAX_TIMEOUT_SECS {
                 return Err(Error::Usage(format!(
                     "--timeout {timeout}: at most {} seconds",
-                    crate::config::MAX_TIMEOUT_SECS
+                    crate::store::config::MAX_TIMEOUT_SECS
                 )));
             }
             Command::ProxyStop { timeout }

@@ -88,7 +88,7 @@ pub struct PidGuard {
 
 /// Take the state dir's lock, or explain who holds it.
 pub fn lock(home: &Path) -> Result<PidGuard> {
-    crate::fsutil::ensure_dir(home).map_err(|e| Error::io(format!("cannot create {}", home.display()), e))?;
+    crate::store::fsutil::ensure_dir(home).map_err(|e| Error::io(format!("cannot create {}", home.display()), e))?;
     let path = home.join("proxy.lock");
     let file = OpenOptions::new()
         .create(true)
@@ -115,7 +115,8 @@ impl PidGuard {
     pub fn write(&self, info: &PidInfo) -> Result<()> {
         let path = pid_path(&self.home);
         let bytes = serde_json::to_vec(info).map_err(|e| Error::Failed(e.to_string()))?;
-        crate::fsutil::atomic_write(&path, &bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+        crate::store::fsutil::atomic_write(&path, &bytes)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 pub fn settings_path() -> PathBuf {
     match std::env::var_os("CLAUDE_CONFIG_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("settings.json"),
-        _ => crate::fsutil::home_dir().join(".claude").join("settings.json"),
+        _ => crate::store::fsutil::home_dir().join(".claude").join("settings.json"),
     }
 }
 
@@ -39,7 +39,8 @@ pub fn use_proxy(base_url: &str, key: &str) -> Result<PathBuf> {
     obj.insert("apiKeyHelper".into(), Value::String(format!("echo {}", shell_quote(key))));
     let mut bytes = serde_json::to_vec_pretty(&root).map_err(|e| Error::Failed(e.to_string()))?;
     bytes.push(b'\n');
-    crate::fsutil::atomic_write(&path, &bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    crate::store::fsutil::atomic_write(&path, &bytes)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     Ok(path)
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::pidfile::{self, PidInfo};
+use crate::store::pidfile::{self, PidInfo};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -130,7 +130,7 @@ pub fn queue_clear(home: &Path) -> Result<()> {
         Err(Error::NotRunning(_)) => {
             let path = home.join("failure_endpoints.json");
             // Loading drops the queued ids (as at proxy start) and keeps the counters.
-            let (mut q, warning) = crate::failure_queue::FailureQueue::load(&path);
+            let (mut q, warning) = crate::policy::failure_queue::FailureQueue::load(&path);
             if let Some(w) = warning {
                 return Err(Error::Failed(w));
             }

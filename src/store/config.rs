@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::url::BaseUrl;
+use crate::store::url::BaseUrl;
 
 /// The longest duration qcc accepts from a file or a flag (a day): every deadline made from one
 /// stays far inside what `Instant + Duration` can represent.
@@ -154,7 +154,7 @@ impl ConfigFile {
     pub fn add_endpoint(&mut self, cluster: &str, new: &NewEndpoint) -> Result<String> {
         let existing: Vec<String> = self.all_endpoint_ids();
         let id = fresh_id(&existing);
-        let now = crate::timefmt::iso(SystemTime::now());
+        let now = crate::store::timefmt::iso(SystemTime::now());
         let endpoint = json!({
             "id": id,
             "base_url": new.base_url,
@@ -242,7 +242,7 @@ impl ConfigFile {
     pub fn save(&self) -> Result<()> {
         let mut bytes = serde_json::to_vec_pretty(&self.root).map_err(|e| Error::Failed(e.to_string()))?;
         bytes.push(b'\n');
-        crate::fsutil::atomic_write(&self.path, &bytes)
+        crate::store::fsutil::atomic_write(&self.path, &bytes)
             .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))
     }
 

@@ -1,0 +1,7 @@
+//! The policy types: endpoint health, the balancer's strategies and the failure queue.
+//! Pure state machines: they never read the clock (callers pass `now`) and do no I/O but the
+//! failure queue's own file.
+
+pub mod balancer;
+pub mod failure_queue;
+pub mod health;

@@ -1,0 +1,8 @@
+//! What qcc keeps on disk: the user's config (`cache.json`), base URLs, the pid file and the
+//! state-dir lock, atomic writes, and the timestamp format the Python qcc uses.
+
+pub mod config;
+pub mod fsutil;
+pub mod pidfile;
+pub mod timefmt;
+pub mod url;
