@@ -54,11 +54,9 @@ fn run() -> Result<()> {
         Command::ProxyUse { cluster, host, port } => {
             config::ConfigFile::load(&fsutil::config_path())?.cluster(&cluster)?;
             let host = host.unwrap_or_else(|| "127.0.0.1".into());
-            let base = if host.contains(':') {
-                format!("http://[{host}]:{}", port.unwrap_or(7860))
-            } else {
-                format!("http://{host}:{}", port.unwrap_or(7860))
-            };
+            let port = port.unwrap_or(7860);
+            let base =
+                if host.contains(':') { format!("http://[{host}]:{port}") } else { format!("http://{host}:{port}") };
             let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1");
             let key = match std::env::var("QCC_ACCESS_KEY") {
                 Ok(k) if !k.is_empty() && !loopback => k,
@@ -66,7 +64,12 @@ fn run() -> Result<()> {
             };
             let path = claude::use_proxy(&base, &key)?;
             println!("Claude Code now uses {base} (cluster '{cluster}'): {}", path.display());
-            println!("start the proxy with: qcc proxy start --cluster {cluster}");
+            match control::serving(&home) {
+                Some((info, served)) if served == cluster && info.base_url() == base => {
+                    println!("a qcc proxy for '{cluster}' already runs there (pid {})", info.pid);
+                }
+                _ => println!("start the proxy with: qcc proxy start --cluster {cluster} --host {host} --port {port}"),
+            }
         }
         Command::QueueStatus { json } => control::queue_status(&home, json)?,
         Command::QueueClear => control::queue_clear(&home)?,

@@ -8,6 +8,7 @@ mod failover;
 mod hostile;
 mod ops;
 mod proxy;
+mod routing;
 mod security;
 mod soak;
 mod tls;

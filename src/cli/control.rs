@@ -75,6 +75,13 @@ fn u(v: &Value, ptr: &str) -> String {
     }
 }
 
+/// The running proxy of this state dir and the cluster it serves, if one answers.
+pub fn serving(home: &Path) -> Option<(PidInfo, String)> {
+    let (info, s) = call(home, "GET", "/_qcc/status").ok()?;
+    let cluster = s.get("cluster")?.as_str()?.to_string();
+    Some((info, cluster))
+}
+
 pub fn proxy_status(home: &Path, json: bool) -> Result<()> {
     let (info, s) = call(home, "GET", "/_qcc/status")?;
     if json {

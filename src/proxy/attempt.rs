@@ -215,7 +215,7 @@ impl EventLoop {
                             priority: ep.cfg.priority,
                             weight: ep.cfg.weight,
                             in_flight: ep.health.in_flight,
-                            usable: ep.health.is_usable(true, ep.cfg.max_failures, now),
+                            usable: ep.routable(&self.failures, now),
                             tried: ex.tried.contains(&i),
                         },
                     )

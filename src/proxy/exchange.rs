@@ -363,7 +363,8 @@ impl EventLoop {
             return;
         };
         let id = endpoint.map_or("-", |i| self.endpoints[i].cfg.id.as_str());
-        let status = status.map_or_else(|| "aborted".to_string(), |s| s.to_string());
+        // No status: the upstream broke after the response started (counted as failed).
+        let status = status.map_or_else(|| "failed".to_string(), |s| s.to_string());
         log::info!(
             "{} {} -> {} {} attempts={} {}ms",
             ex.head.method(),

@@ -63,6 +63,20 @@ pub struct Endpoint {
     pub generation: u32,
 }
 
+impl Endpoint {
+    /// Whether the balancer may pick this endpoint first: enabled, not retired, healthy enough,
+    /// outside any `Retry-After`, and not in the failure queue. A queued endpoint has failed a
+    /// request since it was last verified (the client may have seen that failure and be about to
+    /// retry): it waits for a recovery probe, unless every endpoint looks down (the balancer's
+    /// last resort).
+    pub fn routable(&self, failures: &crate::policy::failure_queue::FailureQueue, now: Instant) -> bool {
+        self.cfg.enabled
+            && !self.retired
+            && self.health.is_usable(true, self.cfg.max_failures, now)
+            && !failures.contains(&self.cfg.id)
+    }
+}
+
 /// Who an upstream connection is working for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {

@@ -26,7 +26,7 @@ impl EventLoop {
                     "max_failures": ep.cfg.max_failures,
                     "timeout": ep.cfg.timeout_secs,
                     "in_failure_queue": self.failures.contains(&ep.cfg.id),
-                    "usable": h.is_usable(ep.cfg.enabled, ep.cfg.max_failures, now),
+                    "usable": ep.routable(&self.failures, now),
                     "health": {
                         "status": h.status.as_str(),
                         "consecutive_failures": h.consecutive_failures,
