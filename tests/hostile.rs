@@ -345,3 +345,34 @@ fn more_than_a_hundred_headers_get_431() {
     assert_eq!(m.hits(), 0);
     assert_eq!(proxy.status()["requests"]["bad_requests"], 1);
 }
+
+/// What goes upstream is origin-form and cannot climb out of a base-URL prefix: absolute-form is
+/// reduced to its path; traversal in every spelling, CONNECT, `OPTIONS *` and lowercase methods
+/// are answered by qcc and never forwarded.
+#[test]
+fn request_targets_are_canonical_or_refused() {
+    let mock = MockUpstream::start(Mode::Echo);
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("aaaaaaaa", &format!("{}/anthropic", mock.url()), "sk-a-0000000000", 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let raw = |line: &str| {
+        let mut c = Conn::connect(proxy.addr);
+        c.send(format!("{line}\r\nhost: localhost\r\ncontent-length: 0\r\n\r\n").as_bytes());
+        c.read_response().status
+    };
+    assert_eq!(raw("POST http://example.com/v1/messages?beta=true HTTP/1.1"), 200);
+    assert_eq!(mock.requests().last().map(|r| r.path.clone()), Some("/anthropic/v1/messages?beta=true".into()));
+    for (line, status) in [
+        ("GET /../admin HTTP/1.1", 400),
+        ("GET /v1/../../admin/users HTTP/1.1", 400),
+        ("GET /%2e%2e/admin HTTP/1.1", 400),
+        ("GET /v1/%2F..%2Fadmin HTTP/1.1", 400),
+        ("GET /v1%5c..%5cadmin HTTP/1.1", 400),
+        ("CONNECT example.com:443 HTTP/1.1", 405),
+        ("OPTIONS * HTTP/1.1", 400),
+        ("post /v1/messages HTTP/1.1", 400),
+    ] {
+        assert_eq!(raw(line), status, "{line}");
+    }
+    assert_eq!(mock.hits(), 1, "only the absolute-form request was forwarded");
+}

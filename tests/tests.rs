@@ -2,6 +2,7 @@
 
 mod support;
 
+mod classify;
 mod cli;
 mod compat;
 mod failover;

@@ -11,6 +11,7 @@ pub mod framing;
 mod fuzz;
 pub mod request;
 pub mod response;
+pub mod target;
 
 pub use framing::{BodyFraming, BodyTracker};
 pub use request::{parse_request_head, RequestHead};
@@ -39,6 +40,8 @@ pub enum HeadError {
     TooLarge,
     /// More than [`MAX_HEADERS`] header fields: 431.
     TooManyHeaders,
+    /// A method qcc does not serve (`CONNECT`): 405.
+    NotAllowed(&'static str),
 }
 
 impl HeadError {
@@ -46,6 +49,7 @@ impl HeadError {
         match self {
             HeadError::Malformed(_) => 400,
             HeadError::TooLarge | HeadError::TooManyHeaders => 431,
+            HeadError::NotAllowed(_) => 405,
         }
     }
 }
@@ -56,6 +60,7 @@ impl std::fmt::Display for HeadError {
             HeadError::Malformed(why) => write!(f, "malformed head: {why}"),
             HeadError::TooLarge => write!(f, "head larger than {MAX_HEAD_BYTES} bytes"),
             HeadError::TooManyHeaders => write!(f, "more than {MAX_HEADERS} header fields"),
+            HeadError::NotAllowed(why) => write!(f, "method not allowed: {why}"),
         }
     }
 }

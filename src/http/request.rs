@@ -11,6 +11,8 @@ use super::{BodyFraming, HeadError, HeaderPos, MAX_HEADERS, MAX_HEAD_BYTES};
 pub struct RequestHead {
     pub raw: Vec<u8>,
     pub method: Range<usize>,
+    /// The origin-form part of the target (`/path?query`; empty for `http://host`), checked by
+    /// `http::target`.
     pub target: Range<usize>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version_minor: u8,
@@ -111,10 +113,11 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> 
         if version == 0 { connection_has(pairs(), b"keep-alive") } else { !connection_has(pairs(), b"close") };
     let expect_continue =
         pairs().any(|(n, v)| n.eq_ignore_ascii_case(b"expect") && trim(v).eq_ignore_ascii_case(b"100-continue"));
+    let target = super::target::origin_form(buf, method, offset(buf, path.as_bytes()))?;
     Ok(Some(RequestHead {
         raw: buf[..len].to_vec(),
         method: offset(buf, method.as_bytes()),
-        target: offset(buf, path.as_bytes()),
+        target,
         version_minor: version,
         headers,
         framing,

@@ -30,7 +30,14 @@ pub(super) enum AttemptEvent {
 
 /// 5xx, 429, 401 and 403 are the endpoint's fault; other statuses are the client's business.
 pub fn is_blamed(status: u16) -> bool {
-    status >= 500 || status == 429 || status == 401 || status == 403
+    matches!(status, 500 | 502 | 503 | 504 | 529 | 429 | 401 | 403)
+}
+
+/// An answer that says the endpoint works (a success or a redirect). Every other status that is
+/// not blamed (400, 404, 422, 501, 505 ...) is the upstream's answer to this request: relayed,
+/// and says nothing about the endpoint either way.
+fn proves_healthy(status: u16) -> bool {
+    (200..400).contains(&status)
 }
 
 impl EventLoop {
@@ -395,11 +402,16 @@ impl EventLoop {
         let idx = a.endpoint;
         let responded = ex.responded;
         let attempts = ex.attempts;
+        let api = ex.api;
         ex.last_failure = Some(failure.clone());
         if let Some(k) = up {
             self.close_upstream(k);
         }
-        self.blame(idx, &failure, retry_after, now);
+        if api {
+            self.blame(idx, &failure, retry_after, now);
+        } else {
+            self.endpoints[idx].health.end(); // outside the API: never a verdict on the endpoint
+        }
         if responded {
             // Mid-stream: end the client's response visibly, by closing after what was sent.
             self.stats.failed += 1;
@@ -410,7 +422,7 @@ impl EventLoop {
             }
             return;
         }
-        if attempts < MAX_ATTEMPTS && !self.endpoints.is_empty() {
+        if api && attempts < MAX_ATTEMPTS && !self.endpoints.is_empty() {
             self.stats.retries += 1;
             log::debug!("retrying after {}", failure.describe());
             self.start_attempt(ck, now);
@@ -449,14 +461,20 @@ impl EventLoop {
         let Some(a) = ex.attempt.take() else { return };
         let status = a.resp.as_ref().map_or(0, |h| h.status);
         let close = !ex.keep_alive || !ex.body_tracker.is_done();
+        let api = ex.api;
         let idx = a.endpoint;
         if let Some(k) = a.up {
             self.release_upstream(k, reuse, now);
         }
-        if is_blamed(status) {
+        if api && is_blamed(status) {
             // The last attempt's failed response was relayed as-is; it still counts.
             self.blame(idx, &Failure::Status(status), a.resp.as_ref().and_then(|h| h.retry_after_secs), now);
             self.stats.failed += 1;
+        } else if !api || !proves_healthy(status) {
+            // Outside the API, or the upstream's own answer to this request (400, 404, 501 ...):
+            // relayed as is; health and the failure queue stay as they were.
+            self.endpoints[idx].health.end();
+            self.stats.successful += 1;
         } else {
             let ep = &mut self.endpoints[idx];
             ep.health.end();
@@ -554,7 +572,7 @@ fn process_response(
         a.head_elapsed = now.duration_since(a.started);
         a.resp_body = Some(BodyTracker::new(head.framing));
         let until_close = head.framing == BodyFraming::UntilClose;
-        if is_blamed(head.status) && ex.attempts < MAX_ATTEMPTS {
+        if ex.api && is_blamed(head.status) && ex.attempts < MAX_ATTEMPTS {
             a.phase = AttemptPhase::Holding;
             let mut bytes = Vec::new();
             wire::client_response_head(&head, until_close || !ex.keep_alive, ex.cors.as_deref(), &mut bytes);

@@ -186,6 +186,7 @@ impl EventLoop {
             c.out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         c.since = now;
+        let api = head.target().starts_with("/v1/");
         c.phase = ClientPhase::Exchange(Box::new(Exchange {
             body_tracker: BodyTracker::new(head.framing),
             keep_alive: head.keep_alive && self.draining.is_none(),
@@ -199,6 +200,7 @@ impl EventLoop {
             stash: None,
             last_failure: None,
             cors,
+            api,
         }));
         // The first attempt starts in pump_exchange, once the body bytes already read are in
         // the exchange: a small request then goes upstream in one write.

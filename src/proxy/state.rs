@@ -214,6 +214,10 @@ pub struct Exchange {
     pub keep_alive: bool,
     /// The allowed web origin that sent the request: the response names it (CORS).
     pub cors: Option<String>,
+    /// An Anthropic API request (path under `/v1/`). Anything else (Claude Code's `HEAD /`
+    /// reachability check, a relay's own pages) is forwarded once: never retried, never a
+    /// verdict on the endpoint's health or queue.
+    pub api: bool,
 }
 
 /// Request counters of the running proxy.

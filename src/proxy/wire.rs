@@ -18,8 +18,9 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
     out.extend_from_slice(req.method().as_bytes());
     out.push(b' ');
     out.extend_from_slice(ep.url.path_prefix.as_bytes());
+    // Origin-form, checked by the parser (`http::target`); empty for "http://host".
     let target = req.target();
-    if !target.starts_with('/') && target != "*" {
+    if target.is_empty() {
         out.push(b'/');
     }
     out.extend_from_slice(target.as_bytes());
@@ -165,7 +166,7 @@ pub fn local_response(status: u16, content_type: &str, body: &[u8], close: bool,
 /// An error in the Anthropic shape: `{"type":"error","error":{"type":...,"message":...}}`.
 pub fn error_response(status: u16, message: &str, close: bool, out: &mut Vec<u8>) {
     let kind = match status {
-        400 | 413 | 431 => "invalid_request_error",
+        400 | 405 | 413 | 431 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",
