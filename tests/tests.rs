@@ -5,6 +5,7 @@ mod support;
 mod classify;
 mod cli;
 mod compat;
+mod edges;
 mod failover;
 mod hostile;
 mod ops;

@@ -609,8 +609,22 @@ impl EventLoop {
         if !self.failures.is_dirty() {
             return;
         }
-        if let Err(e) = self.failures.save(&self.queue_path, SystemTime::now()) {
-            log::warn!("cannot write {}: {e}", self.queue_path.display());
+        // A full disk or a file-size limit lasts: say so once, and once when it is over.
+        match self.failures.save(&self.queue_path, SystemTime::now()) {
+            Ok(()) if self.stats.state_writes_failing => {
+                self.stats.state_writes_failing = false;
+                log::info!("writing {} works again", self.queue_path.display());
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.stats.state_write_failures += 1;
+                if !self.stats.state_writes_failing {
+                    self.stats.state_writes_failing = true;
+                    log::warn!("cannot write {}: {e} (kept in memory; retried at every change)", self.queue_path.display());
+                } else {
+                    log::debug!("cannot write {}: {e}", self.queue_path.display());
+                }
+            }
         }
     }
 

@@ -51,10 +51,12 @@ pub fn install() -> io::Result<pipe::Receiver> {
             }
         }
     }
-    // A broken client socket must be an error return, not a process kill.
-    // SAFETY: ignoring SIGPIPE is always valid.
+    // A broken client socket must be an error return, not a process kill; so must a write past
+    // a file-size limit (`LimitFSIZE=`, `ulimit -f`): EFBIG, handled like a full disk.
+    // SAFETY: ignoring SIGPIPE and SIGXFSZ is always valid.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     Ok(rx)
 }

@@ -238,4 +238,7 @@ pub struct Stats {
     /// Refused for a foreign `Host` or `Origin` (403, or 400 for a missing/repeated Host):
     /// not in `total`, never forwarded.
     pub forbidden: u64,
+    /// Failed writes of the state files (full disk, file-size limit), and whether the last failed.
+    pub state_write_failures: u64,
+    pub state_writes_failing: bool,
 }

@@ -68,6 +68,10 @@ impl EventLoop {
                 "idle_upstreams": idle,
             },
             "endpoints": endpoints,
+            "state_files": {
+                "failed_writes": self.stats.state_write_failures,
+                "failing": self.stats.state_writes_failing,
+            },
             "failure_queue": {
                 "stats": {
                     "total_failed": q.total_failed,

@@ -133,14 +133,14 @@ pub struct Proxy {
 impl Proxy {
     /// Start on 127.0.0.1 with a free port; waits (bounded) for the ANTHROPIC_BASE_URL line.
     pub fn start(home: &TempHome, args: &[&str]) -> Proxy {
-        let mut child = home
-            .qcc()
-            .args(["proxy", "start", "--host", "127.0.0.1", "--port", "0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn qcc proxy start");
+        let mut cmd = home.qcc();
+        cmd.args(["proxy", "start", "--host", "127.0.0.1", "--port", "0"]).args(args).stderr(Stdio::null());
+        Proxy::spawn(home, cmd)
+    }
+
+    /// Start a prepared `qcc proxy start` command (stdout is taken for the address line).
+    pub fn spawn(home: &TempHome, mut cmd: Command) -> Proxy {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn qcc proxy start");
         let out = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
