@@ -49,6 +49,7 @@ QCC_ARGS=--host 127.0.0.1 --port 7860
 ENV
   fi
   install -m 0644 scripts/qcc.service /etc/systemd/system/qcc.service
+  install -m 0644 scripts/qcc.socket /etc/systemd/system/qcc.socket
   systemctl daemon-reload || true
   cat <<MSG
 installed /etc/systemd/system/qcc.service
@@ -57,5 +58,6 @@ next:
       qcc endpoint add main --url https://api.example.com --key sk-...
   edit /etc/qcc/qcc.env: QCC_ARGS=--cluster main --host 127.0.0.1 --port 7860
   sudo systemctl enable --now qcc && systemctl status qcc
+  optional, restarts that refuse no connection: sudo systemctl enable --now qcc.socket
 MSG
 fi

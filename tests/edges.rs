@@ -4,7 +4,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::mock::{Mode, MockUpstream, OK_BODY};
+use crate::support::mock::{MockUpstream, Mode, OK_BODY};
 use crate::support::*;
 
 /// Under a file-size limit (`LimitFSIZE=`, `ulimit -f`) a write past it is an error, not a
@@ -22,7 +22,7 @@ fn a_file_size_limit_neither_kills_the_proxy_nor_floods_the_log() {
     let mut cmd = home.qcc();
     cmd.args(["proxy", "start", "--host", "127.0.0.1", "--port", "0", "--cluster", "c", "--verify-interval", "1"])
         .stderr(Stdio::piped()); // a pipe: a file would be under the same limit
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+                                 // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
             let lim = libc::rlimit { rlim_cur: 100, rlim_max: libc::RLIM_INFINITY };

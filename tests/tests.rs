@@ -10,6 +10,7 @@ mod failover;
 mod hostile;
 mod ops;
 mod proxy;
+mod restart;
 mod routing;
 mod security;
 mod soak;

@@ -49,13 +49,6 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
         .or_else(|| std::fs::read_to_string(home.join("access_key")).ok())
         .map(|k| k.trim().to_string())
         .filter(|k| !k.is_empty());
-    if !ip.is_loopback() && access_key.is_none() {
-        return Err(Error::Invalid(format!(
-            "refusing to listen on {ip} without an access key: pass --access-key, set QCC_ACCESS_KEY, \
-             or write one to {}",
-            home.join("access_key").display()
-        )));
-    }
     let secs = |v: Option<u64>, default: u64, flag: &str| -> crate::error::Result<Duration> {
         match v.unwrap_or(default) {
             0 => Err(Error::Invalid(format!("{flag} must be at least 1 second"))),

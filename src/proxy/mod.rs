@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the picture. Submodules: `exchange` drives a client request
 //! through its attempts, `probe` verifies queued endpoints, `status` renders `/_qcc/status`.
 
+mod activation;
 mod attempt;
 mod exchange;
 mod guard;
@@ -165,9 +166,21 @@ pub fn run(settings: Settings) -> Result<()> {
 impl EventLoop {
     pub fn new(settings: Settings) -> Result<EventLoop> {
         let poll = Poll::new().map_err(|e| Error::io("creating the event loop", e))?;
-        let mut listener = TcpListener::bind(settings.listen)
-            .map_err(|e| Error::io(format!("cannot listen on {}", settings.listen), e))?;
+        let mut listener = match activation::inherited_listener().map_err(Error::Failed)? {
+            Some(std) => TcpListener::from_std(std),
+            None => TcpListener::bind(settings.listen)
+                .map_err(|e| Error::io(format!("cannot listen on {}", settings.listen), e))?,
+        };
         let addr = listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
+        // Checked on the address actually listened on (a passed socket may be anywhere).
+        if !addr.ip().is_loopback() && settings.access_key.is_none() {
+            return Err(Error::Invalid(format!(
+                "refusing to listen on {} without an access key: set QCC_ACCESS_KEY, write one to {}, \
+                 or pass --access-key",
+                addr.ip(),
+                settings.home.join("access_key").display()
+            )));
+        }
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("registering the listener", e))?;
@@ -620,7 +633,10 @@ impl EventLoop {
                 self.stats.state_write_failures += 1;
                 if !self.stats.state_writes_failing {
                     self.stats.state_writes_failing = true;
-                    log::warn!("cannot write {}: {e} (kept in memory; retried at every change)", self.queue_path.display());
+                    log::warn!(
+                        "cannot write {}: {e} (kept in memory; retried at every change)",
+                        self.queue_path.display()
+                    );
                 } else {
                     log::debug!("cannot write {}: {e}", self.queue_path.display());
                 }

@@ -36,6 +36,8 @@ pub enum Mode {
     /// 200 with a Content-Length body of `size` bytes (a counter pattern), written as fast as
     /// the socket takes it.
     Big { size: usize },
+    /// The mode of the first path prefix that matches, else `other`.
+    ByPath { routes: Vec<(String, Mode)>, other: Box<Mode> },
 }
 
 pub struct Recorded {
@@ -180,8 +182,12 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
     while let Some(req) = read_request(&mut r) {
         s.hits.fetch_add(1, Ordering::SeqCst);
         let body = req.body.clone();
+        let req_path = req.path.clone();
         s.requests.lock().expect("requests lock").push(req);
-        let mode = s.mode.lock().expect("mode lock").clone();
+        let mut mode = s.mode.lock().expect("mode lock").clone();
+        while let Mode::ByPath { routes, other } = mode {
+            mode = routes.into_iter().find(|(p, _)| req_path.starts_with(p.as_str())).map_or(*other, |(_, m)| m);
+        }
         let keep = match mode {
             Mode::Json { status, body } => reply(&mut w, status, "application/json", body.as_bytes(), &[]),
             Mode::Echo => reply(&mut w, 200, "application/octet-stream", &body, &[]),
@@ -249,7 +255,7 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
                 }
                 true
             }
-            Mode::CloseBeforeHead => false,
+            Mode::CloseBeforeHead | Mode::ByPath { .. } => false, // ByPath was resolved above
             Mode::Garbage => {
                 let _ = w.write_all(b"NOT HTTP AT ALL\r\n\r\n");
                 false

@@ -238,6 +238,14 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Connect, or the error (a refused connection is what some tests count).
+    pub fn try_connect(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.set_nodelay(true)?;
+        Ok(Conn { stream, buf: Vec::new() })
+    }
+
     pub fn connect(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).expect("connect to proxy");
         stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
