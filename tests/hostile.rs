@@ -111,15 +111,17 @@ fn every_upstream_fault_gives_the_right_status_and_one_failure() {
         assert_eq!(r.json()["type"], "error", "{label}: Anthropic error shape");
         let s = proxy.status();
         assert_eq!(s["failure_queue"]["stats"]["total_failed"], 1, "{label}");
-        assert_eq!(s["endpoints"][0]["health"]["failed_requests"], 3, "{label}: three attempts, each counted");
+        assert_eq!(s["endpoints"][0]["health"]["failed_requests"], 1, "{label}: the only endpoint got one copy");
+        assert_eq!(m.hits(), 1, "{label}");
         assert_eq!(s["requests"]["failed"], 1, "{label}");
         // The proxy keeps serving.
         m.set_mode(ok());
         assert_eq!(post_messages(proxy.addr).status, 200, "{label}: still serving");
     }
-    // Refused connections.
+    // Refused connections: the request provably never reached it, so it is tried again.
     let (_h, proxy) = proxy_with(&MockUpstream::refused_url(), serde_json::json!({}), &[]);
     assert_eq!(post_messages(proxy.addr).status, 502);
+    assert_eq!(proxy.status()["endpoints"][0]["health"]["failed_requests"], 3);
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! A resumable chunked-transfer-coding decoder that only finds the end of the body.
-//! Bytes are relayed verbatim by the caller; this walks them, one state per byte of framing,
-//! with chunk data skipped in bulk.
+//! A resumable chunked-transfer-coding decoder. It finds the end of the body (responses are
+//! relayed verbatim) and, for request bodies, hands out the chunk data so that qcc can write
+//! canonical chunks upstream (`feed_data`). One state per byte of framing, data in bulk.
 
 /// Why a chunked body is invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,8 @@ pub struct ChunkedDecoder {
     remaining: u64,
     /// Bytes of the current extension, or of all trailers so far.
     counted: u32,
+    /// Largest chunk size accepted (a request's body limit); larger is `SizeOverflow`.
+    limit: u64,
 }
 
 impl Default for ChunkedDecoder {
@@ -58,7 +60,12 @@ impl Default for ChunkedDecoder {
 
 impl ChunkedDecoder {
     pub fn new() -> Self {
-        ChunkedDecoder { state: State::SizeStart, size: 0, remaining: 0, counted: 0 }
+        ChunkedDecoder { state: State::SizeStart, size: 0, remaining: 0, counted: 0, limit: u64::MAX }
+    }
+
+    /// A decoder refusing any chunk larger than `limit` as soon as its size line shows it.
+    pub fn with_limit(limit: u64) -> Self {
+        ChunkedDecoder { limit, ..ChunkedDecoder::new() }
     }
 
     pub fn is_done(&self) -> bool {
@@ -68,6 +75,11 @@ impl ChunkedDecoder {
     /// Feed bytes; returns how many were consumed. Once the final chunk and trailers are
     /// complete, `is_done()` turns true and nothing more is consumed.
     pub fn feed(&mut self, input: &[u8]) -> Result<usize, ChunkedError> {
+        self.feed_data(input, |_| {})
+    }
+
+    /// `feed`, handing each run of chunk data to `data` as it is passed.
+    pub fn feed_data(&mut self, input: &[u8], mut data: impl FnMut(&[u8])) -> Result<usize, ChunkedError> {
         let mut i = 0;
         while i < input.len() {
             if self.state == State::Done {
@@ -75,6 +87,7 @@ impl ChunkedDecoder {
             }
             if self.state == State::Data {
                 let take = (input.len() - i).min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                data(&input[i..i + take]);
                 i += take;
                 self.remaining -= take as u64;
                 if self.remaining == 0 {
@@ -93,6 +106,9 @@ impl ChunkedDecoder {
         self.state = match self.state {
             SizeStart => {
                 self.size = u64::from(hex(b).ok_or(ChunkedError::BadSize)?);
+                if self.size > self.limit {
+                    return Err(ChunkedError::SizeOverflow);
+                }
                 Size
             }
             Size => match b {
@@ -109,6 +125,7 @@ impl ChunkedDecoder {
                         .size
                         .checked_mul(16)
                         .and_then(|s| s.checked_add(u64::from(d)))
+                        .filter(|&s| s <= self.limit)
                         .ok_or(ChunkedError::SizeOverflow)?;
                     Size
                 }

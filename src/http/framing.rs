@@ -160,6 +160,38 @@ impl BodyTracker {
     pub fn is_done(&self) -> bool {
         matches!(self, BodyTracker::Done)
     }
+
+    /// A request body tracker: chunks larger than `max_body` are refused from their size line.
+    pub fn for_request(framing: BodyFraming, max_body: u64) -> BodyTracker {
+        match framing {
+            BodyFraming::Chunked => BodyTracker::Chunked(ChunkedDecoder::with_limit(max_body)),
+            other => BodyTracker::new(other),
+        }
+    }
+
+    /// `advance` for a request body, appending what goes upstream to `out`: a length-framed body
+    /// as it came, a chunked one re-framed as canonical chunks (`{size:x}\r\n{data}\r\n`, then
+    /// `0\r\n\r\n`; extensions and trailers dropped). What the upstream parses is then exactly
+    /// what qcc parsed, however the client wrote its chunk lines.
+    pub fn advance_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, ChunkedError> {
+        let BodyTracker::Chunked(d) = self else {
+            let n = self.advance(input)?;
+            out.extend_from_slice(&input[..n]);
+            return Ok(n);
+        };
+        let n = d.feed_data(input, |data| {
+            if !data.is_empty() {
+                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                out.extend_from_slice(data);
+                out.extend_from_slice(b"\r\n");
+            }
+        })?;
+        if d.is_done() {
+            out.extend_from_slice(b"0\r\n\r\n");
+            *self = BodyTracker::Done;
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -226,5 +258,38 @@ mod tests {
         let mut c = BodyTracker::new(BodyFraming::Chunked);
         assert_eq!(c.advance(b"1\r\na\r\n0\r\n\r\nNEXT"), Ok(11));
         assert!(c.is_done());
+    }
+
+    #[test]
+    fn request_chunks_are_rewritten_canonically_at_every_split() {
+        let input = b"2 \r\nhi\r\n5;ext=1\r\n, you\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
+        let want = b"2\r\nhi\r\n5\r\n, you\r\n0\r\n\r\n".to_vec();
+        for split in 0..=input.len() {
+            let mut t = BodyTracker::for_request(BodyFraming::Chunked, 1024);
+            let mut out = Vec::new();
+            let a = t.advance_into(&input[..split], &mut out).unwrap();
+            let b = t.advance_into(&input[a..], &mut out).unwrap();
+            assert!(t.is_done(), "split {split}");
+            assert_eq!(a + b, input.len() - 4, "split {split}: NEXT belongs to the next request");
+            // Data runs may be cut differently; what the upstream decodes is the same.
+            let mut d = ChunkedDecoder::new();
+            let mut data = Vec::new();
+            d.feed_data(&out, |x| data.extend_from_slice(x)).unwrap();
+            assert!(d.is_done());
+            assert_eq!(data, b"hi, you", "split {split}");
+            if split == 0 {
+                assert_eq!(out, want);
+            }
+        }
+        // A chunk over the body limit is refused from its size line, before any data.
+        let mut t = BodyTracker::for_request(BodyFraming::Chunked, 1024);
+        assert!(t.advance_into(b"401\r\n", &mut Vec::new()).is_err());
+        let mut t = BodyTracker::for_request(BodyFraming::Chunked, 1 << 40);
+        assert!(t.advance_into(b"ffffffffffffffff\r\n", &mut Vec::new()).is_err());
+        // A length-framed body is copied as it is.
+        let mut t = BodyTracker::for_request(BodyFraming::Length(3), 1024);
+        let mut out = Vec::new();
+        assert_eq!(t.advance_into(b"abcdef", &mut out).unwrap(), 3);
+        assert_eq!(out, b"abc");
     }
 }

@@ -43,6 +43,8 @@ pub struct Candidate {
     pub usable: bool,
     /// Already tried by the current request.
     pub tried: bool,
+    /// The current request may have reached it (bytes were sent): never sent there again.
+    pub reached: bool,
 }
 
 pub struct Balancer {
@@ -68,9 +70,11 @@ impl Balancer {
         self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    /// Index into `candidates` of the endpoint to try next, or None when `candidates` is empty.
+    /// Index into `candidates` of the endpoint to try next, or None when there is none.
     /// Order of preference: usable and untried (by strategy); else untried in priority order
-    /// (health may be stale); else any, in priority order (a retry on the only endpoint).
+    /// (health may be stale); else one the request provably never reached (its connect failed),
+    /// in priority order. A request is never sent twice to one endpoint: a Messages request is
+    /// not idempotent in cost, and a timed-out generation may still be running and billed.
     pub fn pick(&mut self, candidates: &[Candidate]) -> Option<usize> {
         let tier1: Vec<usize> =
             (0..candidates.len()).filter(|&i| candidates[i].usable && !candidates[i].tried).collect();
@@ -79,7 +83,7 @@ impl Balancer {
         }
         let by_priority = |pool: &mut dyn Iterator<Item = usize>| pool.min_by_key(|&i| (candidates[i].priority, i));
         by_priority(&mut (0..candidates.len()).filter(|&i| !candidates[i].tried))
-            .or_else(|| by_priority(&mut (0..candidates.len())))
+            .or_else(|| by_priority(&mut (0..candidates.len()).filter(|&i| !candidates[i].reached)))
     }
 
     fn by_strategy(&mut self, c: &[Candidate], pool: &[usize]) -> usize {
@@ -118,7 +122,7 @@ mod tests {
     use super::*;
 
     fn cand(priority: u32, weight: u32) -> Candidate {
-        Candidate { priority, weight, in_flight: 0, usable: true, tried: false }
+        Candidate { priority, weight, in_flight: 0, usable: true, tried: false, reached: false }
     }
 
     #[test]
@@ -141,7 +145,12 @@ mod tests {
         c[2].tried = true;
         assert_eq!(b.pick(&c), Some(0), "tier 2: untried though unusable");
         c[0].tried = true;
-        assert_eq!(b.pick(&c), Some(1), "tier 3: any, by priority");
+        assert_eq!(b.pick(&c), Some(1), "tier 3: tried, never reached, by priority");
+        c[1].reached = true;
+        assert_eq!(b.pick(&c), Some(0));
+        c[0].reached = true;
+        c[2].reached = true;
+        assert_eq!(b.pick(&c), None, "reached everywhere: no second copy");
         assert_eq!(b.pick(&[]), None);
     }
 

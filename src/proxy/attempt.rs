@@ -224,6 +224,7 @@ impl EventLoop {
                             in_flight: ep.health.in_flight,
                             usable: ep.routable(&self.failures, now),
                             tried: ex.tried.contains(&i),
+                            reached: ex.reached.contains(&i),
                         },
                     )
                 })
@@ -403,6 +404,16 @@ impl EventLoop {
         let responded = ex.responded;
         let attempts = ex.attempts;
         let api = ex.api;
+        // Could the request have reached the endpoint? Not when the connection never came up;
+        // otherwise assume it did once a byte was written.
+        let maybe_reached = match &failure {
+            Failure::Resolve(_) | Failure::Connect(_) | Failure::Tls(_) | Failure::Timeout("connect") => false,
+            _ => a.head_sent > 0 || a.resp.is_some(),
+        };
+        if maybe_reached {
+            ex.reached.push(idx);
+        }
+        let can_retry = retry_possible(&self.endpoints, &ex.reached);
         ex.last_failure = Some(failure.clone());
         if let Some(k) = up {
             self.close_upstream(k);
@@ -422,7 +433,7 @@ impl EventLoop {
             }
             return;
         }
-        if api && attempts < MAX_ATTEMPTS && !self.endpoints.is_empty() {
+        if api && attempts < MAX_ATTEMPTS && can_retry {
             self.stats.retries += 1;
             log::debug!("retrying after {}", failure.describe());
             self.start_attempt(ck, now);
@@ -531,6 +542,11 @@ impl EventLoop {
             self.close_upstream(k);
         }
     }
+}
+
+/// Whether some endpoint of the cluster is left that the request has not reached.
+fn retry_possible(endpoints: &[Endpoint], reached: &[usize]) -> bool {
+    endpoints.iter().enumerate().any(|(i, ep)| ep.cfg.enabled && !ep.retired && !reached.contains(&i))
 }
 
 impl Attempt {

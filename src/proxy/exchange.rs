@@ -188,13 +188,14 @@ impl EventLoop {
         c.since = now;
         let api = head.target().starts_with("/v1/");
         c.phase = ClientPhase::Exchange(Box::new(Exchange {
-            body_tracker: BodyTracker::new(head.framing),
+            body_tracker: BodyTracker::for_request(head.framing, self.settings.max_body),
             keep_alive: head.keep_alive && self.draining.is_none(),
             head,
             started: now,
             body: Vec::new(),
             attempts: 0,
             tried: Vec::new(),
+            reached: Vec::new(),
             attempt: None,
             responded: false,
             stash: None,
@@ -260,9 +261,8 @@ impl EventLoop {
         let mut progress = false;
         loop {
             if !inbuf.is_empty() && !ex.body_tracker.is_done() {
-                match ex.body_tracker.advance(inbuf) {
+                match ex.body_tracker.advance_into(inbuf, &mut ex.body) {
                     Ok(n) => {
-                        ex.body.extend_from_slice(&inbuf[..n]);
                         inbuf.drain(..n);
                     }
                     Err(e) => return BodyStep::Reject(400, format!("bad chunked request body: {e:?}")),

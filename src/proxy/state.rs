@@ -197,12 +197,15 @@ pub struct Attempt {
 pub struct Exchange {
     pub head: RequestHead,
     pub started: Instant,
-    /// The request body as received (framing verbatim), kept whole so a retry can resend it.
+    /// The request body as it goes upstream (a chunked one re-framed as canonical chunks), kept
+    /// whole so a retry can resend it.
     pub body: Vec<u8>,
     pub body_tracker: BodyTracker,
     pub attempts: u8,
     /// Endpoint indices already tried by this request.
     pub tried: Vec<usize>,
+    /// Endpoints the request may have reached (bytes were written): never sent there again.
+    pub reached: Vec<usize>,
     pub attempt: Option<Attempt>,
     /// A response byte has been queued for the client: no retry is possible any more.
     pub responded: bool,
