@@ -378,3 +378,44 @@ fn request_targets_are_canonical_or_refused() {
     }
     assert_eq!(mock.hits(), 1, "only the absolute-form request was forwarded");
 }
+
+/// A raw upstream that answers every request on its connections with `reply`.
+fn raw_upstream(reply: &'static [u8]) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for sock in l.incoming().take(8) {
+            let Ok(mut sock) = sock else { return };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = sock.read(&mut buf) {
+                    if n == 0 || sock.write_all(reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// A response with both framings reaches the client with one (chunked wins, the length is
+/// dropped); a `Transfer-Encoding` that does not end in chunked is a failed attempt, not a
+/// response Node's parser (Claude Code's runtime) would reject.
+#[test]
+fn responses_reach_the_client_with_one_framing() {
+    let url = raw_upstream(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    let (_h, proxy) = proxy_with(&url, serde_json::json!({}), &[]);
+    let mut c = Conn::connect(proxy.addr);
+    let r = c.request("POST", "/v1/messages", &[], b"{}");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+    assert_eq!(r.header("content-length"), None);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+
+    let url = raw_upstream(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\nhello");
+    let (_h, proxy) = proxy_with(&url, serde_json::json!({}), &[]);
+    let r = post_messages(proxy.addr);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(proxy.status()["failure_queue"]["stats"]["total_failed"], 1);
+}

@@ -88,18 +88,20 @@ pub fn request_framing(version_minor: u8, f: &FramingHeaders<'_>) -> Result<Body
     })
 }
 
-/// Response framing (RFC 9112 §6.3): no body for HEAD, 1xx, 204, 304; chunked when it is
-/// the last coding; until close for any other coding or when no length is given.
+/// Response framing (RFC 9112 §6.3): no body for HEAD, 1xx, 204, 304; chunked when it is the
+/// last coding (a `Content-Length` beside it is ignored, and not relayed); until close when no
+/// length is given. Any other `Transfer-Encoding` (`identity`, `gzip` alone) is an error: relayed,
+/// Node's HTTP client (Claude Code's runtime) rejects it, so the attempt fails instead.
 pub fn response_framing(status: u16, request_was_head: bool, f: &FramingHeaders<'_>) -> Result<BodyFraming, HeadError> {
     if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(BodyFraming::None);
     }
     if !f.transfer_encoding.is_empty() {
         let codings = f.codings();
-        return Ok(match codings.last() {
-            Some(c) if c.eq_ignore_ascii_case(b"chunked") => BodyFraming::Chunked,
-            _ => BodyFraming::UntilClose,
-        });
+        return match codings.last() {
+            Some(c) if c.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
+            _ => Err(HeadError::Malformed("response Transfer-Encoding does not end in chunked")),
+        };
     }
     Ok(match f.length()? {
         None => BodyFraming::UntilClose,
@@ -241,7 +243,10 @@ mod tests {
         assert_eq!(response_framing(204, false, &f(&[])), Ok(BodyFraming::None));
         assert_eq!(response_framing(304, false, &f(&[("Content-Length", "5")])), Ok(BodyFraming::None));
         assert_eq!(response_framing(200, false, &f(&[])), Ok(BodyFraming::UntilClose));
-        assert_eq!(response_framing(200, false, &f(&[("Transfer-Encoding", "gzip")])), Ok(BodyFraming::UntilClose));
+        assert!(response_framing(200, false, &f(&[("Transfer-Encoding", "gzip")])).is_err());
+        assert!(response_framing(200, false, &f(&[("Transfer-Encoding", "identity"), ("Content-Length", "3")])).is_err());
+        let both = f(&[("Transfer-Encoding", "chunked"), ("Content-Length", "3")]);
+        assert_eq!(response_framing(200, false, &both), Ok(BodyFraming::Chunked), "chunked wins");
         assert_eq!(response_framing(200, false, &f(&[("Transfer-Encoding", "chunked")])), Ok(BodyFraming::Chunked));
         assert_eq!(response_framing(200, false, &f(&[("Content-Length", "7")])), Ok(BodyFraming::Length(7)));
         assert!(response_framing(200, false, &f(&[("Content-Length", "7"), ("Content-Length", "8")])).is_err());
