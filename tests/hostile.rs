@@ -39,25 +39,34 @@ fn slow_head_gets_408_and_idle_keep_alive_is_closed() {
     assert_eq!(m.hits(), 1);
 }
 
+/// At `--max-connections`, an idle keep-alive connection gives way to a new client; only when
+/// every connection is busy with a request does the new one get a readable 503.
 #[test]
-fn extra_connections_get_503_and_existing_ones_keep_working() {
-    let m = MockUpstream::start(ok());
+fn at_the_connection_limit_idle_connections_give_way_and_busy_ones_get_a_503() {
+    let m = MockUpstream::start(Mode::ByPath {
+        routes: vec![("/v1/slow".into(), Mode::Slow { delay: Duration::from_millis(1500) })],
+        other: Box::new(ok()),
+    });
     let (_h, proxy) = proxy_with(&m.url(), serde_json::json!({}), &["--max-connections", "2"]);
     let mut a = Conn::connect(proxy.addr);
     let mut b = Conn::connect(proxy.addr);
     assert_eq!(a.request("POST", "/v1/messages", &[], b"{}").status, 200);
     assert_eq!(b.request("POST", "/v1/messages", &[], b"{}").status, 200);
+    // Both idle: a new client is admitted, the longest-idle (a) is closed.
     let mut c = Conn::connect(proxy.addr);
-    let (got, _) = c.try_read_to_close();
+    assert_eq!(c.request("POST", "/v1/messages", &[], b"{}").status, 200);
+    let mut buf = [0u8; 16];
+    assert_eq!(a.stream.read(&mut buf).unwrap_or(0), 0, "the longest-idle connection gave way");
+    // Both busy: the next one gets a 503 it can read.
+    b.send_request("POST", "/v1/slow", &[], b"{}");
+    c.send_request("POST", "/v1/slow", &[], b"{}");
+    assert!(wait_until(Duration::from_secs(5), || m.hits() == 5));
+    let mut d = Conn::connect(proxy.addr);
+    d.send_request("POST", "/v1/messages", &[], b"{}");
+    let (got, _) = d.try_read_to_close();
     assert!(got.starts_with(b"HTTP/1.1 503"), "{}", String::from_utf8_lossy(&got));
-    assert_eq!(a.request("POST", "/v1/messages", &[], b"{}").status, 200);
-    drop(b);
-    assert!(wait_until(Duration::from_secs(3), || {
-        let mut d = Conn::connect(proxy.addr);
-        d.send_request("POST", "/v1/messages", &[], b"{}");
-        let (got, _) = d.try_read_to_close_or_response();
-        got.starts_with(b"HTTP/1.1 200")
-    }));
+    assert_eq!(b.read_response().status, 200, "existing connections keep working");
+    assert_eq!(c.read_response().status, 200);
 }
 
 #[test]
@@ -405,7 +414,9 @@ fn raw_upstream(reply: &'static [u8]) -> String {
 /// response Node's parser (Claude Code's runtime) would reject.
 #[test]
 fn responses_reach_the_client_with_one_framing() {
-    let url = raw_upstream(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    let url = raw_upstream(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
     let (_h, proxy) = proxy_with(&url, serde_json::json!({}), &[]);
     let mut c = Conn::connect(proxy.addr);
     let r = c.request("POST", "/v1/messages", &[], b"{}");
@@ -418,4 +429,94 @@ fn responses_reach_the_client_with_one_framing() {
     let r = post_messages(proxy.addr);
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(proxy.status()["failure_queue"]["stats"]["total_failed"], 1);
+}
+
+/// Raise this test process's descriptor limit so it can hold a flood of sockets.
+fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on our own process with valid structs.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(want.max(lim.rlim_cur));
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur
+}
+
+/// 1,100 idle sockets (keep-alive ones that finished a request, and ones that never sent a
+/// byte) do not lock a normal client out: at the limit the longest-idle connection gives way.
+/// A connection that sends nothing is closed after the short first-byte timeout.
+#[test]
+fn a_flood_of_idle_sockets_does_not_lock_users_out() {
+    let limit = raise_nofile(4096);
+    assert!(limit >= 1300, "need ~1,300 descriptors for this test, have {limit}");
+    let mock = MockUpstream::start(ok());
+    let (_h, proxy) = proxy_with(&mock.url(), serde_json::json!({}), &[]);
+    let mut held = Vec::new();
+    for i in 0..1100 {
+        let mut c = Conn::connect(proxy.addr);
+        if i % 10 == 0 {
+            // A keep-alive connection that made one request and then sits idle.
+            assert_eq!(c.request("POST", "/v1/messages", &[], b"{}").status, 200);
+        }
+        held.push(c);
+    }
+    for i in 0..20 {
+        let r = post_messages(proxy.addr);
+        assert_eq!(r.status, 200, "normal client, request {i}: {}", r.text());
+    }
+    drop(held);
+
+    let mut silent = Conn::connect(proxy.addr);
+    let started = Instant::now();
+    let (rest, closed) = silent.try_read_to_close();
+    assert!(closed && rest.is_empty());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(9) && waited < Duration::from_secs(15), "first-byte timeout: {waited:?}");
+}
+
+/// Chunk lines as the client wrote them never reach the upstream: it gets qcc's canonical
+/// chunks. Every Transfer-Encoding but one `chunked` is refused, and a chunk size beyond the body
+/// limit is refused from its size line.
+#[test]
+fn chunked_request_bodies_go_upstream_canonical() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let Ok((mut sock, _)) = l.accept() else { return };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(b"0\r\n\r\n") {
+            match sock.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        let _ = tx.send(got);
+    });
+    let (_h, proxy) = proxy_with(&url, serde_json::json!({}), &["--max-body", "4096"]);
+    let mut c = Conn::connect(proxy.addr);
+    c.send(b"POST /v1/messages HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n2 \r\nhi\r\n5;x=\"y\"\r\n, you\r\n0\r\nx-trailer: 1\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    let got = rx.recv_timeout(Duration::from_secs(10)).expect("upstream saw the request");
+    let text = String::from_utf8_lossy(&got);
+    let body = &text[text.find("\r\n\r\n").expect("head end") + 4..];
+    assert_eq!(body, "2\r\nhi\r\n5\r\n, you\r\n0\r\n\r\n", "canonical chunks:\n{text}");
+    assert!(text.contains("\r\nTransfer-Encoding: chunked\r\n") && !text.contains("x-trailer"), "{text}");
+
+    for (te, chunk) in [
+        ("transfer-encoding: gzip, chunked", "2\r\nhi\r\n0\r\n\r\n"),
+        ("transfer-encoding: identity, chunked", "2\r\nhi\r\n0\r\n\r\n"),
+        ("transfer-encoding: chunked\r\ntransfer-encoding: ", "2\r\nhi\r\n0\r\n\r\n"),
+        ("transfer-encoding: chunked", "ffffffffffffffff\r\n"),
+        ("transfer-encoding: chunked", "1001\r\n"),
+    ] {
+        let mut c = Conn::connect(proxy.addr);
+        c.send(format!("POST /v1/messages HTTP/1.1\r\nhost: localhost\r\n{te}\r\n\r\n{chunk}").as_bytes());
+        assert_eq!(c.read_response().status, 400, "{te:?} {chunk:?}");
+    }
 }

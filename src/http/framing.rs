@@ -244,7 +244,9 @@ mod tests {
         assert_eq!(response_framing(304, false, &f(&[("Content-Length", "5")])), Ok(BodyFraming::None));
         assert_eq!(response_framing(200, false, &f(&[])), Ok(BodyFraming::UntilClose));
         assert!(response_framing(200, false, &f(&[("Transfer-Encoding", "gzip")])).is_err());
-        assert!(response_framing(200, false, &f(&[("Transfer-Encoding", "identity"), ("Content-Length", "3")])).is_err());
+        assert!(
+            response_framing(200, false, &f(&[("Transfer-Encoding", "identity"), ("Content-Length", "3")])).is_err()
+        );
         let both = f(&[("Transfer-Encoding", "chunked"), ("Content-Length", "3")]);
         assert_eq!(response_framing(200, false, &both), Ok(BodyFraming::Chunked), "chunked wins");
         assert_eq!(response_framing(200, false, &f(&[("Transfer-Encoding", "chunked")])), Ok(BodyFraming::Chunked));

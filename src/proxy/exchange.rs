@@ -128,6 +128,7 @@ impl EventLoop {
             }
             Ok(Some(head)) => {
                 c.inbuf.drain(..head.raw.len());
+                c.heads = c.heads.saturating_add(1);
                 self.start_exchange(ck, head, now);
                 Some(true)
             }

@@ -9,6 +9,7 @@ mod attempt;
 mod exchange;
 mod guard;
 mod io;
+mod limits;
 mod probe;
 mod reload;
 mod resolver;
@@ -33,7 +34,7 @@ use crate::policy::failure_queue::FailureQueue;
 use crate::policy::health::Health;
 use crate::settings::Settings;
 use slab::{Key, Slab};
-use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, LINGER, POOL_IDLE};
+use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, FIRST_BYTE_TIMEOUT, LINGER, POOL_IDLE};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -125,8 +126,9 @@ pub struct EventLoop {
 }
 
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
-pub fn run(settings: Settings) -> Result<()> {
+pub fn run(mut settings: Settings) -> Result<()> {
     crate::logging::init(settings.log_level, &settings.home)?;
+    limits::fit_descriptors(&mut settings);
     let guard = crate::store::pidfile::lock(&settings.home)?;
     let builtin = settings.builtin_default;
     let summary = format!(
@@ -377,12 +379,16 @@ impl EventLoop {
                     return;
                 }
             };
-            if self.clients.len() >= self.settings.max_connections {
+            if self.clients.len() >= self.settings.max_connections && !self.evict_idle_client(now) {
+                // Every slot is busy with a request: a readable 503. Read what the client sent
+                // first, so closing does not reset the connection under our answer.
                 let mut out = Vec::new();
                 wire::error_response(503, "too many connections", true, &mut out);
+                let _ = std::io::Read::read(&mut sock, &mut self.scratch);
                 let _ = std::io::Write::write(&mut sock, &out);
+                let _ = sock.shutdown(std::net::Shutdown::Write);
                 log::warn!(
-                    "refused connection from {peer}: --max-connections {} reached",
+                    "refused connection from {peer}: --max-connections {} reached, none idle",
                     self.settings.max_connections
                 );
                 continue;
@@ -408,9 +414,28 @@ impl EventLoop {
                 since: now,
                 write_shut: false,
                 hup: false,
+                heads: 0,
             });
-            self.arm(now + self.settings.idle_timeout.min(self.settings.header_timeout));
+            self.arm(now + self.settings.idle_timeout.min(self.settings.header_timeout).min(FIRST_BYTE_TIMEOUT));
             self.drive(key, now);
+        }
+    }
+
+    /// At the connection limit: close the longest-idle keep-alive (or silent) connection to
+    /// admit a new one. Returns whether a slot was freed.
+    fn evict_idle_client(&mut self, now: Instant) -> bool {
+        let oldest = self
+            .clients
+            .keys()
+            .filter_map(|k| self.clients.get(k).filter(|c| c.is_idle()).map(|c| (c.since, k)))
+            .min_by_key(|&(since, _)| since);
+        match oldest {
+            Some((_, k)) => {
+                log::debug!("connection limit: closing the longest-idle connection to admit a new one");
+                self.close_client(k, now);
+                true
+            }
+            None => false,
         }
     }
 
@@ -589,6 +614,9 @@ impl EventLoop {
     fn client_deadline(&self, key: Key) -> Option<Instant> {
         let c = self.clients.get(key)?;
         match &c.phase {
+            ClientPhase::ReadingHead if c.inbuf.is_empty() && c.heads == 0 => {
+                Some(c.since + self.settings.idle_timeout.min(self.settings.header_timeout).min(FIRST_BYTE_TIMEOUT))
+            }
             ClientPhase::ReadingHead if c.inbuf.is_empty() => Some(c.since + self.settings.idle_timeout),
             ClientPhase::ReadingHead => Some(c.since + self.settings.header_timeout),
             ClientPhase::Closing => Some(c.since + LINGER),

@@ -35,6 +35,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DNS_TTL: Duration = Duration::from_secs(300);
 /// A connection we are closing gets this long to take its last bytes.
 pub const LINGER: Duration = Duration::from_secs(5);
+/// A new connection that has not sent a byte is closed after this (a flood of silent sockets
+/// must not hold the connection slots for the whole `--header-timeout`).
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The endpoint's `timeout`: connect (capped) and time to the response head.
 pub fn timeout_of(cfg: &EndpointConfig) -> Duration {
@@ -121,6 +124,16 @@ pub struct Client {
     pub write_shut: bool,
     /// The peer's EOF (or an error) was signalled by an event: read until it shows.
     pub hup: bool,
+    /// Request heads read on this connection so far.
+    pub heads: u32,
+}
+
+impl Client {
+    /// Idle between requests (or never used): the connection to give up first when all slots
+    /// are taken.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.phase, ClientPhase::ReadingHead) && self.inbuf.is_empty() && self.out.is_empty()
+    }
 }
 
 pub enum ClientPhase {
