@@ -2,6 +2,7 @@
 
 mod support;
 
+mod blame;
 mod classify;
 mod cli;
 mod compat;

@@ -95,6 +95,14 @@ impl Health {
         self.set(to)
     }
 
+    /// The operator cleared the failure queue: the verdict is forgotten (unknown, eligible again);
+    /// the counters stay.
+    pub fn forget_failures(&mut self) -> Option<Flip> {
+        self.consecutive_failures = 0;
+        self.retry_after_until = None;
+        self.set(HealthStatus::Unknown)
+    }
+
     /// A recovery probe answered 200: healthy again, consecutive failures reset.
     pub fn restore(&mut self) -> Option<Flip> {
         self.consecutive_failures = 0;

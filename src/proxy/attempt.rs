@@ -261,6 +261,7 @@ impl EventLoop {
                 resp_body: None,
                 head_elapsed: Default::default(),
                 fresh_retry_used: false,
+                addrs_tried: 0,
             });
         }
         self.connect_attempt(ck, true, now);
@@ -303,18 +304,61 @@ impl EventLoop {
         }
         let key = match self.open_upstream(idx, Owner::Client(ck), now) {
             Ok(key) => key,
-            Err(e) => {
+            Err(super::OpenError::Endpoint(e)) => {
                 self.fail_attempt(ck, Failure::Connect(e), now);
+                return;
+            }
+            Err(super::OpenError::Local(e)) => {
+                // Out of descriptors or memory: our fault, not the endpoint's. 503, nobody blamed.
+                log::warn!("cannot open an upstream connection: {e} -> 503");
+                self.endpoints[idx].health.end();
+                if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+                    ex.attempt = None;
+                }
+                self.stats.rejected += 1;
+                self.respond_local_error(ck, 503, "the proxy is out of file descriptors; try again", now);
                 return;
             }
         };
         let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else { return };
         let Some(a) = ex.attempt.as_mut() else { return };
         a.up = Some(key);
+        a.addrs_tried += 1;
         a.phase = AttemptPhase::Connecting;
         a.deadline = now + timeout.min(CONNECT_TIMEOUT);
         let d = a.deadline;
         self.arm(d);
+    }
+
+    /// A connect failed: move on to the endpoint's next resolved address within the same attempt
+    /// and deadline (a simple, sequential Happy Eyeballs), so one unreachable A or AAAA record
+    /// does not pin the endpoint as failed. False when every address was tried.
+    pub(super) fn next_address(&mut self, ck: Key, now: Instant) -> bool {
+        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
+            return false;
+        };
+        let Some(a) = ex.attempt.as_mut() else { return false };
+        let ep = &mut self.endpoints[a.endpoint];
+        if a.phase != AttemptPhase::Connecting || a.addrs_tried >= ep.addrs.len() || a.deadline <= now {
+            return false;
+        }
+        log::debug!("endpoint {}: connect failed, trying its next address", ep.cfg.id);
+        ep.next_addr = ep.next_addr.wrapping_add(1);
+        let (idx, old) = (a.endpoint, a.up.take());
+        if let Some(k) = old {
+            self.close_upstream(k);
+        }
+        let Ok(key) = self.open_upstream(idx, Owner::Client(ck), now) else {
+            return false;
+        };
+        if let Some(a) = self.clients.get_mut(ck).and_then(|c| match &mut c.phase {
+            ClientPhase::Exchange(ex) => ex.attempt.as_mut(),
+            _ => None,
+        }) {
+            a.up = Some(key);
+            a.addrs_tried += 1;
+        }
+        true
     }
 
     /// A pooled connection was dead: retry the same attempt on a fresh one, blaming no one.
@@ -373,6 +417,26 @@ impl EventLoop {
         if a.deadline > now {
             return;
         }
+        // The upstream is not being read while the client's backlog is full (backpressure): its
+        // silence is ours, not a fault. Only a client that takes nothing for --idle-timeout ends
+        // the exchange, as the client's doing (aborted; no endpoint blamed).
+        if a.phase == AttemptPhase::Relaying && self.clients.get(ck).is_some_and(|c| c.out.len() >= CLIENT_OUT_HIGH) {
+            let stalled =
+                self.clients.get(ck).is_some_and(|c| now.duration_since(c.last_taken) >= self.settings.idle_timeout);
+            if stalled {
+                log::info!("client stopped reading for --idle-timeout: closing its connection");
+                self.close_client(ck, now);
+                return;
+            }
+            let next = now + self.settings.stream_idle_timeout.min(self.settings.idle_timeout);
+            if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+                if let Some(a) = ex.attempt.as_mut() {
+                    a.deadline = next;
+                }
+            }
+            self.arm(next);
+            return;
+        }
         let failure = match a.phase {
             AttemptPhase::Resolving => Failure::Timeout("name resolution"),
             AttemptPhase::Connecting => Failure::Timeout("connect"),
@@ -399,6 +463,7 @@ impl EventLoop {
         };
         let Some(a) = ex.attempt.take() else { return };
         let retry_after = a.resp.as_ref().and_then(|h| h.retry_after_secs);
+        let until_close = a.resp.as_ref().is_some_and(|h| h.framing == BodyFraming::UntilClose);
         let up = a.up;
         let idx = a.endpoint;
         let responded = ex.responded;
@@ -430,6 +495,9 @@ impl EventLoop {
             if let Some(c) = self.clients.get_mut(ck) {
                 c.phase = ClientPhase::Closing;
                 c.since = now;
+                // A body framed by the close would look complete after a FIN: end it with a
+                // reset, so truncation is never clean.
+                c.reset = until_close;
             }
             return;
         }

@@ -54,6 +54,7 @@ impl EventLoop {
             match super::io::write_from(&mut c.sock, c.out.pending()) {
                 IoOutcome::Progress(n) => {
                     c.out.consume(n);
+                    c.last_taken = now;
                     progress = true;
                 }
                 IoOutcome::WouldBlock => c.can_write = false,
@@ -65,6 +66,10 @@ impl EventLoop {
         }
         let step = match c.phase {
             ClientPhase::Closing => {
+                if c.out.is_empty() && c.reset {
+                    super::io::set_linger_zero(&c.sock); // the close below sends a reset
+                    return Pump::Close;
+                }
                 if c.out.is_empty() {
                     // Half-close and wait for the client's EOF (bounded by LINGER): closing with
                     // unread input would send a reset that can destroy our last response.
@@ -224,6 +229,7 @@ impl EventLoop {
         match self.pump_attempt(ck, now) {
             AttemptEvent::Nothing => {}
             AttemptEvent::Progress => progress = true,
+            AttemptEvent::Failed(Failure::Connect(_)) if self.next_address(ck, now) => progress = true,
             AttemptEvent::Failed(f) => {
                 self.fail_attempt(ck, f, now);
                 progress = true;
@@ -272,8 +278,30 @@ impl EventLoop {
                     return BodyStep::Reject(413, format!("request body is over the limit of {max_body} bytes"));
                 }
             }
-            if ex.body_tracker.is_done() || !*can_read {
+            if !*can_read {
                 return BodyStep::Moved(progress);
+            }
+            if ex.body_tracker.is_done() {
+                // The request is all here; keep watching the client so that a hang-up (Esc in
+                // Claude Code) cancels the upstream attempt at once instead of letting a long
+                // generation run for nobody. Pipelined bytes are kept for the next request, up
+                // to a head's worth; past that the client waits (it is not read).
+                if inbuf.len() >= crate::http::MAX_HEAD_BYTES {
+                    return BodyStep::Moved(progress);
+                }
+                return match super::io::read_into(sock, inbuf, scratch) {
+                    IoOutcome::Progress(n) => {
+                        if super::io::drained(n, scratch.len(), *hup) {
+                            *can_read = false;
+                        }
+                        BodyStep::Moved(true)
+                    }
+                    IoOutcome::WouldBlock => {
+                        *can_read = false;
+                        BodyStep::Moved(progress)
+                    }
+                    IoOutcome::Closed | IoOutcome::Error(_) => BodyStep::Gone,
+                };
             }
             match super::io::read_into(sock, inbuf, scratch) {
                 IoOutcome::Progress(n) => {

@@ -88,6 +88,25 @@ fn new_endpoint(
     })
 }
 
+/// Why an upstream connection could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// Ours: out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM). Never the
+    /// endpoint's fault.
+    Local(String),
+    /// The endpoint's: no address, connect refused at once, a bad TLS name.
+    Endpoint(String),
+}
+
+impl OpenError {
+    fn from_io(e: std::io::Error) -> OpenError {
+        match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => OpenError::Local(e.to_string()),
+            _ => OpenError::Endpoint(e.to_string()),
+        }
+    }
+}
+
 /// Everything mutable the proxy has, owned by one thread.
 ///
 /// This is the single-owner invariant that replaces the Python version's `asyncio.Lock`:
@@ -415,6 +434,8 @@ impl EventLoop {
                 write_shut: false,
                 hup: false,
                 heads: 0,
+                last_taken: now,
+                reset: false,
             });
             self.arm(now + self.settings.idle_timeout.min(self.settings.header_timeout).min(FIRST_BYTE_TIMEOUT));
             self.drive(key, now);
@@ -488,16 +509,17 @@ impl EventLoop {
 
     /// Start a non-blocking connection to endpoint `idx` for `owner` (plain or TLS) and register
     /// it with the loop; the owner learns on WRITABLE whether it connected.
-    fn open_upstream(&mut self, idx: usize, owner: Owner, now: Instant) -> std::result::Result<Key, String> {
+    fn open_upstream(&mut self, idx: usize, owner: Owner, now: Instant) -> std::result::Result<Key, OpenError> {
         let ep = &mut self.endpoints[idx];
         let Some(&addr) = ep.addrs.get(ep.next_addr % ep.addrs.len().max(1)) else {
-            return Err(format!("no address for {}", ep.cfg.url.host));
+            return Err(OpenError::Endpoint(format!("no address for {}", ep.cfg.url.host)));
         };
-        let opened = mio::net::TcpStream::connect(addr).map_err(|e| e.to_string()).and_then(|sock| {
+        let opened = mio::net::TcpStream::connect(addr).map_err(OpenError::from_io).and_then(|sock| {
             let _ = sock.set_nodelay(true);
             match &ep.tls {
                 None => Ok(transport::Transport::plain(sock)),
-                Some(cfg) => transport::Transport::tls(sock, cfg.clone(), &ep.cfg.url.host).map_err(|e| e.to_string()),
+                Some(cfg) => transport::Transport::tls(sock, cfg.clone(), &ep.cfg.url.host)
+                    .map_err(|e| OpenError::Endpoint(e.to_string())),
             }
         });
         let mut transport = match opened {
@@ -512,7 +534,7 @@ impl EventLoop {
         self.poll
             .registry()
             .register(transport.socket(), token(KIND_UPSTREAM, key), Interest::READABLE | Interest::WRITABLE)
-            .map_err(|e| e.to_string())?;
+            .map_err(OpenError::from_io)?;
         let generation = ep.generation;
         self.upstreams.insert(Upstream {
             transport,

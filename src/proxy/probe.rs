@@ -40,7 +40,12 @@ impl EventLoop {
         }
         let key = match self.open_upstream(idx, Owner::Probe(idx), now) {
             Ok(key) => key,
-            Err(e) => {
+            Err(super::OpenError::Local(e)) => {
+                // Our own shortage says nothing about the endpoint: try at the next round.
+                log::warn!("probe of endpoint {} not started: {e}", self.endpoints[idx].cfg.id);
+                return;
+            }
+            Err(super::OpenError::Endpoint(e)) => {
                 log::debug!("probe of endpoint {}: {e}", self.endpoints[idx].cfg.id);
                 self.finish_probe(idx, false, now);
                 return;

@@ -126,6 +126,11 @@ pub struct Client {
     pub hup: bool,
     /// Request heads read on this connection so far.
     pub heads: u32,
+    /// When the client last took bytes we had queued for it (or nothing was queued).
+    pub last_taken: Instant,
+    /// Close with a reset (RST) once what is queued is written: the end of a truncated
+    /// until-close response must not look like its end.
+    pub reset: bool,
 }
 
 impl Client {
@@ -204,6 +209,9 @@ pub struct Attempt {
     pub head_elapsed: Duration,
     /// A stale pooled connection was already replaced once in this attempt.
     pub fresh_retry_used: bool,
+    /// Addresses of the endpoint this attempt has connected to (a failed connect moves on to
+    /// the next resolved address within the attempt's deadline).
+    pub addrs_tried: usize,
 }
 
 /// One client request, from its head until its response is complete.

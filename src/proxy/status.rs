@@ -96,6 +96,11 @@ impl EventLoop {
             ("GET", "/_qcc/status") => (200, self.status_json(now)),
             ("POST", "/_qcc/queue/clear") => {
                 let n = self.failures.len();
+                // A cleared endpoint must be eligible again: no longer queued means no probe
+                // will ever restore it, so its failure verdict goes too.
+                for ep in self.endpoints.iter_mut().filter(|ep| self.failures.contains(&ep.cfg.id)) {
+                    ep.health.forget_failures();
+                }
                 self.failures.clear();
                 self.queue_changed(now);
                 log::info!("failure queue cleared ({n} endpoints) by request");

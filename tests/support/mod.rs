@@ -253,6 +253,13 @@ impl Conn {
         Conn { stream, buf: Vec::new() }
     }
 
+    /// Drop the bytes read past the last parsed head (body bytes read with it); their count.
+    pub fn take_buffered(&mut self) -> usize {
+        let n = self.buf.len();
+        self.buf.clear();
+        n
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
     }

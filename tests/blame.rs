@@ -1,0 +1,132 @@
+//! Blame only the endpoint's faults, cancel what nobody waits for, make truncation visible.
+
+use std::io::Read;
+use std::time::Duration;
+
+use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::*;
+
+/// A client that stops reading (a closed laptop lid, Ctrl-Z) longer than --stream-idle-timeout
+/// does not get a healthy endpoint blamed: qcc was not reading the upstream, so its silence is
+/// not timed. The response completes when the client reads again.
+#[test]
+fn a_paused_client_gets_no_endpoint_blamed() {
+    const SIZE: usize = 16 * 1024 * 1024;
+    let mock = MockUpstream::start(Mode::Big { size: SIZE });
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-0000000000", 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--stream-idle-timeout", "1"]);
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("GET", "/v1/files/big", &[], b"");
+    let (status, _) = c.read_head();
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(3000)); // the client pauses for 3 stream-idle timeouts
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    got += c.take_buffered();
+    while got < SIZE {
+        match c.stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert_eq!(got, SIZE, "the whole body arrived after the pause");
+    let s = proxy.status();
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "{s}");
+    assert_eq!(s["requests"]["successful"], 1);
+}
+
+/// A client that hangs up before the response head (Esc in Claude Code) cancels the upstream
+/// attempt at once: the upstream connection is closed, the request counts as aborted, and no
+/// endpoint is blamed.
+#[test]
+fn a_client_gone_before_the_head_cancels_the_upstream_attempt() {
+    let mock = MockUpstream::start(Mode::Slow { delay: Duration::from_secs(5) });
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-0000000000", 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/messages", &[("content-type", "application/json")], b"{}");
+    assert!(wait_until(Duration::from_secs(3), || mock.hits() == 1));
+    drop(c);
+    assert!(
+        wait_until(Duration::from_secs(1), || proxy.status()["connections"]["upstreams"] == 0),
+        "the upstream attempt is cancelled within a second: {}",
+        proxy.status()
+    );
+    let s = proxy.status();
+    assert_eq!(s["requests"]["aborted"], 1);
+    assert_eq!(s["requests"]["successful"], 0);
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0);
+}
+
+/// Clearing the failure queue makes its endpoints eligible again: an unhealthy endpoint that is
+/// no longer queued would otherwise never be probed or picked.
+#[test]
+fn clearing_the_queue_makes_its_endpoints_eligible_again() {
+    let a = MockUpstream::start(Mode::Status { status: 500, retry_after: None });
+    let b = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let home = TempHome::new();
+    home.write_cluster(
+        "c",
+        &[
+            Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1).with(serde_json::json!({"max_failures": 1})),
+            Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2),
+        ],
+    );
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);
+    assert_eq!(post_messages(proxy.addr).status, 200);
+    assert_eq!(proxy.status()["endpoints"][0]["health"]["status"], "unhealthy");
+    a.set_mode(Mode::Json { status: 200, body: OK_BODY.into() });
+    let out = home.run(&["queue", "clear"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = proxy.status();
+    assert_eq!(s["endpoints"][0]["usable"], true, "{s}");
+    assert_eq!(post_messages(proxy.addr).status, 200);
+    assert_eq!(a.hits(), 2, "the primary takes traffic again");
+}
+
+/// A response framed by the connection's close that the upstream resets mid-body reaches the
+/// client as a reset, never as a clean end (curl exits 56 through qcc as it does direct).
+#[test]
+fn a_truncated_until_close_response_ends_with_a_reset() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let Ok((mut sock, _)) = l.accept() else { return };
+        let mut buf = [0u8; 4096];
+        let _ = sock.read(&mut buf);
+        let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\npartial body");
+        std::thread::sleep(Duration::from_millis(200));
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: SO_LINGER 0 on our own socket, so that dropping it sends a reset.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &linger as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    });
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &url, "sk-a-0000000000", 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("GET", "/v1/files/x", &[], b"");
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => break "clean end",
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break "reset",
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(end, "reset", "got {:?}", String::from_utf8_lossy(&all));
+    assert!(String::from_utf8_lossy(&all).contains("partial body"));
+}
