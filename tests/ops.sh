@@ -6,8 +6,9 @@
 #   DEAD_URL  an address that refuses connections
 set -euo pipefail
 : "${QCC_BIN:?}" "${GOOD_URL:?}" "${DEAD_URL:?}"
+# The tools come from the machine (.ci/run installs them); a test never installs anything.
 for tool in curl jq; do
-  command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
+  command -v "$tool" >/dev/null || { echo "ops.sh: needs $tool on PATH (Debian: apt-get install $tool)" >&2; exit 1; }
 done
 
 work=$(mktemp -d)

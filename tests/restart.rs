@@ -89,7 +89,7 @@ fn a_restart_with_socket_activation_loses_no_request() {
     });
     assert!(wait_until(Duration::from_secs(5), || mock.requests().iter().any(|r| r.path == "/v1/stream")));
     first.signal(libc::SIGHUP);
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(wait_until(Duration::from_secs(5), || first.log().contains("reloaded cluster")));
     // Stop: the stream drains; meanwhile new connections wait in the kernel's queue.
     let served_before = ok.load(Ordering::SeqCst);
     assert_eq!(first.terminate().and_then(|s| s.code()), Some(0));

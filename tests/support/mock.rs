@@ -36,6 +36,9 @@ pub enum Mode {
     /// 200 with a Content-Length body of `size` bytes (a counter pattern), written as fast as
     /// the socket takes it.
     Big { size: usize },
+    /// 200 text/event-stream, chunked; event `i` is sent only once `released` > i (the test
+    /// releases them), so ordering can be asserted without timing.
+    SseGated { events: Vec<String>, released: Arc<AtomicUsize> },
     /// The mode of the first path prefix that matches, else `other`.
     ByPath { routes: Vec<(String, Mode)>, other: Box<Mode> },
 }
@@ -207,6 +210,21 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
                 for (i, e) in events.iter().enumerate() {
                     if i > 0 {
                         thread::sleep(delay);
+                    }
+                    if w.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes()).is_err() {
+                        return;
+                    }
+                }
+                w.write_all(b"0\r\n\r\n").is_ok()
+            }
+            Mode::SseGated { events, released } => {
+                let _ = w.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+                );
+                for (i, e) in events.iter().enumerate() {
+                    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                    while released.load(Ordering::SeqCst) <= i && std::time::Instant::now() < deadline {
+                        thread::sleep(Duration::from_millis(1));
                     }
                     if w.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes()).is_err() {
                         return;
