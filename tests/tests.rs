@@ -9,6 +9,7 @@ mod compat;
 mod edges;
 mod failover;
 mod hostile;
+mod memory;
 mod ops;
 mod proxy;
 mod restart;

@@ -115,6 +115,7 @@ impl EventLoop {
                 }
             }
         }
+        ex.drop_sent_body(); // only without a retry copy (the memory budget gave it up)
         if up.can_write && up.transport.wants_write() {
             match up.transport.flush() {
                 IoOutcome::Progress(_) => progress = true,
@@ -478,7 +479,7 @@ impl EventLoop {
         if maybe_reached {
             ex.reached.push(idx);
         }
-        let can_retry = retry_possible(&self.endpoints, &ex.reached);
+        let can_retry = ex.retry_copy && retry_possible(&self.endpoints, &ex.reached);
         ex.last_failure = Some(failure.clone());
         if let Some(k) = up {
             self.close_upstream(k);
@@ -726,5 +727,5 @@ fn done_event(a: &Attempt, request_sent: bool, up: &Upstream) -> AttemptEvent {
 /// A pooled connection that failed before any response byte was probably closed by the
 /// upstream while idle: worth one retry on a fresh connection.
 fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
-    ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
+    ex.retry_copy && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
 }

@@ -202,6 +202,8 @@ impl EventLoop {
             attempts: 0,
             tried: Vec::new(),
             reached: Vec::new(),
+            retry_copy: true,
+            body_dropped: 0,
             attempt: None,
             responded: false,
             stash: None,
@@ -217,7 +219,8 @@ impl EventLoop {
     fn pump_exchange(&mut self, ck: Key, now: Instant) -> Option<bool> {
         let mut progress = false;
         // Request body: client -> exchange.body (kept whole for retries).
-        match self.pump_request_body(ck, now) {
+        let may_grow = self.body_may_grow(ck, now);
+        match self.pump_request_body(ck, may_grow, now) {
             BodyStep::Moved(p) => progress |= p,
             BodyStep::Reject(status, msg) => return self.reject_in_exchange(ck, status, &msg, now),
             BodyStep::Gone => return None,
@@ -254,7 +257,8 @@ impl EventLoop {
     }
 
     /// Read the request body from the client into the exchange, as far as it has arrived.
-    fn pump_request_body(&mut self, ck: Key, now: Instant) -> BodyStep {
+    /// `may_grow`: the body-memory budget allows reading more body bytes (`budget.rs`).
+    fn pump_request_body(&mut self, ck: Key, may_grow: bool, now: Instant) -> BodyStep {
         let max_body = self.settings.max_body;
         let idle = self.settings.idle_timeout;
         let EventLoop { clients, scratch, .. } = self;
@@ -274,12 +278,15 @@ impl EventLoop {
                     }
                     Err(e) => return BodyStep::Reject(400, format!("bad chunked request body: {e:?}")),
                 }
-                if ex.body.len() as u64 > max_body {
+                if ex.body.len() as u64 + ex.body_dropped > max_body {
                     return BodyStep::Reject(413, format!("request body is over the limit of {max_body} bytes"));
                 }
             }
-            if !*can_read {
+            if !*can_read || (!may_grow && !ex.body_tracker.is_done()) {
                 return BodyStep::Moved(progress);
+            }
+            if progress && ex.body.len() >= super::budget::SMALL_BODY {
+                return BodyStep::Moved(true); // a large body: the budget is looked at between reads
             }
             if ex.body_tracker.is_done() {
                 // The request is all here; keep watching the client so that a hang-up (Esc in

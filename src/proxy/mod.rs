@@ -6,6 +6,7 @@
 
 mod activation;
 mod attempt;
+mod budget;
 mod exchange;
 mod guard;
 mod io;
@@ -142,6 +143,8 @@ pub struct EventLoop {
     draining: Option<Instant>,
     /// Set when accept failed (out of descriptors): when to try again.
     accept_retry: Option<Instant>,
+    /// Clients not reading their request body until body memory frees (`budget.rs`).
+    body_waiters: Vec<Key>,
 }
 
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
@@ -262,6 +265,7 @@ impl EventLoop {
             signals,
             draining: None,
             accept_retry: None,
+            body_waiters: Vec::new(),
         })
     }
 
@@ -592,6 +596,7 @@ impl EventLoop {
 
     /// Fire every expired deadline and work out when the next one is due.
     fn sweep(&mut self, now: Instant) {
+        self.wake_body_waiters();
         let mut next: Option<Instant> = None;
         let mut upd = |t: Instant| {
             if next.is_none_or(|n| t < n) {

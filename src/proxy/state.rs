@@ -219,8 +219,12 @@ pub struct Exchange {
     pub head: RequestHead,
     pub started: Instant,
     /// The request body as it goes upstream (a chunked one re-framed as canonical chunks), kept
-    /// whole so a retry can resend it.
+    /// whole so a retry can resend it (unless `retry_copy` was given up: then sent bytes go).
     pub body: Vec<u8>,
+    /// False once the memory budget took this body's retry copy (`budget.rs`): no retry.
+    pub retry_copy: bool,
+    /// Body bytes sent and freed (without a retry copy); `body` holds the rest.
+    pub body_dropped: u64,
     pub body_tracker: BodyTracker,
     pub attempts: u8,
     /// Endpoint indices already tried by this request.
