@@ -112,3 +112,137 @@ fn the_descriptor_limit_is_raised_and_respected() {
     assert_eq!(post_messages(proxy.addr).status, 200);
     assert_eq!(proxy.terminate().and_then(|s| s.code()), Some(0));
 }
+
+/// Out of descriptors when connecting upstream (`EMFILE`) is qcc's own shortage: the client gets a
+/// 503 saying so, and the endpoint is neither blamed nor queued. The limit is found by starting
+/// qcc with fewer and fewer descriptors: the smallest limit it starts with leaves none for the
+/// upstream connection once the client's is accepted.
+#[test]
+fn out_of_descriptors_is_a_503_and_blames_no_endpoint() {
+    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-0000000000", 1)]);
+    for n in 8..40u64 {
+        let mut cmd = home.qcc();
+        cmd.args(["proxy", "start", "--host", "127.0.0.1", "--port", "0", "--cluster", "c"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("spawn");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut addr = None;
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut out, &mut line).unwrap_or(0) > 0 {
+            if let Some(a) = line.trim().strip_prefix("ANTHROPIC_BASE_URL=http://") {
+                addr = a.parse::<std::net::SocketAddr>().ok();
+                break;
+            }
+            line.clear();
+        }
+        let Some(addr) = addr else {
+            let _ = child.wait();
+            continue; // too few descriptors to start at all
+        };
+        let answer = Conn::try_connect(addr).ok().and_then(|mut c| {
+            let _ = c.stream.set_read_timeout(Some(Duration::from_secs(2)));
+            c.send_request("POST", "/v1/messages", &[("content-type", "application/json")], b"{}");
+            c.try_response()
+        });
+        let Some(r) = answer else {
+            let _ = child.kill();
+            let _ = child.wait();
+            continue; // not even the client's connection fitted
+        };
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert!(r.text().contains("out of file descriptors"), "{}", r.text());
+        assert_eq!(mock.hits(), 0);
+        // The 503 closed that connection, so the status request fits.
+        let mut status = None;
+        wait_until(Duration::from_secs(5), || {
+            status = Conn::try_connect(addr).ok().and_then(|mut c| {
+                let _ = c.stream.set_read_timeout(Some(Duration::from_secs(2)));
+                c.send_request("GET", "/_qcc/status", &[], b"");
+                c.try_response()
+            });
+            status.is_some()
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        let s = status.expect("status").json();
+        assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "{s}");
+        assert_eq!(s["endpoints"][0]["health"]["failed_requests"], 0, "{s}");
+        return;
+    }
+    panic!("no descriptor limit between 8 and 40 gave the upstream connect an EMFILE");
+}
+
+/// A connect that fails moves on to the endpoint's next resolved address within the same
+/// attempt: one unreachable A record does not pin the endpoint as failed. The name is given two
+/// loopback addresses in a private mount namespace (`unshare -m`, a bind-mounted /etc/hosts);
+/// the upstream listens on the one the resolver returns second.
+#[test]
+fn a_failed_connect_tries_the_next_address() {
+    let probe = std::process::Command::new("unshare").args(["-m", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: this machine cannot make a mount namespace (unshare -m)");
+        return;
+    }
+    let home = TempHome::new();
+    let hosts = home.path("hosts");
+    let system = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    std::fs::write(&hosts, format!("127.0.0.1 twoaddr.qcc.test\n127.0.0.2 twoaddr.qcc.test\n{system}")).expect("hosts");
+    let port = std::net::TcpListener::bind("127.0.0.2:0").expect("bind").local_addr().expect("addr").port();
+    home.write_cluster("c", &[Ep::new("a0000001", &format!("http://twoaddr.qcc.test:{port}"), "sk-a-0000000000", 1)]);
+    let script = format!(
+        "mount --bind {} /etc/hosts && getent ahostsv4 twoaddr.qcc.test | awk '$2==\"STREAM\"{{print \"ADDR \" $1}}' && exec \"$0\" \"$@\"",
+        hosts.display()
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "sh", "-c", &script, env!("CARGO_BIN_EXE_qcc"), "proxy", "start", "--port", "0", "--cluster", "c"])
+        .env("QCC_HOME", home.home())
+        .env("QCC_CONFIG", home.config())
+        .env("HOME", &home.root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut order, mut addr) = (Vec::new(), None);
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut out, &mut line).unwrap_or(0) > 0 {
+        if let Some(a) = line.trim().strip_prefix("ADDR ") {
+            order.push(a.to_string());
+        } else if let Some(a) = line.trim().strip_prefix("ANTHROPIC_BASE_URL=http://") {
+            addr = a.parse::<std::net::SocketAddr>().ok();
+            break;
+        }
+        line.clear();
+    }
+    let addr = addr.expect("proxy started");
+    assert_eq!(order.len(), 2, "{order:?}");
+    // The upstream answers on the second address only; the first refuses.
+    let live = std::net::TcpListener::bind((order[1].as_str(), port)).expect("bind the second address");
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let Ok((mut sock, _)) = live.accept() else { return };
+        let mut buf = [0u8; 4096];
+        let _ = sock.read(&mut buf);
+        let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    });
+    let r = post_messages(addr);
+    let s = request(addr, "GET", "/_qcc/status", &[], b"").json();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "{s}");
+    assert_eq!(s["requests"]["retries"], 0, "within one attempt: {s}");
+    let _ = server.join();
+}
