@@ -47,4 +47,8 @@ pub struct Settings {
     pub allow_hosts: Vec<String>,
     /// --allow-origin (repeatable): web origins allowed to use the proxy.
     pub allow_origins: Vec<String>,
+    /// --affinity-max (default 10,000 sessions; 0 with --no-affinity).
+    pub affinity_max: usize,
+    /// --affinity-ttl (default 1 h): a binding idle this long is forgotten.
+    pub affinity_ttl: Duration,
 }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod affinity;
 mod blame;
 mod classify;
 mod cli;

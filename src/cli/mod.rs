@@ -33,6 +33,9 @@ pub struct ProxyStartArgs {
     pub access_key: Option<String>,
     pub allow_hosts: Vec<String>,
     pub allow_origins: Vec<String>,
+    pub affinity_max: Option<usize>,
+    pub affinity_ttl: Option<u64>,
+    pub no_affinity: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +236,9 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             access_key: args.opt_value_from_str("--access-key").map_err(usage)?,
             allow_hosts: args.values_from_str("--allow-host").map_err(usage)?,
             allow_origins: args.values_from_str("--allow-origin").map_err(usage)?,
+            affinity_max: args.opt_value_from_str("--affinity-max").map_err(usage)?,
+            affinity_ttl: args.opt_value_from_str("--affinity-ttl").map_err(usage)?,
+            no_affinity: args.contains("--no-affinity"),
         })),
         ("proxy", "status") => Command::ProxyStatus { json: args.contains("--json") },
         ("proxy", "stop") => {
@@ -368,6 +374,10 @@ OPTIONS:
     --allow-host NAME       a name clients may put in Host besides the listen address,
                             localhost and loopback IPs (repeatable); off loopback, giving
                             any turns the Host check on
+    --affinity-max N        Claude Code sessions remembered for affinity (default 10000;
+                            least recently used forgotten first)
+    --affinity-ttl SECS     a session idle this long may move (default 3600)
+    --no-affinity           route every request by --strategy alone
     --allow-origin ORIGIN   a web origin (https://app.example) allowed to call the proxy;
                             other requests with an Origin header get 403 (repeatable)
 

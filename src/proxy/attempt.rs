@@ -207,10 +207,16 @@ impl EventLoop {
     /// Pick an endpoint and start a new attempt (or answer 503 when there is none).
     pub(super) fn start_attempt(&mut self, ck: Key, now: Instant) {
         let candidates: Vec<(usize, Candidate)>;
+        let sticky: Option<usize>;
         {
             let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
                 return;
             };
+            // A session stays where its prompt cache is, while that endpoint is usable and this
+            // request has not tried it yet.
+            sticky = ex.session.as_deref().and_then(|s| self.affinity.lookup(s, now)).filter(|&i| {
+                !ex.tried.contains(&i) && self.endpoints.get(i).is_some_and(|ep| ep.routable(&self.failures, now))
+            });
             candidates = self
                 .endpoints
                 .iter()
@@ -232,12 +238,17 @@ impl EventLoop {
                 .collect();
         }
         let list: Vec<Candidate> = candidates.iter().map(|(_, c)| *c).collect();
-        let Some(pick) = self.balancer.pick(&list) else {
-            self.stats.rejected += 1;
-            self.respond_local_error(ck, 503, "No available endpoints", now);
-            return;
+        let idx = match sticky {
+            Some(i) => i,
+            None => match self.balancer.pick(&list) {
+                Some(pick) => candidates[pick].0,
+                None => {
+                    self.stats.rejected += 1;
+                    self.respond_local_error(ck, 503, "No available endpoints", now);
+                    return;
+                }
+            },
         };
-        let idx = candidates[pick].0;
         let ep = &mut self.endpoints[idx];
         ep.health.begin();
         let mut head_out = Vec::new();
@@ -565,6 +576,11 @@ impl EventLoop {
             if self.failures.remove(&id) {
                 log::info!("endpoint {id} answered again, removed from failure queue");
                 self.queue_changed(now);
+            }
+            if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
+                if let Some(s) = ex.session.as_deref() {
+                    self.affinity.bind(s, idx, now);
+                }
             }
             self.stats.successful += 1;
         }

@@ -193,6 +193,7 @@ impl EventLoop {
         }
         c.since = now;
         let api = head.target().starts_with("/v1/");
+        let session = super::affinity::session_of(head.headers());
         c.phase = ClientPhase::Exchange(Box::new(Exchange {
             body_tracker: BodyTracker::for_request(head.framing, self.settings.max_body),
             keep_alive: head.keep_alive && self.draining.is_none(),
@@ -202,6 +203,7 @@ impl EventLoop {
             attempts: 0,
             tried: Vec::new(),
             reached: Vec::new(),
+            session,
             retry_copy: true,
             body_dropped: 0,
             attempt: None,
@@ -403,8 +405,9 @@ impl EventLoop {
         let id = endpoint.map_or("-", |i| self.endpoints[i].cfg.id.as_str());
         // No status: the upstream broke after the response started (counted as failed).
         let status = status.map_or_else(|| "failed".to_string(), |s| s.to_string());
+        let session = ex.session.as_deref().map(|s| &s[..s.len().min(8)]).unwrap_or("-");
         log::info!(
-            "{} {} -> {} {} attempts={} {}ms",
+            "{} {} -> {} {} attempts={} {}ms session={session}",
             ex.head.method(),
             ex.head.target(),
             id,

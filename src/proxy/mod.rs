@@ -5,6 +5,7 @@
 //! through its attempts, `probe` verifies queued endpoints, `status` renders `/_qcc/status`.
 
 mod activation;
+mod affinity;
 mod attempt;
 mod budget;
 mod exchange;
@@ -145,6 +146,8 @@ pub struct EventLoop {
     accept_retry: Option<Instant>,
     /// Clients not reading their request body until body memory frees (`budget.rs`).
     body_waiters: Vec<Key>,
+    /// Session -> endpoint bindings (`affinity.rs`).
+    affinity: affinity::Affinity,
 }
 
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
@@ -253,6 +256,7 @@ impl EventLoop {
             resolver,
             next_probe: now + settings.verify_interval,
             gate: guard::Gate::new(addr, &settings.allow_hosts, &settings.allow_origins),
+            affinity: affinity::Affinity::new(settings.affinity_max, settings.affinity_ttl),
             queue_path,
             settings,
             scratch: vec![0; READ_CHUNK],
@@ -586,6 +590,7 @@ impl EventLoop {
             self.persist(now);
         }
         if self.next_probe <= now {
+            self.affinity.expire(now);
             self.start_probes(now);
             self.next_probe = now + self.settings.verify_interval;
         }

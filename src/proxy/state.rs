@@ -242,6 +242,8 @@ pub struct Exchange {
     pub keep_alive: bool,
     /// The allowed web origin that sent the request: the response names it (CORS).
     pub cors: Option<String>,
+    /// The Claude Code session (`x-claude-code-session-id`), for affinity and the log.
+    pub session: Option<String>,
     /// An Anthropic API request (path under `/v1/`). Anything else (Claude Code's `HEAD /`
     /// reachability check, a relay's own pages) is forwarded once: never retried, never a
     /// verdict on the endpoint's health or queue.

@@ -12,10 +12,13 @@ use crate::http::{BodyFraming, RequestHead};
 
 impl EventLoop {
     pub(super) fn status_json(&self, now: Instant) -> Value {
+        let sessions = self.affinity.counts(self.endpoints.len());
         let endpoints: Vec<Value> = self
             .endpoints
             .iter()
-            .map(|ep| {
+            .enumerate()
+            .filter(|(_, ep)| !ep.retired)
+            .map(|(i, ep)| {
                 let h = &ep.health;
                 json!({
                     "id": ep.cfg.id,
@@ -27,6 +30,7 @@ impl EventLoop {
                     "timeout": ep.cfg.timeout_secs,
                     "in_failure_queue": self.failures.contains(&ep.cfg.id),
                     "usable": ep.routable(&self.failures, now),
+                    "sessions": sessions[i],
                     "health": {
                         "status": h.status.as_str(),
                         "consecutive_failures": h.consecutive_failures,
@@ -50,6 +54,12 @@ impl EventLoop {
             "listen": self.addr.to_string(),
             "cluster": self.settings.cluster.name,
             "strategy": self.balancer.strategy().as_str(),
+            "affinity": {
+                "enabled": self.affinity.enabled(),
+                "sessions": self.affinity.len(),
+                "max": self.settings.affinity_max,
+                "ttl_secs": self.settings.affinity_ttl.as_secs(),
+            },
             "requests": {
                 "total": self.stats.total,
                 "successful": self.stats.successful,
