@@ -47,6 +47,7 @@ fn run() -> Result<()> {
         Command::EndpointRemove { cluster, id } => commands::endpoint_remove(&cluster, &id)?,
         Command::ConfigList { json } => commands::config_list(json)?,
         Command::Default { name } => commands::set_default(&name)?,
+        Command::Usage { json, days } => commands::usage(&home, json, days)?,
         Command::ProxyStart(args) => proxy::run(cli::proxy_start::settings(*args)?)?,
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,

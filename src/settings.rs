@@ -39,6 +39,9 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// --stream-idle-timeout (default 60 s): an upstream silent this long mid-response has failed.
     pub stream_idle_timeout: Duration,
+    /// --stream-hold (default 5 s; 0 turns it off): how long a 200 event stream is held before
+    /// its first content event, so that an in-stream error or a death before it can be retried.
+    pub stream_hold: Duration,
     /// --drain-timeout (default 30 s).
     pub drain_timeout: Duration,
     /// --access-key / QCC_ACCESS_KEY / $QCC_HOME/access_key.

@@ -39,7 +39,11 @@ fn a_failure_the_client_saw_moves_its_retry_to_the_next_endpoint() {
         assert_eq!(post_messages(proxy.addr).status, 200);
     }
     assert_eq!((a.hits(), b.hits()), (1, 3));
-    assert!(proxy.log().contains("-> a0000001 failed attempts=1"), "log word matches the counter:\n{}", proxy.log());
+    assert!(
+        proxy.log().contains("-> a0000001 failed (connection closed: mid-body) attempts=1"),
+        "log word matches the counter:\n{}",
+        proxy.log()
+    );
     assert!(!proxy.log().contains("aborted"), "{}", proxy.log());
 
     // A answers its probe: first place again.

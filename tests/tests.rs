@@ -17,4 +17,5 @@ mod restart;
 mod routing;
 mod security;
 mod soak;
+mod streams;
 mod tls;

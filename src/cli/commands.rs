@@ -147,3 +147,55 @@ pub fn config_list(json_out: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// `qcc usage`: the usage file the proxy writes, the last `days` days, newest first.
+pub fn usage(home: &std::path::Path, json_out: bool, days: usize) -> Result<()> {
+    let path = home.join("usage.json");
+    let all = crate::store::usage::read(&path).map_err(|problem| Error::BadFile { path: path.clone(), problem })?;
+    let shown: Vec<(&String, _)> = all.iter().rev().take(days.max(1)).collect();
+    if json_out {
+        let days: serde_json::Map<String, Value> =
+            shown.iter().map(|(d, v)| ((*d).clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"file": path.display().to_string(), "days": days}))
+                .unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if shown.is_empty() {
+        println!("no usage recorded yet in {}", path.display());
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:<10} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12}",
+        "DAY", "ENDPOINT", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ"
+    );
+    for (day, endpoints) in shown {
+        let mut total = crate::store::usage::Counts::default();
+        for (ep, models) in endpoints {
+            for (model, c) in models {
+                total.add(c);
+                println!(
+                    "{day:<10} {ep:<10} {model:<28} {:>8} {:>12} {:>12} {:>12} {:>12}",
+                    c.requests,
+                    c.input_tokens,
+                    c.output_tokens,
+                    c.cache_creation_input_tokens,
+                    c.cache_read_input_tokens
+                );
+            }
+        }
+        println!(
+            "{day:<10} {:<10} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12}",
+            "total",
+            "",
+            total.requests,
+            total.input_tokens,
+            total.output_tokens,
+            total.cache_creation_input_tokens,
+            total.cache_read_input_tokens
+        );
+    }
+    Ok(())
+}

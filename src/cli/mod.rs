@@ -36,6 +36,7 @@ pub struct ProxyStartArgs {
     pub affinity_max: Option<usize>,
     pub affinity_ttl: Option<u64>,
     pub no_affinity: bool,
+    pub stream_hold: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +66,10 @@ pub enum Command {
     },
     Default {
         name: String,
+    },
+    Usage {
+        json: bool,
+        days: usize,
     },
     ProxyStart(Box<ProxyStartArgs>),
     ProxyStatus {
@@ -176,6 +181,15 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             finish(args, "version")?;
             return Ok(Command::Version);
         }
+        "usage" => {
+            if help {
+                return Ok(Command::Help("usage".into()));
+            }
+            let json = args.contains("--json");
+            let days = args.opt_value_from_str("--days").map_err(usage)?.unwrap_or(7);
+            finish(args, "usage")?;
+            return Ok(Command::Usage { json, days });
+        }
         "default" => {
             if help {
                 return Ok(Command::Help("default".into()));
@@ -239,6 +253,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             affinity_max: args.opt_value_from_str("--affinity-max").map_err(usage)?,
             affinity_ttl: args.opt_value_from_str("--affinity-ttl").map_err(usage)?,
             no_affinity: args.contains("--no-affinity"),
+            stream_hold: args.opt_value_from_str("--stream-hold").map_err(usage)?,
         })),
         ("proxy", "status") => Command::ProxyStatus { json: args.contains("--json") },
         ("proxy", "stop") => {
@@ -275,6 +290,7 @@ pub fn help(topic: &str) -> Option<&'static str> {
         "" => HELP,
         "endpoint" | "endpoint add" | "endpoint list" | "endpoint remove" => HELP_ENDPOINT,
         "config" | "config list" | "default" => HELP_CONFIG,
+        "usage" => HELP_USAGE,
         "proxy start" => HELP_PROXY_START,
         "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" => HELP_PROXY,
         "queue" | "queue status" | "queue clear" | "health" | "health status" => HELP_QUEUE,
@@ -294,6 +310,7 @@ COMMANDS:
     endpoint remove CLUSTER ID                       remove an endpoint
     config list [--json]                             profiles and clusters (keys masked)
     default NAME                                     set the default profile
+    usage [--json] [--days N]                        tokens per day, endpoint and model
     proxy start [--cluster NAME] [...]               run the proxy in the foreground
     proxy status [--json]                            the running proxy: requests, health, queue
     proxy stop [--timeout SECS]                      stop the running proxy (SIGTERM, drain)
@@ -332,6 +349,16 @@ USAGE:
         --json: [{\"id\", \"base_url\", \"api_key\" (masked), \"priority\", \"weight\", \"enabled\",
                  \"max_failures\", \"timeout\"}]
     qcc endpoint remove CLUSTER ID
+";
+
+const HELP_USAGE: &str = "\
+qcc usage [--json] [--days N]
+    Tokens per day, endpoint and model, as the proxy read them from the responses
+    ($QCC_HOME/usage.json, kept 90 days): requests, input, output, cache-creation and
+    cache-read tokens, for today and the N-1 days before (default 7).
+    --json: {\"file\": PATH, \"days\": {\"YYYY-MM-DD\": {ENDPOINT_ID: {MODEL: {\"requests\",
+             \"input_tokens\", \"output_tokens\", \"cache_creation_input_tokens\",
+             \"cache_read_input_tokens\"}}}}}
 ";
 
 const HELP_CONFIG: &str = "\
@@ -374,6 +401,9 @@ OPTIONS:
     --allow-host NAME       a name clients may put in Host besides the listen address,
                             localhost and loopback IPs (repeatable); off loopback, giving
                             any turns the Host check on
+    --stream-hold SECS      hold a 200 event stream until its first content event, at most
+                            SECS (default 5; 0 = off): an in-stream error or a death before it
+                            is retried on another endpoint, invisibly to the client
     --affinity-max N        Claude Code sessions remembered for affinity (default 10000;
                             least recently used forgotten first)
     --affinity-ttl SECS     a session idle this long may move (default 3600)

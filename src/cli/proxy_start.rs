@@ -83,6 +83,10 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
         access_key,
         allow_hosts: args.allow_hosts,
         allow_origins: args.allow_origins,
+        stream_hold: match args.stream_hold {
+            Some(0) => Duration::ZERO,
+            other => secs(other, 5, "--stream-hold")?,
+        },
         affinity_max: if args.no_affinity { 0 } else { args.affinity_max.unwrap_or(10_000) },
         affinity_ttl: secs(args.affinity_ttl, 3600, "--affinity-ttl")?,
     })

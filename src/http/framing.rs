@@ -176,20 +176,31 @@ impl BodyTracker {
     /// `0\r\n\r\n`; extensions and trailers dropped). What the upstream parses is then exactly
     /// what qcc parsed, however the client wrote its chunk lines.
     pub fn advance_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, ChunkedError> {
-        let BodyTracker::Chunked(d) = self else {
-            let n = self.advance(input)?;
-            out.extend_from_slice(&input[..n]);
-            return Ok(n);
-        };
-        let n = d.feed_data(input, |data| {
-            if !data.is_empty() {
+        let chunked = matches!(self, BodyTracker::Chunked(_));
+        let n = self.advance_observing(input, |data| {
+            if !chunked {
+                out.extend_from_slice(data);
+            } else if !data.is_empty() {
                 out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
                 out.extend_from_slice(data);
                 out.extend_from_slice(b"\r\n");
             }
         })?;
-        if d.is_done() {
+        if chunked && self.is_done() {
             out.extend_from_slice(b"0\r\n\r\n");
+        }
+        Ok(n)
+    }
+
+    /// `advance`, handing the body's payload (chunk data, not chunk lines) to `data` as it passes.
+    pub fn advance_observing(&mut self, input: &[u8], mut data: impl FnMut(&[u8])) -> Result<usize, ChunkedError> {
+        let BodyTracker::Chunked(d) = self else {
+            let n = self.advance(input)?;
+            data(&input[..n]);
+            return Ok(n);
+        };
+        let n = d.feed_data(input, data)?;
+        if d.is_done() {
             *self = BodyTracker::Done;
         }
         Ok(n)

@@ -44,6 +44,7 @@ impl EventLoop {
     /// Move bytes between the exchange and its upstream connection.
     pub(super) fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
         let stream_idle = self.settings.stream_idle_timeout;
+        let stream_hold = self.settings.stream_hold;
         let EventLoop { clients, upstreams, endpoints, scratch, .. } = self;
         let Some(c) = clients.get_mut(ck) else {
             return AttemptEvent::Nothing;
@@ -59,6 +60,15 @@ impl EventLoop {
             return AttemptEvent::Nothing;
         };
         let timeout = timeout_of(&endpoints[a.endpoint].cfg);
+        // A 200 stream is held before its first content only when a retry elsewhere is possible.
+        let hold = (!stream_hold.is_zero()
+            && ex.retry_copy
+            && ex.attempts < MAX_ATTEMPTS
+            && endpoints
+                .iter()
+                .enumerate()
+                .any(|(i, ep)| i != a.endpoint && ep.cfg.enabled && !ep.retired && !ex.reached.contains(&i)))
+        .then_some(stream_hold);
         let mut progress = false;
 
         if a.phase == AttemptPhase::Connecting {
@@ -151,7 +161,11 @@ impl EventLoop {
                     if !got_head && up.inbuf.is_empty() && is_stale(ex, up) {
                         return AttemptEvent::Stale;
                     }
-                    if ex.attempt.as_ref().is_some_and(|a| a.phase == AttemptPhase::Holding) {
+                    if ex
+                        .attempt
+                        .as_ref()
+                        .is_some_and(|a| matches!(a.phase, AttemptPhase::Holding | AttemptPhase::Priming))
+                    {
                         ex.stash = None;
                     }
                     return AttemptEvent::Failed(Failure::Closed(if got_head {
@@ -161,14 +175,14 @@ impl EventLoop {
                     }));
                 }
             }
-            if let Some(ev) = process_response(ex, up, out, now, stream_idle) {
+            if let Some(ev) = process_response(ex, up, out, now, stream_idle, hold) {
                 return ev;
             }
             if up.transport.wants_write() && up.can_write {
                 let _ = up.transport.flush();
             }
         }
-        if let Some(ev) = process_response(ex, up, out, now, stream_idle) {
+        if let Some(ev) = process_response(ex, up, out, now, stream_idle, hold) {
             return ev;
         }
         let stale = is_stale(ex, up);
@@ -185,6 +199,10 @@ impl EventLoop {
                 (AttemptPhase::Holding, _) => {
                     ex.stash = None;
                     AttemptEvent::Failed(Failure::Closed("mid-body"))
+                }
+                (AttemptPhase::Priming, _) => {
+                    ex.stash = None;
+                    AttemptEvent::Failed(Failure::Closed("stream ended before any content"))
                 }
                 (AttemptPhase::Relaying, _) => AttemptEvent::Failed(Failure::Closed("mid-body")),
                 _ if stale && up.inbuf.is_empty() => AttemptEvent::Stale,
@@ -274,6 +292,8 @@ impl EventLoop {
                 head_elapsed: Default::default(),
                 fresh_retry_used: false,
                 addrs_tried: 0,
+                scan: None,
+                hold_until: None,
             });
         }
         self.connect_attempt(ck, true, now);
@@ -449,6 +469,22 @@ impl EventLoop {
             self.arm(next);
             return;
         }
+        // A held stream whose first content is slow (long thinking sends pings): released, so the
+        // client sees them, and relayed from now on.
+        if a.phase == AttemptPhase::Priming && a.hold_until.is_some_and(|h| h <= now) {
+            let idle = self.settings.stream_idle_timeout;
+            if let Some(c) = self.clients.get_mut(ck) {
+                if let ClientPhase::Exchange(ex) = &mut c.phase {
+                    release_hold(ex, &mut c.out);
+                    if let Some(a) = ex.attempt.as_mut() {
+                        a.deadline = now + idle;
+                    }
+                }
+            }
+            self.arm(now + idle);
+            self.drive(ck, now);
+            return;
+        }
         let failure = match a.phase {
             AttemptPhase::Resolving => Failure::Timeout("name resolution"),
             AttemptPhase::Connecting => Failure::Timeout("connect"),
@@ -462,6 +498,7 @@ impl EventLoop {
             AttemptPhase::Sending => Failure::Timeout("no response head"),
             AttemptPhase::Relaying => Failure::Timeout("stream idle"),
             AttemptPhase::Holding => Failure::Timeout("reading a failed response"),
+            AttemptPhase::Priming => Failure::Timeout("stream idle before any content"),
         };
         self.fail_attempt(ck, failure, now);
         self.drive(ck, now);
@@ -476,6 +513,8 @@ impl EventLoop {
         let Some(a) = ex.attempt.take() else { return };
         let retry_after = a.resp.as_ref().and_then(|h| h.retry_after_secs);
         let until_close = a.resp.as_ref().is_some_and(|h| h.framing == BodyFraming::UntilClose);
+        let primed = a.phase == AttemptPhase::Priming;
+        let usage = a.scan.as_ref().and_then(|s| s.usage());
         let up = a.up;
         let idx = a.endpoint;
         let responded = ex.responded;
@@ -500,10 +539,21 @@ impl EventLoop {
         } else {
             self.endpoints[idx].health.end(); // outside the API: never a verdict on the endpoint
         }
+        if let Some((model, t)) = usage {
+            self.record_usage(idx, model.as_deref(), &t.counts(), now); // billed, even if it broke
+        }
+        if primed && !responded && can_retry && attempts < MAX_ATTEMPTS {
+            self.stats.stream_retries += 1;
+            log::info!(
+                "stream from {} failed before any content ({}): retried on another endpoint",
+                self.endpoints[idx].cfg.id,
+                failure.describe()
+            );
+        }
         if responded {
             // Mid-stream: end the client's response visibly, by closing after what was sent.
             self.stats.failed += 1;
-            self.log_request(ck, Some(idx), None, now);
+            self.log_request(ck, Some(idx), None, &failure.describe(), now);
             if let Some(c) = self.clients.get_mut(ck) {
                 c.phase = ClientPhase::Closing;
                 c.since = now;
@@ -540,7 +590,7 @@ impl EventLoop {
             wire::error_response(status, &msg, close, &mut bytes);
             c.out.push(&bytes);
         }
-        self.log_request(ck, Some(idx), Some(status), now);
+        self.log_request(ck, Some(idx), Some(status), "", now);
         self.end_exchange(ck, close, now);
     }
 
@@ -554,12 +604,28 @@ impl EventLoop {
         let close = !ex.keep_alive || !ex.body_tracker.is_done();
         let api = ex.api;
         let idx = a.endpoint;
+        if ex.usage_unread {
+            self.stats.usage_unread += 1;
+        }
         if let Some(k) = a.up {
             self.release_upstream(k, reuse, now);
         }
+        if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
+            self.record_usage(idx, model.as_deref(), &t.counts(), now);
+        }
+        let stream_error = a.scan.as_ref().and_then(|s| s.error());
+        let mut note = String::new();
         if api && is_blamed(status) {
             // The last attempt's failed response was relayed as-is; it still counts.
             self.blame(idx, &Failure::Status(status), a.resp.as_ref().and_then(|h| h.retry_after_secs), now);
+            self.stats.failed += 1;
+        } else if let (true, Some(e)) = (api, stream_error) {
+            // An error event inside the 200 stream (passed through unchanged, after content):
+            // the endpoint's failure, like a 529 (overloaded) or a 500.
+            let failure = Failure::InStream(e);
+            note = failure.describe();
+            self.blame(idx, &failure, None, now);
+            self.stats.stream_errors += 1;
             self.stats.failed += 1;
         } else if !api || !proves_healthy(status) {
             // Outside the API, or the upstream's own answer to this request (400, 404, 501 ...):
@@ -584,7 +650,7 @@ impl EventLoop {
             }
             self.stats.successful += 1;
         }
-        self.log_request(ck, Some(idx), Some(status), now);
+        self.log_request(ck, Some(idx), Some(status), &note, now);
         self.end_exchange(ck, close, now);
     }
 
@@ -649,6 +715,7 @@ fn process_response(
     out: &mut super::io::OutBuf,
     now: Instant,
     stream_idle: std::time::Duration,
+    hold: Option<std::time::Duration>,
 ) -> Option<AttemptEvent> {
     let a = ex.attempt.as_mut()?;
     while a.resp.is_none() {
@@ -673,10 +740,25 @@ fn process_response(
         a.head_elapsed = now.duration_since(a.started);
         a.resp_body = Some(BodyTracker::new(head.framing));
         let until_close = head.framing == BodyFraming::UntilClose;
+        let messages = ex.api && head.status == 200 && ex.head.target().split('?').next() == Some("/v1/messages");
+        a.scan = if messages { super::sse::Scan::for_reply(&head) } else { None };
+        if messages && a.scan.is_none() {
+            ex.usage_unread = true;
+        }
+        let stream = matches!(a.scan, Some(super::sse::Scan::Sse(_)));
         if ex.api && is_blamed(head.status) && ex.attempts < MAX_ATTEMPTS {
             a.phase = AttemptPhase::Holding;
             let mut bytes = Vec::new();
             wire::client_response_head(&head, until_close || !ex.keep_alive, ex.cors.as_deref(), &mut bytes);
+            ex.stash = Some((bytes, until_close));
+        } else if let (true, Some(hold)) = (stream, hold) {
+            // Held until the first content event; released as it was, then relayed as usual.
+            a.phase = AttemptPhase::Priming;
+            a.hold_until = Some(now + hold);
+            let close = !ex.keep_alive || until_close || !ex.body_tracker.is_done();
+            ex.keep_alive = !close;
+            let mut bytes = Vec::with_capacity(head.raw.len() + 32);
+            wire::client_response_head(&head, close, ex.cors.as_deref(), &mut bytes);
             ex.stash = Some((bytes, until_close));
         } else {
             a.phase = AttemptPhase::Relaying;
@@ -687,24 +769,33 @@ fn process_response(
             out.push(&bytes);
             ex.responded = true;
         }
-        a.deadline = now + stream_idle;
+        a.deadline = hold_deadline(a, now + stream_idle);
         a.resp = Some(head);
     }
     let request_sent = a.request_sent(ex.body.len(), ex.body_tracker.is_done());
-    let tracker = a.resp_body.as_mut()?;
+    let Attempt { resp_body, scan, .. } = a;
+    let tracker = resp_body.as_mut()?;
     if up.inbuf.is_empty() {
-        return if tracker.is_done() { Some(done_event(a, request_sent, up)) } else { None };
+        if tracker.is_done() {
+            release_hold(ex, out);
+            return ex.attempt.as_ref().map(|a| done_event(a, request_sent, up));
+        }
+        return None;
     }
-    let n = match tracker.advance(&up.inbuf) {
+    let n = match tracker.advance_observing(&up.inbuf, |data| {
+        if let Some(s) = scan.as_mut() {
+            s.feed(data);
+        }
+    }) {
         Ok(n) => n,
         Err(e) => {
-            if a.phase == AttemptPhase::Holding {
+            if matches!(a.phase, AttemptPhase::Holding | AttemptPhase::Priming) {
                 ex.stash = None;
             }
             return Some(AttemptEvent::Failed(Failure::BadResponse(format!("bad chunked body: {e:?}"))));
         }
     };
-    a.deadline = now + stream_idle;
+    a.deadline = hold_deadline(a, now + stream_idle);
     match a.phase {
         AttemptPhase::Relaying => out.push(&up.inbuf[..n]),
         _ => {
@@ -718,7 +809,18 @@ fn process_response(
         }
     }
     up.inbuf.drain(..n);
-    if tracker.is_done() {
+    if a.phase == AttemptPhase::Priming {
+        if let Some(e) = a.scan.as_ref().and_then(|s| s.error()) {
+            ex.stash = None; // nothing was released: retried as if the 200 had never come
+            return Some(AttemptEvent::Failed(Failure::InStream(e)));
+        }
+        let content = matches!(&a.scan, Some(super::sse::Scan::Sse(s)) if s.content_seen);
+        if content || ex.stash.is_none() || a.resp_body.as_ref().is_some_and(BodyTracker::is_done) {
+            release_hold(ex, out); // first content, or the hold is full: the stream goes on as usual
+        }
+    }
+    let a = ex.attempt.as_mut()?;
+    if a.resp_body.as_ref().is_some_and(BodyTracker::is_done) {
         return Some(done_event(a, request_sent, up));
     }
     if a.phase == AttemptPhase::Holding && ex.stash.is_none() {
@@ -727,6 +829,29 @@ fn process_response(
         return Some(AttemptEvent::Failed(Failure::Status(status)));
     }
     None
+}
+
+/// While a stream is held, the deadline is the earlier of the stream-idle one and the hold's end.
+fn hold_deadline(a: &Attempt, idle: Instant) -> Instant {
+    match (a.phase, a.hold_until) {
+        (AttemptPhase::Priming, Some(h)) => idle.min(h),
+        _ => idle,
+    }
+}
+
+/// A held stream goes out: what was held is queued for the client, and from now on the stream
+/// is relayed as it comes (no retry is possible any more).
+pub(super) fn release_hold(ex: &mut Exchange, out: &mut super::io::OutBuf) {
+    let Some(a) = ex.attempt.as_mut() else { return };
+    if a.phase != AttemptPhase::Priming {
+        return;
+    }
+    a.phase = AttemptPhase::Relaying;
+    a.hold_until = None;
+    if let Some((bytes, _)) = ex.stash.take() {
+        out.push(&bytes);
+    }
+    ex.responded = true;
 }
 
 /// The response body is complete: a success to relay, or a held failure to retry.

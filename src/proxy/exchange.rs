@@ -204,6 +204,7 @@ impl EventLoop {
             tried: Vec::new(),
             reached: Vec::new(),
             session,
+            usage_unread: false,
             retry_copy: true,
             body_dropped: 0,
             attempt: None,
@@ -395,7 +396,8 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn log_request(&self, ck: Key, endpoint: Option<usize>, status: Option<u16>, now: Instant) {
+    /// One line per request; `note` says why a request failed or what happened in its stream.
+    pub(super) fn log_request(&self, ck: Key, endpoint: Option<usize>, status: Option<u16>, note: &str, now: Instant) {
         if !log::log_enabled!(log::Level::Info) {
             return;
         }
@@ -406,8 +408,9 @@ impl EventLoop {
         // No status: the upstream broke after the response started (counted as failed).
         let status = status.map_or_else(|| "failed".to_string(), |s| s.to_string());
         let session = ex.session.as_deref().map(|s| &s[..s.len().min(8)]).unwrap_or("-");
+        let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
         log::info!(
-            "{} {} -> {} {} attempts={} {}ms session={session}",
+            "{} {} -> {} {}{note} attempts={} {}ms session={session}",
             ex.head.method(),
             ex.head.target(),
             id,

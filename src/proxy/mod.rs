@@ -12,11 +12,13 @@ mod exchange;
 mod guard;
 mod io;
 mod limits;
+mod persist;
 mod probe;
 mod reload;
 mod resolver;
 mod signals;
 mod slab;
+mod sse;
 mod state;
 mod status;
 mod transport;
@@ -44,7 +46,6 @@ const SIGNALS: Token = Token(4);
 const KIND_CLIENT: usize = 2;
 const KIND_UPSTREAM: usize = 3;
 /// A burst of failure-queue changes within this window costs one write of the file.
-const PERSIST_DELAY: Duration = Duration::from_millis(200);
 /// Sweeps for expired deadlines run at most this often.
 const SWEEP_MIN_GAP: Duration = Duration::from_millis(10);
 /// Bytes read per socket read.
@@ -136,6 +137,11 @@ pub struct EventLoop {
     next_sweep: Option<Instant>,
     next_probe: Instant,
     persist_at: Option<Instant>,
+    /// Token usage per day, endpoint and model (`$QCC_HOME/usage.json`), and when to write it.
+    usage: crate::store::usage::UsageBook,
+    usage_at: Option<Instant>,
+    /// State files whose last write failed (reported once, and once when they work again).
+    failing_files: Vec<PathBuf>,
     probes: Vec<probe::Probe>,
     started: Instant,
     started_wall: SystemTime,
@@ -241,6 +247,10 @@ impl EventLoop {
             log::warn!("{w}; starting with an empty failure queue");
         }
         let persist_at = if failures.is_dirty() { Some(now) } else { None };
+        let (usage, warning) = crate::store::usage::UsageBook::load(&settings.home.join("usage.json"));
+        if let Some(w) = warning {
+            log::warn!("{w}; starting with empty usage counters");
+        }
         let _ = &mut failures;
         let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         Ok(EventLoop {
@@ -263,6 +273,9 @@ impl EventLoop {
             again: Vec::new(),
             next_sweep: None,
             persist_at,
+            usage,
+            usage_at: None,
+            failing_files: Vec::new(),
             probes: Vec::new(),
             started: now,
             started_wall: SystemTime::now(),
@@ -319,6 +332,7 @@ impl EventLoop {
                         log::warn!("drain timeout: closing {busy} connections still open");
                     }
                     self.persist(now);
+                    self.persist_usage();
                     log::info!("qcc proxy stopped");
                     return Ok(());
                 }
@@ -375,7 +389,7 @@ impl EventLoop {
         if let Some(t) = self.next_sweep {
             next = next.min(t);
         }
-        for t in [self.persist_at, self.accept_retry].into_iter().flatten() {
+        for t in [self.persist_at, self.usage_at, self.accept_retry].into_iter().flatten() {
             next = next.min(t);
         }
         Some(next.saturating_duration_since(now))
@@ -589,6 +603,9 @@ impl EventLoop {
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist(now);
         }
+        if self.usage_at.is_some_and(|t| t <= now) {
+            self.persist_usage();
+        }
         if self.next_probe <= now {
             self.affinity.expire(now);
             self.start_probes(now);
@@ -673,41 +690,6 @@ impl EventLoop {
             }
             ClientPhase::Closing => self.close_client(key, now),
             ClientPhase::Exchange(_) => self.on_exchange_deadline(key, now),
-        }
-    }
-
-    /// Write the failure queue if it changed (coalesced by `persist_at`).
-    fn persist(&mut self, _now: Instant) {
-        self.persist_at = None;
-        if !self.failures.is_dirty() {
-            return;
-        }
-        // A full disk or a file-size limit lasts: say so once, and once when it is over.
-        match self.failures.save(&self.queue_path, SystemTime::now()) {
-            Ok(()) if self.stats.state_writes_failing => {
-                self.stats.state_writes_failing = false;
-                log::info!("writing {} works again", self.queue_path.display());
-            }
-            Ok(()) => {}
-            Err(e) => {
-                self.stats.state_write_failures += 1;
-                if !self.stats.state_writes_failing {
-                    self.stats.state_writes_failing = true;
-                    log::warn!(
-                        "cannot write {}: {e} (kept in memory; retried at every change)",
-                        self.queue_path.display()
-                    );
-                } else {
-                    log::debug!("cannot write {}: {e}", self.queue_path.display());
-                }
-            }
-        }
-    }
-
-    /// Note that the failure queue changed; it is written shortly, once per burst.
-    fn queue_changed(&mut self, now: Instant) {
-        if self.persist_at.is_none() && self.failures.is_dirty() {
-            self.persist_at = Some(now + PERSIST_DELAY);
         }
     }
 }

@@ -159,6 +159,8 @@ pub enum Failure {
     Closed(&'static str),
     BadResponse(String),
     Status(u16),
+    /// An `error` event inside a 200 stream.
+    InStream(super::sse::StreamError),
 }
 
 impl Failure {
@@ -174,6 +176,8 @@ impl Failure {
             Failure::Closed(what) => format!("connection closed: {what}"),
             Failure::BadResponse(e) => format!("bad response: {e}"),
             Failure::Status(s) => format!("HTTP {s}"),
+            Failure::InStream(super::sse::StreamError::Overloaded) => "in-stream overloaded_error".to_string(),
+            Failure::InStream(super::sse::StreamError::Api) => "in-stream error".to_string(),
         }
     }
 }
@@ -190,6 +194,9 @@ pub enum AttemptPhase {
     Relaying,
     /// A failed response (5xx, 429, 401, 403) read into the stash before retrying.
     Holding,
+    /// A 200 event stream held (head and leading events in the stash) until its first content
+    /// event: an in-stream error or a death before it is a failed attempt, retried elsewhere.
+    Priming,
 }
 
 pub struct Attempt {
@@ -209,6 +216,10 @@ pub struct Attempt {
     pub head_elapsed: Duration,
     /// A stale pooled connection was already replaced once in this attempt.
     pub fresh_retry_used: bool,
+    /// What is read from the response as it passes (`sse.rs`).
+    pub scan: Option<super::sse::Scan>,
+    /// While `Priming`: when the held stream is released even without content (`--stream-hold`).
+    pub hold_until: Option<Instant>,
     /// Addresses of the endpoint this attempt has connected to (a failed connect moves on to
     /// the next resolved address within the attempt's deadline).
     pub addrs_tried: usize,
@@ -244,6 +255,8 @@ pub struct Exchange {
     pub cors: Option<String>,
     /// The Claude Code session (`x-claude-code-session-id`), for affinity and the log.
     pub session: Option<String>,
+    /// A Messages reply whose usage could not be read (an encoded body).
+    pub usage_unread: bool,
     /// An Anthropic API request (path under `/v1/`). Anything else (Claude Code's `HEAD /`
     /// reachability check, a relay's own pages) is forwarded once: never retried, never a
     /// verdict on the endpoint's health or queue.
@@ -268,7 +281,12 @@ pub struct Stats {
     /// Refused for a foreign `Host` or `Origin` (403, or 400 for a missing/repeated Host):
     /// not in `total`, never forwarded.
     pub forbidden: u64,
-    /// Failed writes of the state files (full disk, file-size limit), and whether the last failed.
+    /// 200 streams that failed before any content and were retried elsewhere.
+    pub stream_retries: u64,
+    /// Streams that carried an in-stream `error` event.
+    pub stream_errors: u64,
+    /// Messages replies whose usage could not be read (an encoded body).
+    pub usage_unread: u64,
+    /// Failed writes of the state files (full disk, file-size limit).
     pub state_write_failures: u64,
-    pub state_writes_failing: bool,
 }

@@ -78,9 +78,18 @@ impl EventLoop {
                 "idle_upstreams": idle,
             },
             "endpoints": endpoints,
+            "streams": {
+                "retried_before_content": self.stats.stream_retries,
+                "in_stream_errors": self.stats.stream_errors,
+            },
+            "usage": {
+                "day": crate::store::timefmt::date(std::time::SystemTime::now()),
+                "today": self.usage.day(&crate::store::timefmt::date(std::time::SystemTime::now())),
+                "unread_encoded_replies": self.stats.usage_unread,
+            },
             "state_files": {
                 "failed_writes": self.stats.state_write_failures,
-                "failing": self.stats.state_writes_failing,
+                "failing": !self.failing_files.is_empty(),
             },
             "failure_queue": {
                 "stats": {

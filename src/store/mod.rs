@@ -6,3 +6,4 @@ pub mod fsutil;
 pub mod pidfile;
 pub mod timefmt;
 pub mod url;
+pub mod usage;

@@ -10,6 +10,13 @@ pub fn iso(t: SystemTime) -> String {
     format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_micros())
 }
 
+/// The UTC date of `t`, "2025-10-17" (the day buckets of the usage file).
+pub fn date(t: SystemTime) -> String {
+    let days = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

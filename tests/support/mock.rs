@@ -39,6 +39,12 @@ pub enum Mode {
     /// 200 text/event-stream, chunked; event `i` is sent only once `released` > i (the test
     /// releases them), so ordering can be asserted without timing.
     SseGated { events: Vec<String>, released: Arc<AtomicUsize> },
+    /// A chunked SSE reply with `events` (one chunk each), then the connection dies (no last chunk).
+    SseThenDie { events: Vec<String> },
+    /// The whole `stream` as one chunked SSE reply cut in two chunks at a byte offset that moves
+    /// one byte on per request (`next`), each chunk its own write, so every event is split at every
+    /// offset across reads and chunk boundaries over as many requests.
+    SseSplit { stream: String, next: Arc<AtomicUsize> },
     /// The mode of the first path prefix that matches, else `other`.
     ByPath { routes: Vec<(String, Mode)>, other: Box<Mode> },
 }
@@ -228,6 +234,38 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
                     }
                     if w.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes()).is_err() {
                         return;
+                    }
+                }
+                w.write_all(b"0\r\n\r\n").is_ok()
+            }
+            Mode::SseThenDie { events } => {
+                let _ = w.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+                );
+                for e in &events {
+                    let _ = w.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes());
+                }
+                thread::sleep(Duration::from_millis(50));
+                false
+            }
+            Mode::SseSplit { stream, next } => {
+                let at = next.fetch_add(1, Ordering::SeqCst) % (stream.len() + 1);
+                let _ = w.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+                );
+                for part in [&stream.as_bytes()[..at], &stream.as_bytes()[at..]] {
+                    if !part.is_empty() {
+                        let mut chunk = format!("{:x}\r\n", part.len()).into_bytes();
+                        chunk.extend_from_slice(part);
+                        chunk.extend_from_slice(b"\r\n");
+                        // The chunk itself in two writes as well: a read may end anywhere.
+                        let mid = chunk.len() / 2;
+                        let _ = w.write_all(&chunk[..mid]);
+                        let _ = w.flush();
+                        thread::sleep(Duration::from_micros(300));
+                        let _ = w.write_all(&chunk[mid..]);
+                        let _ = w.flush();
+                        thread::sleep(Duration::from_micros(300));
                     }
                 }
                 w.write_all(b"0\r\n\r\n").is_ok()

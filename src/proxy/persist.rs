@@ -1,0 +1,76 @@
+//! The proxy's state files: the failure queue (written shortly after each change, once per
+//! burst) and token usage (written every few seconds while it changes, and at exit). A write
+//! that fails (full disk, file-size limit) is said once, and once more when it works again.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::EventLoop;
+use crate::store::usage::Counts;
+
+/// A burst of queue changes costs one write.
+const PERSIST_DELAY: Duration = Duration::from_millis(200);
+/// Usage changes with every response: written at most this often (and at exit).
+const USAGE_DELAY: Duration = Duration::from_secs(5);
+
+impl EventLoop {
+    /// Write the failure queue if it changed (coalesced by `persist_at`).
+    pub(super) fn persist(&mut self, _now: Instant) {
+        self.persist_at = None;
+        if self.failures.is_dirty() {
+            let result = self.failures.save(&self.queue_path, SystemTime::now());
+            self.note_write(&self.queue_path.clone(), result);
+        }
+    }
+
+    /// Write the usage file if it changed (coalesced by `usage_at`).
+    pub(super) fn persist_usage(&mut self) {
+        self.usage_at = None;
+        if self.usage.is_dirty() {
+            let path = self.usage_path();
+            let result = self.usage.save(&path, SystemTime::now());
+            self.note_write(&path, result);
+        }
+    }
+
+    /// Note that the failure queue changed; it is written shortly, once per burst.
+    pub(super) fn queue_changed(&mut self, now: Instant) {
+        if self.persist_at.is_none() && self.failures.is_dirty() {
+            self.persist_at = Some(now + PERSIST_DELAY);
+        }
+    }
+
+    /// Count one response's tokens for endpoint `idx` and `model`, today (UTC).
+    pub(super) fn record_usage(&mut self, idx: usize, model: Option<&str>, c: &Counts, now: Instant) {
+        let day = crate::store::timefmt::date(SystemTime::now());
+        let id = self.endpoints[idx].cfg.id.clone();
+        self.usage.record(&day, &id, model.unwrap_or("unknown"), c);
+        if self.usage_at.is_none() {
+            self.usage_at = Some(now + USAGE_DELAY);
+        }
+    }
+
+    pub(super) fn usage_path(&self) -> PathBuf {
+        self.settings.home.join("usage.json")
+    }
+
+    fn note_write(&mut self, path: &Path, result: std::io::Result<()>) {
+        let known = self.failing_files.iter().position(|p| p == path);
+        match (result, known) {
+            (Ok(()), Some(i)) => {
+                self.failing_files.swap_remove(i);
+                log::info!("writing {} works again", path.display());
+            }
+            (Ok(()), None) => {}
+            (Err(e), known) => {
+                self.stats.state_write_failures += 1;
+                if known.is_none() {
+                    self.failing_files.push(path.to_path_buf());
+                    log::warn!("cannot write {}: {e} (kept in memory; retried at every change)", path.display());
+                } else {
+                    log::debug!("cannot write {}: {e}", path.display());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Reading a Messages response as it passes, without holding back a byte: the events of a
+//! `text/event-stream` (what kind each is, an in-stream `error`, token usage), or the `usage`
+//! of a JSON reply. Fed the decoded body bytes in whatever pieces they arrive.
+
+use serde_json::Value;
+
+/// Largest single event (or JSON reply) looked into; a bigger one is passed on unread.
+const MAX_EVENT: usize = 64 * 1024;
+const MAX_JSON: usize = 1024 * 1024;
+
+/// Token usage of one response, as the API reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    pub cache_creation: u64,
+    pub cache_read: u64,
+}
+
+impl Tokens {
+    /// One response's counters for the usage book.
+    pub fn counts(&self) -> crate::store::usage::Counts {
+        crate::store::usage::Counts {
+            requests: 1,
+            input_tokens: self.input,
+            output_tokens: self.output,
+            cache_creation_input_tokens: self.cache_creation,
+            cache_read_input_tokens: self.cache_read,
+        }
+    }
+}
+
+/// What a stream's events have shown so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamError {
+    /// `overloaded_error`: counted like a 529.
+    Overloaded,
+    /// Any other error type: counted like a 500.
+    Api,
+}
+
+/// An event that carries content, as far as holding the stream goes: the first of these ends
+/// the hold (`content_block_delta` of any kind, `message_delta`, `message_stop`).
+fn is_content(kind: &str) -> bool {
+    matches!(kind, "content_block_delta" | "message_delta" | "message_stop")
+}
+
+#[derive(Debug, Default)]
+pub struct SseScanner {
+    /// The current event's bytes (up to `MAX_EVENT`).
+    event: Vec<u8>,
+    /// The current event grew past `MAX_EVENT`: skipped to its end.
+    oversized: bool,
+    /// The previous byte was a line end (`\n`), so another one ends the event.
+    at_line_start: bool,
+    pub content_seen: bool,
+    pub error: Option<StreamError>,
+    pub model: Option<String>,
+    pub tokens: Tokens,
+    /// A `message_start` or `message_delta` reported usage.
+    pub has_usage: bool,
+}
+
+impl SseScanner {
+    pub fn new() -> SseScanner {
+        SseScanner { at_line_start: true, ..SseScanner::default() }
+    }
+
+    /// Look at the next decoded body bytes.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            // An event ends at an empty line: "\n\n" (a "\r" before "\n" is part of the line end).
+            let mut end = None;
+            for (i, &b) in data.iter().enumerate() {
+                match b {
+                    b'\n' if self.at_line_start => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    b'\n' => self.at_line_start = true,
+                    b'\r' => {}
+                    _ => self.at_line_start = false,
+                }
+            }
+            let take = end.unwrap_or(data.len());
+            if !self.oversized {
+                if self.event.len() + take > MAX_EVENT {
+                    self.oversized = true;
+                    self.event.clear();
+                } else {
+                    self.event.extend_from_slice(&data[..take]);
+                }
+            }
+            data = &data[take..];
+            if end.is_some() {
+                if !self.oversized {
+                    let event = std::mem::take(&mut self.event);
+                    self.on_event(&event);
+                    self.event = event;
+                    self.event.clear();
+                }
+                self.oversized = false;
+                self.at_line_start = true;
+            }
+        }
+    }
+
+    fn on_event(&mut self, raw: &[u8]) {
+        let Ok(text) = std::str::from_utf8(raw) else { return };
+        let mut kind: Option<&str> = None;
+        let mut data = String::new();
+        for line in text.lines() {
+            let line = line.trim_end_matches('\r');
+            if let Some(v) = line.strip_prefix("event:") {
+                kind = Some(v.trim());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+        // Only the events that carry what we count are parsed; the rest are told by name.
+        let parsed = match kind {
+            Some("message_start" | "message_delta" | "error") | None if !data.is_empty() => {
+                serde_json::from_str::<Value>(&data).ok()
+            }
+            _ => None,
+        };
+        let kind = kind
+            .map(str::to_string)
+            .or_else(|| parsed.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str).map(str::to_string));
+        let Some(kind) = kind else { return };
+        if is_content(&kind) {
+            self.content_seen = true;
+        }
+        match (kind.as_str(), parsed) {
+            ("message_start", Some(v)) => {
+                let msg = &v["message"];
+                if let Some(m) = msg.get("model").and_then(Value::as_str) {
+                    self.model = Some(m.to_string());
+                }
+                if let Some(u) = msg.get("usage") {
+                    self.has_usage = true;
+                    self.tokens.input = num(u, "input_tokens");
+                    self.tokens.cache_creation = num(u, "cache_creation_input_tokens");
+                    self.tokens.cache_read = num(u, "cache_read_input_tokens");
+                    self.tokens.output = num(u, "output_tokens");
+                }
+            }
+            ("message_delta", Some(v)) => {
+                if let Some(u) = v.get("usage") {
+                    self.has_usage = true;
+                    // Cumulative: the last one wins.
+                    self.tokens.output = num(u, "output_tokens").max(self.tokens.output);
+                }
+            }
+            ("error", parsed) => {
+                let overloaded = parsed
+                    .as_ref()
+                    .and_then(|v| v.pointer("/error/type"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t == "overloaded_error");
+                self.error = Some(if overloaded { StreamError::Overloaded } else { StreamError::Api });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The `usage` and `model` of a JSON Messages reply, read once it is complete.
+#[derive(Debug, Default)]
+pub struct JsonScanner {
+    body: Vec<u8>,
+    oversized: bool,
+}
+
+impl JsonScanner {
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.oversized || self.body.len() + data.len() > MAX_JSON {
+            self.oversized = true;
+            self.body = Vec::new();
+            return;
+        }
+        self.body.extend_from_slice(data);
+    }
+
+    /// The model and usage, when the complete body had them.
+    pub fn finish(&self) -> Option<(Option<String>, Tokens)> {
+        // Parsed only when it can hold usage at all: a reply without it costs a scan, not a parse.
+        if !self.body.windows(7).any(|w| w == b"\"usage\"") {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(&self.body).ok()?;
+        let u = v.get("usage")?;
+        let tokens = Tokens {
+            input: num(u, "input_tokens"),
+            output: num(u, "output_tokens"),
+            cache_creation: num(u, "cache_creation_input_tokens"),
+            cache_read: num(u, "cache_read_input_tokens"),
+        };
+        Some((v.get("model").and_then(Value::as_str).map(str::to_string), tokens))
+    }
+}
+
+/// What is read from a response as it passes.
+#[derive(Debug)]
+pub enum Scan {
+    Sse(SseScanner),
+    Json(JsonScanner),
+}
+
+impl Scan {
+    /// A scanner for a 200 reply to `POST /v1/messages`, by its content type; none for anything
+    /// else, or for an encoded (gzip) body, which is passed on unread.
+    pub fn for_reply(head: &crate::http::ResponseHead) -> Option<Scan> {
+        let header = |name: &[u8]| {
+            head.headers()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
+        };
+        if header(b"content-encoding").is_some_and(|e| e.trim() != "identity") {
+            return None;
+        }
+        let ctype = header(b"content-type").unwrap_or_default();
+        if ctype.starts_with("text/event-stream") {
+            Some(Scan::Sse(SseScanner::new()))
+        } else if ctype.starts_with("application/json") {
+            Some(Scan::Json(JsonScanner::default()))
+        } else {
+            None
+        }
+    }
+
+    pub fn feed(&mut self, data: &[u8]) {
+        match self {
+            Scan::Sse(s) => s.feed(data),
+            Scan::Json(j) => j.feed(data),
+        }
+    }
+
+    /// An in-stream `error` event seen so far.
+    pub fn error(&self) -> Option<StreamError> {
+        match self {
+            Scan::Sse(s) => s.error,
+            Scan::Json(_) => None,
+        }
+    }
+
+    /// Model and token usage, once the response is over.
+    pub fn usage(&self) -> Option<(Option<String>, Tokens)> {
+        match self {
+            Scan::Sse(s) if s.has_usage => Some((s.model.clone(), s.tokens.clone())),
+            Scan::Sse(_) => None,
+            Scan::Json(j) => j.finish(),
+        }
+    }
+}
+
+fn num(v: &Value, field: &str) -> u64 {
+    v.get(field).and_then(Value::as_u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream as the Anthropic API sends it (shape of the published streaming example).
+    const STREAM: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":7,\"cache_read_input_tokens\":100,\"output_tokens\":1}}}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: ping\ndata: {\"type\": \"ping\"}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    #[test]
+    fn usage_and_content_at_every_split() {
+        let bytes = STREAM.as_bytes();
+        for split in 0..=bytes.len() {
+            let mut s = SseScanner::new();
+            s.feed(&bytes[..split]);
+            s.feed(&bytes[split..]);
+            assert_eq!(s.model.as_deref(), Some("claude-sonnet-4-5"), "split {split}");
+            assert_eq!(s.tokens, Tokens { input: 25, output: 15, cache_creation: 7, cache_read: 100 }, "split {split}");
+            assert!(s.content_seen && s.error.is_none());
+        }
+        // Byte by byte, and with CRLF line ends.
+        let mut s = SseScanner::new();
+        for b in STREAM.replace('\n', "\r\n").bytes() {
+            s.feed(&[b]);
+        }
+        assert_eq!(s.tokens.output, 15);
+    }
+
+    #[test]
+    fn content_is_seen_only_at_the_first_content_event() {
+        let lead = STREAM.split("event: content_block_delta").next().unwrap();
+        let mut s = SseScanner::new();
+        s.feed(lead.as_bytes());
+        assert!(!s.content_seen, "message_start, content_block_start and ping are not content");
+        s.feed(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"x\"}}\n\n");
+        assert!(s.content_seen);
+    }
+
+    #[test]
+    fn in_stream_errors_are_classified() {
+        let mut s = SseScanner::new();
+        s.feed(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n");
+        assert_eq!(s.error, Some(StreamError::Overloaded));
+        let mut s = SseScanner::new();
+        s.feed(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"x\"}}\n\n");
+        assert_eq!(s.error, Some(StreamError::Api));
+    }
+
+    #[test]
+    fn oversized_events_are_skipped_not_buffered() {
+        let mut s = SseScanner::new();
+        let big = format!("event: content_block_delta\ndata: {}\n\n", "x".repeat(200_000));
+        s.feed(big.as_bytes());
+        assert!(s.event.capacity() <= 2 * MAX_EVENT);
+        s.feed(b"event: message_stop\ndata: {}\n\n");
+        assert!(s.content_seen);
+    }
+
+    #[test]
+    fn json_usage() {
+        let mut j = JsonScanner::default();
+        let body = br#"{"id":"msg_1","type":"message","model":"claude-haiku-4-5","content":[],"usage":{"input_tokens":3,"output_tokens":9,"cache_read_input_tokens":2}}"#;
+        for piece in body.chunks(7) {
+            j.feed(piece);
+        }
+        let (model, t) = j.finish().unwrap();
+        assert_eq!(model.as_deref(), Some("claude-haiku-4-5"));
+        assert_eq!(t, Tokens { input: 3, output: 9, cache_creation: 0, cache_read: 2 });
+    }
+}

@@ -1,0 +1,139 @@
+//! Token usage per day, endpoint and model: `$QCC_HOME/usage.json`, written by the proxy
+//! (coalesced, atomic) and read by `qcc usage`. Bounded to the last 90 days.
+//!
+//! ```json
+//! {"days": {"2026-11-25": {"3f2a9c1d": {"claude-sonnet-4-5": {"requests": 3, "input_tokens": 120,
+//!   "output_tokens": 45, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 9000}}}},
+//!  "updated_at": "2026-11-25T14:02:00.000000"}
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// Days kept in the file.
+pub const KEEP_DAYS: usize = 90;
+
+/// The counters of one (day, endpoint, model).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: &Counts) {
+        self.requests += o.requests;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cache_creation_input_tokens += o.cache_creation_input_tokens;
+        self.cache_read_input_tokens += o.cache_read_input_tokens;
+    }
+}
+
+/// day -> endpoint id -> model -> counts.
+pub type Days = BTreeMap<String, BTreeMap<String, BTreeMap<String, Counts>>>;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct File {
+    days: Days,
+    updated_at: Option<String>,
+}
+
+/// The usage book, owned by the proxy's loop (like the failure queue: one owner, no lock).
+#[derive(Debug, Default)]
+pub struct UsageBook {
+    days: Days,
+    dirty: bool,
+}
+
+impl UsageBook {
+    /// Load the file. Missing: empty. Unreadable or corrupt: empty plus a warning naming the file
+    /// and the problem; the next save replaces it (it is the proxy's own state).
+    pub fn load(path: &Path) -> (UsageBook, Option<String>) {
+        match read(path) {
+            Ok(days) => (UsageBook { days, dirty: false }, None),
+            Err(e) => (UsageBook { days: Days::new(), dirty: true }, Some(e)),
+        }
+    }
+
+    /// Count one response of `endpoint` with `model` on `day` ("YYYY-MM-DD").
+    pub fn record(&mut self, day: &str, endpoint: &str, model: &str, c: &Counts) {
+        let slot = self
+            .days
+            .entry(day.to_string())
+            .or_default()
+            .entry(endpoint.to_string())
+            .or_default()
+            .entry(model.to_string())
+            .or_default();
+        slot.add(c);
+        while self.days.len() > KEEP_DAYS {
+            self.days.pop_first();
+        }
+        self.dirty = true;
+    }
+
+    pub fn day(&self, day: &str) -> Option<&BTreeMap<String, BTreeMap<String, Counts>>> {
+        self.days.get(day)
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    pub fn save(&mut self, path: &Path, now: SystemTime) -> std::io::Result<()> {
+        let file = File { days: self.days.clone(), updated_at: Some(crate::store::timefmt::iso(now)) };
+        let mut bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        crate::store::fsutil::atomic_write(path, &bytes)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// The file's days (for `qcc usage`); a missing file is empty, a broken one an error naming it.
+pub fn read(path: &Path) -> Result<Days, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<File>(&bytes)
+            .map(|f| f.days)
+            .map_err(|e| format!("{}: invalid usage file ({e})", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Days::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_bounds_and_round_trips() {
+        let dir = std::env::temp_dir().join(format!("qcc-usage-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("usage.json");
+        let mut b = UsageBook::default();
+        let c = Counts { requests: 1, input_tokens: 10, output_tokens: 5, ..Counts::default() };
+        for d in 0..100 {
+            b.record(&format!("2026-{:02}-{:02}", 1 + d / 28, 1 + d % 28), "aaaaaaaa", "m", &c);
+        }
+        b.record("2026-04-16", "aaaaaaaa", "m", &c);
+        assert_eq!(b.days.len(), KEEP_DAYS);
+        assert_eq!(b.day("2026-04-16").unwrap()["aaaaaaaa"]["m"].requests, 2);
+        b.save(&path, SystemTime::now()).unwrap();
+        let (again, warning) = UsageBook::load(&path);
+        assert!(warning.is_none());
+        assert_eq!(again.days, b.days);
+        std::fs::write(&path, "{not json").unwrap();
+        let (empty, warning) = UsageBook::load(&path);
+        assert!(empty.days.is_empty() && warning.unwrap().contains("usage.json"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
