@@ -1,0 +1,199 @@
+//! How an attempt ends: who is blamed, whether the request is tried again, and what is counted
+//! when a response completes (health, the failure queue, affinity, token usage).
+
+use std::time::Instant;
+
+use super::slab::Key;
+use super::state::*;
+use super::{wire, EventLoop};
+use crate::http::BodyFraming;
+
+/// 5xx, 429, 401 and 403 are the endpoint's fault; other statuses are the client's business.
+pub fn is_blamed(status: u16) -> bool {
+    matches!(status, 500 | 502 | 503 | 504 | 529 | 429 | 401 | 403)
+}
+
+/// An answer that says the endpoint works (a success or a redirect). Every other status that is
+/// not blamed (400, 404, 422, 501, 505 ...) is the upstream's answer to this request: relayed,
+/// and says nothing about the endpoint either way.
+pub(super) fn proves_healthy(status: u16) -> bool {
+    (200..400).contains(&status)
+}
+
+impl EventLoop {
+    /// The current attempt failed: blame the endpoint once, then retry, or give the client
+    /// the best answer we have.
+    pub(super) fn fail_attempt(&mut self, ck: Key, failure: Failure, now: Instant) {
+        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
+            return;
+        };
+        let Some(a) = ex.attempt.take() else { return };
+        let retry_after = a.resp.as_ref().and_then(|h| h.retry_after_secs);
+        let until_close = a.resp.as_ref().is_some_and(|h| h.framing == BodyFraming::UntilClose);
+        let primed = a.phase == AttemptPhase::Priming;
+        let usage = a.scan.as_ref().and_then(|s| s.usage());
+        let up = a.up;
+        let idx = a.endpoint;
+        let responded = ex.responded;
+        let attempts = ex.attempts;
+        let api = ex.api;
+        // Could the request have reached the endpoint? Not when the connection never came up;
+        // otherwise assume it did once a byte was written.
+        let maybe_reached = match &failure {
+            Failure::Resolve(_) | Failure::Connect(_) | Failure::Tls(_) | Failure::Timeout("connect") => false,
+            _ => a.head_sent > 0 || a.resp.is_some(),
+        };
+        if maybe_reached {
+            ex.reached.push(idx);
+        }
+        let can_retry = ex.retry_copy && retry_possible(&self.endpoints, &ex.reached);
+        ex.last_failure = Some(failure.clone());
+        if let Some(k) = up {
+            self.close_upstream(k);
+        }
+        if api {
+            self.blame(idx, &failure, retry_after, now);
+        } else {
+            self.endpoints[idx].health.end(); // outside the API: never a verdict on the endpoint
+        }
+        if let Some((model, t)) = usage {
+            self.record_usage(idx, model.as_deref(), &t.counts(), now); // billed, even if it broke
+        }
+        if primed && !responded && can_retry && attempts < MAX_ATTEMPTS {
+            self.stats.stream_retries += 1;
+            log::info!(
+                "stream from {} failed before any content ({}): retried on another endpoint",
+                self.endpoints[idx].cfg.id,
+                failure.describe()
+            );
+        }
+        if responded {
+            // Mid-stream: end the client's response visibly, by closing after what was sent.
+            self.stats.failed += 1;
+            self.log_request(ck, Some(idx), None, &failure.describe(), now);
+            if let Some(c) = self.clients.get_mut(ck) {
+                c.phase = ClientPhase::Closing;
+                c.since = now;
+                // A body framed by the close would look complete after a FIN: end it with a
+                // reset, so truncation is never clean.
+                c.reset = until_close;
+            }
+            return;
+        }
+        if api && attempts < MAX_ATTEMPTS && can_retry {
+            self.stats.retries += 1;
+            log::debug!("retrying after {}", failure.describe());
+            self.start_attempt(ck, now);
+            return;
+        }
+        // Out of attempts: the last upstream response if we kept one, else 502/504.
+        self.stats.failed += 1;
+        let Some(c) = self.clients.get_mut(ck) else {
+            return;
+        };
+        let ClientPhase::Exchange(ex) = &mut c.phase else {
+            return;
+        };
+        let status;
+        let mut close = !ex.keep_alive || !ex.body_tracker.is_done();
+        if let Some((bytes, must_close)) = ex.stash.take() {
+            status = if let Failure::Status(s) = failure { s } else { 502 };
+            close |= must_close;
+            c.out.push(&bytes);
+        } else {
+            status = if failure.is_timeout() { 504 } else { 502 };
+            let msg = format!("all {attempts} attempts failed; last: {}", failure.describe());
+            let mut bytes = Vec::new();
+            wire::error_response(status, &msg, close, &mut bytes);
+            c.out.push(&bytes);
+        }
+        self.log_request(ck, Some(idx), Some(status), "", now);
+        self.end_exchange(ck, close, now);
+    }
+
+    /// The response is complete: account it, pool the connection, ready the client for more.
+    pub(super) fn finish_exchange(&mut self, ck: Key, reuse: bool, now: Instant) {
+        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
+            return;
+        };
+        let Some(a) = ex.attempt.take() else { return };
+        let status = a.resp.as_ref().map_or(0, |h| h.status);
+        let close = !ex.keep_alive || !ex.body_tracker.is_done();
+        let api = ex.api;
+        let idx = a.endpoint;
+        if ex.usage_unread {
+            self.stats.usage_unread += 1;
+        }
+        if let Some(k) = a.up {
+            self.release_upstream(k, reuse, now);
+        }
+        if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
+            self.record_usage(idx, model.as_deref(), &t.counts(), now);
+        }
+        let stream_error = a.scan.as_ref().and_then(|s| s.error());
+        let mut note = String::new();
+        if api && is_blamed(status) {
+            // The last attempt's failed response was relayed as-is; it still counts.
+            self.blame(idx, &Failure::Status(status), a.resp.as_ref().and_then(|h| h.retry_after_secs), now);
+            self.stats.failed += 1;
+        } else if let (true, Some(e)) = (api, stream_error) {
+            // An error event inside the 200 stream (passed through unchanged, after content):
+            // the endpoint's failure, like a 529 (overloaded) or a 500.
+            let failure = Failure::InStream(e);
+            note = failure.describe();
+            self.blame(idx, &failure, None, now);
+            self.stats.stream_errors += 1;
+            self.stats.failed += 1;
+        } else if !api || !proves_healthy(status) {
+            // Outside the API, or the upstream's own answer to this request (400, 404, 501 ...):
+            // relayed as is; health and the failure queue stay as they were.
+            self.endpoints[idx].health.end();
+            self.stats.successful += 1;
+        } else {
+            let ep = &mut self.endpoints[idx];
+            ep.health.end();
+            if let Some(flip) = ep.health.record_success(a.head_elapsed) {
+                log::info!("endpoint {} is {} (was {})", ep.cfg.id, flip.to.as_str(), flip.from.as_str());
+            }
+            let id = ep.cfg.id.clone();
+            if self.failures.remove(&id) {
+                log::info!("endpoint {id} answered again, removed from failure queue");
+                self.queue_changed(now);
+            }
+            if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
+                if let Some(s) = ex.session.as_deref() {
+                    self.affinity.bind(s, idx, now);
+                }
+            }
+            self.stats.successful += 1;
+        }
+        self.log_request(ck, Some(idx), Some(status), &note, now);
+        self.end_exchange(ck, close, now);
+    }
+
+    /// Record an endpoint failure: health (logged on the flip only) and the failure queue.
+    pub(super) fn blame(&mut self, idx: usize, failure: &Failure, retry_after: Option<u64>, now: Instant) {
+        let ep = &mut self.endpoints[idx];
+        ep.health.end();
+        if let Some(flip) = ep.health.record_failure(ep.cfg.max_failures) {
+            log::warn!(
+                "endpoint {} is {} (was {}): {}",
+                ep.cfg.id,
+                flip.to.as_str(),
+                flip.from.as_str(),
+                failure.describe()
+            );
+        }
+        if let Some(secs) = retry_after {
+            ep.health.set_retry_after(now + std::time::Duration::from_secs(secs.min(3600)));
+        }
+        let id = ep.cfg.id.clone();
+        self.failures.add(&id, &failure.describe(), std::time::SystemTime::now());
+        self.queue_changed(now);
+    }
+}
+
+/// Whether some endpoint of the cluster is left that the request has not reached.
+pub(super) fn retry_possible(endpoints: &[Endpoint], reached: &[usize]) -> bool {
+    endpoints.iter().enumerate().any(|(i, ep)| ep.cfg.enabled && !ep.retired && !reached.contains(&i))
+}

@@ -1,0 +1,175 @@
+//! Reading an upstream's response: the head decides (relay, hold a failed one for a retry,
+//! or hold a 200 stream until its first content event), then the body goes to the client or
+//! into the stash, read as it passes (`sse.rs`).
+
+use std::time::Instant;
+
+use super::attempt::AttemptEvent;
+use super::outcome::is_blamed;
+use super::state::*;
+use super::wire;
+use crate::http::{parse_response_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
+
+/// Interpret what the upstream has sent so far: the head once, then body bytes, either
+/// relayed to the client or held in the stash. `Some` when the attempt is decided.
+pub(super) fn process_response(
+    ex: &mut Exchange,
+    up: &mut Upstream,
+    out: &mut super::io::OutBuf,
+    now: Instant,
+    stream_idle: std::time::Duration,
+    hold: Option<std::time::Duration>,
+) -> Option<AttemptEvent> {
+    let a = ex.attempt.as_mut()?;
+    while a.resp.is_none() {
+        if up.inbuf.is_empty() {
+            return None;
+        }
+        let head = match parse_response_head(&up.inbuf, ex.head.method() == "HEAD") {
+            Ok(None) if up.inbuf.len() > MAX_HEAD_BYTES => {
+                return Some(AttemptEvent::Failed(Failure::BadResponse("response head too large".into())))
+            }
+            Ok(None) => return None,
+            Err(e) => return Some(AttemptEvent::Failed(Failure::BadResponse(e.to_string()))),
+            Ok(Some(h)) => h,
+        };
+        up.inbuf.drain(..head.raw.len());
+        if (100..200).contains(&head.status) {
+            if head.status == 101 {
+                return Some(AttemptEvent::Failed(Failure::BadResponse("unexpected 101 upgrade".into())));
+            }
+            continue; // interim response (100 Continue from the upstream): we answered our own
+        }
+        a.head_elapsed = now.duration_since(a.started);
+        a.resp_body = Some(BodyTracker::new(head.framing));
+        let until_close = head.framing == BodyFraming::UntilClose;
+        let messages = ex.api && head.status == 200 && ex.head.target().split('?').next() == Some("/v1/messages");
+        a.scan = if messages { super::sse::Scan::for_reply(&head) } else { None };
+        if messages && a.scan.is_none() {
+            ex.usage_unread = true;
+        }
+        let stream = matches!(a.scan, Some(super::sse::Scan::Sse(_)));
+        if ex.api && is_blamed(head.status) && ex.attempts < MAX_ATTEMPTS {
+            a.phase = AttemptPhase::Holding;
+            let mut bytes = Vec::new();
+            wire::client_response_head(&head, until_close || !ex.keep_alive, ex.cors.as_deref(), &mut bytes);
+            ex.stash = Some((bytes, until_close));
+        } else if let (true, Some(hold)) = (stream, hold) {
+            // Held until the first content event; released as it was, then relayed as usual.
+            a.phase = AttemptPhase::Priming;
+            a.hold_until = Some(now + hold);
+            let close = !ex.keep_alive || until_close || !ex.body_tracker.is_done();
+            ex.keep_alive = !close;
+            let mut bytes = Vec::with_capacity(head.raw.len() + 32);
+            wire::client_response_head(&head, close, ex.cors.as_deref(), &mut bytes);
+            ex.stash = Some((bytes, until_close));
+        } else {
+            a.phase = AttemptPhase::Relaying;
+            let close = !ex.keep_alive || until_close || !ex.body_tracker.is_done();
+            ex.keep_alive = !close;
+            let mut bytes = Vec::with_capacity(head.raw.len() + 32);
+            wire::client_response_head(&head, close, ex.cors.as_deref(), &mut bytes);
+            out.push(&bytes);
+            ex.responded = true;
+        }
+        a.deadline = hold_deadline(a, now + stream_idle);
+        a.resp = Some(head);
+    }
+    let request_sent = a.request_sent(ex.body.len(), ex.body_tracker.is_done());
+    let Attempt { resp_body, scan, .. } = a;
+    let tracker = resp_body.as_mut()?;
+    if up.inbuf.is_empty() {
+        if tracker.is_done() {
+            release_hold(ex, out);
+            return ex.attempt.as_ref().map(|a| done_event(a, request_sent, up));
+        }
+        return None;
+    }
+    let n = match tracker.advance_observing(&up.inbuf, |data| {
+        if let Some(s) = scan.as_mut() {
+            s.feed(data);
+        }
+    }) {
+        Ok(n) => n,
+        Err(e) => {
+            if matches!(a.phase, AttemptPhase::Holding | AttemptPhase::Priming) {
+                ex.stash = None;
+            }
+            return Some(AttemptEvent::Failed(Failure::BadResponse(format!("bad chunked body: {e:?}"))));
+        }
+    };
+    a.deadline = hold_deadline(a, now + stream_idle);
+    match a.phase {
+        AttemptPhase::Relaying => out.push(&up.inbuf[..n]),
+        _ => {
+            if let Some((stash, _)) = ex.stash.as_mut() {
+                if stash.len() + n > STASH_LIMIT {
+                    ex.stash = None;
+                } else {
+                    stash.extend_from_slice(&up.inbuf[..n]);
+                }
+            }
+        }
+    }
+    up.inbuf.drain(..n);
+    if a.phase == AttemptPhase::Priming {
+        if let Some(e) = a.scan.as_ref().and_then(|s| s.error()) {
+            ex.stash = None; // nothing was released: retried as if the 200 had never come
+            return Some(AttemptEvent::Failed(Failure::InStream(e)));
+        }
+        let content = matches!(&a.scan, Some(super::sse::Scan::Sse(s)) if s.content_seen);
+        if content || ex.stash.is_none() || a.resp_body.as_ref().is_some_and(BodyTracker::is_done) {
+            release_hold(ex, out); // first content, or the hold is full: the stream goes on as usual
+        }
+    }
+    let a = ex.attempt.as_mut()?;
+    if a.resp_body.as_ref().is_some_and(BodyTracker::is_done) {
+        return Some(done_event(a, request_sent, up));
+    }
+    if a.phase == AttemptPhase::Holding && ex.stash.is_none() {
+        // Too big to keep: give up on this response now and retry.
+        let status = a.resp.as_ref().map_or(502, |h| h.status);
+        return Some(AttemptEvent::Failed(Failure::Status(status)));
+    }
+    None
+}
+
+/// While a stream is held, the deadline is the earlier of the stream-idle one and the hold's end.
+fn hold_deadline(a: &Attempt, idle: Instant) -> Instant {
+    match (a.phase, a.hold_until) {
+        (AttemptPhase::Priming, Some(h)) => idle.min(h),
+        _ => idle,
+    }
+}
+
+/// A held stream goes out: what was held is queued for the client, and from now on the stream
+/// is relayed as it comes (no retry is possible any more).
+pub(super) fn release_hold(ex: &mut Exchange, out: &mut super::io::OutBuf) {
+    let Some(a) = ex.attempt.as_mut() else { return };
+    if a.phase != AttemptPhase::Priming {
+        return;
+    }
+    a.phase = AttemptPhase::Relaying;
+    a.hold_until = None;
+    if let Some((bytes, _)) = ex.stash.take() {
+        out.push(&bytes);
+    }
+    ex.responded = true;
+}
+
+/// The response body is complete: a success to relay, or a held failure to retry.
+/// The connection is reusable only if both messages ended cleanly on it.
+pub(super) fn done_event(a: &Attempt, request_sent: bool, up: &Upstream) -> AttemptEvent {
+    let status = a.resp.as_ref().map_or(502, |h| h.status);
+    if a.phase == AttemptPhase::Holding {
+        return AttemptEvent::Failed(Failure::Status(status));
+    }
+    let keep = a.resp.as_ref().is_some_and(|h| h.keep_alive);
+    AttemptEvent::Complete { reuse: keep && up.inbuf.is_empty() && request_sent }
+}
+
+/// A pooled connection that failed before any response byte was probably closed by the
+/// upstream while idle: worth one retry on a fresh connection.
+pub(super) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
+    ex.retry_copy && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
+}
