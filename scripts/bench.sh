@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh                  # DURATION=10 per load
 #   DURATION=5 STREAMS=1000 scripts/bench.sh
+#   QCC_BIN=/path/to/other/qcc scripts/bench.sh   # measure another build (before/after a change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -17,8 +18,7 @@ if ! need nginx || ! need wrk; then
   apt-get update -qq && apt-get install -y -qq nginx wrk >/dev/null
 fi
 need python3 || { echo "bench: python3 is required for the SSE loads" >&2; exit 1; }
-cargo build --release --locked -q
-QCC=$PWD/target/release/qcc
+if [ -n "${QCC_BIN:-}" ]; then QCC=$QCC_BIN; else cargo build --release --locked -q; QCC=$PWD/target/release/qcc; fi
 
 work=$(mktemp -d)
 pids=()
@@ -146,6 +146,7 @@ q_ok=$(jq .requests.successful <<<"$status"); q_fail=$(jq .requests.failed <<<"$
 wrk_total=0
 for r in "${rows[@]}"; do IFS='|' read -r _ t _ _ _ _ _ n _ <<<"$r"; [ "$t" = qcc ] && wrk_total=$((wrk_total + n)); done
 
+# SSE through POST /v1/messages (sse.py adds the path): qcc's stream scanning and hold are on it.
 echo "bench: SSE event latency (20 events, 20 ms apart, 5 streams each)" >&2
 sse_lat() { # target url -> "p50 p99" in µs (median over 5 streams)
   local p50s=() p99s=()

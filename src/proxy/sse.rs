@@ -39,10 +39,12 @@ pub enum StreamError {
     Api,
 }
 
-/// An event that carries content, as far as holding the stream goes: the first of these ends
-/// the hold (`content_block_delta` of any kind, `message_delta`, `message_stop`).
+/// An event that ends the hold: anything but the leading events (`message_start`,
+/// `content_block_start`, `ping`) and `error` — so `content_block_delta` of any kind,
+/// `message_delta`, `message_stop`, and any event kind qcc does not know (a stream that is not
+/// the Messages API's is never held back for long).
 fn is_content(kind: &str) -> bool {
-    matches!(kind, "content_block_delta" | "message_delta" | "message_stop")
+    !matches!(kind, "message_start" | "content_block_start" | "ping" | "error")
 }
 
 #[derive(Debug, Default)]
