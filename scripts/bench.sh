@@ -106,6 +106,19 @@ wrk.headers["anthropic-version"] = "2023-06-01"
 wrk.body = '{"model":"claude-bench","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}'
 LUA
 
+# Every request a new Claude Code session id: fills qcc's affinity table (10,000 sessions).
+cat >"$work/sessions.lua" <<'LUA'
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", nil, {
+    ["content-type"] = "application/json", ["x-api-key"] = "proxy-managed",
+    ["anthropic-version"] = "2023-06-01",
+    ["x-claude-code-session-id"] = string.format("%08x-bench-session-%d", n, n) },
+    '{"model":"claude-bench","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}')
+end
+LUA
+
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 clk=$(getconf CLK_TCK)
@@ -135,6 +148,9 @@ for c in 32 256; do
   run_wrk "keep-alive c=$c" nginx "http://127.0.0.1:$NGX" "$c" "$ngx_worker"
   run_wrk "keep-alive c=$c" qcc "http://127.0.0.1:$QPORT" "$c" "$qpid"
 done
+echo "bench: keep-alive, a new session id per request (affinity table full)" >&2
+run_wrk "sessions c=32" qcc "http://127.0.0.1:$QPORT" 32 "$qpid" -s "$work/sessions.lua"
+bound=$(curl -s "http://127.0.0.1:$QPORT/_qcc/status" | jq .affinity.sessions)
 echo "bench: new connection per request" >&2
 run_wrk "new conn c=32" upstream "http://127.0.0.1:$UP1" 32 - -H "Connection: close"
 run_wrk "new conn c=32" nginx "http://127.0.0.1:$NGX" 32 "$ngx_worker" -H "Connection: close"
@@ -181,7 +197,7 @@ declare -A ngx_rps
 for r in "${rows[@]}"; do IFS='|' read -r l t rps _ <<<"$r"; [ "$t" = nginx ] && ngx_rps[$l]=$rps; done
 for r in "${rows[@]}"; do
   IFS='|' read -r l t rps p50 p99 rss cpu _ errs <<<"$r"
-  rat=""; [ "$t" = qcc ] && rat=$(ratio "$rps" "${ngx_rps[$l]}")
+  rat=""; [ "$t" = qcc ] && rat=$(ratio "$rps" "${ngx_rps[$l]:-0}")
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$l" "$t" "$rps" "$p50" "$p99" "$rss" "$cpu" "$rat"
   [ -n "$errs" ] && echo "|   | ($t: $errs) |||||||"
 done
@@ -191,5 +207,6 @@ printf '| SSE event latency | qcc | - | %sµs | %sµs | - | - | added p50 %sµs 
 printf '| %s slow streams | nginx | %s | - | - | %s | - | |\n' "$STREAMS" "$s_ngx" "$rss_ngx_streams"
 printf '| %s slow streams | qcc | %s | - | - | %s | - | |\n' "$STREAMS" "$s_qcc" "$rss_qcc_streams"
 printf '| idle | qcc | - | - | - | %s | - | |\n' "$rss_idle"
+printf '\naffinity sessions bound after the sessions load: %s (peak RSS above, row "sessions c=32")\n' "$bound"
 printf '\nqcc counters: successful=%s failed=%s; wrk completed %s requests through qcc' "$q_ok" "$q_fail" "$wrk_total"
 if [ "$q_fail" = 0 ] && [ "$q_ok" -ge "$wrk_total" ]; then echo " -> consistent"; else echo " -> MISMATCH"; exit 1; fi

@@ -5,8 +5,11 @@
 //! The key is the `x-claude-code-session-id` header, the same for every request of a session.
 //! The table is plain loop state (no lock: only the loop's thread reaches it), bounded by a
 //! count (least recently used evicted) and an idle expiry; every operation is O(1) amortised.
+//! Sessions are keyed by a 64-bit hash of their id (no allocation per entry, ~100 bytes each);
+//! a collision would only share an endpoint between two sessions.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 /// The request header that names a Claude Code session.
@@ -22,10 +25,10 @@ struct Entry {
 pub struct Affinity {
     max: usize,
     ttl: Duration,
-    map: HashMap<Box<str>, Entry>,
+    map: HashMap<u64, Entry>,
     /// Use marks, oldest first: `(key, seq)`. A mark whose seq no longer matches its entry is
     /// skipped (the key was used again later); compacted when stale marks dominate.
-    order: VecDeque<(Box<str>, u64)>,
+    order: VecDeque<(u64, u64)>,
     next_seq: u64,
 }
 
@@ -41,9 +44,10 @@ impl Affinity {
 
     /// The endpoint `session` is bound to, unless the binding went idle past the expiry.
     pub fn lookup(&mut self, session: &str, now: Instant) -> Option<usize> {
-        let e = self.map.get(session)?;
+        let key = key_of(session);
+        let e = self.map.get(&key)?;
         if now.saturating_duration_since(e.last_used) > self.ttl {
-            self.map.remove(session);
+            self.map.remove(&key);
             return None;
         }
         Some(e.endpoint)
@@ -56,17 +60,18 @@ impl Affinity {
         }
         self.next_seq += 1;
         let seq = self.next_seq;
-        match self.map.get_mut(session) {
+        let key = key_of(session);
+        match self.map.get_mut(&key) {
             Some(e) => {
                 e.endpoint = endpoint;
                 e.last_used = now;
                 e.seq = seq;
             }
             None => {
-                self.map.insert(session.into(), Entry { endpoint, last_used: now, seq });
+                self.map.insert(key, Entry { endpoint, last_used: now, seq });
             }
         }
-        self.order.push_back((session.into(), seq));
+        self.order.push_back((key, seq));
         while self.map.len() > self.max {
             self.evict_oldest();
         }
@@ -83,7 +88,7 @@ impl Affinity {
                     if now.saturating_duration_since(e.last_used) <= self.ttl {
                         return;
                     }
-                    let key = key.clone();
+                    let key = *key;
                     self.map.remove(&key);
                 }
                 _ => {}
@@ -120,6 +125,13 @@ impl Affinity {
         let map = &self.map;
         self.order.retain(|(key, seq)| map.get(key).is_some_and(|e| e.seq == *seq));
     }
+}
+
+fn key_of(session: &str) -> u64 {
+    // SipHash with fixed keys: the same id always lands on the same entry.
+    let mut h = std::hash::DefaultHasher::new();
+    session.hash(&mut h);
+    h.finish()
 }
 
 /// The session id of a request, when it carries a plausible one (visible ASCII, at most 128 bytes).

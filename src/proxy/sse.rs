@@ -187,21 +187,26 @@ impl JsonScanner {
         self.body.extend_from_slice(data);
     }
 
-    /// The model and usage, when the complete body had them.
+    /// The model and usage, when the complete body had them. Only the `"usage"` object and the
+    /// `"model"` string are parsed, not the whole reply (it can hold a long answer). A Messages
+    /// reply puts `model` before `content` and `usage` after it, so the first `"model"` and the
+    /// last `"usage"` are the top-level ones even when a tool input has keys of those names
+    /// (inside strings the quotes are escaped and never match).
     pub fn finish(&self) -> Option<(Option<String>, Tokens)> {
-        // Parsed only when it can hold usage at all: a reply without it costs a scan, not a parse.
-        if !self.body.windows(7).any(|w| w == b"\"usage\"") {
-            return None;
-        }
-        let v: Value = serde_json::from_slice(&self.body).ok()?;
-        let u = v.get("usage")?;
+        let u: Value = serde_json::from_slice(object_after(&self.body, b"\"usage\"")?).ok()?;
         let tokens = Tokens {
-            input: num(u, "input_tokens"),
-            output: num(u, "output_tokens"),
-            cache_creation: num(u, "cache_creation_input_tokens"),
-            cache_read: num(u, "cache_read_input_tokens"),
+            input: num(&u, "input_tokens"),
+            output: num(&u, "output_tokens"),
+            cache_creation: num(&u, "cache_creation_input_tokens"),
+            cache_read: num(&u, "cache_read_input_tokens"),
         };
-        Some((v.get("model").and_then(Value::as_str).map(str::to_string), tokens))
+        let model = find(&self.body, b"\"model\"").and_then(|at| {
+            let rest = &self.body[at + 7..];
+            let rest = &rest[rest.iter().position(|&b| b == b'"')? + 1..];
+            let end = rest.iter().position(|&b| b == b'"')?;
+            std::str::from_utf8(&rest[..end]).ok().map(str::to_string)
+        });
+        Some((model, tokens))
     }
 }
 
@@ -257,6 +262,35 @@ impl Scan {
             Scan::Json(j) => j.finish(),
         }
     }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The `{...}` that follows the last `key` (brace-balanced, strings respected).
+fn object_after<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let at = body.windows(key.len()).rposition(|w| w == key)? + key.len();
+    let start = at + body[at..].iter().position(|&b| b == b'{')?;
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for (i, &b) in body[start..].iter().enumerate() {
+        match (in_str, b) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') => in_str = false,
+            (true, _) => {}
+            (false, b'"') => in_str = true,
+            (false, b'{') => depth += 1,
+            (false, b'}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&body[start..=start + i]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn num(v: &Value, field: &str) -> u64 {
@@ -335,5 +369,11 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
         let (model, t) = j.finish().unwrap();
         assert_eq!(model.as_deref(), Some("claude-haiku-4-5"));
         assert_eq!(t, Tokens { input: 3, output: 9, cache_creation: 0, cache_read: 2 });
+        // Keys of the same names inside content (a tool input, escaped text) do not fool it.
+        let mut j = JsonScanner::default();
+        j.feed(br#"{"model":"m1","content":[{"type":"tool_use","input":{"model":"x","usage":{"input_tokens":999}}},{"type":"text","text":"say "usage": {"output_tokens": 5}"}],"usage":{"input_tokens":4,"output_tokens":6,"server_tool_use":{"web_search_requests":1}}}"#);
+        let (model, t) = j.finish().unwrap();
+        assert_eq!(model.as_deref(), Some("m1"));
+        assert_eq!((t.input, t.output), (4, 6));
     }
 }
