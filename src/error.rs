@@ -19,6 +19,8 @@ pub enum Error {
     NotRunning(String),
     /// Anything else that stops the command. Exit 1.
     Failed(String),
+    /// The command already said why on stderr; exit with this code and print nothing more.
+    Silent(u8),
 }
 
 impl Error {
@@ -31,6 +33,7 @@ impl Error {
             Error::Usage(_) | Error::BadFile { .. } | Error::Invalid(_) => 2,
             Error::NotRunning(_) => 3,
             Error::Io { .. } | Error::Failed(_) => 1,
+            Error::Silent(code) => *code,
         }
     }
 }
@@ -41,6 +44,7 @@ impl fmt::Display for Error {
             Error::Usage(msg) | Error::Invalid(msg) | Error::NotRunning(msg) | Error::Failed(msg) => f.write_str(msg),
             Error::BadFile { path, problem } => write!(f, "{}: {problem}", path.display()),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Silent(_) => Ok(()),
         }
     }
 }

@@ -21,6 +21,7 @@ use store::{config, fsutil};
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Silent(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("qcc: error: {e}");
             if matches!(e, Error::Usage(_)) {
@@ -36,7 +37,7 @@ fn run() -> Result<()> {
     let home = fsutil::qcc_home();
     match command {
         Command::Version => println!("QCC version {}", env!("CARGO_PKG_VERSION")),
-        Command::Help(topic) => match cli::help(&topic) {
+        Command::Help(topic) => match cli::help::help(&topic) {
             Some(text) => print!("{text}"),
             None => return Err(Error::Usage(format!("no help for '{topic}'"))),
         },
@@ -48,6 +49,23 @@ fn run() -> Result<()> {
         Command::ConfigList { json } => commands::config_list(json)?,
         Command::Default { name } => commands::set_default(&name)?,
         Command::Usage { json, days } => commands::usage(&home, json, days)?,
+        Command::Init => cli::profiles::init()?,
+        Command::Add { name, url, key, description } => cli::profiles::add(&name, &url, &key, &description)?,
+        Command::List { json } => cli::profiles::list(json)?,
+        Command::Use { name, launch, dry_run } => cli::profiles::use_profile(&home, name.as_deref(), launch, dry_run)?,
+        Command::Remove { name, yes } => cli::profiles::remove(&name, yes)?,
+        Command::Status { json } => cli::profiles::status(&home, json)?,
+        Command::ConfigSet { key, value } => cli::profiles::config_set(&key, &value)?,
+        Command::EndpointEdit { cluster, id, change } => commands::endpoint_edit(&cluster, &id, &change)?,
+        Command::ProxyReload => control::proxy_reload(&home)?,
+        Command::HealthTest { cluster, id, json } => cli::probe::health_test(cluster.as_deref(), id.as_deref(), json)?,
+        Command::HealthCheck { json } => control::health_check(&home, json)?,
+        Command::HealthMetrics { id, json } => control::health_metrics(&home, id.as_deref(), json)?,
+        Command::HealthHistory { id, n, json } => control::health_history(&home, id.as_deref(), n, json)?,
+        Command::HealthConfig { json } => control::health_config(&home, json)?,
+        Command::QueueList { json } => control::queue_list(&home, json)?,
+        Command::QueueRetry { id } => control::queue_retry(&home, id.as_deref())?,
+        Command::Completions { shell } => cli::completions::print(&shell)?,
         Command::ProxyStart(args) => proxy::run(cli::proxy_start::settings(*args)?)?,
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
@@ -63,7 +81,7 @@ fn run() -> Result<()> {
                 Ok(k) if !k.is_empty() && !loopback => k,
                 _ => "proxy-managed".to_string(),
             };
-            let path = claude::use_proxy(&base, &key)?;
+            let path = claude::write_env(&base, &key)?;
             println!("Claude Code now uses {base} (cluster '{cluster}'): {}", path.display());
             match control::serving(&home) {
                 Some((info, served)) if served == cluster && info.base_url() == base => {

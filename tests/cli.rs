@@ -62,8 +62,8 @@ fn version_and_help() {
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     let home = TempHome::new();
-    assert_usage_error(&home, &[]);
     assert_usage_error(&home, &["frobnicate"]);
+    assert_usage_error(&home, &["--dry-run", "list"]);
     assert_usage_error(&home, &["endpoint"]);
     assert_usage_error(&home, &["endpoint", "add", "c", "--url"]);
     assert_usage_error(&home, &["endpoint", "add", "c", "--url", "http://x", "--key", "k", "--bogus"]);

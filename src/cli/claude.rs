@@ -1,5 +1,5 @@
-//! `qcc proxy use`: point Claude Code at the proxy by editing its `settings.json`,
-//! keeping every other key, atomically, mode 0600.
+//! Claude Code's side: `qcc use` and `qcc proxy use` point it at a base URL and key by editing
+//! its `settings.json` (every other key kept, atomically, mode 0600), and `qcc use` starts it.
 
 use std::path::PathBuf;
 
@@ -15,15 +15,18 @@ pub fn settings_path() -> PathBuf {
     }
 }
 
-/// Write the proxy's base URL and the placeholder credentials into Claude Code's settings.
-/// `key` is "proxy-managed" unless the proxy requires an access key.
-pub fn use_proxy(base_url: &str, key: &str) -> Result<PathBuf> {
+/// Write `base_url` and `key` into Claude Code's settings as the Python qcc did:
+/// `env.ANTHROPIC_BASE_URL`, `env.ANTHROPIC_API_KEY`, `env.ANTHROPIC_AUTH_TOKEN`, `apiKeyHelper`.
+/// For the proxy, `key` is "proxy-managed" unless the proxy requires an access key.
+pub fn write_env(base_url: &str, key: &str) -> Result<PathBuf> {
     let path = settings_path();
+    // A new file starts as the Python package started it.
+    let fresh = || serde_json::json!({"env": {}, "permissions": {"allow": [], "deny": []}});
     let mut root = match std::fs::read(&path) {
-        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Value::Object(Map::new()),
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => fresh(),
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
             .map_err(|e| Error::BadFile { path: path.clone(), problem: format!("invalid JSON: {e}") })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Object(Map::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fresh(),
         Err(e) => return Err(Error::BadFile { path, problem: e.to_string() }),
     };
     let Some(obj) = root.as_object_mut() else {
@@ -42,6 +45,24 @@ pub fn use_proxy(base_url: &str, key: &str) -> Result<PathBuf> {
     crate::store::fsutil::atomic_write(&path, &bytes)
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     Ok(path)
+}
+
+/// Start `claude` with the terminal handed over: qcc becomes it (exec), so its exit code is the
+/// command's. Not on PATH: one line saying how to install it (the settings are written already).
+pub fn launch() -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("claude")).any(|f| f.is_file()))
+        .unwrap_or(false);
+    if !found {
+        return Err(Error::Failed(
+            "claude is not on PATH; install Claude Code with `npm install -g @anthropic-ai/claude-code` \
+             (the settings are written: run `claude` once it is installed)"
+                .into(),
+        ));
+    }
+    let e = std::process::Command::new("claude").exec();
+    Err(Error::io("cannot start claude", e))
 }
 
 /// `key` as one POSIX shell word: single-quoted, each `'` written as `'\''`.

@@ -53,6 +53,7 @@ pub fn endpoint_add(
     let id = config.add_endpoint(cluster, &new)?;
     config.save()?;
     println!("{id}");
+    apply_live(cluster);
     Ok(())
 }
 
@@ -61,7 +62,38 @@ pub fn endpoint_remove(cluster: &str, id: &str) -> Result<()> {
     config.remove_endpoint(cluster, id)?;
     config.save()?;
     println!("removed endpoint {id} from cluster '{cluster}'");
+    apply_live(cluster);
     Ok(())
+}
+
+/// `qcc endpoint enable|disable|set`.
+pub fn endpoint_edit(cluster: &str, id: &str, change: &crate::store::profiles::EndpointChange) -> Result<()> {
+    let mut config = load()?;
+    config.update_endpoint(cluster, id, change)?;
+    config.save()?;
+    let what = match change.enabled {
+        Some(true) => "enabled".to_string(),
+        Some(false) => "disabled".to_string(),
+        None => "updated".to_string(),
+    };
+    println!("endpoint {id} of cluster '{cluster}' {what}");
+    apply_live(cluster);
+    Ok(())
+}
+
+/// After an edit of `cluster`: a proxy serving it re-reads it at once (health and queue of
+/// unchanged endpoints kept), and the command says so in one line — on stderr, so that
+/// `id=$(qcc endpoint add ...)` still captures the id alone. With no proxy for it, nothing.
+fn apply_live(cluster: &str) {
+    let home = crate::store::fsutil::qcc_home();
+    let Some((info, served)) = super::control::serving(&home) else { return };
+    if served != cluster {
+        return;
+    }
+    match super::control::reload(&home) {
+        Ok(summary) => eprintln!("applied to the running proxy (pid {}): {summary}", info.pid),
+        Err(e) => eprintln!("qcc: the running proxy (pid {}) did not take the change: {e}", info.pid),
+    }
 }
 
 fn endpoints_json(cluster: &ClusterConfig) -> Value {

@@ -46,7 +46,10 @@ fn call(home: &Path, method: &str, path: &str) -> Result<(PidInfo, Value)> {
     let mut sock = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| fail(e.to_string()))?;
     sock.set_read_timeout(Some(TIMEOUT)).map_err(|e| fail(e.to_string()))?;
     sock.set_write_timeout(Some(TIMEOUT)).map_err(|e| fail(e.to_string()))?;
-    let auth = access_key(home).map(|k| format!("x-api-key: {k}\r\n")).unwrap_or_default();
+    let mut auth = access_key(home).map(|k| format!("x-api-key: {k}\r\n")).unwrap_or_default();
+    if method == "POST" {
+        auth.push_str("x-qcc-action: 1\r\n");
+    }
     let req =
         format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
     sock.write_all(req.as_bytes()).map_err(|e| fail(e.to_string()))?;
@@ -268,6 +271,180 @@ pub fn proxy_logs(home: &Path, n: usize, follow: bool) -> Result<()> {
             }
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// `POST /_qcc/reload`: what changed, as one phrase.
+pub fn reload(home: &Path) -> Result<String> {
+    let (_, v) = call(home, "POST", "/_qcc/reload")?;
+    Ok(format!("{} added, {} changed, {} removed", u(&v, "/added"), u(&v, "/changed"), u(&v, "/removed")))
+}
+
+pub fn proxy_reload(home: &Path) -> Result<()> {
+    let info = running(home)?;
+    let summary = reload(home)?;
+    println!("qcc proxy (pid {}) reloaded its cluster: {summary}", info.pid);
+    Ok(())
+}
+
+/// Ask the running proxy to probe (`query`: "", "?queued=1" or "?endpoint=ID"), wait (bounded)
+/// until those probes have finished, and return their history events.
+fn probe_now(home: &Path, query: &str) -> Result<Vec<Value>> {
+    let (_, v) = call(home, "POST", &format!("/_qcc/probe{query}"))?;
+    let ids: Vec<String> =
+        v["probing"].as_array().into_iter().flatten().filter_map(|i| i.as_str().map(String::from)).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let (_, s) = call(home, "GET", "/_qcc/status")?;
+        let busy = s["endpoints"].as_array().into_iter().flatten().any(|e| {
+            e["probing"] == Value::Bool(true) && e["id"].as_str().is_some_and(|id| ids.iter().any(|i| i == id))
+        });
+        if !busy {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, h) = call(home, "GET", "/_qcc/history?n=500")?;
+    let mut last: Vec<Value> = Vec::new();
+    for id in &ids {
+        if let Some(e) = h.as_array().into_iter().flatten().rev().find(|e| {
+            e["endpoint"].as_str() == Some(id) && e["event"].as_str().is_some_and(|k| k.starts_with("probe_"))
+        }) {
+            last.push(e.clone());
+        }
+    }
+    Ok(last)
+}
+
+fn print_probes(results: &[Value], json: bool) -> Result<()> {
+    if json {
+        print_json(&Value::Array(results.to_vec()));
+    } else if results.is_empty() {
+        println!("nothing to probe");
+    } else {
+        for e in results {
+            let ok = e["event"] == "probe_ok";
+            println!("{:<10} {:<7} {}", u(e, "/endpoint"), if ok { "ok" } else { "FAILED" }, u(e, "/time"));
+        }
+    }
+    if results.iter().any(|e| e["event"] != "probe_ok") {
+        return Err(Error::Silent(1));
+    }
+    Ok(())
+}
+
+/// `qcc health check`: the running proxy probes every endpoint now.
+pub fn health_check(home: &Path, json: bool) -> Result<()> {
+    print_probes(&probe_now(home, "")?, json)
+}
+
+/// `qcc queue retry ID` / `retry-all`: probe queued endpoints now; restored on success.
+pub fn queue_retry(home: &Path, id: Option<&str>) -> Result<()> {
+    let query = match id {
+        Some(id) => format!("?endpoint={id}&queued=1"),
+        None => "?queued=1".to_string(),
+    };
+    let results = probe_now(home, &query)?;
+    if id.is_some() && results.is_empty() {
+        return Err(Error::Invalid(format!("endpoint {} is not in the failure queue", id.unwrap_or_default())));
+    }
+    print_probes(&results, false)
+}
+
+/// `qcc queue list`: each queued endpoint with why, since when and the next check.
+pub fn queue_list(home: &Path, json: bool) -> Result<()> {
+    let (_, s) = call(home, "GET", "/_qcc/status")?;
+    let details = &s["failure_queue"]["details"];
+    if json {
+        print_json(details);
+        return Ok(());
+    }
+    println!("{:<10} {:<26} {:<26} {:>10}  {:<40} URL", "ENDPOINT", "QUEUED SINCE", "LAST CHECK", "NEXT IN", "REASON");
+    for d in details.as_array().into_iter().flatten() {
+        println!(
+            "{:<10} {:<26} {:<26} {:>9}s  {:<40} {}",
+            u(d, "/id"),
+            u(d, "/since"),
+            u(d, "/last_check"),
+            u(d, "/next_check_in_secs"),
+            u(d, "/reason"),
+            u(d, "/base_url")
+        );
+    }
+    Ok(())
+}
+
+/// `qcc health metrics [ID]`: upstream time to first byte and success rate per endpoint.
+pub fn health_metrics(home: &Path, id: Option<&str>, json: bool) -> Result<()> {
+    let (_, s) = call(home, "GET", "/_qcc/status")?;
+    let eps: Vec<Value> = s["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| id.is_none_or(|i| e["id"].as_str() == Some(i)))
+        .map(|e| {
+            serde_json::json!({"id": e["id"], "latency_ms": e["latency_ms"], "success_rate": e["health"]["success_rate"],
+                "total_requests": e["health"]["total_requests"], "failed_requests": e["health"]["failed_requests"]})
+        })
+        .collect();
+    if let (Some(i), true) = (id, eps.is_empty()) {
+        return Err(Error::Invalid(format!("no endpoint '{i}' in the running proxy's cluster")));
+    }
+    if json {
+        print_json(&Value::Array(eps));
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "ENDPOINT", "P50_MS", "P95_MS", "P99_MS", "SAMPLES", "SUCCESS%", "REQS"
+    );
+    for e in &eps {
+        println!(
+            "{:<10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            u(e, "/id"),
+            u(e, "/latency_ms/p50"),
+            u(e, "/latency_ms/p95"),
+            u(e, "/latency_ms/p99"),
+            u(e, "/latency_ms/samples"),
+            u(e, "/success_rate"),
+            u(e, "/total_requests")
+        );
+    }
+    Ok(())
+}
+
+/// `qcc health history [ID] [-n N]`: the last events of the running proxy's endpoints.
+pub fn health_history(home: &Path, id: Option<&str>, n: usize, json: bool) -> Result<()> {
+    let query = match id {
+        Some(id) => format!("/_qcc/history?endpoint={id}&n={n}"),
+        None => format!("/_qcc/history?n={n}"),
+    };
+    let (_, h) = call(home, "GET", &query)?;
+    if json {
+        print_json(&h);
+        return Ok(());
+    }
+    for e in h.as_array().into_iter().flatten() {
+        println!("{}  {:<10} {:<13} {}", u(e, "/time"), u(e, "/endpoint"), u(e, "/event"), u(e, "/detail"));
+    }
+    Ok(())
+}
+
+/// `qcc health config`: the running proxy's effective intervals and limits.
+pub fn health_config(home: &Path, json: bool) -> Result<()> {
+    let (_, s) = call(home, "GET", "/_qcc/status")?;
+    let mut settings = s["settings"].clone();
+    if let Some(o) = settings.as_object_mut() {
+        o.insert("strategy".into(), s["strategy"].clone());
+        o.insert("affinity".into(), s["affinity"].clone());
+    }
+    if json {
+        print_json(&settings);
+        return Ok(());
+    }
+    for (k, v) in settings.as_object().into_iter().flatten() {
+        println!("{k:<26} {v}");
     }
     Ok(())
 }

@@ -4,7 +4,11 @@
 
 pub mod claude;
 pub mod commands;
+pub mod completions;
 pub mod control;
+pub mod help;
+pub mod probe;
+pub mod profiles;
 pub mod proxy_start;
 
 use std::ffi::OsString;
@@ -71,6 +75,68 @@ pub enum Command {
         json: bool,
         days: usize,
     },
+    Init,
+    Add {
+        name: String,
+        url: String,
+        key: String,
+        description: String,
+    },
+    List {
+        json: bool,
+    },
+    /// `qcc use NAME`, or `qcc` alone (`name: None`).
+    Use {
+        name: Option<String>,
+        launch: bool,
+        dry_run: bool,
+    },
+    Remove {
+        name: String,
+        yes: bool,
+    },
+    Status {
+        json: bool,
+    },
+    ConfigSet {
+        key: String,
+        value: String,
+    },
+    EndpointEdit {
+        cluster: String,
+        id: String,
+        change: crate::store::profiles::EndpointChange,
+    },
+    ProxyReload,
+    HealthTest {
+        cluster: Option<String>,
+        id: Option<String>,
+        json: bool,
+    },
+    HealthCheck {
+        json: bool,
+    },
+    HealthMetrics {
+        id: Option<String>,
+        json: bool,
+    },
+    HealthHistory {
+        id: Option<String>,
+        n: usize,
+        json: bool,
+    },
+    HealthConfig {
+        json: bool,
+    },
+    QueueList {
+        json: bool,
+    },
+    QueueRetry {
+        id: Option<String>,
+    },
+    Completions {
+        shell: String,
+    },
     ProxyStart(Box<ProxyStartArgs>),
     ProxyStatus {
         json: bool,
@@ -133,12 +199,18 @@ fn finish(args: Arguments, topic: &str) -> Result<()> {
 /// A secret given as `--key KEY`, `--key -` (first line of stdin) or `--key-file PATH` (first
 /// line of the file): exactly one of them. The file and stdin forms keep it out of `ps`.
 fn secret_arg(args: &mut Arguments, flag: &'static str, file_flag: &'static str) -> Result<String> {
+    opt_secret_arg(args, flag, file_flag)?
+        .ok_or_else(|| Error::Usage(format!("{flag} KEY, {flag} - or {file_flag} PATH is required")))
+}
+
+/// `secret_arg` when the secret is optional (`endpoint set`).
+fn opt_secret_arg(args: &mut Arguments, flag: &'static str, file_flag: &'static str) -> Result<Option<String>> {
     let value: Option<String> = args.opt_value_from_str(flag).map_err(usage)?;
     let file: Option<PathBuf> =
         args.opt_value_from_os_str(file_flag, |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?;
     let text = match (value, file) {
         (Some(_), Some(_)) => return Err(Error::Usage(format!("give {flag} or {file_flag}, not both"))),
-        (None, None) => return Err(Error::Usage(format!("{flag} KEY, {flag} - or {file_flag} PATH is required"))),
+        (None, None) => return Ok(None),
         (Some(v), None) if v == "-" => {
             let mut line = String::new();
             std::io::stdin().read_line(&mut line).map_err(|e| Error::io(format!("{flag} -: cannot read stdin"), e))?;
@@ -156,7 +228,43 @@ fn secret_arg(args: &mut Arguments, flag: &'static str, file_flag: &'static str)
     if key.is_empty() {
         return Err(Error::Invalid(format!("{flag}: the key is empty")));
     }
-    Ok(key)
+    Ok(Some(key))
+}
+
+/// The commands without a subcommand (`qcc add`, `qcc use` ...); `None` for a group.
+fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<Command>> {
+    let singles = ["init", "add", "list", "use", "remove", "status", "default", "usage", "completions"];
+    if !singles.contains(&group) {
+        return Ok(None);
+    }
+    if help {
+        return Ok(Some(Command::Help(group.to_string())));
+    }
+    Ok(Some(match group {
+        "init" => Command::Init,
+        "add" => {
+            let url = args.value_from_str("--url").map_err(usage)?;
+            let key = secret_arg(args, "--key", "--key-file")?;
+            let description = args.opt_value_from_str("--description").map_err(usage)?.unwrap_or_default();
+            Command::Add { name: positional(args, "a profile NAME", group)?, url, key, description }
+        }
+        "list" => Command::List { json: args.contains("--json") },
+        "use" => {
+            let launch = !args.contains("--no-launch");
+            Command::Use { name: Some(positional(args, "a profile NAME", group)?), launch, dry_run: false }
+        }
+        "remove" => {
+            let yes = args.contains(["-y", "--yes"]);
+            Command::Remove { name: positional(args, "a profile NAME", group)?, yes }
+        }
+        "status" => Command::Status { json: args.contains("--json") },
+        "default" => Command::Default { name: positional(args, "a profile NAME", group)? },
+        "usage" => {
+            let json = args.contains("--json");
+            Command::Usage { json, days: args.opt_value_from_str("--days").map_err(usage)?.unwrap_or(7) }
+        }
+        _ => Command::Completions { shell: positional(args, "a shell (bash, zsh or fish)", group)? },
+    }))
 }
 
 /// Parse the arguments after the program name.
@@ -167,10 +275,25 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
         finish(args, "--version")?;
         return Ok(Command::Version);
     }
+    let dry_run = args.contains("--dry-run");
     let group = args.subcommand().map_err(usage)?;
     let Some(group) = group else {
-        return if help { Ok(Command::Help(String::new())) } else { Err(Error::Usage("missing command".into())) };
+        if help {
+            return Ok(Command::Help(String::new()));
+        }
+        finish(args, "")?;
+        return Ok(Command::Use { name: None, launch: true, dry_run });
     };
+    if dry_run && group != "use" {
+        return Err(Error::Usage(format!("--dry-run is for `qcc` and `qcc use`, not `qcc {group}`")));
+    }
+    if let Some(cmd) = parse_single(&group, help, &mut args)? {
+        finish(args, &group)?;
+        return Ok(match cmd {
+            Command::Use { name, launch, .. } => Command::Use { name, launch, dry_run },
+            other => other,
+        });
+    }
     let sub = match group.as_str() {
         "endpoint" | "config" | "proxy" | "queue" | "health" => args.subcommand().map_err(usage)?,
         "help" => {
@@ -181,24 +304,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             finish(args, "version")?;
             return Ok(Command::Version);
         }
-        "usage" => {
-            if help {
-                return Ok(Command::Help("usage".into()));
-            }
-            let json = args.contains("--json");
-            let days = args.opt_value_from_str("--days").map_err(usage)?.unwrap_or(7);
-            finish(args, "usage")?;
-            return Ok(Command::Usage { json, days });
-        }
-        "default" => {
-            if help {
-                return Ok(Command::Help("default".into()));
-            }
-            let name = positional(&mut args, "a profile NAME", "default")?;
-            finish(args, "default")?;
-            return Ok(Command::Default { name });
-        }
-        other => return Err(Error::Usage(format!("unknown command '{other}'"))),
+        other => return Err(Error::Usage(format!("unknown command '{other}' (see `qcc --help`)"))),
     };
     let topic = match &sub {
         Some(s) => format!("{group} {s}"),
@@ -232,6 +338,45 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             Command::EndpointRemove { cluster, id: positional(&mut args, "an endpoint ID", &topic)? }
         }
         ("config", "list") => Command::ConfigList { json: args.contains("--json") },
+        ("config", "set") => {
+            let key = positional(&mut args, "a settings KEY", &topic)?;
+            Command::ConfigSet { key, value: positional(&mut args, "a VALUE", &topic)? }
+        }
+        ("endpoint", "enable" | "disable" | "set") => {
+            let mut change = crate::store::profiles::EndpointChange::default();
+            if sub == "set" {
+                change.url = args.opt_value_from_str("--url").map_err(usage)?;
+                change.priority = args.opt_value_from_str("--priority").map_err(usage)?;
+                change.weight = args.opt_value_from_str("--weight").map_err(usage)?;
+                change.timeout = args.opt_value_from_str("--timeout").map_err(usage)?;
+                change.max_failures = args.opt_value_from_str("--max-failures").map_err(usage)?;
+                change.key = opt_secret_arg(&mut args, "--key", "--key-file")?;
+            } else {
+                change.enabled = Some(sub == "enable");
+            }
+            let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
+            Command::EndpointEdit { cluster, id: positional(&mut args, "an endpoint ID", &topic)?, change }
+        }
+        ("proxy", "reload") => Command::ProxyReload,
+        ("health", "test") => {
+            let json = args.contains("--json");
+            let cluster = args.opt_free_from_str().map_err(usage)?;
+            Command::HealthTest { cluster, id: args.opt_free_from_str().map_err(usage)?, json }
+        }
+        ("health", "check") => Command::HealthCheck { json: args.contains("--json") },
+        ("health", "metrics") => {
+            let json = args.contains("--json");
+            Command::HealthMetrics { json, id: args.opt_free_from_str().map_err(usage)? }
+        }
+        ("health", "history") => {
+            let json = args.contains("--json");
+            let n = args.opt_value_from_str(["-n", "--lines"]).map_err(usage)?.unwrap_or(20);
+            Command::HealthHistory { json, n, id: args.opt_free_from_str().map_err(usage)? }
+        }
+        ("health", "config") => Command::HealthConfig { json: args.contains("--json") },
+        ("queue", "list") => Command::QueueList { json: args.contains("--json") },
+        ("queue", "retry") => Command::QueueRetry { id: Some(positional(&mut args, "an endpoint ID", &topic)?) },
+        ("queue", "retry-all") => Command::QueueRetry { id: None },
         ("proxy", "start") => Command::ProxyStart(Box::new(ProxyStartArgs {
             cluster: args.opt_value_from_str("--cluster").map_err(usage)?,
             host: args.opt_value_from_str("--host").map_err(usage)?,
@@ -283,162 +428,3 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
     finish(args, &topic)?;
     Ok(cmd)
 }
-
-/// Help for a topic ("" for the overview); `None` for an unknown topic.
-pub fn help(topic: &str) -> Option<&'static str> {
-    Some(match topic {
-        "" => HELP,
-        "endpoint" | "endpoint add" | "endpoint list" | "endpoint remove" => HELP_ENDPOINT,
-        "config" | "config list" | "default" => HELP_CONFIG,
-        "usage" => HELP_USAGE,
-        "proxy start" => HELP_PROXY_START,
-        "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" => HELP_PROXY,
-        "queue" | "queue status" | "queue clear" | "health" | "health status" => HELP_QUEUE,
-        _ => return None,
-    })
-}
-
-const HELP: &str = "\
-qcc — a failover proxy for Claude Code across several API endpoints
-
-USAGE:
-    qcc <COMMAND> [OPTIONS]
-
-COMMANDS:
-    endpoint add CLUSTER --url URL --key KEY [...]   add an endpoint (creates the cluster)
-    endpoint list CLUSTER [--json]                   list a cluster's endpoints (keys masked)
-    endpoint remove CLUSTER ID                       remove an endpoint
-    config list [--json]                             profiles and clusters (keys masked)
-    default NAME                                     set the default profile
-    usage [--json] [--days N]                        tokens per day, endpoint and model
-    proxy start [--cluster NAME] [...]               run the proxy in the foreground
-    proxy status [--json]                            the running proxy: requests, health, queue
-    proxy stop [--timeout SECS]                      stop the running proxy (SIGTERM, drain)
-    proxy logs [-n N] [-f]                           show (or follow) the proxy log
-    proxy use CLUSTER [--host H] [--port P]          point Claude Code's settings.json at qcc
-    queue status [--json]                            the failure queue of the running proxy
-    queue clear                                      empty the failure queue
-    health status [--json]                           endpoint health of the running proxy
-
-OPTIONS:
-    -h, --help       help (also `qcc <command> --help`)
-    -V, --version    print the version
-
-FILES:
-    $QCC_CONFIG (default ~/.fastcc/cache.json)   profiles and clusters
-    $QCC_HOME   (default ~/.qcc)                 proxy.pid, proxy.log, failure_endpoints.json
-";
-
-const HELP_ENDPOINT: &str = "\
-qcc endpoint — manage the endpoints of a cluster
-
-USAGE:
-    qcc endpoint add CLUSTER --url URL (--key-file PATH | --key - | --key KEY) [--priority N]
-                             [--weight N] [--timeout SECS] [--max-failures N] [--ca-file PEM]
-        Creates CLUSTER if needed; prints the new endpoint id (8 hex characters).
-        --url            http:// or https:// base URL, may carry a path prefix
-        --key-file PATH  read the endpoint's API key from a file (first line)
-        --key -          read it from stdin; both keep the key out of `ps` and shell history
-        --key KEY        the key itself (visible to other users in `ps` while qcc runs)
-        --priority N     1 = primary, 2 = secondary, ...; lower wins (default 1)
-        --weight N       for the weighted strategy (default 100)
-        --timeout SECS   time to the response head, and the connect cap (default 30)
-        --max-failures N consecutive failures before it is unhealthy (default 3)
-        --ca-file PEM    extra trusted CA for a self-hosted relay
-    qcc endpoint list CLUSTER [--json]
-        --json: [{\"id\", \"base_url\", \"api_key\" (masked), \"priority\", \"weight\", \"enabled\",
-                 \"max_failures\", \"timeout\"}]
-    qcc endpoint remove CLUSTER ID
-";
-
-const HELP_USAGE: &str = "\
-qcc usage [--json] [--days N]
-    Tokens per day, endpoint and model, as the proxy read them from the responses
-    ($QCC_HOME/usage.json, kept 90 days): requests, input, output, cache-creation and
-    cache-read tokens, for today and the N-1 days before (default 7).
-    --json: {\"file\": PATH, \"days\": {\"YYYY-MM-DD\": {ENDPOINT_ID: {MODEL: {\"requests\",
-             \"input_tokens\", \"output_tokens\", \"cache_creation_input_tokens\",
-             \"cache_read_input_tokens\"}}}}}
-";
-
-const HELP_CONFIG: &str = "\
-qcc config list [--json]
-    Lists profiles and clusters of $QCC_CONFIG; the default profile is marked.
-    --json: {\"config\": PATH, \"default_profile\": NAME|null, \"profiles\": [{\"name\", \"default\",
-             \"endpoints\": [ as in `endpoint list --json` ]}]}
-
-qcc default NAME
-    Makes NAME the default profile (settings.default_profile), what `proxy start` serves
-    without --cluster.
-";
-
-const HELP_PROXY_START: &str = "\
-qcc proxy start — run the proxy in the foreground (one thread, one event loop)
-
-USAGE:
-    qcc proxy start [OPTIONS]
-
-OPTIONS:
-    --cluster NAME          cluster to serve (default: the default profile; with nothing
-                            configured, https://api.anthropic.com with the client's own key)
-    --host ADDR             listen address (default 127.0.0.1; non-loopback needs an access key)
-    --port PORT             listen port (default 7860; 0 picks a free one)
-    --strategy S            priority_failover (default), weighted, round_robin, random,
-                            least_connections
-    --ca-file PEM           extra trusted CA for every endpoint
-    --verify-interval SECS  how often queued endpoints are probed (default 60)
-    --probe-model MODEL     model of the probe request (default claude-3-5-haiku-20241022)
-    --log-level LEVEL       error, warn, info (default), debug, trace
-    --max-body BYTES        largest request body (default 33554432 = 32 MiB)
-    --max-connections N     client connections at once (default 1024)
-    --header-timeout SECS   time for a client to send a request head (default 30)
-    --idle-timeout SECS     idle keep-alive client connections are closed after (default 60)
-    --drain-timeout SECS    on SIGTERM, how long in-flight requests may finish (default 30)
-    --stream-idle-timeout SECS
-                            an upstream silent this long mid-response has failed (default 60)
-    --access-key KEY        clients must send it (x-api-key or Authorization: Bearer);
-                            better QCC_ACCESS_KEY or the file $QCC_HOME/access_key (not in `ps`)
-    --allow-host NAME       a name clients may put in Host besides the listen address,
-                            localhost and loopback IPs (repeatable); off loopback, giving
-                            any turns the Host check on
-    --stream-hold SECS      hold a 200 event stream until its first content event, at most
-                            SECS (default 5; 0 = off): an in-stream error or a death before it
-                            is retried on another endpoint, invisibly to the client
-    --affinity-max N        Claude Code sessions remembered for affinity (default 10000;
-                            least recently used forgotten first)
-    --affinity-ttl SECS     a session idle this long may move (default 3600)
-    --no-affinity           route every request by --strategy alone
-    --allow-origin ORIGIN   a web origin (https://app.example) allowed to call the proxy;
-                            other requests with an Origin header get 403 (repeatable)
-
-SIGNALS:
-    SIGTERM, SIGINT   stop accepting, drain, persist, exit 0
-    SIGHUP            re-read the cluster from the config file
-";
-
-const HELP_PROXY: &str = "\
-qcc proxy — run and control the proxy
-
-USAGE:
-    qcc proxy start [OPTIONS]          (see `qcc proxy start --help`)
-    qcc proxy status [--json]          the running proxy (found via $QCC_HOME/proxy.pid)
-    qcc proxy stop [--timeout SECS]    SIGTERM, then wait up to SECS (default 40) for the exit
-    qcc proxy logs [-n N] [-f]         last N lines (default 50) of $QCC_HOME/proxy.log;
-                                       -f follows until Ctrl-C
-    qcc proxy use CLUSTER [--host H] [--port P]
-                                       write Claude Code's settings.json ($CLAUDE_CONFIG_DIR or
-                                       ~/.claude) to use the proxy, keeping every other key
-Exit codes: 0 ok, 1 failure, 2 usage or bad file, 3 proxy not running.
-";
-
-const HELP_QUEUE: &str = "\
-qcc queue / qcc health — the running proxy's failure queue and endpoint health
-
-USAGE:
-    qcc queue status [--json]    queued endpoints and counters (total_failed, total_verified,
-                                 total_recovered, total_still_failed)
-    qcc queue clear              empty the running proxy's queue (or the file when none runs)
-    qcc health status [--json]   per endpoint: status, consecutive failures, requests, failed,
-                                 success rate, average response time, in flight
-Exit code 3 when no proxy is running (except queue clear).
-";

@@ -33,6 +33,9 @@ pub struct FailureQueue {
     stats: QueueStats,
     /// Top-level fields of the file we do not know, written back untouched.
     extra: Map<String, Value>,
+    /// Why and since when each queued endpoint is queued (shown by `qcc queue list`; in memory
+    /// only: the Python file has no place for it).
+    why: BTreeMap<String, (String, SystemTime)>,
     dirty: bool,
 }
 
@@ -49,6 +52,7 @@ impl FailureQueue {
             last_check_times: BTreeMap::new(),
             stats: QueueStats::default(),
             extra: Map::new(),
+            why: BTreeMap::new(),
             dirty: false,
         }
     }
@@ -109,6 +113,7 @@ impl FailureQueue {
             return false;
         }
         self.failed.push(id.to_string());
+        self.why.insert(id.to_string(), (reason.to_string(), now));
         self.last_check_times.insert(id.to_string(), iso(now));
         self.stats.total_failed += 1;
         self.dirty = true;
@@ -120,6 +125,7 @@ impl FailureQueue {
     pub fn remove(&mut self, id: &str) -> bool {
         let before = self.failed.len();
         self.failed.retain(|f| f != id);
+        self.why.remove(id);
         let removed = self.failed.len() != before;
         self.dirty |= removed;
         removed
@@ -139,6 +145,16 @@ impl FailureQueue {
         }
         self.last_check_times.insert(id.to_string(), iso(now));
         self.dirty = true;
+    }
+
+    /// Why `id` was queued and when (queued in this run of the proxy).
+    pub fn why(&self, id: &str) -> Option<(&str, SystemTime)> {
+        self.why.get(id).map(|(r, t)| (r.as_str(), *t))
+    }
+
+    /// When `id` was last checked (queued or probed), as the file has it.
+    pub fn last_check(&self, id: &str) -> Option<&str> {
+        self.last_check_times.get(id).map(String::as_str)
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -161,6 +177,7 @@ impl FailureQueue {
     pub fn clear(&mut self) {
         if !self.failed.is_empty() {
             self.failed.clear();
+            self.why.clear();
             self.dirty = true;
         }
     }

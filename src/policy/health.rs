@@ -38,7 +38,14 @@ pub struct Health {
     successful_requests: u64,
     /// Not picked before this instant (an upstream's `Retry-After`).
     pub retry_after_until: Option<Instant>,
+    /// Time to the response head of the last `LATENCY_SAMPLES` successes, in microseconds
+    /// (a ring: `latency_next` is the next slot to overwrite).
+    latencies: Vec<u32>,
+    latency_next: usize,
 }
+
+/// Successes kept for the latency percentiles.
+pub const LATENCY_SAMPLES: usize = 1000;
 
 /// A status change worth one log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +71,8 @@ impl Health {
             total_response_ms: 0,
             successful_requests: 0,
             retry_after_until: None,
+            latencies: Vec::new(),
+            latency_next: 0,
         }
     }
 
@@ -77,6 +86,13 @@ impl Health {
         self.total_requests += 1;
         self.successful_requests += 1;
         self.total_response_ms = self.total_response_ms.saturating_add(elapsed.as_millis() as u64);
+        let us = u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX);
+        if self.latencies.len() < LATENCY_SAMPLES {
+            self.latencies.push(us);
+        } else {
+            self.latencies[self.latency_next] = us;
+        }
+        self.latency_next = (self.latency_next + 1) % LATENCY_SAMPLES;
         self.consecutive_failures = 0;
         self.set(HealthStatus::Healthy)
     }
@@ -141,6 +157,18 @@ impl Health {
         }
     }
 
+    /// Upstream time to the response head over the last successes, in milliseconds:
+    /// (p50, p95, p99, samples); `None` before the first success.
+    pub fn latency_percentiles(&self) -> Option<(f64, f64, f64, usize)> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let mut v = self.latencies.clone();
+        v.sort_unstable();
+        let at = |q: f64| f64::from(v[((v.len() - 1) as f64 * q).round() as usize]) / 1000.0;
+        Some((at(0.50), at(0.95), at(0.99), v.len()))
+    }
+
     /// Milliseconds, 0.0 when there were no successes.
     pub fn avg_response_ms(&self) -> f64 {
         if self.successful_requests == 0 {
@@ -191,5 +219,20 @@ mod tests {
         h.end();
         h.end();
         assert_eq!(h.in_flight, 0);
+    }
+
+    #[test]
+    fn latency_percentiles_over_a_bounded_ring() {
+        let mut h = Health::new();
+        assert!(h.latency_percentiles().is_none());
+        for ms in 1..=100u64 {
+            h.record_success(Duration::from_millis(ms));
+        }
+        let (p50, p95, p99, n) = h.latency_percentiles().unwrap();
+        assert_eq!((p50, p95, p99, n), (51.0, 95.0, 99.0, 100));
+        for _ in 0..5000 {
+            h.record_success(Duration::from_millis(7));
+        }
+        assert_eq!(h.latency_percentiles().unwrap(), (7.0, 7.0, 7.0, LATENCY_SAMPLES));
     }
 }

@@ -10,6 +10,7 @@ mod attempt;
 mod budget;
 mod exchange;
 mod guard;
+mod history;
 mod io;
 mod limits;
 mod outcome;
@@ -25,6 +26,10 @@ mod state;
 mod status;
 mod transport;
 mod wire;
+
+// What the CLI's `health test` shares with the proxy: the TLS setup and the probe request.
+pub use transport::TlsConfigs;
+pub use wire::probe_request;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -156,6 +161,8 @@ pub struct EventLoop {
     body_waiters: Vec<Key>,
     /// Session -> endpoint bindings (`affinity.rs`).
     affinity: affinity::Affinity,
+    /// Recent endpoint events (`history.rs`).
+    history: history::History,
 }
 
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
@@ -285,6 +292,7 @@ impl EventLoop {
             draining: None,
             accept_retry: None,
             body_waiters: Vec::new(),
+            history: history::History::default(),
         })
     }
 
@@ -346,7 +354,9 @@ impl EventLoop {
         for signal in signals::drain(&mut self.signals) {
             match signal {
                 signals::Signal::Stop => self.begin_drain(now),
-                signals::Signal::Reload => self.reload(now),
+                signals::Signal::Reload => {
+                    let _ = self.reload(now); // logged either way
+                }
             }
         }
     }

@@ -158,6 +158,7 @@ impl EventLoop {
             let id = ep.cfg.id.clone();
             if self.failures.remove(&id) {
                 log::info!("endpoint {id} answered again, removed from failure queue");
+                self.history.push(&id, "recovered", "answered a request");
                 self.queue_changed(now);
             }
             if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
@@ -188,7 +189,11 @@ impl EventLoop {
             ep.health.set_retry_after(now + std::time::Duration::from_secs(secs.min(3600)));
         }
         let id = ep.cfg.id.clone();
-        self.failures.add(&id, &failure.describe(), std::time::SystemTime::now());
+        let reason = failure.describe();
+        if self.failures.add(&id, &reason, std::time::SystemTime::now()) {
+            self.history.push(&id, "queued", reason.clone());
+        }
+        self.history.push(&id, "failed", reason);
         self.queue_changed(now);
     }
 }

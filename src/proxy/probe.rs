@@ -28,7 +28,7 @@ impl EventLoop {
         }
     }
 
-    fn start_probe(&mut self, idx: usize, now: Instant) {
+    pub(super) fn start_probe(&mut self, idx: usize, now: Instant) {
         let ep = &mut self.endpoints[idx];
         if ep.probing {
             return;
@@ -93,6 +93,7 @@ impl EventLoop {
         self.cancel_probe(idx);
         let ep = &mut self.endpoints[idx];
         let id = ep.cfg.id.clone();
+        self.history.push(&id, if ok { "probe_ok" } else { "probe_failed" }, "");
         if ok {
             if let Some(flip) = ep.health.restore() {
                 log::info!("endpoint {id} is {} (was {}) after a recovery probe", flip.to.as_str(), flip.from.as_str());

@@ -8,17 +8,18 @@ use super::{new_endpoint, EventLoop};
 use crate::store::config::ConfigFile;
 
 impl EventLoop {
-    pub(super) fn reload(&mut self, now: Instant) {
+    /// Re-read the served cluster; what changed, or why nothing did (logged either way).
+    pub(super) fn reload(&mut self, now: Instant) -> Result<(usize, usize, usize), String> {
         if self.settings.builtin_default {
             log::info!("reload: running the built-in default endpoint; nothing to re-read");
-            return;
+            return Err("the proxy runs the built-in default endpoint; there is no cluster to re-read".into());
         }
         let path = self.settings.config_path.clone();
         let cluster = match ConfigFile::load(&path).and_then(|f| f.cluster(&self.settings.cluster.name)) {
             Ok(c) => c,
             Err(e) => {
                 log::error!("reload failed, keeping the running configuration: {e}");
-                return;
+                return Err(e.to_string());
             }
         };
         // Build everything first, so a bad CA file leaves the running set untouched.
@@ -30,7 +31,7 @@ impl EventLoop {
                 Ok(ep) => fresh.push(ep),
                 Err(e) => {
                     log::error!("reload failed, keeping the running configuration: {e}");
-                    return;
+                    return Err(e);
                 }
             }
         }
@@ -88,6 +89,8 @@ impl EventLoop {
             self.settings.cluster.name,
             path.display()
         );
+        self.history.push("", "reload", format!("{added} added, {changed} changed, {removed} removed"));
+        Ok((added, changed, removed))
     }
 
     fn kick_resolve(&mut self, idx: usize) {

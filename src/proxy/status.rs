@@ -1,5 +1,7 @@
-//! The proxy's own endpoints under `/_qcc/`: `GET /_qcc/status` (JSON) and
-//! `POST /_qcc/queue/clear`. Keys never appear here.
+//! The proxy's own endpoints under `/_qcc/`: `GET /_qcc/status` and `GET /_qcc/history` (JSON),
+//! and the actions `POST /_qcc/queue/clear`, `POST /_qcc/reload`, `POST /_qcc/probe`. Actions
+//! need the header `x-qcc-action: 1`, which a page on another site cannot send without a CORS
+//! preflight (refused unless its origin is allowed). Keys never appear here.
 
 use std::time::Instant;
 
@@ -31,6 +33,10 @@ impl EventLoop {
                     "in_failure_queue": self.failures.contains(&ep.cfg.id),
                     "usable": ep.routable(&self.failures, now),
                     "sessions": sessions[i],
+                    "probing": ep.probing,
+                    "latency_ms": h.latency_percentiles().map(|(p50, p95, p99, n)| {
+                        json!({"p50": p50, "p95": p95, "p99": p99, "samples": n})
+                    }),
                     "health": {
                         "status": h.status.as_str(),
                         "consecutive_failures": h.consecutive_failures,
@@ -100,8 +106,38 @@ impl EventLoop {
                 },
                 "failed_endpoints_count": failed.len(),
                 "failed_endpoints": failed,
+                "details": self.queue_details(now),
+            },
+            "settings": {
+                "verify_interval_secs": self.settings.verify_interval.as_secs(),
+                "probe_model": self.settings.probe_model,
+                "stream_idle_timeout_secs": self.settings.stream_idle_timeout.as_secs(),
+                "stream_hold_secs": self.settings.stream_hold.as_secs(),
+                "header_timeout_secs": self.settings.header_timeout.as_secs(),
+                "idle_timeout_secs": self.settings.idle_timeout.as_secs(),
+                "drain_timeout_secs": self.settings.drain_timeout.as_secs(),
+                "max_body": self.settings.max_body,
+                "max_connections": self.settings.max_connections,
+                "access_key": self.settings.access_key.is_some(),
             },
         })
+    }
+
+    /// Each queued endpoint: why, since when, last check, and when the next probe runs.
+    fn queue_details(&self, now: Instant) -> Vec<Value> {
+        let next = self.next_probe.saturating_duration_since(now).as_secs();
+        self.failures
+            .ids()
+            .map(|id| {
+                let ep = self.endpoints.iter().find(|e| e.cfg.id == id && !e.retired);
+                let (reason, since) = match self.failures.why(id) {
+                    Some((r, t)) => (Value::from(r), Value::from(crate::store::timefmt::iso(t))),
+                    None => (Value::Null, Value::Null),
+                };
+                json!({"id": id, "base_url": ep.map(|e| e.cfg.url.to_string()), "reason": reason, "since": since,
+                       "last_check": self.failures.last_check(id), "next_check_in_secs": next})
+            })
+            .collect()
     }
 
     /// Answer a request for `/_qcc/...` on the loop itself.
@@ -110,9 +146,51 @@ impl EventLoop {
             self.respond_local_error(ck, 400, "the /_qcc/ endpoints take no request body", now);
             return;
         }
-        let path = head.target().split('?').next().unwrap_or("");
+        let (path, query) = head.target().split_once('?').unwrap_or((head.target(), ""));
+        let param = |name: &str| {
+            query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('='))).map(str::to_string)
+        };
+        let action = head.method() == "POST";
+        let marked = head.headers().any(|(n, v)| n.eq_ignore_ascii_case(b"x-qcc-action") && v == b"1");
         let (status, body) = match (head.method(), path) {
+            _ if action && !marked => (
+                403,
+                json!({"type": "error", "error": {"type": "permission_error",
+                       "message": "qcc actions need the header x-qcc-action: 1"}}),
+            ),
             ("GET", "/_qcc/status") => (200, self.status_json(now)),
+            ("GET", "/_qcc/history") => {
+                let n = param("n").and_then(|v| v.parse().ok()).unwrap_or(50);
+                (200, self.history.to_json(param("endpoint").as_deref(), n))
+            }
+            ("POST", "/_qcc/reload") => match self.reload(now) {
+                Ok((added, changed, removed)) => {
+                    (200, json!({"reloaded": true, "added": added, "changed": changed, "removed": removed}))
+                }
+                Err(e) => (409, json!({"type": "error", "error": {"type": "invalid_request_error", "message": e}})),
+            },
+            ("POST", "/_qcc/probe") => {
+                // Probe now: one endpoint, the queued ones (?queued=1), or all of them.
+                let only = param("endpoint");
+                let queued = param("queued").is_some();
+                let picked: Vec<usize> = (0..self.endpoints.len())
+                    .filter(|&i| {
+                        let ep = &self.endpoints[i];
+                        !ep.retired
+                            && only.as_deref().is_none_or(|id| ep.cfg.id == id)
+                            && (!queued || self.failures.contains(&ep.cfg.id))
+                    })
+                    .collect();
+                if picked.is_empty() && only.is_some() {
+                    (404, json!({"type": "error", "error": {"type": "not_found_error", "message": "no such endpoint"}}))
+                } else {
+                    let ids: Vec<String> = picked.iter().map(|&i| self.endpoints[i].cfg.id.clone()).collect();
+                    for i in picked {
+                        self.start_probe(i, now);
+                    }
+                    (200, json!({"probing": ids}))
+                }
+            }
             ("POST", "/_qcc/queue/clear") => {
                 let n = self.failures.len();
                 // A cleared endpoint must be eligible again: no longer queued means no probe
@@ -123,9 +201,10 @@ impl EventLoop {
                 self.failures.clear();
                 self.queue_changed(now);
                 log::info!("failure queue cleared ({n} endpoints) by request");
+                self.history.push("", "cleared", format!("{n} endpoints"));
                 (200, json!({"cleared": n}))
             }
-            (_, "/_qcc/status") | (_, "/_qcc/queue/clear") => (
+            (_, "/_qcc/status" | "/_qcc/history" | "/_qcc/queue/clear" | "/_qcc/reload" | "/_qcc/probe") => (
                 405,
                 json!({"type": "error", "error": {"type": "invalid_request_error", "message": "method not allowed"}}),
             ),

@@ -51,8 +51,8 @@ pub struct NewEndpoint {
 }
 
 pub struct ConfigFile {
-    path: PathBuf,
-    root: Value,
+    pub(super) path: PathBuf,
+    pub(super) root: Value,
 }
 
 impl ConfigFile {
@@ -78,7 +78,7 @@ impl ConfigFile {
         &self.path
     }
 
-    fn profiles(&self) -> Option<&Map<String, Value>> {
+    pub(super) fn profiles(&self) -> Option<&Map<String, Value>> {
         self.root.get("profiles").and_then(Value::as_object)
     }
 
@@ -256,18 +256,18 @@ impl ConfigFile {
             .collect()
     }
 
-    fn root_object(&mut self) -> Result<&mut Map<String, Value>> {
+    pub(super) fn root_object(&mut self) -> Result<&mut Map<String, Value>> {
         let path = self.path.clone();
         self.root.as_object_mut().ok_or(Error::BadFile { path, problem: "not a JSON object".into() })
     }
 
-    fn not_object(&self, what: &str) -> Error {
+    pub(super) fn not_object(&self, what: &str) -> Error {
         Error::BadFile { path: self.path.clone(), problem: format!("\"{what}\" is not a JSON object") }
     }
 }
 
 /// The profile's top-level base_url/api_key mirror its first endpoint (the Python shape).
-fn mirror_first(profile: &mut Map<String, Value>) {
+pub(super) fn mirror_first(profile: &mut Map<String, Value>) {
     let first = profile.get("endpoints").and_then(Value::as_array).and_then(|l| l.first()).cloned();
     let (url, key) = match first {
         Some(ep) => (ep.get("base_url").cloned().unwrap_or(json!("")), ep.get("api_key").cloned().unwrap_or(json!(""))),
@@ -349,7 +349,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// A new 8-hex id not in `taken`, from the clock, pid and a counter (no RNG crate needed).
-fn fresh_id(taken: &[String]) -> String {
+pub(super) fn fresh_id(taken: &[String]) -> String {
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     for n in 0u32.. {
         let seed = format!("{nanos}:{}:{n}", std::process::id());

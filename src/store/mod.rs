@@ -4,6 +4,7 @@
 pub mod config;
 pub mod fsutil;
 pub mod pidfile;
+pub mod profiles;
 pub mod timefmt;
 pub mod url;
 pub mod usage;

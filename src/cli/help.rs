@@ -1,0 +1,233 @@
+//! The help texts: `qcc --help` and `qcc <command> --help`.
+
+/// Help for a topic ("" for the overview); `None` for an unknown topic.
+pub fn help(topic: &str) -> Option<&'static str> {
+    Some(match topic {
+        "" => HELP,
+        "init" | "add" | "list" | "use" | "remove" | "status" | "config set" => HELP_PROFILES,
+        "completions" => HELP_COMPLETIONS,
+        "endpoint" | "endpoint add" | "endpoint list" | "endpoint remove" | "endpoint enable" | "endpoint disable"
+        | "endpoint set" => HELP_ENDPOINT,
+        "config" | "config list" | "default" => HELP_CONFIG,
+        "usage" => HELP_USAGE,
+        "proxy start" => HELP_PROXY_START,
+        "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" | "proxy reload" => HELP_PROXY,
+        "queue" | "queue status" | "queue clear" | "queue list" | "queue retry" | "queue retry-all" | "health"
+        | "health status" | "health test" | "health check" | "health metrics" | "health history" | "health config" => {
+            HELP_QUEUE
+        }
+        _ => return None,
+    })
+}
+
+const HELP: &str = "\
+qcc — Claude Code profiles, and a failover proxy across several API endpoints
+
+USAGE:
+    qcc                       launch Claude Code with the default (else last used) profile
+    qcc <COMMAND> [OPTIONS]
+
+PROFILES (the Python qcc's commands, without prompts):
+    init                                             create the config file (local storage)
+    add NAME --url URL (--key-file P | --key -)      add a single-endpoint profile
+    list [--json]                                    profiles, the default marked
+    use NAME [--no-launch] [--dry-run]               point Claude Code at NAME and start it
+    default NAME                                     set the default profile
+    remove NAME --yes                                delete a profile
+    status [--json]                                  config, default, whether a proxy runs
+    config list [--json] | config set KEY VALUE      profiles with endpoints | settings.KEY
+
+CLUSTERS AND THE PROXY:
+    endpoint add CLUSTER --url URL --key-file P      add an endpoint (creates the cluster)
+    endpoint list CLUSTER [--json]                   a cluster's endpoints (keys masked)
+    endpoint remove|enable|disable CLUSTER ID        change one endpoint
+    endpoint set CLUSTER ID [--priority N] [...]     change an endpoint's fields
+    proxy start [--cluster NAME] [...]               run the proxy in the foreground
+    proxy status [--json]                            the running proxy: requests, health, queue
+    proxy stop [--timeout SECS]                      stop the running proxy (SIGTERM, drain)
+    proxy reload                                     re-read the served cluster now
+    proxy logs [-n N] [-f]                           show (or follow) the proxy log
+    proxy use CLUSTER [--host H] [--port P]          point Claude Code's settings.json at qcc
+    health status [--json]                           endpoint health of the running proxy
+    health test [CLUSTER] [ID] [--json]              probe every endpoint now, no proxy needed
+    health check | metrics [ID] | history [ID] | config
+                                                     probes, latency, events, settings (proxy)
+    queue status [--json] | queue list [--json]      the failure queue of the running proxy
+    queue clear | queue retry ID | queue retry-all   empty it, or probe queued endpoints now
+    usage [--json] [--days N]                        tokens per day, endpoint and model
+    completions bash|zsh|fish                        a shell completion script
+
+OPTIONS:
+    -h, --help       help (also `qcc <command> --help`)
+    -V, --version    print the version
+
+FILES:
+    $QCC_CONFIG (default ~/.fastcc/cache.json)   profiles and clusters
+    $QCC_HOME   (default ~/.qcc)                 proxy.pid, proxy.log, failure_endpoints.json, usage.json
+";
+
+const HELP_PROFILES: &str = "\
+qcc init
+    Creates $QCC_CONFIG with local storage when it does not exist; never overwrites.
+qcc add NAME --url URL (--key-file PATH | --key - | --key KEY) [--description TEXT]
+    A single-endpoint profile, as the Python `qcc add` made it; the first becomes the default.
+qcc list [--json]
+    --json: {\"config\", \"profiles\": [{\"name\", \"description\", \"default\", \"last_used\",
+             \"type\": \"single\"|\"cluster\", \"endpoints\"}]}
+qcc use NAME [--no-launch] [--dry-run]
+    Writes NAME into Claude Code's settings.json (env.ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY,
+    ANTHROPIC_AUTH_TOKEN, apiKeyHelper; every other key kept), records last_used, then runs
+    `claude` in its place. A cluster served by a running qcc proxy goes through the proxy.
+    --no-launch only writes; --dry-run says what it would do and changes nothing.
+qcc (no command) [--dry-run]
+    `qcc use` with the default profile, else the most recently used one.
+qcc remove NAME --yes
+    Without --yes it asks on a terminal and refuses (exit 1) otherwise.
+qcc status [--json]
+    --json: {\"config\", \"user_id\", \"storage_backend\", \"profiles\", \"default_profile\",
+             \"proxy\": null | {\"pid\", \"url\", \"cluster\"}}
+qcc config set KEY VALUE
+    settings.KEY = VALUE (true, false, null and integers are typed; other values are strings).
+";
+
+const HELP_COMPLETIONS: &str = "\
+qcc completions bash|zsh|fish
+    Prints a completion script for every command and flag. Install, for example:
+      qcc completions bash > ~/.local/share/bash-completion/completions/qcc
+      qcc completions zsh  > ~/.zfunc/_qcc        (with fpath+=~/.zfunc before compinit)
+      qcc completions fish > ~/.config/fish/completions/qcc.fish
+";
+
+const HELP_ENDPOINT: &str = "\
+qcc endpoint — manage the endpoints of a cluster
+
+USAGE:
+    qcc endpoint add CLUSTER --url URL (--key-file PATH | --key - | --key KEY) [--priority N]
+                             [--weight N] [--timeout SECS] [--max-failures N] [--ca-file PEM]
+        Creates CLUSTER if needed; prints the new endpoint id (8 hex characters).
+        --url            http:// or https:// base URL, may carry a path prefix
+        --key-file PATH  read the endpoint's API key from a file (first line)
+        --key -          read it from stdin; both keep the key out of `ps` and shell history
+        --key KEY        the key itself (visible to other users in `ps` while qcc runs)
+        --priority N     1 = primary, 2 = secondary, ...; lower wins (default 1)
+        --weight N       for the weighted strategy (default 100)
+        --timeout SECS   time to the response head, and the connect cap (default 30)
+        --max-failures N consecutive failures before it is unhealthy (default 3)
+        --ca-file PEM    extra trusted CA for a self-hosted relay
+    qcc endpoint list CLUSTER [--json]
+        --json: [{\"id\", \"base_url\", \"api_key\" (masked), \"priority\", \"weight\", \"enabled\",
+                 \"max_failures\", \"timeout\"}]
+    qcc endpoint remove CLUSTER ID
+    qcc endpoint enable CLUSTER ID | qcc endpoint disable CLUSTER ID
+    qcc endpoint set CLUSTER ID [--priority N] [--weight N] [--timeout SECS] [--max-failures N]
+                                [--url URL] [--key-file PATH | --key - | --key KEY]
+    A change to the cluster a running proxy serves is applied to it at once (health and queue
+    of unchanged endpoints kept), and the command says so.
+";
+
+const HELP_USAGE: &str = "\
+qcc usage [--json] [--days N]
+    Tokens per day, endpoint and model, as the proxy read them from the responses
+    ($QCC_HOME/usage.json, kept 90 days): requests, input, output, cache-creation and
+    cache-read tokens, for today and the N-1 days before (default 7).
+    --json: {\"file\": PATH, \"days\": {\"YYYY-MM-DD\": {ENDPOINT_ID: {MODEL: {\"requests\",
+             \"input_tokens\", \"output_tokens\", \"cache_creation_input_tokens\",
+             \"cache_read_input_tokens\"}}}}}
+";
+
+const HELP_CONFIG: &str = "\
+qcc config list [--json]
+    Lists profiles and clusters of $QCC_CONFIG; the default profile is marked.
+    --json: {\"config\": PATH, \"default_profile\": NAME|null, \"profiles\": [{\"name\", \"default\",
+             \"endpoints\": [ as in `endpoint list --json` ]}]}
+
+qcc default NAME
+    Makes NAME the default profile (settings.default_profile), what `proxy start` serves
+    without --cluster.
+";
+
+const HELP_PROXY_START: &str = "\
+qcc proxy start — run the proxy in the foreground (one thread, one event loop)
+
+USAGE:
+    qcc proxy start [OPTIONS]
+
+OPTIONS:
+    --cluster NAME          cluster to serve (default: the default profile; with nothing
+                            configured, https://api.anthropic.com with the client's own key)
+    --host ADDR             listen address (default 127.0.0.1; non-loopback needs an access key)
+    --port PORT             listen port (default 7860; 0 picks a free one)
+    --strategy S            priority_failover (default), weighted, round_robin, random,
+                            least_connections
+    --ca-file PEM           extra trusted CA for every endpoint
+    --verify-interval SECS  how often queued endpoints are probed (default 60)
+    --probe-model MODEL     model of the probe request (default claude-3-5-haiku-20241022)
+    --log-level LEVEL       error, warn, info (default), debug, trace
+    --max-body BYTES        largest request body (default 33554432 = 32 MiB)
+    --max-connections N     client connections at once (default 1024)
+    --header-timeout SECS   time for a client to send a request head (default 30)
+    --idle-timeout SECS     idle keep-alive client connections are closed after (default 60)
+    --drain-timeout SECS    on SIGTERM, how long in-flight requests may finish (default 30)
+    --stream-idle-timeout SECS
+                            an upstream silent this long mid-response has failed (default 60)
+    --access-key KEY        clients must send it (x-api-key or Authorization: Bearer);
+                            better QCC_ACCESS_KEY or the file $QCC_HOME/access_key (not in `ps`)
+    --allow-host NAME       a name clients may put in Host besides the listen address,
+                            localhost and loopback IPs (repeatable); off loopback, giving
+                            any turns the Host check on
+    --stream-hold SECS      hold a 200 event stream until its first content event, at most
+                            SECS (default 5; 0 = off): an in-stream error or a death before it
+                            is retried on another endpoint, invisibly to the client
+    --affinity-max N        Claude Code sessions remembered for affinity (default 10000;
+                            least recently used forgotten first)
+    --affinity-ttl SECS     a session idle this long may move (default 3600)
+    --no-affinity           route every request by --strategy alone
+    --allow-origin ORIGIN   a web origin (https://app.example) allowed to call the proxy;
+                            other requests with an Origin header get 403 (repeatable)
+
+SIGNALS:
+    SIGTERM, SIGINT   stop accepting, drain, persist, exit 0
+    SIGHUP            re-read the cluster from the config file
+";
+
+const HELP_PROXY: &str = "\
+qcc proxy — run and control the proxy
+
+USAGE:
+    qcc proxy start [OPTIONS]          (see `qcc proxy start --help`)
+    qcc proxy status [--json]          the running proxy (found via $QCC_HOME/proxy.pid)
+    qcc proxy stop [--timeout SECS]    SIGTERM, then wait up to SECS (default 40) for the exit
+    qcc proxy reload                   re-read the served cluster now (as SIGHUP; endpoint
+                                       edits with qcc do this themselves)
+    qcc proxy logs [-n N] [-f]         last N lines (default 50) of $QCC_HOME/proxy.log;
+                                       -f follows until Ctrl-C
+    qcc proxy use CLUSTER [--host H] [--port P]
+                                       write Claude Code's settings.json ($CLAUDE_CONFIG_DIR or
+                                       ~/.claude) to use the proxy, keeping every other key
+Exit codes: 0 ok, 1 failure, 2 usage or bad file, 3 proxy not running.
+";
+
+const HELP_QUEUE: &str = "\
+qcc queue / qcc health — the running proxy's failure queue and endpoint health
+
+USAGE:
+    qcc queue status [--json]    queued endpoints and counters (total_failed, total_verified,
+                                 total_recovered, total_still_failed)
+    qcc queue list [--json]      each queued endpoint: id, URL, reason, queued since, last check,
+                                 next check
+    qcc queue retry ID           probe a queued endpoint now (restored when it answers 200)
+    qcc queue retry-all          probe every queued endpoint now
+    qcc queue clear              empty the running proxy's queue (or the file when none runs)
+    qcc health status [--json]   per endpoint: status, consecutive failures, requests, failed,
+                                 success rate, average response time, in flight
+    qcc health test [CLUSTER] [ID] [--json]
+                                 one real probe request per endpoint, concurrently, each within
+                                 its timeout; works without a proxy; exit 1 if any failed
+    qcc health check [--json]    the running proxy probes every endpoint now
+    qcc health metrics [ID] [--json]
+                                 upstream time to first byte p50/p95/p99 and success rate
+    qcc health history [ID] [-n N] [--json]
+                                 the last N (default 20) failures, probes, recoveries, reloads
+    qcc health config [--json]   the running proxy's effective intervals and limits
+Exit code 3 when no proxy is running (except queue clear and health test).
+";

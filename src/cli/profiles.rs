@@ -1,0 +1,211 @@
+//! The Python qcc's profile commands, scriptable: `init`, `add`, `list`, `remove`, `status`,
+//! `config set`, `use` (and `qcc` with no arguments), which launches Claude Code.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::mask::mask_key;
+use crate::store::config::ConfigFile;
+
+fn load() -> Result<ConfigFile> {
+    ConfigFile::load(&crate::store::fsutil::config_path())
+}
+
+pub fn init() -> Result<()> {
+    let mut config = load()?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    if config.init(&user)? {
+        config.save()?;
+        println!("created {} (local storage)", config.path().display());
+    } else {
+        println!("{} already exists; left as it is", config.path().display());
+    }
+    Ok(())
+}
+
+pub fn add(name: &str, url: &str, key: &str, description: &str) -> Result<()> {
+    crate::store::url::BaseUrl::parse(url).map_err(Error::Invalid)?;
+    if name.is_empty() || name.starts_with('-') || name.contains('/') {
+        return Err(Error::Invalid(format!("'{name}' is not a usable profile name")));
+    }
+    let mut config = load()?;
+    let default = config.add_profile(name, url.trim_end_matches('/'), key, description)?;
+    config.save()?;
+    println!(
+        "added profile '{name}' ({}, key {}){}",
+        url,
+        mask_key(key),
+        if default { ", now the default" } else { "" }
+    );
+    Ok(())
+}
+
+pub fn list(json_out: bool) -> Result<()> {
+    let config = load()?;
+    let profiles = config.profiles_info();
+    if json_out {
+        let list: Vec<Value> = profiles
+            .iter()
+            .map(|p| {
+                json!({"name": p.name, "description": p.description, "default": p.default, "last_used": p.last_used,
+                       "type": if p.cluster { "cluster" } else { "single" }, "endpoints": p.endpoints})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"config": config.path().display().to_string(), "profiles": list}))
+                .unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if profiles.is_empty() {
+        println!("no profiles yet: add one with `qcc add NAME --url URL --key-file PATH`");
+        return Ok(());
+    }
+    println!("{:<2}{:<20} {:<8} {:>9} {:<26} DESCRIPTION", "", "NAME", "TYPE", "ENDPOINTS", "LAST USED");
+    for p in &profiles {
+        println!(
+            "{:<2}{:<20} {:<8} {:>9} {:<26} {}",
+            if p.default { "*" } else { "" },
+            p.name,
+            if p.cluster { "cluster" } else { "single" },
+            p.endpoints,
+            p.last_used.as_deref().unwrap_or("never"),
+            p.description
+        );
+    }
+    Ok(())
+}
+
+pub fn remove(name: &str, yes: bool) -> Result<()> {
+    let mut config = load()?;
+    config.cluster(name)?; // an unknown name fails before any question
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Failed(format!("refusing to remove '{name}' without --yes (stdin is not a terminal)")));
+        }
+        eprint!("remove profile '{name}'? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(Error::Failed("not removed".into()));
+        }
+    }
+    let default = config.remove_profile(name)?;
+    config.save()?;
+    println!("removed profile '{name}'; default is now {}", default.as_deref().unwrap_or("none"));
+    Ok(())
+}
+
+pub fn status(home: &Path, json_out: bool) -> Result<()> {
+    let config = load()?;
+    let settings = config.settings();
+    let proxy = super::control::serving(home);
+    let out = json!({
+        "config": config.path().display().to_string(),
+        "user_id": config.user_id(),
+        "storage_backend": settings.get("storage_backend_type"),
+        "profiles": config.profile_names().len(),
+        "default_profile": config.default_profile(),
+        "proxy": proxy.as_ref().map(|(info, cluster)| json!({"pid": info.pid, "url": info.base_url(), "cluster": cluster})),
+    });
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    println!("config:   {}", config.path().display());
+    println!("user:     {}", config.user_id().unwrap_or("-"));
+    println!("storage:  {}", settings.get("storage_backend_type").and_then(Value::as_str).unwrap_or("-"));
+    println!("profiles: {} (default: {})", config.profile_names().len(), config.default_profile().unwrap_or("none"));
+    match proxy {
+        Some((info, cluster)) => {
+            println!("proxy:    running, pid {}, {} serving '{cluster}'", info.pid, info.base_url())
+        }
+        None => println!("proxy:    not running"),
+    }
+    Ok(())
+}
+
+/// `qcc config set KEY VALUE`: `settings.KEY`; `true`, `false`, `null` and numbers are typed.
+pub fn config_set(key: &str, value: &str) -> Result<()> {
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(Error::Invalid(format!("'{key}' is not a settings key (letters, digits, _)")));
+    }
+    let mut config = load()?;
+    if key == "default_profile" {
+        config.set_default(value)?;
+    } else {
+        let typed = match value {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            "null" => Value::Null,
+            v => v.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(v.to_string())),
+        };
+        config.set_setting(key, typed)?;
+    }
+    config.save()?;
+    println!("settings.{key} = {value}");
+    Ok(())
+}
+
+/// `qcc use NAME` and `qcc` alone: write the profile into Claude Code's settings, record
+/// `last_used`, and start `claude` with the terminal handed over.
+pub fn use_profile(home: &Path, name: Option<&str>, launch: bool, dry_run: bool) -> Result<()> {
+    let mut config = load()?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => match config.launch_profile() {
+            Some(n) => n,
+            None if config.profile_names().is_empty() => {
+                eprintln!("qcc: no profiles yet. Add one and launch Claude Code with it:");
+                eprintln!("  qcc add NAME --url https://api.example.com --key-file ~/.config/key && qcc use NAME");
+                return Err(Error::Silent(1));
+            }
+            None => {
+                return Err(Error::Failed(
+                    "no default profile: pick one with `qcc default NAME` or `qcc use NAME`".into(),
+                ))
+            }
+        },
+    };
+    let cluster = config.cluster(&name)?;
+    // A cluster served by a running proxy: Claude Code goes through the proxy.
+    let served = super::control::serving(home).filter(|(_, c)| *c == name);
+    let (base, key, how) = match (&served, cluster.endpoints.first()) {
+        (Some((info, _)), _) => {
+            let key = std::env::var("QCC_ACCESS_KEY").ok().filter(|k| !k.is_empty()).unwrap_or("proxy-managed".into());
+            (info.base_url(), key, format!("through the running qcc proxy (pid {})", info.pid))
+        }
+        (None, Some(ep)) => {
+            let how = if cluster.endpoints.len() > 1 {
+                format!(
+                    "its first endpoint directly (no proxy runs for it: `qcc proxy start --cluster {name}` then `qcc use {name}` for failover)"
+                )
+            } else {
+                "directly".to_string()
+            };
+            (ep.url.to_string(), ep.api_key.clone(), how)
+        }
+        (None, None) => return Err(Error::Invalid(format!("profile '{name}' has no endpoint"))),
+    };
+    if dry_run {
+        println!(
+            "would write {} for '{name}': ANTHROPIC_BASE_URL={base}, key {} ({how})",
+            super::claude::settings_path().display(),
+            mask_key(&key)
+        );
+        println!("would run: claude");
+        return Ok(());
+    }
+    let path = super::claude::write_env(&base, &key)?;
+    config.touch_last_used(&name)?;
+    config.save()?;
+    println!("Claude Code now uses '{name}' {how}: {base} ({})", path.display());
+    if !launch {
+        return Ok(());
+    }
+    super::claude::launch()
+}
