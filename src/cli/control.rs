@@ -341,15 +341,17 @@ pub fn health_check(home: &Path, json: bool) -> Result<()> {
 
 /// `qcc queue retry ID` / `retry-all`: probe queued endpoints now; restored on success.
 pub fn queue_retry(home: &Path, id: Option<&str>) -> Result<()> {
+    if let Some(id) = id {
+        let (_, s) = call(home, "GET", "/_qcc/status")?;
+        if !s["failure_queue"]["failed_endpoints"].as_array().into_iter().flatten().any(|q| q == id) {
+            return Err(Error::Invalid(format!("endpoint {id} is not in the failure queue")));
+        }
+    }
     let query = match id {
         Some(id) => format!("?endpoint={id}&queued=1"),
         None => "?queued=1".to_string(),
     };
-    let results = probe_now(home, &query)?;
-    if id.is_some() && results.is_empty() {
-        return Err(Error::Invalid(format!("endpoint {} is not in the failure queue", id.unwrap_or_default())));
-    }
-    print_probes(&results, false)
+    print_probes(&probe_now(home, &query)?, false)
 }
 
 /// `qcc queue list`: each queued endpoint with why, since when and the next check.

@@ -128,7 +128,16 @@ fn exchange(mut s: impl Read + Write, request: &[u8]) -> std::result::Result<(u1
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
-        if let Ok(Some(head)) = crate::http::parse_response_head(&buf, false) {
+        let parsed = crate::http::parse_response_head(&buf, false);
+        // An error's message is in its body: wait for a short length-framed body to arrive.
+        let body_due = match &parsed {
+            Ok(Some(h)) => match h.framing {
+                crate::http::BodyFraming::Length(n) if n <= 64 * 1024 => h.raw.len() + n as usize,
+                _ => 0,
+            },
+            _ => usize::MAX,
+        };
+        if let (Ok(Some(head)), true) = (parsed, buf.len() >= body_due) {
             let body = String::from_utf8_lossy(&buf[head.raw.len()..]).into_owned();
             let message = serde_json::from_str::<Value>(&body)
                 .ok()
