@@ -7,6 +7,20 @@ use std::time::Duration;
 use crate::support::mock::{MockUpstream, Mode, OK_BODY};
 use crate::support::*;
 
+/// `cmd` runs with `resource` limited to (soft, hard).
+fn limit(cmd: &mut std::process::Command, resource: libc::__rlimit_resource_t, soft: u64, hard: u64) {
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+            if libc::setrlimit(resource, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Under a file-size limit (`LimitFSIZE=`, `ulimit -f`) a write past it is an error, not a
 /// SIGXFSZ that kills the proxy and every client connection. A state file that cannot be written
 /// is said once (and once when writing works again), and counted in `/_qcc/status`.
@@ -22,16 +36,7 @@ fn a_file_size_limit_neither_kills_the_proxy_nor_floods_the_log() {
     let mut cmd = home.qcc();
     cmd.args(["proxy", "start", "--host", "127.0.0.1", "--port", "0", "--cluster", "c", "--verify-interval", "1"])
         .stderr(Stdio::piped()); // a pipe: a file would be under the same limit
-                                 // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: 100, rlim_max: libc::RLIM_INFINITY };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    limit(&mut cmd, libc::RLIMIT_FSIZE, 100, libc::RLIM_INFINITY);
     let mut proxy = Proxy::spawn(&home, cmd);
     let mut pipe = proxy.child.stderr.take().expect("stderr");
     let reader = std::thread::spawn(move || {
@@ -68,16 +73,7 @@ fn with_nofile(home: &TempHome, soft: u64, hard: u64, extra: &[&str]) -> Proxy {
     cmd.args(["proxy", "start", "--host", "127.0.0.1", "--port", "0", "--cluster", "c"])
         .args(extra)
         .stderr(Stdio::null());
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    limit(&mut cmd, libc::RLIMIT_NOFILE, soft, hard);
     Proxy::spawn(home, cmd)
 }
 
@@ -127,16 +123,7 @@ fn out_of_descriptors_is_a_503_and_blames_no_endpoint() {
         cmd.args(["proxy", "start", "--host", "127.0.0.1", "--port", "0", "--cluster", "c"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        limit(&mut cmd, libc::RLIMIT_NOFILE, n, n);
         let mut child = cmd.spawn().expect("spawn");
         let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         let mut addr = None;

@@ -94,23 +94,14 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
 
 /// Nothing configured: one endpoint, the Anthropic API, forwarding each client's own key.
 fn builtin_cluster() -> ClusterConfig {
+    let url = crate::store::url::BaseUrl {
+        scheme: crate::store::url::Scheme::Https,
+        host: "api.anthropic.com".to_string(),
+        port: 443,
+        path_prefix: String::new(),
+    };
     ClusterConfig {
         name: "default".to_string(),
-        endpoints: vec![crate::store::config::EndpointConfig {
-            id: "a0000000".to_string(),
-            url: crate::store::url::BaseUrl {
-                scheme: crate::store::url::Scheme::Https,
-                host: "api.anthropic.com".to_string(),
-                port: 443,
-                path_prefix: String::new(),
-            },
-            api_key: String::new(),
-            weight: 100,
-            priority: 1,
-            enabled: true,
-            max_failures: 3,
-            timeout_secs: 30,
-            ca_file: None,
-        }],
+        endpoints: vec![crate::store::config::EndpointConfig::new("a0000000".to_string(), url, "")],
     }
 }

@@ -31,6 +31,24 @@ pub struct EndpointConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+impl EndpointConfig {
+    /// An endpoint with the Python package's defaults: priority 1, weight 100, enabled,
+    /// 3 failures, 30 s.
+    pub fn new(id: String, url: BaseUrl, api_key: &str) -> EndpointConfig {
+        EndpointConfig {
+            id,
+            url,
+            api_key: api_key.to_string(),
+            weight: 100,
+            priority: 1,
+            enabled: true,
+            max_failures: 3,
+            timeout_secs: 30,
+            ca_file: None,
+        }
+    }
+}
+
 /// A cluster (a profile with `endpoints`) or a single-endpoint profile.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -294,17 +312,7 @@ fn single_endpoint(name: &str, profile: &Map<String, Value>) -> std::result::Res
         Some(Value::String(s)) => s,
         Some(_) => return Err("\"api_key\" is not a string".into()),
     };
-    Ok(Some(EndpointConfig {
-        id: fnv_id(name),
-        url: BaseUrl::parse(base)?,
-        api_key: api_key.to_string(),
-        weight: 100,
-        priority: 1,
-        enabled: true,
-        max_failures: 3,
-        timeout_secs: 30,
-        ca_file: None,
-    }))
+    Ok(Some(EndpointConfig::new(fnv_id(name), BaseUrl::parse(base)?, api_key)))
 }
 
 fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
