@@ -50,6 +50,8 @@ pub struct Settings {
     pub allow_hosts: Vec<String>,
     /// --allow-origin (repeatable): web origins allowed to use the proxy.
     pub allow_origins: Vec<String>,
+    /// --access-log PATH (`-` for stderr): one JSON line per request.
+    pub access_log: Option<PathBuf>,
     /// --affinity-max (default 10,000 sessions; 0 with --no-affinity).
     pub affinity_max: usize,
     /// --affinity-ttl (default 1 h): a binding idle this long is forgotten.

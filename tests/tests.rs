@@ -12,6 +12,7 @@ mod failover;
 mod hostile;
 mod live;
 mod memory;
+mod observe;
 mod ops;
 mod profiles;
 mod proxy;

@@ -41,6 +41,7 @@ pub struct ProxyStartArgs {
     pub affinity_ttl: Option<u64>,
     pub no_affinity: bool,
     pub stream_hold: Option<u64>,
+    pub access_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -399,6 +400,9 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             affinity_ttl: args.opt_value_from_str("--affinity-ttl").map_err(usage)?,
             no_affinity: args.contains("--no-affinity"),
             stream_hold: args.opt_value_from_str("--stream-hold").map_err(usage)?,
+            access_log: args
+                .opt_value_from_os_str("--access-log", |s| Ok::<_, String>(PathBuf::from(s)))
+                .map_err(usage)?,
         })),
         ("proxy", "status") => Command::ProxyStatus { json: args.contains("--json") },
         ("proxy", "stop") => {

@@ -87,6 +87,7 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             Some(0) => Duration::ZERO,
             other => secs(other, 5, "--stream-hold")?,
         },
+        access_log: args.access_log,
         affinity_max: if args.no_affinity { 0 } else { args.affinity_max.unwrap_or(10_000) },
         affinity_ttl: secs(args.affinity_ttl, 3600, "--affinity-ttl")?,
     })

@@ -464,7 +464,7 @@ impl EventLoop {
             let idle = self.settings.stream_idle_timeout;
             if let Some(c) = self.clients.get_mut(ck) {
                 if let ClientPhase::Exchange(ex) = &mut c.phase {
-                    release_hold(ex, &mut c.out);
+                    release_hold(ex, &mut c.out, now);
                     if let Some(a) = ex.attempt.as_mut() {
                         a.deadline = now + idle;
                     }

@@ -162,7 +162,9 @@ impl EventLoop {
                 return;
             }
         };
-        if let Some(key) = self.settings.access_key.as_deref() {
+        // The dashboard page itself holds no data (it asks for the key, then fetches with it).
+        let page = head.method() == "GET" && matches!(head.target(), "/_qcc/" | "/_qcc");
+        if let Some(key) = self.settings.access_key.as_deref().filter(|_| !page) {
             if !access_granted(&mut head, key) {
                 let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
                 log::warn!("{} {} from {peer}: missing or wrong access key -> 401", head.method(), head.target());
@@ -171,8 +173,14 @@ impl EventLoop {
                 return;
             }
         }
-        if head.target().starts_with("/_qcc/") {
+        if head.target().starts_with("/_qcc/") || head.target() == "/_qcc" {
             self.serve_admin(ck, &head, now);
+            return;
+        }
+        if head.target() == "/metrics" {
+            let text = self.metrics_text(now);
+            let status = if head.method() == "GET" { 200 } else { 405 };
+            self.respond_admin(ck, &head, status, "text/plain; version=0.0.4; charset=utf-8", text.as_bytes(), now);
             return;
         }
         self.stats.total += 1;
@@ -193,6 +201,7 @@ impl EventLoop {
         }
         c.since = now;
         let api = head.target().starts_with("/v1/");
+        let out_start = c.out.pushed();
         let session = super::affinity::session_of(head.headers());
         c.phase = ClientPhase::Exchange(Box::new(Exchange {
             body_tracker: BodyTracker::for_request(head.framing, self.settings.max_body),
@@ -205,6 +214,9 @@ impl EventLoop {
             reached: Vec::new(),
             session,
             usage_unread: false,
+            first_byte: None,
+            out_start,
+            tokens: None,
             retry_copy: true,
             body_dropped: 0,
             attempt: None,
@@ -381,9 +393,11 @@ impl EventLoop {
     }
 
     /// The client went away (or the exchange was cut short): close its upstream, blame no one.
-    pub(super) fn abandon_exchange(&mut self, ex: Exchange, _now: Instant) {
+    pub(super) fn abandon_exchange(&mut self, ex: Exchange, out: u64, now: Instant) {
         self.stats.aborted += 1;
         log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
+        let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
+        self.record_request(&ex, endpoint, "aborted", out, now);
         self.release_attempt(ex, true);
     }
 
@@ -397,7 +411,23 @@ impl EventLoop {
     }
 
     /// One line per request; `note` says why a request failed or what happened in its stream.
-    pub(super) fn log_request(&self, ck: Key, endpoint: Option<usize>, status: Option<u16>, note: &str, now: Instant) {
+    pub(super) fn log_request(
+        &mut self,
+        ck: Key,
+        endpoint: Option<usize>,
+        status: Option<u16>,
+        note: &str,
+        now: Instant,
+    ) {
+        // The exchange leaves its phase for the recording, and comes back.
+        let Some(c) = self.clients.get_mut(ck) else { return };
+        let ClientPhase::Exchange(ex) = std::mem::replace(&mut c.phase, ClientPhase::Closing) else { return };
+        let out = c.out.pushed() - ex.out_start;
+        let label = status.map_or_else(|| "failed".to_string(), |s| s.to_string());
+        self.record_request(&ex, endpoint, &label, out, now);
+        if let Some(c) = self.clients.get_mut(ck) {
+            c.phase = ClientPhase::Exchange(ex);
+        }
         if !log::log_enabled!(log::Level::Info) {
             return;
         }

@@ -58,6 +58,8 @@ pub fn write_from(dst: &mut impl Write, src: &[u8]) -> IoOutcome {
 pub struct OutBuf {
     data: Vec<u8>,
     pos: usize,
+    /// Bytes ever pushed (for the per-request byte counts).
+    pushed: u64,
 }
 
 impl OutBuf {
@@ -70,7 +72,11 @@ impl OutBuf {
     pub fn is_empty(&self) -> bool {
         self.pos == self.data.len()
     }
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
     pub fn push(&mut self, bytes: &[u8]) {
+        self.pushed += bytes.len() as u64;
         if self.is_empty() {
             self.data.clear();
             self.pos = 0;

@@ -13,6 +13,7 @@ mod guard;
 mod history;
 mod io;
 mod limits;
+mod metrics;
 mod outcome;
 mod persist;
 mod probe;
@@ -95,6 +96,7 @@ fn new_endpoint(
         probing: false,
         retired: false,
         generation: 0,
+        counters: Default::default(),
     })
 }
 
@@ -163,6 +165,9 @@ pub struct EventLoop {
     affinity: affinity::Affinity,
     /// Recent endpoint events (`history.rs`).
     history: history::History,
+    /// Recent requests and requests per second (the dashboard), and the access log (`metrics.rs`).
+    recent: metrics::Recent,
+    access_log: metrics::AccessLog,
 }
 
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
@@ -276,6 +281,7 @@ impl EventLoop {
             next_probe: now + settings.verify_interval,
             gate: guard::Gate::new(addr, &settings.allow_hosts, &settings.allow_origins),
             affinity: affinity::Affinity::new(settings.affinity_max, settings.affinity_ttl),
+            access_log: metrics::AccessLog::open(settings.access_log.clone()),
             queue_path,
             settings,
             scratch: vec![0; READ_CHUNK],
@@ -293,6 +299,7 @@ impl EventLoop {
             accept_retry: None,
             body_waiters: Vec::new(),
             history: history::History::default(),
+            recent: metrics::Recent::default(),
         })
     }
 
@@ -355,6 +362,7 @@ impl EventLoop {
             match signal {
                 signals::Signal::Stop => self.begin_drain(now),
                 signals::Signal::Reload => {
+                    self.access_log.reopen(); // after logrotate moved it
                     let _ = self.reload(now); // logged either way
                 }
             }
@@ -602,7 +610,8 @@ impl EventLoop {
         if let Some(mut c) = self.clients.remove(key) {
             let _ = self.poll.registry().deregister(&mut c.sock);
             if let ClientPhase::Exchange(ex) = c.phase {
-                self.abandon_exchange(*ex, now);
+                let out = c.out.pushed() - ex.out_start;
+                self.abandon_exchange(*ex, out, now);
             }
         }
     }

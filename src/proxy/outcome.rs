@@ -129,6 +129,10 @@ impl EventLoop {
         }
         if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
             self.record_usage(idx, model.as_deref(), &t.counts(), now);
+            if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+                ex.tokens = Some(serde_json::json!({"model": model, "input": t.input, "output": t.output,
+                    "cache_creation": t.cache_creation, "cache_read": t.cache_read}));
+            }
         }
         let stream_error = a.scan.as_ref().and_then(|s| s.error());
         let mut note = String::new();
@@ -148,10 +152,13 @@ impl EventLoop {
             // Outside the API, or the upstream's own answer to this request (400, 404, 501 ...):
             // relayed as is; health and the failure queue stay as they were.
             self.endpoints[idx].health.end();
+            self.endpoints[idx].counters.attempts[super::metrics::ATTEMPT_ANSWERED] += 1;
             self.stats.successful += 1;
         } else {
             let ep = &mut self.endpoints[idx];
             ep.health.end();
+            ep.counters.attempts[super::metrics::ATTEMPT_OK] += 1;
+            ep.counters.observe_ttfb(a.head_elapsed.as_secs_f64());
             if let Some(flip) = ep.health.record_success(a.head_elapsed) {
                 log::info!("endpoint {} is {} (was {})", ep.cfg.id, flip.to.as_str(), flip.from.as_str());
             }
@@ -176,6 +183,7 @@ impl EventLoop {
     pub(super) fn blame(&mut self, idx: usize, failure: &Failure, retry_after: Option<u64>, now: Instant) {
         let ep = &mut self.endpoints[idx];
         ep.health.end();
+        ep.counters.attempts[super::metrics::ATTEMPT_FAILED] += 1;
         if let Some(flip) = ep.health.record_failure(ep.cfg.max_failures) {
             log::warn!(
                 "endpoint {} is {} (was {}): {}",

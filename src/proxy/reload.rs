@@ -50,6 +50,7 @@ impl EventLoop {
                         // Keep what we learned about it; connections and lookups were for the old
                         // target: the new generation keeps them from ever being used again.
                         ep.health = old.health.clone();
+                        ep.counters = old.counters.clone();
                         ep.generation = old.generation.wrapping_add(1);
                         let stale = std::mem::take(&mut old.idle);
                         *old = ep;

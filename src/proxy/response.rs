@@ -71,6 +71,7 @@ pub(super) fn process_response(
             wire::client_response_head(&head, close, ex.cors.as_deref(), &mut bytes);
             out.push(&bytes);
             ex.responded = true;
+            ex.first_byte = Some(now);
         }
         a.deadline = hold_deadline(a, now + stream_idle);
         a.resp = Some(head);
@@ -80,7 +81,7 @@ pub(super) fn process_response(
     let tracker = resp_body.as_mut()?;
     if up.inbuf.is_empty() {
         if tracker.is_done() {
-            release_hold(ex, out);
+            release_hold(ex, out, now);
             return ex.attempt.as_ref().map(|a| done_event(a, request_sent, up));
         }
         return None;
@@ -119,7 +120,7 @@ pub(super) fn process_response(
         }
         let content = matches!(&a.scan, Some(super::sse::Scan::Sse(s)) if s.content_seen);
         if content || ex.stash.is_none() || a.resp_body.as_ref().is_some_and(BodyTracker::is_done) {
-            release_hold(ex, out); // first content, or the hold is full: the stream goes on as usual
+            release_hold(ex, out, now); // first content, or the hold is full: the stream goes on as usual
         }
     }
     let a = ex.attempt.as_mut()?;
@@ -144,7 +145,7 @@ fn hold_deadline(a: &Attempt, idle: Instant) -> Instant {
 
 /// A held stream goes out: what was held is queued for the client, and from now on the stream
 /// is relayed as it comes (no retry is possible any more).
-pub(super) fn release_hold(ex: &mut Exchange, out: &mut super::io::OutBuf) {
+pub(super) fn release_hold(ex: &mut Exchange, out: &mut super::io::OutBuf, now: Instant) {
     let Some(a) = ex.attempt.as_mut() else { return };
     if a.phase != AttemptPhase::Priming {
         return;
@@ -155,6 +156,7 @@ pub(super) fn release_hold(ex: &mut Exchange, out: &mut super::io::OutBuf) {
         out.push(&bytes);
     }
     ex.responded = true;
+    ex.first_byte = Some(now);
 }
 
 /// The response body is complete: a success to relay, or a held failure to retry.

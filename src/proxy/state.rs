@@ -61,6 +61,8 @@ pub struct Endpoint {
     /// Removed from the cluster by a reload. Kept (never picked) so that indices held by
     /// in-flight attempts stay valid; revived if a later reload brings the id back.
     pub retired: bool,
+    /// Counters for `/metrics` (`metrics.rs`).
+    pub counters: super::metrics::Counters,
     /// Bumped when a reload gives this slot a new target (URL, key or CA): connections and
     /// lookups of an older generation are never pooled or applied.
     pub generation: u32,
@@ -257,6 +259,12 @@ pub struct Exchange {
     pub session: Option<String>,
     /// A Messages reply whose usage could not be read (an encoded body).
     pub usage_unread: bool,
+    /// When the first response byte was queued for the client.
+    pub first_byte: Option<Instant>,
+    /// The client's `OutBuf::pushed()` when the exchange began (bytes sent = the difference).
+    pub out_start: u64,
+    /// Model and token counts of the response, once read (for the access log).
+    pub tokens: Option<serde_json::Value>,
     /// An Anthropic API request (path under `/v1/`). Anything else (Claude Code's `HEAD /`
     /// reachability check, a relay's own pages) is forwarded once: never retried, never a
     /// verdict on the endpoint's health or queue.

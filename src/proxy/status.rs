@@ -12,6 +12,9 @@ use super::state::ClientPhase;
 use super::{wire, EventLoop};
 use crate::http::{BodyFraming, RequestHead};
 
+/// The dashboard: one self-contained page (no CDN, no build step), compiled in.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
 impl EventLoop {
     pub(super) fn status_json(&self, now: Instant) -> Value {
         let sessions = self.affinity.counts(self.endpoints.len());
@@ -158,7 +161,22 @@ impl EventLoop {
                 json!({"type": "error", "error": {"type": "permission_error",
                        "message": "qcc actions need the header x-qcc-action: 1"}}),
             ),
+            ("GET", "/_qcc/" | "/_qcc") => {
+                self.respond_admin(ck, head, 200, "text/html; charset=utf-8", DASHBOARD.as_bytes(), now);
+                return;
+            }
             ("GET", "/_qcc/status") => (200, self.status_json(now)),
+            ("GET", "/_qcc/recent") => (200, self.recent.to_json()),
+            ("POST", "/_qcc/endpoint") => {
+                let (Some(id), Some(enabled)) = (param("endpoint"), param("enabled")) else {
+                    self.respond_admin_error(ck, head, 400, "give ?endpoint=ID&enabled=true|false", now);
+                    return;
+                };
+                match self.set_enabled(&id, enabled == "true", now) {
+                    Ok(v) => (200, v),
+                    Err(e) => (409, json!({"type": "error", "error": {"type": "invalid_request_error", "message": e}})),
+                }
+            }
             ("GET", "/_qcc/history") => {
                 let n = param("n").and_then(|v| v.parse().ok()).unwrap_or(50);
                 (200, self.history.to_json(param("endpoint").as_deref(), n))
@@ -204,7 +222,11 @@ impl EventLoop {
                 self.history.push("", "cleared", format!("{n} endpoints"));
                 (200, json!({"cleared": n}))
             }
-            (_, "/_qcc/status" | "/_qcc/history" | "/_qcc/queue/clear" | "/_qcc/reload" | "/_qcc/probe") => (
+            (
+                _,
+                "/_qcc/status" | "/_qcc/history" | "/_qcc/recent" | "/_qcc/queue/clear" | "/_qcc/reload"
+                | "/_qcc/probe" | "/_qcc/endpoint" | "/_qcc/",
+            ) => (
                 405,
                 json!({"type": "error", "error": {"type": "invalid_request_error", "message": "method not allowed"}}),
             ),
@@ -212,14 +234,48 @@ impl EventLoop {
                 (404, json!({"type": "error", "error": {"type": "not_found_error", "message": "no such qcc endpoint"}}))
             }
         };
+        self.respond_admin(ck, head, status, "application/json", body.to_string().as_bytes(), now);
+    }
+
+    fn respond_admin_error(&mut self, ck: Key, head: &RequestHead, status: u16, msg: &str, now: Instant) {
+        let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}});
+        self.respond_admin(ck, head, status, "application/json", body.to_string().as_bytes(), now);
+    }
+
+    /// A local answer on the client connection, which then reads its next request (or closes).
+    pub(super) fn respond_admin(
+        &mut self,
+        ck: Key,
+        head: &RequestHead,
+        status: u16,
+        ctype: &str,
+        body: &[u8],
+        now: Instant,
+    ) {
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
         let close = !head.keep_alive || self.draining.is_some();
         let mut bytes = Vec::new();
-        wire::local_response(status, "application/json", body.to_string().as_bytes(), close, &mut bytes);
+        wire::local_response(status, ctype, body, close, &mut bytes);
         c.out.push(&bytes);
         c.since = now;
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
+    }
+
+    /// Enable or disable endpoint `id` from the dashboard: the config file is edited (as
+    /// `qcc endpoint enable|disable` would) and the cluster re-read.
+    fn set_enabled(&mut self, id: &str, enabled: bool, now: Instant) -> Result<Value, String> {
+        if self.settings.builtin_default {
+            return Err("the built-in default endpoint has no config to edit".into());
+        }
+        let change = crate::store::profiles::EndpointChange { enabled: Some(enabled), ..Default::default() };
+        let mut config =
+            crate::store::config::ConfigFile::load(&self.settings.config_path).map_err(|e| e.to_string())?;
+        config.update_endpoint(&self.settings.cluster.name, id, &change).map_err(|e| e.to_string())?;
+        config.save().map_err(|e| e.to_string())?;
+        log::info!("endpoint {id} {} from the dashboard", if enabled { "enabled" } else { "disabled" });
+        self.reload(now)?;
+        Ok(json!({"endpoint": id, "enabled": enabled}))
     }
 }

@@ -1,0 +1,316 @@
+//! What a request leaves behind when it ends: the recent-requests ring and requests-per-second
+//! series (the dashboard), per-endpoint counters and a time-to-first-byte histogram (`GET
+//! /metrics`, Prometheus text format), and one line in the access log (`--access-log`).
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use super::state::Exchange;
+use super::EventLoop;
+
+/// Upper bounds (seconds) of the time-to-first-byte histogram.
+const TTFB_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Requests kept for the dashboard, and seconds of the requests-per-second series.
+const RECENT: usize = 50;
+const SERIES_SECS: u64 = 300;
+
+/// Per-endpoint counters for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Requests that ended on this endpoint, by class: 2xx, 3xx, 4xx, 5xx, failed, aborted.
+    pub requests: [u64; 6],
+    /// Attempts by outcome: ok, answered (the upstream's own 4xx/5xx answer), failed (blamed).
+    pub attempts: [u64; 3],
+    ttfb_buckets: [u64; TTFB_BUCKETS.len()],
+    ttfb_sum: f64,
+    ttfb_count: u64,
+}
+
+const CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "failed", "aborted"];
+const OUTCOMES: [&str; 3] = ["ok", "answered", "failed"];
+pub const ATTEMPT_OK: usize = 0;
+pub const ATTEMPT_ANSWERED: usize = 1;
+pub const ATTEMPT_FAILED: usize = 2;
+
+impl Counters {
+    pub fn observe_ttfb(&mut self, secs: f64) {
+        for (i, le) in TTFB_BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.ttfb_buckets[i] += 1;
+            }
+        }
+        self.ttfb_sum += secs;
+        self.ttfb_count += 1;
+    }
+}
+
+/// One finished request, for the dashboard and the access log.
+pub struct Record {
+    pub at: SystemTime,
+    pub method: String,
+    pub path: String,
+    pub endpoint: String,
+    /// The status sent, or "failed" / "aborted".
+    pub status: String,
+    pub attempts: u8,
+    pub ttfb_ms: Option<u128>,
+    pub duration_ms: u128,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub session: Option<String>,
+    pub tokens: Option<Value>,
+}
+
+impl Record {
+    fn to_json(&self) -> Value {
+        json!({"time": crate::store::timefmt::iso(self.at), "method": self.method, "path": self.path,
+               "endpoint": self.endpoint, "status": self.status, "attempts": self.attempts,
+               "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms, "bytes_in": self.bytes_in,
+               "bytes_out": self.bytes_out, "session": self.session, "tokens": self.tokens})
+    }
+}
+
+/// The recent requests and the per-second request counts of the last five minutes.
+#[derive(Default)]
+pub struct Recent {
+    requests: VecDeque<Record>,
+    /// (unix second, requests ended in it), oldest first.
+    per_second: VecDeque<(u64, u32)>,
+}
+
+impl Recent {
+    fn push(&mut self, r: Record) {
+        let sec = r.at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        match self.per_second.back_mut() {
+            Some((s, n)) if *s == sec => *n += 1,
+            _ => self.per_second.push_back((sec, 1)),
+        }
+        while self.per_second.front().is_some_and(|(s, _)| s + SERIES_SECS < sec) {
+            self.per_second.pop_front();
+        }
+        if self.requests.len() == RECENT {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(r);
+    }
+
+    /// `{"requests": [newest first], "rps": [300 counts, oldest first, ending now]}`.
+    pub fn to_json(&self) -> Value {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut rps = vec![0u32; SERIES_SECS as usize];
+        for (s, n) in &self.per_second {
+            if let Some(age) = now.checked_sub(*s).filter(|a| *a < SERIES_SECS) {
+                rps[(SERIES_SECS - 1 - age) as usize] = *n;
+            }
+        }
+        json!({"requests": self.requests.iter().rev().map(Record::to_json).collect::<Vec<_>>(), "rps": rps})
+    }
+}
+
+/// `--access-log PATH` (or `-` for stderr): one JSON line per request; reopened on SIGHUP.
+pub struct AccessLog {
+    path: Option<PathBuf>,
+    file: Option<std::fs::File>,
+}
+
+impl AccessLog {
+    pub fn open(path: Option<PathBuf>) -> AccessLog {
+        let mut log = AccessLog { path, file: None };
+        log.reopen();
+        log
+    }
+
+    /// After a rotation (SIGHUP): write to the file now at the path.
+    pub fn reopen(&mut self) {
+        self.file = match self.path.as_deref() {
+            Some(p) if p.as_os_str() != "-" => {
+                use std::os::unix::fs::OpenOptionsExt;
+                match std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(p) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        log::warn!("cannot open the access log {}: {e}", p.display());
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+    }
+
+    fn write(&mut self, r: &Record) {
+        let Some(path) = &self.path else { return };
+        let mut line = r.to_json().to_string();
+        line.push('\n');
+        // A full disk loses log lines, never a request.
+        let _ = match (&mut self.file, path.as_os_str() == "-") {
+            (_, true) => std::io::stderr().write_all(line.as_bytes()),
+            (Some(f), false) => f.write_all(line.as_bytes()),
+            (None, false) => Ok(()),
+        };
+    }
+}
+
+impl EventLoop {
+    /// A request ended (any way): the dashboard's ring, the counters, the access log.
+    pub(super) fn record_request(
+        &mut self,
+        ex: &Exchange,
+        endpoint: Option<usize>,
+        status: &str,
+        out: u64,
+        now: Instant,
+    ) {
+        let class = match status.as_bytes().first() {
+            Some(b'2') => 0,
+            Some(b'3') => 1,
+            Some(b'4') => 2,
+            Some(b'5') => 3,
+            _ if status == "aborted" => 5,
+            _ => 4,
+        };
+        if let Some(ep) = endpoint.and_then(|i| self.endpoints.get_mut(i)) {
+            ep.counters.requests[class] += 1;
+        }
+        let r = Record {
+            at: SystemTime::now(),
+            method: ex.head.method().to_string(),
+            path: ex.head.target().to_string(),
+            endpoint: endpoint.map_or("-".to_string(), |i| self.endpoints[i].cfg.id.clone()),
+            status: status.to_string(),
+            attempts: ex.attempts,
+            ttfb_ms: ex.first_byte.map(|t| t.duration_since(ex.started).as_millis()),
+            duration_ms: now.duration_since(ex.started).as_millis(),
+            bytes_in: ex.head.raw.len() as u64 + ex.body.len() as u64 + ex.body_dropped,
+            bytes_out: out,
+            session: ex.session.as_deref().map(|s| s[..s.len().min(8)].to_string()),
+            tokens: ex.tokens.clone(),
+        };
+        self.access_log.write(&r);
+        self.recent.push(r);
+    }
+
+    /// `GET /metrics`: the Prometheus text exposition format.
+    pub(super) fn metrics_text(&self, now: Instant) -> String {
+        let mut out = String::new();
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        let live: Vec<_> = self.endpoints.iter().filter(|e| !e.retired).collect();
+        family(&mut out, "qcc_requests_total", "counter", "Requests that ended, by endpoint and status class.");
+        for ep in &live {
+            for (i, class) in CLASSES.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "qcc_requests_total{{endpoint=\"{}\",class=\"{class}\"}} {}",
+                    ep.cfg.id, ep.counters.requests[i]
+                );
+            }
+        }
+        family(&mut out, "qcc_upstream_attempts_total", "counter", "Upstream attempts by outcome.");
+        for ep in &live {
+            for (i, o) in OUTCOMES.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "qcc_upstream_attempts_total{{endpoint=\"{}\",outcome=\"{o}\"}} {}",
+                    ep.cfg.id, ep.counters.attempts[i]
+                );
+            }
+        }
+        family(&mut out, "qcc_retries_total", "counter", "Requests tried again on another endpoint.");
+        let _ = writeln!(out, "qcc_retries_total {}", self.stats.retries);
+        family(&mut out, "qcc_requests_in_flight", "gauge", "Requests in progress.");
+        let in_flight: u32 = live.iter().map(|e| e.health.in_flight).sum();
+        let _ = writeln!(out, "qcc_requests_in_flight {in_flight}");
+        family(&mut out, "qcc_client_connections", "gauge", "Open client connections.");
+        let _ = writeln!(out, "qcc_client_connections {}", self.clients.len());
+        family(&mut out, "qcc_upstream_connections", "gauge", "Open upstream connections (idle ones included).");
+        let _ = writeln!(out, "qcc_upstream_connections {}", self.upstreams.len());
+        family(&mut out, "qcc_endpoint_up", "gauge", "1 when the endpoint would be picked now.");
+        for ep in &live {
+            let _ = writeln!(
+                out,
+                "qcc_endpoint_up{{endpoint=\"{}\"}} {}",
+                ep.cfg.id,
+                u8::from(ep.routable(&self.failures, now))
+            );
+        }
+        family(&mut out, "qcc_failure_queue_size", "gauge", "Endpoints in the failure queue.");
+        let _ = writeln!(out, "qcc_failure_queue_size {}", self.failures.len());
+        family(&mut out, "qcc_failure_queue_events_total", "counter", "Failure queue events since the counters began.");
+        let q = self.failures.stats();
+        for (event, n) in [
+            ("failed", q.total_failed),
+            ("verified", q.total_verified),
+            ("recovered", q.total_recovered),
+            ("still_failed", q.total_still_failed),
+        ] {
+            let _ = writeln!(out, "qcc_failure_queue_events_total{{event=\"{event}\"}} {n}");
+        }
+        family(
+            &mut out,
+            "qcc_upstream_ttfb_seconds",
+            "histogram",
+            "Upstream time to the response head of successful attempts.",
+        );
+        for ep in &live {
+            let c = &ep.counters;
+            for (i, le) in TTFB_BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "qcc_upstream_ttfb_seconds_bucket{{endpoint=\"{}\",le=\"{le}\"}} {}",
+                    ep.cfg.id, c.ttfb_buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "qcc_upstream_ttfb_seconds_bucket{{endpoint=\"{}\",le=\"+Inf\"}} {}",
+                ep.cfg.id, c.ttfb_count
+            );
+            let _ = writeln!(out, "qcc_upstream_ttfb_seconds_sum{{endpoint=\"{}\"}} {}", ep.cfg.id, c.ttfb_sum);
+            let _ = writeln!(out, "qcc_upstream_ttfb_seconds_count{{endpoint=\"{}\"}} {}", ep.cfg.id, c.ttfb_count);
+        }
+        let today = crate::store::timefmt::date(SystemTime::now());
+        if let Some(day) = self.usage.day(&today) {
+            family(&mut out, "qcc_tokens_today", "gauge", "Tokens counted today (UTC) by endpoint, model and kind.");
+            for (ep, models) in day {
+                for (model, c) in models {
+                    let model = model.replace(['\\', '"', '\n'], "_");
+                    for (kind, n) in [
+                        ("input", c.input_tokens),
+                        ("output", c.output_tokens),
+                        ("cache_creation", c.cache_creation_input_tokens),
+                        ("cache_read", c.cache_read_input_tokens),
+                    ] {
+                        let _ = writeln!(
+                            out,
+                            "qcc_tokens_today{{endpoint=\"{ep}\",model=\"{model}\",kind=\"{kind}\"}} {n}"
+                        );
+                    }
+                }
+            }
+        }
+        family(&mut out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch.");
+        let start = self.started_wall.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let _ = writeln!(out, "process_start_time_seconds {start}");
+        if let Some(rss) = proc_status_bytes("VmRSS:") {
+            family(&mut out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        }
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            family(&mut out, "process_open_fds", "gauge", "Number of open file descriptors.");
+            let _ = writeln!(out, "process_open_fds {}", dir.count());
+        }
+        out
+    }
+}
+
+fn proc_status_bytes(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = text.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
