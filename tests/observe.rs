@@ -17,7 +17,7 @@ fn the_dashboard_is_self_contained() {
     assert!(r.header("content-type").unwrap_or("").starts_with("text/html"));
     let html = r.text();
     assert!(html.len() < 100 * 1024, "{} bytes", html.len());
-    for external in ["http://", "https://", "//cdn", "<link", "src=\""] {
+    for external in ["http://", "https://", "//cdn", "src=\"", "@import", "url("] {
         assert!(!html.contains(external), "the page refers to something outside: {external}");
     }
     assert!(html.contains("prefers-color-scheme: dark") && html.contains("x-qcc-action"));

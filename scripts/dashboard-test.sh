@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The dashboard in a real headless browser, and /metrics through promtool (run by .ci/run).
+# Installs what it needs: Debian's chromium and prometheus (for promtool), npm's playwright-core.
+# Everything runs on 127.0.0.1 and stops by itself.
+#
+#   scripts/dashboard-test.sh [SCREENSHOT]      (default target/dashboard.png)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shot=${1:-$PWD/target/dashboard.png}
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need chromium || ! need promtool || ! need curl; then
+  apt-get update -qq && apt-get install -y -qq chromium prometheus curl >/dev/null
+fi
+need node || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+cargo build -q
+QCC=$PWD/target/debug/qcc
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+(cd "$work" && npm init -y >/dev/null && npm install --no-audit --no-fund -s playwright-core@1 >/dev/null)
+cp scripts/dashboard/browse.mjs "$work/"   # beside its node_modules
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UPA=$(free_port) UPB=$(free_port)
+echo fail >"$work/mode-a"; echo ok >"$work/mode-b"
+python3 scripts/dashboard/mock.py "$UPA" "$work/mode-a" & pids+=($!)
+python3 scripts/dashboard/mock.py "$UPB" "$work/mode-b" & pids+=($!)
+for port in "$UPA" "$UPB"; do
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+done
+cat >"$work/cache.json" <<JSON
+{"profiles": {"team": {"name": "team", "endpoints": [
+  {"id": "a0000001", "base_url": "http://127.0.0.1:$UPA", "api_key": "sk-dash-a", "priority": 1},
+  {"id": "b0000001", "base_url": "http://127.0.0.1:$UPB", "api_key": "sk-dash-b", "priority": 2}]}}}
+JSON
+
+start() { # name extra-args... -> sets $url
+  local port; port=$(free_port)
+  QCC_HOME=$work/$1 QCC_CONFIG=$work/cache.json "$QCC" proxy start --cluster team --port "$port" \
+    --verify-interval 3600 "${@:2}" >"$work/$1.out" 2>&1 & pids+=($!)
+  url=http://127.0.0.1:$port
+  for _ in $(seq 100); do curl -s -o /dev/null "$url/_qcc/" && return; sleep 0.1; done
+  echo "dashboard-test: proxy $1 did not start" >&2; cat "$work/$1.out" >&2; exit 1
+}
+traffic() { # url [key]
+  for _ in 1 2 3; do
+    curl -s -o /dev/null -X POST "$1/v1/messages" -H 'content-type: application/json' ${2:+-H "x-api-key: $2"} \
+      -d '{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}'
+  done
+}
+
+start open; traffic "$url"
+echo ok >"$work/mode-a"   # the primary answers again; the page's "Probe now" must restore it
+mkdir -p "$(dirname "$shot")"
+node "$work/browse.mjs" "$url/_qcc/" "$shot"
+
+echo fail >"$work/mode-a"
+start keyed --access-key dash-key-123; traffic "$url" dash-key-123
+node "$work/browse.mjs" "$url/_qcc/" "$work/keyed.png" dash-key-123
+
+curl -s -H 'x-api-key: dash-key-123' "$url/metrics" >"$work/metrics.txt"
+promtool check metrics <"$work/metrics.txt" || { echo "dashboard-test: promtool rejects /metrics" >&2; exit 1; }
+grep -q '^qcc_requests_total{endpoint="b0000001",class="2xx"} 3$' "$work/metrics.txt" || { echo "dashboard-test: counters missing" >&2; exit 1; }
+echo "dashboard-test: ok (promtool check metrics passed; screenshot $shot)"
