@@ -96,7 +96,7 @@ async def streams(url, conc, seconds):
                 chunk = await asyncio.wait_for(reader.read(65536), seconds + 30)
                 if not chunk:
                     break
-                got += chunk.count(b"event: tick")
+                got += chunk.count(b"event: ")
             writer.close()
             return got == events
         except Exception:
