@@ -63,7 +63,7 @@ pub struct Record {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub session: Option<String>,
-    pub tokens: Option<Value>,
+    pub tokens: Option<(Option<String>, super::sse::Tokens)>,
 }
 
 impl Record {
@@ -71,7 +71,9 @@ impl Record {
         json!({"time": crate::store::timefmt::iso(self.at), "method": self.method, "path": self.path,
                "endpoint": self.endpoint, "status": self.status, "attempts": self.attempts,
                "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms, "bytes_in": self.bytes_in,
-               "bytes_out": self.bytes_out, "session": self.session, "tokens": self.tokens})
+               "bytes_out": self.bytes_out, "session": self.session,
+               "tokens": self.tokens.as_ref().map(|(model, t)| json!({"model": model, "input": t.input,
+                   "output": t.output, "cache_creation": t.cache_creation, "cache_read": t.cache_read}))})
     }
 }
 

@@ -149,6 +149,8 @@ pub struct EventLoop {
     /// Token usage per day, endpoint and model (`$QCC_HOME/usage.json`), and when to write it.
     usage: crate::store::usage::UsageBook,
     usage_at: Option<Instant>,
+    /// (UTC day number, its "YYYY-MM-DD"), the usage book's current bucket name.
+    usage_day: (u64, String),
     /// State files whose last write failed (reported once, and once when they work again).
     failing_files: Vec<PathBuf>,
     probes: Vec<probe::Probe>,
@@ -290,6 +292,7 @@ impl EventLoop {
             persist_at,
             usage,
             usage_at: None,
+            usage_day: (0, String::new()),
             failing_files: Vec::new(),
             probes: Vec::new(),
             started: now,

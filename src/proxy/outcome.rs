@@ -130,8 +130,7 @@ impl EventLoop {
         if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
             self.record_usage(idx, model.as_deref(), &t.counts(), now);
             if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
-                ex.tokens = Some(serde_json::json!({"model": model, "input": t.input, "output": t.output,
-                    "cache_creation": t.cache_creation, "cache_read": t.cache_read}));
+                ex.tokens = Some((model, t));
             }
         }
         let stream_error = a.scan.as_ref().and_then(|s| s.error());

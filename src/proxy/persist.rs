@@ -42,9 +42,13 @@ impl EventLoop {
 
     /// Count one response's tokens for endpoint `idx` and `model`, today (UTC).
     pub(super) fn record_usage(&mut self, idx: usize, model: Option<&str>, c: &Counts, now: Instant) {
-        let day = crate::store::timefmt::date(SystemTime::now());
-        let id = self.endpoints[idx].cfg.id.clone();
-        self.usage.record(&day, &id, model.unwrap_or("unknown"), c);
+        // The day's name is made once a day, not once a response.
+        let wall = SystemTime::now();
+        let day_no = wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400);
+        if self.usage_day.0 != day_no || self.usage_day.1.is_empty() {
+            self.usage_day = (day_no, crate::store::timefmt::date(wall));
+        }
+        self.usage.record(&self.usage_day.1, &self.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
         if self.usage_at.is_none() {
             self.usage_at = Some(now + USAGE_DELAY);
         }

@@ -221,18 +221,16 @@ impl Scan {
     /// A scanner for a 200 reply to `POST /v1/messages`, by its content type; none for anything
     /// else, or for an encoded (gzip) body, which is passed on unread.
     pub fn for_reply(head: &crate::http::ResponseHead) -> Option<Scan> {
-        let header = |name: &[u8]| {
-            head.headers()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
-        };
-        if header(b"content-encoding").is_some_and(|e| e.trim() != "identity") {
+        let header =
+            |name: &[u8]| head.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim_ascii());
+        if header(b"content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case(b"identity")) {
             return None;
         }
         let ctype = header(b"content-type").unwrap_or_default();
-        if ctype.starts_with("text/event-stream") {
+        let is = |prefix: &[u8]| ctype.len() >= prefix.len() && ctype[..prefix.len()].eq_ignore_ascii_case(prefix);
+        if is(b"text/event-stream") {
             Some(Scan::Sse(SseScanner::new()))
-        } else if ctype.starts_with("application/json") {
+        } else if is(b"application/json") {
             Some(Scan::Json(JsonScanner::default()))
         } else {
             None

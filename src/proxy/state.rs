@@ -264,7 +264,7 @@ pub struct Exchange {
     /// The client's `OutBuf::pushed()` when the exchange began (bytes sent = the difference).
     pub out_start: u64,
     /// Model and token counts of the response, once read (for the access log).
-    pub tokens: Option<serde_json::Value>,
+    pub tokens: Option<(Option<String>, super::sse::Tokens)>,
     /// An Anthropic API request (path under `/v1/`). Anything else (Claude Code's `HEAD /`
     /// reachability check, a relay's own pages) is forwarded once: never retried, never a
     /// verdict on the endpoint's health or queue.

@@ -66,15 +66,21 @@ impl UsageBook {
 
     /// Count one response of `endpoint` with `model` on `day` ("YYYY-MM-DD").
     pub fn record(&mut self, day: &str, endpoint: &str, model: &str, c: &Counts) {
-        let slot = self
-            .days
-            .entry(day.to_string())
-            .or_default()
-            .entry(endpoint.to_string())
-            .or_default()
-            .entry(model.to_string())
-            .or_default();
-        slot.add(c);
+        // Allocates only for a new day, endpoint or model: this runs for every response.
+        if !self.days.contains_key(day) {
+            self.days.insert(day.to_string(), BTreeMap::new());
+        }
+        let endpoints = self.days.get_mut(day).expect("inserted above");
+        if !endpoints.contains_key(endpoint) {
+            endpoints.insert(endpoint.to_string(), BTreeMap::new());
+        }
+        let models = endpoints.get_mut(endpoint).expect("inserted above");
+        match models.get_mut(model) {
+            Some(slot) => slot.add(c),
+            None => {
+                models.insert(model.to_string(), *c);
+            }
+        }
         while self.days.len() > KEEP_DAYS {
             self.days.pop_first();
         }
