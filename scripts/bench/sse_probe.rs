@@ -103,6 +103,17 @@ fn latency(url: &str, n: usize) {
             buf.drain(..at + 5 + end);
         }
     }
+    // Read to the end of the stream before leaving: a client that hangs up early is an abort,
+    // and the proxy rightly drops that upstream connection instead of pooling it.
+    while !buf.ends_with(b"0\r\n\r\n") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        }
+        if buf.len() > 1 << 20 {
+            break;
+        }
+    }
     samples.sort_unstable();
     if samples.is_empty() {
         println!("p50_us=nan p99_us=nan first_us=nan n=0");
