@@ -291,28 +291,33 @@ impl EventLoop {
     /// Give the current attempt a connection: a pooled one when allowed, else a new one
     /// (or wait for the resolver).
     pub(super) fn connect_attempt(&mut self, ck: Key, allow_pooled: bool, now: Instant) {
+        let idx = match self.clients.get(ck).map(|c| &c.phase) {
+            Some(ClientPhase::Exchange(ex)) => match ex.attempt.as_ref() {
+                Some(a) => a.endpoint,
+                None => return,
+            },
+            _ => return,
+        };
+        let pooled = if allow_pooled { self.take_pooled(idx) } else { None };
         let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
             return;
         };
         let Some(a) = ex.attempt.as_mut() else { return };
-        let idx = a.endpoint;
         let ep = &mut self.endpoints[idx];
         let timeout = timeout_of(&ep.cfg);
         if ep.resolved_at.is_some_and(|t| now.duration_since(t) > DNS_TTL) {
             self.resolver.lookup(idx, ep);
         }
-        if allow_pooled {
-            if let Some(k) = ep.idle.pop() {
-                if let Some(up) = self.upstreams.get_mut(k) {
-                    up.owner = Owner::Client(ck);
-                    up.reused = true;
-                    a.up = Some(k);
-                    a.phase = AttemptPhase::Sending;
-                    a.deadline = now + timeout;
-                    let d = a.deadline;
-                    self.arm(d);
-                    return;
-                }
+        if let Some(k) = pooled {
+            if let Some(up) = self.upstreams.get_mut(k) {
+                up.owner = Owner::Client(ck);
+                up.reused = true;
+                a.up = Some(k);
+                a.phase = AttemptPhase::Sending;
+                a.deadline = now + timeout;
+                let d = a.deadline;
+                self.arm(d);
+                return;
             }
         }
         if ep.addrs.is_empty() {
@@ -349,6 +354,22 @@ impl EventLoop {
         a.deadline = now + timeout.min(CONNECT_TIMEOUT);
         let d = a.deadline;
         self.arm(d);
+    }
+
+    /// A live idle connection of endpoint `idx`, most recently used first. One the upstream has
+    /// closed meanwhile (its FIN, or a TLS alert, already waiting) is dropped here, before a
+    /// request could be written to it: a request is sent again to the same endpoint only when it
+    /// provably never reached it.
+    fn take_pooled(&mut self, idx: usize) -> Option<Key> {
+        while let Some(k) = self.endpoints[idx].idle.pop() {
+            let Some(up) = self.upstreams.get_mut(k) else { continue };
+            let mut probe = [0u8; 1];
+            match up.transport.socket().peek(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(k),
+                _ => self.close_upstream(k),
+            }
+        }
+        None
     }
 
     /// A connect failed: move on to the endpoint's next resolved address within the same attempt

@@ -170,8 +170,11 @@ pub(super) fn done_event(a: &Attempt, request_sent: bool, up: &Upstream) -> Atte
     AttemptEvent::Complete { reuse: keep && up.inbuf.is_empty() && request_sent }
 }
 
-/// A pooled connection that failed before any response byte was probably closed by the
-/// upstream while idle: worth one retry on a fresh connection.
+/// A pooled connection that failed before a byte of the request was written to it was closed
+/// by the upstream while idle: one retry on a fresh connection to the same endpoint, blaming
+/// no one. Once a byte was written the request may have reached the endpoint, and it is never
+/// sent there again (`take_pooled` drops connections already closed before they are used).
 pub(super) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
-    ex.retry_copy && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
+    ex.retry_copy
+        && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none() && a.head_sent == 0)
 }
