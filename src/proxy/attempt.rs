@@ -298,7 +298,7 @@ impl EventLoop {
             },
             _ => return,
         };
-        let pooled = if allow_pooled { self.take_pooled(idx) } else { None };
+        let pooled = if allow_pooled { self.take_pooled(idx, now) } else { None };
         let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
             return;
         };
@@ -357,12 +357,18 @@ impl EventLoop {
     }
 
     /// A live idle connection of endpoint `idx`, most recently used first. One the upstream has
-    /// closed meanwhile (its FIN, or a TLS alert, already waiting) is dropped here, before a
-    /// request could be written to it: a request is sent again to the same endpoint only when it
-    /// provably never reached it.
-    fn take_pooled(&mut self, idx: usize) -> Option<Key> {
+    /// closed meanwhile is dropped before a request could be written to it (a request is sent
+    /// again to the same endpoint only when it provably never reached it): the loop closes an
+    /// idle connection as soon as its FIN or alert arrives, and one idle for a while is also
+    /// peeked at, in case that arrival is still in this turn's events. A connection reused
+    /// within `PEEK_AFTER` (the common case under load) costs no extra syscall.
+    fn take_pooled(&mut self, idx: usize, now: Instant) -> Option<Key> {
+        const PEEK_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
         while let Some(k) = self.endpoints[idx].idle.pop() {
             let Some(up) = self.upstreams.get_mut(k) else { continue };
+            if now.saturating_duration_since(up.idle_since) < PEEK_AFTER {
+                return Some(k);
+            }
             let mut probe = [0u8; 1];
             match up.transport.socket().peek(&mut probe) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(k),
