@@ -60,3 +60,27 @@ fn untrusted_wrong_host_and_expired_certificates_are_refused_with_the_reason() {
         assert_eq!(proxy.status()["failure_queue"]["failed_endpoints_count"], 1);
     }
 }
+
+/// `qcc health test` speaks TLS itself (no proxy): a trusted upstream answers, an untrusted
+/// one fails with the reason.
+#[test]
+fn health_test_probes_https_endpoints() {
+    let ca = TestCa::new();
+    let mock = TlsMock::start(ca.server_config(Leaf::Good), OK_BODY);
+    let home = TempHome::new();
+    let pem = ca.write_pem(&home.root);
+    home.write_cluster(
+        "c",
+        &[
+            Ep::new("t3000001", &mock.url(), "sk-tls-00000000", 1).with(serde_json::json!({"ca_file": pem})),
+            Ep::new("t3000002", &mock.url(), "sk-tls-00000000", 2),
+        ],
+    );
+    let o = home.run(&["health", "test", "c", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v[0]["ok"], true, "{v}");
+    assert_eq!(v[1]["ok"], false);
+    assert!(v[1]["reason"].as_str().unwrap_or("").contains("UnknownIssuer"), "{v}");
+    assert_eq!(mock.hits(), 1);
+}
