@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the picture. Submodules: `exchange` drives a client request
 //! through its attempts, `probe` verifies queued endpoints, `status` renders `/_qcc/status`.
 
+mod accept;
 mod activation;
 mod affinity;
 mod attempt;
@@ -422,86 +423,6 @@ impl EventLoop {
     fn arm(&mut self, at: Instant) {
         if self.next_sweep.is_none_or(|t| at < t) {
             self.next_sweep = Some(at);
-        }
-    }
-
-    fn accept(&mut self, now: Instant) {
-        loop {
-            let Some(listener) = self.listener.as_ref() else { return };
-            let (mut sock, peer) = match listener.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // EMFILE and friends: the pending connection stays queued and, the listener
-                    // being edge-triggered, gives no new event. Stop instead of spinning on it,
-                    // and try again from the timer in 100 ms.
-                    log::warn!("accept failed: {e}; retrying in 100 ms");
-                    let at = now + Duration::from_millis(100);
-                    self.accept_retry = Some(at);
-                    self.arm(at);
-                    return;
-                }
-            };
-            if self.clients.len() >= self.settings.max_connections && !self.evict_idle_client(now) {
-                // Every slot is busy with a request: a readable 503. Read what the client sent
-                // first, so closing does not reset the connection under our answer.
-                let mut out = Vec::new();
-                wire::error_response(503, "too many connections", true, &mut out);
-                let _ = std::io::Read::read(&mut sock, &mut self.scratch);
-                let _ = std::io::Write::write(&mut sock, &out);
-                let _ = sock.shutdown(std::net::Shutdown::Write);
-                log::warn!(
-                    "refused connection from {peer}: --max-connections {} reached, none idle",
-                    self.settings.max_connections
-                );
-                continue;
-            }
-            let _ = sock.set_nodelay(true);
-            let key = self.clients.next_key();
-            if let Err(e) = self.poll.registry().register(
-                &mut sock,
-                token(KIND_CLIENT, key),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                log::warn!("cannot register connection from {peer}: {e}");
-                continue;
-            }
-            self.clients.insert(Client {
-                sock,
-                peer,
-                can_read: true,
-                can_write: true,
-                inbuf: Vec::new(),
-                out: io::OutBuf::default(),
-                phase: ClientPhase::ReadingHead,
-                since: now,
-                write_shut: false,
-                hup: false,
-                heads: 0,
-                last_taken: now,
-                reset: false,
-            });
-            self.arm(now + self.settings.idle_timeout.min(self.settings.header_timeout).min(FIRST_BYTE_TIMEOUT));
-            self.drive(key, now);
-        }
-    }
-
-    /// At the connection limit: close the longest-idle keep-alive (or silent) connection to
-    /// admit a new one. Returns whether a slot was freed.
-    fn evict_idle_client(&mut self, now: Instant) -> bool {
-        let oldest = self
-            .clients
-            .keys()
-            .filter_map(|k| self.clients.get(k).filter(|c| c.is_idle()).map(|c| (c.since, k)))
-            .min_by_key(|&(since, _)| since);
-        match oldest {
-            Some((_, k)) => {
-                log::debug!("connection limit: closing the longest-idle connection to admit a new one");
-                self.close_client(k, now);
-                true
-            }
-            None => false,
         }
     }
 
