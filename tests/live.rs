@@ -139,6 +139,8 @@ fn queue_and_health_tools_of_the_running_proxy() {
     for k in ["queued", "failed", "probe_failed", "probe_ok"] {
         assert!(kinds.contains(&k), "history has {k}: {kinds:?}");
     }
+    let failed_probe = h.as_array().unwrap().iter().find(|e| e["event"] == "probe_failed").unwrap();
+    assert_eq!(failed_probe["detail"], "HTTP 503", "with its reason: {failed_probe}");
     assert!(stdout(&home.run(&["health", "history", "-n", "2"])).lines().count() == 2);
     let c = json_of(&home.run(&["health", "config", "--json"]));
     assert_eq!(c["verify_interval_secs"], 3600);

@@ -325,7 +325,13 @@ fn print_probes(results: &[Value], json: bool) -> Result<()> {
     } else {
         for e in results {
             let ok = e["event"] == "probe_ok";
-            println!("{:<10} {:<7} {}", u(e, "/endpoint"), if ok { "ok" } else { "FAILED" }, u(e, "/time"));
+            println!(
+                "{:<10} {:<7} {}  {}",
+                u(e, "/endpoint"),
+                if ok { "ok" } else { "FAILED" },
+                u(e, "/time"),
+                u(e, "/detail")
+            );
         }
     }
     if results.iter().any(|e| e["event"] != "probe_ok") {

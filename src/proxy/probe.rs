@@ -47,7 +47,7 @@ impl EventLoop {
             }
             Err(super::OpenError::Endpoint(e)) => {
                 log::debug!("probe of endpoint {}: {e}", self.endpoints[idx].cfg.id);
-                self.finish_probe(idx, false, now);
+                self.finish_probe(idx, Err(e), now);
                 return;
             }
         };
@@ -65,7 +65,7 @@ impl EventLoop {
         if ep.probing && !self.probes.iter().any(|p| p.endpoint == idx) {
             ep.probing = false;
             if ep.addrs.is_empty() {
-                self.finish_probe(idx, false, now);
+                self.finish_probe(idx, Err("cannot resolve the host".into()), now);
             } else {
                 self.start_probe(idx, now);
             }
@@ -83,17 +83,18 @@ impl EventLoop {
             };
             probe_step(p, up, scratch)
         };
-        if let Some(ok) = verdict {
-            self.finish_probe(idx, ok, now);
+        if let Some(outcome) = verdict {
+            self.finish_probe(idx, outcome, now);
         }
     }
 
     /// Record a probe's outcome and release its connection.
-    fn finish_probe(&mut self, idx: usize, ok: bool, now: Instant) {
+    fn finish_probe(&mut self, idx: usize, outcome: Result<(), String>, now: Instant) {
+        let ok = outcome.is_ok();
         self.cancel_probe(idx);
         let ep = &mut self.endpoints[idx];
         let id = ep.cfg.id.clone();
-        self.history.push(&id, if ok { "probe_ok" } else { "probe_failed" }, "");
+        self.history.push(&id, if ok { "probe_ok" } else { "probe_failed" }, outcome.err().unwrap_or_default());
         if ok {
             if let Some(flip) = ep.health.restore() {
                 log::info!("endpoint {id} is {} (was {}) after a recovery probe", flip.to.as_str(), flip.from.as_str());
@@ -121,21 +122,22 @@ impl EventLoop {
         let now = Instant::now();
         let expired: Vec<usize> = self.probes.iter().filter(|p| p.deadline <= now).map(|p| p.endpoint).collect();
         for idx in expired {
-            self.finish_probe(idx, false, now);
+            self.finish_probe(idx, Err("timeout".into()), now);
         }
         self.probes.iter().map(|p| p.deadline).collect()
     }
 }
 
-/// Connect, send, read the status line. `Some(ok)` once decided.
-fn probe_step(p: &mut Probe, up: &mut Upstream, scratch: &mut [u8]) -> Option<bool> {
+/// Connect, send, read the status line. `Some(Ok)` for a 200, `Some(Err(why))` for anything
+/// else, once decided.
+fn probe_step(p: &mut Probe, up: &mut Upstream, scratch: &mut [u8]) -> Option<Result<(), String>> {
     if !up.connected {
         if !up.can_write {
             return None;
         }
         let sock = up.transport.socket();
         match sock.take_error() {
-            Ok(Some(_)) | Err(_) => return Some(false),
+            Ok(Some(e)) | Err(e) => return Some(Err(format!("connect error: {e}"))),
             Ok(None) => {}
         }
         match sock.peer_addr() {
@@ -144,14 +146,15 @@ fn probe_step(p: &mut Probe, up: &mut Upstream, scratch: &mut [u8]) -> Option<bo
                 up.can_write = false;
                 return None;
             }
-            Err(_) => return Some(false),
+            Err(e) => return Some(Err(format!("connect error: {e}"))),
         }
     }
     while up.can_write && p.sent < p.request.len() {
         match up.transport.write(&p.request[p.sent..]) {
             IoOutcome::Progress(n) => p.sent += n,
             IoOutcome::WouldBlock => up.can_write = false,
-            IoOutcome::Closed | IoOutcome::Error(_) => return Some(false),
+            IoOutcome::Closed => return Some(Err("closed while sending".into())),
+            IoOutcome::Error(e) => return Some(Err(format!("send: {e}"))),
         }
     }
     if up.can_write && up.transport.wants_write() {
@@ -163,16 +166,20 @@ fn probe_step(p: &mut Probe, up: &mut Upstream, scratch: &mut [u8]) -> Option<bo
         match up.transport.read(&mut up.inbuf, scratch) {
             IoOutcome::Progress(_) => {}
             IoOutcome::WouldBlock => up.can_read = false,
-            IoOutcome::Closed | IoOutcome::Error(_) => return Some(false),
+            IoOutcome::Closed => return Some(Err("closed before a response".into())),
+            IoOutcome::Error(e) => return Some(Err(format!("read: {e}"))),
         }
         match parse_response_head(&up.inbuf, false) {
             Ok(Some(h)) if (100..200).contains(&h.status) => {
                 up.inbuf.drain(..h.raw.len());
             }
-            Ok(Some(h)) => return Some(h.status == 200),
-            Ok(None) if up.inbuf.len() > crate::http::MAX_HEAD_BYTES => return Some(false),
+            Ok(Some(h)) if h.status == 200 => return Some(Ok(())),
+            Ok(Some(h)) => return Some(Err(format!("HTTP {}", h.status))),
+            Ok(None) if up.inbuf.len() > crate::http::MAX_HEAD_BYTES => {
+                return Some(Err("response head too large".into()))
+            }
             Ok(None) => {}
-            Err(_) => return Some(false),
+            Err(e) => return Some(Err(format!("bad response: {e}"))),
         }
         if up.transport.wants_write() {
             let _ = up.transport.flush();
