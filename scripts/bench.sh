@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark on loopback: the upstream directly, qcc (2-endpoint cluster), and nginx
-# as a reverse proxy (worker_processes 1, upstream keepalive, proxy_next_upstream).
-# Installs what it needs (nginx, wrk) from Debian packages. Bounded: every load runs DURATION s.
+# Side-by-side benchmark on loopback: the upstream directly, qcc (2-endpoint cluster), nginx as a
+# reverse proxy (worker_processes 1, upstream keepalive, proxy_next_upstream) and HAProxy
+# (nbthread 1, http-reuse always), over a plain and a TLS upstream (the same nginx, HTTPS with a
+# CA made here; every proxy verifies it).
+# Installs what it needs (nginx, wrk, haproxy) from Debian packages. Bounded: every load runs
+# DURATION s.
 #
 #   scripts/bench.sh                  # DURATION=10 per load
 #   DURATION=5 STREAMS=1000 scripts/bench.sh
@@ -13,9 +16,9 @@ STREAMS=${STREAMS:-1000}
 STREAM_SECS=${STREAM_SECS:-10}
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need wrk; then
-  echo "bench: installing nginx and wrk" >&2
-  apt-get update -qq && apt-get install -y -qq nginx wrk >/dev/null
+if ! need nginx || ! need wrk || ! need haproxy || ! need openssl; then
+  echo "bench: installing nginx, wrk, haproxy" >&2
+  apt-get update -qq && apt-get install -y -qq nginx wrk haproxy openssl >/dev/null
 fi
 need python3 || { echo "bench: python3 is required for the SSE loads" >&2; exit 1; }
 if [ -n "${QCC_BIN:-}" ]; then QCC=$QCC_BIN; else cargo build --release --locked -q; QCC=$PWD/target/release/qcc; fi
@@ -32,6 +35,15 @@ trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
 
 UP1=18081 UP2=18082 NGX=18090 NGX_SSE=18092 SSE=18095 QPORT=18091 QSSE=18093
+UPTLS=18083 NGX_TLS=18096 QTLS=18097 HAP=18098 HAP_TLS=18099
+
+# A CA and a certificate for 127.0.0.1 (the TLS upstream), made here.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" -keyout "$work/ca.key" -out "$work/ca.pem" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$work/up.key" -out "$work/up.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/ext.cnf"
+openssl x509 -req -in "$work/up.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
+  -extfile "$work/ext.cnf" -out "$work/up.pem" 2>/dev/null
 REPLY='{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[{"type":"text","text":"Hello from the bench upstream."}],"stop_reason":"end_turn","usage":{"input_tokens":12,"output_tokens":8}}'
 
 cat >"$work/upstream.conf" <<CONF
@@ -47,6 +59,9 @@ http {
   server {
     listen 127.0.0.1:$UP1 backlog=4096;
     listen 127.0.0.1:$UP2 backlog=4096;
+    listen 127.0.0.1:$UPTLS ssl backlog=4096;
+    ssl_certificate $work/up.pem;
+    ssl_certificate_key $work/up.key;
     location / { default_type application/json; return 200 '$REPLY'; }
   }
 }
@@ -64,6 +79,7 @@ http {
   proxy_temp_path $work/ngx_proxy;
   upstream api { server 127.0.0.1:$UP1; server 127.0.0.1:$UP2 backup; keepalive 128; }
   upstream sse { server 127.0.0.1:$SSE; keepalive 128; }
+  upstream tls { server 127.0.0.1:$UPTLS; keepalive 128; }
   proxy_http_version 1.1;
   proxy_set_header Connection "";
   proxy_set_header x-api-key sk-bench-endpoint-key;
@@ -72,11 +88,41 @@ http {
   proxy_buffering off;
   server { listen 127.0.0.1:$NGX backlog=4096; location / { proxy_pass http://api; } }
   server { listen 127.0.0.1:$NGX_SSE backlog=4096; location / { proxy_pass http://sse; } }
+  server { listen 127.0.0.1:$NGX_TLS backlog=4096;
+           location / { proxy_pass https://tls; proxy_ssl_verify on; proxy_ssl_session_reuse on;
+                        proxy_ssl_trusted_certificate $work/ca.pem; proxy_ssl_name 127.0.0.1; } }
 }
+CONF
+cat >"$work/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 3000
+defaults
+  mode http
+  timeout connect 10s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+  retries 2
+  option redispatch
+frontend plain
+  bind 127.0.0.1:$HAP
+  default_backend api
+frontend tls
+  bind 127.0.0.1:$HAP_TLS
+  default_backend api_tls
+backend api
+  http-request set-header x-api-key sk-bench-endpoint-key
+  server a 127.0.0.1:$UP1 maxconn 1000
+  server b 127.0.0.1:$UP2 backup
+backend api_tls
+  http-request set-header x-api-key sk-bench-endpoint-key
+  server a 127.0.0.1:$UPTLS ssl verify required ca-file $work/ca.pem sni str(127.0.0.1)
 CONF
 mkdir -p "$work/up_body" "$work/ngx_body" "$work/ngx_proxy"
 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
 nginx -c "$work/proxy.conf" -p "$work" & pids+=($!)
+haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>"$work/haproxy.err" & hap_pid=$!; pids+=($hap_pid)
 # The SSE upstream and latency probe are Rust (std only): a few µs of their own per event.
 rustc -O --edition 2021 scripts/bench/sse_probe.rs -o "$work/sse_probe"
 "$work/sse_probe" server "$SSE" & pids+=($!)
@@ -88,13 +134,19 @@ cluster() { # name port1 port2
   {"id": "b0000002", "base_url": "http://127.0.0.1:$3", "api_key": "sk-bench-endpoint-key", "priority": 2}]}}}
 JSON
 }
-mkdir -p "$work/q1" "$work/q2"
+mkdir -p "$work/q1" "$work/q2" "$work/q4"
 cluster bench "$UP1" "$UP2" >"$work/q1/cache.json"
+cat >"$work/q4/cache.json" <<JSON
+{"profiles": {"tls": {"name": "tls", "endpoints": [
+  {"id": "b0000003", "base_url": "https://127.0.0.1:$UPTLS", "api_key": "sk-bench-endpoint-key", "priority": 1,
+   "ca_file": "$work/ca.pem"}]}}}
+JSON
 cluster sse "$SSE" "$SSE" >"$work/q2/cache.json"
 QCC_HOME=$work/q1 QCC_CONFIG=$work/q1/cache.json "$QCC" proxy start --cluster bench --port "$QPORT" --log-level warn >/dev/null 2>"$work/q1.err" & qpid=$!; pids+=($qpid)
 QCC_HOME=$work/q2 QCC_CONFIG=$work/q2/cache.json "$QCC" proxy start --cluster sse --port "$QSSE" --log-level warn >/dev/null 2>"$work/q2.err" & qsse=$!; pids+=($qsse)
+QCC_HOME=$work/q4 QCC_CONFIG=$work/q4/cache.json "$QCC" proxy start --cluster tls --port "$QTLS" --log-level warn >/dev/null 2>"$work/q4.err" & qtls=$!; pids+=($qtls)
 
-for port in $UP1 $NGX $QPORT $SSE $QSSE $NGX_SSE; do
+for port in $UP1 $UPTLS $NGX $NGX_TLS $QPORT $QTLS $SSE $QSSE $NGX_SSE $HAP $HAP_TLS; do
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 ngx_worker=$(pgrep -P "$(cat "$work/ngx.pid")" | head -1)
@@ -148,7 +200,14 @@ echo "bench: keep-alive loads (${DURATION}s each)" >&2
 for c in 32 256; do
   run_wrk "keep-alive c=$c" upstream "http://127.0.0.1:$UP1" "$c" -
   run_wrk "keep-alive c=$c" nginx "http://127.0.0.1:$NGX" "$c" "$ngx_worker"
+  run_wrk "keep-alive c=$c" haproxy "http://127.0.0.1:$HAP" "$c" "$hap_pid"
   run_wrk "keep-alive c=$c" qcc "http://127.0.0.1:$QPORT" "$c" "$qpid"
+done
+echo "bench: keep-alive loads, TLS upstream" >&2
+for c in 32 256; do
+  run_wrk "TLS upstream c=$c" nginx "http://127.0.0.1:$NGX_TLS" "$c" "$ngx_worker"
+  run_wrk "TLS upstream c=$c" haproxy "http://127.0.0.1:$HAP_TLS" "$c" "$hap_pid"
+  run_wrk "TLS upstream c=$c" qcc "http://127.0.0.1:$QTLS" "$c" "$qtls"
 done
 echo "bench: keep-alive, a new session id per request (affinity table full)" >&2
 run_wrk "sessions c=32" qcc "http://127.0.0.1:$QPORT" 32 "$qpid" -s "$work/sessions.lua"
@@ -156,13 +215,15 @@ bound=$(curl -s "http://127.0.0.1:$QPORT/_qcc/status" | jq .affinity.sessions)
 echo "bench: new connection per request" >&2
 run_wrk "new conn c=32" upstream "http://127.0.0.1:$UP1" 32 - -H "Connection: close"
 run_wrk "new conn c=32" nginx "http://127.0.0.1:$NGX" 32 "$ngx_worker" -H "Connection: close"
+run_wrk "new conn c=32" haproxy "http://127.0.0.1:$HAP" 32 "$hap_pid" -H "Connection: close"
 run_wrk "new conn c=32" qcc "http://127.0.0.1:$QPORT" 32 "$qpid" -H "Connection: close"
 
 # Counters: qcc must have answered every request wrk saw, and failed none.
 status=$(curl -s "http://127.0.0.1:$QPORT/_qcc/status")
 q_ok=$(jq .requests.successful <<<"$status"); q_fail=$(jq .requests.failed <<<"$status")
 wrk_total=0
-for r in "${rows[@]}"; do IFS='|' read -r _ t _ _ _ _ _ n _ <<<"$r"; [ "$t" = qcc ] && wrk_total=$((wrk_total + n)); done
+# (the TLS rows went through another qcc instance)
+for r in "${rows[@]}"; do IFS='|' read -r l t _ _ _ _ _ n _ <<<"$r"; [ "$t" = qcc ] && [[ "$l" != TLS* ]] && wrk_total=$((wrk_total + n)); done
 
 # SSE through POST /v1/messages (the probe adds the path): qcc's stream scanning and hold are on it.
 echo "bench: SSE event latency (20 events, 20 ms apart, 5 streams each)" >&2
@@ -193,13 +254,17 @@ rss_idle=$(awk -v k="$(hwm_kib "$qidle")" 'BEGIN {printf "%.1f", k/1024}')
 
 # The table.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a/b; else print "-" }'; }
-printf '\n| load | target | req/s | p50 | p99 | peak RSS MiB | CPU s | qcc/nginx req/s |\n'
+printf '\n| load | target | req/s | p50 | p99 | peak RSS MiB | CPU s | qcc/nginx, qcc/haproxy, qcc/upstream req/s |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
-declare -A ngx_rps
-for r in "${rows[@]}"; do IFS='|' read -r l t rps _ <<<"$r"; [ "$t" = nginx ] && ngx_rps[$l]=$rps; done
+declare -A ngx_rps hap_rps up_rps
+for r in "${rows[@]}"; do
+  IFS='|' read -r l t rps _ <<<"$r"
+  case "$t" in nginx) ngx_rps[$l]=$rps ;; haproxy) hap_rps[$l]=$rps ;; upstream) up_rps[$l]=$rps ;; esac
+done
 for r in "${rows[@]}"; do
   IFS='|' read -r l t rps p50 p99 rss cpu _ errs <<<"$r"
-  rat=""; [ "$t" = qcc ] && rat=$(ratio "$rps" "${ngx_rps[$l]:-0}")
+  rat=""
+  [ "$t" = qcc ] && rat="$(ratio "$rps" "${ngx_rps[$l]:-0}"), $(ratio "$rps" "${hap_rps[$l]:-0}"), $(ratio "$rps" "${up_rps[$l]:-0}")"
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$l" "$t" "$rps" "$p50" "$p99" "$rss" "$cpu" "$rat"
   [ -n "$errs" ] && echo "|   | ($t: $errs) |||||||"
 done
