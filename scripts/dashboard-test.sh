@@ -17,7 +17,11 @@ QCC=$PWD/target/debug/qcc
 
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true   # the proxies finish their last writes into $work first
+  rm -rf "$work" 2>/dev/null || true
+}
 trap cleanup EXIT
 (cd "$work" && npm init -y >/dev/null && npm install --no-audit --no-fund -s playwright-core@1 >/dev/null)
 cp scripts/dashboard/browse.mjs "$work/"   # beside its node_modules
