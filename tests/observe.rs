@@ -157,3 +157,18 @@ fn the_access_log_has_one_line_per_request() {
     assert!(wait_until(std::time::Duration::from_secs(5), || std::fs::read_to_string(&log)
         .is_ok_and(|t| t.lines().count() == 1)));
 }
+
+/// A request qcc answers itself (here a 503: every endpoint disabled) is logged too.
+#[test]
+fn requests_answered_by_qcc_are_logged_too() {
+    let home = TempHome::new();
+    home.write_cluster(
+        "c",
+        &[Ep::new("a0000001", "http://127.0.0.1:9", "sk-a-0000000000", 1).with(serde_json::json!({"enabled": false}))],
+    );
+    let log = home.path("access.log");
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--access-log", log.to_str().unwrap()]);
+    assert_eq!(post_messages(proxy.addr).status, 503);
+    assert!(wait_until(std::time::Duration::from_secs(5), || std::fs::read_to_string(&log)
+        .is_ok_and(|t| t.contains("\"status\":\"503\""))));
+}

@@ -374,6 +374,9 @@ impl EventLoop {
         wire::error_response(status, msg, true, &mut bytes);
         c.out.push(&bytes);
         if let ClientPhase::Exchange(ex) = old {
+            // A request qcc answered itself (408, 413, 503 ...) is a request of the access log too.
+            let out = c.out.pushed() - ex.out_start;
+            self.record_request(&ex, None, &status.to_string(), out, now);
             self.release_attempt(*ex, false);
         }
     }
