@@ -157,19 +157,19 @@ fn web_pages_cannot_spend_the_keys() {
     );
     assert_eq!(mock.hits(), 0, "nothing reached the endpoint");
 
-    // Claude Code's real headers (as captured from claude 2.1.x) pass.
-    let r = raw(format!(
-        "POST /v1/messages?beta=true HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: keep-alive\r\n\
-         Accept: application/json\r\nX-Stainless-Retry-Count: 0\r\nX-Stainless-Timeout: 600\r\n\
-         X-Stainless-Lang: js\r\nX-Stainless-Package-Version: 0.70.0\r\nX-Stainless-OS: Linux\r\n\
-         X-Stainless-Arch: x64\r\nX-Stainless-Runtime: node\r\nX-Stainless-Runtime-Version: v20.20.2\r\n\
-         anthropic-dangerous-direct-browser-access: true\r\nanthropic-version: 2023-06-01\r\n\
-         x-api-key: proxy-managed\r\nx-app: cli\r\nUser-Agent: claude-cli/2.1.3 (external, cli)\r\n\
-         content-type: application/json\r\nanthropic-beta: claude-code-20250219,interleaved-thinking-2025-05-14\r\n\
-         x-claude-code-session-id: 0b9d3d5e-1f0e-4a43-9b8e-3c0c2f1d2e3f\r\naccept-encoding: gzip, deflate, br, zstd\r\n\
-         content-length: {}\r\n\r\n{body}",
-        body.len()
-    ));
+    // Claude Code's real requests (captured from claude 2.1.197: tests/fixtures/claude-code) pass.
+    let fixture = |name: &str| {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-code").join(name))
+            .expect("fixture")
+    };
+    let real = |head: &str| {
+        String::from_utf8(fixture(head)).expect("utf8").replace("127.0.0.1:19703", &format!("127.0.0.1:{port}"))
+    };
+    let mut request = real("head-POST.txt").into_bytes();
+    request.extend_from_slice(&fixture("body-POST.json"));
+    let mut c = Conn::connect(proxy.addr);
+    c.send(&request);
+    let r = c.read_response();
     assert_eq!(r.status, 200, "{}", r.text());
     // An allowed origin is served, and the response names it.
     let r = raw(format!(
@@ -182,9 +182,9 @@ fn web_pages_cannot_spend_the_keys() {
     assert_eq!(mock.hits(), 2);
     let st = proxy.status();
     assert_eq!(st["requests"]["forbidden"], 5, "{st}"); // rebinding, CSRF, foreign preflight, two bad Hosts
-                                                        // Claude Code's start-up check.
+                                                        // Claude Code's start-up check, as it sends it.
     let mut c = Conn::connect(proxy.addr);
-    c.send(format!("HEAD / HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nUser-Agent: claude-cli/2.1.3\r\n\r\n").as_bytes());
+    c.send(real("head-HEAD.txt").as_bytes());
     assert_eq!(c.read_head().0, 200);
     assert_eq!(mock.hits(), 3);
 }
