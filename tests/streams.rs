@@ -203,3 +203,22 @@ fn token_usage_is_exact_whatever_the_splits() {
     let proxy = Proxy::start(&home, &["--cluster", "c"]);
     assert_eq!(proxy.status()["usage"]["today"]["a0000001"]["claude-haiku-4-5"]["requests"], 3);
 }
+
+/// Leading events past the 64 KiB hold (a long run of pings before the first token) end the
+/// hold: everything held goes out intact, and the stream continues as usual.
+#[test]
+fn a_hold_that_fills_up_releases_everything_intact() {
+    let mut events = vec![message_start("m-a")];
+    let pad = "p".repeat(1000);
+    events.extend((0..100).map(|i| ev("ping", &format!(r#"{{"type": "ping", "n": {i}, "pad": "{pad}"}}"#))));
+    events.extend(full_stream("m-a")[3..].iter().cloned());
+    let a = MockUpstream::start(sse(events.clone()));
+    let b = MockUpstream::start(sse(full_stream("m-b")));
+    let home = TempHome::new();
+    two(&home, &a, &b);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let r = stream_request(&proxy);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), events.concat(), "head and every held event reach the client");
+    assert_eq!(b.hits(), 0);
+}

@@ -102,6 +102,12 @@ pub(super) fn process_response(
     a.deadline = hold_deadline(a, now + stream_idle);
     match a.phase {
         AttemptPhase::Relaying => out.push(&up.inbuf[..n]),
+        AttemptPhase::Priming => {
+            // Never dropped: past the limit the hold ends below and all of it goes out.
+            if let Some((stash, _)) = ex.stash.as_mut() {
+                stash.extend_from_slice(&up.inbuf[..n]);
+            }
+        }
         _ => {
             if let Some((stash, _)) = ex.stash.as_mut() {
                 if stash.len() + n > STASH_LIMIT {
@@ -119,7 +125,8 @@ pub(super) fn process_response(
             return Some(AttemptEvent::Failed(Failure::InStream(e)));
         }
         let content = matches!(&a.scan, Some(super::sse::Scan::Sse(s)) if s.content_seen);
-        if content || ex.stash.is_none() || a.resp_body.as_ref().is_some_and(BodyTracker::is_done) {
+        let full = ex.stash.as_ref().is_none_or(|(held, _)| held.len() > STASH_LIMIT);
+        if content || full || a.resp_body.as_ref().is_some_and(BodyTracker::is_done) {
             release_hold(ex, out, now); // first content, or the hold is full: the stream goes on as usual
         }
     }
