@@ -58,7 +58,9 @@ fn run() -> Result<()> {
         Command::ConfigSet { key, value } => cli::profiles::config_set(&key, &value)?,
         Command::EndpointEdit { cluster, id, change } => commands::endpoint_edit(&cluster, &id, &change)?,
         Command::ProxyReload => control::proxy_reload(&home)?,
-        Command::HealthTest { cluster, id, json } => cli::probe::health_test(cluster.as_deref(), id.as_deref(), json)?,
+        Command::HealthTest { cluster, id, json, model } => {
+            cli::probe::health_test(cluster.as_deref(), id.as_deref(), json, model.as_deref())?
+        }
         Command::HealthCheck { json } => control::health_check(&home, json)?,
         Command::HealthMetrics { id, json } => control::health_metrics(&home, id.as_deref(), json)?,
         Command::HealthHistory { id, n, json } => control::health_history(&home, id.as_deref(), n, json)?,

@@ -90,8 +90,9 @@ fn health_test_without_a_proxy() {
         assert_eq!((probe.method.as_str(), probe.path.as_str()), ("POST", "/v1/messages"));
         assert_eq!(probe.header("x-api-key"), Some("sk-a-0000000000"));
     }
-    let o = home.run(&["health", "test", "c", "a0000001"]);
+    let o = home.run(&["health", "test", "c", "a0000001", "--probe-model", "claude-probe-x"]);
     assert!(o.status.success(), "{}", stdout(&o));
+    assert!(good.requests().last().is_some_and(|r| String::from_utf8_lossy(&r.body).contains("claude-probe-x")));
     assert!(stdout(&o).contains("a0000001") && stdout(&o).contains("ok"));
     let refused = MockUpstream::refused_url();
     home.write_cluster("d", &[Ep::new("d0000001", &refused, "sk-d-0000000000", 1)]);

@@ -57,7 +57,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("proxy logs", &["-n", "-f"]),
     ("proxy use", &["--host", "--port"]),
     ("health status", &["--json"]),
-    ("health test", &["--json"]),
+    ("health test", &["--json", "--probe-model"]),
     ("health check", &["--json"]),
     ("health metrics", &["--json"]),
     ("health history", &["-n", "--json"]),

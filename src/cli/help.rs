@@ -220,7 +220,7 @@ USAGE:
     qcc queue clear              empty the running proxy's queue (or the file when none runs)
     qcc health status [--json]   per endpoint: status, consecutive failures, requests, failed,
                                  success rate, average response time, in flight
-    qcc health test [CLUSTER] [ID] [--json]
+    qcc health test [CLUSTER] [ID] [--json] [--probe-model MODEL]
                                  one real probe request per endpoint, concurrently, each within
                                  its timeout; works without a proxy; exit 1 if any failed
     qcc health check [--json]    the running proxy probes every endpoint now

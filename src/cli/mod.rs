@@ -113,6 +113,7 @@ pub enum Command {
         cluster: Option<String>,
         id: Option<String>,
         json: bool,
+        model: Option<String>,
     },
     HealthCheck {
         json: bool,
@@ -361,8 +362,9 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
         ("proxy", "reload") => Command::ProxyReload,
         ("health", "test") => {
             let json = args.contains("--json");
+            let model = args.opt_value_from_str("--probe-model").map_err(usage)?;
             let cluster = args.opt_free_from_str().map_err(usage)?;
-            Command::HealthTest { cluster, id: args.opt_free_from_str().map_err(usage)?, json }
+            Command::HealthTest { cluster, id: args.opt_free_from_str().map_err(usage)?, json, model }
         }
         ("health", "check") => Command::HealthCheck { json: args.contains("--json") },
         ("health", "metrics") => {

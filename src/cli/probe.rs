@@ -19,7 +19,7 @@ struct Verdict {
     reason: String,
 }
 
-pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool) -> Result<()> {
+pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, model: Option<&str>) -> Result<()> {
     let config = ConfigFile::load(&crate::store::fsutil::config_path())?;
     let name = match cluster.or(config.default_profile()) {
         Some(n) => n.to_string(),
@@ -30,12 +30,13 @@ pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool) -> R
     if eps.is_empty() {
         return Err(Error::Invalid(format!("no endpoint '{}' in '{name}'", id.unwrap_or(""))));
     }
-    let model = "claude-3-5-haiku-20241022";
+    // The proxy's own default probe model, unless given.
+    let model = model.unwrap_or("claude-3-5-haiku-20241022").to_string();
     let mut tls = crate::proxy::TlsConfigs::default();
     let handles: Vec<_> = eps
         .iter()
         .map(|ep| {
-            let ep = ep.clone();
+            let (ep, model) = (ep.clone(), model.clone());
             let config = match ep.url.scheme {
                 Scheme::Http => Ok(None),
                 Scheme::Https => {
@@ -44,7 +45,7 @@ pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool) -> R
                 }
             };
             std::thread::spawn(move || match config {
-                Ok(config) => probe(&ep, config, model),
+                Ok(config) => probe(&ep, config, &model),
                 Err(e) => Verdict { status: None, latency_ms: 0, reason: e },
             })
         })
