@@ -130,3 +130,29 @@ fn a_truncated_until_close_response_ends_with_a_reset() {
     assert_eq!(end, "reset", "got {:?}", String::from_utf8_lossy(&all));
     assert!(String::from_utf8_lossy(&all).contains("partial body"));
 }
+
+/// The keep-alive race: the primary closes a pooled connection just as a request goes out on it.
+/// The request is answered by the secondary, and the primary, which answered everything it
+/// was asked, stays out of the failure queue and keeps its traffic.
+#[test]
+fn a_pooled_connection_lost_to_the_keep_alive_race_blames_nobody() {
+    let a = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let b = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let home = TempHome::new();
+    home.write_cluster(
+        "c",
+        &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1), Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2)],
+    );
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);
+    assert_eq!(post_messages(proxy.addr).status, 200);
+    a.set_mode(Mode::CloseBeforeHead); // reads the next request on the pooled connection, closes
+    assert_eq!(post_messages(proxy.addr).status, 200, "answered by the secondary");
+    assert_eq!((a.hits(), b.hits()), (2, 1));
+    let s = proxy.status();
+    assert_eq!(s["connections"]["pool_races"], 1, "{s}");
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "{s}");
+    assert_eq!(s["endpoints"][0]["health"]["consecutive_failures"], 0, "{s}");
+    a.set_mode(Mode::Json { status: 200, body: OK_BODY.into() });
+    assert_eq!(post_messages(proxy.addr).status, 200);
+    assert_eq!(a.hits(), 3, "the primary keeps its traffic");
+}

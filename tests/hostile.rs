@@ -559,4 +559,13 @@ fn pooled_connections_never_carry_a_second_copy() {
     m.set_mode(Mode::CloseBeforeHead);
     assert_eq!(post_messages(proxy.addr).status, 502);
     assert_eq!(m.hits(), 2, "the second request reached the endpoint once, and only once");
+    // That was the keep-alive race on a reused connection: nobody blamed. A fresh connection
+    // that does the same is the endpoint's fault.
+    let s = proxy.status();
+    assert_eq!(s["connections"]["pool_races"], 1, "{s}");
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "{s}");
+    assert_eq!(post_messages(proxy.addr).status, 502);
+    let s = proxy.status();
+    assert_eq!(s["connections"]["pool_races"], 1, "{s}");
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 1, "{s}");
 }

@@ -48,10 +48,23 @@ impl EventLoop {
         }
         let can_retry = ex.retry_copy && retry_possible(&self.endpoints, &ex.reached);
         ex.last_failure = Some(failure.clone());
+        // A connection reused from the pool that closes before answering is most likely the
+        // keep-alive race (the upstream timed it out as our request went out), not a fault of
+        // the endpoint: not blamed. Each pooled connection can do this once; a fresh connection
+        // that does the same is blamed.
+        let pool_race = matches!(failure, Failure::Closed(_))
+            && a.resp.is_none()
+            && up.and_then(|k| self.upstreams.get(k)).is_some_and(|u| u.reused);
         if let Some(k) = up {
             self.close_upstream(k);
         }
-        if api {
+        if api && pool_race {
+            let ep = &mut self.endpoints[idx];
+            ep.health.end();
+            ep.counters.attempts[super::metrics::ATTEMPT_FAILED] += 1;
+            self.stats.pool_races += 1;
+            log::info!("endpoint {}: a pooled connection closed before answering; not blamed", ep.cfg.id);
+        } else if api {
             self.blame(idx, &failure, retry_after, now);
         } else {
             self.endpoints[idx].health.end(); // outside the API: never a verdict on the endpoint

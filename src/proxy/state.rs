@@ -297,4 +297,7 @@ pub struct Stats {
     pub usage_unread: u64,
     /// Failed writes of the state files (full disk, file-size limit).
     pub state_write_failures: u64,
+    /// Pooled upstream connections that closed before answering a request written to them
+    /// (the keep-alive race): the attempt failed, the endpoint was not blamed.
+    pub pool_races: u64,
 }

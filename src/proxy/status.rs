@@ -85,6 +85,7 @@ impl EventLoop {
                 "clients": self.clients.len(),
                 "upstreams": self.upstreams.len(),
                 "idle_upstreams": idle,
+                "pool_races": self.stats.pool_races,
             },
             "endpoints": endpoints,
             "streams": {
