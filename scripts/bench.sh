@@ -7,13 +7,14 @@
 # DURATION s.
 #
 #   scripts/bench.sh                  # DURATION=10 per load
-#   DURATION=5 STREAMS=1000 scripts/bench.sh
+#   DURATION=5 STREAMS=1000 IDLE_CLIENTS=10000 scripts/bench.sh
 #   QCC_BIN=/path/to/other/qcc scripts/bench.sh   # measure another build (before/after a change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 STREAMS=${STREAMS:-1000}
 STREAM_SECS=${STREAM_SECS:-10}
+IDLE_CLIENTS=${IDLE_CLIENTS:-10000}
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk || ! need haproxy || ! need openssl; then
@@ -32,10 +33,11 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
+# As many descriptors as allowed (the idle-clients row needs two per client: probe and qcc).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 UP1=18081 UP2=18082 NGX=18090 NGX_SSE=18092 SSE=18095 QPORT=18091 QSSE=18093
-UPTLS=18083 NGX_TLS=18096 QTLS=18097 HAP=18098 HAP_TLS=18099
+UPTLS=18083 NGX_TLS=18096 QTLS=18097 HAP=18098 HAP_TLS=18099 QIDLE=18094
 
 # A CA and a certificate for 127.0.0.1 (the TLS upstream), made here.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" -keyout "$work/ca.key" -out "$work/ca.pem" \
@@ -248,9 +250,18 @@ rss_qcc_streams=$(awk -v k="$(hwm_kib "$qsse")" 'BEGIN {printf "%.1f", k/1024}')
 # Idle RSS: a fresh qcc that has served nothing.
 QCC_HOME=$work/q1 QCC_CONFIG=$work/q1/cache.json "$QCC" proxy stop >/dev/null 2>&1 || true
 mkdir -p "$work/q3"; cp "$work/q1/cache.json" "$work/q3/"
-QCC_HOME=$work/q3 QCC_CONFIG=$work/q3/cache.json "$QCC" proxy start --cluster bench --port 0 --log-level warn >/dev/null 2>&1 & qidle=$!; pids+=($qidle)
+QCC_HOME=$work/q3 QCC_CONFIG=$work/q3/cache.json "$QCC" proxy start --cluster bench --port "$QIDLE" --log-level warn \
+  --max-connections "$((IDLE_CLIENTS + 100))" >/dev/null 2>"$work/q3.err" & qidle=$!; pids+=($qidle)
 sleep 1
 rss_idle=$(awk -v k="$(hwm_kib "$qidle")" 'BEGIN {printf "%.1f", k/1024}')
+# Then IDLE_CLIENTS keep-alive clients, each after one request, all held open and idle.
+echo "bench: $IDLE_CLIENTS idle keep-alive clients" >&2
+"$work/sse_probe" idle "http://127.0.0.1:$QIDLE" "$IDLE_CLIENTS" 3 >"$work/idle.out" & idle_probe=$!; pids+=($idle_probe)
+for _ in $(seq 1 600); do [ -s "$work/idle.out" ] && break; sleep 0.1; done
+idle_ok=$(sed 's/ok=//' "$work/idle.out")
+idle_open=$(curl -s "http://127.0.0.1:$QIDLE/_qcc/status" | jq .connections.clients)
+rss_idle_clients=$(awk -v k="$(hwm_kib "$qidle")" 'BEGIN {printf "%.1f", k/1024}')
+wait "$idle_probe" || true
 
 # The table.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a/b; else print "-" }'; }
@@ -274,6 +285,7 @@ printf '| SSE event latency | qcc | - | %sµs | %sµs | - | - | first event %sµ
 printf '| %s slow streams | nginx | %s | - | - | %s | - | |\n' "$STREAMS" "$s_ngx" "$rss_ngx_streams"
 printf '| %s slow streams | qcc | %s | - | - | %s | - | |\n' "$STREAMS" "$s_qcc" "$rss_qcc_streams"
 printf '| idle | qcc | - | - | - | %s | - | |\n' "$rss_idle"
+printf '| %s idle keep-alive clients | qcc | ok=%s open=%s | - | - | %s | - | |\n' "$IDLE_CLIENTS" "$idle_ok" "$idle_open" "$rss_idle_clients"
 printf '\naffinity sessions bound after the sessions load: %s (peak RSS above, row "sessions c=32")\n' "$bound"
 printf '\nqcc counters: successful=%s failed=%s; wrk completed %s requests through qcc' "$q_ok" "$q_fail" "$wrk_total"
 if [ "$q_fail" = 0 ] && [ "$q_ok" -ge "$wrk_total" ]; then echo " -> consistent"; else echo " -> MISMATCH"; exit 1; fi

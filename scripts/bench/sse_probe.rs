@@ -6,6 +6,9 @@
 //!                                    carrying the wall-clock time (ns) it was written at
 //!   sse_probe latency URL N          one stream of N events through URL: p50/p99 of
 //!                                    (arrival - written) in µs, and time to the first event
+//!   sse_probe idle URL N SECS        N keep-alive clients, each makes one Messages request and
+//!                                    reads its reply, then all stay open and idle for SECS;
+//!                                    prints `ok=K` once all are open (the bench reads RSS then)
 //!
 //! Loopback only; every stream is bounded in events and time.
 
@@ -123,6 +126,49 @@ fn latency(url: &str, n: usize) {
     println!("p50_us={} p99_us={} first_us={} n={}", p(0.5), p(0.99), first.unwrap_or(0), samples.len());
 }
 
+fn idle(url: &str, n: usize, secs: u64) {
+    let hostport = url.trim_start_matches("http://").split('/').next().unwrap_or("");
+    let body = r#"{"model":"claude-bench","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}"#;
+    let req = format!(
+        "POST /v1/messages HTTP/1.1\r\nhost: {hostport}\r\ncontent-type: application/json\r\nanthropic-version: 2023-06-01\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut held = Vec::with_capacity(n);
+    let mut chunk = [0u8; 16384];
+    for _ in 0..n {
+        let Ok(mut s) = TcpStream::connect(hostport) else { break };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        if s.write_all(req.as_bytes()).is_err() {
+            break;
+        }
+        // One reply with a Content-Length body (the bench upstream's fixed reply).
+        let mut buf = Vec::new();
+        let complete = loop {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break false,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+            let Some(end) = find(&buf, b"\r\n\r\n") else { continue };
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                break head.starts_with("http/1.1 200");
+            }
+        };
+        if !complete {
+            break;
+        }
+        held.push(s);
+    }
+    println!("ok={}", held.len());
+    let _ = std::io::stdout().flush();
+    std::thread::sleep(Duration::from_secs(secs.min(600)));
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -131,7 +177,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("server") => serve(args.get(2).and_then(|p| p.parse().ok()).expect("PORT")),
+        Some("idle") => idle(
+            args.get(2).expect("URL"),
+            args.get(3).and_then(|n| n.parse().ok()).unwrap_or(10_000),
+            args.get(4).and_then(|n| n.parse().ok()).unwrap_or(5),
+        ),
         Some("latency") => latency(args.get(2).expect("URL"), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(20)),
-        _ => eprintln!("usage: sse_probe server PORT | sse_probe latency URL N"),
+        _ => eprintln!("usage: sse_probe server PORT | sse_probe latency URL N | sse_probe idle URL N SECS"),
     }
 }
