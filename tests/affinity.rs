@@ -2,12 +2,8 @@
 
 use std::time::Duration;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::*;
-
-fn ok() -> Mode {
-    Mode::Json { status: 200, body: OK_BODY.into() }
-}
 
 /// A request of session `s` (as Claude Code sends it).
 fn ask(proxy: &Proxy, s: &str) -> u16 {
@@ -37,10 +33,7 @@ fn served_by(mocks: &[&MockUpstream], s: &str) -> Vec<usize> {
 }
 
 fn two(home: &TempHome, a: &MockUpstream, b: &MockUpstream) {
-    home.write_cluster(
-        "c",
-        &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1), Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2)],
-    );
+    home.write_pair(&a.url(), &b.url());
 }
 
 /// With round robin, requests without a session alternate; two interleaved sessions each stay

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::*;
 
 /// A client that stops reading (a closed laptop lid, Ctrl-Z) longer than --stream-idle-timeout
@@ -65,7 +65,7 @@ fn a_client_gone_before_the_head_cancels_the_upstream_attempt() {
 #[test]
 fn clearing_the_queue_makes_its_endpoints_eligible_again() {
     let a = MockUpstream::start(Mode::Status { status: 500, retry_after: None });
-    let b = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let b = MockUpstream::start(ok());
     let home = TempHome::new();
     home.write_cluster(
         "c",
@@ -77,7 +77,7 @@ fn clearing_the_queue_makes_its_endpoints_eligible_again() {
     let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);
     assert_eq!(post_messages(proxy.addr).status, 200);
     assert_eq!(proxy.status()["endpoints"][0]["health"]["status"], "unhealthy");
-    a.set_mode(Mode::Json { status: 200, body: OK_BODY.into() });
+    a.set_mode(ok());
     let out = home.run(&["queue", "clear"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let s = proxy.status();
@@ -136,13 +136,10 @@ fn a_truncated_until_close_response_ends_with_a_reset() {
 /// was asked, stays out of the failure queue and keeps its traffic.
 #[test]
 fn a_pooled_connection_lost_to_the_keep_alive_race_blames_nobody() {
-    let a = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
-    let b = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let a = MockUpstream::start(ok());
+    let b = MockUpstream::start(ok());
     let home = TempHome::new();
-    home.write_cluster(
-        "c",
-        &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1), Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2)],
-    );
+    home.write_pair(&a.url(), &b.url());
     let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);
     assert_eq!(post_messages(proxy.addr).status, 200);
     a.set_mode(Mode::CloseBeforeHead); // reads the next request on the pooled connection, closes
@@ -152,7 +149,7 @@ fn a_pooled_connection_lost_to_the_keep_alive_race_blames_nobody() {
     assert_eq!(s["connections"]["pool_races"], 1, "{s}");
     assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "{s}");
     assert_eq!(s["endpoints"][0]["health"]["consecutive_failures"], 0, "{s}");
-    a.set_mode(Mode::Json { status: 200, body: OK_BODY.into() });
+    a.set_mode(ok());
     assert_eq!(post_messages(proxy.addr).status, 200);
     assert_eq!(a.hits(), 3, "the primary keeps its traffic");
 }

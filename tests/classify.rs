@@ -1,7 +1,7 @@
 //! Who is blamed for what: only the endpoint's faults count against it, and requests outside
 //! the API never do.
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::*;
 
 fn two(home: &TempHome, a: &MockUpstream, b_url: &str) {
@@ -16,7 +16,7 @@ fn two(home: &TempHome, a: &MockUpstream, b_url: &str) {
 #[test]
 fn head_answered_501_takes_nothing_down() {
     let a = MockUpstream::start(Mode::Status { status: 501, retry_after: None });
-    let b = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let b = MockUpstream::start(ok());
     let home = TempHome::new();
     two(&home, &a, &b.url());
     let proxy = Proxy::start(&home, &["--cluster", "c"]);
@@ -38,7 +38,7 @@ fn head_answered_501_takes_nothing_down() {
 #[test]
 fn requests_outside_the_api_are_tried_once_and_never_blamed() {
     let refused = MockUpstream::refused_url();
-    let b = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let b = MockUpstream::start(ok());
     let home = TempHome::new();
     home.write_cluster(
         "c",
@@ -79,7 +79,7 @@ fn only_the_endpoints_faults_are_blamed_and_retried() {
         (403, true),
     ] {
         let a = MockUpstream::start(Mode::Status { status, retry_after: None });
-        let b = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+        let b = MockUpstream::start(ok());
         let home = TempHome::new();
         two(&home, &a, &b.url());
         let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream};
 use crate::support::*;
 
 const VERSIONS: [&str; 2] = ["0.4.1", "0.6.1"];
@@ -131,7 +131,7 @@ fn retarget(config: &Path, mock: &str) {
 /// with the endpoint's key, the base URL's path prefix, and the Python failure queue's counters.
 #[test]
 fn proxy_start_serves_every_python_profile() {
-    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let mock = MockUpstream::start(ok());
     for fixture in fixture_homes() {
         let home = install(&fixture);
         let raw = read_json(&home.config());

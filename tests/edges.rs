@@ -4,7 +4,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::*;
 
 /// `cmd` runs with `resource` limited to (soft, hard).
@@ -27,12 +27,9 @@ fn limit(cmd: &mut std::process::Command, resource: libc::__rlimit_resource_t, s
 #[test]
 fn a_file_size_limit_neither_kills_the_proxy_nor_floods_the_log() {
     let a = MockUpstream::start(Mode::Status { status: 500, retry_after: None });
-    let b = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let b = MockUpstream::start(ok());
     let home = TempHome::new();
-    home.write_cluster(
-        "c",
-        &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1), Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2)],
-    );
+    home.write_pair(&a.url(), &b.url());
     let mut cmd = home.qcc();
     cmd.args(["proxy", "start", "--host", "127.0.0.1", "--port", "0", "--cluster", "c", "--verify-interval", "1"])
         .stderr(Stdio::piped()); // a pipe: a file would be under the same limit
@@ -87,7 +84,7 @@ fn soft_nofile(pid: u32) -> u64 {
 /// what the limit allows (saying so), so a full house never runs it out of descriptors.
 #[test]
 fn the_descriptor_limit_is_raised_and_respected() {
-    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let mock = MockUpstream::start(ok());
     let home = TempHome::new();
     home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-0000000000", 1)]);
     let mut hard = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -115,7 +112,7 @@ fn the_descriptor_limit_is_raised_and_respected() {
 /// upstream connection once the client's is accepted.
 #[test]
 fn out_of_descriptors_is_a_503_and_blames_no_endpoint() {
-    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let mock = MockUpstream::start(ok());
     let home = TempHome::new();
     home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-0000000000", 1)]);
     for n in 8..40u64 {

@@ -3,12 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::{post_messages, wait_until, Conn, Ep, Proxy, TempHome};
-
-fn ok() -> Mode {
-    Mode::Json { status: 200, body: OK_BODY.into() }
-}
 
 fn concurrently(n: usize, addr: std::net::SocketAddr) -> Vec<u16> {
     let handles: Vec<_> = (0..n).map(|_| std::thread::spawn(move || post_messages(addr).status)).collect();

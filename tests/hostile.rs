@@ -3,12 +3,8 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::{fd_count, post_messages, request, rss_kib, wait_until, Conn, Ep, Proxy, TempHome};
-
-fn ok() -> Mode {
-    Mode::Json { status: 200, body: OK_BODY.into() }
-}
 
 fn proxy_with(mock_url: &str, extra_ep: serde_json::Value, args: &[&str]) -> (TempHome, Proxy) {
     let home = TempHome::new();

@@ -2,12 +2,8 @@
 
 use serde_json::Value;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::*;
-
-fn ok() -> Mode {
-    Mode::Json { status: 200, body: OK_BODY.into() }
-}
 
 fn json_of(o: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", stdout(o), stderr(o)))
@@ -19,10 +15,7 @@ fn json_of(o: &std::process::Output) -> Value {
 fn endpoint_edits_apply_to_the_running_proxy_at_once() {
     let (a, b, c) = (MockUpstream::start(ok()), MockUpstream::start(ok()), MockUpstream::start(ok()));
     let home = TempHome::new();
-    home.write_cluster(
-        "c",
-        &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1), Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2)],
-    );
+    home.write_pair(&a.url(), &b.url());
     let proxy = Proxy::start(&home, &["--cluster", "c"]);
     for _ in 0..3 {
         assert_eq!(post_messages(proxy.addr).status, 200);
@@ -106,10 +99,7 @@ fn health_test_without_a_proxy() {
 fn queue_and_health_tools_of_the_running_proxy() {
     let (a, b) = (MockUpstream::start(Mode::Status { status: 503, retry_after: None }), MockUpstream::start(ok()));
     let home = TempHome::new();
-    home.write_cluster(
-        "c",
-        &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1), Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2)],
-    );
+    home.write_pair(&a.url(), &b.url());
     // No proxy yet: exit 3.
     assert_eq!(home.run(&["queue", "list"]).status.code(), Some(3));
     let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);

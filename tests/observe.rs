@@ -2,13 +2,13 @@
 
 use serde_json::Value;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::*;
 
 /// The page is one self-contained document: no CDN, no external font or script, small.
 #[test]
 fn the_dashboard_is_self_contained() {
-    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let mock = MockUpstream::start(ok());
     let home = TempHome::new();
     home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-0000000000", 1)]);
     let proxy = Proxy::start(&home, &["--cluster", "c"]);
@@ -36,10 +36,7 @@ fn metrics_in_prometheus_text_format() {
         }),
     );
     let home = TempHome::new();
-    home.write_cluster(
-        "c",
-        &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1), Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2)],
-    );
+    home.write_pair(&a.url(), &b.url());
     let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);
     for _ in 0..3 {
         assert_eq!(post_messages(proxy.addr).status, 200);
@@ -73,7 +70,7 @@ fn metrics_in_prometheus_text_format() {
 /// need the key; actions need the custom header too.
 #[test]
 fn access_rules_for_the_views() {
-    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let mock = MockUpstream::start(ok());
     let home = TempHome::new();
     home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-0000000000", 1)]);
     let proxy = Proxy::start(&home, &["--cluster", "c", "--access-key", "qcc-view-key-123"]);

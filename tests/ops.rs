@@ -3,12 +3,12 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::{post_messages, request, wait_until, Conn, Ep, Proxy, TempHome};
 
 #[test]
 fn operator_script_start_status_failover_reload_stop() {
-    let good = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let good = MockUpstream::start(ok());
     let out = std::process::Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ops.sh"))
         .env("QCC_BIN", env!("CARGO_BIN_EXE_qcc"))
@@ -74,7 +74,7 @@ fn sigterm_lets_an_in_flight_stream_finish_then_exits_zero() {
 #[test]
 fn access_key_required_off_loopback_and_never_forwarded() {
     let home = TempHome::new();
-    let m = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let m = MockUpstream::start(ok());
     home.write_cluster("c", &[Ep::new("z0000001", &m.url(), "sk-z-endpointkey", 1)]);
     // Non-loopback without a key: refused at start.
     let o = home.run(&["proxy", "start", "--cluster", "c", "--host", "0.0.0.0", "--port", "0"]);
@@ -106,7 +106,7 @@ fn access_key_required_off_loopback_and_never_forwarded() {
 #[test]
 fn no_key_in_the_log_after_a_run() {
     let home = TempHome::new();
-    let ok = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let ok = MockUpstream::start(ok());
     let bad = MockUpstream::start(Mode::Status { status: 401, retry_after: None });
     let keys = ["sk-ant-api03-LEAKCHECK-AAAA-1111", "sk-ant-api03-LEAKCHECK-BBBB-2222"];
     home.write_cluster("c", &[Ep::new("l0000001", &bad.url(), keys[0], 1), Ep::new("l0000002", &ok.url(), keys[1], 2)]);
@@ -128,7 +128,7 @@ fn no_key_in_the_log_after_a_run() {
 
 #[test]
 fn a_second_proxy_on_the_same_port_fails_with_a_clear_line() {
-    let m = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let m = MockUpstream::start(ok());
     let (a, b) = (TempHome::new(), TempHome::new());
     for h in [&a, &b] {
         h.write_cluster("c", &[Ep::new("s0000001", &m.url(), "sk-s-000000000", 1)]);

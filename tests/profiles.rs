@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream};
 use crate::support::*;
 
 const KEY: &str = "sk-ant-api03-profileSECRETkey000000000000000000000000-abcd";
@@ -158,7 +158,7 @@ fn claude_missing_no_profiles_and_last_used() {
 /// A cluster profile whose proxy runs: `qcc use` points Claude Code at the proxy and says so.
 #[test]
 fn use_of_a_served_cluster_goes_through_the_proxy() {
-    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let mock = MockUpstream::start(ok());
     let home = TempHome::new();
     home.write_cluster("team", &[Ep::new("a0000001", &mock.url(), KEY, 1), Ep::new("b0000001", &mock.url(), KEY, 2)]);
     let proxy = Proxy::start(&home, &["--cluster", "team"]);

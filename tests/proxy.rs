@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode, OK_BODY};
 use crate::support::{post_messages, request, Conn, Ep, Proxy, TempHome};
 
 fn one_endpoint(mock: &MockUpstream) -> (TempHome, Proxy) {
@@ -14,7 +14,7 @@ fn one_endpoint(mock: &MockUpstream) -> (TempHome, Proxy) {
 
 #[test]
 fn json_request_and_response_are_byte_exact_and_key_is_replaced() {
-    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let mock = MockUpstream::start(ok());
     let (_home, proxy) = one_endpoint(&mock);
     let body = br#"{"model":"claude","max_tokens":16,"messages":[{"role":"user","content":"h\u00e9llo"}]}"#;
     let r = request(
@@ -106,7 +106,7 @@ fn ten_mib_body_is_byte_exact_both_ways() {
 
 #[test]
 fn hundred_requests_on_one_keep_alive_connection_reuse_upstream() {
-    let mock = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let mock = MockUpstream::start(ok());
     let (_home, proxy) = one_endpoint(&mock);
     let mut c = Conn::connect(proxy.addr);
     for i in 0..100 {

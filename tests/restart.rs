@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::*;
 
 /// `qcc proxy start` as systemd starts it for a `.socket` unit: the listening socket as fd 3,
@@ -68,7 +68,7 @@ fn a_restart_with_socket_activation_loses_no_request() {
     let events: Vec<String> = (0..8).map(|i| format!("event: ping\ndata: {{\"n\":{i}}}\n\n")).collect();
     let mock = MockUpstream::start(Mode::ByPath {
         routes: vec![("/v1/stream".into(), Mode::Sse { events: events.clone(), delay: Duration::from_millis(150) })],
-        other: Box::new(Mode::Json { status: 200, body: OK_BODY.into() }),
+        other: Box::new(ok()),
     });
     let home = TempHome::new();
     home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-0000000000", 1)]);
@@ -115,8 +115,8 @@ fn a_restart_with_socket_activation_loses_no_request() {
 /// line names the file and the problem, and the next good version applies on the next reload.
 #[test]
 fn a_reload_of_a_broken_config_keeps_the_running_one() {
-    let a = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
-    let b = MockUpstream::start(Mode::Json { status: 200, body: OK_BODY.into() });
+    let a = MockUpstream::start(ok());
+    let b = MockUpstream::start(ok());
     let home = TempHome::new();
     home.write_cluster("c", &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1)]);
     let proxy = Proxy::start(&home, &["--cluster", "c"]);

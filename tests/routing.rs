@@ -2,12 +2,8 @@
 
 use std::time::Duration;
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::*;
-
-fn ok() -> Mode {
-    Mode::Json { status: 200, body: OK_BODY.into() }
-}
 
 /// A dies mid-body (nothing qcc can retry: bytes reached the client). The client's own retry
 /// goes to B at once, although A has failed only once (`max_failures` 3); A is first again after
@@ -17,10 +13,7 @@ fn a_failure_the_client_saw_moves_its_retry_to_the_next_endpoint() {
     let a = MockUpstream::start(Mode::ResetMidBody { total: 1000, send: 100 });
     let b = MockUpstream::start(ok());
     let home = TempHome::new();
-    home.write_cluster(
-        "c",
-        &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1), Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2)],
-    );
+    home.write_pair(&a.url(), &b.url());
     let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "1"]);
 
     // The first try dies mid-body: the client sees a broken response.
@@ -62,10 +55,7 @@ fn a_retried_failure_also_keeps_the_next_request_away() {
     let a = MockUpstream::start(Mode::Status { status: 503, retry_after: None });
     let b = MockUpstream::start(ok());
     let home = TempHome::new();
-    home.write_cluster(
-        "c",
-        &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1), Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2)],
-    );
+    home.write_pair(&a.url(), &b.url());
     let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);
     assert_eq!(post_messages(proxy.addr).status, 200);
     assert_eq!((a.hits(), b.hits()), (1, 1));

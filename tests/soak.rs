@@ -5,17 +5,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::mock::{MockUpstream, Mode, OK_BODY};
+use crate::support::mock::{ok, MockUpstream, Mode};
 use crate::support::{fd_count, proc_status_kib, rss_kib, wait_until, Conn, Ep, Proxy, TempHome};
 
 #[test]
 #[ignore = "long-running; run by scripts/soak.sh"]
 fn soak() {
     let secs: u64 = std::env::var("SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    let ok = Mode::Json { status: 200, body: OK_BODY.into() };
     let events: Vec<String> = (0..5).map(|i| format!("event: delta\ndata: {{\"i\":{i}}}\n\n")).collect();
-    let stable = MockUpstream::start(ok.clone());
-    let flaky = Arc::new(MockUpstream::start(ok.clone()));
+    let stable = MockUpstream::start(ok());
+    let flaky = Arc::new(MockUpstream::start(ok()));
     let stream = MockUpstream::start(Mode::Sse { events, delay: Duration::from_millis(20) });
     let home = TempHome::new();
     let fast = serde_json::json!({"timeout": 2});
@@ -52,7 +51,7 @@ fn soak() {
             while !stop.load(Ordering::SeqCst) {
                 flaky.set_mode(faults[i % faults.len()].clone());
                 std::thread::sleep(Duration::from_millis(300));
-                flaky.set_mode(Mode::Json { status: 200, body: OK_BODY.into() });
+                flaky.set_mode(ok());
                 std::thread::sleep(Duration::from_millis(700));
                 i += 1;
             }
@@ -98,7 +97,7 @@ fn soak() {
     }
     stop.store(true, Ordering::SeqCst);
     injector.join().expect("injector");
-    flaky.set_mode(ok);
+    flaky.set_mode(ok());
 
     let alive = proxy_child_alive(&proxy);
     let settled = wait_until(Duration::from_secs(5), || proxy.status()["connections"]["clients"] == 1);

@@ -51,10 +51,7 @@ fn sse(events: Vec<String>) -> Mode {
 }
 
 fn two(home: &TempHome, a: &MockUpstream, b: &MockUpstream) {
-    home.write_cluster(
-        "c",
-        &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1), Ep::new("b0000001", &b.url(), "sk-b-0000000000", 2)],
-    );
+    home.write_pair(&a.url(), &b.url());
 }
 
 fn stream_request(proxy: &Proxy) -> Response {

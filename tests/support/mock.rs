@@ -7,6 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+/// The usual healthy upstream: 200 with the fixed Messages reply.
+pub fn ok() -> Mode {
+    Mode::Json { status: 200, body: OK_BODY.into() }
+}
+
 #[derive(Clone, Debug)]
 pub enum Mode {
     /// Fixed reply with Content-Length.

@@ -120,6 +120,14 @@ impl TempHome {
         let cfg = serde_json::json!({"profiles": {name: {"name": name, "endpoints": endpoints}}});
         std::fs::write(self.config(), serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
     }
+
+    /// Cluster "c": endpoint a0000001 at `a` (priority 1) and b0000001 at `b` (priority 2).
+    pub fn write_pair(&self, a: &str, b: &str) {
+        self.write_cluster(
+            "c",
+            &[Ep::new("a0000001", a, "sk-a-0000000000", 1), Ep::new("b0000001", b, "sk-b-0000000000", 2)],
+        );
+    }
 }
 
 /// A running `qcc proxy start`, killed on drop.
