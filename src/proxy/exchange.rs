@@ -424,33 +424,31 @@ impl EventLoop {
     ) {
         // The exchange leaves its phase for the recording, and comes back.
         let Some(c) = self.clients.get_mut(ck) else { return };
+        if !matches!(c.phase, ClientPhase::Exchange(_)) {
+            return;
+        }
         let ClientPhase::Exchange(ex) = std::mem::replace(&mut c.phase, ClientPhase::Closing) else { return };
         let out = c.out.pushed() - ex.out_start;
+        // No status: the upstream broke after the response started (counted as failed).
         let label = status.map_or_else(|| "failed".to_string(), |s| s.to_string());
         self.record_request(&ex, endpoint, &label, out, now);
+        if log::log_enabled!(log::Level::Info) {
+            let id = endpoint.map_or("-", |i| self.endpoints[i].cfg.id.as_str());
+            let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
+            log::info!(
+                "{} {} -> {} {}{note} attempts={} {}ms session={}",
+                ex.head.method(),
+                ex.head.target(),
+                id,
+                label,
+                ex.attempts,
+                now.duration_since(ex.started).as_millis(),
+                ex.session_tag().unwrap_or("-")
+            );
+        }
         if let Some(c) = self.clients.get_mut(ck) {
             c.phase = ClientPhase::Exchange(ex);
         }
-        if !log::log_enabled!(log::Level::Info) {
-            return;
-        }
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
-            return;
-        };
-        let id = endpoint.map_or("-", |i| self.endpoints[i].cfg.id.as_str());
-        // No status: the upstream broke after the response started (counted as failed).
-        let status = status.map_or_else(|| "failed".to_string(), |s| s.to_string());
-        let session = ex.session.as_deref().map(|s| &s[..s.len().min(8)]).unwrap_or("-");
-        let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
-        log::info!(
-            "{} {} -> {} {}{note} attempts={} {}ms session={session}",
-            ex.head.method(),
-            ex.head.target(),
-            id,
-            status,
-            ex.attempts,
-            now.duration_since(ex.started).as_millis()
-        );
     }
 }
 

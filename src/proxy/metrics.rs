@@ -189,7 +189,7 @@ impl EventLoop {
             duration_ms: now.duration_since(ex.started).as_millis(),
             bytes_in: ex.head.raw.len() as u64 + ex.body.len() as u64 + ex.body_dropped,
             bytes_out: out,
-            session: ex.session.as_deref().map(|s| s[..s.len().min(8)].to_string()),
+            session: ex.session_tag().map(str::to_string),
             tokens: ex.tokens.clone(),
         };
         self.access_log.write(&r);

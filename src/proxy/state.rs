@@ -271,6 +271,14 @@ pub struct Exchange {
     pub api: bool,
 }
 
+impl Exchange {
+    /// The session id's first 8 characters, as logs and the dashboard show it (the id is
+    /// visible ASCII, see `affinity::session_of`).
+    pub fn session_tag(&self) -> Option<&str> {
+        self.session.as_deref().map(|s| s.get(..8).unwrap_or(s))
+    }
+}
+
 /// Request counters of the running proxy.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
