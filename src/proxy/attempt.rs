@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::io::IoOutcome;
 use super::response::{is_stale, process_response, release_hold};
-use super::slab::Key;
+use super::slab::{Key, Slab};
 use super::state::*;
 use super::transport::Transport;
 use super::{wire, EventLoop};
@@ -299,10 +299,7 @@ impl EventLoop {
             _ => return,
         };
         let pooled = if allow_pooled { self.take_pooled(idx, now) } else { None };
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
-            return;
-        };
-        let Some(a) = ex.attempt.as_mut() else { return };
+        let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
         let ep = &mut self.endpoints[idx];
         let timeout = timeout_of(&ep.cfg);
         if ep.resolved_at.is_some_and(|t| now.duration_since(t) > DNS_TTL) {
@@ -346,8 +343,7 @@ impl EventLoop {
                 return;
             }
         };
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else { return };
-        let Some(a) = ex.attempt.as_mut() else { return };
+        let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
         a.up = Some(key);
         a.addrs_tried += 1;
         a.phase = AttemptPhase::Connecting;
@@ -382,10 +378,7 @@ impl EventLoop {
     /// and deadline (a simple, sequential Happy Eyeballs), so one unreachable A or AAAA record
     /// does not pin the endpoint as failed. False when every address was tried.
     pub(super) fn next_address(&mut self, ck: Key, now: Instant) -> bool {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
-            return false;
-        };
-        let Some(a) = ex.attempt.as_mut() else { return false };
+        let Some(a) = attempt_mut(&mut self.clients, ck) else { return false };
         let ep = &mut self.endpoints[a.endpoint];
         if a.phase != AttemptPhase::Connecting || a.addrs_tried >= ep.addrs.len() || a.deadline <= now {
             return false;
@@ -399,10 +392,7 @@ impl EventLoop {
         let Ok(key) = self.open_upstream(idx, Owner::Client(ck), now) else {
             return false;
         };
-        if let Some(a) = self.clients.get_mut(ck).and_then(|c| match &mut c.phase {
-            ClientPhase::Exchange(ex) => ex.attempt.as_mut(),
-            _ => None,
-        }) {
+        if let Some(a) = attempt_mut(&mut self.clients, ck) {
             a.up = Some(key);
             a.addrs_tried += 1;
         }
@@ -411,10 +401,7 @@ impl EventLoop {
 
     /// A pooled connection was dead: retry the same attempt on a fresh one, blaming no one.
     pub(super) fn replace_stale(&mut self, ck: Key, now: Instant) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
-            return;
-        };
-        let Some(a) = ex.attempt.as_mut() else { return };
+        let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
         let old = a.up.take();
         a.fresh_retry_used = true;
         a.head_sent = 0;
@@ -477,10 +464,8 @@ impl EventLoop {
                 return;
             }
             let next = now + self.settings.stream_idle_timeout.min(self.settings.idle_timeout);
-            if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
-                if let Some(a) = ex.attempt.as_mut() {
-                    a.deadline = next;
-                }
+            if let Some(a) = attempt_mut(&mut self.clients, ck) {
+                a.deadline = next;
             }
             self.arm(next);
             return;
@@ -544,5 +529,14 @@ impl Attempt {
     /// Everything the client has sent, head and complete body, has gone upstream.
     pub fn request_sent(&self, body_len: usize, body_done: bool) -> bool {
         body_done && self.head_sent == self.head_out.len() && self.body_sent == body_len
+    }
+}
+
+/// The current attempt of client `ck`'s exchange, if it has one. It borrows only the client
+/// slab, so the caller can still reach the endpoints and upstreams.
+fn attempt_mut(clients: &mut Slab<Client>, ck: Key) -> Option<&mut Attempt> {
+    match &mut clients.get_mut(ck)?.phase {
+        ClientPhase::Exchange(ex) => ex.attempt.as_mut(),
+        _ => None,
     }
 }
