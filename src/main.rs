@@ -73,7 +73,7 @@ fn run() -> Result<()> {
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
         Command::ProxyLogs { lines, follow } => control::proxy_logs(&home, lines, follow)?,
         Command::ProxyUse { cluster, host, port } => {
-            config::ConfigFile::load(&fsutil::config_path())?.cluster(&cluster)?;
+            config::ConfigFile::load_user()?.cluster(&cluster)?;
             let host = host.unwrap_or_else(|| "127.0.0.1".into());
             let port = port.unwrap_or(7860);
             let base =

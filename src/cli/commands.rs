@@ -7,10 +7,6 @@ use crate::mask::mask_key;
 use crate::store::config::{ClusterConfig, ConfigFile, NewEndpoint};
 use crate::store::url::BaseUrl;
 
-fn load() -> Result<ConfigFile> {
-    ConfigFile::load(&crate::store::fsutil::config_path())
-}
-
 #[allow(clippy::too_many_arguments)]
 pub fn endpoint_add(
     cluster: &str,
@@ -40,7 +36,7 @@ pub fn endpoint_add(
             return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
         }
     }
-    let mut config = load()?;
+    let mut config = ConfigFile::load_user()?;
     let new = NewEndpoint {
         base_url: url.trim_end_matches('/').to_string(),
         key: key.to_string(),
@@ -58,7 +54,7 @@ pub fn endpoint_add(
 }
 
 pub fn endpoint_remove(cluster: &str, id: &str) -> Result<()> {
-    let mut config = load()?;
+    let mut config = ConfigFile::load_user()?;
     config.remove_endpoint(cluster, id)?;
     config.save()?;
     println!("removed endpoint {id} from cluster '{cluster}'");
@@ -68,7 +64,7 @@ pub fn endpoint_remove(cluster: &str, id: &str) -> Result<()> {
 
 /// `qcc endpoint enable|disable|set`.
 pub fn endpoint_edit(cluster: &str, id: &str, change: &crate::store::profiles::EndpointChange) -> Result<()> {
-    let mut config = load()?;
+    let mut config = ConfigFile::load_user()?;
     config.update_endpoint(cluster, id, change)?;
     config.save()?;
     let what = match change.enabled {
@@ -133,7 +129,7 @@ fn print_table(cluster: &ClusterConfig) {
 }
 
 pub fn endpoint_list(cluster: &str, json_out: bool) -> Result<()> {
-    let c = load()?.cluster(cluster)?;
+    let c = ConfigFile::load_user()?.cluster(cluster)?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&endpoints_json(&c)).unwrap_or_default());
     } else {
@@ -144,7 +140,7 @@ pub fn endpoint_list(cluster: &str, json_out: bool) -> Result<()> {
 
 /// `qcc default NAME`: set `settings.default_profile` (the profile must exist).
 pub fn set_default(name: &str) -> Result<()> {
-    let mut config = load()?;
+    let mut config = ConfigFile::load_user()?;
     config.set_default(name)?;
     config.save()?;
     println!("default profile: {name}");
@@ -152,7 +148,7 @@ pub fn set_default(name: &str) -> Result<()> {
 }
 
 pub fn config_list(json_out: bool) -> Result<()> {
-    let config = load()?;
+    let config = ConfigFile::load_user()?;
     let default = config.default_profile().map(str::to_string);
     let mut profiles = Vec::new();
     for name in config.profile_names() {

@@ -20,7 +20,7 @@ struct Verdict {
 }
 
 pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, model: Option<&str>) -> Result<()> {
-    let config = ConfigFile::load(&crate::store::fsutil::config_path())?;
+    let config = ConfigFile::load_user()?;
     let name = match cluster.or(config.default_profile()) {
         Some(n) => n.to_string(),
         None => return Err(Error::Usage("`qcc health test` needs a CLUSTER (there is no default profile)".into())),

@@ -10,12 +10,8 @@ use crate::error::{Error, Result};
 use crate::mask::mask_key;
 use crate::store::config::ConfigFile;
 
-fn load() -> Result<ConfigFile> {
-    ConfigFile::load(&crate::store::fsutil::config_path())
-}
-
 pub fn init() -> Result<()> {
-    let mut config = load()?;
+    let mut config = ConfigFile::load_user()?;
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     if config.init(&user)? {
         config.save()?;
@@ -31,7 +27,7 @@ pub fn add(name: &str, url: &str, key: &str, description: &str) -> Result<()> {
     if name.is_empty() || name.starts_with('-') || name.contains('/') {
         return Err(Error::Invalid(format!("'{name}' is not a usable profile name")));
     }
-    let mut config = load()?;
+    let mut config = ConfigFile::load_user()?;
     let default = config.add_profile(name, url.trim_end_matches('/'), key, description)?;
     config.save()?;
     println!(
@@ -44,7 +40,7 @@ pub fn add(name: &str, url: &str, key: &str, description: &str) -> Result<()> {
 }
 
 pub fn list(json_out: bool) -> Result<()> {
-    let config = load()?;
+    let config = ConfigFile::load_user()?;
     let profiles = config.profiles_info();
     if json_out {
         let list: Vec<Value> = profiles
@@ -81,7 +77,7 @@ pub fn list(json_out: bool) -> Result<()> {
 }
 
 pub fn remove(name: &str, yes: bool) -> Result<()> {
-    let mut config = load()?;
+    let mut config = ConfigFile::load_user()?;
     config.cluster(name)?; // an unknown name fails before any question
     if !yes {
         if !std::io::stdin().is_terminal() {
@@ -101,7 +97,7 @@ pub fn remove(name: &str, yes: bool) -> Result<()> {
 }
 
 pub fn status(home: &Path, json_out: bool) -> Result<()> {
-    let config = load()?;
+    let config = ConfigFile::load_user()?;
     let settings = config.settings();
     let proxy = super::control::serving(home);
     let out = json!({
@@ -134,7 +130,7 @@ pub fn config_set(key: &str, value: &str) -> Result<()> {
     if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(Error::Invalid(format!("'{key}' is not a settings key (letters, digits, _)")));
     }
-    let mut config = load()?;
+    let mut config = ConfigFile::load_user()?;
     if key == "default_profile" {
         config.set_default(value)?;
     } else {
@@ -154,7 +150,7 @@ pub fn config_set(key: &str, value: &str) -> Result<()> {
 /// `qcc use NAME` and `qcc` alone: write the profile into Claude Code's settings, record
 /// `last_used`, and start `claude` with the terminal handed over.
 pub fn use_profile(home: &Path, name: Option<&str>, launch: bool, dry_run: bool) -> Result<()> {
-    let mut config = load()?;
+    let mut config = ConfigFile::load_user()?;
     let name = match name {
         Some(n) => n.to_string(),
         None => match config.launch_profile() {

@@ -74,6 +74,11 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
+    /// The user's config file (`fsutil::config_path()`), as `load` reads it.
+    pub fn load_user() -> Result<ConfigFile> {
+        ConfigFile::load(&super::fsutil::config_path())
+    }
+
     /// A missing file is an empty config; an unreadable or corrupt one is `Error::BadFile`.
     pub fn load(path: &Path) -> Result<ConfigFile> {
         let bad = |problem: String| Error::BadFile { path: path.to_path_buf(), problem };
