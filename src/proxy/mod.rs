@@ -352,7 +352,7 @@ impl EventLoop {
                     if busy > 0 {
                         log::warn!("drain timeout: closing {busy} connections still open");
                     }
-                    self.persist(now);
+                    self.persist();
                     self.persist_usage();
                     log::info!("qcc proxy stopped");
                     return Ok(());
@@ -546,7 +546,7 @@ impl EventLoop {
             self.accept(now);
         }
         if self.persist_at.is_some_and(|t| t <= now) {
-            self.persist(now);
+            self.persist();
         }
         if self.usage_at.is_some_and(|t| t <= now) {
             self.persist_usage();

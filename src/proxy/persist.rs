@@ -15,7 +15,7 @@ const USAGE_DELAY: Duration = Duration::from_secs(5);
 
 impl EventLoop {
     /// Write the failure queue if it changed (coalesced by `persist_at`).
-    pub(super) fn persist(&mut self, _now: Instant) {
+    pub(super) fn persist(&mut self) {
         self.persist_at = None;
         if self.failures.is_dirty() {
             let result = self.failures.save(&self.queue_path, SystemTime::now());
