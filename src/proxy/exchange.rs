@@ -377,7 +377,7 @@ impl EventLoop {
             // A request qcc answered itself (408, 413, 503 ...) is a request of the access log too.
             let out = c.out.pushed() - ex.out_start;
             self.record_request(&ex, None, &status.to_string(), out, now);
-            self.release_attempt(*ex, false);
+            self.release_attempt(*ex);
         }
     }
 
@@ -401,10 +401,10 @@ impl EventLoop {
         log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
         let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
         self.record_request(&ex, endpoint, "aborted", out, now);
-        self.release_attempt(ex, true);
+        self.release_attempt(ex);
     }
 
-    pub(super) fn release_attempt(&mut self, mut ex: Exchange, _aborted: bool) {
+    pub(super) fn release_attempt(&mut self, mut ex: Exchange) {
         if let Some(a) = ex.attempt.take() {
             self.endpoints[a.endpoint].health.end();
             if let Some(k) = a.up {
