@@ -135,3 +135,29 @@ fn a_reload_of_a_broken_config_keeps_the_running_one() {
     assert_eq!((a.hits(), b.hits()), (1, 1), "the next good version applies");
     assert_eq!(proxy.log().matches("reload failed").count(), 1);
 }
+
+/// A stop that comes between a client's connect and its request still serves that request (the
+/// connection has left the listening socket, so no other process could), while an idle
+/// keep-alive connection is closed at once.
+#[test]
+fn a_stop_between_connect_and_request_still_serves_it() {
+    let mock = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-0000000000", 1)]);
+    let mut proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let mut idle = Conn::connect(proxy.addr);
+    assert_eq!(idle.request("POST", "/v1/messages", &[("content-type", "application/json")], b"{}").status, 200);
+    let mut fresh = Conn::connect(proxy.addr);
+    // Both connections accepted (the status request is the third client), then the stop.
+    assert!(wait_until(Duration::from_secs(5), || proxy.status()["connections"]["clients"] == 3));
+    proxy.signal(libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(5), || proxy.log().contains("stopping")));
+    let (rest, closed) = idle.try_read_to_close();
+    assert!(closed && rest.is_empty(), "the idle keep-alive connection closes at once");
+    fresh.send_request("POST", "/v1/messages", &[("content-type", "application/json")], b"{}");
+    let r = fresh.try_response().expect("the request sent after the stop is answered");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(proxy.terminate().and_then(|s| s.code()), Some(0));
+    assert_eq!(mock.hits(), 2);
+}

@@ -57,6 +57,10 @@ const KIND_UPSTREAM: usize = 3;
 /// A burst of failure-queue changes within this window costs one write of the file.
 /// Sweeps for expired deadlines run at most this often.
 const SWEEP_MIN_GAP: Duration = Duration::from_millis(10);
+/// At a stop, a connection already accepted but still without its first request gets this long
+/// to send it (it is likely on the wire): no other process can serve it, since it has left the
+/// listening socket. Idle keep-alive connections close at once.
+const DRAIN_FIRST_REQUEST: Duration = Duration::from_secs(1);
 /// Bytes read per socket read.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
@@ -160,6 +164,8 @@ pub struct EventLoop {
     signals: mio::unix::pipe::Receiver,
     /// Set by SIGTERM/SIGINT: no new connections, exit when the last exchange ends or then.
     draining: Option<Instant>,
+    /// While draining: until when connections still without a first request are kept.
+    drain_fresh_until: Option<Instant>,
     /// Set when accept failed (out of descriptors): when to try again.
     accept_retry: Option<Instant>,
     /// Clients not reading their request body until body memory frees (`budget.rs`).
@@ -300,6 +306,7 @@ impl EventLoop {
             started_wall: SystemTime::now(),
             signals,
             draining: None,
+            drain_fresh_until: None,
             accept_retry: None,
             body_waiters: Vec::new(),
             history: history::History::default(),
@@ -347,6 +354,10 @@ impl EventLoop {
             }
             self.on_timers(now);
             if let Some(deadline) = self.draining {
+                if self.drain_fresh_until.is_some_and(|t| t <= now) {
+                    self.drain_fresh_until = None;
+                    self.close_idle_clients(now);
+                }
                 let busy = self.clients.len();
                 if busy == 0 || now >= deadline {
                     if busy > 0 {
@@ -373,7 +384,8 @@ impl EventLoop {
         }
     }
 
-    /// Stop accepting; idle connections close now, busy ones after their current exchange.
+    /// Stop accepting; idle keep-alive connections close now, busy ones after their current
+    /// exchange, new ones that have not sent a request yet after `DRAIN_FIRST_REQUEST`.
     fn begin_drain(&mut self, now: Instant) {
         if self.draining.is_some() {
             return;
@@ -392,12 +404,27 @@ impl EventLoop {
         let keys: Vec<Key> = self.clients.keys().collect();
         for key in keys {
             if !self.client_busy(key) {
-                self.close_client(key, now);
+                if self.clients.get(key).is_some_and(|c| c.heads > 0) {
+                    self.close_client(key, now);
+                }
             } else if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) {
                 ex.keep_alive = false;
             }
         }
+        let fresh_until = now + DRAIN_FIRST_REQUEST.min(self.settings.drain_timeout);
+        self.drain_fresh_until = Some(fresh_until);
+        self.arm(fresh_until);
         self.arm(deadline);
+    }
+
+    /// Close every connection without a request in progress or bytes to deliver.
+    fn close_idle_clients(&mut self, now: Instant) {
+        let keys: Vec<Key> = self.clients.keys().collect();
+        for key in keys {
+            if !self.client_busy(key) {
+                self.close_client(key, now);
+            }
+        }
     }
 
     /// A connection with a request in progress or bytes still to deliver.
