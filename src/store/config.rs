@@ -116,16 +116,20 @@ impl ConfigFile {
         self.profiles()?.contains_key(name).then_some(name)
     }
 
+    /// `Error::Invalid` for a `kind` ("cluster", "profile") name that is not in the file: the
+    /// names that are, or, when there are none, the file and `hint`.
+    pub(super) fn unknown(&self, kind: &str, name: &str, hint: &str) -> Error {
+        let known = self.profile_names();
+        Error::Invalid(if known.is_empty() {
+            format!("unknown {kind} '{name}': {} has no profiles{hint}", self.path.display())
+        } else {
+            format!("unknown {kind} '{name}' (known: {})", known.join(", "))
+        })
+    }
+
     /// The named profile as a cluster; unknown name is `Error::Invalid` naming it.
     pub fn cluster(&self, name: &str) -> Result<ClusterConfig> {
-        let profile = self.profiles().and_then(|p| p.get(name)).ok_or_else(|| {
-            let known = self.profile_names();
-            Error::Invalid(if known.is_empty() {
-                format!("unknown cluster '{name}': {} has no profiles", self.path.display())
-            } else {
-                format!("unknown cluster '{name}' (known: {})", known.join(", "))
-            })
-        })?;
+        let profile = self.profiles().and_then(|p| p.get(name)).ok_or_else(|| self.unknown("cluster", name, ""))?;
         let bad = |problem: String| Error::BadFile { path: self.path.clone(), problem };
         let Some(profile) = profile.as_object() else {
             return Err(bad(format!("profile '{name}' is not a JSON object")));

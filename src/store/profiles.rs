@@ -9,6 +9,9 @@ use serde_json::{json, Map, Value};
 use super::config::{mirror_first, ConfigFile, MAX_TIMEOUT_SECS};
 use crate::error::{Error, Result};
 
+/// Said with an unknown profile name when the file has none.
+const ADD_HINT: &str = " (add one with `qcc add`)";
+
 /// One profile as `qcc list` shows it.
 #[derive(Debug, Clone)]
 pub struct ProfileInfo {
@@ -85,7 +88,7 @@ impl ConfigFile {
         let root = self.root_object()?;
         let removed = root.get_mut("profiles").and_then(Value::as_object_mut).and_then(|p| p.shift_remove(name));
         if removed.is_none() {
-            return Err(self.unknown(name));
+            return Err(self.unknown("profile", name, ADD_HINT));
         }
         if !was_default {
             return Ok(self.default_profile().map(str::to_string));
@@ -237,23 +240,16 @@ impl ConfigFile {
     }
 
     fn profile_mut(&mut self, name: &str) -> Result<&mut Map<String, Value>> {
-        let unknown = self.unknown(name);
+        if !self.profiles().is_some_and(|p| p.contains_key(name)) {
+            return Err(self.unknown("profile", name, ADD_HINT));
+        }
         let path = self.path.clone();
         let p = self
             .root
             .get_mut("profiles")
             .and_then(Value::as_object_mut)
             .and_then(|p| p.get_mut(name))
-            .ok_or(unknown)?;
+            .ok_or_else(|| Error::Invalid(format!("unknown profile '{name}'")))?;
         p.as_object_mut().ok_or(Error::BadFile { path, problem: format!("profile '{name}' is not a JSON object") })
-    }
-
-    fn unknown(&self, name: &str) -> Error {
-        let known = self.profile_names();
-        Error::Invalid(if known.is_empty() {
-            format!("unknown profile '{name}': {} has no profiles (add one with `qcc add`)", self.path.display())
-        } else {
-            format!("unknown profile '{name}' (known: {})", known.join(", "))
-        })
     }
 }
