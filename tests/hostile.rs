@@ -469,7 +469,12 @@ fn a_flood_of_idle_sockets_does_not_lock_users_out() {
     let mut silent = Conn::connect(proxy.addr);
     let started = Instant::now();
     let (rest, closed) = silent.try_read_to_close();
-    assert!(closed && rest.is_empty(), "closed={closed} after {:?}: {:?}", started.elapsed(), String::from_utf8_lossy(&rest));
+    assert!(
+        closed && rest.is_empty(),
+        "closed={closed} after {:?}: {:?}",
+        started.elapsed(),
+        String::from_utf8_lossy(&rest)
+    );
     let waited = started.elapsed();
     assert!(waited >= Duration::from_secs(9) && waited < Duration::from_secs(15), "first-byte timeout: {waited:?}");
 }
