@@ -51,11 +51,15 @@ pub struct Balancer {
     strategy: Strategy,
     rr_next: usize,
     rng: u64,
+    /// Reused for every pick: no allocation per request.
+    pool: Vec<usize>,
+    ids: Vec<usize>,
+    list: Vec<Candidate>,
 }
 
 impl Balancer {
     pub fn new(strategy: Strategy, seed: u64) -> Balancer {
-        Balancer { strategy, rr_next: 0, rng: if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed } }
+        Balancer { strategy, rr_next: 0, rng: if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed }, pool: Vec::new(), ids: Vec::new(), list: Vec::new() }
     }
 
     pub fn strategy(&self) -> Strategy {
@@ -70,16 +74,33 @@ impl Balancer {
         self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// `pick` over `(endpoint index, candidate)` pairs; the endpoint index of the choice.
+    pub fn choose(&mut self, candidates: impl Iterator<Item = (usize, Candidate)>) -> Option<usize> {
+        let (mut ids, mut list) = (std::mem::take(&mut self.ids), std::mem::take(&mut self.list));
+        ids.clear();
+        list.clear();
+        for (i, c) in candidates {
+            ids.push(i);
+            list.push(c);
+        }
+        let chosen = self.pick(&list).map(|p| ids[p]);
+        (self.ids, self.list) = (ids, list);
+        chosen
+    }
+
     /// Index into `candidates` of the endpoint to try next, or None when there is none.
     /// Order of preference: usable and untried (by strategy); else untried in priority order
     /// (health may be stale); else one the request provably never reached (its connect failed),
     /// in priority order. A request is never sent twice to one endpoint: a Messages request is
     /// not idempotent in cost, and a timed-out generation may still be running and billed.
     pub fn pick(&mut self, candidates: &[Candidate]) -> Option<usize> {
-        let tier1: Vec<usize> =
-            (0..candidates.len()).filter(|&i| candidates[i].usable && !candidates[i].tried).collect();
-        if !tier1.is_empty() {
-            return Some(self.by_strategy(candidates, &tier1));
+        let mut tier1 = std::mem::take(&mut self.pool);
+        tier1.clear();
+        tier1.extend((0..candidates.len()).filter(|&i| candidates[i].usable && !candidates[i].tried));
+        let picked = if tier1.is_empty() { None } else { Some(self.by_strategy(candidates, &tier1)) };
+        self.pool = tier1;
+        if picked.is_some() {
+            return picked;
         }
         let by_priority = |pool: &mut dyn Iterator<Item = usize>| pool.min_by_key(|&i| (candidates[i].priority, i));
         by_priority(&mut (0..candidates.len()).filter(|&i| !candidates[i].tried))

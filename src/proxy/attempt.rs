@@ -56,7 +56,7 @@ impl EventLoop {
             && endpoints
                 .iter()
                 .enumerate()
-                .any(|(i, ep)| i != a.endpoint && ep.cfg.enabled && !ep.retired && !ex.reached.contains(&i)))
+                .any(|(i, ep)| i != a.endpoint && ep.cfg.enabled && !ep.retired && !ex.reached.contains(i)))
         .then_some(stream_hold);
         let mut progress = false;
 
@@ -213,58 +213,45 @@ impl EventLoop {
 
     /// Pick an endpoint and start a new attempt (or answer 503 when there is none).
     pub(super) fn start_attempt(&mut self, ck: Key, now: Instant) {
-        let candidates: Vec<(usize, Candidate)>;
-        let sticky: Option<usize>;
-        {
-            let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
-                return;
-            };
-            // A session stays where its prompt cache is, while that endpoint is usable and this
-            // request has not tried it yet.
-            sticky = ex.session.as_deref().and_then(|s| self.affinity.lookup(s, now)).filter(|&i| {
-                !ex.tried.contains(&i) && self.endpoints.get(i).is_some_and(|ep| ep.routable(&self.failures, now))
-            });
-            candidates = self
-                .endpoints
-                .iter()
-                .enumerate()
-                .filter(|(_, ep)| ep.cfg.enabled && !ep.retired)
-                .map(|(i, ep)| {
-                    (
-                        i,
-                        Candidate {
-                            priority: ep.cfg.priority,
-                            weight: ep.cfg.weight,
-                            in_flight: ep.health.in_flight,
-                            usable: ep.routable(&self.failures, now),
-                            tried: ex.tried.contains(&i),
-                            reached: ex.reached.contains(&i),
-                        },
-                    )
-                })
-                .collect();
-        }
-        let list: Vec<Candidate> = candidates.iter().map(|(_, c)| *c).collect();
-        let idx = match sticky {
-            Some(i) => i,
-            None => match self.balancer.pick(&list) {
-                Some(pick) => candidates[pick].0,
-                None => {
-                    self.stats.rejected += 1;
-                    self.respond_local_error(ck, 503, "No available endpoints", now);
-                    return;
-                }
-            },
+        let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
+            return;
+        };
+        // A session stays where its prompt cache is, while that endpoint is usable and this
+        // request has not tried it yet.
+        let sticky = ex.session.as_deref().and_then(|s| self.affinity.lookup(s, now)).filter(|&i| {
+            !ex.tried.contains(i) && self.endpoints.get(i).is_some_and(|ep| ep.routable(&self.failures, now))
+        });
+        let (endpoints, failures) = (&self.endpoints, &self.failures);
+        let chosen = sticky.or_else(|| {
+            self.balancer.choose(endpoints.iter().enumerate().filter(|(_, ep)| ep.cfg.enabled && !ep.retired).map(
+                |(i, ep)| {
+                    let c = Candidate {
+                        priority: ep.cfg.priority,
+                        weight: ep.cfg.weight,
+                        in_flight: ep.health.in_flight,
+                        usable: ep.routable(failures, now),
+                        tried: ex.tried.contains(i),
+                        reached: ex.reached.contains(i),
+                    };
+                    (i, c)
+                },
+            ))
+        });
+        let Some(idx) = chosen else {
+            self.stats.rejected += 1;
+            self.respond_local_error(ck, 503, "No available endpoints", now);
+            return;
         };
         let ep = &mut self.endpoints[idx];
         ep.health.begin();
-        let mut head_out = Vec::new();
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
-            wire::upstream_request_head(&ex.head, &ep.cfg, &mut head_out);
             // A complete small body rides in the same write as the head.
             let folded = if ex.body_tracker.is_done() && ex.body.len() <= FOLD_BODY_MAX { ex.body.len() } else { 0 };
+            // Room for what the head gains (Host, the key twice, framing): one allocation.
+            let mut head_out = Vec::with_capacity(ex.head.raw.len() + 2 * ep.cfg.api_key.len() + 160 + folded);
+            wire::upstream_request_head(&ex.head, &ep.cfg, &mut head_out);
             head_out.extend_from_slice(&ex.body[..folded]);
-            ex.tried.push(idx);
+            ex.tried.insert(idx);
             ex.attempts += 1;
             ex.attempt = Some(Attempt {
                 endpoint: idx,

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::attempt::AttemptEvent;
 use super::guard::{access_granted, Verdict};
 use super::io::IoOutcome;
+use super::metrics::Ended;
 use super::slab::Key;
 use super::state::*;
 use super::{wire, EventLoop};
@@ -210,8 +211,8 @@ impl EventLoop {
             started: now,
             body: Vec::new(),
             attempts: 0,
-            tried: Vec::new(),
-            reached: Vec::new(),
+            tried: EndpointSet::default(),
+            reached: EndpointSet::default(),
             session,
             usage_unread: false,
             first_byte: None,
@@ -376,7 +377,7 @@ impl EventLoop {
         if let ClientPhase::Exchange(ex) = old {
             // A request qcc answered itself (408, 413, 503 ...) is a request of the access log too.
             let out = c.out.pushed() - ex.out_start;
-            self.record_request(&ex, None, &status.to_string(), out, now);
+            self.record_request(&ex, None, Ended::Status(status), out, now);
             self.release_attempt(*ex);
         }
     }
@@ -400,7 +401,7 @@ impl EventLoop {
         self.stats.aborted += 1;
         log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
         let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
-        self.record_request(&ex, endpoint, "aborted", out, now);
+        self.record_request(&ex, endpoint, Ended::Aborted, out, now);
         self.release_attempt(ex);
     }
 
@@ -430,8 +431,8 @@ impl EventLoop {
         let ClientPhase::Exchange(ex) = std::mem::replace(&mut c.phase, ClientPhase::Closing) else { return };
         let out = c.out.pushed() - ex.out_start;
         // No status: the upstream broke after the response started (counted as failed).
-        let label = status.map_or_else(|| "failed".to_string(), |s| s.to_string());
-        self.record_request(&ex, endpoint, &label, out, now);
+        let ended = status.map_or(Ended::Failed, Ended::Status);
+        self.record_request(&ex, endpoint, ended, out, now);
         if log::log_enabled!(log::Level::Info) {
             let id = endpoint.map_or("-", |i| self.endpoints[i].cfg.id.as_str());
             let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
@@ -440,7 +441,7 @@ impl EventLoop {
                 ex.head.method(),
                 ex.head.target(),
                 id,
-                label,
+                ended,
                 ex.attempts,
                 now.duration_since(ex.started).as_millis(),
                 ex.session_tag().unwrap_or("-")

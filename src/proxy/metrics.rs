@@ -49,32 +49,98 @@ impl Counters {
     }
 }
 
-/// One finished request, for the dashboard and the access log.
+/// How a request ended, as the dashboard and the access log show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The status sent to the client.
+    Status(u16),
+    /// The upstream broke after the response started.
+    Failed,
+    /// The client went away first.
+    Aborted,
+}
+
+impl Ended {
+    /// Index into `CLASSES`.
+    fn class(self) -> usize {
+        match self {
+            Ended::Status(200..=299) => 0,
+            Ended::Status(300..=399) => 1,
+            Ended::Status(400..=499) => 2,
+            Ended::Status(500..=599) => 3,
+            Ended::Status(_) | Ended::Failed => 4,
+            Ended::Aborted => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Status(s) => write!(f, "{s}"),
+            Ended::Failed => f.write_str("failed"),
+            Ended::Aborted => f.write_str("aborted"),
+        }
+    }
+}
+
+/// One finished request, for the dashboard and the access log. The ring reuses the oldest
+/// record's strings for the newest, so recording a request allocates nothing once it is full.
 pub struct Record {
     pub at: SystemTime,
     pub method: String,
     pub path: String,
+    /// The endpoint's id, or "-".
     pub endpoint: String,
-    /// The status sent, or "failed" / "aborted".
-    pub status: String,
+    pub status: Ended,
     pub attempts: u8,
     pub ttfb_ms: Option<u128>,
     pub duration_ms: u128,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub session: Option<String>,
-    pub tokens: Option<(Option<String>, super::sse::Tokens)>,
+    /// The session tag, or "" for none.
+    pub session: String,
+    /// The model ("" when the reply named none) and the tokens it reported.
+    pub model: String,
+    pub tokens: Option<super::sse::Tokens>,
+}
+
+impl Default for Record {
+    fn default() -> Record {
+        Record {
+            at: UNIX_EPOCH,
+            method: String::new(),
+            path: String::new(),
+            endpoint: String::new(),
+            status: Ended::Failed,
+            attempts: 0,
+            ttfb_ms: None,
+            duration_ms: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            session: String::new(),
+            model: String::new(),
+            tokens: None,
+        }
+    }
 }
 
 impl Record {
     fn to_json(&self) -> Value {
+        let some = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
         json!({"time": crate::store::timefmt::iso(self.at), "method": self.method, "path": self.path,
-               "endpoint": self.endpoint, "status": self.status, "attempts": self.attempts,
+               "endpoint": self.endpoint, "status": self.status.to_string(), "attempts": self.attempts,
                "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms, "bytes_in": self.bytes_in,
-               "bytes_out": self.bytes_out, "session": self.session,
-               "tokens": self.tokens.as_ref().map(|(model, t)| json!({"model": model, "input": t.input,
+               "bytes_out": self.bytes_out, "session": some(&self.session),
+               "tokens": self.tokens.as_ref().map(|t| json!({"model": some(&self.model), "input": t.input,
                    "output": t.output, "cache_creation": t.cache_creation, "cache_read": t.cache_read}))})
     }
+}
+
+/// `dst = src`, keeping `dst`'s buffer.
+fn set(dst: &mut String, src: &str) {
+    dst.clear();
+    dst.push_str(src);
 }
 
 /// The recent requests and the per-second request counts of the last five minutes.
@@ -86,6 +152,15 @@ pub struct Recent {
 }
 
 impl Recent {
+    /// The record to fill next: the oldest one when the ring is full (its buffers are reused).
+    fn take_slot(&mut self) -> Record {
+        if self.requests.len() >= RECENT {
+            self.requests.pop_front().unwrap_or_default()
+        } else {
+            Record::default()
+        }
+    }
+
     fn push(&mut self, r: Record) {
         let sec = r.at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         match self.per_second.back_mut() {
@@ -163,35 +238,27 @@ impl EventLoop {
         &mut self,
         ex: &Exchange,
         endpoint: Option<usize>,
-        status: &str,
+        status: Ended,
         out: u64,
         now: Instant,
     ) {
-        let class = match status.as_bytes().first() {
-            Some(b'2') => 0,
-            Some(b'3') => 1,
-            Some(b'4') => 2,
-            Some(b'5') => 3,
-            _ if status == "aborted" => 5,
-            _ => 4,
-        };
         if let Some(ep) = endpoint.and_then(|i| self.endpoints.get_mut(i)) {
-            ep.counters.requests[class] += 1;
+            ep.counters.requests[status.class()] += 1;
         }
-        let r = Record {
-            at: SystemTime::now(),
-            method: ex.head.method().to_string(),
-            path: ex.head.target().to_string(),
-            endpoint: endpoint.map_or("-".to_string(), |i| self.endpoints[i].cfg.id.clone()),
-            status: status.to_string(),
-            attempts: ex.attempts,
-            ttfb_ms: ex.first_byte.map(|t| t.duration_since(ex.started).as_millis()),
-            duration_ms: now.duration_since(ex.started).as_millis(),
-            bytes_in: ex.head.raw.len() as u64 + ex.body.len() as u64 + ex.body_dropped,
-            bytes_out: out,
-            session: ex.session_tag().map(str::to_string),
-            tokens: ex.tokens.clone(),
-        };
+        let mut r = self.recent.take_slot();
+        r.at = SystemTime::now();
+        set(&mut r.method, ex.head.method());
+        set(&mut r.path, ex.head.target());
+        set(&mut r.endpoint, endpoint.and_then(|i| self.endpoints.get(i)).map_or("-", |ep| ep.cfg.id.as_str()));
+        r.status = status;
+        r.attempts = ex.attempts;
+        r.ttfb_ms = ex.first_byte.map(|t| t.duration_since(ex.started).as_millis());
+        r.duration_ms = now.duration_since(ex.started).as_millis();
+        r.bytes_in = ex.head.raw.len() as u64 + ex.body.len() as u64 + ex.body_dropped;
+        r.bytes_out = out;
+        set(&mut r.session, ex.session_tag().unwrap_or(""));
+        set(&mut r.model, ex.tokens.as_ref().and_then(|(m, _)| m.as_deref()).unwrap_or(""));
+        r.tokens = ex.tokens.as_ref().map(|(_, t)| t.clone());
         self.access_log.write(&r);
         self.recent.push(r);
     }

@@ -44,7 +44,7 @@ impl EventLoop {
             _ => a.head_sent > 0 || a.resp.is_some(),
         };
         if maybe_reached {
-            ex.reached.push(idx);
+            ex.reached.insert(idx);
         }
         let can_retry = ex.retry_copy && retry_possible(&self.endpoints, &ex.reached);
         ex.last_failure = Some(failure.clone());
@@ -174,8 +174,8 @@ impl EventLoop {
             if let Some(flip) = ep.health.record_success(a.head_elapsed) {
                 log::info!("endpoint {} is {} (was {})", ep.cfg.id, flip.to.as_str(), flip.from.as_str());
             }
-            let id = ep.cfg.id.clone();
-            if self.failures.remove(&id) {
+            if self.failures.remove(&self.endpoints[idx].cfg.id) {
+                let id = self.endpoints[idx].cfg.id.clone();
                 log::info!("endpoint {id} answered again, removed from failure queue");
                 self.history.push(&id, "recovered", "answered a request");
                 self.queue_changed(now);
@@ -219,6 +219,6 @@ impl EventLoop {
 }
 
 /// Whether some endpoint of the cluster is left that the request has not reached.
-pub(super) fn retry_possible(endpoints: &[Endpoint], reached: &[usize]) -> bool {
-    endpoints.iter().enumerate().any(|(i, ep)| ep.cfg.enabled && !ep.retired && !reached.contains(&i))
+pub(super) fn retry_possible(endpoints: &[Endpoint], reached: &EndpointSet) -> bool {
+    endpoints.iter().enumerate().any(|(i, ep)| ep.cfg.enabled && !ep.retired && !reached.contains(i))
 }

@@ -15,6 +15,31 @@ use crate::http::{BodyTracker, RequestHead, ResponseHead};
 use crate::policy::health::Health;
 use crate::store::config::EndpointConfig;
 
+/// A set of endpoint indices: a bit mask, spilling into a list only in clusters of more than
+/// 64 endpoints (so a request's bookkeeping allocates nothing).
+#[derive(Debug, Default)]
+pub struct EndpointSet {
+    low: u64,
+    high: Vec<usize>,
+}
+
+impl EndpointSet {
+    pub fn insert(&mut self, i: usize) {
+        match i {
+            0..64 => self.low |= 1 << i,
+            _ if !self.high.contains(&i) => self.high.push(i),
+            _ => {}
+        }
+    }
+
+    pub fn contains(&self, i: usize) -> bool {
+        match i {
+            0..64 => self.low & (1 << i) != 0,
+            _ => self.high.contains(&i),
+        }
+    }
+}
+
 /// A request is tried at most this many times (first try + 2 retries).
 pub const MAX_ATTEMPTS: u8 = 3;
 /// Stop reading an upstream while this much is waiting to be written to its client.
@@ -241,9 +266,9 @@ pub struct Exchange {
     pub body_tracker: BodyTracker,
     pub attempts: u8,
     /// Endpoint indices already tried by this request.
-    pub tried: Vec<usize>,
+    pub tried: EndpointSet,
     /// Endpoints the request may have reached (bytes were written): never sent there again.
-    pub reached: Vec<usize>,
+    pub reached: EndpointSet,
     pub attempt: Option<Attempt>,
     /// A response byte has been queued for the client: no retry is possible any more.
     pub responded: bool,

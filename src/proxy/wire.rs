@@ -1,6 +1,8 @@
 //! Bytes the proxy writes itself: the upstream request head, the client response head,
 //! and local responses (errors in the Anthropic shape, status JSON).
 
+use std::io::Write as _;
+
 use crate::http::{is_hop_by_hop, BodyFraming, RequestHead, ResponseHead};
 use crate::store::config::EndpointConfig;
 
@@ -26,9 +28,7 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
     out.extend_from_slice(target.as_bytes());
     // HTTP/1.0 clients cannot read chunked replies: ask the upstream for a 1.0-framed reply.
     out.extend_from_slice(if req.version_minor == 0 { b" HTTP/1.0\r\n" } else { b" HTTP/1.1\r\n" });
-    out.extend_from_slice(b"Host: ");
-    out.extend_from_slice(ep.url.host_header().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    let _ = write!(out, "Host: {}\r\n", ep.url.host()); // (writing to a Vec cannot fail)
 
     let named = connection_tokens(req.headers());
     let replace_key = !ep.api_key.is_empty();
@@ -55,7 +55,9 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
         push_header(out, name, value);
     }
     match req.framing {
-        BodyFraming::Length(n) => out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes()),
+        BodyFraming::Length(n) => {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
         BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         // An explicit empty body stays explicit (some servers want a length on every POST).
         BodyFraming::None if sent_length => out.extend_from_slice(b"Content-Length: 0\r\n"),
@@ -101,7 +103,7 @@ pub fn client_response_head(resp: &ResponseHead, close: bool, cors: Option<&str>
         }
     }
     if let Some(origin) = cors {
-        out.extend_from_slice(format!("Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n").as_bytes());
+        let _ = write!(out, "Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n");
     }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");

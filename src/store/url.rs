@@ -83,16 +83,34 @@ impl BaseUrl {
     /// Value for the `Host` header: host, plus ":port" when not the scheme's default,
     /// IPv6 literals in brackets.
     pub fn host_header(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        let default = match self.scheme {
+        self.host().to_string()
+    }
+
+    /// The `Host` header value, written where it goes (no allocation on the request path).
+    pub fn host(&self) -> HostHeader<'_> {
+        HostHeader(self)
+    }
+}
+
+/// `BaseUrl::host()`: displays as the `Host` header value.
+pub struct HostHeader<'a>(&'a BaseUrl);
+
+impl std::fmt::Display for HostHeader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let u = self.0;
+        if u.host.contains(':') {
+            write!(f, "[{}]", u.host)?;
+        } else {
+            f.write_str(&u.host)?;
+        }
+        let default = match u.scheme {
             Scheme::Http => 80,
             Scheme::Https => 443,
         };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
+        if u.port != default {
+            write!(f, ":{}", u.port)?;
         }
+        Ok(())
     }
 }
 
@@ -102,7 +120,7 @@ impl std::fmt::Display for BaseUrl {
             Scheme::Http => "http",
             Scheme::Https => "https",
         };
-        write!(f, "{scheme}://{}{}", self.host_header(), self.path_prefix)
+        write!(f, "{scheme}://{}{}", self.host(), self.path_prefix)
     }
 }
 
