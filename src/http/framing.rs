@@ -15,11 +15,17 @@ pub enum BodyFraming {
     UntilClose,
 }
 
-/// What the framing headers of a head say, gathered in one pass.
+/// What the framing headers of a head say, gathered in one pass (without allocating).
 #[derive(Debug, Default)]
 pub struct FramingHeaders<'a> {
-    pub content_length: Vec<&'a [u8]>,
-    pub transfer_encoding: Vec<&'a [u8]>,
+    /// The first `Content-Length` value, and how many there were.
+    content_length: Option<&'a [u8]>,
+    lengths: usize,
+    /// The first `Transfer-Encoding` value, how many there were, and the last coding any of
+    /// them names.
+    transfer_encoding: Option<&'a [u8]>,
+    encodings: usize,
+    last_coding: Option<&'a [u8]>,
 }
 
 impl<'a> FramingHeaders<'a> {
@@ -27,29 +33,24 @@ impl<'a> FramingHeaders<'a> {
         let mut f = FramingHeaders::default();
         for (name, value) in headers {
             if name.eq_ignore_ascii_case(b"content-length") {
-                f.content_length.push(value);
+                f.content_length = f.content_length.or(Some(value));
+                f.lengths += 1;
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                f.transfer_encoding.push(value);
+                f.transfer_encoding = f.transfer_encoding.or(Some(value));
+                f.encodings += 1;
+                if let Some(last) = value.split(|&b| b == b',').map(trim).filter(|c| !c.is_empty()).last() {
+                    f.last_coding = Some(last);
+                }
             }
         }
         f
     }
 
-    /// The codings of all Transfer-Encoding headers, in order, lowercase-compared later.
-    fn codings(&self) -> Vec<&'a [u8]> {
-        self.transfer_encoding
-            .iter()
-            .flat_map(|v| v.split(|&b| b == b','))
-            .map(trim)
-            .filter(|c| !c.is_empty())
-            .collect()
-    }
-
     /// Exactly one Content-Length made of digits; anything else is an error.
     fn length(&self) -> Result<Option<u64>, HeadError> {
-        match self.content_length.as_slice() {
-            [] => Ok(None),
-            [one] => parse_length(trim(one)).map(Some),
+        match (self.lengths, self.content_length) {
+            (1, Some(one)) => parse_length(trim(one)).map(Some),
+            (0, _) => Ok(None),
             _ => Err(HeadError::Malformed("more than one Content-Length")),
         }
     }
@@ -68,8 +69,8 @@ fn parse_length(v: &[u8]) -> Result<u64, HeadError> {
 /// repeated or invalid Content-Length, Transfer-Encoding on HTTP/1.0, and any Transfer-Encoding
 /// but a single `chunked` are all rejected.
 pub fn request_framing(version_minor: u8, f: &FramingHeaders<'_>) -> Result<BodyFraming, HeadError> {
-    if !f.transfer_encoding.is_empty() {
-        if !f.content_length.is_empty() {
+    if f.encodings > 0 {
+        if f.lengths > 0 {
             return Err(HeadError::Malformed("Transfer-Encoding together with Content-Length"));
         }
         if version_minor == 0 {
@@ -77,8 +78,8 @@ pub fn request_framing(version_minor: u8, f: &FramingHeaders<'_>) -> Result<Body
         }
         // Exactly one `Transfer-Encoding: chunked`: qcc writes the upstream's framing itself, so
         // a coding it would not forward (gzip, identity, a list, an empty line) is refused.
-        return match f.transfer_encoding.as_slice() {
-            [one] if trim(one).eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
+        return match (f.encodings, f.transfer_encoding) {
+            (1, Some(one)) if trim(one).eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
             _ => Err(HeadError::Malformed("unsupported Transfer-Encoding (only a single \"chunked\" is accepted)")),
         };
     }
@@ -96,9 +97,8 @@ pub fn response_framing(status: u16, request_was_head: bool, f: &FramingHeaders<
     if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(BodyFraming::None);
     }
-    if !f.transfer_encoding.is_empty() {
-        let codings = f.codings();
-        return match codings.last() {
+    if f.encodings > 0 {
+        return match f.last_coding {
             Some(c) if c.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
             _ => Err(HeadError::Malformed("response Transfer-Encoding does not end in chunked")),
         };

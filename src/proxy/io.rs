@@ -83,6 +83,16 @@ impl OutBuf {
         }
         self.data.extend_from_slice(bytes);
     }
+    /// Like `push`, for bytes `write` puts straight into the queue (no intermediate buffer).
+    pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.is_empty() {
+            self.data.clear();
+            self.pos = 0;
+        }
+        let before = self.data.len();
+        write(&mut self.data);
+        self.pushed += (self.data.len() - before) as u64;
+    }
     pub fn consume(&mut self, n: usize) {
         self.pos += n;
         if self.pos == self.data.len() {

@@ -67,9 +67,7 @@ pub(super) fn process_response(
             a.phase = AttemptPhase::Relaying;
             let close = !ex.keep_alive || until_close || !ex.body_tracker.is_done();
             ex.keep_alive = !close;
-            let mut bytes = Vec::with_capacity(head.raw.len() + 32);
-            wire::client_response_head(&head, close, ex.cors.as_deref(), &mut bytes);
-            out.push(&bytes);
+            out.push_with(|bytes| wire::client_response_head(&head, close, ex.cors.as_deref(), bytes));
             ex.responded = true;
             ex.first_byte = Some(now);
         }

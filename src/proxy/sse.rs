@@ -2,7 +2,7 @@
 //! `text/event-stream` (what kind each is, an in-stream `error`, token usage), or the `usage`
 //! of a JSON reply. Fed the decoded body bytes in whatever pieces they arrive.
 
-use serde_json::Value;
+use serde::Deserialize;
 
 /// Largest single event (or JSON reply) looked into; a bigger one is passed on unread.
 const MAX_EVENT: usize = 64 * 1024;
@@ -125,48 +125,145 @@ impl SseScanner {
         // Only the events that carry what we count are parsed; the rest are told by name.
         let parsed = match kind {
             Some("message_start" | "message_delta" | "error") | None if !data.is_empty() => {
-                serde_json::from_str::<Value>(&data).ok()
+                serde_json::from_str::<EventData>(&data).ok()
             }
             _ => None,
         };
-        let kind = kind
-            .map(str::to_string)
-            .or_else(|| parsed.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str).map(str::to_string));
-        let Some(kind) = kind else { return };
-        if is_content(&kind) {
+        let Some(kind) = kind.or_else(|| parsed.as_ref().and_then(|v| v.kind.as_deref())) else { return };
+        if is_content(kind) {
             self.content_seen = true;
         }
-        match (kind.as_str(), parsed) {
-            ("message_start", Some(v)) => {
-                let msg = &v["message"];
-                if let Some(m) = msg.get("model").and_then(Value::as_str) {
-                    self.model = Some(m.to_string());
+        enum Counted {
+            Start,
+            Delta,
+            Error,
+            Other,
+        }
+        let kind = match kind {
+            "message_start" => Counted::Start,
+            "message_delta" => Counted::Delta,
+            "error" => Counted::Error,
+            _ => Counted::Other,
+        };
+        match (kind, parsed) {
+            (Counted::Start, Some(v)) => {
+                let Some(msg) = v.message else { return };
+                if let Some(m) = msg.model {
+                    self.model = Some(m);
                 }
-                if let Some(u) = msg.get("usage") {
+                if let Some(u) = msg.usage {
                     self.has_usage = true;
-                    self.tokens.input = num(u, "input_tokens");
-                    self.tokens.cache_creation = num(u, "cache_creation_input_tokens");
-                    self.tokens.cache_read = num(u, "cache_read_input_tokens");
-                    self.tokens.output = num(u, "output_tokens");
+                    self.tokens = u.tokens();
                 }
             }
-            ("message_delta", Some(v)) => {
-                if let Some(u) = v.get("usage") {
+            (Counted::Delta, Some(v)) => {
+                if let Some(u) = v.usage {
                     self.has_usage = true;
                     // Cumulative: the last one wins.
-                    self.tokens.output = num(u, "output_tokens").max(self.tokens.output);
+                    self.tokens.output = u.output_tokens.0.max(self.tokens.output);
                 }
             }
-            ("error", parsed) => {
-                let overloaded = parsed
-                    .as_ref()
-                    .and_then(|v| v.pointer("/error/type"))
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| t == "overloaded_error");
+            (Counted::Error, parsed) => {
+                let overloaded = parsed.and_then(|v| v.error).and_then(|e| e.kind).is_some_and(|t| t == "overloaded_error");
                 self.error = Some(if overloaded { StreamError::Overloaded } else { StreamError::Api });
             }
             _ => {}
         }
+    }
+}
+
+/// The parts of an event's `data` that are read (typed: unknown fields are skipped unparsed).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EventData {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    message: Option<MessageData>,
+    usage: Option<Usage>,
+    error: Option<ErrorData>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MessageData {
+    model: Option<String>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ErrorData {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// A `usage` object. A counter that is missing, null or not a whole number counts as 0.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Usage {
+    input_tokens: Count,
+    output_tokens: Count,
+    cache_creation_input_tokens: Count,
+    cache_read_input_tokens: Count,
+}
+
+impl Usage {
+    fn tokens(&self) -> Tokens {
+        Tokens {
+            input: self.input_tokens.0,
+            output: self.output_tokens.0,
+            cache_creation: self.cache_creation_input_tokens.0,
+            cache_read: self.cache_read_input_tokens.0,
+        }
+    }
+}
+
+/// A token count: any JSON value, read as 0 unless it is a non-negative integer.
+#[derive(Default)]
+struct Count(u64);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a token count")
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Count, E> {
+                Ok(Count(n))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Count, E> {
+                Ok(Count(u64::try_from(n).unwrap_or(0)))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_unit<E>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_none<E>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Count, D::Error> {
+                Count::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Count(0))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Count(0))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -193,13 +290,8 @@ impl JsonScanner {
     /// last `"usage"` are the top-level ones even when a tool input has keys of those names
     /// (inside strings the quotes are escaped and never match).
     pub fn finish(&self) -> Option<(Option<String>, Tokens)> {
-        let u: Value = serde_json::from_slice(object_after(&self.body, b"\"usage\"")?).ok()?;
-        let tokens = Tokens {
-            input: num(&u, "input_tokens"),
-            output: num(&u, "output_tokens"),
-            cache_creation: num(&u, "cache_creation_input_tokens"),
-            cache_read: num(&u, "cache_read_input_tokens"),
-        };
+        let u: Usage = serde_json::from_slice(object_after(&self.body, b"\"usage\"")?).ok()?;
+        let tokens = u.tokens();
         let model = find(&self.body, b"\"model\"").and_then(|at| {
             let rest = &self.body[at + 7..];
             let rest = &rest[rest.iter().position(|&b| b == b'"')? + 1..];
@@ -291,10 +383,6 @@ fn object_after<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     None
 }
 
-fn num(v: &Value, field: &str) -> u64 {
-    v.get(field).and_then(Value::as_u64).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,5 +461,10 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
         let (model, t) = j.finish().unwrap();
         assert_eq!(model.as_deref(), Some("m1"));
         assert_eq!((t.input, t.output), (4, 6));
+        // A counter of an unexpected kind counts as 0; the others still count.
+        let mut j = JsonScanner::default();
+        j.feed(br#"{"model":"m2","usage":{"input_tokens":1.5,"output_tokens":7,"cache_read_input_tokens":null,"cache_creation_input_tokens":{"ephemeral_5m":3}}}"#);
+        let (_, t) = j.finish().unwrap();
+        assert_eq!(t, Tokens { input: 0, output: 7, cache_creation: 0, cache_read: 0 });
     }
 }
