@@ -64,8 +64,9 @@ fn check_path(path: &[u8]) -> Result<(), HeadError> {
         return Err(HeadError::Malformed("backslash in the path"));
     }
     for segment in path.split(|&b| b == b'/') {
-        let decoded = percent_decode(segment)?;
-        if decoded == b"." || decoded == b".." {
+        // Most segments have no escape: looked at as they are, without a copy.
+        let decoded = if segment.contains(&b'%') { std::borrow::Cow::Owned(percent_decode(segment)?) } else { segment.into() };
+        if *decoded == *b"." || *decoded == *b".." {
             return Err(HeadError::Malformed("dot segment in the path"));
         }
         if decoded.iter().any(|&b| b == b'/' || b == b'\\') {

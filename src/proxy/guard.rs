@@ -44,15 +44,16 @@ impl Gate {
     }
 
     pub fn check(&self, head: &RequestHead) -> Verdict {
-        let hosts: Vec<&[u8]> =
-            head.headers().filter(|(n, _)| n.eq_ignore_ascii_case(b"host")).map(|(_, v)| v).collect();
+        let mut hosts = head.headers().filter(|(n, _)| n.eq_ignore_ascii_case(b"host")).map(|(_, v)| v);
+        let host = hosts.next();
         // RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host.
-        if hosts.len() > 1 || (hosts.is_empty() && head.version_minor == 1) {
+        if hosts.next().is_some() || (host.is_none() && head.version_minor == 1) {
             return Verdict::Refuse(400, "a request must carry exactly one Host header".into());
         }
-        if let Some(host) = hosts.first() {
-            let host = String::from_utf8_lossy(host).trim().to_ascii_lowercase();
-            if self.check_host && !self.host_allowed(&host) {
+        if let Some(host) = host {
+            let allowed = std::str::from_utf8(host).is_ok_and(|h| self.host_allowed(h.trim()));
+            if self.check_host && !allowed {
+                let host = String::from_utf8_lossy(host).trim().to_ascii_lowercase();
                 return Verdict::Refuse(
                     403,
                     format!("Host {host:?} is not this proxy's address (add it with --allow-host)"),
@@ -76,13 +77,13 @@ impl Gate {
         Verdict::Pass { cors: Some(origin) }
     }
 
-    /// `host` is `name[:port]` or `[v6]:port`; the name decides.
+    /// `host` is `name[:port]` or `[v6]:port`; the name decides (in any case).
     fn host_allowed(&self, host: &str) -> bool {
         let name = match host.strip_prefix('[') {
             Some(rest) => rest.split(']').next().unwrap_or(""),
             None => host.rsplit_once(':').map_or(host, |(n, _)| n),
         };
-        if name == "localhost" || self.hosts.iter().any(|h| h == name) {
+        if name.eq_ignore_ascii_case("localhost") || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             return true;
         }
         match name.parse::<IpAddr>() {

@@ -111,13 +111,15 @@ pub fn client_response_head(resp: &ResponseHead, close: bool, cors: Option<&str>
     out.extend_from_slice(b"\r\n");
 }
 
-/// The header names a `Connection` header lists (its own hop-by-hop extensions).
+/// The header names a `Connection` header lists (its own hop-by-hop extensions). `close`,
+/// `keep-alive` and the other standard hop-by-hop names are left out: those headers are
+/// dropped anyway, and the usual `Connection: keep-alive` then costs no allocation.
 fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<&'a [u8]> {
     headers
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
         .flat_map(|(_, v)| v.split(|&b| b == b','))
         .map(trim)
-        .filter(|t| !t.is_empty())
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(b"close") && !is_hop_by_hop(t))
         .collect()
 }
 
