@@ -30,7 +30,15 @@ impl RequestHead {
         std::str::from_utf8(&self.raw[self.method.clone()]).unwrap_or("")
     }
     pub fn target(&self) -> &str {
-        std::str::from_utf8(&self.raw[self.target.clone()]).unwrap_or("")
+        std::str::from_utf8(self.target_bytes()).unwrap_or("")
+    }
+    /// The method and target as bytes: for comparisons and copies on the request path (no UTF-8
+    /// check each time).
+    pub fn method_bytes(&self) -> &[u8] {
+        &self.raw[self.method.clone()]
+    }
+    pub fn target_bytes(&self) -> &[u8] {
+        &self.raw[self.target.clone()]
     }
     /// Iterate (name, value) pairs in order.
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {

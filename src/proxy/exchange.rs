@@ -164,7 +164,8 @@ impl EventLoop {
             }
         };
         // The dashboard page itself holds no data (it asks for the key, then fetches with it).
-        let page = head.method() == "GET" && matches!(head.target(), "/_qcc/" | "/_qcc");
+        let (method, target) = (head.method_bytes(), head.target_bytes());
+        let page = method == b"GET" && matches!(target, b"/_qcc/" | b"/_qcc");
         if let Some(key) = self.settings.access_key.as_deref().filter(|_| !page) {
             if !access_granted(&mut head, key) {
                 let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
@@ -174,13 +175,14 @@ impl EventLoop {
                 return;
             }
         }
-        if head.target().starts_with("/_qcc/") || head.target() == "/_qcc" {
+        let (method, target) = (head.method_bytes(), head.target_bytes());
+        if target.starts_with(b"/_qcc/") || target == b"/_qcc" {
             self.serve_admin(ck, &head, now);
             return;
         }
-        if head.target() == "/metrics" {
+        if target == b"/metrics" {
             let text = self.metrics_text(now);
-            let status = if head.method() == "GET" { 200 } else { 405 };
+            let status = if method == b"GET" { 200 } else { 405 };
             self.respond_admin(ck, &head, status, "text/plain; version=0.0.4; charset=utf-8", text.as_bytes(), now);
             return;
         }
@@ -201,7 +203,7 @@ impl EventLoop {
             c.out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         c.since = now;
-        let api = head.target().starts_with("/v1/");
+        let api = head.target_bytes().starts_with(b"/v1/");
         let out_start = c.out.pushed();
         let session = super::affinity::session_of(head.headers());
         c.phase = ClientPhase::Exchange(Box::new(Exchange {

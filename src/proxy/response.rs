@@ -25,7 +25,7 @@ pub(super) fn process_response(
         if up.inbuf.is_empty() {
             return None;
         }
-        let head = match parse_response_head(&up.inbuf, ex.head.method() == "HEAD") {
+        let head = match parse_response_head(&up.inbuf, ex.head.method_bytes() == b"HEAD") {
             Ok(None) if up.inbuf.len() > MAX_HEAD_BYTES => {
                 return Some(AttemptEvent::Failed(Failure::BadResponse("response head too large".into())))
             }
@@ -43,7 +43,7 @@ pub(super) fn process_response(
         a.head_elapsed = now.duration_since(a.started);
         a.resp_body = Some(BodyTracker::new(head.framing));
         let until_close = head.framing == BodyFraming::UntilClose;
-        let messages = ex.api && head.status == 200 && ex.head.target().split('?').next() == Some("/v1/messages");
+        let messages = ex.api && head.status == 200 && ex.head.target_bytes().split(|&b| b == b'?').next() == Some(b"/v1/messages");
         a.scan = if messages { super::sse::Scan::for_reply(&head) } else { None };
         if messages && a.scan.is_none() {
             ex.usage_unread = true;

@@ -17,15 +17,15 @@ use crate::store::config::EndpointConfig;
 /// be read upstream as a second request on a pooled connection.)
 pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut Vec<u8>) {
     out.clear();
-    out.extend_from_slice(req.method().as_bytes());
+    out.extend_from_slice(req.method_bytes());
     out.push(b' ');
     out.extend_from_slice(ep.url.path_prefix.as_bytes());
     // Origin-form, checked by the parser (`http::target`); empty for "http://host".
-    let target = req.target();
+    let target = req.target_bytes();
     if target.is_empty() {
         out.push(b'/');
     }
-    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(target);
     // HTTP/1.0 clients cannot read chunked replies: ask the upstream for a 1.0-framed reply.
     out.extend_from_slice(if req.version_minor == 0 { b" HTTP/1.0\r\n" } else { b" HTTP/1.1\r\n" });
     let _ = write!(out, "Host: {}\r\n", ep.url.host()); // (writing to a Vec cannot fail)
