@@ -2,7 +2,9 @@
 # Side-by-side benchmark on loopback: the upstream directly, qcc (2-endpoint cluster), nginx as a
 # reverse proxy (worker_processes 1, upstream keepalive, proxy_next_upstream) and HAProxy
 # (nbthread 1, http-reuse always), over a plain and a TLS upstream (the same nginx, HTTPS with a
-# CA made here; every proxy verifies it).
+# CA made here; every proxy verifies it). Beside them, the floor: `relay` (scripts/bench/relay.rs),
+# a bare single-threaded TCP relay that makes the same four socket calls per request as qcc and
+# nothing else (no HTTP parsing, no rewriting): what any forwarding proxy could reach here.
 # Installs what it needs (nginx, wrk, haproxy) from Debian packages. Bounded: every load runs
 # DURATION s.
 #
@@ -23,6 +25,8 @@ if ! need nginx || ! need wrk || ! need haproxy || ! need openssl; then
 fi
 need python3 || { echo "bench: python3 is required for the SSE loads" >&2; exit 1; }
 if [ -n "${QCC_BIN:-}" ]; then QCC=$QCC_BIN; else cargo build --release --locked -q; QCC=$PWD/target/release/qcc; fi
+cargo build --release --locked -q --example relay
+RELAY=$PWD/target/release/examples/relay
 
 work=$(mktemp -d)
 pids=()
@@ -37,7 +41,7 @@ trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 UP1=18081 UP2=18082 NGX=18090 NGX_SSE=18092 SSE=18095 QPORT=18091 QSSE=18093
-UPTLS=18083 NGX_TLS=18096 QTLS=18097 HAP=18098 HAP_TLS=18099 QIDLE=18094
+UPTLS=18083 NGX_TLS=18096 QTLS=18097 HAP=18098 HAP_TLS=18099 QIDLE=18094 FLOOR=18100 FLOOR_SSE=18101
 
 # A CA and a certificate for 127.0.0.1 (the TLS upstream), made here.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" -keyout "$work/ca.key" -out "$work/ca.pem" \
@@ -128,6 +132,8 @@ haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>"$work/haproxy.err" & hap_pid=$!
 # The SSE upstream and latency probe are Rust (std only): a few µs of their own per event.
 rustc -O --edition 2021 scripts/bench/sse_probe.rs -o "$work/sse_probe"
 "$work/sse_probe" server "$SSE" & pids+=($!)
+"$RELAY" "$FLOOR" "$UP1" & floor_pid=$!; pids+=($floor_pid)
+"$RELAY" "$FLOOR_SSE" "$SSE" & pids+=($!)
 
 cluster() { # name port1 port2
   cat <<JSON
@@ -148,7 +154,7 @@ QCC_HOME=$work/q1 QCC_CONFIG=$work/q1/cache.json "$QCC" proxy start --cluster be
 QCC_HOME=$work/q2 QCC_CONFIG=$work/q2/cache.json "$QCC" proxy start --cluster sse --port "$QSSE" --log-level warn >/dev/null 2>"$work/q2.err" & qsse=$!; pids+=($qsse)
 QCC_HOME=$work/q4 QCC_CONFIG=$work/q4/cache.json "$QCC" proxy start --cluster tls --port "$QTLS" --log-level warn >/dev/null 2>"$work/q4.err" & qtls=$!; pids+=($qtls)
 
-for port in $UP1 $UPTLS $NGX $NGX_TLS $QPORT $QTLS $SSE $QSSE $NGX_SSE $HAP $HAP_TLS; do
+for port in $UP1 $UPTLS $NGX $NGX_TLS $QPORT $QTLS $SSE $QSSE $NGX_SSE $HAP $HAP_TLS $FLOOR $FLOOR_SSE; do
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 ngx_worker=$(pgrep -P "$(cat "$work/ngx.pid")" | head -1)
@@ -201,6 +207,7 @@ run_wrk() {
 echo "bench: keep-alive loads (${DURATION}s each)" >&2
 for c in 32 256; do
   run_wrk "keep-alive c=$c" upstream "http://127.0.0.1:$UP1" "$c" -
+  run_wrk "keep-alive c=$c" floor "http://127.0.0.1:$FLOOR" "$c" "$floor_pid"
   run_wrk "keep-alive c=$c" nginx "http://127.0.0.1:$NGX" "$c" "$ngx_worker"
   run_wrk "keep-alive c=$c" haproxy "http://127.0.0.1:$HAP" "$c" "$hap_pid"
   run_wrk "keep-alive c=$c" qcc "http://127.0.0.1:$QPORT" "$c" "$qpid"
@@ -216,6 +223,7 @@ run_wrk "sessions c=32" qcc "http://127.0.0.1:$QPORT" 32 "$qpid" -s "$work/sessi
 bound=$(curl -s "http://127.0.0.1:$QPORT/_qcc/status" | jq .affinity.sessions)
 echo "bench: new connection per request" >&2
 run_wrk "new conn c=32" upstream "http://127.0.0.1:$UP1" 32 - -H "Connection: close"
+run_wrk "new conn c=32" floor "http://127.0.0.1:$FLOOR" 32 "$floor_pid" -H "Connection: close"
 run_wrk "new conn c=32" nginx "http://127.0.0.1:$NGX" 32 "$ngx_worker" -H "Connection: close"
 run_wrk "new conn c=32" haproxy "http://127.0.0.1:$HAP" 32 "$hap_pid" -H "Connection: close"
 run_wrk "new conn c=32" qcc "http://127.0.0.1:$QPORT" 32 "$qpid" -H "Connection: close"
@@ -238,6 +246,7 @@ sse_lat() { # target url -> "p50 p99" in µs (median over 5 streams)
   echo "$(printf '%s\n' "${p50s[@]}" | sort -n | sed -n 3p) $(printf '%s\n' "${p99s[@]}" | sort -n | sed -n 3p) $(printf '%s\n' "${firsts[@]}" | sort -n | sed -n 3p)"
 }
 read -r d50 d99 d1 < <(sse_lat upstream "http://127.0.0.1:$SSE/")
+read -r f50 f99 f1 < <(sse_lat floor "http://127.0.0.1:$FLOOR_SSE/")
 read -r n50 n99 n1 < <(sse_lat nginx "http://127.0.0.1:$NGX_SSE/")
 read -r q50 q99 q1 < <(sse_lat qcc "http://127.0.0.1:$QSSE/")
 
@@ -265,21 +274,23 @@ wait "$idle_probe" || true
 
 # The table.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a/b; else print "-" }'; }
-printf '\n| load | target | req/s | p50 | p99 | peak RSS MiB | CPU s | qcc/nginx, qcc/haproxy, qcc/upstream req/s |\n'
+printf '\n| load | target | req/s | p50 | p99 | peak RSS MiB | CPU s | qcc/nginx, qcc/haproxy, qcc/floor, qcc/upstream req/s |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
-declare -A ngx_rps hap_rps up_rps
+declare -A ngx_rps hap_rps up_rps floor_rps
 for r in "${rows[@]}"; do
   IFS='|' read -r l t rps _ <<<"$r"
-  case "$t" in nginx) ngx_rps[$l]=$rps ;; haproxy) hap_rps[$l]=$rps ;; upstream) up_rps[$l]=$rps ;; esac
+  case "$t" in nginx) ngx_rps[$l]=$rps ;; haproxy) hap_rps[$l]=$rps ;; upstream) up_rps[$l]=$rps ;; floor) floor_rps[$l]=$rps ;; esac
 done
 for r in "${rows[@]}"; do
   IFS='|' read -r l t rps p50 p99 rss cpu _ errs <<<"$r"
   rat=""
-  [ "$t" = qcc ] && rat="$(ratio "$rps" "${ngx_rps[$l]:-0}"), $(ratio "$rps" "${hap_rps[$l]:-0}"), $(ratio "$rps" "${up_rps[$l]:-0}")"
+  [ "$t" = qcc ] && rat="$(ratio "$rps" "${ngx_rps[$l]:-0}"), $(ratio "$rps" "${hap_rps[$l]:-0}"), $(ratio "$rps" "${floor_rps[$l]:-0}"), $(ratio "$rps" "${up_rps[$l]:-0}")"
+  [ "$t" = nginx ] || [ "$t" = haproxy ] && [ -n "${floor_rps[$l]:-}" ] && rat="($t/floor $(ratio "$rps" "${floor_rps[$l]}"))"
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$l" "$t" "$rps" "$p50" "$p99" "$rss" "$cpu" "$rat"
   [ -n "$errs" ] && echo "|   | ($t: $errs) |||||||"
 done
 printf '| SSE event latency | upstream | - | %sµs | %sµs | - | - | first event %sµs |\n' "$d50" "$d99" "$d1"
+printf '| SSE event latency | floor | - | %sµs | %sµs | - | - | first event %sµs |\n' "$f50" "$f99" "$f1"
 printf '| SSE event latency | nginx | - | %sµs | %sµs | - | - | first event %sµs |\n' "$n50" "$n99" "$n1"
 printf '| SSE event latency | qcc | - | %sµs | %sµs | - | - | first event %sµs, added p50 %sµs |\n' "$q50" "$q99" "$q1" "$((q50 - d50))"
 printf '| %s slow streams | nginx | %s | - | - | %s | - | |\n' "$STREAMS" "$s_ngx" "$rss_ngx_streams"

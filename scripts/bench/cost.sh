@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# qcc's own cost per request, in numbers that do not move with the machine's mood: user-space
+# instructions (valgrind callgrind) and heap allocations (valgrind dhat) per forwarded request,
+# under a short wrk load on loopback against a fixed-reply nginx. The kernel's share (the
+# four socket calls) is not in these: see scripts/bench.sh for throughput.
+#
+#   scripts/bench/cost.sh                          # the tree's release build
+#   scripts/bench/cost.sh /path/to/qcc-before      # another build, to compare
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk || ! need valgrind || ! need jq; then
+  echo "cost: installing nginx, wrk, valgrind, jq" >&2
+  apt-get update -qq && apt-get install -y -qq nginx wrk valgrind jq curl >/dev/null
+fi
+if [ $# -ge 1 ]; then QCC=$1; else cargo build --release --locked -q; QCC=$PWD/target/release/qcc; fi
+SECS=${SECS:-3}
+UP=18181 Q=18191
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+REPLY='{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[{"type":"text","text":"Hello from the bench upstream."}],"stop_reason":"end_turn","usage":{"input_tokens":12,"output_tokens":8}}'
+cat >"$work/up.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/up.pid;
+error_log $work/up.err warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work;
+  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 '$REPLY'; } }
+}
+CONF
+nginx -c "$work/up.conf" -p "$work" & pids+=($!)
+cat >"$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["x-api-key"] = "proxy-managed"
+wrk.headers["anthropic-version"] = "2023-06-01"
+wrk.body = '{"model":"claude-bench","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}'
+LUA
+cat >"$work/cache.json" <<JSON
+{"profiles": {"bench": {"name": "bench", "endpoints": [
+  {"id": "b0000001", "base_url": "http://127.0.0.1:$UP", "api_key": "sk-bench-endpoint-key", "priority": 1}]}}}
+JSON
+
+# measure TOOL OUTFILE: run qcc under valgrind TOOL, load it, stop it; prints the request count.
+measure() {
+  QCC_HOME=$work QCC_CONFIG=$work/cache.json valgrind --tool="$1" "--$1-out-file=$2" \
+    "$QCC" proxy start --cluster bench --port "$Q" --log-level warn >/dev/null 2>"$work/$1.err" &
+  local vg=$!
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$Q/_qcc/status" && break; sleep 0.2; done
+  wrk -t1 -c4 -d"${SECS}s" -s "$work/post.lua" "http://127.0.0.1:$Q/v1/messages" >/dev/null
+  local n
+  n=$(curl -s "http://127.0.0.1:$Q/_qcc/status" | jq .requests.successful)
+  kill -INT "$vg"
+  wait "$vg" || true
+  echo "$n"
+}
+
+n=$(measure callgrind "$work/cg.out")
+ir=$(awk '/^summary:|^totals:/ {print $2; exit}' "$work/cg.out")
+m=$(measure dhat "$work/dhat.json")
+blocks=$(jq '[.pps[].tbk] | add' "$work/dhat.json")
+awk -v ir="$ir" -v n="$n" -v b="$blocks" -v m="$m" -v bin="$QCC" 'BEGIN {
+  printf "%s\n  user-space instructions per request: %d (%d requests)\n", bin, ir / n, n
+  printf "  heap allocations per request:        %.1f (%d requests)\n", b / m, m }'
