@@ -72,8 +72,7 @@ fn main() -> std::io::Result<()> {
                 }
             }
             if event.is_readable() || event.is_read_closed() {
-                loop {
-                    let Some(Some(side)) = sides.get_mut(me) else { break };
+                while let Some(Some(side)) = sides.get_mut(me) {
                     match side.stream.read(&mut buf) {
                         Ok(0) => {
                             closed = true;

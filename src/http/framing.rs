@@ -38,7 +38,7 @@ impl<'a> FramingHeaders<'a> {
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 f.transfer_encoding = f.transfer_encoding.or(Some(value));
                 f.encodings += 1;
-                if let Some(last) = value.split(|&b| b == b',').map(trim).filter(|c| !c.is_empty()).last() {
+                if let Some(last) = value.split(|&b| b == b',').map(trim).rfind(|c| !c.is_empty()) {
                     f.last_coding = Some(last);
                 }
             }

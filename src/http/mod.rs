@@ -68,19 +68,11 @@ impl std::fmt::Display for HeadError {
 /// Hop-by-hop headers: meaningful for one connection only, never forwarded.
 /// (`Content-Length` and `Transfer-Encoding` are framing, decided by qcc, never hop-by-hop.)
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    const HOP: [&[u8]; 8] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"upgrade",
-    ];
-    // Every header of every message passes here: most are told apart by length alone.
-    if !matches!(name.len(), 2 | 7 | 10) && !(name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-")) {
-        return false;
+    // (and `proxy-connection`, `proxy-authenticate`, `proxy-authorization`: every `proxy-*`)
+    const HOP: [&[u8]; 5] = [b"connection", b"keep-alive", b"te", b"trailer", b"upgrade"];
+    if name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-") {
+        return true;
     }
-    HOP.iter().any(|h| h.eq_ignore_ascii_case(name)) || name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-")
+    // Every header of every message passes here: most are told apart by their length alone.
+    matches!(name.len(), 2 | 7 | 10) && HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }

@@ -65,7 +65,8 @@ fn check_path(path: &[u8]) -> Result<(), HeadError> {
     }
     for segment in path.split(|&b| b == b'/') {
         // Most segments have no escape: looked at as they are, without a copy.
-        let decoded = if segment.contains(&b'%') { std::borrow::Cow::Owned(percent_decode(segment)?) } else { segment.into() };
+        let decoded =
+            if segment.contains(&b'%') { std::borrow::Cow::Owned(percent_decode(segment)?) } else { segment.into() };
         if *decoded == *b"." || *decoded == *b".." {
             return Err(HeadError::Malformed("dot segment in the path"));
         }

@@ -59,7 +59,14 @@ pub struct Balancer {
 
 impl Balancer {
     pub fn new(strategy: Strategy, seed: u64) -> Balancer {
-        Balancer { strategy, rr_next: 0, rng: if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed }, pool: Vec::new(), ids: Vec::new(), list: Vec::new() }
+        Balancer {
+            strategy,
+            rr_next: 0,
+            rng: if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed },
+            pool: Vec::new(),
+            ids: Vec::new(),
+            list: Vec::new(),
+        }
     }
 
     pub fn strategy(&self) -> Strategy {

@@ -43,7 +43,9 @@ pub(super) fn process_response(
         a.head_elapsed = now.duration_since(a.started);
         a.resp_body = Some(BodyTracker::new(head.framing));
         let until_close = head.framing == BodyFraming::UntilClose;
-        let messages = ex.api && head.status == 200 && ex.head.target_bytes().split(|&b| b == b'?').next() == Some(b"/v1/messages");
+        let messages = ex.api
+            && head.status == 200
+            && ex.head.target_bytes().split(|&b| b == b'?').next() == Some(b"/v1/messages");
         a.scan = if messages { super::sse::Scan::for_reply(&head) } else { None };
         if messages && a.scan.is_none() {
             ex.usage_unread = true;

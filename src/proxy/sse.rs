@@ -164,7 +164,8 @@ impl SseScanner {
                 }
             }
             (Counted::Error, parsed) => {
-                let overloaded = parsed.and_then(|v| v.error).and_then(|e| e.kind).is_some_and(|t| t == "overloaded_error");
+                let overloaded =
+                    parsed.and_then(|v| v.error).and_then(|e| e.kind).is_some_and(|t| t == "overloaded_error");
                 self.error = Some(if overloaded { StreamError::Overloaded } else { StreamError::Api });
             }
             _ => {}
