@@ -51,24 +51,35 @@ cat >"$work/cache.json" <<JSON
   {"id": "b0000001", "base_url": "http://127.0.0.1:$UP", "api_key": "sk-bench-endpoint-key", "priority": 1}]}}}
 JSON
 
-# measure TOOL OUTFILE: run qcc under valgrind TOOL, load it, stop it; prints the request count.
+# measure TOOL OUTFILE SECS: run qcc under valgrind TOOL, give it one request and then SECS
+# seconds of wrk load (none for 0), stop it; prints how many requests it served.
 measure() {
   QCC_HOME=$work QCC_CONFIG=$work/cache.json valgrind --tool="$1" "--$1-out-file=$2" \
     "$QCC" proxy start --cluster bench --port "$Q" --log-level warn >/dev/null 2>"$work/$1.err" &
   local vg=$!
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$Q/_qcc/status" && break; sleep 0.2; done
-  wrk -t1 -c4 -d"${SECS}s" -s "$work/post.lua" "http://127.0.0.1:$Q/v1/messages" >/dev/null
+  curl -s -o /dev/null -H 'content-type: application/json' -d '{"model":"m","max_tokens":1,"messages":[]}' \
+    "http://127.0.0.1:$Q/v1/messages"
+  if [ "$3" != 0 ]; then
+    wrk -t1 -c4 -d"${3}s" -s "$work/post.lua" "http://127.0.0.1:$Q/v1/messages" >/dev/null
+  fi
   local n
   n=$(curl -s "http://127.0.0.1:$Q/_qcc/status" | jq .requests.successful)
   kill -INT "$vg"
   wait "$vg" || true
   echo "$n"
 }
+instructions() { awk '/^summary:|^totals:/ {print $2; exit}' "$1"; }
+blocks() { jq '[.pps[].tbk] | add' "$1"; }
 
-n=$(measure callgrind "$work/cg.out")
-ir=$(awk '/^summary:|^totals:/ {print $2; exit}' "$work/cg.out")
-m=$(measure dhat "$work/dhat.json")
-blocks=$(jq '[.pps[].tbk] | add' "$work/dhat.json")
-awk -v ir="$ir" -v n="$n" -v b="$blocks" -v m="$m" -v bin="$QCC" 'BEGIN {
+# Everything but the load (start-up, status calls, the state files written at the stop) is
+# measured once without it and taken away, so the figures are per request whatever the rate.
+n0=$(measure callgrind "$work/cg0.out" 0)
+n=$(measure callgrind "$work/cg.out" "$SECS")
+ir=$(( $(instructions "$work/cg.out") - $(instructions "$work/cg0.out") ))
+m0=$(measure dhat "$work/dhat0.json" 0)
+m=$(measure dhat "$work/dhat.json" "$SECS")
+b=$(( $(blocks "$work/dhat.json") - $(blocks "$work/dhat0.json") ))
+awk -v ir="$ir" -v n="$((n - n0))" -v b="$b" -v m="$((m - m0))" -v bin="$QCC" 'BEGIN {
   printf "%s\n  user-space instructions per request: %d (%d requests)\n", bin, ir / n, n
   printf "  heap allocations per request:        %.1f (%d requests)\n", b / m, m }'

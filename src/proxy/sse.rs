@@ -355,13 +355,35 @@ impl Scan {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// Where the quoted `key` (`"name"`) first occurs. Only the quotes are visited: the search runs
+/// on every JSON reply.
+fn find(hay: &[u8], key: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = hay[from..].iter().position(|&b| b == b'"') {
+        let at = from + i;
+        if hay[at..].starts_with(key) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Where the quoted `key` last occurs.
+fn rfind(hay: &[u8], key: &[u8]) -> Option<usize> {
+    let mut end = hay.len();
+    while let Some(at) = hay[..end].iter().rposition(|&b| b == b'"') {
+        if hay[at..].starts_with(key) {
+            return Some(at);
+        }
+        end = at;
+    }
+    None
 }
 
 /// The `{...}` that follows the last `key` (brace-balanced, strings respected).
 fn object_after<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let at = body.windows(key.len()).rposition(|w| w == key)? + key.len();
+    let at = rfind(body, key)? + key.len();
     let start = at + body[at..].iter().position(|&b| b == b'{')?;
     let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
     for (i, &b) in body[start..].iter().enumerate() {
