@@ -155,6 +155,38 @@ fn the_access_log_has_one_line_per_request() {
         .is_ok_and(|t| t.lines().count() == 1)));
 }
 
+/// The dashboard's ring keeps the newest 50 requests; a request recorded into the slot of an
+/// old one shows nothing of it (no session, no tokens it did not have).
+#[test]
+fn the_recent_ring_keeps_the_newest_fifty_and_nothing_of_older_ones() {
+    let mock = MockUpstream::start(Mode::Json {
+        status: 200,
+        body: r#"{"model":"claude-haiku-4-5","usage":{"input_tokens":3,"output_tokens":9}}"#.into(),
+    });
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-SECRET00000", 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    for _ in 0..50 {
+        let r = request(proxy.addr, "POST", "/v1/messages", &[("x-claude-code-session-id", "abcdef12-3456")], b"{}");
+        assert_eq!(r.status, 200);
+    }
+    for i in 0..5 {
+        assert_eq!(request(proxy.addr, "GET", &format!("/other/{i}"), &[], b"").status, 200);
+    }
+    let recent = request(proxy.addr, "GET", "/_qcc/recent", &[], b"").json();
+    let rows = recent["requests"].as_array().expect("requests");
+    assert_eq!(rows.len(), 50);
+    for (i, row) in rows[..5].iter().enumerate() {
+        assert_eq!(row["path"], format!("/other/{}", 4 - i), "newest first: {row}");
+        assert_eq!((row["method"].as_str(), row["status"].as_str()), (Some("GET"), Some("200")));
+        assert!(row["session"].is_null() && row["tokens"].is_null(), "{row}");
+    }
+    for row in &rows[5..] {
+        assert_eq!((row["path"].as_str(), row["session"].as_str()), (Some("/v1/messages"), Some("abcdef12")));
+        assert_eq!(row["tokens"]["model"], "claude-haiku-4-5");
+    }
+}
+
 /// A request qcc answers itself (here a 503: every endpoint disabled) is logged too.
 #[test]
 fn requests_answered_by_qcc_are_logged_too() {

@@ -162,6 +162,15 @@ mod tests {
     }
 
     #[test]
+    fn choose_answers_with_the_endpoint_index() {
+        // Endpoints 0 and 2 are candidates (1 is disabled and left out by the caller).
+        let mut b = Balancer::new(Strategy::PriorityFailover, 1);
+        assert_eq!(b.choose([(0, cand(2, 1)), (2, cand(1, 1))].into_iter()), Some(2));
+        assert_eq!(b.choose([(0, cand(2, 1))].into_iter()), Some(0), "buffers reused, not stale");
+        assert_eq!(b.choose(std::iter::empty()), None);
+    }
+
+    #[test]
     fn priority_failover_prefers_lowest_usable_untried() {
         let mut b = Balancer::new(Strategy::PriorityFailover, 1);
         let mut c = vec![cand(2, 1), cand(1, 1), cand(3, 1)];

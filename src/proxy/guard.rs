@@ -173,7 +173,9 @@ mod tests {
     #[test]
     fn hosts() {
         let g = gate();
-        for ok in ["127.0.0.1:7860", "localhost:7860", "LOCALHOST", "[::1]:7860", "qcc.lan:7860", "127.0.0.2"] {
+        for ok in
+            ["127.0.0.1:7860", "localhost:7860", "LOCALHOST", "[::1]:7860", "qcc.lan:7860", "QCC.Lan", "127.0.0.2"]
+        {
             assert_eq!(g.check(&head(&format!("GET / HTTP/1.1\r\nHost: {ok}\r\n\r\n"))), Verdict::Pass { cors: None });
         }
         for bad in ["attacker.example:7860", "attacker.example", "localhost.attacker.example", "10.0.0.1:7860"] {

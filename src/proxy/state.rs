@@ -334,3 +334,22 @@ pub struct Stats {
     /// (the keep-alive race): the attempt failed, the endpoint was not blamed.
     pub pool_races: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EndpointSet;
+
+    #[test]
+    fn endpoint_sets_hold_any_index() {
+        let mut s = EndpointSet::default();
+        for i in [0, 5, 63, 64, 200, 200] {
+            s.insert(i);
+        }
+        for i in [0, 5, 63, 64, 200] {
+            assert!(s.contains(i), "{i}");
+        }
+        for i in [1, 62, 65, 199, 201] {
+            assert!(!s.contains(i), "{i}");
+        }
+    }
+}
