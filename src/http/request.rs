@@ -27,7 +27,7 @@ pub struct RequestHead {
 impl RequestHead {
     pub fn method(&self) -> &str {
         // httparse validated the method as a token, so it is ASCII.
-        std::str::from_utf8(&self.raw[self.method.clone()]).unwrap_or("")
+        std::str::from_utf8(self.method_bytes()).unwrap_or("")
     }
     pub fn target(&self) -> &str {
         std::str::from_utf8(self.target_bytes()).unwrap_or("")
