@@ -13,6 +13,7 @@
 #   QCC_BIN=/path/to/other/qcc scripts/bench.sh   # measure another build (before/after a change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench/load.sh
 DURATION=${DURATION:-10}
 STREAMS=${STREAMS:-1000}
 STREAM_SECS=${STREAM_SECS:-10}
@@ -50,7 +51,6 @@ openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$work/up.key"
 printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/ext.cnf"
 openssl x509 -req -in "$work/up.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
   -extfile "$work/ext.cnf" -out "$work/up.pem" 2>/dev/null
-REPLY='{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[{"type":"text","text":"Hello from the bench upstream."}],"stop_reason":"end_turn","usage":{"input_tokens":12,"output_tokens":8}}'
 
 cat >"$work/upstream.conf" <<CONF
 worker_processes 1;
@@ -160,13 +160,7 @@ done
 ngx_worker=$(pgrep -P "$(cat "$work/ngx.pid")" | head -1)
 [ -n "$ngx_worker" ] || { echo "bench: nginx proxy worker not found" >&2; exit 1; }
 
-cat >"$work/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["content-type"] = "application/json"
-wrk.headers["x-api-key"] = "proxy-managed"
-wrk.headers["anthropic-version"] = "2023-06-01"
-wrk.body = '{"model":"claude-bench","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}'
-LUA
+post_lua "$work/post.lua"
 
 # Every request a new Claude Code session id: fills qcc's affinity table (10,000 sessions).
 cat >"$work/sessions.lua" <<'LUA'

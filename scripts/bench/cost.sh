@@ -8,6 +8,7 @@
 #   scripts/bench/cost.sh /path/to/qcc-before      # another build, to compare
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. scripts/bench/load.sh
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk || ! need valgrind || ! need jq; then
   echo "cost: installing nginx, wrk, valgrind, jq" >&2
@@ -24,7 +25,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-REPLY='{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[{"type":"text","text":"Hello from the bench upstream."}],"stop_reason":"end_turn","usage":{"input_tokens":12,"output_tokens":8}}'
 cat >"$work/up.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -39,13 +39,7 @@ http {
 }
 CONF
 nginx -c "$work/up.conf" -p "$work" & pids+=($!)
-cat >"$work/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["content-type"] = "application/json"
-wrk.headers["x-api-key"] = "proxy-managed"
-wrk.headers["anthropic-version"] = "2023-06-01"
-wrk.body = '{"model":"claude-bench","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}'
-LUA
+post_lua "$work/post.lua"
 cat >"$work/cache.json" <<JSON
 {"profiles": {"bench": {"name": "bench", "endpoints": [
   {"id": "b0000001", "base_url": "http://127.0.0.1:$UP", "api_key": "sk-bench-endpoint-key", "priority": 1}]}}}
