@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # qcc's own cost per request, in numbers that do not move with the machine's mood: user-space
 # instructions (valgrind callgrind) and heap allocations (valgrind dhat) per forwarded request,
-# under a short wrk load on loopback against a fixed-reply nginx. The kernel's share (the
+# under a short wrk load on loopback against a fixed-reply nginx: a JSON Messages reply, then a
+# streamed one (16 events). The kernel's share (the
 # four socket calls) is not in these: see scripts/bench.sh for throughput.
 #
 #   scripts/bench/cost.sh                          # the tree's release build
@@ -35,21 +36,27 @@ http {
   access_log off;
   keepalive_requests 1000000;
   client_body_temp_path $work;
-  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 '$REPLY'; } }
+  server { listen 127.0.0.1:$UP;
+           location / { default_type application/json; return 200 '$REPLY'; }
+           location /sse/ { default_type text/event-stream; return 200 '$STREAM'; } }
 }
 CONF
 nginx -c "$work/up.conf" -p "$work" & pids+=($!)
 post_lua "$work/post.lua"
 cat >"$work/cache.json" <<JSON
-{"profiles": {"bench": {"name": "bench", "endpoints": [
-  {"id": "b0000001", "base_url": "http://127.0.0.1:$UP", "api_key": "sk-bench-endpoint-key", "priority": 1}]}}}
+{"profiles": {"json": {"name": "json", "endpoints": [
+  {"id": "b0000001", "base_url": "http://127.0.0.1:$UP", "api_key": "sk-bench-endpoint-key", "priority": 1}]},
+ "sse": {"name": "sse", "endpoints": [
+  {"id": "b0000002", "base_url": "http://127.0.0.1:$UP/sse", "api_key": "sk-bench-endpoint-key", "priority": 1}]}}}
 JSON
 
-# measure TOOL OUTFILE SECS: run qcc under valgrind TOOL, give it one request and then SECS
-# seconds of wrk load (none for 0), stop it; prints how many requests it served.
+# measure CLUSTER TOOL OUTFILE SECS: run qcc for CLUSTER under valgrind TOOL, give it one request
+# and then SECS seconds of wrk load (none for 0), stop it; prints how many requests it served.
 measure() {
+  local cluster=$1
+  shift
   QCC_HOME=$work QCC_CONFIG=$work/cache.json valgrind --tool="$1" "--$1-out-file=$2" \
-    "$QCC" proxy start --cluster bench --port "$Q" --log-level warn >/dev/null 2>"$work/$1.err" &
+    "$QCC" proxy start --cluster "$cluster" --port "$Q" --log-level warn >/dev/null 2>"$work/$1.err" &
   local vg=$!
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$Q/_qcc/status" && break; sleep 0.2; done
   curl -s -o /dev/null -H 'content-type: application/json' -d '{"model":"m","max_tokens":1,"messages":[]}' \
@@ -68,12 +75,15 @@ blocks() { jq '[.pps[].tbk] | add' "$1"; }
 
 # Everything but the load (start-up, status calls, the state files written at the stop) is
 # measured once without it and taken away, so the figures are per request whatever the rate.
-n0=$(measure callgrind "$work/cg0.out" 0)
-n=$(measure callgrind "$work/cg.out" "$SECS")
-ir=$(( $(instructions "$work/cg.out") - $(instructions "$work/cg0.out") ))
-m0=$(measure dhat "$work/dhat0.json" 0)
-m=$(measure dhat "$work/dhat.json" "$SECS")
-b=$(( $(blocks "$work/dhat.json") - $(blocks "$work/dhat0.json") ))
-awk -v ir="$ir" -v n="$((n - n0))" -v b="$b" -v m="$((m - m0))" -v bin="$QCC" 'BEGIN {
-  printf "%s\n  user-space instructions per request: %d (%d requests)\n", bin, ir / n, n
-  printf "  heap allocations per request:        %.1f (%d requests)\n", b / m, m }'
+echo "$QCC"
+for cluster in json sse; do
+  n0=$(measure "$cluster" callgrind "$work/cg0.out" 0)
+  n=$(measure "$cluster" callgrind "$work/cg.out" "$SECS")
+  ir=$(($(instructions "$work/cg.out") - $(instructions "$work/cg0.out")))
+  m0=$(measure "$cluster" dhat "$work/dhat0.json" 0)
+  m=$(measure "$cluster" dhat "$work/dhat.json" "$SECS")
+  b=$(($(blocks "$work/dhat.json") - $(blocks "$work/dhat0.json")))
+  awk -v ir="$ir" -v n="$((n - n0))" -v b="$b" -v m="$((m - m0))" -v what="$cluster" 'BEGIN {
+    printf "  %-4s reply: user-space instructions per request: %d (%d requests)\n", what, ir / n, n
+    printf "  %-4s reply: heap allocations per request:        %.1f (%d requests)\n", what, b / m, m }'
+done

@@ -71,19 +71,7 @@ impl SseScanner {
     /// Look at the next decoded body bytes.
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            // An event ends at an empty line: "\n\n" (a "\r" before "\n" is part of the line end).
-            let mut end = None;
-            for (i, &b) in data.iter().enumerate() {
-                match b {
-                    b'\n' if self.at_line_start => {
-                        end = Some(i + 1);
-                        break;
-                    }
-                    b'\n' => self.at_line_start = true,
-                    b'\r' => {}
-                    _ => self.at_line_start = false,
-                }
-            }
+            let end = self.event_end(data);
             let take = end.unwrap_or(data.len());
             if !self.oversized {
                 if self.event.len() + take > MAX_EVENT {
@@ -107,25 +95,58 @@ impl SseScanner {
         }
     }
 
-    fn on_event(&mut self, raw: &[u8]) {
-        let Ok(text) = std::str::from_utf8(raw) else { return };
-        let mut kind: Option<&str> = None;
-        let mut data = String::new();
-        for line in text.lines() {
-            let line = line.trim_end_matches('\r');
-            if let Some(v) = line.strip_prefix("event:") {
-                kind = Some(v.trim());
-            } else if let Some(v) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
+    /// Where the current event ends in `data` (just past the empty line that ends it), if it
+    /// does: an empty line is a line end ("\n") at the start of a line, "\r"s before it allowed.
+    /// Jumps from line end to line end; only the start of each line is looked at byte by byte.
+    fn event_end(&mut self, data: &[u8]) -> Option<usize> {
+        let mut at = 0;
+        loop {
+            if self.at_line_start {
+                let blank = data[at..].iter().position(|&b| b != b'\r').map(|i| at + i);
+                match blank {
+                    None => return None, // nothing but "\r" so far: still at a line start
+                    Some(i) if data[i] == b'\n' => return Some(i + 1),
+                    Some(i) => {
+                        self.at_line_start = false;
+                        at = i;
+                    }
                 }
-                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+            match data[at..].iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    at += i + 1;
+                    self.at_line_start = true;
+                }
+                None => return None,
             }
         }
-        // Only the events that carry what we count are parsed; the rest are told by name.
+    }
+
+    fn on_event(&mut self, raw: &[u8]) {
+        // Lines, without their line end ("\n", and any "\r" before it).
+        let lines = || {
+            raw.split(|&b| b == b'\n').map(|line| {
+                let keep = line.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1);
+                &line[..keep]
+            })
+        };
+        let mut kind = None;
+        for name in lines().filter_map(|line| line.strip_prefix(b"event:")) {
+            kind = Some(name.trim_ascii());
+        }
+        let Ok(kind) = kind.map(std::str::from_utf8).transpose() else { return };
+        // Only the events that carry what we count are parsed (their `data` lines joined); the
+        // rest, nearly every event of a stream, are told by name and cost no copy.
         let parsed = match kind {
-            Some("message_start" | "message_delta" | "error") | None if !data.is_empty() => {
-                serde_json::from_str::<EventData>(&data).ok()
+            Some("message_start" | "message_delta" | "error") | None => {
+                let mut data = Vec::new();
+                for v in lines().filter_map(|line| line.strip_prefix(b"data:")) {
+                    if !data.is_empty() {
+                        data.push(b'\n');
+                    }
+                    data.extend_from_slice(v.strip_prefix(b" ").unwrap_or(v));
+                }
+                serde_json::from_slice::<EventData>(&data).ok()
             }
             _ => None,
         };
