@@ -224,3 +224,22 @@ fn bad_requests_get_4xx_and_the_proxy_keeps_serving() {
     assert_eq!(mock.hits(), 0, "nothing bad was forwarded");
     assert_eq!(post_messages(proxy.addr).status, 200);
 }
+
+/// A client's last request (`Connection: close`): the whole response, then qcc lets go of the
+/// connection at once — it does not hold it waiting for the client to close first.
+#[test]
+fn a_last_request_is_answered_whole_and_its_connection_freed_at_once() {
+    let mock = MockUpstream::start(ok());
+    let (_home, proxy) = one_endpoint(&mock);
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/messages", &[("connection", "close")], b"{}");
+    let all = String::from_utf8(c.read_to_close()).expect("utf-8");
+    assert!(all.starts_with("HTTP/1.1 200") && all.ends_with(OK_BODY), "{all}");
+    // Our end is still open: only the status request's own connection is left on qcc's side.
+    assert!(
+        crate::support::wait_until(Duration::from_secs(2), || proxy.status()["connections"]["clients"] == 1),
+        "{}",
+        proxy.status()["connections"]
+    );
+    drop(c);
+}

@@ -62,6 +62,7 @@ impl EventLoop {
                 phase: ClientPhase::ReadingHead,
                 since: now,
                 write_shut: false,
+                peer_done: false,
                 hup: false,
                 heads: 0,
                 last_taken: now,

@@ -71,6 +71,9 @@ impl EventLoop {
                     super::io::set_linger_zero(&c.sock); // the close below sends a reset
                     return Pump::Close;
                 }
+                if c.out.is_empty() && c.peer_done && c.inbuf.is_empty() {
+                    return Pump::Close; // (nothing unread: the close sends a FIN, not a reset)
+                }
                 if c.out.is_empty() {
                     // Half-close and wait for the client's EOF (bounded by LINGER): closing with
                     // unread input would send a reset that can destroy our last response.
@@ -390,6 +393,10 @@ impl EventLoop {
             return;
         };
         c.since = now;
+        // The client said this request was its last and it was read to its end: nothing more
+        // will come, so the connection closes at once once the response is out.
+        let last = matches!(&c.phase, ClientPhase::Exchange(ex) if !ex.head.keep_alive && ex.body_tracker.is_done());
+        c.peer_done = close && last;
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
         if close {
             self.arm(now + LINGER);

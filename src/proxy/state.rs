@@ -149,6 +149,9 @@ pub struct Client {
     /// Our side is shut down for writing (closing: we wait for the client's EOF so our last
     /// response is not destroyed by a reset).
     pub write_shut: bool,
+    /// The client's last request (`Connection: close`, or HTTP/1.0 without keep-alive) was read
+    /// to its end: closing needs no half-close and wait (the close sends a FIN, nothing unread).
+    pub peer_done: bool,
     /// The peer's EOF (or an error) was signalled by an event: read until it shows.
     pub hup: bool,
     /// Request heads read on this connection so far.
