@@ -107,16 +107,23 @@ fn access_rules_for_the_views() {
     assert_eq!(s["endpoints"][0]["enabled"], false);
 }
 
-/// `--access-log`: one JSON line per request with its timing, bytes, session and tokens;
-/// never a key or a body. `/_qcc/recent` has the same requests for the dashboard.
-#[test]
-fn the_access_log_has_one_line_per_request() {
+/// A home whose cluster `c` is one endpoint answering a Messages reply with token usage (the
+/// mock is returned to keep it running).
+fn usage_endpoint() -> (MockUpstream, TempHome) {
     let mock = MockUpstream::start(Mode::Json {
         status: 200,
         body: r#"{"model":"claude-haiku-4-5","usage":{"input_tokens":3,"output_tokens":9}}"#.into(),
     });
     let home = TempHome::new();
     home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-SECRET00000", 1)]);
+    (mock, home)
+}
+
+/// `--access-log`: one JSON line per request with its timing, bytes, session and tokens;
+/// never a key or a body. `/_qcc/recent` has the same requests for the dashboard.
+#[test]
+fn the_access_log_has_one_line_per_request() {
+    let (_mock, home) = usage_endpoint();
     let log = home.path("access.log");
     let proxy = Proxy::start(&home, &["--cluster", "c", "--access-log", log.to_str().unwrap()]);
     let r = request(
@@ -159,12 +166,7 @@ fn the_access_log_has_one_line_per_request() {
 /// old one shows nothing of it (no session, no tokens it did not have).
 #[test]
 fn the_recent_ring_keeps_the_newest_fifty_and_nothing_of_older_ones() {
-    let mock = MockUpstream::start(Mode::Json {
-        status: 200,
-        body: r#"{"model":"claude-haiku-4-5","usage":{"input_tokens":3,"output_tokens":9}}"#.into(),
-    });
-    let home = TempHome::new();
-    home.write_cluster("c", &[Ep::new("a0000001", &mock.url(), "sk-a-SECRET00000", 1)]);
+    let (_mock, home) = usage_endpoint();
     let proxy = Proxy::start(&home, &["--cluster", "c"]);
     for _ in 0..50 {
         let r = request(proxy.addr, "POST", "/v1/messages", &[("x-claude-code-session-id", "abcdef12-3456")], b"{}");

@@ -166,9 +166,15 @@ impl EventLoop {
                 return;
             }
         };
-        // The dashboard page itself holds no data (it asks for the key, then fetches with it).
+        // Where the request goes, decided once from its method and target (the access check
+        // below only takes the key header out of the head).
         let (method, target) = (head.method_bytes(), head.target_bytes());
-        let page = method == b"GET" && matches!(target, b"/_qcc/" | b"/_qcc");
+        let get = method == b"GET";
+        let admin = target.starts_with(b"/_qcc/") || target == b"/_qcc";
+        let metrics = target == b"/metrics";
+        let api = target.starts_with(b"/v1/");
+        // The dashboard page itself holds no data (it asks for the key, then fetches with it).
+        let page = get && matches!(target, b"/_qcc/" | b"/_qcc");
         if let Some(key) = self.settings.access_key.as_deref().filter(|_| !page) {
             if !access_granted(&mut head, key) {
                 let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
@@ -178,14 +184,13 @@ impl EventLoop {
                 return;
             }
         }
-        let (method, target) = (head.method_bytes(), head.target_bytes());
-        if target.starts_with(b"/_qcc/") || target == b"/_qcc" {
+        if admin {
             self.serve_admin(ck, &head, now);
             return;
         }
-        if target == b"/metrics" {
+        if metrics {
             let text = self.metrics_text(now);
-            let status = if method == b"GET" { 200 } else { 405 };
+            let status = if get { 200 } else { 405 };
             self.respond_admin(ck, &head, status, "text/plain; version=0.0.4; charset=utf-8", text.as_bytes(), now);
             return;
         }
@@ -206,7 +211,6 @@ impl EventLoop {
             c.out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         c.since = now;
-        let api = head.target_bytes().starts_with(b"/v1/");
         let out_start = c.out.pushed();
         let session = super::affinity::session_of(head.headers());
         c.phase = ClientPhase::Exchange(Box::new(Exchange {

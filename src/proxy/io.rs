@@ -76,12 +76,7 @@ impl OutBuf {
         self.pushed
     }
     pub fn push(&mut self, bytes: &[u8]) {
-        self.pushed += bytes.len() as u64;
-        if self.is_empty() {
-            self.data.clear();
-            self.pos = 0;
-        }
-        self.data.extend_from_slice(bytes);
+        self.push_with(|data| data.extend_from_slice(bytes));
     }
     /// Like `push`, for bytes `write` puts straight into the queue (no intermediate buffer).
     pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {

@@ -64,10 +64,7 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
         BodyFraming::None | BodyFraming::UntilClose => {}
     }
     if replace_key {
-        push_header(out, b"x-api-key", ep.api_key.as_bytes());
-        out.extend_from_slice(b"Authorization: Bearer ");
-        out.extend_from_slice(ep.api_key.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_key(out, &ep.api_key);
     }
     if !has_version {
         out.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
@@ -138,14 +135,9 @@ pub fn probe_request(ep: &EndpointConfig, model: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + body.len());
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(ep.url.path_prefix.as_bytes());
-    out.extend_from_slice(b"/v1/messages HTTP/1.1\r\nHost: ");
-    out.extend_from_slice(ep.url.host_header().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    let _ = write!(out, "/v1/messages HTTP/1.1\r\nHost: {}\r\n", ep.url.host());
     if !ep.api_key.is_empty() {
-        push_header(&mut out, b"x-api-key", ep.api_key.as_bytes());
-        out.extend_from_slice(b"Authorization: Bearer ");
-        out.extend_from_slice(ep.api_key.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_key(&mut out, &ep.api_key);
     }
     out.extend_from_slice(b"anthropic-version: 2023-06-01\r\ncontent-type: application/json\r\nConnection: close\r\n");
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
@@ -201,6 +193,14 @@ pub fn reason(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         _ => "",
     }
+}
+
+/// The endpoint's key, both ways the Anthropic API and compatible relays read it.
+fn push_key(out: &mut Vec<u8>, key: &str) {
+    push_header(out, b"x-api-key", key.as_bytes());
+    out.extend_from_slice(b"Authorization: Bearer ");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

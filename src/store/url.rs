@@ -80,13 +80,8 @@ impl BaseUrl {
         })
     }
 
-    /// Value for the `Host` header: host, plus ":port" when not the scheme's default,
-    /// IPv6 literals in brackets.
-    pub fn host_header(&self) -> String {
-        self.host().to_string()
-    }
-
-    /// The `Host` header value, written where it goes (no allocation on the request path).
+    /// Value for the `Host` header: host, plus ":port" when not the scheme's default, IPv6
+    /// literals in brackets; displayed where it goes (no allocation on the request path).
     pub fn host(&self) -> HostHeader<'_> {
         HostHeader(self)
     }
@@ -135,12 +130,12 @@ mod tests {
             (u.scheme, u.host.as_str(), u.port, u.path_prefix.as_str()),
             (Scheme::Https, "api.example.com", 443, "/anthropic")
         );
-        assert_eq!(u.host_header(), "api.example.com");
+        assert_eq!(u.host().to_string(), "api.example.com");
         let u = BaseUrl::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!((u.port, u.host_header()), (8080, "127.0.0.1:8080".to_string()));
+        assert_eq!((u.port, u.host().to_string()), (8080, "127.0.0.1:8080".to_string()));
         let u = BaseUrl::parse("http://[::1]:9000/p").unwrap();
         assert_eq!(
-            (u.host.as_str(), u.host_header(), u.to_string()),
+            (u.host.as_str(), u.host().to_string(), u.to_string()),
             ("::1", "[::1]:9000".to_string(), "http://[::1]:9000/p".to_string())
         );
     }
