@@ -87,6 +87,23 @@ fn check_request(input: &[u8], split: usize) {
         assert_eq!(part, Ok(Some(n)), "{input:?}");
     }
     let _ = parse_request_head(&input[..split]);
+    // Fed a few bytes at a time through a connection's scan: the same answer as all at once.
+    let mut scan = super::HeadScan::default();
+    let step = 1 + split % 7;
+    let mut fed = 0;
+    let inc = loop {
+        fed = (fed + step).min(input.len());
+        let r = scan.parse(&input[..fed], parse_request_head).map(|o| o.map(|h| h.raw.len()));
+        if fed == input.len() || !matches!(r, Ok(None)) {
+            break r;
+        }
+    };
+    // A complete head is found the same; an error found early is the whole input's error too.
+    match (&whole, &inc) {
+        (Ok(Some(_)), _) => assert_eq!(inc, whole, "{input:?}"),
+        (_, Err(_)) => assert!(whole.is_err(), "{input:?}"),
+        _ => {}
+    }
 }
 
 fn check_response(input: &[u8], split: usize) {

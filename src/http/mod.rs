@@ -14,7 +14,7 @@ pub mod response;
 pub mod target;
 
 pub use framing::{BodyFraming, BodyTracker};
-pub use request::{parse_request_head, RequestHead};
+pub use request::{parse_request_head, HeadScan, RequestHead};
 pub use response::{parse_response_head, ResponseHead};
 
 use std::ops::Range;

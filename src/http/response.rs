@@ -1,14 +1,17 @@
 //! Parsing an upstream's response head and deciding how its body is framed.
 
 use super::framing::{response_framing, trim, FramingHeaders};
-use super::request::{connection_has, head_len, offset, surely_incomplete};
-use super::{BodyFraming, HeadError, HeaderPos, MAX_HEADERS, MAX_HEAD_BYTES};
+use super::request::{connection_has, head_len, offset};
+use std::ops::Range;
+use super::{BodyFraming, HeadError, HeaderPos, MAX_HEADERS};
 
 /// A complete response head; `raw` holds exactly the head bytes.
 #[derive(Debug, Clone)]
 pub struct ResponseHead {
     pub raw: Vec<u8>,
     pub status: u16,
+    /// The reason phrase as the upstream sent it (position in `raw`).
+    pub reason: Range<usize>,
     pub headers: Vec<HeaderPos>,
     pub framing: BodyFraming,
     /// The upstream will keep the connection open after the body.
@@ -21,22 +24,25 @@ impl ResponseHead {
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.headers.iter().map(|h| (&self.raw[h.name.clone()], &self.raw[h.value.clone()]))
     }
+    pub fn reason(&self) -> &[u8] {
+        &self.raw[self.reason.clone()]
+    }
 }
 
 /// Parse a response head at the start of `buf`. `request_was_head` (the request method was
 /// HEAD) forces an empty body, as do 1xx, 204 and 304. `Ok(None)`: incomplete, read more.
+/// On a connection, go through its [`super::HeadScan`].
 pub fn parse_response_head(buf: &[u8], request_was_head: bool) -> Result<Option<ResponseHead>, HeadError> {
-    if surely_incomplete(buf) {
-        return if buf.len() > MAX_HEAD_BYTES { Err(HeadError::TooLarge) } else { Ok(None) };
-    }
     // Uninitialised slots: filling 100 empty headers on every parse cost more than parsing.
     let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
     let Some(len) = head_len(parsed, buf.len())? else { return Ok(None) };
-    let (Some(version), Some(status)) = (resp.version, resp.code) else {
+    let (Some(version), Some(status), Some(reason)) = (resp.version, resp.code, resp.reason) else {
         return Err(HeadError::Malformed("incomplete status line"));
     };
+    // (an empty reason may not point into `buf`)
+    let reason = if reason.is_empty() { 0..0 } else { offset(buf, reason.as_bytes()) };
     let headers: Vec<HeaderPos> = resp
         .headers
         .iter()
@@ -52,6 +58,7 @@ pub fn parse_response_head(buf: &[u8], request_was_head: bool) -> Result<Option<
     Ok(Some(ResponseHead {
         raw: buf[..len].to_vec(),
         status,
+        reason,
         headers,
         framing,
         keep_alive: persistent && framing != BodyFraming::UntilClose,

@@ -58,6 +58,7 @@ impl EventLoop {
                 can_read: true,
                 can_write: true,
                 inbuf: Vec::new(),
+                head_scan: Default::default(),
                 out: io::OutBuf::default(),
                 phase: ClientPhase::ReadingHead,
                 since: now,

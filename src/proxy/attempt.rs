@@ -497,6 +497,13 @@ impl EventLoop {
         let Some(up) = self.upstreams.get_mut(k) else {
             return;
         };
+        // A connection the upstream has already closed (its EOF was signalled, or a readiness not
+        // yet read turns out to be data or EOF) never goes back: the next request would meet it.
+        let mut reuse = reuse && !up.hup;
+        if reuse && up.can_read {
+            reuse = matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), IoOutcome::WouldBlock);
+            up.can_read = false;
+        }
         let ep = &mut self.endpoints[up.endpoint];
         // A connection to a target that a reload replaced never goes back to the pool: the next
         // request would carry the new key to the old host.
@@ -504,6 +511,7 @@ impl EventLoop {
             up.owner = Owner::Idle;
             up.idle_since = now;
             up.inbuf.clear();
+            up.head_scan = Default::default();
             ep.idle.push(k);
             self.arm(now + POOL_IDLE);
         } else {

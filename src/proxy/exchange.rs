@@ -107,6 +107,12 @@ impl EventLoop {
     /// Read and parse a request head. `None`: close the connection.
     fn pump_head(&mut self, ck: Key, now: Instant) -> Option<bool> {
         let c = self.clients.get_mut(ck)?;
+        // A reply still queued over the per-connection bound: the client is not reading, so the
+        // next (pipelined) request is neither read nor parsed until it does. Pipelined requests
+        // are answered one at a time, and each connection holds at most one reply past the bound.
+        if c.out.len() >= CLIENT_OUT_HIGH {
+            return Some(false);
+        }
         let mut progress = false;
         if c.can_read && c.inbuf.len() <= MAX_HEAD_BYTES {
             let was_empty = c.inbuf.is_empty();
@@ -127,7 +133,7 @@ impl EventLoop {
         if c.inbuf.is_empty() {
             return Some(progress);
         }
-        match parse_request_head(&c.inbuf) {
+        match c.head_scan.parse(&c.inbuf, parse_request_head) {
             Ok(None) => Some(progress),
             Err(e) => {
                 self.stats.bad_requests += 1;

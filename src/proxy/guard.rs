@@ -62,6 +62,13 @@ impl Gate {
         }
         let origin = head.headers().find(|(n, _)| n.eq_ignore_ascii_case(b"origin")).map(|(_, v)| v);
         let Some(origin) = origin else {
+            // A browser says where a request comes from even when it sends no Origin (a
+            // navigation, an <img>, a form GET): from another site, it is refused, never
+            // forwarded with the endpoint's key. Claude Code and the SDKs send no Sec-Fetch-Site.
+            let site = head.headers().find(|(n, _)| n.eq_ignore_ascii_case(b"sec-fetch-site")).map(|(_, v)| v.trim_ascii());
+            if site.is_some_and(|s| s.eq_ignore_ascii_case(b"cross-site") || s.eq_ignore_ascii_case(b"same-site")) {
+                return Verdict::Refuse(403, "requests from other web sites are not allowed".into());
+            }
             return Verdict::Pass { cors: None };
         };
         let origin = String::from_utf8_lossy(origin).trim().to_string();
@@ -207,5 +214,18 @@ mod tests {
         let Verdict::Preflight(bytes) = with("https://app.example", "OPTIONS") else { panic!("preflight") };
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.starts_with("HTTP/1.1 204") && text.contains("Access-Control-Allow-Origin: https://app.example"));
+    }
+
+    #[test]
+    fn browser_requests_from_other_sites_are_refused_even_without_origin() {
+        let g = gate();
+        let site = |v: &str| g.check(&head(&format!("GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:7860\r\nSec-Fetch-Site: {v}\r\n\r\n")));
+        assert!(matches!(site("cross-site"), Verdict::Refuse(403, _)));
+        assert!(matches!(site("same-site"), Verdict::Refuse(403, _)));
+        assert_eq!(site("same-origin"), Verdict::Pass { cors: None });
+        assert_eq!(site("none"), Verdict::Pass { cors: None }, "typed into the address bar");
+        // An allowed web app (--allow-origin) still gets through, with its Origin.
+        let v = g.check(&head("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:7860\r\nOrigin: https://app.example\r\nSec-Fetch-Site: cross-site\r\n\r\n"));
+        assert_eq!(v, Verdict::Pass { cors: Some("https://app.example".into()) });
     }
 }

@@ -17,6 +17,8 @@ use super::EventLoop;
 const TTFB_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 /// Requests kept for the dashboard, and seconds of the requests-per-second series.
 const RECENT: usize = 50;
+/// A request's path as the ring and the access log keep it (a head may hold 64 KiB of target).
+const MAX_PATH_SHOWN: usize = 512;
 const SERIES_SECS: u64 = 300;
 
 /// Per-endpoint counters for `/metrics`.
@@ -248,7 +250,7 @@ impl EventLoop {
         let mut r = self.recent.take_slot();
         r.at = SystemTime::now();
         set(&mut r.method, ex.head.method());
-        set(&mut r.path, ex.head.target());
+        set(&mut r.path, crate::mask::clip(ex.head.target(), MAX_PATH_SHOWN));
         set(&mut r.endpoint, endpoint.and_then(|i| self.endpoints.get(i)).map_or("-", |ep| ep.cfg.id.as_str()));
         r.status = status;
         r.attempts = ex.attempts;
@@ -257,7 +259,8 @@ impl EventLoop {
         r.bytes_in = ex.head.raw.len() as u64 + ex.body.len() as u64 + ex.body_dropped;
         r.bytes_out = out;
         set(&mut r.session, ex.session_tag().unwrap_or(""));
-        set(&mut r.model, ex.tokens.as_ref().and_then(|(m, _)| m.as_deref()).unwrap_or(""));
+        let model = ex.tokens.as_ref().and_then(|(m, _)| m.as_deref()).unwrap_or("");
+        set(&mut r.model, crate::store::usage::model_name(model));
         r.tokens = ex.tokens.as_ref().map(|(_, t)| t.clone());
         self.access_log.write(&r);
         self.recent.push(r);

@@ -539,6 +539,7 @@ impl EventLoop {
             can_read: false,
             can_write: false,
             inbuf: Vec::new(),
+            head_scan: Default::default(),
             idle_since: now,
             hup: false,
         });

@@ -169,7 +169,7 @@ fn probe_step(p: &mut Probe, up: &mut Upstream, scratch: &mut [u8]) -> Option<Re
             IoOutcome::Closed => return Some(Err("closed before a response".into())),
             IoOutcome::Error(e) => return Some(Err(format!("read: {e}"))),
         }
-        match parse_response_head(&up.inbuf, false) {
+        match up.head_scan.parse(&up.inbuf, |b| parse_response_head(b, false)) {
             Ok(Some(h)) if (100..200).contains(&h.status) => {
                 up.inbuf.drain(..h.raw.len());
             }

@@ -25,7 +25,8 @@ pub(super) fn process_response(
         if up.inbuf.is_empty() {
             return None;
         }
-        let head = match parse_response_head(&up.inbuf, ex.head.method_bytes() == b"HEAD") {
+        let was_head = ex.head.method_bytes() == b"HEAD";
+        let head = match up.head_scan.parse(&up.inbuf, |b| parse_response_head(b, was_head)) {
             Ok(None) if up.inbuf.len() > MAX_HEAD_BYTES => {
                 return Some(AttemptEvent::Failed(Failure::BadResponse("response head too large".into())))
             }
@@ -177,11 +178,11 @@ pub(super) fn done_event(a: &Attempt, request_sent: bool, up: &Upstream) -> Atte
     AttemptEvent::Complete { reuse: keep && up.inbuf.is_empty() && request_sent }
 }
 
-/// A pooled connection that failed before a byte of the request was written to it was closed
-/// by the upstream while idle: one retry on a fresh connection to the same endpoint, blaming
-/// no one. Once a byte was written the request may have reached the endpoint, and it is never
-/// sent there again (`take_pooled` drops connections already closed before they are used).
+/// A pooled connection that closed (or reset) before a byte of the response came back was
+/// closed by the upstream while idle, and our request met a socket already closed: one retry on
+/// a fresh connection to the same endpoint, blaming no one (the keep-alive race, which an
+/// upstream that closes right after each keep-alive response makes every time). Callers check
+/// that nothing came back. A fresh connection that does the same is the endpoint's failure.
 pub(super) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
-    ex.retry_copy
-        && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none() && a.head_sent == 0)
+    ex.retry_copy && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
 }

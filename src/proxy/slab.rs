@@ -66,6 +66,10 @@ impl<T> Slab<T> {
         }
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.slots.iter().filter_map(|(_, v)| v.as_ref())
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
         self.slots
             .iter()

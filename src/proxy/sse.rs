@@ -306,22 +306,23 @@ impl JsonScanner {
         self.body.extend_from_slice(data);
     }
 
-    /// The model and usage, when the complete body had them. Only the `"usage"` object and the
-    /// `"model"` string are parsed, not the whole reply (it can hold a long answer). A Messages
-    /// reply puts `model` before `content` and `usage` after it, so the first `"model"` and the
-    /// last `"usage"` are the top-level ones even when a tool input has keys of those names
-    /// (inside strings the quotes are escaped and never match).
+    /// The model and usage, when the complete body had them. The reply is read as a typed
+    /// struct: only `model` and `usage` are kept, everything else (the answer itself) is skipped
+    /// unparsed by serde, and strings are decoded as JSON says (an escaped quote in a model name
+    /// is part of the name).
     pub fn finish(&self) -> Option<(Option<String>, Tokens)> {
-        let u: Usage = serde_json::from_slice(object_after(&self.body, b"\"usage\"")?).ok()?;
-        let tokens = u.tokens();
-        let model = find(&self.body, b"\"model\"").and_then(|at| {
-            let rest = &self.body[at + 7..];
-            let rest = &rest[rest.iter().position(|&b| b == b'"')? + 1..];
-            let end = rest.iter().position(|&b| b == b'"')?;
-            std::str::from_utf8(&rest[..end]).ok().map(str::to_string)
-        });
-        Some((model, tokens))
+        let reply: Reply = serde_json::from_slice(&self.body).ok()?;
+        Some((reply.model, reply.usage?.tokens()))
     }
+}
+
+/// The top level of a JSON Messages reply, as far as it is read.
+#[derive(Deserialize)]
+struct Reply {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<Usage>,
 }
 
 /// What is read from a response as it passes.
@@ -374,57 +375,6 @@ impl Scan {
             Scan::Json(j) => j.finish(),
         }
     }
-}
-
-/// Where the quoted `key` (`"name"`) first occurs. Only the quotes are visited: the search runs
-/// on every JSON reply.
-fn find(hay: &[u8], key: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = hay[from..].iter().position(|&b| b == b'"') {
-        let at = from + i;
-        if hay[at..].starts_with(key) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
-}
-
-/// Where the quoted `key` last occurs.
-fn rfind(hay: &[u8], key: &[u8]) -> Option<usize> {
-    let mut end = hay.len();
-    while let Some(at) = hay[..end].iter().rposition(|&b| b == b'"') {
-        if hay[at..].starts_with(key) {
-            return Some(at);
-        }
-        end = at;
-    }
-    None
-}
-
-/// The `{...}` that follows the last `key` (brace-balanced, strings respected).
-fn object_after<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let at = rfind(body, key)? + key.len();
-    let start = at + body[at..].iter().position(|&b| b == b'{')?;
-    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
-    for (i, &b) in body[start..].iter().enumerate() {
-        match (in_str, b) {
-            (true, _) if escaped => escaped = false,
-            (true, b'\\') => escaped = true,
-            (true, b'"') => in_str = false,
-            (true, _) => {}
-            (false, b'"') => in_str = true,
-            (false, b'{') => depth += 1,
-            (false, b'}') => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(&body[start..=start + i]);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -501,7 +451,7 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
         assert_eq!(t, Tokens { input: 3, output: 9, cache_creation: 0, cache_read: 2 });
         // Keys of the same names inside content (a tool input, escaped text) do not fool it.
         let mut j = JsonScanner::default();
-        j.feed(br#"{"model":"m1","content":[{"type":"tool_use","input":{"model":"x","usage":{"input_tokens":999}}},{"type":"text","text":"say "usage": {"output_tokens": 5}"}],"usage":{"input_tokens":4,"output_tokens":6,"server_tool_use":{"web_search_requests":1}}}"#);
+        j.feed(br#"{"model":"m1","content":[{"type":"tool_use","input":{"model":"x","usage":{"input_tokens":999}}},{"type":"text","text":"say \"usage\": {\"output_tokens\": 5}"}],"usage":{"input_tokens":4,"output_tokens":6,"server_tool_use":{"web_search_requests":1}}}"#);
         let (model, t) = j.finish().unwrap();
         assert_eq!(model.as_deref(), Some("m1"));
         assert_eq!((t.input, t.output), (4, 6));
@@ -510,5 +460,17 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
         j.feed(br#"{"model":"m2","usage":{"input_tokens":1.5,"output_tokens":7,"cache_read_input_tokens":null,"cache_creation_input_tokens":{"ephemeral_5m":3}}}"#);
         let (_, t) = j.finish().unwrap();
         assert_eq!(t, Tokens { input: 0, output: 7, cache_creation: 0, cache_read: 0 });
+        // Strings are decoded (an escaped quote belongs to the name), in any key order.
+        let mut j = JsonScanner::default();
+        j.feed(br#"{"usage":{"input_tokens":2,"output_tokens":3},"content":[],"model":"m\"x\u00e9"}"#);
+        let (model, t) = j.finish().unwrap();
+        assert_eq!(model.as_deref(), Some("m\"x\u{e9}"));
+        assert_eq!((t.input, t.output), (2, 3));
+        // Not JSON, or no usage: nothing counted.
+        for body in [&br#"{"model":"m","usage":{"input_tokens":1}"#[..], br#"{"model":"m"}"#] {
+            let mut j = JsonScanner::default();
+            j.feed(body);
+            assert!(j.finish().is_none());
+        }
     }
 }

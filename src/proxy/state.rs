@@ -11,7 +11,7 @@ use rustls::ClientConfig;
 use super::io::OutBuf;
 use super::slab::Key;
 use super::transport::Transport;
-use crate::http::{BodyTracker, RequestHead, ResponseHead};
+use crate::http::{BodyTracker, HeadScan, RequestHead, ResponseHead};
 use crate::policy::health::Health;
 use crate::store::config::EndpointConfig;
 
@@ -44,6 +44,9 @@ impl EndpointSet {
 pub const MAX_ATTEMPTS: u8 = 3;
 /// Stop reading an upstream while this much is waiting to be written to its client.
 pub const CLIENT_OUT_HIGH: usize = 256 * 1024;
+/// Replies the proxy makes itself (`/_qcc/*`, `/metrics`) still unread by their clients, all
+/// connections together: past this a new one is refused with 503.
+pub const LOCAL_REPLIES_MAX: usize = 8 * 1024 * 1024;
 /// A complete request body up to this size is sent in the same write as the head.
 pub const FOLD_BODY_MAX: usize = 64 * 1024;
 /// A failed response kept to return if every retry fails; larger ones are not kept.
@@ -130,6 +133,8 @@ pub struct Upstream {
     pub can_read: bool,
     pub can_write: bool,
     pub inbuf: Vec<u8>,
+    /// How far `inbuf` was searched for the end of a response head.
+    pub head_scan: HeadScan,
     pub idle_since: Instant,
     /// The peer's EOF (or an error) was signalled by an event: read until it shows.
     pub hup: bool,
@@ -142,6 +147,8 @@ pub struct Client {
     pub can_write: bool,
     /// Bytes read and not yet consumed: a head in progress, or the next pipelined request.
     pub inbuf: Vec<u8>,
+    /// How far `inbuf` was searched for the end of a request head.
+    pub head_scan: HeadScan,
     pub out: OutBuf,
     pub phase: ClientPhase,
     /// When the current head started arriving, or the connection went idle.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::slab::Key;
-use super::state::ClientPhase;
+use super::state::{ClientPhase, LOCAL_REPLIES_MAX};
 use super::{wire, EventLoop};
 use crate::http::{BodyFraming, RequestHead};
 
@@ -253,6 +253,21 @@ impl EventLoop {
         body: &[u8],
         now: Instant,
     ) {
+        // Replies the proxy made itself and its clients have not read are bounded all together
+        // (each connection holds at most one past `CLIENT_OUT_HIGH`; see `pump_head`): forty
+        // clients that ask for /metrics and never read must not hold forty copies.
+        let queued: usize = self
+            .clients
+            .iter()
+            .filter(|c| !matches!(c.phase, ClientPhase::Exchange(_)))
+            .map(|c| c.out.len())
+            .sum();
+        if queued + body.len() > LOCAL_REPLIES_MAX {
+            self.stats.rejected += 1;
+            log::debug!("{} unread bytes of local replies queued: {} {} -> 503", queued, head.method(), head.target());
+            self.respond_local_error(ck, 503, "the proxy holds too many unread replies; try again", now);
+            return;
+        }
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };

@@ -78,13 +78,14 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
 /// (`cors`; its own copy of that header from the upstream is dropped). The framing headers always stay: the body is relayed as the
 /// upstream framed it, so its `Content-Length`/`Transfer-Encoding` must reach the client with it
 /// (a `Content-Length` beside a `Transfer-Encoding` is dropped: the coding decides, RFC 9112 §6.3).
+/// Every answer is sandboxed (`Content-Security-Policy: sandbox`, `nosniff`).
 pub fn client_response_head(resp: &ResponseHead, close: bool, cors: Option<&str>, out: &mut Vec<u8>) {
-    let raw = &resp.raw;
-    // Status line: keep the code and reason verbatim, speak HTTP/1.1 ourselves.
-    let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap_or(raw.len());
-    let after_version = raw[..line_end].iter().position(|&b| b == b' ').map_or(line_end, |i| i + 1);
+    // Status line from the parse (code and reason as sent; whatever line ends the upstream
+    // used), speaking HTTP/1.1 ourselves.
+    let code = resp.status;
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(&raw[after_version..line_end]);
+    out.extend_from_slice(&[b'0' + (code / 100 % 10) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8, b' ']);
+    out.extend_from_slice(resp.reason());
     out.extend_from_slice(b"\r\n");
     let named = connection_tokens(resp.headers());
     let coded = resp.headers().any(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"));
@@ -102,6 +103,9 @@ pub fn client_response_head(resp: &ResponseHead, close: bool, cors: Option<&str>
     if let Some(origin) = cors {
         let _ = write!(out, "Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n");
     }
+    // An upstream's answer shares the dashboard's origin (http://127.0.0.1:PORT): a relay's HTML
+    // page must not run there (it could drive /_qcc/ or read the dashboard's key).
+    out.extend_from_slice(b"Content-Security-Policy: sandbox\r\nX-Content-Type-Options: nosniff\r\n");
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
@@ -145,11 +149,14 @@ pub fn probe_request(ep: &EndpointConfig, model: &str) -> Vec<u8> {
     out
 }
 
-/// A complete local response with a body.
+/// A complete local response with a body. No page of the proxy's may be framed by another (a
+/// framed dashboard turns one click into an endpoint disabled), nor its answers sniffed.
 pub fn local_response(status: u16, content_type: &str, body: &[u8], close: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(
         format!(
-            "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{}\r\n",
+            "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+             X-Frame-Options: DENY\r\nContent-Security-Policy: frame-ancestors 'none'\r\n\
+             X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n{}\r\n",
             reason(status),
             body.len(),
             if close { "Connection: close\r\n" } else { "" }
@@ -214,4 +221,59 @@ fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
     let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
     &s[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::parse_response_head;
+
+    /// parse -> write -> parse gives the same head (status, reason, end-to-end headers, framing),
+    /// whatever line ends and reason the upstream used; hop-by-hop headers never reach the client.
+    #[test]
+    fn response_heads_round_trip() {
+        let lines = [
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 429 Too Many Requests",
+            "HTTP/1.0 503 ",
+            "HTTP/1.1 200",
+            "HTTP/1.1 404 Not \u{e9}t\u{e9} found",
+        ];
+        let headers = [
+            vec!["Content-Type: application/json", "Content-Length: 12", "Connection: keep-alive, x-hop"],
+            vec!["Transfer-Encoding: chunked", "Keep-Alive: timeout=5", "x-hop: 1", "request-id: req_1"],
+            vec!["Content-Length: 0", "Connection: x-hop", "X-Hop: secret", "anthropic-ratelimit-requests-remaining: 4"],
+        ];
+        for line in lines {
+            for hs in &headers {
+                for eol in ["\r\n", "\n"] {
+                    let mut raw = format!("{line}{eol}");
+                    for h in hs {
+                        raw.push_str(h);
+                        raw.push_str(eol);
+                    }
+                    raw.push_str(eol);
+                    let first = parse_response_head(raw.as_bytes(), false).unwrap().unwrap();
+                    let mut out = Vec::new();
+                    client_response_head(&first, false, None, &mut out);
+                    assert!(out.starts_with(b"HTTP/1.1 "), "{raw:?}");
+                    assert!(!out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "bare LF written: {out:?}");
+                    let again = parse_response_head(&out, false).unwrap().unwrap();
+                    assert_eq!((again.status, again.reason()), (first.status, first.reason()), "{raw:?}");
+                    assert_eq!(again.framing, first.framing, "{raw:?}");
+                    let named = connection_tokens(first.headers());
+                    let kept: Vec<_> = first
+                        .headers()
+                        .filter(|(n, _)| {
+                            !crate::http::is_hop_by_hop(n)
+                                && !named.iter().any(|t| t.eq_ignore_ascii_case(n))
+                                && !(n.eq_ignore_ascii_case(b"content-length")
+                                    && first.headers().any(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding")))
+                        })
+                        .collect();
+                    assert_eq!(again.headers().collect::<Vec<_>>(), kept, "{raw:?}");
+                }
+            }
+        }
+    }
 }

@@ -15,6 +15,17 @@ use serde::{Deserialize, Serialize};
 
 /// Days kept in the file.
 pub const KEEP_DAYS: usize = 90;
+/// Model names are the upstream's to choose: longer ones are cut to this many bytes...
+pub const MAX_MODEL_NAME: usize = 64;
+/// ...and an endpoint's models past this many in one day are counted under [`OTHER_MODELS`],
+/// so an upstream inventing a name per reply cannot grow the file, `/metrics` or the status.
+pub const MAX_MODELS_PER_DAY: usize = 32;
+pub const OTHER_MODELS: &str = "other";
+
+/// A model name as it is kept: at most [`MAX_MODEL_NAME`] bytes (cut at a character boundary).
+pub fn model_name(name: &str) -> &str {
+    crate::mask::clip(name, MAX_MODEL_NAME)
+}
 
 /// The counters of one (day, endpoint, model).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +86,10 @@ impl UsageBook {
             endpoints.insert(endpoint.to_string(), BTreeMap::new());
         }
         let models = endpoints.get_mut(endpoint).expect("inserted above");
+        let mut model = model_name(model);
+        if models.len() >= MAX_MODELS_PER_DAY && !models.contains_key(model) {
+            model = OTHER_MODELS;
+        }
         match models.get_mut(model) {
             Some(slot) => slot.add(c),
             None => {
@@ -141,5 +156,23 @@ mod tests {
         let (empty, warning) = UsageBook::load(&path);
         assert!(empty.days.is_empty() && warning.unwrap().contains("usage.json"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn model_names_are_capped_in_length_and_number() {
+        let mut b = UsageBook::default();
+        let c = Counts { requests: 1, ..Counts::default() };
+        let long = format!("{}é", "m".repeat(MAX_MODEL_NAME - 1));
+        b.record("2026-12-02", "ep", &long, &c);
+        for i in 0..1000 {
+            b.record("2026-12-02", "ep", &format!("model-{i}"), &c);
+        }
+        let models = &b.day("2026-12-02").unwrap()["ep"];
+        assert_eq!(models.len(), MAX_MODELS_PER_DAY + 1);
+        assert!(models.contains_key(&"m".repeat(MAX_MODEL_NAME - 1)), "cut at a character boundary");
+        assert_eq!(models[OTHER_MODELS].requests, 1001 - MAX_MODELS_PER_DAY as u64);
+        assert_eq!(models.values().map(|c| c.requests).sum::<u64>(), 1001, "nothing lost");
+        b.record("2026-12-03", "ep", "model-999", &c);
+        assert!(b.day("2026-12-03").unwrap()["ep"].contains_key("model-999"), "a new day starts afresh");
     }
 }
