@@ -17,6 +17,7 @@ mod ops;
 mod profiles;
 mod proxy;
 mod restart;
+mod round3;
 mod routing;
 mod security;
 mod soak;

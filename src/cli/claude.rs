@@ -22,7 +22,7 @@ pub fn write_env(base_url: &str, key: &str) -> Result<PathBuf> {
     let path = settings_path();
     // A new file starts as the Python package started it.
     let fresh = || serde_json::json!({"env": {}, "permissions": {"allow": [], "deny": []}});
-    let mut root = match std::fs::read(&path) {
+    let mut root = match crate::store::fsutil::read_file(&path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => fresh(),
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
             .map_err(|e| Error::BadFile { path: path.clone(), problem: format!("invalid JSON: {e}") })?,

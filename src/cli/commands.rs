@@ -118,12 +118,12 @@ fn print_table(cluster: &ClusterConfig) {
     for ep in &cluster.endpoints {
         println!(
             "{:<10} {:>4} {:>6} {:<8} {:<16} {}",
-            ep.id,
+            crate::mask::clean(&ep.id),
             ep.priority,
             ep.weight,
             if ep.enabled { "yes" } else { "no" },
             mask_key(&ep.api_key),
-            ep.url
+            crate::mask::clean(&ep.url.to_string())
         );
     }
 }
@@ -202,7 +202,10 @@ pub fn usage(home: &std::path::Path, json_out: bool, days: usize) -> Result<()> 
     for (day, endpoints) in shown {
         let mut total = crate::store::usage::Counts::default();
         for (ep, models) in endpoints {
+            // Model names are the upstream's: shown with control characters escaped.
+            let ep = crate::mask::clean(ep);
             for (model, c) in models {
+                let model = crate::mask::clean(model);
                 total.add(c);
                 println!(
                     "{day:<10} {ep:<10} {model:<28} {:>8} {:>12} {:>12} {:>12} {:>12}",

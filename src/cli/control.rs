@@ -30,7 +30,7 @@ fn access_key(home: &Path) -> Option<String> {
             return Some(k);
         }
     }
-    let k = std::fs::read_to_string(home.join("access_key")).ok()?;
+    let k = crate::store::fsutil::read_text(&home.join("access_key")).ok()?;
     let k = k.trim();
     (!k.is_empty()).then(|| k.to_string())
 }
@@ -60,8 +60,9 @@ fn call(home: &Path, method: &str, path: &str) -> Result<(PidInfo, Value)> {
     let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body: Value = serde_json::from_slice(&raw[split + 4..]).map_err(|e| fail(format!("bad JSON: {e}")))?;
     if status != 200 {
+        // It was reached: say what it said (a refused reload is not an unreachable proxy).
         let msg = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("error");
-        return Err(fail(format!("HTTP {status}: {msg}")));
+        return Err(Error::Failed(format!("qcc proxy at {base} refused: HTTP {status}: {}", crate::mask::clean(msg))));
     }
     Ok((info, body))
 }
@@ -70,9 +71,11 @@ fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// A value of the proxy's JSON as a table cell: strings that came from outside (reasons, model
+/// names, ids) with their control characters escaped (`mask::clean`).
 fn u(v: &Value, ptr: &str) -> String {
     match v.pointer(ptr) {
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => crate::mask::clean(s).into_owned(),
         Some(Value::Null) | None => "-".into(),
         Some(other) => other.to_string(),
     }
@@ -192,7 +195,7 @@ fn print_queue(s: &Value) {
         u(q, "/stats/total_still_failed"),
     );
     for id in q["failed_endpoints"].as_array().into_iter().flatten() {
-        println!("  {}", id.as_str().unwrap_or("?"));
+        println!("  {}", crate::mask::clean(id.as_str().unwrap_or("?")));
     }
 }
 

@@ -43,12 +43,24 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             l.parse().map_err(|_| Error::Invalid(format!("--log-level {l}: use error, warn, info, debug or trace")))?
         }
     };
+    let key_file = home.join("access_key");
     let access_key = args
         .access_key
         .or_else(|| std::env::var("QCC_ACCESS_KEY").ok())
-        .or_else(|| std::fs::read_to_string(home.join("access_key")).ok())
+        .or_else(|| crate::store::fsutil::read_text(&key_file).ok())
         .map(|k| k.trim().to_string())
         .filter(|k| !k.is_empty());
+    // Files holding keys that other users of the machine can read: said, not refused (the
+    // Python qcc wrote its config with the default umask).
+    for path in [&config_path, &key_file] {
+        if let Some(mode) = crate::store::fsutil::open_to_others(path) {
+            eprintln!(
+                "qcc: warning: {} holds keys and is open to other users (mode {mode:04o}); fix with: chmod 600 {}",
+                path.display(),
+                path.display()
+            );
+        }
+    }
     let secs = |v: Option<u64>, default: u64, flag: &str| -> crate::error::Result<Duration> {
         match v.unwrap_or(default) {
             0 => Err(Error::Invalid(format!("{flag} must be at least 1 second"))),

@@ -63,7 +63,7 @@ impl FailureQueue {
     /// replaces the file (it is the proxy's own state, not the user's config).
     pub fn load(path: &Path) -> (FailureQueue, Option<String>) {
         let mut q = FailureQueue::new();
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::store::fsutil::read_file(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (q, None),
             Err(e) => return (q, Some(format!("{}: {e}", path.display()))),

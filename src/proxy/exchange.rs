@@ -137,7 +137,9 @@ impl EventLoop {
             Ok(None) => Some(progress),
             Err(e) => {
                 self.stats.bad_requests += 1;
-                log::info!("bad request from {}: {e}", c.peer);
+                if let Some(n) = self.refusals.may_log(now) {
+                    log::info!("bad request from {}: {e}{}", c.peer, super::refusals::suppressed_note(n));
+                }
                 self.respond_local_error(ck, e.status(), &e.to_string(), now);
                 Some(true)
             }
@@ -166,7 +168,10 @@ impl EventLoop {
             }
             Verdict::Refuse(status, msg) => {
                 let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
-                log::warn!("{} {} from {peer}: {msg} -> {status}", head.method(), head.target());
+                if let Some(n) = self.refusals.may_log(now) {
+                    let note = super::refusals::suppressed_note(n);
+                    log::warn!("{} {} from {peer}: {msg} -> {status}{note}", head.method(), shown(head.target()));
+                }
                 self.stats.forbidden += 1;
                 self.respond_local_error(ck, status, &msg, now);
                 return;
@@ -182,9 +187,23 @@ impl EventLoop {
         // The dashboard page itself holds no data (it asks for the key, then fetches with it).
         let page = get && matches!(target, b"/_qcc/" | b"/_qcc");
         if let Some(key) = self.settings.access_key.as_deref().filter(|_| !page) {
+            let Some(peer) = self.clients.get(ck).map(|c| c.peer) else { return };
+            if let Some(left) = self.refusals.locked(peer.ip(), now) {
+                self.stats.unauthorized += 1;
+                if let Some(n) = self.refusals.may_log(now) {
+                    let note = super::refusals::suppressed_note(n);
+                    log::warn!("{} {} from {peer}: too many wrong access keys -> 429{note}", head.method(), shown(head.target()));
+                }
+                let msg = format!("too many wrong access keys from this address; try again in {} s", left.as_secs() + 1);
+                self.respond_local_error(ck, 429, &msg, now);
+                return;
+            }
             if !access_granted(&mut head, key) {
-                let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
-                log::warn!("{} {} from {peer}: missing or wrong access key -> 401", head.method(), head.target());
+                self.refusals.wrong_key(peer.ip(), now);
+                if let Some(n) = self.refusals.may_log(now) {
+                    let note = super::refusals::suppressed_note(n);
+                    log::warn!("{} {} from {peer}: missing or wrong access key -> 401{note}", head.method(), shown(head.target()));
+                }
                 self.stats.unauthorized += 1;
                 self.respond_local_error(ck, 401, "missing or invalid qcc access key", now);
                 return;
@@ -470,6 +489,11 @@ impl EventLoop {
             c.phase = ClientPhase::Exchange(ex);
         }
     }
+}
+
+/// A request target as a log line shows it: clipped, control characters escaped.
+fn shown(target: &str) -> std::borrow::Cow<'_, str> {
+    crate::mask::clean(crate::mask::clip(target, 256))
 }
 
 impl Client {

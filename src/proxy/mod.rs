@@ -18,6 +18,7 @@ mod metrics;
 mod outcome;
 mod persist;
 mod probe;
+mod refusals;
 mod reload;
 mod resolver;
 mod response;
@@ -61,6 +62,8 @@ const SWEEP_MIN_GAP: Duration = Duration::from_millis(10);
 /// to send it (it is likely on the wire): no other process can serve it, since it has left the
 /// listening socket. Idle keep-alive connections close at once.
 const DRAIN_FIRST_REQUEST: Duration = Duration::from_secs(1);
+/// The shortest access key a listener off loopback accepts.
+const MIN_PUBLIC_KEY: usize = 16;
 /// Bytes read per socket read.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
@@ -177,6 +180,8 @@ pub struct EventLoop {
     /// Recent requests and requests per second (the dashboard), and the access log (`metrics.rs`).
     recent: metrics::Recent,
     access_log: metrics::AccessLog,
+    /// Wrong keys per client address, and the rate of refusal log lines (`refusals.rs`).
+    refusals: refusals::Refusals,
 }
 
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
@@ -229,10 +234,11 @@ impl EventLoop {
         };
         let addr = listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
         // Checked on the address actually listened on (a passed socket may be anywhere).
-        if !addr.ip().is_loopback() && settings.access_key.is_none() {
+        if !addr.ip().is_loopback() && settings.access_key.as_ref().is_none_or(|k| k.chars().count() < MIN_PUBLIC_KEY) {
+            let what = if settings.access_key.is_some() { "with an access key this short" } else { "without an access key" };
             return Err(Error::Invalid(format!(
-                "refusing to listen on {} without an access key: set QCC_ACCESS_KEY, write one to {}, \
-                 or pass --access-key",
+                "refusing to listen on {} {what}: off loopback the key must have at least {MIN_PUBLIC_KEY} \
+                 characters (set QCC_ACCESS_KEY, write one to {}, or pass --access-key)",
                 addr.ip(),
                 settings.home.join("access_key").display()
             )));
@@ -311,6 +317,7 @@ impl EventLoop {
             body_waiters: Vec::new(),
             history: history::History::default(),
             recent: metrics::Recent::default(),
+            refusals: refusals::Refusals::default(),
         })
     }
 
@@ -326,6 +333,15 @@ impl EventLoop {
                 return Err(Error::io("waiting for events", e));
             }
             let now = Instant::now();
+            // Idle pooled connections first: an EOF among this batch's events closes its
+            // connection before a request of the same batch could be written to it.
+            for event in events.iter() {
+                let (kind, key) = untoken(event.token());
+                if kind == KIND_UPSTREAM && self.upstreams.get(key).is_some_and(|u| u.owner == Owner::Idle) {
+                    let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                    self.on_upstream_event(key, readable, event.is_writable(), event.is_read_closed(), now);
+                }
+            }
             for key in std::mem::take(&mut self.again) {
                 self.drive(key, now);
             }
@@ -347,6 +363,7 @@ impl EventLoop {
                                 self.drive(key, now);
                             }
                         } else if kind == KIND_UPSTREAM {
+                            // (an idle one handled above is gone, or reads WouldBlock)
                             self.on_upstream_event(key, readable, writable, hup, now);
                         }
                     }

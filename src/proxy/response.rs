@@ -178,11 +178,14 @@ pub(super) fn done_event(a: &Attempt, request_sent: bool, up: &Upstream) -> Atte
     AttemptEvent::Complete { reuse: keep && up.inbuf.is_empty() && request_sent }
 }
 
-/// A pooled connection that closed (or reset) before a byte of the response came back was
-/// closed by the upstream while idle, and our request met a socket already closed: one retry on
-/// a fresh connection to the same endpoint, blaming no one (the keep-alive race, which an
-/// upstream that closes right after each keep-alive response makes every time). Callers check
-/// that nothing came back. A fresh connection that does the same is the endpoint's failure.
+/// A pooled connection that failed before a byte of the request was written to it was closed
+/// by the upstream while idle: one retry on a fresh connection to the same endpoint, blaming
+/// no one. Once a byte was written the request may have reached the endpoint, and it is never
+/// sent there again. So that a request never meets a connection already known to be closed,
+/// the loop handles idle connections' events before anything else in a batch (their EOF closes
+/// them), `release_upstream` never pools one whose EOF or data is pending, and `take_pooled`
+/// peeks at one idle for a while.
 pub(super) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
-    ex.retry_copy && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
+    ex.retry_copy
+        && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none() && a.head_sent == 0)
 }

@@ -79,6 +79,7 @@ impl EventLoop {
                 "bad_requests": self.stats.bad_requests,
                 "unauthorized": self.stats.unauthorized,
                 "forbidden": self.stats.forbidden,
+                "log_lines_suppressed": self.refusals.suppressed(),
                 "in_flight": self.clients.keys().filter(|k| matches!(self.clients.get(*k).map(|c| &c.phase), Some(ClientPhase::Exchange(_)))).count(),
             },
             "connections": {

@@ -82,7 +82,7 @@ impl ConfigFile {
     /// A missing file is an empty config; an unreadable or corrupt one is `Error::BadFile`.
     pub fn load(path: &Path) -> Result<ConfigFile> {
         let bad = |problem: String| Error::BadFile { path: path.to_path_buf(), problem };
-        let root = match std::fs::read(path) {
+        let root = match super::fsutil::read_file(path) {
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => json!({}),
             Ok(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
@@ -327,6 +327,7 @@ fn single_endpoint(name: &str, profile: &Map<String, Value>) -> std::result::Res
 fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
     let obj = ep.as_object().ok_or("not a JSON object")?;
     let id = obj.get("id").and_then(Value::as_str).ok_or("missing \"id\"")?.to_string();
+    check_id(&id)?;
     let base = obj.get("base_url").and_then(Value::as_str).ok_or(format!("endpoint {id}: missing \"base_url\""))?;
     let url = BaseUrl::parse(base).map_err(|e| format!("endpoint {id}: {e}"))?;
     let num = |field: &str, default: u64| -> std::result::Result<u64, String> {
@@ -354,6 +355,19 @@ fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
         id,
         url,
     })
+}
+
+/// Ids are shown in `/metrics` labels, URLs and the dashboard's buttons: letters, digits and
+/// `. _ - ~ : @ +`, at most 64 of them (the Python qcc makes 8 hex digits).
+pub fn check_id(id: &str) -> std::result::Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._-~:@+".contains(c);
+    if id.is_empty() || id.len() > 64 || !id.chars().all(ok) {
+        return Err(format!(
+            "endpoint id {:?}: use 1 to 64 letters, digits and . _ - ~ : @ +",
+            crate::mask::clean(crate::mask::clip(id, 80))
+        ));
+    }
+    Ok(())
 }
 
 /// A stable 8-hex id for a single-endpoint profile (FNV-1a of its name).

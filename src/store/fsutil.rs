@@ -28,6 +28,43 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// The most any file of ours may hold when read (config, state, keys).
+pub const READ_MAX: u64 = 16 * 1024 * 1024;
+
+/// Read a file of ours: a regular file only (a FIFO or a device in its place is refused, not
+/// waited on or read forever), opened non-blocking, at most [`READ_MAX`] bytes. Errors say what
+/// the path is instead; `NotFound` stays `NotFound`.
+pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    // O_NONBLOCK: opening a FIFO without a writer would otherwise block until one appears.
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    if meta.len() > READ_MAX {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("larger than {} MiB", READ_MAX >> 20)));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(READ_MAX + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > READ_MAX {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("larger than {} MiB", READ_MAX >> 20)));
+    }
+    Ok(bytes)
+}
+
+/// [`read_file`] as text.
+pub fn read_text(path: &Path) -> io::Result<String> {
+    String::from_utf8(read_file(path)?).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Whether a file others may read holds a secret: its group/other permission bits.
+pub fn open_to_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
 /// Replace `path` atomically with `bytes`, mode 0600.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
@@ -71,6 +108,29 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(dir.join("sub")).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(std::fs::read_dir(dir.join("sub")).unwrap().count(), 1, "no temp file left");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reads_refuse_fifos_devices_and_huge_files() {
+        let dir = std::env::temp_dir().join(format!("qcc-fsutil-read-{}", std::process::id()));
+        ensure_dir(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo on a path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_file(&fifo).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let link = dir.join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(read_file(&link).unwrap_err().to_string().contains("not a regular file"));
+        let big = dir.join("big");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(READ_MAX + 1).unwrap();
+        assert!(read_file(&big).unwrap_err().to_string().contains("larger than"));
+        std::fs::write(dir.join("ok"), b"{}").unwrap();
+        assert_eq!(read_file(&dir.join("ok")).unwrap(), b"{}");
+        assert_eq!(read_file(&dir.join("missing")).unwrap_err().kind(), io::ErrorKind::NotFound);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -49,7 +49,7 @@ pub fn running(home: &Path) -> Result<Option<PidInfo>> {
         return Ok(None);
     }
     let path = pid_path(home);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match super::fsutil::read_text(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::BadFile { path, problem: e.to_string() }),

@@ -122,7 +122,7 @@ impl UsageBook {
 
 /// The file's days (for `qcc usage`); a missing file is empty, a broken one an error naming it.
 pub fn read(path: &Path) -> Result<Days, String> {
-    match std::fs::read(path) {
+    match crate::store::fsutil::read_file(path) {
         Ok(bytes) => serde_json::from_slice::<File>(&bytes)
             .map(|f| f.days)
             .map_err(|e| format!("{}: invalid usage file ({e})", path.display())),
