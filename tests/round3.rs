@@ -301,3 +301,27 @@ fn a_fifo_in_place_of_the_config_does_not_freeze_the_proxy() {
     assert_eq!(post_messages(proxy.addr).status, 200, "still serving on the old cluster");
     assert!(wait_until(Duration::from_secs(5), || proxy.log().contains("not a regular file")), "{}", proxy.log());
 }
+
+/// Item 9: logrotate moves proxy.log and sends SIGHUP: the proxy writes the new file. A client
+/// in a refused loop does not write a line per request.
+#[test]
+fn the_log_is_reopened_on_hup_and_refusal_lines_are_rate_limited() {
+    let m = MockUpstream::start(ok());
+    let (home, proxy) = start(&m.url(), &[]);
+    let log = home.home().join("proxy.log");
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("listening"))));
+    std::fs::rename(&log, home.home().join("proxy.log.1")).expect("rotate");
+    proxy.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("reloaded"))),
+        "the reload after the HUP is written to the new file"
+    );
+    for _ in 0..300 {
+        let r = request(proxy.addr, "GET", "/v1/models", &[("sec-fetch-site", "cross-site")], b"");
+        assert_eq!(r.status, 403);
+    }
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("suppressed"))
+        || proxy.status()["requests"]["log_lines_suppressed"].as_u64().unwrap_or(0) > 0));
+    let lines = std::fs::read_to_string(&log).unwrap_or_default().lines().filter(|l| l.contains("-> 403")).count();
+    assert!(lines < 100, "{lines} lines for 300 refused requests");
+}

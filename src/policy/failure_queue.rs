@@ -207,11 +207,20 @@ impl FailureQueue {
 
     /// Atomic write of `to_json` to `path`; clears the dirty flag on success.
     pub fn save(&mut self, path: &Path, now: SystemTime) -> std::io::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(&self.to_json(now)).map_err(std::io::Error::other)?;
+        crate::store::fsutil::atomic_write(path, &self.take_bytes(now))
+    }
+
+    /// The file's bytes as of now, for a writer elsewhere (the proxy's disk thread); the queue
+    /// counts as written until `mark_dirty` says the write failed.
+    pub fn take_bytes(&mut self, now: SystemTime) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(&self.to_json(now)).unwrap_or_default();
         bytes.push(b'\n');
-        crate::store::fsutil::atomic_write(path, &bytes)?;
         self.dirty = false;
-        Ok(())
+        bytes
+    }
+
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 }
 

@@ -95,6 +95,7 @@ impl EventLoop {
                 Some(false)
             }
             ClientPhase::ReadingHead => self.pump_head(ck, now),
+            ClientPhase::Waiting { .. } => Some(false),
             ClientPhase::Exchange(_) => self.pump_exchange(ck, now),
         };
         match step {

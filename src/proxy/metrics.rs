@@ -4,8 +4,6 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -191,49 +189,6 @@ impl Recent {
     }
 }
 
-/// `--access-log PATH` (or `-` for stderr): one JSON line per request; reopened on SIGHUP.
-pub struct AccessLog {
-    path: Option<PathBuf>,
-    file: Option<std::fs::File>,
-}
-
-impl AccessLog {
-    pub fn open(path: Option<PathBuf>) -> AccessLog {
-        let mut log = AccessLog { path, file: None };
-        log.reopen();
-        log
-    }
-
-    /// After a rotation (SIGHUP): write to the file now at the path.
-    pub fn reopen(&mut self) {
-        self.file = match self.path.as_deref() {
-            Some(p) if p.as_os_str() != "-" => {
-                use std::os::unix::fs::OpenOptionsExt;
-                match std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(p) {
-                    Ok(f) => Some(f),
-                    Err(e) => {
-                        log::warn!("cannot open the access log {}: {e}", p.display());
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-    }
-
-    fn write(&mut self, r: &Record) {
-        let Some(path) = &self.path else { return };
-        let mut line = r.to_json().to_string();
-        line.push('\n');
-        // A full disk loses log lines, never a request.
-        let _ = match (&mut self.file, path.as_os_str() == "-") {
-            (_, true) => std::io::stderr().write_all(line.as_bytes()),
-            (Some(f), false) => f.write_all(line.as_bytes()),
-            (None, false) => Ok(()),
-        };
-    }
-}
-
 impl EventLoop {
     /// A request ended (any way): the dashboard's ring, the counters, the access log.
     pub(super) fn record_request(
@@ -262,7 +217,11 @@ impl EventLoop {
         let model = ex.tokens.as_ref().and_then(|(m, _)| m.as_deref()).unwrap_or("");
         set(&mut r.model, crate::store::usage::model_name(model));
         r.tokens = ex.tokens.as_ref().map(|(_, t)| t.clone());
-        self.access_log.write(&r);
+        if self.settings.access_log.is_some() {
+            let mut line = r.to_json().to_string().into_bytes();
+            line.push(b'\n');
+            self.disk.access_log(line);
+        }
         self.recent.push(r);
     }
 

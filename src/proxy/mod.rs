@@ -9,6 +9,7 @@ mod activation;
 mod affinity;
 mod attempt;
 mod budget;
+mod disk;
 mod exchange;
 mod guard;
 mod history;
@@ -48,7 +49,7 @@ use crate::policy::failure_queue::FailureQueue;
 use crate::policy::health::Health;
 use crate::settings::Settings;
 use slab::{Key, Slab};
-use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, FIRST_BYTE_TIMEOUT, LINGER, POOL_IDLE};
+use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, DISK_WAIT, FIRST_BYTE_TIMEOUT, LINGER, POOL_IDLE};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -179,7 +180,8 @@ pub struct EventLoop {
     history: history::History,
     /// Recent requests and requests per second (the dashboard), and the access log (`metrics.rs`).
     recent: metrics::Recent,
-    access_log: metrics::AccessLog,
+    /// The thread that does the file work: state files, the access log, config reads (`disk.rs`).
+    disk: disk::Disk,
     /// Wrong keys per client address, and the rate of refusal log lines (`refusals.rs`).
     refusals: refusals::Refusals,
 }
@@ -221,6 +223,7 @@ pub fn run(mut settings: Settings) -> Result<()> {
     crate::sdnotify::notify("READY=1");
     let result = ev.run();
     drop(guard);
+    crate::logging::flush();
     result
 }
 
@@ -251,7 +254,15 @@ impl EventLoop {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| Error::io("registering the signal pipe", e))?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", e))?);
-        let resolver = resolver::Resolver::start(waker).map_err(|e| Error::io("starting the resolver thread", e))?;
+        let resolver =
+            resolver::Resolver::start(waker.clone()).map_err(|e| Error::io("starting the resolver thread", e))?;
+        let paths = disk::Paths {
+            config: settings.config_path.clone(),
+            cluster: settings.cluster.name.clone(),
+            ca_file: settings.ca_file.clone(),
+            access_log: settings.access_log.clone(),
+        };
+        let disk = disk::Disk::start(paths, waker).map_err(|e| Error::io("starting the disk thread", e))?;
 
         let mut tls_configs = transport::TlsConfigs::default();
         let mut endpoints = Vec::with_capacity(settings.cluster.endpoints.len());
@@ -296,7 +307,7 @@ impl EventLoop {
             next_probe: now + settings.verify_interval,
             gate: guard::Gate::new(addr, &settings.allow_hosts, &settings.allow_origins),
             affinity: affinity::Affinity::new(settings.affinity_max, settings.affinity_ttl),
-            access_log: metrics::AccessLog::open(settings.access_log.clone()),
+            disk,
             queue_path,
             settings,
             scratch: vec![0; READ_CHUNK],
@@ -349,7 +360,10 @@ impl EventLoop {
                 match event.token() {
                     LISTENER => self.accept(now),
                     SIGNALS => self.on_signals(now),
-                    WAKER => self.on_lookups(now),
+                    WAKER => {
+                        self.on_lookups(now);
+                        self.on_disk(now);
+                    }
                     t => {
                         let (kind, key) = untoken(t);
                         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
@@ -382,6 +396,12 @@ impl EventLoop {
                     }
                     self.persist();
                     self.persist_usage();
+                    self.disk.finish(); // the last state writes land before the exit
+                    while let Some(done) = self.disk.try_next() {
+                        if let disk::Done::Saved { path, result } = done {
+                            self.on_saved(path, result);
+                        }
+                    }
                     log::info!("qcc proxy stopped");
                     return Ok(());
                 }
@@ -394,8 +414,10 @@ impl EventLoop {
             match signal {
                 signals::Signal::Stop => self.begin_drain(now),
                 signals::Signal::Reload => {
-                    self.access_log.reopen(); // after logrotate moved it
-                    let _ = self.reload(now); // logged either way
+                    // After logrotate moved them: both logs are opened again at their paths.
+                    crate::logging::reopen();
+                    self.disk.reopen_access_log();
+                    self.request_reload(disk::Edit::None, None, now);
                 }
             }
         }
@@ -448,7 +470,11 @@ impl EventLoop {
     fn client_busy(&self, key: Key) -> bool {
         self.clients
             .get(key)
-            .is_some_and(|c| !c.out.is_empty() || !c.inbuf.is_empty() || matches!(c.phase, ClientPhase::Exchange(_)))
+            .is_some_and(|c| {
+                !c.out.is_empty()
+                    || !c.inbuf.is_empty()
+                    || matches!(c.phase, ClientPhase::Exchange(_) | ClientPhase::Waiting { .. })
+            })
     }
 
     /// How long poll may sleep: until the earliest deadline we know of.
@@ -659,6 +685,7 @@ impl EventLoop {
             ClientPhase::ReadingHead if c.inbuf.is_empty() => Some(c.since + self.settings.idle_timeout),
             ClientPhase::ReadingHead => Some(c.since + self.settings.header_timeout),
             ClientPhase::Closing => Some(c.since + LINGER),
+            ClientPhase::Waiting { .. } => Some(c.since + DISK_WAIT),
             ClientPhase::Exchange(ex) => match &ex.attempt {
                 Some(a) => Some(a.deadline),
                 // Waiting for the rest of the body before an attempt could start.
@@ -679,6 +706,10 @@ impl EventLoop {
                 self.respond_local_error(key, 408, "request head not received in time", now);
             }
             ClientPhase::Closing => self.close_client(key, now),
+            ClientPhase::Waiting { .. } => {
+                log::warn!("client {}: the config was not read within {DISK_WAIT:?} -> 503", c.peer);
+                self.respond_local_error(key, 503, "the proxy could not read its config in time", now);
+            }
             ClientPhase::Exchange(_) => self.on_exchange_deadline(key, now),
         }
     }

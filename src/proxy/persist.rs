@@ -1,6 +1,7 @@
 //! The proxy's state files: the failure queue (written shortly after each change, once per
-//! burst) and token usage (written every few seconds while it changes, and at exit). A write
-//! that fails (full disk, file-size limit) is said once, and once more when it works again.
+//! burst) and token usage (written every few seconds while it changes, and at exit). The loop
+//! makes the bytes; the disk thread (`disk.rs`) writes them. A write that fails (full disk,
+//! file-size limit) is said once, and once more when it works again.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -18,8 +19,8 @@ impl EventLoop {
     pub(super) fn persist(&mut self) {
         self.persist_at = None;
         if self.failures.is_dirty() {
-            let result = self.failures.save(&self.queue_path, SystemTime::now());
-            self.note_write(&self.queue_path.clone(), result);
+            let bytes = self.failures.take_bytes(SystemTime::now());
+            self.disk.save(self.queue_path.clone(), bytes);
         }
     }
 
@@ -27,10 +28,22 @@ impl EventLoop {
     pub(super) fn persist_usage(&mut self) {
         self.usage_at = None;
         if self.usage.is_dirty() {
-            let path = self.usage_path();
-            let result = self.usage.save(&path, SystemTime::now());
-            self.note_write(&path, result);
+            let bytes = self.usage.take_bytes(SystemTime::now());
+            self.disk.save(self.usage_path(), bytes);
         }
+    }
+
+    /// The disk thread wrote a state file (or could not: then it is written again at the next
+    /// change, or at exit).
+    pub(super) fn on_saved(&mut self, path: PathBuf, result: std::io::Result<()>) {
+        if result.is_err() {
+            if path == self.queue_path {
+                self.failures.mark_dirty();
+            } else {
+                self.usage.mark_dirty();
+            }
+        }
+        self.note_write(&path, result);
     }
 
     /// Note that the failure queue changed; it is written shortly, once per burst.

@@ -1,40 +1,87 @@
-//! SIGHUP: re-read the served cluster from the config file without dropping connections.
-//! New requests use the new endpoint set; endpoints whose id is unchanged keep their health
-//! and failure-queue state. A broken config is logged and the running one kept.
+//! Re-reading the served cluster from the config file without dropping connections (SIGHUP,
+//! `POST /_qcc/reload`, a dashboard edit). The disk thread reads the file and the CA files and
+//! builds the endpoints (`disk.rs`); the loop applies them. New requests use the new endpoint
+//! set; endpoints whose id is unchanged keep their health and failure-queue state. A broken
+//! config is logged (and said to whoever asked) and the running one kept.
 
 use std::time::Instant;
 
-use super::{new_endpoint, EventLoop};
-use crate::store::config::ConfigFile;
+use serde_json::json;
+
+use super::disk::{Done, Edit, Fresh};
+use super::slab::Key;
+use super::state::ClientPhase;
+use super::EventLoop;
 
 impl EventLoop {
-    /// Re-read the served cluster; what changed, or why nothing did (logged either way).
-    pub(super) fn reload(&mut self, now: Instant) -> Result<(usize, usize, usize), String> {
+    /// Have the disk thread make `edit` and read the cluster again; `asker` (the client and its
+    /// keep-alive wish) waits for the answer.
+    pub(super) fn request_reload(&mut self, edit: Edit, asker: Option<(Key, bool)>, now: Instant) {
         if self.settings.builtin_default {
-            log::info!("reload: running the built-in default endpoint; nothing to re-read");
-            return Err("the proxy runs the built-in default endpoint; there is no cluster to re-read".into());
-        }
-        let path = self.settings.config_path.clone();
-        let cluster = match ConfigFile::load(&path).and_then(|f| f.cluster(&self.settings.cluster.name)) {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!("reload failed, keeping the running configuration: {e}");
-                return Err(e.to_string());
+            let msg = "the proxy runs the built-in default endpoint; there is no cluster config to read or edit";
+            log::info!("reload: {msg}");
+            if let Some((ck, keep_alive)) = asker {
+                self.respond_json(ck, keep_alive, 409, &error_json(msg), now);
             }
-        };
-        // Build everything first, so a bad CA file leaves the running set untouched.
-        // CA files are read again (they may have been renewed); endpoints share configs.
-        let mut tls_configs = super::transport::TlsConfigs::default();
-        let mut fresh = Vec::with_capacity(cluster.endpoints.len());
-        for cfg in &cluster.endpoints {
-            match new_endpoint(cfg.clone(), self.settings.ca_file.as_deref(), &mut tls_configs) {
-                Ok(ep) => fresh.push(ep),
-                Err(e) => {
-                    log::error!("reload failed, keeping the running configuration: {e}");
-                    return Err(e);
+            return;
+        }
+        if let Some((ck, keep_alive)) = asker {
+            if let Some(c) = self.clients.get_mut(ck) {
+                c.phase = ClientPhase::Waiting { keep_alive };
+                c.since = now;
+                self.arm(now + super::DISK_WAIT);
+            }
+        }
+        self.disk.load(edit, asker.map(|(ck, _)| ck));
+    }
+
+    /// The disk thread finished something: a state file written, or the cluster read.
+    pub(super) fn on_disk(&mut self, now: Instant) {
+        while let Some(done) = self.disk.try_next() {
+            match done {
+                Done::Saved { path, result } => self.on_saved(path, result),
+                Done::Loaded { edit, asker, result } => {
+                    let (status, body) = match result {
+                        Ok(fresh) => {
+                            if let Edit::Enable { id, enabled } = &edit {
+                                let what = if *enabled { "enabled" } else { "disabled" };
+                                log::info!("endpoint {id} {what} from the dashboard");
+                            }
+                            let (added, changed, removed) = self.apply_reload(fresh, now);
+                            let applied = json!({"added": added, "changed": changed, "removed": removed});
+                            match edit {
+                                Edit::None => (200, json!({"reloaded": true, "added": added, "changed": changed, "removed": removed})),
+                                Edit::Enable { id, enabled } => {
+                                    (200, json!({"endpoint": id, "enabled": enabled, "applied": applied}))
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            log::error!("reload failed, keeping the running configuration: {e}");
+                            (409, error_json(&e))
+                        }
+                    };
+                    let waiting = asker.and_then(|ck| match self.clients.get(ck).map(|c| &c.phase) {
+                        Some(ClientPhase::Waiting { keep_alive }) => Some((ck, *keep_alive)),
+                        _ => None,
+                    });
+                    if let Some((ck, keep_alive)) = waiting {
+                        self.respond_json(ck, keep_alive, status, &body, now);
+                        self.drive(ck, now);
+                    }
                 }
             }
         }
+    }
+
+    fn respond_json(&mut self, ck: Key, keep_alive: bool, status: u16, body: &serde_json::Value, now: Instant) {
+        self.respond_local(ck, keep_alive, status, "application/json", body.to_string().as_bytes(), now);
+    }
+
+    /// Put the freshly read cluster in place; what was added, changed and removed.
+    fn apply_reload(&mut self, fresh: Fresh, now: Instant) -> (usize, usize, usize) {
+        let Fresh { cluster, endpoints: fresh } = fresh;
+        let path = self.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
         let new_ids: Vec<String> = fresh.iter().map(|e| e.cfg.id.clone()).collect();
         for mut ep in fresh {
@@ -61,6 +108,7 @@ impl EventLoop {
                         self.cancel_probe(i);
                         self.kick_resolve(i);
                     } else {
+                        changed += usize::from(old.cfg != ep.cfg);
                         old.cfg = ep.cfg;
                     }
                 }
@@ -91,7 +139,7 @@ impl EventLoop {
             path.display()
         );
         self.history.push("", "reload", format!("{added} added, {changed} changed, {removed} removed"));
-        Ok((added, changed, removed))
+        (added, changed, removed)
     }
 
     fn kick_resolve(&mut self, idx: usize) {
@@ -100,4 +148,8 @@ impl EventLoop {
             self.resolver.lookup(idx, ep);
         }
     }
+}
+
+fn error_json(msg: &str) -> serde_json::Value {
+    json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}})
 }

@@ -44,6 +44,8 @@ impl EndpointSet {
 pub const MAX_ATTEMPTS: u8 = 3;
 /// Stop reading an upstream while this much is waiting to be written to its client.
 pub const CLIENT_OUT_HIGH: usize = 256 * 1024;
+/// How long a request may wait for the disk thread before it is answered 503.
+pub const DISK_WAIT: Duration = Duration::from_secs(10);
 /// Replies the proxy makes itself (`/_qcc/*`, `/metrics`) still unread by their clients, all
 /// connections together: past this a new one is refused with 503.
 pub const LOCAL_REPLIES_MAX: usize = 8 * 1024 * 1024;
@@ -182,6 +184,9 @@ pub enum ClientPhase {
     /// Waiting for (the rest of) a request head.
     ReadingHead,
     Exchange(Box<Exchange>),
+    /// A request the proxy answers itself once the disk thread has done its part (a reload, a
+    /// dashboard edit); nothing more is read meanwhile. `keep_alive`: the request's wish.
+    Waiting { keep_alive: bool },
     /// Flush what is queued, then close.
     Closing,
 }

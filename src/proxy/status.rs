@@ -80,6 +80,7 @@ impl EventLoop {
                 "unauthorized": self.stats.unauthorized,
                 "forbidden": self.stats.forbidden,
                 "log_lines_suppressed": self.refusals.suppressed(),
+                "log_lines_dropped": crate::logging::dropped(),
                 "in_flight": self.clients.keys().filter(|k| matches!(self.clients.get(*k).map(|c| &c.phase), Some(ClientPhase::Exchange(_)))).count(),
             },
             "connections": {
@@ -174,21 +175,19 @@ impl EventLoop {
                     self.respond_admin_error(ck, head, 400, "give ?endpoint=ID&enabled=true|false", now);
                     return;
                 };
-                match self.set_enabled(&id, enabled == "true", now) {
-                    Ok(v) => (200, v),
-                    Err(e) => (409, json!({"type": "error", "error": {"type": "invalid_request_error", "message": e}})),
-                }
+                // The config is edited and read again on the disk thread; the answer follows.
+                let edit = super::disk::Edit::Enable { id, enabled: enabled == "true" };
+                self.request_reload(edit, Some((ck, head.keep_alive)), now);
+                return;
             }
             ("GET", "/_qcc/history") => {
                 let n = param("n").and_then(|v| v.parse().ok()).unwrap_or(50);
                 (200, self.history.to_json(param("endpoint").as_deref(), n))
             }
-            ("POST", "/_qcc/reload") => match self.reload(now) {
-                Ok((added, changed, removed)) => {
-                    (200, json!({"reloaded": true, "added": added, "changed": changed, "removed": removed}))
-                }
-                Err(e) => (409, json!({"type": "error", "error": {"type": "invalid_request_error", "message": e}})),
-            },
+            ("POST", "/_qcc/reload") => {
+                self.request_reload(super::disk::Edit::None, Some((ck, head.keep_alive)), now);
+                return;
+            }
             ("POST", "/_qcc/probe") => {
                 // Probe now: one endpoint, the queued ones (?queued=1), or all of them.
                 let only = param("endpoint");
@@ -254,6 +253,19 @@ impl EventLoop {
         body: &[u8],
         now: Instant,
     ) {
+        self.respond_local(ck, head.keep_alive, status, ctype, body, now);
+    }
+
+    /// `respond_admin` for a request whose head is gone (answered after the disk thread).
+    pub(super) fn respond_local(
+        &mut self,
+        ck: Key,
+        keep_alive: bool,
+        status: u16,
+        ctype: &str,
+        body: &[u8],
+        now: Instant,
+    ) {
         // Replies the proxy made itself and its clients have not read are bounded all together
         // (each connection holds at most one past `CLIENT_OUT_HIGH`; see `pump_head`): forty
         // clients that ask for /metrics and never read must not hold forty copies.
@@ -265,34 +277,18 @@ impl EventLoop {
             .sum();
         if queued + body.len() > LOCAL_REPLIES_MAX {
             self.stats.rejected += 1;
-            log::debug!("{} unread bytes of local replies queued: {} {} -> 503", queued, head.method(), head.target());
+            log::debug!("{queued} unread bytes of local replies queued -> 503");
             self.respond_local_error(ck, 503, "the proxy holds too many unread replies; try again", now);
             return;
         }
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
-        let close = !head.keep_alive || self.draining.is_some();
+        let close = !keep_alive || self.draining.is_some();
         let mut bytes = Vec::new();
         wire::local_response(status, ctype, body, close, &mut bytes);
         c.out.push(&bytes);
         c.since = now;
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
-    }
-
-    /// Enable or disable endpoint `id` from the dashboard: the config file is edited (as
-    /// `qcc endpoint enable|disable` would) and the cluster re-read.
-    fn set_enabled(&mut self, id: &str, enabled: bool, now: Instant) -> Result<Value, String> {
-        if self.settings.builtin_default {
-            return Err("the built-in default endpoint has no config to edit".into());
-        }
-        let change = crate::store::profiles::EndpointChange { enabled: Some(enabled), ..Default::default() };
-        let mut config =
-            crate::store::config::ConfigFile::load(&self.settings.config_path).map_err(|e| e.to_string())?;
-        config.update_endpoint(&self.settings.cluster.name, id, &change).map_err(|e| e.to_string())?;
-        config.save().map_err(|e| e.to_string())?;
-        log::info!("endpoint {id} {} from the dashboard", if enabled { "enabled" } else { "disabled" });
-        self.reload(now)?;
-        Ok(json!({"endpoint": id, "enabled": enabled}))
     }
 }

@@ -15,7 +15,7 @@ use crate::store::url::BaseUrl;
 pub const MAX_TIMEOUT_SECS: u64 = 86_400;
 
 /// One endpoint as the proxy uses it (validated).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointConfig {
     /// 8 hex characters.
     pub id: String,

@@ -110,13 +110,23 @@ impl UsageBook {
         self.dirty
     }
 
-    pub fn save(&mut self, path: &Path, now: SystemTime) -> std::io::Result<()> {
-        let file = File { days: self.days.clone(), updated_at: Some(crate::store::timefmt::iso(now)) };
-        let mut bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
+    /// The file's bytes as of now, for a writer elsewhere (the proxy's disk thread); the book
+    /// counts as written until `mark_dirty` says the write failed.
+    pub fn take_bytes(&mut self, now: SystemTime) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct FileRef<'a> {
+            days: &'a Days,
+            updated_at: String,
+        }
+        let file = FileRef { days: &self.days, updated_at: crate::store::timefmt::iso(now) };
+        let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
         bytes.push(b'\n');
-        crate::store::fsutil::atomic_write(path, &bytes)?;
         self.dirty = false;
-        Ok(())
+        bytes
+    }
+
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 }
 
@@ -148,7 +158,7 @@ mod tests {
         b.record("2026-04-16", "aaaaaaaa", "m", &c);
         assert_eq!(b.days.len(), KEEP_DAYS);
         assert_eq!(b.day("2026-04-16").unwrap()["aaaaaaaa"]["m"].requests, 2);
-        b.save(&path, SystemTime::now()).unwrap();
+        crate::store::fsutil::atomic_write(&path, &b.take_bytes(SystemTime::now())).unwrap();
         let (again, warning) = UsageBook::load(&path);
         assert!(warning.is_none());
         assert_eq!(again.days, b.days);

@@ -1,0 +1,192 @@
+//! File work off the loop: one helper thread writes the state files (temp, fsync, rename),
+//! appends access-log lines, and reads the config (a reload, a dashboard edit) and the CA files
+//! it names, handing results back through a channel and the loop's `Waker` (as `resolver.rs`
+//! does for DNS). The loop hands it bytes and paths and never waits on a disk.
+//!
+//! The thread owns no proxy state: it gets a job, does the file work, and sends back what it
+//! found. Jobs run in order, so two writes of one file land in the order they were made.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::Waker;
+
+use super::slab::Key;
+use super::state::Endpoint;
+use crate::store::config::{ClusterConfig, ConfigFile};
+
+/// A config change to make before the cluster is read again.
+#[derive(Debug, Clone)]
+pub enum Edit {
+    /// Just read the file again (SIGHUP, `/_qcc/reload`).
+    None,
+    /// Enable or disable one endpoint (the dashboard), as `qcc endpoint enable|disable` would.
+    Enable { id: String, enabled: bool },
+}
+
+/// Who asked for a config read: the answer goes to that client (`None`: a signal).
+pub type Asker = Option<Key>;
+
+/// The cluster as read, its endpoints built (CA files read), ready for the loop to apply.
+pub struct Fresh {
+    pub cluster: ClusterConfig,
+    pub endpoints: Vec<Endpoint>,
+}
+
+enum Job {
+    Save { path: PathBuf, bytes: Vec<u8> },
+    Append(Vec<u8>),
+    ReopenAccessLog,
+    Load { edit: Edit, asker: Asker },
+}
+
+pub enum Done {
+    Saved { path: PathBuf, result: std::io::Result<()> },
+    Loaded { edit: Edit, asker: Asker, result: Result<Fresh, String> },
+}
+
+/// What the thread needs to know, fixed at start.
+pub struct Paths {
+    pub config: PathBuf,
+    pub cluster: String,
+    pub ca_file: Option<PathBuf>,
+    /// `--access-log` (`-`: stderr).
+    pub access_log: Option<PathBuf>,
+}
+
+pub struct Disk {
+    jobs: Option<Sender<Job>>,
+    done: Receiver<Done>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Disk {
+    pub fn start(paths: Paths, waker: Arc<Waker>) -> std::io::Result<Disk> {
+        let (job_tx, job_rx) = channel::<Job>();
+        let (done_tx, done_rx) = channel::<Done>();
+        let thread = std::thread::Builder::new().name("qcc-disk".into()).spawn(move || {
+            let mut log = AccessLog::open(paths.access_log.clone());
+            for job in job_rx {
+                let done = match job {
+                    Job::Save { path, bytes } => {
+                        let result = crate::store::fsutil::atomic_write(&path, &bytes);
+                        Done::Saved { path, result }
+                    }
+                    Job::Append(line) => {
+                        log.write(&line);
+                        continue;
+                    }
+                    Job::ReopenAccessLog => {
+                        log = AccessLog::open(paths.access_log.clone());
+                        continue;
+                    }
+                    Job::Load { edit, asker } => {
+                        let result = load(&paths, &edit);
+                        Done::Loaded { edit, asker, result }
+                    }
+                };
+                if done_tx.send(done).is_err() {
+                    break;
+                }
+                let _ = waker.wake();
+            }
+        })?;
+        Ok(Disk { jobs: Some(job_tx), done: done_rx, thread: Some(thread) })
+    }
+
+    fn send(&self, job: Job) {
+        if let Some(tx) = &self.jobs {
+            // The thread ends only when this sender is dropped: a send cannot fail while we live.
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Replace `path` with `bytes` atomically; the result comes back as `Done::Saved`.
+    pub fn save(&self, path: PathBuf, bytes: Vec<u8>) {
+        self.send(Job::Save { path, bytes });
+    }
+
+    /// Append a line to the access log.
+    pub fn access_log(&self, line: Vec<u8>) {
+        self.send(Job::Append(line));
+    }
+
+    pub fn reopen_access_log(&self) {
+        self.send(Job::ReopenAccessLog);
+    }
+
+    /// Read the cluster again (after `edit`); the result comes back as `Done::Loaded`.
+    pub fn load(&self, edit: Edit, asker: Asker) {
+        self.send(Job::Load { edit, asker });
+    }
+
+    pub fn try_next(&self) -> Option<Done> {
+        match self.done.try_recv() {
+            Ok(d) => Some(d),
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// Finish every job handed over (the last state writes at exit), then stop the thread.
+    pub fn finish(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Make the edit, read the cluster, build its endpoints (reading their CA files).
+fn load(paths: &Paths, edit: &Edit) -> Result<Fresh, String> {
+    if let Edit::Enable { id, enabled } = edit {
+        let change = crate::store::profiles::EndpointChange { enabled: Some(*enabled), ..Default::default() };
+        let mut config = ConfigFile::load(&paths.config).map_err(|e| e.to_string())?;
+        config.update_endpoint(&paths.cluster, id, &change).map_err(|e| e.to_string())?;
+        config.save().map_err(|e| e.to_string())?;
+    }
+    let cluster = ConfigFile::load(&paths.config).and_then(|f| f.cluster(&paths.cluster)).map_err(|e| e.to_string())?;
+    // CA files are read again (they may have been renewed); endpoints share configs.
+    let mut tls_configs = super::transport::TlsConfigs::default();
+    let mut endpoints = Vec::with_capacity(cluster.endpoints.len());
+    for cfg in &cluster.endpoints {
+        endpoints.push(super::new_endpoint(cfg.clone(), paths.ca_file.as_deref(), &mut tls_configs)?);
+    }
+    Ok(Fresh { cluster, endpoints })
+}
+
+/// The access log file (`--access-log PATH`, `-` for stderr), opened and written by the thread.
+struct AccessLog {
+    path: Option<PathBuf>,
+    file: Option<std::fs::File>,
+}
+
+impl AccessLog {
+    fn open(path: Option<PathBuf>) -> AccessLog {
+        let file = match path.as_deref() {
+            Some(p) if p.as_os_str() != "-" => {
+                use std::os::unix::fs::OpenOptionsExt;
+                match std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(p) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        log::warn!("cannot open the access log {}: {e}", p.display());
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        AccessLog { path, file }
+    }
+
+    fn write(&mut self, line: &[u8]) {
+        // A full disk loses log lines, never a request.
+        let _ = match (&mut self.file, self.path.as_deref().is_some_and(|p| p.as_os_str() == "-")) {
+            (_, true) => std::io::stderr().write_all(line),
+            (Some(f), false) => f.write_all(line),
+            (None, false) => Ok(()),
+        };
+    }
+}
