@@ -15,19 +15,13 @@ const MAX_ADDRS: usize = 4096;
 /// Refusal lines logged per second; the rest are counted and the count logged with the next.
 const LINES_PER_SEC: u32 = 10;
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Refusals {
     /// Address -> (wrong keys in its window, when the window started).
     wrong: HashMap<IpAddr, (u32, Instant)>,
     line_second: Option<Instant>,
     lines: u32,
     suppressed: u64,
-}
-
-impl Default for Refusals {
-    fn default() -> Refusals {
-        Refusals { wrong: HashMap::new(), line_second: None, lines: 0, suppressed: 0 }
-    }
 }
 
 impl Refusals {
