@@ -136,7 +136,10 @@ mod tests {
     #[test]
     fn secret_query_values_are_hidden() {
         assert_eq!(mask_url("https://r.example/v1?key=SECRET&x=1#f"), "https://r.example/v1?key=***&x=1#f");
-        assert_eq!(mask_url("https://r.example?api_key=S&Token=T&page=2"), "https://r.example?api_key=***&Token=***&page=2");
+        assert_eq!(
+            mask_url("https://r.example?api_key=S&Token=T&page=2"),
+            "https://r.example?api_key=***&Token=***&page=2"
+        );
         assert_eq!(mask_url("http://h/?q"), "http://h/?q");
     }
 

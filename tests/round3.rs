@@ -12,7 +12,10 @@ use crate::support::{post_messages, request, rss_kib, stderr, wait_until, Conn, 
 
 /// A raw upstream on 127.0.0.1: reads each request (head + Content-Length body) and answers with
 /// `reply(n)` for the n-th request overall; `close_after` closes the connection after each reply.
-fn raw_upstream(close_after: bool, reply: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static) -> (String, Arc<AtomicUsize>) {
+fn raw_upstream(
+    close_after: bool,
+    reply: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", l.local_addr().expect("addr"));
     let hits = Arc::new(AtomicUsize::new(0));
@@ -222,7 +225,8 @@ fn the_dashboard_is_unframeable_answers_are_sandboxed_and_cross_site_requests_re
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     let before = m.hits();
     for site in ["cross-site", "same-site"] {
-        let r = request(proxy.addr, "GET", "/v1/models", &[("sec-fetch-site", site), ("sec-fetch-mode", "navigate")], b"");
+        let r =
+            request(proxy.addr, "GET", "/v1/models", &[("sec-fetch-site", site), ("sec-fetch-mode", "navigate")], b"");
         assert_eq!(r.status, 403, "{site}");
     }
     assert_eq!(m.hits(), before, "never forwarded");
@@ -320,8 +324,50 @@ fn the_log_is_reopened_on_hup_and_refusal_lines_are_rate_limited() {
         let r = request(proxy.addr, "GET", "/v1/models", &[("sec-fetch-site", "cross-site")], b"");
         assert_eq!(r.status, 403);
     }
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("suppressed"))
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log)
+        .is_ok_and(|t| t.contains("suppressed"))
         || proxy.status()["requests"]["log_lines_suppressed"].as_u64().unwrap_or(0) > 0));
     let lines = std::fs::read_to_string(&log).unwrap_or_default().lines().filter(|l| l.contains("-> 403")).count();
     assert!(lines < 100, "{lines} lines for 300 refused requests");
+}
+
+/// A bulk download beside an event stream on the same proxy: the stream's events keep coming
+/// at their pace (the loop drives each connection a bounded number of rounds per turn).
+#[test]
+fn a_bulk_download_does_not_starve_an_event_stream() {
+    use crate::support::mock::Mode;
+    let events: Vec<String> =
+        (0..40).map(|i| format!("event: ping\ndata: {{\"type\": \"ping\", \"i\": {i}}}\n\n")).collect();
+    let m = MockUpstream::start(Mode::ByPath {
+        routes: vec![("/v1/files".into(), Mode::Big { size: 300 << 20 })],
+        other: Box::new(Mode::Sse { events, delay: Duration::from_millis(20) }),
+    });
+    let (_h, proxy) = start(&m.url(), &["--stream-hold", "0"]);
+    let addr = proxy.addr;
+    let bulk = std::thread::spawn(move || {
+        let mut c = Conn::connect(addr);
+        c.send_request("GET", "/v1/files/big", &[], b"");
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0usize;
+        let started = Instant::now();
+        while got < 300 << 20 && started.elapsed() < Duration::from_secs(30) {
+            match c.stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
+    });
+    std::thread::sleep(Duration::from_millis(100)); // the download is under way
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/messages", &[("content-type", "application/json")], br#"{"stream":true}"#);
+    let mut last = Instant::now();
+    let mut worst = Duration::ZERO;
+    for i in 0..40 {
+        c.read_until(format!("\"i\": {i}}}").as_bytes());
+        worst = worst.max(last.elapsed());
+        last = Instant::now();
+    }
+    assert!(worst < Duration::from_millis(1000), "an event waited {worst:?} behind the download");
+    assert!(bulk.join().expect("bulk") > 0);
 }

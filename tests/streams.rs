@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::support::mock::{MockUpstream, Mode};
 use crate::support::*;
 
-fn ev(kind: &str, data: &str) -> String {
+pub(crate) fn ev(kind: &str, data: &str) -> String {
     format!("event: {kind}\ndata: {data}\n\n")
 }
 
@@ -21,7 +21,7 @@ fn message_start(model: &str) -> String {
     )
 }
 
-fn full_stream(model: &str) -> Vec<String> {
+pub(crate) fn full_stream(model: &str) -> Vec<String> {
     vec![
         message_start(model),
         ev(

@@ -1,8 +1,10 @@
 //! HTTPS upstreams: rustls with webpki-roots plus an extra CA; certificate checks always on.
 
 use crate::support::mock::OK_BODY;
-use crate::support::tls::{Leaf, TestCa, TlsMock};
-use crate::support::{post_messages, wait_until, Ep, Proxy, TempHome};
+use std::time::Duration;
+
+use crate::support::tls::{After, Leaf, Reply, TestCa, TlsMock};
+use crate::support::{post_messages, wait_until, Conn, Ep, Proxy, TempHome};
 
 #[test]
 fn https_upstream_trusted_through_ca_file_flag_and_endpoint_field() {
@@ -83,4 +85,96 @@ fn health_test_probes_https_endpoints() {
     assert_eq!(v[1]["ok"], false);
     assert!(v[1]["reason"].as_str().unwrap_or("").contains("UnknownIssuer"), "{v}");
     assert_eq!(mock.hits(), 1);
+}
+
+fn tls_proxy(ca: &TestCa, mock: &TlsMock, args: &[&str]) -> (TempHome, Proxy) {
+    let home = TempHome::new();
+    let pem = ca.write_pem(&home.root);
+    home.write_cluster(
+        "c",
+        &[Ep::new("t4000001", &mock.url(), "sk-tls-00000000", 1).with(serde_json::json!({"ca_file": pem}))],
+    );
+    let mut all = vec!["--cluster", "c", "--verify-interval", "3600"];
+    all.extend_from_slice(args);
+    let proxy = Proxy::start(&home, &all);
+    (home, proxy)
+}
+
+fn head(status: &str, extra: &str, len: Option<usize>) -> Vec<u8> {
+    let len = len.map(|n| format!("content-length: {n}\r\n")).unwrap_or_default();
+    format!("HTTP/1.1 {status}\r\n{extra}{len}\r\n").into_bytes()
+}
+
+/// Large bodies both ways over TLS, read slowly by the client at first (rustls and the client's
+/// queue under backpressure), arrive byte-exact; the connection is then reused from the pool.
+#[test]
+fn large_bodies_both_ways_over_tls_with_backpressure_and_pool_reuse() {
+    let ca = TestCa::new();
+    let mock = TlsMock::serve(ca.server_config(Leaf::Good), |_, body| {
+        let mut reply = head("200 OK", "content-type: application/octet-stream\r\n", Some(body.len()));
+        reply.extend_from_slice(body);
+        Reply { pieces: vec![reply], gap: Duration::ZERO, after: After::KeepAlive }
+    });
+    let (_h, proxy) = tls_proxy(&ca, &mock, &[]);
+    let body: Vec<u8> = (0..6000000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/files", &[], &body);
+    std::thread::sleep(Duration::from_millis(500)); // the reply piles up behind a client not reading
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), proxy.log());
+    assert!(r.body == body, "echoed body differs ({} bytes back)", r.body.len());
+    for _ in 0..4 {
+        let r = c.request("POST", "/v1/files", &[], b"small");
+        assert_eq!(r.body, b"small");
+    }
+    assert_eq!(mock.connections(), 1, "one TLS connection, reused from the pool");
+}
+
+/// A Messages event stream over TLS: relayed in order, its usage counted.
+#[test]
+fn sse_over_tls_is_relayed_and_counted() {
+    let ca = TestCa::new();
+    let mock = TlsMock::serve(ca.server_config(Leaf::Good), |_, _| {
+        let mut pieces =
+            vec![head("200 OK", "content-type: text/event-stream\r\ntransfer-encoding: chunked\r\n", None)];
+        for e in crate::streams::full_stream("claude-tls") {
+            pieces.push(format!("{:x}\r\n{e}\r\n", e.len()).into_bytes());
+        }
+        pieces.push(b"0\r\n\r\n".to_vec());
+        Reply { pieces, gap: Duration::from_millis(5), after: After::KeepAlive }
+    });
+    let (_h, proxy) = tls_proxy(&ca, &mock, &[]);
+    let mut c = Conn::connect(proxy.addr);
+    let r = c.request("POST", "/v1/messages", &[("content-type", "application/json")], br#"{"stream":true}"#);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), crate::streams::full_stream("claude-tls").concat());
+    let s = proxy.status();
+    assert_eq!(s["usage"]["today"]["t4000001"]["claude-tls"]["output_tokens"], 15, "{s}");
+}
+
+/// An upstream that cuts the TCP connection without a TLS close_notify, mid-body: the client
+/// never gets a response that looks complete.
+#[test]
+fn truncation_without_close_notify_never_looks_complete() {
+    let ca = TestCa::new();
+    let mock = TlsMock::serve(ca.server_config(Leaf::Good), |n, _| {
+        let len = if n == 0 { Some(1000) } else { None }; // framed, then until-close
+        let mut reply = head("200 OK", "content-type: application/octet-stream\r\n", len);
+        reply.extend_from_slice(&[b'x'; 500]);
+        Reply { pieces: vec![reply], gap: Duration::ZERO, after: After::Cut }
+    });
+    let (_h, proxy) = tls_proxy(&ca, &mock, &[]);
+    for what in ["framed", "until close"] {
+        let mut c = Conn::connect(proxy.addr);
+        c.send_request("GET", "/v1/files/x", &[], b"");
+        let (got, closed) = c.try_read_to_close();
+        let text = String::from_utf8_lossy(&got);
+        assert!(closed, "{what}");
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        assert!(body.len() <= 500, "{what}: {text}");
+        if what == "framed" {
+            assert!(text.contains("content-length: 1000"), "{what}: the client can tell it is short: {text}");
+        }
+    }
+    assert_eq!(mock.hits(), 2);
 }

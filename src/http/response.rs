@@ -2,8 +2,8 @@
 
 use super::framing::{response_framing, trim, FramingHeaders};
 use super::request::{connection_has, head_len, offset};
-use std::ops::Range;
 use super::{BodyFraming, HeadError, HeaderPos, MAX_HEADERS};
+use std::ops::Range;
 
 /// A complete response head; `raw` holds exactly the head bytes.
 #[derive(Debug, Clone)]

@@ -174,6 +174,10 @@ impl EventLoop {
         if let Some(ev) = process_response(ex, up, out, now, stream_idle, hold) {
             return ev;
         }
+        if !up.can_write && up.transport.may_write_again() {
+            up.can_write = true; // the TLS handshake finished: the request waits in rustls
+            progress = true;
+        }
         let stale = is_stale(ex, up);
         let Some(a) = ex.attempt.as_mut() else {
             return AttemptEvent::Nothing;

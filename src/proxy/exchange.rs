@@ -193,9 +193,14 @@ impl EventLoop {
                 self.stats.unauthorized += 1;
                 if let Some(n) = self.refusals.may_log(now) {
                     let note = super::refusals::suppressed_note(n);
-                    log::warn!("{} {} from {peer}: too many wrong access keys -> 429{note}", head.method(), shown(head.target()));
+                    log::warn!(
+                        "{} {} from {peer}: too many wrong access keys -> 429{note}",
+                        head.method(),
+                        shown(head.target())
+                    );
                 }
-                let msg = format!("too many wrong access keys from this address; try again in {} s", left.as_secs() + 1);
+                let msg =
+                    format!("too many wrong access keys from this address; try again in {} s", left.as_secs() + 1);
                 self.respond_local_error(ck, 429, &msg, now);
                 return;
             }
@@ -203,7 +208,11 @@ impl EventLoop {
                 self.refusals.wrong_key(peer.ip(), now);
                 if let Some(n) = self.refusals.may_log(now) {
                     let note = super::refusals::suppressed_note(n);
-                    log::warn!("{} {} from {peer}: missing or wrong access key -> 401{note}", head.method(), shown(head.target()));
+                    log::warn!(
+                        "{} {} from {peer}: missing or wrong access key -> 401{note}",
+                        head.method(),
+                        shown(head.target())
+                    );
                 }
                 self.stats.unauthorized += 1;
                 self.respond_local_error(ck, 401, "missing or invalid qcc access key", now);

@@ -65,7 +65,8 @@ impl Gate {
             // A browser says where a request comes from even when it sends no Origin (a
             // navigation, an <img>, a form GET): from another site, it is refused, never
             // forwarded with the endpoint's key. Claude Code and the SDKs send no Sec-Fetch-Site.
-            let site = head.headers().find(|(n, _)| n.eq_ignore_ascii_case(b"sec-fetch-site")).map(|(_, v)| v.trim_ascii());
+            let site =
+                head.headers().find(|(n, _)| n.eq_ignore_ascii_case(b"sec-fetch-site")).map(|(_, v)| v.trim_ascii());
             if site.is_some_and(|s| s.eq_ignore_ascii_case(b"cross-site") || s.eq_ignore_ascii_case(b"same-site")) {
                 return Verdict::Refuse(403, "requests from other web sites are not allowed".into());
             }
@@ -219,7 +220,9 @@ mod tests {
     #[test]
     fn browser_requests_from_other_sites_are_refused_even_without_origin() {
         let g = gate();
-        let site = |v: &str| g.check(&head(&format!("GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:7860\r\nSec-Fetch-Site: {v}\r\n\r\n")));
+        let site = |v: &str| {
+            g.check(&head(&format!("GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:7860\r\nSec-Fetch-Site: {v}\r\n\r\n")))
+        };
         assert!(matches!(site("cross-site"), Verdict::Refuse(403, _)));
         assert!(matches!(site("same-site"), Verdict::Refuse(403, _)));
         assert_eq!(site("same-origin"), Verdict::Pass { cors: None });

@@ -238,7 +238,8 @@ impl EventLoop {
         let addr = listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
         // Checked on the address actually listened on (a passed socket may be anywhere).
         if !addr.ip().is_loopback() && settings.access_key.as_ref().is_none_or(|k| k.chars().count() < MIN_PUBLIC_KEY) {
-            let what = if settings.access_key.is_some() { "with an access key this short" } else { "without an access key" };
+            let what =
+                if settings.access_key.is_some() { "with an access key this short" } else { "without an access key" };
             return Err(Error::Invalid(format!(
                 "refusing to listen on {} {what}: off loopback the key must have at least {MIN_PUBLIC_KEY} \
                  characters (set QCC_ACCESS_KEY, write one to {}, or pass --access-key)",
@@ -468,13 +469,11 @@ impl EventLoop {
 
     /// A connection with a request in progress or bytes still to deliver.
     fn client_busy(&self, key: Key) -> bool {
-        self.clients
-            .get(key)
-            .is_some_and(|c| {
-                !c.out.is_empty()
-                    || !c.inbuf.is_empty()
-                    || matches!(c.phase, ClientPhase::Exchange(_) | ClientPhase::Waiting { .. })
-            })
+        self.clients.get(key).is_some_and(|c| {
+            !c.out.is_empty()
+                || !c.inbuf.is_empty()
+                || matches!(c.phase, ClientPhase::Exchange(_) | ClientPhase::Waiting { .. })
+        })
     }
 
     /// How long poll may sleep: until the earliest deadline we know of.

@@ -50,7 +50,10 @@ impl EventLoop {
                             let (added, changed, removed) = self.apply_reload(fresh, now);
                             let applied = json!({"added": added, "changed": changed, "removed": removed});
                             match edit {
-                                Edit::None => (200, json!({"reloaded": true, "added": added, "changed": changed, "removed": removed})),
+                                Edit::None => (
+                                    200,
+                                    json!({"reloaded": true, "added": added, "changed": changed, "removed": removed}),
+                                ),
                                 Edit::Enable { id, enabled } => {
                                     (200, json!({"endpoint": id, "enabled": enabled, "applied": applied}))
                                 }

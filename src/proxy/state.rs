@@ -186,7 +186,9 @@ pub enum ClientPhase {
     Exchange(Box<Exchange>),
     /// A request the proxy answers itself once the disk thread has done its part (a reload, a
     /// dashboard edit); nothing more is read meanwhile. `keep_alive`: the request's wish.
-    Waiting { keep_alive: bool },
+    Waiting {
+        keep_alive: bool,
+    },
     /// Flush what is queued, then close.
     Closing,
 }

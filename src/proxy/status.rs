@@ -269,12 +269,8 @@ impl EventLoop {
         // Replies the proxy made itself and its clients have not read are bounded all together
         // (each connection holds at most one past `CLIENT_OUT_HIGH`; see `pump_head`): forty
         // clients that ask for /metrics and never read must not hold forty copies.
-        let queued: usize = self
-            .clients
-            .iter()
-            .filter(|c| !matches!(c.phase, ClientPhase::Exchange(_)))
-            .map(|c| c.out.len())
-            .sum();
+        let queued: usize =
+            self.clients.iter().filter(|c| !matches!(c.phase, ClientPhase::Exchange(_))).map(|c| c.out.len()).sum();
         if queued + body.len() > LOCAL_REPLIES_MAX {
             self.stats.rejected += 1;
             log::debug!("{queued} unread bytes of local replies queued -> 503");

@@ -24,6 +24,8 @@ pub enum Transport {
 pub struct TlsStream {
     sock: TcpStream,
     conn: ClientConnection,
+    /// The socket's last write said WouldBlock: a writable edge will come.
+    sock_blocked: bool,
 }
 
 impl Transport {
@@ -36,7 +38,7 @@ impl Transport {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad TLS server name {host:?}: {e}")))?;
         let mut conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
         conn.set_buffer_limit(Some(TLS_SEND_LIMIT));
-        Ok(Transport::Tls(Box::new(TlsStream { sock, conn })))
+        Ok(Transport::Tls(Box::new(TlsStream { sock, conn, sock_blocked: false })))
     }
 
     pub fn socket(&mut self) -> &mut TcpStream {
@@ -59,12 +61,22 @@ impl Transport {
         match self {
             Transport::Plain(s) => write_from(s, src),
             Transport::Tls(t) => {
-                let n = match t.conn.writer().write(src) {
-                    Ok(n) => n,
-                    Err(e) => return IoOutcome::Error(e),
-                };
-                if let IoOutcome::Error(e) = t.flush() {
-                    return IoOutcome::Error(e);
+                // rustls takes nothing while its send buffer is full. The flush then may empty
+                // it without the socket ever saying WouldBlock, and no writable edge would come:
+                // so after a flush the write is tried again, and WouldBlock is only reported when
+                // the buffer is still full, that is when the socket did say it.
+                let mut n = 0;
+                for _ in 0..2 {
+                    n = match t.conn.writer().write(src) {
+                        Ok(n) => n,
+                        Err(e) => return IoOutcome::Error(e),
+                    };
+                    if let IoOutcome::Error(e) = t.flush() {
+                        return IoOutcome::Error(e);
+                    }
+                    if n > 0 {
+                        break;
+                    }
                 }
                 if n == 0 {
                     IoOutcome::WouldBlock
@@ -80,6 +92,16 @@ impl Transport {
         match self {
             Transport::Plain(_) => IoOutcome::WouldBlock,
             Transport::Tls(t) => t.flush(),
+        }
+    }
+
+    /// A TLS write found rustls' buffer full without the socket ever saying WouldBlock (during
+    /// the handshake plaintext waits in rustls): no writable edge will come for it, so once the
+    /// handshake is done the writer must look again on its own. Always false for plain TCP.
+    pub fn may_write_again(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(t) => !t.sock_blocked && !t.conn.is_handshaking(),
         }
     }
 
@@ -130,8 +152,14 @@ impl TlsStream {
         let mut total = 0;
         while self.conn.wants_write() {
             match classify(self.conn.write_tls(&mut self.sock)) {
-                IoOutcome::Progress(n) => total += n,
-                IoOutcome::WouldBlock => break,
+                IoOutcome::Progress(n) => {
+                    total += n;
+                    self.sock_blocked = false;
+                }
+                IoOutcome::WouldBlock => {
+                    self.sock_blocked = true;
+                    break;
+                }
                 IoOutcome::Closed => return IoOutcome::Closed,
                 IoOutcome::Error(e) => return IoOutcome::Error(e),
             }

@@ -84,7 +84,12 @@ pub fn client_response_head(resp: &ResponseHead, close: bool, cors: Option<&str>
     // used), speaking HTTP/1.1 ourselves.
     let code = resp.status;
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(&[b'0' + (code / 100 % 10) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8, b' ']);
+    out.extend_from_slice(&[
+        b'0' + (code / 100 % 10) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+        b' ',
+    ]);
     out.extend_from_slice(resp.reason());
     out.extend_from_slice(b"\r\n");
     let named = connection_tokens(resp.headers());
@@ -242,7 +247,12 @@ mod tests {
         let headers = [
             vec!["Content-Type: application/json", "Content-Length: 12", "Connection: keep-alive, x-hop"],
             vec!["Transfer-Encoding: chunked", "Keep-Alive: timeout=5", "x-hop: 1", "request-id: req_1"],
-            vec!["Content-Length: 0", "Connection: x-hop", "X-Hop: secret", "anthropic-ratelimit-requests-remaining: 4"],
+            vec![
+                "Content-Length: 0",
+                "Connection: x-hop",
+                "X-Hop: secret",
+                "anthropic-ratelimit-requests-remaining: 4",
+            ],
         ];
         for line in lines {
             for hs in &headers {
@@ -267,7 +277,9 @@ mod tests {
                         .filter(|(n, _)| {
                             let framed_twice = n.eq_ignore_ascii_case(b"content-length")
                                 && first.headers().any(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"));
-                            !(crate::http::is_hop_by_hop(n) || named.iter().any(|t| t.eq_ignore_ascii_case(n)) || framed_twice)
+                            !(crate::http::is_hop_by_hop(n)
+                                || named.iter().any(|t| t.eq_ignore_ascii_case(n))
+                                || framed_twice)
                         })
                         .collect();
                     let (ours, theirs): (Vec<_>, Vec<_>) = again.headers().partition(|(n, v)| {

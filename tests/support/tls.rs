@@ -69,30 +69,68 @@ impl TestCa {
     }
 }
 
-/// HTTPS upstream answering every request with `body` (200, Content-Length), keep-alive.
+/// What a TLS mock does after writing a reply.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Keep the connection for the next request.
+    KeepAlive,
+    /// Close the TCP connection without a TLS close_notify (a truncation).
+    Cut,
+}
+
+/// A reply: pieces written (and flushed) one after another, `gap` between them.
+pub struct Reply {
+    pub pieces: Vec<Vec<u8>>,
+    pub gap: Duration,
+    pub after: After,
+}
+
+type Handler = dyn Fn(usize, &[u8]) -> Reply + Send + Sync;
+
+/// HTTPS upstream; `handler(n, body)` answers the n-th request (0-based, all connections).
 pub struct TlsMock {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
 impl TlsMock {
+    /// Every request answered with `body` (200, Content-Length), keep-alive.
     pub fn start(config: Arc<rustls::ServerConfig>, body: &'static str) -> TlsMock {
+        TlsMock::serve(config, move |_, _| Reply {
+            pieces: vec![format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()],
+            gap: Duration::ZERO,
+            after: After::KeepAlive,
+        })
+    }
+
+    pub fn serve(
+        config: Arc<rustls::ServerConfig>,
+        handler: impl Fn(usize, &[u8]) -> Reply + Send + Sync + 'static,
+    ) -> TlsMock {
+        let handler: Arc<Handler> = Arc::new(handler);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         listener.set_nonblocking(true).expect("nonblocking");
         let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (hits.clone(), stop.clone());
+        let (h, conns, s) = (hits.clone(), connections.clone(), stop.clone());
         std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 let Ok((sock, _)) = listener.accept() else {
                     std::thread::sleep(Duration::from_millis(2));
                     continue;
                 };
+                conns.fetch_add(1, Ordering::SeqCst);
                 let _ = sock.set_nonblocking(false);
                 let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
-                let (config, h) = (config.clone(), h.clone());
+                let (config, h, handler) = (config.clone(), h.clone(), handler.clone());
                 std::thread::spawn(move || {
                     let Ok(conn) = rustls::ServerConnection::new(config) else { return };
                     let mut tls = BufReader::new(rustls::StreamOwned::new(conn, sock));
@@ -117,19 +155,26 @@ impl TlsMock {
                         if tls.read_exact(&mut body_in).is_err() {
                             return;
                         }
-                        h.fetch_add(1, Ordering::SeqCst);
-                        let reply = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if tls.get_mut().write_all(reply.as_bytes()).is_err() {
+                        let n = h.fetch_add(1, Ordering::SeqCst);
+                        let reply = handler(n, &body_in);
+                        for (i, piece) in reply.pieces.iter().enumerate() {
+                            if i > 0 && !reply.gap.is_zero() {
+                                std::thread::sleep(reply.gap);
+                            }
+                            if tls.get_mut().write_all(piece).and_then(|_| tls.get_mut().flush()).is_err() {
+                                return;
+                            }
+                        }
+                        if reply.after == After::Cut {
+                            // Drop the TCP socket under rustls: no close_notify is sent.
+                            let _ = tls.get_mut().sock.shutdown(std::net::Shutdown::Both);
                             return;
                         }
                     }
                 });
             }
         });
-        TlsMock { addr, hits, stop }
+        TlsMock { addr, hits, connections, stop }
     }
 
     pub fn url(&self) -> String {
@@ -138,6 +183,10 @@ impl TlsMock {
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
