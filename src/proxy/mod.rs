@@ -4,35 +4,16 @@
 //! See ARCHITECTURE.md for the picture. Submodules: `exchange` drives a client request
 //! through its attempts, `probe` verifies queued endpoints, `status` renders `/_qcc/status`.
 
-mod accept;
-mod activation;
-mod affinity;
-mod attempt;
-mod budget;
-mod disk;
-mod exchange;
-mod guard;
-mod history;
-mod io;
-mod limits;
-mod metrics;
-mod outcome;
-mod persist;
-mod probe;
-mod refusals;
-mod reload;
-mod resolver;
-mod response;
-mod signals;
-mod slab;
-mod sse;
+mod admin;
+mod answer;
+mod client;
+mod event;
 mod state;
-mod status;
-mod transport;
+mod upstream;
 mod wire;
 
 // What the CLI's `health test` shares with the proxy: the TLS setup and the probe request.
-pub use transport::TlsConfigs;
+pub use upstream::transport::TlsConfigs;
 pub use wire::probe_request;
 
 use std::net::{IpAddr, SocketAddr};
@@ -48,7 +29,7 @@ use crate::policy::balancer::Balancer;
 use crate::policy::failure_queue::FailureQueue;
 use crate::policy::health::Health;
 use crate::settings::Settings;
-use slab::{Key, Slab};
+use event::slab::{Key, Slab};
 use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, DISK_WAIT, FIRST_BYTE_TIMEOUT, LINGER, POOL_IDLE};
 
 const LISTENER: Token = Token(0);
@@ -80,7 +61,7 @@ fn untoken(t: Token) -> (usize, Key) {
 fn new_endpoint(
     cfg: crate::store::config::EndpointConfig,
     global_ca: Option<&std::path::Path>,
-    tls_configs: &mut transport::TlsConfigs,
+    tls_configs: &mut upstream::transport::TlsConfigs,
 ) -> std::result::Result<Endpoint, String> {
     let tls = match cfg.url.scheme {
         crate::store::url::Scheme::Http => None,
@@ -144,10 +125,10 @@ pub struct EventLoop {
     balancer: Balancer,
     failures: FailureQueue,
     stats: Stats,
-    resolver: resolver::Resolver,
+    resolver: upstream::resolver::Resolver,
     settings: Settings,
     /// Host/Origin/preflight checks (`guard.rs`), built from the settings and the bound address.
-    gate: guard::Gate,
+    gate: client::guard::Gate,
     queue_path: PathBuf,
     scratch: Vec<u8>,
     /// Clients whose pump stopped while still making progress (fairness): driven next turn.
@@ -162,7 +143,7 @@ pub struct EventLoop {
     usage_day: (u64, String),
     /// State files whose last write failed (reported once, and once when they work again).
     failing_files: Vec<PathBuf>,
-    probes: Vec<probe::Probe>,
+    probes: Vec<upstream::probe::Probe>,
     started: Instant,
     started_wall: SystemTime,
     signals: mio::unix::pipe::Receiver,
@@ -175,21 +156,21 @@ pub struct EventLoop {
     /// Clients not reading their request body until body memory frees (`budget.rs`).
     body_waiters: Vec<Key>,
     /// Session -> endpoint bindings (`affinity.rs`).
-    affinity: affinity::Affinity,
+    affinity: upstream::affinity::Affinity,
     /// Recent endpoint events (`history.rs`).
-    history: history::History,
+    history: admin::history::History,
     /// Recent requests and requests per second (the dashboard), and the access log (`metrics.rs`).
-    recent: metrics::Recent,
+    recent: admin::metrics::Recent,
     /// The thread that does the file work: state files, the access log, config reads (`disk.rs`).
-    disk: disk::Disk,
+    disk: event::disk::Disk,
     /// Wrong keys per client address, and the rate of refusal log lines (`refusals.rs`).
-    refusals: refusals::Refusals,
+    refusals: client::refusals::Refusals,
 }
 
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
 pub fn run(mut settings: Settings) -> Result<()> {
     crate::logging::init(settings.log_level, &settings.home)?;
-    limits::fit_descriptors(&mut settings);
+    event::limits::fit_descriptors(&mut settings);
     let guard = crate::store::pidfile::lock(&settings.home)?;
     let builtin = settings.builtin_default;
     let summary = format!(
@@ -230,7 +211,7 @@ pub fn run(mut settings: Settings) -> Result<()> {
 impl EventLoop {
     pub fn new(settings: Settings) -> Result<EventLoop> {
         let poll = Poll::new().map_err(|e| Error::io("creating the event loop", e))?;
-        let mut listener = match activation::inherited_listener().map_err(Error::Failed)? {
+        let mut listener = match event::activation::inherited_listener().map_err(Error::Failed)? {
             Some(std) => TcpListener::from_std(std),
             None => TcpListener::bind(settings.listen)
                 .map_err(|e| Error::io(format!("cannot listen on {}", settings.listen), e))?,
@@ -250,22 +231,22 @@ impl EventLoop {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("registering the listener", e))?;
-        let mut signals = signals::install().map_err(|e| Error::io("installing signal handlers", e))?;
+        let mut signals = event::signals::install().map_err(|e| Error::io("installing signal handlers", e))?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| Error::io("registering the signal pipe", e))?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", e))?);
-        let resolver =
-            resolver::Resolver::start(waker.clone()).map_err(|e| Error::io("starting the resolver thread", e))?;
-        let paths = disk::Paths {
+        let resolver = upstream::resolver::Resolver::start(waker.clone())
+            .map_err(|e| Error::io("starting the resolver thread", e))?;
+        let paths = event::disk::Paths {
             config: settings.config_path.clone(),
             cluster: settings.cluster.name.clone(),
             ca_file: settings.ca_file.clone(),
             access_log: settings.access_log.clone(),
         };
-        let disk = disk::Disk::start(paths, waker).map_err(|e| Error::io("starting the disk thread", e))?;
+        let disk = event::disk::Disk::start(paths, waker).map_err(|e| Error::io("starting the disk thread", e))?;
 
-        let mut tls_configs = transport::TlsConfigs::default();
+        let mut tls_configs = upstream::transport::TlsConfigs::default();
         let mut endpoints = Vec::with_capacity(settings.cluster.endpoints.len());
         for cfg in &settings.cluster.endpoints {
             endpoints.push(
@@ -306,8 +287,8 @@ impl EventLoop {
             stats: Stats::default(),
             resolver,
             next_probe: now + settings.verify_interval,
-            gate: guard::Gate::new(addr, &settings.allow_hosts, &settings.allow_origins),
-            affinity: affinity::Affinity::new(settings.affinity_max, settings.affinity_ttl),
+            gate: client::guard::Gate::new(addr, &settings.allow_hosts, &settings.allow_origins),
+            affinity: upstream::affinity::Affinity::new(settings.affinity_max, settings.affinity_ttl),
             disk,
             queue_path,
             settings,
@@ -327,9 +308,9 @@ impl EventLoop {
             drain_fresh_until: None,
             accept_retry: None,
             body_waiters: Vec::new(),
-            history: history::History::default(),
-            recent: metrics::Recent::default(),
-            refusals: refusals::Refusals::default(),
+            history: admin::history::History::default(),
+            recent: admin::metrics::Recent::default(),
+            refusals: client::refusals::Refusals::default(),
         })
     }
 
@@ -399,7 +380,7 @@ impl EventLoop {
                     self.persist_usage();
                     self.disk.finish(); // the last state writes land before the exit
                     while let Some(done) = self.disk.try_next() {
-                        if let disk::Done::Saved { path, result } = done {
+                        if let event::disk::Done::Saved { path, result } = done {
                             self.on_saved(path, result);
                         }
                     }
@@ -411,14 +392,14 @@ impl EventLoop {
     }
 
     fn on_signals(&mut self, now: Instant) {
-        for signal in signals::drain(&mut self.signals) {
+        for signal in event::signals::drain(&mut self.signals) {
             match signal {
-                signals::Signal::Stop => self.begin_drain(now),
-                signals::Signal::Reload => {
+                event::signals::Signal::Stop => self.begin_drain(now),
+                event::signals::Signal::Reload => {
                     // After logrotate moved them: both logs are opened again at their paths.
                     crate::logging::reopen();
                     self.disk.reopen_access_log();
-                    self.request_reload(disk::Edit::None, None, now);
+                    self.request_reload(event::disk::Edit::None, None, now);
                 }
             }
         }
@@ -508,7 +489,8 @@ impl EventLoop {
             Owner::Idle => {
                 // An idle connection has nothing to say: data, EOF or an error means the server
                 // closed it (or broke it). A stale readiness hint reads WouldBlock: keep it.
-                if readable && !matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), io::IoOutcome::WouldBlock)
+                if readable
+                    && !matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), event::io::IoOutcome::WouldBlock)
                 {
                     self.close_upstream(key);
                 } else if let Some(up) = self.upstreams.get_mut(key) {
@@ -552,8 +534,8 @@ impl EventLoop {
         let opened = mio::net::TcpStream::connect(addr).map_err(OpenError::from_io).and_then(|sock| {
             let _ = sock.set_nodelay(true);
             match &ep.tls {
-                None => Ok(transport::Transport::plain(sock)),
-                Some(cfg) => transport::Transport::tls(sock, cfg.clone(), &ep.cfg.url.host)
+                None => Ok(upstream::transport::Transport::plain(sock)),
+                Some(cfg) => upstream::transport::Transport::tls(sock, cfg.clone(), &ep.cfg.url.host)
                     .map_err(|e| OpenError::Endpoint(e.to_string())),
             }
         });

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use rustls::ClientConfig;
 
-use super::io::OutBuf;
-use super::slab::Key;
-use super::transport::Transport;
+use super::event::io::OutBuf;
+use super::event::slab::Key;
+use super::upstream::transport::Transport;
 use crate::http::{BodyTracker, HeadScan, RequestHead, ResponseHead};
 use crate::policy::health::Health;
 use crate::store::config::EndpointConfig;
@@ -92,7 +92,7 @@ pub struct Endpoint {
     /// in-flight attempts stay valid; revived if a later reload brings the id back.
     pub retired: bool,
     /// Counters for `/metrics` (`metrics.rs`).
-    pub counters: super::metrics::Counters,
+    pub counters: super::admin::metrics::Counters,
     /// Bumped when a reload gives this slot a new target (URL, key or CA): connections and
     /// lookups of an older generation are never pooled or applied.
     pub generation: u32,
@@ -204,7 +204,7 @@ pub enum Failure {
     BadResponse(String),
     Status(u16),
     /// An `error` event inside a 200 stream.
-    InStream(super::sse::StreamError),
+    InStream(super::answer::sse::StreamError),
 }
 
 impl Failure {
@@ -220,8 +220,8 @@ impl Failure {
             Failure::Closed(what) => format!("connection closed: {what}"),
             Failure::BadResponse(e) => format!("bad response: {e}"),
             Failure::Status(s) => format!("HTTP {s}"),
-            Failure::InStream(super::sse::StreamError::Overloaded) => "in-stream overloaded_error".to_string(),
-            Failure::InStream(super::sse::StreamError::Api) => "in-stream error".to_string(),
+            Failure::InStream(super::answer::sse::StreamError::Overloaded) => "in-stream overloaded_error".to_string(),
+            Failure::InStream(super::answer::sse::StreamError::Api) => "in-stream error".to_string(),
         }
     }
 }
@@ -261,7 +261,7 @@ pub struct Attempt {
     /// A stale pooled connection was already replaced once in this attempt.
     pub fresh_retry_used: bool,
     /// What is read from the response as it passes (`sse.rs`).
-    pub scan: Option<super::sse::Scan>,
+    pub scan: Option<super::answer::sse::Scan>,
     /// While `Priming`: when the held stream is released even without content (`--stream-hold`).
     pub hold_until: Option<Instant>,
     /// Addresses of the endpoint this attempt has connected to (a failed connect moves on to
@@ -306,7 +306,7 @@ pub struct Exchange {
     /// The client's `OutBuf::pushed()` when the exchange began (bytes sent = the difference).
     pub out_start: u64,
     /// Model and token counts of the response, once read (for the access log).
-    pub tokens: Option<(Option<String>, super::sse::Tokens)>,
+    pub tokens: Option<(Option<String>, super::answer::sse::Tokens)>,
     /// An Anthropic API request (path under `/v1/`). Anything else (Claude Code's `HEAD /`
     /// reachability check, a relay's own pages) is forwarded once: never retried, never a
     /// verdict on the endpoint's health or queue.

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::EventLoop;
+use crate::proxy::EventLoop;
 use crate::store::usage::Counts;
 
 /// A burst of queue changes costs one write.
@@ -16,7 +16,7 @@ const USAGE_DELAY: Duration = Duration::from_secs(5);
 
 impl EventLoop {
     /// Write the failure queue if it changed (coalesced by `persist_at`).
-    pub(super) fn persist(&mut self) {
+    pub(in crate::proxy) fn persist(&mut self) {
         self.persist_at = None;
         if self.failures.is_dirty() {
             let bytes = self.failures.take_bytes(SystemTime::now());
@@ -25,7 +25,7 @@ impl EventLoop {
     }
 
     /// Write the usage file if it changed (coalesced by `usage_at`).
-    pub(super) fn persist_usage(&mut self) {
+    pub(in crate::proxy) fn persist_usage(&mut self) {
         self.usage_at = None;
         if self.usage.is_dirty() {
             let bytes = self.usage.take_bytes(SystemTime::now());
@@ -35,7 +35,7 @@ impl EventLoop {
 
     /// The disk thread wrote a state file (or could not: then it is written again at the next
     /// change, or at exit).
-    pub(super) fn on_saved(&mut self, path: PathBuf, result: std::io::Result<()>) {
+    pub(in crate::proxy) fn on_saved(&mut self, path: PathBuf, result: std::io::Result<()>) {
         if result.is_err() {
             if path == self.queue_path {
                 self.failures.mark_dirty();
@@ -47,14 +47,14 @@ impl EventLoop {
     }
 
     /// Note that the failure queue changed; it is written shortly, once per burst.
-    pub(super) fn queue_changed(&mut self, now: Instant) {
+    pub(in crate::proxy) fn queue_changed(&mut self, now: Instant) {
         if self.persist_at.is_none() && self.failures.is_dirty() {
             self.persist_at = Some(now + PERSIST_DELAY);
         }
     }
 
     /// Count one response's tokens for endpoint `idx` and `model`, today (UTC).
-    pub(super) fn record_usage(&mut self, idx: usize, model: Option<&str>, c: &Counts, now: Instant) {
+    pub(in crate::proxy) fn record_usage(&mut self, idx: usize, model: Option<&str>, c: &Counts, now: Instant) {
         // The day's name is made once a day, not once a response.
         let wall = SystemTime::now();
         let day_no = wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400);
@@ -67,7 +67,7 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn usage_path(&self) -> PathBuf {
+    pub(in crate::proxy) fn usage_path(&self) -> PathBuf {
         self.settings.home.join("usage.json")
     }
 

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use mio::Interest;
 
-use super::state::{Client, ClientPhase, FIRST_BYTE_TIMEOUT};
-use super::{io, token, wire, EventLoop, KIND_CLIENT};
+use crate::proxy::state::{Client, ClientPhase, FIRST_BYTE_TIMEOUT};
+use crate::proxy::{event::io, token, wire, EventLoop, KIND_CLIENT};
 
 impl EventLoop {
-    pub(super) fn accept(&mut self, now: Instant) {
+    pub(in crate::proxy) fn accept(&mut self, now: Instant) {
         loop {
             let Some(listener) = self.listener.as_ref() else { return };
             let (mut sock, peer) = match listener.accept() {

@@ -7,17 +7,17 @@
 
 use std::time::Instant;
 
-use super::io::IoOutcome;
-use super::response::{is_stale, process_response, release_hold};
-use super::slab::{Key, Slab};
-use super::state::*;
-use super::transport::Transport;
-use super::{wire, EventLoop};
 use crate::http::BodyTracker;
 use crate::policy::balancer::Candidate;
+use crate::proxy::answer::response::{is_stale, process_response, release_hold};
+use crate::proxy::event::io::IoOutcome;
+use crate::proxy::event::slab::{Key, Slab};
+use crate::proxy::state::*;
+use crate::proxy::upstream::transport::Transport;
+use crate::proxy::{wire, EventLoop};
 
 /// What happened to the current attempt during a pump.
-pub(super) enum AttemptEvent {
+pub(in crate::proxy) enum AttemptEvent {
     Nothing,
     Progress,
     Failed(Failure),
@@ -31,7 +31,7 @@ pub(super) enum AttemptEvent {
 
 impl EventLoop {
     /// Move bytes between the exchange and its upstream connection.
-    pub(super) fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
+    pub(in crate::proxy) fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
         let stream_idle = self.settings.stream_idle_timeout;
         let stream_hold = self.settings.stream_hold;
         let EventLoop { clients, upstreams, endpoints, scratch, .. } = self;
@@ -122,7 +122,7 @@ impl EventLoop {
                 IoOutcome::Closed | IoOutcome::Error(_) => write_failed = true,
             }
         }
-        let relaying_blocked = |ex: &Exchange, out: &super::io::OutBuf| {
+        let relaying_blocked = |ex: &Exchange, out: &crate::proxy::event::io::OutBuf| {
             ex.attempt.as_ref().is_some_and(|a| a.phase == AttemptPhase::Relaying) && out.len() >= CLIENT_OUT_HIGH
         };
 
@@ -133,7 +133,7 @@ impl EventLoop {
                 IoOutcome::Progress(n) => {
                     progress = true;
                     let plain = matches!(up.transport, Transport::Plain(_));
-                    if plain && super::io::drained(n, scratch.len(), up.hup) {
+                    if plain && crate::proxy::event::io::drained(n, scratch.len(), up.hup) {
                         up.can_read = false;
                     }
                 }
@@ -216,7 +216,7 @@ impl EventLoop {
     }
 
     /// Pick an endpoint and start a new attempt (or answer 503 when there is none).
-    pub(super) fn start_attempt(&mut self, ck: Key, now: Instant) {
+    pub(in crate::proxy) fn start_attempt(&mut self, ck: Key, now: Instant) {
         let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
             return;
         };
@@ -281,7 +281,7 @@ impl EventLoop {
 
     /// Give the current attempt a connection: a pooled one when allowed, else a new one
     /// (or wait for the resolver).
-    pub(super) fn connect_attempt(&mut self, ck: Key, allow_pooled: bool, now: Instant) {
+    pub(in crate::proxy) fn connect_attempt(&mut self, ck: Key, allow_pooled: bool, now: Instant) {
         let idx = match self.clients.get(ck).map(|c| &c.phase) {
             Some(ClientPhase::Exchange(ex)) => match ex.attempt.as_ref() {
                 Some(a) => a.endpoint,
@@ -318,11 +318,11 @@ impl EventLoop {
         }
         let key = match self.open_upstream(idx, Owner::Client(ck), now) {
             Ok(key) => key,
-            Err(super::OpenError::Endpoint(e)) => {
+            Err(crate::proxy::OpenError::Endpoint(e)) => {
                 self.fail_attempt(ck, Failure::Connect(e), now);
                 return;
             }
-            Err(super::OpenError::Local(e)) => {
+            Err(crate::proxy::OpenError::Local(e)) => {
                 // Out of descriptors or memory: our fault, not the endpoint's. 503, nobody blamed.
                 log::warn!("cannot open an upstream connection: {e} -> 503");
                 self.endpoints[idx].health.end();
@@ -368,7 +368,7 @@ impl EventLoop {
     /// A connect failed: move on to the endpoint's next resolved address within the same attempt
     /// and deadline (a simple, sequential Happy Eyeballs), so one unreachable A or AAAA record
     /// does not pin the endpoint as failed. False when every address was tried.
-    pub(super) fn next_address(&mut self, ck: Key, now: Instant) -> bool {
+    pub(in crate::proxy) fn next_address(&mut self, ck: Key, now: Instant) -> bool {
         let Some(a) = attempt_mut(&mut self.clients, ck) else { return false };
         let ep = &mut self.endpoints[a.endpoint];
         if a.phase != AttemptPhase::Connecting || a.addrs_tried >= ep.addrs.len() || a.deadline <= now {
@@ -391,7 +391,7 @@ impl EventLoop {
     }
 
     /// A pooled connection was dead: retry the same attempt on a fresh one, blaming no one.
-    pub(super) fn replace_stale(&mut self, ck: Key, now: Instant) {
+    pub(in crate::proxy) fn replace_stale(&mut self, ck: Key, now: Instant) {
         let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
         let old = a.up.take();
         a.fresh_retry_used = true;
@@ -407,7 +407,7 @@ impl EventLoop {
     }
 
     /// Endpoint lookups finished: attempts waiting on `idx` connect now, or fail over.
-    pub(super) fn resume_resolving(&mut self, idx: usize, now: Instant) {
+    pub(in crate::proxy) fn resume_resolving(&mut self, idx: usize, now: Instant) {
         let waiting: Vec<Key> = self
             .clients
             .keys()
@@ -432,7 +432,7 @@ impl EventLoop {
     }
 
     /// The current attempt's deadline passed.
-    pub(super) fn on_exchange_deadline(&mut self, ck: Key, now: Instant) {
+    pub(in crate::proxy) fn on_exchange_deadline(&mut self, ck: Key, now: Instant) {
         let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
             return;
         };
@@ -497,7 +497,7 @@ impl EventLoop {
     }
 
     /// Return an upstream connection to its endpoint's pool, or close it.
-    pub(super) fn release_upstream(&mut self, k: Key, reuse: bool, now: Instant) {
+    pub(in crate::proxy) fn release_upstream(&mut self, k: Key, reuse: bool, now: Instant) {
         let Some(up) = self.upstreams.get_mut(k) else {
             return;
         };

@@ -8,8 +8,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use super::state::Exchange;
-use super::EventLoop;
+use crate::proxy::state::Exchange;
+use crate::proxy::EventLoop;
 
 /// Upper bounds (seconds) of the time-to-first-byte histogram.
 const TTFB_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -102,7 +102,7 @@ pub struct Record {
     pub session: String,
     /// The model ("" when the reply named none) and the tokens it reported.
     pub model: String,
-    pub tokens: Option<super::sse::Tokens>,
+    pub tokens: Option<crate::proxy::answer::sse::Tokens>,
 }
 
 impl Default for Record {
@@ -191,7 +191,7 @@ impl Recent {
 
 impl EventLoop {
     /// A request ended (any way): the dashboard's ring, the counters, the access log.
-    pub(super) fn record_request(
+    pub(in crate::proxy) fn record_request(
         &mut self,
         ex: &Exchange,
         endpoint: Option<usize>,
@@ -226,7 +226,7 @@ impl EventLoop {
     }
 
     /// `GET /metrics`: the Prometheus text exposition format.
-    pub(super) fn metrics_text(&self, now: Instant) -> String {
+    pub(in crate::proxy) fn metrics_text(&self, now: Instant) -> String {
         let mut out = String::new();
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -10,7 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
-use super::io::{classify, read_into, write_from, IoOutcome};
+use crate::proxy::event::io::{classify, read_into, write_from, IoOutcome};
 
 /// Most plaintext rustls may hold for sending; beyond it `write` reports WouldBlock,
 /// which is what keeps a slow upstream from growing memory (backpressure).

@@ -46,7 +46,7 @@ impl Resolver {
     }
 
     /// Look up endpoint `idx`'s host (unless a lookup is already running) and mark it resolving.
-    pub fn lookup(&self, idx: usize, ep: &mut super::state::Endpoint) {
+    pub fn lookup(&self, idx: usize, ep: &mut crate::proxy::state::Endpoint) {
         if ep.resolving {
             return;
         }

@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use super::slab::Key;
-use super::state::*;
-use super::{wire, EventLoop};
 use crate::http::BodyFraming;
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::*;
+use crate::proxy::{wire, EventLoop};
 
 /// 5xx, 429, 401 and 403 are the endpoint's fault; other statuses are the client's business.
 pub fn is_blamed(status: u16) -> bool {
@@ -16,14 +16,14 @@ pub fn is_blamed(status: u16) -> bool {
 /// An answer that says the endpoint works (a success or a redirect). Every other status that is
 /// not blamed (400, 404, 422, 501, 505 ...) is the upstream's answer to this request: relayed,
 /// and says nothing about the endpoint either way.
-pub(super) fn proves_healthy(status: u16) -> bool {
+pub(in crate::proxy) fn proves_healthy(status: u16) -> bool {
     (200..400).contains(&status)
 }
 
 impl EventLoop {
     /// The current attempt failed: blame the endpoint once, then retry, or give the client
     /// the best answer we have.
-    pub(super) fn fail_attempt(&mut self, ck: Key, failure: Failure, now: Instant) {
+    pub(in crate::proxy) fn fail_attempt(&mut self, ck: Key, failure: Failure, now: Instant) {
         let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
             return;
         };
@@ -61,7 +61,7 @@ impl EventLoop {
         if api && pool_race {
             let ep = &mut self.endpoints[idx];
             ep.health.end();
-            ep.counters.attempts[super::metrics::ATTEMPT_FAILED] += 1;
+            ep.counters.attempts[crate::proxy::admin::metrics::ATTEMPT_FAILED] += 1;
             self.stats.pool_races += 1;
             log::info!("endpoint {}: a pooled connection closed before answering; not blamed", ep.cfg.id);
         } else if api {
@@ -125,7 +125,7 @@ impl EventLoop {
     }
 
     /// The response is complete: account it, pool the connection, ready the client for more.
-    pub(super) fn finish_exchange(&mut self, ck: Key, reuse: bool, now: Instant) {
+    pub(in crate::proxy) fn finish_exchange(&mut self, ck: Key, reuse: bool, now: Instant) {
         let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
             return;
         };
@@ -164,12 +164,12 @@ impl EventLoop {
             // Outside the API, or the upstream's own answer to this request (400, 404, 501 ...):
             // relayed as is; health and the failure queue stay as they were.
             self.endpoints[idx].health.end();
-            self.endpoints[idx].counters.attempts[super::metrics::ATTEMPT_ANSWERED] += 1;
+            self.endpoints[idx].counters.attempts[crate::proxy::admin::metrics::ATTEMPT_ANSWERED] += 1;
             self.stats.successful += 1;
         } else {
             let ep = &mut self.endpoints[idx];
             ep.health.end();
-            ep.counters.attempts[super::metrics::ATTEMPT_OK] += 1;
+            ep.counters.attempts[crate::proxy::admin::metrics::ATTEMPT_OK] += 1;
             ep.counters.observe_ttfb(a.head_elapsed.as_secs_f64());
             if let Some(flip) = ep.health.record_success(a.head_elapsed) {
                 log::info!("endpoint {} is {} (was {})", ep.cfg.id, flip.to.as_str(), flip.from.as_str());
@@ -192,10 +192,10 @@ impl EventLoop {
     }
 
     /// Record an endpoint failure: health (logged on the flip only) and the failure queue.
-    pub(super) fn blame(&mut self, idx: usize, failure: &Failure, retry_after: Option<u64>, now: Instant) {
+    pub(in crate::proxy) fn blame(&mut self, idx: usize, failure: &Failure, retry_after: Option<u64>, now: Instant) {
         let ep = &mut self.endpoints[idx];
         ep.health.end();
-        ep.counters.attempts[super::metrics::ATTEMPT_FAILED] += 1;
+        ep.counters.attempts[crate::proxy::admin::metrics::ATTEMPT_FAILED] += 1;
         if let Some(flip) = ep.health.record_failure(ep.cfg.max_failures) {
             log::warn!(
                 "endpoint {} is {} (was {}): {}",
@@ -219,6 +219,6 @@ impl EventLoop {
 }
 
 /// Whether some endpoint of the cluster is left that the request has not reached.
-pub(super) fn retry_possible(endpoints: &[Endpoint], reached: &EndpointSet) -> bool {
+pub(in crate::proxy) fn retry_possible(endpoints: &[Endpoint], reached: &EndpointSet) -> bool {
     endpoints.iter().enumerate().any(|(i, ep)| ep.cfg.enabled && !ep.retired && !reached.contains(i))
 }

@@ -8,15 +8,15 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::disk::{Done, Edit, Fresh};
-use super::slab::Key;
-use super::state::ClientPhase;
-use super::EventLoop;
+use crate::proxy::event::disk::{Done, Edit, Fresh};
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::ClientPhase;
+use crate::proxy::EventLoop;
 
 impl EventLoop {
     /// Have the disk thread make `edit` and read the cluster again; `asker` (the client and its
     /// keep-alive wish) waits for the answer.
-    pub(super) fn request_reload(&mut self, edit: Edit, asker: Option<(Key, bool)>, now: Instant) {
+    pub(in crate::proxy) fn request_reload(&mut self, edit: Edit, asker: Option<(Key, bool)>, now: Instant) {
         if self.settings.builtin_default {
             let msg = "the proxy runs the built-in default endpoint; there is no cluster config to read or edit";
             log::info!("reload: {msg}");
@@ -29,14 +29,14 @@ impl EventLoop {
             if let Some(c) = self.clients.get_mut(ck) {
                 c.phase = ClientPhase::Waiting { keep_alive };
                 c.since = now;
-                self.arm(now + super::DISK_WAIT);
+                self.arm(now + crate::proxy::DISK_WAIT);
             }
         }
         self.disk.load(edit, asker.map(|(ck, _)| ck));
     }
 
     /// The disk thread finished something: a state file written, or the cluster read.
-    pub(super) fn on_disk(&mut self, now: Instant) {
+    pub(in crate::proxy) fn on_disk(&mut self, now: Instant) {
         while let Some(done) = self.disk.try_next() {
             match done {
                 Done::Saved { path, result } => self.on_saved(path, result),

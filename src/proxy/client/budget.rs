@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::slab::Key;
-use super::state::{AttemptPhase, ClientPhase};
-use super::EventLoop;
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::{AttemptPhase, ClientPhase};
+use crate::proxy::EventLoop;
 
 /// Bytes of request bodies held across all clients before qcc sheds retry copies and then
 /// stops reading bodies.
@@ -23,7 +23,7 @@ const RECHECK: Duration = Duration::from_millis(50);
 
 impl EventLoop {
     /// Whether client `ck` may read more of its request body now.
-    pub(super) fn body_may_grow(&mut self, ck: Key, now: Instant) -> bool {
+    pub(in crate::proxy) fn body_may_grow(&mut self, ck: Key, now: Instant) -> bool {
         let growing = match self.clients.get(ck).map(|c| &c.phase) {
             Some(ClientPhase::Exchange(ex)) => !ex.body_tracker.is_done() && ex.body.len() >= SMALL_BODY,
             _ => false,
@@ -43,7 +43,7 @@ impl EventLoop {
     }
 
     /// Clients that waited for body memory are driven again (from the sweep).
-    pub(super) fn wake_body_waiters(&mut self) {
+    pub(in crate::proxy) fn wake_body_waiters(&mut self) {
         // Each is driven again and registers itself anew if memory is still short.
         self.again.append(&mut self.body_waiters);
     }
@@ -93,7 +93,7 @@ impl EventLoop {
     }
 }
 
-impl super::state::Exchange {
+impl crate::proxy::state::Exchange {
     /// Without a retry copy, body bytes already sent upstream are freed.
     pub fn drop_sent_body(&mut self) {
         if self.retry_copy {

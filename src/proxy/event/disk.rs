@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 
 use mio::Waker;
 
-use super::slab::Key;
-use super::state::Endpoint;
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::Endpoint;
 use crate::store::config::{ClusterConfig, ConfigFile};
 
 /// A config change to make before the cluster is read again.
@@ -149,10 +149,10 @@ fn load(paths: &Paths, edit: &Edit) -> Result<Fresh, String> {
     }
     let cluster = ConfigFile::load(&paths.config).and_then(|f| f.cluster(&paths.cluster)).map_err(|e| e.to_string())?;
     // CA files are read again (they may have been renewed); endpoints share configs.
-    let mut tls_configs = super::transport::TlsConfigs::default();
+    let mut tls_configs = crate::proxy::upstream::transport::TlsConfigs::default();
     let mut endpoints = Vec::with_capacity(cluster.endpoints.len());
     for cfg in &cluster.endpoints {
-        endpoints.push(super::new_endpoint(cfg.clone(), paths.ca_file.as_deref(), &mut tls_configs)?);
+        endpoints.push(crate::proxy::new_endpoint(cfg.clone(), paths.ca_file.as_deref(), &mut tls_configs)?);
     }
     Ok(Fresh { cluster, endpoints })
 }

@@ -4,18 +4,18 @@
 
 use std::time::Instant;
 
-use super::attempt::AttemptEvent;
-use super::outcome::is_blamed;
-use super::state::*;
-use super::wire;
 use crate::http::{parse_response_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
+use crate::proxy::answer::outcome::is_blamed;
+use crate::proxy::state::*;
+use crate::proxy::upstream::attempt::AttemptEvent;
+use crate::proxy::wire;
 
 /// Interpret what the upstream has sent so far: the head once, then body bytes, either
 /// relayed to the client or held in the stash. `Some` when the attempt is decided.
-pub(super) fn process_response(
+pub(in crate::proxy) fn process_response(
     ex: &mut Exchange,
     up: &mut Upstream,
-    out: &mut super::io::OutBuf,
+    out: &mut crate::proxy::event::io::OutBuf,
     now: Instant,
     stream_idle: std::time::Duration,
     hold: Option<std::time::Duration>,
@@ -47,11 +47,11 @@ pub(super) fn process_response(
         let messages = ex.api
             && head.status == 200
             && ex.head.target_bytes().split(|&b| b == b'?').next() == Some(b"/v1/messages");
-        a.scan = if messages { super::sse::Scan::for_reply(&head) } else { None };
+        a.scan = if messages { crate::proxy::answer::sse::Scan::for_reply(&head) } else { None };
         if messages && a.scan.is_none() {
             ex.usage_unread = true;
         }
-        let stream = matches!(a.scan, Some(super::sse::Scan::Sse(_)));
+        let stream = matches!(a.scan, Some(crate::proxy::answer::sse::Scan::Sse(_)));
         if ex.api && is_blamed(head.status) && ex.attempts < MAX_ATTEMPTS {
             a.phase = AttemptPhase::Holding;
             let mut bytes = Vec::new();
@@ -125,7 +125,7 @@ pub(super) fn process_response(
             ex.stash = None; // nothing was released: retried as if the 200 had never come
             return Some(AttemptEvent::Failed(Failure::InStream(e)));
         }
-        let content = matches!(&a.scan, Some(super::sse::Scan::Sse(s)) if s.content_seen);
+        let content = matches!(&a.scan, Some(crate::proxy::answer::sse::Scan::Sse(s)) if s.content_seen);
         let full = ex.stash.as_ref().is_none_or(|(held, _)| held.len() > STASH_LIMIT);
         if content || full || a.resp_body.as_ref().is_some_and(BodyTracker::is_done) {
             release_hold(ex, out, now); // first content, or the hold is full: the stream goes on as usual
@@ -153,7 +153,7 @@ fn hold_deadline(a: &Attempt, idle: Instant) -> Instant {
 
 /// A held stream goes out: what was held is queued for the client, and from now on the stream
 /// is relayed as it comes (no retry is possible any more).
-pub(super) fn release_hold(ex: &mut Exchange, out: &mut super::io::OutBuf, now: Instant) {
+pub(in crate::proxy) fn release_hold(ex: &mut Exchange, out: &mut crate::proxy::event::io::OutBuf, now: Instant) {
     let Some(a) = ex.attempt.as_mut() else { return };
     if a.phase != AttemptPhase::Priming {
         return;
@@ -169,7 +169,7 @@ pub(super) fn release_hold(ex: &mut Exchange, out: &mut super::io::OutBuf, now: 
 
 /// The response body is complete: a success to relay, or a held failure to retry.
 /// The connection is reusable only if both messages ended cleanly on it.
-pub(super) fn done_event(a: &Attempt, request_sent: bool, up: &Upstream) -> AttemptEvent {
+pub(in crate::proxy) fn done_event(a: &Attempt, request_sent: bool, up: &Upstream) -> AttemptEvent {
     let status = a.resp.as_ref().map_or(502, |h| h.status);
     if a.phase == AttemptPhase::Holding {
         return AttemptEvent::Failed(Failure::Status(status));
@@ -185,7 +185,7 @@ pub(super) fn done_event(a: &Attempt, request_sent: bool, up: &Upstream) -> Atte
 /// the loop handles idle connections' events before anything else in a batch (their EOF closes
 /// them), `release_upstream` never pools one whose EOF or data is pending, and `take_pooled`
 /// peeks at one idle for a while.
-pub(super) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
+pub(in crate::proxy) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
     ex.retry_copy
         && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none() && a.head_sent == 0)
 }

@@ -7,16 +7,16 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::slab::Key;
-use super::state::{ClientPhase, LOCAL_REPLIES_MAX};
-use super::{wire, EventLoop};
 use crate::http::{BodyFraming, RequestHead};
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::{ClientPhase, LOCAL_REPLIES_MAX};
+use crate::proxy::{wire, EventLoop};
 
 /// The dashboard: one self-contained page (no CDN, no build step), compiled in.
 const DASHBOARD: &str = include_str!("dashboard.html");
 
 impl EventLoop {
-    pub(super) fn status_json(&self, now: Instant) -> Value {
+    pub(in crate::proxy) fn status_json(&self, now: Instant) -> Value {
         let sessions = self.affinity.counts(self.endpoints.len());
         let endpoints: Vec<Value> = self
             .endpoints
@@ -147,7 +147,7 @@ impl EventLoop {
     }
 
     /// Answer a request for `/_qcc/...` on the loop itself.
-    pub(super) fn serve_admin(&mut self, ck: Key, head: &RequestHead, now: Instant) {
+    pub(in crate::proxy) fn serve_admin(&mut self, ck: Key, head: &RequestHead, now: Instant) {
         if !matches!(head.framing, BodyFraming::None | BodyFraming::Length(0)) {
             self.respond_local_error(ck, 400, "the /_qcc/ endpoints take no request body", now);
             return;
@@ -176,7 +176,7 @@ impl EventLoop {
                     return;
                 };
                 // The config is edited and read again on the disk thread; the answer follows.
-                let edit = super::disk::Edit::Enable { id, enabled: enabled == "true" };
+                let edit = crate::proxy::event::disk::Edit::Enable { id, enabled: enabled == "true" };
                 self.request_reload(edit, Some((ck, head.keep_alive)), now);
                 return;
             }
@@ -185,7 +185,7 @@ impl EventLoop {
                 (200, self.history.to_json(param("endpoint").as_deref(), n))
             }
             ("POST", "/_qcc/reload") => {
-                self.request_reload(super::disk::Edit::None, Some((ck, head.keep_alive)), now);
+                self.request_reload(crate::proxy::event::disk::Edit::None, Some((ck, head.keep_alive)), now);
                 return;
             }
             ("POST", "/_qcc/probe") => {
@@ -244,7 +244,7 @@ impl EventLoop {
     }
 
     /// A local answer on the client connection, which then reads its next request (or closes).
-    pub(super) fn respond_admin(
+    pub(in crate::proxy) fn respond_admin(
         &mut self,
         ck: Key,
         head: &RequestHead,
@@ -257,7 +257,7 @@ impl EventLoop {
     }
 
     /// `respond_admin` for a request whose head is gone (answered after the disk thread).
-    pub(super) fn respond_local(
+    pub(in crate::proxy) fn respond_local(
         &mut self,
         ck: Key,
         keep_alive: bool,

@@ -4,14 +4,14 @@
 
 use std::time::Instant;
 
-use super::attempt::AttemptEvent;
-use super::guard::{access_granted, Verdict};
-use super::io::IoOutcome;
-use super::metrics::Ended;
-use super::slab::Key;
-use super::state::*;
-use super::{wire, EventLoop};
 use crate::http::{parse_request_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
+use crate::proxy::admin::metrics::Ended;
+use crate::proxy::client::guard::{access_granted, Verdict};
+use crate::proxy::event::io::IoOutcome;
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::*;
+use crate::proxy::upstream::attempt::AttemptEvent;
+use crate::proxy::{wire, EventLoop};
 
 /// What one pump of a client connection achieved.
 enum Pump {
@@ -30,7 +30,7 @@ impl EventLoop {
     /// Pump a client connection and its upstream until nothing moves. Bounded: a connection
     /// that still has work after 32 rounds is driven again next turn, so one busy stream
     /// cannot starve the others.
-    pub(super) fn drive(&mut self, ck: Key, now: Instant) {
+    pub(in crate::proxy) fn drive(&mut self, ck: Key, now: Instant) {
         for _ in 0..32 {
             match self.pump(ck, now) {
                 Pump::Progress => continue,
@@ -52,7 +52,7 @@ impl EventLoop {
         let mut progress = false;
         // 1. Whatever is queued for the client goes first: it frees room for the upstream.
         while c.can_write && !c.out.is_empty() {
-            match super::io::write_from(&mut c.sock, c.out.pending()) {
+            match crate::proxy::event::io::write_from(&mut c.sock, c.out.pending()) {
                 IoOutcome::Progress(n) => {
                     c.out.consume(n);
                     c.last_taken = now;
@@ -68,7 +68,7 @@ impl EventLoop {
         let step = match c.phase {
             ClientPhase::Closing => {
                 if c.out.is_empty() && c.reset {
-                    super::io::set_linger_zero(&c.sock); // the close below sends a reset
+                    crate::proxy::event::io::set_linger_zero(&c.sock); // the close below sends a reset
                     return Pump::Close;
                 }
                 if c.out.is_empty() && c.peer_done && c.inbuf.is_empty() {
@@ -85,7 +85,7 @@ impl EventLoop {
                     }
                     while c.can_read {
                         c.inbuf.clear();
-                        match super::io::read_into(&mut c.sock, &mut c.inbuf, scratch) {
+                        match crate::proxy::event::io::read_into(&mut c.sock, &mut c.inbuf, scratch) {
                             IoOutcome::Progress(_) => {}
                             IoOutcome::WouldBlock => c.can_read = false,
                             IoOutcome::Closed | IoOutcome::Error(_) => return Pump::Close,
@@ -120,7 +120,7 @@ impl EventLoop {
             match c.sock_read(&mut self.scratch) {
                 IoOutcome::Progress(n) => {
                     progress = true;
-                    if super::io::drained(n, super::READ_CHUNK, c.hup) {
+                    if crate::proxy::event::io::drained(n, crate::proxy::READ_CHUNK, c.hup) {
                         c.can_read = false;
                     }
                     if was_empty {
@@ -139,7 +139,11 @@ impl EventLoop {
             Err(e) => {
                 self.stats.bad_requests += 1;
                 if let Some(n) = self.refusals.may_log(now) {
-                    log::info!("bad request from {}: {e}{}", c.peer, super::refusals::suppressed_note(n));
+                    log::info!(
+                        "bad request from {}: {e}{}",
+                        c.peer,
+                        crate::proxy::client::refusals::suppressed_note(n)
+                    );
                 }
                 self.respond_local_error(ck, e.status(), &e.to_string(), now);
                 Some(true)
@@ -170,7 +174,7 @@ impl EventLoop {
             Verdict::Refuse(status, msg) => {
                 let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
                 if let Some(n) = self.refusals.may_log(now) {
-                    let note = super::refusals::suppressed_note(n);
+                    let note = crate::proxy::client::refusals::suppressed_note(n);
                     log::warn!("{} {} from {peer}: {msg} -> {status}{note}", head.method(), shown(head.target()));
                 }
                 self.stats.forbidden += 1;
@@ -192,7 +196,7 @@ impl EventLoop {
             if let Some(left) = self.refusals.locked(peer.ip(), now) {
                 self.stats.unauthorized += 1;
                 if let Some(n) = self.refusals.may_log(now) {
-                    let note = super::refusals::suppressed_note(n);
+                    let note = crate::proxy::client::refusals::suppressed_note(n);
                     log::warn!(
                         "{} {} from {peer}: too many wrong access keys -> 429{note}",
                         head.method(),
@@ -207,7 +211,7 @@ impl EventLoop {
             if !access_granted(&mut head, key) {
                 self.refusals.wrong_key(peer.ip(), now);
                 if let Some(n) = self.refusals.may_log(now) {
-                    let note = super::refusals::suppressed_note(n);
+                    let note = crate::proxy::client::refusals::suppressed_note(n);
                     log::warn!(
                         "{} {} from {peer}: missing or wrong access key -> 401{note}",
                         head.method(),
@@ -247,7 +251,7 @@ impl EventLoop {
         }
         c.since = now;
         let out_start = c.out.pushed();
-        let session = super::affinity::session_of(head.headers());
+        let session = crate::proxy::upstream::affinity::session_of(head.headers());
         c.phase = ClientPhase::Exchange(Box::new(Exchange {
             body_tracker: BodyTracker::for_request(head.framing, self.settings.max_body),
             keep_alive: head.keep_alive && self.draining.is_none(),
@@ -345,7 +349,7 @@ impl EventLoop {
             if !*can_read || (!may_grow && !ex.body_tracker.is_done()) {
                 return BodyStep::Moved(progress);
             }
-            if progress && ex.body.len() >= super::budget::SMALL_BODY {
+            if progress && ex.body.len() >= crate::proxy::client::budget::SMALL_BODY {
                 return BodyStep::Moved(true); // a large body: the budget is looked at between reads
             }
             if ex.body_tracker.is_done() {
@@ -356,9 +360,9 @@ impl EventLoop {
                 if inbuf.len() >= crate::http::MAX_HEAD_BYTES {
                     return BodyStep::Moved(progress);
                 }
-                return match super::io::read_into(sock, inbuf, scratch) {
+                return match crate::proxy::event::io::read_into(sock, inbuf, scratch) {
                     IoOutcome::Progress(n) => {
-                        if super::io::drained(n, scratch.len(), *hup) {
+                        if crate::proxy::event::io::drained(n, scratch.len(), *hup) {
                             *can_read = false;
                         }
                         BodyStep::Moved(true)
@@ -370,11 +374,11 @@ impl EventLoop {
                     IoOutcome::Closed | IoOutcome::Error(_) => BodyStep::Gone,
                 };
             }
-            match super::io::read_into(sock, inbuf, scratch) {
+            match crate::proxy::event::io::read_into(sock, inbuf, scratch) {
                 IoOutcome::Progress(n) => {
                     progress = true;
                     *since = now;
-                    if super::io::drained(n, scratch.len(), *hup) {
+                    if crate::proxy::event::io::drained(n, scratch.len(), *hup) {
                         *can_read = false;
                     }
                     if let Some(a) = ex.attempt.as_mut() {
@@ -394,7 +398,13 @@ impl EventLoop {
 
     /// Send a local error for the request in progress (never after a response has started),
     /// then close the connection. Returns the pump verdict.
-    pub(super) fn reject_in_exchange(&mut self, ck: Key, status: u16, msg: &str, now: Instant) -> Option<bool> {
+    pub(in crate::proxy) fn reject_in_exchange(
+        &mut self,
+        ck: Key,
+        status: u16,
+        msg: &str,
+        now: Instant,
+    ) -> Option<bool> {
         let responded = match self.clients.get(ck).map(|c| &c.phase) {
             Some(ClientPhase::Exchange(ex)) => ex.responded,
             _ => false,
@@ -409,7 +419,7 @@ impl EventLoop {
     }
 
     /// Answer with a local error and close after writing it; abandons any exchange.
-    pub(super) fn respond_local_error(&mut self, ck: Key, status: u16, msg: &str, now: Instant) {
+    pub(in crate::proxy) fn respond_local_error(&mut self, ck: Key, status: u16, msg: &str, now: Instant) {
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
@@ -427,7 +437,7 @@ impl EventLoop {
     }
 
     /// The exchange is over; the client connection reads its next request or closes.
-    pub(super) fn end_exchange(&mut self, ck: Key, close: bool, now: Instant) {
+    pub(in crate::proxy) fn end_exchange(&mut self, ck: Key, close: bool, now: Instant) {
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
@@ -445,7 +455,7 @@ impl EventLoop {
     }
 
     /// The client went away (or the exchange was cut short): close its upstream, blame no one.
-    pub(super) fn abandon_exchange(&mut self, ex: Exchange, out: u64, now: Instant) {
+    pub(in crate::proxy) fn abandon_exchange(&mut self, ex: Exchange, out: u64, now: Instant) {
         self.stats.aborted += 1;
         log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
         let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
@@ -453,7 +463,7 @@ impl EventLoop {
         self.release_attempt(ex);
     }
 
-    pub(super) fn release_attempt(&mut self, mut ex: Exchange) {
+    pub(in crate::proxy) fn release_attempt(&mut self, mut ex: Exchange) {
         if let Some(a) = ex.attempt.take() {
             self.endpoints[a.endpoint].health.end();
             if let Some(k) = a.up {
@@ -463,7 +473,7 @@ impl EventLoop {
     }
 
     /// One line per request; `note` says why a request failed or what happened in its stream.
-    pub(super) fn log_request(
+    pub(in crate::proxy) fn log_request(
         &mut self,
         ck: Key,
         endpoint: Option<usize>,
@@ -508,6 +518,6 @@ fn shown(target: &str) -> std::borrow::Cow<'_, str> {
 
 impl Client {
     fn sock_read(&mut self, scratch: &mut [u8]) -> IoOutcome {
-        super::io::read_into(&mut self.sock, &mut self.inbuf, scratch)
+        crate::proxy::event::io::read_into(&mut self.sock, &mut self.inbuf, scratch)
     }
 }

@@ -3,11 +3,11 @@
 
 use std::time::{Instant, SystemTime};
 
-use super::io::IoOutcome;
-use super::slab::Key;
-use super::state::{timeout_of, Owner, Upstream, CONNECT_TIMEOUT};
-use super::{wire, EventLoop};
 use crate::http::parse_response_head;
+use crate::proxy::event::io::IoOutcome;
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::{timeout_of, Owner, Upstream, CONNECT_TIMEOUT};
+use crate::proxy::{wire, EventLoop};
 
 /// One probe in flight.
 pub struct Probe {
@@ -19,7 +19,7 @@ pub struct Probe {
 }
 
 impl EventLoop {
-    pub(super) fn start_probes(&mut self, now: Instant) {
+    pub(in crate::proxy) fn start_probes(&mut self, now: Instant) {
         let queued: Vec<String> = self.failures.ids().map(str::to_string).collect();
         for id in queued {
             if let Some(idx) = self.endpoints.iter().position(|ep| ep.cfg.id == id) {
@@ -28,7 +28,7 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn start_probe(&mut self, idx: usize, now: Instant) {
+    pub(in crate::proxy) fn start_probe(&mut self, idx: usize, now: Instant) {
         let ep = &mut self.endpoints[idx];
         if ep.probing {
             return;
@@ -40,12 +40,12 @@ impl EventLoop {
         }
         let key = match self.open_upstream(idx, Owner::Probe(idx), now) {
             Ok(key) => key,
-            Err(super::OpenError::Local(e)) => {
+            Err(crate::proxy::OpenError::Local(e)) => {
                 // Our own shortage says nothing about the endpoint: try at the next round.
                 log::warn!("probe of endpoint {} not started: {e}", self.endpoints[idx].cfg.id);
                 return;
             }
-            Err(super::OpenError::Endpoint(e)) => {
+            Err(crate::proxy::OpenError::Endpoint(e)) => {
                 log::debug!("probe of endpoint {}: {e}", self.endpoints[idx].cfg.id);
                 self.finish_probe(idx, Err(e), now);
                 return;
@@ -60,7 +60,7 @@ impl EventLoop {
     }
 
     /// A lookup for `idx` finished: a probe waiting for it starts now.
-    pub(super) fn resume_probes(&mut self, idx: usize, now: Instant) {
+    pub(in crate::proxy) fn resume_probes(&mut self, idx: usize, now: Instant) {
         let ep = &mut self.endpoints[idx];
         if ep.probing && !self.probes.iter().any(|p| p.endpoint == idx) {
             ep.probing = false;
@@ -72,7 +72,7 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn drive_probe(&mut self, idx: usize, key: Key, now: Instant) {
+    pub(in crate::proxy) fn drive_probe(&mut self, idx: usize, key: Key, now: Instant) {
         let verdict = {
             let EventLoop { upstreams, probes, scratch, .. } = self;
             let Some(p) = probes.iter_mut().find(|p| p.up == key) else {
@@ -109,7 +109,7 @@ impl EventLoop {
     }
 
     /// Stop endpoint `idx`'s probe, if one runs, without recording anything.
-    pub(super) fn cancel_probe(&mut self, idx: usize) {
+    pub(in crate::proxy) fn cancel_probe(&mut self, idx: usize) {
         if let Some(pos) = self.probes.iter().position(|p| p.endpoint == idx) {
             let p = self.probes.swap_remove(pos);
             self.close_upstream(p.up);
@@ -118,7 +118,7 @@ impl EventLoop {
     }
 
     /// Probes whose deadline passed are failures; returns the deadlines still pending.
-    pub(super) fn probe_deadlines(&mut self) -> Vec<Instant> {
+    pub(in crate::proxy) fn probe_deadlines(&mut self) -> Vec<Instant> {
         let now = Instant::now();
         let expired: Vec<usize> = self.probes.iter().filter(|p| p.deadline <= now).map(|p| p.endpoint).collect();
         for idx in expired {

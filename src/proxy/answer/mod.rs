@@ -1,0 +1,3 @@
+pub(crate) mod outcome;
+pub(crate) mod response;
+pub(crate) mod sse;

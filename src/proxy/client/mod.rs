@@ -1,0 +1,5 @@
+pub(crate) mod accept;
+pub(crate) mod budget;
+pub(crate) mod exchange;
+pub(crate) mod guard;
+pub(crate) mod refusals;

@@ -1,0 +1,6 @@
+pub(crate) mod activation;
+pub(crate) mod disk;
+pub(crate) mod io;
+pub(crate) mod limits;
+pub(crate) mod signals;
+pub(crate) mod slab;

@@ -1,0 +1,5 @@
+pub(crate) mod affinity;
+pub(crate) mod attempt;
+pub(crate) mod probe;
+pub(crate) mod resolver;
+pub(crate) mod transport;
