@@ -25,17 +25,41 @@ impl HealthStatus {
     }
 }
 
+/// How an attempt on an endpoint ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It answered as a working endpoint does.
+    Ok = 0,
+    /// Its own answer to the request (400, 404, ...), relayed as is: no verdict on the endpoint.
+    Answered = 1,
+    /// Failed and blamed.
+    Failed = 2,
+    /// A pooled connection lost to the keep-alive race: nobody blamed.
+    Race = 3,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [Outcome::Ok, Outcome::Answered, Outcome::Failed, Outcome::Race];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Answered => "answered",
+            Outcome::Failed => "failed",
+            Outcome::Race => "race",
+        }
+    }
+}
+
+/// An endpoint's health and the one record of how its attempts ended: the health label, the
+/// status JSON and `/metrics` all read these counts.
 #[derive(Debug, Clone)]
 pub struct Health {
     pub status: HealthStatus,
     pub consecutive_failures: u32,
-    pub total_requests: u64,
-    pub failed_requests: u64,
-    /// Requests currently in flight to this endpoint (least_connections uses it).
-    pub in_flight: u32,
+    /// Attempts by outcome (indexed by `Outcome as usize`).
+    outcomes: [u64; 4],
     /// Sum of response times of successful requests, for the average.
     total_response_ms: u64,
-    successful_requests: u64,
     /// Not picked before this instant (an upstream's `Retry-After`).
     pub retry_after_until: Option<Instant>,
     /// Time to the response head of the last `LATENCY_SAMPLES` successes, in microseconds
@@ -65,11 +89,8 @@ impl Health {
         Health {
             status: HealthStatus::Unknown,
             consecutive_failures: 0,
-            total_requests: 0,
-            failed_requests: 0,
-            in_flight: 0,
+            outcomes: [0; 4],
             total_response_ms: 0,
-            successful_requests: 0,
             retry_after_until: None,
             latencies: Vec::new(),
             latency_next: 0,
@@ -83,8 +104,7 @@ impl Health {
 
     /// A request to this endpoint completed successfully after `elapsed`.
     pub fn record_success(&mut self, elapsed: Duration) -> Option<Flip> {
-        self.total_requests += 1;
-        self.successful_requests += 1;
+        self.outcomes[Outcome::Ok as usize] += 1;
         self.total_response_ms = self.total_response_ms.saturating_add(elapsed.as_millis() as u64);
         let us = u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX);
         if self.latencies.len() < LATENCY_SAMPLES {
@@ -100,8 +120,7 @@ impl Health {
     /// An attempt failed. `max_failures` consecutive failures make it unhealthy;
     /// fewer make it degraded.
     pub fn record_failure(&mut self, max_failures: u32) -> Option<Flip> {
-        self.total_requests += 1;
-        self.failed_requests += 1;
+        self.outcomes[Outcome::Failed as usize] += 1;
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let to = if self.consecutive_failures >= max_failures.max(1) {
             HealthStatus::Unhealthy
@@ -130,14 +149,24 @@ impl Health {
         self.retry_after_until = Some(self.retry_after_until.map_or(until, |u| u.max(until)));
     }
 
-    /// A request started using this endpoint.
-    pub fn begin(&mut self) {
-        self.in_flight = self.in_flight.saturating_add(1);
+    /// The endpoint's own answer (no verdict), or a pooled connection lost to the keep-alive
+    /// race (nobody blamed): counted, health unchanged.
+    pub fn record(&mut self, o: Outcome) {
+        debug_assert!(matches!(o, Outcome::Answered | Outcome::Race), "success and failure have their own records");
+        self.outcomes[o as usize] += 1;
     }
 
-    /// A request to this endpoint ended, however it ended.
-    pub fn end(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    pub fn count(&self, o: Outcome) -> u64 {
+        self.outcomes[o as usize]
+    }
+
+    /// Attempts that gave a verdict on the endpoint: successes and failures.
+    pub fn total_requests(&self) -> u64 {
+        self.count(Outcome::Ok) + self.count(Outcome::Failed)
+    }
+
+    pub fn failed_requests(&self) -> u64 {
+        self.count(Outcome::Failed)
     }
 
     /// Picked only when enabled, not unhealthy, below max_failures, and not inside a Retry-After window.
@@ -150,10 +179,9 @@ impl Health {
 
     /// Percent, 100.0 when there were no requests.
     pub fn success_rate(&self) -> f64 {
-        if self.total_requests == 0 {
-            100.0
-        } else {
-            (self.total_requests - self.failed_requests) as f64 * 100.0 / self.total_requests as f64
+        match self.total_requests() {
+            0 => 100.0,
+            n => self.count(Outcome::Ok) as f64 * 100.0 / n as f64,
         }
     }
 
@@ -171,10 +199,9 @@ impl Health {
 
     /// Milliseconds, 0.0 when there were no successes.
     pub fn avg_response_ms(&self) -> f64 {
-        if self.successful_requests == 0 {
-            0.0
-        } else {
-            self.total_response_ms as f64 / self.successful_requests as f64
+        match self.count(Outcome::Ok) {
+            0 => 0.0,
+            n => self.total_response_ms as f64 / n as f64,
         }
     }
 }
@@ -190,7 +217,7 @@ mod tests {
         assert_eq!(flips[0], Some(Flip { from: HealthStatus::Unknown, to: HealthStatus::Degraded }));
         assert_eq!(flips[2], Some(Flip { from: HealthStatus::Degraded, to: HealthStatus::Unhealthy }));
         assert_eq!(flips.iter().filter(|f| f.is_some()).count(), 2);
-        assert_eq!((h.total_requests, h.failed_requests, h.consecutive_failures), (10, 10, 10));
+        assert_eq!((h.total_requests(), h.failed_requests(), h.consecutive_failures), (10, 10, 10));
         assert_eq!(h.restore(), Some(Flip { from: HealthStatus::Unhealthy, to: HealthStatus::Healthy }));
         assert_eq!(h.record_success(Duration::from_millis(30)), None);
         assert_eq!(h.avg_response_ms(), 30.0);
@@ -212,13 +239,9 @@ mod tests {
         h.set_retry_after(now + Duration::from_secs(5));
         assert!(!h.is_usable(true, 3, now + Duration::from_secs(4)));
         assert!(h.is_usable(true, 3, now + Duration::from_secs(5)));
-        h.begin();
-        h.begin();
-        h.end();
-        assert_eq!(h.in_flight, 1);
-        h.end();
-        h.end();
-        assert_eq!(h.in_flight, 0);
+        h.record(Outcome::Answered);
+        h.record(Outcome::Race);
+        assert_eq!((h.count(Outcome::Answered), h.count(Outcome::Race), h.total_requests()), (1, 1, 3));
     }
 
     #[test]

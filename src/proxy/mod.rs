@@ -16,7 +16,7 @@ mod wire;
 pub use upstream::transport::TlsConfigs;
 pub use wire::probe_request;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -27,7 +27,6 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::error::{Error, Result};
 use crate::policy::balancer::Balancer;
 use crate::policy::failure_queue::FailureQueue;
-use crate::policy::health::Health;
 use crate::settings::Settings;
 use event::slab::{Key, Slab};
 use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, DISK_WAIT, FIRST_BYTE_TIMEOUT, LINGER, POOL_IDLE};
@@ -57,37 +56,19 @@ fn untoken(t: Token) -> (usize, Key) {
     (t.0 & 3, Key { index: ((t.0 >> 2) & 0x3fff_ffff) as u32, gen: (t.0 >> 32) as u32 })
 }
 
-/// An endpoint as the loop keeps it, from its validated config. Fails only on a bad CA file.
-fn new_endpoint(
-    cfg: crate::store::config::EndpointConfig,
+/// The TLS configuration an endpoint needs (none for http://). Fails only on a bad CA file.
+fn tls_for(
+    cfg: &crate::store::config::EndpointConfig,
     global_ca: Option<&std::path::Path>,
     tls_configs: &mut upstream::transport::TlsConfigs,
-) -> std::result::Result<Endpoint, String> {
-    let tls = match cfg.url.scheme {
-        crate::store::url::Scheme::Http => None,
+) -> std::result::Result<Option<Arc<rustls::ClientConfig>>, String> {
+    match cfg.url.scheme {
+        crate::store::url::Scheme::Http => Ok(None),
         crate::store::url::Scheme::Https => {
             let extra: Vec<&std::path::Path> = global_ca.into_iter().chain(cfg.ca_file.as_deref()).collect();
-            Some(tls_configs.get(&extra)?)
+            Ok(Some(tls_configs.get(&extra)?))
         }
-    };
-    let addrs = match cfg.url.host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, cfg.url.port)],
-        Err(_) => Vec::new(),
-    };
-    Ok(Endpoint {
-        cfg,
-        health: Health::new(),
-        tls,
-        resolved_at: None,
-        resolving: false,
-        addrs,
-        next_addr: 0,
-        idle: Vec::new(),
-        probing: false,
-        retired: false,
-        generation: 0,
-        counters: Default::default(),
-    })
+    }
 }
 
 /// Why an upstream connection could not be opened.
@@ -249,9 +230,8 @@ impl EventLoop {
         let mut tls_configs = upstream::transport::TlsConfigs::default();
         let mut endpoints = Vec::with_capacity(settings.cluster.endpoints.len());
         for cfg in &settings.cluster.endpoints {
-            endpoints.push(
-                new_endpoint(cfg.clone(), settings.ca_file.as_deref(), &mut tls_configs).map_err(Error::Invalid)?,
-            );
+            let tls = tls_for(cfg, settings.ca_file.as_deref(), &mut tls_configs).map_err(Error::Invalid)?;
+            endpoints.push(Endpoint::new(cfg.clone(), tls));
         }
         let now = Instant::now();
         // Resolve every named endpoint up front, so the first request rarely waits.

@@ -1,7 +1,9 @@
 //! The per-socket and per-request state the event loop owns: clients, upstream connections,
 //! endpoints, and an exchange (one client request and its attempts).
 
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,6 +80,9 @@ pub fn timeout_of(cfg: &EndpointConfig) -> Duration {
 pub struct Endpoint {
     pub cfg: EndpointConfig,
     pub health: Health,
+    /// Attempts in progress on this endpoint (least_connections reads it), counted by the
+    /// `InFlight` each attempt holds.
+    pub in_flight: Rc<Cell<u32>>,
     /// Present for https endpoints.
     pub tls: Option<Arc<ClientConfig>>,
     pub addrs: Vec<SocketAddr>,
@@ -99,6 +104,29 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// An endpoint as the loop keeps it, from its validated config and its TLS configuration.
+    pub fn new(cfg: EndpointConfig, tls: Option<Arc<ClientConfig>>) -> Endpoint {
+        let addrs = match cfg.url.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, cfg.url.port)],
+            Err(_) => Vec::new(),
+        };
+        Endpoint {
+            cfg,
+            health: Health::new(),
+            in_flight: Rc::new(Cell::new(0)),
+            tls,
+            resolved_at: None,
+            resolving: false,
+            addrs,
+            next_addr: 0,
+            idle: Vec::new(),
+            probing: false,
+            retired: false,
+            generation: 0,
+            counters: Default::default(),
+        }
+    }
+
     /// Whether the balancer may pick this endpoint first: enabled, not retired, healthy enough,
     /// outside any `Retry-After`, and not in the failure queue. A queued endpoint has failed a
     /// request since it was last verified (the client may have seen that failure and be about to
@@ -243,8 +271,30 @@ pub enum AttemptPhase {
     Priming,
 }
 
+/// An attempt's place in its endpoint's in-flight count: taken when the attempt starts and
+/// given back when the attempt is dropped, wherever that happens, so the count cannot drift.
+#[derive(Debug)]
+pub struct InFlight(Rc<Cell<u32>>);
+
+impl InFlight {
+    pub fn start(count: &Rc<Cell<u32>>) -> InFlight {
+        count.set(count.get() + 1);
+        InFlight(Rc::clone(count))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let n = self.0.get();
+        debug_assert!(n > 0, "in-flight count out of step");
+        self.0.set(n.saturating_sub(1));
+    }
+}
+
 pub struct Attempt {
     pub endpoint: usize,
+    /// Counts this attempt in its endpoint's `in_flight` while it lives.
+    pub _in_flight: InFlight,
     pub up: Option<Key>,
     pub phase: AttemptPhase,
     pub started: Instant,
@@ -287,8 +337,6 @@ pub struct Exchange {
     /// Endpoints the request may have reached (bytes were written): never sent there again.
     pub reached: EndpointSet,
     pub attempt: Option<Attempt>,
-    /// A response byte has been queued for the client: no retry is possible any more.
-    pub responded: bool,
     /// The last failed upstream response (head and body as the client would get them),
     /// and whether the client connection must close after it (an until-close body).
     pub stash: Option<(Vec<u8>, bool)>,
@@ -301,7 +349,8 @@ pub struct Exchange {
     pub session: Option<String>,
     /// A Messages reply whose usage could not be read (an encoded body).
     pub usage_unread: bool,
-    /// When the first response byte was queued for the client.
+    /// When the first response byte was queued for the client; from then on no retry is
+    /// possible (`responded`).
     pub first_byte: Option<Instant>,
     /// The client's `OutBuf::pushed()` when the exchange began (bytes sent = the difference).
     pub out_start: u64,
@@ -314,6 +363,11 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// A response byte has been queued for the client: no retry is possible any more.
+    pub fn responded(&self) -> bool {
+        self.first_byte.is_some()
+    }
+
     /// The session id's first 8 characters, as logs and the dashboard show it (the id is
     /// visible ASCII, see `affinity::session_of`).
     pub fn session_tag(&self) -> Option<&str> {

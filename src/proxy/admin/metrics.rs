@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use crate::policy::health::Outcome;
 use crate::proxy::state::Exchange;
 use crate::proxy::EventLoop;
 
@@ -24,18 +25,12 @@ const SERIES_SECS: u64 = 300;
 pub struct Counters {
     /// Requests that ended on this endpoint, by class: 2xx, 3xx, 4xx, 5xx, failed, aborted.
     pub requests: [u64; 6],
-    /// Attempts by outcome: ok, answered (the upstream's own 4xx/5xx answer), failed (blamed).
-    pub attempts: [u64; 3],
     ttfb_buckets: [u64; TTFB_BUCKETS.len()],
     ttfb_sum: f64,
     ttfb_count: u64,
 }
 
 const CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "failed", "aborted"];
-const OUTCOMES: [&str; 3] = ["ok", "answered", "failed"];
-pub const ATTEMPT_OK: usize = 0;
-pub const ATTEMPT_ANSWERED: usize = 1;
-pub const ATTEMPT_FAILED: usize = 2;
 
 impl Counters {
     pub fn observe_ttfb(&mut self, secs: f64) {
@@ -244,18 +239,20 @@ impl EventLoop {
         }
         family(&mut out, "qcc_upstream_attempts_total", "counter", "Upstream attempts by outcome.");
         for ep in &live {
-            for (i, o) in OUTCOMES.iter().enumerate() {
+            for o in Outcome::ALL {
                 let _ = writeln!(
                     out,
-                    "qcc_upstream_attempts_total{{endpoint=\"{}\",outcome=\"{o}\"}} {}",
-                    ep.cfg.id, ep.counters.attempts[i]
+                    "qcc_upstream_attempts_total{{endpoint=\"{}\",outcome=\"{}\"}} {}",
+                    ep.cfg.id,
+                    o.as_str(),
+                    ep.health.count(o)
                 );
             }
         }
         family(&mut out, "qcc_retries_total", "counter", "Requests tried again on another endpoint.");
         let _ = writeln!(out, "qcc_retries_total {}", self.stats.retries);
         family(&mut out, "qcc_requests_in_flight", "gauge", "Requests in progress.");
-        let in_flight: u32 = live.iter().map(|e| e.health.in_flight).sum();
+        let in_flight: u32 = live.iter().map(|e| e.in_flight.get()).sum();
         let _ = writeln!(out, "qcc_requests_in_flight {in_flight}");
         family(&mut out, "qcc_client_connections", "gauge", "Open client connections.");
         let _ = writeln!(out, "qcc_client_connections {}", self.clients.len());

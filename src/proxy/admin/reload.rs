@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::proxy::event::disk::{Done, Edit, Fresh};
 use crate::proxy::event::slab::Key;
-use crate::proxy::state::ClientPhase;
+use crate::proxy::state::{ClientPhase, Endpoint};
 use crate::proxy::EventLoop;
 
 impl EventLoop {
@@ -86,8 +86,9 @@ impl EventLoop {
         let Fresh { cluster, endpoints: fresh } = fresh;
         let path = self.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
-        let new_ids: Vec<String> = fresh.iter().map(|e| e.cfg.id.clone()).collect();
-        for mut ep in fresh {
+        let new_ids: Vec<String> = fresh.iter().map(|(cfg, _)| cfg.id.clone()).collect();
+        for (cfg, tls) in fresh {
+            let mut ep = Endpoint::new(cfg, tls);
             match self.endpoints.iter().position(|old| old.cfg.id == ep.cfg.id) {
                 Some(i) => {
                     let old = &mut self.endpoints[i];
@@ -100,6 +101,7 @@ impl EventLoop {
                         // Keep what we learned about it; connections and lookups were for the old
                         // target: the new generation keeps them from ever being used again.
                         ep.health = old.health.clone();
+                        ep.in_flight = std::rc::Rc::clone(&old.in_flight);
                         ep.counters = old.counters.clone();
                         ep.generation = old.generation.wrapping_add(1);
                         let stale = std::mem::take(&mut old.idle);

@@ -43,11 +43,11 @@ impl EventLoop {
                     "health": {
                         "status": h.status.as_str(),
                         "consecutive_failures": h.consecutive_failures,
-                        "total_requests": h.total_requests,
-                        "failed_requests": h.failed_requests,
+                        "total_requests": h.total_requests(),
+                        "failed_requests": h.failed_requests(),
                         "success_rate": (h.success_rate() * 100.0).round() / 100.0,
                         "avg_response_time": (h.avg_response_ms() * 100.0).round() / 100.0,
-                        "in_flight": h.in_flight,
+                        "in_flight": ep.in_flight.get(),
                     },
                 })
             })

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use crate::http::BodyFraming;
+use crate::policy::health::Outcome;
 use crate::proxy::event::slab::Key;
 use crate::proxy::state::*;
 use crate::proxy::{wire, EventLoop};
@@ -34,7 +35,7 @@ impl EventLoop {
         let usage = a.scan.as_ref().and_then(|s| s.usage());
         let up = a.up;
         let idx = a.endpoint;
-        let responded = ex.responded;
+        let responded = ex.responded();
         let attempts = ex.attempts;
         let api = ex.api;
         // Could the request have reached the endpoint? Not when the connection never came up;
@@ -60,15 +61,12 @@ impl EventLoop {
         }
         if api && pool_race {
             let ep = &mut self.endpoints[idx];
-            ep.health.end();
-            ep.counters.attempts[crate::proxy::admin::metrics::ATTEMPT_FAILED] += 1;
+            ep.health.record(Outcome::Race);
             self.stats.pool_races += 1;
             log::info!("endpoint {}: a pooled connection closed before answering; not blamed", ep.cfg.id);
         } else if api {
             self.blame(idx, &failure, retry_after, now);
-        } else {
-            self.endpoints[idx].health.end(); // outside the API: never a verdict on the endpoint
-        }
+        } // (outside the API: never a verdict on the endpoint)
         if let Some((model, t)) = usage {
             self.record_usage(idx, model.as_deref(), &t.counts(), now); // billed, even if it broke
         }
@@ -163,13 +161,10 @@ impl EventLoop {
         } else if !api || !proves_healthy(status) {
             // Outside the API, or the upstream's own answer to this request (400, 404, 501 ...):
             // relayed as is; health and the failure queue stay as they were.
-            self.endpoints[idx].health.end();
-            self.endpoints[idx].counters.attempts[crate::proxy::admin::metrics::ATTEMPT_ANSWERED] += 1;
+            self.endpoints[idx].health.record(Outcome::Answered);
             self.stats.successful += 1;
         } else {
             let ep = &mut self.endpoints[idx];
-            ep.health.end();
-            ep.counters.attempts[crate::proxy::admin::metrics::ATTEMPT_OK] += 1;
             ep.counters.observe_ttfb(a.head_elapsed.as_secs_f64());
             if let Some(flip) = ep.health.record_success(a.head_elapsed) {
                 log::info!("endpoint {} is {} (was {})", ep.cfg.id, flip.to.as_str(), flip.from.as_str());
@@ -194,8 +189,6 @@ impl EventLoop {
     /// Record an endpoint failure: health (logged on the flip only) and the failure queue.
     pub(in crate::proxy) fn blame(&mut self, idx: usize, failure: &Failure, retry_after: Option<u64>, now: Instant) {
         let ep = &mut self.endpoints[idx];
-        ep.health.end();
-        ep.counters.attempts[crate::proxy::admin::metrics::ATTEMPT_FAILED] += 1;
         if let Some(flip) = ep.health.record_failure(ep.cfg.max_failures) {
             log::warn!(
                 "endpoint {} is {} (was {}): {}",

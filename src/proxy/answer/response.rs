@@ -71,7 +71,6 @@ pub(in crate::proxy) fn process_response(
             let close = !ex.keep_alive || until_close || !ex.body_tracker.is_done();
             ex.keep_alive = !close;
             out.push_with(|bytes| wire::client_response_head(&head, close, ex.cors.as_deref(), bytes));
-            ex.responded = true;
             ex.first_byte = Some(now);
         }
         a.deadline = hold_deadline(a, now + stream_idle);
@@ -163,7 +162,6 @@ pub(in crate::proxy) fn release_hold(ex: &mut Exchange, out: &mut crate::proxy::
     if let Some((bytes, _)) = ex.stash.take() {
         out.push(&bytes);
     }
-    ex.responded = true;
     ex.first_byte = Some(now);
 }
 

@@ -269,7 +269,6 @@ impl EventLoop {
             retry_copy: true,
             body_dropped: 0,
             attempt: None,
-            responded: false,
             stash: None,
             last_failure: None,
             cors,
@@ -406,7 +405,7 @@ impl EventLoop {
         now: Instant,
     ) -> Option<bool> {
         let responded = match self.clients.get(ck).map(|c| &c.phase) {
-            Some(ClientPhase::Exchange(ex)) => ex.responded,
+            Some(ClientPhase::Exchange(ex)) => ex.responded(),
             _ => false,
         };
         if responded {
@@ -465,7 +464,6 @@ impl EventLoop {
 
     pub(in crate::proxy) fn release_attempt(&mut self, mut ex: Exchange) {
         if let Some(a) = ex.attempt.take() {
-            self.endpoints[a.endpoint].health.end();
             if let Some(k) = a.up {
                 self.close_upstream(k);
             }

@@ -15,8 +15,7 @@ use std::thread::JoinHandle;
 use mio::Waker;
 
 use crate::proxy::event::slab::Key;
-use crate::proxy::state::Endpoint;
-use crate::store::config::{ClusterConfig, ConfigFile};
+use crate::store::config::{ClusterConfig, ConfigFile, EndpointConfig};
 
 /// A config change to make before the cluster is read again.
 #[derive(Debug, Clone)]
@@ -30,10 +29,11 @@ pub enum Edit {
 /// Who asked for a config read: the answer goes to that client (`None`: a signal).
 pub type Asker = Option<Key>;
 
-/// The cluster as read, its endpoints built (CA files read), ready for the loop to apply.
+/// The cluster as read, each endpoint with its TLS configuration (CA files read), ready for
+/// the loop to apply.
 pub struct Fresh {
     pub cluster: ClusterConfig,
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: Vec<(EndpointConfig, Option<Arc<rustls::ClientConfig>>)>,
 }
 
 enum Job {
@@ -152,7 +152,7 @@ fn load(paths: &Paths, edit: &Edit) -> Result<Fresh, String> {
     let mut tls_configs = crate::proxy::upstream::transport::TlsConfigs::default();
     let mut endpoints = Vec::with_capacity(cluster.endpoints.len());
     for cfg in &cluster.endpoints {
-        endpoints.push(crate::proxy::new_endpoint(cfg.clone(), paths.ca_file.as_deref(), &mut tls_configs)?);
+        endpoints.push((cfg.clone(), crate::proxy::tls_for(cfg, paths.ca_file.as_deref(), &mut tls_configs)?));
     }
     Ok(Fresh { cluster, endpoints })
 }

@@ -2,7 +2,7 @@
 //! connection), send the request, then relay the response or hold a failed one and retry.
 //!
 //! A request can be sent again to another endpoint until the first byte of a response has
-//! been queued for the client (`Exchange::responded`); after that a failure ends the
+//! been queued for the client (`Exchange::responded()`); after that a failure ends the
 //! client's response visibly (the connection is closed).
 
 use std::time::Instant;
@@ -232,7 +232,7 @@ impl EventLoop {
                     let c = Candidate {
                         priority: ep.cfg.priority,
                         weight: ep.cfg.weight,
-                        in_flight: ep.health.in_flight,
+                        in_flight: ep.in_flight.get(),
                         usable: ep.routable(failures, now),
                         tried: ex.tried.contains(i),
                         reached: ex.reached.contains(i),
@@ -247,7 +247,6 @@ impl EventLoop {
             return;
         };
         let ep = &mut self.endpoints[idx];
-        ep.health.begin();
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
             // A complete small body rides in the same write as the head.
             let folded = if ex.body_tracker.is_done() && ex.body.len() <= FOLD_BODY_MAX { ex.body.len() } else { 0 };
@@ -258,6 +257,7 @@ impl EventLoop {
             ex.tried.insert(idx);
             ex.attempts += 1;
             ex.attempt = Some(Attempt {
+                _in_flight: InFlight::start(&ep.in_flight),
                 endpoint: idx,
                 up: None,
                 phase: AttemptPhase::Resolving,
@@ -325,7 +325,6 @@ impl EventLoop {
             Err(crate::proxy::OpenError::Local(e)) => {
                 // Out of descriptors or memory: our fault, not the endpoint's. 503, nobody blamed.
                 log::warn!("cannot open an upstream connection: {e} -> 503");
-                self.endpoints[idx].health.end();
                 if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
                     ex.attempt = None;
                 }
@@ -481,7 +480,7 @@ impl EventLoop {
             AttemptPhase::Resolving => Failure::Timeout("name resolution"),
             AttemptPhase::Connecting => Failure::Timeout("connect"),
             AttemptPhase::Sending if !a.request_sent(ex.body.len(), ex.body_tracker.is_done()) => {
-                if !ex.responded {
+                if !ex.responded() {
                     self.stats.rejected += 1;
                     self.respond_local_error(ck, 408, "request body not received in time", now);
                 }
