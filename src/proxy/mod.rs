@@ -29,7 +29,7 @@ use crate::policy::balancer::Balancer;
 use crate::policy::failure_queue::FailureQueue;
 use crate::settings::Settings;
 use event::slab::{Key, Slab};
-use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, DISK_WAIT, FIRST_BYTE_TIMEOUT, LINGER, POOL_IDLE};
+use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, DISK_WAIT};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -371,91 +371,6 @@ impl EventLoop {
         }
     }
 
-    fn on_signals(&mut self, now: Instant) {
-        for signal in event::signals::drain(&mut self.signals) {
-            match signal {
-                event::signals::Signal::Stop => self.begin_drain(now),
-                event::signals::Signal::Reload => {
-                    // After logrotate moved them: both logs are opened again at their paths.
-                    crate::logging::reopen();
-                    self.disk.reopen_access_log();
-                    self.request_reload(event::disk::Edit::None, None, now);
-                }
-            }
-        }
-    }
-
-    /// Stop accepting; idle keep-alive connections close now, busy ones after their current
-    /// exchange, new ones that have not sent a request yet after `DRAIN_FIRST_REQUEST`.
-    fn begin_drain(&mut self, now: Instant) {
-        if self.draining.is_some() {
-            return;
-        }
-        let deadline = now + self.settings.drain_timeout;
-        self.draining = Some(deadline);
-        crate::sdnotify::notify("STOPPING=1");
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        let busy = self.clients.keys().filter(|k| self.client_busy(*k)).count();
-        log::info!(
-            "stopping: no new connections, draining {busy} in-flight requests (up to {:?})",
-            self.settings.drain_timeout
-        );
-        let keys: Vec<Key> = self.clients.keys().collect();
-        for key in keys {
-            if !self.client_busy(key) {
-                if self.clients.get(key).is_some_and(|c| c.heads > 0) {
-                    self.close_client(key, now);
-                }
-            } else if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) {
-                ex.keep_alive = false;
-            }
-        }
-        let fresh_until = now + DRAIN_FIRST_REQUEST.min(self.settings.drain_timeout);
-        self.drain_fresh_until = Some(fresh_until);
-        self.arm(fresh_until);
-        self.arm(deadline);
-    }
-
-    /// Close every connection without a request in progress or bytes to deliver.
-    fn close_idle_clients(&mut self, now: Instant) {
-        let keys: Vec<Key> = self.clients.keys().collect();
-        for key in keys {
-            if !self.client_busy(key) {
-                self.close_client(key, now);
-            }
-        }
-    }
-
-    /// A connection with a request in progress or bytes still to deliver.
-    fn client_busy(&self, key: Key) -> bool {
-        self.clients.get(key).is_some_and(|c| {
-            !c.out.is_empty()
-                || !c.inbuf.is_empty()
-                || matches!(c.phase, ClientPhase::Exchange(_) | ClientPhase::Waiting { .. })
-        })
-    }
-
-    /// How long poll may sleep: until the earliest deadline we know of.
-    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        let mut next = self.next_probe;
-        if let Some(t) = self.next_sweep {
-            next = next.min(t);
-        }
-        for t in [self.persist_at, self.usage_at, self.accept_retry].into_iter().flatten() {
-            next = next.min(t);
-        }
-        Some(next.saturating_duration_since(now))
-    }
-
-    /// Make sure the sweep runs no later than `at`.
-    fn arm(&mut self, at: Instant) {
-        if self.next_sweep.is_none_or(|t| at < t) {
-            self.next_sweep = Some(at);
-        }
-    }
-
     fn on_upstream_event(&mut self, key: Key, readable: bool, writable: bool, hup: bool, now: Instant) {
         let Some(up) = self.upstreams.get_mut(key) else {
             return;
@@ -466,17 +381,7 @@ impl EventLoop {
         match up.owner {
             Owner::Client(ck) => self.drive(ck, now),
             Owner::Probe(ep) => self.drive_probe(ep, key, now),
-            Owner::Idle => {
-                // An idle connection has nothing to say: data, EOF or an error means the server
-                // closed it (or broke it). A stale readiness hint reads WouldBlock: keep it.
-                if readable
-                    && !matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), event::io::IoOutcome::WouldBlock)
-                {
-                    self.close_upstream(key);
-                } else if let Some(up) = self.upstreams.get_mut(key) {
-                    up.can_read = false;
-                }
-            }
+            Owner::Idle => self.on_idle_event(key, readable),
         }
     }
 
@@ -504,64 +409,6 @@ impl EventLoop {
         }
     }
 
-    /// Start a non-blocking connection to endpoint `idx` for `owner` (plain or TLS) and register
-    /// it with the loop; the owner learns on WRITABLE whether it connected.
-    fn open_upstream(&mut self, idx: usize, owner: Owner, now: Instant) -> std::result::Result<Key, OpenError> {
-        let ep = &mut self.endpoints[idx];
-        let Some(&addr) = ep.addrs.get(ep.next_addr % ep.addrs.len().max(1)) else {
-            return Err(OpenError::Endpoint(format!("no address for {}", ep.cfg.url.host)));
-        };
-        let opened = mio::net::TcpStream::connect(addr).map_err(OpenError::from_io).and_then(|sock| {
-            let _ = sock.set_nodelay(true);
-            match &ep.tls {
-                None => Ok(upstream::transport::Transport::plain(sock)),
-                Some(cfg) => upstream::transport::Transport::tls(sock, cfg.clone(), &ep.cfg.url.host)
-                    .map_err(|e| OpenError::Endpoint(e.to_string())),
-            }
-        });
-        let mut transport = match opened {
-            Ok(t) => t,
-            Err(e) => {
-                // Try the next address next time: one dead address must not pin the endpoint.
-                ep.next_addr = ep.next_addr.wrapping_add(1);
-                return Err(e);
-            }
-        };
-        let key = self.upstreams.next_key();
-        self.poll
-            .registry()
-            .register(transport.socket(), token(KIND_UPSTREAM, key), Interest::READABLE | Interest::WRITABLE)
-            .map_err(OpenError::from_io)?;
-        let generation = ep.generation;
-        self.upstreams.insert(Upstream {
-            transport,
-            endpoint: idx,
-            generation,
-            owner,
-            connected: false,
-            reused: false,
-            can_read: false,
-            can_write: false,
-            inbuf: Vec::new(),
-            head_scan: Default::default(),
-            idle_since: now,
-            hup: false,
-        });
-        Ok(key)
-    }
-
-    /// Deregister and drop an upstream connection, wherever it was.
-    fn close_upstream(&mut self, key: Key) {
-        if let Some(mut up) = self.upstreams.remove(key) {
-            let _ = self.poll.registry().deregister(up.transport.socket());
-            if up.owner == Owner::Idle {
-                if let Some(ep) = self.endpoints.get_mut(up.endpoint) {
-                    ep.idle.retain(|k| *k != key);
-                }
-            }
-        }
-    }
-
     fn close_client(&mut self, key: Key, now: Instant) {
         if let Some(mut c) = self.clients.remove(key) {
             let _ = self.poll.registry().deregister(&mut c.sock);
@@ -569,109 +416,6 @@ impl EventLoop {
                 let out = c.out.pushed() - ex.out_start;
                 self.abandon_exchange(*ex, out, now);
             }
-        }
-    }
-
-    fn on_timers(&mut self, now: Instant) {
-        if self.accept_retry.is_some_and(|t| t <= now) {
-            self.accept_retry = None;
-            self.accept(now);
-        }
-        if self.persist_at.is_some_and(|t| t <= now) {
-            self.persist();
-        }
-        if self.usage_at.is_some_and(|t| t <= now) {
-            self.persist_usage();
-        }
-        if self.next_probe <= now {
-            self.affinity.expire(now);
-            self.start_probes(now);
-            self.next_probe = now + self.settings.verify_interval;
-        }
-        if self.next_sweep.is_some_and(|t| t <= now) {
-            self.sweep(now);
-        }
-    }
-
-    /// Fire every expired deadline and work out when the next one is due.
-    fn sweep(&mut self, now: Instant) {
-        self.wake_body_waiters();
-        let mut next: Option<Instant> = None;
-        let mut upd = |t: Instant| {
-            if next.is_none_or(|n| t < n) {
-                next = Some(t);
-            }
-        };
-        let idle: Vec<Key> = self.upstreams.keys().collect();
-        for key in idle {
-            let Some(up) = self.upstreams.get(key) else {
-                continue;
-            };
-            if up.owner == Owner::Idle {
-                let due = up.idle_since + POOL_IDLE;
-                if due <= now {
-                    self.close_upstream(key);
-                } else {
-                    upd(due);
-                }
-            }
-        }
-        let keys: Vec<Key> = self.clients.keys().collect();
-        for key in keys {
-            if let Some(due) = self.client_deadline(key) {
-                if due <= now {
-                    self.on_client_deadline(key, now);
-                    // A deadline may have queued a response (408): write it now.
-                    self.drive(key, now);
-                    if let Some(again) = self.client_deadline(key) {
-                        upd(again.max(now + SWEEP_MIN_GAP));
-                    }
-                } else {
-                    upd(due);
-                }
-            }
-        }
-        for due in self.probe_deadlines() {
-            upd(due);
-        }
-        self.next_sweep = next.map(|t| t.max(now + SWEEP_MIN_GAP));
-    }
-
-    fn client_deadline(&self, key: Key) -> Option<Instant> {
-        let c = self.clients.get(key)?;
-        match &c.phase {
-            ClientPhase::ReadingHead if c.inbuf.is_empty() && c.heads == 0 => {
-                Some(c.since + self.settings.idle_timeout.min(self.settings.header_timeout).min(FIRST_BYTE_TIMEOUT))
-            }
-            ClientPhase::ReadingHead if c.inbuf.is_empty() => Some(c.since + self.settings.idle_timeout),
-            ClientPhase::ReadingHead => Some(c.since + self.settings.header_timeout),
-            ClientPhase::Closing => Some(c.since + LINGER),
-            ClientPhase::Waiting { .. } => Some(c.since + DISK_WAIT),
-            ClientPhase::Exchange(ex) => match &ex.attempt {
-                Some(a) => Some(a.deadline),
-                // Waiting for the rest of the body before an attempt could start.
-                None => Some(c.since + self.settings.idle_timeout),
-            },
-        }
-    }
-
-    fn on_client_deadline(&mut self, key: Key, now: Instant) {
-        let Some(c) = self.clients.get_mut(key) else {
-            return;
-        };
-        match &c.phase {
-            ClientPhase::ReadingHead if c.inbuf.is_empty() => self.close_client(key, now),
-            ClientPhase::ReadingHead => {
-                self.stats.bad_requests += 1;
-                log::info!("client {}: request head not complete within --header-timeout -> 408", c.peer);
-                self.respond_local_error(key, 408, "request head not received in time", now);
-            }
-            ClientPhase::Closing => self.close_client(key, now),
-            ClientPhase::Waiting { .. } => {
-                log::warn!("client {}: the config was not read within {DISK_WAIT:?} -> 503", c.peer);
-                self.respond_local_error(key, 503, "the proxy could not read its config in time", now);
-            }
-            ClientPhase::Exchange(_) => self.on_exchange_deadline(key, now),
         }
     }
 }

@@ -311,7 +311,7 @@ pub struct Attempt {
     /// A stale pooled connection was already replaced once in this attempt.
     pub fresh_retry_used: bool,
     /// What is read from the response as it passes (`sse.rs`).
-    pub scan: Option<super::answer::sse::Scan>,
+    pub scan: Option<super::answer::Scan>,
     /// While `Priming`: when the held stream is released even without content (`--stream-hold`).
     pub hold_until: Option<Instant>,
     /// Addresses of the endpoint this attempt has connected to (a failed connect moves on to
@@ -355,7 +355,7 @@ pub struct Exchange {
     /// The client's `OutBuf::pushed()` when the exchange began (bytes sent = the difference).
     pub out_start: u64,
     /// Model and token counts of the response, once read (for the access log).
-    pub tokens: Option<(Option<String>, super::answer::sse::Tokens)>,
+    pub tokens: Option<(Option<String>, super::answer::usage::Tokens)>,
     /// An Anthropic API request (path under `/v1/`). Anything else (Claude Code's `HEAD /`
     /// reachability check, a relay's own pages) is forwarded once: never retried, never a
     /// verdict on the endpoint's health or queue.

@@ -97,7 +97,7 @@ pub struct Record {
     pub session: String,
     /// The model ("" when the reply named none) and the tokens it reported.
     pub model: String,
-    pub tokens: Option<crate::proxy::answer::sse::Tokens>,
+    pub tokens: Option<crate::proxy::answer::usage::Tokens>,
 }
 
 impl Default for Record {

@@ -128,9 +128,7 @@ impl EventLoop {
             if !self.endpoints[i].retired && !new_ids.contains(&self.endpoints[i].cfg.id) {
                 self.endpoints[i].retired = true;
                 removed += 1;
-                for k in std::mem::take(&mut self.endpoints[i].idle) {
-                    self.close_upstream(k);
-                }
+                self.drop_pool(i);
                 let id = self.endpoints[i].cfg.id.clone();
                 if self.failures.remove(&id) {
                     self.queue_changed(now);

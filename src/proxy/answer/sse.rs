@@ -1,34 +1,13 @@
-//! Reading a Messages response as it passes, without holding back a byte: the events of a
-//! `text/event-stream` (what kind each is, an in-stream `error`, token usage), or the `usage`
-//! of a JSON reply. Fed the decoded body bytes in whatever pieces they arrive.
+//! Reading a Messages event stream as it passes, without holding back a byte: what kind each
+//! event is, an in-stream `error`, token usage. Fed the decoded body bytes in whatever pieces
+//! they arrive.
 
 use serde::Deserialize;
 
-/// Largest single event (or JSON reply) looked into; a bigger one is passed on unread.
+use super::usage::{Tokens, Usage};
+
+/// Largest single event looked into; a bigger one is passed on unread.
 const MAX_EVENT: usize = 64 * 1024;
-const MAX_JSON: usize = 1024 * 1024;
-
-/// Token usage of one response, as the API reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tokens {
-    pub input: u64,
-    pub output: u64,
-    pub cache_creation: u64,
-    pub cache_read: u64,
-}
-
-impl Tokens {
-    /// One response's counters for the usage book.
-    pub fn counts(&self) -> crate::store::usage::Counts {
-        crate::store::usage::Counts {
-            requests: 1,
-            input_tokens: self.input,
-            output_tokens: self.output,
-            cache_creation_input_tokens: self.cache_creation,
-            cache_read_input_tokens: self.cache_read,
-        }
-    }
-}
 
 /// What a stream's events have shown so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +160,7 @@ impl SseScanner {
                 if let Some(u) = v.usage {
                     self.has_usage = true;
                     // Cumulative: the last one wins.
-                    self.tokens.output = u.output_tokens.0.max(self.tokens.output);
+                    self.tokens.output = u.tokens().output.max(self.tokens.output);
                 }
             }
             (Counted::Error, parsed) => {
@@ -217,164 +196,6 @@ struct MessageData {
 struct ErrorData {
     #[serde(rename = "type")]
     kind: Option<String>,
-}
-
-/// A `usage` object. A counter that is missing, null or not a whole number counts as 0.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Usage {
-    input_tokens: Count,
-    output_tokens: Count,
-    cache_creation_input_tokens: Count,
-    cache_read_input_tokens: Count,
-}
-
-impl Usage {
-    fn tokens(&self) -> Tokens {
-        Tokens {
-            input: self.input_tokens.0,
-            output: self.output_tokens.0,
-            cache_creation: self.cache_creation_input_tokens.0,
-            cache_read: self.cache_read_input_tokens.0,
-        }
-    }
-}
-
-/// A token count: any JSON value, read as 0 unless it is a non-negative integer.
-#[derive(Default)]
-struct Count(u64);
-
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Count;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a token count")
-            }
-            fn visit_u64<E>(self, n: u64) -> Result<Count, E> {
-                Ok(Count(n))
-            }
-            fn visit_i64<E>(self, n: i64) -> Result<Count, E> {
-                Ok(Count(u64::try_from(n).unwrap_or(0)))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_unit<E>(self) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_none<E>(self) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Count, D::Error> {
-                Count::deserialize(d)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Count(0))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
-                while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Count(0))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// The `usage` and `model` of a JSON Messages reply, read once it is complete.
-#[derive(Debug, Default)]
-pub struct JsonScanner {
-    body: Vec<u8>,
-    oversized: bool,
-}
-
-impl JsonScanner {
-    pub fn feed(&mut self, data: &[u8]) {
-        if self.oversized || self.body.len() + data.len() > MAX_JSON {
-            self.oversized = true;
-            self.body = Vec::new();
-            return;
-        }
-        self.body.extend_from_slice(data);
-    }
-
-    /// The model and usage, when the complete body had them. The reply is read as a typed
-    /// struct: only `model` and `usage` are kept, everything else (the answer itself) is skipped
-    /// unparsed by serde, and strings are decoded as JSON says (an escaped quote in a model name
-    /// is part of the name).
-    pub fn finish(&self) -> Option<(Option<String>, Tokens)> {
-        let reply: Reply = serde_json::from_slice(&self.body).ok()?;
-        Some((reply.model, reply.usage?.tokens()))
-    }
-}
-
-/// The top level of a JSON Messages reply, as far as it is read.
-#[derive(Deserialize)]
-struct Reply {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    usage: Option<Usage>,
-}
-
-/// What is read from a response as it passes.
-#[derive(Debug)]
-pub enum Scan {
-    Sse(SseScanner),
-    Json(JsonScanner),
-}
-
-impl Scan {
-    /// A scanner for a 200 reply to `POST /v1/messages`, by its content type; none for anything
-    /// else, or for an encoded (gzip) body, which is passed on unread.
-    pub fn for_reply(head: &crate::http::ResponseHead) -> Option<Scan> {
-        let header =
-            |name: &[u8]| head.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim_ascii());
-        if header(b"content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case(b"identity")) {
-            return None;
-        }
-        let ctype = header(b"content-type").unwrap_or_default();
-        let is = |prefix: &[u8]| ctype.len() >= prefix.len() && ctype[..prefix.len()].eq_ignore_ascii_case(prefix);
-        if is(b"text/event-stream") {
-            Some(Scan::Sse(SseScanner::new()))
-        } else if is(b"application/json") {
-            Some(Scan::Json(JsonScanner::default()))
-        } else {
-            None
-        }
-    }
-
-    pub fn feed(&mut self, data: &[u8]) {
-        match self {
-            Scan::Sse(s) => s.feed(data),
-            Scan::Json(j) => j.feed(data),
-        }
-    }
-
-    /// An in-stream `error` event seen so far.
-    pub fn error(&self) -> Option<StreamError> {
-        match self {
-            Scan::Sse(s) => s.error,
-            Scan::Json(_) => None,
-        }
-    }
-
-    /// Model and token usage, once the response is over.
-    pub fn usage(&self) -> Option<(Option<String>, Tokens)> {
-        match self {
-            Scan::Sse(s) if s.has_usage => Some((s.model.clone(), s.tokens.clone())),
-            Scan::Sse(_) => None,
-            Scan::Json(j) => j.finish(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -437,40 +258,5 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
         assert!(s.event.capacity() <= 2 * MAX_EVENT);
         s.feed(b"event: message_stop\ndata: {}\n\n");
         assert!(s.content_seen);
-    }
-
-    #[test]
-    fn json_usage() {
-        let mut j = JsonScanner::default();
-        let body = br#"{"id":"msg_1","type":"message","model":"claude-haiku-4-5","content":[],"usage":{"input_tokens":3,"output_tokens":9,"cache_read_input_tokens":2}}"#;
-        for piece in body.chunks(7) {
-            j.feed(piece);
-        }
-        let (model, t) = j.finish().unwrap();
-        assert_eq!(model.as_deref(), Some("claude-haiku-4-5"));
-        assert_eq!(t, Tokens { input: 3, output: 9, cache_creation: 0, cache_read: 2 });
-        // Keys of the same names inside content (a tool input, escaped text) do not fool it.
-        let mut j = JsonScanner::default();
-        j.feed(br#"{"model":"m1","content":[{"type":"tool_use","input":{"model":"x","usage":{"input_tokens":999}}},{"type":"text","text":"say \"usage\": {\"output_tokens\": 5}"}],"usage":{"input_tokens":4,"output_tokens":6,"server_tool_use":{"web_search_requests":1}}}"#);
-        let (model, t) = j.finish().unwrap();
-        assert_eq!(model.as_deref(), Some("m1"));
-        assert_eq!((t.input, t.output), (4, 6));
-        // A counter of an unexpected kind counts as 0; the others still count.
-        let mut j = JsonScanner::default();
-        j.feed(br#"{"model":"m2","usage":{"input_tokens":1.5,"output_tokens":7,"cache_read_input_tokens":null,"cache_creation_input_tokens":{"ephemeral_5m":3}}}"#);
-        let (_, t) = j.finish().unwrap();
-        assert_eq!(t, Tokens { input: 0, output: 7, cache_creation: 0, cache_read: 0 });
-        // Strings are decoded (an escaped quote belongs to the name), in any key order.
-        let mut j = JsonScanner::default();
-        j.feed(br#"{"usage":{"input_tokens":2,"output_tokens":3},"content":[],"model":"m\"x\u00e9"}"#);
-        let (model, t) = j.finish().unwrap();
-        assert_eq!(model.as_deref(), Some("m\"x\u{e9}"));
-        assert_eq!((t.input, t.output), (2, 3));
-        // Not JSON, or no usage: nothing counted.
-        for body in [&br#"{"model":"m","usage":{"input_tokens":1}"#[..], br#"{"model":"m"}"#] {
-            let mut j = JsonScanner::default();
-            j.feed(body);
-            assert!(j.finish().is_none());
-        }
     }
 }

@@ -64,23 +64,14 @@ impl EventLoop {
             if !up.can_write {
                 return AttemptEvent::Nothing;
             }
-            let sock = up.transport.socket();
-            match sock.take_error() {
-                Ok(Some(e)) | Err(e) => return AttemptEvent::Failed(Failure::Connect(e.to_string())),
-                Ok(None) => {}
-            }
-            match sock.peer_addr() {
-                Ok(_) => {
-                    up.connected = true;
+            match crate::proxy::upstream::pool::connect_done(up) {
+                Ok(true) => {
                     a.phase = AttemptPhase::Sending;
                     a.deadline = now + timeout;
                     progress = true;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
-                    up.can_write = false;
-                    return AttemptEvent::Nothing;
-                }
-                Err(e) => return AttemptEvent::Failed(Failure::Connect(e.to_string())),
+                Ok(false) => return AttemptEvent::Nothing,
+                Err(e) => return AttemptEvent::Failed(Failure::Connect(e)),
             }
         }
 
@@ -342,28 +333,6 @@ impl EventLoop {
         self.arm(d);
     }
 
-    /// A live idle connection of endpoint `idx`, most recently used first. One the upstream has
-    /// closed meanwhile is dropped before a request could be written to it (a request is sent
-    /// again to the same endpoint only when it provably never reached it): the loop closes an
-    /// idle connection as soon as its FIN or alert arrives, and one idle for a while is also
-    /// peeked at, in case that arrival is still in this turn's events. A connection reused
-    /// within `PEEK_AFTER` (the common case under load) costs no extra syscall.
-    fn take_pooled(&mut self, idx: usize, now: Instant) -> Option<Key> {
-        const PEEK_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
-        while let Some(k) = self.endpoints[idx].idle.pop() {
-            let Some(up) = self.upstreams.get_mut(k) else { continue };
-            if now.saturating_duration_since(up.idle_since) < PEEK_AFTER {
-                return Some(k);
-            }
-            let mut probe = [0u8; 1];
-            match up.transport.socket().peek(&mut probe) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(k),
-                _ => self.close_upstream(k),
-            }
-        }
-        None
-    }
-
     /// A connect failed: move on to the endpoint's next resolved address within the same attempt
     /// and deadline (a simple, sequential Happy Eyeballs), so one unreachable A or AAAA record
     /// does not pin the endpoint as failed. False when every address was tried.
@@ -493,33 +462,6 @@ impl EventLoop {
         };
         self.fail_attempt(ck, failure, now);
         self.drive(ck, now);
-    }
-
-    /// Return an upstream connection to its endpoint's pool, or close it.
-    pub(in crate::proxy) fn release_upstream(&mut self, k: Key, reuse: bool, now: Instant) {
-        let Some(up) = self.upstreams.get_mut(k) else {
-            return;
-        };
-        // A connection the upstream has already closed (its EOF was signalled, or a readiness not
-        // yet read turns out to be data or EOF) never goes back: the next request would meet it.
-        let mut reuse = reuse && !up.hup;
-        if reuse && up.can_read {
-            reuse = matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), IoOutcome::WouldBlock);
-            up.can_read = false;
-        }
-        let ep = &mut self.endpoints[up.endpoint];
-        // A connection to a target that a reload replaced never goes back to the pool: the next
-        // request would carry the new key to the old host.
-        if reuse && up.generation == ep.generation && !ep.retired && ep.idle.len() < POOL_MAX {
-            up.owner = Owner::Idle;
-            up.idle_since = now;
-            up.inbuf.clear();
-            up.head_scan = Default::default();
-            ep.idle.push(k);
-            self.arm(now + POOL_IDLE);
-        } else {
-            self.close_upstream(k);
-        }
     }
 }
 

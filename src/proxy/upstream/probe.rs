@@ -135,17 +135,9 @@ fn probe_step(p: &mut Probe, up: &mut Upstream, scratch: &mut [u8]) -> Option<Re
         if !up.can_write {
             return None;
         }
-        let sock = up.transport.socket();
-        match sock.take_error() {
-            Ok(Some(e)) | Err(e) => return Some(Err(format!("connect error: {e}"))),
-            Ok(None) => {}
-        }
-        match sock.peer_addr() {
-            Ok(_) => up.connected = true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
-                up.can_write = false;
-                return None;
-            }
+        match crate::proxy::upstream::pool::connect_done(up) {
+            Ok(true) => {}
+            Ok(false) => return None,
             Err(e) => return Some(Err(format!("connect error: {e}"))),
         }
     }

@@ -1,0 +1,161 @@
+//! The proxy's own endpoints under `/_qcc/` and `/metrics`, answered on the loop: the
+//! dashboard page, `GET /_qcc/status|recent|history` (JSON), and the actions `POST
+//! /_qcc/queue/clear|reload|probe|endpoint`. Actions need the header `x-qcc-action: 1`, which a
+//! page on another site cannot send without a CORS preflight (refused unless its origin is
+//! allowed). Keys never appear here. Local replies are bounded all together (`LOCAL_REPLIES_MAX`).
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::http::{BodyFraming, RequestHead};
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::{ClientPhase, LOCAL_REPLIES_MAX};
+use crate::proxy::{wire, EventLoop};
+
+/// The dashboard: one self-contained page (no CDN, no build step), compiled in.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+impl EventLoop {
+    /// Answer a request for `/_qcc/...` on the loop itself.
+    pub(in crate::proxy) fn serve_admin(&mut self, ck: Key, head: &RequestHead, now: Instant) {
+        if !matches!(head.framing, BodyFraming::None | BodyFraming::Length(0)) {
+            self.respond_local_error(ck, 400, "the /_qcc/ endpoints take no request body", now);
+            return;
+        }
+        let (path, query) = head.target().split_once('?').unwrap_or((head.target(), ""));
+        let param = |name: &str| {
+            query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('='))).map(str::to_string)
+        };
+        let action = head.method() == "POST";
+        let marked = head.headers().any(|(n, v)| n.eq_ignore_ascii_case(b"x-qcc-action") && v == b"1");
+        let (status, body) = match (head.method(), path) {
+            _ if action && !marked => (
+                403,
+                json!({"type": "error", "error": {"type": "permission_error",
+                       "message": "qcc actions need the header x-qcc-action: 1"}}),
+            ),
+            ("GET", "/_qcc/" | "/_qcc") => {
+                self.respond_admin(ck, head, 200, "text/html; charset=utf-8", DASHBOARD.as_bytes(), now);
+                return;
+            }
+            ("GET", "/_qcc/status") => (200, self.status_json(now)),
+            ("GET", "/_qcc/recent") => (200, self.recent.to_json()),
+            ("POST", "/_qcc/endpoint") => {
+                let (Some(id), Some(enabled)) = (param("endpoint"), param("enabled")) else {
+                    self.respond_admin_error(ck, head, 400, "give ?endpoint=ID&enabled=true|false", now);
+                    return;
+                };
+                // The config is edited and read again on the disk thread; the answer follows.
+                let edit = crate::proxy::event::disk::Edit::Enable { id, enabled: enabled == "true" };
+                self.request_reload(edit, Some((ck, head.keep_alive)), now);
+                return;
+            }
+            ("GET", "/_qcc/history") => {
+                let n = param("n").and_then(|v| v.parse().ok()).unwrap_or(50);
+                (200, self.history.to_json(param("endpoint").as_deref(), n))
+            }
+            ("POST", "/_qcc/reload") => {
+                self.request_reload(crate::proxy::event::disk::Edit::None, Some((ck, head.keep_alive)), now);
+                return;
+            }
+            ("POST", "/_qcc/probe") => {
+                // Probe now: one endpoint, the queued ones (?queued=1), or all of them.
+                let only = param("endpoint");
+                let queued = param("queued").is_some();
+                let picked: Vec<usize> = (0..self.endpoints.len())
+                    .filter(|&i| {
+                        let ep = &self.endpoints[i];
+                        !ep.retired
+                            && only.as_deref().is_none_or(|id| ep.cfg.id == id)
+                            && (!queued || self.failures.contains(&ep.cfg.id))
+                    })
+                    .collect();
+                if picked.is_empty() && only.is_some() {
+                    (404, json!({"type": "error", "error": {"type": "not_found_error", "message": "no such endpoint"}}))
+                } else {
+                    let ids: Vec<String> = picked.iter().map(|&i| self.endpoints[i].cfg.id.clone()).collect();
+                    for i in picked {
+                        self.start_probe(i, now);
+                    }
+                    (200, json!({"probing": ids}))
+                }
+            }
+            ("POST", "/_qcc/queue/clear") => {
+                let n = self.failures.len();
+                // A cleared endpoint must be eligible again: no longer queued means no probe
+                // will ever restore it, so its failure verdict goes too.
+                for ep in self.endpoints.iter_mut().filter(|ep| self.failures.contains(&ep.cfg.id)) {
+                    ep.health.forget_failures();
+                }
+                self.failures.clear();
+                self.queue_changed(now);
+                log::info!("failure queue cleared ({n} endpoints) by request");
+                self.history.push("", "cleared", format!("{n} endpoints"));
+                (200, json!({"cleared": n}))
+            }
+            (
+                _,
+                "/_qcc/status" | "/_qcc/history" | "/_qcc/recent" | "/_qcc/queue/clear" | "/_qcc/reload"
+                | "/_qcc/probe" | "/_qcc/endpoint" | "/_qcc/",
+            ) => (
+                405,
+                json!({"type": "error", "error": {"type": "invalid_request_error", "message": "method not allowed"}}),
+            ),
+            _ => {
+                (404, json!({"type": "error", "error": {"type": "not_found_error", "message": "no such qcc endpoint"}}))
+            }
+        };
+        self.respond_admin(ck, head, status, "application/json", body.to_string().as_bytes(), now);
+    }
+
+    fn respond_admin_error(&mut self, ck: Key, head: &RequestHead, status: u16, msg: &str, now: Instant) {
+        let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}});
+        self.respond_admin(ck, head, status, "application/json", body.to_string().as_bytes(), now);
+    }
+
+    /// A local answer on the client connection, which then reads its next request (or closes).
+    pub(in crate::proxy) fn respond_admin(
+        &mut self,
+        ck: Key,
+        head: &RequestHead,
+        status: u16,
+        ctype: &str,
+        body: &[u8],
+        now: Instant,
+    ) {
+        self.respond_local(ck, head.keep_alive, status, ctype, body, now);
+    }
+
+    /// `respond_admin` for a request whose head is gone (answered after the disk thread).
+    pub(in crate::proxy) fn respond_local(
+        &mut self,
+        ck: Key,
+        keep_alive: bool,
+        status: u16,
+        ctype: &str,
+        body: &[u8],
+        now: Instant,
+    ) {
+        // Replies the proxy made itself and its clients have not read are bounded all together
+        // (each connection holds at most one past `CLIENT_OUT_HIGH`; see `pump_head`): forty
+        // clients that ask for /metrics and never read must not hold forty copies.
+        let queued: usize =
+            self.clients.iter().filter(|c| !matches!(c.phase, ClientPhase::Exchange(_))).map(|c| c.out.len()).sum();
+        if queued + body.len() > LOCAL_REPLIES_MAX {
+            self.stats.rejected += 1;
+            log::debug!("{queued} unread bytes of local replies queued -> 503");
+            self.respond_local_error(ck, 503, "the proxy holds too many unread replies; try again", now);
+            return;
+        }
+        let Some(c) = self.clients.get_mut(ck) else {
+            return;
+        };
+        let close = !keep_alive || self.draining.is_some();
+        let mut bytes = Vec::new();
+        wire::local_response(status, ctype, body, close, &mut bytes);
+        c.out.push(&bytes);
+        c.since = now;
+        c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
+    }
+}

@@ -1,0 +1,122 @@
+//! Time in the loop: how long `poll` may sleep, the timers (state-file writes, probes, the accept
+//! retry) and the sweep that fires expired deadlines. Deadlines are derived from state (phase
+//! start, last byte) and checked by a sweep whose time is the earliest pending deadline.
+
+use std::time::{Duration, Instant};
+
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::*;
+use crate::proxy::{EventLoop, SWEEP_MIN_GAP};
+
+impl EventLoop {
+    /// How long poll may sleep: until the earliest deadline we know of.
+    pub(in crate::proxy) fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        let mut next = self.next_probe;
+        if let Some(t) = self.next_sweep {
+            next = next.min(t);
+        }
+        for t in [self.persist_at, self.usage_at, self.accept_retry].into_iter().flatten() {
+            next = next.min(t);
+        }
+        Some(next.saturating_duration_since(now))
+    }
+
+    /// Make sure the sweep runs no later than `at`.
+    pub(in crate::proxy) fn arm(&mut self, at: Instant) {
+        if self.next_sweep.is_none_or(|t| at < t) {
+            self.next_sweep = Some(at);
+        }
+    }
+
+    pub(in crate::proxy) fn on_timers(&mut self, now: Instant) {
+        if self.accept_retry.is_some_and(|t| t <= now) {
+            self.accept_retry = None;
+            self.accept(now);
+        }
+        if self.persist_at.is_some_and(|t| t <= now) {
+            self.persist();
+        }
+        if self.usage_at.is_some_and(|t| t <= now) {
+            self.persist_usage();
+        }
+        if self.next_probe <= now {
+            self.affinity.expire(now);
+            self.start_probes(now);
+            self.next_probe = now + self.settings.verify_interval;
+        }
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.sweep(now);
+        }
+    }
+
+    /// Fire every expired deadline and work out when the next one is due.
+    pub(in crate::proxy) fn sweep(&mut self, now: Instant) {
+        self.wake_body_waiters();
+        let mut next: Option<Instant> = None;
+        let mut upd = |t: Instant| {
+            if next.is_none_or(|n| t < n) {
+                next = Some(t);
+            }
+        };
+        if let Some(due) = self.sweep_pool(now) {
+            upd(due);
+        }
+        let keys: Vec<Key> = self.clients.keys().collect();
+        for key in keys {
+            if let Some(due) = self.client_deadline(key) {
+                if due <= now {
+                    self.on_client_deadline(key, now);
+                    // A deadline may have queued a response (408): write it now.
+                    self.drive(key, now);
+                    if let Some(again) = self.client_deadline(key) {
+                        upd(again.max(now + SWEEP_MIN_GAP));
+                    }
+                } else {
+                    upd(due);
+                }
+            }
+        }
+        for due in self.probe_deadlines() {
+            upd(due);
+        }
+        self.next_sweep = next.map(|t| t.max(now + SWEEP_MIN_GAP));
+    }
+
+    pub(in crate::proxy) fn client_deadline(&self, key: Key) -> Option<Instant> {
+        let c = self.clients.get(key)?;
+        match &c.phase {
+            ClientPhase::ReadingHead if c.inbuf.is_empty() && c.heads == 0 => {
+                Some(c.since + self.settings.idle_timeout.min(self.settings.header_timeout).min(FIRST_BYTE_TIMEOUT))
+            }
+            ClientPhase::ReadingHead if c.inbuf.is_empty() => Some(c.since + self.settings.idle_timeout),
+            ClientPhase::ReadingHead => Some(c.since + self.settings.header_timeout),
+            ClientPhase::Closing => Some(c.since + LINGER),
+            ClientPhase::Waiting { .. } => Some(c.since + DISK_WAIT),
+            ClientPhase::Exchange(ex) => match &ex.attempt {
+                Some(a) => Some(a.deadline),
+                // Waiting for the rest of the body before an attempt could start.
+                None => Some(c.since + self.settings.idle_timeout),
+            },
+        }
+    }
+
+    pub(in crate::proxy) fn on_client_deadline(&mut self, key: Key, now: Instant) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        match &c.phase {
+            ClientPhase::ReadingHead if c.inbuf.is_empty() => self.close_client(key, now),
+            ClientPhase::ReadingHead => {
+                self.stats.bad_requests += 1;
+                log::info!("client {}: request head not complete within --header-timeout -> 408", c.peer);
+                self.respond_local_error(key, 408, "request head not received in time", now);
+            }
+            ClientPhase::Closing => self.close_client(key, now),
+            ClientPhase::Waiting { .. } => {
+                log::warn!("client {}: the config was not read within {DISK_WAIT:?} -> 503", c.peer);
+                self.respond_local_error(key, 503, "the proxy could not read its config in time", now);
+            }
+            ClientPhase::Exchange(_) => self.on_exchange_deadline(key, now),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Connections to upstreams, from open to close: opened non-blocking (plain or TLS) and
+//! registered, their connect completion, returned to and taken from each endpoint's idle pool,
+//! idle ones watched and swept, and closed. Attempts and probes both go through here.
+
+use std::time::Instant;
+
+use mio::Interest;
+
+use crate::proxy::event::io::IoOutcome;
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::*;
+use crate::proxy::upstream::transport::Transport;
+use crate::proxy::{token, EventLoop, OpenError, KIND_UPSTREAM};
+
+/// Whether a connect started non-blocking has completed: `Ok(true)` connected, `Ok(false)`
+/// not yet (wait for the next writable event), `Err` the reason it failed.
+pub(in crate::proxy) fn connect_done(up: &mut Upstream) -> Result<bool, String> {
+    let sock = up.transport.socket();
+    match sock.take_error() {
+        Ok(Some(e)) | Err(e) => return Err(e.to_string()),
+        Ok(None) => {}
+    }
+    match sock.peer_addr() {
+        Ok(_) => {
+            up.connected = true;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+            up.can_write = false;
+            Ok(false)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl EventLoop {
+    /// Start a non-blocking connection to endpoint `idx` for `owner` (plain or TLS) and register
+    /// it with the loop; the owner learns on WRITABLE whether it connected.
+    pub(in crate::proxy) fn open_upstream(
+        &mut self,
+        idx: usize,
+        owner: Owner,
+        now: Instant,
+    ) -> std::result::Result<Key, OpenError> {
+        let ep = &mut self.endpoints[idx];
+        let Some(&addr) = ep.addrs.get(ep.next_addr % ep.addrs.len().max(1)) else {
+            return Err(OpenError::Endpoint(format!("no address for {}", ep.cfg.url.host)));
+        };
+        let opened = mio::net::TcpStream::connect(addr).map_err(OpenError::from_io).and_then(|sock| {
+            let _ = sock.set_nodelay(true);
+            match &ep.tls {
+                None => Ok(Transport::plain(sock)),
+                Some(cfg) => {
+                    Transport::tls(sock, cfg.clone(), &ep.cfg.url.host).map_err(|e| OpenError::Endpoint(e.to_string()))
+                }
+            }
+        });
+        let mut transport = match opened {
+            Ok(t) => t,
+            Err(e) => {
+                // Try the next address next time: one dead address must not pin the endpoint.
+                ep.next_addr = ep.next_addr.wrapping_add(1);
+                return Err(e);
+            }
+        };
+        let key = self.upstreams.next_key();
+        self.poll
+            .registry()
+            .register(transport.socket(), token(KIND_UPSTREAM, key), Interest::READABLE | Interest::WRITABLE)
+            .map_err(OpenError::from_io)?;
+        let generation = ep.generation;
+        self.upstreams.insert(Upstream {
+            transport,
+            endpoint: idx,
+            generation,
+            owner,
+            connected: false,
+            reused: false,
+            can_read: false,
+            can_write: false,
+            inbuf: Vec::new(),
+            head_scan: Default::default(),
+            idle_since: now,
+            hup: false,
+        });
+        Ok(key)
+    }
+
+    /// Deregister and drop an upstream connection, wherever it was.
+    pub(in crate::proxy) fn close_upstream(&mut self, key: Key) {
+        if let Some(mut up) = self.upstreams.remove(key) {
+            let _ = self.poll.registry().deregister(up.transport.socket());
+            if up.owner == Owner::Idle {
+                if let Some(ep) = self.endpoints.get_mut(up.endpoint) {
+                    ep.idle.retain(|k| *k != key);
+                }
+            }
+        }
+    }
+
+    /// A live idle connection of endpoint `idx`, most recently used first. One the upstream has
+    /// closed meanwhile is dropped before a request could be written to it (a request is sent
+    /// again to the same endpoint only when it provably never reached it): the loop closes an
+    /// idle connection as soon as its FIN or alert arrives, and one idle for a while is also
+    /// peeked at, in case that arrival is still in this turn's events. A connection reused
+    /// within `PEEK_AFTER` (the common case under load) costs no extra syscall.
+    pub(in crate::proxy) fn take_pooled(&mut self, idx: usize, now: Instant) -> Option<Key> {
+        const PEEK_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+        while let Some(k) = self.endpoints[idx].idle.pop() {
+            let Some(up) = self.upstreams.get_mut(k) else { continue };
+            if now.saturating_duration_since(up.idle_since) < PEEK_AFTER {
+                return Some(k);
+            }
+            let mut probe = [0u8; 1];
+            match up.transport.socket().peek(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(k),
+                _ => self.close_upstream(k),
+            }
+        }
+        None
+    }
+
+    /// Return an upstream connection to its endpoint's pool, or close it.
+    pub(in crate::proxy) fn release_upstream(&mut self, k: Key, reuse: bool, now: Instant) {
+        let Some(up) = self.upstreams.get_mut(k) else {
+            return;
+        };
+        // A connection the upstream has already closed (its EOF was signalled, or a readiness not
+        // yet read turns out to be data or EOF) never goes back: the next request would meet it.
+        let mut reuse = reuse && !up.hup;
+        if reuse && up.can_read {
+            reuse = matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), IoOutcome::WouldBlock);
+            up.can_read = false;
+        }
+        let ep = &mut self.endpoints[up.endpoint];
+        // A connection to a target that a reload replaced never goes back to the pool: the next
+        // request would carry the new key to the old host.
+        if reuse && up.generation == ep.generation && !ep.retired && ep.idle.len() < POOL_MAX {
+            up.owner = Owner::Idle;
+            up.idle_since = now;
+            up.inbuf.clear();
+            up.head_scan = Default::default();
+            ep.idle.push(k);
+            self.arm(now + POOL_IDLE);
+        } else {
+            self.close_upstream(k);
+        }
+    }
+
+    /// An event on an idle pooled connection. It has nothing to say: data, EOF or an error
+    /// means the server closed it (or broke it). A stale readiness hint reads WouldBlock: keep it.
+    pub(in crate::proxy) fn on_idle_event(&mut self, key: Key, readable: bool) {
+        let Some(up) = self.upstreams.get_mut(key) else { return };
+        if readable && !matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), IoOutcome::WouldBlock) {
+            self.close_upstream(key);
+        } else if let Some(up) = self.upstreams.get_mut(key) {
+            up.can_read = false;
+        }
+    }
+
+    /// Close pooled connections idle for `POOL_IDLE`; when the next one is due.
+    pub(in crate::proxy) fn sweep_pool(&mut self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let idle: Vec<Key> = self.endpoints.iter().flat_map(|ep| ep.idle.iter().copied()).collect();
+        for key in idle {
+            let Some(up) = self.upstreams.get(key) else { continue };
+            let due = up.idle_since + POOL_IDLE;
+            if due <= now {
+                self.close_upstream(key);
+            } else if next.is_none_or(|n| due < n) {
+                next = Some(due);
+            }
+        }
+        next
+    }
+
+    /// Close every idle connection of endpoint `idx` (its target changed, or it left the cluster).
+    pub(in crate::proxy) fn drop_pool(&mut self, idx: usize) {
+        for k in std::mem::take(&mut self.endpoints[idx].idle) {
+            self.close_upstream(k);
+        }
+    }
+}
