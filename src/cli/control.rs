@@ -2,7 +2,6 @@
 //! `proxy status`, `proxy stop`, `proxy logs`, `queue status`, `queue clear`, `health status`.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -41,29 +40,26 @@ fn call(home: &Path, method: &str, path: &str) -> Result<(PidInfo, Value)> {
     let base = info.base_url();
     let hostport = base.trim_start_matches("http://");
     let fail = |what: String| Error::Failed(format!("cannot reach qcc proxy at {base}: {what}"));
-    let addr =
-        hostport.to_socket_addrs().map_err(|e| fail(e.to_string()))?.next().ok_or_else(|| fail("no address".into()))?;
-    let mut sock = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| fail(e.to_string()))?;
-    sock.set_read_timeout(Some(TIMEOUT)).map_err(|e| fail(e.to_string()))?;
-    sock.set_write_timeout(Some(TIMEOUT)).map_err(|e| fail(e.to_string()))?;
     let mut auth = access_key(home).map(|k| format!("x-api-key: {k}\r\n")).unwrap_or_default();
     if method == "POST" {
         auth.push_str("x-qcc-action: 1\r\n");
     }
     let req =
         format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
-    sock.write_all(req.as_bytes()).map_err(|e| fail(e.to_string()))?;
-    let mut raw = Vec::new();
-    sock.take(16 * 1024 * 1024).read_to_end(&mut raw).map_err(|e| fail(e.to_string()))?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| fail("incomplete response".into()))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body: Value = serde_json::from_slice(&raw[split + 4..]).map_err(|e| fail(format!("bad JSON: {e}")))?;
-    if status != 200 {
+    let target = super::client::Target {
+        host: info.local_host(),
+        port: info.port,
+        tls: None,
+        timeout: TIMEOUT,
+    };
+    let reply = super::client::send(&target, req.as_bytes(), 16 * 1024 * 1024).map_err(fail)?;
+    if reply.status != 200 {
         // It was reached: say what it said (a refused reload is not an unreachable proxy).
-        let msg = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("error");
-        return Err(Error::Failed(format!("qcc proxy at {base} refused: HTTP {status}: {}", crate::mask::clean(msg))));
+        let msg = reply.error_message().unwrap_or_else(|| "error".into());
+        let status = reply.status;
+        return Err(Error::Failed(format!("qcc proxy at {base} refused: HTTP {status}: {}", crate::mask::clean(&msg))));
     }
+    let body: Value = serde_json::from_slice(&reply.body).map_err(|e| fail(format!("bad JSON: {e}")))?;
     Ok((info, body))
 }
 

@@ -3,6 +3,7 @@
 //! argument is a usage error (exit 2).
 
 pub mod claude;
+pub mod client;
 pub mod commands;
 pub mod completions;
 pub mod control;

@@ -1,8 +1,6 @@
 //! `qcc health test`: one real probe request per endpoint (the request the recovery probe
 //! sends), concurrently, each bounded by its endpoint's timeout; no proxy needed.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,69 +86,22 @@ pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, mode
 
 fn probe(ep: &EndpointConfig, tls: Option<Arc<rustls::ClientConfig>>, model: &str) -> Verdict {
     let started = Instant::now();
-    let timeout = Duration::from_secs(ep.timeout_secs.max(1));
-    let verdict =
-        |status: Option<u16>, reason: String| Verdict { status, latency_ms: started.elapsed().as_millis(), reason };
-    let addr = match (ep.url.host.as_str(), ep.url.port).to_socket_addrs().map(|mut a| a.next()) {
-        Ok(Some(a)) => a,
-        Ok(None) => return verdict(None, format!("no address for {}", ep.url.host)),
-        Err(e) => return verdict(None, format!("cannot resolve {}: {e}", ep.url.host)),
+    let target = super::client::Target {
+        host: &ep.url.host,
+        port: ep.url.port,
+        tls,
+        timeout: Duration::from_secs(ep.timeout_secs.max(1)),
     };
-    let sock = match TcpStream::connect_timeout(&addr, timeout) {
-        Ok(s) => s,
-        Err(e) => return verdict(None, format!("connect: {e}")),
-    };
-    let _ = sock.set_read_timeout(Some(timeout));
-    let _ = sock.set_write_timeout(Some(timeout));
-    let request = crate::proxy::probe_request(ep, model);
-    let head = match tls {
-        None => exchange(sock, &request),
-        Some(config) => {
-            let name = match rustls::pki_types::ServerName::try_from(ep.url.host.clone()) {
-                Ok(n) => n,
-                Err(e) => return verdict(None, format!("TLS name: {e}")),
-            };
-            match rustls::ClientConnection::new(config, name) {
-                Ok(conn) => exchange(rustls::StreamOwned::new(conn, sock), &request),
-                Err(e) => Err(format!("TLS: {e}")),
-            }
-        }
-    };
-    match head {
-        Ok((200, _)) => verdict(Some(200), "answered".into()),
-        Ok((status, why)) => verdict(Some(status), why),
-        Err(e) => verdict(None, e),
-    }
-}
-
-/// Send the request, read the response head: the status and, for an error, its message.
-fn exchange(mut s: impl Read + Write, request: &[u8]) -> std::result::Result<(u16, String), String> {
-    s.write_all(request).and_then(|()| s.flush()).map_err(|e| format!("send: {e}"))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let parsed = crate::http::parse_response_head(&buf, false);
-        // An error's message is in its body: wait for a short length-framed body to arrive.
-        let body_due = match &parsed {
-            Ok(Some(h)) => match h.framing {
-                crate::http::BodyFraming::Length(n) if n <= 64 * 1024 => h.raw.len() + n as usize,
-                _ => 0,
-            },
-            _ => usize::MAX,
-        };
-        if let (Ok(Some(head)), true) = (parsed, buf.len() >= body_due) {
-            let body = String::from_utf8_lossy(&buf[head.raw.len()..]).into_owned();
-            let message = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_else(|| format!("HTTP {}", head.status));
-            return Ok((head.status, message));
-        }
-        match s.read(&mut chunk) {
-            Ok(0) => return Err("closed before a response".into()),
-            Ok(n) if buf.len() < 256 * 1024 => buf.extend_from_slice(&chunk[..n]),
-            Ok(_) => return Err("response head too large".into()),
-            Err(e) => return Err(format!("no response: {e}")),
-        }
+    // An error's message is in its body; a 200's body is not needed beyond a little.
+    let reply = super::client::send(&target, &crate::proxy::probe_request(ep, model), 64 * 1024);
+    let latency_ms = started.elapsed().as_millis();
+    match reply {
+        Ok(r) if r.status == 200 => Verdict { status: Some(200), latency_ms, reason: "answered".into() },
+        Ok(r) => Verdict {
+            status: Some(r.status),
+            latency_ms,
+            reason: r.error_message().unwrap_or_else(|| format!("HTTP {}", r.status)),
+        },
+        Err(e) => Verdict { status: None, latency_ms, reason: e },
     }
 }

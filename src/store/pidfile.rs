@@ -22,13 +22,19 @@ pub struct PidInfo {
 }
 
 impl PidInfo {
-    /// Where the running proxy listens, for clients on this host.
-    pub fn base_url(&self) -> String {
-        let host = match self.host.as_str() {
+    /// The address a client on this host connects to (a wildcard listener is reached on
+    /// loopback), without brackets.
+    pub fn local_host(&self) -> &str {
+        match self.host.as_str() {
             "0.0.0.0" => "127.0.0.1",
             "::" => "::1",
             h => h,
-        };
+        }
+    }
+
+    /// Where the running proxy listens, for clients on this host.
+    pub fn base_url(&self) -> String {
+        let host = self.local_host();
         if host.contains(':') {
             format!("http://[{host}]:{}", self.port)
         } else {
