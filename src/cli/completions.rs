@@ -25,32 +25,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("endpoint enable", &[]),
     ("endpoint disable", &[]),
     ("endpoint set", &["--url", "--key", "--key-file", "--priority", "--weight", "--timeout", "--max-failures"]),
-    (
-        "proxy start",
-        &[
-            "--cluster",
-            "--host",
-            "--port",
-            "--strategy",
-            "--ca-file",
-            "--verify-interval",
-            "--probe-model",
-            "--log-level",
-            "--max-body",
-            "--max-connections",
-            "--header-timeout",
-            "--idle-timeout",
-            "--drain-timeout",
-            "--stream-idle-timeout",
-            "--stream-hold",
-            "--access-key",
-            "--allow-host",
-            "--allow-origin",
-            "--affinity-max",
-            "--affinity-ttl",
-            "--no-affinity",
-        ],
-    ),
+    ("proxy start", &[]), // its flags: `proxy_start::FLAGS`
     ("proxy status", &["--json"]),
     ("proxy stop", &["--timeout"]),
     ("proxy reload", &[]),
@@ -68,6 +43,15 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("queue retry", &[]),
     ("queue retry-all", &[]),
 ];
+
+/// A command's flags: the table above, or for `proxy start` its own table.
+fn flags(cmd: &str, listed: &[&'static str]) -> Vec<&'static str> {
+    if cmd == "proxy start" {
+        super::proxy_start::FLAGS.iter().map(|f| f.name).collect()
+    } else {
+        listed.to_vec()
+    }
+}
 
 fn tops() -> Vec<&'static str> {
     let mut t: Vec<&str> = COMMANDS.iter().map(|(c, _)| c.split(' ').next().unwrap_or(c)).collect();
@@ -93,8 +77,8 @@ pub fn print(shell: &str) -> Result<()> {
 
 fn bash() -> String {
     let mut cases = String::new();
-    for (cmd, flags) in COMMANDS {
-        cases.push_str(&format!("    \"{cmd}\") opts=\"{}\" ;;\n", flags.join(" ")));
+    for (cmd, listed) in COMMANDS {
+        cases.push_str(&format!("    \"{cmd}\") opts=\"{}\" ;;\n", flags(cmd, listed).join(" ")));
     }
     let mut groups = String::new();
     for g in ["config", "endpoint", "proxy", "health", "queue"] {
@@ -136,9 +120,9 @@ fn fish() -> String {
     for g in ["config", "endpoint", "proxy", "health", "queue"] {
         out.push_str(&format!("complete -c qcc -n '__fish_seen_subcommand_from {g}' -a '{}'\n", subs(g).join(" ")));
     }
-    for (cmd, flags) in COMMANDS {
+    for (cmd, listed) in COMMANDS {
         let last = cmd.rsplit(' ').next().unwrap_or(cmd);
-        for f in flags.iter().filter(|f| f.starts_with("--")) {
+        for f in flags(cmd, listed).iter().filter(|f| f.starts_with("--")) {
             out.push_str(&format!("complete -c qcc -n '__fish_seen_subcommand_from {last}' -l {}\n", &f[2..]));
         }
     }

@@ -46,12 +46,7 @@ fn call(home: &Path, method: &str, path: &str) -> Result<(PidInfo, Value)> {
     }
     let req =
         format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
-    let target = super::client::Target {
-        host: info.local_host(),
-        port: info.port,
-        tls: None,
-        timeout: TIMEOUT,
-    };
+    let target = super::client::Target { host: info.local_host(), port: info.port, tls: None, timeout: TIMEOUT };
     let reply = super::client::send(&target, req.as_bytes(), 16 * 1024 * 1024).map_err(fail)?;
     if reply.status != 200 {
         // It was reached: say what it said (a refused reload is not an unreachable proxy).

@@ -1,8 +1,8 @@
 //! The help texts: `qcc --help` and `qcc <command> --help`.
 
 /// Help for a topic ("" for the overview); `None` for an unknown topic.
-pub fn help(topic: &str) -> Option<&'static str> {
-    Some(match topic {
+pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
+    Some(std::borrow::Cow::Borrowed(match topic {
         "" => HELP,
         "init" | "add" | "list" | "use" | "remove" | "status" | "config set" => HELP_PROFILES,
         "completions" => HELP_COMPLETIONS,
@@ -10,14 +10,14 @@ pub fn help(topic: &str) -> Option<&'static str> {
         | "endpoint set" => HELP_ENDPOINT,
         "config" | "config list" | "default" => HELP_CONFIG,
         "usage" => HELP_USAGE,
-        "proxy start" => HELP_PROXY_START,
+        "proxy start" => return Some(std::borrow::Cow::Owned(super::proxy_start::help())),
         "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" | "proxy reload" => HELP_PROXY,
         "queue" | "queue status" | "queue clear" | "queue list" | "queue retry" | "queue retry-all" | "health"
         | "health status" | "health test" | "health check" | "health metrics" | "health history" | "health config" => {
             HELP_QUEUE
         }
         _ => return None,
-    })
+    }))
 }
 
 const HELP: &str = "\
@@ -144,50 +144,6 @@ qcc config list [--json]
 qcc default NAME
     Makes NAME the default profile (settings.default_profile), what `proxy start` serves
     without --cluster.
-";
-
-const HELP_PROXY_START: &str = "\
-qcc proxy start — run the proxy in the foreground (one thread, one event loop)
-
-USAGE:
-    qcc proxy start [OPTIONS]
-
-OPTIONS:
-    --cluster NAME          cluster to serve (default: the default profile; with nothing
-                            configured, https://api.anthropic.com with the client's own key)
-    --host ADDR             listen address (default 127.0.0.1; non-loopback needs an access key)
-    --port PORT             listen port (default 7860; 0 picks a free one)
-    --strategy S            priority_failover (default), weighted, round_robin, random,
-                            least_connections
-    --ca-file PEM           extra trusted CA for every endpoint
-    --verify-interval SECS  how often queued endpoints are probed (default 60)
-    --probe-model MODEL     model of the probe request (default claude-3-5-haiku-20241022)
-    --log-level LEVEL       error, warn, info (default), debug, trace
-    --max-body BYTES        largest request body (default 33554432 = 32 MiB)
-    --max-connections N     client connections at once (default 1024)
-    --header-timeout SECS   time for a client to send a request head (default 30)
-    --idle-timeout SECS     idle keep-alive client connections are closed after (default 60)
-    --drain-timeout SECS    on SIGTERM, how long in-flight requests may finish (default 30)
-    --stream-idle-timeout SECS
-                            an upstream silent this long mid-response has failed (default 60)
-    --access-key KEY        clients must send it (x-api-key or Authorization: Bearer);
-                            better QCC_ACCESS_KEY or the file $QCC_HOME/access_key (not in `ps`)
-    --allow-host NAME       a name clients may put in Host besides the listen address,
-                            localhost and loopback IPs (repeatable); off loopback, giving
-                            any turns the Host check on
-    --stream-hold SECS      hold a 200 event stream until its first content event, at most
-                            SECS (default 5; 0 = off): an in-stream error or a death before it
-                            is retried on another endpoint, invisibly to the client
-    --affinity-max N        Claude Code sessions remembered for affinity (default 10000;
-                            least recently used forgotten first)
-    --affinity-ttl SECS     a session idle this long may move (default 3600)
-    --no-affinity           route every request by --strategy alone
-    --allow-origin ORIGIN   a web origin (https://app.example) allowed to call the proxy;
-                            other requests with an Origin header get 403 (repeatable)
-
-SIGNALS:
-    SIGTERM, SIGINT   stop accepting, drain, persist, exit 0
-    SIGHUP            re-read the cluster from the config file
 ";
 
 const HELP_PROXY: &str = "\

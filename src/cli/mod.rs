@@ -19,31 +19,7 @@ use pico_args::Arguments;
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Default)]
-pub struct ProxyStartArgs {
-    pub cluster: Option<String>,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub strategy: Option<String>,
-    pub ca_file: Option<PathBuf>,
-    pub verify_interval: Option<u64>,
-    pub probe_model: Option<String>,
-    pub log_level: Option<String>,
-    pub max_body: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub header_timeout: Option<u64>,
-    pub idle_timeout: Option<u64>,
-    pub drain_timeout: Option<u64>,
-    pub stream_idle_timeout: Option<u64>,
-    pub access_key: Option<String>,
-    pub allow_hosts: Vec<String>,
-    pub allow_origins: Vec<String>,
-    pub affinity_max: Option<usize>,
-    pub affinity_ttl: Option<u64>,
-    pub no_affinity: bool,
-    pub stream_hold: Option<u64>,
-    pub access_log: Option<PathBuf>,
-}
+pub use proxy_start::ProxyStartArgs;
 
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -381,32 +357,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
         ("queue", "list") => Command::QueueList { json: args.contains("--json") },
         ("queue", "retry") => Command::QueueRetry { id: Some(positional(&mut args, "an endpoint ID", &topic)?) },
         ("queue", "retry-all") => Command::QueueRetry { id: None },
-        ("proxy", "start") => Command::ProxyStart(Box::new(ProxyStartArgs {
-            cluster: args.opt_value_from_str("--cluster").map_err(usage)?,
-            host: args.opt_value_from_str("--host").map_err(usage)?,
-            port: args.opt_value_from_str("--port").map_err(usage)?,
-            strategy: args.opt_value_from_str("--strategy").map_err(usage)?,
-            ca_file: args.opt_value_from_os_str("--ca-file", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?,
-            verify_interval: args.opt_value_from_str("--verify-interval").map_err(usage)?,
-            probe_model: args.opt_value_from_str("--probe-model").map_err(usage)?,
-            log_level: args.opt_value_from_str("--log-level").map_err(usage)?,
-            max_body: args.opt_value_from_str("--max-body").map_err(usage)?,
-            max_connections: args.opt_value_from_str("--max-connections").map_err(usage)?,
-            header_timeout: args.opt_value_from_str("--header-timeout").map_err(usage)?,
-            idle_timeout: args.opt_value_from_str("--idle-timeout").map_err(usage)?,
-            drain_timeout: args.opt_value_from_str("--drain-timeout").map_err(usage)?,
-            stream_idle_timeout: args.opt_value_from_str("--stream-idle-timeout").map_err(usage)?,
-            access_key: args.opt_value_from_str("--access-key").map_err(usage)?,
-            allow_hosts: args.values_from_str("--allow-host").map_err(usage)?,
-            allow_origins: args.values_from_str("--allow-origin").map_err(usage)?,
-            affinity_max: args.opt_value_from_str("--affinity-max").map_err(usage)?,
-            affinity_ttl: args.opt_value_from_str("--affinity-ttl").map_err(usage)?,
-            no_affinity: args.contains("--no-affinity"),
-            stream_hold: args.opt_value_from_str("--stream-hold").map_err(usage)?,
-            access_log: args
-                .opt_value_from_os_str("--access-log", |s| Ok::<_, String>(PathBuf::from(s)))
-                .map_err(usage)?,
-        })),
+        ("proxy", "start") => Command::ProxyStart(Box::new(ProxyStartArgs::parse(&mut args)?)),
         ("proxy", "status") => Command::ProxyStatus { json: args.contains("--json") },
         ("proxy", "stop") => {
             let timeout = args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(40);

@@ -1,25 +1,213 @@
 //! `qcc proxy start`: its raw arguments, the config file and the environment become the proxy's
 //! `Settings`, with every default decided here and nowhere else.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
-use super::ProxyStartArgs;
+use pico_args::Arguments;
+
 use crate::error::{Error, Result};
 use crate::policy::balancer::Strategy;
 use crate::settings::Settings;
 use crate::store::config::ClusterConfig;
+
+/// One `proxy start` flag. This table is the only list of them: parsing, `--help` and the shell
+/// completions all read it.
+pub struct Flag {
+    pub name: &'static str,
+    /// The value's placeholder; `None` for a switch.
+    pub value: Option<&'static str>,
+    /// May be given more than once.
+    pub repeat: bool,
+    pub help: &'static str,
+}
+
+const fn flag(name: &'static str, value: &'static str, help: &'static str) -> Flag {
+    Flag { name, value: Some(value), repeat: false, help }
+}
+
+pub const FLAGS: &[Flag] = &[
+    flag(
+        "--cluster",
+        "NAME",
+        "cluster to serve (default: the default profile; with nothing configured, \
+         https://api.anthropic.com with the client's own key)",
+    ),
+    flag("--host", "ADDR", "listen address (default 127.0.0.1; non-loopback needs an access key of 16+ characters)"),
+    flag("--port", "PORT", "listen port (default 7860; 0 picks a free one)"),
+    flag("--strategy", "S", "priority_failover (default), weighted, round_robin, random, least_connections"),
+    flag("--ca-file", "PEM", "extra trusted CA for every endpoint"),
+    flag("--verify-interval", "SECS", "how often queued endpoints are probed (default 60)"),
+    flag("--probe-model", "MODEL", "model of the probe request (default claude-3-5-haiku-20241022)"),
+    flag("--log-level", "LEVEL", "error, warn, info (default), debug, trace"),
+    flag("--max-body", "BYTES", "largest request body (default 33554432 = 32 MiB)"),
+    flag("--max-connections", "N", "client connections at once (default 1024)"),
+    flag("--header-timeout", "SECS", "time for a client to send a request head (default 30)"),
+    flag("--idle-timeout", "SECS", "idle keep-alive client connections are closed after (default 60)"),
+    flag("--drain-timeout", "SECS", "on SIGTERM, how long in-flight requests may finish (default 30)"),
+    flag("--stream-idle-timeout", "SECS", "an upstream silent this long mid-response has failed (default 60)"),
+    flag(
+        "--stream-hold",
+        "SECS",
+        "hold a 200 event stream until its first content event, at most SECS (default 5; 0 = off): \
+         an in-stream error or a death before it is retried on another endpoint, invisibly to the client",
+    ),
+    flag(
+        "--access-key",
+        "KEY",
+        "clients must send it (x-api-key or Authorization: Bearer); better QCC_ACCESS_KEY or the file \
+         $QCC_HOME/access_key (not in `ps`)",
+    ),
+    Flag {
+        name: "--allow-host",
+        value: Some("NAME"),
+        repeat: true,
+        help: "a name clients may put in Host besides the listen address, localhost and loopback IPs \
+               (repeatable); off loopback, giving any turns the Host check on",
+    },
+    Flag {
+        name: "--allow-origin",
+        value: Some("ORIGIN"),
+        repeat: true,
+        help: "a web origin (https://app.example) allowed to call the proxy; other requests with an \
+               Origin header get 403 (repeatable)",
+    },
+    flag(
+        "--affinity-max",
+        "N",
+        "Claude Code sessions remembered for affinity (default 10000; least recently used forgotten first)",
+    ),
+    flag("--affinity-ttl", "SECS", "a session idle this long may move (default 3600)"),
+    Flag { name: "--no-affinity", value: None, repeat: false, help: "route every request by --strategy alone" },
+    flag("--access-log", "PATH", "one JSON line per request (- for stderr); reopened on SIGHUP"),
+];
+
+/// `proxy start`'s arguments as given, by flag name (checked against `FLAGS`).
+#[derive(Debug, Clone, Default)]
+pub struct ProxyStartArgs(Vec<(&'static str, OsString)>);
+
+impl ProxyStartArgs {
+    /// Take every `FLAGS` entry out of `args` (what is left is reported by the caller).
+    pub fn parse(args: &mut Arguments) -> Result<ProxyStartArgs> {
+        let mut given = Vec::new();
+        for f in FLAGS {
+            if f.value.is_none() {
+                if args.contains(f.name) {
+                    given.push((f.name, OsString::new()));
+                }
+                continue;
+            }
+            let values: Vec<OsString> = args
+                .values_from_os_str(f.name, |s| Ok::<_, String>(s.to_os_string()))
+                .map_err(|e| Error::Usage(format!("{}: {e}", f.name)))?;
+            if values.len() > 1 && !f.repeat {
+                return Err(Error::Usage(format!("{} given more than once", f.name)));
+            }
+            given.extend(values.into_iter().map(|v| (f.name, v)));
+        }
+        Ok(ProxyStartArgs(given))
+    }
+
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a OsString> + 'a {
+        debug_assert!(FLAGS.iter().any(|f| f.name == name), "{name} is not in FLAGS");
+        self.0.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    fn text(&self, name: &str) -> Result<Option<String>> {
+        match self.values(name).next() {
+            None => Ok(None),
+            Some(v) => v
+                .to_str()
+                .map(|s| Some(s.to_string()))
+                .ok_or_else(|| Error::Usage(format!("{name}: the value is not valid UTF-8"))),
+        }
+    }
+
+    fn number<T: FromStr>(&self, name: &str) -> Result<Option<T>> {
+        match self.text(name)? {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| Error::Usage(format!("{name} {v}: not a valid number"))),
+        }
+    }
+
+    fn path(&self, name: &str) -> Option<PathBuf> {
+        self.values(name).next().map(PathBuf::from)
+    }
+
+    fn all(&self, name: &str) -> Result<Vec<String>> {
+        self.values(name)
+            .map(|v| v.to_str().map(str::to_string).ok_or_else(|| Error::Usage(format!("{name}: not UTF-8"))))
+            .collect()
+    }
+
+    fn on(&self, name: &str) -> bool {
+        self.values(name).next().is_some()
+    }
+
+    /// Whether `--cluster` was given (the launcher passes its own).
+    pub fn cluster(&self) -> Result<Option<String>> {
+        self.text("--cluster")
+    }
+}
+
+/// The `--help` text of `proxy start`, from `FLAGS`.
+pub fn help() -> String {
+    let mut out = String::from(
+        "qcc proxy start — run the proxy in the foreground (one thread, one event loop)\n\n\
+         USAGE:\n    qcc proxy start [OPTIONS]\n\nOPTIONS:\n",
+    );
+    for f in FLAGS {
+        let left = match f.value {
+            Some(v) => format!("{} {v}", f.name),
+            None => f.name.to_string(),
+        };
+        let mut lines = wrap(f.help, 64);
+        if left.len() < 24 {
+            out.push_str(&format!("    {left:<24}{}\n", lines.remove(0)));
+        } else {
+            out.push_str(&format!("    {left}\n"));
+        }
+        for l in lines {
+            out.push_str(&format!("    {:<24}{l}\n", ""));
+        }
+    }
+    out.push_str(
+        "\nSIGNALS:\n    SIGTERM, SIGINT   stop accepting, drain, persist, exit 0\n\
+         \x20   SIGHUP            re-read the cluster from the config file, reopen the logs\n",
+    );
+    out
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("one line at least");
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
+}
 
 /// Validate `proxy start` arguments against the config file and environment.
 pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
     let home = crate::store::fsutil::qcc_home();
     let config_path = crate::store::fsutil::config_path();
     let config = crate::store::config::ConfigFile::load(&config_path)?;
-    let (cluster, builtin_default) = match args.cluster.as_deref().or(config.default_profile()) {
+    let (cluster, builtin_default) = match args.cluster()?.as_deref().or(config.default_profile()) {
         Some(name) => (config.cluster(name)?, false),
         None => (builtin_cluster(), true),
     };
-    let host = args.host.as_deref().unwrap_or("127.0.0.1");
+    let host = args.text("--host")?.unwrap_or_else(|| "127.0.0.1".to_string());
+    let host = host.as_str();
     let ip: std::net::IpAddr = match host {
         "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
         h => h
@@ -28,8 +216,8 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             .parse()
             .map_err(|_| Error::Invalid(format!("--host {host}: not an IP address")))?,
     };
-    let listen = SocketAddr::new(ip, args.port.unwrap_or(7860));
-    let strategy = match args.strategy.as_deref() {
+    let listen = SocketAddr::new(ip, args.number("--port")?.unwrap_or(7860));
+    let strategy = match args.text("--strategy")?.as_deref() {
         None => Strategy::PriorityFailover,
         Some(s) => Strategy::parse(s).ok_or_else(|| {
             Error::Invalid(format!(
@@ -37,7 +225,7 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             ))
         })?,
     };
-    let log_level = match args.log_level.as_deref() {
+    let log_level = match args.text("--log-level")?.as_deref() {
         None => log::LevelFilter::Info,
         Some(l) => {
             l.parse().map_err(|_| Error::Invalid(format!("--log-level {l}: use error, warn, info, debug or trace")))?
@@ -45,7 +233,7 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
     };
     let key_file = home.join("access_key");
     let access_key = args
-        .access_key
+        .text("--access-key")?
         .or_else(|| std::env::var("QCC_ACCESS_KEY").ok())
         .or_else(|| crate::store::fsutil::read_text(&key_file).ok())
         .map(|k| k.trim().to_string())
@@ -70,7 +258,8 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             n => Ok(Duration::from_secs(n)),
         }
     };
-    if let Some(ca) = &args.ca_file {
+    let ca_file = args.path("--ca-file");
+    if let Some(ca) = &ca_file {
         if !ca.is_file() {
             return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
         }
@@ -80,28 +269,28 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
         builtin_default,
         listen,
         strategy,
-        ca_file: args.ca_file,
-        verify_interval: secs(args.verify_interval, 60, "--verify-interval")?,
-        probe_model: args.probe_model.unwrap_or_else(|| "claude-3-5-haiku-20241022".to_string()),
+        ca_file,
+        verify_interval: secs(args.number("--verify-interval")?, 60, "--verify-interval")?,
+        probe_model: args.text("--probe-model")?.unwrap_or_else(|| "claude-3-5-haiku-20241022".to_string()),
         home,
         config_path,
         log_level,
-        max_body: args.max_body.unwrap_or(32 * 1024 * 1024),
-        max_connections: args.max_connections.unwrap_or(1024).max(1),
-        header_timeout: secs(args.header_timeout, 30, "--header-timeout")?,
-        idle_timeout: secs(args.idle_timeout, 60, "--idle-timeout")?,
-        drain_timeout: secs(args.drain_timeout, 30, "--drain-timeout")?,
-        stream_idle_timeout: secs(args.stream_idle_timeout, 60, "--stream-idle-timeout")?,
+        max_body: args.number("--max-body")?.unwrap_or(32 * 1024 * 1024),
+        max_connections: args.number("--max-connections")?.unwrap_or(1024).max(1),
+        header_timeout: secs(args.number("--header-timeout")?, 30, "--header-timeout")?,
+        idle_timeout: secs(args.number("--idle-timeout")?, 60, "--idle-timeout")?,
+        drain_timeout: secs(args.number("--drain-timeout")?, 30, "--drain-timeout")?,
+        stream_idle_timeout: secs(args.number("--stream-idle-timeout")?, 60, "--stream-idle-timeout")?,
         access_key,
-        allow_hosts: args.allow_hosts,
-        allow_origins: args.allow_origins,
-        stream_hold: match args.stream_hold {
+        allow_hosts: args.all("--allow-host")?,
+        allow_origins: args.all("--allow-origin")?,
+        stream_hold: match args.number("--stream-hold")? {
             Some(0) => Duration::ZERO,
             other => secs(other, 5, "--stream-hold")?,
         },
-        access_log: args.access_log,
-        affinity_max: if args.no_affinity { 0 } else { args.affinity_max.unwrap_or(10_000) },
-        affinity_ttl: secs(args.affinity_ttl, 3600, "--affinity-ttl")?,
+        access_log: args.path("--access-log"),
+        affinity_max: if args.on("--no-affinity") { 0 } else { args.number("--affinity-max")?.unwrap_or(10_000) },
+        affinity_ttl: secs(args.number("--affinity-ttl")?, 3600, "--affinity-ttl")?,
     })
 }
 
@@ -116,5 +305,30 @@ fn builtin_cluster() -> ClusterConfig {
     ClusterConfig {
         name: "default".to_string(),
         endpoints: vec![crate::store::config::EndpointConfig::new("a0000000".to_string(), url, "")],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_parses_and_is_in_the_help() {
+        let help = help();
+        let mut argv: Vec<OsString> = Vec::new();
+        for f in FLAGS {
+            assert!(help.contains(f.name), "{} missing from --help", f.name);
+            argv.push(f.name.into());
+            if f.value.is_some() {
+                argv.push("7".into());
+            }
+        }
+        let mut args = Arguments::from_vec(argv);
+        let parsed = ProxyStartArgs::parse(&mut args).unwrap();
+        assert!(args.finish().is_empty(), "every flag taken");
+        assert_eq!(parsed.number::<u16>("--port").unwrap(), Some(7));
+        assert!(parsed.on("--no-affinity"));
+        let mut twice = Arguments::from_vec(vec!["--allow-host".into(), "a".into(), "--allow-host".into(), "b".into()]);
+        assert_eq!(ProxyStartArgs::parse(&mut twice).unwrap().all("--allow-host").unwrap(), ["a", "b"]);
     }
 }
