@@ -52,16 +52,7 @@ printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage
 openssl x509 -req -in "$work/up.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
   -extfile "$work/ext.cnf" -out "$work/up.pem" 2>/dev/null
 
-cat >"$work/upstream.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/up.pid;
-error_log $work/up.err warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $work/up_body;
+nginx_conf "$work/upstream.conf" up 16384 "$(cat <<CONF
   server {
     listen 127.0.0.1:$UP1 backlog=4096;
     listen 127.0.0.1:$UP2 backlog=4096;
@@ -70,19 +61,9 @@ http {
     ssl_certificate_key $work/up.key;
     location / { default_type application/json; return 200 '$REPLY'; }
   }
-}
 CONF
-cat >"$work/proxy.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/ngx.pid;
-error_log $work/ngx.err warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $work/ngx_body;
-  proxy_temp_path $work/ngx_proxy;
+)"
+nginx_conf "$work/proxy.conf" ngx 16384 "$(cat <<CONF
   upstream api { server 127.0.0.1:$UP1; server 127.0.0.1:$UP2 backup; keepalive 128; }
   upstream sse { server 127.0.0.1:$SSE; keepalive 128; }
   upstream tls { server 127.0.0.1:$UPTLS; keepalive 128; }
@@ -97,8 +78,8 @@ http {
   server { listen 127.0.0.1:$NGX_TLS backlog=4096;
            location / { proxy_pass https://tls; proxy_ssl_verify on; proxy_ssl_session_reuse on;
                         proxy_ssl_trusted_certificate $work/ca.pem; proxy_ssl_name 127.0.0.1; } }
-}
 CONF
+)"
 cat >"$work/haproxy.cfg" <<CONF
 global
   nbthread 1

@@ -26,21 +26,12 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-cat >"$work/up.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/up.pid;
-error_log $work/up.err warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $work;
+nginx_conf "$work/up.conf" up 1024 "$(cat <<CONF
   server { listen 127.0.0.1:$UP;
            location / { default_type application/json; return 200 '$REPLY'; }
            location /sse/ { default_type text/event-stream; return 200 '$STREAM'; } }
-}
 CONF
+)"
 nginx -c "$work/up.conf" -p "$work" & pids+=($!)
 post_lua "$work/post.lua"
 cat >"$work/cache.json" <<JSON

@@ -28,3 +28,25 @@ wrk.headers["anthropic-version"] = "2023-06-01"
 wrk.body = '{"model":"claude-bench","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}'
 LUA
 }
+
+# nginx_conf FILE NAME CONNECTIONS HTTP: an nginx config for the bench (one worker, in the
+# foreground, files under the file's folder, named NAME), whose http block holds the common
+# settings and then HTTP (servers, upstreams). Every nginx of the bench scripts starts here.
+nginx_conf() {
+  local dir
+  dir=$(dirname "$1")
+  cat >"$1" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/$2.pid;
+error_log $dir/$2.err warn;
+events { worker_connections $3; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $dir/$2_body;
+  proxy_temp_path $dir/$2_proxy;
+$4
+}
+CONF
+}
