@@ -19,15 +19,25 @@ pub enum Signal {
     Reload,
 }
 
+/// This thread's `errno` (the handler must leave it as it found it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+unsafe fn errno() -> *mut libc::c_int {
+    libc::__errno_location()
+}
+#[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+unsafe fn errno() -> *mut libc::c_int {
+    libc::__error()
+}
+
 extern "C" fn on_signal(sig: libc::c_int) {
     let fd = PIPE_WRITE_FD.load(Ordering::Relaxed);
     if fd >= 0 {
         // SAFETY: write(2) is async-signal-safe; errno is saved and restored around it.
         unsafe {
-            let errno = *libc::__errno_location();
+            let saved = *errno();
             let byte = sig as u8;
             libc::write(fd, &byte as *const u8 as *const libc::c_void, 1);
-            *libc::__errno_location() = errno;
+            *errno() = saved;
         }
     }
 }
