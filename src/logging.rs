@@ -44,7 +44,8 @@ fn open(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).mode(0o600).open(path)
 }
 
-pub fn init(level: LevelFilter, home: &Path) -> Result<()> {
+/// Start logging to `proxy.log`, and to stderr unless `to_stderr` is false (a background proxy).
+pub fn init(level: LevelFilter, home: &Path, to_stderr: bool) -> Result<()> {
     crate::store::fsutil::ensure_dir(home).map_err(|e| Error::io(format!("cannot create {}", home.display()), e))?;
     let path = log_path(home);
     let file = open(&path).map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
@@ -59,13 +60,13 @@ pub fn init(level: LevelFilter, home: &Path) -> Result<()> {
     builder.add_filter_ignore_str("rustls").add_filter_ignore_str("mio");
     let _ = builder.set_time_offset_to_local();
     let config = builder.build();
-    let stderr: Box<dyn SharedLogger> = if std::io::stderr().is_terminal() {
-        TermLogger::new(level, config.clone(), TerminalMode::Stderr, ColorChoice::Auto)
-    } else {
-        WriteLogger::new(level, config.clone(), Queued { sink: Sink::Stderr, line: Vec::new() })
-    };
-    let loggers: Vec<Box<dyn SharedLogger>> =
-        vec![stderr, WriteLogger::new(level, config, Queued { sink: Sink::File, line: Vec::new() })];
+    let mut loggers: Vec<Box<dyn SharedLogger>> = Vec::new();
+    if to_stderr && std::io::stderr().is_terminal() {
+        loggers.push(TermLogger::new(level, config.clone(), TerminalMode::Stderr, ColorChoice::Auto));
+    } else if to_stderr {
+        loggers.push(WriteLogger::new(level, config.clone(), Queued { sink: Sink::Stderr, line: Vec::new() }));
+    }
+    loggers.push(WriteLogger::new(level, config, Queued { sink: Sink::File, line: Vec::new() }));
     CombinedLogger::init(loggers).map_err(|e| Error::Failed(format!("cannot start logging: {e}")))
 }
 

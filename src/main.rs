@@ -52,7 +52,12 @@ fn run() -> Result<()> {
         Command::Init => cli::profiles::init()?,
         Command::Add { name, url, key, description } => cli::profiles::add(&name, &url, &key, &description)?,
         Command::List { json } => cli::profiles::list(json)?,
-        Command::Use { name, launch, dry_run } => cli::profiles::use_profile(&home, name.as_deref(), launch, dry_run)?,
+        Command::Use(u) => cli::launch::use_profile(&home, &u)?,
+        Command::Env { cluster, port, fish } => cli::launch::env(&home, cluster.as_deref(), port, fish)?,
+        Command::ServiceInstall(args) => cli::service::install(&home, &args)?,
+        Command::ServiceUninstall { dir, os } => cli::service::uninstall(dir.as_deref(), os.as_deref())?,
+        Command::ServiceStatus { os } => cli::service::status(os.as_deref())?,
+        Command::Doctor { json } => cli::doctor::run(&home, json)?,
         Command::Remove { name, yes } => cli::profiles::remove(&name, yes)?,
         Command::Status { json } => cli::profiles::status(&home, json)?,
         Command::ConfigSet { key, value } => cli::profiles::config_set(&key, &value)?,
@@ -68,6 +73,16 @@ fn run() -> Result<()> {
         Command::QueueList { json } => control::queue_list(&home, json)?,
         Command::QueueRetry { id } => control::queue_retry(&home, id.as_deref())?,
         Command::Completions { shell } => cli::completions::print(&shell)?,
+        Command::ProxyStart(args) if args.background() => {
+            let (lines, _) = cli::background::start(&home, &args)?;
+            for line in lines {
+                println!("{line}");
+            }
+            println!(
+                "(in the background; logs in {}; stop it with `qcc proxy stop`)",
+                logging::log_path(&home).display()
+            );
+        }
         Command::ProxyStart(args) => proxy::run(cli::proxy_start::settings(*args)?)?,
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,

@@ -56,4 +56,7 @@ pub struct Settings {
     pub affinity_max: usize,
     /// --affinity-ttl (default 1 h): a binding idle this long is forgotten.
     pub affinity_ttl: Duration,
+    /// Started by `proxy start --background`: once listening, stdout and stderr go to /dev/null
+    /// (the log file has everything) and the terminal is free.
+    pub detached: bool,
 }

@@ -47,22 +47,37 @@ pub fn write_env(base_url: &str, key: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Start `claude` with the terminal handed over: qcc becomes it (exec), so its exit code is the
-/// command's. Not on PATH: one line saying how to install it (the settings are written already).
-pub fn launch() -> Result<()> {
-    use std::os::unix::process::CommandExt;
-    let found = std::env::var_os("PATH")
+/// Whether `claude` is on PATH.
+pub fn installed() -> bool {
+    std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join("claude")).any(|f| f.is_file()))
-        .unwrap_or(false);
-    if !found {
+        .unwrap_or(false)
+}
+
+/// Start `claude ARGS` with `env` set, the terminal handed over: qcc becomes it (exec), so its
+/// exit code is the command's. Not on PATH: one line saying how to install it.
+pub fn launch(env: &[(&str, String)], args: &[std::ffi::OsString]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    if !installed() {
         return Err(Error::Failed(
-            "claude is not on PATH; install Claude Code with `npm install -g @anthropic-ai/claude-code` \
-             (the settings are written: run `claude` once it is installed)"
-                .into(),
+            "claude is not on PATH; install Claude Code with `npm install -g @anthropic-ai/claude-code`".into(),
         ));
     }
-    let e = std::process::Command::new("claude").exec();
+    let mut cmd = std::process::Command::new("claude");
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let e = cmd.exec();
     Err(Error::io("cannot start claude", e))
+}
+
+/// `env.ANTHROPIC_BASE_URL` in Claude Code's settings, when set (it applies to every session,
+/// over what a shell passes).
+pub fn settings_base_url() -> Option<String> {
+    let bytes = crate::store::fsutil::read_file(&settings_path()).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.pointer("/env/ANTHROPIC_BASE_URL").and_then(Value::as_str).map(str::to_string)
 }
 
 /// `key` as one POSIX shell word: single-quoted, each `'` written as `'\''`.

@@ -23,7 +23,7 @@ fn running(home: &Path) -> Result<PidInfo> {
 }
 
 /// The access key a local client must present, when the proxy was given one.
-fn access_key(home: &Path) -> Option<String> {
+pub fn access_key(home: &Path) -> Option<String> {
     if let Ok(k) = std::env::var("QCC_ACCESS_KEY") {
         if !k.is_empty() {
             return Some(k);
@@ -77,6 +77,11 @@ pub fn serving(home: &Path) -> Option<(PidInfo, String)> {
     let (info, s) = call(home, "GET", "/_qcc/status").ok()?;
     let cluster = s.get("cluster")?.as_str()?.to_string();
     Some((info, cluster))
+}
+
+/// The running proxy's uptime in seconds, when it answers.
+pub fn uptime(home: &Path) -> Option<u64> {
+    call(home, "GET", "/_qcc/status").ok()?.1.get("uptime_secs")?.as_u64()
 }
 
 pub fn proxy_status(home: &Path, json: bool) -> Result<()> {

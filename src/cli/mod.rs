@@ -2,15 +2,19 @@
 //! the command implementations. Every unknown command or flag, missing value or leftover
 //! argument is a usage error (exit 2).
 
+pub mod background;
 pub mod claude;
 pub mod client;
 pub mod commands;
 pub mod completions;
 pub mod control;
+pub mod doctor;
 pub mod help;
+pub mod launch;
 pub mod probe;
 pub mod profiles;
 pub mod proxy_start;
+pub mod service;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -20,6 +24,20 @@ use pico_args::Arguments;
 use crate::error::{Error, Result};
 
 pub use proxy_start::ProxyStartArgs;
+
+/// `qcc` and `qcc use NAME`: which profile, and how Claude Code is started.
+#[derive(Debug, Clone, Default)]
+pub struct UseArgs {
+    pub name: Option<String>,
+    pub launch: bool,
+    pub dry_run: bool,
+    /// `--port`: where a proxy the launcher starts listens.
+    pub port: Option<u16>,
+    /// `--direct`: a single-endpoint profile without a proxy, written into settings.json.
+    pub direct: bool,
+    /// Everything after `--`, for `claude`.
+    pub claude_args: Vec<OsString>,
+}
 
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -64,10 +82,22 @@ pub enum Command {
         json: bool,
     },
     /// `qcc use NAME`, or `qcc` alone (`name: None`).
-    Use {
-        name: Option<String>,
-        launch: bool,
-        dry_run: bool,
+    Use(Box<UseArgs>),
+    Env {
+        cluster: Option<String>,
+        port: Option<u16>,
+        fish: bool,
+    },
+    ServiceInstall(Box<service::InstallArgs>),
+    ServiceUninstall {
+        dir: Option<PathBuf>,
+        os: Option<String>,
+    },
+    ServiceStatus {
+        os: Option<String>,
+    },
+    Doctor {
+        json: bool,
     },
     Remove {
         name: String,
@@ -212,7 +242,8 @@ fn opt_secret_arg(args: &mut Arguments, flag: &'static str, file_flag: &'static 
 
 /// The commands without a subcommand (`qcc add`, `qcc use` ...); `None` for a group.
 fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<Command>> {
-    let singles = ["init", "add", "list", "use", "remove", "status", "default", "usage", "completions"];
+    let singles =
+        ["init", "add", "list", "use", "remove", "status", "default", "usage", "completions", "env", "doctor"];
     if !singles.contains(&group) {
         return Ok(None);
     }
@@ -230,8 +261,23 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         "list" => Command::List { json: args.contains("--json") },
         "use" => {
             let launch = !args.contains("--no-launch");
-            Command::Use { name: Some(positional(args, "a profile NAME", group)?), launch, dry_run: false }
+            let direct = args.contains("--direct");
+            let port = args.opt_value_from_str("--port").map_err(usage)?;
+            let name = Some(positional(args, "a profile NAME", group)?);
+            Command::Use(Box::new(UseArgs { name, launch, port, direct, ..UseArgs::default() }))
         }
+        "env" => {
+            let cluster = args.opt_value_from_str("--cluster").map_err(usage)?;
+            let port = args.opt_value_from_str("--port").map_err(usage)?;
+            let shell: Option<String> = args.opt_value_from_str("--shell").map_err(usage)?;
+            let fish = match shell.as_deref() {
+                None | Some("sh" | "bash" | "zsh") => false,
+                Some("fish") => true,
+                Some(other) => return Err(Error::Usage(format!("--shell {other}: use sh or fish"))),
+            };
+            Command::Env { cluster, port, fish }
+        }
+        "doctor" => Command::Doctor { json: args.contains("--json") },
         "remove" => {
             let yes = args.contains(["-y", "--yes"]);
             Command::Remove { name: positional(args, "a profile NAME", group)?, yes }
@@ -247,7 +293,30 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
 }
 
 /// Parse the arguments after the program name.
-pub fn parse(raw: Vec<OsString>) -> Result<Command> {
+pub fn parse(mut raw: Vec<OsString>) -> Result<Command> {
+    // Everything after `--` goes to `claude` unchanged (`qcc use work -- -c`).
+    let claude_args = match raw.iter().position(|a| a == "--") {
+        Some(i) => {
+            let rest = raw.split_off(i + 1);
+            raw.pop();
+            Some(rest)
+        }
+        None => None,
+    };
+    let cmd = parse_args(raw)?;
+    match (cmd, claude_args) {
+        (Command::Use(mut u), Some(rest)) => {
+            u.claude_args = rest;
+            Ok(Command::Use(u))
+        }
+        (_, Some(_)) => {
+            Err(Error::Usage("arguments after `--` are for claude: only `qcc` and `qcc use` take them".into()))
+        }
+        (cmd, None) => Ok(cmd),
+    }
+}
+
+fn parse_args(raw: Vec<OsString>) -> Result<Command> {
     let mut args = Arguments::from_vec(raw);
     let help = args.contains(["-h", "--help"]);
     if args.contains(["-V", "--version"]) {
@@ -261,7 +330,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
             return Ok(Command::Help(String::new()));
         }
         finish(args, "")?;
-        return Ok(Command::Use { name: None, launch: true, dry_run });
+        return Ok(Command::Use(Box::new(UseArgs { launch: true, dry_run, ..UseArgs::default() })));
     };
     if dry_run && group != "use" {
         return Err(Error::Usage(format!("--dry-run is for `qcc` and `qcc use`, not `qcc {group}`")));
@@ -269,12 +338,15 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
     if let Some(cmd) = parse_single(&group, help, &mut args)? {
         finish(args, &group)?;
         return Ok(match cmd {
-            Command::Use { name, launch, .. } => Command::Use { name, launch, dry_run },
+            Command::Use(mut u) => {
+                u.dry_run = dry_run;
+                Command::Use(u)
+            }
             other => other,
         });
     }
     let sub = match group.as_str() {
-        "endpoint" | "config" | "proxy" | "queue" | "health" => args.subcommand().map_err(usage)?,
+        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" => args.subcommand().map_err(usage)?,
         "help" => {
             let topic: Vec<String> = args.finish().iter().map(|a| a.to_string_lossy().into_owned()).collect();
             return Ok(Command::Help(topic.join(" ")));
@@ -381,6 +453,17 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command> {
         ("queue", "status") => Command::QueueStatus { json: args.contains("--json") },
         ("queue", "clear") => Command::QueueClear,
         ("health", "status") => Command::HealthStatus { json: args.contains("--json") },
+        ("service", "install") => Command::ServiceInstall(Box::new(service::InstallArgs {
+            cluster: args.opt_value_from_str("--cluster").map_err(usage)?,
+            port: args.opt_value_from_str("--port").map_err(usage)?,
+            dir: args.opt_value_from_os_str("--dir", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?,
+            os: args.opt_value_from_str("--os").map_err(usage)?,
+        })),
+        ("service", "uninstall") => Command::ServiceUninstall {
+            dir: args.opt_value_from_os_str("--dir", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?,
+            os: args.opt_value_from_str("--os").map_err(usage)?,
+        },
+        ("service", "status") => Command::ServiceStatus { os: args.opt_value_from_str("--os").map_err(usage)? },
         (g, s) => return Err(Error::Usage(format!("unknown command '{g} {s}'"))),
     };
     finish(args, &topic)?;

@@ -10,11 +10,46 @@ use crate::error::{Error, Result};
 use crate::store::config::{ConfigFile, EndpointConfig};
 use crate::store::url::Scheme;
 
+/// The model of the probe request unless one is given (the proxy's `--probe-model` default too).
+pub const DEFAULT_PROBE_MODEL: &str = "claude-3-5-haiku-20241022";
+
 /// The verdict on one endpoint.
-struct Verdict {
-    status: Option<u16>,
-    latency_ms: u128,
-    reason: String,
+pub struct Verdict {
+    pub status: Option<u16>,
+    pub latency_ms: u128,
+    pub reason: String,
+}
+
+impl Verdict {
+    pub fn ok(&self) -> bool {
+        self.status == Some(200)
+    }
+}
+
+/// One probe per endpoint, concurrently (a thread each), each within its endpoint's timeout.
+pub fn probe_all(eps: &[EndpointConfig], model: &str) -> Vec<Verdict> {
+    let mut tls = crate::proxy::TlsConfigs::default();
+    let handles: Vec<_> = eps
+        .iter()
+        .map(|ep| {
+            let (ep, model) = (ep.clone(), model.to_string());
+            let config = match ep.url.scheme {
+                Scheme::Http => Ok(None),
+                Scheme::Https => {
+                    let extra: Vec<&std::path::Path> = ep.ca_file.as_deref().into_iter().collect();
+                    tls.get(&extra).map(Some)
+                }
+            };
+            std::thread::spawn(move || match config {
+                Ok(config) => probe(&ep, config, &model),
+                Err(e) => Verdict { status: None, latency_ms: 0, reason: e },
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or(Verdict { status: None, latency_ms: 0, reason: "probe thread failed".into() }))
+        .collect()
 }
 
 pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, model: Option<&str>) -> Result<()> {
@@ -29,30 +64,9 @@ pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, mode
         return Err(Error::Invalid(format!("no endpoint '{}' in '{name}'", id.unwrap_or(""))));
     }
     // The proxy's own default probe model, unless given.
-    let model = model.unwrap_or("claude-3-5-haiku-20241022").to_string();
-    let mut tls = crate::proxy::TlsConfigs::default();
-    let handles: Vec<_> = eps
-        .iter()
-        .map(|ep| {
-            let (ep, model) = (ep.clone(), model.clone());
-            let config = match ep.url.scheme {
-                Scheme::Http => Ok(None),
-                Scheme::Https => {
-                    let extra: Vec<&std::path::Path> = ep.ca_file.as_deref().into_iter().collect();
-                    tls.get(&extra).map(Some)
-                }
-            };
-            std::thread::spawn(move || match config {
-                Ok(config) => probe(&ep, config, &model),
-                Err(e) => Verdict { status: None, latency_ms: 0, reason: e },
-            })
-        })
-        .collect();
-    let verdicts: Vec<Verdict> = handles
-        .into_iter()
-        .map(|h| h.join().unwrap_or(Verdict { status: None, latency_ms: 0, reason: "probe thread failed".into() }))
-        .collect();
-    let ok = |v: &Verdict| v.status == Some(200);
+    let model = model.unwrap_or(DEFAULT_PROBE_MODEL).to_string();
+    let verdicts = probe_all(&eps, &model);
+    let ok = Verdict::ok;
     if json_out {
         let list: Vec<Value> = eps
             .iter()
@@ -68,11 +82,11 @@ pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, mode
         for (ep, v) in eps.iter().zip(&verdicts) {
             println!(
                 "{:<10} {:<7} {:>6} {:>10}  {:<40} {}",
-                ep.id,
+                crate::mask::clean(&ep.id),
                 if ok(v) { "ok" } else { "FAILED" },
                 v.status.map_or("-".to_string(), |s| s.to_string()),
                 v.latency_ms,
-                v.reason,
+                crate::mask::clean(&v.reason),
                 ep.url
             );
         }

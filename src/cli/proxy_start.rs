@@ -14,10 +14,16 @@ use crate::policy::balancer::Strategy;
 use crate::settings::Settings;
 use crate::store::config::ClusterConfig;
 
+/// Set by a background start for the process it starts: that process leaves its terminal's
+/// output once it listens (`Settings::detached`).
+pub const DETACHED_ENV: &str = "QCC_DETACHED";
+
 /// One `proxy start` flag. This table is the only list of them: parsing, `--help` and the shell
 /// completions all read it.
 pub struct Flag {
     pub name: &'static str,
+    /// A one-letter form (`-d`).
+    pub short: Option<&'static str>,
     /// The value's placeholder; `None` for a switch.
     pub value: Option<&'static str>,
     /// May be given more than once.
@@ -26,7 +32,7 @@ pub struct Flag {
 }
 
 const fn flag(name: &'static str, value: &'static str, help: &'static str) -> Flag {
-    Flag { name, value: Some(value), repeat: false, help }
+    Flag { name, short: None, value: Some(value), repeat: false, help }
 }
 
 pub const FLAGS: &[Flag] = &[
@@ -63,6 +69,7 @@ pub const FLAGS: &[Flag] = &[
     ),
     Flag {
         name: "--allow-host",
+        short: None,
         value: Some("NAME"),
         repeat: true,
         help: "a name clients may put in Host besides the listen address, localhost and loopback IPs \
@@ -70,6 +77,7 @@ pub const FLAGS: &[Flag] = &[
     },
     Flag {
         name: "--allow-origin",
+        short: None,
         value: Some("ORIGIN"),
         repeat: true,
         help: "a web origin (https://app.example) allowed to call the proxy; other requests with an \
@@ -81,8 +89,22 @@ pub const FLAGS: &[Flag] = &[
         "Claude Code sessions remembered for affinity (default 10000; least recently used forgotten first)",
     ),
     flag("--affinity-ttl", "SECS", "a session idle this long may move (default 3600)"),
-    Flag { name: "--no-affinity", value: None, repeat: false, help: "route every request by --strategy alone" },
+    Flag {
+        name: "--no-affinity",
+        short: None,
+        value: None,
+        repeat: false,
+        help: "route every request by --strategy alone",
+    },
     flag("--access-log", "PATH", "one JSON line per request (- for stderr); reopened on SIGHUP"),
+    Flag {
+        name: "--background",
+        short: Some("-d"),
+        value: None,
+        repeat: false,
+        help: "run in the background: return once the proxy listens (the same ANTHROPIC_BASE_URL= \
+               line), log to $QCC_HOME/proxy.log; `qcc proxy stop` ends it",
+    },
 ];
 
 /// `proxy start`'s arguments as given, by flag name (checked against `FLAGS`).
@@ -95,7 +117,11 @@ impl ProxyStartArgs {
         let mut given = Vec::new();
         for f in FLAGS {
             if f.value.is_none() {
-                if args.contains(f.name) {
+                let on = match f.short {
+                    Some(short) => args.contains([short, f.name]),
+                    None => args.contains(f.name),
+                };
+                if on {
                     given.push((f.name, OsString::new()));
                 }
                 continue;
@@ -151,18 +177,50 @@ impl ProxyStartArgs {
     pub fn cluster(&self) -> Result<Option<String>> {
         self.text("--cluster")
     }
+
+    /// `--background` (`-d`).
+    pub fn background(&self) -> bool {
+        self.on("--background")
+    }
+
+    /// The same arguments for a `qcc proxy start` run in the foreground: what a background
+    /// start hands to the process it starts.
+    pub fn foreground_argv(&self) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec!["proxy".into(), "start".into()];
+        for (name, value) in self.0.iter().filter(|(n, _)| *n != "--background") {
+            argv.push((*name).into());
+            if FLAGS.iter().any(|f| f.name == *name && f.value.is_some()) {
+                argv.push(value.clone());
+            }
+        }
+        argv
+    }
+
+    /// Arguments for a proxy the CLI starts itself (`qcc env`, the launcher).
+    pub fn for_cluster(cluster: &str, port: Option<u16>) -> ProxyStartArgs {
+        let mut given = vec![("--cluster", OsString::from(cluster)), ("--background", OsString::new())];
+        if let Some(p) = port {
+            given.push(("--port", OsString::from(p.to_string())));
+        }
+        ProxyStartArgs(given)
+    }
 }
 
 /// The `--help` text of `proxy start`, from `FLAGS`.
 pub fn help() -> String {
     let mut out = String::from(
-        "qcc proxy start — run the proxy in the foreground (one thread, one event loop)\n\n\
+        "qcc proxy start — run the proxy (one thread, one event loop), in the foreground or with -d in \
+         the background\n\n\
          USAGE:\n    qcc proxy start [OPTIONS]\n\nOPTIONS:\n",
     );
     for f in FLAGS {
-        let left = match f.value {
-            Some(v) => format!("{} {v}", f.name),
+        let name = match f.short {
+            Some(short) => format!("{short}, {}", f.name),
             None => f.name.to_string(),
+        };
+        let left = match f.value {
+            Some(v) => format!("{name} {v}"),
+            None => name,
         };
         let mut lines = wrap(f.help, 64);
         if left.len() < 24 {
@@ -240,7 +298,9 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
         .filter(|k| !k.is_empty());
     // Files holding keys that other users of the machine can read: said, not refused (the
     // Python qcc wrote its config with the default umask).
-    for path in [&config_path, &key_file] {
+    // (A background proxy's starter has said it already.)
+    let detached = std::env::var_os(DETACHED_ENV).is_some();
+    for path in [&config_path, &key_file].into_iter().filter(|_| !detached) {
         if let Some(mode) = crate::store::fsutil::open_to_others(path) {
             eprintln!(
                 "qcc: warning: {} holds keys and is open to other users (mode {mode:04o}); fix with: chmod 600 {}",
@@ -271,7 +331,7 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
         strategy,
         ca_file,
         verify_interval: secs(args.number("--verify-interval")?, 60, "--verify-interval")?,
-        probe_model: args.text("--probe-model")?.unwrap_or_else(|| "claude-3-5-haiku-20241022".to_string()),
+        probe_model: args.text("--probe-model")?.unwrap_or_else(|| super::probe::DEFAULT_PROBE_MODEL.to_string()),
         home,
         config_path,
         log_level,
@@ -289,6 +349,7 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             other => secs(other, 5, "--stream-hold")?,
         },
         access_log: args.path("--access-log"),
+        detached,
         affinity_max: if args.on("--no-affinity") { 0 } else { args.number("--affinity-max")?.unwrap_or(10_000) },
         affinity_ttl: secs(args.number("--affinity-ttl")?, 3600, "--affinity-ttl")?,
     })

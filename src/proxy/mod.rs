@@ -148,9 +148,22 @@ pub struct EventLoop {
     refusals: client::refusals::Refusals,
 }
 
+/// A background proxy leaves its starter's terminal once it listens: stdout and stderr become
+/// /dev/null (the starter stops reading them; everything is in proxy.log).
+fn detach_output() {
+    use std::os::fd::AsRawFd;
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2 onto our own standard descriptors; `null` stays open until both are done.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 1);
+            libc::dup2(null.as_raw_fd(), 2);
+        }
+    }
+}
+
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
 pub fn run(mut settings: Settings) -> Result<()> {
-    crate::logging::init(settings.log_level, &settings.home)?;
+    crate::logging::init(settings.log_level, &settings.home, !settings.detached)?;
     event::limits::fit_descriptors(&mut settings);
     let guard = crate::store::pidfile::lock(&settings.home)?;
     let builtin = settings.builtin_default;
@@ -166,6 +179,7 @@ pub fn run(mut settings: Settings) -> Result<()> {
         host: ev.addr.ip().to_string(),
         port: ev.addr.port(),
         start_time: crate::store::timefmt::iso(SystemTime::now()),
+        cluster: Some(ev.settings.cluster.name.clone()),
     })?;
     let base = match ev.addr {
         SocketAddr::V4(a) => format!("http://{a}"),
@@ -182,6 +196,9 @@ pub fn run(mut settings: Settings) -> Result<()> {
     println!("ANTHROPIC_BASE_URL={base}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    if ev.settings.detached {
+        detach_output();
+    }
     crate::sdnotify::notify("READY=1");
     let result = ev.run();
     drop(guard);

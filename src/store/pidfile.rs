@@ -19,6 +19,9 @@ pub struct PidInfo {
     pub host: String,
     pub port: u16,
     pub start_time: String,
+    /// The cluster served (absent in pid files of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 impl PidInfo {
@@ -106,7 +109,10 @@ pub fn lock(home: &Path) -> Result<PidGuard> {
     // SAFETY: flock on a file descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let who = match running(home) {
-            Ok(Some(info)) => format!(" (pid {}, {})", info.pid, info.base_url()),
+            Ok(Some(info)) => {
+                let cluster = info.cluster.as_deref().map(|c| format!(", cluster '{c}'")).unwrap_or_default();
+                format!(" (pid {}, {}{cluster})", info.pid, info.base_url())
+            }
             _ => String::new(),
         };
         return Err(Error::Failed(format!(

@@ -1,0 +1,117 @@
+//! A proxy in the background: `qcc proxy start -d`, and the proxy that `qcc env` and the
+//! launcher start when none serves their cluster. The CLI starts `qcc proxy start` again as a
+//! new process in its own session (no terminal signals reach it), reads its output until the
+//! `ANTHROPIC_BASE_URL=` line says it listens (the pid file is written by then), and returns;
+//! the proxy then leaves the terminal (`Settings::detached`) and logs to `$QCC_HOME/proxy.log`.
+//! If it stops before listening, what it said goes to the user and its exit code is ours.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::proxy_start::{ProxyStartArgs, DETACHED_ENV};
+use crate::error::{Error, Result};
+use crate::store::pidfile::{self, PidInfo};
+
+/// How long a starting proxy may take to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Start `args` (validated first, so bad input is said at once) as a background proxy; the lines
+/// it printed and where it runs.
+pub fn start(home: &Path, args: &ProxyStartArgs) -> Result<(Vec<String>, PidInfo)> {
+    if let Some(info) = pidfile::running(home)? {
+        let cluster = info.cluster.as_deref().map(|c| format!(", cluster '{c}'")).unwrap_or_default();
+        return Err(Error::Failed(format!(
+            "qcc proxy is already running for {} (pid {}, {}{cluster}); stop it with `qcc proxy stop`",
+            home.display(),
+            info.pid,
+            info.base_url()
+        )));
+    }
+    super::proxy_start::settings(args.clone())?; // bad input: one line now, nothing started
+    let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the qcc binary", e))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args.foreground_argv())
+        .env(DETACHED_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::io("cannot start the proxy", e))?;
+    let (Some(out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(Error::Failed("cannot read the starting proxy's output".into()));
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(std::result::Result::ok) {
+            let ready = line.starts_with("ANTHROPIC_BASE_URL=");
+            if tx.send(Some(line)).is_err() || ready {
+                return;
+            }
+        }
+        let _ = tx.send(None); // closed before listening
+    });
+    let mut lines = Vec::new();
+    loop {
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(line)) => {
+                let ready = line.starts_with("ANTHROPIC_BASE_URL=");
+                lines.push(line);
+                if ready {
+                    break;
+                }
+            }
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let mut said = String::new();
+                let _ = err.read_to_string(&mut said);
+                let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(1);
+                eprint!("{said}");
+                return Err(Error::Silent(u8::try_from(code).unwrap_or(1).max(1)));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                return Err(Error::Failed(format!(
+                    "the proxy did not start listening within {}s; see {}",
+                    START_TIMEOUT.as_secs(),
+                    crate::logging::log_path(home).display()
+                )));
+            }
+        }
+    }
+    // It listens and has written its pid file (before the line); its stderr is ours no more.
+    drop(err);
+    let info =
+        pidfile::running(home)?.ok_or_else(|| Error::Failed("the proxy started but wrote no pid file".into()))?;
+    Ok((lines, info))
+}
+
+/// The proxy of this state dir serving `cluster`: the running one, or one started now in the
+/// background (on `port`, default 7860). A proxy serving another cluster is not touched: the
+/// error says which one runs and how to stop it.
+pub fn ensure(home: &Path, cluster: &str, port: Option<u16>) -> Result<(PidInfo, bool)> {
+    if let Some(info) = pidfile::running(home)? {
+        return match info.cluster.as_deref() {
+            Some(c) if c == cluster => Ok((info, false)),
+            other => Err(Error::Failed(format!(
+                "a qcc proxy for {} already runs here (pid {}, {}); stop it with `qcc proxy stop` \
+                 (one proxy per QCC_HOME)",
+                other.map_or("another cluster".to_string(), |c| format!("cluster '{c}'")),
+                info.pid,
+                info.base_url()
+            ))),
+        };
+    }
+    let (_, info) = start(home, &ProxyStartArgs::for_cluster(cluster, port))?;
+    Ok((info, true))
+}

@@ -1,0 +1,173 @@
+//! `qcc doctor`: one screen that answers "why doesn't Claude Code work?". Is a proxy running
+//! (pid, port, cluster, uptime); do Claude Code's `settings.json` and this shell's
+//! `ANTHROPIC_BASE_URL` point at it, or at something dead; can each endpoint be reached and does
+//! its key work (one tiny real request each, as `health test`); is the service installed and
+//! active; is `claude` installed. Each problem comes with the one command that fixes it; the
+//! exit code is 0 only when all is well.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::store::config::ConfigFile;
+
+/// Whether something accepts a TCP connection at `url`'s host and port (within a second).
+pub fn answers(url: &str) -> bool {
+    let Ok(u) = crate::store::url::BaseUrl::parse(url.trim_end_matches('/')) else { return false };
+    let Ok(mut addrs) = (u.host.as_str(), u.port).to_socket_addrs() else { return false };
+    addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+}
+
+/// The checks as they are made: printed as a screen, or kept for `--json`.
+struct Report {
+    checks: Vec<Value>,
+    problems: usize,
+    json: bool,
+}
+
+impl Report {
+    fn ok(&mut self, what: &str, detail: String) {
+        if !self.json {
+            println!("  ok       {what}: {}", crate::mask::clean(&detail));
+        }
+        self.checks.push(json!({"check": what, "ok": true, "detail": detail}));
+    }
+    fn problem(&mut self, what: &str, detail: String, fix: String) {
+        self.problems += 1;
+        if !self.json {
+            println!("  PROBLEM  {what}: {}", crate::mask::clean(&detail));
+            println!("           fix: {fix}");
+        }
+        self.checks.push(json!({"check": what, "ok": false, "detail": detail, "fix": fix}));
+    }
+}
+
+/// Where Claude Code is pointed (`settings.json`, this shell), against where the proxy runs.
+fn check_pointer(r: &mut Report, what: &str, set: Option<String>, proxy: Option<&str>, fix_to: &str) {
+    let Some(set) = set else {
+        r.ok(what, "not set".into());
+        return;
+    };
+    let shown = crate::mask::mask_url(&set);
+    let same = proxy.is_some_and(|p| p.trim_end_matches('/') == set.trim_end_matches('/'));
+    if same {
+        r.ok(what, format!("{shown}: the running proxy"));
+    } else if answers(&set) {
+        r.ok(what, format!("{shown}: something answers there (not this qcc proxy)"));
+    } else {
+        r.problem(what, format!("{shown}: nothing answers there; Claude Code would wait and fail"), fix_to.to_string());
+    }
+}
+
+/// `qcc doctor [--json]`.
+pub fn run(home: &Path, json_out: bool) -> Result<()> {
+    let mut r = Report { checks: Vec::new(), problems: 0, json: json_out };
+    if !json_out {
+        println!("qcc doctor");
+    }
+    let config = ConfigFile::load_user();
+    let running = crate::store::pidfile::running(home)?;
+    let cluster = running
+        .as_ref()
+        .and_then(|i| i.cluster.clone())
+        .or_else(|| config.as_ref().ok().and_then(|c| c.default_profile().map(str::to_string)));
+    let start_fix = match &cluster {
+        Some(c) => format!("qcc proxy start -d --cluster {c}   (or for good: qcc service install --cluster {c})"),
+        None => "qcc endpoint add CLUSTER --url URL --key-file PATH, then qcc proxy start -d --cluster CLUSTER".into(),
+    };
+    let proxy = match &running {
+        Some(info) => {
+            let uptime = super::control::uptime(home).map(|s| format!(", up {s}s")).unwrap_or_default();
+            let c = info.cluster.as_deref().map(|c| format!(", cluster '{c}'")).unwrap_or_default();
+            r.ok("proxy", format!("running: pid {}, {}{c}{uptime}", info.pid, info.base_url()));
+            Some(info.base_url())
+        }
+        None => {
+            r.problem("proxy", format!("no qcc proxy runs for {}", home.display()), start_fix.clone());
+            None
+        }
+    };
+    let point_fix = match (&proxy, &cluster) {
+        (Some(_), Some(c)) => format!("qcc proxy use {c}   (points it at the running proxy)"),
+        _ => format!("start the proxy it points at: {start_fix}"),
+    };
+    check_pointer(&mut r, "settings.json", super::claude::settings_base_url(), proxy.as_deref(), &point_fix);
+    let shell_fix = match &cluster {
+        Some(c) => format!("eval \"$(qcc env --cluster {c})\""),
+        None => "unset ANTHROPIC_BASE_URL".into(),
+    };
+    check_pointer(
+        &mut r,
+        "this shell's ANTHROPIC_BASE_URL",
+        std::env::var("ANTHROPIC_BASE_URL").ok().filter(|v| !v.is_empty()),
+        proxy.as_deref(),
+        &shell_fix,
+    );
+    match (&config, &cluster) {
+        (Err(e), _) => r.problem("config", e.to_string(), "fix the file named above (it is never overwritten)".into()),
+        (Ok(_), None) => r.problem(
+            "endpoints",
+            "no cluster to check (no proxy runs and no default profile)".into(),
+            "qcc endpoint add CLUSTER --url URL --key-file PATH".into(),
+        ),
+        (Ok(cfg), Some(c)) => {
+            match cfg.cluster(c) {
+                Err(e) => r.problem("endpoints", e.to_string(), format!("qcc endpoint list {c}")),
+                Ok(cl) => {
+                    let mut eps = cl.endpoints.clone();
+                    for ep in &mut eps {
+                        ep.timeout_secs = ep.timeout_secs.min(10); // a doctor does not wait 30 s
+                    }
+                    let verdicts = super::probe::probe_all(&eps, super::probe::DEFAULT_PROBE_MODEL);
+                    for (ep, v) in eps.iter().zip(&verdicts) {
+                        let what = format!("endpoint {} ({})", ep.id, crate::mask::mask_url(&ep.url.to_string()));
+                        if v.ok() {
+                            r.ok(&what, format!("answered in {} ms", v.latency_ms));
+                        } else {
+                            let fix = match v.status {
+                            Some(401 | 403) => format!("qcc endpoint set {c} {} --key-file PATH   (the key was refused)", ep.id),
+                            Some(_) => format!("qcc health test {c} {}   (the endpoint answered an error; check its URL and model)", ep.id),
+                            None => format!("qcc endpoint set {c} {} --url URL   (it cannot be reached)", ep.id),
+                        };
+                            r.problem(&what, v.reason.clone(), fix);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    match super::service::state(None) {
+        Ok((true, true, said)) => r.ok("service", said),
+        Ok((true, false, said)) => {
+            r.problem("service", said, "qcc service install   (again: writes and enables it)".into())
+        }
+        Ok((false, _, said)) if running.is_none() => r.problem(
+            "service",
+            said,
+            format!("qcc service install{}", cluster.as_deref().map(|c| format!(" --cluster {c}")).unwrap_or_default()),
+        ),
+        Ok((false, _, said)) => r.ok("service", format!("{said} (a proxy runs anyway)")),
+        Err(e) => r.problem("service", e.to_string(), "qcc service status".into()),
+    }
+    if super::claude::installed() {
+        r.ok("claude", "on PATH".into());
+    } else {
+        r.problem("claude", "not on PATH".into(), "npm install -g @anthropic-ai/claude-code".into());
+    }
+    if json_out {
+        let doc = json!({"ok": r.problems == 0, "problems": r.problems, "checks": r.checks});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else if r.problems == 0 {
+        println!("all is well");
+    } else {
+        println!("{} problem(s)", r.problems);
+    }
+    if r.problems == 0 {
+        Ok(())
+    } else {
+        Err(Error::Silent(1))
+    }
+}

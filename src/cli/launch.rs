@@ -1,0 +1,187 @@
+//! Starting Claude Code on a cluster: `qcc`, `qcc use NAME [-- ARGS]` and `qcc env`. A cluster is
+//! always used through a proxy (one is started in the background when none serves it), and the
+//! proxy's address reaches Claude Code through the environment of that one process or shell,
+//! never through the global `settings.json`: no session is left pointing at a stopped proxy.
+//! `--direct` keeps the Python qcc's way for a single-endpoint profile, said out loud.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use super::background;
+use super::UseArgs;
+use crate::error::{Error, Result};
+use crate::mask::mask_key;
+use crate::store::config::ConfigFile;
+
+/// The variables that point one Claude Code process at the proxy at `base`: the access key when
+/// the proxy wants one (as `x-api-key`).
+fn proxy_env(home: &Path, base: &str) -> Vec<(&'static str, String)> {
+    let mut env = vec![("ANTHROPIC_BASE_URL", base.to_string())];
+    if let Some(key) = super::control::access_key(home) {
+        env.push(("ANTHROPIC_API_KEY", key));
+    }
+    env
+}
+
+/// The profile `qcc` alone means, or why there is none.
+fn launch_profile(config: &ConfigFile) -> Result<String> {
+    match config.launch_profile() {
+        Some(n) => Ok(n),
+        None if config.profile_names().is_empty() => {
+            eprintln!("qcc: no profiles yet. Add one and launch Claude Code with it:");
+            eprintln!("  qcc endpoint add NAME --url https://api.example.com --key-file ~/.config/key && qcc use NAME");
+            Err(Error::Silent(1))
+        }
+        None => Err(Error::Failed("no default profile: pick one with `qcc default NAME` or `qcc use NAME`".into())),
+    }
+}
+
+/// Said when Claude Code's own settings point somewhere else than where this launch points it:
+/// settings.json's `env` applies to every session, over the environment qcc passes.
+pub fn warn_settings(base: &str) {
+    let Some(set) = super::claude::settings_base_url() else { return };
+    if set.trim_end_matches('/') == base.trim_end_matches('/') {
+        return;
+    }
+    let path = super::claude::settings_path();
+    let alive = super::doctor::answers(&set);
+    eprintln!(
+        "qcc: warning: {} sets ANTHROPIC_BASE_URL={} ({}), which Claude Code uses over qcc's; \
+         `qcc doctor` says how to fix it",
+        path.display(),
+        crate::mask::mask_url(&set),
+        if alive { "something answers there" } else { "nothing answers there" }
+    );
+}
+
+/// `qcc` and `qcc use NAME [--port P] [--direct] [--no-launch] [--dry-run] [-- ARGS]`.
+pub fn use_profile(home: &Path, u: &UseArgs) -> Result<()> {
+    let mut config = ConfigFile::load_user()?;
+    let name = match &u.name {
+        Some(n) => n.clone(),
+        None => launch_profile(&config)?,
+    };
+    let cluster = config.cluster(&name)?;
+    if cluster.endpoints.is_empty() {
+        return Err(Error::Invalid(format!("profile '{name}' has no endpoint")));
+    }
+    if u.direct {
+        return use_direct(&mut config, &name, &cluster, u);
+    }
+    if !u.dry_run && u.launch && !super::claude::installed() {
+        return Err(Error::Failed(
+            "claude is not on PATH; install Claude Code with `npm install -g @anthropic-ai/claude-code`".into(),
+        ));
+    }
+    let running = crate::store::pidfile::running(home)?;
+    if u.dry_run {
+        match running {
+            Some(info) if info.cluster.as_deref() == Some(name.as_str()) => {
+                println!("would use the running qcc proxy for '{name}' (pid {}, {})", info.pid, info.base_url())
+            }
+            Some(info) => println!(
+                "would stop: a qcc proxy for another cluster runs here (pid {}, {})",
+                info.pid,
+                info.base_url()
+            ),
+            None => println!(
+                "would start a qcc proxy for '{name}' in the background on 127.0.0.1:{}",
+                u.port.unwrap_or(7860)
+            ),
+        }
+        println!("would run: claude {}", shown_args(&u.claude_args));
+        return Ok(());
+    }
+    let (info, started) = background::ensure(home, &name, u.port)?;
+    let base = info.base_url();
+    if started {
+        eprintln!(
+            "qcc: started a proxy for '{name}' in the background (pid {}, {base}); `qcc proxy stop` ends it",
+            info.pid
+        );
+    }
+    config.touch_last_used(&name)?;
+    config.save()?;
+    warn_settings(&base);
+    if !u.launch {
+        println!("ANTHROPIC_BASE_URL={base}");
+        return Ok(());
+    }
+    eprintln!("qcc: Claude Code on '{name}' through {base}");
+    super::claude::launch(&proxy_env(home, &base), &u.claude_args)
+}
+
+/// `--direct`: the Python qcc's `use` for a single-endpoint profile: its URL and key written into
+/// Claude Code's settings.json, no proxy, no failover.
+fn use_direct(
+    config: &mut ConfigFile,
+    name: &str,
+    cluster: &crate::store::config::ClusterConfig,
+    u: &UseArgs,
+) -> Result<()> {
+    let [ep] = cluster.endpoints.as_slice() else {
+        return Err(Error::Usage(format!(
+            "--direct is for a single-endpoint profile; '{name}' has {} endpoints (use it through the proxy: `qcc use {name}`)",
+            cluster.endpoints.len()
+        )));
+    };
+    let base = ep.url.to_string();
+    if u.dry_run {
+        println!(
+            "would write {} for '{name}': ANTHROPIC_BASE_URL={base}, key {} (directly: no proxy, no failover)",
+            super::claude::settings_path().display(),
+            mask_key(&ep.api_key)
+        );
+        println!("would run: claude {}", shown_args(&u.claude_args));
+        return Ok(());
+    }
+    let path = super::claude::write_env(&base, &ep.api_key)?;
+    config.touch_last_used(name)?;
+    config.save()?;
+    println!(
+        "Claude Code now uses '{name}' directly, without a proxy and without failover (--direct): {base} ({})",
+        path.display()
+    );
+    if !u.launch {
+        return Ok(());
+    }
+    super::claude::launch(&[], &u.claude_args)
+}
+
+fn shown_args(args: &[OsString]) -> String {
+    args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+/// `qcc env [--cluster C] [--port P] [--shell sh|fish]`: a proxy for the cluster (started in the
+/// background when none runs), and the exports that point this shell's Claude Code at it.
+pub fn env(home: &Path, cluster: Option<&str>, port: Option<u16>, fish: bool) -> Result<()> {
+    let config = ConfigFile::load_user()?;
+    let name = match cluster {
+        Some(c) => c.to_string(),
+        None => match config.default_profile() {
+            Some(d) => d.to_string(),
+            None => {
+                let known = config.profile_names();
+                return Err(Error::Usage(if known.is_empty() {
+                    "no clusters yet: add one with `qcc endpoint add CLUSTER --url URL --key-file PATH`".into()
+                } else {
+                    format!("no default cluster: give --cluster (one of: {})", known.join(", "))
+                }));
+            }
+        },
+    };
+    config.cluster(&name)?;
+    let (info, started) = background::ensure(home, &name, port)?;
+    if started {
+        eprintln!("qcc: started a proxy for '{name}' in the background (pid {}, {})", info.pid, info.base_url());
+    }
+    for (k, v) in proxy_env(home, &info.base_url()) {
+        let v = format!("'{}'", v.replace('\'', r"'\''"));
+        if fish {
+            println!("set -gx {k} {v};");
+        } else {
+            println!("export {k}={v}");
+        }
+    }
+    Ok(())
+}

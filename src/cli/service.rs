@@ -1,0 +1,343 @@
+//! `qcc service install|uninstall|status`: the proxy as a per-user service that is simply there
+//! when Claude Code starts, with the user's own config, no root. Linux: a systemd *user* socket
+//! and service (`qcc.socket` listens on 127.0.0.1:PORT; the first connection starts
+//! `qcc.service`, `Type=notify`, which takes the socket). macOS: a LaunchAgent (`RunAtLoad`,
+//! `KeepAlive`). With `--dir DIR` the files are only written there (no systemctl, no launchctl).
+//! Files are written whole or not at all. On a machine shared with others, a loopback proxy
+//! without a key would let any local user spend the keys: the service gets its own access key
+//! (`$QCC_HOME/access_key`, made once, mode 0600), which `qcc env`, the launcher and
+//! `qcc proxy use` pass on.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result};
+use crate::store::config::ConfigFile;
+use crate::store::fsutil;
+
+/// The launchd label (and the plist's file name without `.plist`).
+pub const LABEL: &str = "dev.qcc.proxy";
+
+#[derive(Debug, Clone, Default)]
+pub struct InstallArgs {
+    pub cluster: Option<String>,
+    pub port: Option<u16>,
+    pub dir: Option<PathBuf>,
+    pub os: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Os {
+    Linux,
+    Macos,
+}
+
+fn os(arg: Option<&str>) -> Result<Os> {
+    match arg {
+        None if cfg!(target_os = "macos") => Ok(Os::Macos),
+        None => Ok(Os::Linux),
+        Some("linux") => Ok(Os::Linux),
+        Some("macos") => Ok(Os::Macos),
+        Some(other) => Err(Error::Usage(format!("--os {other}: linux or macos"))),
+    }
+}
+
+fn default_dir(os: Os) -> PathBuf {
+    match os {
+        Os::Linux => std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| fsutil::home_dir().join(".config"), PathBuf::from)
+            .join("systemd")
+            .join("user"),
+        Os::Macos => fsutil::home_dir().join("Library").join("LaunchAgents"),
+    }
+}
+
+/// The files of the service, by name.
+fn files(os: Os) -> &'static [&'static str] {
+    match os {
+        Os::Linux => &["qcc.socket", "qcc.service"],
+        Os::Macos => &["dev.qcc.proxy.plist"],
+    }
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+fn run(tool: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(tool).args(args).output().map_err(|e| Error::io(format!("cannot run {tool}"), e))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let said = String::from_utf8_lossy(&out.stderr);
+        Err(Error::Failed(format!("`{tool} {}` failed: {}", args.join(" "), said.trim())))
+    }
+}
+
+fn uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Make `$QCC_HOME/access_key` once (48 random hex digits after `qcc-`, mode 0600); an existing
+/// key, or one in `QCC_ACCESS_KEY`, is kept.
+pub fn ensure_access_key(home: &Path) -> Result<bool> {
+    if super::control::access_key(home).is_some() {
+        return Ok(false);
+    }
+    let mut bytes = [0u8; 24];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| Error::Failed("cannot get random bytes for the access key".into()))?;
+    let key: String = std::iter::once("qcc-".to_string()).chain(bytes.iter().map(|b| format!("{b:02x}"))).collect();
+    let path = home.join("access_key");
+    fsutil::atomic_write(&path, format!("{key}\n").as_bytes())
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    Ok(true)
+}
+
+/// A value in a systemd unit: double-quoted, with its specifiers and variables escaped.
+fn unit_quote(s: &str) -> String {
+    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"").replace('%', "%%").replace('$', "$$");
+    format!("\"{escaped}\"")
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+/// What the service runs, and with which files.
+struct Plan {
+    exe: PathBuf,
+    cluster: String,
+    port: u16,
+    home: PathBuf,
+    config: PathBuf,
+}
+
+impl Plan {
+    fn argv(&self) -> Vec<String> {
+        let exe = self.exe.to_string_lossy().into_owned();
+        vec![
+            exe,
+            "proxy".into(),
+            "start".into(),
+            "--cluster".into(),
+            self.cluster.clone(),
+            "--port".into(),
+            self.port.to_string(),
+        ]
+    }
+
+    fn socket_unit(&self) -> String {
+        format!(
+            "# Written by `qcc service install`; `qcc service uninstall` removes it.\n\
+             [Unit]\nDescription=qcc proxy socket (Claude Code through cluster '{c}')\n\n\
+             [Socket]\nListenStream=127.0.0.1:{p}\nNoDelay=true\nBacklog=4096\n\n\
+             [Install]\nWantedBy=sockets.target\n",
+            c = self.cluster,
+            p = self.port
+        )
+    }
+
+    fn service_unit(&self) -> String {
+        let exec: Vec<String> = self.argv().iter().map(|a| unit_quote(a)).collect();
+        format!(
+            "# Written by `qcc service install`; `qcc service uninstall` removes it.\n\
+             [Unit]\nDescription=qcc proxy for cluster '{c}' (Claude Code failover)\n\
+             Requires=qcc.socket\nAfter=qcc.socket\n\n\
+             [Service]\nType=notify\nExecStart={exec}\nExecReload=/bin/kill -HUP $MAINPID\n\
+             Environment={home}\nEnvironment={config}\nRestart=on-failure\nNoNewPrivileges=true\n\
+             TimeoutStopSec=40\n\n\
+             [Install]\nWantedBy=default.target\n",
+            c = self.cluster,
+            exec = exec.join(" "),
+            home = unit_quote(&format!("QCC_HOME={}", self.home.display())),
+            config = unit_quote(&format!("QCC_CONFIG={}", self.config.display())),
+        )
+    }
+
+    fn plist(&self) -> String {
+        let args: String = self.argv().iter().map(|a| format!("    <string>{}</string>\n", xml(a))).collect();
+        let log = self.home.join("launchd.log");
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+             <!-- Written by `qcc service install`; `qcc service uninstall` removes it. -->\n\
+             <plist version=\"1.0\">\n<dict>\n  <key>Label</key>\n  <string>{LABEL}</string>\n\
+             \x20 <key>ProgramArguments</key>\n  <array>\n{args}  </array>\n\
+             \x20 <key>EnvironmentVariables</key>\n  <dict>\n\
+             \x20   <key>QCC_HOME</key>\n    <string>{home}</string>\n\
+             \x20   <key>QCC_CONFIG</key>\n    <string>{config}</string>\n  </dict>\n\
+             \x20 <key>RunAtLoad</key>\n  <true/>\n  <key>KeepAlive</key>\n  <true/>\n\
+             \x20 <key>ProcessType</key>\n  <string>Background</string>\n\
+             \x20 <key>StandardOutPath</key>\n  <string>{log}</string>\n\
+             \x20 <key>StandardErrorPath</key>\n  <string>{log}</string>\n</dict>\n</plist>\n",
+            home = xml(&self.home.to_string_lossy()),
+            config = xml(&self.config.to_string_lossy()),
+            log = xml(&log.to_string_lossy()),
+        )
+    }
+}
+
+fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+/// `qcc service install [--cluster C] [--port P] [--dir DIR] [--os linux|macos]`.
+pub fn install(home: &Path, a: &InstallArgs) -> Result<()> {
+    let os = os(a.os.as_deref())?;
+    let config = ConfigFile::load_user()?;
+    let cluster = match a.cluster.clone().or_else(|| config.default_profile().map(str::to_string)) {
+        Some(c) => c,
+        None => {
+            let known = config.profile_names();
+            return Err(Error::Usage(if known.is_empty() {
+                "no clusters yet: add one with `qcc endpoint add CLUSTER --url URL --key-file PATH`".into()
+            } else {
+                format!("give --cluster (one of: {})", known.join(", "))
+            }));
+        }
+    };
+    config.cluster(&cluster)?;
+    let port = a.port.unwrap_or(7860);
+    if port == 0 {
+        return Err(Error::Usage("--port 0: a service needs a fixed port".into()));
+    }
+    let live = a.dir.is_none();
+    let tool = match os {
+        Os::Linux => "systemctl",
+        Os::Macos => "launchctl",
+    };
+    if live && !on_path(tool) {
+        return Err(Error::Failed(format!(
+            "{tool} not found: this machine cannot run a {} user service (write the files elsewhere with --dir DIR)",
+            if os == Os::Linux { "systemd" } else { "launchd" }
+        )));
+    }
+    let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the qcc binary", e))?;
+    let plan = Plan {
+        exe: exe.canonicalize().unwrap_or(exe),
+        cluster: cluster.clone(),
+        port,
+        home: absolute(home.to_path_buf()),
+        config: absolute(fsutil::config_path()),
+    };
+    let dir = a.dir.clone().unwrap_or_else(|| default_dir(os));
+    let contents: Vec<(&str, String)> = match os {
+        Os::Linux => vec![("qcc.socket", plan.socket_unit()), ("qcc.service", plan.service_unit())],
+        Os::Macos => vec![("dev.qcc.proxy.plist", plan.plist())],
+    };
+    for (name, text) in &contents {
+        let path = dir.join(name);
+        fsutil::atomic_write(&path, text.as_bytes())
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        println!("wrote {}", path.display());
+    }
+    if ensure_access_key(&plan.home)? {
+        println!(
+            "made an access key for the service in {} (qcc env and qcc use pass it on)",
+            plan.home.join("access_key").display()
+        );
+    }
+    if !live {
+        return Ok(());
+    }
+    match os {
+        Os::Linux => {
+            run("systemctl", &["--user", "daemon-reload"])?;
+            run("systemctl", &["--user", "enable", "--now", "qcc.socket"])?;
+            println!(
+                "enabled qcc.socket: the proxy for '{cluster}' starts on the first connection to 127.0.0.1:{port}"
+            );
+        }
+        Os::Macos => {
+            let target = format!("gui/{}", uid());
+            let _ = run("launchctl", &["bootout", &format!("{target}/{LABEL}")]);
+            let plist = dir.join("dev.qcc.proxy.plist");
+            run("launchctl", &["bootstrap", &target, &plist.to_string_lossy()])?;
+            println!("loaded {LABEL}: the proxy for '{cluster}' runs on 127.0.0.1:{port} from now on, at every login");
+        }
+    }
+    println!("Claude Code through it: `qcc use {cluster}`, or `eval \"$(qcc env)\"` in a shell");
+    Ok(())
+}
+
+/// `qcc service uninstall [--dir DIR] [--os ...]`: stopped, disabled, its files removed.
+pub fn uninstall(dir: Option<&Path>, os_arg: Option<&str>) -> Result<()> {
+    let os = os(os_arg)?;
+    let live = dir.is_none();
+    let dir = dir.map_or_else(|| default_dir(os), Path::to_path_buf);
+    if live {
+        match os {
+            Os::Linux if on_path("systemctl") => {
+                let _ = run("systemctl", &["--user", "disable", "--now", "qcc.socket", "qcc.service"]);
+            }
+            Os::Macos if on_path("launchctl") => {
+                let _ = run("launchctl", &["bootout", &format!("gui/{}/{LABEL}", uid())]);
+            }
+            _ => {}
+        }
+    }
+    let mut removed = 0;
+    for name in files(os) {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                removed += 1;
+                println!("removed {}", path.display());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("cannot remove {}", path.display()), e)),
+        }
+    }
+    if live && os == Os::Linux && on_path("systemctl") {
+        let _ = run("systemctl", &["--user", "daemon-reload"]);
+    }
+    if removed == 0 {
+        println!("no qcc service was installed in {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Whether the service is installed and active: (installed, active, what to say).
+pub fn state(os_arg: Option<&str>) -> Result<(bool, bool, String)> {
+    let os = os(os_arg)?;
+    let dir = default_dir(os);
+    let installed = files(os).iter().all(|f| dir.join(f).is_file());
+    if !installed {
+        return Ok((false, false, format!("not installed (no unit files in {})", dir.display())));
+    }
+    let (active, how) = match os {
+        Os::Linux if on_path("systemctl") => {
+            let socket = run("systemctl", &["--user", "is-active", "qcc.socket"]).map(|s| s.trim().to_string());
+            let service = run("systemctl", &["--user", "is-active", "qcc.service"]).map(|s| s.trim().to_string());
+            let said = |r: &Result<String>| r.as_ref().map_or("inactive".to_string(), Clone::clone);
+            (socket.is_ok(), format!("qcc.socket {}, qcc.service {}", said(&socket), said(&service)))
+        }
+        Os::Macos if on_path("launchctl") => {
+            let loaded = run("launchctl", &["print", &format!("gui/{}/{LABEL}", uid())]).is_ok();
+            (loaded, if loaded { format!("{LABEL} loaded") } else { format!("{LABEL} not loaded") })
+        }
+        _ => (false, "the service manager is not on this machine".to_string()),
+    };
+    Ok((true, active, format!("installed in {}; {how}", dir.display())))
+}
+
+/// `qcc service status`.
+pub fn status(os_arg: Option<&str>) -> Result<()> {
+    let (installed, active, said) = state(os_arg)?;
+    println!("qcc service: {said}");
+    if !installed {
+        println!("install it with: qcc service install --cluster CLUSTER");
+        return Err(Error::Silent(1));
+    }
+    if !active {
+        return Err(Error::Silent(1));
+    }
+    Ok(())
+}
