@@ -14,9 +14,9 @@ mod store;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cli::{claude, commands, control, Command};
+use cli::{commands, control, Command};
 use error::{Error, Result};
-use store::{config, fsutil};
+use store::fsutil;
 
 fn main() -> ExitCode {
     match run() {
@@ -87,26 +87,7 @@ fn run() -> Result<()> {
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
         Command::ProxyLogs { lines, follow } => control::proxy_logs(&home, lines, follow)?,
-        Command::ProxyUse { cluster, host, port } => {
-            config::ConfigFile::load_user()?.cluster(&cluster)?;
-            let host = host.unwrap_or_else(|| "127.0.0.1".into());
-            let port = port.unwrap_or(7860);
-            let base =
-                if host.contains(':') { format!("http://[{host}]:{port}") } else { format!("http://{host}:{port}") };
-            let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1");
-            let key = match std::env::var("QCC_ACCESS_KEY") {
-                Ok(k) if !k.is_empty() && !loopback => k,
-                _ => "proxy-managed".to_string(),
-            };
-            let path = claude::write_env(&base, &key)?;
-            println!("Claude Code now uses {base} (cluster '{cluster}'): {}", path.display());
-            match control::serving(&home) {
-                Some((info, served)) if served == cluster && info.base_url() == base => {
-                    println!("a qcc proxy for '{cluster}' already runs there (pid {})", info.pid);
-                }
-                _ => println!("start the proxy with: qcc proxy start --cluster {cluster} --host {host} --port {port}"),
-            }
-        }
+        Command::ProxyUse { cluster, host, port } => cli::launch::proxy_use(&home, &cluster, host, port)?,
         Command::QueueStatus { json } => control::queue_status(&home, json)?,
         Command::QueueClear => control::queue_clear(&home)?,
         Command::HealthStatus { json } => control::health_status(&home, json)?,

@@ -41,7 +41,7 @@ fn a_file_size_limit_neither_kills_the_proxy_nor_floods_the_log() {
     let mut cmd = home.qcc();
     cmd.args(["proxy", "start", "--host", "127.0.0.1", "--port", "0", "--cluster", "c", "--verify-interval", "1"])
         .stderr(Stdio::piped()); // a pipe: a file would be under the same limit
-    limit(&mut cmd, libc::RLIMIT_FSIZE, 100, libc::RLIM_INFINITY);
+    limit(&mut cmd, libc::RLIMIT_FSIZE, 200, libc::RLIM_INFINITY); // the pid file fits, the queue file does not
     let mut proxy = Proxy::spawn(&home, cmd);
     let mut pipe = proxy.child.stderr.take().expect("stderr");
     let reader = std::thread::spawn(move || {

@@ -83,8 +83,9 @@ fn init_add_list_default_remove_status_and_config_set() {
     assert!(stderr(&o).contains("cache.json") && stderr(&o).lines().count() == 1, "{}", stderr(&o));
 }
 
-/// `qcc use` writes the spec's four settings keys (every other key kept), records last_used,
-/// and becomes `claude` (its exit code is qcc's). `qcc` alone does it for the default profile.
+/// `qcc use --direct` (the Python qcc's `use`) writes the spec's four settings keys (every other
+/// key kept), records last_used, and becomes `claude` (its exit code is qcc's). `qcc` alone
+/// launches the default profile through a proxy.
 #[test]
 fn use_writes_settings_records_last_used_and_becomes_claude() {
     let home = TempHome::new();
@@ -92,7 +93,7 @@ fn use_writes_settings_records_last_used_and_becomes_claude() {
     std::fs::create_dir_all(home.path(".claude")).expect("dir");
     std::fs::write(home.path(".claude/settings.json"), r#"{"model": "opus", "env": {"KEEP": "1"}}"#).expect("settings");
     let bin = stand_in_claude(&home);
-    let o = home.qcc().env("PATH", path_with(&bin)).args(["use", "solo"]).output().expect("run");
+    let o = home.qcc().env("PATH", path_with(&bin)).args(["use", "solo", "--direct"]).output().expect("run");
     assert_eq!(o.status.code(), Some(7), "claude's exit code: {}", stderr(&o));
     assert_eq!(std::fs::read_to_string(home.path("claude.ran")).expect("claude ran").trim(), "args:");
     let seen: Value =
@@ -106,11 +107,12 @@ fn use_writes_settings_records_last_used_and_becomes_claude() {
     let list = json_of(&home.run(&["list", "--json"]));
     assert!(list["profiles"][0]["last_used"].is_string(), "last_used set");
 
-    // `qcc` alone: the default profile, same effect.
+    // `qcc` alone: the default profile, through a proxy started for it.
     std::fs::remove_file(home.path("claude.ran")).expect("rm");
-    let o = home.qcc().env("PATH", path_with(&bin)).output().expect("run");
-    assert_eq!(o.status.code(), Some(7));
+    let o = home.qcc().env("PATH", path_with(&bin)).args(["--port", "0"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
     assert!(home.path("claude.ran").exists());
+    assert!(home.home().join("proxy.pid").exists(), "a proxy serves it");
     // --dry-run changes nothing and starts nothing.
     std::fs::remove_file(home.path("claude.ran")).expect("rm");
     let o = home.qcc().env("PATH", path_with(&bin)).args(["--dry-run"]).output().expect("run");
@@ -120,7 +122,7 @@ fn use_writes_settings_records_last_used_and_becomes_claude() {
     assert!(home
         .qcc()
         .env("PATH", path_with(&bin))
-        .args(["use", "solo", "--no-launch"])
+        .args(["use", "solo", "--direct", "--no-launch"])
         .output()
         .expect("run")
         .status
@@ -136,7 +138,7 @@ fn claude_missing_no_profiles_and_last_used() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o).lines().count(), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("qcc add"));
-    // claude not on PATH: one line, exit 1, settings still written.
+    // claude not on PATH: one line, exit 1, nothing written or started.
     assert!(home.run(&["add", "solo", "--url", "https://api.example.com", "--key", KEY]).status.success());
     let empty = home.path("empty");
     std::fs::create_dir_all(&empty).expect("dir");
@@ -144,8 +146,10 @@ fn claude_missing_no_profiles_and_last_used() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("npm install -g @anthropic-ai/claude-code"), "{}", stderr(&o));
-    assert!(home.path(".claude/settings.json").exists());
+    assert!(!home.path(".claude/settings.json").exists());
+    assert!(!home.home().join("proxy.pid").exists());
     // No default: the most recently used profile.
+    assert!(home.run(&["use", "solo", "--direct", "--no-launch"]).status.success());
     assert!(home.run(&["add", "other", "--url", "https://other.example.com", "--key", KEY]).status.success());
     assert!(home.run(&["config", "set", "default_profile", "other"]).status.success());
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(home.config()).expect("config")).expect("json");
@@ -155,7 +159,8 @@ fn claude_missing_no_profiles_and_last_used() {
     assert!(stdout(&o).contains("for 'solo'"), "solo was used last: {}", stdout(&o));
 }
 
-/// A cluster profile whose proxy runs: `qcc use` points Claude Code at the proxy and says so.
+/// A cluster profile whose proxy runs: `qcc use` goes through that proxy (no second one, no
+/// global settings written).
 #[test]
 fn use_of_a_served_cluster_goes_through_the_proxy() {
     let mock = MockUpstream::start(ok());
@@ -164,11 +169,9 @@ fn use_of_a_served_cluster_goes_through_the_proxy() {
     let proxy = Proxy::start(&home, &["--cluster", "team"]);
     let o = home.run(&["use", "team", "--no-launch"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("through the running qcc proxy"), "{}", stdout(&o));
-    let s: Value =
-        serde_json::from_slice(&std::fs::read(home.path(".claude/settings.json")).expect("settings")).expect("json");
-    assert_eq!(s["env"]["ANTHROPIC_BASE_URL"], proxy.url());
-    assert_eq!(s["env"]["ANTHROPIC_API_KEY"], "proxy-managed");
+    assert!(stdout(&o).contains(&format!("ANTHROPIC_BASE_URL={}", proxy.url())), "{}", stdout(&o));
+    assert!(!stderr(&o).contains("started a proxy"), "{}", stderr(&o));
+    assert!(!home.path(".claude/settings.json").exists());
     let status = json_of(&home.run(&["status", "--json"]));
     assert_eq!(status["proxy"]["cluster"], "team");
 }

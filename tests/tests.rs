@@ -10,6 +10,7 @@ mod compat;
 mod edges;
 mod failover;
 mod hostile;
+mod launch;
 mod live;
 mod memory;
 mod observe;

@@ -46,9 +46,21 @@ pub fn endpoint_add(
         max_failures,
         ca_file,
     };
+    let created = !config.profile_names().iter().any(|n| n == cluster);
     let id = config.add_endpoint(cluster, &new)?;
+    // The first cluster becomes the default (as `qcc add` does for a profile), so that
+    // `qcc proxy start`, `qcc env` and `qcc` alone serve it.
+    let default = config.default_profile().is_none();
+    if default {
+        config.set_default(cluster)?;
+    }
     config.save()?;
     println!("{id}");
+    if created {
+        // On stderr: stdout stays the id alone. A typo (`wrok`) shows here.
+        let note = if default { " (the default cluster)" } else { "" };
+        eprintln!("created cluster '{cluster}'{note}");
+    }
     apply_live(cluster);
     Ok(())
 }

@@ -73,7 +73,7 @@ pub fn run(home: &Path, json_out: bool) -> Result<()> {
     let cluster = running
         .as_ref()
         .and_then(|i| i.cluster.clone())
-        .or_else(|| config.as_ref().ok().and_then(|c| c.default_profile().map(str::to_string)));
+        .or_else(|| config.as_ref().ok().and_then(ConfigFile::implied_cluster));
     let start_fix = match &cluster {
         Some(c) => format!("qcc proxy start -d --cluster {c}   (or for good: qcc service install --cluster {c})"),
         None => "qcc endpoint add CLUSTER --url URL --key-file PATH, then qcc proxy start -d --cluster CLUSTER".into(),

@@ -29,7 +29,7 @@ fn launch_profile(config: &ConfigFile) -> Result<String> {
         Some(n) => Ok(n),
         None if config.profile_names().is_empty() => {
             eprintln!("qcc: no profiles yet. Add one and launch Claude Code with it:");
-            eprintln!("  qcc endpoint add NAME --url https://api.example.com --key-file ~/.config/key && qcc use NAME");
+            eprintln!("  qcc add NAME --url https://api.example.com --key-file ~/.config/key && qcc use NAME");
             Err(Error::Silent(1))
         }
         None => Err(Error::Failed("no default profile: pick one with `qcc default NAME` or `qcc use NAME`".into())),
@@ -158,8 +158,8 @@ pub fn env(home: &Path, cluster: Option<&str>, port: Option<u16>, fish: bool) ->
     let config = ConfigFile::load_user()?;
     let name = match cluster {
         Some(c) => c.to_string(),
-        None => match config.default_profile() {
-            Some(d) => d.to_string(),
+        None => match config.implied_cluster() {
+            Some(d) => d,
             None => {
                 let known = config.profile_names();
                 return Err(Error::Usage(if known.is_empty() {
@@ -181,6 +181,35 @@ pub fn env(home: &Path, cluster: Option<&str>, port: Option<u16>, fish: bool) ->
             println!("set -gx {k} {v};");
         } else {
             println!("export {k}={v}");
+        }
+    }
+    Ok(())
+}
+
+/// `qcc proxy use CLUSTER [--host H] [--port P]`: point Claude Code's settings.json at the proxy
+/// for good (every session), with a key the proxy accepts; and say when nothing serves there.
+pub fn proxy_use(home: &Path, cluster: &str, host: Option<String>, port: Option<u16>) -> Result<()> {
+    ConfigFile::load_user()?.cluster(cluster)?;
+    let host = host.unwrap_or_else(|| "127.0.0.1".into());
+    let port = port.unwrap_or(7860);
+    let base = if host.contains(':') { format!("http://[{host}]:{port}") } else { format!("http://{host}:{port}") };
+    // The key the proxy checks (QCC_ACCESS_KEY or $QCC_HOME/access_key), else a placeholder
+    // (a loopback proxy without a key takes any).
+    let key = super::control::access_key(home).unwrap_or_else(|| "proxy-managed".to_string());
+    let path = super::claude::write_env(&base, &key)?;
+    println!("Claude Code now uses {base} (cluster '{cluster}'): {}", path.display());
+    match super::control::serving(home) {
+        Some((info, served)) if served == cluster && info.base_url() == base => {
+            println!("a qcc proxy for '{cluster}' already runs there (pid {})", info.pid);
+        }
+        _ => {
+            if !super::doctor::answers(&base) {
+                eprintln!(
+                    "qcc: warning: nothing answers at {base} yet: Claude Code would wait and fail until a proxy runs there"
+                );
+            }
+            println!("start the proxy with: qcc proxy start -d --cluster {cluster} --host {host} --port {port}");
+            println!("or, always there: qcc service install --cluster {cluster} --port {port}");
         }
     }
     Ok(())

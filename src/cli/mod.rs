@@ -329,8 +329,9 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         if help {
             return Ok(Command::Help(String::new()));
         }
+        let port = args.opt_value_from_str("--port").map_err(usage)?;
         finish(args, "")?;
-        return Ok(Command::Use(Box::new(UseArgs { launch: true, dry_run, ..UseArgs::default() })));
+        return Ok(Command::Use(Box::new(UseArgs { launch: true, dry_run, port, ..UseArgs::default() })));
     };
     if dry_run && group != "use" {
         return Err(Error::Usage(format!("--dry-run is for `qcc` and `qcc use`, not `qcc {group}`")));

@@ -192,7 +192,7 @@ fn absolute(p: PathBuf) -> PathBuf {
 pub fn install(home: &Path, a: &InstallArgs) -> Result<()> {
     let os = os(a.os.as_deref())?;
     let config = ConfigFile::load_user()?;
-    let cluster = match a.cluster.clone().or_else(|| config.default_profile().map(str::to_string)) {
+    let cluster = match a.cluster.clone().or_else(|| config.implied_cluster()) {
         Some(c) => c,
         None => {
             let known = config.profile_names();

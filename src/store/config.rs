@@ -116,6 +116,17 @@ impl ConfigFile {
         self.profiles()?.contains_key(name).then_some(name)
     }
 
+    /// The cluster meant when none is named: the default profile, else the only one there is.
+    pub fn implied_cluster(&self) -> Option<String> {
+        if let Some(d) = self.default_profile() {
+            return Some(d.to_string());
+        }
+        match self.profile_names().as_slice() {
+            [only] => Some(only.clone()),
+            _ => None,
+        }
+    }
+
     /// `Error::Invalid` for a `kind` ("cluster", "profile") name that is not in the file: the
     /// names that are, or, when there are none, the file and `hint`.
     pub(super) fn unknown(&self, kind: &str, name: &str, hint: &str) -> Error {

@@ -48,6 +48,10 @@ impl TempHome {
 
 impl Drop for TempHome {
     fn drop(&mut self) {
+        // A proxy a test started in the background ends with the test.
+        if self.home().join("proxy.pid").exists() {
+            let _ = self.qcc().args(["proxy", "stop", "--timeout", "10"]).output();
+        }
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }

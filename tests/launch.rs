@@ -1,0 +1,256 @@
+//! Everywhere Claude Code runs (issue 27): a proxy in the background, `qcc env`, the launcher
+//! (through a proxy, arguments passed on to `claude`), per-user service files, `qcc doctor`.
+//! A stand-in `claude` on PATH records what it was started with; nothing here needs the real one.
+
+use std::path::Path;
+
+use crate::support::mock::{ok, MockUpstream};
+use crate::support::{post_messages, stderr, stdout, Ep, TempHome};
+
+/// A `claude` that writes its arguments and the variables qcc passes into `out`.
+fn fake_claude(home: &TempHome) -> std::path::PathBuf {
+    let bin = home.path("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let out = home.path("claude.out");
+    let script = format!(
+        "#!/bin/sh\nprintf 'args:%s\\n' \"$*\" > '{}'\nprintf 'base:%s\\nkey:%s\\n' \"$ANTHROPIC_BASE_URL\" \"$ANTHROPIC_API_KEY\" >> '{}'\n",
+        out.display(),
+        out.display()
+    );
+    std::fs::write(bin.join("claude"), script).expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("claude"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    bin
+}
+
+fn path_with(bin: &Path) -> String {
+    format!("{}:/usr/bin:/bin", bin.display())
+}
+
+fn running_url(home: &TempHome) -> String {
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.home().join("proxy.pid")).expect("pid file")).expect("json");
+    format!("http://{}:{}", info["host"].as_str().unwrap_or(""), info["port"])
+}
+
+#[test]
+fn a_background_proxy_returns_once_listening_and_a_second_start_says_which_runs() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &m.url(), "sk-a-0000000000", 1)]);
+    let out = home.run(&["proxy", "start", "-d", "--cluster", "c", "--port", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let base = text.lines().find_map(|l| l.strip_prefix("ANTHROPIC_BASE_URL=")).expect("base line").to_string();
+    assert_eq!(base, running_url(&home), "the pid file is written by the time it returns");
+    let addr = base.trim_start_matches("http://").parse().expect("addr");
+    assert_eq!(post_messages(addr).status, 200);
+    assert!(home.home().join("proxy.log").exists());
+    let again = home.run(&["proxy", "start", "--background", "--cluster", "c", "--port", "0"]);
+    assert!(!again.status.success());
+    let err = stderr(&again);
+    assert!(err.contains("already running") && err.contains("cluster 'c'") && err.contains("pid"), "{err}");
+    assert_eq!(post_messages(addr).status, 200, "the running one untouched");
+    // Bad input: one line, non-zero, nothing started.
+    let nope = home.run(&["proxy", "stop"]);
+    assert!(nope.status.success(), "{}", stderr(&nope));
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port().to_string();
+    let out = home.run(&["proxy", "start", "-d", "--cluster", "c", "--port", &port]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Address already in use"), "{}", stderr(&out));
+    let out = home.run(&["proxy", "start", "-d", "--cluster", "nope", "--port", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!home.home().join("proxy.pid").exists());
+}
+
+#[test]
+fn qcc_env_starts_a_proxy_and_prints_exports_a_shell_can_eval() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &m.url(), "sk-a-0000000000", 1)]);
+    let out = home.run(&["env", "--cluster", "c", "--port", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("started a proxy"), "{}", stderr(&out));
+    let exports = stdout(&out);
+    let evald = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{exports}\necho \"$ANTHROPIC_BASE_URL\""))
+        .output()
+        .expect("sh");
+    assert_eq!(String::from_utf8_lossy(&evald.stdout).trim(), running_url(&home));
+    // Again: the same proxy, no second one; fish syntax; the access key once there is one.
+    std::fs::write(home.home().join("access_key"), "k-0123456789abcdef\n").expect("key");
+    let fish = stdout(&home.run(&["env", "--cluster", "c", "--shell", "fish"]));
+    assert!(
+        fish.contains("set -gx ANTHROPIC_BASE_URL '")
+            && fish.contains("set -gx ANTHROPIC_API_KEY 'k-0123456789abcdef';"),
+        "{fish}"
+    );
+    let other = home.run(&["env", "--cluster", "other"]);
+    assert!(!other.status.success() && stderr(&other).contains("unknown cluster"), "{}", stderr(&other));
+}
+
+#[test]
+fn the_launcher_goes_through_a_proxy_and_passes_arguments_to_claude() {
+    let a = MockUpstream::start(ok());
+    let b = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_pair(&a.url(), &b.url());
+    let bin = fake_claude(&home);
+    let out = home
+        .qcc()
+        .env("PATH", path_with(&bin))
+        .args(["use", "c", "--port", "0", "--", "-p", "hi", "-c"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen = std::fs::read_to_string(home.path("claude.out")).expect("claude ran");
+    assert!(seen.contains("args:-p hi -c\n"), "{seen}");
+    assert!(seen.contains(&format!("base:{}\n", running_url(&home))), "{seen}");
+    assert!(!home.path(".claude/settings.json").exists(), "no global settings written");
+    // `qcc` alone: the default profile, the same proxy.
+    let out = home.qcc().env("PATH", path_with(&bin)).args(["--", "--resume", "X"]).output().expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(home.path("claude.out")).expect("ran").contains("args:--resume X"));
+    // --direct is for a single-endpoint profile only, and says what it does.
+    let out = home.qcc().env("PATH", path_with(&bin)).args(["use", "c", "--direct"]).output().expect("run");
+    assert!(!out.status.success() && stderr(&out).contains("single-endpoint"), "{}", stderr(&out));
+    // `--` is only for the launcher.
+    let out = home.run(&["proxy", "status", "--", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_launcher_without_claude_says_so_and_starts_nothing() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &m.url(), "sk-a-0000000000", 1)]);
+    let out = home.qcc().env("PATH", "/nonexistent").args(["use", "c", "--port", "0"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("claude is not on PATH") && err.trim().lines().count() == 1, "{err}");
+    assert!(!home.home().join("proxy.pid").exists());
+}
+
+#[test]
+fn a_direct_single_endpoint_profile_is_written_into_settings_and_said() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster("solo", &[Ep::new("a0000001", &m.url(), "sk-a-0000000000", 1)]);
+    let bin = fake_claude(&home);
+    let out = home.qcc().env("PATH", path_with(&bin)).args(["use", "solo", "--direct"]).output().expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("without a proxy and without failover"), "{}", stdout(&out));
+    let settings = std::fs::read_to_string(home.path(".claude/settings.json")).expect("settings");
+    assert!(settings.contains(&m.url()));
+    assert!(!home.home().join("proxy.pid").exists(), "no proxy for --direct");
+}
+
+#[test]
+fn service_files_are_valid_units_and_a_plist_and_the_service_gets_its_own_key() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &m.url(), "sk-a-0000000000", 1)]);
+    let dir = home.path("units");
+    let d = dir.to_str().expect("utf8");
+    let out = home.run(&["service", "install", "--cluster", "c", "--port", "17860", "--dir", d, "--os", "linux"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let service = std::fs::read_to_string(dir.join("qcc.service")).expect("service");
+    let socket = std::fs::read_to_string(dir.join("qcc.socket")).expect("socket");
+    assert!(service.contains("Type=notify") && service.contains("\"--cluster\" \"c\""), "{service}");
+    assert!(service.contains(&format!("\"QCC_HOME={}\"", home.home().display())), "{service}");
+    assert!(socket.contains("ListenStream=127.0.0.1:17860"), "{socket}");
+    if let Ok(v) = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.join("qcc.socket"))
+        .arg(dir.join("qcc.service"))
+        .output()
+    {
+        let said = String::from_utf8_lossy(&v.stderr);
+        assert!(v.status.success() && !said.contains("qcc."), "systemd-analyze verify: {said}");
+    }
+    let key = home.home().join("access_key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600);
+    let made = std::fs::read_to_string(&key).expect("key");
+    assert!(made.trim().starts_with("qcc-") && made.trim().len() >= 32, "{made}");
+    // Installing again keeps the key.
+    assert!(home.run(&["service", "install", "--cluster", "c", "--dir", d, "--os", "linux"]).status.success());
+    assert_eq!(std::fs::read_to_string(&key).expect("key"), made);
+    let out = home.run(&["service", "install", "--cluster", "c", "--port", "17860", "--dir", d, "--os", "macos"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plist = dir.join("dev.qcc.proxy.plist");
+    if let Ok(p) = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import plistlib,sys,json; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))")
+        .arg(&plist)
+        .output()
+    {
+        assert!(p.status.success(), "plist: {}", String::from_utf8_lossy(&p.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&p.stdout).expect("plist as json");
+        assert_eq!(v["Label"], "dev.qcc.proxy");
+        assert_eq!(v["RunAtLoad"], true);
+        assert_eq!(v["KeepAlive"], true);
+        let args = v["ProgramArguments"].as_array().expect("args");
+        assert_eq!(
+            args[1..],
+            serde_json::json!(["proxy", "start", "--cluster", "c", "--port", "17860"]).as_array().expect("list")[..]
+        );
+    }
+    let out = home.run(&["service", "uninstall", "--dir", d, "--os", "linux"]);
+    assert!(out.status.success());
+    assert!(!dir.join("qcc.service").exists() && !dir.join("qcc.socket").exists());
+    // No systemctl: one line, nothing written.
+    let out = home
+        .qcc()
+        .env("PATH", "/nonexistent")
+        .env("XDG_CONFIG_HOME", home.path("xdg"))
+        .args(["service", "install", "--os", "linux"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("systemctl not found"), "{}", stderr(&out));
+    assert!(!home.path("xdg").exists(), "nothing half-written");
+    let out = home.run(&["service", "install", "--cluster", "nope", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn doctor_says_what_is_wrong_and_how_to_fix_it() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &m.url(), "sk-a-0000000000", 1)]);
+    let bin = fake_claude(&home);
+    // Nothing runs, and Claude Code's settings point at a dead port.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    std::fs::create_dir_all(home.path(".claude")).expect("dir");
+    std::fs::write(
+        home.path(".claude/settings.json"),
+        format!(r#"{{"env": {{"ANTHROPIC_BASE_URL": "http://{dead}"}}}}"#),
+    )
+    .expect("settings");
+    let out =
+        home.qcc().env("PATH", path_with(&bin)).env_remove("ANTHROPIC_BASE_URL").arg("doctor").output().expect("run");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("PROBLEM  proxy") && text.contains("qcc proxy start -d --cluster c"), "{text}");
+    assert!(text.contains("PROBLEM  settings.json") && text.contains("nothing answers there"), "{text}");
+    assert!(text.contains("ok       endpoint a0000001"), "{text}");
+    // Fixed: a proxy runs and the settings point at it.
+    let env = home.run(&["env", "--cluster", "c", "--port", "0"]);
+    assert!(env.status.success(), "{}", stderr(&env));
+    let base = running_url(&home);
+    std::fs::write(home.path(".claude/settings.json"), format!(r#"{{"env": {{"ANTHROPIC_BASE_URL": "{base}"}}}}"#))
+        .expect("settings");
+    let out = home
+        .qcc()
+        .env("PATH", path_with(&bin))
+        .env("ANTHROPIC_BASE_URL", &base)
+        .args(["doctor", "--json"])
+        .output()
+        .expect("run");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(out.status.code(), Some(0));
+}
