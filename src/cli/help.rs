@@ -10,6 +10,9 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         | "endpoint set" => HELP_ENDPOINT,
         "config" | "config list" | "default" => HELP_CONFIG,
         "usage" => HELP_USAGE,
+        "env" => HELP_ENV,
+        "doctor" => HELP_DOCTOR,
+        "service" | "service install" | "service uninstall" | "service status" => HELP_SERVICE,
         "proxy start" => return Some(std::borrow::Cow::Owned(super::proxy_start::help())),
         "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" | "proxy reload" => HELP_PROXY,
         "queue" | "queue status" | "queue clear" | "queue list" | "queue retry" | "queue retry-all" | "health"
@@ -24,14 +27,15 @@ const HELP: &str = "\
 qcc — Claude Code profiles, and a failover proxy across several API endpoints
 
 USAGE:
-    qcc                       launch Claude Code with the default (else last used) profile
+    qcc [--port P] [-- ARGS]  launch Claude Code on the default (else last used) profile,
+                              through a proxy (started in the background when none runs)
     qcc <COMMAND> [OPTIONS]
 
 PROFILES (the Python qcc's commands, without prompts):
     init                                             create the config file (local storage)
     add NAME --url URL (--key-file P | --key -)      add a single-endpoint profile
     list [--json]                                    profiles, the default marked
-    use NAME [--no-launch] [--dry-run]               point Claude Code at NAME and start it
+    use NAME [--port P] [--direct] [-- ARGS]         start Claude Code on NAME through a proxy
     default NAME                                     set the default profile
     remove NAME --yes                                delete a profile
     status [--json]                                  config, default, whether a proxy runs
@@ -42,7 +46,7 @@ CLUSTERS AND THE PROXY:
     endpoint list CLUSTER [--json]                   a cluster's endpoints (keys masked)
     endpoint remove|enable|disable CLUSTER ID        change one endpoint
     endpoint set CLUSTER ID [--priority N] [...]     change an endpoint's fields
-    proxy start [--cluster NAME] [...]               run the proxy in the foreground
+    proxy start [-d] [--cluster NAME] [...]          run the proxy (-d: in the background)
     proxy status [--json]                            the running proxy: requests, health, queue
     proxy stop [--timeout SECS]                      stop the running proxy (SIGTERM, drain)
     proxy reload                                     re-read the served cluster now
@@ -54,6 +58,9 @@ CLUSTERS AND THE PROXY:
                                                      probes, latency, events, settings (proxy)
     queue status [--json] | queue list [--json]      the failure queue of the running proxy
     queue clear | queue retry ID | queue retry-all   empty it, or probe queued endpoints now
+    env [--cluster C] [--shell sh|fish]              exports for this shell: eval \"$(qcc env)\"
+    service install|uninstall|status                 the proxy as a per-user service
+    doctor [--json]                                  why doesn't Claude Code work? and the fix
     usage [--json] [--days N]                        tokens per day, endpoint and model
     completions bash|zsh|fish                        a shell completion script
 
@@ -74,12 +81,17 @@ qcc add NAME --url URL (--key-file PATH | --key - | --key KEY) [--description TE
 qcc list [--json]
     --json: {\"config\", \"profiles\": [{\"name\", \"description\", \"default\", \"last_used\",
              \"type\": \"single\"|\"cluster\", \"endpoints\"}]}
-qcc use NAME [--no-launch] [--dry-run]
-    Writes NAME into Claude Code's settings.json (env.ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY,
-    ANTHROPIC_AUTH_TOKEN, apiKeyHelper; every other key kept), records last_used, then runs
-    `claude` in its place. A cluster served by a running qcc proxy goes through the proxy.
-    --no-launch only writes; --dry-run says what it would do and changes nothing.
-qcc (no command) [--dry-run]
+qcc use NAME [--port P] [--no-launch] [--dry-run] [--direct] [-- ARGS...]
+    Runs `claude ARGS` through a qcc proxy for NAME: the running one, or one started in the
+    background on 127.0.0.1:P (default 7860). Claude Code gets ANTHROPIC_BASE_URL (and the
+    access key, when the proxy has one) in its own environment; settings.json is not touched,
+    so no other session is left pointing at a proxy that may stop. Everything after `--` goes
+    to claude unchanged (-p, -c, --resume ID). Records last_used.
+    --no-launch  make sure the proxy runs and print ANTHROPIC_BASE_URL=..., start nothing else
+    --dry-run    say what it would do; change and start nothing
+    --direct     a single-endpoint profile without a proxy: its URL and key are written into
+                 Claude Code's settings.json (the Python qcc's `use`), with no failover
+qcc (no command) [--port P] [--dry-run] [-- ARGS...]
     `qcc use` with the default profile, else the most recently used one.
 qcc remove NAME --yes
     Without --yes it asks on a terminal and refuses (exit 1) otherwise.
@@ -186,4 +198,45 @@ USAGE:
                                  the last N (default 20) failures, probes, recoveries, reloads
     qcc health config [--json]   the running proxy's effective intervals and limits
 Exit code 3 when no proxy is running (except queue clear and health test).
+";
+
+const HELP_ENV: &str = "\
+qcc env [--cluster C] [--port P] [--shell sh|fish]
+    Makes sure a qcc proxy serves cluster C (default: the default cluster), starting one in the
+    background on 127.0.0.1:P (default 7860) when none runs, and prints the exports that point
+    this shell's Claude Code at it: ANTHROPIC_BASE_URL, and ANTHROPIC_API_KEY when the proxy
+    has an access key. Nothing global is changed:
+      eval \"$(qcc env)\"                 (sh, bash, zsh)
+      qcc env --shell fish | source
+    A proxy for another cluster running in this $QCC_HOME is left alone: one line says which.
+";
+
+const HELP_SERVICE: &str = "\
+qcc service — the proxy as a per-user service, there whenever Claude Code starts (no root)
+
+USAGE:
+    qcc service install [--cluster C] [--port P] [--dir DIR] [--os linux|macos]
+        Linux: ~/.config/systemd/user/qcc.socket (listens on 127.0.0.1:P, default 7860) and
+        qcc.service (Type=notify; started on the first connection, with your own config and
+        $QCC_HOME), then `systemctl --user enable --now qcc.socket`.
+        macOS: ~/Library/LaunchAgents/dev.qcc.proxy.plist (RunAtLoad, KeepAlive), loaded with
+        `launchctl bootstrap gui/UID`.
+        The service gets its own access key ($QCC_HOME/access_key, made once, mode 0600), so
+        other users of the machine cannot use it; qcc env, qcc use and qcc proxy use pass it on.
+        --dir DIR  only write the files there (no systemctl or launchctl)
+    qcc service uninstall [--dir DIR] [--os linux|macos]
+        Stops and disables it, removes its files.
+    qcc service status [--os linux|macos]
+        Installed? Active? Exit 1 when not.
+For a VPS, the root system unit (scripts/install.sh --systemd) is still there.
+";
+
+const HELP_DOCTOR: &str = "\
+qcc doctor [--json]
+    Why doesn't Claude Code work? One screen: is a proxy running (pid, port, cluster, uptime);
+    do Claude Code's settings.json and this shell's ANTHROPIC_BASE_URL point at it, or at
+    something dead; can each endpoint be reached and does its key work (one tiny request each,
+    as `health test`); is the service installed and active; is `claude` on PATH. Each problem
+    comes with the command that fixes it. Exit 0 only when all is well.
+    --json: {\"ok\", \"problems\", \"checks\": [{\"check\", \"ok\", \"detail\", \"fix\"}]}
 ";
