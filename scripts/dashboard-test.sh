@@ -36,8 +36,10 @@ for port in "$UPA" "$UPB"; do
 done
 cat >"$work/cache.json" <<JSON
 {"profiles": {"team": {"name": "team", "endpoints": [
-  {"id": "a0000001", "base_url": "http://127.0.0.1:$UPA", "api_key": "sk-dash-a", "priority": 1},
-  {"id": "b0000001", "base_url": "http://127.0.0.1:$UPB", "api_key": "sk-dash-b", "priority": 2}]}}}
+  {"id": "a0000001", "base_url": "http://127.0.0.1:$UPA", "api_key": "sk-dash-a", "priority": 1,
+   "metadata": {"name": "primary"}},
+  {"id": "b0000001", "base_url": "http://127.0.0.1:$UPB", "api_key": "sk-dash-b", "priority": 2,
+   "metadata": {"name": "backup"}}]}}}
 JSON
 
 start() { # name extra-args... -> sets $url
@@ -66,5 +68,5 @@ node "$work/browse.mjs" "$url/_qcc/" "$work/keyed.png" dash-key-123
 
 curl -s -H 'x-api-key: dash-key-123' "$url/metrics" >"$work/metrics.txt"
 promtool check metrics <"$work/metrics.txt" || { echo "dashboard-test: promtool rejects /metrics" >&2; exit 1; }
-grep -q '^qcc_requests_total{endpoint="b0000001",class="2xx"} 3$' "$work/metrics.txt" || { echo "dashboard-test: counters missing" >&2; exit 1; }
+grep -q '^qcc_requests_total{endpoint="b0000001",name="backup",class="2xx"} 3$' "$work/metrics.txt" || { echo "dashboard-test: counters missing" >&2; exit 1; }
 echo "dashboard-test: ok (promtool check metrics passed; screenshot $shot)"

@@ -41,8 +41,8 @@ fn run() -> Result<()> {
             Some(text) => print!("{text}"),
             None => return Err(Error::Usage(format!("no help for '{topic}'"))),
         },
-        Command::EndpointAdd { cluster, url, key, priority, weight, timeout, max_failures, ca_file } => {
-            commands::endpoint_add(&cluster, &url, &key, priority, weight, timeout, max_failures, ca_file)?
+        Command::EndpointAdd { cluster, url, key, priority, weight, timeout, max_failures, ca_file, name } => {
+            commands::endpoint_add(&cluster, &url, &key, priority, weight, timeout, max_failures, ca_file, name)?
         }
         Command::EndpointList { cluster, json } => commands::endpoint_list(&cluster, json)?,
         Command::EndpointRemove { cluster, id } => commands::endpoint_remove(&cluster, &id)?,

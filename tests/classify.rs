@@ -29,7 +29,7 @@ fn head_answered_501_takes_nothing_down() {
     assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0);
     assert_eq!(s["endpoints"][0]["health"]["status"], "unknown");
     assert_eq!(s["endpoints"][0]["health"]["failed_requests"], 0);
-    assert!(proxy.log().contains("HEAD / -> a0000001 501 attempts=1"), "{}", proxy.log());
+    assert!(proxy.log().contains("HEAD / -> 127.0.0.1 (a0000001) 501 attempts=1"), "{}", proxy.log());
     assert!(!proxy.log().contains("failure queue"), "{}", proxy.log());
 }
 

@@ -1,7 +1,9 @@
 // Drives the dashboard in headless Chromium (playwright-core, Debian's /usr/bin/chromium).
 //   node browse.mjs URL SCREENSHOT [ACCESS_KEY]
-// Checks: the live data renders every endpoint and the queue state; "Probe now" takes effect
-// (the recovered endpoint leaves the queue); with an access key, the page asks for it first.
+// Checks: the live data renders every endpoint (by name) and the queue state; the summary line
+// says what is down and what serves; a retried request is marked; times are relative (exact on
+// hover); "Probe now" takes effect (the recovered endpoint leaves the queue); with an access key,
+// the page asks for it first; and nothing scrolls sideways at 1280 px nor on a phone (390 px).
 import { chromium } from "playwright-core";
 
 const [url, shot, accessKey] = process.argv.slice(2);
@@ -26,6 +28,26 @@ try {
   if (!queued.includes("queued")) fail("the failed endpoint is not shown as queued: " + queued);
   const queueRows = await page.$$eval("#queue tbody tr", (trs) => trs.length);
   if (queueRows !== 1) fail("queue table rows: " + queueRows);
+  const names = await page.textContent("#endpoints tbody");
+  if (!names.includes("primary") || !names.includes("backup")) fail("endpoint names not shown: " + names);
+  const summary = await page.textContent("#summary");
+  if (!summary.includes("1 of 2 endpoints down") || !summary.includes("serving from backup")) fail("summary: " + summary);
+  const retried = await page.$$eval("#requests tbody tr.retried", (trs) => trs.map((t) => t.textContent));
+  if (retried.length < 1 || !retried[0].includes("retried")) fail("no retried request marked: " + retried);
+  const since = await page.$eval("#queue tbody tr td:nth-child(3)", (td) => [td.textContent, td.title]);
+  if (!since[0].includes("ago") || !/^\d{4}-\d\d-\d\dT/.test(since[1])) fail("queue time not relative with the exact one on hover: " + since);
+  const wide = async (what) => {
+    // Nothing may reach past the window, except inside a table's own scrolling card.
+    const over = await page.evaluate(() => {
+      const w = document.documentElement.clientWidth;
+      const out = [...document.querySelectorAll("body *")]
+        .filter((el) => !el.closest(".scroll") && el.getBoundingClientRect().right > w + 1)
+        .map((el) => el.tagName + (el.id ? "#" + el.id : "") + " " + Math.round(el.getBoundingClientRect().right));
+      return [document.documentElement.scrollWidth, w, out];
+    });
+    if (over[0] > over[1] || over[2].length) fail(what + ": the page is wider than the window (" + over[0] + " > " + over[1] + "): " + over[2].slice(0, 5));
+  };
+  await wide("1280 px");
   if (!accessKey) {
     // The endpoint answers again (the test flipped it): probe it now from the page.
     await page.click("#endpoints tr[data-endpoint='a0000001'] button:has-text('Probe now')");
@@ -35,8 +57,15 @@ try {
     if (!stats.includes("recovered 1")) fail("queue stats: " + stats);
     const reqs = await page.$$eval("#requests tbody tr", (trs) => trs.length);
     if (reqs < 3) fail("last requests: " + reqs);
+    const after = await page.textContent("#summary");
+    if (!after.includes("all 2 endpoints up") || !after.includes("serving from primary")) fail("summary after: " + after);
   }
   await page.screenshot({ path: shot, fullPage: true });
+  // A phone: every table scrolls inside its card, the page itself does not.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(200);
+  await wide("390 px");
+  await page.screenshot({ path: shot.replace(/\.png$/, "-phone.png"), fullPage: true });
   console.log("browse: ok" + (accessKey ? " (with access key)" : "") + ", screenshot " + shot);
 } finally {
   await browser.close();

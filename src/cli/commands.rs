@@ -17,6 +17,7 @@ pub fn endpoint_add(
     timeout: u64,
     max_failures: u32,
     ca_file: Option<std::path::PathBuf>,
+    name: Option<String>,
 ) -> Result<()> {
     BaseUrl::parse(url).map_err(Error::Invalid)?;
     if key.trim().is_empty() {
@@ -45,9 +46,10 @@ pub fn endpoint_add(
         timeout,
         max_failures,
         ca_file,
+        name,
     };
     let created = !config.profile_names().iter().any(|n| n == cluster);
-    let id = config.add_endpoint(cluster, &new)?;
+    let (id, name) = config.add_endpoint(cluster, &new)?;
     // The first cluster becomes the default (as `qcc add` does for a profile), so that
     // `qcc proxy start`, `qcc env` and `qcc` alone serve it.
     let default = config.default_profile().is_none();
@@ -56,6 +58,7 @@ pub fn endpoint_add(
     }
     config.save()?;
     println!("{id}");
+    eprintln!("added endpoint '{name}' ({id}) to cluster '{cluster}'");
     if created {
         // On stderr: stdout stays the id alone. A typo (`wrok`) shows here.
         let note = if default { " (the default cluster)" } else { "" };
@@ -65,26 +68,30 @@ pub fn endpoint_add(
     Ok(())
 }
 
-pub fn endpoint_remove(cluster: &str, id: &str) -> Result<()> {
+pub fn endpoint_remove(cluster: &str, which: &str) -> Result<()> {
     let mut config = ConfigFile::load_user()?;
-    config.remove_endpoint(cluster, id)?;
+    let id = config.resolve(cluster, which)?;
+    let label = label_of(&config, cluster, &id);
+    config.remove_endpoint(cluster, &id)?;
     config.save()?;
-    println!("removed endpoint {id} from cluster '{cluster}'");
+    println!("removed endpoint {label} from cluster '{cluster}'");
     apply_live(cluster);
     Ok(())
 }
 
 /// `qcc endpoint enable|disable|set`.
-pub fn endpoint_edit(cluster: &str, id: &str, change: &crate::store::profiles::EndpointChange) -> Result<()> {
+pub fn endpoint_edit(cluster: &str, which: &str, change: &crate::store::profiles::EndpointChange) -> Result<()> {
     let mut config = ConfigFile::load_user()?;
-    config.update_endpoint(cluster, id, change)?;
+    let id = config.resolve(cluster, which)?;
+    config.update_endpoint(cluster, &id, change)?;
     config.save()?;
+    let label = label_of(&config, cluster, &id);
     let what = match change.enabled {
         Some(true) => "enabled".to_string(),
         Some(false) => "disabled".to_string(),
         None => "updated".to_string(),
     };
-    println!("endpoint {id} of cluster '{cluster}' {what}");
+    println!("endpoint {label} of cluster '{cluster}' {what}");
     apply_live(cluster);
     Ok(())
 }
@@ -104,6 +111,15 @@ fn apply_live(cluster: &str) {
     }
 }
 
+/// `name (id)` of endpoint `id` as the config has it now.
+fn label_of(config: &ConfigFile, cluster: &str, id: &str) -> String {
+    config
+        .cluster(cluster)
+        .ok()
+        .and_then(|c| c.endpoints.into_iter().find(|e| e.id == id))
+        .map_or_else(|| id.to_string(), |e| crate::mask::clean(&e.label()).into_owned())
+}
+
 fn endpoints_json(cluster: &ClusterConfig) -> Value {
     Value::Array(
         cluster
@@ -111,6 +127,7 @@ fn endpoints_json(cluster: &ClusterConfig) -> Value {
             .iter()
             .map(|ep| {
                 json!({
+                    "name": ep.name,
                     "id": ep.id,
                     "base_url": ep.url.to_string(),
                     "api_key": mask_key(&ep.api_key),
@@ -126,10 +143,11 @@ fn endpoints_json(cluster: &ClusterConfig) -> Value {
 }
 
 fn print_table(cluster: &ClusterConfig) {
-    println!("{:<10} {:>4} {:>6} {:<8} {:<16} URL", "ID", "PRIO", "WEIGHT", "ENABLED", "KEY");
+    println!("{:<20} {:<10} {:>4} {:>6} {:<8} {:<16} URL", "NAME", "ID", "PRIO", "WEIGHT", "ENABLED", "KEY");
     for ep in &cluster.endpoints {
         println!(
-            "{:<10} {:>4} {:>6} {:<8} {:<16} {}",
+            "{:<20} {:<10} {:>4} {:>6} {:<8} {:<16} {}",
+            crate::mask::clean(&ep.name),
             crate::mask::clean(&ep.id),
             ep.priority,
             ep.weight,
@@ -188,23 +206,43 @@ pub fn config_list(json_out: bool) -> Result<()> {
     Ok(())
 }
 
-/// `qcc usage`: the usage file the proxy writes, the last `days` days, newest first.
+/// `qcc usage`: tokens per day, endpoint and model, the last `days` days, newest first. While a
+/// proxy runs it is asked (a request answered a second ago is counted); otherwise the file it
+/// writes is read.
 pub fn usage(home: &std::path::Path, json_out: bool, days: usize) -> Result<()> {
     let path = home.join("usage.json");
-    let all = crate::store::usage::read(&path).map_err(|problem| Error::BadFile { path: path.clone(), problem })?;
+    let (all, source) = match super::control::usage_live(home, days) {
+        Some(live) => (live, "the running proxy".to_string()),
+        None => (
+            crate::store::usage::read(&path).map_err(|problem| Error::BadFile { path: path.clone(), problem })?,
+            path.display().to_string(),
+        ),
+    };
     let shown: Vec<(&String, _)> = all.iter().rev().take(days.max(1)).collect();
+    // Endpoints are shown by name (the usage is kept by id, which survives a rename).
+    let names: std::collections::BTreeMap<String, String> = ConfigFile::load_user()
+        .map(|c| {
+            c.profile_names()
+                .iter()
+                .filter_map(|n| c.cluster(n).ok())
+                .flat_map(|c| c.endpoints)
+                .map(|e| (e.id, e.name))
+                .collect()
+        })
+        .unwrap_or_default();
     if json_out {
         let days: serde_json::Map<String, Value> =
             shown.iter().map(|(d, v)| ((*d).clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"file": path.display().to_string(), "days": days}))
-                .unwrap_or_default()
+            serde_json::to_string_pretty(&json!({"file": path.display().to_string(), "source": source,
+                                                  "days": days, "names": names}))
+            .unwrap_or_default()
         );
         return Ok(());
     }
     if shown.is_empty() {
-        println!("no usage recorded yet in {}", path.display());
+        println!("no usage recorded yet ({source})");
         return Ok(());
     }
     println!(
@@ -215,7 +253,7 @@ pub fn usage(home: &std::path::Path, json_out: bool, days: usize) -> Result<()> 
         let mut total = crate::store::usage::Counts::default();
         for (ep, models) in endpoints {
             // Model names are the upstream's: shown with control characters escaped.
-            let ep = crate::mask::clean(ep);
+            let ep = crate::mask::clean(names.get(ep).unwrap_or(ep)).into_owned();
             for (model, c) in models {
                 let model = crate::mask::clean(model);
                 total.add(c);

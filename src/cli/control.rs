@@ -79,6 +79,12 @@ pub fn serving(home: &Path) -> Option<(PidInfo, String)> {
     Some((info, cluster))
 }
 
+/// Token usage as the running proxy counts it now (`None` when none runs or it cannot tell).
+pub fn usage_live(home: &Path, days: usize) -> Option<crate::store::usage::Days> {
+    let (_, v) = call(home, "GET", &format!("/_qcc/usage?days={days}")).ok()?;
+    serde_json::from_value(v.get("days")?.clone()).ok()
+}
+
 /// The running proxy's uptime in seconds, when it answers.
 pub fn uptime(home: &Path) -> Option<u64> {
     call(home, "GET", "/_qcc/status").ok()?.1.get("uptime_secs")?.as_u64()
@@ -159,19 +165,22 @@ pub fn queue_clear(home: &Path) -> Result<()> {
 
 fn print_health(s: &Value) {
     println!(
-        "{:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  URL",
-        "ENDPOINT", "STATUS", "PRIO", "FAILS", "REQS", "FAILED", "SUCCESS%", "AVG_MS", "IN_FLIGHT"
+        "{:<20} {:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  URL",
+        "ENDPOINT", "ID", "STATUS", "PRIO", "FAILS", "REQS", "FAILED", "SUCCESS%", "AVG_MS", "IN_FLIGHT"
     );
     for ep in s["endpoints"].as_array().into_iter().flatten() {
+        // No request yet: no success rate to speak of.
+        let success = if ep["health"]["total_requests"] == 0 { "-".to_string() } else { u(ep, "/health/success_rate") };
         println!(
-            "{:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  {}{}",
+            "{:<20} {:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  {}{}",
+            u(ep, "/name"),
             u(ep, "/id"),
             u(ep, "/health/status"),
             u(ep, "/priority"),
             u(ep, "/health/consecutive_failures"),
             u(ep, "/health/total_requests"),
             u(ep, "/health/failed_requests"),
-            u(ep, "/health/success_rate"),
+            success,
             u(ep, "/health/avg_response_time"),
             u(ep, "/health/in_flight"),
             u(ep, "/base_url"),
@@ -191,7 +200,12 @@ fn print_queue(s: &Value) {
         u(q, "/stats/total_still_failed"),
     );
     for id in q["failed_endpoints"].as_array().into_iter().flatten() {
-        println!("  {}", crate::mask::clean(id.as_str().unwrap_or("?")));
+        let id = id.as_str().unwrap_or("?");
+        let name = s["endpoints"].as_array().into_iter().flatten().find(|e| e["id"] == id).map(|e| u(e, "/name"));
+        match name {
+            Some(n) => println!("  {n} ({})", crate::mask::clean(id)),
+            None => println!("  {}", crate::mask::clean(id)),
+        }
     }
 }
 
@@ -345,18 +359,33 @@ pub fn health_check(home: &Path, json: bool) -> Result<()> {
 }
 
 /// `qcc queue retry ID` / `retry-all`: probe queued endpoints now; restored on success.
-pub fn queue_retry(home: &Path, id: Option<&str>) -> Result<()> {
-    if let Some(id) = id {
+pub fn queue_retry(home: &Path, which: Option<&str>) -> Result<()> {
+    let mut id = None;
+    if let Some(w) = which {
         let (_, s) = call(home, "GET", "/_qcc/status")?;
-        if !s["failure_queue"]["failed_endpoints"].as_array().into_iter().flatten().any(|q| q == id) {
-            return Err(Error::Invalid(format!("endpoint {id} is not in the failure queue")));
+        let found = endpoint_id(&s, w);
+        let queued = found
+            .as_deref()
+            .is_some_and(|i| s["failure_queue"]["failed_endpoints"].as_array().into_iter().flatten().any(|q| q == i));
+        if !queued {
+            return Err(Error::Invalid(format!("endpoint {} is not in the failure queue", crate::mask::clean(w))));
         }
+        id = found;
     }
-    let query = match id {
+    let query = match id.as_deref() {
         Some(id) => format!("?endpoint={id}&queued=1"),
         None => "?queued=1".to_string(),
     };
     print_probes(&probe_now(home, &query)?, false)
+}
+
+/// The id of the running proxy's endpoint that `which` names (its id or its name).
+fn endpoint_id(status: &Value, which: &str) -> Option<String> {
+    let eps = || status["endpoints"].as_array().into_iter().flatten();
+    eps()
+        .find(|e| e["id"] == which)
+        .or_else(|| eps().find(|e| e["name"] == which))
+        .and_then(|e| e["id"].as_str().map(str::to_string))
 }
 
 /// `qcc queue list`: each queued endpoint with why, since when and the next check.
@@ -367,10 +396,14 @@ pub fn queue_list(home: &Path, json: bool) -> Result<()> {
         print_json(details);
         return Ok(());
     }
-    println!("{:<10} {:<26} {:<26} {:>10}  {:<40} URL", "ENDPOINT", "QUEUED SINCE", "LAST CHECK", "NEXT IN", "REASON");
+    println!(
+        "{:<20} {:<10} {:<26} {:<26} {:>10}  {:<40} URL",
+        "ENDPOINT", "ID", "QUEUED SINCE", "LAST CHECK", "NEXT IN", "REASON"
+    );
     for d in details.as_array().into_iter().flatten() {
         println!(
-            "{:<10} {:<26} {:<26} {:>9}s  {:<40} {}",
+            "{:<20} {:<10} {:<26} {:<26} {:>9}s  {:<40} {}",
+            u(d, "/name"),
             u(d, "/id"),
             u(d, "/since"),
             u(d, "/last_check"),
@@ -389,9 +422,9 @@ pub fn health_metrics(home: &Path, id: Option<&str>, json: bool) -> Result<()> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|e| id.is_none_or(|i| e["id"].as_str() == Some(i)))
+        .filter(|e| id.is_none_or(|i| e["id"].as_str() == Some(i) || e["name"].as_str() == Some(i)))
         .map(|e| {
-            serde_json::json!({"id": e["id"], "latency_ms": e["latency_ms"], "success_rate": e["health"]["success_rate"],
+            serde_json::json!({"name": e["name"], "id": e["id"], "latency_ms": e["latency_ms"], "success_rate": e["health"]["success_rate"],
                 "total_requests": e["health"]["total_requests"], "failed_requests": e["health"]["failed_requests"]})
         })
         .collect();
@@ -403,18 +436,19 @@ pub fn health_metrics(home: &Path, id: Option<&str>, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
-        "ENDPOINT", "P50_MS", "P95_MS", "P99_MS", "SAMPLES", "SUCCESS%", "REQS"
+        "{:<20} {:<10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "ENDPOINT", "ID", "P50_MS", "P95_MS", "P99_MS", "SAMPLES", "SUCCESS%", "REQS"
     );
     for e in &eps {
         println!(
-            "{:<10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            "{:<20} {:<10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            u(e, "/name"),
             u(e, "/id"),
             u(e, "/latency_ms/p50"),
             u(e, "/latency_ms/p95"),
             u(e, "/latency_ms/p99"),
             u(e, "/latency_ms/samples"),
-            u(e, "/success_rate"),
+            if e["total_requests"] == 0 { "-".to_string() } else { u(e, "/success_rate") },
             u(e, "/total_requests")
         );
     }

@@ -52,6 +52,7 @@ pub enum Command {
         timeout: u64,
         max_failures: u32,
         ca_file: Option<PathBuf>,
+        name: Option<String>,
     },
     EndpointList {
         cluster: String,
@@ -378,8 +379,9 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
             let max_failures = args.opt_value_from_str("--max-failures").map_err(usage)?.unwrap_or(3);
             let ca_file =
                 args.opt_value_from_os_str("--ca-file", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?;
+            let name = args.opt_value_from_str("--name").map_err(usage)?;
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
-            Command::EndpointAdd { cluster, url, key, priority, weight, timeout, max_failures, ca_file }
+            Command::EndpointAdd { cluster, url, key, priority, weight, timeout, max_failures, ca_file, name }
         }
         ("endpoint", "list") => {
             let json = args.contains("--json");
@@ -387,7 +389,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         }
         ("endpoint", "remove") => {
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
-            Command::EndpointRemove { cluster, id: positional(&mut args, "an endpoint ID", &topic)? }
+            Command::EndpointRemove { cluster, id: positional(&mut args, "an endpoint ID or NAME", &topic)? }
         }
         ("config", "list") => Command::ConfigList { json: args.contains("--json") },
         ("config", "set") => {
@@ -403,11 +405,12 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 change.timeout = args.opt_value_from_str("--timeout").map_err(usage)?;
                 change.max_failures = args.opt_value_from_str("--max-failures").map_err(usage)?;
                 change.key = opt_secret_arg(&mut args, "--key", "--key-file")?;
+                change.name = args.opt_value_from_str("--name").map_err(usage)?;
             } else {
                 change.enabled = Some(sub == "enable");
             }
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
-            Command::EndpointEdit { cluster, id: positional(&mut args, "an endpoint ID", &topic)?, change }
+            Command::EndpointEdit { cluster, id: positional(&mut args, "an endpoint ID or NAME", &topic)?, change }
         }
         ("proxy", "reload") => Command::ProxyReload,
         ("health", "test") => {

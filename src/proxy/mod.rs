@@ -418,7 +418,7 @@ impl EventLoop {
                     ep.next_addr = 0;
                 }
                 Err(e) => {
-                    log::warn!("endpoint {}: {e}", ep.cfg.id);
+                    log::warn!("endpoint {}: {e}", ep.cfg.label());
                     // Keep old addresses if we had some; waiting requests fail over below.
                 }
             }

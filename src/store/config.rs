@@ -19,6 +19,9 @@ pub const MAX_TIMEOUT_SECS: u64 = 86_400;
 pub struct EndpointConfig {
     /// 8 hex characters.
     pub id: String,
+    /// What people call it (`metadata.name`, where the Python qcc keeps what it does not know;
+    /// when absent, the URL's host, made unique in the cluster). Unique in its cluster.
+    pub name: String,
     pub url: BaseUrl,
     /// Empty: forward the client's own credentials untouched (the built-in default endpoint).
     pub api_key: String,
@@ -32,10 +35,16 @@ pub struct EndpointConfig {
 }
 
 impl EndpointConfig {
+    /// How log lines and messages name it: `name (id)`.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.name, self.id)
+    }
+
     /// An endpoint with the Python package's defaults: priority 1, weight 100, enabled,
     /// 3 failures, 30 s.
     pub fn new(id: String, url: BaseUrl, api_key: &str) -> EndpointConfig {
         EndpointConfig {
+            name: url.host.clone(),
             id,
             url,
             api_key: api_key.to_string(),
@@ -66,6 +75,8 @@ pub struct NewEndpoint {
     pub timeout: u64,
     pub max_failures: u32,
     pub ca_file: Option<PathBuf>,
+    /// `--name`; derived from the URL's host when absent.
+    pub name: Option<String>,
 }
 
 pub struct ConfigFile {
@@ -168,7 +179,24 @@ impl ConfigFile {
             }
             Some(_) => return Err(bad(format!("profile '{name}': \"endpoints\" is not a list"))),
         }
+        name_endpoints(&mut endpoints).map_err(|e| bad(format!("profile '{name}': {e}")))?;
         Ok(ClusterConfig { name: name.to_string(), endpoints })
+    }
+
+    /// The id of the endpoint of `cluster` that `which` names (its id or its name).
+    pub fn resolve(&self, cluster: &str, which: &str) -> Result<String> {
+        let c = self.cluster(cluster)?;
+        if let Some(ep) =
+            c.endpoints.iter().find(|e| e.id == which).or_else(|| c.endpoints.iter().find(|e| e.name == which))
+        {
+            return Ok(ep.id.clone());
+        }
+        let known: Vec<String> = c.endpoints.iter().map(|e| e.label()).collect();
+        Err(Error::Invalid(format!(
+            "unknown endpoint '{}' in cluster '{cluster}' (known: {})",
+            crate::mask::clean(which),
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )))
     }
 
     /// Set `settings.default_profile` to an existing profile, keeping every other setting.
@@ -188,10 +216,26 @@ impl ConfigFile {
         Ok(())
     }
 
-    /// Add an endpoint (creating the cluster profile if needed); returns the new id.
-    pub fn add_endpoint(&mut self, cluster: &str, new: &NewEndpoint) -> Result<String> {
+    /// Add an endpoint (creating the cluster profile if needed); returns the new id and name.
+    pub fn add_endpoint(&mut self, cluster: &str, new: &NewEndpoint) -> Result<(String, String)> {
         let existing: Vec<String> = self.all_endpoint_ids();
         let id = fresh_id(&existing);
+        let others = match self.profiles().is_some_and(|p| p.contains_key(cluster)) {
+            true => self.cluster(cluster)?.endpoints,
+            false => Vec::new(),
+        };
+        let name = match &new.name {
+            Some(n) => {
+                check_name(n).map_err(Error::Invalid)?;
+                if others.iter().any(|e| e.name == *n || e.id == *n) {
+                    return Err(Error::Invalid(format!(
+                        "--name {n}: cluster '{cluster}' has an endpoint called that already"
+                    )));
+                }
+                n.clone()
+            }
+            None => unique_name(&host_of(&new.base_url), &others),
+        };
         let now = crate::store::timefmt::iso(SystemTime::now());
         let endpoint = json!({
             "id": id,
@@ -203,7 +247,7 @@ impl ConfigFile {
             "max_failures": new.max_failures,
             "timeout": new.timeout,
             "source_profile": null,
-            "metadata": {},
+            "metadata": {"name": name},
             "created_at": now,
             "health_status": {"status": "unknown", "last_check": null, "consecutive_failures": 0,
                               "total_requests": 0, "failed_requests": 0, "success_rate": 100.0,
@@ -249,7 +293,7 @@ impl ConfigFile {
             }
         }
         mirror_first(profile);
-        Ok(id)
+        Ok((id, name))
     }
 
     /// Remove endpoint `id` from `cluster`.
@@ -332,13 +376,26 @@ fn single_endpoint(name: &str, profile: &Map<String, Value>) -> std::result::Res
         Some(Value::String(s)) => s,
         Some(_) => return Err("\"api_key\" is not a string".into()),
     };
-    Ok(Some(EndpointConfig::new(fnv_id(name), BaseUrl::parse(base)?, api_key)))
+    let mut ep = EndpointConfig::new(fnv_id(name), BaseUrl::parse(base)?, api_key);
+    // A single-endpoint profile's endpoint is called what the profile is, when that is a name.
+    if check_name(name).is_ok() {
+        ep.name = name.to_string();
+    }
+    Ok(Some(ep))
 }
 
 fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
     let obj = ep.as_object().ok_or("not a JSON object")?;
     let id = obj.get("id").and_then(Value::as_str).ok_or("missing \"id\"")?.to_string();
     check_id(&id)?;
+    let name = match obj.get("metadata").and_then(|m| m.get("name")) {
+        None | Some(Value::Null) => String::new(), // named after its host below
+        Some(Value::String(n)) => {
+            check_name(n).map_err(|e| format!("endpoint {id}: {e}"))?;
+            n.clone()
+        }
+        Some(_) => return Err(format!("endpoint {id}: \"metadata.name\" is not a string")),
+    };
     let base = obj.get("base_url").and_then(Value::as_str).ok_or(format!("endpoint {id}: missing \"base_url\""))?;
     let url = BaseUrl::parse(base).map_err(|e| format!("endpoint {id}: {e}"))?;
     let num = |field: &str, default: u64| -> std::result::Result<u64, String> {
@@ -363,9 +420,72 @@ fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
         max_failures: to_u32(num("max_failures", 3)?).max(1),
         timeout_secs,
         ca_file: obj.get("ca_file").and_then(Value::as_str).filter(|s| !s.is_empty()).map(PathBuf::from),
+        name,
         id,
         url,
     })
+}
+
+/// Names are what people type and read: letters, digits and `. _ -`, 1 to 64 of them (a host
+/// name fits).
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    if name.is_empty() || name.len() > 64 || !name.chars().all(ok) {
+        return Err(format!(
+            "endpoint name {:?}: use 1 to 64 letters, digits and . _ -",
+            crate::mask::clean(crate::mask::clip(name, 80))
+        ));
+    }
+    Ok(())
+}
+
+/// The host of a base URL as an endpoint name (`api.example.com`).
+fn host_of(url: &str) -> String {
+    let host = BaseUrl::parse(url).map(|u| u.host).unwrap_or_default();
+    let host: String =
+        host.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' }).collect();
+    if host.is_empty() {
+        "endpoint".to_string()
+    } else {
+        crate::mask::clip(&host, 60).to_string()
+    }
+}
+
+/// `base`, or `base-2`, `base-3` ...: the first that no endpoint of `others` is called (nor has
+/// as its id).
+fn unique_name(base: &str, others: &[EndpointConfig]) -> String {
+    let taken = |n: &str| others.iter().any(|e| e.name == n || e.id == n);
+    if !taken(base) {
+        return base.to_string();
+    }
+    (2..).map(|i| format!("{base}-{i}")).find(|n| !taken(n)).unwrap_or_else(|| base.to_string())
+}
+
+/// Give every endpoint without a stored name its host's, made unique; refuse two endpoints of
+/// one name, or a name that is another endpoint's id (a command could not tell them apart).
+fn name_endpoints(endpoints: &mut [EndpointConfig]) -> std::result::Result<(), String> {
+    for i in 0..endpoints.len() {
+        if endpoints[i].name.is_empty() {
+            let (before, rest) = endpoints.split_at_mut(i);
+            let named: Vec<EndpointConfig> =
+                before.iter().chain(rest[1..].iter().filter(|e| !e.name.is_empty())).cloned().collect();
+            rest[0].name = unique_name(&host_of(&rest[0].url.to_string()), &named);
+        }
+    }
+    for (i, a) in endpoints.iter().enumerate() {
+        for b in &endpoints[i + 1..] {
+            if a.name == b.name {
+                return Err(format!(
+                    "two endpoints are called '{}' ({} and {}); names must be unique in a cluster",
+                    a.name, a.id, b.id
+                ));
+            }
+        }
+        if let Some(b) = endpoints.iter().find(|b| b.id != a.id && b.id == a.name) {
+            return Err(format!("endpoint {} is called '{}', which is the id of endpoint {}", a.id, a.name, b.name));
+        }
+    }
+    Ok(())
 }
 
 /// Ids are shown in `/metrics` labels, URLs and the dashboard's buttons: letters, digits and
@@ -455,8 +575,10 @@ mod tests {
             timeout: 10,
             max_failures: 5,
             ca_file: None,
+            name: None,
         };
-        let id = c.add_endpoint("my-cluster", &new).unwrap();
+        let (id, name) = c.add_endpoint("my-cluster", &new).unwrap();
+        assert_eq!(name, "b.example.com", "named after its host");
         assert_eq!(id.len(), 8);
         assert!(id.chars().all(|ch| ch.is_ascii_hexdigit()));
         assert_eq!(c.cluster("my-cluster").unwrap().endpoints.len(), 2);
@@ -471,6 +593,43 @@ mod tests {
         // A single-endpoint profile keeps its endpoint when it becomes a cluster.
         c.add_endpoint("solo", &new).unwrap();
         assert_eq!(c.cluster("solo").unwrap().endpoints.len(), 2);
+    }
+
+    #[test]
+    fn names_are_derived_unique_resolvable_and_checked() {
+        let mut c = load_str(PYTHON_SHAPED);
+        let new = |name: Option<&str>| NewEndpoint {
+            base_url: "https://relay.example.com/v1".into(),
+            key: "sk-2".into(),
+            priority: 2,
+            weight: 50,
+            timeout: 10,
+            max_failures: 5,
+            ca_file: None,
+            name: name.map(str::to_string),
+        };
+        let (a, na) = c.add_endpoint("my-cluster", &new(None)).unwrap();
+        let (_, nb) = c.add_endpoint("my-cluster", &new(None)).unwrap();
+        assert_eq!((na.as_str(), nb.as_str()), ("relay.example.com", "relay.example.com-2"));
+        let (_, nc) = c.add_endpoint("my-cluster", &new(Some("night"))).unwrap();
+        assert_eq!(nc, "night");
+        assert!(c.add_endpoint("my-cluster", &new(Some("night"))).is_err(), "unique in the cluster");
+        assert!(c.add_endpoint("my-cluster", &new(Some("a b"))).is_err(), "checked");
+        assert_eq!(c.resolve("my-cluster", "relay.example.com").unwrap(), a);
+        assert_eq!(c.resolve("my-cluster", &a).unwrap(), a);
+        assert!(c.resolve("my-cluster", "nope").is_err());
+        // The Python endpoint without a stored name is called after its host; the name is stored
+        // in `metadata`, which the Python qcc keeps.
+        let cl = c.cluster("my-cluster").unwrap();
+        assert!(cl.endpoints.iter().all(|e| !e.name.is_empty()));
+        assert_eq!(c.root.pointer("/profiles/my-cluster/endpoints/3/metadata/name"), Some(&json!("night")));
+        // Two endpoints of one name in a hand-edited file: one line naming the problem.
+        let twice = load_str(
+            r#"{"profiles": {"x": {"endpoints": [
+                {"id": "aaaaaaaa", "base_url": "https://a.example", "metadata": {"name": "n"}},
+                {"id": "bbbbbbbb", "base_url": "https://b.example", "metadata": {"name": "n"}}]}}}"#,
+        );
+        assert!(twice.cluster("x").unwrap_err().to_string().contains("two endpoints are called 'n'"));
     }
 
     #[test]

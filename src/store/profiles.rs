@@ -34,6 +34,8 @@ pub struct EndpointChange {
     pub timeout: Option<u64>,
     pub max_failures: Option<u32>,
     pub enabled: Option<bool>,
+    /// A new name (`metadata.name`).
+    pub name: Option<String>,
 }
 
 impl ConfigFile {
@@ -174,7 +176,15 @@ impl ConfigFile {
         if change.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
             return Err(Error::Invalid("--key must not be empty".into()));
         }
-        self.cluster(cluster)?; // validates, and names an unknown cluster
+        let current = self.cluster(cluster)?; // validates, and names an unknown cluster
+        if let Some(n) = &change.name {
+            crate::store::config::check_name(n).map_err(Error::Invalid)?;
+            if current.endpoints.iter().any(|e| e.id != id && (e.name == *n || e.id == *n)) {
+                return Err(Error::Invalid(format!(
+                    "--name {n}: cluster '{cluster}' has an endpoint called that already"
+                )));
+            }
+        }
         self.make_cluster(cluster)?;
         let path = self.path.clone();
         let profile = self.profile_mut(cluster)?;
@@ -214,6 +224,14 @@ impl ConfigFile {
         if let Some(v) = change.enabled {
             set("enabled", json!(v));
         }
+        if let Some(n) = &change.name {
+            match ep.entry("metadata").or_insert_with(|| json!({})) {
+                Value::Object(meta) => {
+                    meta.insert("name".into(), json!(n));
+                }
+                other => *other = json!({"name": n}),
+            }
+        }
         mirror_first(profile);
         Ok(())
     }
@@ -232,7 +250,8 @@ impl ConfigFile {
             .map(|ep| {
                 json!({"id": ep.id, "base_url": ep.url.to_string(), "api_key": ep.api_key, "weight": ep.weight,
                        "priority": ep.priority, "enabled": true, "max_failures": ep.max_failures,
-                       "timeout": ep.timeout_secs, "source_profile": name, "metadata": {}, "created_at": now})
+                       "timeout": ep.timeout_secs, "source_profile": name, "metadata": {"name": ep.name},
+                       "created_at": now})
             })
             .collect();
         profile.insert("endpoints".into(), Value::Array(list));

@@ -102,6 +102,11 @@ impl UsageBook {
         self.dirty = true;
     }
 
+    /// The last `n` days held (the live view of `qcc usage`).
+    pub fn last_days(&self, n: usize) -> Days {
+        self.days.iter().rev().take(n.max(1)).map(|(d, v)| (d.clone(), v.clone())).collect()
+    }
+
     pub fn day(&self, day: &str) -> Option<&BTreeMap<String, BTreeMap<String, Counts>>> {
         self.days.get(day)
     }

@@ -87,6 +87,8 @@ pub struct Record {
     pub path: String,
     /// The endpoint's id, or "-".
     pub endpoint: String,
+    /// Its name, or "-".
+    pub endpoint_name: String,
     pub status: Ended,
     pub attempts: u8,
     pub ttfb_ms: Option<u128>,
@@ -107,6 +109,7 @@ impl Default for Record {
             method: String::new(),
             path: String::new(),
             endpoint: String::new(),
+            endpoint_name: String::new(),
             status: Ended::Failed,
             attempts: 0,
             ttfb_ms: None,
@@ -124,7 +127,7 @@ impl Record {
     fn to_json(&self) -> Value {
         let some = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
         json!({"time": crate::store::timefmt::iso(self.at), "method": self.method, "path": self.path,
-               "endpoint": self.endpoint, "status": self.status.to_string(), "attempts": self.attempts,
+               "endpoint": self.endpoint, "endpoint_name": self.endpoint_name, "status": self.status.to_string(), "attempts": self.attempts,
                "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms, "bytes_in": self.bytes_in,
                "bytes_out": self.bytes_out, "session": some(&self.session),
                "tokens": self.tokens.as_ref().map(|t| json!({"model": some(&self.model), "input": t.input,
@@ -201,7 +204,9 @@ impl EventLoop {
         r.at = SystemTime::now();
         set(&mut r.method, ex.head.method());
         set(&mut r.path, crate::mask::clip(ex.head.target(), MAX_PATH_SHOWN));
-        set(&mut r.endpoint, endpoint.and_then(|i| self.endpoints.get(i)).map_or("-", |ep| ep.cfg.id.as_str()));
+        let ep = endpoint.and_then(|i| self.endpoints.get(i));
+        set(&mut r.endpoint, ep.map_or("-", |ep| ep.cfg.id.as_str()));
+        set(&mut r.endpoint_name, ep.map_or("-", |ep| ep.cfg.name.as_str()));
         r.status = status;
         r.attempts = ex.attempts;
         r.ttfb_ms = ex.first_byte.map(|t| t.duration_since(ex.started).as_millis());
@@ -220,7 +225,8 @@ impl EventLoop {
         self.recent.push(r);
     }
 
-    /// `GET /metrics`: the Prometheus text exposition format.
+    /// `GET /metrics`: the Prometheus text exposition format. Per-endpoint series carry the id
+    /// (`endpoint`) and the name (`name`; both checked on load to need no escaping).
     pub(in crate::proxy) fn metrics_text(&self, now: Instant) -> String {
         let mut out = String::new();
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
@@ -230,11 +236,8 @@ impl EventLoop {
         family(&mut out, "qcc_requests_total", "counter", "Requests that ended, by endpoint and status class.");
         for ep in &live {
             for (i, class) in CLASSES.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "qcc_requests_total{{endpoint=\"{}\",class=\"{class}\"}} {}",
-                    ep.cfg.id, ep.counters.requests[i]
-                );
+                let _ =
+                    writeln!(out, "qcc_requests_total{{{},class=\"{class}\"}} {}", labels(ep), ep.counters.requests[i]);
             }
         }
         family(&mut out, "qcc_upstream_attempts_total", "counter", "Upstream attempts by outcome.");
@@ -242,8 +245,8 @@ impl EventLoop {
             for o in Outcome::ALL {
                 let _ = writeln!(
                     out,
-                    "qcc_upstream_attempts_total{{endpoint=\"{}\",outcome=\"{}\"}} {}",
-                    ep.cfg.id,
+                    "qcc_upstream_attempts_total{{{},outcome=\"{}\"}} {}",
+                    labels(ep),
                     o.as_str(),
                     ep.health.count(o)
                 );
@@ -260,12 +263,7 @@ impl EventLoop {
         let _ = writeln!(out, "qcc_upstream_connections {}", self.upstreams.len());
         family(&mut out, "qcc_endpoint_up", "gauge", "1 when the endpoint would be picked now.");
         for ep in &live {
-            let _ = writeln!(
-                out,
-                "qcc_endpoint_up{{endpoint=\"{}\"}} {}",
-                ep.cfg.id,
-                u8::from(ep.routable(&self.failures, now))
-            );
+            let _ = writeln!(out, "qcc_endpoint_up{{{}}} {}", labels(ep), u8::from(ep.routable(&self.failures, now)));
         }
         family(&mut out, "qcc_failure_queue_size", "gauge", "Endpoints in the failure queue.");
         let _ = writeln!(out, "qcc_failure_queue_size {}", self.failures.len());
@@ -290,17 +288,14 @@ impl EventLoop {
             for (i, le) in TTFB_BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
-                    "qcc_upstream_ttfb_seconds_bucket{{endpoint=\"{}\",le=\"{le}\"}} {}",
-                    ep.cfg.id, c.ttfb_buckets[i]
+                    "qcc_upstream_ttfb_seconds_bucket{{{},le=\"{le}\"}} {}",
+                    labels(ep),
+                    c.ttfb_buckets[i]
                 );
             }
-            let _ = writeln!(
-                out,
-                "qcc_upstream_ttfb_seconds_bucket{{endpoint=\"{}\",le=\"+Inf\"}} {}",
-                ep.cfg.id, c.ttfb_count
-            );
-            let _ = writeln!(out, "qcc_upstream_ttfb_seconds_sum{{endpoint=\"{}\"}} {}", ep.cfg.id, c.ttfb_sum);
-            let _ = writeln!(out, "qcc_upstream_ttfb_seconds_count{{endpoint=\"{}\"}} {}", ep.cfg.id, c.ttfb_count);
+            let _ = writeln!(out, "qcc_upstream_ttfb_seconds_bucket{{{},le=\"+Inf\"}} {}", labels(ep), c.ttfb_count);
+            let _ = writeln!(out, "qcc_upstream_ttfb_seconds_sum{{{}}} {}", labels(ep), c.ttfb_sum);
+            let _ = writeln!(out, "qcc_upstream_ttfb_seconds_count{{{}}} {}", labels(ep), c.ttfb_count);
         }
         let today = crate::store::timefmt::date(SystemTime::now());
         if let Some(day) = self.usage.day(&today) {
@@ -314,9 +309,11 @@ impl EventLoop {
                         ("cache_creation", c.cache_creation_input_tokens),
                         ("cache_read", c.cache_read_input_tokens),
                     ] {
+                        let name =
+                            self.endpoints.iter().rev().find(|e| e.cfg.id == *ep).map_or("", |e| e.cfg.name.as_str());
                         let _ = writeln!(
                             out,
-                            "qcc_tokens_today{{endpoint=\"{ep}\",model=\"{model}\",kind=\"{kind}\"}} {n}"
+                            "qcc_tokens_today{{endpoint=\"{ep}\",name=\"{name}\",model=\"{model}\",kind=\"{kind}\"}} {n}"
                         );
                     }
                 }
@@ -341,4 +338,9 @@ fn proc_status_bytes(field: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: u64 = text.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The labels that name an endpoint in `/metrics`.
+fn labels(ep: &crate::proxy::state::Endpoint) -> String {
+    format!("endpoint=\"{}\",name=\"{}\"", ep.cfg.id, ep.cfg.name)
 }

@@ -41,6 +41,12 @@ impl EventLoop {
             }
             ("GET", "/_qcc/status") => (200, self.status_json(now)),
             ("GET", "/_qcc/recent") => (200, self.recent.to_json()),
+            ("GET", "/_qcc/usage") => {
+                // What `qcc usage` shows while the proxy runs: counted up to the last answer.
+                let n =
+                    param("days").and_then(|v| v.parse().ok()).unwrap_or(7usize).min(crate::store::usage::KEEP_DAYS);
+                (200, json!({"days": self.usage.last_days(n)}))
+            }
             ("POST", "/_qcc/endpoint") => {
                 let (Some(id), Some(enabled)) = (param("endpoint"), param("enabled")) else {
                     self.respond_admin_error(ck, head, 400, "give ?endpoint=ID&enabled=true|false", now);
@@ -53,7 +59,9 @@ impl EventLoop {
             }
             ("GET", "/_qcc/history") => {
                 let n = param("n").and_then(|v| v.parse().ok()).unwrap_or(50);
-                (200, self.history.to_json(param("endpoint").as_deref(), n))
+                // (an endpoint by id or by name)
+                let which = param("endpoint").map(|w| self.endpoint_id(&w).unwrap_or(w));
+                (200, self.history.to_json(which.as_deref(), n))
             }
             ("POST", "/_qcc/reload") => {
                 self.request_reload(crate::proxy::event::disk::Edit::None, Some((ck, head.keep_alive)), now);
@@ -67,7 +75,7 @@ impl EventLoop {
                     .filter(|&i| {
                         let ep = &self.endpoints[i];
                         !ep.retired
-                            && only.as_deref().is_none_or(|id| ep.cfg.id == id)
+                            && only.as_deref().is_none_or(|w| ep.cfg.id == w || ep.cfg.name == w)
                             && (!queued || self.failures.contains(&ep.cfg.id))
                     })
                     .collect();
@@ -96,8 +104,8 @@ impl EventLoop {
             }
             (
                 _,
-                "/_qcc/status" | "/_qcc/history" | "/_qcc/recent" | "/_qcc/queue/clear" | "/_qcc/reload"
-                | "/_qcc/probe" | "/_qcc/endpoint" | "/_qcc/",
+                "/_qcc/status" | "/_qcc/history" | "/_qcc/recent" | "/_qcc/usage" | "/_qcc/queue/clear"
+                | "/_qcc/reload" | "/_qcc/probe" | "/_qcc/endpoint" | "/_qcc/",
             ) => (
                 405,
                 json!({"type": "error", "error": {"type": "invalid_request_error", "message": "method not allowed"}}),
@@ -157,5 +165,11 @@ impl EventLoop {
         c.out.push(&bytes);
         c.since = now;
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
+    }
+
+    /// The id of the (live) endpoint that `which` names: its id or its name.
+    fn endpoint_id(&self, which: &str) -> Option<String> {
+        let live = || self.endpoints.iter().filter(|e| !e.retired);
+        live().find(|e| e.cfg.id == which).or_else(|| live().find(|e| e.cfg.name == which)).map(|e| e.cfg.id.clone())
     }
 }

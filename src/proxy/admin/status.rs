@@ -19,6 +19,7 @@ impl EventLoop {
             .map(|(i, ep)| {
                 let h = &ep.health;
                 json!({
+                    "name": ep.cfg.name,
                     "id": ep.cfg.id,
                     "base_url": ep.cfg.url.to_string(),
                     "priority": ep.cfg.priority,
@@ -133,7 +134,7 @@ impl EventLoop {
                     Some((r, t)) => (Value::from(r), Value::from(crate::store::timefmt::iso(t))),
                     None => (Value::Null, Value::Null),
                 };
-                json!({"id": id, "base_url": ep.map(|e| e.cfg.url.to_string()), "reason": reason, "since": since,
+                json!({"name": ep.map(|e| e.cfg.name.as_str()), "id": id, "base_url": ep.map(|e| e.cfg.url.to_string()), "reason": reason, "since": since,
                        "last_check": self.failures.last_check(id), "next_check_in_secs": next})
             })
             .collect()

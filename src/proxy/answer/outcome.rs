@@ -63,7 +63,7 @@ impl EventLoop {
             let ep = &mut self.endpoints[idx];
             ep.health.record(Outcome::Race);
             self.stats.pool_races += 1;
-            log::info!("endpoint {}: a pooled connection closed before answering; not blamed", ep.cfg.id);
+            log::info!("endpoint {}: a pooled connection closed before answering; not blamed", ep.cfg.label());
         } else if api {
             self.blame(idx, &failure, retry_after, now);
         } // (outside the API: never a verdict on the endpoint)
@@ -74,7 +74,7 @@ impl EventLoop {
             self.stats.stream_retries += 1;
             log::info!(
                 "stream from {} failed before any content ({}): retried on another endpoint",
-                self.endpoints[idx].cfg.id,
+                self.endpoints[idx].cfg.label(),
                 failure.describe()
             );
         }
@@ -167,11 +167,11 @@ impl EventLoop {
             let ep = &mut self.endpoints[idx];
             ep.counters.observe_ttfb(a.head_elapsed.as_secs_f64());
             if let Some(flip) = ep.health.record_success(a.head_elapsed) {
-                log::info!("endpoint {} is {} (was {})", ep.cfg.id, flip.to.as_str(), flip.from.as_str());
+                log::info!("endpoint {} is {} (was {})", ep.cfg.label(), flip.to.as_str(), flip.from.as_str());
             }
             if self.failures.remove(&self.endpoints[idx].cfg.id) {
                 let id = self.endpoints[idx].cfg.id.clone();
-                log::info!("endpoint {id} answered again, removed from failure queue");
+                log::info!("endpoint {} answered again, removed from failure queue", self.endpoints[idx].cfg.label());
                 self.history.push(&id, "recovered", "answered a request");
                 self.queue_changed(now);
             }
@@ -192,7 +192,7 @@ impl EventLoop {
         if let Some(flip) = ep.health.record_failure(ep.cfg.max_failures) {
             log::warn!(
                 "endpoint {} is {} (was {}): {}",
-                ep.cfg.id,
+                ep.cfg.label(),
                 flip.to.as_str(),
                 flip.from.as_str(),
                 failure.describe()

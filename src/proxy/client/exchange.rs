@@ -490,7 +490,7 @@ impl EventLoop {
         let ended = status.map_or(Ended::Failed, Ended::Status);
         self.record_request(&ex, endpoint, ended, out, now);
         if log::log_enabled!(log::Level::Info) {
-            let id = endpoint.map_or("-", |i| self.endpoints[i].cfg.id.as_str());
+            let id = endpoint.map_or_else(|| "-".to_string(), |i| self.endpoints[i].cfg.label());
             let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
             log::info!(
                 "{} {} -> {} {}{note} attempts={} {}ms session={}",

@@ -342,7 +342,7 @@ impl EventLoop {
         if a.phase != AttemptPhase::Connecting || a.addrs_tried >= ep.addrs.len() || a.deadline <= now {
             return false;
         }
-        log::debug!("endpoint {}: connect failed, trying its next address", ep.cfg.id);
+        log::debug!("endpoint {}: connect failed, trying its next address", ep.cfg.label());
         ep.next_addr = ep.next_addr.wrapping_add(1);
         let (idx, old) = (a.endpoint, a.up.take());
         if let Some(k) = old {

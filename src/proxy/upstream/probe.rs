@@ -42,11 +42,11 @@ impl EventLoop {
             Ok(key) => key,
             Err(crate::proxy::OpenError::Local(e)) => {
                 // Our own shortage says nothing about the endpoint: try at the next round.
-                log::warn!("probe of endpoint {} not started: {e}", self.endpoints[idx].cfg.id);
+                log::warn!("probe of endpoint {} not started: {e}", self.endpoints[idx].cfg.label());
                 return;
             }
             Err(crate::proxy::OpenError::Endpoint(e)) => {
-                log::debug!("probe of endpoint {}: {e}", self.endpoints[idx].cfg.id);
+                log::debug!("probe of endpoint {}: {e}", self.endpoints[idx].cfg.label());
                 self.finish_probe(idx, Err(e), now);
                 return;
             }
@@ -94,13 +94,18 @@ impl EventLoop {
         self.cancel_probe(idx);
         let ep = &mut self.endpoints[idx];
         let id = ep.cfg.id.clone();
+        let label = ep.cfg.label();
         self.history.push(&id, if ok { "probe_ok" } else { "probe_failed" }, outcome.err().unwrap_or_default());
         if ok {
             if let Some(flip) = ep.health.restore() {
-                log::info!("endpoint {id} is {} (was {}) after a recovery probe", flip.to.as_str(), flip.from.as_str());
+                log::info!(
+                    "endpoint {label} is {} (was {}) after a recovery probe",
+                    flip.to.as_str(),
+                    flip.from.as_str()
+                );
             }
         } else {
-            log::debug!("endpoint {id} still failing its recovery probe");
+            log::debug!("endpoint {label} still failing its recovery probe");
         }
         if self.failures.contains(&id) {
             self.failures.record_probe(&id, ok, SystemTime::now());
