@@ -19,7 +19,8 @@ pub fn endpoint_add(
     ca_file: Option<std::path::PathBuf>,
     name: Option<String>,
 ) -> Result<()> {
-    BaseUrl::parse(url).map_err(Error::Invalid)?;
+    let parsed = BaseUrl::parse(url).map_err(Error::Invalid)?;
+    url_hints(&parsed);
     if key.trim().is_empty() {
         return Err(Error::Invalid("--key must not be empty".into()));
     }
@@ -68,6 +69,23 @@ pub fn endpoint_add(
     Ok(())
 }
 
+/// Said about a base URL that is probably not what was meant: one ending in `/v1` (qcc appends
+/// `/v1/messages` itself), and plain http to another machine (the key crosses the network in
+/// clear text).
+pub fn url_hints(url: &BaseUrl) {
+    if url.path_prefix.ends_with("/v1") {
+        eprintln!(
+            "qcc: hint: the base URL ends in /v1, and requests go to {}/v1/messages; \
+             without the /v1 if the API lives at .../v1/messages",
+            url
+        );
+    }
+    let local = url.host == "localhost" || url.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if url.scheme == crate::store::url::Scheme::Http && !local {
+        eprintln!("qcc: warning: http:// to {} sends the API key over the network unencrypted; use https://", url.host);
+    }
+}
+
 pub fn endpoint_remove(cluster: &str, which: &str) -> Result<()> {
     let mut config = ConfigFile::load_user()?;
     let id = config.resolve(cluster, which)?;
@@ -83,6 +101,9 @@ pub fn endpoint_remove(cluster: &str, which: &str) -> Result<()> {
 pub fn endpoint_edit(cluster: &str, which: &str, change: &crate::store::profiles::EndpointChange) -> Result<()> {
     let mut config = ConfigFile::load_user()?;
     let id = config.resolve(cluster, which)?;
+    if let Some(url) = change.url.as_deref().and_then(|u| BaseUrl::parse(u).ok()) {
+        url_hints(&url);
+    }
     config.update_endpoint(cluster, &id, change)?;
     config.save()?;
     let label = label_of(&config, cluster, &id);

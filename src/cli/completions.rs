@@ -23,13 +23,13 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("config set", &[]),
     (
         "endpoint add",
-        &["--url", "--key", "--key-file", "--priority", "--weight", "--timeout", "--max-failures", "--ca-file"],
+        &["--url", "--key", "--key-file", "--priority", "--weight", "--timeout", "--max-failures", "--ca-file", "--name"],
     ),
     ("endpoint list", &["--json"]),
     ("endpoint remove", &[]),
     ("endpoint enable", &[]),
     ("endpoint disable", &[]),
-    ("endpoint set", &["--url", "--key", "--key-file", "--priority", "--weight", "--timeout", "--max-failures"]),
+    ("endpoint set", &["--url", "--key", "--key-file", "--priority", "--weight", "--timeout", "--max-failures", "--name"]),
     ("proxy start", &[]), // its flags: `proxy_start::FLAGS`
     ("proxy status", &["--json"]),
     ("proxy stop", &["--timeout"]),

@@ -307,6 +307,8 @@ fn probe_now(home: &Path, query: &str) -> Result<Vec<Value>> {
     let (_, v) = call(home, "POST", &format!("/_qcc/probe{query}"))?;
     let ids: Vec<String> =
         v["probing"].as_array().into_iter().flatten().filter_map(|i| i.as_str().map(String::from)).collect();
+    // Only what the probes started now found (times are the proxy's, ISO, comparable as text).
+    let at = v["at"].as_str().unwrap_or("").to_string();
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         let (_, s) = call(home, "GET", "/_qcc/status")?;
@@ -322,7 +324,9 @@ fn probe_now(home: &Path, query: &str) -> Result<Vec<Value>> {
     let mut last: Vec<Value> = Vec::new();
     for id in &ids {
         if let Some(e) = h.as_array().into_iter().flatten().rev().find(|e| {
-            e["endpoint"].as_str() == Some(id) && e["event"].as_str().is_some_and(|k| k.starts_with("probe_"))
+            e["endpoint"].as_str() == Some(id)
+                && e["event"].as_str().is_some_and(|k| k.starts_with("probe_"))
+                && e["time"].as_str().is_some_and(|t| t >= at.as_str())
         }) {
             last.push(e.clone());
         }

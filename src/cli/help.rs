@@ -1,14 +1,17 @@
 //! The help texts: `qcc --help` and `qcc <command> --help`.
 
-/// Help for a topic ("" for the overview); `None` for an unknown topic.
+/// Help for a topic ("" for the overview); `None` for an unknown topic. A command documented in
+/// a page of several gets its own paragraphs only (`qcc add --help` is about `add`).
 pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
+    let own = |page: &'static str| std::borrow::Cow::Owned(paragraphs(page, &format!("qcc {topic}")));
     Some(std::borrow::Cow::Borrowed(match topic {
         "" => HELP,
-        "init" | "add" | "list" | "use" | "remove" | "status" | "config set" => HELP_PROFILES,
+        "init" | "add" | "list" | "use" | "remove" | "status" | "config set" => return Some(own(HELP_PROFILES)),
+        "default" | "config list" => return Some(own(HELP_CONFIG)),
         "completions" => HELP_COMPLETIONS,
         "endpoint" | "endpoint add" | "endpoint list" | "endpoint remove" | "endpoint enable" | "endpoint disable"
         | "endpoint set" => HELP_ENDPOINT,
-        "config" | "config list" | "default" => HELP_CONFIG,
+        "config" => HELP_CONFIG,
         "usage" => HELP_USAGE,
         "env" => HELP_ENV,
         "doctor" => HELP_DOCTOR,
@@ -21,6 +24,28 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         }
         _ => return None,
     }))
+}
+
+/// The paragraphs of `page` that begin with `prefix` (a line at the margin), each with the
+/// indented lines under it; the whole page when none does.
+fn paragraphs(page: &str, prefix: &str) -> String {
+    let mut out = String::new();
+    let mut taking = false;
+    for line in page.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            let rest = line.strip_prefix(prefix);
+            taking = rest.is_some_and(|r| r.is_empty() || r.starts_with(' ') || r.starts_with(" ("));
+        }
+        if taking {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if out.is_empty() {
+        page.to_string()
+    } else {
+        out
+    }
 }
 
 const HELP: &str = "\
@@ -116,7 +141,11 @@ qcc endpoint — manage the endpoints of a cluster
 USAGE:
     qcc endpoint add CLUSTER --url URL (--key-file PATH | --key - | --key KEY) [--priority N]
                              [--weight N] [--timeout SECS] [--max-failures N] [--ca-file PEM]
-        Creates CLUSTER if needed; prints the new endpoint id (8 hex characters).
+                             [--name NAME]
+        Creates CLUSTER if needed (the first cluster becomes the default, and a new cluster is
+        said on stderr: a typo shows); prints the new endpoint id (8 hex characters).
+        --name NAME      what to call it (unique in the cluster; letters, digits, . _ -);
+                         default: the URL's host, made unique
         --url            http:// or https:// base URL, may carry a path prefix
         --key-file PATH  read the endpoint's API key from a file (first line)
         --key -          read it from stdin; both keep the key out of `ps` and shell history
@@ -127,12 +156,12 @@ USAGE:
         --max-failures N consecutive failures before it is unhealthy (default 3)
         --ca-file PEM    extra trusted CA for a self-hosted relay
     qcc endpoint list CLUSTER [--json]
-        --json: [{\"id\", \"base_url\", \"api_key\" (masked), \"priority\", \"weight\", \"enabled\",
-                 \"max_failures\", \"timeout\"}]
-    qcc endpoint remove CLUSTER ID
-    qcc endpoint enable CLUSTER ID | qcc endpoint disable CLUSTER ID
-    qcc endpoint set CLUSTER ID [--priority N] [--weight N] [--timeout SECS] [--max-failures N]
-                                [--url URL] [--key-file PATH | --key - | --key KEY]
+        --json: [{\"name\", \"id\", \"base_url\", \"api_key\" (masked), \"priority\", \"weight\",
+                 \"enabled\", \"max_failures\", \"timeout\"}]
+    qcc endpoint remove CLUSTER ID|NAME
+    qcc endpoint enable CLUSTER ID|NAME | qcc endpoint disable CLUSTER ID|NAME
+    qcc endpoint set CLUSTER ID|NAME [--priority N] [--weight N] [--timeout SECS] [--max-failures N]
+                                [--url URL] [--key-file PATH | --key - | --key KEY] [--name NEW]
     A change to the cluster a running proxy serves is applied to it at once (health and queue
     of unchanged endpoints kept), and the command says so.
 ";
@@ -183,7 +212,7 @@ USAGE:
                                  total_recovered, total_still_failed)
     qcc queue list [--json]      each queued endpoint: id, URL, reason, queued since, last check,
                                  next check
-    qcc queue retry ID           probe a queued endpoint now (restored when it answers 200)
+    qcc queue retry ID|NAME      probe a queued endpoint now (restored when it answers 200)
     qcc queue retry-all          probe every queued endpoint now
     qcc queue clear              empty the running proxy's queue (or the file when none runs)
     qcc health status [--json]   per endpoint: status, consecutive failures, requests, failed,
@@ -192,9 +221,9 @@ USAGE:
                                  one real probe request per endpoint, concurrently, each within
                                  its timeout; works without a proxy; exit 1 if any failed
     qcc health check [--json]    the running proxy probes every endpoint now
-    qcc health metrics [ID] [--json]
+    qcc health metrics [ID|NAME] [--json]
                                  upstream time to first byte p50/p95/p99 and success rate
-    qcc health history [ID] [-n N] [--json]
+    qcc health history [ID|NAME] [-n N] [--json]
                                  the last N (default 20) failures, probes, recoveries, reloads
     qcc health config [--json]   the running proxy's effective intervals and limits
 Exit code 3 when no proxy is running (except queue clear and health test).

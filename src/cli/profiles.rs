@@ -23,7 +23,8 @@ pub fn init() -> Result<()> {
 }
 
 pub fn add(name: &str, url: &str, key: &str, description: &str) -> Result<()> {
-    crate::store::url::BaseUrl::parse(url).map_err(Error::Invalid)?;
+    let parsed = crate::store::url::BaseUrl::parse(url).map_err(Error::Invalid)?;
+    super::commands::url_hints(&parsed);
     if name.is_empty() || name.starts_with('-') || name.contains('/') {
         return Err(Error::Invalid(format!("'{name}' is not a usable profile name")));
     }

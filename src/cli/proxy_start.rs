@@ -260,8 +260,14 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
     let home = crate::store::fsutil::qcc_home();
     let config_path = crate::store::fsutil::config_path();
     let config = crate::store::config::ConfigFile::load(&config_path)?;
-    let (cluster, builtin_default) = match args.cluster()?.as_deref().or(config.default_profile()) {
-        Some(name) => (config.cluster(name)?, false),
+    let (cluster, builtin_default) = match args.cluster()?.or_else(|| config.implied_cluster()) {
+        Some(name) => (config.cluster(&name)?, false),
+        None if !config.profile_names().is_empty() => {
+            return Err(Error::Usage(format!(
+                "no default cluster: give --cluster (one of: {}), or set one with `qcc default NAME`",
+                config.profile_names().join(", ")
+            )))
+        }
         None => (builtin_cluster(), true),
     };
     let host = args.text("--host")?.unwrap_or_else(|| "127.0.0.1".to_string());

@@ -49,7 +49,7 @@ impl ConfigFile {
         root.insert("user_id".into(), json!(format!("local:{user}")));
         root.insert(
             "settings".into(),
-            json!({"default_profile": null, "auto_sync": false, "encryption_enabled": true,
+            json!({"default_profile": null, "auto_sync": false, "encryption_enabled": false,
                    "storage_backend_type": "local", "storage_initialized": true}),
         );
         root.insert("profiles".into(), json!({}));

@@ -83,10 +83,14 @@ impl EventLoop {
                     (404, json!({"type": "error", "error": {"type": "not_found_error", "message": "no such endpoint"}}))
                 } else {
                     let ids: Vec<String> = picked.iter().map(|&i| self.endpoints[i].cfg.id.clone()).collect();
+                    let at = crate::store::timefmt::iso(std::time::SystemTime::now());
                     for i in picked {
+                        // Asked for now: a probe already under way (it may have started before
+                        // the fix the user made) gives way to a fresh one.
+                        self.cancel_probe(i);
                         self.start_probe(i, now);
                     }
-                    (200, json!({"probing": ids}))
+                    (200, json!({"probing": ids, "at": at}))
                 }
             }
             ("POST", "/_qcc/queue/clear") => {
