@@ -9,6 +9,7 @@ mod cli;
 mod compat;
 mod edges;
 mod failover;
+mod firsthour;
 mod hostile;
 mod launch;
 mod live;

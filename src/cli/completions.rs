@@ -23,13 +23,26 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("config set", &[]),
     (
         "endpoint add",
-        &["--url", "--key", "--key-file", "--priority", "--weight", "--timeout", "--max-failures", "--ca-file", "--name"],
+        &[
+            "--url",
+            "--key",
+            "--key-file",
+            "--priority",
+            "--weight",
+            "--timeout",
+            "--max-failures",
+            "--ca-file",
+            "--name",
+        ],
     ),
     ("endpoint list", &["--json"]),
     ("endpoint remove", &[]),
     ("endpoint enable", &[]),
     ("endpoint disable", &[]),
-    ("endpoint set", &["--url", "--key", "--key-file", "--priority", "--weight", "--timeout", "--max-failures", "--name"]),
+    (
+        "endpoint set",
+        &["--url", "--key", "--key-file", "--priority", "--weight", "--timeout", "--max-failures", "--name"],
+    ),
     ("proxy start", &[]), // its flags: `proxy_start::FLAGS`
     ("proxy status", &["--json"]),
     ("proxy stop", &["--timeout"]),
