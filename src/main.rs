@@ -41,9 +41,35 @@ fn run() -> Result<()> {
             Some(text) => print!("{text}"),
             None => return Err(Error::Usage(format!("no help for '{topic}'"))),
         },
-        Command::EndpointAdd { cluster, url, key, priority, weight, timeout, max_failures, ca_file, name } => {
-            commands::endpoint_add(&cluster, &url, &key, priority, weight, timeout, max_failures, ca_file, name)?
-        }
+        Command::EndpointAdd {
+            cluster,
+            url,
+            key,
+            priority,
+            weight,
+            timeout,
+            max_failures,
+            ca_file,
+            name,
+            model_map,
+            probe_model,
+        } => commands::endpoint_add(
+            &cluster,
+            &url,
+            &key,
+            crate::store::config::NewEndpoint {
+                base_url: url.trim_end_matches('/').to_string(),
+                key: key.clone(),
+                priority,
+                weight,
+                timeout,
+                max_failures,
+                ca_file,
+                name,
+                model_map,
+                probe_model: probe_model.filter(|m| !m.is_empty()),
+            },
+        )?,
         Command::EndpointList { cluster, json } => commands::endpoint_list(&cluster, json)?,
         Command::EndpointRemove { cluster, id } => commands::endpoint_remove(&cluster, &id)?,
         Command::ConfigList { json } => commands::config_list(json)?,
@@ -58,6 +84,10 @@ fn run() -> Result<()> {
         Command::ServiceUninstall { dir, os } => cli::service::uninstall(dir.as_deref(), os.as_deref())?,
         Command::ServiceStatus { os } => cli::service::status(os.as_deref())?,
         Command::Doctor { json } => cli::doctor::run(&home, json)?,
+        Command::ClusterSet { name, retry_on, strategy } => {
+            commands::cluster_set(&name, retry_on.as_deref(), strategy.as_deref())?
+        }
+        Command::ClusterShow { name, json } => commands::cluster_show(&name, json)?,
         Command::Remove { name, yes } => cli::profiles::remove(&name, yes)?,
         Command::Status { json } => cli::profiles::status(&home, json)?,
         Command::ConfigSet { key, value } => cli::profiles::config_set(&key, &value)?,

@@ -17,12 +17,16 @@ pub struct Settings {
     /// --host/--port (default 127.0.0.1:7860; port 0 picks a free port).
     pub listen: SocketAddr,
     pub strategy: Strategy,
+    /// `--strategy` was given: the cluster's own `strategy` (and its changes) do not apply.
+    pub strategy_pinned: bool,
     /// --ca-file: an extra trusted CA for every endpoint.
     pub ca_file: Option<PathBuf>,
     /// --verify-interval (default 60 s).
     pub verify_interval: Duration,
     /// --probe-model (default "claude-3-5-haiku-20241022").
     pub probe_model: String,
+    /// What tokens cost (the built-in table under the config's `settings.prices`).
+    pub prices: crate::store::prices::PriceTable,
     /// $QCC_HOME (default ~/.qcc).
     pub home: PathBuf,
     /// $QCC_CONFIG (default ~/.fastcc/cache.json).

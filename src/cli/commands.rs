@@ -7,48 +7,29 @@ use crate::mask::mask_key;
 use crate::store::config::{ClusterConfig, ConfigFile, NewEndpoint};
 use crate::store::url::BaseUrl;
 
-#[allow(clippy::too_many_arguments)]
-pub fn endpoint_add(
-    cluster: &str,
-    url: &str,
-    key: &str,
-    priority: u32,
-    weight: u32,
-    timeout: u64,
-    max_failures: u32,
-    ca_file: Option<std::path::PathBuf>,
-    name: Option<String>,
-) -> Result<()> {
+/// `qcc endpoint add`: `new` as parsed; checked here before anything is written.
+pub fn endpoint_add(cluster: &str, url: &str, key: &str, new: NewEndpoint) -> Result<()> {
     let parsed = BaseUrl::parse(url).map_err(Error::Invalid)?;
     url_hints(&parsed);
     if key.trim().is_empty() {
         return Err(Error::Invalid("--key must not be empty".into()));
     }
-    if timeout == 0 || max_failures == 0 {
+    if new.timeout == 0 || new.max_failures == 0 {
         return Err(Error::Invalid("--timeout and --max-failures must be at least 1".into()));
     }
-    if timeout > crate::store::config::MAX_TIMEOUT_SECS {
+    if new.timeout > crate::store::config::MAX_TIMEOUT_SECS {
         return Err(Error::Invalid(format!(
-            "--timeout {timeout}: at most {} seconds",
+            "--timeout {}: at most {} seconds",
+            new.timeout,
             crate::store::config::MAX_TIMEOUT_SECS
         )));
     }
-    if let Some(ca) = &ca_file {
+    if let Some(ca) = &new.ca_file {
         if !ca.is_file() {
             return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
         }
     }
     let mut config = ConfigFile::load_user()?;
-    let new = NewEndpoint {
-        base_url: url.trim_end_matches('/').to_string(),
-        key: key.to_string(),
-        priority,
-        weight,
-        timeout,
-        max_failures,
-        ca_file,
-        name,
-    };
     let created = !config.profile_names().iter().any(|n| n == cluster);
     let (id, name) = config.add_endpoint(cluster, &new)?;
     // The first cluster becomes the default (as `qcc add` does for a profile), so that
@@ -241,7 +222,9 @@ pub fn usage(home: &std::path::Path, json_out: bool, days: usize) -> Result<()> 
     };
     let shown: Vec<(&String, _)> = all.iter().rev().take(days.max(1)).collect();
     // Endpoints are shown by name (the usage is kept by id, which survives a rename).
-    let names: std::collections::BTreeMap<String, String> = ConfigFile::load_user()
+    let config = ConfigFile::load_user();
+    let names: std::collections::BTreeMap<String, String> = config
+        .as_ref()
         .map(|c| {
             c.profile_names()
                 .iter()
@@ -251,13 +234,46 @@ pub fn usage(home: &std::path::Path, json_out: bool, days: usize) -> Result<()> 
                 .collect()
         })
         .unwrap_or_default();
+    let prices = match &config {
+        Ok(c) => c.prices()?,
+        Err(_) => crate::store::prices::PriceTable::default(),
+    };
+    use crate::store::prices::{cache_hit_rate, usd};
     if json_out {
-        let days: serde_json::Map<String, Value> =
-            shown.iter().map(|(d, v)| ((*d).clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
+        // Each counts record gets its `cost_usd` (null: no price for the model) and
+        // `cache_hit_rate`; each day its totals.
+        let mut days_out = serde_json::Map::new();
+        let mut totals = serde_json::Map::new();
+        for (day, endpoints) in &shown {
+            let mut total = crate::store::usage::Counts::default();
+            let mut cost = 0.0;
+            let mut unpriced = false;
+            let mut eps = serde_json::Map::new();
+            for (ep, models) in endpoints.iter() {
+                let mut ms = serde_json::Map::new();
+                for (model, c) in models {
+                    total.add(c);
+                    let x = prices.cost(model, c);
+                    cost += x.unwrap_or(0.0);
+                    unpriced |= x.is_none();
+                    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+                    v["cost_usd"] = json!(x);
+                    v["cache_hit_rate"] = json!(cache_hit_rate(c));
+                    ms.insert(model.clone(), v);
+                }
+                eps.insert(ep.clone(), Value::Object(ms));
+            }
+            let mut t = serde_json::to_value(total).unwrap_or(Value::Null);
+            t["cost_usd"] = json!(cost);
+            t["unpriced_models"] = json!(unpriced);
+            t["cache_hit_rate"] = json!(cache_hit_rate(&total));
+            days_out.insert((*day).clone(), Value::Object(eps));
+            totals.insert((*day).clone(), t);
+        }
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({"file": path.display().to_string(), "source": source,
-                                                  "days": days, "names": names}))
+                                                  "days": days_out, "totals": totals, "names": names}))
             .unwrap_or_default()
         );
         return Ok(());
@@ -267,37 +283,97 @@ pub fn usage(home: &std::path::Path, json_out: bool, days: usize) -> Result<()> 
         return Ok(());
     }
     println!(
-        "{:<10} {:<10} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12}",
-        "DAY", "ENDPOINT", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ"
+        "{:<10} {:<16} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
+        "DAY", "ENDPOINT", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ", "HIT%", "COST"
     );
+    let hit = |c: &crate::store::usage::Counts| cache_hit_rate(c).map_or("-".to_string(), |r| format!("{:.0}", r * 100.0));
     for (day, endpoints) in shown {
         let mut total = crate::store::usage::Counts::default();
+        let (mut cost, mut unpriced) = (0.0, false);
         for (ep, models) in endpoints {
             // Model names are the upstream's: shown with control characters escaped.
             let ep = crate::mask::clean(names.get(ep).unwrap_or(ep)).into_owned();
             for (model, c) in models {
+                let x = prices.cost(model, c);
+                cost += x.unwrap_or(0.0);
+                unpriced |= x.is_none();
                 let model = crate::mask::clean(model);
                 total.add(c);
                 println!(
-                    "{day:<10} {ep:<10} {model:<28} {:>8} {:>12} {:>12} {:>12} {:>12}",
+                    "{day:<10} {ep:<16} {model:<28} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
                     c.requests,
                     c.input_tokens,
                     c.output_tokens,
                     c.cache_creation_input_tokens,
-                    c.cache_read_input_tokens
+                    c.cache_read_input_tokens,
+                    hit(c),
+                    x.map_or("no price".to_string(), usd)
                 );
             }
         }
         println!(
-            "{day:<10} {:<10} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12}",
+            "{day:<10} {:<16} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
             "total",
             "",
             total.requests,
             total.input_tokens,
             total.output_tokens,
             total.cache_creation_input_tokens,
-            total.cache_read_input_tokens
+            total.cache_read_input_tokens,
+            hit(&total),
+            format!("{}{}", usd(cost), if unpriced { "+" } else { "" })
         );
     }
+    Ok(())
+}
+
+/// `qcc cluster set NAME [--retry-on CODES] [--strategy S]`: stored in the cluster's profile and
+/// applied to a running proxy at once.
+pub fn cluster_set(name: &str, retry_on: Option<&str>, strategy: Option<&str>) -> Result<()> {
+    use crate::policy::balancer::Strategy;
+    let retry = retry_on
+        .map(|r| crate::policy::retry::RetryOn::parse(r).map_err(|e| Error::Invalid(format!("--retry-on: {e}"))))
+        .transpose()?;
+    let strategy = strategy
+        .map(|s| {
+            Strategy::parse(s).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "--strategy {s}: unknown (one of priority_failover, weighted, round_robin, random, least_connections)"
+                ))
+            })
+        })
+        .transpose()?;
+    if retry.is_none() && strategy.is_none() {
+        return Err(Error::Usage("give --retry-on CODES and/or --strategy S".into()));
+    }
+    let mut config = ConfigFile::load_user()?;
+    config.set_cluster(name, retry, strategy)?;
+    config.save()?;
+    println!("cluster '{name}' updated");
+    apply_live(name);
+    Ok(())
+}
+
+/// `qcc cluster show NAME [--json]`: the cluster's settings and endpoints.
+pub fn cluster_show(name: &str, json_out: bool) -> Result<()> {
+    let config = ConfigFile::load_user()?;
+    let c = config.cluster(name)?;
+    let strategy = c.strategy.map_or("priority_failover (default)", |s| s.as_str());
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"name": c.name, "default": config.default_profile() == Some(name),
+                "strategy": c.strategy.map(|s| s.as_str()), "retry_on": c.retry_on.codes(),
+                "endpoints": endpoints_json(&c)}))
+            .unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let codes: Vec<String> = c.retry_on.codes().iter().map(u16::to_string).collect();
+    println!("cluster '{name}'{}", if config.default_profile() == Some(name) { " (the default)" } else { "" });
+    println!("strategy: {strategy}");
+    println!("retry on: {}", codes.join(", "));
+    println!();
+    print_table(&c);
     Ok(())
 }

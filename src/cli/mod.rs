@@ -53,6 +53,8 @@ pub enum Command {
         max_failures: u32,
         ca_file: Option<PathBuf>,
         name: Option<String>,
+        model_map: Vec<crate::store::models::ModelRule>,
+        probe_model: Option<String>,
     },
     EndpointList {
         cluster: String,
@@ -98,6 +100,15 @@ pub enum Command {
         os: Option<String>,
     },
     Doctor {
+        json: bool,
+    },
+    ClusterSet {
+        name: String,
+        retry_on: Option<String>,
+        strategy: Option<String>,
+    },
+    ClusterShow {
+        name: String,
         json: bool,
     },
     Remove {
@@ -241,6 +252,32 @@ fn opt_secret_arg(args: &mut Arguments, flag: &'static str, file_flag: &'static 
     Ok(Some(key))
 }
 
+/// `--model-map PATTERN=MODEL` (repeatable); `None` when not given, `Some(empty)` for
+/// `--model-map ''` (clear).
+fn model_map_arg(args: &mut Arguments) -> Result<Option<Vec<crate::store::models::ModelRule>>> {
+    let given: Vec<String> = args.values_from_str("--model-map").map_err(usage)?;
+    if given.is_empty() {
+        return Ok(None);
+    }
+    if given.iter().all(|g| g.trim().is_empty()) {
+        return Ok(Some(Vec::new()));
+    }
+    given
+        .iter()
+        .map(|g| crate::store::models::ModelRule::parse(g).map_err(Error::Invalid))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// `--probe-model MODEL` (`''` clears it on `endpoint set`).
+fn probe_model_arg(args: &mut Arguments) -> Result<Option<String>> {
+    let m: Option<String> = args.opt_value_from_str("--probe-model").map_err(usage)?;
+    if let Some(m) = m.as_deref().filter(|m| !m.is_empty()) {
+        crate::store::models::check_probe_model(m).map_err(Error::Invalid)?;
+    }
+    Ok(m)
+}
+
 /// The commands without a subcommand (`qcc add`, `qcc use` ...); `None` for a group.
 fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<Command>> {
     let singles =
@@ -348,7 +385,9 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         });
     }
     let sub = match group.as_str() {
-        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" => args.subcommand().map_err(usage)?,
+        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" | "cluster" => {
+            args.subcommand().map_err(usage)?
+        }
         "help" => {
             let topic: Vec<String> = args.finish().iter().map(|a| a.to_string_lossy().into_owned()).collect();
             return Ok(Command::Help(topic.join(" ")));
@@ -380,8 +419,22 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
             let ca_file =
                 args.opt_value_from_os_str("--ca-file", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?;
             let name = args.opt_value_from_str("--name").map_err(usage)?;
+            let model_map = model_map_arg(&mut args)?.unwrap_or_default();
+            let probe_model = probe_model_arg(&mut args)?;
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
-            Command::EndpointAdd { cluster, url, key, priority, weight, timeout, max_failures, ca_file, name }
+            Command::EndpointAdd {
+                cluster,
+                url,
+                key,
+                priority,
+                weight,
+                timeout,
+                max_failures,
+                ca_file,
+                name,
+                model_map,
+                probe_model,
+            }
         }
         ("endpoint", "list") => {
             let json = args.contains("--json");
@@ -406,6 +459,8 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 change.max_failures = args.opt_value_from_str("--max-failures").map_err(usage)?;
                 change.key = opt_secret_arg(&mut args, "--key", "--key-file")?;
                 change.name = args.opt_value_from_str("--name").map_err(usage)?;
+                change.model_map = model_map_arg(&mut args)?;
+                change.probe_model = probe_model_arg(&mut args)?.or_else(|| None);
             } else {
                 change.enabled = Some(sub == "enable");
             }
@@ -467,6 +522,15 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
             dir: args.opt_value_from_os_str("--dir", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?,
             os: args.opt_value_from_str("--os").map_err(usage)?,
         },
+        ("cluster", "set") => {
+            let retry_on = args.opt_value_from_str("--retry-on").map_err(usage)?;
+            let strategy = args.opt_value_from_str("--strategy").map_err(usage)?;
+            Command::ClusterSet { name: positional(&mut args, "a CLUSTER name", &topic)?, retry_on, strategy }
+        }
+        ("cluster", "show") => {
+            let json = args.contains("--json");
+            Command::ClusterShow { name: positional(&mut args, "a CLUSTER name", &topic)?, json }
+        }
         ("service", "status") => Command::ServiceStatus { os: args.opt_value_from_str("--os").map_err(usage)? },
         (g, s) => return Err(Error::Usage(format!("unknown command '{g} {s}'"))),
     };

@@ -11,7 +11,8 @@ use crate::store::config::{ConfigFile, EndpointConfig};
 use crate::store::url::Scheme;
 
 /// The model of the probe request unless one is given (the proxy's `--probe-model` default too).
-pub const DEFAULT_PROBE_MODEL: &str = "claude-3-5-haiku-20241022";
+/// A current small model.
+pub const DEFAULT_PROBE_MODEL: &str = "claude-haiku-4-5";
 
 /// The verdict on one endpoint.
 pub struct Verdict {
@@ -32,7 +33,9 @@ pub fn probe_all(eps: &[EndpointConfig], model: &str) -> Vec<Verdict> {
     let handles: Vec<_> = eps
         .iter()
         .map(|ep| {
-            let (ep, model) = (ep.clone(), model.to_string());
+            // The endpoint's own probe model, else its mapping of `model`.
+            let own = ep.probe_model.clone().or_else(|| crate::store::models::map(&ep.model_map, model).map(str::to_string));
+            let (ep, model) = (ep.clone(), own.unwrap_or_else(|| model.to_string()));
             let config = match ep.url.scheme {
                 Scheme::Http => Ok(None),
                 Scheme::Https => {
@@ -64,7 +67,7 @@ pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, mode
         return Err(Error::Invalid(format!("no endpoint '{}' in '{name}'", id.unwrap_or(""))));
     }
     // The proxy's own default probe model, unless given.
-    let model = model.unwrap_or(DEFAULT_PROBE_MODEL).to_string();
+    let model = model.map(str::to_string).unwrap_or_else(|| config.test_model().unwrap_or(DEFAULT_PROBE_MODEL).to_string());
     let verdicts = probe_all(&eps, &model);
     let ok = Verdict::ok;
     if json_out {

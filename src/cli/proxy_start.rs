@@ -47,7 +47,12 @@ pub const FLAGS: &[Flag] = &[
     flag("--strategy", "S", "priority_failover (default), weighted, round_robin, random, least_connections"),
     flag("--ca-file", "PEM", "extra trusted CA for every endpoint"),
     flag("--verify-interval", "SECS", "how often queued endpoints are probed (default 60)"),
-    flag("--probe-model", "MODEL", "model of the probe request (default claude-3-5-haiku-20241022)"),
+    flag(
+        "--probe-model",
+        "MODEL",
+        "model of the probe request when an endpoint names none (its own --probe-model), maps none, and \
+         served none yet (default: the config's settings.test_model, else claude-haiku-4-5)",
+    ),
     flag("--log-level", "LEVEL", "error, warn, info (default), debug, trace"),
     flag("--max-body", "BYTES", "largest request body (default 33554432 = 32 MiB)"),
     flag("--max-connections", "N", "client connections at once (default 1024)"),
@@ -281,8 +286,9 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             .map_err(|_| Error::Invalid(format!("--host {host}: not an IP address")))?,
     };
     let listen = SocketAddr::new(ip, args.number("--port")?.unwrap_or(7860));
+    let strategy_pinned = args.text("--strategy")?.is_some();
     let strategy = match args.text("--strategy")?.as_deref() {
-        None => Strategy::PriorityFailover,
+        None => cluster.strategy.unwrap_or(Strategy::PriorityFailover),
         Some(s) => Strategy::parse(s).ok_or_else(|| {
             Error::Invalid(format!(
                 "--strategy {s}: unknown (one of priority_failover, weighted, round_robin, random, least_connections)"
@@ -335,9 +341,14 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
         builtin_default,
         listen,
         strategy,
+        strategy_pinned,
         ca_file,
         verify_interval: secs(args.number("--verify-interval")?, 60, "--verify-interval")?,
-        probe_model: args.text("--probe-model")?.unwrap_or_else(|| super::probe::DEFAULT_PROBE_MODEL.to_string()),
+        prices: config.prices()?,
+        probe_model: args
+            .text("--probe-model")?
+            .or_else(|| config.test_model().map(str::to_string))
+            .unwrap_or_else(|| super::probe::DEFAULT_PROBE_MODEL.to_string()),
         home,
         config_path,
         log_level,
@@ -370,6 +381,8 @@ fn builtin_cluster() -> ClusterConfig {
         path_prefix: String::new(),
     };
     ClusterConfig {
+        retry_on: Default::default(),
+        strategy: None,
         name: "default".to_string(),
         endpoints: vec![crate::store::config::EndpointConfig::new("a0000000".to_string(), url, "")],
     }

@@ -69,6 +69,11 @@ impl Balancer {
         }
     }
 
+    /// A reload changed the cluster's strategy.
+    pub fn set_strategy(&mut self, s: Strategy) {
+        self.strategy = s;
+    }
+
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }

@@ -5,3 +5,4 @@
 pub mod balancer;
 pub mod failure_queue;
 pub mod health;
+pub mod retry;

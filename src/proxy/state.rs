@@ -80,6 +80,8 @@ pub fn timeout_of(cfg: &EndpointConfig) -> Duration {
 pub struct Endpoint {
     pub cfg: EndpointConfig,
     pub health: Health,
+    /// The model of this endpoint's last successful request, as it reported it.
+    pub last_ok_model: Option<String>,
     /// Attempts in progress on this endpoint (least_connections reads it), counted by the
     /// `InFlight` each attempt holds.
     pub in_flight: Rc<Cell<u32>>,
@@ -104,6 +106,19 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The model this endpoint's recovery probe asks for: its own `probe_model`; else its
+    /// mapping of the proxy's probe model (a current small model); else the model of its last
+    /// successful request; else the proxy's probe model.
+    pub fn probe_model<'a>(&'a self, proxy_default: &'a str) -> &'a str {
+        if let Some(m) = self.cfg.probe_model.as_deref() {
+            return m;
+        }
+        if let Some(m) = crate::store::models::map(&self.cfg.model_map, proxy_default) {
+            return m;
+        }
+        self.last_ok_model.as_deref().unwrap_or(proxy_default)
+    }
+
     /// An endpoint as the loop keeps it, from its validated config and its TLS configuration.
     pub fn new(cfg: EndpointConfig, tls: Option<Arc<ClientConfig>>) -> Endpoint {
         let addrs = match cfg.url.host.parse::<std::net::IpAddr>() {
@@ -114,6 +129,7 @@ impl Endpoint {
             cfg,
             health: Health::new(),
             in_flight: Rc::new(Cell::new(0)),
+            last_ok_model: None,
             tls,
             resolved_at: None,
             resolving: false,
@@ -317,6 +333,9 @@ pub struct Attempt {
     /// Addresses of the endpoint this attempt has connected to (a failed connect moves on to
     /// the next resolved address within the attempt's deadline).
     pub addrs_tried: usize,
+    /// The body as this endpoint gets it when its model map renamed the model (else the
+    /// exchange's), and the names (client's, endpoint's).
+    pub mapped: Option<Box<crate::proxy::upstream::mapping::Mapped>>,
 }
 
 /// One client request, from its head until its response is complete.
@@ -349,6 +368,9 @@ pub struct Exchange {
     pub session: Option<String>,
     /// A Messages reply whose usage could not be read (an encoded body).
     pub usage_unread: bool,
+    /// The model the client asked for and the one the endpoint got, when the last attempt's
+    /// endpoint renamed it (its model map).
+    pub model_mapped: Option<(String, String)>,
     /// When the first response byte was queued for the client; from then on no retry is
     /// possible (`responded`).
     pub first_byte: Option<Instant>,

@@ -15,7 +15,8 @@ use crate::store::config::EndpointConfig;
 /// copied; the head says what `req.framing` decided, whatever the client's `Connection` names.
 /// (A framing header dropped as "hop-by-hop" while its body is still forwarded lets the body
 /// be read upstream as a second request on a pooled connection.)
-pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut Vec<u8>) {
+/// `length`: the body's length when qcc rewrote it (a model renamed for this endpoint).
+pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Option<u64>, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(req.method_bytes());
     out.push(b' ');
@@ -54,7 +55,7 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, out: &mut V
         }
         push_header(out, name, value);
     }
-    match req.framing {
+    match length.map_or(req.framing, BodyFraming::Length) {
         BodyFraming::Length(n) => {
             let _ = write!(out, "Content-Length: {n}\r\n");
         }

@@ -32,6 +32,10 @@ pub struct EndpointConfig {
     pub timeout_secs: u64,
     /// Extra trusted CA (PEM) for this endpoint, field `ca_file`.
     pub ca_file: Option<PathBuf>,
+    /// The request's model renamed for this endpoint (`metadata.model_map`).
+    pub model_map: Vec<super::models::ModelRule>,
+    /// The model of this endpoint's recovery probe (`metadata.probe_model`).
+    pub probe_model: Option<String>,
 }
 
 impl EndpointConfig {
@@ -54,6 +58,8 @@ impl EndpointConfig {
             max_failures: 3,
             timeout_secs: 30,
             ca_file: None,
+            model_map: Vec::new(),
+            probe_model: None,
         }
     }
 }
@@ -63,6 +69,10 @@ impl EndpointConfig {
 pub struct ClusterConfig {
     pub name: String,
     pub endpoints: Vec<EndpointConfig>,
+    /// The statuses that fail over (`retry_on` in the profile; default today's set).
+    pub retry_on: crate::policy::retry::RetryOn,
+    /// The strategy stored for the cluster (`strategy` in the profile), when one is.
+    pub strategy: Option<crate::policy::balancer::Strategy>,
 }
 
 /// What `qcc endpoint add` asks for.
@@ -77,6 +87,10 @@ pub struct NewEndpoint {
     pub ca_file: Option<PathBuf>,
     /// `--name`; derived from the URL's host when absent.
     pub name: Option<String>,
+    /// `--model-map` rules.
+    pub model_map: Vec<super::models::ModelRule>,
+    /// `--probe-model`.
+    pub probe_model: Option<String>,
 }
 
 pub struct ConfigFile {
@@ -125,6 +139,17 @@ impl ConfigFile {
     pub fn default_profile(&self) -> Option<&str> {
         let name = self.root.pointer("/settings/default_profile")?.as_str()?;
         self.profiles()?.contains_key(name).then_some(name)
+    }
+
+    /// The prices in force (`settings.prices` over the built-in table); an error names the file.
+    pub fn prices(&self) -> Result<super::prices::PriceTable> {
+        super::prices::PriceTable::from_config(self.root.pointer("/settings/prices"))
+            .map_err(|problem| Error::BadFile { path: self.path.clone(), problem })
+    }
+
+    /// `settings.test_model`, the Python qcc's probe model, when set.
+    pub fn test_model(&self) -> Option<&str> {
+        self.root.pointer("/settings/test_model")?.as_str().filter(|m| super::models::check_probe_model(m).is_ok())
     }
 
     /// The cluster meant when none is named: the default profile, else the only one there is.
@@ -180,7 +205,18 @@ impl ConfigFile {
             Some(_) => return Err(bad(format!("profile '{name}': \"endpoints\" is not a list"))),
         }
         name_endpoints(&mut endpoints).map_err(|e| bad(format!("profile '{name}': {e}")))?;
-        Ok(ClusterConfig { name: name.to_string(), endpoints })
+        let retry_on = match profile.get("retry_on") {
+            None | Some(Value::Null) => crate::policy::retry::RetryOn::default(),
+            Some(Value::Array(codes)) => {
+                let codes: Option<Vec<u16>> = codes.iter().map(|c| c.as_u64().and_then(|c| u16::try_from(c).ok())).collect();
+                let codes = codes.ok_or_else(|| bad(format!("profile '{name}': \"retry_on\" holds something not a status")))?;
+                crate::policy::retry::RetryOn::from_codes(&codes).map_err(|e| bad(format!("profile '{name}': \"retry_on\": {e}")))?
+            }
+            Some(_) => return Err(bad(format!("profile '{name}': \"retry_on\" is not a list of statuses"))),
+        };
+        // (A profile's `strategy` may be anything the Python qcc wrote there; only ours count.)
+        let strategy = profile.get("strategy").and_then(Value::as_str).and_then(crate::policy::balancer::Strategy::parse);
+        Ok(ClusterConfig { name: name.to_string(), endpoints, retry_on, strategy })
     }
 
     /// The id of the endpoint of `cluster` that `which` names (its id or its name).
@@ -256,6 +292,12 @@ impl ConfigFile {
         let mut endpoint = endpoint;
         if let (Some(ca), Some(obj)) = (&new.ca_file, endpoint.as_object_mut()) {
             obj.insert("ca_file".into(), Value::String(ca.display().to_string()));
+        }
+        if !new.model_map.is_empty() {
+            endpoint["metadata"]["model_map"] = super::models::to_json(&new.model_map);
+        }
+        if let Some(m) = &new.probe_model {
+            endpoint["metadata"]["probe_model"] = json!(m);
         }
         let root = self.root_object()?;
         let profiles = root.entry("profiles").or_insert_with(|| json!({}));
@@ -396,6 +438,16 @@ fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
         }
         Some(_) => return Err(format!("endpoint {id}: \"metadata.name\" is not a string")),
     };
+    let meta = obj.get("metadata");
+    let model_map = super::models::from_json(meta.and_then(|m| m.get("model_map"))).map_err(|e| format!("endpoint {id}: {e}"))?;
+    let probe_model = match meta.and_then(|m| m.get("probe_model")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(m)) => {
+            super::models::check_probe_model(m).map_err(|e| format!("endpoint {id}: {e}"))?;
+            Some(m.clone())
+        }
+        Some(_) => return Err(format!("endpoint {id}: \"metadata.probe_model\" is not a string")),
+    };
     let base = obj.get("base_url").and_then(Value::as_str).ok_or(format!("endpoint {id}: missing \"base_url\""))?;
     let url = BaseUrl::parse(base).map_err(|e| format!("endpoint {id}: {e}"))?;
     let num = |field: &str, default: u64| -> std::result::Result<u64, String> {
@@ -420,6 +472,8 @@ fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
         max_failures: to_u32(num("max_failures", 3)?).max(1),
         timeout_secs,
         ca_file: obj.get("ca_file").and_then(Value::as_str).filter(|s| !s.is_empty()).map(PathBuf::from),
+        model_map,
+        probe_model,
         name,
         id,
         url,
@@ -576,6 +630,8 @@ mod tests {
             max_failures: 5,
             ca_file: None,
             name: None,
+            model_map: Vec::new(),
+            probe_model: None,
         };
         let (id, name) = c.add_endpoint("my-cluster", &new).unwrap();
         assert_eq!(name, "b.example.com", "named after its host");
@@ -607,6 +663,8 @@ mod tests {
             max_failures: 5,
             ca_file: None,
             name: name.map(str::to_string),
+            model_map: Vec::new(),
+            probe_model: None,
         };
         let (a, na) = c.add_endpoint("my-cluster", &new(None)).unwrap();
         let (_, nb) = c.add_endpoint("my-cluster", &new(None)).unwrap();

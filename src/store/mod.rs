@@ -3,7 +3,9 @@
 
 pub mod config;
 pub mod fsutil;
+pub mod models;
 pub mod pidfile;
+pub mod prices;
 pub mod profiles;
 pub mod timefmt;
 pub mod url;

@@ -36,6 +36,10 @@ pub struct EndpointChange {
     pub enabled: Option<bool>,
     /// A new name (`metadata.name`).
     pub name: Option<String>,
+    /// New model-map rules (`Some(empty)` clears them).
+    pub model_map: Option<Vec<crate::store::models::ModelRule>>,
+    /// A new probe model (`Some("")` clears it).
+    pub probe_model: Option<String>,
 }
 
 impl ConfigFile {
@@ -224,15 +228,52 @@ impl ConfigFile {
         if let Some(v) = change.enabled {
             set("enabled", json!(v));
         }
-        if let Some(n) = &change.name {
-            match ep.entry("metadata").or_insert_with(|| json!({})) {
-                Value::Object(meta) => {
-                    meta.insert("name".into(), json!(n));
+        let meta = ep.entry("metadata").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            *meta = json!({});
+        }
+        if let Some(meta) = meta.as_object_mut() {
+            if let Some(n) = &change.name {
+                meta.insert("name".into(), json!(n));
+            }
+            match &change.model_map {
+                Some(rules) if rules.is_empty() => {
+                    meta.remove("model_map");
                 }
-                other => *other = json!({"name": n}),
+                Some(rules) => {
+                    meta.insert("model_map".into(), crate::store::models::to_json(rules));
+                }
+                None => {}
+            }
+            match change.probe_model.as_deref() {
+                Some("") => {
+                    meta.remove("probe_model");
+                }
+                Some(m) => {
+                    meta.insert("probe_model".into(), json!(m));
+                }
+                None => {}
             }
         }
         mirror_first(profile);
+        Ok(())
+    }
+
+    /// `qcc cluster set`: the statuses that fail over and the strategy, stored in the profile.
+    pub fn set_cluster(
+        &mut self,
+        cluster: &str,
+        retry_on: Option<crate::policy::retry::RetryOn>,
+        strategy: Option<crate::policy::balancer::Strategy>,
+    ) -> Result<()> {
+        self.cluster(cluster)?; // validates, and names an unknown cluster
+        let profile = self.profile_mut(cluster)?;
+        if let Some(r) = retry_on {
+            profile.insert("retry_on".into(), json!(r.codes()));
+        }
+        if let Some(s) = strategy {
+            profile.insert("strategy".into(), json!(s.as_str()));
+        }
         Ok(())
     }
 

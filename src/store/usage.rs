@@ -102,6 +102,11 @@ impl UsageBook {
         self.dirty = true;
     }
 
+    /// Every day held, each endpoint's models.
+    pub fn last_days_ref(&self) -> impl Iterator<Item = &BTreeMap<String, BTreeMap<String, Counts>>> {
+        self.days.values()
+    }
+
     /// The last `n` days held (the live view of `qcc usage`).
     pub fn last_days(&self, n: usize) -> Days {
         self.days.iter().rev().take(n.max(1)).map(|(d, v)| (d.clone(), v.clone())).collect()

@@ -89,6 +89,10 @@ pub struct Record {
     pub endpoint: String,
     /// Its name, or "-".
     pub endpoint_name: String,
+    /// When the endpoint's model map renamed the request's model: the client's and the
+    /// endpoint's names ("" otherwise).
+    pub model_requested: String,
+    pub model_sent: String,
     pub status: Ended,
     pub attempts: u8,
     pub ttfb_ms: Option<u128>,
@@ -110,6 +114,8 @@ impl Default for Record {
             path: String::new(),
             endpoint: String::new(),
             endpoint_name: String::new(),
+            model_requested: String::new(),
+            model_sent: String::new(),
             status: Ended::Failed,
             attempts: 0,
             ttfb_ms: None,
@@ -130,6 +136,7 @@ impl Record {
                "endpoint": self.endpoint, "endpoint_name": self.endpoint_name, "status": self.status.to_string(), "attempts": self.attempts,
                "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms, "bytes_in": self.bytes_in,
                "bytes_out": self.bytes_out, "session": some(&self.session),
+               "model_requested": some(&self.model_requested), "model_sent": some(&self.model_sent),
                "tokens": self.tokens.as_ref().map(|t| json!({"model": some(&self.model), "input": t.input,
                    "output": t.output, "cache_creation": t.cache_creation, "cache_read": t.cache_read}))})
     }
@@ -207,6 +214,9 @@ impl EventLoop {
         let ep = endpoint.and_then(|i| self.endpoints.get(i));
         set(&mut r.endpoint, ep.map_or("-", |ep| ep.cfg.id.as_str()));
         set(&mut r.endpoint_name, ep.map_or("-", |ep| ep.cfg.name.as_str()));
+        let (asked, sent) = ex.model_mapped.as_ref().map_or(("", ""), |(a, s)| (a.as_str(), s.as_str()));
+        set(&mut r.model_requested, crate::store::usage::model_name(asked));
+        set(&mut r.model_sent, sent);
         r.status = status;
         r.attempts = ex.attempts;
         r.ttfb_ms = ex.first_byte.map(|t| t.duration_since(ex.started).as_millis());
@@ -296,6 +306,25 @@ impl EventLoop {
             let _ = writeln!(out, "qcc_upstream_ttfb_seconds_bucket{{{},le=\"+Inf\"}} {}", labels(ep), c.ttfb_count);
             let _ = writeln!(out, "qcc_upstream_ttfb_seconds_sum{{{}}} {}", labels(ep), c.ttfb_sum);
             let _ = writeln!(out, "qcc_upstream_ttfb_seconds_count{{{}}} {}", labels(ep), c.ttfb_count);
+        }
+        // Dollars over the days the usage book keeps (90), priced models only.
+        let mut cost: std::collections::BTreeMap<(&str, &str), f64> = std::collections::BTreeMap::new();
+        for day in self.usage.last_days_ref() {
+            for (ep, models) in day {
+                for (model, c) in models {
+                    if let Some(x) = self.settings.prices.cost(model, c) {
+                        *cost.entry((ep.as_str(), model.as_str())).or_default() += x;
+                    }
+                }
+            }
+        }
+        if !cost.is_empty() {
+            family(&mut out, "qcc_cost_usd_total", "counter", "What the counted tokens cost, in US dollars, by endpoint and model.");
+            for ((ep, model), usd) in cost {
+                let name = self.endpoints.iter().rev().find(|e| e.cfg.id == ep).map_or("", |e| e.cfg.name.as_str());
+                let model = model.replace(['\\', '"', '\n'], "_");
+                let _ = writeln!(out, "qcc_cost_usd_total{{endpoint=\"{ep}\",name=\"{name}\",model=\"{model}\"}} {usd}");
+            }
         }
         let today = crate::store::timefmt::date(SystemTime::now());
         if let Some(day) = self.usage.day(&today) {

@@ -102,6 +102,7 @@ impl EventLoop {
                         // target: the new generation keeps them from ever being used again.
                         ep.health = old.health.clone();
                         ep.in_flight = std::rc::Rc::clone(&old.in_flight);
+                        ep.last_ok_model = old.last_ok_model.take();
                         ep.counters = old.counters.clone();
                         ep.generation = old.generation.wrapping_add(1);
                         let stale = std::mem::take(&mut old.idle);
@@ -134,6 +135,17 @@ impl EventLoop {
                     self.queue_changed(now);
                 }
             }
+        }
+        if !self.settings.strategy_pinned {
+            let s = cluster.strategy.unwrap_or(crate::policy::balancer::Strategy::PriorityFailover);
+            if s != self.balancer.strategy() {
+                log::info!("strategy {} (was {})", s.as_str(), self.balancer.strategy().as_str());
+                self.balancer.set_strategy(s);
+                changed += 1;
+            }
+        }
+        if cluster.retry_on != self.settings.cluster.retry_on {
+            changed += 1;
         }
         self.settings.cluster = cluster;
         log::info!(

@@ -57,6 +57,7 @@ impl EventLoop {
             "listen": self.addr.to_string(),
             "cluster": self.settings.cluster.name,
             "strategy": self.balancer.strategy().as_str(),
+            "retry_on": self.settings.cluster.retry_on.codes(),
             "affinity": {
                 "enabled": self.affinity.enabled(),
                 "sessions": self.affinity.len(),
@@ -88,11 +89,7 @@ impl EventLoop {
                 "retried_before_content": self.stats.stream_retries,
                 "in_stream_errors": self.stats.stream_errors,
             },
-            "usage": {
-                "day": crate::store::timefmt::date(std::time::SystemTime::now()),
-                "today": self.usage.day(&crate::store::timefmt::date(std::time::SystemTime::now())),
-                "unread_encoded_replies": self.stats.usage_unread,
-            },
+            "usage": self.usage_json(),
             "state_files": {
                 "failed_writes": self.stats.state_write_failures,
                 "failing": !self.failing_files.is_empty(),
@@ -121,6 +118,40 @@ impl EventLoop {
                 "access_key": self.settings.access_key.is_some(),
             },
         })
+    }
+
+    /// Today's tokens per endpoint and model, what they cost (USD, the priced models) and how
+    /// much of the input came from the prompt cache.
+    fn usage_json(&self) -> Value {
+        let day = crate::store::timefmt::date(std::time::SystemTime::now());
+        let today = self.usage.day(&day);
+        let mut cost: serde_json::Map<String, Value> = serde_json::Map::new();
+        let mut unpriced = std::collections::BTreeSet::new();
+        for (ep, models) in today.into_iter().flatten() {
+            let mut usd = 0.0;
+            let mut all = crate::store::usage::Counts::default();
+            let mut by_model = serde_json::Map::new();
+            for (model, c) in models {
+                all.add(c);
+                let m = self.settings.prices.cost(model, c);
+                match m {
+                    Some(x) => usd += x,
+                    None => {
+                        unpriced.insert(model.clone());
+                    }
+                }
+                by_model.insert(
+                    model.clone(),
+                    json!({"cost_usd": m, "cache_hit_rate": crate::store::prices::cache_hit_rate(c)}),
+                );
+            }
+            cost.insert(
+                ep.clone(),
+                json!({"cost_usd": usd, "cache_hit_rate": crate::store::prices::cache_hit_rate(&all), "models": by_model}),
+            );
+        }
+        json!({"day": day, "today": today, "cost_today": cost, "unpriced_models": unpriced,
+               "unread_encoded_replies": self.stats.usage_unread})
     }
 
     /// Each queued endpoint: why, since when, last check, and when the next probe runs.

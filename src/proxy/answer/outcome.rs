@@ -10,10 +10,6 @@ use crate::proxy::state::*;
 use crate::proxy::{wire, EventLoop};
 
 /// 5xx, 429, 401 and 403 are the endpoint's fault; other statuses are the client's business.
-pub fn is_blamed(status: u16) -> bool {
-    matches!(status, 500 | 502 | 503 | 504 | 529 | 429 | 401 | 403)
-}
-
 /// An answer that says the endpoint works (a success or a redirect). Every other status that is
 /// not blamed (400, 404, 422, 501, 505 ...) is the upstream's answer to this request: relayed,
 /// and says nothing about the endpoint either way.
@@ -140,13 +136,20 @@ impl EventLoop {
         }
         if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
             self.record_usage(idx, model.as_deref(), &t.counts(), now);
+            // A model this endpoint just served: what its recovery probe asks for, unless told.
+            if let Some(m) = model.as_deref().filter(|_| (200..300).contains(&status)) {
+                let ep = &mut self.endpoints[idx];
+                if ep.last_ok_model.as_deref() != Some(m) {
+                    ep.last_ok_model = Some(crate::store::usage::model_name(m).to_string());
+                }
+            }
             if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
                 ex.tokens = Some((model, t));
             }
         }
         let stream_error = a.scan.as_ref().and_then(|s| s.error());
         let mut note = String::new();
-        if api && is_blamed(status) {
+        if api && self.settings.cluster.retry_on.contains(status) {
             // The last attempt's failed response was relayed as-is; it still counts.
             self.blame(idx, &Failure::Status(status), a.resp.as_ref().and_then(|h| h.retry_after_secs), now);
             self.stats.failed += 1;

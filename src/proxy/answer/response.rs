@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use crate::http::{parse_response_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
-use crate::proxy::answer::outcome::is_blamed;
 use crate::proxy::state::*;
 use crate::proxy::upstream::attempt::AttemptEvent;
 use crate::proxy::wire;
@@ -19,6 +18,7 @@ pub(in crate::proxy) fn process_response(
     now: Instant,
     stream_idle: std::time::Duration,
     hold: Option<std::time::Duration>,
+    retry_on: &crate::policy::retry::RetryOn,
 ) -> Option<AttemptEvent> {
     let a = ex.attempt.as_mut()?;
     while a.resp.is_none() {
@@ -52,7 +52,7 @@ pub(in crate::proxy) fn process_response(
             ex.usage_unread = true;
         }
         let stream = matches!(a.scan, Some(crate::proxy::answer::Scan::Sse(_)));
-        if ex.api && is_blamed(head.status) && ex.attempts < MAX_ATTEMPTS {
+        if ex.api && retry_on.contains(head.status) && ex.attempts < MAX_ATTEMPTS {
             a.phase = AttemptPhase::Holding;
             let mut bytes = Vec::new();
             wire::client_response_head(&head, until_close || !ex.keep_alive, ex.cors.as_deref(), &mut bytes);
@@ -76,7 +76,7 @@ pub(in crate::proxy) fn process_response(
         a.deadline = hold_deadline(a, now + stream_idle);
         a.resp = Some(head);
     }
-    let request_sent = a.request_sent(ex.body.len(), ex.body_tracker.is_done());
+    let request_sent = a.request_sent(&ex.body, ex.body_tracker.is_done());
     let Attempt { resp_body, scan, .. } = a;
     let tracker = resp_body.as_mut()?;
     if up.inbuf.is_empty() {

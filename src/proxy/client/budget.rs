@@ -100,7 +100,8 @@ impl crate::proxy::state::Exchange {
             return;
         }
         let Some(a) = self.attempt.as_mut() else { return };
-        if a.head_sent < a.head_out.len() || a.body_sent == 0 {
+        // (A mapped body is the attempt's own; the client's is never sent from.)
+        if a.head_sent < a.head_out.len() || a.body_sent == 0 || a.mapped.is_some() {
             return;
         }
         let sent = a.body_sent;

@@ -264,6 +264,7 @@ impl EventLoop {
             session,
             usage_unread: false,
             first_byte: None,
+            model_mapped: None,
             out_start,
             tokens: None,
             retry_copy: true,
@@ -288,7 +289,7 @@ impl EventLoop {
             BodyStep::Reject(status, msg) => return self.reject_in_exchange(ck, status, &msg, now),
             BodyStep::Gone => return None,
         }
-        if matches!(self.clients.get(ck).map(|c| &c.phase), Some(ClientPhase::Exchange(ex)) if ex.attempts == 0) {
+        if matches!(self.clients.get(ck).map(|c| &c.phase), Some(ClientPhase::Exchange(ex)) if ex.attempts == 0 && (ex.body_tracker.is_done() || !self.maps_models())) {
             self.start_attempt(ck, now);
             progress = true;
         }
@@ -317,6 +318,12 @@ impl EventLoop {
             }
         }
         Some(progress)
+    }
+
+    /// Whether some endpoint renames models: a request then waits for its whole body before its
+    /// first attempt, since the body may have to be rewritten for the endpoint picked.
+    fn maps_models(&self) -> bool {
+        self.endpoints.iter().any(|e| !e.retired && !e.cfg.model_map.is_empty())
     }
 
     /// Read the request body from the client into the exchange, as far as it has arrived.
@@ -492,10 +499,11 @@ impl EventLoop {
         if log::log_enabled!(log::Level::Info) {
             let id = endpoint.map_or_else(|| "-".to_string(), |i| self.endpoints[i].cfg.label());
             let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
+            let mapped = ex.model_mapped.as_ref().map(|(a, s)| format!(" model={}->{}", shown(a), shown(s))).unwrap_or_default();
             log::info!(
-                "{} {} -> {} {}{note} attempts={} {}ms session={}",
+                "{} {} -> {} {}{note} attempts={} {}ms session={}{mapped}",
                 ex.head.method(),
-                ex.head.target(),
+                shown(ex.head.target()),
                 id,
                 ended,
                 ex.attempts,

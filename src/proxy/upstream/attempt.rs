@@ -34,6 +34,7 @@ impl EventLoop {
     pub(in crate::proxy) fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
         let stream_idle = self.settings.stream_idle_timeout;
         let stream_hold = self.settings.stream_hold;
+        let retry_on = self.settings.cluster.retry_on;
         let EventLoop { clients, upstreams, endpoints, scratch, .. } = self;
         let Some(c) = clients.get_mut(ck) else {
             return AttemptEvent::Nothing;
@@ -80,8 +81,11 @@ impl EventLoop {
         while up.can_write && a.phase != AttemptPhase::Holding {
             let data: &[u8] = if a.head_sent < a.head_out.len() {
                 &a.head_out[a.head_sent..]
-            } else if a.body_sent < ex.body.len() {
-                &ex.body[a.body_sent..]
+            } else if a.body_sent < a.body(&ex.body).len() {
+                match &a.mapped {
+                    Some(m) => &m.body[a.body_sent..],
+                    None => &ex.body[a.body_sent..],
+                }
             } else {
                 break;
             };
@@ -93,7 +97,7 @@ impl EventLoop {
                         a.body_sent += n;
                     }
                     progress = true;
-                    if a.phase == AttemptPhase::Sending && a.request_sent(ex.body.len(), ex.body_tracker.is_done()) {
+                    if a.phase == AttemptPhase::Sending && a.request_sent(&ex.body, ex.body_tracker.is_done()) {
                         a.deadline = now + timeout; // the response-head clock starts now
                     }
                 }
@@ -155,14 +159,14 @@ impl EventLoop {
                     }));
                 }
             }
-            if let Some(ev) = process_response(ex, up, out, now, stream_idle, hold) {
+            if let Some(ev) = process_response(ex, up, out, now, stream_idle, hold, &retry_on) {
                 return ev;
             }
             if up.transport.wants_write() && up.can_write {
                 let _ = up.transport.flush();
             }
         }
-        if let Some(ev) = process_response(ex, up, out, now, stream_idle, hold) {
+        if let Some(ev) = process_response(ex, up, out, now, stream_idle, hold, &retry_on) {
             return ev;
         }
         if !up.can_write && up.transport.may_write_again() {
@@ -239,14 +243,24 @@ impl EventLoop {
         };
         let ep = &mut self.endpoints[idx];
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+            // This endpoint's name for the model the client asked for (the whole body is here:
+            // `pump_exchange` waits for it when the cluster maps models).
+            let mapped = if ex.body_tracker.is_done() && ex.retry_copy {
+                crate::proxy::upstream::mapping::map_body(&ep.cfg.model_map, ex.head.framing, &ex.body).map(Box::new)
+            } else {
+                None
+            };
+            let body: &[u8] = mapped.as_ref().map_or(&ex.body, |m| &m.body);
             // A complete small body rides in the same write as the head.
-            let folded = if ex.body_tracker.is_done() && ex.body.len() <= FOLD_BODY_MAX { ex.body.len() } else { 0 };
+            let folded = if ex.body_tracker.is_done() && body.len() <= FOLD_BODY_MAX { body.len() } else { 0 };
             // Room for what the head gains (Host, the key twice, framing): one allocation.
             let mut head_out = Vec::with_capacity(ex.head.raw.len() + 2 * ep.cfg.api_key.len() + 160 + folded);
-            wire::upstream_request_head(&ex.head, &ep.cfg, &mut head_out);
-            head_out.extend_from_slice(&ex.body[..folded]);
+            let length = mapped.as_ref().map(|m| m.body.len() as u64);
+            wire::upstream_request_head(&ex.head, &ep.cfg, length, &mut head_out);
+            head_out.extend_from_slice(&body[..folded]);
             ex.tried.insert(idx);
             ex.attempts += 1;
+            ex.model_mapped = mapped.as_ref().map(|m| (m.from.clone(), m.to.clone()));
             ex.attempt = Some(Attempt {
                 _in_flight: InFlight::start(&ep.in_flight),
                 endpoint: idx,
@@ -263,6 +277,7 @@ impl EventLoop {
                 head_elapsed: Default::default(),
                 fresh_retry_used: false,
                 addrs_tried: 0,
+                mapped,
                 scan: None,
                 hold_until: None,
             });
@@ -448,7 +463,7 @@ impl EventLoop {
         let failure = match a.phase {
             AttemptPhase::Resolving => Failure::Timeout("name resolution"),
             AttemptPhase::Connecting => Failure::Timeout("connect"),
-            AttemptPhase::Sending if !a.request_sent(ex.body.len(), ex.body_tracker.is_done()) => {
+            AttemptPhase::Sending if !a.request_sent(&ex.body, ex.body_tracker.is_done()) => {
                 if !ex.responded() {
                     self.stats.rejected += 1;
                     self.respond_local_error(ck, 408, "request body not received in time", now);
@@ -466,9 +481,14 @@ impl EventLoop {
 }
 
 impl Attempt {
+    /// The body this attempt sends: its mapped one (`mapping.rs`), or the client's.
+    pub fn body<'a>(&'a self, client: &'a [u8]) -> &'a [u8] {
+        self.mapped.as_ref().map_or(client, |m| &m.body)
+    }
+
     /// Everything the client has sent, head and complete body, has gone upstream.
-    pub fn request_sent(&self, body_len: usize, body_done: bool) -> bool {
-        body_done && self.head_sent == self.head_out.len() && self.body_sent == body_len
+    pub fn request_sent(&self, client_body: &[u8], body_done: bool) -> bool {
+        body_done && self.head_sent == self.head_out.len() && self.body_sent == self.body(client_body).len()
     }
 }
 

@@ -1,5 +1,6 @@
 pub(crate) mod affinity;
 pub(crate) mod attempt;
+pub(crate) mod mapping;
 pub(crate) mod pool;
 pub(crate) mod probe;
 pub(crate) mod resolver;

@@ -53,7 +53,7 @@ impl EventLoop {
         };
         let ep = &mut self.endpoints[idx];
         ep.probing = true;
-        let request = wire::probe_request(&ep.cfg, &self.settings.probe_model);
+        let request = wire::probe_request(&ep.cfg, ep.probe_model(&self.settings.probe_model));
         let deadline = now + timeout_of(&ep.cfg).max(CONNECT_TIMEOUT).max(std::time::Duration::from_secs(30));
         self.probes.push(Probe { endpoint: idx, up: key, request, sent: 0, deadline });
         self.arm(deadline);
