@@ -14,6 +14,7 @@ mod hostile;
 mod launch;
 mod live;
 mod memory;
+mod models;
 mod observe;
 mod ops;
 mod profiles;

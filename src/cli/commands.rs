@@ -286,7 +286,8 @@ pub fn usage(home: &std::path::Path, json_out: bool, days: usize) -> Result<()> 
         "{:<10} {:<16} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
         "DAY", "ENDPOINT", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ", "HIT%", "COST"
     );
-    let hit = |c: &crate::store::usage::Counts| cache_hit_rate(c).map_or("-".to_string(), |r| format!("{:.0}", r * 100.0));
+    let hit =
+        |c: &crate::store::usage::Counts| cache_hit_rate(c).map_or("-".to_string(), |r| format!("{:.0}", r * 100.0));
     for (day, endpoints) in shown {
         let mut total = crate::store::usage::Counts::default();
         let (mut cost, mut unpriced) = (0.0, false);

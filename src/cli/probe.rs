@@ -34,7 +34,8 @@ pub fn probe_all(eps: &[EndpointConfig], model: &str) -> Vec<Verdict> {
         .iter()
         .map(|ep| {
             // The endpoint's own probe model, else its mapping of `model`.
-            let own = ep.probe_model.clone().or_else(|| crate::store::models::map(&ep.model_map, model).map(str::to_string));
+            let own =
+                ep.probe_model.clone().or_else(|| crate::store::models::map(&ep.model_map, model).map(str::to_string));
             let (ep, model) = (ep.clone(), own.unwrap_or_else(|| model.to_string()));
             let config = match ep.url.scheme {
                 Scheme::Http => Ok(None),
@@ -67,7 +68,8 @@ pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, mode
         return Err(Error::Invalid(format!("no endpoint '{}' in '{name}'", id.unwrap_or(""))));
     }
     // The proxy's own default probe model, unless given.
-    let model = model.map(str::to_string).unwrap_or_else(|| config.test_model().unwrap_or(DEFAULT_PROBE_MODEL).to_string());
+    let model =
+        model.map(str::to_string).unwrap_or_else(|| config.test_model().unwrap_or(DEFAULT_PROBE_MODEL).to_string());
     let verdicts = probe_all(&eps, &model);
     let ok = Verdict::ok;
     if json_out {

@@ -208,14 +208,18 @@ impl ConfigFile {
         let retry_on = match profile.get("retry_on") {
             None | Some(Value::Null) => crate::policy::retry::RetryOn::default(),
             Some(Value::Array(codes)) => {
-                let codes: Option<Vec<u16>> = codes.iter().map(|c| c.as_u64().and_then(|c| u16::try_from(c).ok())).collect();
-                let codes = codes.ok_or_else(|| bad(format!("profile '{name}': \"retry_on\" holds something not a status")))?;
-                crate::policy::retry::RetryOn::from_codes(&codes).map_err(|e| bad(format!("profile '{name}': \"retry_on\": {e}")))?
+                let codes: Option<Vec<u16>> =
+                    codes.iter().map(|c| c.as_u64().and_then(|c| u16::try_from(c).ok())).collect();
+                let codes =
+                    codes.ok_or_else(|| bad(format!("profile '{name}': \"retry_on\" holds something not a status")))?;
+                crate::policy::retry::RetryOn::from_codes(&codes)
+                    .map_err(|e| bad(format!("profile '{name}': \"retry_on\": {e}")))?
             }
             Some(_) => return Err(bad(format!("profile '{name}': \"retry_on\" is not a list of statuses"))),
         };
         // (A profile's `strategy` may be anything the Python qcc wrote there; only ours count.)
-        let strategy = profile.get("strategy").and_then(Value::as_str).and_then(crate::policy::balancer::Strategy::parse);
+        let strategy =
+            profile.get("strategy").and_then(Value::as_str).and_then(crate::policy::balancer::Strategy::parse);
         Ok(ClusterConfig { name: name.to_string(), endpoints, retry_on, strategy })
     }
 
@@ -439,7 +443,8 @@ fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
         Some(_) => return Err(format!("endpoint {id}: \"metadata.name\" is not a string")),
     };
     let meta = obj.get("metadata");
-    let model_map = super::models::from_json(meta.and_then(|m| m.get("model_map"))).map_err(|e| format!("endpoint {id}: {e}"))?;
+    let model_map =
+        super::models::from_json(meta.and_then(|m| m.get("model_map"))).map_err(|e| format!("endpoint {id}: {e}"))?;
     let probe_model = match meta.and_then(|m| m.get("probe_model")) {
         None | Some(Value::Null) => None,
         Some(Value::String(m)) => {

@@ -23,7 +23,10 @@ impl ModelRule {
     /// `PATTERN=MODEL`.
     pub fn parse(s: &str) -> Result<ModelRule, String> {
         let Some((pattern, model)) = s.split_once('=') else {
-            return Err(format!("--model-map {:?}: give PATTERN=MODEL (like 'claude-*=glm-4.6')", crate::mask::clean(s)));
+            return Err(format!(
+                "--model-map {:?}: give PATTERN=MODEL (like 'claude-*=glm-4.6')",
+                crate::mask::clean(s)
+            ));
         };
         let (pattern, model) = (pattern.trim(), model.trim());
         check_model("--model-map pattern", pattern)?;

@@ -124,21 +124,36 @@ mod tests {
     fn built_in_prices_overrides_and_unknown_models() {
         let near = |x: Option<f64>, y: f64| x.is_some_and(|x| (x - y).abs() < 1e-9);
         let t = PriceTable::default();
-        let c = Counts { requests: 1, input_tokens: 1_000_000, output_tokens: 1_000_000, cache_creation_input_tokens: 0, cache_read_input_tokens: 1_000_000 };
+        let c = Counts {
+            requests: 1,
+            input_tokens: 1_000_000,
+            output_tokens: 1_000_000,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 1_000_000,
+        };
         assert!(near(t.cost("claude-sonnet-4-5-20250929", &c), 3.0 + 15.0 + 0.30));
         assert!(near(t.cost("claude-opus-4-5", &c), 5.0 + 25.0 + 0.5));
         assert!(near(t.cost("claude-opus-4-1-20250805", &c), 15.0 + 75.0 + 1.5));
         assert_eq!(t.cost("glm-4.6", &c), None);
         let own = PriceTable::from_config(Some(&serde_json::json!({"glm-*": {"input": 0.6, "output": 2.2},
-                                                                    "claude-sonnet-4-5*": {"input": 1, "output": 2}}))).unwrap();
+                                                                    "claude-sonnet-4-5*": {"input": 1, "output": 2}})))
+        .unwrap();
         assert!(near(own.cost("glm-4.6", &c), 0.6 + 2.2 + 0.06));
         assert!(near(own.cost("claude-sonnet-4-5", &c), 1.0 + 2.0 + 0.1), "the config wins");
         assert!(near(own.cost("claude-haiku-4-5", &c), 1.0 + 5.0 + 0.1), "built-ins still there");
-        for bad in [serde_json::json!({"m": {"input": "cheap"}}), serde_json::json!({"m": {"output": 1}}), serde_json::json!({"m": 3}), serde_json::json!({"m": {"input": -1}})] {
+        for bad in [
+            serde_json::json!({"m": {"input": "cheap"}}),
+            serde_json::json!({"m": {"output": 1}}),
+            serde_json::json!({"m": 3}),
+            serde_json::json!({"m": {"input": -1}}),
+        ] {
             let e = PriceTable::from_config(Some(&bad)).unwrap_err();
             assert!(e.contains("settings.prices") && e.contains('m'), "{e}");
         }
-        assert_eq!(cache_hit_rate(&Counts { input_tokens: 1, cache_read_input_tokens: 3, ..Counts::default() }), Some(0.75));
+        assert_eq!(
+            cache_hit_rate(&Counts { input_tokens: 1, cache_read_input_tokens: 3, ..Counts::default() }),
+            Some(0.75)
+        );
         assert_eq!(cache_hit_rate(&Counts::default()), None);
     }
 }

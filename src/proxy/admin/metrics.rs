@@ -319,11 +319,17 @@ impl EventLoop {
             }
         }
         if !cost.is_empty() {
-            family(&mut out, "qcc_cost_usd_total", "counter", "What the counted tokens cost, in US dollars, by endpoint and model.");
+            family(
+                &mut out,
+                "qcc_cost_usd_total",
+                "counter",
+                "What the counted tokens cost, in US dollars, by endpoint and model.",
+            );
             for ((ep, model), usd) in cost {
                 let name = self.endpoints.iter().rev().find(|e| e.cfg.id == ep).map_or("", |e| e.cfg.name.as_str());
                 let model = model.replace(['\\', '"', '\n'], "_");
-                let _ = writeln!(out, "qcc_cost_usd_total{{endpoint=\"{ep}\",name=\"{name}\",model=\"{model}\"}} {usd}");
+                let _ =
+                    writeln!(out, "qcc_cost_usd_total{{endpoint=\"{ep}\",name=\"{name}\",model=\"{model}\"}} {usd}");
             }
         }
         let today = crate::store::timefmt::date(SystemTime::now());

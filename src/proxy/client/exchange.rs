@@ -289,7 +289,8 @@ impl EventLoop {
             BodyStep::Reject(status, msg) => return self.reject_in_exchange(ck, status, &msg, now),
             BodyStep::Gone => return None,
         }
-        if matches!(self.clients.get(ck).map(|c| &c.phase), Some(ClientPhase::Exchange(ex)) if ex.attempts == 0 && (ex.body_tracker.is_done() || !self.maps_models())) {
+        if matches!(self.clients.get(ck).map(|c| &c.phase), Some(ClientPhase::Exchange(ex)) if ex.attempts == 0 && (ex.body_tracker.is_done() || !self.maps_models()))
+        {
             self.start_attempt(ck, now);
             progress = true;
         }
@@ -499,7 +500,8 @@ impl EventLoop {
         if log::log_enabled!(log::Level::Info) {
             let id = endpoint.map_or_else(|| "-".to_string(), |i| self.endpoints[i].cfg.label());
             let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
-            let mapped = ex.model_mapped.as_ref().map(|(a, s)| format!(" model={}->{}", shown(a), shown(s))).unwrap_or_default();
+            let mapped =
+                ex.model_mapped.as_ref().map(|(a, s)| format!(" model={}->{}", shown(a), shown(s))).unwrap_or_default();
             log::info!(
                 "{} {} -> {} {}{note} attempts={} {}ms session={}{mapped}",
                 ex.head.method(),

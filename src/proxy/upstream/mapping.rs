@@ -38,7 +38,8 @@ mod tests {
     #[test]
     fn only_a_matching_json_body_is_rewritten_and_the_rest_kept() {
         let rules = vec![ModelRule::parse("claude-*=glm-4.6").unwrap()];
-        let body = br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"h\u00e9"}],"z":1}"#;
+        let body =
+            br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"h\u00e9"}],"z":1}"#;
         let m = map_body(&rules, BodyFraming::Length(body.len() as u64), body).expect("mapped");
         let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
         assert_eq!(v["model"], "glm-4.6");
