@@ -55,11 +55,9 @@ fn run() -> Result<()> {
             probe_model,
         } => commands::endpoint_add(
             &cluster,
-            &url,
-            &key,
             crate::store::config::NewEndpoint {
                 base_url: url.trim_end_matches('/').to_string(),
-                key: key.clone(),
+                key,
                 priority,
                 weight,
                 timeout,

@@ -8,10 +8,10 @@ use crate::store::config::{ClusterConfig, ConfigFile, NewEndpoint};
 use crate::store::url::BaseUrl;
 
 /// `qcc endpoint add`: `new` as parsed; checked here before anything is written.
-pub fn endpoint_add(cluster: &str, url: &str, key: &str, new: NewEndpoint) -> Result<()> {
-    let parsed = BaseUrl::parse(url).map_err(Error::Invalid)?;
+pub fn endpoint_add(cluster: &str, new: NewEndpoint) -> Result<()> {
+    let parsed = BaseUrl::parse(&new.base_url).map_err(Error::Invalid)?;
     url_hints(&parsed);
-    if key.trim().is_empty() {
+    if new.key.trim().is_empty() {
         return Err(Error::Invalid("--key must not be empty".into()));
     }
     if new.timeout == 0 || new.max_failures == 0 {
@@ -138,6 +138,8 @@ fn endpoints_json(cluster: &ClusterConfig) -> Value {
                     "enabled": ep.enabled,
                     "max_failures": ep.max_failures,
                     "timeout": ep.timeout_secs,
+                    "model_map": crate::store::models::to_json(&ep.model_map),
+                    "probe_model": ep.probe_model,
                 })
             })
             .collect(),

@@ -16,6 +16,7 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         "env" => HELP_ENV,
         "doctor" => HELP_DOCTOR,
         "service" | "service install" | "service uninstall" | "service status" => HELP_SERVICE,
+        "cluster" | "cluster set" | "cluster show" => HELP_CLUSTER,
         "proxy start" => return Some(std::borrow::Cow::Owned(super::proxy_start::help())),
         "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" | "proxy reload" => HELP_PROXY,
         "queue" | "queue status" | "queue clear" | "queue list" | "queue retry" | "queue retry-all" | "health"
@@ -83,6 +84,8 @@ CLUSTERS AND THE PROXY:
                                                      probes, latency, events, settings (proxy)
     queue status [--json] | queue list [--json]      the failure queue of the running proxy
     queue clear | queue retry ID | queue retry-all   empty it, or probe queued endpoints now
+    cluster set NAME [--retry-on CODES] [--strategy S] | cluster show NAME
+                                                     a cluster's failover rules
     env [--cluster C] [--shell sh|fish]              exports for this shell: eval \"$(qcc env)\"
     service install|uninstall|status                 the proxy as a per-user service
     doctor [--json]                                  why doesn't Claude Code work? and the fix
@@ -146,6 +149,10 @@ USAGE:
         said on stderr: a typo shows); prints the new endpoint id (8 hex characters).
         --name NAME      what to call it (unique in the cluster; letters, digits, . _ -);
                          default: the URL's host, made unique
+        --model-map PATTERN=MODEL
+                         rename the request's model for this endpoint (repeatable; * is a
+                         wildcard; first match wins; '' clears): 'claude-*=glm-4.6'
+        --probe-model M  what its recovery probe asks for
         --url            http:// or https:// base URL, may carry a path prefix
         --key-file PATH  read the endpoint's API key from a file (first line)
         --key -          read it from stdin; both keep the key out of `ps` and shell history
@@ -162,6 +169,7 @@ USAGE:
     qcc endpoint enable CLUSTER ID|NAME | qcc endpoint disable CLUSTER ID|NAME
     qcc endpoint set CLUSTER ID|NAME [--priority N] [--weight N] [--timeout SECS] [--max-failures N]
                                 [--url URL] [--key-file PATH | --key - | --key KEY] [--name NEW]
+                                [--model-map PATTERN=MODEL ...] [--probe-model M]
     A change to the cluster a running proxy serves is applied to it at once (health and queue
     of unchanged endpoints kept), and the command says so.
 ";
@@ -268,4 +276,16 @@ qcc doctor [--json]
     as `health test`); is the service installed and active; is `claude` on PATH. Each problem
     comes with the command that fixes it. Exit 0 only when all is well.
     --json: {\"ok\", \"problems\", \"checks\": [{\"check\", \"ok\", \"detail\", \"fix\"}]}
+";
+
+const HELP_CLUSTER: &str = "\
+qcc cluster set NAME [--retry-on CODES] [--strategy S]
+    Stores the cluster's failover rules in its profile; a running proxy applies them at once.
+    --retry-on CODES  the statuses that fail over to another endpoint (4xx and 5xx; default
+                      500,502,503,504,529,429,401,403); any other goes to the client as is and
+                      blames nobody
+    --strategy S      priority_failover, weighted, round_robin, random, least_connections
+                      (`proxy start --strategy` overrides it)
+qcc cluster show NAME [--json]
+    The cluster's strategy, retry-on statuses and endpoints.
 ";

@@ -460,7 +460,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 change.key = opt_secret_arg(&mut args, "--key", "--key-file")?;
                 change.name = args.opt_value_from_str("--name").map_err(usage)?;
                 change.model_map = model_map_arg(&mut args)?;
-                change.probe_model = probe_model_arg(&mut args)?.or_else(|| None);
+                change.probe_model = probe_model_arg(&mut args)?;
             } else {
                 change.enabled = Some(sub == "enable");
             }
