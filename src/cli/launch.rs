@@ -155,22 +155,7 @@ fn shown_args(args: &[OsString]) -> String {
 /// `qcc env [--cluster C] [--port P] [--shell sh|fish]`: a proxy for the cluster (started in the
 /// background when none runs), and the exports that point this shell's Claude Code at it.
 pub fn env(home: &Path, cluster: Option<&str>, port: Option<u16>, fish: bool) -> Result<()> {
-    let config = ConfigFile::load_user()?;
-    let name = match cluster {
-        Some(c) => c.to_string(),
-        None => match config.implied_cluster() {
-            Some(d) => d,
-            None => {
-                let known = config.profile_names();
-                return Err(Error::Usage(if known.is_empty() {
-                    "no clusters yet: add one with `qcc endpoint add CLUSTER --url URL --key-file PATH`".into()
-                } else {
-                    format!("no default cluster: give --cluster (one of: {})", known.join(", "))
-                }));
-            }
-        },
-    };
-    config.cluster(&name)?;
+    let name = ConfigFile::load_user()?.cluster_meant(cluster)?;
     let (info, started) = background::ensure(home, &name, port)?;
     if started {
         eprintln!("qcc: started a proxy for '{name}' in the background (pid {}, {})", info.pid, info.base_url());

@@ -191,19 +191,7 @@ fn absolute(p: PathBuf) -> PathBuf {
 /// `qcc service install [--cluster C] [--port P] [--dir DIR] [--os linux|macos]`.
 pub fn install(home: &Path, a: &InstallArgs) -> Result<()> {
     let os = os(a.os.as_deref())?;
-    let config = ConfigFile::load_user()?;
-    let cluster = match a.cluster.clone().or_else(|| config.implied_cluster()) {
-        Some(c) => c,
-        None => {
-            let known = config.profile_names();
-            return Err(Error::Usage(if known.is_empty() {
-                "no clusters yet: add one with `qcc endpoint add CLUSTER --url URL --key-file PATH`".into()
-            } else {
-                format!("give --cluster (one of: {})", known.join(", "))
-            }));
-        }
-    };
-    config.cluster(&cluster)?;
+    let cluster = ConfigFile::load_user()?.cluster_meant(a.cluster.as_deref())?;
     let port = a.port.unwrap_or(7860);
     if port == 0 {
         return Err(Error::Usage("--port 0: a service needs a fixed port".into()));

@@ -163,6 +163,21 @@ impl ConfigFile {
         }
     }
 
+    /// The cluster a command means: `given`, else the implied one; else an error that says
+    /// which clusters exist (or how to make one).
+    pub fn cluster_meant(&self, given: Option<&str>) -> Result<String> {
+        if let Some(c) = given.map(str::to_string).or_else(|| self.implied_cluster()) {
+            self.cluster(&c)?;
+            return Ok(c);
+        }
+        let known = self.profile_names();
+        Err(Error::Usage(if known.is_empty() {
+            "no clusters yet: add one with `qcc endpoint add CLUSTER --url URL --key-file PATH`".into()
+        } else {
+            format!("no default cluster: give --cluster (one of: {})", known.join(", "))
+        }))
+    }
+
     /// `Error::Invalid` for a `kind` ("cluster", "profile") name that is not in the file: the
     /// names that are, or, when there are none, the file and `hint`.
     pub(super) fn unknown(&self, kind: &str, name: &str, hint: &str) -> Error {

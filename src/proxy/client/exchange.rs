@@ -172,10 +172,8 @@ impl EventLoop {
                 return;
             }
             Verdict::Refuse(status, msg) => {
-                let peer = self.clients.get(ck).map(|c| c.peer.to_string()).unwrap_or_default();
-                if let Some(n) = self.refusals.may_log(now) {
-                    let note = crate::proxy::client::refusals::suppressed_note(n);
-                    log::warn!("{} {} from {peer}: {msg} -> {status}{note}", head.method(), shown(head.target()));
+                if let Some(peer) = self.clients.get(ck).map(|c| c.peer) {
+                    self.log_refused(&head, peer, &format!("{msg} -> {status}"), now);
                 }
                 self.stats.forbidden += 1;
                 self.respond_local_error(ck, status, &msg, now);
@@ -195,14 +193,7 @@ impl EventLoop {
             let Some(peer) = self.clients.get(ck).map(|c| c.peer) else { return };
             if let Some(left) = self.refusals.locked(peer.ip(), now) {
                 self.stats.unauthorized += 1;
-                if let Some(n) = self.refusals.may_log(now) {
-                    let note = crate::proxy::client::refusals::suppressed_note(n);
-                    log::warn!(
-                        "{} {} from {peer}: too many wrong access keys -> 429{note}",
-                        head.method(),
-                        shown(head.target())
-                    );
-                }
+                self.log_refused(&head, peer, "too many wrong access keys -> 429", now);
                 let msg =
                     format!("too many wrong access keys from this address; try again in {} s", left.as_secs() + 1);
                 self.respond_local_error(ck, 429, &msg, now);
@@ -210,14 +201,7 @@ impl EventLoop {
             }
             if !access_granted(&mut head, key) {
                 self.refusals.wrong_key(peer.ip(), now);
-                if let Some(n) = self.refusals.may_log(now) {
-                    let note = crate::proxy::client::refusals::suppressed_note(n);
-                    log::warn!(
-                        "{} {} from {peer}: missing or wrong access key -> 401{note}",
-                        head.method(),
-                        shown(head.target())
-                    );
-                }
+                self.log_refused(&head, peer, "missing or wrong access key -> 401", now);
                 self.stats.unauthorized += 1;
                 self.respond_local_error(ck, 401, "missing or invalid qcc access key", now);
                 return;
@@ -319,6 +303,14 @@ impl EventLoop {
             }
         }
         Some(progress)
+    }
+
+    /// One line for a refused request, within the refusal lines' rate limit (`refusals.rs`).
+    fn log_refused(&mut self, head: &crate::http::RequestHead, peer: std::net::SocketAddr, what: &str, now: Instant) {
+        if let Some(n) = self.refusals.may_log(now) {
+            let note = crate::proxy::client::refusals::suppressed_note(n);
+            log::warn!("{} {} from {peer}: {what}{note}", head.method(), shown(head.target()));
+        }
     }
 
     /// Whether some endpoint renames models: a request then waits for its whole body before its
