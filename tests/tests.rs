@@ -10,6 +10,7 @@ mod compat;
 mod edges;
 mod failover;
 mod firsthour;
+mod headroom;
 mod hostile;
 mod launch;
 mod live;

@@ -380,3 +380,50 @@ pub fn cluster_show(name: &str, json_out: bool) -> Result<()> {
     print_table(&c);
     Ok(())
 }
+
+/// `qcc usage --by session`: tokens and cost per Claude Code session (its
+/// `x-claude-code-session-id`), per day, the most expensive first; live while a proxy runs.
+pub fn usage_by_session(home: &std::path::Path, json_out: bool, days: usize) -> Result<()> {
+    let path = home.join("usage.json");
+    let (sessions, source) = match super::control::sessions_live(home, days) {
+        Some(s) => (s, "the running proxy".to_string()),
+        None => (
+            crate::store::usage::read_all(&path).map_err(|problem| Error::BadFile { path: path.clone(), problem })?.1,
+            path.display().to_string(),
+        ),
+    };
+    let shown: Vec<_> = sessions.iter().rev().take(days.max(1)).collect();
+    if json_out {
+        let days: serde_json::Map<String, Value> =
+            shown.iter().map(|(d, v)| ((*d).clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
+        println!("{}", serde_json::to_string_pretty(&json!({"source": source, "sessions": days})).unwrap_or_default());
+        return Ok(());
+    }
+    if shown.is_empty() {
+        println!("no session usage recorded yet ({source})");
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:<38} {:>8} {:>12} {:>12} {:>12} {:>10}",
+        "DAY", "SESSION", "REQUESTS", "INPUT", "OUTPUT", "CACHE_READ", "COST"
+    );
+    for (day, list) in shown {
+        let mut rows: Vec<_> = list.iter().collect();
+        rows.sort_by(|a, b| {
+            b.1.cost_usd.total_cmp(&a.1.cost_usd).then(b.1.counts.output_tokens.cmp(&a.1.counts.output_tokens))
+        });
+        for (id, s) in rows {
+            let c = &s.counts;
+            println!(
+                "{day:<10} {:<38} {:>8} {:>12} {:>12} {:>12} {:>10}",
+                crate::mask::clean(crate::mask::clip(id, 38)),
+                c.requests,
+                c.input_tokens + c.cache_creation_input_tokens,
+                c.output_tokens,
+                c.cache_read_input_tokens,
+                crate::store::prices::usd(s.cost_usd)
+            );
+        }
+    }
+    Ok(())
+}

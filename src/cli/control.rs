@@ -85,6 +85,12 @@ pub fn usage_live(home: &Path, days: usize) -> Option<crate::store::usage::Days>
     serde_json::from_value(v.get("days")?.clone()).ok()
 }
 
+/// Claude Code sessions' usage as the running proxy counts it now.
+pub fn sessions_live(home: &Path, days: usize) -> Option<crate::store::usage::Sessions> {
+    let (_, v) = call(home, "GET", &format!("/_qcc/usage?days={days}")).ok()?;
+    serde_json::from_value(v.get("sessions")?.clone()).ok()
+}
+
 /// The running proxy's uptime in seconds, when it answers.
 pub fn uptime(home: &Path) -> Option<u64> {
     call(home, "GET", "/_qcc/status").ok()?.1.get("uptime_secs")?.as_u64()
@@ -110,6 +116,7 @@ pub fn proxy_status(home: &Path, json: bool) -> Result<()> {
     );
     println!();
     print_health(&s);
+    print_headroom(&s);
     println!();
     print_queue(&s);
     Ok(())
@@ -186,6 +193,22 @@ fn print_health(s: &Value) {
             u(ep, "/base_url"),
             if ep["enabled"] == Value::Bool(false) { "  (disabled)" } else { "" },
         );
+    }
+}
+
+/// What each endpoint last said of its rate limits (only endpoints that said anything).
+fn print_headroom(s: &Value) {
+    for ep in s["endpoints"].as_array().into_iter().flatten() {
+        let Some(dims) = ep["headroom"]["dimensions"].as_object().filter(|d| !d.is_empty()) else { continue };
+        let parts: Vec<String> = dims
+            .iter()
+            .map(|(dim, w)| format!("{dim} {}/{} until {}", u(w, "/remaining"), u(w, "/limit"), u(w, "/reset")))
+            .collect();
+        let blocked = ep["headroom"]["blocked_secs"]
+            .as_u64()
+            .map(|s| format!("  (used up: skipped for {s}s)"))
+            .unwrap_or_default();
+        println!("rate limit {}: {}{blocked}", u(ep, "/name"), parts.join(", "));
     }
 }
 

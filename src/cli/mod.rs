@@ -73,6 +73,8 @@ pub enum Command {
     Usage {
         json: bool,
         days: usize,
+        /// `--by session`: per Claude Code session instead of per endpoint and model.
+        by_session: bool,
     },
     Init,
     Add {
@@ -324,7 +326,13 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         "default" => Command::Default { name: positional(args, "a profile NAME", group)? },
         "usage" => {
             let json = args.contains("--json");
-            Command::Usage { json, days: args.opt_value_from_str("--days").map_err(usage)?.unwrap_or(7) }
+            let by: Option<String> = args.opt_value_from_str("--by").map_err(usage)?;
+            let by_session = match by.as_deref() {
+                None | Some("endpoint" | "model") => false,
+                Some("session") => true,
+                Some(other) => return Err(Error::Usage(format!("--by {other}: endpoint, model or session"))),
+            };
+            Command::Usage { json, days: args.opt_value_from_str("--days").map_err(usage)?.unwrap_or(7), by_session }
         }
         _ => Command::Completions { shell: positional(args, "a shell (bash, zsh or fish)", group)? },
     }))

@@ -39,6 +39,8 @@ impl Strategy {
 pub struct Candidate {
     pub priority: u32,
     pub weight: u32,
+    /// What its answers say is left of its rate limit, per mille (1000: unknown or all).
+    pub share: u16,
     pub in_flight: u32,
     pub usable: bool,
     /// Already tried by the current request.
@@ -126,19 +128,29 @@ impl Balancer {
                 *pool.iter().min_by_key(|&&i| (c[i].in_flight, c[i].priority, i)).unwrap_or(&pool[0])
             }
             Strategy::RoundRobin => {
-                let i = pool[self.rr_next % pool.len()];
-                self.rr_next = self.rr_next.wrapping_add(1);
-                i
+                // An endpoint close to its limit takes its turn only in proportion to what is
+                // left (the next in the rotation gets the rest); every turn goes somewhere.
+                for _ in 0..pool.len() {
+                    let i = pool[self.rr_next % pool.len()];
+                    self.rr_next = self.rr_next.wrapping_add(1);
+                    if c[i].share >= 1000 || self.next_u64() % 1000 < u64::from(c[i].share) {
+                        return i;
+                    }
+                }
+                *pool.iter().max_by_key(|&&i| (c[i].share, std::cmp::Reverse(i))).unwrap_or(&pool[0])
             }
             Strategy::Random => pool[(self.next_u64() % pool.len() as u64) as usize],
             Strategy::Weighted => {
-                let total: u64 = pool.iter().map(|&i| u64::from(c[i].weight)).sum();
+                // The weight, times what is left of the endpoint's rate limit.
+                let w =
+                    |i: usize| (u64::from(c[i].weight) * u64::from(c[i].share) / 1000).max(u64::from(c[i].weight > 0));
+                let total: u64 = pool.iter().map(|&i| w(i)).sum();
                 if total == 0 {
                     return pool[(self.next_u64() % pool.len() as u64) as usize];
                 }
                 let mut r = self.next_u64() % total;
                 for &i in pool {
-                    let w = u64::from(c[i].weight);
+                    let w = w(i);
                     if r < w {
                         return i;
                     }
@@ -155,7 +167,7 @@ mod tests {
     use super::*;
 
     fn cand(priority: u32, weight: u32) -> Candidate {
-        Candidate { priority, weight, in_flight: 0, usable: true, tried: false, reached: false }
+        Candidate { priority, weight, share: 1000, in_flight: 0, usable: true, tried: false, reached: false }
     }
 
     #[test]

@@ -4,5 +4,6 @@
 
 pub mod balancer;
 pub mod failure_queue;
+pub mod headroom;
 pub mod health;
 pub mod retry;

@@ -80,6 +80,8 @@ pub fn timeout_of(cfg: &EndpointConfig) -> Duration {
 pub struct Endpoint {
     pub cfg: EndpointConfig,
     pub health: Health,
+    /// What its answers say is left of its rate limits (`policy/headroom.rs`).
+    pub headroom: crate::policy::headroom::Headroom,
     /// The model of this endpoint's last successful request, as it reported it.
     pub last_ok_model: Option<String>,
     /// Attempts in progress on this endpoint (least_connections reads it), counted by the
@@ -130,6 +132,7 @@ impl Endpoint {
             health: Health::new(),
             in_flight: Rc::new(Cell::new(0)),
             last_ok_model: None,
+            headroom: Default::default(),
             tls,
             resolved_at: None,
             resolving: false,
@@ -153,6 +156,7 @@ impl Endpoint {
             && !self.retired
             && self.health.is_usable(true, self.cfg.max_failures, now)
             && !failures.contains(&self.cfg.id)
+            && !self.headroom.blocked(now)
     }
 }
 
@@ -368,6 +372,8 @@ pub struct Exchange {
     pub session: Option<String>,
     /// A Messages reply whose usage could not be read (an encoded body).
     pub usage_unread: bool,
+    /// An endpoint this request would have gone to but for its used-up rate limit (headroom).
+    pub headroom_skip: Option<usize>,
     /// The model the client asked for and the one the endpoint got, when the last attempt's
     /// endpoint renamed it (its model map).
     pub model_mapped: Option<(String, String)>,

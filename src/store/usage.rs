@@ -51,10 +51,32 @@ impl Counts {
 /// day -> endpoint id -> model -> counts.
 pub type Days = BTreeMap<String, BTreeMap<String, BTreeMap<String, Counts>>>;
 
+/// One Claude Code session's counts on one day: tokens, what they cost (the models with a
+/// price), and when it was last seen (an order for forgetting, not a time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionCounts {
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub cost_usd: f64,
+    pub seen: u64,
+}
+
+/// day -> session id (`x-claude-code-session-id`) -> counts. Only the id and the counts of a
+/// session are kept.
+pub type Sessions = BTreeMap<String, BTreeMap<String, SessionCounts>>;
+
+/// Sessions kept per day; past this the least recently seen is folded into [`OTHER_SESSIONS`].
+pub const MAX_SESSIONS_PER_DAY: usize = 1000;
+pub const OTHER_SESSIONS: &str = "other";
+/// Days of sessions kept (the per-endpoint days stay 90).
+pub const SESSION_DAYS: usize = 7;
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 struct File {
     days: Days,
+    sessions: Sessions,
     updated_at: Option<String>,
 }
 
@@ -62,6 +84,8 @@ struct File {
 #[derive(Debug, Default)]
 pub struct UsageBook {
     days: Days,
+    sessions: Sessions,
+    seen: u64,
     dirty: bool,
 }
 
@@ -69,9 +93,12 @@ impl UsageBook {
     /// Load the file. Missing: empty. Unreadable or corrupt: empty plus a warning naming the file
     /// and the problem; the next save replaces it (it is the proxy's own state).
     pub fn load(path: &Path) -> (UsageBook, Option<String>) {
-        match read(path) {
-            Ok(days) => (UsageBook { days, dirty: false }, None),
-            Err(e) => (UsageBook { days: Days::new(), dirty: true }, Some(e)),
+        match read_all(path) {
+            Ok((days, sessions)) => {
+                let seen = sessions.values().flat_map(|d| d.values()).map(|s| s.seen).max().unwrap_or(0);
+                (UsageBook { days, sessions, seen, dirty: false }, None)
+            }
+            Err(e) => (UsageBook::default_dirty(), Some(e)),
         }
     }
 
@@ -102,6 +129,46 @@ impl UsageBook {
         self.dirty = true;
     }
 
+    fn default_dirty() -> UsageBook {
+        UsageBook { dirty: true, ..UsageBook::default() }
+    }
+
+    /// Count one response of Claude Code session `session` on `day`, costing `cost_usd`.
+    pub fn record_session(&mut self, day: &str, session: &str, c: &Counts, cost_usd: f64) {
+        self.seen += 1;
+        let seen = self.seen;
+        if !self.sessions.contains_key(day) {
+            self.sessions.insert(day.to_string(), BTreeMap::new());
+        }
+        while self.sessions.len() > SESSION_DAYS {
+            self.sessions.pop_first();
+        }
+        let Some(today) = self.sessions.get_mut(day) else { return };
+        if !today.contains_key(session) && today.len() >= MAX_SESSIONS_PER_DAY {
+            // The least recently seen session is folded into `other` (its counts kept there).
+            let oldest =
+                today.iter().filter(|(k, _)| *k != OTHER_SESSIONS).min_by_key(|(_, s)| s.seen).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                if let Some(gone) = today.remove(&k) {
+                    let o = today.entry(OTHER_SESSIONS.to_string()).or_default();
+                    o.counts.add(&gone.counts);
+                    o.cost_usd += gone.cost_usd;
+                    o.seen = o.seen.max(gone.seen);
+                }
+            }
+        }
+        let s = today.entry(session.to_string()).or_default();
+        s.counts.add(c);
+        s.cost_usd += cost_usd;
+        s.seen = seen;
+        self.dirty = true;
+    }
+
+    /// The sessions of the last `n` days held.
+    pub fn last_sessions(&self, n: usize) -> Sessions {
+        self.sessions.iter().rev().take(n.max(1)).map(|(d, v)| (d.clone(), v.clone())).collect()
+    }
+
     /// Every day held, each endpoint's models.
     pub fn last_days_ref(&self) -> impl Iterator<Item = &BTreeMap<String, BTreeMap<String, Counts>>> {
         self.days.values()
@@ -126,9 +193,10 @@ impl UsageBook {
         #[derive(Serialize)]
         struct FileRef<'a> {
             days: &'a Days,
+            sessions: &'a Sessions,
             updated_at: String,
         }
-        let file = FileRef { days: &self.days, updated_at: crate::store::timefmt::iso(now) };
+        let file = FileRef { days: &self.days, sessions: &self.sessions, updated_at: crate::store::timefmt::iso(now) };
         let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
         bytes.push(b'\n');
         self.dirty = false;
@@ -142,11 +210,16 @@ impl UsageBook {
 
 /// The file's days (for `qcc usage`); a missing file is empty, a broken one an error naming it.
 pub fn read(path: &Path) -> Result<Days, String> {
+    read_all(path).map(|(days, _)| days)
+}
+
+/// The file's days and sessions.
+pub fn read_all(path: &Path) -> Result<(Days, Sessions), String> {
     match crate::store::fsutil::read_file(path) {
         Ok(bytes) => serde_json::from_slice::<File>(&bytes)
-            .map(|f| f.days)
+            .map(|f| (f.days, f.sessions))
             .map_err(|e| format!("{}: invalid usage file ({e})", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Days::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Days::new(), Sessions::new())),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
@@ -174,8 +247,29 @@ mod tests {
         assert_eq!(again.days, b.days);
         std::fs::write(&path, "{not json").unwrap();
         let (empty, warning) = UsageBook::load(&path);
+        assert!(empty.dirty);
         assert!(empty.days.is_empty() && warning.unwrap().contains("usage.json"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sessions_are_bounded_with_the_least_recently_seen_folded_into_other() {
+        let mut b = UsageBook::default();
+        let c = Counts { requests: 1, output_tokens: 2, ..Counts::default() };
+        for i in 0..(MAX_SESSIONS_PER_DAY + 10) {
+            b.record_session("2026-12-02", &format!("s{i}"), &c, 0.5);
+        }
+        b.record_session("2026-12-02", "s5", &c, 0.5); // s5 was folded; it comes back new
+        let day = &b.sessions["2026-12-02"];
+        assert!(day.len() <= MAX_SESSIONS_PER_DAY + 1);
+        let total: u64 = day.values().map(|s| s.counts.requests).sum();
+        assert_eq!(total, (MAX_SESSIONS_PER_DAY + 11) as u64, "nothing lost");
+        assert!(day[OTHER_SESSIONS].counts.requests >= 10);
+        assert!(!day.contains_key("s0"), "the least recently seen went first");
+        for d in 0..10 {
+            b.record_session(&format!("2026-11-{:02}", 10 + d), "x", &c, 0.0);
+        }
+        assert!(b.sessions.len() <= SESSION_DAYS);
     }
 
     #[test]

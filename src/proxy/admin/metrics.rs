@@ -93,6 +93,8 @@ pub struct Record {
     /// endpoint's names ("" otherwise).
     pub model_requested: String,
     pub model_sent: String,
+    /// An endpoint passed over for its used-up rate limit ("" otherwise).
+    pub skipped_for_headroom: String,
     pub status: Ended,
     pub attempts: u8,
     pub ttfb_ms: Option<u128>,
@@ -116,6 +118,7 @@ impl Default for Record {
             endpoint_name: String::new(),
             model_requested: String::new(),
             model_sent: String::new(),
+            skipped_for_headroom: String::new(),
             status: Ended::Failed,
             attempts: 0,
             ttfb_ms: None,
@@ -137,6 +140,7 @@ impl Record {
                "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms, "bytes_in": self.bytes_in,
                "bytes_out": self.bytes_out, "session": some(&self.session),
                "model_requested": some(&self.model_requested), "model_sent": some(&self.model_sent),
+               "skipped_for_headroom": some(&self.skipped_for_headroom),
                "tokens": self.tokens.as_ref().map(|t| json!({"model": some(&self.model), "input": t.input,
                    "output": t.output, "cache_creation": t.cache_creation, "cache_read": t.cache_read}))})
     }
@@ -217,6 +221,8 @@ impl EventLoop {
         let (asked, sent) = ex.model_mapped.as_ref().map_or(("", ""), |(a, s)| (a.as_str(), s.as_str()));
         set(&mut r.model_requested, crate::store::usage::model_name(asked));
         set(&mut r.model_sent, sent);
+        let skipped = ex.headroom_skip.and_then(|i| self.endpoints.get(i)).map_or("", |e| e.cfg.name.as_str());
+        set(&mut r.skipped_for_headroom, skipped);
         r.status = status;
         r.attempts = ex.attempts;
         r.ttfb_ms = ex.first_byte.map(|t| t.duration_since(ex.started).as_millis());
@@ -274,6 +280,22 @@ impl EventLoop {
         family(&mut out, "qcc_endpoint_up", "gauge", "1 when the endpoint would be picked now.");
         for ep in &live {
             let _ = writeln!(out, "qcc_endpoint_up{{{}}} {}", labels(ep), u8::from(ep.routable(&self.failures, now)));
+        }
+        family(&mut out, "qcc_ratelimit_remaining", "gauge", "What the endpoint last said is left of its rate limit.");
+        for ep in &live {
+            for (dim, w) in crate::policy::headroom::DIMS.iter().zip(&ep.headroom.dims) {
+                if let Some(r) = w.and_then(|w| w.remaining) {
+                    let _ = writeln!(out, "qcc_ratelimit_remaining{{{},dimension=\"{dim}\"}} {r}", labels(ep));
+                }
+            }
+        }
+        family(&mut out, "qcc_ratelimit_limit", "gauge", "The endpoint's rate limit, as it last said.");
+        for ep in &live {
+            for (dim, w) in crate::policy::headroom::DIMS.iter().zip(&ep.headroom.dims) {
+                if let Some(l) = w.and_then(|w| w.limit) {
+                    let _ = writeln!(out, "qcc_ratelimit_limit{{{},dimension=\"{dim}\"}} {l}", labels(ep));
+                }
+            }
         }
         family(&mut out, "qcc_failure_queue_size", "gauge", "Endpoints in the failure queue.");
         let _ = writeln!(out, "qcc_failure_queue_size {}", self.failures.len());

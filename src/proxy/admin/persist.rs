@@ -54,7 +54,15 @@ impl EventLoop {
     }
 
     /// Count one response's tokens for endpoint `idx` and `model`, today (UTC).
-    pub(in crate::proxy) fn record_usage(&mut self, idx: usize, model: Option<&str>, c: &Counts, now: Instant) {
+    /// Client `ck`'s Claude Code session (when it named one) is counted too, with the cost.
+    pub(in crate::proxy) fn record_usage(
+        &mut self,
+        idx: usize,
+        model: Option<&str>,
+        c: &Counts,
+        ck: crate::proxy::event::slab::Key,
+        now: Instant,
+    ) {
         // The day's name is made once a day, not once a response.
         let wall = SystemTime::now();
         let day_no = wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400);
@@ -62,6 +70,13 @@ impl EventLoop {
             self.usage_day = (day_no, crate::store::timefmt::date(wall));
         }
         self.usage.record(&self.usage_day.1, &self.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
+        let cost = model.and_then(|m| self.settings.prices.cost(m, c)).unwrap_or(0.0);
+        let EventLoop { clients, usage, usage_day, .. } = self;
+        if let Some(crate::proxy::state::ClientPhase::Exchange(ex)) = clients.get(ck).map(|c| &c.phase) {
+            if let Some(s) = ex.session.as_deref() {
+                usage.record_session(&usage_day.1, s, c, cost);
+            }
+        }
         if self.usage_at.is_none() {
             self.usage_at = Some(now + USAGE_DELAY);
         }

@@ -45,7 +45,7 @@ impl EventLoop {
                 // What `qcc usage` shows while the proxy runs: counted up to the last answer.
                 let n =
                     param("days").and_then(|v| v.parse().ok()).unwrap_or(7usize).min(crate::store::usage::KEEP_DAYS);
-                (200, json!({"days": self.usage.last_days(n)}))
+                (200, json!({"days": self.usage.last_days(n), "sessions": self.usage.last_sessions(n)}))
             }
             ("POST", "/_qcc/endpoint") => {
                 let (Some(id), Some(enabled)) = (param("endpoint"), param("enabled")) else {

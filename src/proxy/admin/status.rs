@@ -30,6 +30,7 @@ impl EventLoop {
                     "in_failure_queue": self.failures.contains(&ep.cfg.id),
                     "usable": ep.routable(&self.failures, now),
                     "sessions": sessions[i],
+                    "headroom": headroom_json(&ep.headroom, now),
                     "probing": ep.probing,
                     "latency_ms": h.latency_percentiles().map(|(p50, p95, p99, n)| {
                         json!({"p50": p50, "p95": p95, "p99": p99, "samples": n})
@@ -150,7 +151,23 @@ impl EventLoop {
                 json!({"cost_usd": usd, "cache_hit_rate": crate::store::prices::cache_hit_rate(&all), "models": by_model}),
             );
         }
-        json!({"day": day, "today": today, "cost_today": cost, "unpriced_models": unpriced,
+        // The day's most expensive Claude Code sessions (the dashboard's top sessions).
+        let sessions = self.usage.last_sessions(1);
+        let mut top: Vec<(&String, &crate::store::usage::SessionCounts)> =
+            sessions.get(&day).into_iter().flatten().collect();
+        top.sort_by(|a, b| {
+            b.1.cost_usd.total_cmp(&a.1.cost_usd).then(b.1.counts.output_tokens.cmp(&a.1.counts.output_tokens))
+        });
+        let top: Vec<Value> = top
+            .into_iter()
+            .take(10)
+            .map(|(id, s)| {
+                json!({"session": id, "requests": s.counts.requests, "cost_usd": s.cost_usd,
+                                  "input_tokens": s.counts.input_tokens, "output_tokens": s.counts.output_tokens,
+                                  "cache_read_input_tokens": s.counts.cache_read_input_tokens})
+            })
+            .collect();
+        json!({"day": day, "today": today, "cost_today": cost, "unpriced_models": unpriced, "top_sessions": top,
                "unread_encoded_replies": self.stats.usage_unread})
     }
 
@@ -170,4 +187,21 @@ impl EventLoop {
             })
             .collect()
     }
+}
+
+/// What an endpoint's answers said of its rate limits: per dimension `{"limit", "remaining",
+/// "reset"}`, and whether it is passed over until a reset (`blocked_secs`).
+fn headroom_json(h: &crate::policy::headroom::Headroom, now: Instant) -> Value {
+    let mut out = serde_json::Map::new();
+    for (dim, w) in crate::policy::headroom::DIMS.iter().zip(&h.dims) {
+        if let Some(w) = w {
+            out.insert(
+                (*dim).to_string(),
+                json!({"limit": w.limit, "remaining": w.remaining,
+                       "reset": w.reset.map(crate::store::timefmt::iso)}),
+            );
+        }
+    }
+    let blocked = h.blocked_until.filter(|t| *t > now).map(|t| t.duration_since(now).as_secs() + 1);
+    json!({"dimensions": out, "blocked_secs": blocked, "share": h.share()})
 }

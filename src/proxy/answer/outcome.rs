@@ -64,7 +64,7 @@ impl EventLoop {
             self.blame(idx, &failure, retry_after, now);
         } // (outside the API: never a verdict on the endpoint)
         if let Some((model, t)) = usage {
-            self.record_usage(idx, model.as_deref(), &t.counts(), now); // billed, even if it broke
+            self.record_usage(idx, model.as_deref(), &t.counts(), ck, now); // billed, even if it broke
         }
         if primed && !responded && can_retry && attempts < MAX_ATTEMPTS {
             self.stats.stream_retries += 1;
@@ -135,7 +135,7 @@ impl EventLoop {
             self.release_upstream(k, reuse, now);
         }
         if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
-            self.record_usage(idx, model.as_deref(), &t.counts(), now);
+            self.record_usage(idx, model.as_deref(), &t.counts(), ck, now);
             // A model this endpoint just served: what its recovery probe asks for, unless told.
             if let Some(m) = model.as_deref().filter(|_| (200..300).contains(&status)) {
                 let ep = &mut self.endpoints[idx];
@@ -179,7 +179,16 @@ impl EventLoop {
                 self.queue_changed(now);
             }
             if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
-                if let Some(s) = ex.session.as_deref() {
+                // A session whose endpoint is only out of headroom for now keeps it: it comes
+                // back there (its prompt cache) once the limit resets.
+                let waiting = ex.session.as_deref().and_then(|s| self.affinity.lookup(s, now)).filter(|&pin| {
+                    pin != idx
+                        && self
+                            .endpoints
+                            .get(pin)
+                            .is_some_and(|e| e.headroom.blocked(now) && e.cfg.enabled && !e.retired)
+                });
+                if let (Some(s), None) = (ex.session.as_deref(), waiting) {
                     self.affinity.bind(s, idx, now);
                 }
             }

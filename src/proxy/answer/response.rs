@@ -9,17 +9,27 @@ use crate::proxy::state::*;
 use crate::proxy::upstream::attempt::AttemptEvent;
 use crate::proxy::wire;
 
-/// Interpret what the upstream has sent so far: the head once, then body bytes, either
-/// relayed to the client or held in the stash. `Some` when the attempt is decided.
+/// How an answer is read: the settings that decide, fixed for one pump.
+pub(in crate::proxy) struct Reading<'a> {
+    pub stream_idle: std::time::Duration,
+    /// How long a 200 stream may be held before its first content (when a retry is possible).
+    pub hold: Option<std::time::Duration>,
+    /// The statuses that fail over.
+    pub retry_on: &'a crate::policy::retry::RetryOn,
+}
+
+/// Interpret what the upstream has sent so far: the head once (its rate-limit headers go to the
+/// endpoint's `headroom`), then body bytes, either relayed to the client or held in the stash.
+/// `Some` when the attempt is decided.
 pub(in crate::proxy) fn process_response(
     ex: &mut Exchange,
     up: &mut Upstream,
     out: &mut crate::proxy::event::io::OutBuf,
     now: Instant,
-    stream_idle: std::time::Duration,
-    hold: Option<std::time::Duration>,
-    retry_on: &crate::policy::retry::RetryOn,
+    rules: &Reading,
+    headroom: &mut crate::policy::headroom::Headroom,
 ) -> Option<AttemptEvent> {
+    let Reading { stream_idle, hold, retry_on } = *rules;
     let a = ex.attempt.as_mut()?;
     while a.resp.is_none() {
         if up.inbuf.is_empty() {
@@ -35,6 +45,7 @@ pub(in crate::proxy) fn process_response(
             Ok(Some(h)) => h,
         };
         up.inbuf.drain(..head.raw.len());
+        headroom.update(head.headers(), now, std::time::SystemTime::now);
         if (100..200).contains(&head.status) {
             if head.status == 101 {
                 return Some(AttemptEvent::Failed(Failure::BadResponse("unexpected 101 upgrade".into())));

@@ -249,6 +249,7 @@ impl EventLoop {
             usage_unread: false,
             first_byte: None,
             model_mapped: None,
+            headroom_skip: None,
             out_start,
             tokens: None,
             retry_copy: true,
@@ -492,8 +493,11 @@ impl EventLoop {
         if log::log_enabled!(log::Level::Info) {
             let id = endpoint.map_or_else(|| "-".to_string(), |i| self.endpoints[i].cfg.label());
             let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
-            let mapped =
+            let mut mapped =
                 ex.model_mapped.as_ref().map(|(a, s)| format!(" model={}->{}", shown(a), shown(s))).unwrap_or_default();
+            if let Some(ep) = ex.headroom_skip.and_then(|i| self.endpoints.get(i)) {
+                mapped.push_str(&format!(" skipped={} (rate limit used up)", ep.cfg.name));
+            }
             log::info!(
                 "{} {} -> {} {}{note} attempts={} {}ms session={}{mapped}",
                 ex.head.method(),

@@ -53,6 +53,11 @@ impl Affinity {
         Some(e.endpoint)
     }
 
+    /// Where `session` is bound, without touching the binding.
+    pub fn peek(&self, session: &str) -> Option<usize> {
+        self.map.get(&key_of(session)).map(|e| e.endpoint)
+    }
+
     /// `session` was served by `endpoint`: bind it there (or keep it) and mark it used.
     pub fn bind(&mut self, session: &str, endpoint: usize, now: Instant) {
         if !self.enabled() {

@@ -50,6 +50,7 @@ impl EventLoop {
             return AttemptEvent::Nothing;
         };
         let timeout = timeout_of(&endpoints[a.endpoint].cfg);
+        let a_endpoint = a.endpoint;
         // A 200 stream is held before its first content only when a retry elsewhere is possible.
         let hold = (!stream_hold.is_zero()
             && ex.retry_copy
@@ -59,6 +60,7 @@ impl EventLoop {
                 .enumerate()
                 .any(|(i, ep)| i != a.endpoint && ep.cfg.enabled && !ep.retired && !ex.reached.contains(i)))
         .then_some(stream_hold);
+        let rules = crate::proxy::answer::response::Reading { stream_idle, hold, retry_on: &retry_on };
         let mut progress = false;
 
         if a.phase == AttemptPhase::Connecting {
@@ -159,14 +161,14 @@ impl EventLoop {
                     }));
                 }
             }
-            if let Some(ev) = process_response(ex, up, out, now, stream_idle, hold, &retry_on) {
+            if let Some(ev) = process_response(ex, up, out, now, &rules, &mut endpoints[a_endpoint].headroom) {
                 return ev;
             }
             if up.transport.wants_write() && up.can_write {
                 let _ = up.transport.flush();
             }
         }
-        if let Some(ev) = process_response(ex, up, out, now, stream_idle, hold, &retry_on) {
+        if let Some(ev) = process_response(ex, up, out, now, &rules, &mut endpoints[a_endpoint].headroom) {
             return ev;
         }
         if !up.can_write && up.transport.may_write_again() {
@@ -227,6 +229,7 @@ impl EventLoop {
                     let c = Candidate {
                         priority: ep.cfg.priority,
                         weight: ep.cfg.weight,
+                        share: ep.headroom.share(),
                         in_flight: ep.in_flight.get(),
                         usable: ep.routable(failures, now),
                         tried: ex.tried.contains(i),
@@ -241,8 +244,24 @@ impl EventLoop {
             self.respond_local_error(ck, 503, "No available endpoints", now);
             return;
         };
+        // Said in the request's log line: an endpoint ahead of the one picked (its session's, or
+        // of a better priority) that was passed over only because its rate limit is used up.
+        let pin = match self.clients.get(ck).map(|c| &c.phase) {
+            Some(ClientPhase::Exchange(ex)) => ex.session.as_deref().and_then(|s| self.affinity.peek(s)),
+            _ => None,
+        };
+        let chosen_priority = self.endpoints[idx].cfg.priority;
+        let skipped = self.endpoints.iter().enumerate().position(|(i, e)| {
+            e.headroom.blocked(now)
+                && e.cfg.enabled
+                && !e.retired
+                && (e.cfg.priority < chosen_priority || pin == Some(i))
+        });
         let ep = &mut self.endpoints[idx];
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+            if skipped.is_some() {
+                ex.headroom_skip = skipped;
+            }
             // This endpoint's name for the model the client asked for (the whole body is here:
             // `pump_exchange` waits for it when the cluster maps models).
             let mapped = if ex.body_tracker.is_done() && ex.retry_copy {

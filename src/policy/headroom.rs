@@ -1,0 +1,148 @@
+//! Headroom: what an endpoint's own answers say is left of its rate limits. Every Anthropic
+//! answer (and many relays') carries `anthropic-ratelimit-{requests,tokens,input-tokens,
+//! output-tokens}-{limit,remaining,reset}`; an endpoint whose requests or tokens are used up is
+//! skipped until the reset (or until an answer says otherwise), before it would answer 429, and
+//! one close to its limit gets proportionally less traffic from `weighted` and `round_robin`.
+//! Callers pass the clocks (`now`, `wall`), as for every policy type.
+
+use std::time::{Duration, Instant, SystemTime};
+
+/// The dimensions an answer may report.
+pub const DIMS: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
+
+/// One dimension's window as last reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    pub reset: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Headroom {
+    /// By `DIMS` index.
+    pub dims: [Option<Window>; 4],
+    /// Used up until then (the latest reset of an exhausted dimension): not picked before.
+    pub blocked_until: Option<Instant>,
+}
+
+/// The longest a reported reset keeps an endpoint out (a clock far off must not park it).
+const MAX_BLOCK: Duration = Duration::from_secs(3600);
+
+impl Headroom {
+    /// Read an answer's headers. An answer without any rate-limit header changes nothing.
+    /// (`wall` is read only when the answer has such headers: this runs for every answer.)
+    pub fn update<'a>(
+        &mut self,
+        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        now: Instant,
+        wall: impl FnOnce() -> SystemTime,
+    ) {
+        const PREFIX: &[u8] = b"anthropic-ratelimit-";
+        let mut fresh: [Option<Window>; 4] = [None; 4];
+        let mut any = false;
+        for (name, value) in headers {
+            if name.len() <= PREFIX.len() || !name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
+                continue;
+            }
+            let rest = &name[PREFIX.len()..];
+            let Some((d, field)) = DIMS.iter().enumerate().find_map(|(i, dim)| {
+                let dim = dim.as_bytes();
+                (rest.len() > dim.len() + 1 && rest[..dim.len()].eq_ignore_ascii_case(dim) && rest[dim.len()] == b'-')
+                    .then(|| (i, &rest[dim.len() + 1..]))
+            }) else {
+                continue;
+            };
+            let Ok(v) = std::str::from_utf8(value) else { continue };
+            let w = fresh[d].get_or_insert_with(Window::default);
+            match field.to_ascii_lowercase().as_slice() {
+                b"limit" => w.limit = v.trim().parse().ok(),
+                b"remaining" => w.remaining = v.trim().parse().ok(),
+                b"reset" => w.reset = crate::store::timefmt::parse_rfc3339(v),
+                _ => continue,
+            }
+            any = true;
+        }
+        if !any {
+            return;
+        }
+        let wall = wall();
+        for (d, w) in fresh.into_iter().enumerate() {
+            if w.is_some() {
+                self.dims[d] = w;
+            }
+        }
+        // Used up: a dimension at 0 whose reset is ahead. (Input and output tokens count as
+        // tokens: any of them exhausted stops the next request.)
+        self.blocked_until = self
+            .dims
+            .iter()
+            .flatten()
+            .filter(|w| w.remaining == Some(0))
+            .filter_map(|w| w.reset?.duration_since(wall).ok())
+            .max()
+            .map(|ahead| now + ahead.min(MAX_BLOCK));
+    }
+
+    /// Whether the endpoint is used up at `now`.
+    pub fn blocked(&self, now: Instant) -> bool {
+        self.blocked_until.is_some_and(|t| now < t)
+    }
+
+    /// What is left, as a share of the limit, of the tightest dimension reported (per mille;
+    /// 1000 when nothing is known).
+    pub fn share(&self) -> u16 {
+        self.dims
+            .iter()
+            .flatten()
+            .filter_map(|w| Some((w.remaining?, w.limit?)))
+            .filter(|(_, l)| *l > 0)
+            .map(|(r, l)| (r.min(l) * 1000 / l) as u16)
+            .min()
+            .unwrap_or(1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        pairs.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn used_up_until_the_reset_and_proportional_before() {
+        let now = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_760_695_500); // 2025-10-17T10:05:00Z
+        let mut hr = Headroom::default();
+        let a = h(&[
+            ("Anthropic-RateLimit-Requests-Limit", "50"),
+            ("anthropic-ratelimit-requests-remaining", "10"),
+            ("anthropic-ratelimit-requests-reset", "2025-10-17T10:06:00Z"),
+            ("content-type", "application/json"),
+        ]);
+        hr.update(a.iter().map(|(n, v)| (n.as_slice(), v.as_slice())), now, || wall);
+        assert!(!hr.blocked(now));
+        assert_eq!(hr.share(), 200);
+        let b = h(&[
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", "2025-10-17T10:06:00Z"),
+        ]);
+        hr.update(b.iter().map(|(n, v)| (n.as_slice(), v.as_slice())), now, || wall);
+        assert!(hr.blocked(now + Duration::from_secs(59)));
+        assert!(!hr.blocked(now + Duration::from_secs(60)), "back at the reset");
+        // An answer without the headers says nothing; one with room again unblocks.
+        hr.update(std::iter::empty(), now, || wall);
+        assert!(hr.blocked(now));
+        let c = h(&[("anthropic-ratelimit-requests-remaining", "3")]);
+        hr.update(c.iter().map(|(n, v)| (n.as_slice(), v.as_slice())), now, || wall);
+        assert!(!hr.blocked(now));
+        // Garbage is ignored, never a block.
+        let mut g = Headroom::default();
+        let d = h(&[("anthropic-ratelimit-tokens-remaining", "0"), ("anthropic-ratelimit-tokens-reset", "soon")]);
+        g.update(d.iter().map(|(n, v)| (n.as_slice(), v.as_slice())), now, || wall);
+        assert!(!g.blocked(now));
+        assert_eq!(Headroom::default().share(), 1000);
+    }
+}
