@@ -80,7 +80,7 @@ pub fn use_profile(home: &Path, u: &UseArgs) -> Result<()> {
                 println!("would use the running qcc proxy for '{name}' (pid {}, {})", info.pid, info.base_url())
             }
             Some(info) => println!(
-                "would stop: a qcc proxy for another cluster runs here (pid {}, {})",
+                "would fail: a qcc proxy for another cluster runs here (pid {}, {}); `qcc proxy stop` first",
                 info.pid,
                 info.base_url()
             ),
