@@ -59,7 +59,11 @@ fn interleaved_sessions_keep_their_endpoints() {
     assert_eq!(s["affinity"]["sessions"], 2);
     let bound: u64 = s["endpoints"].as_array().unwrap().iter().map(|e| e["sessions"].as_u64().unwrap()).sum();
     assert_eq!(bound, 2);
-    assert!(proxy.log().contains("session=11111111"), "{}", proxy.log());
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(5), || proxy.log().contains("session=11111111")),
+        "{}",
+        proxy.log()
+    );
 }
 
 /// A failure moves the session to the endpoint that served it; when the primary recovers, new

@@ -29,7 +29,13 @@ fn head_answered_501_takes_nothing_down() {
     assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0);
     assert_eq!(s["endpoints"][0]["health"]["status"], "unknown");
     assert_eq!(s["endpoints"][0]["health"]["failed_requests"], 0);
-    assert!(proxy.log().contains("HEAD / -> 127.0.0.1 (a0000001) 501 attempts=1"), "{}", proxy.log());
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(5), || proxy
+            .log()
+            .contains("HEAD / -> 127.0.0.1 (a0000001) 501 attempts=1")),
+        "{}",
+        proxy.log()
+    );
     assert!(!proxy.log().contains("failure queue"), "{}", proxy.log());
 }
 

@@ -271,7 +271,12 @@ fn restart_clears_queued_ids_and_keeps_counters() {
     std::fs::write(home.home().join("failure_endpoints.json"), b"{ corrupt").expect("write");
     let proxy = Proxy::start(&home, &["--cluster", "c"]);
     assert_eq!(proxy.status()["failure_queue"]["stats"]["total_failed"], 0);
-    assert!(proxy.log().contains("failure_endpoints.json"), "corrupt file reported");
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(5), || proxy
+            .log()
+            .contains("failure_endpoints.json")),
+        "corrupt file reported"
+    );
 }
 
 #[test]

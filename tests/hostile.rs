@@ -333,7 +333,11 @@ fn a_connect_that_hangs_times_out_and_fails_over() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(started.elapsed() >= Duration::from_millis(900), "waited for the connect timeout");
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(proxy.log().contains("timeout: connect"), "{}", proxy.log());
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(5), || proxy.log().contains("timeout: connect")),
+        "{}",
+        proxy.log()
+    );
     assert_eq!(proxy.status()["failure_queue"]["failed_endpoints"][0], "b1000001");
 }
 

@@ -371,3 +371,71 @@ fn a_bulk_download_does_not_starve_an_event_stream() {
     assert!(worst < Duration::from_millis(1000), "an event waited {worst:?} behind the download");
     assert!(bulk.join().expect("bulk") > 0);
 }
+
+/// Item 2: clients that ask for a large local reply (`/_qcc/status` of a big cluster) and never
+/// read it used to hold a whole copy each. Unread local replies are bounded all together now:
+/// past the bound a client gets a short 503 instead.
+#[test]
+fn unread_local_replies_are_bounded_across_clients() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    let ids: Vec<String> = (0..12_000).map(|i| format!("e{i:07}")).collect();
+    let url = m.url();
+    let eps: Vec<Ep> =
+        ids.iter().enumerate().map(|(i, id)| Ep::new(id, &url, "sk-a-0000000000", 1 + (i as u32 % 3))).collect();
+    home.write_cluster("big", &eps);
+    let proxy = Proxy::start(&home, &["--cluster", "big", "--verify-interval", "3600"]);
+    let size = request(proxy.addr, "GET", "/_qcc/status", &[], b"").body.len();
+    assert!(size > 5 << 20, "a status of {size} bytes, more than a socket buffer takes");
+    let pid = proxy.child.id();
+    let before = rss_kib(pid);
+    // Clients with a small receive window, so that what they do not read stays in the proxy
+    // (a default loopback socket would take megabytes into the kernel's buffers).
+    let mut conns: Vec<std::net::TcpStream> = (0..12).map(|_| small_window_connect(proxy.addr)).collect();
+    for c in &mut conns {
+        c.write_all(format!("GET /_qcc/status HTTP/1.1\r\nHost: {}\r\n\r\n", proxy.addr).as_bytes()).expect("send");
+    }
+    // (every request answered or refused: the status line of the last one has been written)
+    std::thread::sleep(Duration::from_millis(3000));
+    let grown = rss_kib(pid).saturating_sub(before);
+    let mut refused = 0;
+    for c in &mut conns {
+        let mut first = [0u8; 12];
+        c.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        c.read_exact(&mut first).expect("a reply");
+        refused += usize::from(&first == b"HTTP/1.1 503");
+    }
+    assert!(refused > 0, "every one of 12 clients got its {size}-byte reply queued");
+    assert!(grown < 40 * 1024, "RSS grew by {grown} KiB for 12 unread replies of {size} bytes");
+}
+
+/// A loopback connection whose receive buffer is made small before it connects.
+fn small_window_connect(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(v4) = addr else { panic!("IPv4 loopback expected") };
+    // SAFETY: a fresh socket, a correctly sized sockaddr_in, and a descriptor handed to
+    // TcpStream only once connected.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let size: libc::c_int = 4096;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &size as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_port = v4.port().to_be();
+        sa.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) };
+        let r = libc::connect(
+            fd,
+            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "connect");
+        std::net::TcpStream::from_raw_fd(fd)
+    }
+}

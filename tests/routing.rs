@@ -33,7 +33,9 @@ fn a_failure_the_client_saw_moves_its_retry_to_the_next_endpoint() {
     }
     assert_eq!((a.hits(), b.hits()), (1, 3));
     assert!(
-        proxy.log().contains("(a0000001) failed (connection closed: mid-body) attempts=1"),
+        crate::support::wait_until(std::time::Duration::from_secs(5), || proxy
+            .log()
+            .contains("(a0000001) failed (connection closed: mid-body) attempts=1")),
         "log word matches the counter:\n{}",
         proxy.log()
     );

@@ -76,8 +76,20 @@ fn an_in_stream_error_before_content_is_retried_elsewhere() {
     assert_eq!(s["failure_queue"]["failed_endpoints"], serde_json::json!(["a0000001"]));
     assert_eq!(s["streams"]["retried_before_content"], 1);
     assert_eq!(s["requests"]["successful"], 1);
-    assert!(proxy.log().contains("added to failure queue: in-stream overloaded_error"), "{}", proxy.log());
-    assert!(proxy.log().contains("failed before any content"), "{}", proxy.log());
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(5), || proxy
+            .log()
+            .contains("added to failure queue: in-stream overloaded_error")),
+        "{}",
+        proxy.log()
+    );
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(5), || proxy
+            .log()
+            .contains("failed before any content")),
+        "{}",
+        proxy.log()
+    );
 }
 
 /// The primary's connection dies after `message_start`: the same — retried, nothing leaks.
@@ -112,7 +124,13 @@ fn after_content_errors_pass_through_and_deaths_close() {
     assert_eq!(s["failure_queue"]["stats"]["total_failed"], 1, "{s}");
     assert_eq!(s["streams"]["in_stream_errors"], 1);
     assert_eq!(s["requests"]["failed"], 1);
-    assert!(proxy.log().contains("200 (in-stream overloaded_error)"), "{}", proxy.log());
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(5), || proxy
+            .log()
+            .contains("200 (in-stream overloaded_error)")),
+        "{}",
+        proxy.log()
+    );
 
     let mut events = full_stream("m-a");
     events.truncate(4);

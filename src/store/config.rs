@@ -200,10 +200,11 @@ impl ConfigFile {
         match profile.get("endpoints") {
             // The Python package treats an empty list like a missing one (`if data['endpoints']`).
             Some(Value::Array(list)) if !list.is_empty() => {
+                let mut seen = std::collections::HashSet::new();
                 for (i, ep) in list.iter().enumerate() {
                     let ep =
                         parse_endpoint(ep).map_err(|e| bad(format!("profile '{name}', endpoint {}: {e}", i + 1)))?;
-                    if endpoints.iter().any(|seen: &EndpointConfig| seen.id == ep.id) {
+                    if !seen.insert(ep.id.clone()) {
                         return Err(bad(format!(
                             "profile '{name}': endpoint id {} appears twice (ids must be unique in a cluster)",
                             ep.id
@@ -528,35 +529,57 @@ fn host_of(url: &str) -> String {
 /// `base`, or `base-2`, `base-3` ...: the first that no endpoint of `others` is called (nor has
 /// as its id).
 fn unique_name(base: &str, others: &[EndpointConfig]) -> String {
-    let taken = |n: &str| others.iter().any(|e| e.name == n || e.id == n);
-    if !taken(base) {
+    let taken: std::collections::HashSet<&str> = others.iter().flat_map(|e| [e.name.as_str(), e.id.as_str()]).collect();
+    first_free(base, &taken)
+}
+
+fn first_free(base: &str, taken: &std::collections::HashSet<&str>) -> String {
+    if !taken.contains(base) {
         return base.to_string();
     }
-    (2..).map(|i| format!("{base}-{i}")).find(|n| !taken(n)).unwrap_or_else(|| base.to_string())
+    (2..).map(|i| format!("{base}-{i}")).find(|n| !taken.contains(n.as_str())).unwrap_or_else(|| base.to_string())
 }
 
 /// Give every endpoint without a stored name its host's, made unique; refuse two endpoints of
 /// one name, or a name that is another endpoint's id (a command could not tell them apart).
 fn name_endpoints(endpoints: &mut [EndpointConfig]) -> std::result::Result<(), String> {
-    for i in 0..endpoints.len() {
-        if endpoints[i].name.is_empty() {
-            let (before, rest) = endpoints.split_at_mut(i);
-            let named: Vec<EndpointConfig> =
-                before.iter().chain(rest[1..].iter().filter(|e| !e.name.is_empty())).cloned().collect();
-            rest[0].name = unique_name(&host_of(&rest[0].url.to_string()), &named);
+    use std::collections::{HashMap, HashSet};
+    let ids: HashMap<String, usize> = endpoints.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for (i, e) in endpoints.iter().enumerate().filter(|(_, e)| !e.name.is_empty()) {
+        if let Some(j) = names.insert(e.name.clone(), i) {
+            return Err(format!(
+                "two endpoints are called '{}' ({} and {}); names must be unique in a cluster",
+                e.name, endpoints[j].id, e.id
+            ));
         }
     }
-    for (i, a) in endpoints.iter().enumerate() {
-        for b in &endpoints[i + 1..] {
-            if a.name == b.name {
-                return Err(format!(
-                    "two endpoints are called '{}' ({} and {}); names must be unique in a cluster",
-                    a.name, a.id, b.id
-                ));
-            }
+    let mut taken: HashSet<String> = names.keys().chain(ids.keys()).cloned().collect();
+    // Where the search for a free `host-K` resumes, per host (many endpoints on one host).
+    let mut next: HashMap<String, usize> = HashMap::new();
+    for (i, ep) in endpoints.iter_mut().enumerate() {
+        if ep.name.is_empty() {
+            let base = host_of(&ep.url.to_string());
+            let name = if taken.contains(&base) {
+                let k = next.entry(base.clone()).or_insert(2);
+                while taken.contains(&format!("{base}-{k}")) {
+                    *k += 1;
+                }
+                format!("{base}-{k}")
+            } else {
+                base
+            };
+            taken.insert(name.clone());
+            names.insert(name.clone(), i);
+            ep.name = name;
         }
-        if let Some(b) = endpoints.iter().find(|b| b.id != a.id && b.id == a.name) {
-            return Err(format!("endpoint {} is called '{}', which is the id of endpoint {}", a.id, a.name, b.name));
+    }
+    for (name, &i) in &names {
+        if let Some(&j) = ids.get(name).filter(|&&j| j != i) {
+            return Err(format!(
+                "endpoint {} is called '{name}', which is the id of endpoint {}",
+                endpoints[i].id, endpoints[j].name
+            ));
         }
     }
     Ok(())

@@ -23,6 +23,9 @@ impl EventLoop {
             self.respond_local_error(ck, 400, "the /_qcc/ endpoints take no request body", now);
             return;
         }
+        if self.refuse_local_reply(ck, 0, now) {
+            return;
+        }
         let (path, query) = head.target().split_once('?').unwrap_or((head.target(), ""));
         let param = |name: &str| {
             query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('='))).map(str::to_string)
@@ -149,15 +152,7 @@ impl EventLoop {
         body: &[u8],
         now: Instant,
     ) {
-        // Replies the proxy made itself and its clients have not read are bounded all together
-        // (each connection holds at most one past `CLIENT_OUT_HIGH`; see `pump_head`): forty
-        // clients that ask for /metrics and never read must not hold forty copies.
-        let queued: usize =
-            self.clients.iter().filter(|c| !matches!(c.phase, ClientPhase::Exchange(_))).map(|c| c.out.len()).sum();
-        if queued + body.len() > LOCAL_REPLIES_MAX {
-            self.stats.rejected += 1;
-            log::debug!("{queued} unread bytes of local replies queued -> 503");
-            self.respond_local_error(ck, 503, "the proxy holds too many unread replies; try again", now);
+        if self.refuse_local_reply(ck, body.len(), now) {
             return;
         }
         let Some(c) = self.clients.get_mut(ck) else {
@@ -169,6 +164,23 @@ impl EventLoop {
         c.out.push(&bytes);
         c.since = now;
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
+    }
+
+    /// Replies the proxy made itself and its clients have not read are bounded all together
+    /// (each connection holds at most one past `CLIENT_OUT_HIGH`; see `pump_head`): forty
+    /// clients that ask for /metrics and never read must not hold forty copies. True when the
+    /// request was answered 503 instead (checked before a reply is made, with `size` 0, so that
+    /// a flood costs no reply-making either, and with the reply's size once it is made).
+    pub(in crate::proxy) fn refuse_local_reply(&mut self, ck: Key, size: usize, now: Instant) -> bool {
+        let queued: usize =
+            self.clients.iter().filter(|c| !matches!(c.phase, ClientPhase::Exchange(_))).map(|c| c.out.len()).sum();
+        if queued + size <= LOCAL_REPLIES_MAX {
+            return false;
+        }
+        self.stats.rejected += 1;
+        log::debug!("{queued} unread bytes of local replies queued -> 503");
+        self.respond_local_error(ck, 503, "the proxy holds too many unread replies; try again", now);
+        true
     }
 
     /// The id of the (live) endpoint that `which` names: its id or its name.

@@ -212,6 +212,9 @@ impl EventLoop {
             return;
         }
         if metrics {
+            if self.refuse_local_reply(ck, 0, now) {
+                return;
+            }
             let text = self.metrics_text(now);
             let status = if get { 200 } else { 405 };
             self.respond_admin(ck, &head, status, "text/plain; version=0.0.4; charset=utf-8", text.as_bytes(), now);
