@@ -155,9 +155,10 @@ fn queue_retry_reports_a_fresh_probe() {
     let proxy = Proxy::start(&home, &["--verify-interval", "1"]);
     assert_eq!(post_messages(proxy.addr).status, 200);
     assert_eq!(proxy.status()["failure_queue"]["failed_endpoints_count"], 1);
-    // The scheduled probe hangs on the still-broken endpoint; then the user fixes it.
-    bad.set_mode(Mode::Hang);
-    assert!(wait_until(Duration::from_secs(5), || proxy.status()["endpoints"][0]["probing"] == true));
+    // The scheduled probe hangs on the still-broken endpoint (it would answer only in 60 s);
+    // then the user fixes it.
+    bad.set_mode(Mode::Slow { delay: Duration::from_secs(60) });
+    assert!(wait_until(Duration::from_secs(5), || bad.hits() >= 2 && proxy.status()["endpoints"][0]["probing"] == true));
     bad.set_mode(ok());
     let started = std::time::Instant::now();
     let out = home.run(&["queue", "retry", "flaky"]);
