@@ -13,7 +13,7 @@ fn fake_claude(home: &TempHome) -> std::path::PathBuf {
     std::fs::create_dir_all(&bin).expect("bin");
     let out = home.path("claude.out");
     let script = format!(
-        "#!/bin/sh\nprintf 'args:%s\\n' \"$*\" > '{}'\nprintf 'base:%s\\nkey:%s\\n' \"$ANTHROPIC_BASE_URL\" \"$ANTHROPIC_API_KEY\" >> '{}'\n",
+        "#!/bin/sh\nprintf 'args:%s\\n' \"$*\" > '{}'\nprintf 'base:%s\\nkey:%s\\ntoken:%s\\n' \"$ANTHROPIC_BASE_URL\" \"$ANTHROPIC_API_KEY\" \"$ANTHROPIC_AUTH_TOKEN\" >> '{}'\n",
         out.display(),
         out.display()
     );
@@ -108,6 +108,8 @@ fn the_launcher_goes_through_a_proxy_and_passes_arguments_to_claude() {
     let seen = std::fs::read_to_string(home.path("claude.out")).expect("claude ran");
     assert!(seen.contains("args:-p hi -c\n"), "{seen}");
     assert!(seen.contains(&format!("base:{}\n", running_url(&home))), "{seen}");
+    // No access key on loopback: a placeholder, or the real Claude Code asks to log in instead.
+    assert!(seen.contains("key:proxy-managed\ntoken:proxy-managed\n"), "{seen}");
     assert!(!home.path(".claude/settings.json").exists(), "no global settings written");
     // `qcc` alone: the default profile, the same proxy.
     let out = home.qcc().env("PATH", path_with(&bin)).args(["--", "--resume", "X"]).output().expect("run");

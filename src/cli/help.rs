@@ -241,8 +241,9 @@ const HELP_ENV: &str = "\
 qcc env [--cluster C] [--port P] [--shell sh|fish]
     Makes sure a qcc proxy serves cluster C (default: the default cluster), starting one in the
     background on 127.0.0.1:P (default 7860) when none runs, and prints the exports that point
-    this shell's Claude Code at it: ANTHROPIC_BASE_URL, and ANTHROPIC_API_KEY when the proxy
-    has an access key. Nothing global is changed:
+    this shell's Claude Code at it: ANTHROPIC_BASE_URL, plus ANTHROPIC_API_KEY and
+    ANTHROPIC_AUTH_TOKEN set to the proxy's access key, or to the placeholder proxy-managed
+    when it has none (the proxy puts each endpoint's key in its place). Nothing global is changed:
       eval \"$(qcc env)\"                 (sh, bash, zsh)
       qcc env --shell fish | source
     A proxy for another cluster running in this $QCC_HOME is left alone: one line says which.

@@ -13,14 +13,13 @@ use crate::error::{Error, Result};
 use crate::mask::mask_key;
 use crate::store::config::ConfigFile;
 
-/// The variables that point one Claude Code process at the proxy at `base`: the access key when
-/// the proxy wants one (as `x-api-key`).
+/// The variables that point one Claude Code process at the proxy at `base`, as `qcc proxy use`
+/// writes them into settings.json: the access key when the proxy wants one, else a placeholder
+/// (the proxy puts each endpoint's own key in its place; Claude Code without any key asks to
+/// log in instead of calling the proxy), as `x-api-key` and as the bearer token.
 fn proxy_env(home: &Path, base: &str) -> Vec<(&'static str, String)> {
-    let mut env = vec![("ANTHROPIC_BASE_URL", base.to_string())];
-    if let Some(key) = super::control::access_key(home) {
-        env.push(("ANTHROPIC_API_KEY", key));
-    }
-    env
+    let key = super::control::access_key(home).unwrap_or_else(|| "proxy-managed".to_string());
+    vec![("ANTHROPIC_BASE_URL", base.to_string()), ("ANTHROPIC_API_KEY", key.clone()), ("ANTHROPIC_AUTH_TOKEN", key)]
 }
 
 /// The profile `qcc` alone means, or why there is none.
