@@ -169,6 +169,11 @@ fn cost_in_usd_everywhere_and_no_price_for_unknown_models() {
     cfg["settings"]["prices"] = serde_json::json!({"glm-*": {"input": 0.6, "output": 2.2}});
     std::fs::write(home.config(), serde_json::to_vec(&cfg).expect("json")).expect("write");
     assert!(!stdout(&home.run(&["usage"])).contains("no price"));
+    // The running proxy takes the new prices on reload: today's cost now counts the glm reply.
+    let o = home.run(&["proxy", "reload"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let usd = proxy.status()["usage"]["cost_today"][&id]["cost_usd"].as_f64().expect("cost");
+    assert!(usd > 18.30 + 2.8 - 1e-6, "{usd}");
     cfg["settings"]["prices"] = serde_json::json!({"glm-*": {"input": "cheap"}});
     std::fs::write(home.config(), serde_json::to_vec(&cfg).expect("json")).expect("write");
     let out = home.run(&["usage"]);

@@ -83,7 +83,7 @@ impl EventLoop {
 
     /// Put the freshly read cluster in place; what was added, changed and removed.
     fn apply_reload(&mut self, fresh: Fresh, now: Instant) -> (usize, usize, usize) {
-        let Fresh { cluster, endpoints: fresh } = fresh;
+        let Fresh { cluster, prices, endpoints: fresh } = fresh;
         let path = self.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
         let new_ids: Vec<String> = fresh.iter().map(|(cfg, _)| cfg.id.clone()).collect();
@@ -145,6 +145,11 @@ impl EventLoop {
             }
         }
         if cluster.retry_on != self.settings.cluster.retry_on {
+            changed += 1;
+        }
+        if prices != self.settings.prices {
+            log::info!("prices changed in {}", path.display());
+            self.settings.prices = prices;
             changed += 1;
         }
         self.settings.cluster = cluster;

@@ -33,6 +33,8 @@ pub type Asker = Option<Key>;
 /// the loop to apply.
 pub struct Fresh {
     pub cluster: ClusterConfig,
+    /// `settings.prices` over the built-in table, read from the same file.
+    pub prices: crate::store::prices::PriceTable,
     pub endpoints: Vec<(EndpointConfig, Option<Arc<rustls::ClientConfig>>)>,
 }
 
@@ -147,14 +149,16 @@ fn load(paths: &Paths, edit: &Edit) -> Result<Fresh, String> {
         config.update_endpoint(&paths.cluster, id, &change).map_err(|e| e.to_string())?;
         config.save().map_err(|e| e.to_string())?;
     }
-    let cluster = ConfigFile::load(&paths.config).and_then(|f| f.cluster(&paths.cluster)).map_err(|e| e.to_string())?;
+    let file = ConfigFile::load(&paths.config).map_err(|e| e.to_string())?;
+    let cluster = file.cluster(&paths.cluster).map_err(|e| e.to_string())?;
+    let prices = file.prices().map_err(|e| e.to_string())?;
     // CA files are read again (they may have been renewed); endpoints share configs.
     let mut tls_configs = crate::proxy::upstream::transport::TlsConfigs::default();
     let mut endpoints = Vec::with_capacity(cluster.endpoints.len());
     for cfg in &cluster.endpoints {
         endpoints.push((cfg.clone(), crate::proxy::tls_for(cfg, paths.ca_file.as_deref(), &mut tls_configs)?));
     }
-    Ok(Fresh { cluster, endpoints })
+    Ok(Fresh { cluster, prices, endpoints })
 }
 
 /// The access log file (`--access-log PATH`, `-` for stderr), opened and written by the thread.
