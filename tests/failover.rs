@@ -34,6 +34,8 @@ fn seed_scenario_two_failing_endpoints_ten_concurrent_requests_count_two() {
     assert_eq!(q["failed_endpoints"].as_array().map(Vec::len), Some(2));
     let log = proxy.log();
     assert_eq!(count_info(&log, "added to failure queue"), 2, "{log}");
+    // Named as everywhere else: name (here the host, none was given), then id.
+    assert!(log.contains("endpoint 127.0.0.1 (f0000001) added to failure queue: HTTP 500"), "{log}");
     assert_eq!(s["requests"]["failed"], 10);
     assert_eq!((a.hits(), b.hits()), (10, 10), "one copy per endpoint: two attempts per request, not three");
 }

@@ -216,7 +216,10 @@ impl EventLoop {
         let id = ep.cfg.id.clone();
         let reason = failure.describe();
         if self.failures.add(&id, &reason, std::time::SystemTime::now()) {
+            log::info!("endpoint {} added to failure queue: {reason}", ep.cfg.label());
             self.history.push(&id, "queued", reason.clone());
+        } else {
+            log::debug!("endpoint {} already in failure queue: {reason}", ep.cfg.label());
         }
         self.history.push(&id, "failed", reason);
         self.queue_changed(now);

@@ -108,7 +108,9 @@ impl EventLoop {
             log::debug!("endpoint {label} still failing its recovery probe");
         }
         if self.failures.contains(&id) {
-            self.failures.record_probe(&id, ok, SystemTime::now());
+            if self.failures.record_probe(&id, ok, SystemTime::now()) {
+                log::info!("endpoint {label} recovered, removed from failure queue");
+            }
             self.queue_changed(now);
         }
     }
