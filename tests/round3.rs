@@ -209,6 +209,49 @@ fn an_upstream_closing_after_each_keep_alive_response_loses_no_request() {
     assert_eq!(proxy.status()["failure_queue"]["stats"]["total_failed"], 0);
 }
 
+/// The same race with the upstream slower to close: it answers, keeps the connection a moment
+/// (the proxy pools it and writes the next request to it), then closes with that request unread,
+/// which the kernel answers with a reset. The request never reached the upstream's application:
+/// it is sent once more on a fresh connection, and the user sees only a 200.
+#[test]
+fn a_reset_on_a_pooled_connection_before_any_answer_is_retried_on_a_fresh_one() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    std::thread::spawn(move || {
+        for sock in l.incoming().take(10) {
+            let Ok(mut sock) = sock else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                // One request (our bodies are tiny: the head and body arrive together).
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = sock.write_all(&json_reply(r#"{"content":[]}"#));
+                std::thread::sleep(Duration::from_millis(400));
+                // Dropped with whatever arrived meanwhile unread: a reset.
+            });
+        }
+    });
+    let (_h, proxy) = start(&url, &[]);
+    let mut c = Conn::connect(proxy.addr);
+    for i in 0..3 {
+        assert_eq!(c.request("POST", "/v1/messages", &[], b"{}").status, 200, "request {i}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "each request read by the upstream once");
+    let s = proxy.status();
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "{s}");
+    assert_eq!(s["requests"]["failed"], 0, "{s}");
+}
+
 /// Items 11 and 12: the dashboard cannot be framed; an upstream's answer is sandboxed; a browser
 /// request from another site is refused and never forwarded.
 #[test]

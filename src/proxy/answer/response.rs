@@ -198,3 +198,15 @@ pub(in crate::proxy) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
     ex.retry_copy
         && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none() && a.head_sent == 0)
 }
+
+/// The same race caught after the request went out: on a reused connection, before any byte of
+/// a response, the upstream answered our bytes with a reset (it closed with them unread) or had
+/// already shut down (broken pipe). Either way its application never read the request, so it
+/// gets the same one retry on a fresh connection (browsers resend on a reused connection for
+/// the same reason). A clean EOF is not taken as proof: the upstream may have read the request.
+pub(in crate::proxy) fn is_stale_reset(ex: &Exchange, up: &Upstream, e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+    matches!(e.kind(), ConnectionReset | BrokenPipe)
+        && ex.retry_copy
+        && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
+}

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::http::BodyTracker;
 use crate::policy::balancer::Candidate;
-use crate::proxy::answer::response::{is_stale, process_response, release_hold};
+use crate::proxy::answer::response::{is_stale, is_stale_reset, process_response, release_hold};
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::{Key, Slab};
 use crate::proxy::state::*;
@@ -144,7 +144,7 @@ impl EventLoop {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         return AttemptEvent::Failed(Failure::Tls(e.to_string()));
                     }
-                    if !got_head && up.inbuf.is_empty() && is_stale(ex, up) {
+                    if !got_head && up.inbuf.is_empty() && (is_stale(ex, up) || is_stale_reset(ex, up, &e)) {
                         return AttemptEvent::Stale;
                     }
                     if ex
