@@ -45,16 +45,7 @@ pub enum Command {
     Help(String),
     EndpointAdd {
         cluster: String,
-        url: String,
-        key: String,
-        priority: u32,
-        weight: u32,
-        timeout: u64,
-        max_failures: u32,
-        ca_file: Option<PathBuf>,
-        name: Option<String>,
-        model_map: Vec<crate::store::models::ModelRule>,
-        probe_model: Option<String>,
+        new: crate::store::config::NewEndpoint,
     },
     EndpointList {
         cluster: String,
@@ -418,31 +409,23 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
     };
     let cmd = match (group.as_str(), sub.as_str()) {
         ("endpoint", "add") => {
-            let url = args.value_from_str("--url").map_err(usage)?;
-            let key = secret_arg(&mut args, "--key", "--key-file")?;
-            let priority = args.opt_value_from_str("--priority").map_err(usage)?.unwrap_or(1);
-            let weight = args.opt_value_from_str("--weight").map_err(usage)?.unwrap_or(100);
-            let timeout = args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(30);
-            let max_failures = args.opt_value_from_str("--max-failures").map_err(usage)?.unwrap_or(3);
-            let ca_file =
-                args.opt_value_from_os_str("--ca-file", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?;
-            let name = args.opt_value_from_str("--name").map_err(usage)?;
-            let model_map = model_map_arg(&mut args)?.unwrap_or_default();
-            let probe_model = probe_model_arg(&mut args)?;
+            let base_url: String = args.value_from_str("--url").map_err(usage)?;
+            let new = crate::store::config::NewEndpoint {
+                base_url: base_url.trim_end_matches('/').to_string(),
+                key: secret_arg(&mut args, "--key", "--key-file")?,
+                priority: args.opt_value_from_str("--priority").map_err(usage)?.unwrap_or(1),
+                weight: args.opt_value_from_str("--weight").map_err(usage)?.unwrap_or(100),
+                timeout: args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(30),
+                max_failures: args.opt_value_from_str("--max-failures").map_err(usage)?.unwrap_or(3),
+                ca_file: args
+                    .opt_value_from_os_str("--ca-file", |s| Ok::<_, String>(PathBuf::from(s)))
+                    .map_err(usage)?,
+                name: args.opt_value_from_str("--name").map_err(usage)?,
+                model_map: model_map_arg(&mut args)?.unwrap_or_default(),
+                probe_model: probe_model_arg(&mut args)?.filter(|m| !m.is_empty()),
+            };
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
-            Command::EndpointAdd {
-                cluster,
-                url,
-                key,
-                priority,
-                weight,
-                timeout,
-                max_failures,
-                ca_file,
-                name,
-                model_map,
-                probe_model,
-            }
+            Command::EndpointAdd { cluster, new }
         }
         ("endpoint", "list") => {
             let json = args.contains("--json");
