@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::store::names::{check_id, check_name, fnv_id, fresh_id, host_of, name_endpoints, unique_name};
 use crate::store::url::BaseUrl;
 
 /// The longest duration qcc accepts from a file or a flag (a day): every deadline made from one
@@ -499,125 +500,6 @@ fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
         id,
         url,
     })
-}
-
-/// Names are what people type and read: letters, digits and `. _ -`, 1 to 64 of them (a host
-/// name fits).
-pub fn check_name(name: &str) -> std::result::Result<(), String> {
-    let ok = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-    if name.is_empty() || name.len() > 64 || !name.chars().all(ok) {
-        return Err(format!(
-            "endpoint name {:?}: use 1 to 64 letters, digits and . _ -",
-            crate::mask::clean(crate::mask::clip(name, 80))
-        ));
-    }
-    Ok(())
-}
-
-/// The host of a base URL as an endpoint name (`api.example.com`).
-fn host_of(url: &str) -> String {
-    let host = BaseUrl::parse(url).map(|u| u.host).unwrap_or_default();
-    let host: String =
-        host.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' }).collect();
-    if host.is_empty() {
-        "endpoint".to_string()
-    } else {
-        crate::mask::clip(&host, 60).to_string()
-    }
-}
-
-/// `base`, or `base-2`, `base-3` ...: the first that no endpoint of `others` is called (nor has
-/// as its id).
-fn unique_name(base: &str, others: &[EndpointConfig]) -> String {
-    let taken: std::collections::HashSet<&str> = others.iter().flat_map(|e| [e.name.as_str(), e.id.as_str()]).collect();
-    first_free(base, &taken)
-}
-
-fn first_free(base: &str, taken: &std::collections::HashSet<&str>) -> String {
-    if !taken.contains(base) {
-        return base.to_string();
-    }
-    (2..).map(|i| format!("{base}-{i}")).find(|n| !taken.contains(n.as_str())).unwrap_or_else(|| base.to_string())
-}
-
-/// Give every endpoint without a stored name its host's, made unique; refuse two endpoints of
-/// one name, or a name that is another endpoint's id (a command could not tell them apart).
-fn name_endpoints(endpoints: &mut [EndpointConfig]) -> std::result::Result<(), String> {
-    use std::collections::{HashMap, HashSet};
-    let ids: HashMap<String, usize> = endpoints.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
-    let mut names: HashMap<String, usize> = HashMap::new();
-    for (i, e) in endpoints.iter().enumerate().filter(|(_, e)| !e.name.is_empty()) {
-        if let Some(j) = names.insert(e.name.clone(), i) {
-            return Err(format!(
-                "two endpoints are called '{}' ({} and {}); names must be unique in a cluster",
-                e.name, endpoints[j].id, e.id
-            ));
-        }
-    }
-    let mut taken: HashSet<String> = names.keys().chain(ids.keys()).cloned().collect();
-    // Where the search for a free `host-K` resumes, per host (many endpoints on one host).
-    let mut next: HashMap<String, usize> = HashMap::new();
-    for (i, ep) in endpoints.iter_mut().enumerate() {
-        if ep.name.is_empty() {
-            let base = host_of(&ep.url.to_string());
-            let name = if taken.contains(&base) {
-                let k = next.entry(base.clone()).or_insert(2);
-                while taken.contains(&format!("{base}-{k}")) {
-                    *k += 1;
-                }
-                format!("{base}-{k}")
-            } else {
-                base
-            };
-            taken.insert(name.clone());
-            names.insert(name.clone(), i);
-            ep.name = name;
-        }
-    }
-    for (name, &i) in &names {
-        if let Some(&j) = ids.get(name).filter(|&&j| j != i) {
-            return Err(format!(
-                "endpoint {} is called '{name}', which is the id of endpoint {}",
-                endpoints[i].id, endpoints[j].name
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Ids are shown in `/metrics` labels, URLs and the dashboard's buttons: letters, digits and
-/// `. _ - ~ : @ +`, at most 64 of them (the Python qcc makes 8 hex digits).
-pub fn check_id(id: &str) -> std::result::Result<(), String> {
-    let ok = |c: char| c.is_ascii_alphanumeric() || "._-~:@+".contains(c);
-    if id.is_empty() || id.len() > 64 || !id.chars().all(ok) {
-        return Err(format!(
-            "endpoint id {:?}: use 1 to 64 letters, digits and . _ - ~ : @ +",
-            crate::mask::clean(crate::mask::clip(id, 80))
-        ));
-    }
-    Ok(())
-}
-
-/// A stable 8-hex id for a single-endpoint profile (FNV-1a of its name).
-fn fnv_id(name: &str) -> String {
-    format!("{:08x}", fnv1a(name.as_bytes()) as u32)
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
-}
-
-/// A new 8-hex id not in `taken`, from the clock, pid and a counter (no RNG crate needed).
-pub(super) fn fresh_id(taken: &[String]) -> String {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    for n in 0u32.. {
-        let seed = format!("{nanos}:{}:{n}", std::process::id());
-        let id = format!("{:08x}", (fnv1a(seed.as_bytes()) >> 16) as u32);
-        if !taken.contains(&id) {
-            return id;
-        }
-    }
-    unreachable!("u32 ids exhausted")
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod fsutil;
 pub mod models;
+pub mod names;
 pub mod pidfile;
 pub mod prices;
 pub mod profiles;

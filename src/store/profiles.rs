@@ -182,7 +182,7 @@ impl ConfigFile {
         }
         let current = self.cluster(cluster)?; // validates, and names an unknown cluster
         if let Some(n) = &change.name {
-            crate::store::config::check_name(n).map_err(Error::Invalid)?;
+            crate::store::names::check_name(n).map_err(Error::Invalid)?;
             if current.endpoints.iter().any(|e| e.id != id && (e.name == *n || e.id == *n)) {
                 return Err(Error::Invalid(format!(
                     "--name {n}: cluster '{cluster}' has an endpoint called that already"
