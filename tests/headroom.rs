@@ -1,13 +1,13 @@
 //! Headroom and sessions (issue 33): endpoints skipped before their rate limit runs out, by
 //! what their own answers say; usage and cost per Claude Code session.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::mock::{MockUpstream, Mode};
+use crate::support::mock::{read_request, MockUpstream, Mode};
 use crate::support::{request, stdout, wait_until, Proxy, TempHome};
 
 /// RFC 3339 UTC of `t` (seconds).
@@ -46,30 +46,9 @@ fn limited(limit: usize, window: Duration) -> Limited {
             let (o, lim, state) = (o.clone(), lim.clone(), state.clone());
             std::thread::spawn(move || {
                 let _ = sock.set_read_timeout(Some(Duration::from_secs(20)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 65536];
-                loop {
-                    let end = loop {
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        match sock.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse().ok()))
-                        .unwrap_or(0);
-                    while buf.len() < end + len {
-                        match sock.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    buf.drain(..end + len);
+                let Ok(read_half) = sock.try_clone() else { return };
+                let mut r = BufReader::new(read_half);
+                while read_request(&mut r).is_some() {
                     let (reset, remaining, over) = {
                         let mut s = state.lock().expect("state");
                         if SystemTime::now() >= s.0 {

@@ -1,13 +1,13 @@
 //! Robustness round 3 (issue 25): each finding of the review reproduced against the built binary
 //! on loopback, and what the user sees now.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::mock::{ok, MockUpstream};
+use crate::support::mock::{ok, read_request, MockUpstream};
 use crate::support::{post_messages, request, rss_kib, stderr, wait_until, Conn, Ep, Proxy, TempHome};
 
 /// A raw upstream on 127.0.0.1: reads each request (head + Content-Length body) and answers with
@@ -27,31 +27,9 @@ fn raw_upstream(
             let (seen, reply) = (seen.clone(), reply.clone());
             std::thread::spawn(move || {
                 let _ = sock.set_read_timeout(Some(Duration::from_secs(20)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 65536];
-                loop {
-                    // One request: head, then its Content-Length body.
-                    let end = loop {
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        match sock.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse().ok()))
-                        .unwrap_or(0);
-                    while buf.len() < end + len {
-                        match sock.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    buf.drain(..end + len);
+                let Ok(read_half) = sock.try_clone() else { return };
+                let mut r = BufReader::new(read_half);
+                while read_request(&mut r).is_some() {
                     let n = seen.fetch_add(1, Ordering::SeqCst);
                     if sock.write_all(&reply(n)).is_err() || close_after {
                         return;
@@ -225,14 +203,9 @@ fn a_reset_on_a_pooled_connection_before_any_answer_is_retried_on_a_fresh_one() 
             let seen = seen.clone();
             std::thread::spawn(move || {
                 let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 65536];
-                // One request (our bodies are tiny: the head and body arrive together).
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+                let Ok(read_half) = sock.try_clone() else { return };
+                if read_request(&mut BufReader::new(read_half)).is_none() {
+                    return;
                 }
                 seen.fetch_add(1, Ordering::SeqCst);
                 let _ = sock.write_all(&json_reply(r#"{"content":[]}"#));

@@ -144,7 +144,9 @@ impl Drop for MockUpstream {
     }
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
+/// One request from `r` (head, then its Content-Length or chunked body); `None` at EOF or on
+/// anything malformed. Raw upstreams in the tests answer with what they like after it.
+pub fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {
         return None;
