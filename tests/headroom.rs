@@ -95,14 +95,7 @@ fn an_endpoint_that_said_it_is_used_up_gets_no_request_until_its_reset() {
     let a = limited(5, Duration::from_secs(60));
     let b = MockUpstream::start(Mode::Json { status: 200, body: r#"{"content":[]}"#.into() });
     let home = TempHome::new();
-    assert!(home
-        .run(&["endpoint", "add", "c", "--url", &a.url, "--key", "sk-a-0000000000", "--name", "a"])
-        .status
-        .success());
-    assert!(home
-        .run(&["endpoint", "add", "c", "--url", &b.url(), "--key", "sk-b-0000000000", "--name", "b", "--priority", "2"])
-        .status
-        .success());
+    home.add_named_pair(&a.url, &b.url());
     let proxy = Proxy::start(&home, &["--verify-interval", "3600"]);
     for i in 0..12 {
         assert_eq!(post(&proxy, ""), 200, "request {i}");
@@ -134,14 +127,7 @@ fn a_session_moves_while_its_endpoint_is_used_up_and_comes_back_after_the_reset(
     let a = limited(2, Duration::from_secs(3));
     let b = MockUpstream::start(Mode::Json { status: 200, body: r#"{"content":[]}"#.into() });
     let home = TempHome::new();
-    assert!(home
-        .run(&["endpoint", "add", "c", "--url", &a.url, "--key", "sk-a-0000000000", "--name", "a"])
-        .status
-        .success());
-    assert!(home
-        .run(&["endpoint", "add", "c", "--url", &b.url(), "--key", "sk-b-0000000000", "--name", "b", "--priority", "2"])
-        .status
-        .success());
+    home.add_named_pair(&a.url, &b.url());
     let proxy = Proxy::start(&home, &["--verify-interval", "3600"]);
     let session = "0b9d3d5e-1111-4222-8333-444455556666";
     for _ in 0..4 {

@@ -186,14 +186,7 @@ fn failover_rules_per_cluster_apply_live() {
     let a = MockUpstream::start(Mode::Status { status: 429, retry_after: None });
     let b = MockUpstream::start(reply("x"));
     let home = TempHome::new();
-    assert!(home
-        .run(&["endpoint", "add", "c", "--url", &a.url(), "--key", "sk-a-0000000000", "--name", "a"])
-        .status
-        .success());
-    assert!(home
-        .run(&["endpoint", "add", "c", "--url", &b.url(), "--key", "sk-b-0000000000", "--name", "b", "--priority", "2"])
-        .status
-        .success());
+    home.add_named_pair(&a.url(), &b.url());
     let proxy = Proxy::start(&home, &["--verify-interval", "3600"]);
     // Only 5xx fail over now: a 429 goes to the client as is, and blames nobody.
     let out = home.run(&["cluster", "set", "c", "--retry-on", "500,502,503,504,529"]);

@@ -132,6 +132,16 @@ impl TempHome {
             &[Ep::new("a0000001", a, "sk-a-0000000000", 1), Ep::new("b0000001", b, "sk-b-0000000000", 2)],
         );
     }
+
+    /// Cluster "c" made as a user makes it, with `qcc endpoint add`: endpoint "a" at `a`
+    /// (priority 1) and "b" at `b` (priority 2).
+    pub fn add_named_pair(&self, a: &str, b: &str) {
+        for (name, url, key, priority) in [("a", a, "sk-a-0000000000", "1"), ("b", b, "sk-b-0000000000", "2")] {
+            let out =
+                self.run(&["endpoint", "add", "c", "--url", url, "--key", key, "--name", name, "--priority", priority]);
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+    }
 }
 
 /// A running `qcc proxy start`, killed on drop.
