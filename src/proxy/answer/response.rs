@@ -195,8 +195,13 @@ pub(in crate::proxy) fn done_event(a: &Attempt, request_sent: bool, up: &Upstrea
 /// them), `release_upstream` never pools one whose EOF or data is pending, and `take_pooled`
 /// peeks at one idle for a while.
 pub(in crate::proxy) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
-    ex.retry_copy
-        && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none() && a.head_sent == 0)
+    unanswered_on_reused(ex, up).is_some_and(|a| a.head_sent == 0)
+}
+
+/// The attempt, when it runs on a reused connection that has not answered yet, has not used
+/// its one fresh-connection retry, and its request can be sent again.
+fn unanswered_on_reused<'a>(ex: &'a Exchange, up: &Upstream) -> Option<&'a Attempt> {
+    ex.attempt.as_ref().filter(|a| ex.retry_copy && up.reused && !a.fresh_retry_used && a.resp.is_none())
 }
 
 /// The same race caught after the request went out: on a reused connection, before any byte of
@@ -206,7 +211,5 @@ pub(in crate::proxy) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
 /// the same reason). A clean EOF is not taken as proof: the upstream may have read the request.
 pub(in crate::proxy) fn is_stale_reset(ex: &Exchange, up: &Upstream, e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
-    matches!(e.kind(), ConnectionReset | BrokenPipe)
-        && ex.retry_copy
-        && ex.attempt.as_ref().is_some_and(|a| up.reused && !a.fresh_retry_used && a.resp.is_none())
+    matches!(e.kind(), ConnectionReset | BrokenPipe) && unanswered_on_reused(ex, up).is_some()
 }
