@@ -29,15 +29,7 @@ if [ -n "${QCC_BIN:-}" ]; then QCC=$QCC_BIN; else cargo build --release --locked
 cargo build --release --locked -q --example relay
 RELAY=$PWD/target/release/examples/relay
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.2
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+scratch # $work, and $pids stopped on exit
 # As many descriptors as allowed (the idle-clients row needs two per client: probe and qcc).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 

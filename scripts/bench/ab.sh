@@ -17,13 +17,7 @@ if ! need nginx || ! need wrk || ! need openssl; then
   apt-get update -qq && apt-get install -y -qq nginx wrk openssl curl >/dev/null
 fi
 UP=18281 UPS=18282 QA=18291 QB=18292
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+scratch # $work, and $pids stopped on exit
 # A CA and a certificate for 127.0.0.1 signed by it (webpki refuses a CA as the server's own).
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=ab CA" -keyout "$work/ca.key" -out "$work/ca.pem" \
   -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null

@@ -19,13 +19,7 @@ if [ $# -ge 1 ]; then QCC=$1; else cargo build --release --locked -q; QCC=$PWD/t
 SECS=${SECS:-3}
 UP=18181 Q=18191
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+scratch # $work, and $pids stopped on exit
 nginx_conf "$work/up.conf" up 1024 "$(cat <<CONF
   server { listen 127.0.0.1:$UP;
            location / { default_type application/json; return 200 '$REPLY'; }

@@ -1,4 +1,4 @@
-# Sourced by scripts/bench.sh and scripts/bench/cost.sh: what the bench upstream answers and what
+# Sourced by scripts/bench.sh and scripts/bench/*.sh: what the bench upstream answers and what
 # wrk sends, the same for every measurement.
 
 # The fixed reply of the bench upstream (a Messages reply with usage, as qcc reads it).
@@ -49,4 +49,13 @@ http {
 $4
 }
 CONF
+}
+
+# scratch: a fresh directory in $work, and $pids (append every process started) stopped on exit
+# (TERM, then KILL for any that lingers), the directory removed.
+scratch() {
+  work=$(mktemp -d)
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.2
+        for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 }

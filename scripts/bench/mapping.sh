@@ -14,13 +14,7 @@ if ! need nginx || ! need wrk; then
 fi
 if [ $# -ge 1 ]; then QCC=$1; else cargo build --release --locked -q; QCC=$PWD/target/release/qcc; fi
 UP=18381 QP=18391 QM=18392
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+scratch # $work, and $pids stopped on exit
 nginx_conf "$work/up.conf" up 4096 "$(cat <<CONF
   client_max_body_size 10m;
   server { listen 127.0.0.1:$UP backlog=4096;
