@@ -199,6 +199,24 @@ fn completions_cover_every_command() {
             assert!(text.contains(word.trim_start_matches("--")), "{shell} completion lacks {word}");
         }
     }
+    // Every flag `endpoint add` takes is offered after it.
+    let bash = stdout(&home.run(&["completions", "bash"]));
+    let add = bash.lines().find(|l| l.contains("\"endpoint add\")")).expect("endpoint add line");
+    for flag in [
+        "--url",
+        "--key",
+        "--key-file",
+        "--priority",
+        "--weight",
+        "--timeout",
+        "--max-failures",
+        "--ca-file",
+        "--name",
+        "--model-map",
+        "--probe-model",
+    ] {
+        assert!(add.split(['"', ' ']).any(|w| w == flag), "endpoint add completion lacks {flag}: {add}");
+    }
     let script = home.path("qcc.bash");
     std::fs::write(&script, stdout(&home.run(&["completions", "bash"]))).expect("write");
     let check = std::process::Command::new("bash").arg("-n").arg(&script).output().expect("bash -n");

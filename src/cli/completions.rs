@@ -35,6 +35,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
             "--max-failures",
             "--ca-file",
             "--name",
+            "--model-map",
+            "--probe-model",
         ],
     ),
     ("endpoint list", &["--json"]),
