@@ -60,6 +60,10 @@ pub struct Settings {
     pub affinity_max: usize,
     /// --affinity-ttl (default 1 h): a binding idle this long is forgotten.
     pub affinity_ttl: Duration,
+    /// --notify-url (repeatable): where alerts are posted.
+    pub notify_urls: Vec<String>,
+    /// The config's `settings.notify_urls` (read again on reload), posted to as well.
+    pub config_notify_urls: Vec<String>,
     /// Started by `proxy start --background`: once listening, stdout and stderr go to /dev/null
     /// (the log file has everything) and the terminal is free.
     pub detached: bool,

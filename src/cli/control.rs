@@ -79,16 +79,10 @@ pub fn serving(home: &Path) -> Option<(PidInfo, String)> {
     Some((info, cluster))
 }
 
-/// Token usage as the running proxy counts it now (`None` when none runs or it cannot tell).
-pub fn usage_live(home: &Path, days: usize) -> Option<crate::store::usage::Days> {
+/// Usage as the running proxy counts it now (`/_qcc/usage`), when one answers.
+pub fn usage_live(home: &Path, days: usize) -> Option<crate::store::usage::UsageFile> {
     let (_, v) = call(home, "GET", &format!("/_qcc/usage?days={days}")).ok()?;
-    serde_json::from_value(v.get("days")?.clone()).ok()
-}
-
-/// Claude Code sessions' usage as the running proxy counts it now.
-pub fn sessions_live(home: &Path, days: usize) -> Option<crate::store::usage::Sessions> {
-    let (_, v) = call(home, "GET", &format!("/_qcc/usage?days={days}")).ok()?;
-    serde_json::from_value(v.get("sessions")?.clone()).ok()
+    serde_json::from_value(v).ok()
 }
 
 /// The running proxy's uptime in seconds, when it answers.

@@ -10,11 +10,13 @@ pub mod completions;
 pub mod control;
 pub mod doctor;
 pub mod help;
+pub mod keys;
 pub mod launch;
 pub mod probe;
 pub mod profiles;
 pub mod proxy_start;
 pub mod service;
+pub mod usage;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -64,8 +66,21 @@ pub enum Command {
     Usage {
         json: bool,
         days: usize,
-        /// `--by session`: per Claude Code session instead of per endpoint and model.
-        by_session: bool,
+        by: usage::By,
+    },
+    KeyAdd {
+        name: String,
+        change: crate::store::keys::KeyChange,
+    },
+    KeySet {
+        name: String,
+        change: crate::store::keys::KeyChange,
+    },
+    KeyList {
+        json: bool,
+    },
+    KeyRevoke {
+        name: String,
     },
     Init,
     Add {
@@ -318,15 +333,52 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         "usage" => {
             let json = args.contains("--json");
             let by: Option<String> = args.opt_value_from_str("--by").map_err(usage)?;
-            let by_session = match by.as_deref() {
-                None | Some("endpoint" | "model") => false,
-                Some("session") => true,
-                Some(other) => return Err(Error::Usage(format!("--by {other}: endpoint, model or session"))),
-            };
-            Command::Usage { json, days: args.opt_value_from_str("--days").map_err(usage)?.unwrap_or(7), by_session }
+            let by = by.as_deref().map_or(Ok(usage::By::Endpoint), usage::By::parse)?;
+            Command::Usage { json, days: args.opt_value_from_str("--days").map_err(usage)?.unwrap_or(7), by }
         }
         _ => Command::Completions { shell: positional(args, "a shell (bash, zsh or fish)", group)? },
     }))
+}
+
+/// The limits and settings `qcc key add|set` take. `none` removes a limit, an expiry or a
+/// cluster; `--admin`/`--no-admin` (the latter for `set`) grant or take the admin surface.
+fn key_change(args: &mut Arguments, set: bool) -> Result<crate::store::keys::KeyChange> {
+    use crate::store::keys::{parse_count, parse_date, parse_usd, KeyChange};
+    let text = |args: &mut Arguments, flag: &'static str| -> Result<Option<String>> {
+        args.opt_value_from_str::<_, String>(flag).map_err(usage)
+    };
+    let mut c = KeyChange::default();
+    if let Some(v) = text(args, "--daily-tokens")? {
+        c.daily_tokens = Some(parse_count("--daily-tokens", &v)?);
+    }
+    if let Some(v) = text(args, "--daily-usd")? {
+        c.daily_usd = Some(parse_usd(&v)?);
+    }
+    if let Some(v) = text(args, "--rpm")? {
+        c.rpm = Some(parse_count("--rpm", &v)?);
+    }
+    if let Some(v) = text(args, "--concurrent")? {
+        c.concurrent = Some(parse_count("--concurrent", &v)?);
+    }
+    if let Some(v) = text(args, "--expires")? {
+        c.expires = Some(if v.eq_ignore_ascii_case("none") {
+            None
+        } else if parse_date(&v).is_some() {
+            Some(v)
+        } else {
+            return Err(Error::Usage(format!("--expires {v}: give a date as YYYY-MM-DD (or `none`)")));
+        });
+    }
+    if let Some(v) = text(args, "--cluster")? {
+        c.cluster = Some(if v.eq_ignore_ascii_case("none") { None } else { Some(v) });
+    }
+    if args.contains("--admin") {
+        c.admin = Some(true);
+    }
+    if set && args.contains("--no-admin") {
+        c.admin = Some(false);
+    }
+    Ok(c)
 }
 
 /// Parse the arguments after the program name.
@@ -384,7 +436,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         });
     }
     let sub = match group.as_str() {
-        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" | "cluster" => {
+        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" | "cluster" | "key" => {
             args.subcommand().map_err(usage)?
         }
         "help" => {
@@ -523,6 +575,21 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
             Command::ClusterShow { name: positional(&mut args, "a CLUSTER name", &topic)?, json }
         }
         ("service", "status") => Command::ServiceStatus { os: args.opt_value_from_str("--os").map_err(usage)? },
+        ("key", "add") => {
+            let change = key_change(&mut args, false)?;
+            Command::KeyAdd { name: positional(&mut args, "a key NAME", &topic)?, change }
+        }
+        ("key", "set") => {
+            let change = key_change(&mut args, true)?;
+            if change.is_empty() {
+                return Err(Error::Usage(
+                    "`qcc key set NAME` needs something to change (see `qcc key set --help`)".into(),
+                ));
+            }
+            Command::KeySet { name: positional(&mut args, "a key NAME", &topic)?, change }
+        }
+        ("key", "list") => Command::KeyList { json: args.contains("--json") },
+        ("key", "revoke") => Command::KeyRevoke { name: positional(&mut args, "a key NAME", &topic)? },
         (g, s) => return Err(Error::Usage(format!("unknown command '{g} {s}'"))),
     };
     finish(args, &topic)?;

@@ -103,6 +103,14 @@ pub const FLAGS: &[Flag] = &[
     },
     flag("--access-log", "PATH", "one JSON line per request (- for stderr); reopened on SIGHUP"),
     Flag {
+        name: "--notify-url",
+        short: None,
+        value: Some("URL"),
+        repeat: true,
+        help: "POST a JSON alert here when an endpoint goes down or comes back, when none is left, and \
+               when a client key reaches a limit (repeatable; also settings.notify_urls in the config)",
+    },
+    Flag {
         name: "--background",
         short: Some("-d"),
         value: None,
@@ -336,7 +344,13 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
         }
     }
+    let notify_urls = args.all("--notify-url")?;
+    for u in &notify_urls {
+        crate::store::url::WebhookUrl::parse(u).map_err(|e| Error::Invalid(format!("--notify-url: {e}")))?;
+    }
     Ok(Settings {
+        notify_urls,
+        config_notify_urls: config.notify_urls()?,
         cluster,
         builtin_default,
         listen,

@@ -6,4 +6,5 @@ pub mod balancer;
 pub mod failure_queue;
 pub mod headroom;
 pub mod health;
+pub mod limits;
 pub mod retry;

@@ -146,6 +146,12 @@ pub struct EventLoop {
     disk: event::disk::Disk,
     /// Wrong keys per client address, and the rate of refusal log lines (`refusals.rs`).
     refusals: client::refusals::Refusals,
+    /// The named client keys and their live counters (`client/keys.rs`), and the last problem
+    /// reading their file (said once).
+    keys: client::keys::ClientKeys,
+    keys_problem: Option<String>,
+    /// Alert receivers and what they still have to get (`admin/notify.rs`).
+    notifier: admin::notify::Notifier,
 }
 
 /// A background proxy leaves its starter's terminal once it listens: stdout and stderr become
@@ -215,17 +221,25 @@ impl EventLoop {
                 .map_err(|e| Error::io(format!("cannot listen on {}", settings.listen), e))?,
         };
         let addr = listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
-        // Checked on the address actually listened on (a passed socket may be anywhere).
-        if !addr.ip().is_loopback() && settings.access_key.as_ref().is_none_or(|k| k.chars().count() < MIN_PUBLIC_KEY) {
-            let what =
-                if settings.access_key.is_some() { "with an access key this short" } else { "without an access key" };
+        let key_file = crate::store::keys::KeyFile::load(&crate::store::keys::path(&settings.home))?;
+        // Checked on the address actually listened on (a passed socket may be anywhere). Client
+        // keys (always long) are enough on their own.
+        let short = settings.access_key.as_ref().is_some_and(|k| k.chars().count() < MIN_PUBLIC_KEY);
+        let none = settings.access_key.is_none() && key_file.keys.is_empty();
+        if !addr.ip().is_loopback() && (short || none) {
+            let what = if short { "with an access key this short" } else { "without an access key or client keys" };
             return Err(Error::Invalid(format!(
                 "refusing to listen on {} {what}: off loopback the key must have at least {MIN_PUBLIC_KEY} \
-                 characters (set QCC_ACCESS_KEY, write one to {}, or pass --access-key)",
+                 characters (set QCC_ACCESS_KEY, write one to {}, pass --access-key, or make client keys \
+                 with `qcc key add NAME`)",
                 addr.ip(),
                 settings.home.join("access_key").display()
             )));
         }
+        let mut keys = client::keys::ClientKeys::default();
+        keys.apply(key_file);
+        let mut notifier = admin::notify::Notifier::default();
+        notifier.set_urls(&[settings.notify_urls.clone(), settings.config_notify_urls.clone()].concat());
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("registering the listener", e))?;
@@ -241,6 +255,7 @@ impl EventLoop {
             cluster: settings.cluster.name.clone(),
             ca_file: settings.ca_file.clone(),
             access_log: settings.access_log.clone(),
+            keys: crate::store::keys::path(&settings.home),
         };
         let disk = event::disk::Disk::start(paths, waker).map_err(|e| Error::io("starting the disk thread", e))?;
 
@@ -308,6 +323,9 @@ impl EventLoop {
             history: admin::history::History::default(),
             recent: admin::metrics::Recent::default(),
             refusals: client::refusals::Refusals::default(),
+            keys,
+            keys_problem: None,
+            notifier,
         })
     }
 
@@ -398,16 +416,24 @@ impl EventLoop {
         match up.owner {
             Owner::Client(ck) => self.drive(ck, now),
             Owner::Probe(ep) => self.drive_probe(ep, key, now),
+            Owner::Alert => self.drive_alert(key, now),
             Owner::Idle => self.on_idle_event(key, readable),
         }
     }
 
     fn on_lookups(&mut self, now: Instant) {
         while let Some(lookup) = self.resolver.try_next() {
-            let Some(ep) = self.endpoints.get_mut(lookup.endpoint) else {
+            let (idx, generation) = match lookup.asker {
+                upstream::resolver::Asker::Endpoint { idx, generation } => (idx, generation),
+                upstream::resolver::Asker::Webhook(i) => {
+                    self.on_webhook_lookup(i, lookup.result, now);
+                    continue;
+                }
+            };
+            let Some(ep) = self.endpoints.get_mut(idx) else {
                 continue;
             };
-            if lookup.generation != ep.generation {
+            if generation != ep.generation {
                 continue; // for a target a reload replaced; its own lookup is on the way
             }
             ep.resolving = false;
@@ -422,7 +448,7 @@ impl EventLoop {
                     // Keep old addresses if we had some; waiting requests fail over below.
                 }
             }
-            self.resume_resolving(lookup.endpoint, now);
+            self.resume_resolving(idx, now);
         }
     }
 

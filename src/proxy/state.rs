@@ -168,6 +168,8 @@ pub enum Owner {
     Client(Key),
     /// A recovery probe of this endpoint index.
     Probe(usize),
+    /// An alert on its way to a webhook (`admin/notify.rs`); no endpoint.
+    Alert,
 }
 
 pub struct Upstream {
@@ -384,6 +386,9 @@ pub struct Exchange {
     pub out_start: u64,
     /// Model and token counts of the response, once read (for the access log).
     pub tokens: Option<(Option<String>, super::answer::usage::Tokens)>,
+    /// The client key (or the access key) it came with: its name for the logs and usage, and
+    /// its place among the key's requests in progress while the exchange lives.
+    pub key: Option<crate::proxy::client::keys::KeyTicket>,
     /// An Anthropic API request (path under `/v1/`). Anything else (Claude Code's `HEAD /`
     /// reachability check, a relay's own pages) is forwarded once: never retried, never a
     /// verdict on the endpoint's health or queue.
@@ -418,6 +423,8 @@ pub struct Stats {
     pub bad_requests: u64,
     /// Wrong or missing access key (401): not in `total`, never forwarded.
     pub unauthorized: u64,
+    /// Refused by a client key's limit (429): counted in `total`, never forwarded.
+    pub limited: u64,
     /// Refused for a foreign `Host` or `Origin` (403, or 400 for a missing/repeated Host):
     /// not in `total`, never forwarded.
     pub forbidden: u64,

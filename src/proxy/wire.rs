@@ -158,11 +158,16 @@ pub fn probe_request(ep: &EndpointConfig, model: &str) -> Vec<u8> {
 /// A complete local response with a body. No page of the proxy's may be framed by another (a
 /// framed dashboard turns one click into an endpoint disabled), nor its answers sniffed.
 pub fn local_response(status: u16, content_type: &str, body: &[u8], close: bool, out: &mut Vec<u8>) {
+    local_response_with(status, content_type, body, close, "", out);
+}
+
+/// `local_response` with `extra` header lines (each ending in CRLF).
+fn local_response_with(status: u16, content_type: &str, body: &[u8], close: bool, extra: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(
         format!(
             "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
              X-Frame-Options: DENY\r\nContent-Security-Policy: frame-ancestors 'none'\r\n\
-             X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n{}\r\n",
+             X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n{extra}{}\r\n",
             reason(status),
             body.len(),
             if close { "Connection: close\r\n" } else { "" }
@@ -174,6 +179,11 @@ pub fn local_response(status: u16, content_type: &str, body: &[u8], close: bool,
 
 /// An error in the Anthropic shape: `{"type":"error","error":{"type":...,"message":...}}`.
 pub fn error_response(status: u16, message: &str, close: bool, out: &mut Vec<u8>) {
+    error_response_after(status, message, None, close, out);
+}
+
+/// `error_response` with a `retry-after` (seconds), as a 429 of a client key's limit carries.
+pub fn error_response_after(status: u16, message: &str, retry_after: Option<u64>, close: bool, out: &mut Vec<u8>) {
     let kind = match status {
         400 | 405 | 413 | 431 => "invalid_request_error",
         401 => "authentication_error",
@@ -185,7 +195,8 @@ pub fn error_response(status: u16, message: &str, close: bool, out: &mut Vec<u8>
         _ => "api_error",
     };
     let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}).to_string();
-    local_response(status, "application/json", body.as_bytes(), close, out);
+    let extra = retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
+    local_response_with(status, "application/json", body.as_bytes(), close, &extra, out);
 }
 
 pub fn reason(status: u16) -> &'static str {

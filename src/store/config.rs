@@ -148,6 +148,20 @@ impl ConfigFile {
             .map_err(|problem| Error::BadFile { path: self.path.clone(), problem })
     }
 
+    /// `settings.notify_urls`: where alerts are posted (each checked; an error names the file).
+    pub fn notify_urls(&self) -> Result<Vec<String>> {
+        let bad = |problem: String| Error::BadFile { path: self.path.clone(), problem };
+        let Some(v) = self.root.pointer("/settings/notify_urls") else { return Ok(Vec::new()) };
+        let list = v.as_array().ok_or_else(|| bad("settings.notify_urls must be a list of URLs".into()))?;
+        list.iter()
+            .map(|u| {
+                let u = u.as_str().ok_or_else(|| bad("settings.notify_urls must be a list of URLs".into()))?;
+                super::url::WebhookUrl::parse(u).map_err(|e| bad(format!("settings.notify_urls: {e}")))?;
+                Ok(u.to_string())
+            })
+            .collect()
+    }
+
     /// `settings.test_model`, the Python qcc's probe model, when set.
     pub fn test_model(&self) -> Option<&str> {
         self.root.pointer("/settings/test_model")?.as_str().filter(|m| super::models::check_probe_model(m).is_ok())

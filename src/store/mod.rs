@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod fsutil;
+pub mod keys;
 pub mod models;
 pub mod names;
 pub mod pidfile;

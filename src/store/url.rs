@@ -87,6 +87,39 @@ impl BaseUrl {
     }
 }
 
+/// Where alerts are posted (`--notify-url`, `settings.notify_urls`): an http(s) URL with a path
+/// and, unlike a base URL, a query (some webhooks carry their token there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    pub base: BaseUrl,
+    /// The request target: the path (`/` when none) and the query.
+    pub target: String,
+}
+
+impl WebhookUrl {
+    pub fn parse(s: &str) -> Result<WebhookUrl, String> {
+        let s = s.trim();
+        let (url, query) = match s.split_once('?') {
+            Some((u, q)) => (u, Some(q)),
+            None => (s, None),
+        };
+        let base = BaseUrl::parse(url.split('#').next().unwrap_or(url))
+            .map_err(|e| e.replacen("invalid URL", "invalid webhook URL", 1))?;
+        let mut target = if base.path_prefix.is_empty() { "/".to_string() } else { base.path_prefix.clone() };
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(q.split('#').next().unwrap_or(q));
+        }
+        Ok(WebhookUrl { base, target })
+    }
+
+    /// As logs show it: scheme and host only (a webhook's path is often its secret).
+    pub fn shown(&self) -> String {
+        let scheme = if self.base.scheme == Scheme::Https { "https" } else { "http" };
+        format!("{scheme}://{}/…", self.base.host())
+    }
+}
+
 /// `BaseUrl::host()`: displays as the `Host` header value.
 pub struct HostHeader<'a>(&'a BaseUrl);
 

@@ -72,12 +72,37 @@ pub const OTHER_SESSIONS: &str = "other";
 /// Days of sessions kept (the per-endpoint days stay 90).
 pub const SESSION_DAYS: usize = 7;
 
+/// One client key's counts on one day: its requests (every request it made that went
+/// upstream), the tokens and cost the upstreams reported, and when it was last seen (unix
+/// seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyCounts {
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub cost_usd: f64,
+    pub last_seen: u64,
+}
+
+impl KeyCounts {
+    /// The tokens a daily token budget counts: every kind the upstream reported.
+    pub fn tokens(&self) -> u64 {
+        let c = &self.counts;
+        c.input_tokens + c.output_tokens + c.cache_creation_input_tokens + c.cache_read_input_tokens
+    }
+}
+
+/// day -> client key name (`store/keys.rs`; never the key) -> counts.
+pub type KeyDays = BTreeMap<String, BTreeMap<String, KeyCounts>>;
+
+/// The usage file, as written and as `/_qcc/usage` answers.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
-struct File {
-    days: Days,
-    sessions: Sessions,
-    updated_at: Option<String>,
+pub struct UsageFile {
+    pub days: Days,
+    pub sessions: Sessions,
+    pub keys: KeyDays,
+    pub updated_at: Option<String>,
 }
 
 /// The usage book, owned by the proxy's loop (like the failure queue: one owner, no lock).
@@ -85,6 +110,7 @@ struct File {
 pub struct UsageBook {
     days: Days,
     sessions: Sessions,
+    keys: KeyDays,
     seen: u64,
     dirty: bool,
 }
@@ -93,10 +119,10 @@ impl UsageBook {
     /// Load the file. Missing: empty. Unreadable or corrupt: empty plus a warning naming the file
     /// and the problem; the next save replaces it (it is the proxy's own state).
     pub fn load(path: &Path) -> (UsageBook, Option<String>) {
-        match read_all(path) {
-            Ok((days, sessions)) => {
+        match read_file(path) {
+            Ok(UsageFile { days, sessions, keys, .. }) => {
                 let seen = sessions.values().flat_map(|d| d.values()).map(|s| s.seen).max().unwrap_or(0);
-                (UsageBook { days, sessions, seen, dirty: false }, None)
+                (UsageBook { days, sessions, keys, seen, dirty: false }, None)
             }
             Err(e) => (UsageBook::default_dirty(), Some(e)),
         }
@@ -164,6 +190,48 @@ impl UsageBook {
         self.dirty = true;
     }
 
+    /// Count a request of client key `name` on `day`, at `unix_secs`.
+    pub fn key_request(&mut self, day: &str, name: &str, unix_secs: u64) {
+        let k = self.key_slot(day, name);
+        k.counts.requests += 1;
+        k.last_seen = unix_secs;
+    }
+
+    /// Count a response's tokens and cost for client key `name` on `day`; returns the day's
+    /// counts before and after.
+    pub fn record_key(&mut self, day: &str, name: &str, c: &Counts, cost_usd: f64) -> (KeyCounts, KeyCounts) {
+        let k = self.key_slot(day, name);
+        let before = *k;
+        k.counts.add(&Counts { requests: 0, ..*c });
+        k.cost_usd += cost_usd;
+        (before, *k)
+    }
+
+    /// Client key `name`'s counts on `day`.
+    pub fn key_day(&self, day: &str, name: &str) -> KeyCounts {
+        self.keys.get(day).and_then(|d| d.get(name)).copied().unwrap_or_default()
+    }
+
+    fn key_slot(&mut self, day: &str, name: &str) -> &mut KeyCounts {
+        if !self.keys.contains_key(day) {
+            self.keys.insert(day.to_string(), BTreeMap::new());
+            while self.keys.len() > KEEP_DAYS {
+                self.keys.pop_first();
+            }
+        }
+        self.dirty = true;
+        let today = self.keys.entry(day.to_string()).or_default();
+        if !today.contains_key(name) {
+            today.insert(name.to_string(), KeyCounts::default());
+        }
+        today.get_mut(name).expect("inserted above")
+    }
+
+    /// The client keys' counts of the last `n` days held.
+    pub fn last_keys(&self, n: usize) -> KeyDays {
+        self.keys.iter().rev().take(n.max(1)).map(|(d, v)| (d.clone(), v.clone())).collect()
+    }
+
     /// The sessions of the last `n` days held.
     pub fn last_sessions(&self, n: usize) -> Sessions {
         self.sessions.iter().rev().take(n.max(1)).map(|(d, v)| (d.clone(), v.clone())).collect()
@@ -194,9 +262,15 @@ impl UsageBook {
         struct FileRef<'a> {
             days: &'a Days,
             sessions: &'a Sessions,
+            keys: &'a KeyDays,
             updated_at: String,
         }
-        let file = FileRef { days: &self.days, sessions: &self.sessions, updated_at: crate::store::timefmt::iso(now) };
+        let file = FileRef {
+            days: &self.days,
+            sessions: &self.sessions,
+            keys: &self.keys,
+            updated_at: crate::store::timefmt::iso(now),
+        };
         let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
         bytes.push(b'\n');
         self.dirty = false;
@@ -208,18 +282,12 @@ impl UsageBook {
     }
 }
 
-/// The file's days (for `qcc usage`); a missing file is empty, a broken one an error naming it.
-pub fn read(path: &Path) -> Result<Days, String> {
-    read_all(path).map(|(days, _)| days)
-}
-
-/// The file's days and sessions.
-pub fn read_all(path: &Path) -> Result<(Days, Sessions), String> {
+/// The usage file (for `qcc usage`); a missing file is empty, a broken one an error naming it.
+pub fn read_file(path: &Path) -> Result<UsageFile, String> {
     match crate::store::fsutil::read_file(path) {
-        Ok(bytes) => serde_json::from_slice::<File>(&bytes)
-            .map(|f| (f.days, f.sessions))
+        Ok(bytes) => serde_json::from_slice::<UsageFile>(&bytes)
             .map_err(|e| format!("{}: invalid usage file ({e})", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Days::new(), Sessions::new())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(UsageFile::default()),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
@@ -242,9 +310,15 @@ mod tests {
         assert_eq!(b.days.len(), KEEP_DAYS);
         assert_eq!(b.day("2026-04-16").unwrap()["aaaaaaaa"]["m"].requests, 2);
         crate::store::fsutil::atomic_write(&path, &b.take_bytes(SystemTime::now())).unwrap();
+        b.key_request("2026-04-16", "bob", 1);
+        let c2 = Counts { requests: 1, input_tokens: 7, cache_read_input_tokens: 3, ..Counts::default() };
+        let (before, after) = b.record_key("2026-04-16", "bob", &c2, 0.25);
+        assert_eq!((before.tokens(), after.tokens(), after.counts.requests), (0, 10, 1));
+        crate::store::fsutil::atomic_write(&path, &b.take_bytes(SystemTime::now())).unwrap();
         let (again, warning) = UsageBook::load(&path);
         assert!(warning.is_none());
         assert_eq!(again.days, b.days);
+        assert_eq!(again.key_day("2026-04-16", "bob").cost_usd, 0.25, "key budgets survive a restart");
         std::fs::write(&path, "{not json").unwrap();
         let (empty, warning) = UsageBook::load(&path);
         assert!(empty.dirty);

@@ -103,6 +103,8 @@ pub struct Record {
     pub bytes_out: u64,
     /// The session tag, or "" for none.
     pub session: String,
+    /// The client key's name (or the access key's), "" for none.
+    pub key: String,
     /// The model ("" when the reply named none) and the tokens it reported.
     pub model: String,
     pub tokens: Option<crate::proxy::answer::usage::Tokens>,
@@ -126,6 +128,7 @@ impl Default for Record {
             bytes_in: 0,
             bytes_out: 0,
             session: String::new(),
+            key: String::new(),
             model: String::new(),
             tokens: None,
         }
@@ -138,7 +141,7 @@ impl Record {
         json!({"time": crate::store::timefmt::iso(self.at), "method": self.method, "path": self.path,
                "endpoint": self.endpoint, "endpoint_name": self.endpoint_name, "status": self.status.to_string(), "attempts": self.attempts,
                "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms, "bytes_in": self.bytes_in,
-               "bytes_out": self.bytes_out, "session": some(&self.session),
+               "bytes_out": self.bytes_out, "session": some(&self.session), "key": some(&self.key),
                "model_requested": some(&self.model_requested), "model_sent": some(&self.model_sent),
                "skipped_for_headroom": some(&self.skipped_for_headroom),
                "tokens": self.tokens.as_ref().map(|t| json!({"model": some(&self.model), "input": t.input,
@@ -230,6 +233,7 @@ impl EventLoop {
         r.bytes_in = ex.head.raw.len() as u64 + ex.body.len() as u64 + ex.body_dropped;
         r.bytes_out = out;
         set(&mut r.session, ex.session_tag().unwrap_or(""));
+        set(&mut r.key, ex.key.as_ref().map_or("", |k| &k.name));
         let model = ex.tokens.as_ref().and_then(|(m, _)| m.as_deref()).unwrap_or("");
         set(&mut r.model, crate::store::usage::model_name(model));
         r.tokens = ex.tokens.as_ref().map(|(_, t)| t.clone());
@@ -376,6 +380,7 @@ impl EventLoop {
                 }
             }
         }
+        self.keys_metrics(&mut out, now);
         family(&mut out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch.");
         let start = self.started_wall.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let _ = writeln!(out, "process_start_time_seconds {start}");

@@ -63,23 +63,71 @@ impl EventLoop {
         ck: crate::proxy::event::slab::Key,
         now: Instant,
     ) {
-        // The day's name is made once a day, not once a response.
-        let wall = SystemTime::now();
-        let day_no = wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400);
-        if self.usage_day.0 != day_no || self.usage_day.1.is_empty() {
-            self.usage_day = (day_no, crate::store::timefmt::date(wall));
-        }
+        self.usage_day();
         self.usage.record(&self.usage_day.1, &self.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
         let cost = model.and_then(|m| self.settings.prices.cost(m, c)).unwrap_or(0.0);
         let EventLoop { clients, usage, usage_day, .. } = self;
+        let mut crossed = None;
         if let Some(crate::proxy::state::ClientPhase::Exchange(ex)) = clients.get(ck).map(|c| &c.phase) {
             if let Some(s) = ex.session.as_deref() {
                 usage.record_session(&usage_day.1, s, c, cost);
             }
+            if let Some(t) = &ex.key {
+                let (before, after) = usage.record_key(&usage_day.1, &t.name, c, cost);
+                crossed = Some((std::rc::Rc::clone(&t.name), before, after));
+            }
         }
+        if let Some((name, before, after)) = crossed {
+            self.budget_crossed(&name, &before, &after, now);
+        }
+        self.usage_changed(now);
+    }
+
+    /// A client key's day went past one of its budgets with this response: alert once (a
+    /// restart does not alert again: the day's counts before it were already past).
+    fn budget_crossed(
+        &mut self,
+        name: &str,
+        before: &crate::store::usage::KeyCounts,
+        after: &crate::store::usage::KeyCounts,
+        now: Instant,
+    ) {
+        use crate::policy::limits::Limit;
+        let Some(limits) = self.keys.iter().find(|k| &*k.name == name).map(|k| k.entry.limits.clone()) else { return };
+        if let Some(max) = limits.daily_tokens.filter(|m| before.tokens() < *m && after.tokens() >= *m) {
+            let msg = format!("key '{name}': daily token budget of {max} reached, resets at 00:00 UTC");
+            self.budget_alert(name, Limit::DailyTokens, &msg, now);
+        }
+        if let Some(max) = limits.daily_usd.filter(|m| before.cost_usd < *m && after.cost_usd >= *m) {
+            let msg = format!("key '{name}': daily budget of ${max:.2} reached, resets at 00:00 UTC");
+            self.budget_alert(name, Limit::DailyUsd, &msg, now);
+        }
+    }
+
+    /// The usage book changed: it is written within `USAGE_DELAY`.
+    pub(in crate::proxy) fn usage_changed(&mut self, now: Instant) {
         if self.usage_at.is_none() {
             self.usage_at = Some(now + USAGE_DELAY);
         }
+    }
+
+    /// Today's name in the usage book, "YYYY-MM-DD" (UTC); made once a day, not once a response.
+    pub(in crate::proxy) fn usage_day(&mut self) -> &str {
+        let day_no = self.usage_day_no();
+        if self.usage_day.0 != day_no || self.usage_day.1.is_empty() {
+            self.usage_day = (day_no, crate::store::timefmt::date(SystemTime::now()));
+        }
+        &self.usage_day.1
+    }
+
+    /// Today's UTC day number.
+    pub(in crate::proxy) fn usage_day_no(&self) -> u64 {
+        self.wall_secs() / 86_400
+    }
+
+    /// The wall clock in unix seconds.
+    pub(in crate::proxy) fn wall_secs(&self) -> u64 {
+        SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
     }
 
     pub(in crate::proxy) fn usage_path(&self) -> PathBuf {

@@ -40,6 +40,7 @@ impl EventLoop {
         while let Some(done) = self.disk.try_next() {
             match done {
                 Done::Saved { path, result } => self.on_saved(path, result),
+                Done::Keys(result) => self.on_keys(result),
                 Done::Loaded { edit, asker, result } => {
                     let (status, body) = match result {
                         Ok(fresh) => {
@@ -82,8 +83,29 @@ impl EventLoop {
     }
 
     /// Put the freshly read cluster in place; what was added, changed and removed.
+    /// The keys file was read again: its keys replace the table (live counters kept by name). A
+    /// broken file keeps the keys already loaded, said once per problem.
+    fn on_keys(&mut self, result: Result<crate::store::keys::KeyFile, String>) {
+        match result {
+            Ok(file) => {
+                let before = self.keys.iter().count();
+                self.keys.apply(file);
+                let after = self.keys.iter().count();
+                if self.keys_problem.take().is_some() || before + after > 0 {
+                    log::info!("client keys read: {after} defined");
+                }
+            }
+            Err(e) => {
+                if self.keys_problem.as_deref() != Some(e.as_str()) {
+                    log::warn!("{e}; keeping the {} client keys already loaded", self.keys.iter().count());
+                    self.keys_problem = Some(e);
+                }
+            }
+        }
+    }
+
     fn apply_reload(&mut self, fresh: Fresh, now: Instant) -> (usize, usize, usize) {
-        let Fresh { cluster, prices, endpoints: fresh } = fresh;
+        let Fresh { cluster, prices, notify_urls, endpoints: fresh } = fresh;
         let path = self.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
         let new_ids: Vec<String> = fresh.iter().map(|(cfg, _)| cfg.id.clone()).collect();
@@ -146,6 +168,11 @@ impl EventLoop {
         }
         if cluster.retry_on != self.settings.cluster.retry_on {
             changed += 1;
+        }
+        if notify_urls != self.settings.config_notify_urls {
+            log::info!("alert receivers changed in {}", path.display());
+            self.notifier.set_urls(&[self.settings.notify_urls.clone(), notify_urls.clone()].concat());
+            self.settings.config_notify_urls = notify_urls;
         }
         if prices != self.settings.prices {
             log::info!("prices changed in {}", path.display());

@@ -48,7 +48,11 @@ impl EventLoop {
                 // What `qcc usage` shows while the proxy runs: counted up to the last answer.
                 let n =
                     param("days").and_then(|v| v.parse().ok()).unwrap_or(7usize).min(crate::store::usage::KEEP_DAYS);
-                (200, json!({"days": self.usage.last_days(n), "sessions": self.usage.last_sessions(n)}))
+                (
+                    200,
+                    json!({"days": self.usage.last_days(n), "sessions": self.usage.last_sessions(n),
+                           "keys": self.usage.last_keys(n)}),
+                )
             }
             ("POST", "/_qcc/endpoint") => {
                 let (Some(id), Some(enabled)) = (param("endpoint"), param("enabled")) else {
@@ -103,8 +107,13 @@ impl EventLoop {
                 for ep in self.endpoints.iter_mut().filter(|ep| self.failures.contains(&ep.cfg.id)) {
                     ep.health.forget_failures();
                 }
+                let cleared: Vec<usize> =
+                    (0..self.endpoints.len()).filter(|&i| self.failures.contains(&self.endpoints[i].cfg.id)).collect();
                 self.failures.clear();
                 self.queue_changed(now);
+                for i in cleared {
+                    self.endpoint_up_alert(i, "failure queue cleared", now);
+                }
                 log::info!("failure queue cleared ({n} endpoints) by request");
                 self.history.push("", "cleared", format!("{n} endpoints"));
                 (200, json!({"cleared": n}))

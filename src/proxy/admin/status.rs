@@ -74,6 +74,7 @@ impl EventLoop {
                 "retries": self.stats.retries,
                 "bad_requests": self.stats.bad_requests,
                 "unauthorized": self.stats.unauthorized,
+                "limited": self.stats.limited,
                 "forbidden": self.stats.forbidden,
                 "log_lines_suppressed": self.refusals.suppressed(),
                 "log_lines_dropped": crate::logging::dropped(),
@@ -86,6 +87,14 @@ impl EventLoop {
                 "pool_races": self.stats.pool_races,
             },
             "endpoints": endpoints,
+            "keys": self.keys_json(now),
+            "alerts": {
+                "receivers": self.notifier.receivers(),
+                "queued": self.notifier.queued(),
+                "delivered": self.notifier.delivered,
+                "given_up": self.notifier.given_up,
+                "dropped": self.notifier.dropped,
+            },
             "streams": {
                 "retried_before_content": self.stats.stream_retries,
                 "in_stream_errors": self.stats.stream_errors,

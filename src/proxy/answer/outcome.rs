@@ -177,6 +177,7 @@ impl EventLoop {
                 log::info!("endpoint {} answered again, removed from failure queue", self.endpoints[idx].cfg.label());
                 self.history.push(&id, "recovered", "answered a request");
                 self.queue_changed(now);
+                self.endpoint_up_alert(idx, "answered a request", now);
             }
             if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
                 // A session whose endpoint is only out of headroom for now keeps it: it comes
@@ -218,6 +219,7 @@ impl EventLoop {
         if self.failures.add(&id, &reason, std::time::SystemTime::now()) {
             log::info!("endpoint {} added to failure queue: {reason}", ep.cfg.label());
             self.history.push(&id, "queued", reason.clone());
+            self.endpoint_down_alert(idx, &reason, now);
         } else {
             log::debug!("endpoint {} already in failure queue: {reason}", ep.cfg.label());
         }

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use crate::http::{parse_request_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
 use crate::proxy::admin::metrics::Ended;
-use crate::proxy::client::guard::{access_granted, Verdict};
+use std::rc::Rc;
+
+use crate::proxy::client::guard::Verdict;
+use crate::proxy::client::keys::{Caller, Who};
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::Key;
 use crate::proxy::state::*;
@@ -189,22 +192,23 @@ impl EventLoop {
         let api = target.starts_with(b"/v1/");
         // The dashboard page itself holds no data (it asks for the key, then fetches with it).
         let page = get && matches!(target, b"/_qcc/" | b"/_qcc");
-        if let Some(key) = self.settings.access_key.as_deref().filter(|_| !page) {
-            let Some(peer) = self.clients.get(ck).map(|c| c.peer) else { return };
-            if let Some(left) = self.refusals.locked(peer.ip(), now) {
-                self.stats.unauthorized += 1;
-                self.log_refused(&head, peer, "too many wrong access keys -> 429", now);
-                let msg =
-                    format!("too many wrong access keys from this address; try again in {} s", left.as_secs() + 1);
-                self.respond_local_error(ck, 429, &msg, now);
-                return;
-            }
-            if !access_granted(&mut head, key) {
-                self.refusals.wrong_key(peer.ip(), now);
-                self.log_refused(&head, peer, "missing or wrong access key -> 401", now);
-                self.stats.unauthorized += 1;
-                self.respond_local_error(ck, 401, "missing or invalid qcc access key", now);
-                return;
+        let caller = match self.authenticate(ck, &mut head, page, now) {
+            Some(caller) => caller,
+            None => return,
+        };
+        if (admin || metrics) && !page {
+            if let Caller::Key(k) = caller {
+                let e = self.keys.iter().nth(k).map(|k| &k.entry);
+                if let Some(e) = e.filter(|e| !e.admin) {
+                    let msg =
+                        format!("key '{}' may not use the admin pages (`qcc key set {} --admin`)", e.name, e.name);
+                    if let Some(peer) = self.clients.get(ck).map(|c| c.peer) {
+                        self.log_refused(&head, peer, &format!("{msg} -> 403"), now);
+                    }
+                    self.stats.forbidden += 1;
+                    self.respond_local_error(ck, 403, &msg, now);
+                    return;
+                }
             }
         }
         if admin {
@@ -262,7 +266,11 @@ impl EventLoop {
             last_failure: None,
             cors,
             api,
+            key: None,
         }));
+        if !self.admit_caller(ck, caller, now) {
+            return;
+        }
         // The first attempt starts in pump_exchange, once the body bytes already read are in
         // the exchange: a small request then goes upstream in one write.
     }
@@ -307,6 +315,110 @@ impl EventLoop {
             }
         }
         Some(progress)
+    }
+
+    /// Who sends this request, when the proxy asks (an access key or client keys exist, or it
+    /// listens off loopback); `None` when it was refused (answered here). The key's header is
+    /// taken out of the head.
+    fn authenticate(
+        &mut self,
+        ck: Key,
+        head: &mut crate::http::RequestHead,
+        page: bool,
+        now: Instant,
+    ) -> Option<Caller> {
+        let required = self.settings.access_key.is_some() || self.keys.defined() || !self.addr.ip().is_loopback();
+        if !required || page {
+            return Some(Caller::Anyone);
+        }
+        let peer = self.clients.get(ck).map(|c| c.peer)?;
+        if let Some(left) = self.refusals.locked(peer.ip(), now) {
+            self.stats.unauthorized += 1;
+            self.log_refused(head, peer, "too many wrong access keys -> 429", now);
+            let msg = format!("too many wrong access keys from this address; try again in {} s", left.as_secs() + 1);
+            self.respond_local_error(ck, 429, &msg, now);
+            return None;
+        }
+        let today = self.usage_day_no() as i64;
+        let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, &self.settings.cluster.name);
+        match who {
+            Who::AccessKey => Some(Caller::AccessKey),
+            Who::Key(k) => Some(Caller::Key(k)),
+            Who::Denied(status, msg) => {
+                self.log_refused(head, peer, &format!("{msg} -> {status}"), now);
+                self.stats.unauthorized += 1;
+                self.respond_local_error(ck, status, &msg, now);
+                None
+            }
+            Who::Nobody { presented } => {
+                self.refusals.wrong_key(peer.ip(), now);
+                // Of what was offered, only its length is said: it may be a real key mistyped.
+                let what = match presented {
+                    0 => "no access key -> 401".to_string(),
+                    n => format!("a wrong access key ({n} bytes) -> 401"),
+                };
+                self.log_refused(head, peer, &what, now);
+                self.stats.unauthorized += 1;
+                self.respond_local_error(ck, 401, "missing or invalid qcc access key", now);
+                None
+            }
+        }
+    }
+
+    /// A client key's limits before its request may go upstream: over one, a 429 (Anthropic's
+    /// `rate_limit_error`, with `retry-after`) and an alert; within them, the request is counted
+    /// (its minute, its requests in progress, its day). False when refused.
+    fn admit_caller(&mut self, ck: Key, caller: Caller, now: Instant) -> bool {
+        let ticket = match caller {
+            Caller::Anyone => return true,
+            Caller::AccessKey => self.keys.access_ticket(),
+            Caller::Key(k) => {
+                let day = self.usage_day().to_string();
+                let secs_to_midnight = 86_400 - self.wall_secs() % 86_400;
+                let Some(key) = self.keys.get_mut(k) else { return true };
+                let counted = self.usage.key_day(&day, &key.entry.name);
+                let used = crate::policy::limits::Used { tokens: counted.tokens(), usd: counted.cost_usd };
+                let verdict = crate::policy::limits::admit(
+                    &key.entry.name,
+                    &key.entry.limits,
+                    used,
+                    key.in_flight.get(),
+                    &mut key.window,
+                    secs_to_midnight,
+                    now,
+                );
+                if let Err(r) = verdict {
+                    // A budget's alert went out when it was reached (`record_usage`); a cap's
+                    // at its first refusal in an hour.
+                    let alert = !r.limit.is_budget() && crate::proxy::client::keys::cap_alert_due(key, r.limit, now);
+                    if let Some(n) = crate::policy::limits::Limit::ALL.iter().position(|l| *l == r.limit) {
+                        key.limited[n] += 1;
+                    }
+                    let name = key.entry.name.clone();
+                    if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+                        ex.key = Some(crate::proxy::client::keys::KeyTicket {
+                            name: Rc::clone(&key.name),
+                            _in_flight: None,
+                        });
+                    }
+                    self.stats.limited += 1;
+                    log::info!("{} -> 429", r.message);
+                    if alert {
+                        self.budget_alert(&name, r.limit, &r.message, now);
+                    }
+                    self.respond_refusal(ck, 429, &r.message, r.retry_after_secs, now);
+                    return false;
+                }
+                let ticket = self.keys.ticket(k);
+                self.usage.key_request(&day, &ticket.name, self.wall_secs());
+                self.usage_changed(now);
+                ticket
+            }
+        };
+        if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+            ex.key = Some(ticket);
+        }
+        true
     }
 
     /// One line for a refused request, within the refusal lines' rate limit (`refusals.rs`).
@@ -423,13 +535,18 @@ impl EventLoop {
 
     /// Answer with a local error and close after writing it; abandons any exchange.
     pub(in crate::proxy) fn respond_local_error(&mut self, ck: Key, status: u16, msg: &str, now: Instant) {
+        self.respond_refusal(ck, status, msg, None, now);
+    }
+
+    /// `respond_local_error` with a `retry-after` (a client key's limit).
+    fn respond_refusal(&mut self, ck: Key, status: u16, msg: &str, retry_after: impl Into<Option<u64>>, now: Instant) {
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
         let old = std::mem::replace(&mut c.phase, ClientPhase::Closing);
         c.since = now;
         let mut bytes = Vec::new();
-        wire::error_response(status, msg, true, &mut bytes);
+        wire::error_response_after(status, msg, retry_after.into(), true, &mut bytes);
         c.out.push(&bytes);
         if let ClientPhase::Exchange(ex) = old {
             // A request qcc answered itself (408, 413, 503 ...) is a request of the access log too.
@@ -500,6 +617,9 @@ impl EventLoop {
                 ex.model_mapped.as_ref().map(|(a, s)| format!(" model={}->{}", shown(a), shown(s))).unwrap_or_default();
             if let Some(ep) = ex.headroom_skip.and_then(|i| self.endpoints.get(i)) {
                 mapped.push_str(&format!(" skipped={} (rate limit used up)", ep.cfg.name));
+            }
+            if let Some(k) = &ex.key {
+                mapped.push_str(&format!(" key={}", k.name));
             }
             log::info!(
                 "{} {} -> {} {}{note} attempts={} {}ms session={}{mapped}",

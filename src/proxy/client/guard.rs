@@ -1,5 +1,5 @@
 //! Who may use the proxy: the `Host` and `Origin` checks that keep web pages out (CSRF, DNS
-//! rebinding), CORS preflights answered locally, and the access key.
+//! rebinding) and CORS preflights answered locally. (Keys: `keys.rs`.)
 //!
 //! A browser page can make the user's browser send requests to 127.0.0.1, and with DNS rebinding
 //! it can read the answers too. Claude Code and the SDKs send no `Origin` and a `Host` naming the
@@ -134,35 +134,6 @@ fn preflight(head: &RequestHead, origin: &str) -> Vec<u8> {
     }
     out.push_str("\r\n");
     out.into_bytes()
-}
-
-/// Whether the request carries the proxy's access key, as `x-api-key` or
-/// `Authorization: Bearer`. The header that carried it is dropped from the request, so the
-/// access key is never forwarded upstream.
-pub fn access_granted(head: &mut RequestHead, key: &str) -> bool {
-    let found = head.headers.iter().position(|h| {
-        let name = &head.raw[h.name.clone()];
-        let value = &head.raw[h.value.clone()];
-        if name.eq_ignore_ascii_case(b"x-api-key") {
-            ct_eq(value, key.as_bytes())
-        } else if name.eq_ignore_ascii_case(b"authorization") {
-            value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") && ct_eq(&value[7..], key.as_bytes())
-        } else {
-            false
-        }
-    });
-    match found {
-        Some(i) => {
-            head.headers.remove(i);
-            true
-        }
-        None => false,
-    }
-}
-
-/// Constant-time comparison (for equal lengths; a length mismatch is not a secret worth keeping).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub struct Fresh {
     pub cluster: ClusterConfig,
     /// `settings.prices` over the built-in table, read from the same file.
     pub prices: crate::store::prices::PriceTable,
+    /// `settings.notify_urls`.
+    pub notify_urls: Vec<String>,
     pub endpoints: Vec<(EndpointConfig, Option<Arc<rustls::ClientConfig>>)>,
 }
 
@@ -46,9 +48,22 @@ enum Job {
 }
 
 pub enum Done {
-    Saved { path: PathBuf, result: std::io::Result<()> },
-    Loaded { edit: Edit, asker: Asker, result: Result<Fresh, String> },
+    Saved {
+        path: PathBuf,
+        result: std::io::Result<()>,
+    },
+    Loaded {
+        edit: Edit,
+        asker: Asker,
+        result: Result<Fresh, String>,
+    },
+    /// The client keys file changed (or was read for the first time): its keys, or the problem.
+    Keys(Result<crate::store::keys::KeyFile, String>),
 }
+
+/// How often the keys file is looked at: `qcc key add|set|revoke` reach a running proxy within
+/// this (a `stat` each time; the file is read only when its size, time or inode changed).
+const KEYS_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What the thread needs to know, fixed at start.
 pub struct Paths {
@@ -57,6 +72,8 @@ pub struct Paths {
     pub ca_file: Option<PathBuf>,
     /// `--access-log` (`-`: stderr).
     pub access_log: Option<PathBuf>,
+    /// `$QCC_HOME/keys.json`, watched.
+    pub keys: PathBuf,
 }
 
 pub struct Disk {
@@ -71,7 +88,20 @@ impl Disk {
         let (done_tx, done_rx) = channel::<Done>();
         let thread = std::thread::Builder::new().name("qcc-disk".into()).spawn(move || {
             let mut log = AccessLog::open(paths.access_log.clone());
-            for job in job_rx {
+            let mut keys_seen = None;
+            loop {
+                let job = match job_rx.recv_timeout(KEYS_CHECK) {
+                    Ok(job) => job,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        let Some(done) = check_keys(&paths.keys, &mut keys_seen) else { continue };
+                        if done_tx.send(done).is_err() {
+                            break;
+                        }
+                        let _ = waker.wake();
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                };
                 let done = match job {
                     Job::Save { path, bytes } => {
                         let result = crate::store::fsutil::atomic_write(&path, &bytes);
@@ -141,6 +171,23 @@ impl Disk {
     }
 }
 
+/// What tells a change of the keys file: (size, mtime ns, inode); zeros when it is missing.
+type Seen = (u64, i128, u64);
+
+/// `Done::Keys` when the keys file changed since `seen` (the first look counts as a change).
+fn check_keys(path: &std::path::Path, seen: &mut Option<Seen>) -> Option<Done> {
+    use std::os::unix::fs::MetadataExt;
+    let now = match std::fs::metadata(path) {
+        Ok(m) => (m.len(), i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()), m.ino()),
+        Err(_) => (0, 0, 0),
+    };
+    if *seen == Some(now) {
+        return None;
+    }
+    *seen = Some(now);
+    Some(Done::Keys(crate::store::keys::KeyFile::load(path).map_err(|e| e.to_string())))
+}
+
 /// Make the edit, read the cluster, build its endpoints (reading their CA files).
 fn load(paths: &Paths, edit: &Edit) -> Result<Fresh, String> {
     if let Edit::Enable { id, enabled } = edit {
@@ -152,13 +199,14 @@ fn load(paths: &Paths, edit: &Edit) -> Result<Fresh, String> {
     let file = ConfigFile::load(&paths.config).map_err(|e| e.to_string())?;
     let cluster = file.cluster(&paths.cluster).map_err(|e| e.to_string())?;
     let prices = file.prices().map_err(|e| e.to_string())?;
+    let notify_urls = file.notify_urls().map_err(|e| e.to_string())?;
     // CA files are read again (they may have been renewed); endpoints share configs.
     let mut tls_configs = crate::proxy::upstream::transport::TlsConfigs::default();
     let mut endpoints = Vec::with_capacity(cluster.endpoints.len());
     for cfg in &cluster.endpoints {
         endpoints.push((cfg.clone(), crate::proxy::tls_for(cfg, paths.ca_file.as_deref(), &mut tls_configs)?));
     }
-    Ok(Fresh { cluster, prices, endpoints })
+    Ok(Fresh { cluster, prices, notify_urls, endpoints })
 }
 
 /// The access log file (`--access-log PATH`, `-` for stderr), opened and written by the thread.

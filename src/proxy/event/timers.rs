@@ -76,6 +76,9 @@ impl EventLoop {
                 }
             }
         }
+        for due in self.alert_deadlines(now) {
+            upd(due);
+        }
         for due in self.probe_deadlines() {
             upd(due);
         }

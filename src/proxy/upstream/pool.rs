@@ -46,21 +46,38 @@ impl EventLoop {
         let Some(&addr) = ep.addrs.get(ep.next_addr % ep.addrs.len().max(1)) else {
             return Err(OpenError::Endpoint(format!("no address for {}", ep.cfg.url.host)));
         };
-        let opened = mio::net::TcpStream::connect(addr).map_err(OpenError::from_io).and_then(|sock| {
-            let _ = sock.set_nodelay(true);
-            match &ep.tls {
-                None => Ok(Transport::plain(sock)),
-                Some(cfg) => {
-                    Transport::tls(sock, cfg.clone(), &ep.cfg.url.host).map_err(|e| OpenError::Endpoint(e.to_string()))
-                }
-            }
-        });
-        let mut transport = match opened {
-            Ok(t) => t,
+        let tls = ep.tls.clone().map(|cfg| (cfg, ep.cfg.url.host.clone()));
+        let tls = tls.as_ref().map(|(cfg, host)| (cfg, host.as_str()));
+        let generation = ep.generation;
+        match self.open_connection(addr, tls, owner, idx, generation, now) {
+            Ok(key) => Ok(key),
             Err(e) => {
                 // Try the next address next time: one dead address must not pin the endpoint.
+                let ep = &mut self.endpoints[idx];
                 ep.next_addr = ep.next_addr.wrapping_add(1);
-                return Err(e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Start a non-blocking connection to `addr` (TLS with `tls`: the config and the server
+    /// name) for `owner`, and register it with the loop. Endpoints' connections and the alerts'
+    /// (`admin/notify.rs`, with no endpoint: `usize::MAX`) are all opened here.
+    pub(in crate::proxy) fn open_connection(
+        &mut self,
+        addr: std::net::SocketAddr,
+        tls: Option<(&std::sync::Arc<rustls::ClientConfig>, &str)>,
+        owner: Owner,
+        endpoint: usize,
+        generation: u32,
+        now: Instant,
+    ) -> std::result::Result<Key, OpenError> {
+        let sock = mio::net::TcpStream::connect(addr).map_err(OpenError::from_io)?;
+        let _ = sock.set_nodelay(true);
+        let mut transport = match tls {
+            None => Transport::plain(sock),
+            Some((cfg, host)) => {
+                Transport::tls(sock, cfg.clone(), host).map_err(|e| OpenError::Endpoint(e.to_string()))?
             }
         };
         let key = self.upstreams.next_key();
@@ -68,10 +85,9 @@ impl EventLoop {
             .registry()
             .register(transport.socket(), token(KIND_UPSTREAM, key), Interest::READABLE | Interest::WRITABLE)
             .map_err(OpenError::from_io)?;
-        let generation = ep.generation;
         self.upstreams.insert(Upstream {
             transport,
-            endpoint: idx,
+            endpoint,
             generation,
             owner,
             connected: false,

@@ -81,7 +81,11 @@ impl EventLoop {
             let Some(up) = upstreams.get_mut(key) else {
                 return;
             };
-            probe_step(p, up, scratch)
+            one_shot_step(&p.request, &mut p.sent, up, scratch).map(|r| match r {
+                Ok(200) => Ok(()),
+                Ok(status) => Err(format!("HTTP {status}")),
+                Err(e) => Err(e),
+            })
         };
         if let Some(outcome) = verdict {
             self.finish_probe(idx, outcome, now);
@@ -110,6 +114,7 @@ impl EventLoop {
         if self.failures.contains(&id) {
             if self.failures.record_probe(&id, ok, SystemTime::now()) {
                 log::info!("endpoint {label} recovered, removed from failure queue");
+                self.endpoint_up_alert(idx, "answered its recovery probe", now);
             }
             self.queue_changed(now);
         }
@@ -135,9 +140,15 @@ impl EventLoop {
     }
 }
 
-/// Connect, send, read the status line. `Some(Ok)` for a 200, `Some(Err(why))` for anything
-/// else, once decided.
-fn probe_step(p: &mut Probe, up: &mut Upstream, scratch: &mut [u8]) -> Option<Result<(), String>> {
+/// A one-request exchange (a probe, an alert): connect, send `request` (`sent` bytes of it are
+/// out), read the status line. `Some(Ok(status))` for the final status, `Some(Err(why))` when
+/// it failed, `None` while undecided.
+pub(in crate::proxy) fn one_shot_step(
+    request: &[u8],
+    sent: &mut usize,
+    up: &mut Upstream,
+    scratch: &mut [u8],
+) -> Option<Result<u16, String>> {
     if !up.connected {
         if !up.can_write {
             return None;
@@ -148,9 +159,9 @@ fn probe_step(p: &mut Probe, up: &mut Upstream, scratch: &mut [u8]) -> Option<Re
             Err(e) => return Some(Err(format!("connect error: {e}"))),
         }
     }
-    while up.can_write && p.sent < p.request.len() {
-        match up.transport.write(&p.request[p.sent..]) {
-            IoOutcome::Progress(n) => p.sent += n,
+    while up.can_write && *sent < request.len() {
+        match up.transport.write(&request[*sent..]) {
+            IoOutcome::Progress(n) => *sent += n,
             IoOutcome::WouldBlock => up.can_write = false,
             IoOutcome::Closed => return Some(Err("closed while sending".into())),
             IoOutcome::Error(e) => return Some(Err(format!("send: {e}"))),
@@ -172,8 +183,7 @@ fn probe_step(p: &mut Probe, up: &mut Upstream, scratch: &mut [u8]) -> Option<Re
             Ok(Some(h)) if (100..200).contains(&h.status) => {
                 up.inbuf.drain(..h.raw.len());
             }
-            Ok(Some(h)) if h.status == 200 => return Some(Ok(())),
-            Ok(Some(h)) => return Some(Err(format!("HTTP {}", h.status))),
+            Ok(Some(h)) => return Some(Ok(h.status)),
             Ok(None) if up.inbuf.len() > crate::http::MAX_HEAD_BYTES => {
                 return Some(Err("response head too large".into()))
             }

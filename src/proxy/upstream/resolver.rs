@@ -11,32 +11,38 @@ use std::thread;
 
 use mio::Waker;
 
+/// Whose name a lookup is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    /// An endpoint, at its generation when asked (an answer for a replaced target is dropped).
+    Endpoint { idx: usize, generation: u32 },
+    /// An alert receiver (`admin/notify.rs`), by index.
+    Webhook(usize),
+}
+
 pub struct Lookup {
-    /// The endpoint index this lookup was for.
-    pub endpoint: usize,
-    /// The endpoint's generation when asked: an answer for a replaced target is dropped.
-    pub generation: u32,
+    pub asker: Asker,
     pub result: Result<Vec<SocketAddr>, String>,
 }
 
 pub struct Resolver {
-    requests: Sender<(usize, u32, String, u16)>,
+    requests: Sender<(Asker, String, u16)>,
     results: Receiver<Lookup>,
 }
 
 impl Resolver {
     pub fn start(waker: Arc<Waker>) -> std::io::Result<Resolver> {
-        let (req_tx, req_rx) = channel::<(usize, u32, String, u16)>();
+        let (req_tx, req_rx) = channel::<(Asker, String, u16)>();
         let (res_tx, res_rx) = channel::<Lookup>();
         thread::Builder::new().name("qcc-resolver".into()).spawn(move || {
             // Ends when the loop drops its sender.
-            for (endpoint, generation, host, port) in req_rx {
+            for (asker, host, port) in req_rx {
                 let result = (host.as_str(), port)
                     .to_socket_addrs()
                     .map(|it| it.collect::<Vec<_>>())
                     .map_err(|e| format!("cannot resolve {host}: {e}"))
                     .and_then(|v| if v.is_empty() { Err(format!("no address for {host}")) } else { Ok(v) });
-                if res_tx.send(Lookup { endpoint, generation, result }).is_err() {
+                if res_tx.send(Lookup { asker, result }).is_err() {
                     break;
                 }
                 let _ = waker.wake();
@@ -52,7 +58,13 @@ impl Resolver {
         }
         ep.resolving = true;
         // The thread only stops when this sender is dropped, so a send cannot fail while we live.
-        let _ = self.requests.send((idx, ep.generation, ep.cfg.url.host.clone(), ep.cfg.url.port));
+        let asker = Asker::Endpoint { idx, generation: ep.generation };
+        let _ = self.requests.send((asker, ep.cfg.url.host.clone(), ep.cfg.url.port));
+    }
+
+    /// Look up an alert receiver's host.
+    pub fn lookup_webhook(&self, i: usize, host: &str, port: u16) {
+        let _ = self.requests.send((Asker::Webhook(i), host.to_string(), port));
     }
 
     pub fn try_next(&self) -> Option<Lookup> {

@@ -1,0 +1,138 @@
+//! `qcc key add|list|set|revoke`: named client keys (`store/keys.rs`). A new key is printed once,
+//! alone on stdout (so `KEY=$(qcc key add bob)` works); everything else goes to stderr. A running
+//! proxy sees each change within a second by itself (it watches the file).
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::store::keys::{self, KeyChange, KeyEntry, KeyFile};
+
+pub fn add(home: &Path, name: &str, change: &KeyChange) -> Result<()> {
+    check_cluster(change)?;
+    let path = keys::path(home);
+    let mut file = KeyFile::load(&path)?;
+    let key = file.add(name, change, SystemTime::now())?;
+    file.save(&path)?;
+    println!("{key}");
+    let entry = file.get(name).map(limits_text).unwrap_or_default();
+    eprintln!("key '{name}' added ({entry}); this is the only time it is shown.");
+    eprintln!("Clients send it as x-api-key or `Authorization: Bearer`, e.g. ANTHROPIC_API_KEY={}…", &key[..8]);
+    Ok(())
+}
+
+pub fn set(home: &Path, name: &str, change: &KeyChange) -> Result<()> {
+    check_cluster(change)?;
+    let path = keys::path(home);
+    let mut file = KeyFile::load(&path)?;
+    file.set(name, change)?;
+    file.save(&path)?;
+    eprintln!("key '{name}': {}", file.get(name).map(limits_text).unwrap_or_default());
+    Ok(())
+}
+
+pub fn revoke(home: &Path, name: &str) -> Result<()> {
+    let path = keys::path(home);
+    let mut file = KeyFile::load(&path)?;
+    if file.revoke(name, SystemTime::now())? {
+        file.save(&path)?;
+        eprintln!("key '{name}' revoked: a running proxy refuses it within a second");
+    } else {
+        eprintln!("key '{name}' was already revoked");
+    }
+    Ok(())
+}
+
+pub fn list(home: &Path, json_out: bool) -> Result<()> {
+    let path = keys::path(home);
+    let file = KeyFile::load(&path)?;
+    if json_out {
+        let list: Vec<Value> = file.keys.iter().map(entry_json).collect();
+        let out = json!({"file": path.display().to_string(), "keys": list});
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    if file.keys.is_empty() {
+        println!("no client keys yet ({}): make one with `qcc key add NAME`", path.display());
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<10} {:<8} {:<11} {:<12} {:<10} LIMITS",
+        "NAME", "KEY", "STATUS", "CREATED", "EXPIRES", "CLUSTER"
+    );
+    let today = today();
+    for k in &file.keys {
+        println!(
+            "{:<20} {:<10} {:<8} {:<11} {:<12} {:<10} {}",
+            k.name,
+            format!("{}…", k.prefix),
+            status(k, today),
+            k.created_at.get(..10).unwrap_or("-"),
+            k.expires.as_deref().unwrap_or("-"),
+            k.cluster.as_deref().unwrap_or("any"),
+            limits_text(k)
+        );
+    }
+    Ok(())
+}
+
+/// A key as `key list --json` shows it: everything but its hash (and never the key).
+pub fn entry_json(k: &KeyEntry) -> Value {
+    let mut v = serde_json::to_value(k).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("sha256");
+        o.insert("status".into(), json!(status(k, today())));
+    }
+    v
+}
+
+fn today() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64
+}
+
+fn status(k: &KeyEntry, today: i64) -> &'static str {
+    if k.revoked() {
+        "revoked"
+    } else if k.expired(today) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// `2,000,000 tokens/day, $5.00/day, 30 rpm, 4 at once, admin` (or `no limits`).
+pub fn limits_text(k: &KeyEntry) -> String {
+    let l = &k.limits;
+    let mut parts = Vec::new();
+    if let Some(n) = l.daily_tokens {
+        parts.push(format!("{n} tokens/day"));
+    }
+    if let Some(x) = l.daily_usd {
+        parts.push(format!("${x:.2}/day"));
+    }
+    if let Some(n) = l.rpm {
+        parts.push(format!("{n} rpm"));
+    }
+    if let Some(n) = l.concurrent {
+        parts.push(format!("{n} at once"));
+    }
+    if parts.is_empty() {
+        parts.push("no limits".into());
+    }
+    if k.admin {
+        parts.push("admin".into());
+    }
+    parts.join(", ")
+}
+
+/// A key pinned to a cluster must name one the config has.
+fn check_cluster(change: &KeyChange) -> Result<()> {
+    let Some(Some(name)) = &change.cluster else { return Ok(()) };
+    let config = crate::store::config::ConfigFile::load_user()?;
+    if !config.profile_names().iter().any(|n| n == name) {
+        return Err(Error::Invalid(format!("--cluster {name}: no such cluster (see `qcc config list`)")));
+    }
+    Ok(())
+}

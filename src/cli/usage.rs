@@ -1,0 +1,318 @@
+//! `qcc usage`: tokens and cost per day, by endpoint and model (the default), by model, by
+//! client key or by Claude Code session. While a proxy runs it is asked (a request answered a
+//! second ago is counted); otherwise the file it writes (`$QCC_HOME/usage.json`) is read.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::store::prices::{cache_hit_rate, usd, PriceTable};
+use crate::store::usage::{Counts, UsageFile};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    Endpoint,
+    Model,
+    Key,
+    Session,
+}
+
+impl By {
+    pub fn parse(v: &str) -> Result<By> {
+        Ok(match v {
+            "endpoint" => By::Endpoint,
+            "model" => By::Model,
+            "key" => By::Key,
+            "session" => By::Session,
+            other => return Err(Error::Usage(format!("--by {other}: endpoint, model, key or session"))),
+        })
+    }
+}
+
+/// The usage as the running proxy counts it, else as its file holds it.
+struct Loaded {
+    file: UsageFile,
+    path: PathBuf,
+    source: String,
+}
+
+pub fn usage(home: &Path, by: By, json_out: bool, days: usize) -> Result<()> {
+    let path = home.join("usage.json");
+    let loaded = match super::control::usage_live(home, days) {
+        Some(file) => Loaded { file, path, source: "the running proxy".to_string() },
+        None => Loaded {
+            file: crate::store::usage::read_file(&path)
+                .map_err(|problem| Error::BadFile { path: path.clone(), problem })?,
+            source: path.display().to_string(),
+            path,
+        },
+    };
+    match by {
+        By::Endpoint => by_endpoint(&loaded, json_out, days),
+        By::Model => by_model(&loaded, json_out, days),
+        By::Key => by_key(home, &loaded, json_out, days),
+        By::Session => by_session(&loaded, json_out, days),
+    }
+}
+
+fn prices(config: &Result<crate::store::config::ConfigFile>) -> Result<PriceTable> {
+    Ok(match config {
+        Ok(c) => c.prices()?,
+        Err(_) => PriceTable::default(),
+    })
+}
+
+fn hit(c: &Counts) -> String {
+    cache_hit_rate(c).map_or("-".to_string(), |r| format!("{:.0}", r * 100.0))
+}
+
+/// `--by model`: each model's counts per day, over all endpoints.
+fn by_model(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
+    let prices = prices(&crate::store::config::ConfigFile::load_user())?;
+    let mut out: Vec<(&String, std::collections::BTreeMap<&str, Counts>)> = Vec::new();
+    for (day, endpoints) in u.file.days.iter().rev().take(days.max(1)) {
+        let mut models = std::collections::BTreeMap::<&str, Counts>::new();
+        for (model, c) in endpoints.values().flatten() {
+            models.entry(model.as_str()).or_default().add(c);
+        }
+        out.push((day, models));
+    }
+    if json_out {
+        let days: serde_json::Map<String, Value> = out
+            .iter()
+            .map(|(day, models)| {
+                let ms: serde_json::Map<String, Value> = models
+                    .iter()
+                    .map(|(m, c)| {
+                        let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+                        v["cost_usd"] = json!(prices.cost(m, c));
+                        v["cache_hit_rate"] = json!(cache_hit_rate(c));
+                        (m.to_string(), v)
+                    })
+                    .collect();
+                ((*day).clone(), Value::Object(ms))
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({"source": u.source, "days": days})).unwrap_or_default());
+        return Ok(());
+    }
+    if out.is_empty() {
+        println!("no usage recorded yet ({})", u.source);
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:<32} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
+        "DAY", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ", "HIT%", "COST"
+    );
+    for (day, models) in &out {
+        for (m, c) in models {
+            println!(
+                "{day:<10} {:<32} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
+                crate::mask::clean(m),
+                c.requests,
+                c.input_tokens,
+                c.output_tokens,
+                c.cache_creation_input_tokens,
+                c.cache_read_input_tokens,
+                hit(c),
+                prices.cost(m, c).map_or("no price".to_string(), usd)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--by key`: each client key's requests, tokens and cost per day (key names; never keys),
+/// with today's limits beside them.
+fn by_key(home: &Path, u: &Loaded, json_out: bool, days: usize) -> Result<()> {
+    let keys = crate::store::keys::KeyFile::load(&crate::store::keys::path(home))?;
+    let shown: Vec<_> = u.file.keys.iter().rev().take(days.max(1)).collect();
+    if json_out {
+        let days: serde_json::Map<String, Value> = shown
+            .iter()
+            .map(|(d, v)| {
+                let named: serde_json::Map<String, Value> = v
+                    .iter()
+                    .map(|(name, k)| {
+                        let mut v = serde_json::to_value(k).unwrap_or(Value::Null);
+                        v["tokens"] = json!(k.tokens());
+                        (name.clone(), v)
+                    })
+                    .collect();
+                ((*d).clone(), Value::Object(named))
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({"source": u.source, "keys": days})).unwrap_or_default());
+        return Ok(());
+    }
+    if shown.is_empty() {
+        println!("no key usage recorded yet ({}); keys are made with `qcc key add NAME`", u.source);
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:<20} {:>8} {:>12} {:>12} {:>12} {:>10}  {}",
+        "DAY", "KEY", "REQUESTS", "TOKENS", "OUTPUT", "CACHE_READ", "COST", "LIMITS"
+    );
+    for (day, list) in shown {
+        for (name, k) in list {
+            let limits = keys.get(name).map(super::keys::limits_text).unwrap_or_default();
+            println!(
+                "{day:<10} {:<20} {:>8} {:>12} {:>12} {:>12} {:>10}  {limits}",
+                name,
+                k.counts.requests,
+                k.tokens(),
+                k.counts.output_tokens,
+                k.counts.cache_read_input_tokens,
+                usd(k.cost_usd)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--by endpoint` (the default): tokens per day, endpoint and model, the last `days` days,
+/// newest first.
+fn by_endpoint(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
+    let (path, source) = (&u.path, &u.source);
+    let shown: Vec<(&String, _)> = u.file.days.iter().rev().take(days.max(1)).collect();
+    // Endpoints are shown by name (the usage is kept by id, which survives a rename).
+    let config = crate::store::config::ConfigFile::load_user();
+    let names: std::collections::BTreeMap<String, String> = config
+        .as_ref()
+        .map(|c| {
+            c.profile_names()
+                .iter()
+                .filter_map(|n| c.cluster(n).ok())
+                .flat_map(|c| c.endpoints)
+                .map(|e| (e.id, e.name))
+                .collect()
+        })
+        .unwrap_or_default();
+    let prices = prices(&config)?;
+    if json_out {
+        // Each counts record gets its `cost_usd` (null: no price for the model) and
+        // `cache_hit_rate`; each day its totals.
+        let mut days_out = serde_json::Map::new();
+        let mut totals = serde_json::Map::new();
+        for (day, endpoints) in &shown {
+            let mut total = Counts::default();
+            let mut cost = 0.0;
+            let mut unpriced = false;
+            let mut eps = serde_json::Map::new();
+            for (ep, models) in endpoints.iter() {
+                let mut ms = serde_json::Map::new();
+                for (model, c) in models {
+                    total.add(c);
+                    let x = prices.cost(model, c);
+                    cost += x.unwrap_or(0.0);
+                    unpriced |= x.is_none();
+                    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+                    v["cost_usd"] = json!(x);
+                    v["cache_hit_rate"] = json!(cache_hit_rate(c));
+                    ms.insert(model.clone(), v);
+                }
+                eps.insert(ep.clone(), Value::Object(ms));
+            }
+            let mut t = serde_json::to_value(total).unwrap_or(Value::Null);
+            t["cost_usd"] = json!(cost);
+            t["unpriced_models"] = json!(unpriced);
+            t["cache_hit_rate"] = json!(cache_hit_rate(&total));
+            days_out.insert((*day).clone(), Value::Object(eps));
+            totals.insert((*day).clone(), t);
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"file": path.display().to_string(), "source": source,
+                                                  "days": days_out, "totals": totals, "names": names}))
+            .unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if shown.is_empty() {
+        println!("no usage recorded yet ({source})");
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:<16} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
+        "DAY", "ENDPOINT", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ", "HIT%", "COST"
+    );
+    for (day, endpoints) in shown {
+        let mut total = Counts::default();
+        let (mut cost, mut unpriced) = (0.0, false);
+        for (ep, models) in endpoints {
+            // Model names are the upstream's: shown with control characters escaped.
+            let ep = crate::mask::clean(names.get(ep).unwrap_or(ep)).into_owned();
+            for (model, c) in models {
+                let x = prices.cost(model, c);
+                cost += x.unwrap_or(0.0);
+                unpriced |= x.is_none();
+                let model = crate::mask::clean(model);
+                total.add(c);
+                println!(
+                    "{day:<10} {ep:<16} {model:<28} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
+                    c.requests,
+                    c.input_tokens,
+                    c.output_tokens,
+                    c.cache_creation_input_tokens,
+                    c.cache_read_input_tokens,
+                    hit(c),
+                    x.map_or("no price".to_string(), usd)
+                );
+            }
+        }
+        println!(
+            "{day:<10} {:<16} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
+            "total",
+            "",
+            total.requests,
+            total.input_tokens,
+            total.output_tokens,
+            total.cache_creation_input_tokens,
+            total.cache_read_input_tokens,
+            hit(&total),
+            format!("{}{}", usd(cost), if unpriced { "+" } else { "" })
+        );
+    }
+    Ok(())
+}
+
+/// `--by session`: tokens and cost per Claude Code session (its `x-claude-code-session-id`),
+/// per day, the most expensive first.
+fn by_session(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
+    let source = &u.source;
+    let shown: Vec<_> = u.file.sessions.iter().rev().take(days.max(1)).collect();
+    if json_out {
+        let days: serde_json::Map<String, Value> =
+            shown.iter().map(|(d, v)| ((*d).clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
+        println!("{}", serde_json::to_string_pretty(&json!({"source": source, "sessions": days})).unwrap_or_default());
+        return Ok(());
+    }
+    if shown.is_empty() {
+        println!("no session usage recorded yet ({source})");
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:<38} {:>8} {:>12} {:>12} {:>12} {:>10}",
+        "DAY", "SESSION", "REQUESTS", "INPUT", "OUTPUT", "CACHE_READ", "COST"
+    );
+    for (day, list) in shown {
+        let mut rows: Vec<_> = list.iter().collect();
+        rows.sort_by(|a, b| {
+            b.1.cost_usd.total_cmp(&a.1.cost_usd).then(b.1.counts.output_tokens.cmp(&a.1.counts.output_tokens))
+        });
+        for (id, s) in rows {
+            let c = &s.counts;
+            println!(
+                "{day:<10} {:<38} {:>8} {:>12} {:>12} {:>12} {:>10}",
+                crate::mask::clean(crate::mask::clip(id, 38)),
+                c.requests,
+                c.input_tokens + c.cache_creation_input_tokens,
+                c.output_tokens,
+                c.cache_read_input_tokens,
+                crate::store::prices::usd(s.cost_usd)
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! A client key's limits, decided before a request touches an upstream: daily token and dollar
+//! budgets (counted from what upstreams reported, reset at 00:00 UTC), requests per minute (a
+//! sliding window) and requests in progress. Pure: callers pass the clock and the day's counts.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::store::keys::Limits;
+
+/// Which limit refused a request (the `budget_reached` alert names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    DailyTokens,
+    DailyUsd,
+    Rpm,
+    Concurrent,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 4] = [Limit::DailyTokens, Limit::DailyUsd, Limit::Rpm, Limit::Concurrent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::DailyTokens => "daily_tokens",
+            Limit::DailyUsd => "daily_usd",
+            Limit::Rpm => "rpm",
+            Limit::Concurrent => "concurrent",
+        }
+    }
+
+    /// Budgets last the day; the caps free up within a minute.
+    pub fn is_budget(self) -> bool {
+        matches!(self, Limit::DailyTokens | Limit::DailyUsd)
+    }
+}
+
+/// A 429 to answer: which limit, the message (Anthropic's `rate_limit_error`), `retry-after`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub limit: Limit,
+    pub message: String,
+    pub retry_after_secs: u64,
+}
+
+/// What a key has used today (UTC).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Used {
+    pub tokens: u64,
+    pub usd: f64,
+}
+
+/// The starts of a key's requests in the last minute (at most `rpm` kept).
+#[derive(Debug, Default)]
+pub struct Window(VecDeque<Instant>);
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+impl Window {
+    fn admit(&mut self, rpm: u32, now: Instant) -> Result<(), Duration> {
+        while self.0.front().is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE) {
+            self.0.pop_front();
+        }
+        if self.0.len() >= rpm as usize {
+            let oldest = self.0.front().copied().unwrap_or(now);
+            return Err(MINUTE.saturating_sub(now.saturating_duration_since(oldest)));
+        }
+        self.0.push_back(now);
+        Ok(())
+    }
+
+    /// Requests started in the last minute.
+    pub fn count(&self, now: Instant) -> usize {
+        self.0.iter().filter(|t| now.saturating_duration_since(**t) < MINUTE).count()
+    }
+}
+
+/// Whether key `name` may start a request now. `secs_to_midnight`: until the budgets reset.
+/// A request admitted is counted in `window` (the caller counts it in progress).
+pub fn admit(
+    name: &str,
+    limits: &Limits,
+    used: Used,
+    in_flight: u32,
+    window: &mut Window,
+    secs_to_midnight: u64,
+    now: Instant,
+) -> Result<(), Refusal> {
+    let budget = |limit, what: String| Refusal {
+        limit,
+        message: format!("key '{name}': {what} reached, resets at 00:00 UTC"),
+        retry_after_secs: secs_to_midnight.max(1),
+    };
+    if let Some(max) = limits.daily_tokens.filter(|max| used.tokens >= *max) {
+        return Err(budget(Limit::DailyTokens, format!("daily token budget of {max}")));
+    }
+    if let Some(max) = limits.daily_usd.filter(|max| used.usd >= *max) {
+        return Err(budget(Limit::DailyUsd, format!("daily budget of ${max:.2}")));
+    }
+    if let Some(max) = limits.concurrent.filter(|max| in_flight >= *max) {
+        return Err(Refusal {
+            limit: Limit::Concurrent,
+            message: format!("key '{name}': {max} requests in progress at once is its limit"),
+            retry_after_secs: 1,
+        });
+    }
+    if let Some(rpm) = limits.rpm {
+        if let Err(wait) = window.admit(rpm, now) {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(Refusal {
+                limit: Limit::Rpm,
+                message: format!("key '{name}': {rpm} requests per minute reached, try again in {secs} s"),
+                retry_after_secs: secs.max(1),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_caps_and_the_window() {
+        let t0 = Instant::now();
+        let mut w = Window::default();
+        let limits = Limits { daily_tokens: Some(12), daily_usd: Some(1.0), rpm: Some(2), concurrent: Some(1) };
+        let ok = Used { tokens: 11, usd: 0.5 };
+        assert_eq!(admit("bob", &limits, ok, 0, &mut w, 100, t0), Ok(()));
+        let r = admit("bob", &limits, Used { tokens: 12, usd: 0.0 }, 0, &mut w, 100, t0).unwrap_err();
+        assert_eq!(r.message, "key 'bob': daily token budget of 12 reached, resets at 00:00 UTC");
+        assert_eq!((r.limit, r.retry_after_secs), (Limit::DailyTokens, 100));
+        let r = admit("bob", &limits, Used { tokens: 0, usd: 1.0 }, 0, &mut w, 100, t0).unwrap_err();
+        assert_eq!(r.limit, Limit::DailyUsd);
+        assert!(r.message.contains("$1.00"));
+        // A refusal by the concurrency cap is not counted in the minute.
+        assert_eq!(admit("bob", &limits, ok, 1, &mut w, 100, t0).unwrap_err().limit, Limit::Concurrent);
+        assert_eq!(w.count(t0), 1);
+        assert_eq!(admit("bob", &limits, ok, 0, &mut w, 100, t0 + Duration::from_secs(10)), Ok(()));
+        let r = admit("bob", &limits, ok, 0, &mut w, 100, t0 + Duration::from_secs(20)).unwrap_err();
+        assert_eq!((r.limit, r.retry_after_secs), (Limit::Rpm, 40));
+        assert_eq!(admit("bob", &limits, ok, 0, &mut w, 100, t0 + Duration::from_secs(60)), Ok(()));
+        assert_eq!(admit("bob", &Limits::default(), Used { tokens: u64::MAX, usd: 1e9 }, 999, &mut w, 1, t0), Ok(()));
+    }
+}

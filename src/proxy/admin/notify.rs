@@ -1,0 +1,343 @@
+//! Alerts: a JSON POST to each `--notify-url` (and `settings.notify_urls`) when an endpoint
+//! enters the failure queue (`endpoint_down`), leaves it (`endpoint_up`), when no usable endpoint
+//! is left (`all_down`) and when a client key reaches a limit (`budget_reached`).
+//!
+//! Sent by the loop itself, like the probes: a name lookup on the resolver thread, a
+//! non-blocking connection (`pool.rs`, plain or TLS), one request, the status line read
+//! (`probe::one_shot_step`). A slow or dead receiver holds up nothing but its own queue: each
+//! receiver has one alert in flight at a time (so they arrive in order), a try has 10 s, a failed
+//! one is tried again after 2, 8 and 30 s, then given up with one log line. At most
+//! `MAX_QUEUED` alerts wait per receiver; past that the oldest goes (counted).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::Owner;
+use crate::proxy::EventLoop;
+use crate::store::url::{Scheme, WebhookUrl};
+
+const MAX_QUEUED: usize = 64;
+const TRY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The waits before the second, third and fourth try; after the fourth the alert is given up.
+const BACKOFF: [Duration; 3] = [Duration::from_secs(2), Duration::from_secs(8), Duration::from_secs(30)];
+/// Addresses of a receiver are looked up again after this long.
+const RESOLVE_TTL: Duration = Duration::from_secs(300);
+
+/// Every alert receiver and what it still has to get.
+#[derive(Default)]
+pub struct Notifier {
+    hooks: Vec<Hook>,
+    next_id: usize,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// An `all_down` was sent and no endpoint came back since.
+    pub all_down: bool,
+    pub delivered: u64,
+    pub given_up: u64,
+    pub dropped: u64,
+}
+
+struct Hook {
+    /// Names the receiver to the resolver (indices change when the URLs do).
+    id: usize,
+    url: WebhookUrl,
+    addrs: Vec<SocketAddr>,
+    resolved_at: Option<Instant>,
+    resolving: bool,
+    queue: VecDeque<Delivery>,
+    send: Option<Send>,
+}
+
+struct Delivery {
+    event: &'static str,
+    body: Rc<[u8]>,
+    tries: usize,
+    not_before: Instant,
+}
+
+struct Send {
+    up: Key,
+    request: Vec<u8>,
+    sent: usize,
+    deadline: Instant,
+}
+
+impl Notifier {
+    /// Receivers from their URLs (checked by the CLI; one that does not parse is said and left
+    /// out). Alerts still queued for a URL that stays are kept.
+    pub fn set_urls(&mut self, urls: &[String]) {
+        let mut old: Vec<Hook> = std::mem::take(&mut self.hooks);
+        for u in urls {
+            match WebhookUrl::parse(u) {
+                Ok(url) if !self.hooks.iter().any(|h| h.url == url) => {
+                    let hook = match old.iter().position(|h| h.url == url) {
+                        Some(i) => old.swap_remove(i),
+                        None => Hook {
+                            id: {
+                                self.next_id += 1;
+                                self.next_id
+                            },
+                            url,
+                            addrs: Vec::new(),
+                            resolved_at: None,
+                            resolving: false,
+                            queue: VecDeque::new(),
+                            send: None,
+                        },
+                    };
+                    self.hooks.push(hook);
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("alerts: {e}; not used"),
+            }
+        }
+        // (A receiver removed mid-send: its connection is closed by the sweep, see below.)
+        for h in old {
+            if h.send.is_some() {
+                log::info!("alerts: {} removed with an alert in flight", h.url.shown());
+            }
+        }
+    }
+
+    pub fn receivers(&self) -> usize {
+        self.hooks.len()
+    }
+
+    pub fn queued(&self) -> usize {
+        self.hooks.iter().map(|h| h.queue.len()).sum()
+    }
+}
+
+impl EventLoop {
+    /// Queue alert `event` for every receiver. `fields` (an object) adds to the common ones;
+    /// `text` is the one line a chat webhook shows.
+    pub(in crate::proxy) fn alert(&mut self, event: &'static str, fields: Value, text: String, now: Instant) {
+        if self.notifier.hooks.is_empty() {
+            return;
+        }
+        let mut body = json!({
+            "event": event,
+            "time": format!("{}Z", crate::store::timefmt::iso(SystemTime::now())),
+            "cluster": self.settings.cluster.name,
+            "proxy": self.addr.to_string(),
+            "text": text,
+            "content": text,
+        });
+        if let (Some(b), Value::Object(more)) = (body.as_object_mut(), fields) {
+            b.extend(more);
+        }
+        let body: Rc<[u8]> = Rc::from(body.to_string().into_bytes());
+        let n = &mut self.notifier;
+        for h in &mut n.hooks {
+            if h.queue.len() >= MAX_QUEUED && h.queue.len() > usize::from(h.send.is_some()) {
+                // The oldest waiting one goes (never the one in flight, at the front).
+                let at = usize::from(h.send.is_some());
+                if let Some(d) = h.queue.remove(at) {
+                    n.dropped += 1;
+                    log::warn!("alerts: {} is not keeping up; dropped a queued {} alert", h.url.shown(), d.event);
+                }
+            }
+            h.queue.push_back(Delivery { event, body: Rc::clone(&body), tries: 0, not_before: now });
+        }
+        log::info!("alert {event}: {text}");
+        self.pump_alerts(now);
+    }
+
+    /// Start the next due alert of every receiver that has none in flight.
+    fn pump_alerts(&mut self, now: Instant) {
+        for i in 0..self.notifier.hooks.len() {
+            let h = &mut self.notifier.hooks[i];
+            let due = h.send.is_none() && h.queue.front().is_some_and(|d| d.not_before <= now);
+            if !due {
+                continue;
+            }
+            if h.addrs.is_empty() || h.resolved_at.is_none_or(|t| now.duration_since(t) > RESOLVE_TTL) {
+                if !h.resolving {
+                    h.resolving = true;
+                    self.resolver.lookup_webhook(h.id, &h.url.base.host, h.url.base.port);
+                }
+                continue;
+            }
+            self.start_alert(i, now);
+        }
+    }
+
+    fn start_alert(&mut self, i: usize, now: Instant) {
+        let h = &self.notifier.hooks[i];
+        let addr = h.addrs[h.queue.front().map_or(0, |d| d.tries) % h.addrs.len()];
+        let https = h.url.base.scheme == Scheme::Https;
+        if https && self.notifier.tls.is_none() {
+            let extra: Vec<&std::path::Path> = self.settings.ca_file.as_deref().into_iter().collect();
+            match crate::proxy::upstream::transport::TlsConfigs::default().get(&extra) {
+                Ok(cfg) => self.notifier.tls = Some(cfg),
+                Err(e) => return self.alert_failed(i, format!("TLS setup: {e}"), now),
+            }
+        }
+        let h = &self.notifier.hooks[i];
+        let host = h.url.base.host.clone();
+        let tls = if https { self.notifier.tls.clone() } else { None };
+        let Some(d) = h.queue.front() else { return };
+        let mut request = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: qcc/{}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            h.url.target,
+            h.url.base.host(),
+            env!("CARGO_PKG_VERSION"),
+            d.body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&d.body);
+        let opened =
+            self.open_connection(addr, tls.as_ref().map(|c| (c, host.as_str())), Owner::Alert, usize::MAX, 0, now);
+        match opened {
+            Ok(up) => {
+                let deadline = now + TRY_TIMEOUT;
+                self.notifier.hooks[i].send = Some(Send { up, request, sent: 0, deadline });
+                self.arm(deadline);
+            }
+            Err(e) => self.alert_failed(i, format!("{e:?}"), now),
+        }
+    }
+
+    /// An alert connection is ready to read or write.
+    pub(in crate::proxy) fn drive_alert(&mut self, key: Key, now: Instant) {
+        let Some(i) = self.notifier.hooks.iter().position(|h| h.send.as_ref().is_some_and(|s| s.up == key)) else {
+            self.close_upstream(key); // its receiver was removed
+            return;
+        };
+        let verdict = {
+            let EventLoop { upstreams, notifier, scratch, .. } = self;
+            let (Some(up), Some(s)) = (upstreams.get_mut(key), notifier.hooks[i].send.as_mut()) else { return };
+            crate::proxy::upstream::probe::one_shot_step(&s.request, &mut s.sent, up, scratch)
+        };
+        match verdict {
+            None => {}
+            Some(Ok(status)) if (200..300).contains(&status) => {
+                self.close_upstream(key);
+                let h = &mut self.notifier.hooks[i];
+                h.send = None;
+                h.queue.pop_front();
+                self.notifier.delivered += 1;
+                self.pump_alerts(now);
+            }
+            Some(Ok(status)) => self.alert_failed(i, format!("HTTP {status}"), now),
+            Some(Err(e)) => self.alert_failed(i, e, now),
+        }
+    }
+
+    /// The try of receiver `i`'s first alert failed: try again later, or give it up.
+    fn alert_failed(&mut self, i: usize, why: String, now: Instant) {
+        let h = &mut self.notifier.hooks[i];
+        if let Some(s) = h.send.take() {
+            self.close_upstream(s.up);
+        }
+        let h = &mut self.notifier.hooks[i];
+        let Some(d) = h.queue.front_mut() else { return };
+        d.tries += 1;
+        match BACKOFF.get(d.tries - 1) {
+            Some(wait) => {
+                log::debug!("alert {} to {}: {why}; trying again in {} s", d.event, h.url.shown(), wait.as_secs());
+                d.not_before = now + *wait;
+                let at = d.not_before;
+                self.arm(at);
+            }
+            None => {
+                log::warn!("alert {} to {} given up after {} tries: {why}", d.event, h.url.shown(), d.tries);
+                h.queue.pop_front();
+                self.notifier.given_up += 1;
+                self.pump_alerts(now);
+            }
+        }
+    }
+
+    /// Receiver `id`'s addresses arrived (or could not be found).
+    pub(in crate::proxy) fn on_webhook_lookup(
+        &mut self,
+        id: usize,
+        result: Result<Vec<SocketAddr>, String>,
+        now: Instant,
+    ) {
+        let Some(i) = self.notifier.hooks.iter().position(|h| h.id == id) else { return };
+        let h = &mut self.notifier.hooks[i];
+        h.resolving = false;
+        match result {
+            Ok(addrs) => {
+                h.addrs = addrs;
+                h.resolved_at = Some(now);
+                self.pump_alerts(now);
+            }
+            Err(e) if h.send.is_none() && !h.queue.is_empty() => self.alert_failed(i, e, now),
+            Err(_) => {}
+        }
+    }
+
+    /// Tries past their time fail; alerts whose wait is over start. Returns what is still due.
+    pub(in crate::proxy) fn alert_deadlines(&mut self, now: Instant) -> Vec<Instant> {
+        let late: Vec<usize> = (0..self.notifier.hooks.len())
+            .filter(|&i| self.notifier.hooks[i].send.as_ref().is_some_and(|s| s.deadline <= now))
+            .collect();
+        for i in late {
+            self.alert_failed(i, "no answer within 10 s".into(), now);
+        }
+        self.pump_alerts(now);
+        let mut due = Vec::new();
+        for h in &self.notifier.hooks {
+            match (&h.send, h.queue.front()) {
+                (Some(s), _) => due.push(s.deadline),
+                (None, Some(d)) if d.not_before > now => due.push(d.not_before),
+                _ => {}
+            }
+        }
+        due
+    }
+
+    /// Endpoint `idx` entered the failure queue; when it was the last usable one, `all_down`.
+    pub(in crate::proxy) fn endpoint_down_alert(&mut self, idx: usize, reason: &str, now: Instant) {
+        let ep = &self.endpoints[idx].cfg;
+        let text = format!(
+            "qcc: endpoint '{}' of cluster '{}' is down ({reason}); it is probed every {} s",
+            ep.name,
+            self.settings.cluster.name,
+            self.settings.verify_interval.as_secs()
+        );
+        let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "url": crate::mask::mask_url(&ep.url.to_string()),
+                            "reason": reason});
+        self.alert("endpoint_down", fields, text, now);
+        let left =
+            self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && !self.failures.contains(&e.cfg.id)).count();
+        if left == 0 && !self.notifier.all_down {
+            self.notifier.all_down = true;
+            let down = self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired).count();
+            let text = format!(
+                "qcc: no usable endpoint left in cluster '{}' ({down} down): requests fail until one answers again",
+                self.settings.cluster.name
+            );
+            self.alert("all_down", json!({"endpoints_down": down}), text, now);
+        }
+    }
+
+    /// Client key `name` reached `limit` (`message` says which and until when).
+    pub(in crate::proxy) fn budget_alert(
+        &mut self,
+        name: &str,
+        limit: crate::policy::limits::Limit,
+        message: &str,
+        now: Instant,
+    ) {
+        let fields = json!({"key": name, "limit": limit.as_str(), "message": message});
+        self.alert("budget_reached", fields, format!("qcc: {message}"), now);
+    }
+
+    pub(in crate::proxy) fn endpoint_up_alert(&mut self, idx: usize, how: &str, now: Instant) {
+        self.notifier.all_down = false;
+        let ep = &self.endpoints[idx].cfg;
+        let text = format!("qcc: endpoint '{}' of cluster '{}' is back ({how})", ep.name, self.settings.cluster.name);
+        let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "reason": how});
+        self.alert("endpoint_up", fields, text, now);
+    }
+}
