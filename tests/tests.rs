@@ -12,6 +12,7 @@ mod failover;
 mod firsthour;
 mod headroom;
 mod hostile;
+mod keys;
 mod launch;
 mod live;
 mod memory;

@@ -41,6 +41,9 @@ fn call(home: &Path, method: &str, path: &str) -> Result<(PidInfo, Value)> {
     let hostport = base.trim_start_matches("http://");
     let fail = |what: String| Error::Failed(format!("cannot reach qcc proxy at {base}: {what}"));
     let mut auth = access_key(home).map(|k| format!("x-api-key: {k}\r\n")).unwrap_or_default();
+    if let Some(t) = &info.control_token {
+        auth.push_str(&format!("x-qcc-control: {t}\r\n"));
+    }
     if method == "POST" {
         auth.push_str("x-qcc-action: 1\r\n");
     }

@@ -151,8 +151,8 @@ fn by_key(home: &Path, u: &Loaded, json_out: bool, days: usize) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<10} {:<20} {:>8} {:>12} {:>12} {:>12} {:>10}  {}",
-        "DAY", "KEY", "REQUESTS", "TOKENS", "OUTPUT", "CACHE_READ", "COST", "LIMITS"
+        "{:<10} {:<20} {:>8} {:>12} {:>12} {:>12} {:>10}  LIMITS",
+        "DAY", "KEY", "REQUESTS", "TOKENS", "OUTPUT", "CACHE_READ", "COST"
     );
     for (day, list) in shown {
         for (name, k) in list {

@@ -150,6 +150,8 @@ pub struct EventLoop {
     /// reading their file (said once).
     keys: client::keys::ClientKeys,
     keys_problem: Option<String>,
+    /// Admin credential for the local CLI, written in the pid file (`pidfile::PidInfo`).
+    control_token: String,
     /// Alert receivers and what they still have to get (`admin/notify.rs`).
     notifier: admin::notify::Notifier,
 }
@@ -186,6 +188,7 @@ pub fn run(mut settings: Settings) -> Result<()> {
         port: ev.addr.port(),
         start_time: crate::store::timefmt::iso(SystemTime::now()),
         cluster: Some(ev.settings.cluster.name.clone()),
+        control_token: Some(ev.control_token.clone()),
     })?;
     let base = match ev.addr {
         SocketAddr::V4(a) => format!("http://{a}"),
@@ -325,6 +328,7 @@ impl EventLoop {
             refusals: client::refusals::Refusals::default(),
             keys,
             keys_problem: None,
+            control_token: client::keys::control_token()?,
             notifier,
         })
     }

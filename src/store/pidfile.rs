@@ -22,6 +22,11 @@ pub struct PidInfo {
     /// The cluster served (absent in pid files of older builds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// A random token made at each start that works like the access key on the proxy's admin
+    /// routes (`/_qcc/*`, `/metrics`): whoever can read this file (mode 0600) is the proxy's
+    /// owner, so `qcc proxy status`, `qcc usage` and the rest work beside client keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_token: Option<String>,
 }
 
 impl PidInfo {

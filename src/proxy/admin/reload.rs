@@ -42,7 +42,7 @@ impl EventLoop {
                 Done::Saved { path, result } => self.on_saved(path, result),
                 Done::Keys(result) => self.on_keys(result),
                 Done::Loaded { edit, asker, result } => {
-                    let (status, body) = match result {
+                    let (status, body) = match *result {
                         Ok(fresh) => {
                             if let Edit::Enable { id, enabled } = &edit {
                                 let what = if *enabled { "enabled" } else { "disabled" };

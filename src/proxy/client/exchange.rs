@@ -192,7 +192,12 @@ impl EventLoop {
         let api = target.starts_with(b"/v1/");
         // The dashboard page itself holds no data (it asks for the key, then fetches with it).
         let page = get && matches!(target, b"/_qcc/" | b"/_qcc");
-        let caller = match self.authenticate(ck, &mut head, page, now) {
+        let control = (admin || metrics) && crate::proxy::client::keys::has_control_token(&head, &self.control_token);
+        let caller = match control {
+            true => Some(Caller::AccessKey),
+            false => self.authenticate(ck, &mut head, page, now),
+        };
+        let caller = match caller {
             Some(caller) => caller,
             None => return,
         };
@@ -268,11 +273,9 @@ impl EventLoop {
             api,
             key: None,
         }));
-        if !self.admit_caller(ck, caller, now) {
-            return;
-        }
-        // The first attempt starts in pump_exchange, once the body bytes already read are in
-        // the exchange: a small request then goes upstream in one write.
+        // Within its key's limits, the first attempt starts in pump_exchange, once the body bytes
+        // already read are in the exchange: a small request then goes upstream in one write.
+        self.admit_caller(ck, caller, now);
     }
 
     /// One pump of a request in progress. `None`: close the client connection.

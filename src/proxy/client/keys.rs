@@ -169,6 +169,24 @@ impl ClientKeys {
     }
 }
 
+/// The header the local CLI sends its control token in (`pidfile::PidInfo::control_token`).
+pub const CONTROL_HEADER: &[u8] = b"x-qcc-control";
+
+/// A fresh control token: 32 random bytes, hex.
+pub fn control_token() -> crate::error::Result<String> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| crate::error::Error::Failed("the system's random number source failed".into()))?;
+    Ok(crate::store::keys::hex(&b))
+}
+
+/// Whether the head carries the control token (the admin routes only ask).
+pub fn has_control_token(head: &RequestHead, token: &str) -> bool {
+    head.headers().any(|(n, v)| n.eq_ignore_ascii_case(CONTROL_HEADER) && ct_eq(v.trim_ascii(), token.as_bytes()))
+}
+
 /// Whether a cap's alert is due (at most one an hour per key and cap); notes it sent.
 pub fn cap_alert_due(key: &mut LiveKey, limit: Limit, now: Instant) -> bool {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);

@@ -55,7 +55,7 @@ pub enum Done {
     Loaded {
         edit: Edit,
         asker: Asker,
-        result: Result<Fresh, String>,
+        result: Box<Result<Fresh, String>>,
     },
     /// The client keys file changed (or was read for the first time): its keys, or the problem.
     Keys(Result<crate::store::keys::KeyFile, String>),
@@ -116,7 +116,7 @@ impl Disk {
                         continue;
                     }
                     Job::Load { edit, asker } => {
-                        let result = load(&paths, &edit);
+                        let result = Box::new(load(&paths, &edit));
                         Done::Loaded { edit, asker, result }
                     }
                 };
