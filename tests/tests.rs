@@ -3,6 +3,7 @@
 mod support;
 
 mod affinity;
+mod alerts;
 mod blame;
 mod classify;
 mod cli;
