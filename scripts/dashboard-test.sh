@@ -69,4 +69,13 @@ node "$work/browse.mjs" "$url/_qcc/" "$work/keyed.png" dash-key-123
 curl -s -H 'x-api-key: dash-key-123' "$url/metrics" >"$work/metrics.txt"
 promtool check metrics <"$work/metrics.txt" || { echo "dashboard-test: promtool rejects /metrics" >&2; exit 1; }
 grep -q '^qcc_requests_total{endpoint="b0000001",name="backup",class="2xx"} 3$' "$work/metrics.txt" || { echo "dashboard-test: counters missing" >&2; exit 1; }
+# Client keys: an admin key opens the page; a user's key shows in the keys table.
+QCC_HOME=$work/team QCC_CONFIG=$work/cache.json "$QCC" key add admin --admin >"$work/admin.key"
+QCC_HOME=$work/team QCC_CONFIG=$work/cache.json "$QCC" key add bob --rpm 100 --daily-usd 5 >"$work/bob.key"
+start team; traffic "$url" "$(cat "$work/bob.key")"
+node "$work/browse.mjs" "$url/_qcc/" "$(dirname "$shot")/dashboard-keys.png" "$(cat "$work/admin.key")" bob
+curl -s -H "x-api-key: $(cat "$work/admin.key")" "$url/metrics" >"$work/team-metrics.txt"
+promtool check metrics <"$work/team-metrics.txt" || { echo "dashboard-test: promtool rejects /metrics with keys" >&2; exit 1; }
+grep -q '^qcc_key_requests_today{key="bob"} 3$' "$work/team-metrics.txt" || { echo "dashboard-test: key series missing" >&2; exit 1; }
+
 echo "dashboard-test: ok (promtool check metrics passed; screenshot $shot)"

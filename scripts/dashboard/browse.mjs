@@ -1,12 +1,13 @@
 // Drives the dashboard in headless Chromium (playwright-core, Debian's /usr/bin/chromium).
-//   node browse.mjs URL SCREENSHOT [ACCESS_KEY]
+//   node browse.mjs URL SCREENSHOT [ACCESS_KEY [CLIENT_KEY_NAME]]
 // Checks: the live data renders every endpoint (by name) and the queue state; the summary line
 // says what is down and what serves; a retried request is marked; times are relative (exact on
 // hover); "Probe now" takes effect (the recovered endpoint leaves the queue); with an access key,
-// the page asks for it first; and nothing scrolls sideways at 1280 px nor on a phone (390 px).
+// the page asks for it first; with client keys, their table shows the named key's requests and
+// the last requests name it; and nothing scrolls sideways at 1280 px nor on a phone (390 px).
 import { chromium } from "playwright-core";
 
-const [url, shot, accessKey] = process.argv.slice(2);
+const [url, shot, accessKey, keyName] = process.argv.slice(2);
 const fail = (msg) => { console.error("browse: FAIL: " + msg); process.exit(1); };
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -36,6 +37,14 @@ try {
   if (retried.length < 1 || !retried[0].includes("retried")) fail("no retried request marked: " + retried);
   const since = await page.$eval("#queue tbody tr td:nth-child(3)", (td) => [td.textContent, td.title]);
   if (!since[0].includes("ago") || !/^\d{4}-\d\d-\d\dT/.test(since[1])) fail("queue time not relative with the exact one on hover: " + since);
+  if (keyName) {
+    const row = await page.$$eval("#keys tbody tr", (trs, n) => trs.map((t) => [...t.children].map((td) => td.textContent))
+      .find((cells) => cells[0] === n), keyName);
+    if (!row) fail("client key " + keyName + " not in the keys table");
+    if (row[1] !== "active" || row[2] !== "3" || !row[5].includes("rpm")) fail("keys row: " + row);
+    const named = await page.$$eval("#requests tbody tr", (trs, n) => trs.filter((t) => t.textContent.includes(n)).length, keyName);
+    if (named < 3) fail("last requests do not name the key: " + named);
+  } else if (!(await page.isHidden("#keys-section"))) fail("a keys table without client keys");
   const wide = async (what) => {
     // Nothing may reach past the window, except inside a table's own scrolling card.
     const over = await page.evaluate(() => {

@@ -13,6 +13,7 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         | "endpoint set" => HELP_ENDPOINT,
         "config" => HELP_CONFIG,
         "usage" => HELP_USAGE,
+        "key" | "key add" | "key list" | "key set" | "key revoke" => HELP_KEY,
         "env" => HELP_ENV,
         "doctor" => HELP_DOCTOR,
         "service" | "service install" | "service uninstall" | "service status" => HELP_SERVICE,
@@ -89,7 +90,13 @@ CLUSTERS AND THE PROXY:
     env [--cluster C] [--shell sh|fish]              exports for this shell: eval \"$(qcc env)\"
     service install|uninstall|status                 the proxy as a per-user service
     doctor [--json]                                  why doesn't Claude Code work? and the fix
-    usage [--json] [--days N]                        tokens per day, endpoint and model
+    usage [--by endpoint|model|key|session] [--json] [--days N]
+                                                     tokens and cost per day
+    key add NAME [--daily-tokens N] [--daily-usd X] [--rpm N] [--concurrent N]
+        [--expires YYYY-MM-DD] [--cluster C] [--admin]
+                                                     a named client key with limits (shown once)
+    key list [--json] | key set NAME ... | key revoke NAME
+                                                     client keys (names and prefixes only)
     completions bash|zsh|fish                        a shell completion script
 
 OPTIONS:
@@ -175,13 +182,46 @@ USAGE:
 ";
 
 const HELP_USAGE: &str = "\
-qcc usage [--json] [--days N]
-    Tokens per day, endpoint and model, as the proxy read them from the responses
-    ($QCC_HOME/usage.json, kept 90 days): requests, input, output, cache-creation and
-    cache-read tokens, for today and the N-1 days before (default 7).
-    --json: {\"file\": PATH, \"days\": {\"YYYY-MM-DD\": {ENDPOINT_ID: {MODEL: {\"requests\",
-             \"input_tokens\", \"output_tokens\", \"cache_creation_input_tokens\",
-             \"cache_read_input_tokens\"}}}}}
+qcc usage [--by endpoint|model|key|session] [--json] [--days N]
+    Tokens per day as the proxy read them from the responses ($QCC_HOME/usage.json, kept 90
+    days; asked of the running proxy when one runs): requests, input, output, cache-creation
+    and cache-read tokens and what they cost, for today and the N-1 days before (default 7).
+    --by endpoint (default): per endpoint and model. --by model: per model. --by key: per
+    client key (`qcc key`; names, never keys), with its limits; requests made with the access
+    key count as \"(access key)\". --by session: per Claude Code session (7 days).
+    --json (--by endpoint): {\"file\": PATH, \"days\": {\"YYYY-MM-DD\": {ENDPOINT_ID: {MODEL:
+             {\"requests\", \"input_tokens\", \"output_tokens\", \"cache_creation_input_tokens\",
+             \"cache_read_input_tokens\", \"cost_usd\", \"cache_hit_rate\"}}}}, \"totals\": ...}
+    --json (--by key): {\"source\", \"keys\": {\"YYYY-MM-DD\": {NAME: {\"requests\", \"tokens\",
+             \"input_tokens\", \"output_tokens\", ..., \"cost_usd\", \"last_seen\"}}}}
+";
+
+const HELP_KEY: &str = "\
+qcc key add NAME [--daily-tokens N] [--daily-usd X] [--rpm N] [--concurrent N]
+                 [--expires YYYY-MM-DD] [--cluster C] [--admin]
+    Makes a client key (qcc- and 40 random characters) and prints it once, alone on stdout:
+    KEY=$(qcc key add bob --daily-usd 5). Only its SHA-256 is kept ($QCC_HOME/keys.json, mode
+    0600). Once any key exists, every request to the proxy needs one of them or the access key
+    (x-api-key or Authorization: Bearer); the key is never forwarded. A running proxy sees every
+    change within a second.
+    --daily-tokens N   tokens per UTC day, every kind the upstream reports (input, output,
+                       cache writes and reads); --daily-usd X  dollars per UTC day (priced models)
+    --rpm N            requests per minute (sliding);  --concurrent N  requests at once
+    Over a limit: 429 rate_limit_error with retry-after, nothing sent upstream. Budgets count
+    what upstreams reported, reset at 00:00 UTC and survive a restart.
+    --expires DATE     the key stops working at 00:00 UTC that day (401)
+    --cluster C        only a proxy serving cluster C accepts it (403 elsewhere)
+    --admin            may use /_qcc/* (status, dashboard actions) and /metrics
+
+qcc key list [--json]
+    Every key: name, prefix, status (active, expired, revoked), created, expiry, cluster,
+    limits. Never a key, never its hash.
+
+qcc key set NAME [the flags of add] [--no-admin]
+    Changes limits (`none` removes one: --rpm none), expiry or cluster of a key.
+
+qcc key revoke NAME
+    Refused from then on (401 \"key 'NAME' was revoked\"); the name stays with its usage.
 ";
 
 const HELP_CONFIG: &str = "\
