@@ -37,5 +37,14 @@ for v in $versions; do
         "$qcc" default "$first" >/dev/null
         "$py" scripts/python_fixtures.py load "$copy"
     done
+    # Sync: qcc pulls the Python package's cloud-folder file, pushes it back in plain text, and
+    # the package's own cloud-folder backend pulls what qcc pushed.
+    copy=$work/sync-$v
+    cp -r "$out/cloud/home" "$copy"
+    export QCC_CONFIG=$copy/.fastcc/cache.json QCC_HOME=$copy/.qcc HOME=$copy
+    "$qcc" sync pull --dir "$copy/Dropbox/FastCC" >/dev/null
+    "$qcc" endpoint add team --url https://added.example.com --key sk-ant-roundtrip-0000 --priority 9 >/dev/null
+    "$qcc" sync push --plaintext --dir "$copy/Dropbox/FastCC" >/dev/null
+    "$py" scripts/python_fixtures.py load-cloud "$copy/Dropbox/FastCC"
 done
 echo "ok"

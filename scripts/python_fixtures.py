@@ -3,6 +3,7 @@
 Run by scripts/python-fixtures.sh inside a throwaway virtualenv that has one qcc version installed:
     python python_fixtures.py make OUT_DIR      # writes OUT_DIR/<scenario>/home/...
     python python_fixtures.py load HOME_DIR     # the Python package loads a file qcc rewrote
+    python python_fixtures.py load-cloud FOLDER # its cloud-folder backend pulls a file qcc pushed
 
 Every file under home/ is written by the package itself (ConfigManager, Endpoint, PriorityManager,
 its proxy server); this script only decides what to call. Nothing here talks to a real API: base
@@ -197,10 +198,59 @@ def proxy_files(out: Path) -> None:
         sys.exit("the Python proxy queued no endpoint")
 
 
+def cloud_folder(out: Path) -> None:
+    """The cloud-folder backend: `qcc init` choosing the cloud drive (Dropbox here), profiles and a
+    cluster added, `sync_to_cloud` writing ~/Dropbox/FastCC/fastcc_config.json."""
+    from fastcc.core.config import ConfigProfile
+    from fastcc.core.endpoint import Endpoint
+    from fastcc.storage.cloud_file import CloudFileBackend
+
+    home = fresh_home(out, "cloud")
+    (home / "Dropbox").mkdir()
+    cm = manager()
+    backend = CloudFileBackend()
+    if not backend.is_available():
+        sys.exit("the cloud-folder backend found no cloud drive")
+    cm.storage_backend = backend
+    cm.user_id = f"cloud:{os.environ['USER']}"
+    cm.settings.update({"storage_backend_type": "cloud", "storage_initialized": True})
+    cm.add_profile("solo", "my main key", "https://api.example.com", KEY_A)
+    cm.add_profile("relay", "", "https://relay.example.org/anthropic", KEY_C)
+    endpoints = [Endpoint(base_url="https://api.example.com", api_key=KEY_A, priority=1),
+                 Endpoint(base_url="https://backup.example.net", api_key=KEY_B, priority=2)]
+    cm.profiles["team"] = ConfigProfile(name="team", description="shared", base_url=endpoints[0].base_url,
+                                        api_key=KEY_A, endpoints=endpoints, priority="primary")
+    cm.set_default_profile("team")
+    if not cm.sync_to_cloud():
+        sys.exit("sync_to_cloud failed")
+
+
+def load_cloud(folder: Path) -> None:
+    """The Python package's cloud-folder backend reads a fastcc_config.json qcc pushed."""
+    from fastcc.storage.cloud_file import CloudFileBackend
+
+    os.environ["HOME"] = str(folder.parent)
+    raw = json.loads((folder / "fastcc_config.json").read_text())
+    cm = manager()
+    cm.storage_backend = CloudFileBackend(str(folder))
+    if not cm.sync_from_cloud():
+        sys.exit("python could not pull the folder qcc pushed")
+    want = set(raw.get("profiles", {}))
+    if set(cm.profiles) != want:
+        sys.exit(f"python pulled {sorted(cm.profiles)}, the folder has {sorted(want)}")
+    for name, p in cm.profiles.items():
+        eps = raw["profiles"][name].get("endpoints") or []
+        if [e.api_key for e in p.endpoints] != [e["api_key"] for e in eps]:
+            sys.exit(f"profile {name}: keys read differently by python")
+    print(f"python pulled {len(want)} profiles from {folder}")
+
+
 def make(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for scenario in (single_profiles, clusters, settings_variants, proxy_files):
-        scenario(out)
+    only = os.environ.get("QCC_PY_SCENARIOS", "").split()
+    for scenario in (single_profiles, clusters, settings_variants, proxy_files, cloud_folder):
+        if not only or scenario.__name__ in only:
+            scenario(out)
     for junk in out.rglob("*.lock"):
         junk.unlink()
 
@@ -225,6 +275,6 @@ def load(home: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("make", "load"):
-        sys.exit("usage: python_fixtures.py make OUT_DIR | load HOME_DIR")
-    (make if sys.argv[1] == "make" else load)(Path(sys.argv[2]).resolve())
+    if len(sys.argv) != 3 or sys.argv[1] not in ("make", "load", "load-cloud"):
+        sys.exit("usage: python_fixtures.py make OUT_DIR | load HOME_DIR | load-cloud FOLDER")
+    {"make": make, "load": load, "load-cloud": load_cloud}[sys.argv[1]](Path(sys.argv[2]).resolve())

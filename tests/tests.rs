@@ -28,4 +28,5 @@ mod routing;
 mod security;
 mod soak;
 mod streams;
+mod sync;
 mod tls;

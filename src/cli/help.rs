@@ -14,6 +14,7 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         "config" => HELP_CONFIG,
         "usage" => HELP_USAGE,
         "key" | "key add" | "key list" | "key set" | "key revoke" => HELP_KEY,
+        "sync" | "sync push" | "sync pull" | "sync status" => HELP_SYNC,
         "env" => HELP_ENV,
         "doctor" => HELP_DOCTOR,
         "service" | "service install" | "service uninstall" | "service status" => HELP_SERVICE,
@@ -97,6 +98,7 @@ CLUSTERS AND THE PROXY:
                                                      a named client key with limits (shown once)
     key list [--json] | key set NAME ... | key revoke NAME
                                                      client keys (names and prefixes only)
+    sync push|pull|status [--dir DIR]                the config through a synced folder
     completions bash|zsh|fish                        a shell completion script
 
 OPTIONS:
@@ -194,6 +196,28 @@ qcc usage [--by endpoint|model|key|session] [--json] [--days N]
              \"cache_read_input_tokens\", \"cost_usd\", \"cache_hit_rate\"}}}}, \"totals\": ...}
     --json (--by key): {\"source\", \"keys\": {\"YYYY-MM-DD\": {NAME: {\"requests\", \"tokens\",
              \"input_tokens\", \"output_tokens\", ..., \"cost_usd\", \"last_seen\"}}}}
+";
+
+const HELP_SYNC: &str = "\
+qcc sync push [--dir DIR] [--passphrase-file PATH] [--plaintext]
+    Writes DIR/fastcc_config.json: this config (and the client keys) in the Python qcc's
+    cloud-folder shape. With QCC_SYNC_PASSPHRASE or --passphrase-file, every API key and the
+    client keys are sealed (AES-256-GCM, key from PBKDF2-SHA256, 600,000 rounds); the rest stays
+    readable JSON. Without a passphrase, keys are not written in plain text unless --plaintext
+    (what the Python qcc reads). Last writer wins; replacing a push not pulled here is said.
+
+qcc sync pull [--dir DIR] [--passphrase-file PATH] [--theirs | --ours]
+    Merges DIR/fastcc_config.json into this config by cluster and endpoint id: what changed on
+    one side since the last sync is taken from that side; an endpoint changed on both sides is
+    reported and the newer kept (--theirs: the folder's, --ours: this machine's). The config is
+    kept as cache.json.bak-TIME first, then written atomically; a running proxy re-reads its
+    cluster. A folder file that does not parse (mid-sync) is read again, then refused.
+
+qcc sync status [--dir DIR] [--json]
+    The folder, who pushed last and when, this machine's last push and pull, what differs.
+
+DIR: --dir, else settings.sync_dir (`qcc config set sync_dir DIR`), else the Python qcc's
+cloud folder (~/Dropbox/FastCC, ~/OneDrive/FastCC, ... ; iCloud Drive first on macOS).
 ";
 
 const HELP_KEY: &str = "\

@@ -16,6 +16,7 @@ pub mod probe;
 pub mod profiles;
 pub mod proxy_start;
 pub mod service;
+pub mod sync;
 pub mod usage;
 
 use std::ffi::OsString;
@@ -82,6 +83,9 @@ pub enum Command {
     KeyRevoke {
         name: String,
     },
+    SyncPush(Box<sync::SyncArgs>),
+    SyncPull(Box<sync::SyncArgs>),
+    SyncStatus(Box<sync::SyncArgs>),
     Init,
     Add {
         name: String,
@@ -436,7 +440,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         });
     }
     let sub = match group.as_str() {
-        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" | "cluster" | "key" => {
+        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" | "cluster" | "key" | "sync" => {
             args.subcommand().map_err(usage)?
         }
         "help" => {
@@ -587,6 +591,26 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 ));
             }
             Command::KeySet { name: positional(&mut args, "a key NAME", &topic)?, change }
+        }
+        ("sync", sub @ ("push" | "pull" | "status")) => {
+            let a = Box::new(sync::SyncArgs {
+                dir: args.opt_value_from_os_str("--dir", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?,
+                passphrase_file: args
+                    .opt_value_from_os_str("--passphrase-file", |s| Ok::<_, String>(PathBuf::from(s)))
+                    .map_err(usage)?,
+                plaintext: sub == "push" && args.contains("--plaintext"),
+                theirs: sub == "pull" && args.contains("--theirs"),
+                ours: sub == "pull" && args.contains("--ours"),
+                json: sub == "status" && args.contains("--json"),
+            });
+            if a.theirs && a.ours {
+                return Err(Error::Usage("give --theirs or --ours, not both".into()));
+            }
+            match sub {
+                "push" => Command::SyncPush(a),
+                "pull" => Command::SyncPull(a),
+                _ => Command::SyncStatus(a),
+            }
         }
         ("key", "list") => Command::KeyList { json: args.contains("--json") },
         ("key", "revoke") => Command::KeyRevoke { name: positional(&mut args, "a key NAME", &topic)? },

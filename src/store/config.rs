@@ -127,6 +127,23 @@ impl ConfigFile {
         &self.path
     }
 
+    /// The whole document, as read (every field kept).
+    pub fn document(&self) -> &Value {
+        &self.root
+    }
+
+    /// This file with `root` as its document (checked as `load` checks a file; not yet saved).
+    pub fn with_document(&self, root: Value) -> Result<ConfigFile> {
+        let bad = |problem: &str| Error::BadFile { path: self.path.clone(), problem: problem.into() };
+        if !root.is_object() {
+            return Err(bad("not a JSON object"));
+        }
+        if root.get("profiles").is_some_and(|p| !p.is_object()) {
+            return Err(bad("\"profiles\" is not a JSON object"));
+        }
+        Ok(ConfigFile { path: self.path.clone(), root })
+    }
+
     pub(super) fn profiles(&self) -> Option<&Map<String, Value>> {
         self.root.get("profiles").and_then(Value::as_object)
     }
@@ -426,7 +443,7 @@ impl ConfigFile {
 }
 
 /// The profile's top-level base_url/api_key mirror its first endpoint (the Python shape).
-pub(super) fn mirror_first(profile: &mut Map<String, Value>) {
+pub(crate) fn mirror_first(profile: &mut Map<String, Value>) {
     let first = profile.get("endpoints").and_then(Value::as_array).and_then(|l| l.first()).cloned();
     let (url, key) = match first {
         Some(ep) => (ep.get("base_url").cloned().unwrap_or(json!("")), ep.get("api_key").cloned().unwrap_or(json!(""))),
