@@ -198,6 +198,17 @@ pub(in crate::proxy) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
     unanswered_on_reused(ex, up).is_some_and(|a| a.head_sent == 0)
 }
 
+/// The same race seen as a clean EOF: the upstream's FIN is read first (Linux reports it before
+/// a reset that came after it), but the reset it sent for our request's bytes is pending on the
+/// socket (`SO_ERROR`: EPIPE or ECONNRESET). Its application had closed with the request unread:
+/// the one retry on a fresh connection. An EOF without a pending reset stays a failure (the
+/// upstream may have read the request).
+pub(in crate::proxy) fn is_stale_eof(ex: &Exchange, up: &mut Upstream) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+    unanswered_on_reused(ex, up).is_some()
+        && matches!(up.transport.socket().take_error(), Ok(Some(e)) if matches!(e.kind(), ConnectionReset | BrokenPipe))
+}
+
 /// The attempt, when it runs on a reused connection that has not answered yet, has not used
 /// its one fresh-connection retry, and its request can be sent again.
 fn unanswered_on_reused<'a>(ex: &'a Exchange, up: &Upstream) -> Option<&'a Attempt> {
@@ -208,8 +219,33 @@ fn unanswered_on_reused<'a>(ex: &'a Exchange, up: &Upstream) -> Option<&'a Attem
 /// a response, the upstream answered our bytes with a reset (it closed with them unread) or had
 /// already shut down (broken pipe). Either way its application never read the request, so it
 /// gets the same one retry on a fresh connection (browsers resend on a reused connection for
-/// the same reason). A clean EOF is not taken as proof: the upstream may have read the request.
+/// the same reason). A clean EOF alone is not taken as proof (the upstream may have read the
+/// request); one with a reset pending behind it is (`is_stale_eof`).
 pub(in crate::proxy) fn is_stale_reset(ex: &Exchange, up: &Upstream, e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
     matches!(e.kind(), ConnectionReset | BrokenPipe) && unanswered_on_reused(ex, up).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    /// What `is_stale_eof` relies on: a request written to a connection whose peer has closed is
+    /// answered with a reset, and a read then returns the peer's FIN (EOF) first while the reset
+    /// waits in `SO_ERROR` (Linux; elsewhere the check finds nothing and the EOF stays a failure).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_reset_behind_a_fin_waits_in_so_error() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        drop(l.accept().unwrap().0);
+        std::thread::sleep(Duration::from_millis(50));
+        c.write_all(b"POST /v1/messages HTTP/1.1\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(c.read(&mut [0u8; 64]).unwrap(), 0, "the FIN is read first");
+        let e = c.take_error().unwrap().expect("a pending error");
+        assert!(matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset), "{e}");
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::http::BodyTracker;
 use crate::policy::balancer::Candidate;
-use crate::proxy::answer::response::{is_stale, is_stale_reset, process_response, release_hold};
+use crate::proxy::answer::response::{is_stale, is_stale_eof, is_stale_reset, process_response, release_hold};
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::{Key, Slab};
 use crate::proxy::state::*;
@@ -175,7 +175,8 @@ impl EventLoop {
             up.can_write = true; // the TLS handshake finished: the request waits in rustls
             progress = true;
         }
-        let stale = is_stale(ex, up);
+        // (At an EOF only: the pending-reset check is a syscall.)
+        let stale = is_stale(ex, up) || (eof && up.inbuf.is_empty() && is_stale_eof(ex, up));
         let Some(a) = ex.attempt.as_mut() else {
             return AttemptEvent::Nothing;
         };
@@ -280,6 +281,7 @@ impl EventLoop {
             ex.tried.insert(idx);
             ex.attempts += 1;
             ex.model_mapped = mapped.as_ref().map(|m| (m.from.clone(), m.to.clone()));
+            ex.last_start = Some(now);
             ex.attempt = Some(Attempt {
                 _in_flight: InFlight::start(&ep.in_flight),
                 endpoint: idx,
