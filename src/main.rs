@@ -51,6 +51,7 @@ fn run() -> Result<()> {
         Command::KeySet { name, change } => cli::keys::set(&home, &name, &change)?,
         Command::KeyList { json } => cli::keys::list(&home, json)?,
         Command::KeyRevoke { name } => cli::keys::revoke(&home, &name)?,
+        Command::Logs(a) => cli::logs::run(&home, &a)?,
         Command::SyncPush(a) => cli::sync::push(&home, &a)?,
         Command::SyncPull(a) => cli::sync::pull(&home, &a)?,
         Command::SyncStatus(a) => cli::sync::status(&home, &a)?,

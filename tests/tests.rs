@@ -12,6 +12,7 @@ mod edges;
 mod failover;
 mod firsthour;
 mod headroom;
+mod history;
 mod hostile;
 mod keys;
 mod launch;

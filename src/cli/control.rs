@@ -88,6 +88,11 @@ pub fn usage_live(home: &Path, days: usize) -> Option<crate::store::usage::Usage
     serde_json::from_value(v).ok()
 }
 
+/// The running proxy's status document.
+pub fn status_json(home: &Path) -> Result<Value> {
+    Ok(call(home, "GET", "/_qcc/status")?.1)
+}
+
 /// The running proxy's uptime in seconds, when it answers.
 pub fn uptime(home: &Path) -> Option<u64> {
     call(home, "GET", "/_qcc/status").ok()?.1.get("uptime_secs")?.as_u64()

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod help;
 pub mod keys;
 pub mod launch;
+pub mod logs;
 pub mod probe;
 pub mod profiles;
 pub mod proxy_start;
@@ -83,6 +84,7 @@ pub enum Command {
     KeyRevoke {
         name: String,
     },
+    Logs(Box<logs::LogsArgs>),
     SyncPush(Box<sync::SyncArgs>),
     SyncPull(Box<sync::SyncArgs>),
     SyncStatus(Box<sync::SyncArgs>),
@@ -293,7 +295,7 @@ fn probe_model_arg(args: &mut Arguments) -> Result<Option<String>> {
 /// The commands without a subcommand (`qcc add`, `qcc use` ...); `None` for a group.
 fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<Command>> {
     let singles =
-        ["init", "add", "list", "use", "remove", "status", "default", "usage", "completions", "env", "doctor"];
+        ["init", "add", "list", "use", "remove", "status", "default", "usage", "completions", "env", "doctor", "logs"];
     if !singles.contains(&group) {
         return Ok(None);
     }
@@ -328,6 +330,31 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
             Command::Env { cluster, port, fish }
         }
         "doctor" => Command::Doctor { json: args.contains("--json") },
+        "logs" => {
+            use crate::store::requestlog::{parse_when, Filter, Status};
+            let text = |args: &mut Arguments, flag: &'static str| -> Result<Option<String>> {
+                args.opt_value_from_str::<_, String>(flag).map_err(usage)
+            };
+            let now = std::time::SystemTime::now();
+            let when = |v: Option<String>, flag: &str| -> Result<Option<String>> {
+                v.map(|v| parse_when(&v, now).map_err(|e| Error::Usage(format!("{flag} {e}")))).transpose()
+            };
+            let filter = Filter {
+                endpoint: text(args, "--endpoint")?,
+                key: text(args, "--key")?,
+                status: text(args, "--status")?.map(|s| Status::parse(&s).map_err(Error::Usage)).transpose()?,
+                session: text(args, "--session")?,
+                model: text(args, "--model")?,
+                since: when(text(args, "--since")?, "--since")?,
+                until: when(text(args, "--until")?, "--until")?,
+            };
+            Command::Logs(Box::new(logs::LogsArgs {
+                filter,
+                file: args.opt_value_from_os_str("--file", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?,
+                n: args.opt_value_from_str(["-n", "--lines"]).map_err(usage)?.unwrap_or(20),
+                json: args.contains("--json"),
+            }))
+        }
         "remove" => {
             let yes = args.contains(["-y", "--yes"]);
             Command::Remove { name: positional(args, "a profile NAME", group)?, yes }

@@ -154,6 +154,9 @@ pub struct EventLoop {
     control_token: String,
     /// Alert receivers and what they still have to get (`admin/notify.rs`).
     notifier: admin::notify::Notifier,
+    /// The request-history search in progress (`admin/logs.rs`), and the waker its thread uses.
+    searches: admin::logs::Searches,
+    waker: Arc<Waker>,
 }
 
 /// A background proxy leaves its starter's terminal once it listens: stdout and stderr become
@@ -260,7 +263,8 @@ impl EventLoop {
             access_log: settings.access_log.clone(),
             keys: crate::store::keys::path(&settings.home),
         };
-        let disk = event::disk::Disk::start(paths, waker).map_err(|e| Error::io("starting the disk thread", e))?;
+        let disk =
+            event::disk::Disk::start(paths, waker.clone()).map_err(|e| Error::io("starting the disk thread", e))?;
 
         let mut tls_configs = upstream::transport::TlsConfigs::default();
         let mut endpoints = Vec::with_capacity(settings.cluster.endpoints.len());
@@ -330,6 +334,8 @@ impl EventLoop {
             keys_problem: None,
             control_token: client::keys::control_token()?,
             notifier,
+            searches: admin::logs::Searches::default(),
+            waker,
         })
     }
 
@@ -364,6 +370,7 @@ impl EventLoop {
                     WAKER => {
                         self.on_lookups(now);
                         self.on_disk(now);
+                        self.on_searches(now);
                     }
                     t => {
                         let (kind, key) = untoken(t);

@@ -296,6 +296,13 @@ pub enum AttemptPhase {
 /// An attempt's place in its endpoint's in-flight count: taken when the attempt starts and
 /// given back when the attempt is dropped, wherever that happens, so the count cannot drift.
 #[derive(Debug)]
+/// An attempt that failed, as the access log tells it.
+pub struct FailedAttempt {
+    pub endpoint: usize,
+    pub ms: u128,
+    pub why: String,
+}
+
 pub struct InFlight(Rc<Cell<u32>>);
 
 impl InFlight {
@@ -386,6 +393,11 @@ pub struct Exchange {
     pub out_start: u64,
     /// Model and token counts of the response, once read (for the access log).
     pub tokens: Option<(Option<String>, super::answer::usage::Tokens)>,
+    /// The attempts that failed before the last one: which endpoint, how long, why (the access
+    /// log's `attempts`; allocated only when an attempt fails).
+    pub failed: Vec<FailedAttempt>,
+    /// When the last attempt started (its time in the access log).
+    pub last_start: Option<Instant>,
     /// The client key (or the access key) it came with: its name for the logs and usage, and
     /// its place among the key's requests in progress while the exchange lives.
     pub key: Option<crate::proxy::client::keys::KeyTicket>,

@@ -9,6 +9,7 @@ pub mod names;
 pub mod pidfile;
 pub mod prices;
 pub mod profiles;
+pub mod requestlog;
 pub mod sync;
 pub mod timefmt;
 pub mod url;

@@ -105,6 +105,11 @@ pub struct Record {
     pub session: String,
     /// The client key's name (or the access key's), "" for none.
     pub key: String,
+    /// Attempts that failed before the last: (endpoint id, name, why, ms). Empty (no
+    /// allocation) for a request answered at the first try.
+    pub failed: Vec<(String, String, String, u128)>,
+    /// How long the last attempt took, unless it failed (then it is in `failed`).
+    pub last_ms: Option<u128>,
     /// The model ("" when the reply named none) and the tokens it reported.
     pub model: String,
     pub tokens: Option<crate::proxy::answer::usage::Tokens>,
@@ -129,6 +134,8 @@ impl Default for Record {
             bytes_out: 0,
             session: String::new(),
             key: String::new(),
+            failed: Vec::new(),
+            last_ms: None,
             model: String::new(),
             tokens: None,
         }
@@ -138,12 +145,22 @@ impl Default for Record {
 impl Record {
     fn to_json(&self) -> Value {
         let some = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
+        // Each attempt: which endpoint, how it ended, how long (the last one's end is the request's).
+        let mut tried: Vec<Value> = self
+            .failed
+            .iter()
+            .map(|(id, name, why, ms)| json!({"endpoint": id, "name": name, "outcome": why, "ms": ms}))
+            .collect();
+        if let (Some(ms), false) = (self.last_ms, self.endpoint == "-" || self.endpoint.is_empty()) {
+            tried.push(json!({"endpoint": self.endpoint, "name": self.endpoint_name,
+                              "outcome": self.status.to_string(), "ms": ms}));
+        }
         json!({"time": crate::store::timefmt::iso(self.at), "method": self.method, "path": self.path,
                "endpoint": self.endpoint, "endpoint_name": self.endpoint_name, "status": self.status.to_string(), "attempts": self.attempts,
                "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms, "bytes_in": self.bytes_in,
                "bytes_out": self.bytes_out, "session": some(&self.session), "key": some(&self.key),
                "model_requested": some(&self.model_requested), "model_sent": some(&self.model_sent),
-               "skipped_for_headroom": some(&self.skipped_for_headroom),
+               "skipped_for_headroom": some(&self.skipped_for_headroom), "tried": tried,
                "tokens": self.tokens.as_ref().map(|t| json!({"model": some(&self.model), "input": t.input,
                    "output": t.output, "cache_creation": t.cache_creation, "cache_read": t.cache_read}))})
     }
@@ -234,6 +251,15 @@ impl EventLoop {
         r.bytes_out = out;
         set(&mut r.session, ex.session_tag().unwrap_or(""));
         set(&mut r.key, ex.key.as_ref().map_or("", |k| &k.name));
+        r.failed.clear();
+        for f in &ex.failed {
+            let ep = self.endpoints.get(f.endpoint);
+            let (id, name) = ep.map_or(("-", "-"), |e| (e.cfg.id.as_str(), e.cfg.name.as_str()));
+            r.failed.push((id.to_string(), name.to_string(), f.why.clone(), f.ms));
+        }
+        // The last attempt is told here unless it is one of the failed ones.
+        let last_failed = ex.failed.len() >= usize::from(ex.attempts);
+        r.last_ms = ex.last_start.filter(|_| !last_failed).map(|t| now.saturating_duration_since(t).as_millis());
         let model = ex.tokens.as_ref().and_then(|(m, _)| m.as_deref()).unwrap_or("");
         set(&mut r.model, crate::store::usage::model_name(model));
         r.tokens = ex.tokens.as_ref().map(|(_, t)| t.clone());

@@ -2,10 +2,12 @@
 //! (`status.rs`), `/metrics`, the recent-requests ring and the access log (`metrics.rs`), endpoint
 //! events (`history.rs`), re-reading the config (`reload.rs`), the state files (`persist.rs`) and
 //! alerts to webhooks (`notify.rs`); the client keys as
-//! they are shown (`keys.rs`).
+//! they are shown (`keys.rs`); the request history searched off
+//! the loop (`logs.rs`).
 
 pub(crate) mod history;
 pub(crate) mod keys;
+pub(crate) mod logs;
 pub(crate) mod metrics;
 pub(crate) mod notify;
 pub(crate) mod persist;

@@ -78,7 +78,14 @@ impl EventLoop {
         }
     }
 
-    fn respond_json(&mut self, ck: Key, keep_alive: bool, status: u16, body: &serde_json::Value, now: Instant) {
+    pub(in crate::proxy) fn respond_json(
+        &mut self,
+        ck: Key,
+        keep_alive: bool,
+        status: u16,
+        body: &serde_json::Value,
+        now: Instant,
+    ) {
         self.respond_local(ck, keep_alive, status, "application/json", body.to_string().as_bytes(), now);
     }
 

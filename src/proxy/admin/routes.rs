@@ -70,6 +70,10 @@ impl EventLoop {
                 let which = param("endpoint").map(|w| self.endpoint_id(&w).unwrap_or(w));
                 (200, self.history.to_json(which.as_deref(), n))
             }
+            ("GET", "/_qcc/logs") => {
+                self.start_search(ck, head.keep_alive, query, now);
+                return;
+            }
             ("POST", "/_qcc/reload") => {
                 self.request_reload(crate::proxy::event::disk::Edit::None, Some((ck, head.keep_alive)), now);
                 return;
@@ -120,7 +124,7 @@ impl EventLoop {
             }
             (
                 _,
-                "/_qcc/status" | "/_qcc/history" | "/_qcc/recent" | "/_qcc/usage" | "/_qcc/queue/clear"
+                "/_qcc/status" | "/_qcc/history" | "/_qcc/recent" | "/_qcc/usage" | "/_qcc/logs" | "/_qcc/queue/clear"
                 | "/_qcc/reload" | "/_qcc/probe" | "/_qcc/endpoint" | "/_qcc/",
             ) => (
                 405,

@@ -126,6 +126,7 @@ impl EventLoop {
                 "max_body": self.settings.max_body,
                 "max_connections": self.settings.max_connections,
                 "access_key": self.settings.access_key.is_some(),
+                "access_log": self.settings.access_log,
             },
         })
     }

@@ -25,6 +25,11 @@ impl EventLoop {
             return;
         };
         let Some(a) = ex.attempt.take() else { return };
+        ex.failed.push(FailedAttempt {
+            endpoint: a.endpoint,
+            ms: now.saturating_duration_since(a.started).as_millis(),
+            why: failure.describe(),
+        });
         let retry_after = a.resp.as_ref().and_then(|h| h.retry_after_secs);
         let until_close = a.resp.as_ref().is_some_and(|h| h.framing == BodyFraming::UntilClose);
         let primed = a.phase == AttemptPhase::Priming;

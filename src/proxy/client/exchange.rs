@@ -272,6 +272,8 @@ impl EventLoop {
             cors,
             api,
             key: None,
+            failed: Vec::new(),
+            last_start: None,
         }));
         // Within its key's limits, the first attempt starts in pump_exchange, once the body bytes
         // already read are in the exchange: a small request then goes upstream in one write.

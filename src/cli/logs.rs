@@ -1,0 +1,101 @@
+//! `qcc logs`: the request history (`store/requestlog.rs`) searched from the shell: the JSON
+//! access log of the running proxy (or `--file`), its rotated files included, newest first.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::store::requestlog::{self, Filter};
+
+#[derive(Debug, Clone, Default)]
+pub struct LogsArgs {
+    pub filter: Filter,
+    pub file: Option<PathBuf>,
+    pub n: usize,
+    pub json: bool,
+}
+
+/// The access log: `--file`, else the one the running proxy writes.
+fn log_path(home: &Path, args: &LogsArgs) -> Result<PathBuf> {
+    if let Some(f) = &args.file {
+        return Ok(f.clone());
+    }
+    let running = super::control::status_json(home).ok();
+    match running.as_ref().and_then(|s| s.pointer("/settings/access_log")).and_then(Value::as_str) {
+        Some("-") => Err(Error::Invalid("the running proxy writes its access log to stderr; give --file PATH".into())),
+        Some(p) => Ok(PathBuf::from(p)),
+        None if running.is_some() => Err(Error::Invalid(
+            "the running proxy keeps no request history: start it with --access-log PATH (or give --file PATH)".into(),
+        )),
+        None => Err(Error::NotRunning("no proxy is running to ask where its access log is: give --file PATH".into())),
+    }
+}
+
+pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
+    let path = log_path(home, args)?;
+    let files = requestlog::files(&path);
+    if files.is_empty() {
+        return Err(Error::BadFile { path, problem: "no such file".into() });
+    }
+    let page = requestlog::search(&files, &args.filter, None, args.n.max(1))
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&page.entries).unwrap_or_default());
+        return Ok(());
+    }
+    if page.entries.is_empty() {
+        println!("no request matches (searched {} of {})", size(page.scanned_bytes), path.display());
+        return Ok(());
+    }
+    println!(
+        "{:<19} {:>7} {:<6} {:<24} {:<14} {:<40} {:>7} {:>9}",
+        "TIME", "STATUS", "METHOD", "PATH", "KEY", "TRIED", "MS", "TOKENS"
+    );
+    for e in page.entries.iter().rev() {
+        let s = |k: &str| crate::mask::clean(e.get(k).and_then(Value::as_str).unwrap_or("-")).into_owned();
+        let tried: Vec<String> = e
+            .get("tried")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                let name = t.get("name").and_then(Value::as_str).unwrap_or("?");
+                let out = t.get("outcome").and_then(Value::as_str).unwrap_or("?");
+                crate::mask::clean(&format!("{name} {out}")).into_owned()
+            })
+            .collect();
+        let tokens = e
+            .get("tokens")
+            .filter(|t| !t.is_null())
+            .map(|t| {
+                let n = |k: &str| t.get(k).and_then(Value::as_u64).unwrap_or(0);
+                (n("input") + n("output") + n("cache_creation") + n("cache_read")).to_string()
+            })
+            .unwrap_or_else(|| "-".into());
+        let time = s("time");
+        println!(
+            "{:<19} {:>7} {:<6} {:<24} {:<14} {:<40} {:>7} {:>9}",
+            time.get(..19).unwrap_or(&time),
+            s("status"),
+            s("method"),
+            crate::mask::clip(&s("path"), 24),
+            crate::mask::clip(&s("key"), 14),
+            if tried.is_empty() { "-".to_string() } else { crate::mask::clip(&tried.join(" → "), 60).to_string() },
+            e.get("duration_ms").and_then(Value::as_u64).map_or("-".into(), |m| m.to_string()),
+            tokens
+        );
+    }
+    if page.next.is_some() {
+        println!("(the {} newest that match; -n N for more)", page.entries.len());
+    }
+    Ok(())
+}
+
+fn size(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{b} bytes")
+    }
+}

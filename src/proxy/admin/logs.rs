@@ -1,0 +1,156 @@
+//! `GET /_qcc/logs`: the request history for the dashboard, searched off the loop. Each search
+//! runs on a thread of its own (`store/requestlog.rs` reads the access log backwards in blocks);
+//! the asking client waits (`ClientPhase::Waiting`) and gets the page when the thread hands it
+//! back through the channel and the loop's `Waker`. One search at a time: another meanwhile gets
+//! 429. The loop never reads the log itself, so a search of a large log stalls no request.
+
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::ClientPhase;
+use crate::proxy::EventLoop;
+use crate::store::requestlog::{self, Cursor, Filter, Status};
+
+/// Entries per page, at most.
+const MAX_PAGE: usize = 200;
+
+/// The search thread's answer: for which client, its keep-alive wish, the JSON.
+type Answer = (Key, bool, u16, Value);
+
+pub struct Searches {
+    tx: Sender<Answer>,
+    rx: Receiver<Answer>,
+    running: bool,
+}
+
+impl Default for Searches {
+    fn default() -> Searches {
+        let (tx, rx) = channel();
+        Searches { tx, rx, running: false }
+    }
+}
+
+/// A query value, percent-decoded (`+` a space), as a browser's `encodeURIComponent` makes it.
+fn decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(x) => {
+                        out.push(x);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl EventLoop {
+    /// Start a search for client `ck` (its query string `query`), or answer at once when it
+    /// cannot run.
+    pub(in crate::proxy) fn start_search(&mut self, ck: Key, keep_alive: bool, query: &str, now: Instant) {
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+                .map(decode)
+                .filter(|v| !v.trim().is_empty())
+        };
+        let bad = |msg: String| json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}});
+        let Some(path) = self.settings.access_log.clone().filter(|p| p.as_os_str() != "-") else {
+            let msg = "this proxy keeps no request history: start it with --access-log PATH";
+            return self.respond_json(ck, keep_alive, 409, &bad(msg.into()), now);
+        };
+        let wall = std::time::SystemTime::now();
+        let when = |v: Option<String>| v.map(|v| requestlog::parse_when(&v, wall)).transpose();
+        let status = param("status").map(|s| Status::parse(&s)).transpose();
+        let (since, until) = (when(param("since")), when(param("until")));
+        let (status, since, until) = match (status, since, until) {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                return self.respond_json(ck, keep_alive, 400, &bad(e), now)
+            }
+        };
+        let filter = Filter {
+            endpoint: param("endpoint"),
+            key: param("key"),
+            status,
+            session: param("session"),
+            model: param("model"),
+            since,
+            until,
+        };
+        let at = param("cursor").and_then(|c| Cursor::parse(&c));
+        let n = param("n").and_then(|n| n.parse().ok()).unwrap_or(50usize).clamp(1, MAX_PAGE);
+        if self.searches.running {
+            let msg = "a search is running; try again in a moment";
+            let body = json!({"type": "error", "error": {"type": "rate_limit_error", "message": msg}});
+            return self.respond_json(ck, keep_alive, 429, &body, now);
+        }
+        if let Some(c) = self.clients.get_mut(ck) {
+            c.phase = ClientPhase::Waiting { keep_alive };
+            c.since = now;
+            self.arm(now + crate::proxy::DISK_WAIT);
+        }
+        self.searches.running = true;
+        let (tx, waker) = (self.searches.tx.clone(), Arc::clone(&self.waker));
+        let spawned = std::thread::Builder::new().name("qcc-search".into()).spawn(move || {
+            let started = Instant::now();
+            let files = requestlog::files(&path);
+            let answer = match requestlog::search(&files, &filter, at, n) {
+                Ok(page) => (
+                    200,
+                    json!({"entries": page.entries, "next": page.next.map(|c| c.to_string()),
+                    "scanned_bytes": page.scanned_bytes, "files": files.len(), "ms": started.elapsed().as_millis()}),
+                ),
+                Err(e) => (
+                    500,
+                    json!({"type": "error", "error": {"type": "api_error",
+                    "message": format!("reading {}: {e}", path.display())}}),
+                ),
+            };
+            let _ = tx.send((ck, keep_alive, answer.0, answer.1));
+            let _ = waker.wake();
+        });
+        if spawned.is_err() {
+            self.searches.running = false;
+            let body = json!({"type": "error", "error": {"type": "api_error", "message": "cannot start a search"}});
+            self.respond_json(ck, keep_alive, 503, &body, now);
+        }
+    }
+
+    /// A search thread answered: the waiting client gets its page.
+    pub(in crate::proxy) fn on_searches(&mut self, now: Instant) {
+        while let Ok((ck, keep_alive, status, body)) = self.searches.rx.try_recv() {
+            self.searches.running = false;
+            if matches!(self.clients.get(ck).map(|c| &c.phase), Some(ClientPhase::Waiting { .. })) {
+                self.respond_json(ck, keep_alive, status, &body, now);
+                self.drive(ck, now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_decoded() {
+        assert_eq!(super::decode("claude%2Dsonnet%3A4+x"), "claude-sonnet:4 x");
+        assert_eq!(super::decode("100%"), "100%");
+        assert_eq!(super::decode("%zz"), "%zz");
+    }
+}

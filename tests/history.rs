@@ -1,0 +1,90 @@
+//! The request history (issue 31): `qcc logs` and `/_qcc/logs` search the JSON access log, its
+//! rotated files included, and each entry says what happened to each attempt.
+
+use std::time::Duration;
+
+use crate::keys::{add_key, keys_loaded, usage_upstream, with_key};
+use crate::support::mock::{MockUpstream, Mode};
+use crate::support::{request, stderr, stdout, wait_until, Proxy, TempHome};
+
+fn logs(home: &TempHome, args: &[&str]) -> serde_json::Value {
+    let out = home.qcc().arg("logs").args(args).arg("--json").output().expect("run qcc");
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn what_happened_to_each_request_is_found_by_endpoint_key_status_and_time() {
+    let home = TempHome::new();
+    let down = MockUpstream::start(Mode::Status { status: 503, retry_after: None });
+    let up = usage_upstream();
+    home.add_named_pair(&down.url(), &up.url());
+    let log = home.path("access.log");
+    // An older file as logrotate leaves it: found too, after the live one.
+    let old = r#"{"time":"2026-01-05T09:00:00.000000","method":"POST","path":"/v1/messages","endpoint":"x","endpoint_name":"a","status":"429","attempts":1,"key":"bob","tried":[{"endpoint":"x","name":"a","outcome":"HTTP 429","ms":4}]}"#;
+    std::fs::write(home.path("access.log.1"), format!("{old}\n")).expect("write rotated");
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--access-log", log.to_str().expect("utf-8")]);
+    let bob = add_key(&home, "bob", &[]);
+    keys_loaded(&proxy, 1);
+    for _ in 0..3 {
+        assert_eq!(with_key(&proxy, &bob).status, 200);
+    }
+    assert!(wait_until(Duration::from_secs(3), || std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 3)));
+
+    let all = logs(&home, &["--key", "bob", "-n", "10"]);
+    let all = all.as_array().expect("entries");
+    assert_eq!(all.len(), 4, "three today, one from the rotated file: {all:?}");
+    assert_eq!(all[3]["time"], "2026-01-05T09:00:00.000000", "newest first, the rotated file last");
+    // The first request: a's 503, then b's 200, each with its time.
+    let first = &all[2];
+    let tried = first["tried"].as_array().expect("tried");
+    assert_eq!(tried.len(), 2, "{first}");
+    assert_eq!((tried[0]["name"].as_str(), tried[0]["outcome"].as_str()), (Some("a"), Some("HTTP 503")));
+    assert_eq!((tried[1]["name"].as_str(), tried[1]["outcome"].as_str()), (Some("b"), Some("200")));
+    assert!(tried.iter().all(|t| t["ms"].is_u64()));
+    assert_eq!(first["key"], "bob");
+    assert_eq!(first["tokens"]["input"], 5);
+    // Filters: the failed endpoint, a status class, a time window, a model.
+    assert_eq!(logs(&home, &["--endpoint", "a", "--since", "1h"]).as_array().map(Vec::len), Some(1));
+    assert_eq!(logs(&home, &["--status", "429"]).as_array().map(Vec::len), Some(1));
+    assert_eq!(logs(&home, &["--status", "5xx"]).as_array().map(Vec::len), Some(0), "answered: no 5xx");
+    assert_eq!(logs(&home, &["--until", "2026-06-01"]).as_array().map(Vec::len), Some(1));
+    assert_eq!(logs(&home, &["--model", "claude-sonnet-4-5", "-n", "2"]).as_array().map(Vec::len), Some(2));
+    let table = home.qcc().args(["logs", "--endpoint", "a"]).output().expect("run");
+    let text = stdout(&table);
+    assert!(text.contains("a HTTP 503 → b 200") && text.contains("bob"), "{text}");
+    // Bad filters: one line, exit 2.
+    for bad in [["--status", "6xx"], ["--since", "yesterday"]] {
+        let out = home.qcc().arg("logs").args(bad).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert_eq!(stderr(&out).lines().next().map(|l| l.starts_with("qcc: error: ")), Some(true));
+    }
+
+    // The dashboard's search: the same entries, a page at a time, off the loop.
+    let page = |q: &str| request(proxy.addr, "GET", &format!("/_qcc/logs?{q}"), &[("x-api-key", &bob)], b"");
+    assert_eq!(page("n=2").status, 403, "a client key without --admin may not search");
+    let admin = add_key(&home, "ops", &["--admin"]);
+    keys_loaded(&proxy, 2);
+    let get = |q: &str| request(proxy.addr, "GET", &format!("/_qcc/logs?{q}"), &[("x-api-key", &admin)], b"");
+    let p1 = get("key=bob&n=2").json();
+    assert_eq!(p1["entries"].as_array().map(Vec::len), Some(2));
+    let next = p1["next"].as_str().expect("a next page").to_string();
+    let p2 = get(&format!("key=bob&n=2&cursor={next}")).json();
+    assert_eq!(p2["entries"].as_array().map(Vec::len), Some(2));
+    assert!(p2["next"].is_null(), "exhausted: {p2}");
+    assert_eq!(p2["entries"][1]["status"], "429");
+    assert_eq!(get("status=nope").status, 400);
+}
+
+#[test]
+fn without_an_access_log_the_history_says_how_to_get_one() {
+    let home = TempHome::new();
+    let up = usage_upstream();
+    home.add_named_pair(&up.url(), &up.url());
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let r = request(proxy.addr, "GET", "/_qcc/logs", &[], b"");
+    assert_eq!(r.status, 409);
+    assert!(r.text().contains("--access-log"));
+    let out = home.qcc().args(["logs"]).output().expect("run");
+    assert!(!out.status.success() && stderr(&out).contains("--access-log"), "{}", stderr(&out));
+}
