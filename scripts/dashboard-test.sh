@@ -72,7 +72,7 @@ grep -q '^qcc_requests_total{endpoint="b0000001",name="backup",class="2xx"} 3$' 
 # Client keys: an admin key opens the page; a user's key shows in the keys table.
 QCC_HOME=$work/team QCC_CONFIG=$work/cache.json "$QCC" key add admin --admin >"$work/admin.key"
 QCC_HOME=$work/team QCC_CONFIG=$work/cache.json "$QCC" key add bob --rpm 100 --daily-usd 5 >"$work/bob.key"
-start team; traffic "$url" "$(cat "$work/bob.key")"
+start team --access-log "$work/team.access"; traffic "$url" "$(cat "$work/bob.key")"
 node "$work/browse.mjs" "$url/_qcc/" "$(dirname "$shot")/dashboard-keys.png" "$(cat "$work/admin.key")" bob
 curl -s -H "x-api-key: $(cat "$work/admin.key")" "$url/metrics" >"$work/team-metrics.txt"
 promtool check metrics <"$work/team-metrics.txt" || { echo "dashboard-test: promtool rejects /metrics with keys" >&2; exit 1; }

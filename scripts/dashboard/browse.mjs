@@ -44,6 +44,15 @@ try {
     if (row[1] !== "active" || row[2] !== "3" || !row[5].includes("rpm")) fail("keys row: " + row);
     const named = await page.$$eval("#requests tbody tr", (trs, n) => trs.filter((t) => t.textContent.includes(n)).length, keyName);
     if (named < 3) fail("last requests do not name the key: " + named);
+    // The request history: search by key, open an entry to see each attempt.
+    await page.fill("#history-form input[name=key]", keyName);
+    await page.click("#history-form button");
+    await page.waitForFunction(() => document.querySelectorAll("#history tr.entry").length >= 3, null, { timeout: 10000 })
+      .catch(() => fail("the request history shows no entries"));
+    const entries = await page.$$("#history tr.entry");
+    await entries[entries.length - 1].click(); // the oldest: the primary failed, the backup answered
+    const detail = await page.textContent("#history tr.detail:not([hidden])");
+    if (!detail.includes("primary") || !detail.includes("HTTP 500") || !detail.includes("backup")) fail("attempts of a request: " + detail);
   } else if (!(await page.isHidden("#keys-section"))) fail("a keys table without client keys");
   const wide = async (what) => {
     // Nothing may reach past the window, except inside a table's own scrolling card.
