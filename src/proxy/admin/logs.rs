@@ -109,6 +109,7 @@ impl EventLoop {
         self.searches.running = true;
         let (tx, waker) = (self.searches.tx.clone(), Arc::clone(&self.waker));
         let spawned = std::thread::Builder::new().name("qcc-search".into()).spawn(move || {
+            lower_priority();
             let started = Instant::now();
             let files = requestlog::files(&path);
             let answer = match requestlog::search(&files, &filter, at, n) {
@@ -142,6 +143,17 @@ impl EventLoop {
                 self.drive(ck, now);
             }
         }
+    }
+}
+
+/// A search yields the CPU to the loop: this thread's nice value goes to 10 (Linux sets it per
+/// thread; elsewhere the search keeps the default).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id; a failure only leaves the priority as it was.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 
