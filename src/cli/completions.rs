@@ -20,6 +20,10 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("remove", &["--yes"]),
     ("status", &["--json"]),
     ("usage", &["--json", "--days", "--by"]),
+    (
+        "logs",
+        &["--endpoint", "--key", "--status", "--session", "--model", "--since", "--until", "-n", "--json", "--file"],
+    ),
     ("key add", &["--daily-tokens", "--daily-usd", "--rpm", "--concurrent", "--expires", "--cluster", "--admin"]),
     (
         "key set",

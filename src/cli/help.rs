@@ -15,6 +15,7 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         "usage" => HELP_USAGE,
         "key" | "key add" | "key list" | "key set" | "key revoke" => HELP_KEY,
         "sync" | "sync push" | "sync pull" | "sync status" => HELP_SYNC,
+        "logs" => HELP_LOGS,
         "env" => HELP_ENV,
         "doctor" => HELP_DOCTOR,
         "service" | "service install" | "service uninstall" | "service status" => HELP_SERVICE,
@@ -99,6 +100,8 @@ CLUSTERS AND THE PROXY:
     key list [--json] | key set NAME ... | key revoke NAME
                                                      client keys (names and prefixes only)
     sync push|pull|status [--dir DIR]                the config through a synced folder
+    logs [--status 5xx] [--endpoint E] [--key K] [--since 1h] [...]
+                                                     the request history (the access log)
     completions bash|zsh|fish                        a shell completion script
 
 OPTIONS:
@@ -196,6 +199,19 @@ qcc usage [--by endpoint|model|key|session] [--json] [--days N]
              \"cache_read_input_tokens\", \"cost_usd\", \"cache_hit_rate\"}}}}, \"totals\": ...}
     --json (--by key): {\"source\", \"keys\": {\"YYYY-MM-DD\": {NAME: {\"requests\", \"tokens\",
              \"input_tokens\", \"output_tokens\", ..., \"cost_usd\", \"last_seen\"}}}}
+";
+
+const HELP_LOGS: &str = "\
+qcc logs [--endpoint NAME] [--key NAME] [--status S] [--session ID] [--model M]
+         [--since WHEN] [--until WHEN] [-n N] [--json] [--file PATH]
+    The request history: the running proxy's JSON access log (--access-log PATH) and its
+    rotated files (PATH.1, PATH.2 ...), newest first, N entries (default 20). Each entry says
+    what happened to each attempt: the endpoint, how it ended, how long it took.
+    --endpoint  the endpoint that answered or any tried (name or id)
+    --status    a status (429), a class (5xx), failed or aborted
+    --since, --until   30m, 2h, 7d ago, or a date (2026-12-01, 2026-12-01T10:00, UTC)
+    --file      another log than the running proxy's
+    --json: [ENTRY ...], each an access-log line.
 ";
 
 const HELP_SYNC: &str = "\
