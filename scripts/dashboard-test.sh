@@ -58,9 +58,19 @@ traffic() { # url [key]
 }
 
 start open; traffic "$url"
+export THIRD_URL=http://127.0.0.1:$UPB
 echo ok >"$work/mode-a"   # the primary answers again; the page's "Probe now" must restore it
 mkdir -p "$(dirname "$shot")"
 node "$work/browse.mjs" "$url/_qcc/" "$shot"
+# What the page changed is in the files, as the CLI would have written it; no key left the proxy.
+grep -q "sk-dash-rotated-0002" "$work/cache.json" && ! grep -q 'sk-dash-third-0001' "$work/cache.json" \
+  || { echo "dashboard-test: the rotated key is not in the config" >&2; exit 1; }
+grep -q '"priority": 7' "$work/cache.json" || { echo "dashboard-test: the edited priority is not saved" >&2; exit 1; }
+! grep -q 'sk-dash-fourth' "$work/cache.json" || { echo "dashboard-test: the removed endpoint is still in the config" >&2; exit 1; }
+grep -q '"strategy": "round_robin"' "$work/cache.json" || { echo "dashboard-test: the strategy is not saved" >&2; exit 1; }
+grep -q '"name": "carol"' "$work/open/keys.json" || { echo "dashboard-test: the key is not saved" >&2; exit 1; }
+rm "$work/open/keys.json"
+QCC_HOME=$work/open QCC_CONFIG=$work/cache.json "$QCC" endpoint remove team third >/dev/null 2>&1
 
 echo fail >"$work/mode-a"
 start keyed --access-key dash-key-123; traffic "$url" dash-key-123

@@ -139,6 +139,12 @@ fn queue_and_health_tools_of_the_running_proxy() {
     // Actions need the custom header (a page on another site cannot send it).
     let r = request(proxy.addr, "POST", "/_qcc/queue/clear", &[], b"");
     assert_eq!(r.status, 403, "{}", r.text());
+    // Without a key configured, an action also needs the token of the page the proxy served.
     let r = request(proxy.addr, "POST", "/_qcc/queue/clear", &[("x-qcc-action", "1")], b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+    let page = request(proxy.addr, "GET", "/_qcc/", &[], b"").text();
+    let token = page.split("name=\"qcc-token\" content=\"").nth(1).and_then(|t| t.split('"').next()).expect("token");
+    assert_eq!(token.len(), 64);
+    let r = request(proxy.addr, "POST", "/_qcc/queue/clear", &[("x-qcc-action", "1"), ("x-qcc-token", token)], b"");
     assert_eq!(r.status, 200);
 }

@@ -8,6 +8,71 @@
 import { chromium } from "playwright-core";
 
 const [url, shot, accessKey, keyName] = process.argv.slice(2);
+
+// Managing from the page (no key configured: the page's own token): add, edit and rotate the
+// key of an endpoint, add and remove another, change the cluster's rules, refuse a bad name with the exact error shown as text
+// (no script runs), and add the first client key (an admin one: shown once, then the page asks
+// for a key and works with it).
+async function manage(page) {
+  const alerts = [];
+  page.on("dialog", async (d) => { if (d.type() === "alert") alerts.push(d.message()); await d.accept(); });
+  const save = async (expect) => {
+    await page.evaluate(() => { document.querySelector("#manage-msg").textContent = ""; });
+    await page.click("#ep-form button:has-text('Save')");
+    await page.waitForFunction((e) => document.querySelector("#manage-msg").textContent.includes(e), expect, { timeout: 10000 })
+      .catch(async () => fail("edit result: " + await page.textContent("#manage-msg")));
+  };
+  await page.click("#add-endpoint");
+  await page.fill("#ep-form input[name=name]", "third");
+  await page.fill("#ep-form input[name=url]", process.env.THIRD_URL);
+  await page.fill("#ep-form input[name=key]", "sk-dash-third-0001");
+  await page.fill("#ep-form input[name=priority]", "3");
+  await page.fill("#ep-form textarea[name=model_map]", "claude-*=glm-4.6");
+  await save("saved");
+  await page.waitForFunction(() => document.querySelector("#endpoints tbody").textContent.includes("third"), null, { timeout: 10000 })
+    .catch(() => fail("the added endpoint is not shown"));
+  const row = "#endpoints tbody tr:has-text('third')";
+  await page.click(row + " button:has-text('Edit')");
+  if ((await page.inputValue("#ep-form textarea[name=model_map]")) !== "claude-*=glm-4.6") fail("edit form not prefilled");
+  await page.fill("#ep-form input[name=priority]", "7");
+  await page.fill("#ep-form input[name=key]", "sk-dash-rotated-0002");
+  await save("saved");
+  // A name qcc refuses: the exact error, as text.
+  await page.click("#add-endpoint");
+  await page.fill("#ep-form input[name=name]", "<img src=x onerror=alert(1)>");
+  await page.fill("#ep-form input[name=url]", process.env.THIRD_URL);
+  await page.fill("#ep-form input[name=key]", "sk-dash-bad-0003");
+  await save("name");
+  if (await page.$("#manage-msg img")) fail("an error was rendered as HTML");
+  await page.click("#ep-cancel");
+  await page.selectOption("#cluster-form select[name=strategy]", "round_robin");
+  await page.click("#cluster-form button");
+  await page.waitForFunction(() => document.querySelector("#cluster").textContent.includes("round_robin"), null, { timeout: 10000 })
+    .catch(() => fail("the strategy change is not applied"));
+  await page.click("#add-endpoint");
+  await page.fill("#ep-form input[name=name]", "fourth");
+  await page.fill("#ep-form input[name=url]", process.env.THIRD_URL);
+  await page.fill("#ep-form input[name=key]", "sk-dash-fourth-0004");
+  await save("saved");
+  const fourth = "#endpoints tbody tr:has-text('fourth')";
+  await page.waitForSelector(fourth, { timeout: 10000 }).catch(() => fail("the fourth endpoint is not shown"));
+  await page.click(fourth + " button:has-text('Remove')");
+  await page.waitForFunction(() => !document.querySelector("#endpoints tbody").textContent.includes("fourth"), null, { timeout: 10000 })
+    .catch(() => fail("the removed endpoint is still shown"));
+  await page.fill("#key-form input[name=name]", "carol");
+  await page.fill("#key-form input[name=rpm]", "5");
+  await page.selectOption("#key-form select[name=admin]", "1");
+  await page.click("#key-save");
+  await page.waitForSelector("#new-key-box:not([hidden])", { timeout: 10000 }).catch(() => fail("the new key is not shown"));
+  const newKey = await page.textContent("#new-key");
+  if (!/^qcc-[a-z0-9]{40}$/.test(newKey)) fail("new key: " + newKey);
+  if (alerts.length) fail("a script ran from data: " + alerts);
+  await page.waitForSelector("#login", { state: "visible", timeout: 10000 }).catch(() => fail("no key prompt once a key exists"));
+  await page.fill("#key", newKey);
+  await page.click("#login button");
+  await page.waitForFunction(() => document.querySelector("#keys tbody").textContent.includes("carol"), null, { timeout: 10000 })
+    .catch(() => fail("the admin key does not open the page"));
+}
 const fail = (msg) => { console.error("browse: FAIL: " + msg); process.exit(1); };
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -53,7 +118,7 @@ try {
     await entries[entries.length - 1].click(); // the oldest: the primary failed, the backup answered
     const detail = await page.textContent("#history tr.detail:not([hidden])");
     if (!detail.includes("primary") || !detail.includes("HTTP 500") || !detail.includes("backup")) fail("attempts of a request: " + detail);
-  } else if (!(await page.isHidden("#keys-section"))) fail("a keys table without client keys");
+  } else if ((await page.$$("#keys tbody tr")).length) fail("key rows without client keys");
   const wide = async (what) => {
     // Nothing may reach past the window, except inside a table's own scrolling card.
     const over = await page.evaluate(() => {
@@ -77,6 +142,7 @@ try {
     if (reqs < 3) fail("last requests: " + reqs);
     const after = await page.textContent("#summary");
     if (!after.includes("all 2 endpoints up") || !after.includes("serving from primary")) fail("summary after: " + after);
+    await manage(page);
   }
   await page.screenshot({ path: shot, fullPage: true });
   // A phone: every table scrolls inside its card, the page itself does not.

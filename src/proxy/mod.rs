@@ -152,6 +152,8 @@ pub struct EventLoop {
     keys_problem: Option<String>,
     /// Admin credential for the local CLI, written in the pid file (`pidfile::PidInfo`).
     control_token: String,
+    /// The dashboard page's own token: its actions carry it when no key is configured.
+    page_token: String,
     /// Alert receivers and what they still have to get (`admin/notify.rs`).
     notifier: admin::notify::Notifier,
     /// The request-history search in progress (`admin/logs.rs`), and the waker its thread uses.
@@ -333,6 +335,7 @@ impl EventLoop {
             keys,
             keys_problem: None,
             control_token: client::keys::control_token()?,
+            page_token: client::keys::control_token()?,
             notifier,
             searches: admin::logs::Searches::default(),
             waker,

@@ -35,7 +35,7 @@ impl Default for Searches {
 }
 
 /// A query value, percent-decoded (`+` a space), as a browser's `encodeURIComponent` makes it.
-fn decode(v: &str) -> String {
+pub(crate) fn decode(v: &str) -> String {
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -3,11 +3,12 @@
 //! events (`history.rs`), re-reading the config (`reload.rs`), the state files (`persist.rs`) and
 //! alerts to webhooks (`notify.rs`); the client keys as
 //! they are shown (`keys.rs`); the request history searched off
-//! the loop (`logs.rs`).
+//! the loop (`logs.rs`); the dashboard's edits (`manage.rs`).
 
 pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod logs;
+pub(crate) mod manage;
 pub(crate) mod metrics;
 pub(crate) mod notify;
 pub(crate) mod persist;

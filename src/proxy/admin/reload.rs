@@ -43,11 +43,9 @@ impl EventLoop {
                 Done::Keys(result) => self.on_keys(result),
                 Done::Loaded { edit, asker, result } => {
                     let (status, body) = match *result {
-                        Ok(fresh) => {
-                            if let Edit::Enable { id, enabled } = &edit {
-                                let what = if *enabled { "enabled" } else { "disabled" };
-                                log::info!("endpoint {id} {what} from the dashboard");
-                            }
+                        Ok(mut fresh) => {
+                            let outcome = std::mem::take(&mut fresh.outcome);
+                            crate::proxy::admin::manage::log_edit(&edit, &outcome);
                             let (added, changed, removed) = self.apply_reload(fresh, now);
                             let applied = json!({"added": added, "changed": changed, "removed": removed});
                             match edit {
@@ -58,10 +56,15 @@ impl EventLoop {
                                 Edit::Enable { id, enabled } => {
                                     (200, json!({"endpoint": id, "enabled": enabled, "applied": applied}))
                                 }
+                                _ => (200, json!({"ok": true, "done": outcome, "applied": applied})),
                             }
                         }
-                        Err(e) => {
+                        Err(e) if matches!(edit, Edit::None) => {
                             log::error!("reload failed, keeping the running configuration: {e}");
+                            (409, error_json(&e))
+                        }
+                        Err(e) => {
+                            log::info!("a dashboard edit was refused: {e}");
                             (409, error_json(&e))
                         }
                     };
@@ -112,7 +115,7 @@ impl EventLoop {
     }
 
     fn apply_reload(&mut self, fresh: Fresh, now: Instant) -> (usize, usize, usize) {
-        let Fresh { cluster, prices, notify_urls, endpoints: fresh } = fresh;
+        let Fresh { cluster, prices, notify_urls, endpoints: fresh, .. } = fresh;
         let path = self.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
         let new_ids: Vec<String> = fresh.iter().map(|(cfg, _)| cfg.id.clone()).collect();

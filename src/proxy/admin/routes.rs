@@ -18,7 +18,13 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 
 impl EventLoop {
     /// Answer a request for `/_qcc/...` on the loop itself.
-    pub(in crate::proxy) fn serve_admin(&mut self, ck: Key, head: &RequestHead, now: Instant) {
+    pub(in crate::proxy) fn serve_admin(
+        &mut self,
+        ck: Key,
+        head: &RequestHead,
+        caller: crate::proxy::client::keys::Caller,
+        now: Instant,
+    ) {
         if !matches!(head.framing, BodyFraming::None | BodyFraming::Length(0)) {
             self.respond_local_error(ck, 400, "the /_qcc/ endpoints take no request body", now);
             return;
@@ -32,14 +38,31 @@ impl EventLoop {
         };
         let action = head.method() == "POST";
         let marked = head.headers().any(|(n, v)| n.eq_ignore_ascii_case(b"x-qcc-action") && v == b"1");
+        // With no key configured (loopback), an action also needs the page's own token: only a
+        // page this proxy served has it (another site cannot read the page, and a rebinding
+        // one fails the Host check).
+        let anyone = caller == crate::proxy::client::keys::Caller::Anyone;
+        let page_token = head
+            .headers()
+            .any(|(n, v)| n.eq_ignore_ascii_case(b"x-qcc-token") && v.trim_ascii() == self.page_token.as_bytes());
         let (status, body) = match (head.method(), path) {
             _ if action && !marked => (
                 403,
                 json!({"type": "error", "error": {"type": "permission_error",
                        "message": "qcc actions need the header x-qcc-action: 1"}}),
             ),
+            _ if action && anyone && !page_token => (
+                403,
+                json!({"type": "error", "error": {"type": "permission_error",
+                       "message": "qcc actions from a browser need the dashboard's token: reload the page"}}),
+            ),
             ("GET", "/_qcc/" | "/_qcc") => {
-                self.respond_admin(ck, head, 200, "text/html; charset=utf-8", DASHBOARD.as_bytes(), now);
+                let page = DASHBOARD.replace("__QCC_PAGE_TOKEN__", &self.page_token);
+                self.respond_admin(ck, head, 200, "text/html; charset=utf-8", page.as_bytes(), now);
+                return;
+            }
+            ("POST", p) if crate::proxy::admin::manage::is_edit(p) => {
+                self.serve_edit(ck, head, p, query, now);
                 return;
             }
             ("GET", "/_qcc/status") => (200, self.status_json(now)),
@@ -137,7 +160,14 @@ impl EventLoop {
         self.respond_admin(ck, head, status, "application/json", body.to_string().as_bytes(), now);
     }
 
-    fn respond_admin_error(&mut self, ck: Key, head: &RequestHead, status: u16, msg: &str, now: Instant) {
+    pub(in crate::proxy) fn respond_admin_error(
+        &mut self,
+        ck: Key,
+        head: &RequestHead,
+        status: u16,
+        msg: &str,
+        now: Instant,
+    ) {
         let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}});
         self.respond_admin(ck, head, status, "application/json", body.to_string().as_bytes(), now);
     }

@@ -27,6 +27,8 @@ impl EventLoop {
                     "enabled": ep.cfg.enabled,
                     "max_failures": ep.cfg.max_failures,
                     "timeout": ep.cfg.timeout_secs,
+                    "model_map": ep.cfg.model_map.iter().map(|r| format!("{}={}", r.pattern, r.model)).collect::<Vec<_>>(),
+                    "probe_model": ep.cfg.probe_model,
                     "in_failure_queue": self.failures.contains(&ep.cfg.id),
                     "usable": ep.routable(&self.failures, now),
                     "sessions": sessions[i],

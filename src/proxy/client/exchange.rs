@@ -217,7 +217,7 @@ impl EventLoop {
             }
         }
         if admin {
-            self.serve_admin(ck, &head, now);
+            self.serve_admin(ck, &head, caller, now);
             return;
         }
         if metrics {

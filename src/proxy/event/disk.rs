@@ -17,13 +17,31 @@ use mio::Waker;
 use crate::proxy::event::slab::Key;
 use crate::store::config::{ClusterConfig, ConfigFile, EndpointConfig};
 
-/// A config change to make before the cluster is read again.
+/// A config change to make before the cluster is read again. The dashboard's edits
+/// (`admin/manage.rs`) go through the same store functions as the CLI's commands.
 #[derive(Debug, Clone)]
 pub enum Edit {
     /// Just read the file again (SIGHUP, `/_qcc/reload`).
     None,
     /// Enable or disable one endpoint (the dashboard), as `qcc endpoint enable|disable` would.
     Enable { id: String, enabled: bool },
+    /// `qcc endpoint add`.
+    Add(Box<crate::store::config::NewEndpoint>),
+    /// `qcc endpoint set` (`which`: a name or an id).
+    Set { which: String, change: Box<crate::store::profiles::EndpointChange> },
+    /// `qcc endpoint remove`.
+    Remove { which: String },
+    /// `qcc cluster set`.
+    Cluster { retry_on: Option<crate::policy::retry::RetryOn>, strategy: Option<crate::policy::balancer::Strategy> },
+    /// `qcc key add|set|revoke`.
+    Key(KeyEdit),
+}
+
+#[derive(Debug, Clone)]
+pub enum KeyEdit {
+    Add { name: String, change: crate::store::keys::KeyChange },
+    Set { name: String, change: crate::store::keys::KeyChange },
+    Revoke { name: String },
 }
 
 /// Who asked for a config read: the answer goes to that client (`None`: a signal).
@@ -37,6 +55,9 @@ pub struct Fresh {
     pub prices: crate::store::prices::PriceTable,
     /// `settings.notify_urls`.
     pub notify_urls: Vec<String>,
+    /// What the edit made, for its answer: a new endpoint's id, a new client key (its only
+    /// showing), or `null`.
+    pub outcome: serde_json::Value,
     pub endpoints: Vec<(EndpointConfig, Option<Arc<rustls::ClientConfig>>)>,
 }
 
@@ -188,14 +209,75 @@ fn check_keys(path: &std::path::Path, seen: &mut Option<Seen>) -> Option<Done> {
     Some(Done::Keys(crate::store::keys::KeyFile::load(path).map_err(|e| e.to_string())))
 }
 
-/// Make the edit, read the cluster, build its endpoints (reading their CA files).
+/// Make the edit (as the CLI's command would), then read the cluster and build its endpoints
+/// (reading their CA files).
 fn load(paths: &Paths, edit: &Edit) -> Result<Fresh, String> {
-    if let Edit::Enable { id, enabled } = edit {
-        let change = crate::store::profiles::EndpointChange { enabled: Some(*enabled), ..Default::default() };
-        let mut config = ConfigFile::load(&paths.config).map_err(|e| e.to_string())?;
-        config.update_endpoint(&paths.cluster, id, &change).map_err(|e| e.to_string())?;
-        config.save().map_err(|e| e.to_string())?;
+    let outcome = make_edit(paths, edit).map_err(|e| e.to_string())?;
+    let mut fresh = read_cluster(paths)?;
+    fresh.outcome = outcome;
+    Ok(fresh)
+}
+
+fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Value> {
+    use serde_json::json;
+    let cluster = paths.cluster.as_str();
+    let config = || ConfigFile::load(&paths.config);
+    match edit {
+        Edit::None => return Ok(serde_json::Value::Null),
+        Edit::Key(k) => {
+            let mut file = crate::store::keys::KeyFile::load(&paths.keys)?;
+            let out = match k {
+                KeyEdit::Add { name, change } => {
+                    json!({"key": file.add(name, change, std::time::SystemTime::now())?, "name": name})
+                }
+                KeyEdit::Set { name, change } => {
+                    file.set(name, change)?;
+                    json!({"name": name})
+                }
+                KeyEdit::Revoke { name } => {
+                    json!({"name": name, "revoked": file.revoke(name, std::time::SystemTime::now())?})
+                }
+            };
+            file.save(&paths.keys)?;
+            return Ok(out);
+        }
+        Edit::Enable { id, enabled } => {
+            let change = crate::store::profiles::EndpointChange { enabled: Some(*enabled), ..Default::default() };
+            let mut c = config()?;
+            c.update_endpoint(cluster, id, &change)?;
+            c.save()?;
+        }
+        Edit::Add(new) => {
+            let mut c = config()?;
+            let (id, name) = c.add_endpoint(cluster, new)?;
+            c.save()?;
+            return Ok(json!({"endpoint": id, "name": name}));
+        }
+        Edit::Set { which, change } => {
+            let mut c = config()?;
+            let id = c.resolve(cluster, which)?;
+            c.update_endpoint(cluster, &id, change)?;
+            c.save()?;
+            return Ok(json!({"endpoint": id}));
+        }
+        Edit::Remove { which } => {
+            let mut c = config()?;
+            let id = c.resolve(cluster, which)?;
+            c.remove_endpoint(cluster, &id)?;
+            c.save()?;
+            return Ok(json!({"endpoint": id, "removed": true}));
+        }
+        Edit::Cluster { retry_on, strategy } => {
+            let mut c = config()?;
+            c.set_cluster(cluster, *retry_on, *strategy)?;
+            c.save()?;
+        }
     }
+    Ok(serde_json::Value::Null)
+}
+
+/// Read the cluster, build its endpoints (reading their CA files).
+fn read_cluster(paths: &Paths) -> Result<Fresh, String> {
     let file = ConfigFile::load(&paths.config).map_err(|e| e.to_string())?;
     let cluster = file.cluster(&paths.cluster).map_err(|e| e.to_string())?;
     let prices = file.prices().map_err(|e| e.to_string())?;
@@ -206,7 +288,7 @@ fn load(paths: &Paths, edit: &Edit) -> Result<Fresh, String> {
     for cfg in &cluster.endpoints {
         endpoints.push((cfg.clone(), crate::proxy::tls_for(cfg, paths.ca_file.as_deref(), &mut tls_configs)?));
     }
-    Ok(Fresh { cluster, prices, notify_urls, endpoints })
+    Ok(Fresh { cluster, prices, notify_urls, endpoints, outcome: serde_json::Value::Null })
 }
 
 /// The access log file (`--access-log PATH`, `-` for stderr), opened and written by the thread.
