@@ -17,6 +17,7 @@ mod hostile;
 mod keys;
 mod launch;
 mod live;
+mod manage;
 mod memory;
 mod models;
 mod observe;

@@ -9,26 +9,7 @@ use crate::store::url::BaseUrl;
 
 /// `qcc endpoint add`: `new` as parsed; checked here before anything is written.
 pub fn endpoint_add(cluster: &str, new: NewEndpoint) -> Result<()> {
-    let parsed = BaseUrl::parse(&new.base_url).map_err(Error::Invalid)?;
-    url_hints(&parsed);
-    if new.key.trim().is_empty() {
-        return Err(Error::Invalid("--key must not be empty".into()));
-    }
-    if new.timeout == 0 || new.max_failures == 0 {
-        return Err(Error::Invalid("--timeout and --max-failures must be at least 1".into()));
-    }
-    if new.timeout > crate::store::config::MAX_TIMEOUT_SECS {
-        return Err(Error::Invalid(format!(
-            "--timeout {}: at most {} seconds",
-            new.timeout,
-            crate::store::config::MAX_TIMEOUT_SECS
-        )));
-    }
-    if let Some(ca) = &new.ca_file {
-        if !ca.is_file() {
-            return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
-        }
-    }
+    url_hints(&new.check()?);
     let mut config = ConfigFile::load_user()?;
     let created = !config.profile_names().iter().any(|n| n == cluster);
     let (id, name) = config.add_endpoint(cluster, &new)?;

@@ -94,6 +94,29 @@ pub struct NewEndpoint {
     pub probe_model: Option<String>,
 }
 
+impl NewEndpoint {
+    /// What an endpoint must be before it is written (the CLI and the dashboard alike): a base
+    /// URL qcc can use, a key, timeouts in range, a CA file that exists.
+    pub fn check(&self) -> Result<BaseUrl> {
+        let url = BaseUrl::parse(&self.base_url).map_err(Error::Invalid)?;
+        if self.key.trim().is_empty() {
+            return Err(Error::Invalid("--key must not be empty".into()));
+        }
+        if self.timeout == 0 || self.max_failures == 0 {
+            return Err(Error::Invalid("--timeout and --max-failures must be at least 1".into()));
+        }
+        if self.timeout > MAX_TIMEOUT_SECS {
+            return Err(Error::Invalid(format!("--timeout {}: at most {MAX_TIMEOUT_SECS} seconds", self.timeout)));
+        }
+        if let Some(ca) = &self.ca_file {
+            if !ca.is_file() {
+                return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
+            }
+        }
+        Ok(url)
+    }
+}
+
 pub struct ConfigFile {
     pub(super) path: PathBuf,
     pub(super) root: Value,
@@ -306,6 +329,7 @@ impl ConfigFile {
 
     /// Add an endpoint (creating the cluster profile if needed); returns the new id and name.
     pub fn add_endpoint(&mut self, cluster: &str, new: &NewEndpoint) -> Result<(String, String)> {
+        new.check()?;
         let existing: Vec<String> = self.all_endpoint_ids();
         let id = fresh_id(&existing);
         let others = match self.profiles().is_some_and(|p| p.contains_key(cluster)) {
