@@ -63,6 +63,29 @@ fn prices(config: &Result<crate::store::config::ConfigFile>) -> Result<PriceTabl
     })
 }
 
+/// A counts record as `--json` shows it: the counts, `cost_usd` (null: no price) and
+/// `cache_hit_rate`.
+fn counts_json(c: &Counts, cost: Option<f64>) -> Value {
+    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+    v["cost_usd"] = json!(cost);
+    v["cache_hit_rate"] = json!(cache_hit_rate(c));
+    v
+}
+
+/// The number columns of a table row: requests, the four token counts, hit rate, cost.
+fn number_cells(c: &Counts, cost: &str) -> String {
+    format!(
+        "{:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
+        c.requests,
+        c.input_tokens,
+        c.output_tokens,
+        c.cache_creation_input_tokens,
+        c.cache_read_input_tokens,
+        hit(c),
+        cost
+    )
+}
+
 fn hit(c: &Counts) -> String {
     cache_hit_rate(c).map_or("-".to_string(), |r| format!("{:.0}", r * 100.0))
 }
@@ -82,15 +105,8 @@ fn by_model(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
         let days: serde_json::Map<String, Value> = out
             .iter()
             .map(|(day, models)| {
-                let ms: serde_json::Map<String, Value> = models
-                    .iter()
-                    .map(|(m, c)| {
-                        let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
-                        v["cost_usd"] = json!(prices.cost(m, c));
-                        v["cache_hit_rate"] = json!(cache_hit_rate(c));
-                        (m.to_string(), v)
-                    })
-                    .collect();
+                let ms: serde_json::Map<String, Value> =
+                    models.iter().map(|(m, c)| (m.to_string(), counts_json(c, prices.cost(m, c)))).collect();
                 ((*day).clone(), Value::Object(ms))
             })
             .collect();
@@ -107,17 +123,8 @@ fn by_model(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
     );
     for (day, models) in &out {
         for (m, c) in models {
-            println!(
-                "{day:<10} {:<32} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
-                crate::mask::clean(m),
-                c.requests,
-                c.input_tokens,
-                c.output_tokens,
-                c.cache_creation_input_tokens,
-                c.cache_read_input_tokens,
-                hit(c),
-                prices.cost(m, c).map_or("no price".to_string(), usd)
-            );
+            let cost = prices.cost(m, c).map_or("no price".to_string(), usd);
+            println!("{day:<10} {:<32} {}", crate::mask::clean(m), number_cells(c, &cost));
         }
     }
     Ok(())
@@ -207,10 +214,7 @@ fn by_endpoint(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
                     let x = prices.cost(model, c);
                     cost += x.unwrap_or(0.0);
                     unpriced |= x.is_none();
-                    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
-                    v["cost_usd"] = json!(x);
-                    v["cache_hit_rate"] = json!(cache_hit_rate(c));
-                    ms.insert(model.clone(), v);
+                    ms.insert(model.clone(), counts_json(c, x));
                 }
                 eps.insert(ep.clone(), Value::Object(ms));
             }
@@ -249,30 +253,11 @@ fn by_endpoint(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
                 unpriced |= x.is_none();
                 let model = crate::mask::clean(model);
                 total.add(c);
-                println!(
-                    "{day:<10} {ep:<16} {model:<28} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
-                    c.requests,
-                    c.input_tokens,
-                    c.output_tokens,
-                    c.cache_creation_input_tokens,
-                    c.cache_read_input_tokens,
-                    hit(c),
-                    x.map_or("no price".to_string(), usd)
-                );
+                println!("{day:<10} {ep:<16} {model:<28} {}", number_cells(c, &x.map_or("no price".to_string(), usd)));
             }
         }
-        println!(
-            "{day:<10} {:<16} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
-            "total",
-            "",
-            total.requests,
-            total.input_tokens,
-            total.output_tokens,
-            total.cache_creation_input_tokens,
-            total.cache_read_input_tokens,
-            hit(&total),
-            format!("{}{}", usd(cost), if unpriced { "+" } else { "" })
-        );
+        let cost = format!("{}{}", usd(cost), if unpriced { "+" } else { "" });
+        println!("{day:<10} {:<16} {:<28} {}", "total", "", number_cells(&total, &cost));
     }
     Ok(())
 }
