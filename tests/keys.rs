@@ -258,3 +258,30 @@ fn a_running_proxy_keeps_its_keys_when_the_file_breaks_and_hostile_keys_leave_on
     let log = proxy.log();
     assert!(!log.contains("ZZZZ") && !log.contains("SECRET") && !log.contains(&bob[4..]), "{log}");
 }
+
+#[test]
+fn a_person_points_claude_code_at_a_keyed_proxy_with_qcc_client_key() {
+    let home = TempHome::new();
+    let up = usage_upstream();
+    home.write_cluster("c", &[Ep::new("a0000001", &up.url(), "sk-upstream-0000000001", 1)]);
+    let alice = add_key(&home, "alice", &[]);
+    // Without it: the placeholder would be refused, and that is said.
+    let out = home.run(&["env", "--cluster", "c", "--port", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("QCC_CLIENT_KEY"), "{}", stderr(&out));
+    // With it: the exports carry the person's key, and requests made with them go through.
+    let out = home.qcc().args(["env", "--cluster", "c"]).env("QCC_CLIENT_KEY", &alice).output().expect("run");
+    let exports = stdout(&out);
+    assert!(exports.contains(&format!("ANTHROPIC_API_KEY='{alice}'")), "{exports}");
+    let evald = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{exports}\nprintf '%s %s' \"$ANTHROPIC_BASE_URL\" \"$ANTHROPIC_AUTH_TOKEN\""))
+        .output()
+        .expect("sh");
+    let text = String::from_utf8_lossy(&evald.stdout).to_string();
+    let (base, token) = text.split_once(' ').expect("two values");
+    assert_eq!(token, alice);
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().expect("address");
+    let r = request(addr, "POST", "/v1/messages", &[("authorization", &format!("Bearer {token}"))], b"{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+}

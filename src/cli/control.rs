@@ -34,6 +34,27 @@ pub fn access_key(home: &Path) -> Option<String> {
     (!k.is_empty()).then(|| k.to_string())
 }
 
+/// The key a Claude Code process the launcher starts (or `qcc env`/`qcc proxy use` sets up)
+/// presents: `QCC_CLIENT_KEY` (a person's client key, `qcc key add`), else the access key, else
+/// the `proxy-managed` placeholder (a loopback proxy without keys takes any). With client keys
+/// defined here and none of those, the placeholder would be refused: said once on stderr.
+pub fn launch_key(home: &Path) -> String {
+    if let Some(k) = std::env::var("QCC_CLIENT_KEY").ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()) {
+        return k;
+    }
+    if let Some(k) = access_key(home) {
+        return k;
+    }
+    let keys = crate::store::keys::KeyFile::load(&crate::store::keys::path(home)).unwrap_or_default();
+    if !keys.keys.is_empty() {
+        eprintln!(
+            "qcc: warning: this proxy needs a key (client keys exist): set QCC_CLIENT_KEY to yours (`qcc key add NAME`) \
+             or give the proxy an access key"
+        );
+    }
+    "proxy-managed".to_string()
+}
+
 /// One request to the running proxy's `/_qcc/` API; returns the parsed JSON body.
 fn call(home: &Path, method: &str, path: &str) -> Result<(PidInfo, Value)> {
     let info = running(home)?;

@@ -14,11 +14,11 @@ use crate::mask::mask_key;
 use crate::store::config::ConfigFile;
 
 /// The variables that point one Claude Code process at the proxy at `base`, as `qcc proxy use`
-/// writes them into settings.json: the access key when the proxy wants one, else a placeholder
-/// (the proxy puts each endpoint's own key in its place; Claude Code without any key asks to
-/// log in instead of calling the proxy), as `x-api-key` and as the bearer token.
+/// writes them into settings.json: the key the proxy wants (`control::launch_key`), else a
+/// placeholder (the proxy puts each endpoint's own key in its place; Claude Code without any key
+/// asks to log in instead of calling the proxy), as `x-api-key` and as the bearer token.
 fn proxy_env(home: &Path, base: &str) -> Vec<(&'static str, String)> {
-    let key = super::control::access_key(home).unwrap_or_else(|| "proxy-managed".to_string());
+    let key = super::control::launch_key(home);
     vec![("ANTHROPIC_BASE_URL", base.to_string()), ("ANTHROPIC_API_KEY", key.clone()), ("ANTHROPIC_AUTH_TOKEN", key)]
 }
 
@@ -177,9 +177,9 @@ pub fn proxy_use(home: &Path, cluster: &str, host: Option<String>, port: Option<
     let host = host.unwrap_or_else(|| "127.0.0.1".into());
     let port = port.unwrap_or(7860);
     let base = if host.contains(':') { format!("http://[{host}]:{port}") } else { format!("http://{host}:{port}") };
-    // The key the proxy checks (QCC_ACCESS_KEY or $QCC_HOME/access_key), else a placeholder
-    // (a loopback proxy without a key takes any).
-    let key = super::control::access_key(home).unwrap_or_else(|| "proxy-managed".to_string());
+    // The key the proxy checks (QCC_CLIENT_KEY, QCC_ACCESS_KEY or $QCC_HOME/access_key), else a
+    // placeholder (a loopback proxy without a key takes any).
+    let key = super::control::launch_key(home);
     let path = super::claude::write_env(&base, &key)?;
     println!("Claude Code now uses {base} (cluster '{cluster}'): {}", path.display());
     match super::control::serving(home) {
