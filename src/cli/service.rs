@@ -86,10 +86,9 @@ pub fn ensure_access_key(home: &Path) -> Result<bool> {
     if super::control::access_key(home).is_some() {
         return Ok(false);
     }
-    let mut bytes = [0u8; 24];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| Error::Failed("cannot get random bytes for the access key".into()))?;
-    let key: String = std::iter::once("qcc-".to_string()).chain(bytes.iter().map(|b| format!("{b:02x}"))).collect();
+    let bytes = crate::store::bytes::random::<24>()
+        .map_err(|e| Error::Failed(format!("cannot get random bytes for the access key: {e}")))?;
+    let key = format!("qcc-{}", crate::store::bytes::hex(&bytes));
     let path = home.join("access_key");
     fsutil::atomic_write(&path, format!("{key}\n").as_bytes())
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;

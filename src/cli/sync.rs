@@ -130,11 +130,11 @@ pub fn push(home: &Path, args: &SyncArgs) -> Result<()> {
     let secrets = folder::has_secrets(&doc);
     let encryption = match (passphrase(args)?, secrets) {
         (Some(p), true) => {
-            let salt = seal::random_salt().map_err(Error::Failed)?;
+            let salt = crate::store::bytes::random::<16>().map_err(Error::Failed)?;
             let sealer = Sealer::new(p.as_bytes(), &salt, seal::ITERATIONS).map_err(Error::Failed)?;
             folder::seal_doc(&mut doc, &sealer).map_err(Error::Failed)?;
             json!({"cipher": seal::CIPHER, "kdf": seal::KDF, "iterations": seal::ITERATIONS,
-                   "salt": crate::store::keys::hex(&salt), "check": sealer.check_value().map_err(Error::Failed)?})
+                   "salt": crate::store::bytes::hex(&salt), "check": sealer.check_value().map_err(Error::Failed)?})
         }
         (None, true) if !args.plaintext => {
             return Err(Error::Invalid(format!(
@@ -203,7 +203,7 @@ fn read_open(path: &Path, args: &SyncArgs) -> Result<Value> {
     let salt = enc
         .get("salt")
         .and_then(Value::as_str)
-        .and_then(seal::unhex)
+        .and_then(crate::store::bytes::unhex)
         .ok_or_else(|| bad("no salt for its encrypted keys".into()))?;
     let iterations = enc.get("iterations").and_then(Value::as_u64).unwrap_or(0);
     if !(u64::from(seal::ITERATIONS)..=10_000_000).contains(&iterations) {

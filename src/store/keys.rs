@@ -16,6 +16,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::store::bytes::{hex, random, sha256};
 
 pub const FILE_VERSION: u32 = 1;
 /// Every key qcc makes starts with this.
@@ -295,38 +296,12 @@ pub fn parse_date(s: &str) -> Option<i64> {
     Some(crate::store::timefmt::days_from_civil(y, m as u32, d as u32))
 }
 
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The 32 bytes a `sha256` hex string holds (checked by `KeyFile::parse`).
-pub fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// `qcc-` and 40 random characters of [a-z0-9] from the system's CSPRNG (ring).
 fn new_key() -> Result<String> {
-    use ring::rand::SecureRandom;
     const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let rng = ring::rand::SystemRandom::new();
     let mut key = String::from(KEY_PREFIX);
-    let mut buf = [0u8; 64];
     while key.len() < KEY_PREFIX.len() + KEY_RANDOM_CHARS {
-        rng.fill(&mut buf).map_err(|_| Error::Failed("the system's random number source failed".into()))?;
+        let buf = random::<64>().map_err(Error::Failed)?;
         // 252 = 7 * 36: bytes above it are dropped so that every character is equally likely.
         for b in buf.iter().filter(|b| **b < 252) {
             if key.len() < KEY_PREFIX.len() + KEY_RANDOM_CHARS {
@@ -340,6 +315,7 @@ fn new_key() -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::bytes::unhex32;
 
     #[test]
     fn keys_are_random_long_and_stored_hashed() {

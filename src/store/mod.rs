@@ -1,6 +1,7 @@
 //! What qcc keeps on disk: the user's config (`cache.json`), base URLs, the pid file and the
 //! state-dir lock, atomic writes, and the timestamp format the Python qcc uses.
 
+pub mod bytes;
 pub mod config;
 pub mod fsutil;
 pub mod keys;

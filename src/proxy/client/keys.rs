@@ -90,7 +90,7 @@ impl ClientKeys {
         let mut old: HashMap<Rc<str>, LiveKey> = self.keys.drain(..).map(|k| (Rc::clone(&k.name), k)).collect();
         self.by_hash.clear();
         for entry in file.keys {
-            let Some(hash) = crate::store::keys::unhex32(&entry.sha256) else { continue };
+            let Some(hash) = crate::store::bytes::unhex32(&entry.sha256) else { continue };
             let live = match old.remove(entry.name.as_str()) {
                 Some(mut k) => {
                     k.entry = entry;
@@ -134,7 +134,7 @@ impl ClientKeys {
                 break;
             }
             if key.len() <= crate::store::keys::MAX_PRESENTED && !self.keys.is_empty() {
-                if let Some(&k) = self.by_hash.get(&crate::store::keys::sha256(key)) {
+                if let Some(&k) = self.by_hash.get(&crate::store::bytes::sha256(key)) {
                     found = Some((i, Some(k)));
                     break;
                 }
@@ -174,12 +174,7 @@ pub const CONTROL_HEADER: &[u8] = b"x-qcc-control";
 
 /// A fresh control token: 32 random bytes, hex.
 pub fn control_token() -> crate::error::Result<String> {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| crate::error::Error::Failed("the system's random number source failed".into()))?;
-    Ok(crate::store::keys::hex(&b))
+    crate::store::bytes::random::<32>().map(|b| crate::store::bytes::hex(&b)).map_err(crate::error::Error::Failed)
 }
 
 /// Whether the head carries the control token (the admin routes only ask).

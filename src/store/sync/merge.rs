@@ -84,7 +84,7 @@ pub fn fingerprint(v: &Value) -> String {
             other => other.clone(),
         }
     }
-    crate::store::keys::hex(&crate::store::keys::sha256(canon(v).to_string().as_bytes()))
+    crate::store::bytes::hex(&crate::store::bytes::sha256(canon(v).to_string().as_bytes()))
 }
 
 /// Each unit's fingerprint (what a sync state keeps as its base).

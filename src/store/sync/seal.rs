@@ -7,10 +7,8 @@
 
 use std::num::NonZeroU32;
 
+use crate::store::bytes::{hex, random, unhex};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
-
-use crate::store::keys::hex;
 
 pub const PREFIX: &str = "enc:v1:";
 pub const ITERATIONS: u32 = 600_000;
@@ -21,13 +19,6 @@ const CHECK_TEXT: &str = "qcc sync";
 
 pub struct Sealer {
     key: LessSafeKey,
-    rng: SystemRandom,
-}
-
-pub fn random_salt() -> Result<[u8; 16], String> {
-    let mut salt = [0u8; 16];
-    SystemRandom::new().fill(&mut salt).map_err(|_| "the system's random number source failed".to_string())?;
-    Ok(salt)
 }
 
 impl Sealer {
@@ -37,13 +28,12 @@ impl Sealer {
         let mut key = [0u8; 32];
         ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, n, salt, passphrase, &mut key);
         let unbound = UnboundKey::new(&AES_256_GCM, &key).map_err(|_| "AES key setup failed".to_string())?;
-        Ok(Sealer { key: LessSafeKey::new(unbound), rng: SystemRandom::new() })
+        Ok(Sealer { key: LessSafeKey::new(unbound) })
     }
 
     /// `plain` sealed, bound to `place`.
     pub fn seal(&self, plain: &str, place: &str) -> Result<String, String> {
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| "the system's random number source failed".to_string())?;
+        let nonce = random::<NONCE_LEN>()?;
         let mut buf = plain.as_bytes().to_vec();
         self.key
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(place.as_bytes()), &mut buf)
@@ -83,20 +73,13 @@ pub fn is_sealed(v: &str) -> bool {
     v.starts_with(PREFIX)
 }
 
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sealed_values_open_only_with_the_key_at_their_place_and_unchanged() {
-        let salt = random_salt().unwrap();
+        let salt = random::<16>().unwrap();
         let s = Sealer::new(b"correct horse", &salt, 1000).unwrap();
         let v = s.seal("sk-ant-api03-secret", "profiles/w/endpoints/a/api_key").unwrap();
         assert!(is_sealed(&v) && !v.contains("secret"));
