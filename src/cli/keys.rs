@@ -10,6 +10,10 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::store::keys::{self, KeyChange, KeyEntry, KeyFile};
 
+fn today() -> i64 {
+    crate::store::timefmt::day_number(SystemTime::now())
+}
+
 pub fn add(home: &Path, name: &str, change: &KeyChange) -> Result<()> {
     check_cluster(change)?;
     let path = keys::path(home);
@@ -68,7 +72,7 @@ pub fn list(home: &Path, json_out: bool) -> Result<()> {
             "{:<20} {:<10} {:<8} {:<11} {:<12} {:<10} {}",
             k.name,
             format!("{}…", k.prefix),
-            status(k, today),
+            k.status(today),
             k.created_at.get(..10).unwrap_or("-"),
             k.expires.as_deref().unwrap_or("-"),
             k.cluster.as_deref().unwrap_or("any"),
@@ -83,23 +87,9 @@ pub fn entry_json(k: &KeyEntry) -> Value {
     let mut v = serde_json::to_value(k).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.remove("sha256");
-        o.insert("status".into(), json!(status(k, today())));
+        o.insert("status".into(), json!(k.status(today())));
     }
     v
-}
-
-fn today() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64
-}
-
-fn status(k: &KeyEntry, today: i64) -> &'static str {
-    if k.revoked() {
-        "revoked"
-    } else if k.expired(today) {
-        "expired"
-    } else {
-        "active"
-    }
 }
 
 /// `2,000,000 tokens/day, $5.00/day, 30 rpm, 4 at once, admin` (or `no limits`).

@@ -121,7 +121,7 @@ pub struct EventLoop {
     usage: crate::store::usage::UsageBook,
     usage_at: Option<Instant>,
     /// (UTC day number, its "YYYY-MM-DD"), the usage book's current bucket name.
-    usage_day: (u64, String),
+    usage_day: (i64, String),
     /// State files whose last write failed (reported once, and once when they work again).
     failing_files: Vec<PathBuf>,
     probes: Vec<upstream::probe::Probe>,

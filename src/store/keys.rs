@@ -86,6 +86,17 @@ impl KeyEntry {
     pub fn expired(&self, today: i64) -> bool {
         self.expires_day().is_some_and(|d| today >= d)
     }
+
+    /// `active`, `expired` or `revoked`, as lists and the dashboard say it.
+    pub fn status(&self, today: i64) -> &'static str {
+        if self.revoked() {
+            "revoked"
+        } else if self.expired(today) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,11 @@ pub fn iso(t: SystemTime) -> String {
     format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_micros())
 }
 
+/// The UTC day number of `t` (days since 1970-01-01).
+pub fn day_number(t: SystemTime) -> i64 {
+    (t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400) as i64
+}
+
 /// The UTC date of `t`, "2025-10-17" (the day buckets of the usage file).
 pub fn date(t: SystemTime) -> String {
     let days = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;

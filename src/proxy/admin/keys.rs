@@ -14,7 +14,7 @@ impl EventLoop {
     /// seen; the access key's row when it was used today.
     pub(in crate::proxy) fn keys_json(&self, now: Instant) -> Value {
         let day = crate::store::timefmt::date(std::time::SystemTime::now());
-        let today_no = self.usage_day_no() as i64;
+        let today_no = self.usage_day_no();
         let today = |name: &str| {
             let k = self.usage.key_day(&day, name);
             json!({"requests": k.counts.requests, "tokens": k.tokens(), "input_tokens": k.counts.input_tokens,
@@ -28,14 +28,7 @@ impl EventLoop {
             .iter()
             .map(|k| {
                 let e = &k.entry;
-                let status = if e.revoked() {
-                    "revoked"
-                } else if e.expired(today_no) {
-                    "expired"
-                } else {
-                    "active"
-                };
-                json!({"name": e.name, "prefix": e.prefix, "status": status, "admin": e.admin,
+                json!({"name": e.name, "prefix": e.prefix, "status": e.status(today_no), "admin": e.admin,
                        "cluster": e.cluster, "expires": e.expires, "limits": e.limits,
                        "in_flight": k.in_flight.get(), "last_minute": k.window.count(now),
                        "limited": k.limited, "today": today(&e.name)})

@@ -121,8 +121,8 @@ impl EventLoop {
     }
 
     /// Today's UTC day number.
-    pub(in crate::proxy) fn usage_day_no(&self) -> u64 {
-        self.wall_secs() / 86_400
+    pub(in crate::proxy) fn usage_day_no(&self) -> i64 {
+        crate::store::timefmt::day_number(SystemTime::now())
     }
 
     /// The wall clock in unix seconds.

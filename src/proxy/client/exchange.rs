@@ -344,7 +344,7 @@ impl EventLoop {
             self.respond_local_error(ck, 429, &msg, now);
             return None;
         }
-        let today = self.usage_day_no() as i64;
+        let today = self.usage_day_no();
         let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, &self.settings.cluster.name);
         match who {
             Who::AccessKey => Some(Caller::AccessKey),
