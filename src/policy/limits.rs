@@ -74,6 +74,27 @@ impl Window {
     }
 }
 
+/// What a key reached when its budget `limit` (of `limits`) is used up.
+fn budget_message(name: &str, limit: Limit, limits: &Limits) -> String {
+    let what = match limit {
+        Limit::DailyTokens => format!("daily token budget of {}", limits.daily_tokens.unwrap_or(0)),
+        _ => format!("daily budget of ${:.2}", limits.daily_usd.unwrap_or(0.0)),
+    };
+    format!("key '{name}': {what} reached, resets at 00:00 UTC")
+}
+
+/// The budgets one answer took the key's day past (`before` under, `after` at or over), each
+/// with its message: what alerts once, when it happens.
+pub fn crossed(name: &str, limits: &Limits, before: Used, after: Used) -> Vec<(Limit, String)> {
+    let tokens = limits.daily_tokens.is_some_and(|m| before.tokens < m && after.tokens >= m);
+    let usd = limits.daily_usd.is_some_and(|m| before.usd < m && after.usd >= m);
+    [(Limit::DailyTokens, tokens), (Limit::DailyUsd, usd)]
+        .into_iter()
+        .filter(|(_, hit)| *hit)
+        .map(|(l, _)| (l, budget_message(name, l, limits)))
+        .collect()
+}
+
 /// Whether key `name` may start a request now. `secs_to_midnight`: until the budgets reset.
 /// A request admitted is counted in `window` (the caller counts it in progress).
 pub fn admit(
@@ -85,16 +106,16 @@ pub fn admit(
     secs_to_midnight: u64,
     now: Instant,
 ) -> Result<(), Refusal> {
-    let budget = |limit, what: String| Refusal {
+    let budget = |limit| Refusal {
         limit,
-        message: format!("key '{name}': {what} reached, resets at 00:00 UTC"),
+        message: budget_message(name, limit, limits),
         retry_after_secs: secs_to_midnight.max(1),
     };
-    if let Some(max) = limits.daily_tokens.filter(|max| used.tokens >= *max) {
-        return Err(budget(Limit::DailyTokens, format!("daily token budget of {max}")));
+    if limits.daily_tokens.is_some_and(|max| used.tokens >= max) {
+        return Err(budget(Limit::DailyTokens));
     }
-    if let Some(max) = limits.daily_usd.filter(|max| used.usd >= *max) {
-        return Err(budget(Limit::DailyUsd, format!("daily budget of ${max:.2}")));
+    if limits.daily_usd.is_some_and(|max| used.usd >= max) {
+        return Err(budget(Limit::DailyUsd));
     }
     if let Some(max) = limits.concurrent.filter(|max| in_flight >= *max) {
         return Err(Refusal {
@@ -141,5 +162,10 @@ mod tests {
         assert_eq!((r.limit, r.retry_after_secs), (Limit::Rpm, 40));
         assert_eq!(admit("bob", &limits, ok, 0, &mut w, 100, t0 + Duration::from_secs(60)), Ok(()));
         assert_eq!(admit("bob", &Limits::default(), Used { tokens: u64::MAX, usd: 1e9 }, 999, &mut w, 1, t0), Ok(()));
+        // Crossing: said by the answer that takes the day past a budget, not after.
+        let c = crossed("bob", &limits, Used { tokens: 8, usd: 0.9 }, Used { tokens: 16, usd: 1.2 });
+        assert_eq!(c.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [Limit::DailyTokens, Limit::DailyUsd]);
+        assert_eq!(c[0].1, "key 'bob': daily token budget of 12 reached, resets at 00:00 UTC");
+        assert!(crossed("bob", &limits, Used { tokens: 16, usd: 1.2 }, Used { tokens: 24, usd: 1.5 }).is_empty());
     }
 }

@@ -92,15 +92,11 @@ impl EventLoop {
         after: &crate::store::usage::KeyCounts,
         now: Instant,
     ) {
-        use crate::policy::limits::Limit;
-        let Some(limits) = self.keys.iter().find(|k| &*k.name == name).map(|k| k.entry.limits.clone()) else { return };
-        if let Some(max) = limits.daily_tokens.filter(|m| before.tokens() < *m && after.tokens() >= *m) {
-            let msg = format!("key '{name}': daily token budget of {max} reached, resets at 00:00 UTC");
-            self.budget_alert(name, Limit::DailyTokens, &msg, now);
-        }
-        if let Some(max) = limits.daily_usd.filter(|m| before.cost_usd < *m && after.cost_usd >= *m) {
-            let msg = format!("key '{name}': daily budget of ${max:.2} reached, resets at 00:00 UTC");
-            self.budget_alert(name, Limit::DailyUsd, &msg, now);
+        use crate::policy::limits::{crossed, Used};
+        let Some(key) = self.keys.iter().find(|k| &*k.name == name) else { return };
+        let used = |c: &crate::store::usage::KeyCounts| Used { tokens: c.tokens(), usd: c.cost_usd };
+        for (limit, msg) in crossed(name, &key.entry.limits, used(before), used(after)) {
+            self.budget_alert(name, limit, &msg, now);
         }
     }
 
