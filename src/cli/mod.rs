@@ -331,23 +331,18 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         }
         "doctor" => Command::Doctor { json: args.contains("--json") },
         "logs" => {
-            use crate::store::requestlog::{parse_when, Filter, Status};
-            let text = |args: &mut Arguments, flag: &'static str| -> Result<Option<String>> {
-                args.opt_value_from_str::<_, String>(flag).map_err(usage)
-            };
-            let now = std::time::SystemTime::now();
-            let when = |v: Option<String>, flag: &str| -> Result<Option<String>> {
-                v.map(|v| parse_when(&v, now).map_err(|e| Error::Usage(format!("{flag} {e}")))).transpose()
-            };
-            let filter = Filter {
-                endpoint: text(args, "--endpoint")?,
-                key: text(args, "--key")?,
-                status: text(args, "--status")?.map(|s| Status::parse(&s).map_err(Error::Usage)).transpose()?,
-                session: text(args, "--session")?,
-                model: text(args, "--model")?,
-                since: when(text(args, "--since")?, "--since")?,
-                until: when(text(args, "--until")?, "--until")?,
-            };
+            use crate::store::requestlog::{Filter, FIELDS};
+            const FLAGS: [&str; FIELDS.len()] =
+                ["--endpoint", "--key", "--status", "--session", "--model", "--since", "--until"];
+            debug_assert!(FLAGS.iter().zip(FIELDS).all(|(f, n)| &f[2..] == n));
+            let mut given = Vec::new();
+            for flag in FLAGS {
+                if let Some(v) = args.opt_value_from_str::<_, String>(flag).map_err(usage)? {
+                    given.push((&flag[2..], v));
+                }
+            }
+            let get = |name: &str| given.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+            let filter = Filter::from_fields(get, "--", std::time::SystemTime::now()).map_err(Error::Usage)?;
             Command::Logs(Box::new(logs::LogsArgs {
                 filter,
                 file: args.opt_value_from_os_str("--file", |s| Ok::<_, String>(PathBuf::from(s))).map_err(usage)?,

@@ -56,7 +56,7 @@ impl Status {
         }
         match s.parse::<u16>() {
             Ok(n) if (100..=599).contains(&n) => Ok(Status::Exact(n)),
-            _ => Err(format!("--status {s}: give a status (429), a class (5xx), failed or aborted")),
+            _ => Err(format!("{s}: give a status (429), a class (5xx), failed or aborted")),
         }
     }
 
@@ -93,7 +93,27 @@ pub fn parse_when(s: &str, now: SystemTime) -> Result<String, String> {
     Err(format!("{s:?}: give a time ago (30m, 2h, 7d) or a date (2026-12-02, 2026-12-02T10:00)"))
 }
 
+/// The fields a search takes, by name (`qcc logs --NAME`, `/_qcc/logs?NAME=`).
+pub const FIELDS: [&str; 7] = ["endpoint", "key", "status", "session", "model", "since", "until"];
+
 impl Filter {
+    /// A filter from its fields' values (`get`: a field's value, `None` or blank when not
+    /// given); an error names the field after `prefix` (`--` for the CLI's flags).
+    pub fn from_fields(get: impl Fn(&str) -> Option<String>, prefix: &str, now: SystemTime) -> Result<Filter, String> {
+        let text = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let when =
+            |name: &str| text(name).map(|v| parse_when(&v, now).map_err(|e| format!("{prefix}{name} {e}"))).transpose();
+        Ok(Filter {
+            endpoint: text("endpoint"),
+            key: text("key"),
+            status: text("status").map(|s| Status::parse(&s).map_err(|e| format!("{prefix}status {e}"))).transpose()?,
+            session: text("session"),
+            model: text("model"),
+            since: when("since")?,
+            until: when("until")?,
+        })
+    }
+
     /// Whether an entry matches.
     pub fn matches(&self, e: &Value) -> bool {
         let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("");
@@ -348,5 +368,18 @@ mod tests {
         assert_eq!(parse_when("2026-12-02", now).unwrap(), "2026-12-02");
         assert_eq!(parse_when("2026-12-02 10:00", now).unwrap(), "2026-12-02T10:00");
         assert!(parse_when("yesterday", now).is_err() && parse_when("2026-13-01", now).is_err());
+        let get = |n: &str| match n {
+            "status" => Some("5xx".to_string()),
+            "since" => Some("1d".to_string()),
+            "key" => Some("  ".to_string()),
+            _ => None,
+        };
+        let f = Filter::from_fields(get, "--", now).unwrap();
+        assert_eq!(
+            (f.status, f.since.as_deref(), f.key),
+            (Some(Status::Class(5)), Some("1970-01-10T00:00:00.000000"), None)
+        );
+        let bad = Filter::from_fields(|n| (n == "until").then(|| "soon".to_string()), "--", now).unwrap_err();
+        assert!(bad.starts_with("--until \"soon\""), "{bad}");
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::proxy::event::slab::Key;
 use crate::proxy::state::ClientPhase;
 use crate::proxy::EventLoop;
-use crate::store::requestlog::{self, Cursor, Filter, Status};
+use crate::store::requestlog::{self, Cursor, Filter};
 
 /// Entries per page, at most.
 const MAX_PAGE: usize = 200;
@@ -34,68 +34,22 @@ impl Default for Searches {
     }
 }
 
-/// A query value, percent-decoded (`+` a space), as a browser's `encodeURIComponent` makes it.
-pub(crate) fn decode(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(x) => {
-                        out.push(x);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl EventLoop {
     /// Start a search for client `ck` (its query string `query`), or answer at once when it
     /// cannot run.
     pub(in crate::proxy) fn start_search(&mut self, ck: Key, keep_alive: bool, query: &str, now: Instant) {
-        let param = |name: &str| {
-            query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-                .map(decode)
-                .filter(|v| !v.trim().is_empty())
-        };
+        let params = crate::proxy::admin::query::Params::parse(query);
         let bad = |msg: String| json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}});
         let Some(path) = self.settings.access_log.clone().filter(|p| p.as_os_str() != "-") else {
             let msg = "this proxy keeps no request history: start it with --access-log PATH";
             return self.respond_json(ck, keep_alive, 409, &bad(msg.into()), now);
         };
-        let wall = std::time::SystemTime::now();
-        let when = |v: Option<String>| v.map(|v| requestlog::parse_when(&v, wall)).transpose();
-        let status = param("status").map(|s| Status::parse(&s)).transpose();
-        let (since, until) = (when(param("since")), when(param("until")));
-        let (status, since, until) = match (status, since, until) {
-            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                return self.respond_json(ck, keep_alive, 400, &bad(e), now)
-            }
+        let filter = match Filter::from_fields(|name| params.text(name), "", std::time::SystemTime::now()) {
+            Ok(f) => f,
+            Err(e) => return self.respond_json(ck, keep_alive, 400, &bad(e), now),
         };
-        let filter = Filter {
-            endpoint: param("endpoint"),
-            key: param("key"),
-            status,
-            session: param("session"),
-            model: param("model"),
-            since,
-            until,
-        };
-        let at = param("cursor").and_then(|c| Cursor::parse(&c));
-        let n = param("n").and_then(|n| n.parse().ok()).unwrap_or(50usize).clamp(1, MAX_PAGE);
+        let at = params.text("cursor").and_then(|c| Cursor::parse(&c));
+        let n = params.text("n").and_then(|n| n.parse().ok()).unwrap_or(50usize).clamp(1, MAX_PAGE);
         if self.searches.running {
             let msg = "a search is running; try again in a moment";
             let body = json!({"type": "error", "error": {"type": "rate_limit_error", "message": msg}});
@@ -154,15 +108,5 @@ fn lower_priority() {
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn query_values_are_decoded() {
-        assert_eq!(super::decode("claude%2Dsonnet%3A4+x"), "claude-sonnet:4 x");
-        assert_eq!(super::decode("100%"), "100%");
-        assert_eq!(super::decode("%zz"), "%zz");
     }
 }

@@ -15,44 +15,14 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::http::RequestHead;
+use crate::proxy::admin::query::Params;
 use crate::proxy::event::disk::{Edit, KeyEdit};
 use crate::proxy::event::slab::Key;
 use crate::proxy::EventLoop;
 use crate::store::keys::{parse_count, parse_usd, KeyChange};
 
-/// A query's parameters, decoded.
-struct Params(Vec<(String, String)>);
-
+/// The edit-specific readings of a query's parameters.
 impl Params {
-    fn parse(query: &str) -> Params {
-        Params(
-            query
-                .split('&')
-                .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-                .filter(|(k, _)| !k.is_empty())
-                .map(|(k, v)| (crate::proxy::admin::logs::decode(k), crate::proxy::admin::logs::decode(v)))
-                .collect(),
-        )
-    }
-
-    /// A parameter given (possibly empty).
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// A parameter given and not blank.
-    fn text(&self, name: &str) -> Option<String> {
-        self.get(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
-    }
-
-    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
-        self.text(name).map(|v| v.parse::<T>().map_err(|_| format!("{name}: {v:?} is not a whole number"))).transpose()
-    }
-
-    fn flag(&self, name: &str) -> Option<bool> {
-        self.get(name).map(|v| matches!(v, "1" | "true" | "on" | "yes"))
-    }
-
     /// Model-map rules, one per line or comma; an empty value clears them.
     fn model_map(&self) -> Result<Option<Vec<crate::store::models::ModelRule>>, String> {
         let Some(v) = self.get("model_map") else { return Ok(None) };
