@@ -369,35 +369,19 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
 /// The limits and settings `qcc key add|set` take. `none` removes a limit, an expiry or a
 /// cluster; `--admin`/`--no-admin` (the latter for `set`) grant or take the admin surface.
 fn key_change(args: &mut Arguments, set: bool) -> Result<crate::store::keys::KeyChange> {
-    use crate::store::keys::{parse_count, parse_date, parse_usd, KeyChange};
-    let text = |args: &mut Arguments, flag: &'static str| -> Result<Option<String>> {
-        args.opt_value_from_str::<_, String>(flag).map_err(usage)
-    };
-    let mut c = KeyChange::default();
-    if let Some(v) = text(args, "--daily-tokens")? {
-        c.daily_tokens = Some(parse_count("--daily-tokens", &v)?);
+    use crate::store::keys::KeyChange;
+    const FLAGS: [&str; KeyChange::FIELDS.len()] =
+        ["--daily-tokens", "--daily-usd", "--rpm", "--concurrent", "--expires", "--cluster"];
+    let flag = |field: &str| format!("--{}", field.replace('_', "-"));
+    debug_assert!(FLAGS.iter().zip(KeyChange::FIELDS).all(|(f, n)| *f == flag(n)));
+    let mut given = Vec::new();
+    for f in FLAGS {
+        if let Some(v) = args.opt_value_from_str::<_, String>(f).map_err(usage)? {
+            given.push((f, v));
+        }
     }
-    if let Some(v) = text(args, "--daily-usd")? {
-        c.daily_usd = Some(parse_usd(&v)?);
-    }
-    if let Some(v) = text(args, "--rpm")? {
-        c.rpm = Some(parse_count("--rpm", &v)?);
-    }
-    if let Some(v) = text(args, "--concurrent")? {
-        c.concurrent = Some(parse_count("--concurrent", &v)?);
-    }
-    if let Some(v) = text(args, "--expires")? {
-        c.expires = Some(if v.eq_ignore_ascii_case("none") {
-            None
-        } else if parse_date(&v).is_some() {
-            Some(v)
-        } else {
-            return Err(Error::Usage(format!("--expires {v}: give a date as YYYY-MM-DD (or `none`)")));
-        });
-    }
-    if let Some(v) = text(args, "--cluster")? {
-        c.cluster = Some(if v.eq_ignore_ascii_case("none") { None } else { Some(v) });
-    }
+    let get = |field: &str| given.iter().find(|(f, _)| *f == flag(field)).map(|(_, v)| v.clone());
+    let mut c = KeyChange::from_fields(get, flag)?;
     if args.contains("--admin") {
         c.admin = Some(true);
     }

@@ -266,25 +266,67 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// A limit as a flag gives it: a whole number ≥ 0, or `none`.
-pub fn parse_count<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Option<T>> {
+/// A limit as a flag gives it: a whole number ≥ 0, or `none`. `label` names it in the error.
+fn parse_count<T: std::str::FromStr>(label: &str, v: &str) -> Result<Option<T>> {
     if v.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
     v.trim()
         .parse::<T>()
         .map(Some)
-        .map_err(|_| Error::Usage(format!("{flag} {v}: give a whole number, 0 or more (or `none`)")))
+        .map_err(|_| Error::Usage(format!("{label} {v}: give a whole number, 0 or more (or `none`)")))
 }
 
-/// Dollars as `--daily-usd` gives them: a number ≥ 0, or `none`.
-pub fn parse_usd(v: &str) -> Result<Option<f64>> {
+/// Dollars: a number ≥ 0 (`$` allowed), or `none`.
+fn parse_usd(label: &str, v: &str) -> Result<Option<f64>> {
     if v.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
     match v.trim().trim_start_matches('$').parse::<f64>() {
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
-        _ => Err(Error::Usage(format!("--daily-usd {v}: give dollars, 0 or more (like 5 or 2.50), or `none`"))),
+        _ => Err(Error::Usage(format!("{label} {v}: give dollars, 0 or more (like 5 or 2.50), or `none`"))),
+    }
+}
+
+impl KeyChange {
+    /// The fields with values that `qcc key add|set` and the dashboard's key edits take, by
+    /// name: `daily_tokens`, `daily_usd`, `rpm`, `concurrent`, `expires`, `cluster`.
+    pub const FIELDS: [&'static str; 6] = ["daily_tokens", "daily_usd", "rpm", "concurrent", "expires", "cluster"];
+
+    /// A change from those fields' values (`get`: the value given, if any; `none` lifts a limit,
+    /// an expiry or a cluster); `label` names a field in an error (`--rpm`, `rpm`). `admin` is
+    /// the caller's (a switch on the command line, a value on the page).
+    pub fn from_fields(get: impl Fn(&str) -> Option<String>, label: impl Fn(&str) -> String) -> Result<KeyChange> {
+        let none = |v: &str| v.eq_ignore_ascii_case("none");
+        let mut c = KeyChange::default();
+        if let Some(v) = get("daily_tokens") {
+            c.daily_tokens = Some(parse_count(&label("daily_tokens"), &v)?);
+        }
+        if let Some(v) = get("daily_usd") {
+            c.daily_usd = Some(parse_usd(&label("daily_usd"), &v)?);
+        }
+        if let Some(v) = get("rpm") {
+            c.rpm = Some(parse_count(&label("rpm"), &v)?);
+        }
+        if let Some(v) = get("concurrent") {
+            c.concurrent = Some(parse_count(&label("concurrent"), &v)?);
+        }
+        if let Some(v) = get("expires") {
+            c.expires = Some(match v {
+                v if none(&v) => None,
+                v if parse_date(&v).is_some() => Some(v),
+                v => {
+                    return Err(Error::Usage(format!(
+                        "{} {v}: give a date as YYYY-MM-DD (or `none`)",
+                        label("expires")
+                    )))
+                }
+            });
+        }
+        if let Some(v) = get("cluster") {
+            c.cluster = Some((!none(&v)).then_some(v));
+        }
+        Ok(c)
     }
 }
 
@@ -359,8 +401,20 @@ mod tests {
         assert_eq!(parse_date("tomorrow"), None);
         assert!(parse_count::<u32>("--rpm", "-1").is_err());
         assert_eq!(parse_count::<u32>("--rpm", "none").unwrap(), None);
-        assert!(parse_usd("-2").is_err() && parse_usd("NaN").is_err() && parse_usd("inf").is_err());
-        assert_eq!(parse_usd("$2.5").unwrap(), Some(2.5));
+        let usd = |v: &str| parse_usd("--daily-usd", v);
+        assert!(usd("-2").is_err() && usd("NaN").is_err() && usd("inf").is_err());
+        assert_eq!(usd("$2.5").unwrap(), Some(2.5));
+        let change = |pairs: &[(&str, &str)]| {
+            let get = |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string());
+            KeyChange::from_fields(get, |n| format!("--{}", n.replace('_', "-")))
+        };
+        let c = change(&[("rpm", "5"), ("expires", "NONE"), ("cluster", "none"), ("daily_usd", "2.5")]).unwrap();
+        assert_eq!(
+            (c.rpm, c.expires, c.cluster, c.daily_usd),
+            (Some(Some(5)), Some(None), Some(None), Some(Some(2.5)))
+        );
+        assert!(change(&[("expires", "2027-02-30")]).unwrap_err().to_string().starts_with("--expires 2027-02-30"));
+        assert!(change(&[("daily_tokens", "-1")]).unwrap_err().to_string().starts_with("--daily-tokens -1"));
         assert!(check_name("bob smith").is_err() && check_name("").is_err() && check_name("a\"b").is_err());
         assert!(KeyFile::parse(br#"{"version": 9, "keys": []}"#).unwrap_err().contains("newer"));
         assert!(KeyFile::parse(b"{").is_err());

@@ -19,7 +19,7 @@ use crate::proxy::admin::query::Params;
 use crate::proxy::event::disk::{Edit, KeyEdit};
 use crate::proxy::event::slab::Key;
 use crate::proxy::EventLoop;
-use crate::store::keys::{parse_count, parse_usd, KeyChange};
+use crate::store::keys::KeyChange;
 
 /// The edit-specific readings of a query's parameters.
 impl Params {
@@ -43,30 +43,7 @@ impl Params {
     }
 
     fn key_change(&self) -> Result<KeyChange, String> {
-        let e = |err: crate::error::Error| err.to_string();
-        let mut c = KeyChange::default();
-        if let Some(v) = self.text("daily_tokens") {
-            c.daily_tokens = Some(parse_count("daily_tokens", &v).map_err(e)?);
-        }
-        if let Some(v) = self.text("daily_usd") {
-            c.daily_usd = Some(parse_usd(&v).map_err(e)?);
-        }
-        if let Some(v) = self.text("rpm") {
-            c.rpm = Some(parse_count("rpm", &v).map_err(e)?);
-        }
-        if let Some(v) = self.text("concurrent") {
-            c.concurrent = Some(parse_count("concurrent", &v).map_err(e)?);
-        }
-        if let Some(v) = self.text("expires") {
-            c.expires = Some(match v.as_str() {
-                "none" => None,
-                d if crate::store::keys::parse_date(d).is_some() => Some(v),
-                _ => return Err(format!("expires {v:?}: give a date as YYYY-MM-DD (or none)")),
-            });
-        }
-        if let Some(v) = self.text("cluster") {
-            c.cluster = Some((v != "none").then_some(v));
-        }
+        let mut c = KeyChange::from_fields(|n| self.text(n), str::to_string).map_err(|e| e.to_string())?;
         c.admin = self.flag("admin");
         Ok(c)
     }
