@@ -472,13 +472,20 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
     let cmd = match (group.as_str(), sub.as_str()) {
         ("endpoint", "add") => {
             let base_url: String = args.value_from_str("--url").map_err(usage)?;
-            let new = crate::store::config::NewEndpoint {
+            use crate::store::config::NewEndpoint;
+            let new = NewEndpoint {
                 base_url: base_url.trim_end_matches('/').to_string(),
                 key: secret_arg(&mut args, "--key", "--key-file")?,
-                priority: args.opt_value_from_str("--priority").map_err(usage)?.unwrap_or(1),
-                weight: args.opt_value_from_str("--weight").map_err(usage)?.unwrap_or(100),
-                timeout: args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(30),
-                max_failures: args.opt_value_from_str("--max-failures").map_err(usage)?.unwrap_or(3),
+                priority: args
+                    .opt_value_from_str("--priority")
+                    .map_err(usage)?
+                    .unwrap_or(NewEndpoint::DEFAULT_PRIORITY),
+                weight: args.opt_value_from_str("--weight").map_err(usage)?.unwrap_or(NewEndpoint::DEFAULT_WEIGHT),
+                timeout: args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(NewEndpoint::DEFAULT_TIMEOUT),
+                max_failures: args
+                    .opt_value_from_str("--max-failures")
+                    .map_err(usage)?
+                    .unwrap_or(NewEndpoint::DEFAULT_MAX_FAILURES),
                 ca_file: args
                     .opt_value_from_os_str("--ca-file", |s| Ok::<_, String>(PathBuf::from(s)))
                     .map_err(usage)?,

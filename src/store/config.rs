@@ -95,6 +95,12 @@ pub struct NewEndpoint {
 }
 
 impl NewEndpoint {
+    /// What `endpoint add` (and the dashboard's add) use when a field is not given.
+    pub const DEFAULT_PRIORITY: u32 = 1;
+    pub const DEFAULT_WEIGHT: u32 = 100;
+    pub const DEFAULT_TIMEOUT: u64 = 30;
+    pub const DEFAULT_MAX_FAILURES: u32 = 3;
+
     /// What an endpoint must be before it is written (the CLI and the dashboard alike): a base
     /// URL qcc can use, a key, timeouts in range, a CA file that exists.
     pub fn check(&self) -> Result<BaseUrl> {

@@ -19,6 +19,7 @@ use crate::proxy::admin::query::Params;
 use crate::proxy::event::disk::{Edit, KeyEdit};
 use crate::proxy::event::slab::Key;
 use crate::proxy::EventLoop;
+use crate::store::config::NewEndpoint;
 use crate::store::keys::KeyChange;
 
 /// The edit-specific readings of a query's parameters.
@@ -66,13 +67,13 @@ fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, String> {
         "/_qcc/config/endpoint/add" => {
             let base_url = p.text("url").ok_or("give ?url=URL")?;
             let key = secret(head).ok_or("give the endpoint's API key in the x-qcc-key header")?;
-            Edit::Add(Box::new(crate::store::config::NewEndpoint {
+            Edit::Add(Box::new(NewEndpoint {
                 base_url: base_url.trim_end_matches('/').to_string(),
                 key,
-                priority: p.number("priority")?.unwrap_or(1),
-                weight: p.number("weight")?.unwrap_or(100),
-                timeout: p.number("timeout")?.unwrap_or(30),
-                max_failures: p.number("max_failures")?.unwrap_or(3),
+                priority: p.number("priority")?.unwrap_or(NewEndpoint::DEFAULT_PRIORITY),
+                weight: p.number("weight")?.unwrap_or(NewEndpoint::DEFAULT_WEIGHT),
+                timeout: p.number("timeout")?.unwrap_or(NewEndpoint::DEFAULT_TIMEOUT),
+                max_failures: p.number("max_failures")?.unwrap_or(NewEndpoint::DEFAULT_MAX_FAILURES),
                 ca_file: None,
                 name: p.text("name"),
                 model_map: p.model_map()?.unwrap_or_default(),
