@@ -229,7 +229,10 @@ impl EventLoop {
                 .map_err(|e| Error::io(format!("cannot listen on {}", settings.listen), e))?,
         };
         let addr = listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
-        let key_file = crate::store::keys::KeyFile::load(&crate::store::keys::path(&settings.home))?;
+        // Read once here; the disk thread reads it again only when it changes from this.
+        let keys_path = crate::store::keys::path(&settings.home);
+        let keys_seen = event::disk::keys_seen(&keys_path);
+        let key_file = crate::store::keys::KeyFile::load(&keys_path)?;
         // Checked on the address actually listened on (a passed socket may be anywhere). Client
         // keys (always long) are enough on their own.
         let short = settings.access_key.as_ref().is_some_and(|k| k.chars().count() < MIN_PUBLIC_KEY);
@@ -263,7 +266,8 @@ impl EventLoop {
             cluster: settings.cluster.name.clone(),
             ca_file: settings.ca_file.clone(),
             access_log: settings.access_log.clone(),
-            keys: crate::store::keys::path(&settings.home),
+            keys: keys_path,
+            keys_seen,
         };
         let disk =
             event::disk::Disk::start(paths, waker.clone()).map_err(|e| Error::io("starting the disk thread", e))?;

@@ -93,8 +93,9 @@ pub struct Paths {
     pub ca_file: Option<PathBuf>,
     /// `--access-log` (`-`: stderr).
     pub access_log: Option<PathBuf>,
-    /// `$QCC_HOME/keys.json`, watched.
+    /// `$QCC_HOME/keys.json`, watched, and how it was when the loop read it at start.
     pub keys: PathBuf,
+    pub keys_seen: Seen,
 }
 
 pub struct Disk {
@@ -109,7 +110,7 @@ impl Disk {
         let (done_tx, done_rx) = channel::<Done>();
         let thread = std::thread::Builder::new().name("qcc-disk".into()).spawn(move || {
             let mut log = AccessLog::open(paths.access_log.clone());
-            let mut keys_seen = None;
+            let mut keys_seen = paths.keys_seen;
             loop {
                 let job = match job_rx.recv_timeout(KEYS_CHECK) {
                     Ok(job) => job,
@@ -193,19 +194,25 @@ impl Disk {
 }
 
 /// What tells a change of the keys file: (size, mtime ns, inode); zeros when it is missing.
-type Seen = (u64, i128, u64);
+pub type Seen = (u64, i128, u64);
 
-/// `Done::Keys` when the keys file changed since `seen` (the first look counts as a change).
-fn check_keys(path: &std::path::Path, seen: &mut Option<Seen>) -> Option<Done> {
+/// The keys file's `Seen` now. Taken before the file is read, so a change during the read is
+/// still a change.
+pub fn keys_seen(path: &std::path::Path) -> Seen {
     use std::os::unix::fs::MetadataExt;
-    let now = match std::fs::metadata(path) {
+    match std::fs::metadata(path) {
         Ok(m) => (m.len(), i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()), m.ino()),
         Err(_) => (0, 0, 0),
-    };
-    if *seen == Some(now) {
+    }
+}
+
+/// `Done::Keys` when the keys file changed since `seen`.
+fn check_keys(path: &std::path::Path, seen: &mut Seen) -> Option<Done> {
+    let now = keys_seen(path);
+    if *seen == now {
         return None;
     }
-    *seen = Some(now);
+    *seen = now;
     Some(Done::Keys(crate::store::keys::KeyFile::load(path).map_err(|e| e.to_string())))
 }
 
