@@ -28,6 +28,11 @@ impl Limit {
         }
     }
 
+    /// Its place in `ALL` (and in per-limit counters).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Budgets last the day; the caps free up within a minute.
     pub fn is_budget(self) -> bool {
         matches!(self, Limit::DailyTokens | Limit::DailyUsd)
@@ -162,6 +167,7 @@ mod tests {
         assert_eq!((r.limit, r.retry_after_secs), (Limit::Rpm, 40));
         assert_eq!(admit("bob", &limits, ok, 0, &mut w, 100, t0 + Duration::from_secs(60)), Ok(()));
         assert_eq!(admit("bob", &Limits::default(), Used { tokens: u64::MAX, usd: 1e9 }, 999, &mut w, 1, t0), Ok(()));
+        assert!(Limit::ALL.iter().enumerate().all(|(i, l)| l.index() == i));
         // Crossing: said by the answer that takes the day past a budget, not after.
         let c = crossed("bob", &limits, Used { tokens: 8, usd: 0.9 }, Used { tokens: 16, usd: 1.2 });
         assert_eq!(c.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [Limit::DailyTokens, Limit::DailyUsd]);

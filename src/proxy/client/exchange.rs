@@ -374,14 +374,16 @@ impl EventLoop {
     /// `rate_limit_error`, with `retry-after`) and an alert; within them, the request is counted
     /// (its minute, its requests in progress, its day). False when refused.
     fn admit_caller(&mut self, ck: Key, caller: Caller, now: Instant) -> bool {
-        let ticket = match caller {
+        use crate::proxy::client::keys::KeyTicket;
+        let (ticket, refused) = match caller {
             Caller::Anyone => return true,
-            Caller::AccessKey => self.keys.access_ticket(),
+            Caller::AccessKey => (self.keys.access_ticket(), None),
             Caller::Key(k) => {
-                let day = self.usage_day().to_string();
-                let secs_to_midnight = 86_400 - self.wall_secs() % 86_400;
-                let Some(key) = self.keys.get_mut(k) else { return true };
-                let counted = self.usage.key_day(&day, &key.entry.name);
+                self.usage_day();
+                let wall = self.wall_secs();
+                let EventLoop { keys, usage, usage_day, .. } = self;
+                let Some(key) = keys.get_mut(k) else { return true };
+                let counted = usage.key_day(&usage_day.1, &key.entry.name);
                 let used = crate::policy::limits::Used { tokens: counted.tokens(), usd: counted.cost_usd };
                 let verdict = crate::policy::limits::admit(
                     &key.entry.name,
@@ -389,41 +391,39 @@ impl EventLoop {
                     used,
                     key.in_flight.get(),
                     &mut key.window,
-                    secs_to_midnight,
+                    86_400 - wall % 86_400,
                     now,
                 );
-                if let Err(r) = verdict {
-                    // A budget's alert went out when it was reached (`record_usage`); a cap's
-                    // at its first refusal in an hour.
-                    let alert = !r.limit.is_budget() && crate::proxy::client::keys::cap_alert_due(key, r.limit, now);
-                    if let Some(n) = crate::policy::limits::Limit::ALL.iter().position(|l| *l == r.limit) {
-                        key.limited[n] += 1;
+                match verdict {
+                    Err(r) => {
+                        // A budget's alert went out when it was reached (`record_usage`); a
+                        // cap's at its first refusal in an hour.
+                        let alert =
+                            !r.limit.is_budget() && crate::proxy::client::keys::cap_alert_due(key, r.limit, now);
+                        key.limited[r.limit.index()] += 1;
+                        (KeyTicket { name: Rc::clone(&key.name), _in_flight: None }, Some((r, alert)))
                     }
-                    let name = key.entry.name.clone();
-                    if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
-                        ex.key = Some(crate::proxy::client::keys::KeyTicket {
-                            name: Rc::clone(&key.name),
-                            _in_flight: None,
-                        });
+                    Ok(()) => {
+                        let ticket = keys.ticket(k);
+                        usage.key_request(&usage_day.1, &ticket.name, wall);
+                        self.usage_changed(now);
+                        (ticket, None)
                     }
-                    self.stats.limited += 1;
-                    log::info!("{} -> 429", r.message);
-                    if alert {
-                        self.budget_alert(&name, r.limit, &r.message, now);
-                    }
-                    self.respond_refusal(ck, 429, &r.message, r.retry_after_secs, now);
-                    return false;
                 }
-                let ticket = self.keys.ticket(k);
-                self.usage.key_request(&day, &ticket.name, self.wall_secs());
-                self.usage_changed(now);
-                ticket
             }
         };
+        let name = Rc::clone(&ticket.name);
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
             ex.key = Some(ticket);
         }
-        true
+        let Some((r, alert)) = refused else { return true };
+        self.stats.limited += 1;
+        log::info!("{} -> 429", r.message);
+        if alert {
+            self.budget_alert(&name, r.limit, &r.message, now);
+        }
+        self.respond_refusal(ck, 429, &r.message, r.retry_after_secs, now);
+        false
     }
 
     /// One line for a refused request, within the refusal lines' rate limit (`refusals.rs`).
