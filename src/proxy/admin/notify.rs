@@ -134,10 +134,9 @@ impl EventLoop {
         let body: Rc<[u8]> = Rc::from(body.to_string().into_bytes());
         let n = &mut self.notifier;
         for h in &mut n.hooks {
-            if h.queue.len() >= MAX_QUEUED && h.queue.len() > usize::from(h.send.is_some()) {
+            if h.queue.len() >= MAX_QUEUED {
                 // The oldest waiting one goes (never the one in flight, at the front).
-                let at = usize::from(h.send.is_some());
-                if let Some(d) = h.queue.remove(at) {
+                if let Some(d) = h.queue.remove(usize::from(h.send.is_some())) {
                     n.dropped += 1;
                     log::warn!("alerts: {} is not keeping up; dropped a queued {} alert", h.url.shown(), d.event);
                 }
