@@ -285,3 +285,56 @@ fn a_person_points_claude_code_at_a_keyed_proxy_with_qcc_client_key() {
     let r = request(addr, "POST", "/v1/messages", &[("authorization", &format!("Bearer {token}"))], b"{}");
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// Both credential headers carry a client key (the launcher sets `x-api-key` and
+/// `Authorization`): neither reaches a pass-through endpoint; a credential that is not ours does.
+#[test]
+fn no_client_key_reaches_a_pass_through_upstream() {
+    let home = TempHome::new();
+    let up = usage_upstream();
+    home.write_cluster("c", &[Ep::new("a0000001", &up.url(), "", 1)]);
+    let bob = add_key(&home, "bob", &[]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let bearer = format!("Bearer {bob}");
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[]}"#;
+    let r = request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", &bob), ("authorization", &bearer)], body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request(
+        proxy.addr,
+        "POST",
+        "/v1/messages",
+        &[("authorization", &bearer), ("x-api-key", "sk-ant-their-own-key"), ("x-api-key", &bob)],
+        body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 2);
+    for rec in reqs.iter() {
+        assert!(!rec.raw_head.contains(&bob[4..]), "a client key reached the upstream:\n{}", rec.raw_head);
+    }
+    assert!(reqs[0].header("x-api-key").is_none() && reqs[0].header("authorization").is_none());
+    assert_eq!(reqs[1].header("x-api-key"), Some("sk-ant-their-own-key"), "a key not ours passes through");
+}
+
+/// Requests without a key (a `/metrics` scraper, the dashboard opened without one) never lock an
+/// address out; wrong keys do, but a valid key from the same address is still served.
+#[test]
+fn keyless_requests_never_lock_out_and_a_valid_key_is_never_refused() {
+    let home = TempHome::new();
+    let up = usage_upstream();
+    home.write_cluster("c", &[Ep::new("a0000001", &up.url(), "sk-upstream-0000000001", 1)]);
+    let bob = add_key(&home, "bob", &[]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    for path in ["/metrics", "/_qcc/status", "/_qcc/logs"] {
+        for _ in 0..12 {
+            assert_eq!(request(proxy.addr, "GET", path, &[], b"").status, 401, "{path}");
+        }
+    }
+    assert_eq!(with_key(&proxy, &bob).status, 200, "keyless requests locked the address out");
+    for _ in 0..12 {
+        with_key(&proxy, "qcc-wrongwrongwrongwrongwrongwrongwrongwrong");
+    }
+    let r = with_key(&proxy, "qcc-wrongwrongwrongwrongwrongwrongwrongwrong");
+    assert_eq!(r.status, 429, "wrong keys are limited: {}", r.text());
+    assert_eq!(with_key(&proxy, &bob).status, 200, "a valid key is never refused by the lockout");
+}

@@ -337,16 +337,11 @@ impl EventLoop {
             return Some(Caller::Anyone);
         }
         let peer = self.clients.get(ck).map(|c| c.peer)?;
-        if let Some(left) = self.refusals.locked(peer.ip(), now) {
-            self.stats.unauthorized += 1;
-            self.log_refused(head, peer, "too many wrong access keys -> 429", now);
-            let msg = format!("too many wrong access keys from this address; try again in {} s", left.as_secs() + 1);
-            self.respond_local_error(ck, 429, &msg, now);
-            return None;
-        }
         let today = self.usage_day_no();
         let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, &self.settings.cluster.name);
         match who {
+            // A valid key is never refused by the wrong-key lockout: a scraper or a page opened
+            // without a key on the same address must not lock its owner out.
             Who::AccessKey => Some(Caller::AccessKey),
             Who::Key(k) => Some(Caller::Key(k)),
             Who::Denied(status, msg) => {
@@ -356,14 +351,25 @@ impl EventLoop {
                 None
             }
             Who::Nobody { presented } => {
-                self.refusals.wrong_key(peer.ip(), now);
+                self.stats.unauthorized += 1;
+                // Only a key presented and wrong counts toward the lockout (a request without
+                // one guesses nothing).
+                if presented > 0 {
+                    if let Some(left) = self.refusals.locked(peer.ip(), now) {
+                        self.log_refused(head, peer, "too many wrong access keys -> 429", now);
+                        let msg =
+                            format!("too many wrong access keys from this address; try again in {} s", left.as_secs() + 1);
+                        self.respond_local_error(ck, 429, &msg, now);
+                        return None;
+                    }
+                    self.refusals.wrong_key(peer.ip(), now);
+                }
                 // Of what was offered, only its length is said: it may be a real key mistyped.
                 let what = match presented {
                     0 => "no access key -> 401".to_string(),
                     n => format!("a wrong access key ({n} bytes) -> 401"),
                 };
                 self.log_refused(head, peer, &what, now);
-                self.stats.unauthorized += 1;
                 self.respond_local_error(ck, 401, "missing or invalid qcc access key", now);
                 None
             }

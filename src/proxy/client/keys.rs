@@ -110,38 +110,39 @@ impl ClientKeys {
         }
     }
 
-    /// Find the key a request presents and take its header out of the head. `today`: the UTC
-    /// day number (for expiry); `cluster`: the one this proxy serves.
+    /// Find the key a request presents and take out of the head every credential header
+    /// (`x-api-key`, `Authorization: Bearer`) whose value is a key of ours: the launcher sets
+    /// both, and none of them may reach an upstream. A credential that is not ours stays (a
+    /// pass-through endpoint needs the client's own). `today`: the UTC day number (for
+    /// expiry); `cluster`: the one this proxy serves.
     pub fn identify(&self, head: &mut RequestHead, access_key: Option<&str>, today: i64, cluster: &str) -> Who {
         let mut presented = 0;
-        let mut found = None;
-        for (i, h) in head.headers.iter().enumerate() {
-            let name = &head.raw[h.name.clone()];
-            let value = &head.raw[h.value.clone()];
-            let key = if name.eq_ignore_ascii_case(b"x-api-key") {
-                value.trim_ascii()
-            } else if name.eq_ignore_ascii_case(b"authorization")
-                && value.len() > 7
-                && value[..7].eq_ignore_ascii_case(b"bearer ")
-            {
-                value[7..].trim_ascii()
-            } else {
-                continue;
-            };
-            presented = presented.max(key.len());
-            if access_key.is_some_and(|a| ct_eq(key, a.as_bytes())) {
-                found = Some((i, None));
-                break;
-            }
-            if key.len() <= crate::store::keys::MAX_PRESENTED && !self.keys.is_empty() {
-                if let Some(&k) = self.by_hash.get(&crate::store::bytes::sha256(key)) {
-                    found = Some((i, Some(k)));
-                    break;
+        let mut found: Option<Option<usize>> = None;
+        let mut i = 0;
+        while i < head.headers.len() {
+            let h = &head.headers[i];
+            let ours = match credential(&head.raw[h.name.clone()], &head.raw[h.value.clone()]) {
+                None => None,
+                Some(key) => {
+                    presented = presented.max(key.len());
+                    if access_key.is_some_and(|a| ct_eq(key, a.as_bytes())) {
+                        Some(None)
+                    } else if key.len() <= crate::store::keys::MAX_PRESENTED && !self.keys.is_empty() {
+                        self.by_hash.get(&crate::store::bytes::sha256(key)).map(|&k| Some(k))
+                    } else {
+                        None
+                    }
                 }
+            };
+            match ours {
+                Some(k) => {
+                    head.headers.remove(i);
+                    found.get_or_insert(k); // the first key of ours decides
+                }
+                None => i += 1,
             }
         }
-        let Some((i, k)) = found else { return Who::Nobody { presented } };
-        head.headers.remove(i);
+        let Some(k) = found else { return Who::Nobody { presented } };
         let Some(k) = k else { return Who::AccessKey };
         let e = &self.keys[k].entry;
         if e.revoked() {
@@ -191,6 +192,18 @@ pub fn cap_alert_due(key: &mut LiveKey, limit: Limit, now: Instant) -> bool {
     }
     *slot = Some(now);
     true
+}
+
+/// The key a credential header carries: `x-api-key: K` or `Authorization: Bearer K`.
+fn credential<'a>(name: &[u8], value: &'a [u8]) -> Option<&'a [u8]> {
+    if name.eq_ignore_ascii_case(b"x-api-key") {
+        Some(value.trim_ascii())
+    } else if name.eq_ignore_ascii_case(b"authorization") && value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ")
+    {
+        Some(value[7..].trim_ascii())
+    } else {
+        None
+    }
 }
 
 /// Constant-time comparison (for equal lengths; a length mismatch is not a secret worth keeping).

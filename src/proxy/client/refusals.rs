@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Wrong keys an address may send within `WINDOW` before it is refused outright until the
-/// window ends (the right key included: a guesser cannot tell when it found it).
+/// Wrong keys a source may present within `WINDOW` before its wrong keys get a 429 instead of a
+/// 401 until the window ends. A valid key is never refused: keys are 40 random characters, so
+/// the lockout is there to keep a guesser's log lines and CPU in bounds, not to hide a hit.
 const MAX_WRONG: u32 = 10;
 const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses remembered at most (a spread-out guesser costs bounded memory; the oldest go).
@@ -27,13 +28,14 @@ pub struct Refusals {
 impl Refusals {
     /// How long `ip` stays refused, when it sent too many wrong keys.
     pub fn locked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let &(n, since) = self.wrong.get(&ip)?;
+        let &(n, since) = self.wrong.get(&source(ip))?;
         let left = (since + WINDOW).checked_duration_since(now)?;
         (n >= MAX_WRONG && !left.is_zero()).then_some(left)
     }
 
     /// `ip` sent a wrong or missing key.
     pub fn wrong_key(&mut self, ip: IpAddr, now: Instant) {
+        let ip = source(ip);
         if self.wrong.len() >= MAX_ADDRS && !self.wrong.contains_key(&ip) {
             self.wrong.retain(|_, (_, since)| now.duration_since(*since) < WINDOW);
             if self.wrong.len() >= MAX_ADDRS {
@@ -70,6 +72,23 @@ impl Refusals {
     }
 }
 
+/// The source an address counts as: an IPv6 host usually owns its whole /64 (counted as one),
+/// and all of 127/8 (and `::1`, and IPv4-mapped loopback) is this machine.
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => source(IpAddr::V4(v4)),
+            None if v6.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        v4 => v4,
+    }
+}
+
 /// The note added to a logged line when others were suppressed before it.
 pub fn suppressed_note(n: u64) -> String {
     if n == 0 {
@@ -98,6 +117,23 @@ mod tests {
         assert!(r.locked(a, t + WINDOW).is_none());
         r.wrong_key(a, t + WINDOW);
         assert!(r.locked(a, t + WINDOW).is_none(), "a new window starts afresh");
+    }
+
+    #[test]
+    fn loopback_is_one_source_and_ipv6_counts_by_64() {
+        let mut r = Refusals::default();
+        let t = Instant::now();
+        for i in 0..MAX_WRONG {
+            r.wrong_key(IpAddr::from([127, 0, 0, 1 + i as u8]), t);
+        }
+        assert!(r.locked("127.9.9.9".parse().unwrap(), t).is_some());
+        assert!(r.locked("::1".parse().unwrap(), t).is_some());
+        assert!(r.locked("::ffff:127.0.0.1".parse().unwrap(), t).is_some());
+        for i in 0..MAX_WRONG {
+            r.wrong_key(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, i as u16]), t);
+        }
+        assert!(r.locked("2001:db8:0:1:ffff::1".parse().unwrap(), t).is_some());
+        assert!(r.locked("2001:db8:0:2::1".parse().unwrap(), t).is_none(), "another /64");
     }
 
     #[test]
