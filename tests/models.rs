@@ -222,3 +222,42 @@ fn failover_rules_per_cluster_apply_live() {
     }
     assert_eq!(std::fs::read(home.config()).expect("cfg"), before);
 }
+
+/// A client-chosen model name against a wildcard rule costs the loop next to nothing: a 4 KB
+/// name against `*-*-*x` (cubic for a backtracking matcher) is matched by no rule and goes
+/// through unchanged, and the proxy answers another client meanwhile.
+#[test]
+fn a_hostile_model_name_cannot_stall_the_loop() {
+    let up = MockUpstream::start(Mode::Echo);
+    let home = TempHome::new();
+    let out = home.run(&[
+        "endpoint",
+        "add",
+        "c",
+        "--url",
+        &up.url(),
+        "--key",
+        "sk-up-000000000",
+        "--name",
+        "up",
+        "--model-map",
+        "*-*-*x=glm-4.6",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let name = "a-".repeat(2048);
+    let body = format!(r#"{{"model":"{name}","max_tokens":8,"messages":[]}}"#);
+    let addr = proxy.addr;
+    let hostile = std::thread::spawn(move || {
+        request(addr, "POST", "/v1/messages", &[("content-type", "application/json")], body.as_bytes())
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(post(&proxy, "/v1/messages", BODY.as_bytes()).status, 200);
+    let r = hostile.join().expect("hostile request");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains(&name), "passed through unmapped");
+    // A deadline, not a measurement: a backtracking matcher holds the loop for minutes here.
+    assert!(started.elapsed() < Duration::from_secs(10), "the loop stalled for {:?}", started.elapsed());
+    let short = r#"{"model":"1-2-3x","max_tokens":8,"messages":[]}"#;
+    assert!(post(&proxy, "/v1/messages", short.as_bytes()).text().contains("glm-4.6"), "the rule still maps");
+}

@@ -42,18 +42,34 @@ impl ModelRule {
     }
 }
 
-/// `*` matches any run of bytes; everything else itself.
+/// Model names longer than this match no rule (a real one has at most 128 characters): the
+/// name is the client's, and what it costs to look at must stay small.
+pub const MATCH_MAX: usize = 256;
+
+/// `*` matches any run of bytes; everything else itself. Without backtracking: the pattern's
+/// first piece must start the name and its last end it, and each piece between is taken at
+/// its leftmost place after the one before (leftmost is never worse, since `*` takes anything
+/// left between). At most pattern length × name length byte comparisons, names capped at
+/// `MATCH_MAX`.
 fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p.iter().position(|&b| b == b'*') {
-        None => p == s,
-        Some(i) => {
-            if s.len() < i || p[..i] != s[..i] {
-                return false;
-            }
-            let (rest_p, rest_s) = (&p[i + 1..], &s[i..]);
-            (0..=rest_s.len()).any(|k| glob(rest_p, &rest_s[k..]))
+    if s.len() > MATCH_MAX {
+        return false;
+    }
+    let mut pieces = p.split(|&b| b == b'*');
+    let first = pieces.next().unwrap_or_default();
+    let Some(rest) = s.strip_prefix(first) else { return false };
+    let mut middle: Vec<&[u8]> = pieces.collect();
+    let Some(last) = middle.pop() else { return rest.is_empty() }; // no `*` at all
+    let Some(mut rest) = rest.len().checked_sub(last.len()).filter(|_| rest.ends_with(last)).map(|n| &rest[..n]) else {
+        return false;
+    };
+    for piece in middle.into_iter().filter(|p| !p.is_empty()) {
+        match rest.windows(piece.len()).position(|w| w == piece) {
+            Some(i) => rest = &rest[i + piece.len()..],
+            None => return false,
         }
     }
+    true
 }
 
 /// What `model` becomes under `rules` (the first that matches), if any does.
@@ -99,8 +115,35 @@ mod tests {
         assert_eq!(map(&rules, "claude-sonnet-4-5"), Some("glm-4.6"));
         assert_eq!(map(&rules, "gpt-5"), None);
         assert!(glob(b"*", b"") && glob(b"a*b*c", b"aXbYc") && !glob(b"a*b", b"ab-c") && glob(b"exact", b"exact"));
+        assert!(glob(b"a*a", b"aa") && !glob(b"a*a", b"a") && glob(b"**", b"x") && glob(b"*-*-*x", b"1-2-3x"));
+        assert!(!glob(b"ab*ba", b"aba") && glob(b"*ab*ab*", b"xabyab") && !glob(b"*ab*ab*", b"xaby"));
+        assert!(!glob(b"exact", b"exac") && !glob(b"exact", b"exactly") && glob(b"ex*", b"ex"));
+        let long = "a-".repeat(2048);
+        assert!(!glob(b"*-*-*x", long.as_bytes()) && !glob(b"*", long.as_bytes()), "past MATCH_MAX: no match");
         for bad in ["noequals", "=x", "x=", "a b=c", "x=y*", "x=\"y\""] {
             assert!(ModelRule::parse(bad).is_err(), "{bad}");
+        }
+        // Against the backtracking definition, every pattern and name over a small alphabet.
+        fn naive(p: &[u8], s: &[u8]) -> bool {
+            match p.split_first() {
+                None => s.is_empty(),
+                Some((b'*', rest)) => (0..=s.len()).any(|k| naive(rest, &s[k..])),
+                Some((c, rest)) => s.first() == Some(c) && naive(rest, &s[1..]),
+            }
+        }
+        let words = |alphabet: &[u8], max: u32| -> Vec<Vec<u8>> {
+            let mut all = vec![Vec::new()];
+            for len in 1..=max {
+                for n in 0..alphabet.len().pow(len) {
+                    all.push((0..len).map(|i| alphabet[n / alphabet.len().pow(i) % alphabet.len()]).collect());
+                }
+            }
+            all
+        };
+        for p in words(b"ab*", 5) {
+            for s in words(b"ab", 5) {
+                assert_eq!(glob(&p, &s), naive(&p, &s), "{:?} {:?}", p, s);
+            }
         }
         let back = from_json(Some(&to_json(&rules))).unwrap();
         assert_eq!(back, rules);

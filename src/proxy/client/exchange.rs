@@ -357,8 +357,10 @@ impl EventLoop {
                 if presented > 0 {
                     if let Some(left) = self.refusals.locked(peer.ip(), now) {
                         self.log_refused(head, peer, "too many wrong access keys -> 429", now);
-                        let msg =
-                            format!("too many wrong access keys from this address; try again in {} s", left.as_secs() + 1);
+                        let msg = format!(
+                            "too many wrong access keys from this address; try again in {} s",
+                            left.as_secs() + 1
+                        );
                         self.respond_local_error(ck, 429, &msg, now);
                         return None;
                     }

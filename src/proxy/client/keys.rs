@@ -198,7 +198,9 @@ pub fn cap_alert_due(key: &mut LiveKey, limit: Limit, now: Instant) -> bool {
 fn credential<'a>(name: &[u8], value: &'a [u8]) -> Option<&'a [u8]> {
     if name.eq_ignore_ascii_case(b"x-api-key") {
         Some(value.trim_ascii())
-    } else if name.eq_ignore_ascii_case(b"authorization") && value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ")
+    } else if name.eq_ignore_ascii_case(b"authorization")
+        && value.len() > 7
+        && value[..7].eq_ignore_ascii_case(b"bearer ")
     {
         Some(value[7..].trim_ascii())
     } else {
