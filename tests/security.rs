@@ -338,3 +338,59 @@ fn duplicate_endpoint_ids_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("aaaaaaaa appears twice"), "{}", stderr(&out));
 }
+
+/// A locally answered request's body is never read as the connection's next request: `POST
+/// /metrics`, `GET /metrics` and a `/_qcc/` path with a body whose bytes are a request of their
+/// own are answered once and closed; nothing reaches the upstream.
+#[test]
+fn a_local_routes_body_is_never_a_second_request() {
+    let mock = MockUpstream::start(Mode::Echo);
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("aaaaaaaa", &mock.url(), KEY, 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--idle-timeout", "60"]);
+    let inner = "POST /v1/messages HTTP/1.1\r\nhost: localhost\r\ncontent-length: 2\r\n\r\n{}";
+    let mut held = Vec::new();
+    for (method, path) in
+        [("POST", "/metrics"), ("GET", "/metrics"), ("PUT", "/_qcc/nothing"), ("GET", "/_qcc/nothing")]
+    {
+        let mut c = Conn::connect(proxy.addr);
+        c.send(
+            format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n{inner}", inner.len())
+                .as_bytes(),
+        );
+        let (got, closed) = c.try_read_to_close();
+        let text = String::from_utf8_lossy(&got);
+        assert!(closed, "{method} {path}: the connection is closed after the reply");
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{method} {path}: one reply only:\n{text}");
+        held.push(c); // never closed from this side
+    }
+    // Each half-closed connection waits LINGER (5 s) for the client's EOF, not --idle-timeout.
+    // (Not polled: a poll's own connection would wake the loop's sweep early.)
+    std::thread::sleep(Duration::from_secs(7));
+    let s = proxy.status();
+    assert_eq!(s["connections"]["clients"], 1, "closing connections outlived the linger: {}", s["connections"]);
+    assert_eq!(mock.hits(), 0, "the smuggled request never went upstream");
+}
+
+/// A reply qcc makes itself to a `HEAD` carries no body: the next response on the connection is
+/// read where it starts.
+#[test]
+fn local_replies_to_head_carry_no_body() {
+    let mock = MockUpstream::start(Mode::Echo);
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("aaaaaaaa", &mock.url(), KEY, 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let mut c = Conn::connect(proxy.addr);
+    c.send(b"HEAD /metrics HTTP/1.1\r\nhost: localhost\r\n\r\nGET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n");
+    let head = c.read_until(b"\r\n\r\n");
+    assert!(head.starts_with(b"HTTP/1.1 405"), "{}", String::from_utf8_lossy(&head));
+    let next = c.read_response();
+    assert_eq!(next.status, 200, "the second reply starts right after the first head");
+    assert!(next.text().contains("qcc_"), "{}", next.text());
+    // A refusal (a foreign Host) to HEAD: a head alone, then the close.
+    let mut c = Conn::connect(proxy.addr);
+    c.send(b"HEAD /v1/messages HTTP/1.1\r\nhost: evil.example\r\n\r\n");
+    let (got, closed) = c.try_read_to_close();
+    let text = String::from_utf8_lossy(&got);
+    assert!(closed && text.starts_with("HTTP/1.1 4") && text.ends_with("\r\n\r\n"), "{text}");
+}

@@ -220,6 +220,8 @@ pub struct Client {
     /// Close with a reset (RST) once what is queued is written: the end of a truncated
     /// until-close response must not look like its end.
     pub reset: bool,
+    /// The request being answered is a `HEAD`: a reply qcc makes itself carries no body.
+    pub answering_head: bool,
 }
 
 impl Client {

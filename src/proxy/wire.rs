@@ -177,6 +177,14 @@ fn local_response_with(status: u16, content_type: &str, body: &[u8], close: bool
     out.extend_from_slice(body);
 }
 
+/// A local reply made for a `HEAD` request: its head only (its `content-length` still says what
+/// a `GET` would get, RFC 9110 §9.3.2).
+pub fn head_only(reply: &mut Vec<u8>) {
+    if let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+        reply.truncate(end + 4);
+    }
+}
+
 /// An error in the Anthropic shape: `{"type":"error","error":{"type":...,"message":...}}`.
 pub fn error_response(status: u16, message: &str, close: bool, out: &mut Vec<u8>) {
     error_response_after(status, message, None, close, out);

@@ -173,6 +173,8 @@ impl EventLoop {
     }
 
     /// A local answer on the client connection, which then reads its next request (or closes).
+    /// A request that announced a body is answered with `Connection: close`: its body is never
+    /// read as the connection's next request (smuggling past a front proxy that filters by path).
     pub(in crate::proxy) fn respond_admin(
         &mut self,
         ck: Key,
@@ -182,7 +184,8 @@ impl EventLoop {
         body: &[u8],
         now: Instant,
     ) {
-        self.respond_local(ck, head.keep_alive, status, ctype, body, now);
+        let keep_alive = head.keep_alive && matches!(head.framing, BodyFraming::None | BodyFraming::Length(0));
+        self.respond_local(ck, keep_alive, status, ctype, body, now);
     }
 
     /// `respond_admin` for a request whose head is gone (answered after the disk thread).
@@ -204,9 +207,13 @@ impl EventLoop {
         let close = !keep_alive || self.draining.is_some();
         let mut bytes = Vec::new();
         wire::local_response(status, ctype, body, close, &mut bytes);
+        if c.answering_head {
+            wire::head_only(&mut bytes);
+        }
         c.out.push(&bytes);
         c.since = now;
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
+        self.arm(now + if close { crate::proxy::state::LINGER } else { self.settings.idle_timeout });
     }
 
     /// Replies the proxy made itself and its clients have not read are bounded all together

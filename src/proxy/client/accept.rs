@@ -68,6 +68,7 @@ impl EventLoop {
                 heads: 0,
                 last_taken: now,
                 reset: false,
+                answering_head: false,
             });
             self.arm(now + self.settings.idle_timeout.min(self.settings.header_timeout).min(FIRST_BYTE_TIMEOUT));
             self.drive(key, now);

@@ -154,6 +154,7 @@ impl EventLoop {
             Ok(Some(head)) => {
                 c.inbuf.drain(..head.raw.len());
                 c.heads = c.heads.saturating_add(1);
+                c.answering_head = head.method_bytes() == b"HEAD";
                 self.start_exchange(ck, head, now);
                 Some(true)
             }
@@ -560,11 +561,15 @@ impl EventLoop {
         c.since = now;
         let mut bytes = Vec::new();
         wire::error_response_after(status, msg, retry_after.into(), true, &mut bytes);
+        if c.answering_head {
+            wire::head_only(&mut bytes);
+        }
         c.out.push(&bytes);
+        let pushed = c.out.pushed();
+        self.arm(now + LINGER); // (the connection closes once this is out, or then)
         if let ClientPhase::Exchange(ex) = old {
             // A request qcc answered itself (408, 413, 503 ...) is a request of the access log too.
-            let out = c.out.pushed() - ex.out_start;
-            self.record_request(&ex, None, Ended::Status(status), out, now);
+            self.record_request(&ex, None, Ended::Status(status), pushed - ex.out_start, now);
             self.release_attempt(*ex);
         }
     }
