@@ -574,3 +574,45 @@ fn pooled_connections_never_carry_a_second_copy() {
     assert_eq!(s["connections"]["pool_races"], 1, "{s}");
     assert_eq!(s["failure_queue"]["stats"]["total_failed"], 1, "{s}");
 }
+
+/// A peer that answers with `100 Continue` without end — an endpoint, its recovery probe, `qcc
+/// health check` and `qcc health test`, a webhook receiver — costs the loop a bounded read: the
+/// attempt fails as the endpoint's fault and the request fails over, probes and alerts give up,
+/// and every other client is served meanwhile with the proxy's memory flat.
+#[test]
+fn endless_interim_responses_fail_over_and_never_hold_the_loop() {
+    let flood = MockUpstream::start(Mode::Continues);
+    let good = MockUpstream::start(ok());
+    let receiver = MockUpstream::start(Mode::Continues);
+    let home = TempHome::new();
+    home.write_pair(&flood.url(), &good.url());
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600", "--notify-url", &receiver.url()]);
+    let started = Instant::now();
+    let r = post_messages(proxy.addr);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(10), "failed over in {:?}", started.elapsed());
+    assert_eq!((flood.hits(), good.hits()), (1, 1));
+    let s = proxy.status();
+    assert_eq!(s["endpoints"][0]["health"]["failed_requests"], 1, "the endpoint's fault: {s}");
+    assert!(proxy.log().contains("interim"), "{}", proxy.log());
+    // The endpoint_down alert goes to a receiver that floods too; probes of the queued endpoint
+    // (asked for now by `qcc health check`) meet the flood again. Clients are served throughout.
+    assert!(wait_until(Duration::from_secs(5), || receiver.hits() >= 1), "the alert was sent");
+    let check = home.qcc().args(["health", "check"]).output().expect("qcc health check");
+    assert!(check.status.success(), "{}", crate::support::stderr(&check));
+    assert!(flood.hits() >= 2 || wait_until(Duration::from_secs(5), || flood.hits() >= 2), "probed");
+    for _ in 0..20 {
+        let t = Instant::now();
+        assert_eq!(post_messages(proxy.addr).status, 200);
+        assert!(t.elapsed() < Duration::from_secs(5), "a request waited {:?}", t.elapsed());
+    }
+    assert!(rss_kib(proxy.child.id()) < 64 * 1024, "memory grew: {} KiB", rss_kib(proxy.child.id()));
+    assert_eq!(proxy.status()["failure_queue"]["failed_endpoints_count"], 1, "still queued");
+    // `qcc health test` (no proxy: the CLI's own client) says why, quickly.
+    let t = Instant::now();
+    let out = home.qcc().args(["health", "test", "c"]).output().expect("qcc health test");
+    assert!(!out.status.success());
+    let text = crate::support::stdout(&out);
+    assert!(text.contains("interim"), "{text}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}

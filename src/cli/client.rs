@@ -1,7 +1,7 @@
 //! The CLI's one blocking HTTP/1.1 client: for the control calls to the running proxy
 //! (`control.rs`) and for `health test`'s probes (`probe.rs`). One request per connection
 //! (`Connection: close`), plain or TLS (rustls, the proxy's trust settings), every step bounded
-//! by a timeout; the response head is parsed by `http::parse_response_head` and the body read as
+//! by a timeout; the response head is read by `http::HeadReader` (interim responses bounded) and the body read as
 //! its framing says (`http::BodyTracker`), up to a limit.
 
 use std::io::{Read, Write};
@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::http::{parse_response_head, BodyTracker};
+use crate::http::BodyTracker;
 
 /// A response as the CLI reads it.
 pub struct Reply {
@@ -65,13 +65,9 @@ fn exchange(mut s: impl Read + Write, request: &[u8], max_body: usize) -> Result
     s.write_all(request).and_then(|()| s.flush()).map_err(|e| format!("send: {e}"))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
-    let mut scan = crate::http::HeadScan::default();
+    let mut reader = crate::http::HeadReader::default();
     let head = loop {
-        match scan.parse(&buf, |b| parse_response_head(b, false)) {
-            Ok(Some(h)) if (100..200).contains(&h.status) => {
-                buf.drain(..h.raw.len());
-                continue;
-            }
+        match reader.take(&mut buf, false) {
             Ok(Some(h)) => break h,
             Ok(None) => {}
             Err(e) => return Err(format!("bad response: {e}")),
@@ -82,7 +78,7 @@ fn exchange(mut s: impl Read + Write, request: &[u8], max_body: usize) -> Result
             Err(e) => return Err(format!("no response: {e}")),
         }
     };
-    let mut rest = buf.split_off(head.raw.len());
+    let mut rest = buf;
     let mut tracker = BodyTracker::new(head.framing);
     let mut body = Vec::new();
     loop {

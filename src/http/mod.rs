@@ -15,7 +15,9 @@ pub mod target;
 
 pub use framing::{BodyFraming, BodyTracker};
 pub use request::{parse_request_head, HeadScan, RequestHead};
-pub use response::{parse_response_head, ResponseHead};
+#[cfg(test)]
+pub use response::parse_response_head;
+pub use response::{HeadReader, ResponseHead};
 
 use std::ops::Range;
 

@@ -2,7 +2,7 @@
 
 use super::framing::{response_framing, trim, FramingHeaders};
 use super::request::{connection_has, head_len, offset};
-use super::{BodyFraming, HeadError, HeaderPos, MAX_HEADERS};
+use super::{BodyFraming, HeadError, HeadScan, HeaderPos, MAX_HEADERS, MAX_HEAD_BYTES};
 use std::ops::Range;
 
 /// A complete response head; `raw` holds exactly the head bytes.
@@ -26,6 +26,48 @@ impl ResponseHead {
     }
     pub fn reason(&self) -> &[u8] {
         &self.raw[self.reason.clone()]
+    }
+}
+
+/// Interim (1xx) responses skipped before a final one, at most, and their bytes together: a
+/// peer that sends `100 Continue` without end is a broken peer, not a slow one.
+pub const MAX_INTERIM: u32 = 8;
+pub const MAX_INTERIM_BYTES: usize = 16 * 1024;
+
+/// How every reader of an upstream's answer (a proxied attempt, a probe, an alert, the CLI's
+/// client) finds the final response head on a connection: interim responses skipped within
+/// `MAX_INTERIM`/`MAX_INTERIM_BYTES`, a `101` refused, each byte scanned once (`HeadScan`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HeadReader {
+    scan: HeadScan,
+    interims: u32,
+    interim_bytes: usize,
+}
+
+impl HeadReader {
+    /// Take the final response head off the front of `buf` (interim ones before it go too).
+    /// `Ok(None)`: incomplete, read more. Ready for the connection's next response after.
+    pub fn take(&mut self, buf: &mut Vec<u8>, request_was_head: bool) -> Result<Option<ResponseHead>, HeadError> {
+        loop {
+            let head = match self.scan.parse(buf, |b| parse_response_head(b, request_was_head))? {
+                None if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
+                None => return Ok(None),
+                Some(h) => h,
+            };
+            buf.drain(..head.raw.len());
+            if !(100..200).contains(&head.status) {
+                *self = HeadReader::default();
+                return Ok(Some(head));
+            }
+            if head.status == 101 {
+                return Err(HeadError::Malformed("unexpected 101 upgrade"));
+            }
+            self.interims += 1;
+            self.interim_bytes += head.raw.len();
+            if self.interims > MAX_INTERIM || self.interim_bytes > MAX_INTERIM_BYTES {
+                return Err(HeadError::Malformed("too many interim (1xx) responses"));
+            }
+        }
     }
 }
 
@@ -69,6 +111,36 @@ pub fn parse_response_head(buf: &[u8], request_was_head: bool) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interim_responses_are_skipped_within_a_bound() {
+        let mut r = HeadReader::default();
+        let mut buf = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec();
+        assert_eq!(r.take(&mut buf, false).unwrap().unwrap().status, 200);
+        assert_eq!(buf, b"ok");
+        // Split at every offset: the same final head, the same rest.
+        let input = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nx";
+        for split in 0..input.len() {
+            let (mut r, mut buf) = (HeadReader::default(), input[..split].to_vec());
+            let first = r.take(&mut buf, false).unwrap();
+            buf.extend_from_slice(&input[split..]);
+            let head = first.or_else(|| r.take(&mut buf, false).unwrap()).expect("a head");
+            assert_eq!((head.status, buf.as_slice()), (204, &b"x"[..]), "split at {split}");
+        }
+        let flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_INTERIM as usize + 1);
+        assert!(HeadReader::default().take(&mut flood.clone(), false).is_err(), "one too many");
+        let mut fed = HeadReader::default();
+        let mut buf = Vec::new();
+        let mut failed = false;
+        for _ in 0..=MAX_INTERIM {
+            buf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            failed |= fed.take(&mut buf, false).is_err();
+        }
+        assert!(failed, "counted across reads too");
+        let big = format!("HTTP/1.1 100 Continue\r\nx: {}\r\n\r\n", "a".repeat(MAX_INTERIM_BYTES));
+        assert!(HeadReader::default().take(&mut big.into_bytes(), false).is_err(), "bounded in bytes");
+        assert!(HeadReader::default().take(&mut b"HTTP/1.1 101 Switching\r\n\r\n".to_vec(), false).is_err());
+    }
 
     #[test]
     fn split_at_every_offset() {

@@ -185,8 +185,8 @@ pub struct Upstream {
     pub can_read: bool,
     pub can_write: bool,
     pub inbuf: Vec<u8>,
-    /// How far `inbuf` was searched for the end of a response head.
-    pub head_scan: HeadScan,
+    /// Where reading the current response's head is (interim responses seen, bytes scanned).
+    pub head: crate::http::HeadReader,
     pub idle_since: Instant,
     /// The peer's EOF (or an error) was signalled by an event: read until it shows.
     pub hup: bool,

@@ -32,6 +32,9 @@ pub enum Mode {
     Garbage,
     /// Accept and read, never answer (until the mock is dropped).
     Hang,
+    /// Answer with `HTTP/1.1 100 Continue` without end (as fast as the socket takes it, until
+    /// the peer goes, the mock is dropped, or 30 s).
+    Continues,
     /// A 200 head promising 100 bytes, then silence (socket kept open).
     HeadNoBody,
     /// Wait, then a 200 JSON reply.
@@ -328,6 +331,16 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
                     w.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n");
                 while !s.stop.load(Ordering::SeqCst) {
                     thread::sleep(Duration::from_millis(20));
+                }
+                false
+            }
+            Mode::Continues => {
+                let flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(2048);
+                let until = std::time::Instant::now() + Duration::from_secs(30);
+                while !s.stop.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                    if w.write_all(&flood).is_err() {
+                        break;
+                    }
                 }
                 false
             }

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::http::{parse_response_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
+use crate::http::{BodyFraming, BodyTracker};
 use crate::proxy::state::*;
 use crate::proxy::upstream::attempt::AttemptEvent;
 use crate::proxy::wire;
@@ -36,22 +36,13 @@ pub(in crate::proxy) fn process_response(
             return None;
         }
         let was_head = ex.head.method_bytes() == b"HEAD";
-        let head = match up.head_scan.parse(&up.inbuf, |b| parse_response_head(b, was_head)) {
-            Ok(None) if up.inbuf.len() > MAX_HEAD_BYTES => {
-                return Some(AttemptEvent::Failed(Failure::BadResponse("response head too large".into())))
-            }
+        // (Interim responses are skipped, within a bound: we answered the client's own 100.)
+        let head = match up.head.take(&mut up.inbuf, was_head) {
             Ok(None) => return None,
             Err(e) => return Some(AttemptEvent::Failed(Failure::BadResponse(e.to_string()))),
             Ok(Some(h)) => h,
         };
-        up.inbuf.drain(..head.raw.len());
         headroom.update(head.headers(), now, std::time::SystemTime::now);
-        if (100..200).contains(&head.status) {
-            if head.status == 101 {
-                return Some(AttemptEvent::Failed(Failure::BadResponse("unexpected 101 upgrade".into())));
-            }
-            continue; // interim response (100 Continue from the upstream): we answered our own
-        }
         a.head_elapsed = now.duration_since(a.started);
         a.resp_body = Some(BodyTracker::new(head.framing));
         let until_close = head.framing == BodyFraming::UntilClose;

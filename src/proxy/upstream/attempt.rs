@@ -16,6 +16,9 @@ use crate::proxy::state::*;
 use crate::proxy::upstream::transport::Transport;
 use crate::proxy::{wire, EventLoop};
 
+/// Upstream reads per pump of an attempt (of up to `READ_CHUNK` each).
+const READS_PER_PUMP: usize = 4;
+
 /// What happened to the current attempt during a pump.
 pub(in crate::proxy) enum AttemptEvent {
     Nothing,
@@ -123,9 +126,13 @@ impl EventLoop {
             ex.attempt.as_ref().is_some_and(|a| a.phase == AttemptPhase::Relaying) && out.len() >= CLIENT_OUT_HIGH
         };
 
-        // Response: read while the client can take it (backpressure: its pace sets ours).
+        // Response: read while the client can take it (backpressure: its pace sets ours), and
+        // at most READS_PER_PUMP times: a peer that never stops sending gets its fair share of
+        // this wakeup (`drive` pumps again, then defers to the next turn), not all of it.
         let mut eof = false;
-        while up.can_read && !relaying_blocked(ex, out) {
+        let mut reads = 0;
+        while up.can_read && !relaying_blocked(ex, out) && reads < READS_PER_PUMP {
+            reads += 1;
             match up.transport.read(&mut up.inbuf, scratch) {
                 IoOutcome::Progress(n) => {
                     progress = true;

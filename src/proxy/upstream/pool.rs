@@ -95,7 +95,7 @@ impl EventLoop {
             can_read: false,
             can_write: false,
             inbuf: Vec::new(),
-            head_scan: Default::default(),
+            head: Default::default(),
             idle_since: now,
             hup: false,
         });
@@ -155,7 +155,7 @@ impl EventLoop {
             up.owner = Owner::Idle;
             up.idle_since = now;
             up.inbuf.clear();
-            up.head_scan = Default::default();
+            up.head = Default::default();
             ep.idle.push(k);
             self.arm(now + POOL_IDLE);
         } else {

@@ -3,7 +3,6 @@
 
 use std::time::{Instant, SystemTime};
 
-use crate::http::parse_response_head;
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::Key;
 use crate::proxy::state::{timeout_of, Owner, Upstream, CONNECT_TIMEOUT};
@@ -179,14 +178,9 @@ pub(in crate::proxy) fn one_shot_step(
             IoOutcome::Closed => return Some(Err("closed before a response".into())),
             IoOutcome::Error(e) => return Some(Err(format!("read: {e}"))),
         }
-        match up.head_scan.parse(&up.inbuf, |b| parse_response_head(b, false)) {
-            Ok(Some(h)) if (100..200).contains(&h.status) => {
-                up.inbuf.drain(..h.raw.len());
-            }
+        // Bounded: a head is decided (or refused) within MAX_HEAD_BYTES and MAX_INTERIM.
+        match up.head.take(&mut up.inbuf, false) {
             Ok(Some(h)) => return Some(Ok(h.status)),
-            Ok(None) if up.inbuf.len() > crate::http::MAX_HEAD_BYTES => {
-                return Some(Err("response head too large".into()))
-            }
             Ok(None) => {}
             Err(e) => return Some(Err(format!("bad response: {e}"))),
         }
