@@ -153,3 +153,28 @@ fn a_pooled_connection_lost_to_the_keep_alive_race_blames_nobody() {
     assert_eq!(post_messages(proxy.addr).status, 200);
     assert_eq!(a.hits(), 3, "the primary keeps its traffic");
 }
+
+/// The idle-close race seen as a clean EOF: a pooled connection that sat idle a second or more
+/// reads the next request and closes without answering (the upstream's keep-alive timer fired as
+/// it arrived). One retry on a fresh connection to the same endpoint, nobody blamed, counted in
+/// `/metrics`. A connection used a moment ago that does the same is never sent the request again.
+#[test]
+fn a_rested_pooled_connection_closed_before_answering_is_retried_once_on_a_fresh_one() {
+    let a = MockUpstream::start(Mode::OneAnswerPerConnection);
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);
+    assert_eq!(post_messages(proxy.addr).status, 200);
+    std::thread::sleep(Duration::from_millis(1200)); // the pooled connection rests
+    let r = post_messages(proxy.addr);
+    assert_eq!(r.status, 200, "retried on a fresh connection: {}", r.text());
+    assert_eq!((a.hits(), a.connections()), (3, 2));
+    let metrics = request(proxy.addr, "GET", "/metrics", &[], b"").text();
+    assert!(metrics.contains("qcc_pool_stale_retries_total 1"), "{metrics}");
+    assert_eq!(proxy.status()["failure_queue"]["stats"]["total_failed"], 0);
+    // Just used (well under a second): the request may have closed it; not sent there again.
+    let r = post_messages(proxy.addr);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(a.hits(), 4, "reached the endpoint once");
+    assert!(request(proxy.addr, "GET", "/metrics", &[], b"").text().contains("qcc_pool_stale_retries_total 1"));
+}

@@ -88,3 +88,38 @@ fn without_an_access_log_the_history_says_how_to_get_one() {
     let out = home.qcc().args(["logs"]).output().expect("run");
     assert!(!out.status.success() && stderr(&out).contains("--access-log"), "{}", stderr(&out));
 }
+
+/// A stalled disk under the request history (an access log nobody drains: a FIFO without a
+/// reader) drops history lines and counts them in `/metrics`; requests, reloads and dashboard
+/// edits go on without waiting behind them.
+#[test]
+fn a_stalled_history_disk_drops_lines_counted_and_edits_never_wait() {
+    let home = TempHome::new();
+    let up = usage_upstream();
+    home.add_named_pair(&up.url(), &up.url());
+    let fifo = home.home().join("stalled.fifo");
+    std::fs::create_dir_all(home.home()).expect("home");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--access-log", fifo.to_str().expect("path")]);
+    let mut c = crate::support::Conn::connect(proxy.addr);
+    for _ in 0..1100 {
+        assert_eq!(c.request("POST", "/v1/messages", &[], b"{}").status, 200);
+    }
+    let metrics = request(proxy.addr, "GET", "/metrics", &[], b"").text();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("qcc_history_dropped_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("qcc_history_dropped_total");
+    assert!(dropped >= 1100 - 1024, "{dropped} dropped");
+    // Edits and reloads are not queued behind the stalled lines.
+    let out = home.run(&["endpoint", "disable", "c", "b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(wait_until(Duration::from_secs(3), || {
+        let s = request(proxy.addr, "GET", "/_qcc/status", &[], b"").json();
+        s["endpoints"][1]["enabled"] == false
+    }));
+    // Unstall: a reader opens the FIFO, so the history thread can finish at exit.
+    let _ = std::fs::File::open(&fifo);
+}

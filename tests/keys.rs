@@ -338,3 +338,66 @@ fn keyless_requests_never_lock_out_and_a_valid_key_is_never_refused() {
     assert_eq!(r.status, 429, "wrong keys are limited: {}", r.text());
     assert_eq!(with_key(&proxy, &bob).status, 200, "a valid key is never refused by the lockout");
 }
+
+/// Under steady traffic with the request history on, `qcc key revoke` bites within a second,
+/// and the CLI and the dashboard editing the keys file at the same moment lose no edit.
+#[test]
+fn a_revoke_bites_within_a_second_under_load_and_concurrent_edits_are_all_kept() {
+    let home = TempHome::new();
+    let up = usage_upstream();
+    home.write_cluster("c", &[Ep::new("a0000001", &up.url(), "sk-upstream-0000000001", 1)]);
+    let bob = add_key(&home, "bob", &[]);
+    let admin = add_key(&home, "ops", &["--admin"]);
+    let log = home.home().join("access.jsonl");
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--access-log", log.to_str().expect("path")]);
+    // Steady traffic: two clients back to back (bounded: 20 s or until told to stop).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, addr, key) = (stop.clone(), proxy.addr, admin.clone());
+            std::thread::spawn(move || {
+                let until = std::time::Instant::now() + Duration::from_secs(20);
+                let mut c = Conn::connect(addr);
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < until {
+                    assert_eq!(c.request("POST", "/v1/messages", &[("x-api-key", &key)], b"{}").status, 200);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    assert_eq!(with_key(&proxy, &bob).status, 200);
+    let out = home.run(&["key", "revoke", "bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let revoked = std::time::Instant::now();
+    assert!(wait_until(Duration::from_secs(5), || with_key(&proxy, &bob).status == 401), "never revoked under load");
+    let took = revoked.elapsed();
+    // Edits from both sides at once: ten keys from the CLI, ten from the dashboard.
+    let cmds: Vec<std::process::Command> = (0..10)
+        .map(|i| {
+            let mut c = home.qcc();
+            c.args(["key", "add", &format!("cli{i}")]);
+            c
+        })
+        .collect();
+    let cli = std::thread::spawn(move || {
+        for mut c in cmds {
+            let out = c.output().expect("qcc key add");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    });
+    for i in 0..10 {
+        let path = format!("/_qcc/keys/add?name=page{i}");
+        let r = request(proxy.addr, "POST", &path, &[("x-qcc-action", "1"), ("x-api-key", &admin)], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    cli.join().expect("cli edits");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let served: usize = load.into_iter().map(|t| t.join().expect("load")).sum();
+    let list = home.run(&["key", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(v["keys"].as_array().map(Vec::len), Some(22), "an edit was lost: {v}");
+    assert!(served > 50, "the load ran ({served} requests)");
+    assert!(took < Duration::from_secs(1), "revoked after {took:?} under load");
+}

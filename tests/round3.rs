@@ -285,9 +285,11 @@ fn a_public_listener_needs_a_real_key_and_wrong_keys_are_limited_per_address() {
         refused += usize::from(r.status == 429);
     }
     assert!(refused >= 20, "only {refused} of 30 guesses were cut off");
-    let r = request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", key)], b"{}");
-    assert_eq!(r.status, 429, "an address that guessed too often waits, right key or not");
     assert_eq!(m.hits(), 0);
+    // The right key is never refused (issue 38): keys are too long to guess, and a scraper on
+    // the same address must not lock its owner out.
+    let r = request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", key)], b"{}");
+    assert_eq!(r.status, 200);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::store::url::BaseUrl;
 /// `qcc endpoint add`: `new` as parsed; checked here before anything is written.
 pub fn endpoint_add(cluster: &str, new: NewEndpoint) -> Result<()> {
     url_hints(&new.check()?);
-    let mut config = ConfigFile::load_user()?;
+    let mut config = ConfigFile::edit_user()?;
     let created = !config.profile_names().iter().any(|n| n == cluster);
     let (id, name) = config.add_endpoint(cluster, &new)?;
     // The first cluster becomes the default (as `qcc add` does for a profile), so that
@@ -49,7 +49,7 @@ pub fn url_hints(url: &BaseUrl) {
 }
 
 pub fn endpoint_remove(cluster: &str, which: &str) -> Result<()> {
-    let mut config = ConfigFile::load_user()?;
+    let mut config = ConfigFile::edit_user()?;
     let id = config.resolve(cluster, which)?;
     let label = label_of(&config, cluster, &id);
     config.remove_endpoint(cluster, &id)?;
@@ -61,7 +61,7 @@ pub fn endpoint_remove(cluster: &str, which: &str) -> Result<()> {
 
 /// `qcc endpoint enable|disable|set`.
 pub fn endpoint_edit(cluster: &str, which: &str, change: &crate::store::profiles::EndpointChange) -> Result<()> {
-    let mut config = ConfigFile::load_user()?;
+    let mut config = ConfigFile::edit_user()?;
     let id = config.resolve(cluster, which)?;
     if let Some(url) = change.url.as_deref().and_then(|u| BaseUrl::parse(u).ok()) {
         url_hints(&url);
@@ -155,7 +155,7 @@ pub fn endpoint_list(cluster: &str, json_out: bool) -> Result<()> {
 
 /// `qcc default NAME`: set `settings.default_profile` (the profile must exist).
 pub fn set_default(name: &str) -> Result<()> {
-    let mut config = ConfigFile::load_user()?;
+    let mut config = ConfigFile::edit_user()?;
     config.set_default(name)?;
     config.save()?;
     println!("default profile: {name}");
@@ -210,7 +210,7 @@ pub fn cluster_set(name: &str, retry_on: Option<&str>, strategy: Option<&str>) -
     if retry.is_none() && strategy.is_none() {
         return Err(Error::Usage("give --retry-on CODES and/or --strategy S".into()));
     }
-    let mut config = ConfigFile::load_user()?;
+    let mut config = ConfigFile::edit_user()?;
     config.set_cluster(name, retry, strategy)?;
     config.save()?;
     println!("cluster '{name}' updated");

@@ -17,7 +17,7 @@ fn today() -> i64 {
 pub fn add(home: &Path, name: &str, change: &KeyChange) -> Result<()> {
     check_cluster(change)?;
     let path = keys::path(home);
-    let mut file = KeyFile::load(&path)?;
+    let (mut file, _lock) = KeyFile::edit(&path)?;
     let key = file.add(name, change, SystemTime::now())?;
     file.save(&path)?;
     println!("{key}");
@@ -30,7 +30,7 @@ pub fn add(home: &Path, name: &str, change: &KeyChange) -> Result<()> {
 pub fn set(home: &Path, name: &str, change: &KeyChange) -> Result<()> {
     check_cluster(change)?;
     let path = keys::path(home);
-    let mut file = KeyFile::load(&path)?;
+    let (mut file, _lock) = KeyFile::edit(&path)?;
     file.set(name, change)?;
     file.save(&path)?;
     eprintln!("key '{name}': {}", file.get(name).map(limits_text).unwrap_or_default());
@@ -39,7 +39,7 @@ pub fn set(home: &Path, name: &str, change: &KeyChange) -> Result<()> {
 
 pub fn revoke(home: &Path, name: &str) -> Result<()> {
     let path = keys::path(home);
-    let mut file = KeyFile::load(&path)?;
+    let (mut file, _lock) = KeyFile::edit(&path)?;
     if file.revoke(name, SystemTime::now())? {
         file.save(&path)?;
         eprintln!("key '{name}' revoked: a running proxy refuses it within a second");

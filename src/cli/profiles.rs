@@ -11,7 +11,7 @@ use crate::mask::mask_key;
 use crate::store::config::ConfigFile;
 
 pub fn init() -> Result<()> {
-    let mut config = ConfigFile::load_user()?;
+    let mut config = ConfigFile::edit_user()?;
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     if config.init(&user)? {
         config.save()?;
@@ -28,7 +28,7 @@ pub fn add(name: &str, url: &str, key: &str, description: &str) -> Result<()> {
     if name.is_empty() || name.starts_with('-') || name.contains('/') {
         return Err(Error::Invalid(format!("'{name}' is not a usable profile name")));
     }
-    let mut config = ConfigFile::load_user()?;
+    let mut config = ConfigFile::edit_user()?;
     let default = config.add_profile(name, url.trim_end_matches('/'), key, description)?;
     config.save()?;
     println!(
@@ -78,7 +78,7 @@ pub fn list(json_out: bool) -> Result<()> {
 }
 
 pub fn remove(name: &str, yes: bool) -> Result<()> {
-    let mut config = ConfigFile::load_user()?;
+    let mut config = ConfigFile::edit_user()?;
     config.cluster(name)?; // an unknown name fails before any question
     if !yes {
         if !std::io::stdin().is_terminal() {
@@ -131,7 +131,7 @@ pub fn config_set(key: &str, value: &str) -> Result<()> {
     if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(Error::Invalid(format!("'{key}' is not a settings key (letters, digits, _)")));
     }
-    let mut config = ConfigFile::load_user()?;
+    let mut config = ConfigFile::edit_user()?;
     if key == "default_profile" {
         config.set_default(value)?;
     } else {

@@ -243,6 +243,9 @@ pub fn pull(home: &Path, args: &SyncArgs) -> Result<()> {
     }
     let same_dir = state.dir.as_deref() == Some(dir.as_path());
     let base = if same_dir && !replaced { state.base.clone() } else { Default::default() };
+    // Read again, locked until written (the passphrase was asked for above, unlocked): an edit
+    // made meanwhile by the dashboard or another command is merged, not lost.
+    let config = ConfigFile::edit_user()?;
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let folder_newer = match (mtime(&path), mtime(config.path())) {
         (Some(f), Some(l)) => f > l,
@@ -334,7 +337,7 @@ fn pull_keys(home: &Path, theirs: &Value) -> Result<bool> {
     let folder_keys: Vec<crate::store::keys::KeyEntry> = serde_json::from_value(list.clone())
         .map_err(|e| Error::Failed(format!("the folder's client keys cannot be read: {e} (nothing was changed)")))?;
     let path = crate::store::keys::path(home);
-    let mut file = crate::store::keys::KeyFile::load(&path)?;
+    let (mut file, _lock) = crate::store::keys::KeyFile::edit(&path)?;
     let mut changed = false;
     for k in folder_keys {
         match file.keys.iter_mut().find(|m| m.name == k.name) {

@@ -182,6 +182,9 @@ pub struct Upstream {
     /// Came from the idle pool: a close before any response byte is a stale connection,
     /// retried on a fresh one without blaming the endpoint.
     pub reused: bool,
+    /// How long it sat idle in the pool before this use (zero for a fresh one): only a rested
+    /// connection's close before answering is taken for the idle-close race.
+    pub rested: std::time::Duration,
     pub can_read: bool,
     pub can_write: bool,
     pub inbuf: Vec<u8>,
@@ -453,6 +456,11 @@ pub struct Stats {
     /// Pooled upstream connections that closed before answering a request written to them
     /// (the keep-alive race): the attempt failed, the endpoint was not blamed.
     pub pool_races: u64,
+    /// Access-log lines dropped because the disk did not keep up (`event/disk.rs`).
+    pub history_dropped: u64,
+    /// Requests sent again on a fresh connection after a rested pooled one closed before
+    /// answering (`answer/response.rs`, `is_stale`).
+    pub stale_retries: u64,
 }
 
 #[cfg(test)]

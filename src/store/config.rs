@@ -126,12 +126,26 @@ impl NewEndpoint {
 pub struct ConfigFile {
     pub(super) path: PathBuf,
     pub(super) root: Value,
+    /// Held from the read to the write when loaded for an edit (`edit_user`, `edit`).
+    _lock: Option<super::fsutil::EditLock>,
 }
 
 impl ConfigFile {
     /// The user's config file (`fsutil::config_path()`), as `load` reads it.
     pub fn load_user() -> Result<ConfigFile> {
         ConfigFile::load(&super::fsutil::config_path())
+    }
+
+    /// The user's config file, locked until this value is dropped: for a read-change-write.
+    pub fn edit_user() -> Result<ConfigFile> {
+        ConfigFile::edit(&super::fsutil::config_path())
+    }
+
+    /// `load`, holding the file's edit lock (`fsutil::EditLock`) until this value is dropped.
+    pub fn edit(path: &Path) -> Result<ConfigFile> {
+        let lock = super::fsutil::EditLock::take(path)
+            .map_err(|e| Error::io(format!("cannot lock {} for an edit", path.display()), e))?;
+        Ok(ConfigFile { _lock: Some(lock), ..ConfigFile::load(path)? })
     }
 
     /// A missing file is an empty config; an unreadable or corrupt one is `Error::BadFile`.
@@ -149,7 +163,7 @@ impl ConfigFile {
         if root.get("profiles").is_some_and(|p| !p.is_object()) {
             return Err(bad("\"profiles\" is not a JSON object".into()));
         }
-        Ok(ConfigFile { path: path.to_path_buf(), root })
+        Ok(ConfigFile { path: path.to_path_buf(), root, _lock: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -170,7 +184,7 @@ impl ConfigFile {
         if root.get("profiles").is_some_and(|p| !p.is_object()) {
             return Err(bad("\"profiles\" is not a JSON object"));
         }
-        Ok(ConfigFile { path: self.path.clone(), root })
+        Ok(ConfigFile { path: self.path.clone(), root, _lock: None })
     }
 
     pub(super) fn profiles(&self) -> Option<&Map<String, Value>> {
@@ -587,7 +601,11 @@ mod tests {
     }"#;
 
     fn load_str(text: &str) -> ConfigFile {
-        ConfigFile { path: PathBuf::from("/nonexistent/cache.json"), root: serde_json::from_str(text).unwrap() }
+        ConfigFile {
+            path: PathBuf::from("/nonexistent/cache.json"),
+            root: serde_json::from_str(text).unwrap(),
+            _lock: None,
+        }
     }
 
     #[test]

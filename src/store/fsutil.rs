@@ -65,6 +65,35 @@ pub fn open_to_others(path: &Path) -> Option<u32> {
     (mode & 0o077 != 0).then_some(mode)
 }
 
+/// An exclusive lock on a file while it is read, changed and written back (`flock` on a sibling
+/// `.NAME.lock`), so the CLI and a running proxy's dashboard editing the same file at once each
+/// build on the other's edit and none is lost. Released when dropped. Readers need none (writes
+/// are atomic renames).
+pub struct EditLock(#[allow(dead_code)] std::fs::File);
+
+impl EditLock {
+    pub fn take(path: &Path) -> io::Result<EditLock> {
+        use std::os::fd::AsRawFd;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        ensure_dir(dir)?;
+        let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        let mut lock_name = std::ffi::OsString::from(".");
+        lock_name.push(name);
+        lock_name.push(".lock");
+        let f = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(dir.join(lock_name))?;
+        loop {
+            // SAFETY: flock on a descriptor we own for the duration of the call.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(EditLock(f));
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
 /// Replace `path` atomically with `bytes`, mode 0600.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
@@ -97,6 +126,24 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn an_edit_lock_is_exclusive_and_released_on_drop() {
+        let dir = std::env::temp_dir().join(format!("qcc-editlock-{}", std::process::id()));
+        let path = dir.join("keys.json");
+        let held = EditLock::take(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        let t = std::thread::spawn(move || {
+            let _second = EditLock::take(&p).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err(), "waits while held");
+        drop(held);
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).is_ok(), "taken once released");
+        t.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn atomic_write_replaces_with_private_mode() {

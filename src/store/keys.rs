@@ -144,6 +144,13 @@ impl KeyFile {
         }
     }
 
+    /// `load`, with the file's edit lock (`fsutil::EditLock`): hold it until the file is saved.
+    pub fn edit(path: &Path) -> Result<(KeyFile, crate::store::fsutil::EditLock)> {
+        let lock = crate::store::fsutil::EditLock::take(path)
+            .map_err(|e| Error::io(format!("cannot lock {} for an edit", path.display()), e))?;
+        Ok((KeyFile::load(path)?, lock))
+    }
+
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut bytes = serde_json::to_vec_pretty(&KeyFile { version: FILE_VERSION, keys: self.keys.clone() })
             .map_err(|e| Error::Failed(e.to_string()))?;

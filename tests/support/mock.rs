@@ -32,6 +32,9 @@ pub enum Mode {
     Garbage,
     /// Accept and read, never answer (until the mock is dropped).
     Hang,
+    /// The usual 200 to the first request on each connection; the second is read whole and the
+    /// connection closed cleanly without an answer (a keep-alive timer firing as it arrived).
+    OneAnswerPerConnection,
     /// Answer with `HTTP/1.1 100 Continue` without end (as fast as the socket takes it, until
     /// the peer goes, the mock is dropped, or 30 s).
     Continues,
@@ -198,7 +201,9 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
     let _ = sock.set_nodelay(true);
     let Ok(mut w) = sock.try_clone() else { return };
     let mut r = BufReader::new(sock);
+    let mut on_connection = 0;
     while let Some(req) = read_request(&mut r) {
+        on_connection += 1;
         s.hits.fetch_add(1, Ordering::SeqCst);
         let body = req.body.clone();
         let req_path = req.path.clone();
@@ -334,6 +339,10 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
                 }
                 false
             }
+            Mode::OneAnswerPerConnection if on_connection == 1 => {
+                reply(&mut w, 200, "application/json", OK_BODY.as_bytes(), &[])
+            }
+            Mode::OneAnswerPerConnection => false,
             Mode::Continues => {
                 let flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(2048);
                 let until = std::time::Instant::now() + Duration::from_secs(30);

@@ -266,7 +266,9 @@ impl EventLoop {
         if self.settings.access_log.is_some() {
             let mut line = r.to_json().to_string().into_bytes();
             line.push(b'\n');
-            self.disk.access_log(line);
+            if !self.disk.access_log(line) {
+                self.stats.history_dropped += 1;
+            }
         }
         self.recent.push(r);
     }
@@ -300,6 +302,22 @@ impl EventLoop {
         }
         family(&mut out, "qcc_retries_total", "counter", "Requests tried again on another endpoint.");
         let _ = writeln!(out, "qcc_retries_total {}", self.stats.retries);
+        family(
+            &mut out,
+            "qcc_pool_stale_retries_total",
+            "counter",
+            "Requests sent again on a fresh connection: a pooled one that sat idle closed before answering.",
+        );
+        let _ = writeln!(out, "qcc_pool_stale_retries_total {}", self.stats.stale_retries);
+        family(
+            &mut out,
+            "qcc_pool_races_total",
+            "counter",
+            "Attempts that failed on a pooled connection closed before answering (not blamed on the endpoint).",
+        );
+        let _ = writeln!(out, "qcc_pool_races_total {}", self.stats.pool_races);
+        family(&mut out, "qcc_history_dropped_total", "counter", "Access-log lines dropped: the disk did not keep up.");
+        let _ = writeln!(out, "qcc_history_dropped_total {}", self.stats.history_dropped);
         family(&mut out, "qcc_requests_in_flight", "gauge", "Requests in progress.");
         let in_flight: u32 = live.iter().map(|e| e.in_flight.get()).sum();
         let _ = writeln!(out, "qcc_requests_in_flight {in_flight}");

@@ -87,6 +87,8 @@ impl EventLoop {
                 "upstreams": self.upstreams.len(),
                 "idle_upstreams": idle,
                 "pool_races": self.stats.pool_races,
+                "stale_retries": self.stats.stale_retries,
+                "history_dropped": self.stats.history_dropped,
             },
             "endpoints": endpoints,
             "keys": self.keys_json(now),

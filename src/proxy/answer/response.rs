@@ -178,43 +178,47 @@ pub(in crate::proxy) fn done_event(a: &Attempt, request_sent: bool, up: &Upstrea
     AttemptEvent::Complete { reuse: keep && up.inbuf.is_empty() && request_sent }
 }
 
+/// How long a pooled connection must have sat idle for a clean close before answering to be
+/// taken for the idle-close race (the upstream's keep-alive timer firing as our request went
+/// out). A connection used a moment ago that closes cleanly on the next request may have been
+/// closed by that request: it is never sent there again.
+pub(in crate::proxy) const RESTED: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A pooled connection that failed before a byte of the request was written to it was closed
 /// by the upstream while idle: one retry on a fresh connection to the same endpoint, blaming
-/// no one. Once a byte was written the request may have reached the endpoint, and it is never
-/// sent there again. So that a request never meets a connection already known to be closed,
-/// the loop handles idle connections' events before anything else in a batch (their EOF closes
-/// them), `release_upstream` never pools one whose EOF or data is pending, and `take_pooled`
-/// peeks at one idle for a while.
+/// no one. So that a request never meets a connection already known to be closed, the loop
+/// handles idle connections' events before anything else in a batch (their EOF closes them),
+/// `release_upstream` never pools one whose EOF or data is pending, and `take_pooled` peeks at
+/// one idle for a while.
 pub(in crate::proxy) fn is_stale(ex: &Exchange, up: &Upstream) -> bool {
     unanswered_on_reused(ex, up).is_some_and(|a| a.head_sent == 0)
 }
 
-/// The same race seen as a clean EOF: the upstream's FIN is read first (Linux reports it before
-/// a reset that came after it), but the reset it sent for our request's bytes is pending on the
-/// socket (`SO_ERROR`: EPIPE or ECONNRESET). Its application had closed with the request unread:
-/// the one retry on a fresh connection. An EOF without a pending reset stays a failure (the
-/// upstream may have read the request).
+/// The same race caught after the request went out, as a clean EOF before any response byte:
+/// taken for the race (the one retry on a fresh connection) only on a connection that had
+/// rested in the pool for `RESTED` or more, or when a reset is pending behind the EOF
+/// (`SO_ERROR`: EPIPE or ECONNRESET; Linux reports the FIN first), which proves the upstream's
+/// application closed with our request unread.
 pub(in crate::proxy) fn is_stale_eof(ex: &Exchange, up: &mut Upstream) -> bool {
     use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
     unanswered_on_reused(ex, up).is_some()
-        && matches!(up.transport.socket().take_error(), Ok(Some(e)) if matches!(e.kind(), ConnectionReset | BrokenPipe))
+        && (up.rested >= RESTED
+            || matches!(up.transport.socket().take_error(), Ok(Some(e)) if matches!(e.kind(), ConnectionReset | BrokenPipe)))
+}
+
+/// The same race seen as a reset (or a broken pipe) before any byte of a response: the
+/// upstream's application closed with our request unread, so it never acted on it. The same
+/// one retry on a fresh connection (browsers resend on a reused connection for the same
+/// reason), whether the connection rested or not: the reset is the proof.
+pub(in crate::proxy) fn is_stale_reset(ex: &Exchange, up: &Upstream, e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+    matches!(e.kind(), ConnectionReset | BrokenPipe) && unanswered_on_reused(ex, up).is_some()
 }
 
 /// The attempt, when it runs on a reused connection that has not answered yet, has not used
 /// its one fresh-connection retry, and its request can be sent again.
 fn unanswered_on_reused<'a>(ex: &'a Exchange, up: &Upstream) -> Option<&'a Attempt> {
     ex.attempt.as_ref().filter(|a| ex.retry_copy && up.reused && !a.fresh_retry_used && a.resp.is_none())
-}
-
-/// The same race caught after the request went out: on a reused connection, before any byte of
-/// a response, the upstream answered our bytes with a reset (it closed with them unread) or had
-/// already shut down (broken pipe). Either way its application never read the request, so it
-/// gets the same one retry on a fresh connection (browsers resend on a reused connection for
-/// the same reason). A clean EOF alone is not taken as proof (the upstream may have read the
-/// request); one with a reset pending behind it is (`is_stale_eof`).
-pub(in crate::proxy) fn is_stale_reset(ex: &Exchange, up: &Upstream, e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
-    matches!(e.kind(), ConnectionReset | BrokenPipe) && unanswered_on_reused(ex, up).is_some()
 }
 
 #[cfg(test)]

@@ -1,16 +1,21 @@
 //! File work off the loop: one helper thread writes the state files (temp, fsync, rename),
-//! appends access-log lines, and reads the config (a reload, a dashboard edit) and the CA files
-//! it names, handing results back through a channel and the loop's `Waker` (as `resolver.rs`
-//! does for DNS). The loop hands it bytes and paths and never waits on a disk.
+//! reads the config (a reload, a dashboard edit) and the CA files it names, and watches the
+//! keys file, handing results back through a channel and the loop's `Waker` (as `resolver.rs`
+//! does for DNS). A second thread appends access-log lines. The loop hands them bytes and
+//! paths and never waits on a disk.
 //!
-//! The thread owns no proxy state: it gets a job, does the file work, and sends back what it
-//! found. Jobs run in order, so two writes of one file land in the order they were made.
+//! The threads own no proxy state: each gets a job, does the file work, and sends back what it
+//! found. Jobs run in order, so two writes of one file land in the order they were made. The
+//! access log's queue is bounded (`HISTORY_QUEUE`): on a stalled disk its lines are dropped and
+//! counted, and loads, saves and edits, on their own thread, never wait behind them.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use mio::Waker;
 
@@ -63,8 +68,6 @@ pub struct Fresh {
 
 enum Job {
     Save { path: PathBuf, bytes: Vec<u8> },
-    Append(Vec<u8>),
-    ReopenAccessLog,
     Load { edit: Edit, asker: Asker },
 }
 
@@ -82,9 +85,13 @@ pub enum Done {
     Keys(Result<crate::store::keys::KeyFile, String>),
 }
 
-/// How often the keys file is looked at: `qcc key add|set|revoke` reach a running proxy within
-/// this (a `stat` each time; the file is read only when its size, time or inode changed).
-const KEYS_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often the keys file is looked at, on a deadline whatever else the thread does: `qcc key
+/// add|set|revoke` reach a running proxy within this (a `stat` each time; the file is read only
+/// when its size, time or inode changed), well within the second the docs promise.
+const KEYS_CHECK: Duration = Duration::from_millis(250);
+
+/// Access-log lines waiting for the disk, at most (about 0.5 MB of lines); more are dropped.
+const HISTORY_QUEUE: usize = 1024;
 
 /// What the thread needs to know, fixed at start.
 pub struct Paths {
@@ -102,53 +109,87 @@ pub struct Disk {
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
+    /// Lines for the access log's thread (bounded), and its reopen request (SIGHUP).
+    lines: Option<SyncSender<Vec<u8>>>,
+    reopen: Arc<AtomicBool>,
+    history: Option<JoinHandle<()>>,
 }
 
 impl Disk {
     pub fn start(paths: Paths, waker: Arc<Waker>) -> std::io::Result<Disk> {
         let (job_tx, job_rx) = channel::<Job>();
         let (done_tx, done_rx) = channel::<Done>();
+        let (line_tx, line_rx) = sync_channel::<Vec<u8>>(HISTORY_QUEUE);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let (log_path, reopen_asked) = (paths.access_log.clone(), reopen.clone());
+        let history = std::thread::Builder::new().name("qcc-history".into()).spawn(move || {
+            let mut log = AccessLog::open(log_path.clone());
+            while let Ok(line) = line_rx.recv() {
+                if reopen_asked.swap(false, Ordering::Relaxed) {
+                    log = AccessLog::open(log_path.clone());
+                }
+                if !line.is_empty() {
+                    log.write(&line);
+                }
+            }
+        })?;
         let thread = std::thread::Builder::new().name("qcc-disk".into()).spawn(move || {
-            let mut log = AccessLog::open(paths.access_log.clone());
             let mut keys_seen = paths.keys_seen;
+            let mut keys_due = Instant::now() + KEYS_CHECK;
+            let send = |done: Done| {
+                let sent = done_tx.send(done).is_ok();
+                let _ = waker.wake();
+                sent
+            };
             loop {
-                let job = match job_rx.recv_timeout(KEYS_CHECK) {
-                    Ok(job) => job,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        let Some(done) = check_keys(&paths.keys, &mut keys_seen) else { continue };
-                        if done_tx.send(done).is_err() {
-                            break;
-                        }
-                        let _ = waker.wake();
-                        continue;
-                    }
+                let job = match job_rx.recv_timeout(keys_due.saturating_duration_since(Instant::now())) {
+                    Ok(job) => Some(job),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
                 };
                 let done = match job {
-                    Job::Save { path, bytes } => {
+                    Some(Job::Save { path, bytes }) => {
                         let result = crate::store::fsutil::atomic_write(&path, &bytes);
-                        Done::Saved { path, result }
+                        Some(Done::Saved { path, result })
                     }
-                    Job::Append(line) => {
-                        log.write(&line);
-                        continue;
-                    }
-                    Job::ReopenAccessLog => {
-                        log = AccessLog::open(paths.access_log.clone());
-                        continue;
-                    }
-                    Job::Load { edit, asker } => {
+                    Some(Job::Load { edit, asker }) => {
                         let result = Box::new(load(&paths, &edit));
-                        Done::Loaded { edit, asker, result }
+                        // A key edit's new table reaches the loop before the edit's answer does:
+                        // once the page is told `ok`, a revoked key is refused.
+                        if matches!(edit, Edit::Key(_)) {
+                            if let Some(keys) = check_keys(&paths.keys, &mut keys_seen) {
+                                if !send(keys) {
+                                    break;
+                                }
+                            }
+                        }
+                        Some(Done::Loaded { edit, asker, result })
                     }
+                    None => None,
                 };
-                if done_tx.send(done).is_err() {
-                    break;
+                if let Some(done) = done {
+                    if !send(done) {
+                        break;
+                    }
                 }
-                let _ = waker.wake();
+                if Instant::now() >= keys_due {
+                    keys_due = Instant::now() + KEYS_CHECK;
+                    if let Some(keys) = check_keys(&paths.keys, &mut keys_seen) {
+                        if !send(keys) {
+                            break;
+                        }
+                    }
+                }
             }
         })?;
-        Ok(Disk { jobs: Some(job_tx), done: done_rx, thread: Some(thread) })
+        Ok(Disk {
+            jobs: Some(job_tx),
+            done: done_rx,
+            thread: Some(thread),
+            lines: Some(line_tx),
+            reopen,
+            history: Some(history),
+        })
     }
 
     fn send(&self, job: Job) {
@@ -163,13 +204,21 @@ impl Disk {
         self.send(Job::Save { path, bytes });
     }
 
-    /// Append a line to the access log.
-    pub fn access_log(&self, line: Vec<u8>) {
-        self.send(Job::Append(line));
+    /// Append a line to the access log. False when it was dropped: the log's queue is full
+    /// (a stalled disk), and the loop never waits for it.
+    pub fn access_log(&self, line: Vec<u8>) -> bool {
+        match self.lines.as_ref().map(|tx| tx.try_send(line)) {
+            Some(Ok(())) => true,
+            Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => false,
+        }
     }
 
+    /// Reopen the access log before its next line (SIGHUP, after a rotation).
     pub fn reopen_access_log(&self) {
-        self.send(Job::ReopenAccessLog);
+        self.reopen.store(true, Ordering::Relaxed);
+        if let Some(tx) = &self.lines {
+            let _ = tx.try_send(Vec::new()); // (an empty line wakes the thread; a full queue will)
+        }
     }
 
     /// Read the cluster again (after `edit`); the result comes back as `Done::Loaded`.
@@ -187,7 +236,8 @@ impl Disk {
     /// Finish every job handed over (the last state writes at exit), then stop the thread.
     pub fn finish(&mut self) {
         self.jobs = None;
-        if let Some(t) = self.thread.take() {
+        self.lines = None;
+        for t in [self.thread.take(), self.history.take()].into_iter().flatten() {
             let _ = t.join();
         }
     }
@@ -228,11 +278,11 @@ fn load(paths: &Paths, edit: &Edit) -> Result<Fresh, String> {
 fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Value> {
     use serde_json::json;
     let cluster = paths.cluster.as_str();
-    let config = || ConfigFile::load(&paths.config);
+    let config = || ConfigFile::edit(&paths.config);
     match edit {
         Edit::None => return Ok(serde_json::Value::Null),
         Edit::Key(k) => {
-            let mut file = crate::store::keys::KeyFile::load(&paths.keys)?;
+            let (mut file, _lock) = crate::store::keys::KeyFile::edit(&paths.keys)?;
             let out = match k {
                 KeyEdit::Add { name, change } => {
                     json!({"key": file.add(name, change, std::time::SystemTime::now())?, "name": name})

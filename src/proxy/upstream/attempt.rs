@@ -182,8 +182,7 @@ impl EventLoop {
             up.can_write = true; // the TLS handshake finished: the request waits in rustls
             progress = true;
         }
-        // (At an EOF only: the pending-reset check is a syscall.)
-        let stale = is_stale(ex, up) || (eof && up.inbuf.is_empty() && is_stale_eof(ex, up));
+        let stale = is_stale(ex, up) || ((eof || write_failed) && up.inbuf.is_empty() && is_stale_eof(ex, up));
         let Some(a) = ex.attempt.as_mut() else {
             return AttemptEvent::Nothing;
         };
@@ -334,6 +333,7 @@ impl EventLoop {
             if let Some(up) = self.upstreams.get_mut(k) {
                 up.owner = Owner::Client(ck);
                 up.reused = true;
+                up.rested = now.saturating_duration_since(up.idle_since);
                 a.up = Some(k);
                 a.phase = AttemptPhase::Sending;
                 a.deadline = now + timeout;
@@ -405,6 +405,7 @@ impl EventLoop {
     pub(in crate::proxy) fn replace_stale(&mut self, ck: Key, now: Instant) {
         let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
         let old = a.up.take();
+        self.stats.stale_retries += 1;
         a.fresh_retry_used = true;
         a.head_sent = 0;
         a.body_sent = a.folded;

@@ -92,6 +92,7 @@ impl EventLoop {
             owner,
             connected: false,
             reused: false,
+            rested: std::time::Duration::ZERO,
             can_read: false,
             can_write: false,
             inbuf: Vec::new(),
