@@ -54,7 +54,7 @@ fn connection_naming_framing_and_credentials_cannot_desync_the_pool() {
     assert_eq!(
         seen[0].raw_head,
         format!(
-            "POST /v1/messages HTTP/1.1\r\nHost: {host}\r\nx-keep-me: 2\r\nContent-Length: {}\r\n\
+            "POST /v1/messages HTTP/1.1\r\nHost: {host}\r\nx-keep-me: 2\r\nAccept-Encoding: identity\r\nContent-Length: {}\r\n\
              x-api-key: {KEY}\r\nAuthorization: Bearer {KEY}\r\nanthropic-version: 2023-06-01\r\n\r\n",
             smuggled.len()
         ),

@@ -5,6 +5,7 @@ mod support;
 mod affinity;
 mod alerts;
 mod blame;
+mod budgets;
 mod classify;
 mod cli;
 mod compat;

@@ -54,6 +54,68 @@ pub struct Used {
     pub usd: f64,
 }
 
+impl Used {
+    /// This day's use with what requests in progress have reserved (`Reserved`).
+    pub fn with(self, reserved: Used) -> Used {
+        Used { tokens: self.tokens.saturating_add(reserved.tokens), usd: self.usd + reserved.usd }
+    }
+}
+
+/// What the requests of a key in progress have reserved against its budgets, summed (one cell
+/// per key, shared by their `Reservation`s).
+pub type Reserved = std::rc::Rc<std::cell::Cell<Used>>;
+
+/// One request's reservation: its estimate (its `max_tokens`, its input estimated from its
+/// size, their price), held against the key's budgets while it runs and given back when it
+/// ends (dropped), when what it really used has been counted. With reservations, requests that
+/// start together cannot all pass a budget that only one of them fits: the budget is overshot
+/// by at most the one request admitted while there was room.
+#[derive(Debug)]
+pub struct Reservation {
+    cell: Reserved,
+    amount: Used,
+}
+
+impl Reservation {
+    pub fn hold(cell: &Reserved, amount: Used) -> Reservation {
+        cell.set(cell.get().with(amount));
+        Reservation { cell: std::rc::Rc::clone(cell), amount }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let now = self.cell.get();
+        self.cell.set(Used {
+            tokens: now.tokens.saturating_sub(self.amount.tokens),
+            usd: (now.usd - self.amount.usd).max(0.0),
+        });
+    }
+}
+
+/// Bytes of a request body counted as one input token in a reservation (an overestimate for
+/// JSON, on purpose), and the output reserved for a request that names no `max_tokens`.
+pub const BYTES_PER_TOKEN: u64 = 4;
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+/// Whether a key with `limits` may start one more request with `used` (counted and reserved
+/// together) against its budgets: `Err` names the budget already used up.
+pub fn budget_room(name: &str, limits: &Limits, used: Used, secs_to_midnight: u64) -> Result<(), Refusal> {
+    for (limit, full) in [
+        (Limit::DailyTokens, limits.daily_tokens.is_some_and(|max| used.tokens >= max)),
+        (Limit::DailyUsd, limits.daily_usd.is_some_and(|max| used.usd >= max)),
+    ] {
+        if full {
+            return Err(Refusal {
+                limit,
+                message: budget_message(name, limit, limits),
+                retry_after_secs: secs_to_midnight.max(1),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The starts of a key's requests in the last minute (at most `rpm` kept).
 #[derive(Debug, Default)]
 pub struct Window(VecDeque<Instant>);
@@ -111,17 +173,7 @@ pub fn admit(
     secs_to_midnight: u64,
     now: Instant,
 ) -> Result<(), Refusal> {
-    let budget = |limit| Refusal {
-        limit,
-        message: budget_message(name, limit, limits),
-        retry_after_secs: secs_to_midnight.max(1),
-    };
-    if limits.daily_tokens.is_some_and(|max| used.tokens >= max) {
-        return Err(budget(Limit::DailyTokens));
-    }
-    if limits.daily_usd.is_some_and(|max| used.usd >= max) {
-        return Err(budget(Limit::DailyUsd));
-    }
+    budget_room(name, limits, used, secs_to_midnight)?;
     if let Some(max) = limits.concurrent.filter(|max| in_flight >= *max) {
         return Err(Refusal {
             limit: Limit::Concurrent,
@@ -173,5 +225,19 @@ mod tests {
         assert_eq!(c.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [Limit::DailyTokens, Limit::DailyUsd]);
         assert_eq!(c[0].1, "key 'bob': daily token budget of 12 reached, resets at 00:00 UTC");
         assert!(crossed("bob", &limits, Used { tokens: 16, usd: 1.2 }, Used { tokens: 24, usd: 1.5 }).is_empty());
+    }
+
+    #[test]
+    fn reservations_count_while_held_and_are_given_back() {
+        let cell = Reserved::default();
+        let limits = Limits { daily_tokens: Some(100), ..Default::default() };
+        let a = Reservation::hold(&cell, Used { tokens: 70, usd: 0.5 });
+        assert_eq!(budget_room("bob", &limits, Used { tokens: 20, usd: 0.0 }.with(cell.get()), 9), Ok(()));
+        let b = Reservation::hold(&cell, Used { tokens: 70, usd: 0.5 });
+        let r = budget_room("bob", &limits, Used { tokens: 0, usd: 0.0 }.with(cell.get()), 9).unwrap_err();
+        assert_eq!(r.limit, Limit::DailyTokens, "a third waits: the budget is overshot by one request at most");
+        drop(a);
+        drop(b);
+        assert_eq!(cell.get(), Used::default());
     }
 }

@@ -125,6 +125,8 @@ pub struct EventLoop {
     /// State files whose last write failed (reported once, and once when they work again).
     failing_files: Vec<PathBuf>,
     probes: Vec<upstream::probe::Probe>,
+    /// Answers read for their usage after their clients went away (`answer/drain.rs`).
+    drains: Vec<answer::drain::Drain>,
     started: Instant,
     started_wall: SystemTime,
     signals: mio::unix::pipe::Receiver,
@@ -326,6 +328,7 @@ impl EventLoop {
             usage_day: (0, String::new()),
             failing_files: Vec::new(),
             probes: Vec::new(),
+            drains: Vec::new(),
             started: now,
             started_wall: SystemTime::now(),
             signals,
@@ -409,6 +412,7 @@ impl EventLoop {
                     if busy > 0 {
                         log::warn!("drain timeout: closing {busy} connections still open");
                     }
+                    self.end_drains(now);
                     self.persist();
                     self.persist_usage();
                     self.disk.finish(); // the last state writes land before the exit
@@ -435,6 +439,7 @@ impl EventLoop {
             Owner::Client(ck) => self.drive(ck, now),
             Owner::Probe(ep) => self.drive_probe(ep, key, now),
             Owner::Alert => self.drive_alert(key, now),
+            Owner::Drain => self.drive_drain(key, now),
             Owner::Idle => self.on_idle_event(key, readable),
         }
     }

@@ -170,6 +170,8 @@ pub enum Owner {
     Probe(usize),
     /// An alert on its way to a webhook (`admin/notify.rs`); no endpoint.
     Alert,
+    /// An answer read for its usage after its client went away (`answer/drain.rs`).
+    Drain,
 }
 
 pub struct Upstream {

@@ -9,7 +9,10 @@ use crate::store::config::EndpointConfig;
 /// The request head sent upstream: path prefixed, `Host` the upstream's, hop-by-hop headers
 /// and headers named in `Connection` dropped, the client's key replaced by the endpoint's
 /// (both `x-api-key` and `Authorization: Bearer`), `anthropic-version` added only when absent.
-/// `Expect` is dropped: the proxy answers `100-continue` itself.
+/// `Expect` is dropped: the proxy answers `100-continue` itself. A Messages request asks for
+/// `Accept-Encoding: identity` whatever the client accepts: its usage is read as it passes (a
+/// compressed reply's never was, and Claude Code asks for gzip, br and zstd on every request),
+/// and compression buys next to nothing on the proxy's last hop.
 ///
 /// Framing is qcc's own: the client's `Content-Length`/`Transfer-Encoding` lines are never
 /// copied; the head says what `req.framing` decided, whatever the client's `Connection` names.
@@ -33,6 +36,7 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
 
     let named = connection_tokens(req.headers());
     let replace_key = !ep.api_key.is_empty();
+    let messages = target.split(|&b| b == b'?').next() == Some(b"/v1/messages");
     let mut has_version = false;
     let mut sent_length = false;
     for (name, value) in req.headers() {
@@ -53,7 +57,13 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
         if name.eq_ignore_ascii_case(b"anthropic-version") {
             has_version = true;
         }
+        if messages && name.eq_ignore_ascii_case(b"accept-encoding") {
+            continue;
+        }
         push_header(out, name, value);
+    }
+    if messages {
+        out.extend_from_slice(b"Accept-Encoding: identity\r\n");
     }
     match length.map_or(req.framing, BodyFraming::Length) {
         BodyFraming::Length(n) => {

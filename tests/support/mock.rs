@@ -35,6 +35,9 @@ pub enum Mode {
     /// The usual 200 to the first request on each connection; the second is read whole and the
     /// connection closed cleanly without an answer (a keep-alive timer firing as it arrived).
     OneAnswerPerConnection,
+    /// 200 JSON `body`, gzip-encoded when the request's `accept-encoding` allows gzip (as a
+    /// compressing relay or CDN answers), plain otherwise.
+    GzipIfAsked { body: String },
     /// Answer with `HTTP/1.1 100 Continue` without end (as fast as the socket takes it, until
     /// the peer goes, the mock is dropped, or 30 s).
     Continues,
@@ -207,6 +210,7 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
         s.hits.fetch_add(1, Ordering::SeqCst);
         let body = req.body.clone();
         let req_path = req.path.clone();
+        let gzip_ok = req.header("accept-encoding").is_some_and(|v| v.contains("gzip"));
         s.requests.lock().expect("requests lock").push(req);
         let mut mode = s.mode.lock().expect("mode lock").clone();
         while let Mode::ByPath { routes, other } = mode {
@@ -339,6 +343,10 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
                 }
                 false
             }
+            Mode::GzipIfAsked { body } if gzip_ok => {
+                reply(&mut w, 200, "application/json", &gzip(body.as_bytes()), &["content-encoding: gzip".into()])
+            }
+            Mode::GzipIfAsked { body } => reply(&mut w, 200, "application/json", body.as_bytes(), &[]),
             Mode::OneAnswerPerConnection if on_connection == 1 => {
                 reply(&mut w, 200, "application/json", OK_BODY.as_bytes(), &[])
             }
@@ -374,4 +382,31 @@ fn reply(w: &mut TcpStream, status: u16, ctype: &str, body: &[u8], extra: &[Stri
     }
     head.push_str("\r\n");
     w.write_all(head.as_bytes()).is_ok() && w.write_all(body).is_ok()
+}
+
+/// `data` as a gzip member of stored (uncompressed) deflate blocks: what `gzip -d` and every
+/// HTTP client decode, made without a compression crate.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    let mut blocks = data.chunks(65535).peekable();
+    if blocks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(block) = blocks.next() {
+        let len = block.len() as u16;
+        out.push(u8::from(blocks.peek().is_none()));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    let crc = data.iter().fold(!0u32, |mut c, &b| {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0xedb8_8320 } else { c >> 1 };
+        }
+        c
+    });
+    out.extend_from_slice(&(!crc).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
 }

@@ -55,32 +55,50 @@ impl EventLoop {
 
     /// Count one response's tokens for endpoint `idx` and `model`, today (UTC).
     /// Client `ck`'s Claude Code session (when it named one) is counted too, with the cost.
+    /// Count one response's usage: by endpoint and model, and by the request's session and
+    /// client key (`key`: the name its ticket holds), alerting when a budget is crossed.
     pub(in crate::proxy) fn record_usage(
         &mut self,
         idx: usize,
         model: Option<&str>,
         c: &Counts,
-        ck: crate::proxy::event::slab::Key,
+        session: Option<&str>,
+        key: Option<&std::rc::Rc<str>>,
         now: Instant,
     ) {
         self.usage_day();
         self.usage.record(&self.usage_day.1, &self.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
         let cost = model.and_then(|m| self.settings.prices.cost(m, c)).unwrap_or(0.0);
-        let EventLoop { clients, usage, usage_day, .. } = self;
-        let mut crossed = None;
-        if let Some(crate::proxy::state::ClientPhase::Exchange(ex)) = clients.get(ck).map(|c| &c.phase) {
-            if let Some(s) = ex.session.as_deref() {
-                usage.record_session(&usage_day.1, s, c, cost);
-            }
-            if let Some(t) = &ex.key {
-                let (before, after) = usage.record_key(&usage_day.1, &t.name, c, cost);
-                crossed = Some((std::rc::Rc::clone(&t.name), before, after));
-            }
+        if let Some(s) = session {
+            self.usage.record_session(&self.usage_day.1, s, c, cost);
         }
-        if let Some((name, before, after)) = crossed {
-            self.budget_crossed(&name, &before, &after, now);
+        if let Some(name) = key {
+            let (before, after) = self.usage.record_key(&self.usage_day.1, name, c, cost);
+            self.budget_crossed(name, &before, &after, now);
         }
         self.usage_changed(now);
+    }
+
+    /// `record_usage` for client `ck`'s exchange: its session and key (the exchange leaves its
+    /// phase for the recording, and comes back).
+    pub(in crate::proxy) fn charge_exchange(
+        &mut self,
+        ck: crate::proxy::event::slab::Key,
+        idx: usize,
+        model: Option<&str>,
+        c: &Counts,
+        now: Instant,
+    ) {
+        use crate::proxy::state::ClientPhase;
+        let Some(client) = self.clients.get_mut(ck) else { return };
+        if !matches!(client.phase, ClientPhase::Exchange(_)) {
+            return;
+        }
+        let ClientPhase::Exchange(ex) = std::mem::replace(&mut client.phase, ClientPhase::Closing) else { return };
+        self.record_usage(idx, model, c, ex.session.as_deref(), ex.key.as_ref().map(|t| &t.name), now);
+        if let Some(client) = self.clients.get_mut(ck) {
+            client.phase = ClientPhase::Exchange(ex);
+        }
     }
 
     /// A client key's day went past one of its budgets with this response: alert once (a

@@ -6,6 +6,7 @@ use json::JsonScanner;
 use sse::{SseScanner, StreamError};
 use usage::Tokens;
 
+pub(crate) mod drain;
 pub(crate) mod json;
 pub(crate) mod outcome;
 pub(crate) mod response;
@@ -51,6 +52,22 @@ impl Scan {
         match self {
             Scan::Sse(s) => s.error,
             Scan::Json(_) => None,
+        }
+    }
+
+    /// What a response cut short is charged: the final usage when it came; else, of a stream,
+    /// `message_start`'s input with the output estimated from the deltas seen (`estimated`
+    /// true). `None` when nothing was reported.
+    pub fn usage_so_far(&self) -> Option<(Option<String>, Tokens, bool)> {
+        match self {
+            Scan::Sse(s) if s.final_usage => Some((s.model.clone(), s.tokens.clone(), false)),
+            Scan::Sse(s) if s.has_usage => {
+                let mut t = s.tokens.clone();
+                t.output = t.output.max(s.estimated_output);
+                Some((s.model.clone(), t, true))
+            }
+            Scan::Sse(_) => None,
+            Scan::Json(j) => j.finish().map(|(m, t)| (m, t, false)),
         }
     }
 

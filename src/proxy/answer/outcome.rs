@@ -69,7 +69,7 @@ impl EventLoop {
             self.blame(idx, &failure, retry_after, now);
         } // (outside the API: never a verdict on the endpoint)
         if let Some((model, t)) = usage {
-            self.record_usage(idx, model.as_deref(), &t.counts(), ck, now); // billed, even if it broke
+            self.charge_exchange(ck, idx, model.as_deref(), &t.counts(), now); // billed, even if it broke
         }
         if primed && !responded && can_retry && attempts < MAX_ATTEMPTS {
             self.stats.stream_retries += 1;
@@ -140,7 +140,7 @@ impl EventLoop {
             self.release_upstream(k, reuse, now);
         }
         if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
-            self.record_usage(idx, model.as_deref(), &t.counts(), ck, now);
+            self.charge_exchange(ck, idx, model.as_deref(), &t.counts(), now);
             // A model this endpoint just served: what its recovery probe asks for, unless told.
             if let Some(m) = model.as_deref().filter(|_| (200..300).contains(&status)) {
                 let ep = &mut self.endpoints[idx];

@@ -40,7 +40,17 @@ pub struct SseScanner {
     pub tokens: Tokens,
     /// A `message_start` or `message_delta` reported usage.
     pub has_usage: bool,
+    /// A `message_delta` reported the final output count.
+    pub final_usage: bool,
+    /// Output tokens estimated from the `content_block_delta` events seen (what a stream cut
+    /// short is charged when its final count never came): about four bytes of delta text a
+    /// token, at least one a delta.
+    pub estimated_output: u64,
 }
+
+/// The bytes of a `content_block_delta` event that are not its text (`event:` and `data:`
+/// lines, the JSON around the delta), left out of the estimate.
+const DELTA_ENVELOPE: usize = 100;
 
 impl SseScanner {
     pub fn new() -> SseScanner {
@@ -133,6 +143,10 @@ impl SseScanner {
         if is_content(kind) {
             self.content_seen = true;
         }
+        if kind == "content_block_delta" {
+            let text = raw.len().saturating_sub(DELTA_ENVELOPE) as u64;
+            self.estimated_output = self.estimated_output.saturating_add((text / 4).max(1));
+        }
         enum Counted {
             Start,
             Delta,
@@ -161,6 +175,7 @@ impl SseScanner {
                     self.has_usage = true;
                     // Cumulative: the last one wins.
                     self.tokens.output = u.tokens().output.max(self.tokens.output);
+                    self.final_usage = true;
                 }
             }
             (Counted::Error, parsed) => {

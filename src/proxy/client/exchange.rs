@@ -291,8 +291,19 @@ impl EventLoop {
             BodyStep::Reject(status, msg) => return self.reject_in_exchange(ck, status, &msg, now),
             BodyStep::Gone => return None,
         }
-        if matches!(self.clients.get(ck).map(|c| &c.phase), Some(ClientPhase::Exchange(ex)) if ex.attempts == 0 && (ex.body_tracker.is_done() || !self.maps_models()))
-        {
+        // The first attempt waits for the whole body when an endpoint may rewrite it or the key's
+        // budgets need its estimate (`reserve.rs`).
+        let first = match self.clients.get(ck).map(|c| &c.phase) {
+            Some(ClientPhase::Exchange(ex)) if ex.attempts == 0 => {
+                let budgeted = ex.key.as_ref().is_some_and(|t| t.budgeted);
+                ex.body_tracker.is_done() || !(budgeted || self.maps_models())
+            }
+            _ => false,
+        };
+        if first {
+            if !self.reserve_budget(ck, now) {
+                return Some(true);
+            }
             self.start_attempt(ck, now);
             progress = true;
         }
@@ -393,7 +404,8 @@ impl EventLoop {
                 let EventLoop { keys, usage, usage_day, .. } = self;
                 let Some(key) = keys.get_mut(k) else { return true };
                 let counted = usage.key_day(&usage_day.1, &key.entry.name);
-                let used = crate::policy::limits::Used { tokens: counted.tokens(), usd: counted.cost_usd };
+                let used = crate::policy::limits::Used { tokens: counted.tokens(), usd: counted.cost_usd }
+                    .with(key.reserved.get());
                 let verdict = crate::policy::limits::admit(
                     &key.entry.name,
                     &key.entry.limits,
@@ -410,7 +422,10 @@ impl EventLoop {
                         let alert =
                             !r.limit.is_budget() && crate::proxy::client::keys::cap_alert_due(key, r.limit, now);
                         key.limited[r.limit.index()] += 1;
-                        (KeyTicket { name: Rc::clone(&key.name), _in_flight: None }, Some((r, alert)))
+                        (
+                            KeyTicket { name: Rc::clone(&key.name), _in_flight: None, budgeted: false, reserved: None },
+                            Some((r, alert)),
+                        )
                     }
                     Ok(()) => {
                         let ticket = keys.ticket(k);
@@ -553,7 +568,14 @@ impl EventLoop {
     }
 
     /// `respond_local_error` with a `retry-after` (a client key's limit).
-    fn respond_refusal(&mut self, ck: Key, status: u16, msg: &str, retry_after: impl Into<Option<u64>>, now: Instant) {
+    pub(in crate::proxy) fn respond_refusal(
+        &mut self,
+        ck: Key,
+        status: u16,
+        msg: &str,
+        retry_after: impl Into<Option<u64>>,
+        now: Instant,
+    ) {
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
@@ -593,11 +615,12 @@ impl EventLoop {
     }
 
     /// The client went away (or the exchange was cut short): close its upstream, blame no one.
-    pub(in crate::proxy) fn abandon_exchange(&mut self, ex: Exchange, out: u64, now: Instant) {
+    pub(in crate::proxy) fn abandon_exchange(&mut self, mut ex: Exchange, out: u64, now: Instant) {
         self.stats.aborted += 1;
         log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
         let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
         self.record_request(&ex, endpoint, Ended::Aborted, out, now);
+        self.drain_for_usage(&mut ex, now); // charged all the same (`answer/drain.rs`)
         self.release_attempt(ex);
     }
 

@@ -27,6 +27,8 @@ pub struct LiveKey {
     pub name: Rc<str>,
     /// Requests of this key in progress, held by the `KeyTicket` of each.
     pub in_flight: Rc<Cell<u32>>,
+    /// What its requests in progress reserved against its budgets (`policy::limits::Reservation`).
+    pub reserved: crate::policy::limits::Reserved,
     pub window: Window,
     /// When a cap (rpm, concurrent) last raised a `budget_reached` alert (one an hour).
     pub cap_alerted: [Option<Instant>; 2],
@@ -39,6 +41,10 @@ pub struct LiveKey {
 pub struct KeyTicket {
     pub name: Rc<str>,
     pub _in_flight: Option<InFlight>,
+    /// The key has a daily budget: the request reserves its estimate once its body is here
+    /// (`reserve.rs`), held until the request ends.
+    pub budgeted: bool,
+    pub reserved: Option<crate::policy::limits::Reservation>,
 }
 
 /// Who sent a request, as far as the proxy asks.
@@ -85,6 +91,11 @@ impl ClientKeys {
         self.keys.get_mut(i)
     }
 
+    /// The key a ticket names (the same `Rc` while the key lives, a reload included).
+    pub fn find_mut(&mut self, name: &Rc<str>) -> Option<&mut LiveKey> {
+        self.keys.iter_mut().find(|k| Rc::ptr_eq(&k.name, name))
+    }
+
     /// Swap in a freshly read keys file, keeping live counters by name.
     pub fn apply(&mut self, file: KeyFile) {
         let mut old: HashMap<Rc<str>, LiveKey> = self.keys.drain(..).map(|k| (Rc::clone(&k.name), k)).collect();
@@ -100,6 +111,7 @@ impl ClientKeys {
                     name: Rc::from(entry.name.as_str()),
                     entry,
                     in_flight: Rc::new(Cell::new(0)),
+                    reserved: Default::default(),
                     window: Window::default(),
                     cap_alerted: [None; 2],
                     limited: [0; 4],
@@ -160,13 +172,18 @@ impl ClientKeys {
     /// The ticket of a request made with the access key (no limits).
     pub fn access_ticket(&mut self) -> KeyTicket {
         let name = Rc::clone(self.access.get_or_insert_with(|| Rc::from(ACCESS_KEY_NAME)));
-        KeyTicket { name, _in_flight: None }
+        KeyTicket { name, _in_flight: None, budgeted: false, reserved: None }
     }
 
     /// The ticket of a request admitted for key `k`.
     pub fn ticket(&self, k: usize) -> KeyTicket {
         let key = &self.keys[k];
-        KeyTicket { name: Rc::clone(&key.name), _in_flight: Some(InFlight::start(&key.in_flight)) }
+        KeyTicket {
+            name: Rc::clone(&key.name),
+            _in_flight: Some(InFlight::start(&key.in_flight)),
+            budgeted: key.entry.limits.daily_tokens.is_some() || key.entry.limits.daily_usd.is_some(),
+            reserved: None,
+        }
     }
 }
 

@@ -4,3 +4,4 @@ pub(crate) mod exchange;
 pub(crate) mod guard;
 pub(crate) mod keys;
 pub(crate) mod refusals;
+pub(crate) mod reserve;

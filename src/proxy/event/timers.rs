@@ -79,6 +79,9 @@ impl EventLoop {
         for due in self.alert_deadlines(now) {
             upd(due);
         }
+        if let Some(due) = self.drain_deadlines(now) {
+            upd(due);
+        }
         for due in self.probe_deadlines() {
             upd(due);
         }

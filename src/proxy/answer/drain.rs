@@ -1,0 +1,146 @@
+//! A client that hangs up while its answer is still coming is charged all the same. Its
+//! upstream connection is kept a short, bounded while (`DRAIN_FOR`, `DRAIN_BYTES`; at most
+//! `DRAINS_MAX` at once) and read to its end, unrelayed, for the final usage; what cannot be had
+//! by then is charged from what was read: `message_start`'s input and the output estimated from
+//! the deltas seen (`Scan::usage_so_far`). The key's reservation is held until the charge.
+
+use std::time::{Duration, Instant};
+
+use crate::http::BodyTracker;
+use crate::proxy::answer::Scan;
+use crate::proxy::client::keys::KeyTicket;
+use crate::proxy::event::io::IoOutcome;
+use crate::proxy::event::slab::Key;
+use crate::proxy::state::{AttemptPhase, Exchange, Owner};
+use crate::proxy::EventLoop;
+
+/// How long an answer nobody waits for is read, at most, for its usage.
+const DRAIN_FOR: Duration = Duration::from_secs(5);
+/// How much of it, at most.
+const DRAIN_BYTES: usize = 1024 * 1024;
+/// Answers drained at once, at most; past that one is charged at once from what was read.
+const DRAINS_MAX: usize = 64;
+
+/// An answer read for its usage after its client went away.
+pub struct Drain {
+    up: Key,
+    endpoint: usize,
+    tracker: BodyTracker,
+    scan: Scan,
+    session: Option<String>,
+    key: Option<KeyTicket>,
+    deadline: Instant,
+    read: usize,
+}
+
+impl EventLoop {
+    /// Client gone: when its exchange's answer has started and carries usage, keep its upstream
+    /// connection to read the rest for the usage (or charge what was read at once, at the bound).
+    pub(in crate::proxy) fn drain_for_usage(&mut self, ex: &mut Exchange, now: Instant) {
+        let Some(a) = ex.attempt.as_mut() else { return };
+        if !matches!(a.phase, AttemptPhase::Relaying | AttemptPhase::Priming) {
+            return;
+        }
+        let (Some(up), Some(tracker), Some(scan)) = (a.up, a.resp_body.take(), a.scan.take()) else { return };
+        let mut d = Drain {
+            up,
+            endpoint: a.endpoint,
+            tracker,
+            scan,
+            session: ex.session.take(),
+            key: ex.key.take(),
+            deadline: now + DRAIN_FOR,
+            read: 0,
+        };
+        if self.drains.len() >= DRAINS_MAX || self.upstreams.get(up).is_none() {
+            self.charge_drain(&mut d, now);
+            return;
+        }
+        a.up = None; // the drain owns the connection now
+        if let Some(u) = self.upstreams.get_mut(up) {
+            u.owner = Owner::Drain;
+        }
+        self.drains.push(d);
+        self.arm(now + DRAIN_FOR);
+        self.drive_drain(up, now); // what was already read, and what waits on the socket
+    }
+
+    /// A drained connection is readable: read on, bounded, unrelayed; charge at its end.
+    pub(in crate::proxy) fn drive_drain(&mut self, key: Key, now: Instant) {
+        let Some(i) = self.drains.iter().position(|d| d.up == key) else {
+            self.close_upstream(key);
+            return;
+        };
+        let ended = {
+            let EventLoop { upstreams, drains, scratch, .. } = self;
+            let d = &mut drains[i];
+            let Some(up) = upstreams.get_mut(key) else { return };
+            let mut ended = false;
+            loop {
+                match d.tracker.advance_observing(&up.inbuf, |data| d.scan.feed(data)) {
+                    Ok(n) => {
+                        up.inbuf.drain(..n);
+                        d.read += n;
+                    }
+                    Err(_) => ended = true,
+                }
+                if ended || d.tracker.is_done() || d.read > DRAIN_BYTES || !up.can_read {
+                    ended |= d.tracker.is_done() || d.read > DRAIN_BYTES;
+                    break;
+                }
+                match up.transport.read(&mut up.inbuf, scratch) {
+                    IoOutcome::Progress(_) => {}
+                    IoOutcome::WouldBlock => up.can_read = false,
+                    IoOutcome::Closed | IoOutcome::Error(_) => {
+                        up.can_read = false;
+                        ended = true;
+                    }
+                }
+            }
+            if up.transport.wants_write() {
+                let _ = up.transport.flush();
+            }
+            ended
+        };
+        if ended {
+            self.end_drain(i, now);
+        }
+    }
+
+    /// Drains past their time end (charged from what was read); the next such time.
+    pub(in crate::proxy) fn drain_deadlines(&mut self, now: Instant) -> Option<Instant> {
+        while let Some(i) = self.drains.iter().position(|d| d.deadline <= now) {
+            self.end_drain(i, now);
+        }
+        self.drains.iter().map(|d| d.deadline).min()
+    }
+
+    /// The proxy stops: every drain is charged with what it has.
+    pub(in crate::proxy) fn end_drains(&mut self, now: Instant) {
+        while !self.drains.is_empty() {
+            self.end_drain(0, now);
+        }
+    }
+
+    fn end_drain(&mut self, i: usize, now: Instant) {
+        let mut d = self.drains.swap_remove(i);
+        self.close_upstream(d.up);
+        self.charge_drain(&mut d, now);
+    }
+
+    fn charge_drain(&mut self, d: &mut Drain, now: Instant) {
+        let Some((model, tokens, estimated)) = d.scan.usage_so_far() else {
+            log::info!("client gone before its answer reported usage: nothing charged");
+            return;
+        };
+        let key = d.key.as_ref().map(|t| &t.name);
+        self.record_usage(d.endpoint, model.as_deref(), &tokens.counts(), d.session.as_deref(), key, now);
+        let how = if estimated { "output estimated from the deltas read" } else { "the answer's final usage" };
+        log::info!(
+            "client gone mid-answer: charged {} input, {} output tokens ({how})",
+            tokens.input + tokens.cache_creation + tokens.cache_read,
+            tokens.output
+        );
+        d.key = None; // the reservation is given back once the charge is counted
+    }
+}
