@@ -132,7 +132,7 @@ fn a_wrong_passphrase_a_tampered_or_newer_file_change_nothing() {
     let flip = if sealed.ends_with('0') { "1" } else { "0" };
     let tampered = pushed.replace(&sealed, &format!("{}{flip}", &sealed[..sealed.len() - 1]));
     std::fs::write(&file, &tampered).expect("write");
-    check(sync(&b, &["pull", "--dir", d], Some(PASS)), "does not decrypt");
+    check(sync(&b, &["pull", "--dir", d], Some(PASS)), "signature does not match");
     let newer = pushed.replace("\"format\": 1", "\"format\": 99");
     std::fs::write(&file, &newer).expect("write");
     check(sync(&b, &["pull", "--dir", d], Some(PASS)), "newer qcc");
@@ -252,4 +252,77 @@ fn a_running_proxy_picks_up_what_a_pull_brought() {
     assert!(wait_until(Duration::from_secs(5), || {
         proxy.status()["endpoints"].as_array().is_some_and(|e| e.iter().any(|x| x["name"] == "third"))
     }));
+}
+
+/// Whoever can write the synced folder, without the passphrase, can change nothing that is
+/// pulled: an endpoint whose key is sealed re-pointed to their URL, a plain client-key list laid
+/// over the sealed one, the encryption stripped. Each is one line, nothing written. A client key
+/// with admin rights comes in only with --admin-keys.
+#[test]
+fn a_folder_written_without_the_passphrase_is_refused_whole() {
+    let a = TempHome::new();
+    a.add_named_pair("https://a.example.com", "https://b.example.com");
+    let ops = crate::keys::add_key(&a, "ops", &["--admin"]);
+    let dir = folder(&a);
+    let d = dir.to_str().expect("utf-8");
+    ok_run(sync(&a, &["push", "--dir", d], Some(PASS)));
+    let file = dir.join("fastcc_config.json");
+    let pushed = std::fs::read_to_string(&file).expect("pushed");
+    assert!(!pushed.contains(&ops[4..]), "the client keys are sealed");
+
+    let b = TempHome::new();
+    b.add_named_pair("https://mine.example.com", "https://b.example.com");
+    let check = |args: &[&str], says: &str| {
+        let before = std::fs::read(b.config()).expect("config");
+        let keys_before = std::fs::read(b.home().join("keys.json")).ok();
+        let out = sync(&b, args, Some(PASS));
+        assert!(!out.status.success(), "{}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains(says), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert_eq!(std::fs::read(b.config()).expect("config"), before, "the config is untouched");
+        assert_eq!(std::fs::read(b.home().join("keys.json")).ok(), keys_before, "the keys are untouched");
+    };
+    // An admin key in a genuine push: only with --admin-keys.
+    check(&["pull", "--dir", d], "--admin-keys");
+    let out = ok_run(sync(&b, &["pull", "--dir", d, "--admin-keys"], Some(PASS)));
+    assert!(out.contains("client keys updated"), "{out}");
+
+    // Re-pointed: endpoint b's URL changed, its sealed key left as it was.
+    let v: serde_json::Value = serde_json::from_str(&pushed).expect("json");
+    let mut evil = v.clone();
+    evil["profiles"]["c"]["endpoints"][1]["base_url"] = serde_json::json!("https://evil.example");
+    std::fs::write(&file, serde_json::to_vec_pretty(&evil).expect("json")).expect("write");
+    check(&["pull", "--dir", d], "signature does not match");
+    // A plain client-key list laid over the sealed one.
+    let mut evil = v.clone();
+    evil["qcc_client_keys"] = serde_json::json!([{"name": "mallory", "sha256": "00".repeat(32),
+        "prefix": "qcc-mall", "admin": true, "created_at": "2026-12-01T00:00:00"}]);
+    std::fs::write(&file, serde_json::to_vec_pretty(&evil).expect("json")).expect("write");
+    check(&["pull", "--dir", d, "--admin-keys"], "signature does not match");
+    // The signature taken away with the change.
+    evil["qcc_sync"]["encryption"].as_object_mut().expect("encryption").remove("mac");
+    std::fs::write(&file, serde_json::to_vec_pretty(&evil).expect("json")).expect("write");
+    check(&["pull", "--dir", d, "--admin-keys"], "no signature");
+    // The encryption stripped: a plain document, once this machine has pulled an encrypted one.
+    let mut plain = v.clone();
+    plain["qcc_sync"]["encryption"] = serde_json::Value::Null;
+    plain.as_object_mut().expect("doc").remove("qcc_client_keys");
+    fn unseal(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.starts_with("enc:v1:") => *s = "sk-attacker-0000000".into(),
+            serde_json::Value::Object(m) => m.values_mut().for_each(unseal),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(unseal),
+            _ => {}
+        }
+    }
+    unseal(&mut plain);
+    std::fs::write(&file, serde_json::to_vec_pretty(&plain).expect("json")).expect("write");
+    check(&["pull", "--dir", d], "not encrypted");
+    // Reordered and reindented by a sync program, unchanged: still pulls.
+    let reordered: serde_json::Value = serde_json::from_str(&pushed).expect("json");
+    let mut text = serde_json::to_string(&reordered).expect("json");
+    text.push('\n');
+    std::fs::write(&file, text).expect("write");
+    ok_run(sync(&b, &["pull", "--dir", d], Some(PASS)));
 }

@@ -31,7 +31,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ),
     ("key list", &["--json"]),
     ("sync push", &["--dir", "--passphrase-file", "--plaintext"]),
-    ("sync pull", &["--dir", "--passphrase-file", "--theirs", "--ours"]),
+    ("sync pull", &["--dir", "--passphrase-file", "--theirs", "--ours", "--plaintext", "--admin-keys"]),
     ("sync status", &["--dir", "--passphrase-file", "--json"]),
     ("key revoke", &[]),
     ("completions", &[]),

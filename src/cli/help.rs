@@ -219,15 +219,20 @@ qcc sync push [--dir DIR] [--passphrase-file PATH] [--plaintext]
     Writes DIR/fastcc_config.json: this config (and the client keys) in the Python qcc's
     cloud-folder shape. With QCC_SYNC_PASSPHRASE or --passphrase-file, every API key and the
     client keys are sealed (AES-256-GCM, key from PBKDF2-SHA256, 600,000 rounds); the rest stays
-    readable JSON. Without a passphrase, keys are not written in plain text unless --plaintext
-    (what the Python qcc reads). Last writer wins; replacing a push not pulled here is said.
+    readable JSON, and the whole file is signed (HMAC-SHA256, a key from the same passphrase).
+    Without a passphrase, keys are not written in plain text unless --plaintext (what the Python
+    qcc reads). Last writer wins; replacing a push not pulled here is said.
 
-qcc sync pull [--dir DIR] [--passphrase-file PATH] [--theirs | --ours]
+qcc sync pull [--dir DIR] [--passphrase-file PATH] [--theirs | --ours] [--plaintext] [--admin-keys]
     Merges DIR/fastcc_config.json into this config by cluster and endpoint id: what changed on
     one side since the last sync is taken from that side; an endpoint changed on both sides is
     reported and the newer kept (--theirs: the folder's, --ours: this machine's). The config is
     kept as cache.json.bak-TIME first, then written atomically; a running proxy re-reads its
     cluster. A folder file that does not parse (mid-sync) is read again, then refused.
+    An encrypted file is checked whole before anything is opened: a URL, a client key or any
+    value changed without the passphrase is refused. Once this machine has synced an encrypted
+    file, a plain or unsigned one is refused too, unless --plaintext. A client key with admin
+    rights is taken from the folder only with --admin-keys. A refusal changes nothing.
 
 qcc sync status [--dir DIR] [--json]
     The folder, who pushed last and when, this machine's last push and pull, what differs.

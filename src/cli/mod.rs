@@ -611,7 +611,8 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 passphrase_file: args
                     .opt_value_from_os_str("--passphrase-file", |s| Ok::<_, String>(PathBuf::from(s)))
                     .map_err(usage)?,
-                plaintext: sub == "push" && args.contains("--plaintext"),
+                plaintext: sub != "status" && args.contains("--plaintext"),
+                admin_keys: sub == "pull" && args.contains("--admin-keys"),
                 theirs: sub == "pull" && args.contains("--theirs"),
                 ours: sub == "pull" && args.contains("--ours"),
                 json: sub == "status" && args.contains("--json"),

@@ -19,6 +19,8 @@ pub struct SyncArgs {
     pub dir: Option<PathBuf>,
     pub passphrase_file: Option<PathBuf>,
     pub plaintext: bool,
+    /// Take client keys with admin rights from the folder (`pull`).
+    pub admin_keys: bool,
     pub theirs: bool,
     pub ours: bool,
     pub json: bool,
@@ -128,13 +130,16 @@ pub fn push(home: &Path, args: &SyncArgs) -> Result<()> {
     let pushed_at = format!("{}Z", crate::store::timefmt::iso(SystemTime::now()));
     let machine = folder::machine_name();
     let secrets = folder::has_secrets(&doc);
+    let mut signer = None;
     let encryption = match (passphrase(args)?, secrets) {
         (Some(p), true) => {
             let salt = crate::store::bytes::random::<16>().map_err(Error::Failed)?;
             let sealer = Sealer::new(p.as_bytes(), &salt, seal::ITERATIONS).map_err(Error::Failed)?;
             folder::seal_doc(&mut doc, &sealer).map_err(Error::Failed)?;
-            json!({"cipher": seal::CIPHER, "kdf": seal::KDF, "iterations": seal::ITERATIONS,
-                   "salt": crate::store::bytes::hex(&salt), "check": sealer.check_value().map_err(Error::Failed)?})
+            let enc = json!({"cipher": seal::CIPHER, "kdf": seal::KDF, "iterations": seal::ITERATIONS,
+                   "salt": crate::store::bytes::hex(&salt), "check": sealer.check_value().map_err(Error::Failed)?});
+            signer = Some(sealer);
+            enc
         }
         (None, true) if !args.plaintext => {
             return Err(Error::Invalid(format!(
@@ -155,6 +160,10 @@ pub fn push(home: &Path, args: &SyncArgs) -> Result<()> {
         json!({"format": FORMAT, "machine": machine, "pushed_at": pushed_at, "based_on": state.folder_pushed_at,
                "encryption": encryption}),
     );
+    // Signed last: the signature covers everything above, the secrets' places and URLs included.
+    if let Some(sealer) = &signer {
+        folder::sign_doc(&mut doc, sealer).map_err(Error::Failed)?;
+    }
     let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Failed(e.to_string()))?;
     bytes.push(b'\n');
     crate::store::fsutil::atomic_write(&path, &bytes)
@@ -164,6 +173,7 @@ pub fn push(home: &Path, args: &SyncArgs) -> Result<()> {
     state.folder_machine = Some(machine);
     state.folder_pushed_at = Some(pushed_at);
     state.base = merge::fingerprints(&plain);
+    state.encrypted |= signer.is_some();
     state.save(home)?;
     let units = state.base.len();
     let how = if encryption.is_null() {
@@ -180,8 +190,9 @@ pub fn push(home: &Path, args: &SyncArgs) -> Result<()> {
 }
 
 /// The folder file with its secrets opened, checked: the one-line error of a wrong passphrase,
-/// a tampered or newer file.
-fn read_open(path: &Path, args: &SyncArgs) -> Result<Value> {
+/// a tampered or newer file, or a plain one where this machine has synced an encrypted one
+/// (`state`). True with it when it was encrypted.
+fn read_open(path: &Path, args: &SyncArgs, state: &SyncState) -> Result<(Value, bool)> {
     let bad = |problem: String| Error::BadFile { path: path.to_path_buf(), problem };
     let mut doc = folder::read_folder(path).map_err(Error::Failed)?.ok_or_else(|| {
         Error::Invalid(format!(
@@ -190,8 +201,16 @@ fn read_open(path: &Path, args: &SyncArgs) -> Result<Value> {
         ))
     })?;
     check_format(path, &doc)?;
-    if !folder::any_sealed(&doc) {
-        return Ok(doc);
+    let claims = doc.pointer("/qcc_sync/encryption").is_some_and(|e| !e.is_null());
+    if !claims && !folder::any_sealed(&doc) {
+        if state.encrypted && !args.plaintext {
+            return Err(bad(
+                "not encrypted, but this machine has synced an encrypted one: someone may have stripped the \
+                 encryption (nothing was changed; --plaintext takes it anyway)"
+                    .into(),
+            ));
+        }
+        return Ok((doc, false));
     }
     let Some(p) = passphrase(args)? else {
         return Err(Error::Invalid(format!(
@@ -214,8 +233,9 @@ fn read_open(path: &Path, args: &SyncArgs) -> Result<Value> {
     if !sealer.opens_check(check) {
         return Err(bad("wrong passphrase (nothing was changed)".into()));
     }
+    folder::verify_doc(&doc, &sealer).map_err(|e| bad(format!("{e} (nothing was changed)")))?;
     folder::open_doc(&mut doc, &sealer).map_err(|e| bad(format!("{e} (nothing was changed)")))?;
-    Ok(doc)
+    Ok((doc, true))
 }
 
 pub fn pull(home: &Path, args: &SyncArgs) -> Result<()> {
@@ -223,8 +243,8 @@ pub fn pull(home: &Path, args: &SyncArgs) -> Result<()> {
     let (dir, _) = folder_of(args, &config)?;
     check_dir(&dir)?;
     let path = dir.join(FILE_NAME);
-    let theirs = read_open(&path, args)?;
     let mut state = SyncState::load(home);
+    let (theirs, encrypted) = read_open(&path, args, &state)?;
     let (_, machine, pushed_at) = folder_meta(&theirs);
     let based_on = theirs.pointer("/qcc_sync/based_on").and_then(Value::as_str).map(str::to_string);
     // Our last push was replaced by one made without it (two pushes at once, last writer won):
@@ -265,12 +285,13 @@ pub fn pull(home: &Path, args: &SyncArgs) -> Result<()> {
         next.cluster(&name)
             .map_err(|e| Error::Failed(format!("the folder's config cannot be used: {e} (nothing was changed)")))?;
     }
-    let keys_changed = pull_keys(home, &theirs)?;
+    let keys_changed = pull_keys(home, &theirs, args.admin_keys)?;
     let changed = next.document() != ours;
     if changed {
         backup(config.path())?;
         next.save()?;
     }
+    state.encrypted |= encrypted;
     state.dir = Some(dir.clone());
     state.last_pull = Some(format!("{}Z", crate::store::timefmt::iso(SystemTime::now())));
     state.folder_machine = machine.clone();
@@ -332,7 +353,7 @@ fn backup(config: &Path) -> Result<()> {
 
 /// The folder's client keys into this machine's keys file: a key it lacks is added, a key
 /// revoked there is revoked here. Returns whether the file changed.
-fn pull_keys(home: &Path, theirs: &Value) -> Result<bool> {
+fn pull_keys(home: &Path, theirs: &Value, admin_keys: bool) -> Result<bool> {
     let Some(list) = theirs.get("qcc_client_keys") else { return Ok(false) };
     let folder_keys: Vec<crate::store::keys::KeyEntry> = serde_json::from_value(list.clone())
         .map_err(|e| Error::Failed(format!("the folder's client keys cannot be read: {e} (nothing was changed)")))?;
@@ -344,6 +365,13 @@ fn pull_keys(home: &Path, theirs: &Value) -> Result<bool> {
             None => {
                 crate::store::keys::check_name(&k.name)
                     .map_err(|e| Error::Failed(format!("client key {:?}: {e}", k.name)))?;
+                if k.admin && !admin_keys {
+                    return Err(Error::Invalid(format!(
+                        "the folder adds client key '{}' with admin rights: pull with --admin-keys to take it \
+                         (nothing was changed)",
+                        crate::mask::clean(&k.name)
+                    )));
+                }
                 file.keys.push(k);
                 changed = true;
             }
@@ -373,7 +401,7 @@ pub fn status(home: &Path, args: &SyncArgs) -> Result<()> {
         Some(d) => {
             let opened = match (folder::any_sealed(d), passphrase(args)?) {
                 (false, _) => Some(d.clone()),
-                (true, Some(_)) => read_open(&path, args).ok(),
+                (true, Some(_)) => read_open(&path, args, &state).ok().map(|(d, _)| d),
                 (true, None) => None,
             };
             let strip = |v: &Value| {

@@ -144,6 +144,53 @@ pub fn open_doc(doc: &mut Value, s: &Sealer) -> Result<(), String> {
     Ok(())
 }
 
+/// Where the document's authentication tag is kept.
+const MAC_POINTER: &str = "/qcc_sync/encryption/mac";
+
+/// The canonical form of `doc` that its tag covers: compact JSON, every object's keys sorted,
+/// the tag itself left out (so a sync program that reorders or reindents the file breaks
+/// nothing, and any change of a value does).
+fn canonical(doc: &Value) -> Vec<u8> {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut v = doc.clone();
+    if let Some(enc) = v.pointer_mut("/qcc_sync/encryption").and_then(Value::as_object_mut) {
+        enc.remove("mac");
+    }
+    serde_json::to_vec(&sorted(&v)).unwrap_or_default()
+}
+
+/// Authenticate the whole (sealed) document: its tag goes in `qcc_sync.encryption.mac`.
+pub fn sign_doc(doc: &mut Value, s: &Sealer) -> Result<(), String> {
+    let tag = s.mac(&canonical(doc));
+    let enc = doc
+        .pointer_mut("/qcc_sync/encryption")
+        .and_then(Value::as_object_mut)
+        .ok_or("no qcc_sync.encryption to sign")?;
+    enc.insert("mac".into(), json!(tag));
+    Ok(())
+}
+
+/// Whether the document is unchanged since it was signed with this passphrase.
+pub fn verify_doc(doc: &Value, s: &Sealer) -> Result<(), String> {
+    let tag = doc.pointer(MAC_POINTER).and_then(Value::as_str).ok_or(
+        "its encrypted keys carry no signature of the whole file (pushed by an older qcc, or changed): push again          from a machine with this qcc",
+    )?;
+    if !s.verify(&canonical(doc), tag) {
+        return Err("the file was changed by someone without the passphrase (its signature does not match)".into());
+    }
+    Ok(())
+}
+
 /// Whether any secret of `doc` is sealed.
 pub fn any_sealed(doc: &Value) -> bool {
     doc.get("qcc_client_keys").is_some_and(Value::is_string)
@@ -162,6 +209,9 @@ pub struct SyncState {
     pub folder_pushed_at: Option<String>,
     /// Each unit's fingerprint as of the last push or pull (`merge::units`).
     pub base: BTreeMap<String, String>,
+    /// This machine has pushed or pulled an encrypted document: from now on a plain or
+    /// unsigned one is refused (someone may have stripped the encryption).
+    pub encrypted: bool,
 }
 
 impl SyncState {
@@ -207,6 +257,15 @@ pub fn machine_name() -> String {
 mod tests {
     use super::*;
 
+    /// `v` with every object's keys in reverse order.
+    fn sorted_rev(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(m.iter().rev().map(|(k, x)| (k.clone(), sorted_rev(x))).collect()),
+            Value::Array(a) => Value::Array(a.iter().map(sorted_rev).collect()),
+            o => o.clone(),
+        }
+    }
+
     #[test]
     fn secrets_are_sealed_in_place_and_open_again() {
         let doc = json!({"user_id": "local:me", "settings": {"a": 1}, "profiles": {
@@ -225,6 +284,21 @@ mod tests {
         let mut opened = sealed.clone();
         open_doc(&mut opened, &s).unwrap();
         assert_eq!(opened, doc);
+        // The whole document is signed: any value changed, or the signature taken away, fails;
+        // another key order does not.
+        sealed["qcc_sync"] = json!({"format": 1, "encryption": {"cipher": "AES-256-GCM"}});
+        sign_doc(&mut sealed, &s).unwrap();
+        verify_doc(&sealed, &s).unwrap();
+        let reordered: Value =
+            serde_json::from_str(&serde_json::to_string_pretty(&sorted_rev(&sealed)).unwrap()).unwrap();
+        verify_doc(&reordered, &s).unwrap();
+        let mut repointed = sealed.clone();
+        repointed["profiles"]["w/x"]["endpoints"][0]["base_url"] = json!("https://evil.example");
+        assert!(verify_doc(&repointed, &s).is_err());
+        let mut unsigned = sealed.clone();
+        unsigned["qcc_sync"]["encryption"].as_object_mut().unwrap().remove("mac");
+        assert!(verify_doc(&unsigned, &s).is_err());
+        assert!(verify_doc(&sealed, &Sealer::new(b"other", b"saltsaltsaltsalt", 1000).unwrap()).is_err());
         // Two endpoints' keys swapped: neither opens.
         let mut swapped = sealed.clone();
         let k1 = swapped["profiles"]["w/x"]["endpoints"][0]["api_key"].clone();

@@ -4,6 +4,12 @@
 //! data, so a value moved to another endpoint, or changed by one bit, does not open.
 //!
 //! A sealed value is `enc:v1:` and the hex of nonce (12 bytes), ciphertext and tag.
+//!
+//! Sealing each value is not enough on its own: whoever can write the folder could re-point an
+//! endpoint whose key is sealed to a URL of theirs (the key, opened here, would then go there),
+//! add a plain client key, or strip the encryption. So the whole document is authenticated too:
+//! an HMAC-SHA256 over its canonical form (`mac`), with a key derived from the passphrase's key
+//! (HKDF-SHA256), is kept in `qcc_sync.encryption.mac` and checked before anything is opened.
 
 use std::num::NonZeroU32;
 
@@ -19,6 +25,8 @@ const CHECK_TEXT: &str = "qcc sync";
 
 pub struct Sealer {
     key: LessSafeKey,
+    /// Authenticates the whole document (derived from the same passphrase key).
+    mac: ring::hmac::Key,
 }
 
 impl Sealer {
@@ -28,7 +36,20 @@ impl Sealer {
         let mut key = [0u8; 32];
         ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, n, salt, passphrase, &mut key);
         let unbound = UnboundKey::new(&AES_256_GCM, &key).map_err(|_| "AES key setup failed".to_string())?;
-        Ok(Sealer { key: LessSafeKey::new(unbound) })
+        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"").extract(&key);
+        let okm =
+            prk.expand(&[b"qcc sync document"], ring::hmac::HMAC_SHA256).map_err(|_| "HKDF failed".to_string())?;
+        Ok(Sealer { key: LessSafeKey::new(unbound), mac: ring::hmac::Key::from(okm) })
+    }
+
+    /// The document's authentication tag (hex): an HMAC of its canonical form (`canonical`).
+    pub fn mac(&self, canonical: &[u8]) -> String {
+        hex(ring::hmac::sign(&self.mac, canonical).as_ref())
+    }
+
+    /// Whether `tag` (hex) authenticates `canonical` (compared in constant time by ring).
+    pub fn verify(&self, canonical: &[u8], tag: &str) -> bool {
+        unhex(tag).is_some_and(|t| ring::hmac::verify(&self.mac, canonical, &t).is_ok())
     }
 
     /// `plain` sealed, bound to `place`.
@@ -92,5 +113,7 @@ mod tests {
         let wrong = Sealer::new(b"wrong", &salt, 1000).unwrap();
         assert!(!wrong.opens_check(&s.check_value().unwrap()) && s.opens_check(&s.check_value().unwrap()));
         assert_ne!(s.seal("x", "p").unwrap(), s.seal("x", "p").unwrap(), "a fresh nonce each time");
+        let tag = s.mac(b"document");
+        assert!(s.verify(b"document", &tag) && !s.verify(b"documenT", &tag) && !wrong.verify(b"document", &tag));
     }
 }
