@@ -56,6 +56,8 @@ pub struct Settings {
     pub allow_origins: Vec<String>,
     /// --access-log PATH (`-` for stderr): one JSON line per request.
     pub access_log: Option<PathBuf>,
+    /// How long one request-history search may run (`QCC_SEARCH_LIMIT_MS`, default 5 s).
+    pub search_limit: Duration,
     /// --affinity-max (default 10,000 sessions; 0 with --no-affinity).
     pub affinity_max: usize,
     /// --affinity-ttl (default 1 h): a binding idle this long is forgotten.

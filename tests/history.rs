@@ -123,3 +123,34 @@ fn a_stalled_history_disk_drops_lines_counted_and_edits_never_wait() {
     // Unstall: a reader opens the FIFO, so the history thread can finish at exit.
     let _ = std::fs::File::open(&fifo);
 }
+
+/// A search past its time limit answers with its own message (not a config error) and stops.
+#[test]
+fn a_search_past_its_time_limit_says_so() {
+    let home = TempHome::new();
+    let up = usage_upstream();
+    home.add_named_pair(&up.url(), &up.url());
+    let log = home.home().join("access.jsonl");
+    let mut cmd = home.qcc();
+    cmd.env("QCC_SEARCH_LIMIT_MS", "0").args([
+        "proxy",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--cluster",
+        "c",
+        "--access-log",
+        log.to_str().expect("path"),
+    ]);
+    cmd.stderr(std::process::Stdio::null());
+    let proxy = Proxy::spawn(&home, cmd);
+    assert_eq!(request(proxy.addr, "POST", "/v1/messages", &[], b"{}").status, 200);
+    assert!(wait_until(Duration::from_secs(3), || log.metadata().is_ok_and(|m| m.len() > 0)));
+    let r = request(proxy.addr, "GET", "/_qcc/logs", &[], b"");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().is_some_and(|m| m.contains("search ran out of time")), "{}", r.text());
+    // The next search may run (the first one is over).
+    assert_eq!(request(proxy.addr, "GET", "/_qcc/logs", &[], b"").status, 504);
+}

@@ -38,7 +38,7 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
     if files.is_empty() {
         return Err(Error::BadFile { path, problem: "no such file".into() });
     }
-    let page = requestlog::search(&files, &args.filter, None, args.n.max(1))
+    let page = requestlog::search(&files, &args.filter, None, args.n.max(1), None)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&page.entries).unwrap_or_default());

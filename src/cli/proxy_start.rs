@@ -380,6 +380,9 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             other => secs(other, 5, "--stream-hold")?,
         },
         access_log: args.path("--access-log"),
+        search_limit: Duration::from_millis(
+            std::env::var("QCC_SEARCH_LIMIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000),
+        ),
         detached,
         affinity_max: if args.on("--no-affinity") { 0 } else { args.number("--affinity-max")?.unwrap_or(10_000) },
         affinity_ttl: secs(args.number("--affinity-ttl")?, 3600, "--affinity-ttl")?,

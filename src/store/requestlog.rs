@@ -219,7 +219,13 @@ pub struct Page {
 }
 
 /// Up to `limit` matching entries, newest first, from `at` (or the newest line).
-pub fn search(files: &[PathBuf], filter: &Filter, at: Option<Cursor>, limit: usize) -> std::io::Result<Page> {
+pub fn search(
+    files: &[PathBuf],
+    filter: &Filter,
+    at: Option<Cursor>,
+    limit: usize,
+    deadline: Option<std::time::Instant>,
+) -> std::io::Result<Page> {
     let mut page = Page::default();
     let needles = filter.needles();
     let start = at.unwrap_or(Cursor { file: 0, end: u64::MAX });
@@ -236,6 +242,9 @@ pub fn search(files: &[PathBuf], filter: &Filter, at: Option<Cursor>, limit: usi
         let mut pos = end;
         let mut block = vec![0u8; BLOCK as usize];
         loop {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the search ran out of time"));
+            }
             let from = pos.saturating_sub(BLOCK);
             let n = (pos - from) as usize;
             if n > 0 {
@@ -335,7 +344,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut at = None;
         loop {
-            let p = search(&files, &f, at, 37).unwrap();
+            let p = search(&files, &f, at, 37, None).unwrap();
             seen.extend(p.entries.iter().map(|e| e["time"].as_str().unwrap().to_string()));
             match p.next {
                 Some(c) => at = Some(c),
@@ -350,11 +359,11 @@ mod tests {
         assert_eq!(seen.len(), sorted.len(), "no line twice across pages");
         // `since` stops at the first older line; the first page of a recent search is cheap.
         let recent = Filter { since: Some("2026-12-02T10:49:00".into()), ..Filter::default() };
-        let p = search(&files, &recent, None, 1000).unwrap();
+        let p = search(&files, &recent, None, 1000, None).unwrap();
         assert!(p.entries.iter().all(|e| e["time"].as_str().unwrap() >= "2026-12-02T10:49:00"));
         assert!(p.next.is_none() && p.scanned_bytes < 3 * BLOCK);
         let by_tried = Filter { endpoint: Some("spare".into()), model: Some("claude-x".into()), ..Filter::default() };
-        assert_eq!(search(&files, &by_tried, None, 5).unwrap().entries.len(), 5);
+        assert_eq!(search(&files, &by_tried, None, 5, None).unwrap().entries.len(), 5);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

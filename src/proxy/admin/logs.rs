@@ -25,14 +25,19 @@ pub struct Searches {
     tx: Sender<Answer>,
     rx: Receiver<Answer>,
     running: bool,
+    /// The client waiting for the running search.
+    client: Option<Key>,
 }
 
 impl Default for Searches {
     fn default() -> Searches {
         let (tx, rx) = channel();
-        Searches { tx, rx, running: false }
+        Searches { tx, rx, running: false, client: None }
     }
 }
+
+/// What a search past its time says (the thread's own answer, or the loop's at `DISK_WAIT`).
+const TOO_LONG: &str = "the request-history search ran out of time: narrow it (since, endpoint, status, key)";
 
 impl EventLoop {
     /// Start a search for client `ck` (its query string `query`), or answer at once when it
@@ -61,17 +66,23 @@ impl EventLoop {
             self.arm(now + crate::proxy::DISK_WAIT);
         }
         self.searches.running = true;
+        self.searches.client = Some(ck);
+        // Stopped by the thread itself within its limit (before the loop's `DISK_WAIT`).
+        let deadline = Instant::now() + self.settings.search_limit.min(crate::proxy::DISK_WAIT / 2);
         let (tx, waker) = (self.searches.tx.clone(), Arc::clone(&self.waker));
         let spawned = std::thread::Builder::new().name("qcc-search".into()).spawn(move || {
             lower_priority();
             let started = Instant::now();
             let files = requestlog::files(&path);
-            let answer = match requestlog::search(&files, &filter, at, n) {
+            let answer = match requestlog::search(&files, &filter, at, n, Some(deadline)) {
                 Ok(page) => (
                     200,
                     json!({"entries": page.entries, "next": page.next.map(|c| c.to_string()),
                     "scanned_bytes": page.scanned_bytes, "files": files.len(), "ms": started.elapsed().as_millis()}),
                 ),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    (504, json!({"type": "error", "error": {"type": "timeout_error", "message": TOO_LONG}}))
+                }
                 Err(e) => (
                     500,
                     json!({"type": "error", "error": {"type": "api_error",
@@ -92,11 +103,26 @@ impl EventLoop {
     pub(in crate::proxy) fn on_searches(&mut self, now: Instant) {
         while let Ok((ck, keep_alive, status, body)) = self.searches.rx.try_recv() {
             self.searches.running = false;
+            self.searches.client = None;
             if matches!(self.clients.get(ck).map(|c| &c.phase), Some(ClientPhase::Waiting { .. })) {
                 self.respond_json(ck, keep_alive, status, &body, now);
                 self.drive(ck, now);
             }
         }
+    }
+}
+
+impl EventLoop {
+    /// Client `ck` waited past `DISK_WAIT`: when it waits for a search, the search's own
+    /// message (a 504); `false` when it waits for something else.
+    pub(in crate::proxy) fn search_overdue(&mut self, ck: Key, now: Instant) -> bool {
+        if self.searches.client != Some(ck) {
+            return false;
+        }
+        self.searches.client = None; // (its thread stops at its own deadline; its answer goes nowhere)
+        let body = json!({"type": "error", "error": {"type": "timeout_error", "message": TOO_LONG}});
+        self.respond_json(ck, false, 504, &body, now);
+        true
     }
 }
 

@@ -119,8 +119,11 @@ impl EventLoop {
             }
             ClientPhase::Closing => self.close_client(key, now),
             ClientPhase::Waiting { .. } => {
-                log::warn!("client {}: the config was not read within {DISK_WAIT:?} -> 503", c.peer);
-                self.respond_local_error(key, 503, "the proxy could not read its config in time", now);
+                let peer = c.peer;
+                if !self.search_overdue(key, now) {
+                    log::warn!("client {peer}: the config was not read within {DISK_WAIT:?} -> 503");
+                    self.respond_local_error(key, 503, "the proxy could not read its config in time", now);
+                }
             }
             ClientPhase::Exchange(_) => self.on_exchange_deadline(key, now),
         }
