@@ -32,8 +32,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// A command whose output goes to a pipe that closes (`qcc logs | head`) ends there, quietly,
+/// as `cat` does: SIGPIPE back to its default. (Rust ignores it, so a closed stdout would make
+/// every `println!` panic.) Sockets are unaffected: std sends with `MSG_NOSIGNAL` (Linux) or
+/// sets `SO_NOSIGPIPE` (macOS). Not for the proxy itself: a closed terminal must not stop it.
+fn pipe_ends_quietly() {
+    // SAFETY: setting a standard signal's disposition to its default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn run() -> Result<()> {
     let command = cli::parse(std::env::args_os().skip(1).collect())?;
+    if !matches!(&command, Command::ProxyStart(a) if !a.background()) {
+        pipe_ends_quietly();
+    }
     let home = fsutil::qcc_home();
     match command {
         Command::Version => println!("QCC version {}", env!("CARGO_PKG_VERSION")),

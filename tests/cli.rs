@@ -253,3 +253,35 @@ fn proxy_use_writes_claude_settings_keeping_other_keys() {
     let o = home.run(&["proxy", "use", "nope"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `qcc logs | head` and `qcc proxy status | head`: the closed pipe ends qcc quietly (no panic,
+/// nothing on stderr).
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let home = crate::support::TempHome::new();
+    let log = home.path("access.jsonl");
+    let line = r#"{"time":"2026-12-02T10:00:00.000000","method":"POST","path":"/v1/messages","status":"200","endpoint":"e1","endpoint_name":"main","attempts":1,"duration_ms":3}"#;
+    std::fs::write(&log, format!("{line}\n").repeat(5000)).expect("log");
+    let up = crate::support::mock::MockUpstream::start(crate::support::mock::ok());
+    home.add_named_pair(&up.url(), &up.url());
+    let _proxy = crate::support::Proxy::start(&home, &["--cluster", "c"]);
+    let cases: [&[&str]; 2] = [&["logs", "--file", log.to_str().expect("path"), "-n", "2000"], &["proxy", "status"]];
+    for args in cases {
+        let mut child = home
+            .qcc()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn qcc");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
+        // (the reader is dropped here: the pipe is closed with most of the output unread)
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked") && err.trim().is_empty(), "{args:?}: {err}");
+        use std::os::unix::process::ExitStatusExt;
+        assert!(out.status.success() || out.status.signal() == Some(libc::SIGPIPE), "{args:?}: {:?}", out.status);
+    }
+}

@@ -165,3 +165,24 @@ fn usage_and_cost_per_claude_code_session() {
     let text = stdout(&home.run(&["usage", "--by", "session"]));
     assert!(text.contains("s-one") && text.contains("$6.00"), "{text}");
 }
+
+/// Rate-limit counts near the top of u64 are read without overflow: the proxy keeps serving.
+#[test]
+fn huge_rate_limit_counts_do_not_overflow() {
+    let max = u64::MAX.to_string();
+    let headers = vec![
+        format!("anthropic-ratelimit-tokens-limit: {max}"),
+        format!("anthropic-ratelimit-tokens-remaining: {max}"),
+        format!("anthropic-ratelimit-requests-limit: {max}"),
+        "anthropic-ratelimit-requests-remaining: 18446744073709551614".to_string(),
+    ];
+    let up = MockUpstream::start(Mode::JsonWith { headers, body: "{}".into() });
+    let home = TempHome::new();
+    home.add_named_pair(&up.url(), &up.url());
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--strategy", "weighted"]);
+    for _ in 0..3 {
+        assert_eq!(request(proxy.addr, "POST", "/v1/messages", &[], b"{}").status, 200);
+    }
+    let s = proxy.status();
+    assert_eq!(s["endpoints"][0]["headroom"]["share"], 1000, "{}", s["endpoints"][0]["headroom"]);
+}

@@ -150,7 +150,11 @@ fn a_search_past_its_time_limit_says_so() {
     assert!(wait_until(Duration::from_secs(3), || log.metadata().is_ok_and(|m| m.len() > 0)));
     let r = request(proxy.addr, "GET", "/_qcc/logs", &[], b"");
     assert_eq!(r.status, 504, "{}", r.text());
-    assert!(r.json()["error"]["message"].as_str().is_some_and(|m| m.contains("search ran out of time")), "{}", r.text());
+    assert!(
+        r.json()["error"]["message"].as_str().is_some_and(|m| m.contains("search ran out of time")),
+        "{}",
+        r.text()
+    );
     // The next search may run (the first one is over).
     assert_eq!(request(proxy.addr, "GET", "/_qcc/logs", &[], b"").status, 504);
 }

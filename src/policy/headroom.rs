@@ -97,7 +97,8 @@ impl Headroom {
             .flatten()
             .filter_map(|w| Some((w.remaining?, w.limit?)))
             .filter(|(_, l)| *l > 0)
-            .map(|(r, l)| (r.min(l) * 1000 / l) as u16)
+            // (in u128: a reported count near the top of u64 must not overflow)
+            .map(|(r, l)| (u128::from(r.min(l)) * 1000 / u128::from(l)) as u16)
             .min()
             .unwrap_or(1000)
     }
@@ -106,6 +107,15 @@ impl Headroom {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_near_the_top_of_u64_do_not_overflow() {
+        let mut hr = Headroom::default();
+        let max = u64::MAX.to_string();
+        let heads = h(&[("anthropic-ratelimit-tokens-limit", &max), ("anthropic-ratelimit-tokens-remaining", &max)]);
+        hr.update(heads.iter().map(|(n, v)| (n.as_slice(), v.as_slice())), Instant::now(), SystemTime::now);
+        assert_eq!(hr.share(), 1000);
+    }
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
         pairs.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()

@@ -16,6 +16,8 @@ pub fn ok() -> Mode {
 pub enum Mode {
     /// Fixed reply with Content-Length.
     Json { status: u16, body: String },
+    /// A 200 JSON reply with extra header lines.
+    JsonWith { headers: Vec<String>, body: String },
     /// 200, the request body echoed back byte-exact.
     Echo,
     /// 200 text/event-stream, chunked, one event per chunk, `delay` between events.
@@ -219,6 +221,7 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
         let keep = match mode {
             Mode::Json { status, body } => reply(&mut w, status, "application/json", body.as_bytes(), &[]),
             Mode::Echo => reply(&mut w, 200, "application/octet-stream", &body, &[]),
+            Mode::JsonWith { headers, body } => reply(&mut w, 200, "application/json", body.as_bytes(), &headers),
             Mode::Status { status, retry_after } => {
                 let msg = format!(r#"{{"type":"error","error":{{"type":"api_error","message":"mock {status}"}}}}"#);
                 let extra: Vec<String> = retry_after.map(|s| format!("retry-after: {s}")).into_iter().collect();
