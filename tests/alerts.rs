@@ -111,3 +111,30 @@ fn a_key_reaching_a_budget_or_a_cap_raises_budget_reached() {
     let bob_alerts = alerts(&hook).into_iter().filter(|x| x["key"] == "bob").count();
     assert_eq!(bob_alerts, 1, "a budget alerts when reached, not per refusal");
 }
+
+/// A receiver that hangs holds its socket only while it is a receiver: taken out of the config
+/// (a reload), its alert in flight is closed at once, not left open for good.
+#[test]
+fn a_hanging_receiver_taken_out_releases_its_socket() {
+    let home = TempHome::new();
+    let a = MockUpstream::start(Mode::Status { status: 503, retry_after: None });
+    let b = MockUpstream::start(ok());
+    home.add_named_pair(&a.url(), &b.url());
+    let dead = MockUpstream::start(Mode::Hang);
+    let set_receivers = |urls: serde_json::Value| {
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(home.config()).expect("cfg")).expect("json");
+        cfg["settings"]["notify_urls"] = urls;
+        std::fs::write(home.config(), serde_json::to_vec_pretty(&cfg).expect("json")).expect("write");
+    };
+    set_receivers(serde_json::json!([dead.url()]));
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--verify-interval", "3600"]);
+    assert_eq!(post_messages(proxy.addr).status, 200, "served by b");
+    assert!(wait_until(Duration::from_secs(5), || dead.hits() >= 1), "the alert is in flight");
+    let open = |p: &Proxy| p.status()["connections"]["upstreams"].as_u64().unwrap_or(0);
+    let before = open(&proxy);
+    set_receivers(serde_json::json!([]));
+    let out = home.run(&["proxy", "reload"]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    assert!(wait_until(Duration::from_secs(3), || open(&proxy) < before), "still {} open", open(&proxy));
+}

@@ -71,6 +71,12 @@ fn tls_for(
     }
 }
 
+/// The TLS configuration of https alert receivers (the global CA file added to webpki's roots).
+/// Built off the loop: at start, and on the disk thread with a reload (`Fresh::alert_tls`).
+fn alert_tls(global_ca: Option<&std::path::Path>) -> std::result::Result<Arc<rustls::ClientConfig>, String> {
+    upstream::transport::TlsConfigs::default().get(&global_ca.into_iter().collect::<Vec<_>>())
+}
+
 /// Why an upstream connection could not be opened.
 #[derive(Debug)]
 pub(crate) enum OpenError {
@@ -252,7 +258,12 @@ impl EventLoop {
         let mut keys = client::keys::ClientKeys::default();
         keys.apply(key_file);
         let mut notifier = admin::notify::Notifier::default();
-        notifier.set_urls(&[settings.notify_urls.clone(), settings.config_notify_urls.clone()].concat());
+        let alert_urls = [settings.notify_urls.clone(), settings.config_notify_urls.clone()].concat();
+        let alert_tls = match admin::notify::Notifier::any_https(&alert_urls) {
+            true => Some(alert_tls(settings.ca_file.as_deref()).map_err(Error::Invalid)?),
+            false => None,
+        };
+        let _none_in_flight = notifier.set_urls(&alert_urls, alert_tls);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("registering the listener", e))?;

@@ -69,8 +69,15 @@ struct Send {
 
 impl Notifier {
     /// Receivers from their URLs (checked by the CLI; one that does not parse is said and left
-    /// out). Alerts still queued for a URL that stays are kept.
-    pub fn set_urls(&mut self, urls: &[String]) {
+    /// out). Alerts still queued for a URL that stays are kept. `tls`: the TLS configuration for
+    /// https receivers, built off the loop (at start, or on the disk thread with a reload).
+    /// Returns the connections of removed receivers' alerts in flight, for the caller to close
+    /// (a receiver that hangs would otherwise hold its socket for good).
+    #[must_use]
+    pub fn set_urls(&mut self, urls: &[String], tls: Option<Arc<rustls::ClientConfig>>) -> Vec<Key> {
+        if tls.is_some() {
+            self.tls = tls;
+        }
         let mut old: Vec<Hook> = std::mem::take(&mut self.hooks);
         for u in urls {
             match WebhookUrl::parse(u) {
@@ -96,12 +103,18 @@ impl Notifier {
                 Err(e) => log::warn!("alerts: {e}; not used"),
             }
         }
-        // (A receiver removed mid-send: its connection is closed by the sweep, see below.)
-        for h in old {
-            if h.send.is_some() {
+        old.into_iter()
+            .filter_map(|h| {
+                let s = h.send?;
                 log::info!("alerts: {} removed with an alert in flight", h.url.shown());
-            }
-        }
+                Some(s.up)
+            })
+            .collect()
+    }
+
+    /// Whether any of `urls` is an https receiver (it needs a TLS configuration).
+    pub fn any_https(urls: &[String]) -> bool {
+        urls.iter().any(|u| WebhookUrl::parse(u).is_ok_and(|w| w.base.scheme == Scheme::Https))
     }
 
     pub fn receivers(&self) -> usize {
@@ -171,11 +184,7 @@ impl EventLoop {
         let addr = h.addrs[h.queue.front().map_or(0, |d| d.tries) % h.addrs.len()];
         let https = h.url.base.scheme == Scheme::Https;
         if https && self.notifier.tls.is_none() {
-            let extra: Vec<&std::path::Path> = self.settings.ca_file.as_deref().into_iter().collect();
-            match crate::proxy::upstream::transport::TlsConfigs::default().get(&extra) {
-                Ok(cfg) => self.notifier.tls = Some(cfg),
-                Err(e) => return self.alert_failed(i, format!("TLS setup: {e}"), now),
-            }
+            return self.alert_failed(i, "no TLS configuration (the CA file could not be read)".into(), now);
         }
         let h = &self.notifier.hooks[i];
         let host = h.url.base.host.clone();

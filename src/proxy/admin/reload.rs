@@ -115,7 +115,7 @@ impl EventLoop {
     }
 
     fn apply_reload(&mut self, fresh: Fresh, now: Instant) -> (usize, usize, usize) {
-        let Fresh { cluster, prices, notify_urls, endpoints: fresh, .. } = fresh;
+        let Fresh { cluster, prices, notify_urls, alert_tls, endpoints: fresh, .. } = fresh;
         let path = self.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
         let new_ids: Vec<String> = fresh.iter().map(|(cfg, _)| cfg.id.clone()).collect();
@@ -181,7 +181,10 @@ impl EventLoop {
         }
         if notify_urls != self.settings.config_notify_urls {
             log::info!("alert receivers changed in {}", path.display());
-            self.notifier.set_urls(&[self.settings.notify_urls.clone(), notify_urls.clone()].concat());
+            let urls = [self.settings.notify_urls.clone(), notify_urls.clone()].concat();
+            for up in self.notifier.set_urls(&urls, alert_tls) {
+                self.close_upstream(up);
+            }
             self.settings.config_notify_urls = notify_urls;
         }
         if prices != self.settings.prices {

@@ -210,7 +210,7 @@ impl EventLoop {
         if c.answering_head {
             wire::head_only(&mut bytes);
         }
-        c.out.push(&bytes);
+        c.out.push_local(&bytes);
         c.since = now;
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
         self.arm(now + if close { crate::proxy::state::LINGER } else { self.settings.idle_timeout });
@@ -222,8 +222,7 @@ impl EventLoop {
     /// request was answered 503 instead (checked before a reply is made, with `size` 0, so that
     /// a flood costs no reply-making either, and with the reply's size once it is made).
     pub(in crate::proxy) fn refuse_local_reply(&mut self, ck: Key, size: usize, now: Instant) -> bool {
-        let queued: usize =
-            self.clients.iter().filter(|c| !matches!(c.phase, ClientPhase::Exchange(_))).map(|c| c.out.len()).sum();
+        let queued: usize = self.clients.iter().map(|c| c.out.local_pending()).sum();
         if queued + size <= LOCAL_REPLIES_MAX {
             return false;
         }

@@ -166,7 +166,7 @@ impl EventLoop {
             Verdict::Pass { cors } => cors,
             Verdict::Preflight(bytes) => {
                 if let Some(c) = self.clients.get_mut(ck) {
-                    c.out.push(&bytes);
+                    c.out.push_local(&bytes);
                     c.since = now;
                 }
                 // A preflight has no body; if one is announced, close rather than parse it as a head.
@@ -586,7 +586,7 @@ impl EventLoop {
         if c.answering_head {
             wire::head_only(&mut bytes);
         }
-        c.out.push(&bytes);
+        c.out.push_local(&bytes);
         let pushed = c.out.pushed();
         self.arm(now + LINGER); // (the connection closes once this is out, or then)
         if let ClientPhase::Exchange(ex) = old {

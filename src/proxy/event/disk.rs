@@ -58,8 +58,9 @@ pub struct Fresh {
     pub cluster: ClusterConfig,
     /// `settings.prices` over the built-in table, read from the same file.
     pub prices: crate::store::prices::PriceTable,
-    /// `settings.notify_urls`.
+    /// `settings.notify_urls`, and the TLS configuration for them when one is https.
     pub notify_urls: Vec<String>,
+    pub alert_tls: Option<Arc<rustls::ClientConfig>>,
     /// What the edit made, for its answer: a new endpoint's id, a new client key (its only
     /// showing), or `null`.
     pub outcome: serde_json::Value,
@@ -345,7 +346,11 @@ fn read_cluster(paths: &Paths) -> Result<Fresh, String> {
     for cfg in &cluster.endpoints {
         endpoints.push((cfg.clone(), crate::proxy::tls_for(cfg, paths.ca_file.as_deref(), &mut tls_configs)?));
     }
-    Ok(Fresh { cluster, prices, notify_urls, endpoints, outcome: serde_json::Value::Null })
+    let alert_tls = match crate::proxy::admin::notify::Notifier::any_https(&notify_urls) {
+        true => Some(crate::proxy::alert_tls(paths.ca_file.as_deref())?),
+        false => None,
+    };
+    Ok(Fresh { cluster, prices, notify_urls, alert_tls, endpoints, outcome: serde_json::Value::Null })
 }
 
 /// The access log file (`--access-log PATH`, `-` for stderr), opened and written by the thread.

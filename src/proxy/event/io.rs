@@ -60,6 +60,9 @@ pub struct OutBuf {
     pos: usize,
     /// Bytes ever pushed (for the per-request byte counts).
     pushed: u64,
+    /// Where the latest run of qcc's own replies lies in the stream of pushed bytes, `[from,
+    /// to)`: what the bound on local replies (`LOCAL_REPLIES_MAX`) counts, never a relayed one.
+    local: (u64, u64),
 }
 
 impl OutBuf {
@@ -88,6 +91,25 @@ impl OutBuf {
         write(&mut self.data);
         self.pushed += (self.data.len() - before) as u64;
     }
+    /// `push` for a reply qcc made itself (`local_pending` counts it until it is written).
+    pub fn push_local(&mut self, bytes: &[u8]) {
+        let (start, written) = (self.pushed, self.written());
+        self.push(bytes);
+        if self.local.1 <= written {
+            self.local.0 = start;
+        }
+        self.local.1 = self.pushed;
+    }
+
+    /// Bytes of qcc's own replies still waiting to be written.
+    pub fn local_pending(&self) -> usize {
+        self.local.1.saturating_sub(self.written().max(self.local.0)) as usize
+    }
+
+    fn written(&self) -> u64 {
+        self.pushed - self.len() as u64
+    }
+
     pub fn consume(&mut self, n: usize) {
         self.pos += n;
         if self.pos == self.data.len() {
@@ -127,6 +149,22 @@ pub fn set_linger_zero(sock: &mio::net::TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_pending_counts_local_replies_only() {
+        let mut o = OutBuf::default();
+        o.push(&[0; 100]); // a relayed answer
+        assert_eq!(o.local_pending(), 0);
+        o.push_local(&[1; 40]);
+        assert_eq!((o.len(), o.local_pending()), (140, 40));
+        o.consume(120);
+        assert_eq!(o.local_pending(), 20);
+        o.push(&[0; 10]);
+        o.push_local(&[1; 5]);
+        assert_eq!(o.local_pending(), 35, "from the first unwritten local byte");
+        o.consume(35);
+        assert_eq!(o.local_pending(), 0);
+    }
 
     #[test]
     fn outbuf_cursor() {
