@@ -256,7 +256,8 @@ pub enum Failure {
     Resolve(String),
     Connect(String),
     Tls(String),
-    Timeout(&'static str),
+    /// Nothing came in time, in this phase of the attempt.
+    Timeout(AttemptPhase),
     Closed(&'static str),
     BadResponse(String),
     Status(u16),
@@ -273,12 +274,26 @@ impl Failure {
             Failure::Resolve(e) => format!("resolve error: {e}"),
             Failure::Connect(e) => format!("connect error: {e}"),
             Failure::Tls(e) => format!("TLS error: {e}"),
-            Failure::Timeout(what) => format!("timeout: {what}"),
+            Failure::Timeout(phase) => format!("timeout: {}", phase.waiting_for()),
             Failure::Closed(what) => format!("connection closed: {what}"),
             Failure::BadResponse(e) => format!("bad response: {e}"),
             Failure::Status(s) => format!("HTTP {s}"),
             Failure::InStream(super::answer::sse::StreamError::Overloaded) => "in-stream overloaded_error".to_string(),
             Failure::InStream(super::answer::sse::StreamError::Api) => "in-stream error".to_string(),
+        }
+    }
+}
+
+impl AttemptPhase {
+    /// What an attempt in this phase waits for (a timeout's message).
+    pub fn waiting_for(self) -> &'static str {
+        match self {
+            AttemptPhase::Resolving => "name resolution",
+            AttemptPhase::Connecting => "connect",
+            AttemptPhase::Sending => "no response head",
+            AttemptPhase::Relaying => "stream idle",
+            AttemptPhase::Holding => "reading a failed response",
+            AttemptPhase::Priming => "stream idle before any content",
         }
     }
 }

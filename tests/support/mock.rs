@@ -65,6 +65,9 @@ pub enum Mode {
     ByPath { routes: Vec<(String, Mode)>, other: Box<Mode> },
 }
 
+/// Requests a mock remembers, at most (the oldest half goes when full).
+const MAX_RECORDED: usize = 20_000;
+
 pub struct Recorded {
     /// The head exactly as received: request line, header lines, blank line.
     pub raw_head: String,
@@ -213,7 +216,14 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
         let body = req.body.clone();
         let req_path = req.path.clone();
         let gzip_ok = req.header("accept-encoding").is_some_and(|v| v.contains("gzip"));
-        s.requests.lock().expect("requests lock").push(req);
+        {
+            // The newest requests only: a soak sends millions, and its own process must not grow.
+            let mut seen = s.requests.lock().expect("requests lock");
+            if seen.len() >= MAX_RECORDED {
+                seen.drain(..MAX_RECORDED / 2);
+            }
+            seen.push(req);
+        }
         let mut mode = s.mode.lock().expect("mode lock").clone();
         while let Mode::ByPath { routes, other } = mode {
             mode = routes.into_iter().find(|(p, _)| req_path.starts_with(p.as_str())).map_or(*other, |(_, m)| m);

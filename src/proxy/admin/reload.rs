@@ -118,10 +118,13 @@ impl EventLoop {
         let Fresh { cluster, prices, notify_urls, alert_tls, endpoints: fresh, .. } = fresh;
         let path = self.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
-        let new_ids: Vec<String> = fresh.iter().map(|(cfg, _)| cfg.id.clone()).collect();
+        // Ids looked up in maps, not by scanning: a reload is O(E), whatever the cluster's size.
+        let new_ids: std::collections::HashSet<String> = fresh.iter().map(|(cfg, _)| cfg.id.clone()).collect();
+        let slots: std::collections::HashMap<String, usize> =
+            self.endpoints.iter().enumerate().map(|(i, ep)| (ep.cfg.id.clone(), i)).collect();
         for (cfg, tls) in fresh {
             let mut ep = Endpoint::new(cfg, tls);
-            match self.endpoints.iter().position(|old| old.cfg.id == ep.cfg.id) {
+            match slots.get(&ep.cfg.id).copied() {
                 Some(i) => {
                     let old = &mut self.endpoints[i];
                     let same_target = old.cfg.url == ep.cfg.url

@@ -42,7 +42,10 @@ impl EventLoop {
         // Could the request have reached the endpoint? Not when the connection never came up;
         // otherwise assume it did once a byte was written.
         let maybe_reached = match &failure {
-            Failure::Resolve(_) | Failure::Connect(_) | Failure::Tls(_) | Failure::Timeout("connect") => false,
+            Failure::Resolve(_)
+            | Failure::Connect(_)
+            | Failure::Tls(_)
+            | Failure::Timeout(AttemptPhase::Resolving | AttemptPhase::Connecting) => false,
             _ => a.head_sent > 0 || a.resp.is_some(),
         };
         if maybe_reached {

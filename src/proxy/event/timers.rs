@@ -82,7 +82,7 @@ impl EventLoop {
         if let Some(due) = self.drain_deadlines(now) {
             upd(due);
         }
-        for due in self.probe_deadlines() {
+        for due in self.probe_deadlines(now) {
             upd(due);
         }
         self.next_sweep = next.map(|t| t.max(now + SWEEP_MIN_GAP));

@@ -490,8 +490,7 @@ impl EventLoop {
             return;
         }
         let failure = match a.phase {
-            AttemptPhase::Resolving => Failure::Timeout("name resolution"),
-            AttemptPhase::Connecting => Failure::Timeout("connect"),
+            AttemptPhase::Resolving | AttemptPhase::Connecting => Failure::Timeout(a.phase),
             AttemptPhase::Sending if !a.request_sent(&ex.body, ex.body_tracker.is_done()) => {
                 if !ex.responded() {
                     self.stats.rejected += 1;
@@ -499,10 +498,7 @@ impl EventLoop {
                 }
                 return;
             }
-            AttemptPhase::Sending => Failure::Timeout("no response head"),
-            AttemptPhase::Relaying => Failure::Timeout("stream idle"),
-            AttemptPhase::Holding => Failure::Timeout("reading a failed response"),
-            AttemptPhase::Priming => Failure::Timeout("stream idle before any content"),
+            phase => Failure::Timeout(phase),
         };
         self.fail_attempt(ck, failure, now);
         self.drive(ck, now);

@@ -129,8 +129,7 @@ impl EventLoop {
     }
 
     /// Probes whose deadline passed are failures; returns the deadlines still pending.
-    pub(in crate::proxy) fn probe_deadlines(&mut self) -> Vec<Instant> {
-        let now = Instant::now();
+    pub(in crate::proxy) fn probe_deadlines(&mut self, now: Instant) -> Vec<Instant> {
         let expired: Vec<usize> = self.probes.iter().filter(|p| p.deadline <= now).map(|p| p.endpoint).collect();
         for idx in expired {
             self.finish_probe(idx, Err("timeout".into()), now);
