@@ -6,12 +6,13 @@
 #
 #   scripts/bench/ab.sh OLD_QCC NEW_QCC                 # ROUNDS=4 SECS=6 CONNS=32
 #   CONNS=256 TLS=1 scripts/bench/ab.sh old new
+#   KEY=1 MAP=1 scripts/bench/ab.sh old new   # a client key with a daily budget; a model map
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/bench/load.sh
 [ $# -eq 2 ] || { echo "usage: scripts/bench/ab.sh OLD_QCC NEW_QCC" >&2; exit 2; }
 OLD=$1 NEW=$2
-ROUNDS=${ROUNDS:-4} SECS=${SECS:-6} CONNS=${CONNS:-32} TLS=${TLS:-0}
+ROUNDS=${ROUNDS:-4} SECS=${SECS:-6} CONNS=${CONNS:-32} TLS=${TLS:-0} KEY=${KEY:-0} MAP=${MAP:-0}
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk || ! need openssl; then
   apt-get update -qq && apt-get install -y -qq nginx wrk openssl curl >/dev/null
@@ -33,20 +34,30 @@ CONF
 )"
 nginx -c "$work/up.conf" -p "$work" & pids+=($!)
 if [ "$TLS" = 1 ]; then url="https://127.0.0.1:$UPS"; else url="http://127.0.0.1:$UP"; fi
+map=""; [ "$MAP" = 1 ] && map=', "metadata": {"model_map": [["claude-*", "glm-4.6"]]}'
 cat >"$work/cache.json" <<JSON
 {"profiles": {"c": {"name": "c", "endpoints": [
-  {"id": "b0000001", "base_url": "$url", "api_key": "sk-bench-endpoint-key", "priority": 1, "ca_file": "$work/ca.pem"}]}}}
+  {"id": "b0000001", "base_url": "$url", "api_key": "sk-bench-endpoint-key", "priority": 1, "ca_file": "$work/ca.pem"$map}]}}}
 JSON
 post_lua "$work/post.lua"
+auth=()
+if [ "$KEY" = 1 ]; then
+  # One client key (with a daily budget, so its requests reserve an estimate), in both homes.
+  mkdir -p "$work/keys" "$work/old" "$work/new"
+  key=$(QCC_HOME=$work/keys QCC_CONFIG=$work/cache.json "$NEW" key add bench --daily-tokens 1000000000000 2>/dev/null)
+  cp "$work/keys/keys.json" "$work/old/"; cp "$work/keys/keys.json" "$work/new/"
+  sed -i "s/proxy-managed/$key/" "$work/post.lua"
+  auth=(-H "x-api-key: $key")
+fi
 start() { # BINARY PORT NAME
   mkdir -p "$work/$3"
   QCC_HOME=$work/$3 QCC_CONFIG=$work/cache.json "$1" proxy start --cluster c --port "$2" --log-level warn \
     >/dev/null 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do
-    if curl -s -o /dev/null "http://127.0.0.1:$2/_qcc/status"; then
+    if curl -s -o /dev/null "${auth[@]}" "http://127.0.0.1:$2/_qcc/status"; then
       # One request must get through: a load of errors measures nothing.
-      code=$(curl -s -o /dev/null -w '%{http_code}' -d '{}' "http://127.0.0.1:$2/v1/messages")
+      code=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" -d '{}' "http://127.0.0.1:$2/v1/messages")
       [ "$code" = 200 ] || { echo "ab: $1 answers $code, not 200: check the setup" >&2; exit 1; }
       return
     fi
@@ -56,7 +67,7 @@ start() { # BINARY PORT NAME
 }
 start "$OLD" $QA old
 start "$NEW" $QB new
-echo "ab: $ROUNDS rounds of ${SECS}s, $CONNS connections, $([ "$TLS" = 1 ] && echo TLS || echo plain) upstream"
+echo "ab: $ROUNDS rounds of ${SECS}s, $CONNS connections, $([ "$TLS" = 1 ] && echo TLS || echo plain) upstream$([ "$KEY" = 1 ] && echo ", a client key with a budget")$([ "$MAP" = 1 ] && echo ", a model map")"
 printf '%-6s %-4s %12s %10s %10s %10s\n' round build req/s p50 p90 p99
 for r in $(seq 1 "$ROUNDS"); do
   for which in old new; do
