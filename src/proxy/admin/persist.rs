@@ -89,16 +89,9 @@ impl EventLoop {
         c: &Counts,
         now: Instant,
     ) {
-        use crate::proxy::state::ClientPhase;
-        let Some(client) = self.clients.get_mut(ck) else { return };
-        if !matches!(client.phase, ClientPhase::Exchange(_)) {
-            return;
-        }
-        let ClientPhase::Exchange(ex) = std::mem::replace(&mut client.phase, ClientPhase::Closing) else { return };
-        self.record_usage(idx, model, c, ex.session.as_deref(), ex.key.as_ref().map(|t| &t.name), now);
-        if let Some(client) = self.clients.get_mut(ck) {
-            client.phase = ClientPhase::Exchange(ex);
-        }
+        self.with_exchange(ck, |this, ex, _| {
+            this.record_usage(idx, model, c, ex.session.as_deref(), ex.key.as_ref().map(|t| &t.name), now)
+        });
     }
 
     /// A client key's day went past one of its budgets with this response: alert once (a

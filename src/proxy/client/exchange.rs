@@ -641,16 +641,37 @@ impl EventLoop {
         note: &str,
         now: Instant,
     ) {
-        // The exchange leaves its phase for the recording, and comes back.
+        self.with_exchange(ck, |this, ex, pushed| this.log_exchange(ex, pushed, endpoint, status, note, now));
+    }
+
+    /// Run `f` on client `ck`'s exchange with the whole loop at hand (and the client's bytes
+    /// pushed so far): the exchange leaves its phase for the call, and comes back.
+    pub(in crate::proxy) fn with_exchange(&mut self, ck: Key, f: impl FnOnce(&mut EventLoop, &Exchange, u64)) {
         let Some(c) = self.clients.get_mut(ck) else { return };
         if !matches!(c.phase, ClientPhase::Exchange(_)) {
             return;
         }
+        let pushed = c.out.pushed();
         let ClientPhase::Exchange(ex) = std::mem::replace(&mut c.phase, ClientPhase::Closing) else { return };
-        let out = c.out.pushed() - ex.out_start;
+        f(self, &ex, pushed);
+        if let Some(c) = self.clients.get_mut(ck) {
+            c.phase = ClientPhase::Exchange(ex);
+        }
+    }
+
+    fn log_exchange(
+        &mut self,
+        ex: &Exchange,
+        pushed: u64,
+        endpoint: Option<usize>,
+        status: Option<u16>,
+        note: &str,
+        now: Instant,
+    ) {
+        let out = pushed - ex.out_start;
         // No status: the upstream broke after the response started (counted as failed).
         let ended = status.map_or(Ended::Failed, Ended::Status);
-        self.record_request(&ex, endpoint, ended, out, now);
+        self.record_request(ex, endpoint, ended, out, now);
         if log::log_enabled!(log::Level::Info) {
             let id = endpoint.map_or_else(|| "-".to_string(), |i| self.endpoints[i].cfg.label());
             let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
@@ -673,11 +694,9 @@ impl EventLoop {
                 ex.session_tag().unwrap_or("-")
             );
         }
-        if let Some(c) = self.clients.get_mut(ck) {
-            c.phase = ClientPhase::Exchange(ex);
-        }
     }
 }
+
 
 /// A request target as a log line shows it: clipped, control characters escaped.
 fn shown(target: &str) -> std::borrow::Cow<'_, str> {
