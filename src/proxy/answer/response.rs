@@ -221,7 +221,7 @@ fn unanswered_on_reused<'a>(ex: &'a Exchange, up: &Upstream) -> Option<&'a Attem
     ex.attempt.as_ref().filter(|a| ex.retry_copy && up.reused && !a.fresh_retry_used && a.resp.is_none())
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
@@ -230,7 +230,6 @@ mod tests {
     /// What `is_stale_eof` relies on: a request written to a connection whose peer has closed is
     /// answered with a reset, and a read then returns the peer's FIN (EOF) first while the reset
     /// waits in `SO_ERROR` (Linux; elsewhere the check finds nothing and the EOF stays a failure).
-    #[cfg(target_os = "linux")]
     #[test]
     fn a_reset_behind_a_fin_waits_in_so_error() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
