@@ -136,3 +136,21 @@ fn with_keys_only_an_admin_may_edit_and_a_new_key_is_shown_once() {
     let s = request(proxy.addr, "GET", "/_qcc/status", &[("x-api-key", &admin)], b"").json();
     assert_eq!(s["strategy"], "weighted");
 }
+
+/// The admin routes' query parameters are percent-decoded as the page encodes them.
+#[test]
+fn admin_queries_are_percent_decoded() {
+    let home = TempHome::new();
+    let (a, b) = (MockUpstream::start(ok()), MockUpstream::start(ok()));
+    home.add_named_pair(&a.url(), &b.url());
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let token = page_token(&proxy);
+    let r = post(&proxy, "/_qcc/probe?endpoint=%62", &[("x-qcc-token", &token)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["probing"].as_array().map(Vec::len), Some(1), "{}", r.text());
+    let r = post(&proxy, "/_qcc/endpoint?endpoint=%62&enabled=false", &[("x-qcc-token", &token)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(wait_until(Duration::from_secs(3), || endpoint_names(&proxy, &[]).len() == 2));
+    let s = request(proxy.addr, "GET", "/_qcc/status", &[], b"").json();
+    assert_eq!(s["endpoints"][1]["enabled"], false, "{}", s["endpoints"][1]);
+}

@@ -33,9 +33,9 @@ impl EventLoop {
             return;
         }
         let (path, query) = head.target().split_once('?').unwrap_or((head.target(), ""));
-        let param = |name: &str| {
-            query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('='))).map(str::to_string)
-        };
+        // Decoded as the page's `encodeURIComponent` encodes (`?endpoint=my%20relay`).
+        let params = crate::proxy::admin::query::Params::parse(query);
+        let param = |name: &str| params.get(name).map(str::to_string);
         let action = head.method() == "POST";
         let marked = head.headers().any(|(n, v)| n.eq_ignore_ascii_case(b"x-qcc-action") && v == b"1");
         // With no key configured (loopback), an action also needs the page's own token: only a
@@ -78,7 +78,9 @@ impl EventLoop {
                 )
             }
             ("POST", "/_qcc/endpoint") => {
-                let (Some(id), Some(enabled)) = (param("endpoint"), param("enabled")) else {
+                // (an endpoint by id or by name)
+                let which = param("endpoint").map(|w| self.endpoint_id(&w).unwrap_or(w));
+                let (Some(id), Some(enabled)) = (which, param("enabled")) else {
                     self.respond_admin_error(ck, head, 400, "give ?endpoint=ID&enabled=true|false", now);
                     return;
                 };
