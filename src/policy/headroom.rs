@@ -55,11 +55,15 @@ impl Headroom {
             };
             let Ok(v) = std::str::from_utf8(value) else { continue };
             let w = fresh[d].get_or_insert_with(Window::default);
-            match field.to_ascii_lowercase().as_slice() {
-                b"limit" => w.limit = v.trim().parse().ok(),
-                b"remaining" => w.remaining = v.trim().parse().ok(),
-                b"reset" => w.reset = crate::store::timefmt::parse_rfc3339(v),
-                _ => continue,
+            // (Compared in place: no lowercased copy of each header name.)
+            if field.eq_ignore_ascii_case(b"limit") {
+                w.limit = v.trim().parse().ok();
+            } else if field.eq_ignore_ascii_case(b"remaining") {
+                w.remaining = v.trim().parse().ok();
+            } else if field.eq_ignore_ascii_case(b"reset") {
+                w.reset = crate::store::timefmt::parse_rfc3339(v);
+            } else {
+                continue;
             }
             any = true;
         }

@@ -214,13 +214,14 @@ impl UsageBook {
 
     fn key_slot(&mut self, day: &str, name: &str) -> &mut KeyCounts {
         if !self.keys.contains_key(day) {
-            self.keys.insert(day.to_string(), BTreeMap::new());
-            while self.keys.len() > KEEP_DAYS {
+            while self.keys.len() >= KEEP_DAYS {
                 self.keys.pop_first();
             }
+            self.keys.insert(day.to_string(), BTreeMap::new());
         }
         self.dirty = true;
-        let today = self.keys.entry(day.to_string()).or_default();
+        // (Looked up, not `entry(day.to_string())`: this runs for every keyed request.)
+        let today = self.keys.get_mut(day).expect("inserted above");
         if !today.contains_key(name) {
             today.insert(name.to_string(), KeyCounts::default());
         }

@@ -143,26 +143,118 @@ impl Default for Record {
 }
 
 impl Record {
-    fn to_json(&self) -> Value {
-        let some = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
-        // Each attempt: which endpoint, how it ended, how long (the last one's end is the request's).
-        let mut tried: Vec<Value> = self
-            .failed
-            .iter()
-            .map(|(id, name, why, ms)| json!({"endpoint": id, "name": name, "outcome": why, "ms": ms}))
-            .collect();
-        if let (Some(ms), false) = (self.last_ms, self.endpoint == "-" || self.endpoint.is_empty()) {
-            tried.push(json!({"endpoint": self.endpoint, "name": self.endpoint_name,
-                              "outcome": self.status.to_string(), "ms": ms}));
+    /// The record as the access log and `/_qcc/recent` show it: a borrowed view serialized
+    /// straight to its bytes (no `Value` tree per logged request).
+    fn line(&self) -> Line<'_> {
+        fn some(s: &str) -> Option<&str> {
+            if s.is_empty() {
+                None
+            } else {
+                Some(s)
+            }
         }
-        json!({"time": crate::store::timefmt::iso(self.at), "method": self.method, "path": self.path,
-               "endpoint": self.endpoint, "endpoint_name": self.endpoint_name, "status": self.status.to_string(), "attempts": self.attempts,
-               "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms, "bytes_in": self.bytes_in,
-               "bytes_out": self.bytes_out, "session": some(&self.session), "key": some(&self.key),
-               "model_requested": some(&self.model_requested), "model_sent": some(&self.model_sent),
-               "skipped_for_headroom": some(&self.skipped_for_headroom), "tried": tried,
-               "tokens": self.tokens.as_ref().map(|t| json!({"model": some(&self.model), "input": t.input,
-                   "output": t.output, "cache_creation": t.cache_creation, "cache_read": t.cache_read}))})
+        Line {
+            time: crate::store::timefmt::iso(self.at),
+            method: &self.method,
+            path: &self.path,
+            endpoint: &self.endpoint,
+            endpoint_name: &self.endpoint_name,
+            status: Shown(self.status),
+            attempts: self.attempts,
+            ttfb_ms: self.ttfb_ms,
+            duration_ms: self.duration_ms,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            session: some(&self.session),
+            key: some(&self.key),
+            model_requested: some(&self.model_requested),
+            model_sent: some(&self.model_sent),
+            skipped_for_headroom: some(&self.skipped_for_headroom),
+            tried: Tried(self),
+            tokens: self.tokens.as_ref().map(|t| TokensLine {
+                model: some(&self.model),
+                input: t.input,
+                output: t.output,
+                cache_creation: t.cache_creation,
+                cache_read: t.cache_read,
+            }),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        serde_json::to_value(self.line()).unwrap_or(Value::Null)
+    }
+}
+
+/// A record's fields in the access log's order.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    time: String,
+    method: &'a str,
+    path: &'a str,
+    endpoint: &'a str,
+    endpoint_name: &'a str,
+    status: Shown<Ended>,
+    attempts: u8,
+    ttfb_ms: Option<u128>,
+    duration_ms: u128,
+    bytes_in: u64,
+    bytes_out: u64,
+    session: Option<&'a str>,
+    key: Option<&'a str>,
+    model_requested: Option<&'a str>,
+    model_sent: Option<&'a str>,
+    skipped_for_headroom: Option<&'a str>,
+    tried: Tried<'a>,
+    tokens: Option<TokensLine<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct TokensLine<'a> {
+    model: Option<&'a str>,
+    input: u64,
+    output: u64,
+    cache_creation: u64,
+    cache_read: u64,
+}
+
+/// A value as its `Display` text, written straight into the JSON string (a status: "200",
+/// "failed", "aborted"; an attempt's outcome).
+struct Shown<T>(T);
+
+impl<T: std::fmt::Display> serde::Serialize for Shown<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// Each attempt: which endpoint, how it ended, how long (the last one's end is the request's).
+struct Tried<'a>(&'a Record);
+
+impl serde::Serialize for Tried<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Try<'a>(&'a str, &'a str, &'a dyn std::fmt::Display, u128);
+        impl serde::Serialize for Try<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(4))?;
+                m.serialize_entry("endpoint", self.0)?;
+                m.serialize_entry("name", self.1)?;
+                m.serialize_entry("outcome", &Shown(self.2))?;
+                m.serialize_entry("ms", &self.3)?;
+                m.end()
+            }
+        }
+        let r = self.0;
+        let last = r.last_ms.filter(|_| !(r.endpoint == "-" || r.endpoint.is_empty()));
+        let mut seq = s.serialize_seq(Some(r.failed.len() + usize::from(last.is_some())))?;
+        for (id, name, why, ms) in &r.failed {
+            seq.serialize_element(&Try(id, name, why, *ms))?;
+        }
+        if let Some(ms) = last {
+            seq.serialize_element(&Try(&r.endpoint, &r.endpoint_name, &r.status, ms))?;
+        }
+        seq.end()
     }
 }
 
@@ -264,7 +356,8 @@ impl EventLoop {
         set(&mut r.model, crate::store::usage::model_name(model));
         r.tokens = ex.tokens.as_ref().map(|(_, t)| t.clone());
         if self.settings.access_log.is_some() {
-            let mut line = r.to_json().to_string().into_bytes();
+            let mut line = Vec::with_capacity(512);
+            let _ = serde_json::to_writer(&mut line, &r.line()); // (a Vec cannot fail to take bytes)
             line.push(b'\n');
             if !self.disk.access_log(line) {
                 self.stats.history_dropped += 1;

@@ -104,7 +104,7 @@ impl EventLoop {
         now: Instant,
     ) {
         use crate::policy::limits::{crossed, Used};
-        let Some(key) = self.keys.iter().find(|k| &*k.name == name) else { return };
+        let Some(key) = self.keys.find(name) else { return };
         let used = |c: &crate::store::usage::KeyCounts| Used { tokens: c.tokens(), usd: c.cost_usd };
         for (limit, msg) in crossed(name, &key.entry.limits, used(before), used(after)) {
             self.budget_alert(name, limit, &msg, now);

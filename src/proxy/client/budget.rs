@@ -105,6 +105,11 @@ impl crate::proxy::state::Exchange {
             return;
         }
         let sent = a.body_sent;
+        // Freed once the sent part is worth it (64 KiB, or the larger part): moving the unsent
+        // rest forward on every pump would copy it over and over.
+        if sent < 64 * 1024 && sent * 2 < self.body.len() {
+            return;
+        }
         self.body.drain(..sent);
         self.body_dropped += sent as u64;
         a.body_sent = 0;

@@ -673,30 +673,40 @@ impl EventLoop {
         let ended = status.map_or(Ended::Failed, Ended::Status);
         self.record_request(ex, endpoint, ended, out, now);
         if log::log_enabled!(log::Level::Info) {
-            let id = endpoint.map_or_else(|| "-".to_string(), |i| self.endpoints[i].cfg.label());
-            let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
-            let mut mapped =
-                ex.model_mapped.as_ref().map(|(a, s)| format!(" model={}->{}", shown(a), shown(s))).unwrap_or_default();
-            if let Some(ep) = ex.headroom_skip.and_then(|i| self.endpoints.get(i)) {
-                mapped.push_str(&format!(" skipped={} (rate limit used up)", ep.cfg.name));
+            // One line, written into one buffer (the log thread gets it formatted once more).
+            use std::fmt::Write as _;
+            let mut line = String::with_capacity(160);
+            let _ = write!(line, "{} {} -> ", ex.head.method(), shown(ex.head.target()));
+            match endpoint.and_then(|i| self.endpoints.get(i)) {
+                Some(ep) => {
+                    let _ = write!(line, "{} ({})", ep.cfg.name, ep.cfg.id); // (`EndpointConfig::label`)
+                }
+                None => line.push('-'),
             }
-            if let Some(k) = &ex.key {
-                mapped.push_str(&format!(" key={}", k.name));
+            let _ = write!(line, " {ended}");
+            if !note.is_empty() {
+                let _ = write!(line, " ({note})");
             }
-            log::info!(
-                "{} {} -> {} {}{note} attempts={} {}ms session={}{mapped}",
-                ex.head.method(),
-                shown(ex.head.target()),
-                id,
-                ended,
+            let _ = write!(
+                line,
+                " attempts={} {}ms session={}",
                 ex.attempts,
                 now.duration_since(ex.started).as_millis(),
                 ex.session_tag().unwrap_or("-")
             );
+            if let Some((a, s)) = &ex.model_mapped {
+                let _ = write!(line, " model={}->{}", shown(a), shown(s));
+            }
+            if let Some(ep) = ex.headroom_skip.and_then(|i| self.endpoints.get(i)) {
+                let _ = write!(line, " skipped={} (rate limit used up)", ep.cfg.name);
+            }
+            if let Some(k) = &ex.key {
+                let _ = write!(line, " key={}", k.name);
+            }
+            log::info!("{line}");
         }
     }
 }
-
 
 /// A request target as a log line shows it: clipped, control characters escaped.
 fn shown(target: &str) -> std::borrow::Cow<'_, str> {

@@ -73,6 +73,8 @@ pub enum Who {
 pub struct ClientKeys {
     keys: Vec<LiveKey>,
     by_hash: HashMap<[u8; 32], usize>,
+    /// Where each key's name is in `keys` (a response's usage finds its key without a scan).
+    by_name: HashMap<Rc<str>, usize>,
     access: Option<Rc<str>>,
 }
 
@@ -91,15 +93,20 @@ impl ClientKeys {
         self.keys.get_mut(i)
     }
 
-    /// The key a ticket names (the same `Rc` while the key lives, a reload included).
-    pub fn find_mut(&mut self, name: &Rc<str>) -> Option<&mut LiveKey> {
-        self.keys.iter_mut().find(|k| Rc::ptr_eq(&k.name, name))
+    /// The key of this name.
+    pub fn find(&self, name: &str) -> Option<&LiveKey> {
+        self.by_name.get(name).and_then(|&i| self.keys.get(i))
+    }
+
+    pub fn find_mut(&mut self, name: &str) -> Option<&mut LiveKey> {
+        self.by_name.get(name).and_then(|&i| self.keys.get_mut(i))
     }
 
     /// Swap in a freshly read keys file, keeping live counters by name.
     pub fn apply(&mut self, file: KeyFile) {
         let mut old: HashMap<Rc<str>, LiveKey> = self.keys.drain(..).map(|k| (Rc::clone(&k.name), k)).collect();
         self.by_hash.clear();
+        self.by_name.clear();
         for entry in file.keys {
             let Some(hash) = crate::store::bytes::unhex32(&entry.sha256) else { continue };
             let live = match old.remove(entry.name.as_str()) {
@@ -118,6 +125,7 @@ impl ClientKeys {
                 },
             };
             self.by_hash.insert(hash, self.keys.len());
+            self.by_name.insert(Rc::clone(&live.name), self.keys.len());
             self.keys.push(live);
         }
     }

@@ -54,8 +54,10 @@ impl EventLoop {
         };
         let timeout = timeout_of(&endpoints[a.endpoint].cfg);
         let a_endpoint = a.endpoint;
-        // A 200 stream is held before its first content only when a retry elsewhere is possible.
+        // A 200 stream is held before its first content only when a retry elsewhere is possible
+        // (looked at only until the response head is here: not for every chunk of a body).
         let hold = (!stream_hold.is_zero()
+            && a.resp.is_none()
             && ex.retry_copy
             && ex.attempts < MAX_ATTEMPTS
             && endpoints
