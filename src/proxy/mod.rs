@@ -1,8 +1,11 @@
 //! `qcc proxy start`: the single-threaded mio event loop that owns every socket and all
 //! proxy state (endpoints, health, failure queue, stats).
 //!
-//! See ARCHITECTURE.md for the picture. Submodules: `exchange` drives a client request
-//! through its attempts, `probe` verifies queued endpoints, `status` renders `/_qcc/status`.
+//! See ARCHITECTURE.md for the picture. Its folders: `event/` the loop's machinery (I/O
+//! outcomes, timers, signals, the disk thread), `client/` the client side (accept, the gate,
+//! who asks, the exchange), `upstream/` attempts and their connections (the pool, probes, the
+//! resolver), `answer/` reading upstream answers (heads, streams, usage, outcomes, drains),
+//! `admin/` the admin surface (`/_qcc/*`, `/metrics`, alerts, reloads, state files).
 
 mod admin;
 mod answer;

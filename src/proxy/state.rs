@@ -315,16 +315,16 @@ pub enum AttemptPhase {
     Priming,
 }
 
-/// An attempt's place in its endpoint's in-flight count: taken when the attempt starts and
-/// given back when the attempt is dropped, wherever that happens, so the count cannot drift.
-#[derive(Debug)]
 /// An attempt that failed, as the access log tells it.
+#[derive(Debug)]
 pub struct FailedAttempt {
     pub endpoint: usize,
     pub ms: u128,
     pub why: String,
 }
 
+/// An attempt's place in its endpoint's in-flight count: taken when the attempt starts and
+/// given back when the attempt is dropped, wherever that happens, so the count cannot drift.
 pub struct InFlight(Rc<Cell<u32>>);
 
 impl InFlight {
