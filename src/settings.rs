@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::policy::balancer::Strategy;
-use crate::store::config::ClusterConfig;
+use crate::store::cluster::ClusterConfig;
+use crate::store::cluster::Strategy;
 
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -141,7 +141,9 @@ fn a_head_sent_a_few_bytes_at_a_time_costs_little_cpu() {
     let used = cpu_secs(pid) - before;
     assert_eq!(r.status, 200);
     eprintln!("slow head: {used:.2} s of CPU");
-    assert!(used < 1.0, "the proxy used {used:.2} s of CPU for one slowly sent head");
+    // About 0.5 s on a quiet 2-core machine (30,000 wakeups); rescanning the head from its start
+    // at each one costs many seconds. The bound leaves room for a machine busy with other tests.
+    assert!(used < 2.5, "the proxy used {used:.2} s of CPU for one slowly sent head");
 }
 
 /// Items 3 and 6: a model name is decoded as JSON (an escaped quote is part of it), and an

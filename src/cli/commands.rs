@@ -4,7 +4,8 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::mask::mask_key;
-use crate::store::config::{ClusterConfig, ConfigFile, NewEndpoint};
+use crate::store::cluster::ClusterConfig;
+use crate::store::config::{ConfigFile, NewEndpoint};
 use crate::store::url::BaseUrl;
 
 /// `qcc endpoint add`: `new` as parsed; checked here before anything is written.
@@ -194,9 +195,9 @@ pub fn config_list(json_out: bool) -> Result<()> {
 /// `qcc cluster set NAME [--retry-on CODES] [--strategy S]`: stored in the cluster's profile and
 /// applied to a running proxy at once.
 pub fn cluster_set(name: &str, retry_on: Option<&str>, strategy: Option<&str>) -> Result<()> {
-    use crate::policy::balancer::Strategy;
+    use crate::store::cluster::Strategy;
     let retry = retry_on
-        .map(|r| crate::policy::retry::RetryOn::parse(r).map_err(|e| Error::Invalid(format!("--retry-on: {e}"))))
+        .map(|r| crate::store::cluster::RetryOn::parse(r).map_err(|e| Error::Invalid(format!("--retry-on: {e}"))))
         .transpose()?;
     let strategy = strategy
         .map(|s| {

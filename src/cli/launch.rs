@@ -115,7 +115,7 @@ pub fn use_profile(home: &Path, u: &UseArgs) -> Result<()> {
 fn use_direct(
     config: &mut ConfigFile,
     name: &str,
-    cluster: &crate::store::config::ClusterConfig,
+    cluster: &crate::store::cluster::ClusterConfig,
     u: &UseArgs,
 ) -> Result<()> {
     let [ep] = cluster.endpoints.as_slice() else {

@@ -552,10 +552,10 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         ("proxy", "status") => Command::ProxyStatus { json: args.contains("--json") },
         ("proxy", "stop") => {
             let timeout = args.opt_value_from_str("--timeout").map_err(usage)?.unwrap_or(40);
-            if timeout > crate::store::config::MAX_TIMEOUT_SECS {
+            if timeout > crate::store::cluster::MAX_TIMEOUT_SECS {
                 return Err(Error::Usage(format!(
                     "--timeout {timeout}: at most {} seconds",
-                    crate::store::config::MAX_TIMEOUT_SECS
+                    crate::store::cluster::MAX_TIMEOUT_SECS
                 )));
             }
             Command::ProxyStop { timeout }

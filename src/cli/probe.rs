@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::store::config::{ConfigFile, EndpointConfig};
+use crate::store::cluster::EndpointConfig;
+use crate::store::config::ConfigFile;
 use crate::store::url::Scheme;
 
 /// The model of the probe request unless one is given (the proxy's `--probe-model` default too).

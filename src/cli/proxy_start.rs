@@ -10,9 +10,9 @@ use std::time::Duration;
 use pico_args::Arguments;
 
 use crate::error::{Error, Result};
-use crate::policy::balancer::Strategy;
 use crate::settings::Settings;
-use crate::store::config::ClusterConfig;
+use crate::store::cluster::ClusterConfig;
+use crate::store::cluster::Strategy;
 
 /// Set by a background start for the process it starts: that process leaves its terminal's
 /// output once it listens (`Settings::detached`).
@@ -332,8 +332,8 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
     let secs = |v: Option<u64>, default: u64, flag: &str| -> crate::error::Result<Duration> {
         match v.unwrap_or(default) {
             0 => Err(Error::Invalid(format!("{flag} must be at least 1 second"))),
-            n if n > crate::store::config::MAX_TIMEOUT_SECS => {
-                Err(Error::Invalid(format!("{flag} {n}: at most {} seconds", crate::store::config::MAX_TIMEOUT_SECS)))
+            n if n > crate::store::cluster::MAX_TIMEOUT_SECS => {
+                Err(Error::Invalid(format!("{flag} {n}: at most {} seconds", crate::store::cluster::MAX_TIMEOUT_SECS)))
             }
             n => Ok(Duration::from_secs(n)),
         }
@@ -401,7 +401,7 @@ fn builtin_cluster() -> ClusterConfig {
         retry_on: Default::default(),
         strategy: None,
         name: "default".to_string(),
-        endpoints: vec![crate::store::config::EndpointConfig::new("a0000000".to_string(), url, "")],
+        endpoints: vec![crate::store::cluster::EndpointConfig::new("a0000000".to_string(), url, "")],
     }
 }
 

@@ -1,38 +1,7 @@
-//! Endpoint selection strategies. Pure: no clock, no global RNG (the seed is injected).
+//! Endpoint selection by a cluster's `Strategy` (`store/cluster.rs`). Pure: no clock, no global
+//! RNG (the seed is injected).
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    PriorityFailover,
-    Weighted,
-    RoundRobin,
-    Random,
-    LeastConnections,
-}
-
-impl Strategy {
-    pub const ALL: [Strategy; 5] = [
-        Strategy::PriorityFailover,
-        Strategy::Weighted,
-        Strategy::RoundRobin,
-        Strategy::Random,
-        Strategy::LeastConnections,
-    ];
-
-    /// Parses "priority_failover", "weighted", "round_robin", "random", "least_connections".
-    pub fn parse(s: &str) -> Option<Strategy> {
-        Strategy::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::PriorityFailover => "priority_failover",
-            Strategy::Weighted => "weighted",
-            Strategy::RoundRobin => "round_robin",
-            Strategy::Random => "random",
-            Strategy::LeastConnections => "least_connections",
-        }
-    }
-}
+use crate::store::cluster::Strategy;
 
 /// What the balancer needs to know about one endpoint of the cluster.
 #[derive(Debug, Clone, Copy)]

@@ -7,4 +7,3 @@ pub mod failure_queue;
 pub mod headroom;
 pub mod health;
 pub mod limits;
-pub mod retry;

@@ -61,7 +61,7 @@ fn untoken(t: Token) -> (usize, Key) {
 
 /// The TLS configuration an endpoint needs (none for http://). Fails only on a bad CA file.
 fn tls_for(
-    cfg: &crate::store::config::EndpointConfig,
+    cfg: &crate::store::cluster::EndpointConfig,
     global_ca: Option<&std::path::Path>,
     tls_configs: &mut upstream::transport::TlsConfigs,
 ) -> std::result::Result<Option<Arc<rustls::ClientConfig>>, String> {

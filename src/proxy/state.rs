@@ -15,7 +15,7 @@ use super::event::slab::Key;
 use super::upstream::transport::Transport;
 use crate::http::{BodyTracker, HeadScan, RequestHead, ResponseHead};
 use crate::policy::health::Health;
-use crate::store::config::EndpointConfig;
+use crate::store::cluster::EndpointConfig;
 
 /// A set of endpoint indices: a bit mask, spilling into a list only in clusters of more than
 /// 64 endpoints (so a request's bookkeeping allocates nothing).

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 
 use crate::http::{is_hop_by_hop, BodyFraming, RequestHead, ResponseHead};
-use crate::store::config::EndpointConfig;
+use crate::store::cluster::EndpointConfig;
 
 /// The request head sent upstream: path prefixed, `Host` the upstream's, hop-by-hop headers
 /// and headers named in `Connection` dropped, the client's key replaced by the endpoint's

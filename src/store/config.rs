@@ -8,73 +8,10 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::store::names::{check_id, check_name, fnv_id, fresh_id, host_of, name_endpoints, unique_name};
+use crate::store::cluster::{parse_endpoint, single_endpoint};
+use crate::store::cluster::{ClusterConfig, MAX_TIMEOUT_SECS};
+use crate::store::names::{check_name, fnv_id, fresh_id, host_of, name_endpoints, unique_name};
 use crate::store::url::BaseUrl;
-
-/// The longest duration qcc accepts from a file or a flag (a day): every deadline made from one
-/// stays far inside what `Instant + Duration` can represent.
-pub const MAX_TIMEOUT_SECS: u64 = 86_400;
-
-/// One endpoint as the proxy uses it (validated).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointConfig {
-    /// 8 hex characters.
-    pub id: String,
-    /// What people call it (`metadata.name`, where the Python qcc keeps what it does not know;
-    /// when absent, the URL's host, made unique in the cluster). Unique in its cluster.
-    pub name: String,
-    pub url: BaseUrl,
-    /// Empty: forward the client's own credentials untouched (the built-in default endpoint).
-    pub api_key: String,
-    pub weight: u32,
-    pub priority: u32,
-    pub enabled: bool,
-    pub max_failures: u32,
-    pub timeout_secs: u64,
-    /// Extra trusted CA (PEM) for this endpoint, field `ca_file`.
-    pub ca_file: Option<PathBuf>,
-    /// The request's model renamed for this endpoint (`metadata.model_map`).
-    pub model_map: Vec<super::models::ModelRule>,
-    /// The model of this endpoint's recovery probe (`metadata.probe_model`).
-    pub probe_model: Option<String>,
-}
-
-impl EndpointConfig {
-    /// How log lines and messages name it: `name (id)`.
-    pub fn label(&self) -> String {
-        format!("{} ({})", self.name, self.id)
-    }
-
-    /// An endpoint with the Python package's defaults: priority 1, weight 100, enabled,
-    /// 3 failures, 30 s.
-    pub fn new(id: String, url: BaseUrl, api_key: &str) -> EndpointConfig {
-        EndpointConfig {
-            name: url.host.clone(),
-            id,
-            url,
-            api_key: api_key.to_string(),
-            weight: 100,
-            priority: 1,
-            enabled: true,
-            max_failures: 3,
-            timeout_secs: 30,
-            ca_file: None,
-            model_map: Vec::new(),
-            probe_model: None,
-        }
-    }
-}
-
-/// A cluster (a profile with `endpoints`) or a single-endpoint profile.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    pub name: String,
-    pub endpoints: Vec<EndpointConfig>,
-    /// The statuses that fail over (`retry_on` in the profile; default today's set).
-    pub retry_on: crate::policy::retry::RetryOn,
-    /// The strategy stored for the cluster (`strategy` in the profile), when one is.
-    pub strategy: Option<crate::policy::balancer::Strategy>,
-}
 
 /// What `qcc endpoint add` asks for.
 #[derive(Debug, Clone)]
@@ -297,20 +234,19 @@ impl ConfigFile {
         }
         name_endpoints(&mut endpoints).map_err(|e| bad(format!("profile '{name}': {e}")))?;
         let retry_on = match profile.get("retry_on") {
-            None | Some(Value::Null) => crate::policy::retry::RetryOn::default(),
+            None | Some(Value::Null) => crate::store::cluster::RetryOn::default(),
             Some(Value::Array(codes)) => {
                 let codes: Option<Vec<u16>> =
                     codes.iter().map(|c| c.as_u64().and_then(|c| u16::try_from(c).ok())).collect();
                 let codes =
                     codes.ok_or_else(|| bad(format!("profile '{name}': \"retry_on\" holds something not a status")))?;
-                crate::policy::retry::RetryOn::from_codes(&codes)
+                crate::store::cluster::RetryOn::from_codes(&codes)
                     .map_err(|e| bad(format!("profile '{name}': \"retry_on\": {e}")))?
             }
             Some(_) => return Err(bad(format!("profile '{name}': \"retry_on\" is not a list of statuses"))),
         };
         // (A profile's `strategy` may be anything the Python qcc wrote there; only ours count.)
-        let strategy =
-            profile.get("strategy").and_then(Value::as_str).and_then(crate::policy::balancer::Strategy::parse);
+        let strategy = profile.get("strategy").and_then(Value::as_str).and_then(crate::store::cluster::Strategy::parse);
         Ok(ClusterConfig { name: name.to_string(), endpoints, retry_on, strategy })
     }
 
@@ -495,86 +431,6 @@ pub(crate) fn mirror_first(profile: &mut Map<String, Value>) {
     };
     profile.insert("base_url".into(), url);
     profile.insert("api_key".into(), key);
-}
-
-/// A single-endpoint profile (the shape `qcc add` writes) as its one endpoint at priority 1.
-///
-/// Only `base_url` and `api_key` are read: the profile's other fields (`priority: "primary"`,
-/// `enabled`, ...) are profile-level in the Python package and say nothing about the endpoint.
-/// A profile with no `base_url` has no endpoint.
-fn single_endpoint(name: &str, profile: &Map<String, Value>) -> std::result::Result<Option<EndpointConfig>, String> {
-    let base = match profile.get("base_url") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-        Some(Value::String(s)) => s,
-        Some(_) => return Err("\"base_url\" is not a string".into()),
-    };
-    let api_key = match profile.get("api_key") {
-        None | Some(Value::Null) => "",
-        Some(Value::String(s)) => s,
-        Some(_) => return Err("\"api_key\" is not a string".into()),
-    };
-    let mut ep = EndpointConfig::new(fnv_id(name), BaseUrl::parse(base)?, api_key);
-    // A single-endpoint profile's endpoint is called what the profile is, when that is a name.
-    if check_name(name).is_ok() {
-        ep.name = name.to_string();
-    }
-    Ok(Some(ep))
-}
-
-fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, String> {
-    let obj = ep.as_object().ok_or("not a JSON object")?;
-    let id = obj.get("id").and_then(Value::as_str).ok_or("missing \"id\"")?.to_string();
-    check_id(&id)?;
-    let name = match obj.get("metadata").and_then(|m| m.get("name")) {
-        None | Some(Value::Null) => String::new(), // named after its host below
-        Some(Value::String(n)) => {
-            check_name(n).map_err(|e| format!("endpoint {id}: {e}"))?;
-            n.clone()
-        }
-        Some(_) => return Err(format!("endpoint {id}: \"metadata.name\" is not a string")),
-    };
-    let meta = obj.get("metadata");
-    let model_map =
-        super::models::from_json(meta.and_then(|m| m.get("model_map"))).map_err(|e| format!("endpoint {id}: {e}"))?;
-    let probe_model = match meta.and_then(|m| m.get("probe_model")) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(m)) => {
-            super::models::check_probe_model(m).map_err(|e| format!("endpoint {id}: {e}"))?;
-            Some(m.clone())
-        }
-        Some(_) => return Err(format!("endpoint {id}: \"metadata.probe_model\" is not a string")),
-    };
-    let base = obj.get("base_url").and_then(Value::as_str).ok_or(format!("endpoint {id}: missing \"base_url\""))?;
-    let url = BaseUrl::parse(base).map_err(|e| format!("endpoint {id}: {e}"))?;
-    let num = |field: &str, default: u64| -> std::result::Result<u64, String> {
-        match obj.get(field) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_u64()
-                .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f.ceil() as u64))
-                .ok_or(format!("endpoint {id}: \"{field}\" is not a non-negative number")),
-        }
-    };
-    let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-    let timeout_secs = num("timeout", 30)?.max(1);
-    if timeout_secs > MAX_TIMEOUT_SECS {
-        return Err(format!("endpoint {id}: \"timeout\" {timeout_secs} is more than {MAX_TIMEOUT_SECS} seconds"));
-    }
-    Ok(EndpointConfig {
-        api_key: obj.get("api_key").and_then(Value::as_str).unwrap_or("").to_string(),
-        weight: to_u32(num("weight", 100)?),
-        priority: to_u32(num("priority", 1)?),
-        enabled: obj.get("enabled").and_then(Value::as_bool).unwrap_or(true),
-        max_failures: to_u32(num("max_failures", 3)?).max(1),
-        timeout_secs,
-        ca_file: obj.get("ca_file").and_then(Value::as_str).filter(|s| !s.is_empty()).map(PathBuf::from),
-        model_map,
-        probe_model,
-        name,
-        id,
-        url,
-    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! state-dir lock, atomic writes, and the timestamp format the Python qcc uses.
 
 pub mod bytes;
+pub mod cluster;
 pub mod config;
 pub mod fsutil;
 pub mod keys;

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::config::EndpointConfig;
+use super::cluster::EndpointConfig;
 use super::url::BaseUrl;
 
 /// `value` is 1 to 64 ASCII letters, digits and `extra`'s characters; else one line naming

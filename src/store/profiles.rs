@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
-use super::config::{mirror_first, ConfigFile, MAX_TIMEOUT_SECS};
+use super::cluster::MAX_TIMEOUT_SECS;
+use super::config::{mirror_first, ConfigFile};
 use crate::error::{Error, Result};
 
 /// Said with an unknown profile name when the file has none.
@@ -263,8 +264,8 @@ impl ConfigFile {
     pub fn set_cluster(
         &mut self,
         cluster: &str,
-        retry_on: Option<crate::policy::retry::RetryOn>,
-        strategy: Option<crate::policy::balancer::Strategy>,
+        retry_on: Option<crate::store::cluster::RetryOn>,
+        strategy: Option<crate::store::cluster::Strategy>,
     ) -> Result<()> {
         self.cluster(cluster)?; // validates, and names an unknown cluster
         let profile = self.profile_mut(cluster)?;

@@ -97,10 +97,10 @@ fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, String> {
         }
         "/_qcc/config/endpoint/remove" => Edit::Remove { which: which()? },
         "/_qcc/config/cluster" => {
-            let retry_on = p.text("retry_on").map(|r| crate::policy::retry::RetryOn::parse(&r)).transpose()?;
+            let retry_on = p.text("retry_on").map(|r| crate::store::cluster::RetryOn::parse(&r)).transpose()?;
             let strategy = p
                 .text("strategy")
-                .map(|s| crate::policy::balancer::Strategy::parse(&s).ok_or(format!("unknown strategy {s:?}")))
+                .map(|s| crate::store::cluster::Strategy::parse(&s).ok_or(format!("unknown strategy {s:?}")))
                 .transpose()?;
             if retry_on.is_none() && strategy.is_none() {
                 return Err("give ?retry_on=CODES and/or ?strategy=S".into());

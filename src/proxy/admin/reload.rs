@@ -172,7 +172,7 @@ impl EventLoop {
             }
         }
         if !self.settings.strategy_pinned {
-            let s = cluster.strategy.unwrap_or(crate::policy::balancer::Strategy::PriorityFailover);
+            let s = cluster.strategy.unwrap_or(crate::store::cluster::Strategy::PriorityFailover);
             if s != self.balancer.strategy() {
                 log::info!("strategy {} (was {})", s.as_str(), self.balancer.strategy().as_str());
                 self.balancer.set_strategy(s);

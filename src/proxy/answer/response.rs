@@ -15,7 +15,7 @@ pub(in crate::proxy) struct Reading<'a> {
     /// How long a 200 stream may be held before its first content (when a retry is possible).
     pub hold: Option<std::time::Duration>,
     /// The statuses that fail over.
-    pub retry_on: &'a crate::policy::retry::RetryOn,
+    pub retry_on: &'a crate::store::cluster::RetryOn,
 }
 
 /// Interpret what the upstream has sent so far: the head once (its rate-limit headers go to the

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use mio::Waker;
 
 use crate::proxy::event::slab::Key;
-use crate::store::config::{ClusterConfig, ConfigFile, EndpointConfig};
+use crate::store::cluster::{ClusterConfig, EndpointConfig};
+use crate::store::config::ConfigFile;
 
 /// A config change to make before the cluster is read again. The dashboard's edits
 /// (`admin/manage.rs`) go through the same store functions as the CLI's commands.
@@ -37,7 +38,7 @@ pub enum Edit {
     /// `qcc endpoint remove`.
     Remove { which: String },
     /// `qcc cluster set`.
-    Cluster { retry_on: Option<crate::policy::retry::RetryOn>, strategy: Option<crate::policy::balancer::Strategy> },
+    Cluster { retry_on: Option<crate::store::cluster::RetryOn>, strategy: Option<crate::store::cluster::Strategy> },
     /// `qcc key add|set|revoke`.
     Key(KeyEdit),
 }
