@@ -1,7 +1,9 @@
 pub(crate) mod accept;
+pub(crate) mod access;
 pub(crate) mod budget;
 pub(crate) mod exchange;
 pub(crate) mod guard;
 pub(crate) mod keys;
 pub(crate) mod refusals;
+pub(crate) mod request_log;
 pub(crate) mod reserve;
