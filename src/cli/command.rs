@@ -1,0 +1,176 @@
+//! The commands as parsed, before any is run: what `main` dispatches. Raw values; what they
+//! mean is checked where each is carried out (and for `proxy start`, in `proxy_start.rs`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub use super::proxy_start::ProxyStartArgs;
+use super::{logs, service, sync, usage};
+
+/// `qcc` and `qcc use NAME`: which profile, and how Claude Code is started.
+#[derive(Debug, Clone, Default)]
+pub struct UseArgs {
+    pub name: Option<String>,
+    pub launch: bool,
+    pub dry_run: bool,
+    /// `--port`: where a proxy the launcher starts listens.
+    pub port: Option<u16>,
+    /// `--direct`: a single-endpoint profile without a proxy, written into settings.json.
+    pub direct: bool,
+    /// Everything after `--`, for `claude`.
+    pub claude_args: Vec<OsString>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Version,
+    Help(String),
+    EndpointAdd {
+        cluster: String,
+        new: crate::store::config::NewEndpoint,
+    },
+    EndpointList {
+        cluster: String,
+        json: bool,
+    },
+    EndpointRemove {
+        cluster: String,
+        id: String,
+    },
+    ConfigList {
+        json: bool,
+    },
+    Default {
+        name: String,
+    },
+    Usage {
+        json: bool,
+        days: usize,
+        by: usage::By,
+    },
+    KeyAdd {
+        name: String,
+        change: crate::store::keys::KeyChange,
+    },
+    KeySet {
+        name: String,
+        change: crate::store::keys::KeyChange,
+    },
+    KeyList {
+        json: bool,
+    },
+    KeyRevoke {
+        name: String,
+    },
+    Logs(Box<logs::LogsArgs>),
+    SyncPush(Box<sync::SyncArgs>),
+    SyncPull(Box<sync::SyncArgs>),
+    SyncStatus(Box<sync::SyncArgs>),
+    Init,
+    Add {
+        name: String,
+        url: String,
+        key: String,
+        description: String,
+    },
+    List {
+        json: bool,
+    },
+    /// `qcc use NAME`, or `qcc` alone (`name: None`).
+    Use(Box<UseArgs>),
+    Env {
+        cluster: Option<String>,
+        port: Option<u16>,
+        fish: bool,
+    },
+    ServiceInstall(Box<service::InstallArgs>),
+    ServiceUninstall {
+        dir: Option<PathBuf>,
+        os: Option<String>,
+    },
+    ServiceStatus {
+        os: Option<String>,
+    },
+    Doctor {
+        json: bool,
+    },
+    ClusterSet {
+        name: String,
+        retry_on: Option<String>,
+        strategy: Option<String>,
+    },
+    ClusterShow {
+        name: String,
+        json: bool,
+    },
+    Remove {
+        name: String,
+        yes: bool,
+    },
+    Status {
+        json: bool,
+    },
+    ConfigSet {
+        key: String,
+        value: String,
+    },
+    EndpointEdit {
+        cluster: String,
+        id: String,
+        change: crate::store::profiles::EndpointChange,
+    },
+    ProxyReload,
+    HealthTest {
+        cluster: Option<String>,
+        id: Option<String>,
+        json: bool,
+        model: Option<String>,
+    },
+    HealthCheck {
+        json: bool,
+    },
+    HealthMetrics {
+        id: Option<String>,
+        json: bool,
+    },
+    HealthHistory {
+        id: Option<String>,
+        n: usize,
+        json: bool,
+    },
+    HealthConfig {
+        json: bool,
+    },
+    QueueList {
+        json: bool,
+    },
+    QueueRetry {
+        id: Option<String>,
+    },
+    Completions {
+        shell: String,
+    },
+    ProxyStart(Box<ProxyStartArgs>),
+    ProxyStatus {
+        json: bool,
+    },
+    ProxyStop {
+        timeout: u64,
+    },
+    ProxyLogs {
+        lines: usize,
+        follow: bool,
+    },
+    ProxyUse {
+        cluster: String,
+        host: Option<String>,
+        port: Option<u16>,
+    },
+    QueueStatus {
+        json: bool,
+    },
+    QueueClear,
+    HealthStatus {
+        json: bool,
+    },
+}
