@@ -3,8 +3,14 @@
 use std::io::Read;
 use std::time::Duration;
 
+use crate::support::mock::read_request;
 use crate::support::mock::{ok, MockUpstream, Mode};
+use crate::support::raw::{json_reply, one_endpoint, raw_upstream};
 use crate::support::*;
+use std::io::{BufReader, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A client that stops reading (a closed laptop lid, Ctrl-Z) longer than --stream-idle-timeout
 /// does not get a healthy endpoint blamed: qcc was not reading the upstream, so its silence is
@@ -177,4 +183,107 @@ fn a_rested_pooled_connection_closed_before_answering_is_retried_once_on_a_fresh
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(a.hits(), 4, "reached the endpoint once");
     assert!(request(proxy.addr, "GET", "/metrics", &[], b"").text().contains("qcc_pool_stale_retries_total 1"));
+}
+
+/// an upstream that closes right after each keep-alive response: every request of a
+/// one-endpoint cluster answered, each reaching the endpoint once.
+#[test]
+fn an_upstream_closing_after_each_keep_alive_response_loses_no_request() {
+    let (url, hits) = raw_upstream(true, |_| json_reply(r#"{"content":[]}"#));
+    let (_h, proxy) = one_endpoint(&url, &[]);
+    let mut failed = 0;
+    let mut c = Conn::connect(proxy.addr);
+    for _ in 0..60 {
+        if c.request("POST", "/v1/messages", &[], b"{}").status != 200 {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 0, "of 60 sequential requests");
+    assert_eq!(hits.load(Ordering::SeqCst), 60, "each request reached the endpoint once");
+    assert_eq!(proxy.status()["failure_queue"]["stats"]["total_failed"], 0);
+}
+
+/// The same race with the upstream slower to close: it answers, keeps the connection a moment
+/// (the proxy pools it and writes the next request to it), then closes with that request unread,
+/// which the kernel answers with a reset. The request never reached the upstream's application:
+/// it is sent once more on a fresh connection, and the user sees only a 200.
+#[test]
+fn a_reset_on_a_pooled_connection_before_any_answer_is_retried_on_a_fresh_one() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    std::thread::spawn(move || {
+        for sock in l.incoming().take(10) {
+            let Ok(mut sock) = sock else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+                let Ok(read_half) = sock.try_clone() else { return };
+                if read_request(&mut BufReader::new(read_half)).is_none() {
+                    return;
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = sock.write_all(&json_reply(r#"{"content":[]}"#));
+                std::thread::sleep(Duration::from_millis(400));
+                // Dropped with whatever arrived meanwhile unread: a reset.
+            });
+        }
+    });
+    let (_h, proxy) = one_endpoint(&url, &[]);
+    let mut c = Conn::connect(proxy.addr);
+    for i in 0..3 {
+        assert_eq!(c.request("POST", "/v1/messages", &[], b"{}").status, 200, "request {i}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "each request read by the upstream once");
+    let s = proxy.status();
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "{s}");
+    assert_eq!(s["requests"]["failed"], 0, "{s}");
+}
+
+/// A pooled connection the upstream closed while it sat idle is dropped before use (the next
+/// request goes on a fresh one, nobody blamed); but a request written to a pooled connection
+/// that then closes may have reached the endpoint, and is never sent to it a second time.
+#[test]
+fn pooled_connections_never_carry_a_second_copy() {
+    // An upstream that closes each connection a moment after answering (keep-alive advertised).
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = hits.clone();
+    std::thread::spawn(move || {
+        for sock in l.incoming().take(4) {
+            let Ok(mut sock) = sock else { return };
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 4096];
+            if sock.read(&mut buf).unwrap_or(0) > 0 {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let (_h, proxy) = one_endpoint(&url, &[]);
+    assert_eq!(post_messages(proxy.addr).status, 200);
+    std::thread::sleep(Duration::from_millis(300)); // the upstream has closed the pooled one
+    assert_eq!(post_messages(proxy.addr).status, 200, "a fresh connection, nobody blamed");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(proxy.status()["failure_queue"]["stats"]["total_failed"], 0);
+
+    // A pooled connection that reads the request and closes without answering.
+    let m = MockUpstream::start(ok());
+    let (_h, proxy) = one_endpoint(&m.url(), &[]);
+    assert_eq!(post_messages(proxy.addr).status, 200);
+    m.set_mode(Mode::CloseBeforeHead);
+    assert_eq!(post_messages(proxy.addr).status, 502);
+    assert_eq!(m.hits(), 2, "the second request reached the endpoint once, and only once");
+    // That was the keep-alive race on a reused connection: nobody blamed. A fresh connection
+    // that does the same is the endpoint's fault.
+    let s = proxy.status();
+    assert_eq!(s["connections"]["pool_races"], 1, "{s}");
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "{s}");
+    assert_eq!(post_messages(proxy.addr).status, 502);
+    let s = proxy.status();
+    assert_eq!(s["connections"]["pool_races"], 1, "{s}");
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 1, "{s}");
 }

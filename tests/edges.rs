@@ -5,6 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::mock::{ok, MockUpstream};
+use crate::support::raw::one_endpoint;
 use crate::support::*;
 
 /// What `setrlimit` takes as its resource: glibc has its own type, the BSDs (macOS) an int.
@@ -237,4 +238,19 @@ fn a_failed_connect_tries_the_next_address() {
     assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "{s}");
     assert_eq!(s["requests"]["retries"], 0, "within one attempt: {s}");
     let _ = server.join();
+}
+
+/// a FIFO where the config should be does not freeze the proxy on SIGHUP.
+#[test]
+fn a_fifo_in_place_of_the_config_does_not_freeze_the_proxy() {
+    let m = MockUpstream::start(ok());
+    let (home, proxy) = one_endpoint(&m.url(), &[]);
+    std::fs::remove_file(home.config()).expect("rm config");
+    let c = std::ffi::CString::new(home.config().as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: mkfifo on the test's own path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    proxy.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(post_messages(proxy.addr).status, 200, "still serving on the old cluster");
+    assert!(wait_until(Duration::from_secs(5), || proxy.log().contains("not a regular file")), "{}", proxy.log());
 }

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::support::mock::{ok, MockUpstream, Mode};
+use crate::support::raw::one_endpoint;
 use crate::support::*;
 
 fn json_of(o: &std::process::Output) -> Value {
@@ -147,4 +148,21 @@ fn queue_and_health_tools_of_the_running_proxy() {
     assert_eq!(token.len(), 64);
     let r = request(proxy.addr, "POST", "/_qcc/queue/clear", &[("x-qcc-action", "1"), ("x-qcc-token", token)], b"");
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_bad_endpoint_id_is_one_line_and_a_refused_reload_says_what_the_proxy_said() {
+    let m = MockUpstream::start(ok());
+    let (home, _proxy) = one_endpoint(&m.url(), &[]);
+    // A hand-edited id the dashboard and /metrics cannot carry: the reload is refused, and the
+    // CLI says so (not "cannot reach").
+    home.write_cluster("c", &[Ep::new("bad\"id", &m.url(), "sk-a-0000000000", 1)]);
+    let out = home.run(&["proxy", "reload"]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(!err.contains("cannot reach"), "{err}");
+    assert!(err.contains("endpoint id") && err.contains("409"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let out = home.run(&["endpoint", "list", "c"]);
+    assert!(!out.status.success() && stderr(&out).contains("endpoint id"), "{}", stderr(&out));
 }

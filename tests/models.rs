@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use crate::support::mock::{MockUpstream, Mode};
+use crate::support::raw::{json_reply, one_endpoint, raw_upstream};
+use crate::support::Conn;
 use crate::support::{request, stderr, stdout, wait_until, Proxy, TempHome};
 
 const BODY: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"system":"s","messages":[{"role":"user","content":"hi \u00e9"}],"stream":false}"#;
@@ -260,4 +262,45 @@ fn a_hostile_model_name_cannot_stall_the_loop() {
     assert!(started.elapsed() < Duration::from_secs(10), "the loop stalled for {:?}", started.elapsed());
     let short = r#"{"model":"1-2-3x","max_tokens":8,"messages":[]}"#;
     assert!(post(&proxy, "/v1/messages", short.as_bytes()).text().contains("glm-4.6"), "the rule still maps");
+}
+
+/// a model name is decoded as JSON (an escaped quote is part of it), and an
+/// upstream inventing a name per reply cannot grow what the proxy keeps.
+#[test]
+fn model_names_are_decoded_and_capped() {
+    let (url, _) = raw_upstream(false, |n| {
+        let model = if n == 0 { r#"m\"x"#.to_string() } else { format!("invented-{n}-{}", "z".repeat(200)) };
+        json_reply(&format!(r#"{{"model":"{model}","content":[],"usage":{{"input_tokens":1,"output_tokens":2}}}}"#))
+    });
+    let (_h, proxy) = one_endpoint(&url, &[]);
+    let mut c = Conn::connect(proxy.addr);
+    for _ in 0..100 {
+        assert_eq!(c.request("POST", "/v1/messages", &[], b"{}").status, 200);
+    }
+    let s = proxy.status();
+    let models = s["usage"]["today"]["a0000001"].as_object().expect("usage today").clone();
+    assert!(models.contains_key("m\"x"), "{:?}", models.keys().collect::<Vec<_>>());
+    assert!(models.len() <= 33, "{} models kept", models.len());
+    assert!(models.keys().all(|k| k.len() <= 64), "long names are cut");
+    let total: u64 = models.values().map(|c| c["requests"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(total, 100, "every reply counted");
+    assert!(models["other"]["requests"].as_u64().unwrap_or(0) > 0);
+    let metrics = request(proxy.addr, "GET", "/metrics", &[], b"").text();
+    assert!(metrics.len() < 64 * 1024, "/metrics is {} bytes", metrics.len());
+}
+
+/// `qcc usage` shows an upstream's model name with its control characters escaped.
+#[test]
+fn usage_escapes_control_characters() {
+    let home = TempHome::new();
+    let evil = "m\u{1b}]0;pwned\u{7}\r\n2026-01-01 fake-row";
+    let usage = serde_json::json!({"days": {"2026-12-02": {"a0000001": {evil: {"requests": 1}}}}});
+    std::fs::create_dir_all(home.home()).expect("home");
+    std::fs::write(home.home().join("usage.json"), usage.to_string()).expect("usage");
+    let out = home.run(&["usage"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\r'), "{text:?}");
+    assert!(text.contains("m\\x1b]0;pwned\\x07\\x0d\\x0a2026-01-01 fake-row"), "{text}");
+    assert_eq!(text.lines().count(), 3, "header, the row, the total: no faked row\n{text}");
 }

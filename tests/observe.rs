@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 use crate::support::mock::{ok, MockUpstream, Mode};
+use crate::support::raw::one_endpoint;
 use crate::support::*;
+use std::time::Duration;
 
 /// The page is one self-contained document: no CDN, no external font or script, small.
 #[test]
@@ -202,4 +204,29 @@ fn requests_answered_by_qcc_are_logged_too() {
     assert_eq!(post_messages(proxy.addr).status, 503);
     assert!(wait_until(std::time::Duration::from_secs(5), || std::fs::read_to_string(&log)
         .is_ok_and(|t| t.contains("\"status\":\"503\""))));
+}
+
+/// logrotate moves proxy.log and sends SIGHUP: the proxy writes the new file. A client
+/// in a refused loop does not write a line per request.
+#[test]
+fn the_log_is_reopened_on_hup_and_refusal_lines_are_rate_limited() {
+    let m = MockUpstream::start(ok());
+    let (home, proxy) = one_endpoint(&m.url(), &[]);
+    let log = home.home().join("proxy.log");
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("listening"))));
+    std::fs::rename(&log, home.home().join("proxy.log.1")).expect("rotate");
+    proxy.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("reloaded"))),
+        "the reload after the HUP is written to the new file"
+    );
+    for _ in 0..300 {
+        let r = request(proxy.addr, "GET", "/v1/models", &[("sec-fetch-site", "cross-site")], b"");
+        assert_eq!(r.status, 403);
+    }
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log)
+        .is_ok_and(|t| t.contains("suppressed"))
+        || proxy.status()["requests"]["log_lines_suppressed"].as_u64().unwrap_or(0) > 0));
+    let lines = std::fs::read_to_string(&log).unwrap_or_default().lines().filter(|l| l.contains("-> 403")).count();
+    assert!(lines < 100, "{lines} lines for 300 refused requests");
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::support::mock::{ok, MockUpstream, Mode, OK_BODY};
+use crate::support::raw::{one_endpoint as single, raw_upstream};
 use crate::support::{post_messages, request, Conn, Ep, Proxy, TempHome};
 
 fn one_endpoint(mock: &MockUpstream) -> (TempHome, Proxy) {
@@ -242,4 +243,27 @@ fn a_last_request_is_answered_whole_and_its_connection_freed_at_once() {
         proxy.status()["connections"]
     );
     drop(c);
+}
+
+/// an upstream head with bare LF line ends reaches the client as a well-formed head, its
+/// hop-by-hop headers dropped.
+#[test]
+fn bare_lf_response_heads_reach_the_client_well_formed() {
+    let (url, _) = raw_upstream(false, |_| {
+        b"HTTP/1.1 201 Created\nContent-Type: application/json\nConnection: keep-alive, x-private\nx-private: secret\nKeep-Alive: timeout=5\nContent-Length: 2\n\n{}".to_vec()
+    });
+    let (_h, proxy) = single(&url, &[]);
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/messages", &[], b"{}");
+    let head = c.read_until(b"\r\n\r\n");
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 201 Created\r\n"), "{head:?}");
+    assert!(!head.contains('\n') || head.split("\r\n").all(|l| !l.contains('\n')), "{head:?}");
+    let lower = head.to_ascii_lowercase();
+    for gone in ["x-private", "keep-alive:", "connection: keep-alive"] {
+        assert!(!lower.contains(gone), "{gone} leaked: {head:?}");
+    }
+    assert!(lower.contains("content-length: 2\r\n"), "{head:?}");
+    // The connection is still in step: the body, then the next request.
+    assert_eq!(c.request("POST", "/v1/messages", &[], b"{}").status, 201);
 }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use crate::support::mock::ok;
 use crate::support::mock::{MockUpstream, Mode};
+use crate::support::raw::one_endpoint;
 use crate::support::*;
 
 const KEY: &str = "sk-ant-api03-endpointSECRETkey0000000000000000000000000000-wxyz";
@@ -393,4 +395,55 @@ fn local_replies_to_head_carry_no_body() {
     let (got, closed) = c.try_read_to_close();
     let text = String::from_utf8_lossy(&got);
     assert!(closed && text.starts_with("HTTP/1.1 4") && text.ends_with("\r\n\r\n"), "{text}");
+}
+
+/// the dashboard cannot be framed; an upstream's answer is sandboxed; a browser
+/// request from another site is refused and never forwarded.
+#[test]
+fn the_dashboard_is_unframeable_answers_are_sandboxed_and_cross_site_requests_refused() {
+    let m = MockUpstream::start(ok());
+    let (_h, proxy) = one_endpoint(&m.url(), &[]);
+    for path in ["/_qcc/", "/_qcc/status", "/metrics"] {
+        let r = request(proxy.addr, "GET", path, &[], b"");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert!(r.header("content-security-policy").is_some_and(|v| v.contains("frame-ancestors 'none'")), "{path}");
+    }
+    let r = post_messages(proxy.addr);
+    assert_eq!(r.header("content-security-policy"), Some("sandbox"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    let before = m.hits();
+    for site in ["cross-site", "same-site"] {
+        let r =
+            request(proxy.addr, "GET", "/v1/models", &[("sec-fetch-site", site), ("sec-fetch-mode", "navigate")], b"");
+        assert_eq!(r.status, 403, "{site}");
+    }
+    assert_eq!(m.hits(), before, "never forwarded");
+    let r = request(proxy.addr, "GET", "/_qcc/", &[("sec-fetch-site", "none")], b"");
+    assert_eq!(r.status, 200, "the user typing the address still gets the page");
+}
+
+/// a public listener needs a real key; wrong keys are limited per address.
+#[test]
+fn a_public_listener_needs_a_real_key_and_wrong_keys_are_limited_per_address() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &m.url(), "sk-a-0000000000", 1)]);
+    let out = home.run(&["proxy", "start", "--cluster", "c", "--host", "0.0.0.0", "--port", "0", "--access-key", "x"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("at least 16 characters"), "{}", stderr(&out));
+
+    let key = "k-0123456789abcdef";
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--access-key", key]);
+    let mut refused = 0;
+    for i in 0..30 {
+        let r = request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", &format!("guess-{i}"))], b"{}");
+        assert!(r.status == 401 || r.status == 429, "{}", r.status);
+        refused += usize::from(r.status == 429);
+    }
+    assert!(refused >= 20, "only {refused} of 30 guesses were cut off");
+    assert_eq!(m.hits(), 0);
+    // The right key is never refused (issue 38): keys are too long to guess, and a scraper on
+    // the same address must not lock its owner out.
+    let r = request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", key)], b"{}");
+    assert_eq!(r.status, 200);
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::mock::{MockUpstream, Mode};
+use crate::support::raw::one_endpoint;
 use crate::support::*;
+use std::io::Read;
+use std::time::Instant;
 
 pub(crate) fn ev(kind: &str, data: &str) -> String {
     format!("event: {kind}\ndata: {data}\n\n")
@@ -236,4 +239,45 @@ fn a_hold_that_fills_up_releases_everything_intact() {
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), events.concat(), "head and every held event reach the client");
     assert_eq!(b.hits(), 0);
+}
+
+/// A bulk download beside an event stream on the same proxy: the stream's events keep coming
+/// at their pace (the loop drives each connection a bounded number of rounds per turn).
+#[test]
+fn a_bulk_download_does_not_starve_an_event_stream() {
+    use crate::support::mock::Mode;
+    let events: Vec<String> =
+        (0..40).map(|i| format!("event: ping\ndata: {{\"type\": \"ping\", \"i\": {i}}}\n\n")).collect();
+    let m = MockUpstream::start(Mode::ByPath {
+        routes: vec![("/v1/files".into(), Mode::Big { size: 300 << 20 })],
+        other: Box::new(Mode::Sse { events, delay: Duration::from_millis(20) }),
+    });
+    let (_h, proxy) = one_endpoint(&m.url(), &["--stream-hold", "0"]);
+    let addr = proxy.addr;
+    let bulk = std::thread::spawn(move || {
+        let mut c = Conn::connect(addr);
+        c.send_request("GET", "/v1/files/big", &[], b"");
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0usize;
+        let started = Instant::now();
+        while got < 300 << 20 && started.elapsed() < Duration::from_secs(30) {
+            match c.stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
+    });
+    std::thread::sleep(Duration::from_millis(100)); // the download is under way
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/messages", &[("content-type", "application/json")], br#"{"stream":true}"#);
+    let mut last = Instant::now();
+    let mut worst = Duration::ZERO;
+    for i in 0..40 {
+        c.read_until(format!("\"i\": {i}}}").as_bytes());
+        worst = worst.max(last.elapsed());
+        last = Instant::now();
+    }
+    assert!(worst < Duration::from_millis(1000), "an event waited {worst:?} behind the download");
+    assert!(bulk.join().expect("bulk") > 0);
 }

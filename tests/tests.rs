@@ -26,7 +26,6 @@ mod ops;
 mod profiles;
 mod proxy;
 mod restart;
-mod round3;
 mod routing;
 mod security;
 mod soak;

@@ -65,6 +65,7 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub mod mock;
+pub mod raw;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
