@@ -152,7 +152,7 @@ pub struct EventLoop {
     /// Recent endpoint events (`history.rs`).
     history: admin::history::History,
     /// Recent requests and requests per second (the dashboard), and the access log (`metrics.rs`).
-    recent: admin::metrics::Recent,
+    recent: admin::requests::Recent,
     /// The thread that does the file work: state files, the access log, config reads (`disk.rs`).
     disk: event::disk::Disk,
     /// Wrong keys per client address, and the rate of refusal log lines (`refusals.rs`).
@@ -188,7 +188,7 @@ fn detach_output() {
 /// Run the proxy in the foreground until SIGTERM/SIGINT has drained it.
 pub fn run(mut settings: Settings) -> Result<()> {
     crate::logging::init(settings.log_level, &settings.home, !settings.detached)?;
-    event::limits::fit_descriptors(&mut settings);
+    event::fds::fit_descriptors(&mut settings);
     let guard = crate::store::pidfile::lock(&settings.home)?;
     let builtin = settings.builtin_default;
     let summary = format!(
@@ -351,7 +351,7 @@ impl EventLoop {
             accept_retry: None,
             body_waiters: Vec::new(),
             history: admin::history::History::default(),
-            recent: admin::metrics::Recent::default(),
+            recent: admin::requests::Recent::default(),
             refusals: client::refusals::Refusals::default(),
             keys,
             keys_problem: None,

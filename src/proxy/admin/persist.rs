@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::proxy::EventLoop;
-use crate::store::usage::Counts;
 
 /// A burst of queue changes costs one write.
 const PERSIST_DELAY: Duration = Duration::from_millis(200);
@@ -53,88 +52,11 @@ impl EventLoop {
         }
     }
 
-    /// Count one response's tokens for endpoint `idx` and `model`, today (UTC).
-    /// Client `ck`'s Claude Code session (when it named one) is counted too, with the cost.
-    /// Count one response's usage: by endpoint and model, and by the request's session and
-    /// client key (`key`: the name its ticket holds), alerting when a budget is crossed.
-    pub(in crate::proxy) fn record_usage(
-        &mut self,
-        idx: usize,
-        model: Option<&str>,
-        c: &Counts,
-        session: Option<&str>,
-        key: Option<&std::rc::Rc<str>>,
-        now: Instant,
-    ) {
-        self.usage_day();
-        self.usage.record(&self.usage_day.1, &self.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
-        let cost = model.and_then(|m| self.settings.prices.cost(m, c)).unwrap_or(0.0);
-        if let Some(s) = session {
-            self.usage.record_session(&self.usage_day.1, s, c, cost);
-        }
-        if let Some(name) = key {
-            let (before, after) = self.usage.record_key(&self.usage_day.1, name, c, cost);
-            self.budget_crossed(name, &before, &after, now);
-        }
-        self.usage_changed(now);
-    }
-
-    /// `record_usage` for client `ck`'s exchange: its session and key (the exchange leaves its
-    /// phase for the recording, and comes back).
-    pub(in crate::proxy) fn charge_exchange(
-        &mut self,
-        ck: crate::proxy::event::slab::Key,
-        idx: usize,
-        model: Option<&str>,
-        c: &Counts,
-        now: Instant,
-    ) {
-        self.with_exchange(ck, |this, ex, _| {
-            this.record_usage(idx, model, c, ex.session.as_deref(), ex.key.as_ref().map(|t| &t.name), now)
-        });
-    }
-
-    /// A client key's day went past one of its budgets with this response: alert once (a
-    /// restart does not alert again: the day's counts before it were already past).
-    fn budget_crossed(
-        &mut self,
-        name: &str,
-        before: &crate::store::usage::KeyCounts,
-        after: &crate::store::usage::KeyCounts,
-        now: Instant,
-    ) {
-        use crate::policy::limits::{crossed, Used};
-        let Some(key) = self.keys.find(name) else { return };
-        let used = |c: &crate::store::usage::KeyCounts| Used { tokens: c.tokens(), usd: c.cost_usd };
-        for (limit, msg) in crossed(name, &key.entry.limits, used(before), used(after)) {
-            self.budget_alert(name, limit, &msg, now);
-        }
-    }
-
     /// The usage book changed: it is written within `USAGE_DELAY`.
     pub(in crate::proxy) fn usage_changed(&mut self, now: Instant) {
         if self.usage_at.is_none() {
             self.usage_at = Some(now + USAGE_DELAY);
         }
-    }
-
-    /// Today's name in the usage book, "YYYY-MM-DD" (UTC); made once a day, not once a response.
-    pub(in crate::proxy) fn usage_day(&mut self) -> &str {
-        let day_no = self.usage_day_no();
-        if self.usage_day.0 != day_no || self.usage_day.1.is_empty() {
-            self.usage_day = (day_no, crate::store::timefmt::date(SystemTime::now()));
-        }
-        &self.usage_day.1
-    }
-
-    /// Today's UTC day number.
-    pub(in crate::proxy) fn usage_day_no(&self) -> i64 {
-        crate::store::timefmt::day_number(SystemTime::now())
-    }
-
-    /// The wall clock in unix seconds.
-    pub(in crate::proxy) fn wall_secs(&self) -> u64 {
-        SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
     }
 
     pub(in crate::proxy) fn usage_path(&self) -> PathBuf {

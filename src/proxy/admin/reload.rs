@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::proxy::event::disk::{Done, Edit, Fresh};
+use crate::proxy::event::disk::{Edit, Fresh};
 use crate::proxy::event::slab::Key;
 use crate::proxy::state::{ClientPhase, Endpoint};
 use crate::proxy::EventLoop;
@@ -35,86 +35,8 @@ impl EventLoop {
         self.disk.load(edit, asker.map(|(ck, _)| ck));
     }
 
-    /// The disk thread finished something: a state file written, or the cluster read.
-    pub(in crate::proxy) fn on_disk(&mut self, now: Instant) {
-        while let Some(done) = self.disk.try_next() {
-            match done {
-                Done::Saved { path, result } => self.on_saved(path, result),
-                Done::Keys(result) => self.on_keys(result),
-                Done::Loaded { edit, asker, result } => {
-                    let (status, body) = match *result {
-                        Ok(mut fresh) => {
-                            let outcome = std::mem::take(&mut fresh.outcome);
-                            crate::proxy::admin::manage::log_edit(&edit, &outcome);
-                            let (added, changed, removed) = self.apply_reload(fresh, now);
-                            let applied = json!({"added": added, "changed": changed, "removed": removed});
-                            match edit {
-                                Edit::None => (
-                                    200,
-                                    json!({"reloaded": true, "added": added, "changed": changed, "removed": removed}),
-                                ),
-                                Edit::Enable { id, enabled } => {
-                                    (200, json!({"endpoint": id, "enabled": enabled, "applied": applied}))
-                                }
-                                _ => (200, json!({"ok": true, "done": outcome, "applied": applied})),
-                            }
-                        }
-                        Err(e) if matches!(edit, Edit::None) => {
-                            log::error!("reload failed, keeping the running configuration: {e}");
-                            (409, error_json(&e))
-                        }
-                        Err(e) => {
-                            log::info!("a dashboard edit was refused: {e}");
-                            (409, error_json(&e))
-                        }
-                    };
-                    let waiting = asker.and_then(|ck| match self.clients.get(ck).map(|c| &c.phase) {
-                        Some(ClientPhase::Waiting { keep_alive }) => Some((ck, *keep_alive)),
-                        _ => None,
-                    });
-                    if let Some((ck, keep_alive)) = waiting {
-                        self.respond_json(ck, keep_alive, status, &body, now);
-                        self.drive(ck, now);
-                    }
-                }
-            }
-        }
-    }
-
-    pub(in crate::proxy) fn respond_json(
-        &mut self,
-        ck: Key,
-        keep_alive: bool,
-        status: u16,
-        body: &serde_json::Value,
-        now: Instant,
-    ) {
-        self.respond_local(ck, keep_alive, status, "application/json", body.to_string().as_bytes(), now);
-    }
-
     /// Put the freshly read cluster in place; what was added, changed and removed.
-    /// The keys file was read again: its keys replace the table (live counters kept by name). A
-    /// broken file keeps the keys already loaded, said once per problem.
-    fn on_keys(&mut self, result: Result<crate::store::keys::KeyFile, String>) {
-        match result {
-            Ok(file) => {
-                let before = self.keys.iter().count();
-                self.keys.apply(file);
-                let after = self.keys.iter().count();
-                if self.keys_problem.take().is_some() || before + after > 0 {
-                    log::info!("client keys read: {after} defined");
-                }
-            }
-            Err(e) => {
-                if self.keys_problem.as_deref() != Some(e.as_str()) {
-                    log::warn!("{e}; keeping the {} client keys already loaded", self.keys.iter().count());
-                    self.keys_problem = Some(e);
-                }
-            }
-        }
-    }
-
-    fn apply_reload(&mut self, fresh: Fresh, now: Instant) -> (usize, usize, usize) {
+    pub(in crate::proxy) fn apply_reload(&mut self, fresh: Fresh, now: Instant) -> (usize, usize, usize) {
         let Fresh { cluster, prices, notify_urls, alert_tls, endpoints: fresh, .. } = fresh;
         let path = self.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
@@ -213,6 +135,6 @@ impl EventLoop {
     }
 }
 
-fn error_json(msg: &str) -> serde_json::Value {
+pub(in crate::proxy) fn error_json(msg: &str) -> serde_json::Value {
     json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}})
 }

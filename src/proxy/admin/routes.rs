@@ -190,6 +190,18 @@ impl EventLoop {
         self.respond_local(ck, keep_alive, status, ctype, body, now);
     }
 
+    /// A JSON local answer (`respond_local`).
+    pub(in crate::proxy) fn respond_json(
+        &mut self,
+        ck: Key,
+        keep_alive: bool,
+        status: u16,
+        body: &serde_json::Value,
+        now: Instant,
+    ) {
+        self.respond_local(ck, keep_alive, status, "application/json", body.to_string().as_bytes(), now);
+    }
+
     /// `respond_admin` for a request whose head is gone (answered after the disk thread).
     pub(in crate::proxy) fn respond_local(
         &mut self,

@@ -6,6 +6,7 @@ use json::JsonScanner;
 use sse::{SseScanner, StreamError};
 use usage::Tokens;
 
+pub(crate) mod charge;
 pub(crate) mod drain;
 pub(crate) mod json;
 pub(crate) mod outcome;

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use crate::http::{parse_request_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
-use crate::proxy::admin::metrics::Ended;
+use crate::proxy::admin::requests::Ended;
 
 use crate::proxy::client::guard::Verdict;
 use crate::proxy::client::keys::Caller;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::proxy::admin::metrics::Ended;
+use crate::proxy::admin::requests::Ended;
 use crate::proxy::client::exchange::shown;
 use crate::proxy::event::slab::Key;
 use crate::proxy::state::{ClientPhase, Exchange};

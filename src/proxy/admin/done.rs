@@ -1,0 +1,81 @@
+//! What the disk thread hands back, each to its place: a state file written (`persist.rs`),
+//! the keys file read again (the table swapped in, live counters kept), the cluster read after
+//! an edit or a reload (applied by `reload.rs`, and the waiting client answered).
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::proxy::admin::reload::error_json;
+use crate::proxy::event::disk::{Done, Edit};
+use crate::proxy::state::ClientPhase;
+use crate::proxy::EventLoop;
+
+impl EventLoop {
+    /// The disk thread finished something: a state file written, or the cluster read.
+    pub(in crate::proxy) fn on_disk(&mut self, now: Instant) {
+        while let Some(done) = self.disk.try_next() {
+            match done {
+                Done::Saved { path, result } => self.on_saved(path, result),
+                Done::Keys(result) => self.on_keys(result),
+                Done::Loaded { edit, asker, result } => {
+                    let (status, body) = match *result {
+                        Ok(mut fresh) => {
+                            let outcome = std::mem::take(&mut fresh.outcome);
+                            crate::proxy::admin::manage::log_edit(&edit, &outcome);
+                            let (added, changed, removed) = self.apply_reload(fresh, now);
+                            let applied = json!({"added": added, "changed": changed, "removed": removed});
+                            match edit {
+                                Edit::None => (
+                                    200,
+                                    json!({"reloaded": true, "added": added, "changed": changed, "removed": removed}),
+                                ),
+                                Edit::Enable { id, enabled } => {
+                                    (200, json!({"endpoint": id, "enabled": enabled, "applied": applied}))
+                                }
+                                _ => (200, json!({"ok": true, "done": outcome, "applied": applied})),
+                            }
+                        }
+                        Err(e) if matches!(edit, Edit::None) => {
+                            log::error!("reload failed, keeping the running configuration: {e}");
+                            (409, error_json(&e))
+                        }
+                        Err(e) => {
+                            log::info!("a dashboard edit was refused: {e}");
+                            (409, error_json(&e))
+                        }
+                    };
+                    let waiting = asker.and_then(|ck| match self.clients.get(ck).map(|c| &c.phase) {
+                        Some(ClientPhase::Waiting { keep_alive }) => Some((ck, *keep_alive)),
+                        _ => None,
+                    });
+                    if let Some((ck, keep_alive)) = waiting {
+                        self.respond_json(ck, keep_alive, status, &body, now);
+                        self.drive(ck, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The keys file was read again: its keys replace the table (live counters kept by name). A
+    /// broken file keeps the keys already loaded, said once per problem.
+    fn on_keys(&mut self, result: Result<crate::store::keys::KeyFile, String>) {
+        match result {
+            Ok(file) => {
+                let before = self.keys.iter().count();
+                self.keys.apply(file);
+                let after = self.keys.iter().count();
+                if self.keys_problem.take().is_some() || before + after > 0 {
+                    log::info!("client keys read: {after} defined");
+                }
+            }
+            Err(e) => {
+                if self.keys_problem.as_deref() != Some(e.as_str()) {
+                    log::warn!("{e}; keeping the {} client keys already loaded", self.keys.iter().count());
+                    self.keys_problem = Some(e);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! What an answer is charged: its tokens by day, endpoint and model, by Claude Code session and
+//! by client key (with their cost), a key's budget crossed (an alert, once), and the UTC day
+//! they are counted in. The usage book is the loop's; `persist.rs` writes it.
+
+use std::time::{Instant, SystemTime};
+
+use crate::proxy::EventLoop;
+use crate::store::usage::Counts;
+
+impl EventLoop {
+    /// Count one response's usage: by endpoint and model, and by the request's session and
+    /// client key (`key`: the name its ticket holds), alerting when a budget is crossed.
+    pub(in crate::proxy) fn record_usage(
+        &mut self,
+        idx: usize,
+        model: Option<&str>,
+        c: &Counts,
+        session: Option<&str>,
+        key: Option<&std::rc::Rc<str>>,
+        now: Instant,
+    ) {
+        self.usage_day();
+        self.usage.record(&self.usage_day.1, &self.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
+        let cost = model.and_then(|m| self.settings.prices.cost(m, c)).unwrap_or(0.0);
+        if let Some(s) = session {
+            self.usage.record_session(&self.usage_day.1, s, c, cost);
+        }
+        if let Some(name) = key {
+            let (before, after) = self.usage.record_key(&self.usage_day.1, name, c, cost);
+            self.budget_crossed(name, &before, &after, now);
+        }
+        self.usage_changed(now);
+    }
+
+    /// `record_usage` for client `ck`'s exchange: its session and key (the exchange leaves its
+    /// phase for the recording, and comes back).
+    pub(in crate::proxy) fn charge_exchange(
+        &mut self,
+        ck: crate::proxy::event::slab::Key,
+        idx: usize,
+        model: Option<&str>,
+        c: &Counts,
+        now: Instant,
+    ) {
+        self.with_exchange(ck, |this, ex, _| {
+            this.record_usage(idx, model, c, ex.session.as_deref(), ex.key.as_ref().map(|t| &t.name), now)
+        });
+    }
+
+    /// A client key's day went past one of its budgets with this response: alert once (a
+    /// restart does not alert again: the day's counts before it were already past).
+    fn budget_crossed(
+        &mut self,
+        name: &str,
+        before: &crate::store::usage::KeyCounts,
+        after: &crate::store::usage::KeyCounts,
+        now: Instant,
+    ) {
+        use crate::policy::limits::{crossed, Used};
+        let Some(key) = self.keys.find(name) else { return };
+        let used = |c: &crate::store::usage::KeyCounts| Used { tokens: c.tokens(), usd: c.cost_usd };
+        for (limit, msg) in crossed(name, &key.entry.limits, used(before), used(after)) {
+            self.budget_alert(name, limit, &msg, now);
+        }
+    }
+
+    /// Today's name in the usage book, "YYYY-MM-DD" (UTC); made once a day, not once a response.
+    pub(in crate::proxy) fn usage_day(&mut self) -> &str {
+        let day_no = self.usage_day_no();
+        if self.usage_day.0 != day_no || self.usage_day.1.is_empty() {
+            self.usage_day = (day_no, crate::store::timefmt::date(SystemTime::now()));
+        }
+        &self.usage_day.1
+    }
+
+    /// Today's UTC day number.
+    pub(in crate::proxy) fn usage_day_no(&self) -> i64 {
+        crate::store::timefmt::day_number(SystemTime::now())
+    }
+
+    /// The wall clock in unix seconds.
+    pub(in crate::proxy) fn wall_secs(&self) -> u64 {
+        SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
+}
