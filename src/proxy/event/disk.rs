@@ -94,6 +94,8 @@ const KEYS_CHECK: Duration = Duration::from_millis(250);
 
 /// Access-log lines waiting for the disk, at most (about 0.5 MB of lines); more are dropped.
 const HISTORY_QUEUE: usize = 1024;
+/// How long an exit waits for the access log's last lines.
+const HISTORY_EXIT_WAIT: Duration = Duration::from_secs(3);
 
 /// What the thread needs to know, fixed at start.
 pub struct Paths {
@@ -111,10 +113,12 @@ pub struct Disk {
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
-    /// Lines for the access log's thread (bounded), and its reopen request (SIGHUP).
+    /// Lines for the access log's thread (bounded), its reopen request (SIGHUP), and word
+    /// that it has written its last line.
     lines: Option<SyncSender<Vec<u8>>>,
     reopen: Arc<AtomicBool>,
     history: Option<JoinHandle<()>>,
+    history_done: Receiver<()>,
 }
 
 impl Disk {
@@ -124,6 +128,7 @@ impl Disk {
         let (line_tx, line_rx) = sync_channel::<Vec<u8>>(HISTORY_QUEUE);
         let reopen = Arc::new(AtomicBool::new(false));
         let (log_path, reopen_asked) = (paths.access_log.clone(), reopen.clone());
+        let (history_tx, history_done) = channel::<()>();
         let history = std::thread::Builder::new().name("qcc-history".into()).spawn(move || {
             let mut log = AccessLog::open(log_path.clone());
             while let Ok(line) = line_rx.recv() {
@@ -134,6 +139,7 @@ impl Disk {
                     log.write(&line);
                 }
             }
+            let _ = history_tx.send(());
         })?;
         let thread = std::thread::Builder::new().name("qcc-disk".into()).spawn(move || {
             let mut keys_seen = paths.keys_seen;
@@ -191,6 +197,7 @@ impl Disk {
             lines: Some(line_tx),
             reopen,
             history: Some(history),
+            history_done,
         })
     }
 
@@ -236,11 +243,18 @@ impl Disk {
     }
 
     /// Finish every job handed over (the last state writes at exit), then stop the thread.
+    /// The access log gets a few seconds for its queued lines: a disk that has stalled it must
+    /// not stall the exit (its thread is left to the process's end).
     pub fn finish(&mut self) {
         self.jobs = None;
         self.lines = None;
-        for t in [self.thread.take(), self.history.take()].into_iter().flatten() {
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if self.history_done.recv_timeout(HISTORY_EXIT_WAIT).is_ok() {
+            if let Some(t) = self.history.take() {
+                let _ = t.join();
+            }
         }
     }
 }
