@@ -14,6 +14,13 @@ const [url, shot, accessKey, keyName] = process.argv.slice(2);
 // (no script runs), and add the first client key (an admin one: shown once, then the page asks
 // for a key and works with it).
 async function manage(page) {
+  // The edit form is hidden until asked for, and Cancel hides it again.
+  const formShown = () => page.$eval("#ep-form", (f) => getComputedStyle(f).display !== "none");
+  if (await formShown()) fail("the edit form shows before it is asked for");
+  await page.click("#add-endpoint");
+  if (!(await formShown())) fail("the edit form does not open");
+  await page.click("#ep-cancel");
+  if (await formShown()) fail("Cancel does not hide the edit form");
   const alerts = [];
   page.on("dialog", async (d) => { if (d.type() === "alert") alerts.push(d.message()); await d.accept(); });
   const save = async (expect) => {
