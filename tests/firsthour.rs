@@ -129,9 +129,11 @@ fn proxy_use_writes_the_key_the_proxy_checks() {
     assert!(out.status.success(), "{}", stderr(&out));
     let s: serde_json::Value =
         serde_json::from_slice(&std::fs::read(home.path(".claude/settings.json")).expect("settings")).expect("json");
-    let key = s["env"]["ANTHROPIC_API_KEY"].as_str().expect("key").to_string();
+    let key = s["env"]["ANTHROPIC_AUTH_TOKEN"].as_str().expect("key").to_string();
     assert_eq!(key, "k-0123456789abcdef");
-    let r = crate::support::request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", &key)], b"{}");
+    assert!(s["env"].get("ANTHROPIC_API_KEY").is_none(), "one credential variable: {s}");
+    let bearer = format!("Bearer {key}");
+    let r = crate::support::request(proxy.addr, "POST", "/v1/messages", &[("authorization", &bearer)], b"{}");
     assert_eq!(r.status, 200, "Claude Code's key is one its proxy accepts");
     assert!(home.run(&["proxy", "status"]).status.success(), "status finds the key the same way");
     // Nothing answers on another port: said.

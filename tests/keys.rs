@@ -272,7 +272,8 @@ fn a_person_points_claude_code_at_a_keyed_proxy_with_qcc_client_key() {
     // With it: the exports carry the person's key, and requests made with them go through.
     let out = home.qcc().args(["env", "--cluster", "c"]).env("QCC_CLIENT_KEY", &alice).output().expect("run");
     let exports = stdout(&out);
-    assert!(exports.contains(&format!("ANTHROPIC_API_KEY='{alice}'")), "{exports}");
+    assert!(exports.contains(&format!("ANTHROPIC_AUTH_TOKEN='{alice}'")), "{exports}");
+    assert!(exports.starts_with("unset ANTHROPIC_API_KEY\n") && !exports.contains("export ANTHROPIC_API_KEY"), "{exports}");
     let evald = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{exports}\nprintf '%s %s' \"$ANTHROPIC_BASE_URL\" \"$ANTHROPIC_AUTH_TOKEN\""))

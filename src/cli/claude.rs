@@ -15,10 +15,19 @@ pub fn settings_path() -> PathBuf {
     }
 }
 
-/// Write `base_url` and `key` into Claude Code's settings as the Python qcc did:
-/// `env.ANTHROPIC_BASE_URL`, `env.ANTHROPIC_API_KEY`, `env.ANTHROPIC_AUTH_TOKEN`, `apiKeyHelper`.
-/// For the proxy, `key` is "proxy-managed" unless the proxy requires an access key.
-pub fn write_env(base_url: &str, key: &str) -> Result<PathBuf> {
+/// Which variables carry the key.
+pub enum Credential {
+    /// `ANTHROPIC_AUTH_TOKEN` alone (`ANTHROPIC_API_KEY` taken out): a proxy of ours, which reads
+    /// the bearer token, and Claude Code starts without asking about a custom API key.
+    BearerOnly,
+    /// Both, as the Python qcc wrote them: an endpoint used directly may read only `x-api-key`.
+    Both,
+}
+
+/// Write `base_url` and `key` into Claude Code's settings: `env.ANTHROPIC_BASE_URL`, the key
+/// (`Credential`), and `apiKeyHelper`. For the proxy, `key` is "proxy-managed" unless the proxy
+/// requires a key.
+pub fn write_env(base_url: &str, key: &str, credential: Credential) -> Result<PathBuf> {
     let path = settings_path();
     // A new file starts as the Python package started it.
     let fresh = || serde_json::json!({"env": {}, "permissions": {"allow": [], "deny": []}});
@@ -37,7 +46,14 @@ pub fn write_env(base_url: &str, key: &str) -> Result<PathBuf> {
         return Err(Error::BadFile { path, problem: "\"env\" is not a JSON object".into() });
     };
     env.insert("ANTHROPIC_BASE_URL".into(), Value::String(base_url.into()));
-    env.insert("ANTHROPIC_API_KEY".into(), Value::String(key.into()));
+    match credential {
+        Credential::BearerOnly => {
+            env.remove("ANTHROPIC_API_KEY");
+        }
+        Credential::Both => {
+            env.insert("ANTHROPIC_API_KEY".into(), Value::String(key.into()));
+        }
+    }
     env.insert("ANTHROPIC_AUTH_TOKEN".into(), Value::String(key.into()));
     obj.insert("apiKeyHelper".into(), Value::String(format!("echo {}", shell_quote(key))));
     let mut bytes = serde_json::to_vec_pretty(&root).map_err(|e| Error::Failed(e.to_string()))?;
@@ -65,6 +81,9 @@ pub fn launch(env: &[(&str, String)], args: &[std::ffi::OsString]) -> Result<()>
     }
     let mut cmd = std::process::Command::new("claude");
     cmd.args(args);
+    if env.iter().any(|(k, _)| *k == "ANTHROPIC_AUTH_TOKEN") {
+        cmd.env_remove(super::launch::UNSET); // one credential: no question about a custom key
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -123,8 +123,9 @@ qcc list [--json]
              \"type\": \"single\"|\"cluster\", \"endpoints\"}]}
 qcc use NAME [--port P] [--no-launch] [--dry-run] [--direct] [-- ARGS...]
     Runs `claude ARGS` through a qcc proxy for NAME: the running one, or one started in the
-    background on 127.0.0.1:P (default 7860). Claude Code gets ANTHROPIC_BASE_URL (and the
-    access key, when the proxy has one) in its own environment; settings.json is not touched,
+    background on 127.0.0.1:P (default 7860). Claude Code gets ANTHROPIC_BASE_URL and
+    ANTHROPIC_AUTH_TOKEN (the key the proxy wants) in its own environment, and no
+    ANTHROPIC_API_KEY (it would ask about a custom key); settings.json is not touched,
     so no other session is left pointing at a proxy that may stop. Everything after `--` goes
     to claude unchanged (-p, -c, --resume ID). Records last_used.
     --no-launch  make sure the proxy runs and print ANTHROPIC_BASE_URL=..., start nothing else
@@ -326,9 +327,10 @@ const HELP_ENV: &str = "\
 qcc env [--cluster C] [--port P] [--shell sh|fish]
     Makes sure a qcc proxy serves cluster C (default: the default cluster), starting one in the
     background on 127.0.0.1:P (default 7860) when none runs, and prints the exports that point
-    this shell's Claude Code at it: ANTHROPIC_BASE_URL, plus ANTHROPIC_API_KEY and
-    ANTHROPIC_AUTH_TOKEN set to the proxy's access key, or to the placeholder proxy-managed
-    when it has none (the proxy puts each endpoint's key in its place). Nothing global is changed:
+    this shell's Claude Code at it: ANTHROPIC_BASE_URL, plus ANTHROPIC_AUTH_TOKEN set to the
+    key the proxy wants (QCC_CLIENT_KEY, the access key), or to the placeholder proxy-managed
+    when it wants none (the proxy puts each endpoint's key in its place), after `unset
+    ANTHROPIC_API_KEY` (with it Claude Code asks about a custom key). Nothing global is changed:
       eval \"$(qcc env)\"                 (sh, bash, zsh)
       qcc env --shell fish | source
     A proxy for another cluster running in this $QCC_HOME is left alone: one line says which.

@@ -23,7 +23,7 @@ pub fn add(home: &Path, name: &str, change: &KeyChange) -> Result<()> {
     println!("{key}");
     let entry = file.get(name).map(limits_text).unwrap_or_default();
     eprintln!("key '{name}' added ({entry}); this is the only time it is shown.");
-    eprintln!("Clients send it as x-api-key or `Authorization: Bearer`, e.g. ANTHROPIC_API_KEY={}…", &key[..8]);
+    eprintln!("Clients send it as `Authorization: Bearer` or x-api-key, e.g. ANTHROPIC_AUTH_TOKEN={}…", &key[..8]);
     Ok(())
 }
 

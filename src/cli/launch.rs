@@ -16,11 +16,18 @@ use crate::store::config::ConfigFile;
 /// The variables that point one Claude Code process at the proxy at `base`, as `qcc proxy use`
 /// writes them into settings.json: the key the proxy wants (`control::launch_key`), else a
 /// placeholder (the proxy puts each endpoint's own key in its place; Claude Code without any key
-/// asks to log in instead of calling the proxy), as `x-api-key` and as the bearer token.
+/// asks to log in instead of calling the proxy), as the bearer token only. Claude Code uses
+/// `ANTHROPIC_AUTH_TOKEN` without a question; seeing `ANTHROPIC_API_KEY`, the interactive CLI
+/// first asks whether to use that "custom API key" (preselecting No) and the SDK warns when both
+/// are set. So `ANTHROPIC_API_KEY` is taken away where qcc points Claude Code at a proxy
+/// (`UNSET`).
 fn proxy_env(home: &Path, base: &str) -> Vec<(&'static str, String)> {
     let key = super::control::launch_key(home);
-    vec![("ANTHROPIC_BASE_URL", base.to_string()), ("ANTHROPIC_API_KEY", key.clone()), ("ANTHROPIC_AUTH_TOKEN", key)]
+    vec![("ANTHROPIC_BASE_URL", base.to_string()), ("ANTHROPIC_AUTH_TOKEN", key)]
 }
+
+/// What a Claude Code pointed at a proxy must not also have (see `proxy_env`).
+pub const UNSET: &str = "ANTHROPIC_API_KEY";
 
 /// The profile `qcc` alone means, or why there is none.
 fn launch_profile(config: &ConfigFile) -> Result<String> {
@@ -134,7 +141,7 @@ fn use_direct(
         println!("would run: claude {}", shown_args(&u.claude_args));
         return Ok(());
     }
-    let path = super::claude::write_env(&base, &ep.api_key)?;
+    let path = super::claude::write_env(&base, &ep.api_key, super::claude::Credential::Both)?;
     config.touch_last_used(name)?;
     config.save()?;
     println!(
@@ -159,6 +166,11 @@ pub fn env(home: &Path, cluster: Option<&str>, port: Option<u16>, fish: bool) ->
     if started {
         eprintln!("qcc: started a proxy for '{name}' in the background (pid {}, {})", info.pid, info.base_url());
     }
+    if fish {
+        println!("set -e {UNSET};");
+    } else {
+        println!("unset {UNSET}");
+    }
     for (k, v) in proxy_env(home, &info.base_url()) {
         let v = format!("'{}'", v.replace('\'', r"'\''"));
         if fish {
@@ -180,7 +192,7 @@ pub fn proxy_use(home: &Path, cluster: &str, host: Option<String>, port: Option<
     // The key the proxy checks (QCC_CLIENT_KEY, QCC_ACCESS_KEY or $QCC_HOME/access_key), else a
     // placeholder (a loopback proxy without a key takes any).
     let key = super::control::launch_key(home);
-    let path = super::claude::write_env(&base, &key)?;
+    let path = super::claude::write_env(&base, &key, super::claude::Credential::BearerOnly)?;
     println!("Claude Code now uses {base} (cluster '{cluster}'): {}", path.display());
     match super::control::serving(home) {
         Some((info, served)) if served == cluster && info.base_url() == base => {
