@@ -47,12 +47,21 @@ fn what_happened_to_each_request_is_found_by_endpoint_key_status_and_time() {
     // Filters: the failed endpoint, a status class, a time window, a model.
     assert_eq!(logs(&home, &["--endpoint", "a", "--since", "1h"]).as_array().map(Vec::len), Some(1));
     assert_eq!(logs(&home, &["--status", "429"]).as_array().map(Vec::len), Some(1));
-    assert_eq!(logs(&home, &["--status", "5xx"]).as_array().map(Vec::len), Some(0), "answered: no 5xx");
+    // A status met on the way counts: the request that failed over from a's 503 to b's 200.
+    let failed_over = logs(&home, &["--status", "5xx"]);
+    assert_eq!(failed_over.as_array().map(Vec::len), Some(1), "{failed_over}");
+    assert_eq!(failed_over[0]["status"], "200");
+    assert_eq!(logs(&home, &["--status", "503", "--key", "bob"]).as_array().map(Vec::len), Some(1));
     assert_eq!(logs(&home, &["--until", "2026-06-01"]).as_array().map(Vec::len), Some(1));
     assert_eq!(logs(&home, &["--model", "claude-sonnet-4-5", "-n", "2"]).as_array().map(Vec::len), Some(2));
     let table = home.qcc().args(["logs", "--endpoint", "a"]).output().expect("run");
     let text = stdout(&table);
     assert!(text.contains("a HTTP 503 → b 200") && text.contains("bob"), "{text}");
+    // The table, newest first as documented: the rotated file's entry is the last row.
+    let table = stdout(&home.qcc().args(["logs", "--key", "bob"]).output().expect("run"));
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert!(rows.last().is_some_and(|r| r.starts_with("2026-01-05")), "{table}");
+    assert!(!rows[0].starts_with("2026-01-05"), "{table}");
     // Bad filters: one line, exit 2.
     for bad in [["--status", "6xx"], ["--since", "yesterday"]] {
         let out = home.qcc().arg("logs").args(bad).output().expect("run");

@@ -273,7 +273,10 @@ fn a_person_points_claude_code_at_a_keyed_proxy_with_qcc_client_key() {
     let out = home.qcc().args(["env", "--cluster", "c"]).env("QCC_CLIENT_KEY", &alice).output().expect("run");
     let exports = stdout(&out);
     assert!(exports.contains(&format!("ANTHROPIC_AUTH_TOKEN='{alice}'")), "{exports}");
-    assert!(exports.starts_with("unset ANTHROPIC_API_KEY\n") && !exports.contains("export ANTHROPIC_API_KEY"), "{exports}");
+    assert!(
+        exports.starts_with("unset ANTHROPIC_API_KEY\n") && !exports.contains("export ANTHROPIC_API_KEY"),
+        "{exports}"
+    );
     let evald = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{exports}\nprintf '%s %s' \"$ANTHROPIC_BASE_URL\" \"$ANTHROPIC_AUTH_TOKEN\""))

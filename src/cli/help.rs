@@ -209,7 +209,8 @@ qcc logs [--endpoint NAME] [--key NAME] [--status S] [--session ID] [--model M]
     rotated files (PATH.1, PATH.2 ...), newest first, N entries (default 20). Each entry says
     what happened to each attempt: the endpoint, how it ended, how long it took.
     --endpoint  the endpoint that answered or any tried (name or id)
-    --status    a status (429), a class (5xx), failed or aborted
+    --status    a status (429), a class (5xx), failed or aborted: the one sent, or one an
+                attempt met on the way (5xx finds a request that failed over and then succeeded)
     --since, --until   30m, 2h, 7d ago, or a date (2026-12-01, 2026-12-01T10:00, UTC)
     --file      another log than the running proxy's
     --json: [ENTRY ...], each an access-log line.

@@ -52,7 +52,7 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
         "{:<19} {:>7} {:<6} {:<24} {:<14} {:<40} {:>7} {:>9}",
         "TIME", "STATUS", "METHOD", "PATH", "KEY", "TRIED", "MS", "TOKENS"
     );
-    for e in page.entries.iter().rev() {
+    for e in &page.entries {
         let s = |k: &str| crate::mask::clean(e.get(k).and_then(Value::as_str).unwrap_or("-")).into_owned();
         let tried: Vec<String> = e
             .get("tried")

@@ -128,7 +128,15 @@ impl Filter {
             }
         }
         if let Some(st) = self.status {
-            if !st.matches(s("status")) {
+            // The status sent, or one an attempt met on the way: `--status 5xx` also finds a
+            // request that failed over after a 503 and then succeeded.
+            let met = || {
+                e.get("tried").and_then(Value::as_array).into_iter().flatten().any(|t| {
+                    let outcome = t.get("outcome").and_then(Value::as_str).unwrap_or("");
+                    outcome.strip_prefix("HTTP ").is_some_and(|code| st.matches(code))
+                })
+            };
+            if !st.matches(s("status")) && !met() {
                 return false;
             }
         }
@@ -322,7 +330,7 @@ mod tests {
         let key = if i % 2 == 0 { "bob" } else { "amy" };
         json!({"time": format!("2026-12-02T10:{:02}:{:02}.000000", i / 60 % 60, i % 60), "status": status,
                "key": key, "endpoint": "e1", "endpoint_name": "main", "session": "abcd1234",
-               "tried": [{"endpoint": "e0", "name": "spare", "outcome": "HTTP 503", "ms": 3}],
+               "tried": if i % 10 == 0 { json!([{"endpoint": "e0", "name": "spare", "outcome": "HTTP 503", "ms": 3}]) } else { json!([]) },
                "model_requested": "claude-x", "tokens": {"model": "claude-x"}})
         .to_string()
     }
