@@ -285,3 +285,25 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert!(out.status.success() || out.status.signal() == Some(libc::SIGPIPE), "{args:?}: {:?}", out.status);
     }
 }
+
+/// A mistyped command or flag is told what was probably meant; `qcc` with no profiles suggests
+/// `endpoint add` (failover) first.
+#[test]
+fn mistakes_get_did_you_mean_and_an_empty_config_points_at_endpoint_add() {
+    let home = crate::support::TempHome::new();
+    for (args, says) in [
+        (&["stauts"][..], "did you mean `qcc status`?"),
+        (&["endpoint", "ad", "c"][..], "did you mean `qcc endpoint add`?"),
+        (&["key", "add", "bob", "--rmp", "5"][..], "did you mean --rpm?"),
+        (&["proxy", "start", "--prot", "1"][..], "did you mean --port?"),
+    ] {
+        let out = home.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!stderr(&home.run(&["frobnicate"])).contains("did you mean"));
+    let out = home.qcc().output().expect("qcc");
+    let err = stderr(&out);
+    let (ep, add) = (err.find("qcc endpoint add"), err.find("qcc add"));
+    assert!(ep.is_some() && add.is_some() && ep < add, "{err}");
+}

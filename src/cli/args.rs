@@ -22,7 +22,10 @@ pub(super) fn usage(e: pico_args::Error) -> Error {
 pub(super) fn positional(args: &mut Arguments, what: &str, topic: &str) -> Result<String> {
     match args.opt_free_from_str::<String>().map_err(usage)? {
         Some(v) if !v.starts_with('-') => Ok(v),
-        Some(v) => Err(Error::Usage(format!("unknown option '{v}' for `qcc {topic}`"))),
+        Some(v) => {
+            let hint = super::completions::did_you_mean(&v, None, Some(topic));
+            Err(Error::Usage(format!("unknown option '{v}' for `qcc {topic}`{hint}")))
+        }
         None => Err(Error::Usage(format!("`qcc {topic}` needs {what}"))),
     }
 }
@@ -34,7 +37,8 @@ pub(super) fn finish(args: Arguments, topic: &str) -> Result<()> {
         Some(a) => {
             let a = a.to_string_lossy();
             Err(Error::Usage(if a.starts_with('-') {
-                format!("unknown option '{a}' for `qcc {topic}`")
+                let hint = super::completions::did_you_mean(&a, None, Some(topic));
+                format!("unknown option '{a}' for `qcc {topic}`{hint}")
             } else {
                 format!("unexpected argument '{a}' for `qcc {topic}`")
             }))

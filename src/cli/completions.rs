@@ -100,6 +100,48 @@ fn flags(cmd: &str, listed: &[&'static str]) -> Vec<&'static str> {
     }
 }
 
+/// " (did you mean `X`?)" when `word` is one or two edits from a command of the table (`group`:
+/// the word is a subcommand of it; `None`: a top-level command) or, for a flag, from a flag of
+/// command `topic`; empty otherwise. What `qcc wrok` and `qcc key add --rmp` are told.
+pub fn did_you_mean(word: &str, group: Option<&str>, topic: Option<&str>) -> String {
+    let candidates: Vec<&str> = match (topic, group) {
+        (Some(t), _) => COMMANDS.iter().find(|(c, _)| *c == t).map(|(c, l)| flags(c, l)).unwrap_or_default(),
+        (None, Some(g)) => subs(g),
+        (None, None) => tops(),
+    };
+    let best = candidates.into_iter().map(|c| (distance(word, c), c)).filter(|(d, _)| *d <= 2).min();
+    match best {
+        Some((_, c)) if word.len() > 1 => match group {
+            Some(g) if topic.is_none() => format!(" (did you mean `qcc {g} {c}`?)"),
+            _ if topic.is_some() => format!(" (did you mean {c}?)"),
+            _ => format!(" (did you mean `qcc {c}`?)"),
+        },
+        _ => String::new(),
+    }
+}
+
+/// Edits (insert, delete, replace, swap two neighbours) from `a` to `b`.
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 fn tops() -> Vec<&'static str> {
     let mut t: Vec<&str> = COMMANDS.iter().map(|(c, _)| c.split(' ').next().unwrap_or(c)).collect();
     t.dedup();
@@ -175,4 +217,19 @@ fn fish() -> String {
     }
     out.push_str("complete -c qcc -n '__fish_seen_subcommand_from completions' -a 'bash zsh fish'\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mistakes_get_a_suggestion_and_strangers_none() {
+        assert_eq!(did_you_mean("stauts", None, None), " (did you mean `qcc status`?)");
+        assert_eq!(did_you_mean("ad", Some("endpoint"), None), " (did you mean `qcc endpoint add`?)");
+        assert_eq!(did_you_mean("--rmp", None, Some("key add")), " (did you mean --rpm?)");
+        assert_eq!(did_you_mean("--prot", None, Some("proxy start")), " (did you mean --port?)");
+        assert_eq!(did_you_mean("frobnicate", None, None), "");
+        assert_eq!(distance("ab", "ba"), 1);
+    }
 }

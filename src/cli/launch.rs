@@ -34,8 +34,11 @@ fn launch_profile(config: &ConfigFile) -> Result<String> {
     match config.launch_profile() {
         Some(n) => Ok(n),
         None if config.profile_names().is_empty() => {
-            eprintln!("qcc: no profiles yet. Add one and launch Claude Code with it:");
-            eprintln!("  qcc add NAME --url https://api.example.com --key-file ~/.config/key && qcc use NAME");
+            eprintln!(
+                "qcc: no profiles yet. Add endpoints (two or more fail over to each other) and launch Claude Code:"
+            );
+            eprintln!("  qcc endpoint add work --url https://api.example.com --key-file ~/.config/key && qcc use work");
+            eprintln!("  (one endpoint alone, as the Python qcc made them: qcc add NAME --url URL --key-file PATH)");
             Err(Error::Silent(1))
         }
         None => Err(Error::Failed("no default profile: pick one with `qcc default NAME` or `qcc use NAME`".into())),

@@ -172,7 +172,10 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
             finish(args, "version")?;
             return Ok(Command::Version);
         }
-        other => return Err(Error::Usage(format!("unknown command '{other}' (see `qcc --help`)"))),
+        other => {
+            let hint = completions::did_you_mean(other, None, None);
+            return Err(Error::Usage(format!("unknown command '{other}'{hint} (see `qcc --help`)")));
+        }
     };
     let topic = match &sub {
         Some(s) => format!("{group} {s}"),
@@ -343,7 +346,10 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         }
         ("key", "list") => Command::KeyList { json: args.contains("--json") },
         ("key", "revoke") => Command::KeyRevoke { name: positional(&mut args, "a key NAME", &topic)? },
-        (g, s) => return Err(Error::Usage(format!("unknown command '{g} {s}'"))),
+        (g, s) => {
+            let hint = completions::did_you_mean(s, Some(g), None);
+            return Err(Error::Usage(format!("unknown command '{g} {s}'{hint}")));
+        }
     };
     finish(args, &topic)?;
     Ok(cmd)

@@ -59,7 +59,10 @@ pub fn list(json_out: bool) -> Result<()> {
         return Ok(());
     }
     if profiles.is_empty() {
-        println!("no profiles yet: add one with `qcc add NAME --url URL --key-file PATH`");
+        println!(
+            "no profiles yet: add endpoints with `qcc endpoint add CLUSTER --url URL --key-file PATH` \
+             (two or more fail over), or one profile alone with `qcc add NAME --url URL --key-file PATH`"
+        );
         return Ok(());
     }
     println!("{:<2}{:<20} {:<8} {:>9} {:<26} DESCRIPTION", "", "NAME", "TYPE", "ENDPOINTS", "LAST USED");
