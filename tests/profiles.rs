@@ -133,11 +133,11 @@ fn use_writes_settings_records_last_used_and_becomes_claude() {
 #[test]
 fn claude_missing_no_profiles_and_last_used() {
     let home = TempHome::new();
-    // No profiles at all: a two-line hint, exit 1.
+    // No profiles at all: a three-line hint (endpoint add first, qcc add second), exit 1.
     let o = home.qcc().env("PATH", "/usr/bin:/bin").output().expect("run");
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o).lines().count(), 2, "{}", stderr(&o));
-    assert!(stderr(&o).contains("qcc add"));
+    assert_eq!(stderr(&o).lines().count(), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("qcc endpoint add") && stderr(&o).contains("qcc add"));
     // claude not on PATH: one line, exit 1, nothing written or started.
     assert!(home.run(&["add", "solo", "--url", "https://api.example.com", "--key", KEY]).status.success());
     let empty = home.path("empty");
