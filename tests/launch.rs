@@ -240,7 +240,7 @@ fn doctor_says_what_is_wrong_and_how_to_fix_it() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("PROBLEM  proxy") && text.contains("qcc proxy start -d --cluster c"), "{text}");
     assert!(text.contains("PROBLEM  settings.json") && text.contains("nothing answers there"), "{text}");
-    assert!(text.contains("ok       endpoint a0000001"), "{text}");
+    assert!(text.contains("ok       endpoint 127.0.0.1 (http://127.0.0.1:"), "named by its name: {text}");
     // Fixed: a proxy runs and the settings point at it.
     let env = home.run(&["env", "--cluster", "c", "--port", "0"]);
     assert!(env.status.success(), "{}", stderr(&env));

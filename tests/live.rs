@@ -87,7 +87,10 @@ fn health_test_without_a_proxy() {
     let o = home.run(&["health", "test", "c", "a0000001", "--probe-model", "claude-probe-x"]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(good.requests().last().is_some_and(|r| String::from_utf8_lossy(&r.body).contains("claude-probe-x")));
-    assert!(stdout(&o).contains("a0000001") && stdout(&o).contains("ok"));
+    let row = stdout(&o).lines().nth(1).unwrap_or_default().to_string();
+    assert!(row.starts_with("127.0.0.1 ") && row.contains(" ok "), "the endpoint by its name: {row}");
+    let by_name = home.run(&["health", "test", "c", "127.0.0.1", "--json"]);
+    assert_eq!(json_of(&by_name)[0]["id"], "a0000001", "picked by name too");
     let refused = MockUpstream::refused_url();
     home.write_cluster("d", &[Ep::new("d0000001", &refused, "sk-d-0000000000", 1)]);
     let o = home.run(&["health", "test", "d", "--json"]);

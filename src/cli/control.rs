@@ -367,6 +367,10 @@ fn probe_now(home: &Path, query: &str) -> Result<Vec<Value>> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let (_, h) = call(home, "GET", "/_qcc/history?n=500")?;
+    let (_, s) = call(home, "GET", "/_qcc/status")?;
+    let name_of = |id: &str| {
+        s["endpoints"].as_array().into_iter().flatten().find(|e| e["id"] == id).and_then(|e| e["name"].as_str())
+    };
     let mut last: Vec<Value> = Vec::new();
     for id in &ids {
         if let Some(e) = h.as_array().into_iter().flatten().rev().find(|e| {
@@ -374,7 +378,9 @@ fn probe_now(home: &Path, query: &str) -> Result<Vec<Value>> {
                 && e["event"].as_str().is_some_and(|k| k.starts_with("probe_"))
                 && e["time"].as_str().is_some_and(|t| t >= at.as_str())
         }) {
-            last.push(e.clone());
+            let mut e = e.clone();
+            e["name"] = Value::from(name_of(id).unwrap_or(id));
+            last.push(e);
         }
     }
     Ok(last)
@@ -389,8 +395,8 @@ fn print_probes(results: &[Value], json: bool) -> Result<()> {
         for e in results {
             let ok = e["event"] == "probe_ok";
             println!(
-                "{:<10} {:<7} {}  {}",
-                u(e, "/endpoint"),
+                "{:<20} {:<7} {}  {}",
+                u(e, "/name"),
                 if ok { "ok" } else { "FAILED" },
                 u(e, "/time"),
                 u(e, "/detail")

@@ -123,14 +123,14 @@ pub fn run(home: &Path, json_out: bool) -> Result<()> {
                     }
                     let verdicts = super::probe::probe_all(&eps, super::probe::DEFAULT_PROBE_MODEL);
                     for (ep, v) in eps.iter().zip(&verdicts) {
-                        let what = format!("endpoint {} ({})", ep.id, crate::mask::mask_url(&ep.url.to_string()));
+                        let what = format!("endpoint {} ({})", ep.name, crate::mask::mask_url(&ep.url.to_string()));
                         if v.ok() {
                             r.ok(&what, format!("answered in {} ms", v.latency_ms));
                         } else {
                             let fix = match v.status {
-                            Some(401 | 403) => format!("qcc endpoint set {c} {} --key-file PATH   (the key was refused)", ep.id),
-                            Some(_) => format!("qcc health test {c} {}   (the endpoint answered an error; check its URL and model)", ep.id),
-                            None => format!("qcc endpoint set {c} {} --url URL   (it cannot be reached)", ep.id),
+                            Some(401 | 403) => format!("qcc endpoint set {c} {} --key-file PATH   (the key was refused)", ep.name),
+                            Some(_) => format!("qcc health test {c} {}   (the endpoint answered an error; check its URL and model)", ep.name),
+                            None => format!("qcc endpoint set {c} {} --url URL   (it cannot be reached)", ep.name),
                         };
                             r.problem(&what, v.reason.clone(), fix);
                         }

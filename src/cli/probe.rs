@@ -64,7 +64,9 @@ pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, mode
         None => return Err(Error::Usage("`qcc health test` needs a CLUSTER (there is no default profile)".into())),
     };
     let cluster = config.cluster(&name)?;
-    let eps: Vec<EndpointConfig> = cluster.endpoints.into_iter().filter(|e| id.is_none_or(|i| e.id == i)).collect();
+    // (an endpoint by name or by id)
+    let eps: Vec<EndpointConfig> =
+        cluster.endpoints.into_iter().filter(|e| id.is_none_or(|i| e.id == i || e.name == i)).collect();
     if eps.is_empty() {
         return Err(Error::Invalid(format!("no endpoint '{}' in '{name}'", id.unwrap_or(""))));
     }
@@ -78,17 +80,17 @@ pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, mode
             .iter()
             .zip(&verdicts)
             .map(|(ep, v)| {
-                json!({"id": ep.id, "base_url": ep.url.to_string(), "ok": ok(v), "status": v.status,
+                json!({"id": ep.id, "name": ep.name, "base_url": ep.url.to_string(), "ok": ok(v), "status": v.status,
                        "latency_ms": v.latency_ms, "reason": v.reason})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&Value::Array(list)).unwrap_or_default());
     } else {
-        println!("{:<10} {:<7} {:>6} {:>10}  {:<40} URL", "ENDPOINT", "VERDICT", "HTTP", "LATENCY_MS", "REASON");
+        println!("{:<20} {:<7} {:>6} {:>10}  {:<40} URL", "ENDPOINT", "VERDICT", "HTTP", "LATENCY_MS", "REASON");
         for (ep, v) in eps.iter().zip(&verdicts) {
             println!(
-                "{:<10} {:<7} {:>6} {:>10}  {:<40} {}",
-                crate::mask::clean(&ep.id),
+                "{:<20} {:<7} {:>6} {:>10}  {:<40} {}",
+                crate::mask::clean(&ep.name),
                 if ok(v) { "ok" } else { "FAILED" },
                 v.status.map_or("-".to_string(), |s| s.to_string()),
                 v.latency_ms,

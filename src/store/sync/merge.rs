@@ -44,9 +44,19 @@ fn unit_key(profile: &str, id: Option<&str>) -> String {
     }
 }
 
-fn label(key: &str) -> String {
+/// How a unit is named in a pull's report: `cluster/name (id)` for an endpoint (its name, else
+/// its URL's host), the profile's name for a profile.
+fn label(key: &str, unit: Option<&Value>) -> String {
     match key.split_once('\t') {
-        Some((p, id)) => format!("{p}/{id}"),
+        Some((p, id)) => {
+            let named = unit.and_then(|u| u.pointer("/metadata/name")).and_then(Value::as_str);
+            let host =
+                || unit.and_then(|u| u.get("base_url")).and_then(Value::as_str).map(crate::store::names::host_of);
+            match named.map(str::to_string).or_else(host) {
+                Some(n) if n != id => format!("{p}/{n} ({id})"),
+                _ => format!("{p}/{id}"),
+            }
+        }
         None => key.to_string(),
     }
 }
@@ -117,7 +127,7 @@ pub fn merge(
                     continue; // changed here only
                 }
                 if !ours_changed {
-                    report.updated.push(label(key));
+                    report.updated.push(label(key, f.or(l)));
                     Some(true)
                 } else {
                     let take = match prefer {
@@ -131,32 +141,37 @@ pub fn merge(
                         (_, true) => "took the folder's (--theirs)",
                         (_, false) => "kept this machine's (--ours)",
                     };
-                    report.conflicts.push(format!("{}: changed on both sides since the last sync; {how}", label(key)));
+                    report
+                        .conflicts
+                        .push(format!("{}: changed on both sides since the last sync; {how}", label(key, f.or(l))));
                     Some(take)
                 }
             }
             (Some(a), None) => match b {
                 None => continue, // new here
                 Some(b) if b == a => {
-                    report.removed.push(label(key));
+                    report.removed.push(label(key, f.or(l)));
                     remove_unit(&mut out, key);
                     continue;
                 }
                 Some(_) => {
-                    report.conflicts.push(format!("{}: removed in the folder, changed here; kept", label(key)));
+                    report
+                        .conflicts
+                        .push(format!("{}: removed in the folder, changed here; kept", label(key, f.or(l))));
                     continue;
                 }
             },
             (None, Some(c)) => match b {
                 None => {
-                    report.added.push(label(key));
+                    report.added.push(label(key, f.or(l)));
                     Some(true)
                 }
                 Some(b) if b == c => continue, // removed here since the last sync
                 Some(_) => {
-                    report
-                        .conflicts
-                        .push(format!("{}: removed here, changed in the folder; took the folder's", label(key)));
+                    report.conflicts.push(format!(
+                        "{}: removed here, changed in the folder; took the folder's",
+                        label(key, f.or(l))
+                    ));
                     Some(true)
                 }
             },
@@ -297,11 +312,13 @@ mod tests {
         assert_eq!(urls, ["https://a-here", "https://b-there", "https://d", "https://e"]);
         assert_eq!(
             (r.updated.as_slice(), r.added.as_slice(), r.removed.as_slice()),
-            (&["w/b".to_string()][..], &["w/e".to_string()][..], &["w/c".to_string()][..])
+            (&["w/b-there (b)".to_string()][..], &["w/e".to_string()][..], &["w/c".to_string()][..]),
+            "named by name (here the URL's host) and id"
         );
         assert_eq!(r.conflicts.len(), 1);
         assert!(
-            r.conflicts[0].starts_with("w/a: changed on both sides") && r.conflicts[0].contains("kept this machine's")
+            r.conflicts[0].starts_with("w/a-there (a): changed on both sides")
+                && r.conflicts[0].contains("kept this machine's")
         );
         assert_eq!(out["profiles"]["w"]["base_url"], "https://a-here", "the profile mirrors its first endpoint");
         let (out, _) = merge(&ours, &theirs, &base, Prefer::Theirs, false);
