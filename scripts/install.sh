@@ -13,7 +13,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
     --systemd) systemd=1; shift ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,7 +43,8 @@ if [ "$systemd" -eq 1 ]; then
     umask 077
     cat > /etc/qcc/qcc.env <<'ENV'
 # qcc service settings (read by qcc.service)
-# Listening beyond loopback needs an access key; clients send it as x-api-key.
+# Listening beyond loopback needs an access key (or client keys: qcc key add NAME); clients
+# send it as Authorization: Bearer (ANTHROPIC_AUTH_TOKEN) or x-api-key.
 #QCC_ACCESS_KEY=change-me
 QCC_ARGS=--host 127.0.0.1 --port 7860
 ENV
