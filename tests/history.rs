@@ -85,17 +85,36 @@ fn what_happened_to_each_request_is_found_by_endpoint_key_status_and_time() {
     assert_eq!(get("status=nope").status, 400);
 }
 
+/// The request history is on by default (`$QCC_HOME/access.jsonl`): a proxy started as `qcc
+/// use`, `qcc env` or the service start it has one, and `qcc logs` finds it, the proxy running
+/// or not. `--no-access-log` keeps none, and both say so.
 #[test]
-fn without_an_access_log_the_history_says_how_to_get_one() {
+fn the_history_is_on_by_default_and_off_when_asked() {
     let home = TempHome::new();
     let up = usage_upstream();
     home.add_named_pair(&up.url(), &up.url());
-    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let mut proxy = Proxy::start(&home, &["--cluster", "c"]);
+    assert_eq!(request(proxy.addr, "POST", "/v1/messages", &[], b"{}").status, 200);
+    let log = home.home().join("access.jsonl");
+    assert!(wait_until(Duration::from_secs(3), || log.metadata().is_ok_and(|m| m.len() > 0)), "no default history");
+    assert_eq!(logs(&home, &[]).as_array().map(Vec::len), Some(1));
+    let r = request(proxy.addr, "GET", "/_qcc/logs", &[], b"");
+    assert_eq!(r.json()["entries"].as_array().map(Vec::len), Some(1), "{}", r.text());
+    assert!(proxy.terminate().is_some_and(|s| s.success()));
+    assert_eq!(logs(&home, &[]).as_array().map(Vec::len), Some(1), "found with no proxy running");
+
+    let off = TempHome::new();
+    off.add_named_pair(&up.url(), &up.url());
+    let proxy = Proxy::start(&off, &["--cluster", "c", "--no-access-log"]);
+    assert_eq!(request(proxy.addr, "POST", "/v1/messages", &[], b"{}").status, 200);
     let r = request(proxy.addr, "GET", "/_qcc/logs", &[], b"");
     assert_eq!(r.status, 409);
-    assert!(r.text().contains("--access-log"));
-    let out = home.qcc().args(["logs"]).output().expect("run");
-    assert!(!out.status.success() && stderr(&out).contains("--access-log"), "{}", stderr(&out));
+    assert!(r.text().contains("--no-access-log"), "{}", r.text());
+    let out = off.qcc().args(["logs"]).output().expect("run");
+    assert!(!out.status.success() && stderr(&out).contains("--no-access-log"), "{}", stderr(&out));
+    assert!(!off.home().join("access.jsonl").exists());
+    let both = off.run(&["proxy", "start", "--access-log", "x.jsonl", "--no-access-log"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
 }
 
 /// A stalled disk under the request history (an access log nobody drains: a FIFO without a

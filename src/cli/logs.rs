@@ -26,9 +26,15 @@ fn log_path(home: &Path, args: &LogsArgs) -> Result<PathBuf> {
         Some("-") => Err(Error::Invalid("the running proxy writes its access log to stderr; give --file PATH".into())),
         Some(p) => Ok(PathBuf::from(p)),
         None if running.is_some() => Err(Error::Invalid(
-            "the running proxy keeps no request history: start it with --access-log PATH (or give --file PATH)".into(),
+            "the running proxy keeps no request history (it was started with --no-access-log): give --file PATH"
+                .into(),
         )),
-        None => Err(Error::NotRunning("no proxy is running to ask where its access log is: give --file PATH".into())),
+        // No proxy runs: the history a proxy of this $QCC_HOME keeps by default, when there is one.
+        None if home.join("access.jsonl").is_file() => Ok(home.join("access.jsonl")),
+        None => Err(Error::NotRunning(
+            "no proxy is running to ask where its access log is, and there is no $QCC_HOME/access.jsonl: give --file PATH"
+                .into(),
+        )),
     }
 }
 

@@ -101,7 +101,19 @@ pub const FLAGS: &[Flag] = &[
         repeat: false,
         help: "route every request by --strategy alone",
     },
-    flag("--access-log", "PATH", "one JSON line per request (- for stderr); reopened on SIGHUP"),
+    flag(
+        "--access-log",
+        "PATH",
+        "the request history: one JSON line per request (default $QCC_HOME/access.jsonl, rotated at \
+         64 MiB, 4 kept; - for stderr); reopened on SIGHUP",
+    ),
+    Flag {
+        name: "--no-access-log",
+        short: None,
+        value: None,
+        repeat: false,
+        help: "keep no request history (qcc logs and the dashboard's history then have none)",
+    },
     Flag {
         name: "--notify-url",
         short: None,
@@ -344,6 +356,14 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             return Err(Error::Invalid(format!("--ca-file {}: no such file", ca.display())));
         }
     }
+    // The request history is on by default: `qcc logs` and the dashboard work for a proxy that
+    // `qcc use`, `qcc env` or the service started.
+    let access_log = match (args.path("--access-log"), args.on("--no-access-log")) {
+        (Some(_), true) => return Err(Error::Usage("give --access-log PATH or --no-access-log, not both".into())),
+        (Some(p), false) => Some(p),
+        (None, true) => None,
+        (None, false) => Some(home.join("access.jsonl")),
+    };
     let notify_urls = args.all("--notify-url")?;
     for u in &notify_urls {
         crate::store::url::WebhookUrl::parse(u).map_err(|e| Error::Invalid(format!("--notify-url: {e}")))?;
@@ -379,7 +399,7 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             Some(0) => Duration::ZERO,
             other => secs(other, 5, "--stream-hold")?,
         },
-        access_log: args.path("--access-log"),
+        access_log,
         search_limit: Duration::from_millis(
             std::env::var("QCC_SEARCH_LIMIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000),
         ),

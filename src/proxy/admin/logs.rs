@@ -46,7 +46,7 @@ impl EventLoop {
         let params = crate::proxy::admin::query::Params::parse(query);
         let bad = |msg: String| json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}});
         let Some(path) = self.settings.access_log.clone().filter(|p| p.as_os_str() != "-") else {
-            let msg = "this proxy keeps no request history: start it with --access-log PATH";
+            let msg = "this proxy keeps no request history: it was started with --no-access-log (or --access-log -)";
             return self.respond_json(ck, keep_alive, 409, &bad(msg.into()), now);
         };
         let filter = match Filter::from_fields(|name| params.text(name), "", std::time::SystemTime::now()) {

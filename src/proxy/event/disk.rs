@@ -368,14 +368,27 @@ fn read_cluster(paths: &Paths) -> Result<Fresh, String> {
     Ok(Fresh { cluster, prices, notify_urls, alert_tls, endpoints, outcome: serde_json::Value::Null })
 }
 
-/// The access log file (`--access-log PATH`, `-` for stderr), opened and written by the thread.
+/// The access log rotates past this size: `PATH` becomes `PATH.1` (`PATH.1` becomes `PATH.2`
+/// ...), `ROTATED_KEPT` of them kept; the request history reads them all, newest first.
+const ACCESS_LOG_MAX: u64 = 64 * 1024 * 1024;
+const ROTATED_KEPT: usize = 4;
+
+/// The access log file (`--access-log PATH`, by default `$QCC_HOME/access.jsonl`; `-` for
+/// stderr), opened, written and rotated by the history thread.
 struct AccessLog {
     path: Option<PathBuf>,
     file: Option<std::fs::File>,
+    /// Its size, to rotate at `max` (a regular file only: never a FIFO or a device).
+    size: u64,
+    max: u64,
 }
 
 impl AccessLog {
     fn open(path: Option<PathBuf>) -> AccessLog {
+        AccessLog::with_max(path, ACCESS_LOG_MAX)
+    }
+
+    fn with_max(path: Option<PathBuf>, max: u64) -> AccessLog {
         let file = match path.as_deref() {
             Some(p) if p.as_os_str() != "-" => {
                 use std::os::unix::fs::OpenOptionsExt;
@@ -389,15 +402,67 @@ impl AccessLog {
             }
             _ => None,
         };
-        AccessLog { path, file }
+        let regular = file.as_ref().and_then(|f| f.metadata().ok()).filter(std::fs::Metadata::is_file);
+        let (size, max) = match regular {
+            Some(m) => (m.len(), max),
+            None => (0, u64::MAX),
+        };
+        AccessLog { path, file, size, max }
     }
 
     fn write(&mut self, line: &[u8]) {
         // A full disk loses log lines, never a request.
         let _ = match (&mut self.file, self.path.as_deref().is_some_and(|p| p.as_os_str() == "-")) {
             (_, true) => std::io::stderr().write_all(line),
-            (Some(f), false) => f.write_all(line),
+            (Some(f), false) => f.write_all(line).map(|()| self.size += line.len() as u64),
             (None, false) => Ok(()),
         };
+        if self.size >= self.max {
+            self.rotate();
+        }
+    }
+
+    /// `PATH` -> `PATH.1` -> ... -> `PATH.{ROTATED_KEPT}` (the oldest goes), then a new `PATH`.
+    fn rotate(&mut self) {
+        let Some(path) = self.path.clone() else { return };
+        let numbered = |i: usize| {
+            let mut name = path.as_os_str().to_os_string();
+            name.push(format!(".{i}"));
+            PathBuf::from(name)
+        };
+        for i in (1..ROTATED_KEPT).rev() {
+            let _ = std::fs::rename(numbered(i), numbered(i + 1));
+        }
+        if let Err(e) = std::fs::rename(&path, numbered(1)) {
+            log::warn!("cannot rotate the access log {}: {e}", path.display());
+            self.max = u64::MAX; // (said once; it grows on)
+            return;
+        }
+        *self = AccessLog::with_max(Some(path), self.max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_log_rotates_at_its_size_and_keeps_a_few() {
+        let dir = std::env::temp_dir().join(format!("qcc-accesslog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.jsonl");
+        let mut log = AccessLog::with_max(Some(path.clone()), 100);
+        for i in 0..62 {
+            log.write(format!("{{\"n\":{i:02}}}\n").as_bytes()); // 9 bytes a line
+        }
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+        let numbered = |i: usize| dir.join(format!("access.jsonl.{i}"));
+        // Rotated after lines 12, 24, 36, 48 and 60 (108 bytes each time).
+        assert_eq!(read(path.clone()).lines().count(), 2, "the newest lines in the live file");
+        assert!(read(numbered(1)).lines().count() == 12 && read(numbered(1)).contains("\"n\":59"));
+        assert!(numbered(ROTATED_KEPT).exists() && !numbered(ROTATED_KEPT + 1).exists(), "a few kept, no more");
+        assert!(!read(numbered(ROTATED_KEPT)).contains("\"n\":00"), "the oldest went");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
