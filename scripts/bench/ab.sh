@@ -7,6 +7,7 @@
 #   scripts/bench/ab.sh OLD_QCC NEW_QCC                 # ROUNDS=4 SECS=6 CONNS=32
 #   CONNS=256 TLS=1 scripts/bench/ab.sh old new
 #   KEY=1 MAP=1 scripts/bench/ab.sh old new   # a client key with a daily budget; a model map
+#   ARGS_OLD=--no-access-log scripts/bench/ab.sh qcc qcc   # one build, a flag apart (history off/on)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/bench/load.sh
@@ -49,9 +50,10 @@ if [ "$KEY" = 1 ]; then
   sed -i "s/proxy-managed/$key/" "$work/post.lua"
   auth=(-H "x-api-key: $key")
 fi
-start() { # BINARY PORT NAME
+start() { # BINARY PORT NAME [FLAGS]
   mkdir -p "$work/$3"
-  QCC_HOME=$work/$3 QCC_CONFIG=$work/cache.json "$1" proxy start --cluster c --port "$2" --log-level warn \
+  # shellcheck disable=SC2086 # (FLAGS: words on purpose)
+  QCC_HOME=$work/$3 QCC_CONFIG=$work/cache.json "$1" proxy start --cluster c --port "$2" --log-level warn ${4:-} \
     >/dev/null 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do
@@ -65,8 +67,8 @@ start() { # BINARY PORT NAME
   done
   echo "ab: $1 did not start" >&2; exit 1
 }
-start "$OLD" $QA old
-start "$NEW" $QB new
+start "$OLD" $QA old "${ARGS_OLD:-}"
+start "$NEW" $QB new "${ARGS_NEW:-}"
 echo "ab: $ROUNDS rounds of ${SECS}s, $CONNS connections, $([ "$TLS" = 1 ] && echo TLS || echo plain) upstream$([ "$KEY" = 1 ] && echo ", a client key with a budget")$([ "$MAP" = 1 ] && echo ", a model map")"
 printf '%-6s %-4s %12s %10s %10s %10s\n' round build req/s p50 p90 p99
 for r in $(seq 1 "$ROUNDS"); do

@@ -416,6 +416,8 @@ impl EventLoop {
                 }
             }
             self.on_timers(now);
+            // Access-log lines go to the history thread in batches (every 100 ms at most).
+            self.stats.history_dropped += self.disk.send_lines(Some(now));
             if let Some(deadline) = self.draining {
                 if self.drain_fresh_until.is_some_and(|t| t <= now) {
                     self.drain_fresh_until = None;

@@ -328,12 +328,10 @@ impl EventLoop {
         set(&mut r.model, crate::store::usage::model_name(model));
         r.tokens = ex.tokens.as_ref().map(|(_, t)| t.clone());
         if self.settings.access_log.is_some() {
-            let mut line = Vec::with_capacity(512);
-            let _ = serde_json::to_writer(&mut line, &r.line()); // (a Vec cannot fail to take bytes)
-            line.push(b'\n');
-            if !self.disk.access_log(line) {
-                self.stats.history_dropped += 1;
-            }
+            // Into this turn's batch (`Disk::send_lines`); a Vec cannot fail to take bytes.
+            let batch = self.disk.line_buffer();
+            let _ = serde_json::to_writer(&mut *batch, &r.line());
+            batch.push(b'\n');
         }
         self.recent.push(r);
     }

@@ -92,8 +92,14 @@ pub enum Done {
 /// when its size, time or inode changed), well within the second the docs promise.
 const KEYS_CHECK: Duration = Duration::from_millis(250);
 
-/// Access-log lines waiting for the disk, at most (about 0.5 MB of lines); more are dropped.
-const HISTORY_QUEUE: usize = 1024;
+/// Batches of access-log lines waiting for the disk, at most, and the bytes of one batch (a
+/// turn of the loop's lines): at most 16 MiB held for a disk that stalls; more is dropped.
+const HISTORY_QUEUE: usize = 64;
+const BATCH_MAX: usize = 256 * 1024;
+/// A batch goes to the history thread this often, or sooner once it holds this much: a few
+/// channel operations and writes a second under load, not one per request.
+const BATCH_EVERY: Duration = Duration::from_millis(100);
+const BATCH_SOON: usize = 64 * 1024;
 /// How long an exit waits for the access log's last lines.
 const HISTORY_EXIT_WAIT: Duration = Duration::from_secs(3);
 
@@ -116,6 +122,9 @@ pub struct Disk {
     /// Lines for the access log's thread (bounded), its reopen request (SIGHUP), and word
     /// that it has written its last line.
     lines: Option<SyncSender<Vec<u8>>>,
+    /// Lines not yet handed over (`send_lines`), and when the last batch went.
+    batch: Vec<u8>,
+    batch_sent: Instant,
     reopen: Arc<AtomicBool>,
     history: Option<JoinHandle<()>>,
     history_done: Receiver<()>,
@@ -195,6 +204,8 @@ impl Disk {
             done: done_rx,
             thread: Some(thread),
             lines: Some(line_tx),
+            batch: Vec::new(),
+            batch_sent: Instant::now(),
             reopen,
             history: Some(history),
             history_done,
@@ -213,12 +224,43 @@ impl Disk {
         self.send(Job::Save { path, bytes });
     }
 
-    /// Append a line to the access log. False when it was dropped: the log's queue is full
-    /// (a stalled disk), and the loop never waits for it.
-    pub fn access_log(&self, line: Vec<u8>) -> bool {
-        match self.lines.as_ref().map(|tx| tx.try_send(line)) {
-            Some(Ok(())) => true,
-            Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => false,
+    /// The buffer the next access-log lines go into (a line ends with `\n`). Lines are handed
+    /// to the history thread a batch at a time (`send_lines`): one channel operation and one
+    /// write per batch, not per request.
+    pub fn line_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.batch
+    }
+
+    /// When the lines waiting in the batch are due at the history thread (`BATCH_EVERY` after
+    /// the last hand-over), if any wait.
+    pub fn lines_due(&self) -> Option<Instant> {
+        (!self.batch.is_empty()).then_some(self.batch_sent + BATCH_EVERY)
+    }
+
+    /// Hand the batch of lines to the history thread when it is due or large (`BATCH_SOON`), or
+    /// always (`now` `None`: at exit). Returns how many lines were dropped: its queue is full (a
+    /// stalled disk) or the batch outgrew `BATCH_MAX`; the loop never waits.
+    pub fn send_lines(&mut self, now: Option<Instant>) -> u64 {
+        if self.batch.is_empty() {
+            return 0;
+        }
+        if let Some(now) = now {
+            if self.batch.len() < BATCH_SOON && now < self.batch_sent + BATCH_EVERY {
+                return 0;
+            }
+            self.batch_sent = now;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let lines = || batch.iter().filter(|&&b| b == b'\n').count() as u64;
+        if batch.len() > BATCH_MAX {
+            return lines();
+        }
+        match self.lines.as_ref().map(|tx| tx.try_send(batch)) {
+            Some(Ok(())) => 0,
+            Some(Err(TrySendError::Full(b) | TrySendError::Disconnected(b))) => {
+                b.iter().filter(|&&c| c == b'\n').count() as u64
+            }
+            None => 0,
         }
     }
 
@@ -246,6 +288,7 @@ impl Disk {
     /// The access log gets a few seconds for its queued lines: a disk that has stalled it must
     /// not stall the exit (its thread is left to the process's end).
     pub fn finish(&mut self) {
+        self.send_lines(None);
         self.jobs = None;
         self.lines = None;
         if let Some(t) = self.thread.take() {

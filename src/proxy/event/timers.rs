@@ -15,7 +15,7 @@ impl EventLoop {
         if let Some(t) = self.next_sweep {
             next = next.min(t);
         }
-        for t in [self.persist_at, self.usage_at, self.accept_retry].into_iter().flatten() {
+        for t in [self.persist_at, self.usage_at, self.accept_retry, self.disk.lines_due()].into_iter().flatten() {
             next = next.min(t);
         }
         Some(next.saturating_duration_since(now))
