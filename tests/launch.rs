@@ -152,7 +152,7 @@ fn a_direct_single_endpoint_profile_is_written_into_settings_and_said() {
 }
 
 #[test]
-fn service_files_are_valid_units_and_a_plist_and_the_service_gets_its_own_key() {
+fn service_files_are_valid_units_and_a_plist_and_dir_writes_only_files() {
     let m = MockUpstream::start(ok());
     let home = TempHome::new();
     home.write_cluster("c", &[Ep::new("a0000001", &m.url(), "sk-a-0000000000", 1)]);
@@ -174,14 +174,17 @@ fn service_files_are_valid_units_and_a_plist_and_the_service_gets_its_own_key() 
         let said = String::from_utf8_lossy(&v.stderr);
         assert!(v.status.success() && !said.contains("qcc."), "systemd-analyze verify: {said}");
     }
-    let key = home.home().join("access_key");
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600);
-    let made = std::fs::read_to_string(&key).expect("key");
-    assert!(made.trim().starts_with("qcc-") && made.trim().len() >= 32, "{made}");
-    // Installing again keeps the key.
-    assert!(home.run(&["service", "install", "--cluster", "c", "--dir", d, "--os", "linux"]).status.success());
-    assert_eq!(std::fs::read_to_string(&key).expect("key"), made);
+    // --dir writes the files only: no access key (it would lock out every shell holding the
+    // placeholder, for a service that does not run yet).
+    assert!(!home.home().join("access_key").exists(), "--dir made an access key");
+    // A proxy already on the port: said, with how to hand over.
+    let proxy = crate::support::Proxy::start(&home, &["--cluster", "c"]);
+    let port = proxy.addr.port().to_string();
+    let out = home.run(&["service", "install", "--cluster", "c", "--port", &port, "--dir", d, "--os", "linux"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("a qcc proxy for 'c'") && said.contains("qcc proxy stop"), "{said}");
+    drop(proxy);
     let out = home.run(&["service", "install", "--cluster", "c", "--port", "17860", "--dir", d, "--os", "macos"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let plist = dir.join("dev.qcc.proxy.plist");

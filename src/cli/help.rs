@@ -347,9 +347,10 @@ USAGE:
         $QCC_HOME), then `systemctl --user enable --now qcc.socket`.
         macOS: ~/Library/LaunchAgents/dev.qcc.proxy.plist (RunAtLoad, KeepAlive), loaded with
         `launchctl bootstrap gui/UID`.
-        The service gets its own access key ($QCC_HOME/access_key, made once, mode 0600), so
-        other users of the machine cannot use it; qcc env, qcc use and qcc proxy use pass it on.
-        --dir DIR  only write the files there (no systemctl or launchctl)
+        The installed service gets its own access key ($QCC_HOME/access_key, made once, mode
+        0600), so other users of the machine cannot use it; qcc env, qcc use and qcc proxy use
+        pass it on. A proxy already listening on the port is said, with how to hand over.
+        --dir DIR  only write the files there (no systemctl or launchctl, no key)
     qcc service uninstall [--dir DIR] [--os linux|macos]
         Stops and disables it, removes its files.
     qcc service status [--os linux|macos]

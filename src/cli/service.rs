@@ -2,11 +2,11 @@
 //! when Claude Code starts, with the user's own config, no root. Linux: a systemd *user* socket
 //! and service (`qcc.socket` listens on 127.0.0.1:PORT; the first connection starts
 //! `qcc.service`, `Type=notify`, which takes the socket). macOS: a LaunchAgent (`RunAtLoad`,
-//! `KeepAlive`). With `--dir DIR` the files are only written there (no systemctl, no launchctl).
-//! Files are written whole or not at all. On a machine shared with others, a loopback proxy
-//! without a key would let any local user spend the keys: the service gets its own access key
-//! (`$QCC_HOME/access_key`, made once, mode 0600), which `qcc env`, the launcher and
-//! `qcc proxy use` pass on.
+//! `KeepAlive`). With `--dir DIR` the files are only written there (no systemctl, no launchctl,
+//! no key). Files are written whole or not at all. On a machine shared with others, a loopback
+//! proxy without a key would let any local user spend the keys: the installed service gets its
+//! own access key (`$QCC_HOME/access_key`, made once, mode 0600), which `qcc env`, the launcher
+//! and `qcc proxy use` pass on. A proxy already on the port is said, with how to hand over.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -206,6 +206,25 @@ pub fn install(home: &Path, a: &InstallArgs) -> Result<()> {
             if os == Os::Linux { "systemd" } else { "launchd" }
         )));
     }
+    // A proxy already on the port: the service could not take it. Said, with how to hand over.
+    let base = format!("http://127.0.0.1:{port}");
+    if super::doctor::answers(&base) {
+        let who = match super::control::serving(home) {
+            Some((info, c)) if info.port == port => format!("a qcc proxy for '{c}' (pid {})", info.pid),
+            _ => "something".to_string(),
+        };
+        let hand_over = format!(
+            "stop it (`qcc proxy stop`), then `qcc service install --cluster {cluster} --port {port}`; \
+             or give the service another --port"
+        );
+        if live {
+            return Err(Error::Invalid(format!(
+                "{who} already listens on 127.0.0.1:{port}: the service could not take the port (nothing was \
+                 changed): {hand_over}"
+            )));
+        }
+        eprintln!("qcc: note: {who} listens on 127.0.0.1:{port} now; before the service starts there: {hand_over}");
+    }
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the qcc binary", e))?;
     let plan = Plan {
         exe: exe.canonicalize().unwrap_or(exe),
@@ -225,14 +244,16 @@ pub fn install(home: &Path, a: &InstallArgs) -> Result<()> {
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         println!("wrote {}", path.display());
     }
+    // With --dir only the files are written: a key made here would lock out every shell that
+    // holds the placeholder, for a service that does not run yet.
+    if !live {
+        return Ok(());
+    }
     if ensure_access_key(&plan.home)? {
         println!(
             "made an access key for the service in {} (qcc env and qcc use pass it on)",
             plan.home.join("access_key").display()
         );
-    }
-    if !live {
-        return Ok(());
     }
     match os {
         Os::Linux => {
