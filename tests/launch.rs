@@ -241,7 +241,9 @@ fn doctor_says_what_is_wrong_and_how_to_fix_it() {
         home.qcc().env("PATH", path_with(&bin)).env_remove("ANTHROPIC_BASE_URL").arg("doctor").output().expect("run");
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("PROBLEM  proxy") && text.contains("qcc proxy start -d --cluster c"), "{text}");
+    // The fix starts the proxy where Claude Code points (its port).
+    let start = format!("qcc proxy start -d --cluster c --port {}", dead.port());
+    assert!(text.contains("PROBLEM  proxy") && text.contains(&start), "{text}");
     assert!(text.contains("PROBLEM  settings.json") && text.contains("nothing answers there"), "{text}");
     assert!(text.contains("ok       endpoint 127.0.0.1 (http://127.0.0.1:"), "named by its name: {text}");
     // Fixed: a proxy runs and the settings point at it.

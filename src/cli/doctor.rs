@@ -74,9 +74,26 @@ pub fn run(home: &Path, json_out: bool) -> Result<()> {
         .as_ref()
         .and_then(|i| i.cluster.clone())
         .or_else(|| config.as_ref().ok().and_then(ConfigFile::implied_cluster));
+    // The port the fixes name: the running proxy's, else where Claude Code's settings or this
+    // shell point on this machine (a proxy started there is what they wait for).
+    let loopback_port = |url: Option<String>| {
+        let u = crate::store::url::BaseUrl::parse(url?.trim_end_matches('/')).ok()?;
+        let local = u.host == "localhost" || u.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        local.then_some(u.port)
+    };
+    let port = running
+        .as_ref()
+        .map(|i| i.port)
+        .or_else(|| loopback_port(super::claude::settings_base_url()))
+        .or_else(|| loopback_port(std::env::var("ANTHROPIC_BASE_URL").ok().filter(|v| !v.is_empty())));
+    let port_arg = port.filter(|p| *p != 7860).map(|p| format!(" --port {p}")).unwrap_or_default();
     let start_fix = match &cluster {
-        Some(c) => format!("qcc proxy start -d --cluster {c}   (or for good: qcc service install --cluster {c})"),
-        None => "qcc endpoint add CLUSTER --url URL --key-file PATH, then qcc proxy start -d --cluster CLUSTER".into(),
+        Some(c) => format!(
+            "qcc proxy start -d --cluster {c}{port_arg}   (or for good: qcc service install --cluster {c}{port_arg})"
+        ),
+        None => format!(
+            "qcc endpoint add CLUSTER --url URL --key-file PATH, then qcc proxy start -d --cluster CLUSTER{port_arg}"
+        ),
     };
     let proxy = match &running {
         Some(info) => {
@@ -91,12 +108,12 @@ pub fn run(home: &Path, json_out: bool) -> Result<()> {
         }
     };
     let point_fix = match (&proxy, &cluster) {
-        (Some(_), Some(c)) => format!("qcc proxy use {c}   (points it at the running proxy)"),
+        (Some(_), Some(c)) => format!("qcc proxy use {c}{port_arg}   (points it at the running proxy)"),
         _ => format!("start the proxy it points at: {start_fix}"),
     };
     check_pointer(&mut r, "settings.json", super::claude::settings_base_url(), proxy.as_deref(), &point_fix);
     let shell_fix = match &cluster {
-        Some(c) => format!("eval \"$(qcc env --cluster {c})\""),
+        Some(c) => format!("eval \"$(qcc env --cluster {c}{port_arg})\""),
         None => "unset ANTHROPIC_BASE_URL".into(),
     };
     check_pointer(
