@@ -87,6 +87,7 @@ fn run() -> Result<()> {
         Command::ConfigSet { key, value } => cli::profiles::config_set(&key, &value)?,
         Command::EndpointEdit { cluster, id, change } => commands::endpoint_edit(&cluster, &id, &change)?,
         Command::ProxyReload => control::proxy_reload(&home)?,
+        Command::ProxyRestart => cli::background::restart(&home)?,
         Command::HealthTest { cluster, id, json, model } => {
             cli::probe::health_test(cluster.as_deref(), id.as_deref(), json, model.as_deref())?
         }
@@ -107,7 +108,18 @@ fn run() -> Result<()> {
                 logging::log_path(&home).display()
             );
         }
-        Command::ProxyStart(args) => proxy::run(cli::proxy_start::settings(*args)?)?,
+        Command::ProxyStart(args) => {
+            let keep = args.flags_to_keep();
+            let settings = cli::proxy_start::settings(*args)?;
+            // Remembered for this cluster: `qcc use`, `qcc env`, `qcc proxy restart` and the
+            // service start its proxy the same way (`store/proxy_flags.rs`).
+            if !settings.builtin_default {
+                if let Err(e) = store::proxy_flags::remember(&home, &settings.cluster.name, keep) {
+                    eprintln!("qcc: note: cannot remember this proxy's flags: {e}");
+                }
+            }
+            proxy::run(settings)?
+        }
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
         Command::ProxyLogs { lines, follow } => control::proxy_logs(&home, lines, follow)?,

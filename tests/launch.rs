@@ -263,3 +263,60 @@ fn doctor_says_what_is_wrong_and_how_to_fix_it() {
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// The flags a cluster's proxy was started with are remembered: `qcc proxy restart`, `qcc env`
+/// (and `qcc use`) and the service start it the same way; the access key is never kept.
+#[test]
+fn a_proxy_is_restarted_and_relaunched_with_the_flags_it_was_started_with() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &m.url(), "sk-a-0000000000", 1)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let p = port.to_string();
+    let out = home.run(&[
+        "proxy",
+        "start",
+        "-d",
+        "--cluster",
+        "c",
+        "--port",
+        &p,
+        "--verify-interval",
+        "7",
+        "--access-key",
+        "k-0123456789abcdef-secret",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let remembered = std::fs::read_to_string(home.home().join("proxy_flags.json")).expect("remembered");
+    assert!(remembered.contains("--verify-interval") && !remembered.contains("secret"), "{remembered}");
+    let settings = |home: &TempHome| {
+        let out = home.run(&["proxy", "status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+        let pid_file = std::fs::read_to_string(home.home().join("proxy.pid")).expect("pid file");
+        let info: serde_json::Value = serde_json::from_str(&pid_file).expect("json");
+        (v["settings"]["verify_interval_secs"].clone(), info["port"].clone(), info["pid"].clone())
+    };
+    let (interval, at, pid) = settings(&home);
+    assert_eq!((interval, at.clone()), (serde_json::json!(7), serde_json::json!(port)));
+    // Restarted: a new process, the same address and flags.
+    let out = home.run(&["proxy", "restart"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (interval, again, new_pid) = settings(&home);
+    assert_eq!((interval, again), (serde_json::json!(7), at));
+    assert_ne!(new_pid, pid, "a new process");
+    // Stopped, then started by `qcc env`: the same way again.
+    assert!(home.run(&["proxy", "stop"]).status.success());
+    let out = home.run(&["env", "--cluster", "c"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("127.0.0.1:{port}")), "{}", stdout(&out));
+    assert_eq!(settings(&home).0, serde_json::json!(7));
+    assert!(home.run(&["proxy", "stop"]).status.success());
+    // The service's unit starts it so too, on the service's own address.
+    let dir = home.path("units");
+    let d = dir.to_str().expect("utf8");
+    let out = home.run(&["service", "install", "--cluster", "c", "--port", "17861", "--dir", d, "--os", "linux"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unit = std::fs::read_to_string(dir.join("qcc.service")).expect("unit");
+    assert!(unit.contains("\"--verify-interval\" \"7\"") && unit.contains("\"--port\" \"17861\""), "{unit}");
+    assert!(!unit.contains(&p) && !unit.contains("secret"), "{unit}");
+}

@@ -112,6 +112,27 @@ pub fn ensure(home: &Path, cluster: &str, port: Option<u16>) -> Result<(PidInfo,
             ))),
         };
     }
-    let (_, info) = start(home, &ProxyStartArgs::for_cluster(cluster, port))?;
+    let remembered = crate::store::proxy_flags::of(home, cluster);
+    let (_, info) = start(home, &ProxyStartArgs::for_cluster(cluster, port, &remembered))?;
     Ok((info, true))
+}
+
+/// `qcc proxy restart`: the running proxy stopped (it drains first) and started again in the
+/// background on the same address, with the flags its cluster was last started with.
+pub fn restart(home: &Path) -> Result<()> {
+    let Some(info) = pidfile::running(home)? else {
+        return Err(Error::NotRunning(
+            "no qcc proxy is running here to restart (start one: qcc proxy start -d)".into(),
+        ));
+    };
+    let Some(cluster) = info.cluster.clone() else {
+        return Err(Error::Failed("the running proxy does not say which cluster it serves; stop and start it".into()));
+    };
+    super::control::proxy_stop(home, std::time::Duration::from_secs(40))?;
+    let remembered = crate::store::proxy_flags::of(home, &cluster);
+    let (lines, _) = start(home, &ProxyStartArgs::for_cluster(&cluster, Some(info.port), &remembered))?;
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(())
 }

@@ -120,6 +120,8 @@ pub enum Command {
         change: crate::store::profiles::EndpointChange,
     },
     ProxyReload,
+    /// Stop the running proxy (draining it) and start it again the same way.
+    ProxyRestart,
     HealthTest {
         cluster: Option<String>,
         id: Option<String>,

@@ -76,6 +76,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("proxy status", &["--json"]),
     ("proxy stop", &["--timeout"]),
     ("proxy reload", &[]),
+    ("proxy restart", &[]),
     ("proxy logs", &["-n", "-f"]),
     ("proxy use", &["--host", "--port"]),
     ("health status", &["--json"]),

@@ -21,7 +21,9 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         "service" | "service install" | "service uninstall" | "service status" => HELP_SERVICE,
         "cluster" | "cluster set" | "cluster show" => HELP_CLUSTER,
         "proxy start" => return Some(std::borrow::Cow::Owned(super::proxy_start::help())),
-        "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" | "proxy reload" => HELP_PROXY,
+        "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" | "proxy reload" | "proxy restart" => {
+            HELP_PROXY
+        }
         "queue" | "queue status" | "queue clear" | "queue list" | "queue retry" | "queue retry-all" | "health"
         | "health status" | "health test" | "health check" | "health metrics" | "health history" | "health config" => {
             HELP_QUEUE
@@ -291,6 +293,8 @@ USAGE:
     qcc proxy stop [--timeout SECS]    SIGTERM, then wait up to SECS (default 40) for the exit
     qcc proxy reload                   re-read the served cluster now (as SIGHUP; endpoint
                                        edits with qcc do this themselves)
+    qcc proxy restart                  stop the running proxy (it drains first) and start it
+                                       again in the background, same address, same flags
     qcc proxy logs [-n N] [-f]         last N lines (default 50) of $QCC_HOME/proxy.log;
                                        -f follows until Ctrl-C
     qcc proxy use CLUSTER [--host H] [--port P]

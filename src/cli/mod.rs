@@ -246,6 +246,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
             Command::EndpointEdit { cluster, id: positional(&mut args, "an endpoint ID or NAME", &topic)?, change }
         }
         ("proxy", "reload") => Command::ProxyReload,
+        ("proxy", "restart") => Command::ProxyRestart,
         ("health", "test") => {
             let json = args.contains("--json");
             let model = args.opt_value_from_str("--probe-model").map_err(usage)?;

@@ -221,9 +221,43 @@ impl ProxyStartArgs {
         argv
     }
 
-    /// Arguments for a proxy the CLI starts itself (`qcc env`, the launcher).
-    pub fn for_cluster(cluster: &str, port: Option<u16>) -> ProxyStartArgs {
-        let mut given = vec![("--cluster", OsString::from(cluster)), ("--background", OsString::new())];
+    /// The flags to remember for this cluster (`store/proxy_flags.rs`): all but the cluster, the
+    /// background switch and the access key.
+    pub fn flags_to_keep(&self) -> Vec<String> {
+        self.flags_except(&[])
+    }
+
+    /// `flags_to_keep` without `skip` too (the service leaves the address to its socket).
+    pub fn flags_except(&self, skip: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        let kept = |n: &&str| !crate::store::proxy_flags::NOT_KEPT.contains(n) && !skip.contains(n);
+        for (name, value) in self.0.iter().filter(|(n, _)| kept(n)) {
+            out.push((*name).to_string());
+            if FLAGS.iter().any(|f| f.name == *name && f.value.is_some()) {
+                out.push(value.to_string_lossy().into_owned());
+            }
+        }
+        out
+    }
+
+    /// Arguments for a proxy the CLI starts itself (`qcc env`, the launcher, `qcc proxy
+    /// restart`): the flags this cluster's proxy was last started with (`remembered`), then the
+    /// cluster, and `port` over a remembered one. A remembered flag this build no longer knows is
+    /// left out.
+    pub fn for_cluster(cluster: &str, port: Option<u16>, remembered: &[String]) -> ProxyStartArgs {
+        let mut given: Vec<(&'static str, OsString)> = Vec::new();
+        let mut words = remembered.iter();
+        while let Some(w) = words.next() {
+            let Some(f) = FLAGS.iter().find(|f| f.name == w.as_str()) else { continue };
+            let value = if f.value.is_some() { words.next().map(OsString::from) } else { Some(OsString::new()) };
+            match value {
+                Some(_) if f.name == "--port" && port.is_some() => {}
+                Some(v) if !crate::store::proxy_flags::NOT_KEPT.contains(&f.name) => given.push((f.name, v)),
+                _ => {}
+            }
+        }
+        given.push(("--cluster", OsString::from(cluster)));
+        given.push(("--background", OsString::new()));
         if let Some(p) = port {
             given.push(("--port", OsString::from(p.to_string())));
         }

@@ -109,6 +109,8 @@ fn xml(s: &str) -> String {
 struct Plan {
     exe: PathBuf,
     cluster: String,
+    /// The flags the cluster's proxy was last started with (its address is the socket's).
+    flags: Vec<String>,
     port: u16,
     home: PathBuf,
     config: PathBuf,
@@ -126,6 +128,9 @@ impl Plan {
             "--port".into(),
             self.port.to_string(),
         ]
+        .into_iter()
+        .chain(self.flags.iter().cloned())
+        .collect()
     }
 
     fn socket_unit(&self) -> String {
@@ -226,8 +231,13 @@ pub fn install(home: &Path, a: &InstallArgs) -> Result<()> {
         eprintln!("qcc: note: {who} listens on 127.0.0.1:{port} now; before the service starts there: {hand_over}");
     }
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the qcc binary", e))?;
+    // Started the way this cluster's proxy was last started by hand, on the service's address.
+    let remembered = crate::store::proxy_flags::of(home, &cluster);
+    let flags = super::proxy_start::ProxyStartArgs::for_cluster(&cluster, Some(port), &remembered)
+        .flags_except(&["--host", "--port"]);
     let plan = Plan {
         exe: exe.canonicalize().unwrap_or(exe),
+        flags,
         cluster: cluster.clone(),
         port,
         home: absolute(home.to_path_buf()),

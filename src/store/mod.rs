@@ -11,6 +11,7 @@ pub mod names;
 pub mod pidfile;
 pub mod prices;
 pub mod profiles;
+pub mod proxy_flags;
 pub mod requestlog;
 pub mod sync;
 pub mod timefmt;
