@@ -83,6 +83,7 @@ fn run() -> Result<()> {
         }
         Command::ClusterShow { name, json } => commands::cluster_show(&name, json)?,
         Command::Remove { name, yes } => cli::profiles::remove(&name, yes)?,
+        Command::Uninstall { yes } => cli::uninstall::run(&home, yes)?,
         Command::Status { json } => cli::profiles::status(&home, json)?,
         Command::ConfigSet { key, value } => cli::profiles::config_set(&key, &value)?,
         Command::EndpointEdit { cluster, id, change } => commands::endpoint_edit(&cluster, &id, &change)?,

@@ -307,3 +307,28 @@ fn mistakes_get_did_you_mean_and_an_empty_config_points_at_endpoint_add() {
     let (ep, add) = (err.find("qcc endpoint add"), err.find("qcc add"));
     assert!(ep.is_some() && add.is_some() && ep < add, "{err}");
 }
+
+/// `qcc uninstall`: refused while a proxy runs and without --yes off a terminal; with --yes the
+/// config file and $QCC_HOME go, the synced folder stays.
+#[test]
+fn uninstall_removes_this_machines_config_and_keeps_the_synced_folder() {
+    let home = crate::support::TempHome::new();
+    let up = crate::support::mock::MockUpstream::start(crate::support::mock::ok());
+    home.add_named_pair(&up.url(), &up.url());
+    let synced = home.path("Dropbox/FastCC");
+    std::fs::create_dir_all(&synced).expect("folder");
+    std::fs::write(synced.join("fastcc_config.json"), "{}").expect("folder file");
+    let mut proxy = crate::support::Proxy::start(&home, &["--cluster", "c"]);
+    let out = home.run(&["uninstall", "--yes"]);
+    assert!(!out.status.success() && stderr(&out).contains("qcc proxy stop"), "{}", stderr(&out));
+    assert!(home.config().exists() && home.home().exists(), "nothing removed while a proxy runs");
+    assert!(proxy.terminate().is_some_and(|s| s.success()));
+    let out = home.run(&["uninstall"]);
+    assert!(!out.status.success() && stderr(&out).contains("without --yes"), "{}", stderr(&out));
+    assert!(home.config().exists());
+    let out = home.run(&["uninstall", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!home.config().exists() && !home.home().exists(), "{}", stdout(&out));
+    assert!(synced.join("fastcc_config.json").exists(), "the synced folder stays");
+    assert!(stdout(&home.run(&["uninstall", "--yes"])).contains("nothing to remove"));
+}

@@ -103,6 +103,10 @@ pub enum Command {
         name: String,
         json: bool,
     },
+    /// `qcc uninstall [--yes]`: this machine's config removed.
+    Uninstall {
+        yes: bool,
+    },
     Remove {
         name: String,
         yes: bool,

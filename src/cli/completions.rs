@@ -18,6 +18,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("cluster show", &["--json"]),
     ("default", &[]),
     ("remove", &["--yes"]),
+    ("uninstall", &["--yes"]),
     ("status", &["--json"]),
     ("usage", &["--json", "--days", "--by"]),
     (

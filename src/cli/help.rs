@@ -6,7 +6,9 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
     let own = |page: &'static str| std::borrow::Cow::Owned(paragraphs(page, &format!("qcc {topic}")));
     Some(std::borrow::Cow::Borrowed(match topic {
         "" => HELP,
-        "init" | "add" | "list" | "use" | "remove" | "status" | "config set" => return Some(own(HELP_PROFILES)),
+        "init" | "add" | "list" | "use" | "remove" | "uninstall" | "status" | "config set" => {
+            return Some(own(HELP_PROFILES))
+        }
         "default" | "config list" => return Some(own(HELP_CONFIG)),
         "completions" => HELP_COMPLETIONS,
         "endpoint" | "endpoint add" | "endpoint list" | "endpoint remove" | "endpoint enable" | "endpoint disable"
@@ -69,6 +71,7 @@ PROFILES (the Python qcc's commands, without prompts):
     use NAME [--port P] [--direct] [-- ARGS]         start Claude Code on NAME through a proxy
     default NAME                                     set the default profile
     remove NAME --yes                                delete a profile
+    uninstall [--yes]                                remove this machine's qcc config
     status [--json]                                  config, default, whether a proxy runs
     config list [--json] | config set KEY VALUE      profiles with endpoints | settings.KEY
 
@@ -138,6 +141,11 @@ qcc (no command) [--port P] [--dry-run] [-- ARGS...]
     `qcc use` with the default profile, else the most recently used one.
 qcc remove NAME --yes
     Without --yes it asks on a terminal and refuses (exit 1) otherwise.
+qcc uninstall [--yes]
+    Removes this machine's qcc config: the config file ($QCC_CONFIG, ~/.fastcc/cache.json) and
+    $QCC_HOME (~/.qcc: client keys, usage, the request history, the access key). The synced
+    folder and the binary stay. Refused while a proxy of this $QCC_HOME runs. Without --yes it
+    asks on a terminal (type yes) and refuses otherwise.
 qcc status [--json]
     --json: {\"config\", \"user_id\", \"storage_backend\", \"profiles\", \"default_profile\",
              \"proxy\": null | {\"pid\", \"url\", \"cluster\"}}

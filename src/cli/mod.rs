@@ -20,6 +20,7 @@ pub mod profiles;
 pub mod proxy_start;
 pub mod service;
 pub mod sync;
+pub mod uninstall;
 pub mod usage;
 
 use std::ffi::OsString;
@@ -34,8 +35,21 @@ pub use command::{Command, ProxyStartArgs, UseArgs};
 
 /// The commands without a subcommand (`qcc add`, `qcc use` ...); `None` for a group.
 fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<Command>> {
-    let singles =
-        ["init", "add", "list", "use", "remove", "status", "default", "usage", "completions", "env", "doctor", "logs"];
+    let singles = [
+        "init",
+        "add",
+        "list",
+        "use",
+        "remove",
+        "status",
+        "default",
+        "usage",
+        "completions",
+        "env",
+        "doctor",
+        "logs",
+        "uninstall",
+    ];
     if !singles.contains(&group) {
         return Ok(None);
     }
@@ -95,6 +109,7 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
             Command::Remove { name: positional(args, "a profile NAME", group)?, yes }
         }
         "status" => Command::Status { json: args.contains("--json") },
+        "uninstall" => Command::Uninstall { yes: args.contains(["-y", "--yes"]) },
         "default" => Command::Default { name: positional(args, "a profile NAME", group)? },
         "usage" => {
             let json = args.contains("--json");

@@ -53,6 +53,12 @@ fn default_dir(os: Os) -> PathBuf {
     }
 }
 
+/// Whether this machine's per-user service files are in their usual place.
+pub fn installed_here() -> bool {
+    let Ok(os) = os(None) else { return false };
+    files(os).iter().any(|f| default_dir(os).join(f).exists())
+}
+
 /// The files of the service, by name.
 fn files(os: Os) -> &'static [&'static str] {
     match os {
