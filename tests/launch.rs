@@ -320,3 +320,42 @@ fn a_proxy_is_restarted_and_relaunched_with_the_flags_it_was_started_with() {
     assert!(unit.contains("\"--verify-interval\" \"7\"") && unit.contains("\"--port\" \"17861\""), "{unit}");
     assert!(!unit.contains(&p) && !unit.contains("secret"), "{unit}");
 }
+
+/// `qcc use` without a NAME: a numbered pick list on a terminal (a pty made by `script`), never
+/// when stdin is not a terminal.
+#[test]
+fn qcc_use_without_a_name_offers_a_pick_list_on_a_terminal_only() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    for c in ["alpha", "beta"] {
+        let out = home.run(&["endpoint", "add", c, "--url", &m.url(), "--key", "sk-pick-0000000000"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = home.run(&["use"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("needs a profile NAME"), "{}", stderr(&out));
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        return; // (no `script` to make a terminal with)
+    }
+    let cmd = format!("{} use --no-launch --port 0", env!("CARGO_BIN_EXE_qcc"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("QCC_HOME", home.home())
+        .env("QCC_CONFIG", home.config())
+        .env("HOME", home.path(""))
+        .env_remove("QCC_ACCESS_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(b"2\n").expect("answer");
+    let out = child.wait_with_output().expect("script ran");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1) alpha") && said.contains("2) beta"), "{said}");
+    let status = home.run(&["proxy", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status");
+    assert_eq!(v["cluster"], "beta", "the one picked: {said}");
+    assert!(home.run(&["proxy", "stop"]).status.success());
+}

@@ -19,6 +19,8 @@ pub struct UseArgs {
     pub direct: bool,
     /// Everything after `--`, for `claude`.
     pub claude_args: Vec<OsString>,
+    /// `qcc use` without a NAME: pick one from a numbered list (on a terminal only).
+    pub pick: bool,
 }
 
 #[derive(Debug, Clone)]

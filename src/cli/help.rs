@@ -126,7 +126,9 @@ qcc add NAME --url URL (--key-file PATH | --key - | --key KEY) [--description TE
 qcc list [--json]
     --json: {\"config\", \"profiles\": [{\"name\", \"description\", \"default\", \"last_used\",
              \"type\": \"single\"|\"cluster\", \"endpoints\"}]}
-qcc use NAME [--port P] [--no-launch] [--dry-run] [--direct] [-- ARGS...]
+qcc use [NAME] [--port P] [--no-launch] [--dry-run] [--direct] [-- ARGS...]
+    Without NAME, on a terminal: a numbered list of the profiles to pick from (Enter: the one
+    `qcc` alone would use); elsewhere NAME is needed.
     Runs `claude ARGS` through a qcc proxy for NAME: the running one, or one started in the
     background on 127.0.0.1:P (default 7860). Claude Code gets ANTHROPIC_BASE_URL and
     ANTHROPIC_AUTH_TOKEN (the key the proxy wants) in its own environment, and no

@@ -45,6 +45,37 @@ fn launch_profile(config: &ConfigFile) -> Result<String> {
     }
 }
 
+/// `qcc use` without a NAME, as the Python qcc did: a numbered list of the profiles on a terminal
+/// (Enter takes the one `qcc` alone would); never when stdin is not a terminal.
+fn pick_profile(config: &ConfigFile) -> Result<String> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage("`qcc use` needs a profile NAME (the pick list is for a terminal)".into()));
+    }
+    let names = config.profile_names();
+    if names.is_empty() {
+        return launch_profile(config);
+    }
+    let usual = config.launch_profile();
+    eprintln!("profiles:");
+    for (i, n) in names.iter().enumerate() {
+        let mark = if usual.as_deref() == Some(n.as_str()) { "  (Enter)" } else { "" };
+        eprintln!("  {}) {}{mark}", i + 1, crate::mask::clean(n));
+    }
+    eprint!("use which? [1-{}] ", names.len());
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    match answer.trim() {
+        "" => usual.ok_or_else(|| Error::Failed("no profile picked".into())),
+        a => a
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| names.get(i).cloned())
+            .ok_or_else(|| Error::Failed(format!("{a:?}: not one of 1 to {}", names.len()))),
+    }
+}
+
 /// Said when Claude Code's own settings point somewhere else than where this launch points it:
 /// settings.json's `env` applies to every session, over the environment qcc passes.
 pub fn warn_settings(base: &str) {
@@ -68,6 +99,7 @@ pub fn use_profile(home: &Path, u: &UseArgs) -> Result<()> {
     let mut config = ConfigFile::load_user()?;
     let name = match &u.name {
         Some(n) => n.clone(),
+        None if u.pick => pick_profile(&config)?,
         None => launch_profile(&config)?,
     };
     let cluster = config.cluster(&name)?;

@@ -69,8 +69,16 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
             let launch = !args.contains("--no-launch");
             let direct = args.contains("--direct");
             let port = args.opt_value_from_str("--port").map_err(usage)?;
-            let name = Some(positional(args, "a profile NAME", group)?);
-            Command::Use(Box::new(UseArgs { name, launch, port, direct, ..UseArgs::default() }))
+            // No NAME: a pick list on a terminal (`launch.rs`), else the usual "needs a NAME".
+            let name = match args.opt_free_from_str::<String>().map_err(usage)? {
+                Some(v) if v.starts_with('-') => {
+                    let hint = completions::did_you_mean(&v, None, Some("use"));
+                    return Err(Error::Usage(format!("unknown option '{v}' for `qcc use`{hint}")));
+                }
+                other => other,
+            };
+            let pick = name.is_none();
+            Command::Use(Box::new(UseArgs { name, launch, port, direct, pick, ..UseArgs::default() }))
         }
         "env" => {
             let cluster = args.opt_value_from_str("--cluster").map_err(usage)?;
