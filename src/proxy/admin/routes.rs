@@ -224,6 +224,7 @@ impl EventLoop {
         if c.answering_head {
             wire::head_only(&mut bytes);
         }
+        c.answering_head = false; // (answered: the next reply is the next request's)
         c.out.push_local(&bytes);
         c.since = now;
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };

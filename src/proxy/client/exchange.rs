@@ -477,6 +477,7 @@ impl EventLoop {
             return;
         };
         c.since = now;
+        c.answering_head = false;
         // The client said this request was its last and it was read to its end: nothing more
         // will come, so the connection closes at once once the response is out.
         let last = matches!(&c.phase, ClientPhase::Exchange(ex) if !ex.head.keep_alive && ex.body_tracker.is_done());
