@@ -304,3 +304,47 @@ fn usage_escapes_control_characters() {
     assert!(text.contains("m\\x1b]0;pwned\\x07\\x0d\\x0a2026-01-01 fake-row"), "{text}");
     assert_eq!(text.lines().count(), 3, "header, the row, the total: no faked row\n{text}");
 }
+
+/// Vendor presets: `qcc presets` lists them, `endpoint add --preset` fills the URL, the model
+/// map and the name; `$QCC_HOME/presets.json` adds one (here a local vendor, so a request
+/// through the proxy shows the map at work); an unknown preset or a broken file is one line.
+#[test]
+fn presets_fill_an_endpoint_and_the_users_file_adds_one() {
+    let up = MockUpstream::start(Mode::Echo);
+    let home = TempHome::new();
+    let listed = home.run(&["presets", "--json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let v: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let names: Vec<&str> = v.as_array().expect("list").iter().filter_map(|p| p["name"].as_str()).collect();
+    for n in ["anthropic", "deepseek", "glm", "kimi", "minimax", "qwen", "openrouter"] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let key = home.path("key");
+    std::fs::write(&key, "sk-vendor-0000000000\n").expect("key");
+    let k = key.to_str().expect("utf-8");
+    let out = home.run(&["endpoint", "add", "c", "--preset", "glm", "--key-file", k]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = home.run(&["endpoint", "list", "c", "--json"]);
+    let eps: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(eps[0]["name"], "glm");
+    assert_eq!(eps[0]["base_url"], "https://open.bigmodel.cn/api/anthropic");
+    assert!(eps[0].to_string().contains("glm-4.7"), "the preset's model map: {}", eps[0]);
+    // The user's own preset, used end to end.
+    let mine = serde_json::json!([{"name": "local", "title": "a local relay", "base_url": up.url(),
+        "model_map": [["claude-*", "local-model-1"]], "key_url": "https://example.com/keys"}]);
+    std::fs::create_dir_all(home.home()).expect("home");
+    std::fs::write(home.home().join("presets.json"), mine.to_string()).expect("presets");
+    let out = home.run(&["endpoint", "add", "d", "--preset", "local", "--key-file", k]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let proxy = Proxy::start(&home, &["--cluster", "d"]);
+    let r = post(&proxy, "/v1/messages", BODY.as_bytes());
+    assert!(r.text().contains("local-model-1"), "mapped by the preset's rule: {}", r.text());
+    // Bad: an unknown preset, a broken file.
+    let out = home.run(&["endpoint", "add", "c", "--preset", "glmm", "--key-file", k]);
+    assert!(!out.status.success() && stderr(&out).contains("no preset 'glmm'"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1);
+    std::fs::write(home.home().join("presets.json"), "{broken").expect("presets");
+    let out = home.run(&["presets"]);
+    assert!(!out.status.success() && stderr(&out).contains("presets.json"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1);
+}

@@ -27,9 +27,15 @@ pub struct UseArgs {
 pub enum Command {
     Version,
     Help(String),
+    /// `qcc presets [--json]`.
+    Presets {
+        json: bool,
+    },
     EndpointAdd {
         cluster: String,
         new: crate::store::config::NewEndpoint,
+        /// `--preset NAME`: a vendor's URL and model map where not given (`store/presets.rs`).
+        preset: Option<String>,
     },
     EndpointList {
         cluster: String,

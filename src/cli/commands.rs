@@ -8,8 +8,27 @@ use crate::store::cluster::ClusterConfig;
 use crate::store::config::{ConfigFile, NewEndpoint};
 use crate::store::url::BaseUrl;
 
-/// `qcc endpoint add`: `new` as parsed; checked here before anything is written.
-pub fn endpoint_add(cluster: &str, new: NewEndpoint) -> Result<()> {
+/// `qcc endpoint add`: `new` as parsed, a preset's URL, model map and name filling what was not
+/// given; checked here before anything is written.
+pub fn endpoint_add(home: &std::path::Path, cluster: &str, mut new: NewEndpoint, preset: Option<String>) -> Result<()> {
+    if let Some(name) = preset {
+        let p = crate::store::presets::find(home, &name)?;
+        if new.base_url.is_empty() {
+            new.base_url = p.base_url.clone();
+        }
+        if new.model_map.is_empty() {
+            new.model_map = p
+                .model_map
+                .iter()
+                .map(|[pattern, model]| {
+                    crate::store::models::ModelRule::parse(&format!("{pattern}={model}")).map_err(Error::Invalid)
+                })
+                .collect::<Result<_>>()?;
+        }
+        if new.name.is_none() {
+            new.name = Some(p.name.clone());
+        }
+    }
     url_hints(&new.check()?);
     let mut config = ConfigFile::edit_user()?;
     let created = !config.profile_names().iter().any(|n| n == cluster);
@@ -29,6 +48,26 @@ pub fn endpoint_add(cluster: &str, new: NewEndpoint) -> Result<()> {
         eprintln!("created cluster '{cluster}'{note}");
     }
     apply_live(cluster);
+    Ok(())
+}
+
+/// `qcc presets [--json]`: the vendors `endpoint add --preset` knows.
+pub fn presets(home: &std::path::Path, json_out: bool) -> Result<()> {
+    let list = crate::store::presets::all(home)?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        return Ok(());
+    }
+    println!("{:<14} {:<52} {:<44} MODEL MAP", "NAME", "WHAT", "BASE URL");
+    for p in &list {
+        let map: Vec<String> = p.model_map.iter().map(|[a, b]| format!("{a}={b}")).collect();
+        let map = if map.is_empty() { "-".to_string() } else { map.join(", ") };
+        println!("{:<14} {:<52} {:<44} {map}", p.name, p.title, p.base_url);
+    }
+    println!(
+        "\nadd one: qcc endpoint add CLUSTER --preset NAME --key-file PATH   (keys: `qcc presets --json` says where)"
+    );
+    println!("yours: {} (the same shape; a name here replaces the built-in)", home.join("presets.json").display());
     Ok(())
 }
 

@@ -19,6 +19,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("default", &[]),
     ("remove", &["--yes"]),
     ("uninstall", &["--yes"]),
+    ("presets", &["--json"]),
     ("status", &["--json"]),
     ("usage", &["--json", "--days", "--by"]),
     (
@@ -41,6 +42,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     (
         "endpoint add",
         &[
+            "--preset",
             "--url",
             "--key",
             "--key-file",

@@ -11,6 +11,7 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         }
         "default" | "config list" => return Some(own(HELP_CONFIG)),
         "completions" => HELP_COMPLETIONS,
+        "presets" => HELP_PRESETS,
         "endpoint" | "endpoint add" | "endpoint list" | "endpoint remove" | "endpoint enable" | "endpoint disable"
         | "endpoint set" => HELP_ENDPOINT,
         "config" => HELP_CONFIG,
@@ -77,6 +78,7 @@ PROFILES (the Python qcc's commands, without prompts):
 
 CLUSTERS AND THE PROXY:
     endpoint add CLUSTER --url URL --key-file P      add an endpoint (creates the cluster)
+    presets [--json]                                 vendors for endpoint add --preset
     endpoint list CLUSTER [--json]                   a cluster's endpoints (keys masked)
     endpoint remove|enable|disable CLUSTER ID        change one endpoint
     endpoint set CLUSTER ID [--priority N] [...]     change an endpoint's fields
@@ -163,15 +165,27 @@ qcc completions bash|zsh|fish
       qcc completions fish > ~/.config/fish/completions/qcc.fish
 ";
 
+const HELP_PRESETS: &str = "\
+qcc presets [--json]
+    The vendors `qcc endpoint add CLUSTER --preset NAME --key-file PATH` knows: Anthropic and
+    the Anthropic-compatible APIs of DeepSeek, Zhipu GLM (BigModel, Z.ai), Moonshot Kimi,
+    MiniMax, Qwen (Model Studio) and OpenRouter, each with its base URL, a model map for Claude
+    Code's model names, and where to get a key (--json). $QCC_HOME/presets.json adds presets or
+    replaces built-in ones by name: [{\"name\", \"title\", \"base_url\", \"model_map\":
+    [[PATTERN, MODEL], ...], \"key_url\"}]. No prices are built in (settings.prices has them).
+";
+
 const HELP_ENDPOINT: &str = "\
 qcc endpoint — manage the endpoints of a cluster
 
 USAGE:
-    qcc endpoint add CLUSTER --url URL (--key-file PATH | --key - | --key KEY) [--priority N]
-                             [--weight N] [--timeout SECS] [--max-failures N] [--ca-file PEM]
-                             [--name NAME]
+    qcc endpoint add CLUSTER (--url URL | --preset NAME) (--key-file PATH | --key - | --key KEY)
+                             [--priority N] [--weight N] [--timeout SECS] [--max-failures N]
+                             [--ca-file PEM] [--name NAME]
         Creates CLUSTER if needed (the first cluster becomes the default, and a new cluster is
         said on stderr: a typo shows); prints the new endpoint id (8 hex characters).
+        --preset NAME    a vendor's base URL, model map and name (`qcc presets`); --url,
+                         --model-map and --name given too win
         --name NAME      what to call it (unique in the cluster; letters, digits, . _ -);
                          default: the URL's host, made unique
         --model-map PATTERN=MODEL

@@ -49,6 +49,7 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         "doctor",
         "logs",
         "uninstall",
+        "presets",
     ];
     if !singles.contains(&group) {
         return Ok(None);
@@ -118,6 +119,7 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         }
         "status" => Command::Status { json: args.contains("--json") },
         "uninstall" => Command::Uninstall { yes: args.contains(["-y", "--yes"]) },
+        "presets" => Command::Presets { json: args.contains("--json") },
         "default" => Command::Default { name: positional(args, "a profile NAME", group)? },
         "usage" => {
             let json = args.contains("--json");
@@ -212,7 +214,12 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
     };
     let cmd = match (group.as_str(), sub.as_str()) {
         ("endpoint", "add") => {
-            let base_url: String = args.value_from_str("--url").map_err(usage)?;
+            let preset: Option<String> = args.opt_value_from_str("--preset").map_err(usage)?;
+            let base_url: String = match (args.opt_value_from_str("--url").map_err(usage)?, &preset) {
+                (Some(u), _) => u,
+                (None, Some(_)) => String::new(), // the preset's (`commands::endpoint_add`)
+                (None, None) => return Err(Error::Usage("`qcc endpoint add` needs --url URL or --preset NAME".into())),
+            };
             use crate::store::config::NewEndpoint;
             let new = NewEndpoint {
                 base_url: base_url.trim_end_matches('/').to_string(),
@@ -235,7 +242,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 probe_model: probe_model_arg(&mut args)?.filter(|m| !m.is_empty()),
             };
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
-            Command::EndpointAdd { cluster, new }
+            Command::EndpointAdd { cluster, new, preset }
         }
         ("endpoint", "list") => {
             let json = args.contains("--json");

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod models;
 pub mod names;
 pub mod pidfile;
+pub mod presets;
 pub mod prices;
 pub mod profiles;
 pub mod proxy_flags;
