@@ -4,16 +4,19 @@
 #   scripts/install.sh                 # binary to /usr/local/bin (root) or ~/.local/bin
 #   scripts/install.sh --prefix DIR    # binary to DIR/bin
 #   sudo scripts/install.sh --systemd  # binary + qcc user + /etc/qcc/qcc.env + qcc.service
+#   scripts/install.sh --binary FILE|URL   # a prebuilt (static) qcc, no Rust toolchain needed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 prefix=""
 systemd=0
+binary=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
     --systemd) systemd=1; shift ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --binary) binary="${2:?--binary needs a file or a URL}"; shift 2 ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -24,16 +27,28 @@ if [ "$systemd" -eq 1 ] && [ "$(id -u)" -ne 0 ]; then
   echo "install.sh: --systemd needs root (run with sudo)" >&2
   exit 2
 fi
-command -v cargo >/dev/null || { echo "install.sh: cargo not found; install the Rust toolchain (rustup.rs)" >&2; exit 1; }
-
-cargo build --release --locked
+built=target/release/qcc
+case "$binary" in
+  "")
+    command -v cargo >/dev/null || { echo "install.sh: cargo not found; install the Rust toolchain (rustup.rs), or give --binary FILE|URL" >&2; exit 1; }
+    cargo build --release --locked ;;
+  http://*|https://*)
+    command -v curl >/dev/null || { echo "install.sh: curl is needed to download $binary" >&2; exit 1; }
+    built=$(mktemp)
+    trap 'rm -f "$built"' EXIT
+    curl -fsSL --max-time 300 -o "$built" "$binary" || { echo "install.sh: cannot download $binary" >&2; exit 1; } ;;
+  *)
+    [ -f "$binary" ] || { echo "install.sh: $binary: no such file" >&2; exit 1; }
+    built=$binary ;;
+esac
+"$built" --version >/dev/null 2>&1 || { echo "install.sh: $binary does not run here (not a qcc for this machine?)" >&2; exit 1; }
 install -d "$prefix/bin"
-install -m 0755 target/release/qcc "$prefix/bin/qcc"
+install -m 0755 "$built" "$prefix/bin/qcc"
 echo "installed $prefix/bin/qcc ($("$prefix/bin/qcc" --version))"
 
 if [ "$systemd" -eq 1 ]; then
   if [ "$prefix/bin/qcc" != /usr/local/bin/qcc ]; then
-    install -m 0755 target/release/qcc /usr/local/bin/qcc
+    install -m 0755 "$built" /usr/local/bin/qcc
   fi
   if ! id qcc >/dev/null 2>&1; then
     useradd --system --home-dir /var/lib/qcc --no-create-home --shell /usr/sbin/nologin qcc
