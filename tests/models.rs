@@ -331,11 +331,14 @@ fn presets_fill_an_endpoint_and_the_users_file_adds_one() {
     assert!(eps[0].to_string().contains("glm-4.7"), "the preset's model map: {}", eps[0]);
     // The user's own preset, used end to end.
     let mine = serde_json::json!([{"name": "local", "title": "a local relay", "base_url": up.url(),
-        "model_map": [["claude-*", "local-model-1"]], "key_url": "https://example.com/keys"}]);
+        "model_map": [["claude-*", "local-model-1"]], "key_url": "https://example.com/keys",
+        "prices": {"local-model-1": {"input": 0.5, "output": 2.0}}}]);
     std::fs::create_dir_all(home.home()).expect("home");
     std::fs::write(home.home().join("presets.json"), mine.to_string()).expect("presets");
     let out = home.run(&["endpoint", "add", "d", "--preset", "local", "--key-file", k]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(home.config()).expect("cfg")).expect("json");
+    assert_eq!(cfg["settings"]["prices"]["local-model-1"]["output"], 2.0, "the preset's prices: {cfg}");
     let proxy = Proxy::start(&home, &["--cluster", "d"]);
     let r = post(&proxy, "/v1/messages", BODY.as_bytes());
     assert!(r.text().contains("local-model-1"), "mapped by the preset's rule: {}", r.text());

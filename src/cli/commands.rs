@@ -11,8 +11,10 @@ use crate::store::url::BaseUrl;
 /// `qcc endpoint add`: `new` as parsed, a preset's URL, model map and name filling what was not
 /// given; checked here before anything is written.
 pub fn endpoint_add(home: &std::path::Path, cluster: &str, mut new: NewEndpoint, preset: Option<String>) -> Result<()> {
+    let mut prices = None;
     if let Some(name) = preset {
         let p = crate::store::presets::find(home, &name)?;
+        prices = p.prices.clone();
         if new.base_url.is_empty() {
             new.base_url = p.base_url.clone();
         }
@@ -33,6 +35,10 @@ pub fn endpoint_add(home: &std::path::Path, cluster: &str, mut new: NewEndpoint,
     let mut config = ConfigFile::edit_user()?;
     let created = !config.profile_names().iter().any(|n| n == cluster);
     let (id, name) = config.add_endpoint(cluster, &new)?;
+    let priced = match &prices {
+        Some(p) => config.add_missing_prices(p)?,
+        None => 0,
+    };
     // The first cluster becomes the default (as `qcc add` does for a profile), so that
     // `qcc proxy start`, `qcc env` and `qcc` alone serve it.
     let default = config.default_profile().is_none();
@@ -42,6 +48,9 @@ pub fn endpoint_add(home: &std::path::Path, cluster: &str, mut new: NewEndpoint,
     config.save()?;
     println!("{id}");
     eprintln!("added endpoint '{name}' ({id}) to cluster '{cluster}'");
+    if priced > 0 {
+        eprintln!("the preset's prices of {priced} model(s) went into settings.prices");
+    }
     if created {
         // On stderr: stdout stays the id alone. A typo (`wrok`) shows here.
         let note = if default { " (the default cluster)" } else { "" };

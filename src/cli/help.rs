@@ -172,7 +172,9 @@ qcc presets [--json]
     MiniMax, Qwen (Model Studio) and OpenRouter, each with its base URL, a model map for Claude
     Code's model names, and where to get a key (--json). $QCC_HOME/presets.json adds presets or
     replaces built-in ones by name: [{\"name\", \"title\", \"base_url\", \"model_map\":
-    [[PATTERN, MODEL], ...], \"key_url\"}]. No prices are built in (settings.prices has them).
+    [[PATTERN, MODEL], ...], \"key_url\", \"prices\": {MODEL: {\"input\", \"output\", ...}}}]; a
+    preset's prices go into settings.prices (models not priced yet) when an endpoint is added
+    from it. The built-in presets carry no prices: vendors change them (peak hours, promotions).
 ";
 
 const HELP_ENDPOINT: &str = "\

@@ -266,6 +266,29 @@ impl ConfigFile {
         )))
     }
 
+    /// Add to `settings.prices` the models of `prices` (the same shape) it does not price yet;
+    /// how many were added.
+    pub fn add_missing_prices(&mut self, prices: &Value) -> Result<usize> {
+        let Some(given) = prices.as_object() else { return Ok(0) };
+        let root = self.root_object()?;
+        let settings = root.entry("settings").or_insert_with(|| json!({}));
+        let Some(settings) = settings.as_object_mut() else {
+            return Err(self.not_object("settings"));
+        };
+        let table = settings.entry("prices").or_insert_with(|| json!({}));
+        let Some(table) = table.as_object_mut() else {
+            return Err(self.not_object("settings.prices"));
+        };
+        let mut added = 0;
+        for (model, price) in given {
+            if !table.contains_key(model) {
+                table.insert(model.clone(), price.clone());
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
     /// Set `settings.default_profile` to an existing profile, keeping every other setting.
     pub fn set_default(&mut self, name: &str) -> Result<()> {
         if !self.profiles().is_some_and(|p| p.contains_key(name)) {

@@ -25,6 +25,11 @@ pub struct Preset {
     pub key_url: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// What its models cost, as `settings.prices` says it (`store/prices.rs`); written into the
+    /// config for models it does not price yet when an endpoint is added from the preset. The
+    /// built-in presets carry none: vendors change them, and a wrong price is worse than none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<serde_json::Value>,
 }
 
 /// The built-in presets with the user's over them; a broken user file is one line naming it.
@@ -43,6 +48,8 @@ pub fn all(home: &Path) -> Result<Vec<Preset>> {
                     crate::store::models::ModelRule::parse(&format!("{pattern}={model}"))
                         .map_err(|e| bad(format!("preset '{}': {e}", p.name)))?;
                 }
+                crate::store::prices::PriceTable::from_config(p.prices.as_ref())
+                    .map_err(|e| bad(format!("preset '{}': {}", p.name, e.replace("settings.prices", "prices"))))?;
                 match list.iter_mut().find(|q| q.name == p.name) {
                     Some(q) => *q = p,
                     None => list.push(p),
