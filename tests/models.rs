@@ -319,6 +319,7 @@ fn presets_fill_an_endpoint_and_the_users_file_adds_one() {
     for n in ["anthropic", "deepseek", "glm", "kimi", "minimax", "qwen", "openrouter"] {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
+    assert!(v.as_array().expect("list").iter().all(|p| p["format"] == "anthropic"), "each says its format: {v}");
     let key = home.path("key");
     std::fs::write(&key, "sk-vendor-0000000000\n").expect("key");
     let k = key.to_str().expect("utf-8");
@@ -349,5 +350,11 @@ fn presets_fill_an_endpoint_and_the_users_file_adds_one() {
     std::fs::write(home.home().join("presets.json"), "{broken").expect("presets");
     let out = home.run(&["presets"]);
     assert!(!out.status.success() && stderr(&out).contains("presets.json"), "{}", stderr(&out));
+    // A format qcc does not carry is refused when the file is read, not when a request fails.
+    let openai = serde_json::json!([{"name": "oai", "base_url": up.url(), "format": "openai"}]);
+    std::fs::write(home.home().join("presets.json"), openai.to_string()).expect("presets");
+    let out = home.run(&["endpoint", "add", "e", "--preset", "oai", "--key-file", k]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && err.contains("presets.json") && err.contains("format 'openai'"), "{err}");
     assert_eq!(stderr(&out).lines().count(), 1);
 }

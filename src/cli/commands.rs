@@ -67,11 +67,11 @@ pub fn presets(home: &std::path::Path, json_out: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
         return Ok(());
     }
-    println!("{:<14} {:<52} {:<44} MODEL MAP", "NAME", "WHAT", "BASE URL");
+    println!("{:<14} {:<52} {:<44} {:<10} MODEL MAP", "NAME", "WHAT", "BASE URL", "FORMAT");
     for p in &list {
         let map: Vec<String> = p.model_map.iter().map(|[a, b]| format!("{a}={b}")).collect();
         let map = if map.is_empty() { "-".to_string() } else { map.join(", ") };
-        println!("{:<14} {:<52} {:<44} {map}", p.name, p.title, p.base_url);
+        println!("{:<14} {:<52} {:<44} {:<10} {map}", p.name, p.title, p.base_url, p.format);
     }
     println!(
         "\nadd one: qcc endpoint add CLUSTER --preset NAME --key-file PATH   (keys: `qcc presets --json` says where)"

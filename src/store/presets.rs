@@ -18,6 +18,10 @@ pub struct Preset {
     #[serde(default)]
     pub title: String,
     pub base_url: String,
+    /// The wire format its base URL speaks. Only `anthropic` (the Messages API) is carried to an
+    /// upstream today; a preset naming another is refused rather than added to fail later.
+    #[serde(default = "anthropic")]
+    pub format: String,
     /// `[pattern, model]` rules (`store/models.rs`).
     #[serde(default)]
     pub model_map: Vec<[String; 2]>,
@@ -32,6 +36,10 @@ pub struct Preset {
     pub prices: Option<serde_json::Value>,
 }
 
+fn anthropic() -> String {
+    "anthropic".to_string()
+}
+
 /// The built-in presets with the user's over them; a broken user file is one line naming it.
 pub fn all(home: &Path) -> Result<Vec<Preset>> {
     let mut list: Vec<Preset> = serde_json::from_str(BUILTIN).map_err(|e| Error::Failed(format!("presets: {e}")))?;
@@ -44,6 +52,13 @@ pub fn all(home: &Path) -> Result<Vec<Preset>> {
             })?;
             for p in mine {
                 crate::store::url::BaseUrl::parse(&p.base_url).map_err(|e| bad(format!("preset '{}': {e}", p.name)))?;
+                if p.format != "anthropic" {
+                    return Err(bad(format!(
+                        "preset '{}': format '{}' is not one qcc forwards (only \"anthropic\", the Messages API)",
+                        p.name,
+                        crate::mask::clean(&p.format)
+                    )));
+                }
                 for [pattern, model] in &p.model_map {
                     crate::store::models::ModelRule::parse(&format!("{pattern}={model}"))
                         .map_err(|e| bad(format!("preset '{}': {e}", p.name)))?;
@@ -91,6 +106,7 @@ mod tests {
                 crate::store::models::ModelRule::parse(&format!("{pattern}={model}")).unwrap();
             }
             assert!(p.key_url.starts_with("https://"), "{}", p.name);
+            assert_eq!(p.format, "anthropic", "{}", p.name);
         }
         let mut names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
         names.sort_unstable();
