@@ -54,7 +54,7 @@ const END: &str = "event: message_delta\ndata: {\"type\":\"message_delta\",\"del
 #[test]
 fn a_client_that_hangs_up_mid_stream_is_charged() {
     let released = Arc::new(AtomicUsize::new(0));
-    let start = format!("event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{{\"type\":\"text\",\"text\":\"\"}}}}\n\n");
+    let start = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_string();
     let events = vec![START.to_string(), start, delta(&"a".repeat(400)), delta("b"), END.to_string()];
     let up = MockUpstream::start(Mode::SseGated { events, released: released.clone() });
     let home = TempHome::new();
