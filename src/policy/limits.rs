@@ -54,6 +54,18 @@ pub struct Used {
     pub usd: f64,
 }
 
+impl From<&crate::store::usage::KeyCounts> for Used {
+    /// A key's day as the usage book counts it.
+    fn from(c: &crate::store::usage::KeyCounts) -> Used {
+        Used { tokens: c.tokens(), usd: c.cost_usd }
+    }
+}
+
+/// Seconds from unix time `wall_secs` to the next UTC midnight, when the day's budgets reset.
+pub fn secs_to_midnight(wall_secs: u64) -> u64 {
+    86_400 - wall_secs % 86_400
+}
+
 impl Used {
     /// This day's use with what requests in progress have reserved (`Reserved`).
     pub fn with(self, reserved: Used) -> Used {

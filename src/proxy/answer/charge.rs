@@ -58,8 +58,7 @@ impl EventLoop {
     ) {
         use crate::policy::limits::{crossed, Used};
         let Some(key) = self.keys.find(name) else { return };
-        let used = |c: &crate::store::usage::KeyCounts| Used { tokens: c.tokens(), usd: c.cost_usd };
-        for (limit, msg) in crossed(name, &key.entry.limits, used(before), used(after)) {
+        for (limit, msg) in crossed(name, &key.entry.limits, Used::from(before), Used::from(after)) {
             self.budget_alert(name, limit, &msg, now);
         }
     }

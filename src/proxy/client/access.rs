@@ -82,15 +82,14 @@ impl EventLoop {
                 let EventLoop { keys, usage, usage_day, .. } = self;
                 let Some(key) = keys.get_mut(k) else { return true };
                 let counted = usage.key_day(&usage_day.1, &key.entry.name);
-                let used = crate::policy::limits::Used { tokens: counted.tokens(), usd: counted.cost_usd }
-                    .with(key.reserved.get());
+                let used = crate::policy::limits::Used::from(&counted).with(key.reserved.get());
                 let verdict = crate::policy::limits::admit(
                     &key.entry.name,
                     &key.entry.limits,
                     used,
                     key.in_flight.get(),
                     &mut key.window,
-                    86_400 - wall % 86_400,
+                    crate::policy::limits::secs_to_midnight(wall),
                     now,
                 );
                 match verdict {

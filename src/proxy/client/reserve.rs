@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use crate::policy::limits::{budget_room, Reservation, Used, BYTES_PER_TOKEN, DEFAULT_MAX_TOKENS};
+use crate::policy::limits::{budget_room, secs_to_midnight, Reservation, Used, BYTES_PER_TOKEN, DEFAULT_MAX_TOKENS};
 use crate::proxy::event::slab::Key;
 use crate::proxy::state::ClientPhase;
 use crate::proxy::EventLoop;
@@ -44,8 +44,8 @@ impl EventLoop {
         let Some(ticket) = ex.key.as_mut().filter(|t| t.budgeted && t.reserved.is_none()) else { return true };
         let Some(key) = keys.find_mut(&ticket.name) else { return true };
         let counted = usage.key_day(&usage_day.1, &key.entry.name);
-        let used = Used { tokens: counted.tokens(), usd: counted.cost_usd }.with(key.reserved.get());
-        match budget_room(&key.entry.name, &key.entry.limits, used, 86_400 - wall % 86_400) {
+        let used = Used::from(&counted).with(key.reserved.get());
+        match budget_room(&key.entry.name, &key.entry.limits, used, secs_to_midnight(wall)) {
             Ok(()) => {
                 ticket.reserved = Some(Reservation::hold(&key.reserved, estimate(&ex.body, &settings.prices)));
                 true
