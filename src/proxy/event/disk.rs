@@ -171,30 +171,25 @@ impl Disk {
                     }
                     Some(Job::Load { edit, asker }) => {
                         let result = Box::new(load(&paths, &edit));
-                        // A key edit's new table reaches the loop before the edit's answer does:
-                        // once the page is told `ok`, a revoked key is refused.
-                        if matches!(edit, Edit::Key(_)) {
-                            if let Some(keys) = check_keys(&paths.keys, &mut keys_seen) {
-                                if !send(keys) {
-                                    break;
-                                }
-                            }
-                        }
                         Some(Done::Loaded { edit, asker, result })
                     }
                     None => None,
                 };
-                if let Some(done) = done {
-                    if !send(done) {
-                        break;
-                    }
-                }
-                if Instant::now() >= keys_due {
+                // The keys file on its deadline, and at once after a key edit: its new table
+                // reaches the loop before the edit's answer does, so once the page is told `ok`,
+                // a revoked key is refused.
+                let key_edit = matches!(&done, Some(Done::Loaded { edit: Edit::Key(_), .. }));
+                if key_edit || Instant::now() >= keys_due {
                     keys_due = Instant::now() + KEYS_CHECK;
                     if let Some(keys) = check_keys(&paths.keys, &mut keys_seen) {
                         if !send(keys) {
                             break;
                         }
+                    }
+                }
+                if let Some(done) = done {
+                    if !send(done) {
+                        break;
                     }
                 }
             }
@@ -251,16 +246,13 @@ impl Disk {
             self.batch_sent = now;
         }
         let batch = std::mem::take(&mut self.batch);
-        let lines = || batch.iter().filter(|&&b| b == b'\n').count() as u64;
+        let lines = |b: &[u8]| b.iter().filter(|&&c| c == b'\n').count() as u64;
         if batch.len() > BATCH_MAX {
-            return lines();
+            return lines(&batch);
         }
         match self.lines.as_ref().map(|tx| tx.try_send(batch)) {
-            Some(Ok(())) => 0,
-            Some(Err(TrySendError::Full(b) | TrySendError::Disconnected(b))) => {
-                b.iter().filter(|&&c| c == b'\n').count() as u64
-            }
-            None => 0,
+            Some(Err(TrySendError::Full(b) | TrySendError::Disconnected(b))) => lines(&b),
+            Some(Ok(())) | None => 0,
         }
     }
 
