@@ -183,7 +183,7 @@ pub fn sign_doc(doc: &mut Value, s: &Sealer) -> Result<(), String> {
 /// Whether the document is unchanged since it was signed with this passphrase.
 pub fn verify_doc(doc: &Value, s: &Sealer) -> Result<(), String> {
     let tag = doc.pointer(MAC_POINTER).and_then(Value::as_str).ok_or(
-        "its encrypted keys carry no signature of the whole file (pushed by an older qcc, or changed): push again          from a machine with this qcc",
+        "its encrypted keys carry no signature of the whole file (pushed by an older qcc, or changed): push again from a machine with this qcc",
     )?;
     if !s.verify(&canonical(doc), tag) {
         return Err("the file was changed by someone without the passphrase (its signature does not match)".into());
