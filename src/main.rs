@@ -111,7 +111,7 @@ fn run() -> Result<()> {
             );
         }
         Command::ProxyStart(args) => {
-            let keep = args.flags_to_keep();
+            let keep = args.flags_to_keep(&[]);
             let settings = cli::proxy_start::settings(*args)?;
             // Remembered for this cluster: `qcc use`, `qcc env`, `qcc proxy restart` and the
             // service start its proxy the same way (`store/proxy_flags.rs`).

@@ -222,13 +222,8 @@ impl ProxyStartArgs {
     }
 
     /// The flags to remember for this cluster (`store/proxy_flags.rs`): all but the cluster, the
-    /// background switch and the access key.
-    pub fn flags_to_keep(&self) -> Vec<String> {
-        self.flags_except(&[])
-    }
-
-    /// `flags_to_keep` without `skip` too (the service leaves the address to its socket).
-    pub fn flags_except(&self, skip: &[&str]) -> Vec<String> {
+    /// background switch, the access key and `skip` (the service leaves the address to its socket).
+    pub fn flags_to_keep(&self, skip: &[&str]) -> Vec<String> {
         let mut out = Vec::new();
         let kept = |n: &&str| !crate::store::proxy_flags::NOT_KEPT.contains(n) && !skip.contains(n);
         for (name, value) in self.0.iter().filter(|(n, _)| kept(n)) {

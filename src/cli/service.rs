@@ -240,7 +240,7 @@ pub fn install(home: &Path, a: &InstallArgs) -> Result<()> {
     // Started the way this cluster's proxy was last started by hand, on the service's address.
     let remembered = crate::store::proxy_flags::of(home, &cluster);
     let flags = super::proxy_start::ProxyStartArgs::for_cluster(&cluster, Some(port), &remembered)
-        .flags_except(&["--host", "--port"]);
+        .flags_to_keep(&["--host", "--port"]);
     let plan = Plan {
         exe: exe.canonicalize().unwrap_or(exe),
         flags,
