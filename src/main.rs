@@ -10,6 +10,7 @@ mod proxy;
 mod sdnotify;
 mod settings;
 mod store;
+mod translate;
 
 use std::process::ExitCode;
 use std::time::Duration;

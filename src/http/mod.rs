@@ -78,3 +78,24 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
     // Every header of every message passes here: most are told apart by their length alone.
     matches!(name.len(), 2 | 7 | 10) && HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
+
+/// The reason phrase qcc writes for a status (empty for one it does not name).
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}

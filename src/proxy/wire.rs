@@ -178,7 +178,7 @@ fn local_response_with(status: u16, content_type: &str, body: &[u8], close: bool
             "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
              X-Frame-Options: DENY\r\nContent-Security-Policy: frame-ancestors 'none'\r\n\
              X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n{extra}{}\r\n",
-            reason(status),
+            crate::http::reason(status),
             body.len(),
             if close { "Connection: close\r\n" } else { "" }
         )
@@ -215,26 +215,6 @@ pub fn error_response_after(status: u16, message: &str, retry_after: Option<u64>
     let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}).to_string();
     let extra = retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
     local_response_with(status, "application/json", body.as_bytes(), close, &extra, out);
-}
-
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Payload Too Large",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "",
-    }
 }
 
 /// The endpoint's key, both ways the Anthropic API and compatible relays read it.

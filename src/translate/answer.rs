@@ -1,0 +1,218 @@
+//! An OpenAI-format endpoint's HTTP answer, re-made as the answer an Anthropic endpoint would
+//! have sent, byte for byte as it arrives: the upstream's head and body framing are read here
+//! (`http::HeadReader`, `BodyTracker`), and what comes out is an HTTP/1.1 response the rest of
+//! qcc reads exactly as it reads any endpoint's (hold, usage, in-stream errors, failover).
+//!
+//! A 200 event stream goes out as it is translated (`stream.rs`), chunked; any other answer is
+//! read whole and goes out at its end with a `content-length`: a reply (`reply.rs`; one that is
+//! not a chat completion becomes a 502), or an error (`error.rs`, its status kept).
+
+use crate::http::{is_hop_by_hop, BodyFraming, BodyTracker, HeadReader, ResponseHead};
+
+use super::stream::{End, Stream};
+
+/// The most of a non-streamed reply read; past it the answer is refused (a 502).
+const WHOLE_MAX: usize = 32 * 1024 * 1024;
+/// The most of an error body read (the rest is skipped).
+const ERROR_MAX: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub struct Answer {
+    head: HeadReader,
+    state: State,
+    model: String,
+    seed: u64,
+    /// Why the answer cannot be read on (the attempt fails with it).
+    failed: Option<String>,
+    /// Scratch for one feed's translated bytes.
+    piece: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Stream { body: BodyTracker, stream: Box<Stream> },
+    Whole { head: Box<ResponseHead>, body: BodyTracker, bytes: Vec<u8> },
+    /// Written whole; anything after is passed on untouched (the connection is then not reused).
+    Done,
+}
+
+impl Answer {
+    /// `model`: what the request asked for (named in the reply until the upstream names its own).
+    pub fn new(model: &str, seed: u64) -> Answer {
+        Answer { head: HeadReader::default(), state: State::Head, model: model.to_string(), seed, failed: None, piece: Vec::new() }
+    }
+
+    /// Why the answer was cut off or refused, once it was: the attempt ends with it.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// Translate what `raw` holds (it is drained as far as it was used) into `out`.
+    pub fn feed(&mut self, raw: &mut Vec<u8>, out: &mut Vec<u8>) {
+        loop {
+            match &mut self.state {
+                State::Head => {
+                    let head = match self.head.take(raw, false) {
+                        Ok(Some(h)) => h,
+                        Ok(None) => return,
+                        Err(e) => {
+                            self.failed = Some(format!("bad response head: {e}"));
+                            out.append(raw);
+                            return;
+                        }
+                    };
+                    let body = BodyTracker::new(head.framing);
+                    let stream = head.status == 200 && content_type_is(&head, b"text/event-stream");
+                    if stream {
+                        write_head(out, &head, 200, "text/event-stream; charset=utf-8", None);
+                        self.state = State::Stream { body, stream: Box::new(Stream::new(&self.model, self.seed)) };
+                    } else {
+                        self.state = State::Whole { head: Box::new(head), body, bytes: Vec::new() };
+                    }
+                }
+                State::Stream { body, stream } => {
+                    let piece = &mut self.piece;
+                    let fed = body.advance_observing(raw, |data| stream.feed(data, piece));
+                    match fed {
+                        Ok(n) => drop(raw.drain(..n)),
+                        Err(e) => {
+                            self.failed = Some(format!("bad chunked body: {e:?}"));
+                            return;
+                        }
+                    }
+                    let done = body.is_done();
+                    if done {
+                        self.end_stream(out);
+                    } else {
+                        chunk(out, &mut self.piece);
+                        if let Some(f) = stream.failure() {
+                            self.failed = Some(f.to_string());
+                        }
+                    }
+                    if !done || raw.is_empty() {
+                        return;
+                    }
+                }
+                State::Whole { body, bytes, head } => {
+                    let max = if head.status == 200 { WHOLE_MAX } else { ERROR_MAX };
+                    let fed = body.advance_observing(raw, |data| {
+                        let room = (max + 1).saturating_sub(bytes.len()).min(data.len());
+                        bytes.extend_from_slice(&data[..room]);
+                    });
+                    match fed {
+                        Ok(n) => drop(raw.drain(..n)),
+                        Err(e) => {
+                            self.failed = Some(format!("bad chunked body: {e:?}"));
+                            return;
+                        }
+                    }
+                    if !body.is_done() {
+                        return;
+                    }
+                    self.end_whole(out);
+                }
+                State::Done => {
+                    out.append(raw);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The upstream closed the connection: the end of a body framed by its close, else a cut.
+    pub fn eof(&mut self, raw: &mut Vec<u8>, out: &mut Vec<u8>) {
+        self.feed(raw, out);
+        match &mut self.state {
+            State::Stream { body: BodyTracker::UntilClose, .. } => self.end_stream(out),
+            State::Whole { body: BodyTracker::UntilClose, .. } => self.end_whole(out),
+            State::Stream { stream, .. } => {
+                // Cut: the client is told in the stream; the attempt fails (blamed as any cut).
+                stream.end(&mut self.piece);
+                chunk(out, &mut self.piece);
+                self.failed.get_or_insert_with(|| "stream cut before it finished".to_string());
+                self.state = State::Done;
+            }
+            State::Head | State::Whole { .. } | State::Done => {}
+        }
+    }
+
+    fn end_stream(&mut self, out: &mut Vec<u8>) {
+        let State::Stream { stream, .. } = &mut self.state else { return };
+        let end = stream.end(&mut self.piece);
+        chunk(out, &mut self.piece);
+        match (end, stream.failure()) {
+            // An error the upstream reported in its stream is a complete answer (as an
+            // Anthropic endpoint's in-stream error is).
+            (End::Complete, _) | (End::Error { cut: false }, None) => out.extend_from_slice(b"0\r\n\r\n"),
+            (End::Error { cut: true }, _) => self.failed = Some("stream ended before it finished".to_string()),
+            (End::Error { cut: false }, Some(why)) => self.failed = Some(why.to_string()),
+        }
+        self.state = State::Done;
+    }
+
+    fn end_whole(&mut self, out: &mut Vec<u8>) {
+        let State::Whole { head, bytes, .. } = std::mem::replace(&mut self.state, State::Done) else { return };
+        let (status, body) = if head.status == 200 {
+            if bytes.len() > WHOLE_MAX {
+                (502, super::error::to_messages(502, b"the upstream's reply is over 32 MiB"))
+            } else {
+                match super::reply::to_messages(&bytes, &self.model, self.seed) {
+                    Ok(body) => (200, body),
+                    Err(e) => (502, super::error::to_messages(502, e.as_bytes())),
+                }
+            }
+        } else {
+            (head.status, super::error::to_messages(head.status, &bytes[..bytes.len().min(ERROR_MAX)]))
+        };
+        write_head(out, &head, status, "application/json", Some(body.len()));
+        out.extend_from_slice(&body);
+    }
+}
+
+fn content_type_is(head: &ResponseHead, prefix: &[u8]) -> bool {
+    head.headers()
+        .find(|(n, _)| n.eq_ignore_ascii_case(b"content-type"))
+        .is_some_and(|(_, v)| v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix))
+}
+
+/// The head qcc reads on: the upstream's own headers (rate limits, request ids, `retry-after`)
+/// minus those that described the body it no longer is; chunked unless a `length` is given;
+/// `Connection: close` when the upstream would close.
+fn write_head(out: &mut Vec<u8>, head: &ResponseHead, status: u16, ctype: &str, length: Option<usize>) {
+    use std::io::Write as _;
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\n", crate::http::reason(status));
+    for (name, value) in head.headers() {
+        let drop = is_hop_by_hop(name)
+            || [&b"content-length"[..], b"transfer-encoding", b"content-type", b"content-encoding", b"connection"]
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h));
+        if !drop {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    match length {
+        Some(n) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\ncache-control: no-cache\r\n"),
+    }
+    if !head.keep_alive || head.framing == BodyFraming::UntilClose {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `piece` as one chunk of the chunked body (nothing when empty), and emptied.
+fn chunk(out: &mut Vec<u8>, piece: &mut Vec<u8>) {
+    if piece.is_empty() {
+        return;
+    }
+    use std::io::Write as _;
+    let _ = write!(out, "{:x}\r\n", piece.len());
+    out.append(piece);
+    out.extend_from_slice(b"\r\n");
+}

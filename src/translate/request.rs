@@ -1,0 +1,551 @@
+//! A Messages request (`POST /v1/messages`) as a Chat Completions request: parsed once into
+//! typed structs that borrow from the body (tool schemas and tool inputs pass through as raw
+//! JSON, never re-parsed), written once. What Chat Completions has no place for is dropped by
+//! the rules in docs/translation.md, or refused with the reason (`Err`, a 400 to the client).
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::Options;
+
+/// What the translated request is and says.
+pub struct Translated {
+    pub body: Vec<u8>,
+    /// The model the client asked for, and the one sent (after the endpoint's model map).
+    pub from: String,
+    pub to: String,
+    pub stream: bool,
+}
+
+#[derive(Deserialize)]
+struct Request<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    max_tokens: Option<u64>,
+    #[serde(borrow)]
+    system: Option<&'a RawValue>,
+    #[serde(borrow)]
+    messages: Vec<Message<'a>>,
+    #[serde(borrow, default)]
+    tools: Vec<Tool<'a>>,
+    #[serde(borrow)]
+    tool_choice: Option<ToolChoice<'a>>,
+    #[serde(borrow, default)]
+    stop_sequences: Vec<Cow<'a, str>>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(borrow)]
+    metadata: Option<Metadata<'a>>,
+    thinking: Option<Thinking>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+    /// A string or an array of blocks.
+    #[serde(borrow)]
+    content: &'a RawValue,
+}
+
+/// A content block: one struct for every kind (the fields a kind does not have stay `None`), so
+/// raw values can borrow (serde's tagged enums buffer, and `RawValue` cannot be buffered).
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Option<Source<'a>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tool_use_id: Option<Cow<'a, str>>,
+    /// A tool result's: a string or blocks.
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(default)]
+    is_error: bool,
+}
+
+#[derive(Deserialize)]
+struct Source<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    media_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    url: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Tool<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    description: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    input_schema: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ToolChoice<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    disable_parallel_tool_use: bool,
+}
+
+#[derive(Deserialize)]
+struct Metadata<'a> {
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Thinking {
+    #[serde(rename = "type")]
+    kind: String,
+    budget_tokens: Option<u64>,
+}
+
+// ---- Chat Completions, as written ----
+
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: Vec<ChatMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<&'a [Cow<'a, str>]>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ChatTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    /// `None` is written as `null` (an assistant message with tool calls only).
+    content: Option<Content<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Content<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<Part<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Part<'a> {
+    Text { text: Cow<'a, str> },
+    ImageUrl { image_url: ImageUrl<'a> },
+}
+
+#[derive(Serialize)]
+struct ImageUrl<'a> {
+    url: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    id: Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'a> {
+    name: Cow<'a, str>,
+    /// The tool input's JSON text, as a string.
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct ChatTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionDef<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDef<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    parameters: &'a RawValue,
+}
+
+fn bad(e: impl std::fmt::Display) -> String {
+    format!("the request cannot be translated for an OpenAI-format endpoint: {e}")
+}
+
+/// A `system` or message `content`: a string, or blocks.
+enum Body<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<Block<'a>>),
+}
+
+fn content<'a>(raw: &'a RawValue) -> Result<Body<'a>, String> {
+    if raw.get().starts_with('"') {
+        serde_json::from_str::<Cow<'a, str>>(raw.get()).map(Body::Text).map_err(bad)
+    } else {
+        serde_json::from_str::<Vec<Block<'a>>>(raw.get()).map(Body::Blocks).map_err(bad)
+    }
+}
+
+/// The text of a tool result's or system's blocks (their text blocks, one per line).
+fn joined_text<'a>(blocks: &[Block<'a>]) -> Cow<'a, str> {
+    let mut texts = blocks.iter().filter(|b| b.kind == "text").filter_map(|b| b.text.as_ref());
+    match (texts.next(), texts.next()) {
+        (None, _) => Cow::Borrowed(""),
+        (Some(one), None) => one.clone(),
+        (Some(a), Some(b)) => {
+            let mut s = String::with_capacity(a.len() + b.len() + 1);
+            s.push_str(a);
+            s.push('\n');
+            s.push_str(b);
+            for t in blocks.iter().filter(|b| b.kind == "text").filter_map(|b| b.text.as_ref()).skip(2) {
+                s.push('\n');
+                s.push_str(t);
+            }
+            Cow::Owned(s)
+        }
+    }
+}
+
+fn image<'a>(b: &Block<'a>) -> Result<Part<'a>, String> {
+    let src = b.source.as_ref().ok_or_else(|| bad("an image block without a source"))?;
+    let url = match (&*src.kind, &src.data, &src.url) {
+        ("base64", Some(data), _) => {
+            let media = src.media_type.as_deref().unwrap_or("image/png");
+            Cow::Owned(format!("data:{media};base64,{data}"))
+        }
+        ("url", _, Some(url)) => url.clone(),
+        (kind, _, _) => return Err(bad(format_args!("an image source of type {kind:?}"))),
+    };
+    Ok(Part::ImageUrl { image_url: ImageUrl { url } })
+}
+
+/// Text and image blocks as a message's content: a plain string when it is one text.
+fn parts_content<'a>(parts: Vec<Part<'a>>) -> Option<Content<'a>> {
+    match parts.len() {
+        0 => None,
+        1 if matches!(parts[0], Part::Text { .. }) => match parts.into_iter().next() {
+            Some(Part::Text { text }) => Some(Content::Text(text)),
+            _ => None,
+        },
+        _ => Some(Content::Parts(parts)),
+    }
+}
+
+/// Translate `body` for an endpoint with `opts`, its model renamed to `model` when the
+/// endpoint's map says so.
+pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<String>) -> Result<Translated, String> {
+    let req: Request = serde_json::from_slice(body).map_err(bad)?;
+    let to = rename(&req.model).unwrap_or_else(|| req.model.to_string());
+    let mut messages: Vec<ChatMessage> = Vec::with_capacity(req.messages.len() + 1);
+
+    if let Some(system) = req.system {
+        let text = match content(system)? {
+            Body::Text(t) => t,
+            Body::Blocks(blocks) => joined_text(&blocks),
+        };
+        if !text.is_empty() {
+            messages.push(ChatMessage { role: "system", content: Some(Content::Text(text)), tool_calls: vec![], tool_call_id: None });
+        }
+    }
+
+    // Tool call ids the last assistant message made and no tool message has answered yet.
+    let mut open_calls: Vec<Cow<str>> = Vec::new();
+    for m in &req.messages {
+        let blocks = match content(m.content)? {
+            Body::Text(t) => {
+                answer_missing(&mut open_calls, &mut messages);
+                let role = if m.role == "assistant" { "assistant" } else { "user" };
+                messages.push(ChatMessage { role, content: Some(Content::Text(t)), tool_calls: vec![], tool_call_id: None });
+                continue;
+            }
+            Body::Blocks(b) => b,
+        };
+        if m.role == "assistant" {
+            answer_missing(&mut open_calls, &mut messages);
+            let mut text: Vec<Cow<str>> = Vec::new();
+            let mut calls = Vec::new();
+            for b in blocks {
+                match &*b.kind {
+                    "text" => text.extend(b.text),
+                    "tool_use" => {
+                        let id = b.id.ok_or_else(|| bad("a tool_use block without an id"))?;
+                        let name = b.name.ok_or_else(|| bad("a tool_use block without a name"))?;
+                        let arguments = b.input.map_or("{}", RawValue::get);
+                        open_calls.push(id.clone());
+                        calls.push(ToolCall { id, kind: "function", function: FunctionCall { name, arguments } });
+                    }
+                    // Earlier turns' thinking is not sent back (no Chat Completions field takes
+                    // it); server tools' blocks ran at Anthropic and have no meaning here.
+                    _ => {}
+                }
+            }
+            let content = match text.len() {
+                0 => None,
+                1 => text.pop().map(Content::Text),
+                _ => Some(Content::Text(Cow::Owned(text.join("\n")))),
+            };
+            if content.is_some() || !calls.is_empty() {
+                messages.push(ChatMessage { role: "assistant", content, tool_calls: calls, tool_call_id: None });
+            }
+            continue;
+        }
+        // A user turn: its tool results first, as `tool` messages answering the calls before;
+        // then its text and images as one user message.
+        let mut parts = Vec::new();
+        for b in blocks {
+            match &*b.kind {
+                "tool_result" => {
+                    let id = b.tool_use_id.ok_or_else(|| bad("a tool_result block without a tool_use_id"))?;
+                    let (mut text, images) = match b.content.map(content).transpose()? {
+                        None => (Cow::Borrowed(""), Vec::new()),
+                        Some(Body::Text(t)) => (t, Vec::new()),
+                        Some(Body::Blocks(inner)) => {
+                            let images: Result<Vec<Part>, String> =
+                                inner.iter().filter(|b| b.kind == "image").map(image).collect();
+                            (joined_text(&inner), images?)
+                        }
+                    };
+                    if b.is_error && !text.starts_with("Error") {
+                        text = Cow::Owned(format!("Error: {text}"));
+                    }
+                    // Images a tool returned go in the user message after (tool messages
+                    // carry text only).
+                    parts.extend(images);
+                    if let Some(i) = open_calls.iter().position(|c| *c == id) {
+                        open_calls.remove(i);
+                        messages.push(ChatMessage {
+                            role: "tool",
+                            content: Some(Content::Text(text)),
+                            tool_calls: vec![],
+                            tool_call_id: Some(id),
+                        });
+                    } else {
+                        // Answers no call the conversation still has (trimmed history): said in
+                        // words, since a tool message must answer a call just made.
+                        parts.push(Part::Text { text: Cow::Owned(format!("[result of tool call {id}]\n{text}")) });
+                    }
+                }
+                "text" => {
+                    if let Some(t) = b.text {
+                        parts.push(Part::Text { text: t });
+                    }
+                }
+                "image" => parts.push(image(&b)?),
+                "document" => match b.source.as_ref() {
+                    Some(Source { kind, data: Some(data), .. }) if kind == "text" => {
+                        parts.push(Part::Text { text: data.clone() })
+                    }
+                    _ => return Err(bad("documents other than plain text (PDF, say) have no Chat Completions form")),
+                },
+                _ => {} // thinking, server tools' blocks: see above
+            }
+        }
+        answer_missing(&mut open_calls, &mut messages);
+        if let Some(content) = parts_content(parts) {
+            messages.push(ChatMessage { role: "user", content: Some(content), tool_calls: vec![], tool_call_id: None });
+        }
+    }
+    answer_missing(&mut open_calls, &mut messages);
+
+    // Tools the client defines; server tools (web search, code execution: a `type` other than
+    // "custom" and no schema) run only at Anthropic and are left out.
+    let tools: Vec<ChatTool> = req
+        .tools
+        .iter()
+        .filter(|t| t.kind.as_deref().is_none_or(|k| k == "custom"))
+        .filter_map(|t| {
+            Some(ChatTool {
+                kind: "function",
+                function: FunctionDef { name: &t.name, description: t.description.as_deref(), parameters: t.input_schema? },
+            })
+        })
+        .collect();
+    let (tool_choice, parallel) = match (&req.tool_choice, tools.is_empty()) {
+        (_, true) => (None, None),
+        (None, false) => (None, None),
+        (Some(c), false) => {
+            let choice = match &*c.kind {
+                "auto" => serde_json::json!("auto"),
+                "any" => serde_json::json!("required"),
+                "none" => serde_json::json!("none"),
+                "tool" => {
+                    let name = c.name.as_deref().ok_or_else(|| bad("tool_choice \"tool\" without a name"))?;
+                    serde_json::json!({"type": "function", "function": {"name": name}})
+                }
+                other => return Err(bad(format_args!("tool_choice of type {other:?}"))),
+            };
+            (Some(choice), c.disable_parallel_tool_use.then_some(false))
+        }
+    };
+    let effort = match &req.thinking {
+        Some(t) if opts.reasoning_effort && t.kind == "enabled" => Some(match t.budget_tokens.unwrap_or(0) {
+            0..4096 => "low",
+            4096..16384 => "medium",
+            _ => "high",
+        }),
+        _ => None,
+    };
+    let (max_tokens, max_completion_tokens) =
+        if opts.max_completion_tokens { (None, req.max_tokens) } else { (req.max_tokens, None) };
+    let chat = ChatRequest {
+        model: &to,
+        messages,
+        max_tokens,
+        max_completion_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop: (!req.stop_sequences.is_empty()).then_some(&req.stop_sequences[..]),
+        stream: req.stream,
+        stream_options: req.stream.then_some(StreamOptions { include_usage: true }),
+        tools,
+        tool_choice,
+        parallel_tool_calls: parallel,
+        user: req.metadata.as_ref().and_then(|m| m.user_id.as_deref()),
+        reasoning_effort: effort,
+    };
+    let mut out = Vec::with_capacity(body.len() + body.len() / 8);
+    serde_json::to_writer(&mut out, &chat).map_err(bad)?;
+    Ok(Translated { body: out, from: req.model.to_string(), to: to.clone(), stream: req.stream })
+}
+
+/// Calls of the last assistant message that no tool result answered get an empty answer: a
+/// Chat Completions provider refuses a conversation that leaves one open.
+fn answer_missing<'a>(open: &mut Vec<Cow<'a, str>>, messages: &mut Vec<ChatMessage<'a>>) {
+    for id in open.drain(..) {
+        messages.push(ChatMessage {
+            role: "tool",
+            content: Some(Content::Text(Cow::Borrowed("[no result]"))),
+            tool_calls: vec![],
+            tool_call_id: Some(id),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn chat(req: Value) -> Value {
+        let t = to_chat(req.to_string().as_bytes(), &Options::default(), |_| None).unwrap();
+        serde_json::from_slice(&t.body).unwrap()
+    }
+
+    #[test]
+    fn a_tool_turn_becomes_tool_calls_and_tool_messages_in_order() {
+        let out = chat(json!({
+            "model": "claude-sonnet-4-5", "max_tokens": 100, "stream": true,
+            "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": "run it"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "hm", "signature": "x"},
+                    {"type": "text", "text": "ok"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "echo hi"}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "hi"}]},
+                    {"type": "text", "text": "go on"}]}],
+            "tools": [{"name": "Bash", "description": "run", "input_schema": {"type": "object"}},
+                      {"type": "web_search_20250305", "name": "web_search"}],
+            "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+            "stop_sequences": ["END"], "metadata": {"user_id": "u1"}, "thinking": {"type": "enabled", "budget_tokens": 5000}
+        }));
+        assert_eq!(out["messages"][0], json!({"role": "system", "content": "be brief"}));
+        assert_eq!(out["messages"][2]["tool_calls"][0]["function"], json!({"name": "Bash", "arguments": "{\"command\":\"echo hi\"}"}));
+        assert_eq!(out["messages"][2]["content"], "ok");
+        assert_eq!(out["messages"][3], json!({"role": "tool", "content": "hi", "tool_call_id": "toolu_1"}));
+        assert_eq!(out["messages"][4], json!({"role": "user", "content": "go on"}));
+        assert_eq!(out["tools"].as_array().unwrap().len(), 1, "the server tool is left out");
+        assert_eq!(out["tool_choice"], "required");
+        assert_eq!(out["parallel_tool_calls"], false);
+        assert_eq!(out["stop"], json!(["END"]));
+        assert_eq!(out["user"], "u1");
+        assert_eq!(out["stream_options"], json!({"include_usage": true}));
+        assert!(out.get("reasoning_effort").is_none(), "only where the endpoint takes it");
+        assert_eq!(out["max_tokens"], 100);
+    }
+
+    #[test]
+    fn images_unanswered_calls_and_options() {
+        let req = json!({
+            "model": "claude-haiku", "max_tokens": 5, "thinking": {"type": "enabled", "budget_tokens": 20000},
+            "messages": [
+                {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "AAA"}}, {"type": "text", "text": "what?"}]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "T", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "zzz", "content": "old"}]}]
+        });
+        let opts = Options { max_completion_tokens: true, reasoning_effort: true };
+        let t = to_chat(req.to_string().as_bytes(), &opts, |m| Some(format!("{m}-mapped"))).unwrap();
+        let out: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(out["model"], "claude-haiku-mapped");
+        assert_eq!(out["messages"][0]["content"][0]["image_url"]["url"], "data:image/jpeg;base64,AAA");
+        assert_eq!(out["messages"][2], json!({"role": "tool", "content": "[no result]", "tool_call_id": "a"}));
+        assert_eq!(out["messages"][3]["content"], "[result of tool call zzz]\nold");
+        assert_eq!(out["max_completion_tokens"], 5);
+        assert_eq!(out["reasoning_effort"], "high");
+        assert!(out.get("max_tokens").is_none());
+    }
+
+    #[test]
+    fn what_has_no_form_is_refused_with_a_reason() {
+        let pdf = json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "x"}}]}]});
+        let e = to_chat(pdf.to_string().as_bytes(), &Options::default(), |_| None).err().unwrap();
+        assert!(e.contains("PDF"), "{e}");
+        assert!(to_chat(b"not json", &Options::default(), |_| None).is_err());
+        assert!(to_chat(br#"{"model":"m","messages":"x"}"#, &Options::default(), |_| None).is_err());
+    }
+}
