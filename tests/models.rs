@@ -319,7 +319,10 @@ fn presets_fill_an_endpoint_and_the_users_file_adds_one() {
     for n in ["anthropic", "deepseek", "glm", "kimi", "minimax", "qwen", "openrouter"] {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
-    assert!(v.as_array().expect("list").iter().all(|p| p["format"] == "anthropic"), "each says its format: {v}");
+    assert!(
+        v.as_array().expect("list").iter().all(|p| p["format"] == "anthropic" || p["format"] == "openai"),
+        "each says its format: {v}"
+    );
     let key = home.path("key");
     std::fs::write(&key, "sk-vendor-0000000000\n").expect("key");
     let k = key.to_str().expect("utf-8");
@@ -330,6 +333,13 @@ fn presets_fill_an_endpoint_and_the_users_file_adds_one() {
     assert_eq!(eps[0]["name"], "glm");
     assert_eq!(eps[0]["base_url"], "https://open.bigmodel.cn/api/anthropic");
     assert!(eps[0].to_string().contains("glm-4.7"), "the preset's model map: {}", eps[0]);
+    assert_eq!(eps[0]["format"], "anthropic");
+    // A preset of an OpenAI-format provider adds an endpoint of that format.
+    let out = home.run(&["endpoint", "add", "c", "--preset", "ollama", "--key", "ollama"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = home.run(&["endpoint", "list", "c", "--json"]);
+    let eps: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!((eps[1]["name"].as_str(), eps[1]["format"].as_str()), (Some("ollama"), Some("openai")), "{eps}");
     // The user's own preset, used end to end.
     let mine = serde_json::json!([{"name": "local", "title": "a local relay", "base_url": up.url(),
         "model_map": [["claude-*", "local-model-1"]], "key_url": "https://example.com/keys",
@@ -351,10 +361,10 @@ fn presets_fill_an_endpoint_and_the_users_file_adds_one() {
     let out = home.run(&["presets"]);
     assert!(!out.status.success() && stderr(&out).contains("presets.json"), "{}", stderr(&out));
     // A format qcc does not carry is refused when the file is read, not when a request fails.
-    let openai = serde_json::json!([{"name": "oai", "base_url": up.url(), "format": "openai"}]);
-    std::fs::write(home.home().join("presets.json"), openai.to_string()).expect("presets");
-    let out = home.run(&["endpoint", "add", "e", "--preset", "oai", "--key-file", k]);
+    let gemini = serde_json::json!([{"name": "gem", "base_url": up.url(), "format": "gemini"}]);
+    std::fs::write(home.home().join("presets.json"), gemini.to_string()).expect("presets");
+    let out = home.run(&["endpoint", "add", "e", "--preset", "gem", "--key-file", k]);
     let err = stderr(&out);
-    assert!(!out.status.success() && err.contains("presets.json") && err.contains("format 'openai'"), "{err}");
+    assert!(!out.status.success() && err.contains("presets.json") && err.contains("\"gemini\""), "{err}");
     assert_eq!(stderr(&out).lines().count(), 1);
 }

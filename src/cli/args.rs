@@ -111,6 +111,20 @@ pub(super) fn probe_model_arg(args: &mut Arguments) -> Result<Option<String>> {
     Ok(m)
 }
 
+/// `--format anthropic|openai`, `--max-tokens-field F`, `--reasoning-effort on|off`.
+pub(super) fn format_arg(args: &mut Arguments) -> Result<crate::store::cluster::FormatChange> {
+    let mut given = Vec::new();
+    for (flag, field) in
+        [("--format", "format"), ("--max-tokens-field", "max_tokens_field"), ("--reasoning-effort", "reasoning_effort")]
+    {
+        if let Some(v) = args.opt_value_from_str::<_, String>(flag).map_err(usage)? {
+            given.push((field, v));
+        }
+    }
+    crate::store::cluster::FormatChange::from_fields(|f| given.iter().find(|(n, _)| *n == f).map(|(_, v)| v.clone()))
+        .map_err(Error::Invalid)
+}
+
 /// The limits and settings `qcc key add|set` take. `none` removes a limit, an expiry or a
 /// cluster; `--admin`/`--no-admin` (the latter for `set`) grant or take the admin surface.
 pub(super) fn key_change(args: &mut Arguments, set: bool) -> Result<crate::store::keys::KeyChange> {

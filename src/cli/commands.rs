@@ -30,6 +30,9 @@ pub fn endpoint_add(home: &std::path::Path, cluster: &str, mut new: NewEndpoint,
         if new.name.is_none() {
             new.name = Some(p.name.clone());
         }
+        if new.format.format.is_none() && p.format != "anthropic" {
+            new.format.format = Some(p.format.clone());
+        }
     }
     url_hints(&new.check()?);
     let mut config = ConfigFile::edit_user()?;
@@ -170,6 +173,7 @@ fn endpoints_json(cluster: &ClusterConfig) -> Value {
                     "timeout": ep.timeout_secs,
                     "model_map": crate::store::models::to_json(&ep.model_map),
                     "probe_model": ep.probe_model,
+                    "format": ep.format.as_str(),
                 })
             })
             .collect(),
@@ -177,15 +181,19 @@ fn endpoints_json(cluster: &ClusterConfig) -> Value {
 }
 
 fn print_table(cluster: &ClusterConfig) {
-    println!("{:<20} {:<10} {:>4} {:>6} {:<8} {:<16} URL", "NAME", "ID", "PRIO", "WEIGHT", "ENABLED", "KEY");
+    println!(
+        "{:<20} {:<10} {:>4} {:>6} {:<8} {:<9} {:<16} URL",
+        "NAME", "ID", "PRIO", "WEIGHT", "ENABLED", "FORMAT", "KEY"
+    );
     for ep in &cluster.endpoints {
         println!(
-            "{:<20} {:<10} {:>4} {:>6} {:<8} {:<16} {}",
+            "{:<20} {:<10} {:>4} {:>6} {:<8} {:<9} {:<16} {}",
             crate::mask::clean(&ep.name),
             crate::mask::clean(&ep.id),
             ep.priority,
             ep.weight,
             if ep.enabled { "yes" } else { "no" },
+            ep.format.as_str(),
             mask_key(&ep.api_key),
             crate::mask::clean(&ep.url.to_string())
         );

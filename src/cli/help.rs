@@ -194,6 +194,13 @@ USAGE:
                          rename the request's model for this endpoint (repeatable; * is a
                          wildcard; first match wins; '' clears): 'claude-*=glm-4.6'
         --probe-model M  what its recovery probe asks for
+        --format F       what it speaks: anthropic (the Messages API, default) or openai (Chat
+                         Completions at URL/chat/completions, translated both ways; URL is the
+                         provider's base, like https://openrouter.ai/api/v1)
+        --max-tokens-field max_tokens|max_completion_tokens
+                         (openai) the field the limit goes in (default max_tokens)
+        --reasoning-effort on|off
+                         (openai) send `thinking` as reasoning_effort (default off)
         --url            http:// or https:// base URL, may carry a path prefix
         --key-file PATH  read the endpoint's API key from a file (first line)
         --key -          read it from stdin; both keep the key out of `ps` and shell history
@@ -205,12 +212,15 @@ USAGE:
         --ca-file PEM    extra trusted CA for a self-hosted relay
     qcc endpoint list CLUSTER [--json]
         --json: [{\"name\", \"id\", \"base_url\", \"api_key\" (masked), \"priority\", \"weight\",
-                 \"enabled\", \"max_failures\", \"timeout\"}]
+                 \"enabled\", \"max_failures\", \"timeout\", \"model_map\", \"probe_model\",
+                 \"format\"}]
     qcc endpoint remove CLUSTER ID|NAME
     qcc endpoint enable CLUSTER ID|NAME | qcc endpoint disable CLUSTER ID|NAME
     qcc endpoint set CLUSTER ID|NAME [--priority N] [--weight N] [--timeout SECS] [--max-failures N]
                                 [--url URL] [--key-file PATH | --key - | --key KEY] [--name NEW]
                                 [--model-map PATTERN=MODEL ...] [--probe-model M]
+                                [--format anthropic|openai] [--max-tokens-field F]
+                                [--reasoning-effort on|off]
     A change to the cluster a running proxy serves is applied to it at once (health and queue
     of unchanged endpoints kept), and the command says so.
 ";

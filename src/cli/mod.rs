@@ -240,6 +240,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 name: args.opt_value_from_str("--name").map_err(usage)?,
                 model_map: model_map_arg(&mut args)?.unwrap_or_default(),
                 probe_model: probe_model_arg(&mut args)?.filter(|m| !m.is_empty()),
+                format: format_arg(&mut args)?,
             };
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
             Command::EndpointAdd { cluster, new, preset }
@@ -269,6 +270,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 change.name = args.opt_value_from_str("--name").map_err(usage)?;
                 change.model_map = model_map_arg(&mut args)?;
                 change.probe_model = probe_model_arg(&mut args)?;
+                change.format = format_arg(&mut args)?;
             } else {
                 change.enabled = Some(sub == "enable");
             }

@@ -37,6 +37,83 @@ pub struct EndpointConfig {
     pub model_map: Vec<crate::store::models::ModelRule>,
     /// The model of this endpoint's recovery probe (`metadata.probe_model`).
     pub probe_model: Option<String>,
+    /// What it speaks (`metadata.format`, with `metadata.max_tokens_field` and
+    /// `metadata.reasoning_effort` for an OpenAI-format one).
+    pub format: Format,
+}
+
+/// The API an endpoint speaks: Anthropic's Messages (forwarded as it comes), or OpenAI's Chat
+/// Completions (translated both ways, `src/translate/`), with what such an endpoint takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Anthropic,
+    OpenAi {
+        /// The limit goes as `max_completion_tokens` (else `max_tokens`).
+        max_completion_tokens: bool,
+        /// `thinking` goes as `reasoning_effort` (else it is left out).
+        reasoning_effort: bool,
+    },
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Anthropic => "anthropic",
+            Format::OpenAi { .. } => "openai",
+        }
+    }
+
+    pub fn is_openai(self) -> bool {
+        matches!(self, Format::OpenAi { .. })
+    }
+
+    /// `--format`'s value: "anthropic" or "openai".
+    pub fn check_name(name: &str) -> Result<(), String> {
+        match name {
+            "anthropic" | "openai" => Ok(()),
+            other => Err(format!("format {:?}: give anthropic or openai", crate::mask::clean(other))),
+        }
+    }
+
+    /// `--max-tokens-field`'s value.
+    pub fn check_max_tokens_field(name: &str) -> Result<(), String> {
+        match name {
+            "max_tokens" | "max_completion_tokens" => Ok(()),
+            other => Err(format!(
+                "max tokens field {:?}: give max_tokens or max_completion_tokens",
+                crate::mask::clean(other)
+            )),
+        }
+    }
+
+    /// An endpoint's format from its `metadata`.
+    fn from_meta(meta: Option<&Value>) -> Result<Format, String> {
+        let field = |name: &str| meta.and_then(|m| m.get(name)).filter(|v| !v.is_null());
+        let name = match field("format") {
+            None => "anthropic",
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return Err("\"metadata.format\" is not a string".into()),
+        };
+        Format::check_name(name)?;
+        if name == "anthropic" {
+            return Ok(Format::Anthropic);
+        }
+        let max_completion_tokens = match field("max_tokens_field") {
+            None => false,
+            Some(Value::String(s)) => {
+                Format::check_max_tokens_field(s)?;
+                s == "max_completion_tokens"
+            }
+            Some(_) => return Err("\"metadata.max_tokens_field\" is not a string".into()),
+        };
+        let reasoning_effort = match field("reasoning_effort") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err("\"metadata.reasoning_effort\" is not true or false".into()),
+        };
+        Ok(Format::OpenAi { max_completion_tokens, reasoning_effort })
+    }
 }
 
 impl EndpointConfig {
@@ -61,6 +138,57 @@ impl EndpointConfig {
             ca_file: None,
             model_map: Vec::new(),
             probe_model: None,
+            format: Format::Anthropic,
+        }
+    }
+}
+
+/// `--format`, `--max-tokens-field`, `--reasoning-effort` as given to `endpoint add`/`set`
+/// (validated): what they write into the endpoint's `metadata`. `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormatChange {
+    pub format: Option<String>,
+    pub max_tokens_field: Option<String>,
+    pub reasoning_effort: Option<bool>,
+}
+
+impl FormatChange {
+    /// The fields named `format`, `max_tokens_field` and `reasoning_effort` (on/off, true/false)
+    /// as `get` gives them (the CLI's flags, the dashboard's parameters), checked.
+    pub fn from_fields(get: impl Fn(&str) -> Option<String>) -> Result<FormatChange, String> {
+        let format = get("format").map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty());
+        if let Some(f) = &format {
+            Format::check_name(f)?;
+        }
+        let max_tokens_field = get("max_tokens_field").map(|f| f.trim().to_string()).filter(|f| !f.is_empty());
+        if let Some(f) = &max_tokens_field {
+            Format::check_max_tokens_field(f)?;
+        }
+        let reasoning_effort = match get("reasoning_effort").as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("on" | "true" | "yes") => Some(true),
+            Some("off" | "false" | "no") => Some(false),
+            Some(other) => return Err(format!("reasoning effort {:?}: give on or off", crate::mask::clean(other))),
+        };
+        Ok(FormatChange { format, max_tokens_field, reasoning_effort })
+    }
+
+    /// Write into an endpoint's `metadata` (format "anthropic" is the default: removed).
+    pub fn apply(&self, meta: &mut Map<String, Value>) {
+        match self.format.as_deref() {
+            Some("anthropic") => {
+                meta.remove("format");
+            }
+            Some(f) => {
+                meta.insert("format".into(), Value::String(f.to_string()));
+            }
+            None => {}
+        }
+        if let Some(f) = &self.max_tokens_field {
+            meta.insert("max_tokens_field".into(), Value::String(f.clone()));
+        }
+        if let Some(r) = self.reasoning_effort {
+            meta.insert("reasoning_effort".into(), Value::Bool(r));
         }
     }
 }
@@ -208,6 +336,7 @@ pub(super) fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, 
         }
         Some(_) => return Err(format!("endpoint {id}: \"metadata.probe_model\" is not a string")),
     };
+    let format = Format::from_meta(meta).map_err(|e| format!("endpoint {id}: {e}"))?;
     let base = obj.get("base_url").and_then(Value::as_str).ok_or(format!("endpoint {id}: missing \"base_url\""))?;
     let url = BaseUrl::parse(base).map_err(|e| format!("endpoint {id}: {e}"))?;
     let num = |field: &str, default: u64| -> std::result::Result<u64, String> {
@@ -234,6 +363,7 @@ pub(super) fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, 
         ca_file: obj.get("ca_file").and_then(Value::as_str).filter(|s| !s.is_empty()).map(PathBuf::from),
         model_map,
         probe_model,
+        format,
         name,
         id,
         url,

@@ -29,6 +29,8 @@ pub struct NewEndpoint {
     pub model_map: Vec<super::models::ModelRule>,
     /// `--probe-model`.
     pub probe_model: Option<String>,
+    /// `--format` and what goes with it.
+    pub format: super::cluster::FormatChange,
 }
 
 impl NewEndpoint {
@@ -353,6 +355,9 @@ impl ConfigFile {
         }
         if let Some(m) = &new.probe_model {
             endpoint["metadata"]["probe_model"] = json!(m);
+        }
+        if let Some(meta) = endpoint["metadata"].as_object_mut() {
+            new.format.apply(meta);
         }
         let root = self.root_object()?;
         let profiles = root.entry("profiles").or_insert_with(|| json!({}));

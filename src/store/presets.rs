@@ -18,8 +18,8 @@ pub struct Preset {
     #[serde(default)]
     pub title: String,
     pub base_url: String,
-    /// The wire format its base URL speaks. Only `anthropic` (the Messages API) is carried to an
-    /// upstream today; a preset naming another is refused rather than added to fail later.
+    /// The wire format its base URL speaks: `anthropic` (the Messages API) or `openai` (Chat
+    /// Completions, translated); a preset naming another is refused when the file is read.
     #[serde(default = "anthropic")]
     pub format: String,
     /// `[pattern, model]` rules (`store/models.rs`).
@@ -52,13 +52,8 @@ pub fn all(home: &Path) -> Result<Vec<Preset>> {
             })?;
             for p in mine {
                 crate::store::url::BaseUrl::parse(&p.base_url).map_err(|e| bad(format!("preset '{}': {e}", p.name)))?;
-                if p.format != "anthropic" {
-                    return Err(bad(format!(
-                        "preset '{}': format '{}' is not one qcc forwards (only \"anthropic\", the Messages API)",
-                        p.name,
-                        crate::mask::clean(&p.format)
-                    )));
-                }
+                crate::store::cluster::Format::check_name(&p.format)
+                    .map_err(|e| bad(format!("preset '{}': {e}", p.name)))?;
                 for [pattern, model] in &p.model_map {
                     crate::store::models::ModelRule::parse(&format!("{pattern}={model}"))
                         .map_err(|e| bad(format!("preset '{}': {e}", p.name)))?;
@@ -106,7 +101,7 @@ mod tests {
                 crate::store::models::ModelRule::parse(&format!("{pattern}={model}")).unwrap();
             }
             assert!(p.key_url.starts_with("https://"), "{}", p.name);
-            assert_eq!(p.format, "anthropic", "{}", p.name);
+            assert!(crate::store::cluster::Format::check_name(&p.format).is_ok(), "{}", p.name);
         }
         let mut names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
         names.sort_unstable();

@@ -41,6 +41,7 @@ pub struct EndpointChange {
     pub model_map: Option<Vec<crate::store::models::ModelRule>>,
     /// A new probe model (`Some("")` clears it).
     pub probe_model: Option<String>,
+    pub format: crate::store::cluster::FormatChange,
 }
 
 impl ConfigFile {
@@ -255,6 +256,7 @@ impl ConfigFile {
                 }
                 None => {}
             }
+            change.format.apply(meta);
         }
         mirror_first(profile);
         Ok(())

@@ -43,6 +43,10 @@ impl Params {
         Ok(m)
     }
 
+    fn format(&self) -> Result<crate::store::cluster::FormatChange, String> {
+        crate::store::cluster::FormatChange::from_fields(|n| self.text(n))
+    }
+
     fn key_change(&self) -> Result<KeyChange, String> {
         let mut c = KeyChange::from_fields(|n| self.text(n), str::to_string).map_err(|e| e.to_string())?;
         c.admin = self.flag("admin");
@@ -78,6 +82,7 @@ fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, String> {
                 name: p.text("name"),
                 model_map: p.model_map()?.unwrap_or_default(),
                 probe_model: p.probe_model()?.filter(|m| !m.is_empty()),
+                format: p.format()?,
             }))
         }
         "/_qcc/config/endpoint/set" => {
@@ -92,6 +97,7 @@ fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, String> {
                 name: p.text("name"),
                 model_map: p.model_map()?,
                 probe_model: p.probe_model()?,
+                format: p.format()?,
             };
             Edit::Set { which: which()?, change: Box::new(change) }
         }

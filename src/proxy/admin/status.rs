@@ -29,6 +29,7 @@ impl EventLoop {
                     "timeout": ep.cfg.timeout_secs,
                     "model_map": ep.cfg.model_map.iter().map(|r| format!("{}={}", r.pattern, r.model)).collect::<Vec<_>>(),
                     "probe_model": ep.cfg.probe_model,
+                    "format": ep.cfg.format.as_str(),
                     "in_failure_queue": self.failures.contains(&ep.cfg.id),
                     "usable": ep.routable(&self.failures, now),
                     "sessions": sessions[i],
