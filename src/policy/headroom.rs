@@ -38,21 +38,12 @@ impl Headroom {
         now: Instant,
         wall: impl FnOnce() -> SystemTime,
     ) {
-        const PREFIX: &[u8] = b"anthropic-ratelimit-";
         let mut fresh: [Option<Window>; 4] = [None; 4];
+        // OpenAI-format providers say when a window resets as a time from now ("6m0s").
+        let mut resets_in: [Option<Duration>; 4] = [None; 4];
         let mut any = false;
         for (name, value) in headers {
-            if name.len() <= PREFIX.len() || !name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
-                continue;
-            }
-            let rest = &name[PREFIX.len()..];
-            let Some((d, field)) = DIMS.iter().enumerate().find_map(|(i, dim)| {
-                let dim = dim.as_bytes();
-                (rest.len() > dim.len() + 1 && rest[..dim.len()].eq_ignore_ascii_case(dim) && rest[dim.len()] == b'-')
-                    .then(|| (i, &rest[dim.len() + 1..]))
-            }) else {
-                continue;
-            };
+            let Some((d, field, relative)) = rate_header(name) else { continue };
             let Ok(v) = std::str::from_utf8(value) else { continue };
             let w = fresh[d].get_or_insert_with(Window::default);
             // (Compared in place: no lowercased copy of each header name.)
@@ -60,6 +51,8 @@ impl Headroom {
                 w.limit = v.trim().parse().ok();
             } else if field.eq_ignore_ascii_case(b"remaining") {
                 w.remaining = v.trim().parse().ok();
+            } else if field.eq_ignore_ascii_case(b"reset") && relative {
+                resets_in[d] = parse_duration(v.trim());
             } else if field.eq_ignore_ascii_case(b"reset") {
                 w.reset = crate::store::timefmt::parse_rfc3339(v);
             } else {
@@ -71,6 +64,11 @@ impl Headroom {
             return;
         }
         let wall = wall();
+        for (d, w) in fresh.iter_mut().enumerate() {
+            if let (Some(w), Some(ahead)) = (w.as_mut(), resets_in[d]) {
+                w.reset = Some(wall + ahead);
+            }
+        }
         for (d, w) in fresh.into_iter().enumerate() {
             if w.is_some() {
                 self.dims[d] = w;
@@ -108,9 +106,76 @@ impl Headroom {
     }
 }
 
+/// A rate-limit header's dimension (by `DIMS` index) and field (`limit`, `remaining`,
+/// `reset`): Anthropic's `anthropic-ratelimit-{dim}-{field}`, or OpenAI's
+/// `x-ratelimit-{field}-{dim}` (requests and tokens; `true`: its reset is a time from now).
+fn rate_header(name: &[u8]) -> Option<(usize, &[u8], bool)> {
+    let after = |prefix: &[u8]| {
+        (name.len() > prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &name[prefix.len()..])
+    };
+    let dim_of = |s: &[u8]| DIMS.iter().position(|d| d.as_bytes().eq_ignore_ascii_case(s));
+    if let Some(rest) = after(b"anthropic-ratelimit-") {
+        return DIMS.iter().enumerate().find_map(|(i, dim)| {
+            let dim = dim.as_bytes();
+            (rest.len() > dim.len() + 1 && rest[..dim.len()].eq_ignore_ascii_case(dim) && rest[dim.len()] == b'-')
+                .then(|| (i, &rest[dim.len() + 1..], false))
+        });
+    }
+    let rest = after(b"x-ratelimit-")?;
+    let dash = rest.iter().position(|&b| b == b'-')?;
+    let d = dim_of(&rest[dash + 1..]).filter(|&d| d < 2)?; // requests, tokens
+    Some((d, &rest[..dash], true))
+}
+
+/// A Go-style duration as OpenAI sends resets: "1s", "6m0s", "20ms", "1h2m3.5s"; or bare seconds.
+fn parse_duration(s: &str) -> Option<Duration> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).filter(|&e| e > 0)?;
+        let n: f64 = rest[..end].parse().ok()?;
+        rest = &rest[end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        total += n * match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+    }
+    Some(Duration::from_secs_f64(total.min(86_400.0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openai_headers_and_their_relative_resets() {
+        let now = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut hr = Headroom::default();
+        let a = h(&[
+            ("x-ratelimit-limit-requests", "60"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "1m30s"),
+            ("x-ratelimit-limit-tokens", "1000"),
+            ("x-ratelimit-remaining-tokens", "500"),
+            ("x-ratelimit-reset-tokens", "20ms"),
+        ]);
+        hr.update(a.iter().map(|(n, v)| (n.as_slice(), v.as_slice())), now, || wall);
+        assert!(hr.blocked(now + Duration::from_secs(89)) && !hr.blocked(now + Duration::from_secs(90)));
+        assert_eq!(hr.share(), 0);
+        assert_eq!(parse_duration("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(parse_duration("1h2m3.5s"), Some(Duration::from_secs_f64(3723.5)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+
 
     #[test]
     fn counts_near_the_top_of_u64_do_not_overflow() {

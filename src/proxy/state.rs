@@ -371,6 +371,8 @@ pub struct Attempt {
     /// The body as this endpoint gets it when its model map renamed the model (else the
     /// exchange's), and the names (client's, endpoint's).
     pub mapped: Option<Box<crate::proxy::upstream::mapping::Mapped>>,
+    /// On an OpenAI-format endpoint: its answer's translation (`upstream/translation.rs`).
+    pub translation: Option<Box<crate::proxy::upstream::translation::Translation>>,
 }
 
 /// One client request, from its head until its response is complete.

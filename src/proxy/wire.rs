@@ -4,7 +4,7 @@
 use std::io::Write as _;
 
 use crate::http::{is_hop_by_hop, BodyFraming, RequestHead, ResponseHead};
-use crate::store::cluster::EndpointConfig;
+use crate::store::cluster::{EndpointConfig, Format};
 
 /// The request head sent upstream: path prefixed, `Host` the upstream's, hop-by-hop headers
 /// and headers named in `Connection` dropped, the client's key replaced by the endpoint's
@@ -26,10 +26,16 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
     out.extend_from_slice(ep.url.path_prefix.as_bytes());
     // Origin-form, checked by the parser (`http::target`); empty for "http://host".
     let target = req.target_bytes();
-    if target.is_empty() {
+    // An OpenAI-format endpoint is sent only translated Messages requests (`translation.rs`).
+    let openai = ep.format.is_openai();
+    if openai {
+        out.extend_from_slice(b"/chat/completions");
+    } else if target.is_empty() {
         out.push(b'/');
     }
-    out.extend_from_slice(target);
+    if !openai {
+        out.extend_from_slice(target);
+    }
     // HTTP/1.0 clients cannot read chunked replies: ask the upstream for a 1.0-framed reply.
     out.extend_from_slice(if req.version_minor == 0 { b" HTTP/1.0\r\n" } else { b" HTTP/1.1\r\n" });
     let _ = write!(out, "Host: {}\r\n", ep.url.host()); // (writing to a Vec cannot fail)
@@ -54,6 +60,11 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
         if replace_key && (name.eq_ignore_ascii_case(b"x-api-key") || name.eq_ignore_ascii_case(b"authorization")) {
             continue;
         }
+        // Anthropic's own headers (`anthropic-version`, `anthropic-beta`, the key's header) mean
+        // nothing to an OpenAI-format provider, and some refuse what they do not know.
+        if openai && (name.eq_ignore_ascii_case(b"x-api-key") || starts_with_ignore_case(name, b"anthropic-")) {
+            continue;
+        }
         if name.eq_ignore_ascii_case(b"anthropic-version") {
             has_version = true;
         }
@@ -74,10 +85,12 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
         BodyFraming::None if sent_length => out.extend_from_slice(b"Content-Length: 0\r\n"),
         BodyFraming::None | BodyFraming::UntilClose => {}
     }
-    if replace_key {
+    if replace_key && openai {
+        push_bearer(out, &ep.api_key);
+    } else if replace_key {
         push_key(out, &ep.api_key);
     }
-    if !has_version {
+    if !has_version && !openai {
         out.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -145,21 +158,32 @@ fn is_framing(name: &[u8]) -> bool {
 }
 
 /// The tiny real request that verifies a queued endpoint (spec: recovery probe).
+/// For an OpenAI-format endpoint, the same as a Chat Completions request.
 pub fn probe_request(ep: &EndpointConfig, model: &str) -> Vec<u8> {
+    let limit = match ep.format {
+        Format::OpenAi { max_completion_tokens: true, .. } => "max_completion_tokens",
+        _ => "max_tokens",
+    };
     let body = serde_json::json!({
         "model": model,
-        "max_tokens": 10,
+        limit: 10,
         "messages": [{"role": "user", "content": "ping"}],
     })
     .to_string();
     let mut out = Vec::with_capacity(256 + body.len());
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(ep.url.path_prefix.as_bytes());
-    let _ = write!(out, "/v1/messages HTTP/1.1\r\nHost: {}\r\n", ep.url.host());
-    if !ep.api_key.is_empty() {
-        push_key(&mut out, &ep.api_key);
+    let path = if ep.format.is_openai() { "/chat/completions" } else { "/v1/messages" };
+    let _ = write!(out, "{path} HTTP/1.1\r\nHost: {}\r\n", ep.url.host());
+    match (ep.api_key.is_empty(), ep.format.is_openai()) {
+        (true, _) => {}
+        (false, true) => push_bearer(&mut out, &ep.api_key),
+        (false, false) => push_key(&mut out, &ep.api_key),
     }
-    out.extend_from_slice(b"anthropic-version: 2023-06-01\r\ncontent-type: application/json\r\nConnection: close\r\n");
+    if !ep.format.is_openai() {
+        out.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
+    }
+    out.extend_from_slice(b"content-type: application/json\r\nConnection: close\r\n");
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     out.extend_from_slice(body.as_bytes());
     out
@@ -220,9 +244,18 @@ pub fn error_response_after(status: u16, message: &str, retry_after: Option<u64>
 /// The endpoint's key, both ways the Anthropic API and compatible relays read it.
 fn push_key(out: &mut Vec<u8>, key: &str) {
     push_header(out, b"x-api-key", key.as_bytes());
+    push_bearer(out, key);
+}
+
+/// The key as OpenAI-format providers read it.
+fn push_bearer(out: &mut Vec<u8>, key: &str) {
     out.extend_from_slice(b"Authorization: Bearer ");
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+fn starts_with_ignore_case(name: &[u8], prefix: &[u8]) -> bool {
+    name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -520,6 +520,7 @@ mod tests {
             name: None,
             model_map: Vec::new(),
             probe_model: None,
+            format: Default::default(),
         };
         let (id, name) = c.add_endpoint("my-cluster", &new).unwrap();
         assert_eq!(name, "b.example.com", "named after its host");
@@ -553,6 +554,7 @@ mod tests {
             name: name.map(str::to_string),
             model_map: Vec::new(),
             probe_model: None,
+            format: Default::default(),
         };
         let (a, na) = c.add_endpoint("my-cluster", &new(None)).unwrap();
         let (_, nb) = c.add_endpoint("my-cluster", &new(None)).unwrap();

@@ -43,6 +43,11 @@ impl Answer {
         Answer { head: HeadReader::default(), state: State::Head, model: model.to_string(), seed, failed: None, piece: Vec::new() }
     }
 
+    /// Ready for an answer on another connection (the same attempt's fresh-connection retry).
+    pub fn reset(&mut self) {
+        *self = Answer::new(&self.model, self.seed);
+    }
+
     /// Why the answer was cut off or refused, once it was: the attempt ends with it.
     pub fn failure(&self) -> Option<&str> {
         self.failed.as_deref()

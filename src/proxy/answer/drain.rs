@@ -27,6 +27,8 @@ pub struct Drain {
     endpoint: usize,
     tracker: BodyTracker,
     scan: Scan,
+    /// An OpenAI-format endpoint's answer is read on through its translation.
+    translation: Option<Box<crate::proxy::upstream::translation::Translation>>,
     session: Option<String>,
     key: Option<KeyTicket>,
     deadline: Instant,
@@ -47,6 +49,7 @@ impl EventLoop {
             endpoint: a.endpoint,
             tracker,
             scan,
+            translation: a.translation.take(),
             session: ex.session.take(),
             key: ex.key.take(),
             deadline: now + DRAIN_FOR,
@@ -88,7 +91,7 @@ impl EventLoop {
                     ended |= d.tracker.is_done() || d.read > DRAIN_BYTES;
                     break;
                 }
-                match up.transport.read(&mut up.inbuf, scratch) {
+                match crate::proxy::upstream::translation::read(d.translation.as_deref_mut(), up, scratch) {
                     IoOutcome::Progress(_) => {}
                     IoOutcome::WouldBlock => up.can_read = false,
                     IoOutcome::Closed | IoOutcome::Error(_) => {

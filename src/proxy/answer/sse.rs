@@ -173,8 +173,13 @@ impl SseScanner {
             (Counted::Delta, Some(v)) => {
                 if let Some(u) = v.usage {
                     self.has_usage = true;
-                    // Cumulative: the last one wins.
-                    self.tokens.output = u.tokens().output.max(self.tokens.output);
+                    // Cumulative: the last one wins. Input counts too when a delta has them (a
+                    // translated stream reports all its usage at the end).
+                    let t = u.tokens();
+                    self.tokens.output = t.output.max(self.tokens.output);
+                    self.tokens.input = t.input.max(self.tokens.input);
+                    self.tokens.cache_read = t.cache_read.max(self.tokens.cache_read);
+                    self.tokens.cache_creation = t.cache_creation.max(self.tokens.cache_creation);
                     self.final_usage = true;
                 }
             }

@@ -295,7 +295,7 @@ impl EventLoop {
         let first = match self.clients.get(ck).map(|c| &c.phase) {
             Some(ClientPhase::Exchange(ex)) if ex.attempts == 0 => {
                 let budgeted = ex.key.as_ref().is_some_and(|t| t.budgeted);
-                ex.body_tracker.is_done() || !(budgeted || self.maps_models())
+                ex.body_tracker.is_done() || !(budgeted || self.rewrites_bodies())
             }
             _ => false,
         };
@@ -333,10 +333,11 @@ impl EventLoop {
         Some(progress)
     }
 
-    /// Whether some endpoint renames models: a request then waits for its whole body before its
-    /// first attempt, since the body may have to be rewritten for the endpoint picked.
-    fn maps_models(&self) -> bool {
-        self.endpoints.iter().any(|e| !e.retired && !e.cfg.model_map.is_empty())
+    /// Whether some endpoint renames models or translates: a request then waits for its whole
+    /// body before its first attempt, since the body may have to be rewritten for the endpoint
+    /// picked.
+    fn rewrites_bodies(&self) -> bool {
+        self.endpoints.iter().any(|e| !e.retired && (!e.cfg.model_map.is_empty() || e.cfg.format.is_openai()))
     }
 
     /// Read the request body from the client into the exchange, as far as it has arrived.

@@ -13,6 +13,7 @@ use crate::proxy::answer::response::{is_stale, is_stale_eof, is_stale_reset, pro
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::{Key, Slab};
 use crate::proxy::state::*;
+use crate::proxy::upstream::translation::{self, Translation};
 use crate::proxy::upstream::transport::Transport;
 use crate::proxy::{wire, EventLoop};
 
@@ -135,7 +136,8 @@ impl EventLoop {
         let mut reads = 0;
         while up.can_read && !relaying_blocked(ex, out) && reads < READS_PER_PUMP {
             reads += 1;
-            match up.transport.read(&mut up.inbuf, scratch) {
+            let translation = ex.attempt.as_mut().and_then(|a| a.translation.as_deref_mut());
+            match translation::read(translation, up, scratch) {
                 IoOutcome::Progress(n) => {
                     progress = true;
                     let plain = matches!(up.transport, Transport::Plain(_));
@@ -179,6 +181,15 @@ impl EventLoop {
         }
         if let Some(ev) = process_response(ex, up, out, now, &rules, &mut endpoints[a_endpoint].headroom) {
             return ev;
+        }
+        // A translated answer the upstream cut or garbled: the client has been told in the
+        // stream (an `error` event) when it was relaying; held, it is retried as any failure.
+        if let Some(why) = ex.attempt.as_ref().and_then(|a| a.translation.as_ref()).and_then(|t| t.failure()) {
+            let why = why.to_string();
+            if ex.attempt.as_ref().is_some_and(|a| matches!(a.phase, AttemptPhase::Holding | AttemptPhase::Priming)) {
+                ex.stash = None;
+            }
+            return AttemptEvent::Failed(Failure::BadResponse(why));
         }
         if !up.can_write && up.transport.may_write_again() {
             up.can_write = true; // the TLS handshake finished: the request waits in rustls
@@ -226,10 +237,25 @@ impl EventLoop {
         let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
             return;
         };
+        // An OpenAI-format endpoint takes only what translates: a whole Messages request.
+        let path = ex.head.target_bytes().split(|&b| b == b'?').next().unwrap_or_default();
+        let translatable =
+            ex.body_tracker.is_done() && ex.retry_copy && ex.head.method_bytes() == b"POST" && path == b"/v1/messages";
+        let speaks = |ep: &Endpoint| translatable || !ep.cfg.format.is_openai();
+        if !translatable && ex.attempts == 0 && ex.api {
+            let live = || self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired);
+            if live().any(|e| e.cfg.format.is_openai()) && !live().any(|e| !e.cfg.format.is_openai()) {
+                let (status, body) = translation::local_answer(path, &ex.body, live().map(|e| &e.cfg));
+                let keep_alive = ex.keep_alive && ex.body_tracker.is_done();
+                self.respond_json(ck, keep_alive, status, &body, now);
+                return;
+            }
+        }
         // A session stays where its prompt cache is, while that endpoint is usable and this
         // request has not tried it yet.
         let sticky = ex.session.as_deref().and_then(|s| self.affinity.lookup(s, now)).filter(|&i| {
-            !ex.tried.contains(i) && self.endpoints.get(i).is_some_and(|ep| ep.routable(&self.failures, now))
+            !ex.tried.contains(i)
+                && self.endpoints.get(i).is_some_and(|ep| speaks(ep) && ep.routable(&self.failures, now))
         });
         let (endpoints, failures) = (&self.endpoints, &self.failures);
         let chosen = sticky.or_else(|| {
@@ -240,7 +266,7 @@ impl EventLoop {
                         weight: ep.cfg.weight,
                         share: ep.headroom.share(),
                         in_flight: ep.in_flight.get(),
-                        usable: ep.routable(failures, now),
+                        usable: speaks(ep) && ep.routable(failures, now),
                         tried: ex.tried.contains(i),
                         reached: ex.reached.contains(i),
                     };
@@ -267,17 +293,30 @@ impl EventLoop {
                 && (e.cfg.priority < chosen_priority || pin == Some(i))
         });
         let ep = &mut self.endpoints[idx];
+        let seed = self.stats.total;
+        let mut untranslatable = None;
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
             if skipped.is_some() {
                 ex.headroom_skip = skipped;
             }
-            // This endpoint's name for the model the client asked for (the whole body is here:
-            // `pump_exchange` waits for it when the cluster maps models).
-            let mapped = if ex.body_tracker.is_done() && ex.retry_copy {
-                crate::proxy::upstream::mapping::map_body(&ep.cfg.model_map, ex.head.framing, &ex.body).map(Box::new)
+            // This endpoint's name for the model the client asked for, or the request translated
+            // for an OpenAI-format endpoint (the whole body is here: `pump_exchange` waits for it
+            // when the cluster maps models or translates).
+            let (mapped, translation) = if ep.cfg.format.is_openai() {
+                match Translation::start(&ep.cfg, &ex.body, seed) {
+                    Ok((m, t)) => (Some(Box::new(m)), Some(Box::new(t))),
+                    Err(e) => {
+                        untranslatable = Some(e);
+                        (None, None)
+                    }
+                }
+            } else if ex.body_tracker.is_done() && ex.retry_copy {
+                let m = crate::proxy::upstream::mapping::map_body(&ep.cfg.model_map, ex.head.framing, &ex.body);
+                (m.map(Box::new), None)
             } else {
-                None
+                (None, None)
             };
+            if untranslatable.is_none() {
             let body: &[u8] = mapped.as_ref().map_or(&ex.body, |m| &m.body);
             // A complete small body rides in the same write as the head.
             let folded = if ex.body_tracker.is_done() && body.len() <= FOLD_BODY_MAX { body.len() } else { 0 };
@@ -288,7 +327,7 @@ impl EventLoop {
             head_out.extend_from_slice(&body[..folded]);
             ex.tried.insert(idx);
             ex.attempts += 1;
-            ex.model_mapped = mapped.as_ref().map(|m| (m.from.clone(), m.to.clone()));
+            ex.model_mapped = mapped.as_ref().filter(|m| m.from != m.to).map(|m| (m.from.clone(), m.to.clone()));
             ex.last_start = Some(now);
             ex.attempt = Some(Attempt {
                 _in_flight: InFlight::start(&ep.in_flight),
@@ -307,9 +346,16 @@ impl EventLoop {
                 fresh_retry_used: false,
                 addrs_tried: 0,
                 mapped,
+                translation,
                 scan: None,
                 hold_until: None,
             });
+            }
+        }
+        if let Some(e) = untranslatable {
+            self.stats.bad_requests += 1;
+            self.respond_local_error(ck, 400, &e, now);
+            return;
         }
         self.connect_attempt(ck, true, now);
     }
@@ -413,6 +459,9 @@ impl EventLoop {
         a.body_sent = a.folded;
         a.resp = None;
         a.resp_body = None;
+        if let Some(t) = a.translation.as_mut() {
+            t.restart();
+        }
         if let Some(k) = old {
             self.close_upstream(k);
         }

@@ -1,0 +1,109 @@
+//! An attempt on an OpenAI-format endpoint (`format: openai`): its body is the client's
+//! Messages request translated (`translate::request`), and its answer is read through
+//! `translate::answer::Answer` into the connection's `inbuf`. What `answer/` then reads is an
+//! Anthropic endpoint's answer, so the hold before first content, in-stream errors, usage,
+//! charging and failover are the one path every endpoint takes.
+
+use crate::proxy::event::io::IoOutcome;
+use crate::proxy::state::Upstream;
+use crate::proxy::upstream::mapping::Mapped;
+use crate::store::cluster::{EndpointConfig, Format};
+use crate::translate::answer::Answer;
+
+/// What an attempt keeps to translate its answer.
+#[derive(Debug)]
+pub struct Translation {
+    answer: Answer,
+    /// The upstream's bytes not yet translated.
+    raw: Vec<u8>,
+}
+
+impl Translation {
+    /// The body to send `cfg` (an OpenAI-format endpoint) for the client's `body`, and the
+    /// attempt's translation; `Err`: why the request has no Chat Completions form (a 400).
+    /// `seed` makes the ids qcc invents unique.
+    pub fn start(cfg: &EndpointConfig, body: &[u8], seed: u64) -> Result<(Mapped, Translation), String> {
+        let Format::OpenAi { max_completion_tokens, reasoning_effort } = cfg.format else {
+            return Err("not an OpenAI-format endpoint".into());
+        };
+        let opts = crate::translate::Options { max_completion_tokens, reasoning_effort };
+        let t = crate::translate::request::to_chat(body, &opts, |m| {
+            crate::store::models::map(&cfg.model_map, m).map(str::to_string)
+        })?;
+        let translation = Translation { answer: Answer::new(&t.to, seed), raw: Vec::new() };
+        Ok((Mapped { body: t.body, from: t.from, to: t.to }, translation))
+    }
+
+    /// Ready for the answer on a fresh connection (a pooled one turned out closed).
+    pub fn restart(&mut self) {
+        self.answer.reset();
+        self.raw.clear();
+    }
+
+    /// Why the answer was cut or refused, once it was: the attempt fails with it.
+    pub fn failure(&self) -> Option<&str> {
+        self.answer.failure()
+    }
+}
+
+/// Read once from `up`: into its `inbuf` as sent, or through the attempt's translation. The
+/// outcome is the socket's (`Progress` counts the bytes read from it).
+pub fn read(t: Option<&mut Translation>, up: &mut Upstream, scratch: &mut [u8]) -> IoOutcome {
+    let Some(t) = t else {
+        return up.transport.read(&mut up.inbuf, scratch);
+    };
+    let outcome = up.transport.read(&mut t.raw, scratch);
+    match outcome {
+        IoOutcome::Closed => t.answer.eof(&mut t.raw, &mut up.inbuf),
+        _ => t.answer.feed(&mut t.raw, &mut up.inbuf),
+    }
+    outcome
+}
+
+/// What a cluster whose usable endpoints all speak OpenAI's format answers itself to a request
+/// it cannot translate: `/v1/messages/count_tokens` an estimate (a quarter of the request's
+/// string bytes: the Chat Completions API has no token count), `/v1/models` the models its
+/// endpoints' maps name, anything else 404. `(status, JSON body)`.
+pub fn local_answer<'a>(
+    path: &[u8],
+    body: &[u8],
+    endpoints: impl Iterator<Item = &'a EndpointConfig>,
+) -> (u16, serde_json::Value) {
+    use serde_json::{json, Value};
+    match path {
+        b"/v1/messages/count_tokens" => {
+            fn text_bytes(v: &Value) -> usize {
+                match v {
+                    Value::String(s) => s.len(),
+                    Value::Array(a) => a.iter().map(text_bytes).sum(),
+                    Value::Object(o) => o.values().map(text_bytes).sum(),
+                    _ => 0,
+                }
+            }
+            match serde_json::from_slice::<Value>(body) {
+                Ok(v) => (200, json!({"input_tokens": (text_bytes(&v) / 4).max(1)})),
+                Err(e) => (400, json!({"type": "error", "error": {"type": "invalid_request_error",
+                    "message": format!("the request body is not JSON: {e}")}})),
+            }
+        }
+        b"/v1/models" => {
+            let mut ids: Vec<&str> = Vec::new();
+            for rule in endpoints.flat_map(|e| e.model_map.iter()) {
+                let id = if rule.pattern.contains('*') { &rule.model } else { &rule.pattern };
+                if !ids.contains(&id.as_str()) {
+                    ids.push(id);
+                }
+            }
+            let data: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"}))
+                .collect();
+            (200, json!({"data": data, "has_more": false, "first_id": ids.first(), "last_id": ids.last()}))
+        }
+        _ => (
+            404,
+            json!({"type": "error", "error": {"type": "not_found_error", "message":
+                "this cluster's endpoints speak OpenAI Chat Completions: qcc translates POST /v1/messages only"}}),
+        ),
+    }
+}
