@@ -186,10 +186,6 @@ impl Stream {
         self.failed.as_deref()
     }
 
-    pub fn ended(&self) -> bool {
-        self.ended
-    }
-
     /// Take the next decoded body bytes.
     pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
         while !data.is_empty() && !self.ended {
