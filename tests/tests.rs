@@ -22,6 +22,7 @@ mod manage;
 mod memory;
 mod models;
 mod observe;
+mod openai;
 mod ops;
 mod profiles;
 mod proxy;

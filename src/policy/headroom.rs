@@ -176,7 +176,6 @@ mod tests {
         assert_eq!(parse_duration("soon"), None);
     }
 
-
     #[test]
     fn counts_near_the_top_of_u64_do_not_overflow() {
         let mut hr = Headroom::default();

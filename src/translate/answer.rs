@@ -31,8 +31,15 @@ pub struct Answer {
 #[derive(Debug)]
 enum State {
     Head,
-    Stream { body: BodyTracker, stream: Box<Stream> },
-    Whole { head: Box<ResponseHead>, body: BodyTracker, bytes: Vec<u8> },
+    Stream {
+        body: BodyTracker,
+        stream: Box<Stream>,
+    },
+    Whole {
+        head: Box<ResponseHead>,
+        body: BodyTracker,
+        bytes: Vec<u8>,
+    },
     /// Written whole; anything after is passed on untouched (the connection is then not reused).
     Done,
 }
@@ -40,7 +47,14 @@ enum State {
 impl Answer {
     /// `model`: what the request asked for (named in the reply until the upstream names its own).
     pub fn new(model: &str, seed: u64) -> Answer {
-        Answer { head: HeadReader::default(), state: State::Head, model: model.to_string(), seed, failed: None, piece: Vec::new() }
+        Answer {
+            head: HeadReader::default(),
+            state: State::Head,
+            model: model.to_string(),
+            seed,
+            failed: None,
+            piece: Vec::new(),
+        }
     }
 
     /// Ready for an answer on another connection (the same attempt's fresh-connection retry).

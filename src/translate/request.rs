@@ -296,7 +296,12 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
             Body::Blocks(blocks) => joined_text(&blocks),
         };
         if !text.is_empty() {
-            messages.push(ChatMessage { role: "system", content: Some(Content::Text(text)), tool_calls: vec![], tool_call_id: None });
+            messages.push(ChatMessage {
+                role: "system",
+                content: Some(Content::Text(text)),
+                tool_calls: vec![],
+                tool_call_id: None,
+            });
         }
     }
 
@@ -307,7 +312,12 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
             Body::Text(t) => {
                 answer_missing(&mut open_calls, &mut messages);
                 let role = if m.role == "assistant" { "assistant" } else { "user" };
-                messages.push(ChatMessage { role, content: Some(Content::Text(t)), tool_calls: vec![], tool_call_id: None });
+                messages.push(ChatMessage {
+                    role,
+                    content: Some(Content::Text(t)),
+                    tool_calls: vec![],
+                    tool_call_id: None,
+                });
                 continue;
             }
             Body::Blocks(b) => b,
@@ -408,7 +418,11 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
         .filter_map(|t| {
             Some(ChatTool {
                 kind: "function",
-                function: FunctionDef { name: &t.name, description: t.description.as_deref(), parameters: t.input_schema? },
+                function: FunctionDef {
+                    name: &t.name,
+                    description: t.description.as_deref(),
+                    parameters: t.input_schema?,
+                },
             })
         })
         .collect();
@@ -503,7 +517,10 @@ mod tests {
             "stop_sequences": ["END"], "metadata": {"user_id": "u1"}, "thinking": {"type": "enabled", "budget_tokens": 5000}
         }));
         assert_eq!(out["messages"][0], json!({"role": "system", "content": "be brief"}));
-        assert_eq!(out["messages"][2]["tool_calls"][0]["function"], json!({"name": "Bash", "arguments": "{\"command\":\"echo hi\"}"}));
+        assert_eq!(
+            out["messages"][2]["tool_calls"][0]["function"],
+            json!({"name": "Bash", "arguments": "{\"command\":\"echo hi\"}"})
+        );
         assert_eq!(out["messages"][2]["content"], "ok");
         assert_eq!(out["messages"][3], json!({"role": "tool", "content": "hi", "tool_call_id": "toolu_1"}));
         assert_eq!(out["messages"][4], json!({"role": "user", "content": "go on"}));

@@ -358,7 +358,13 @@ impl Stream {
                 let n = self.calls.len();
                 let index = t.index.unwrap_or(n as u64);
                 let id = id.map_or_else(|| format!("toolu_{}_{n}", self.id.trim_start_matches("msg_")), str::to_string);
-                self.calls.push(Call { index, id, name: String::new(), held: String::new(), state: CallState::Waiting });
+                self.calls.push(Call {
+                    index,
+                    id,
+                    name: String::new(),
+                    held: String::new(),
+                    state: CallState::Waiting,
+                });
                 n
             }
         };
@@ -411,7 +417,11 @@ impl Stream {
     fn open_block(&mut self, out: &mut Vec<u8>, block: serde_json::Value) -> u32 {
         let index = self.next_block;
         self.next_block += 1;
-        event(out, "content_block_start", &json!({"type": "content_block_start", "index": index, "content_block": block}));
+        event(
+            out,
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        );
         index
     }
 

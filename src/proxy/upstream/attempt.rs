@@ -317,39 +317,39 @@ impl EventLoop {
                 (None, None)
             };
             if untranslatable.is_none() {
-            let body: &[u8] = mapped.as_ref().map_or(&ex.body, |m| &m.body);
-            // A complete small body rides in the same write as the head.
-            let folded = if ex.body_tracker.is_done() && body.len() <= FOLD_BODY_MAX { body.len() } else { 0 };
-            // Room for what the head gains (Host, the key twice, framing): one allocation.
-            let mut head_out = Vec::with_capacity(ex.head.raw.len() + 2 * ep.cfg.api_key.len() + 160 + folded);
-            let length = mapped.as_ref().map(|m| m.body.len() as u64);
-            wire::upstream_request_head(&ex.head, &ep.cfg, length, &mut head_out);
-            head_out.extend_from_slice(&body[..folded]);
-            ex.tried.insert(idx);
-            ex.attempts += 1;
-            ex.model_mapped = mapped.as_ref().filter(|m| m.from != m.to).map(|m| (m.from.clone(), m.to.clone()));
-            ex.last_start = Some(now);
-            ex.attempt = Some(Attempt {
-                _in_flight: InFlight::start(&ep.in_flight),
-                endpoint: idx,
-                up: None,
-                phase: AttemptPhase::Resolving,
-                started: now,
-                deadline: now + timeout_of(&ep.cfg),
-                head_out,
-                head_sent: 0,
-                body_sent: folded,
-                folded,
-                resp: None,
-                resp_body: None,
-                head_elapsed: Default::default(),
-                fresh_retry_used: false,
-                addrs_tried: 0,
-                mapped,
-                translation,
-                scan: None,
-                hold_until: None,
-            });
+                let body: &[u8] = mapped.as_ref().map_or(&ex.body, |m| &m.body);
+                // A complete small body rides in the same write as the head.
+                let folded = if ex.body_tracker.is_done() && body.len() <= FOLD_BODY_MAX { body.len() } else { 0 };
+                // Room for what the head gains (Host, the key twice, framing): one allocation.
+                let mut head_out = Vec::with_capacity(ex.head.raw.len() + 2 * ep.cfg.api_key.len() + 160 + folded);
+                let length = mapped.as_ref().map(|m| m.body.len() as u64);
+                wire::upstream_request_head(&ex.head, &ep.cfg, length, &mut head_out);
+                head_out.extend_from_slice(&body[..folded]);
+                ex.tried.insert(idx);
+                ex.attempts += 1;
+                ex.model_mapped = mapped.as_ref().filter(|m| m.from != m.to).map(|m| (m.from.clone(), m.to.clone()));
+                ex.last_start = Some(now);
+                ex.attempt = Some(Attempt {
+                    _in_flight: InFlight::start(&ep.in_flight),
+                    endpoint: idx,
+                    up: None,
+                    phase: AttemptPhase::Resolving,
+                    started: now,
+                    deadline: now + timeout_of(&ep.cfg),
+                    head_out,
+                    head_sent: 0,
+                    body_sent: folded,
+                    folded,
+                    resp: None,
+                    resp_body: None,
+                    head_elapsed: Default::default(),
+                    fresh_retry_used: false,
+                    addrs_tried: 0,
+                    mapped,
+                    translation,
+                    scan: None,
+                    hold_until: None,
+                });
             }
         }
         if let Some(e) = untranslatable {

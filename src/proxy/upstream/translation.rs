@@ -82,8 +82,11 @@ pub fn local_answer<'a>(
             }
             match serde_json::from_slice::<Value>(body) {
                 Ok(v) => (200, json!({"input_tokens": (text_bytes(&v) / 4).max(1)})),
-                Err(e) => (400, json!({"type": "error", "error": {"type": "invalid_request_error",
-                    "message": format!("the request body is not JSON: {e}")}})),
+                Err(e) => (
+                    400,
+                    json!({"type": "error", "error": {"type": "invalid_request_error",
+                    "message": format!("the request body is not JSON: {e}")}}),
+                ),
             }
         }
         b"/v1/models" => {

@@ -167,7 +167,10 @@ fn one_tool_call_in_many_fragments_and_arguments_empty_then_whole() {
         "[DONE]",
     ]);
     let (m, _) = check(&s);
-    assert_eq!(m["content"][1], serde_json::json!({"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "echo hi"}}));
+    assert_eq!(
+        m["content"][1],
+        serde_json::json!({"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "echo hi"}})
+    );
     assert_eq!(m["content"][2]["input"], serde_json::json!({"path": "/x"}));
     assert_eq!(m["stop"], "tool_use");
 }
@@ -210,7 +213,11 @@ fn errors_cuts_and_malformed_chunks_end_with_an_error_event() {
     let (m, end) = check(&sse(&[r#"{"error":{"message":"overloaded, try later","code":503}}"#]));
     assert_eq!((m["stop"].as_str(), end), (Some("overloaded_error"), End::Error { cut: false }));
     let (m, end) = check(&sse(&[r#"{"choices":[{"delta":{"content":"par"}}]}"#]));
-    assert_eq!((m["stop"].as_str(), end), (Some("api_error"), End::Error { cut: true }), "EOF before a finish is a cut");
+    assert_eq!(
+        (m["stop"].as_str(), end),
+        (Some("api_error"), End::Error { cut: true }),
+        "EOF before a finish is a cut"
+    );
     let (m, end) = check(&(sse(&[r#"{"choices":[{"delta":{"content":"a"}}]}"#]) + "data: {not json\n\n"));
     assert_eq!((m["stop"].as_str(), end), (Some("api_error"), End::Error { cut: false }));
     let (_, end) = check(&sse(&[r#"{"choices":{"wrong":"shape"}}"#]));
