@@ -43,7 +43,10 @@ async function manage(page) {
   if ((await page.inputValue("#ep-form textarea[name=model_map]")) !== "claude-*=glm-4.6") fail("edit form not prefilled");
   await page.fill("#ep-form input[name=priority]", "7");
   await page.fill("#ep-form input[name=key]", "sk-dash-rotated-0002");
+  await page.selectOption("#ep-form select[name=format]", "openai");
   await save("saved");
+  await page.waitForFunction(() => document.querySelector("#endpoints tbody").textContent.includes("openai · "), null, { timeout: 10000 })
+    .catch(() => fail("the endpoint's format is not shown"));
   // A name qcc refuses: the exact error, as text.
   await page.click("#add-endpoint");
   await page.fill("#ep-form input[name=name]", "<img src=x onerror=alert(1)>");
