@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """SSE helpers for scripts/bench.sh (loopback only, bounded in count and time).
 
-  sse.py server PORT                 upstream: POST/GET -> text/event-stream; each event carries
+  sse.py server PORT [openai]        upstream: POST/GET -> text/event-stream; each event carries
                                      the CLOCK_MONOTONIC time (ns) it was written at.
-                                     ?events=N&gap_ms=M (defaults 20, 50).
+                                     ?events=N&gap_ms=M (defaults 20, 50). `openai`: Chat
+                                     Completions chunks instead (a translated stream: the
+                                     request's model "bench:N:M" says events and gap).
   sse.py latency URL N               one stream of N events: prints p50/p99 of (arrival - sent) in µs
   sse.py streams URL CONC SECONDS    CONC concurrent slow streams held for SECONDS; prints ok/failed
 """
@@ -13,7 +15,7 @@ import time
 import urllib.parse
 
 
-async def serve(port):
+async def serve(port, openai=False):
     async def handle(reader, writer):
         try:
             while True:
@@ -24,19 +26,29 @@ async def serve(port):
                 for line in lines[1:]:
                     if line.lower().startswith("content-length:"):
                         length = int(line.split(":", 1)[1])
-                if length:
-                    await reader.readexactly(length)
+                body = await reader.readexactly(length) if length else b""
                 q = urllib.parse.parse_qs(urllib.parse.urlparse(target).query)
                 n = int(q.get("events", ["20"])[0])
                 gap = int(q.get("gap_ms", ["50"])[0]) / 1000
+                if openai and b'"bench:' in body:
+                    n, gap = body.split(b'"bench:')[1].split(b'"')[0].decode().split(":")
+                    n, gap = int(n), int(gap) / 1000
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                              b"transfer-encoding: chunked\r\n\r\n")
                 await writer.drain()
                 for i in range(n):
-                    data = f"event: tick\ndata: {{\"i\": {i}, \"t\": {time.monotonic_ns()}}}\n\n".encode()
+                    if openai:
+                        finish = '"stop"' if i == n - 1 else "null"
+                        data = (f'data: {{"choices":[{{"index":0,"delta":{{"content":"tick {i} "}},'
+                                f'"finish_reason":{finish}}}]}}\n\n').encode()
+                    else:
+                        data = f"event: tick\ndata: {{\"i\": {i}, \"t\": {time.monotonic_ns()}}}\n\n".encode()
                     writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                     await writer.drain()
                     await asyncio.sleep(gap)
+                if openai:
+                    data = b"data: [DONE]\n\n"
+                    writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, IndexError, ValueError):
@@ -53,7 +65,8 @@ async def open_stream(url, events, gap_ms):
     u = urllib.parse.urlparse(url)
     reader, writer = await asyncio.open_connection(u.hostname, u.port)
     path = f"{u.path or '/'}v1/messages?events={events}&gap_ms={gap_ms}".replace("//v1", "/v1")
-    body = b'{"model":"bench","stream":true}'
+    body = (f'{{"model":"bench:{events}:{gap_ms}","stream":true,"max_tokens":16,'
+            f'"messages":[{{"role":"user","content":"hi"}}]}}').encode()
     writer.write(f"POST {path} HTTP/1.1\r\nhost: {u.hostname}\r\ncontent-type: application/json\r\n"
                  f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
     await writer.drain()
@@ -98,7 +111,7 @@ async def streams(url, conc, seconds):
                     break
                 got += chunk.count(b"event: ")
             writer.close()
-            return got == events
+            return got >= events  # (a translated stream has its message events around the deltas)
         except Exception:
             return False
 
@@ -109,7 +122,7 @@ async def streams(url, conc, seconds):
 def main():
     mode = sys.argv[1]
     if mode == "server":
-        asyncio.run(serve(int(sys.argv[2])))
+        asyncio.run(serve(int(sys.argv[2]), openai=sys.argv[3:4] == ["openai"]))
     elif mode == "latency":
         asyncio.run(latency(sys.argv[2], int(sys.argv[3])))
     elif mode == "streams":

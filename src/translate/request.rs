@@ -57,8 +57,9 @@ struct Message<'a> {
 struct Block<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
+    /// A JSON string, kept as its text (see `Text`).
     #[serde(borrow)]
-    text: Option<Cow<'a, str>>,
+    text: Option<&'a RawValue>,
     #[serde(borrow)]
     source: Option<Source<'a>>,
     #[serde(borrow)]
@@ -174,14 +175,49 @@ struct ChatMessage<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Content<'a> {
-    Text(Cow<'a, str>),
+    Text(Text<'a>),
     Parts(Vec<Part<'a>>),
+}
+
+/// A string of the conversation as it goes out: the JSON text it was in the request (escapes and
+/// all), written verbatim — a 200 KB conversation is neither unescaped nor escaped again — or one
+/// qcc made (texts joined, a note added).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Text<'a> {
+    Raw(&'a RawValue),
+    Made(String),
+}
+
+impl<'a> Text<'a> {
+    /// A raw value that must be a JSON string.
+    fn raw(raw: &'a RawValue) -> Result<Text<'a>, String> {
+        if raw.get().starts_with('"') {
+            Ok(Text::Raw(raw))
+        } else {
+            Err(bad("a text that is not a string"))
+        }
+    }
+
+    fn string(&self) -> String {
+        match self {
+            Text::Raw(r) => serde_json::from_str(r.get()).unwrap_or_default(),
+            Text::Made(s) => s.clone(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Text::Raw(r) => r.get() == "\"\"",
+            Text::Made(s) => s.is_empty(),
+        }
+    }
 }
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Part<'a> {
-    Text { text: Cow<'a, str> },
+    Text { text: Text<'a> },
     ImageUrl { image_url: ImageUrl<'a> },
 }
 
@@ -226,34 +262,27 @@ fn bad(e: impl std::fmt::Display) -> String {
 
 /// A `system` or message `content`: a string, or blocks.
 enum Body<'a> {
-    Text(Cow<'a, str>),
+    Text(Text<'a>),
     Blocks(Vec<Block<'a>>),
 }
 
 fn content<'a>(raw: &'a RawValue) -> Result<Body<'a>, String> {
     if raw.get().starts_with('"') {
-        serde_json::from_str::<Cow<'a, str>>(raw.get()).map(Body::Text).map_err(bad)
+        Ok(Body::Text(Text::Raw(raw)))
     } else {
         serde_json::from_str::<Vec<Block<'a>>>(raw.get()).map(Body::Blocks).map_err(bad)
     }
 }
 
 /// The text of a tool result's or system's blocks (their text blocks, one per line).
-fn joined_text<'a>(blocks: &[Block<'a>]) -> Cow<'a, str> {
-    let mut texts = blocks.iter().filter(|b| b.kind == "text").filter_map(|b| b.text.as_ref());
-    match (texts.next(), texts.next()) {
-        (None, _) => Cow::Borrowed(""),
-        (Some(one), None) => one.clone(),
-        (Some(a), Some(b)) => {
-            let mut s = String::with_capacity(a.len() + b.len() + 1);
-            s.push_str(a);
-            s.push('\n');
-            s.push_str(b);
-            for t in blocks.iter().filter(|b| b.kind == "text").filter_map(|b| b.text.as_ref()).skip(2) {
-                s.push('\n');
-                s.push_str(t);
-            }
-            Cow::Owned(s)
+fn joined_text<'a>(blocks: &[Block<'a>]) -> Result<Text<'a>, String> {
+    let texts: Vec<&'a RawValue> = blocks.iter().filter(|b| b.kind == "text").filter_map(|b| b.text).collect();
+    match texts[..] {
+        [] => Ok(Text::Made(String::new())),
+        [one] => Text::raw(one),
+        _ => {
+            let parts: Result<Vec<String>, String> = texts.iter().map(|t| Text::raw(t).map(|t| t.string())).collect();
+            Ok(Text::Made(parts?.join("\n")))
         }
     }
 }
@@ -293,7 +322,7 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
     if let Some(system) = req.system {
         let text = match content(system)? {
             Body::Text(t) => t,
-            Body::Blocks(blocks) => joined_text(&blocks),
+            Body::Blocks(blocks) => joined_text(&blocks)?,
         };
         if !text.is_empty() {
             messages.push(ChatMessage {
@@ -324,11 +353,15 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
         };
         if m.role == "assistant" {
             answer_missing(&mut open_calls, &mut messages);
-            let mut text: Vec<Cow<str>> = Vec::new();
+            let mut text: Vec<Text> = Vec::new();
             let mut calls = Vec::new();
             for b in blocks {
                 match &*b.kind {
-                    "text" => text.extend(b.text),
+                    "text" => {
+                        if let Some(t) = b.text {
+                            text.push(Text::raw(t)?);
+                        }
+                    }
                     "tool_use" => {
                         let id = b.id.ok_or_else(|| bad("a tool_use block without an id"))?;
                         let name = b.name.ok_or_else(|| bad("a tool_use block without a name"))?;
@@ -344,7 +377,7 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
             let content = match text.len() {
                 0 => None,
                 1 => text.pop().map(Content::Text),
-                _ => Some(Content::Text(Cow::Owned(text.join("\n")))),
+                _ => Some(Content::Text(Text::Made(text.iter().map(Text::string).collect::<Vec<_>>().join("\n")))),
             };
             if content.is_some() || !calls.is_empty() {
                 messages.push(ChatMessage { role: "assistant", content, tool_calls: calls, tool_call_id: None });
@@ -359,16 +392,19 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
                 "tool_result" => {
                     let id = b.tool_use_id.ok_or_else(|| bad("a tool_result block without a tool_use_id"))?;
                     let (mut text, images) = match b.content.map(content).transpose()? {
-                        None => (Cow::Borrowed(""), Vec::new()),
+                        None => (Text::Made(String::new()), Vec::new()),
                         Some(Body::Text(t)) => (t, Vec::new()),
                         Some(Body::Blocks(inner)) => {
                             let images: Result<Vec<Part>, String> =
                                 inner.iter().filter(|b| b.kind == "image").map(image).collect();
-                            (joined_text(&inner), images?)
+                            (joined_text(&inner)?, images?)
                         }
                     };
-                    if b.is_error && !text.starts_with("Error") {
-                        text = Cow::Owned(format!("Error: {text}"));
+                    if b.is_error {
+                        let s = text.string();
+                        if !s.starts_with("Error") {
+                            text = Text::Made(format!("Error: {s}"));
+                        }
                     }
                     // Images a tool returned go in the user message after (tool messages
                     // carry text only).
@@ -384,18 +420,19 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
                     } else {
                         // Answers no call the conversation still has (trimmed history): said in
                         // words, since a tool message must answer a call just made.
-                        parts.push(Part::Text { text: Cow::Owned(format!("[result of tool call {id}]\n{text}")) });
+                        let note = format!("[result of tool call {id}]\n{}", text.string());
+                        parts.push(Part::Text { text: Text::Made(note) });
                     }
                 }
                 "text" => {
                     if let Some(t) = b.text {
-                        parts.push(Part::Text { text: t });
+                        parts.push(Part::Text { text: Text::raw(t)? });
                     }
                 }
                 "image" => parts.push(image(&b)?),
                 "document" => match b.source.as_ref() {
                     Some(Source { kind, data: Some(data), .. }) if kind == "text" => {
-                        parts.push(Part::Text { text: data.clone() })
+                        parts.push(Part::Text { text: Text::Made(data.to_string()) })
                     }
                     _ => return Err(bad("documents other than plain text (PDF, say) have no Chat Completions form")),
                 },
@@ -480,7 +517,7 @@ fn answer_missing<'a>(open: &mut Vec<Cow<'a, str>>, messages: &mut Vec<ChatMessa
     for id in open.drain(..) {
         messages.push(ChatMessage {
             role: "tool",
-            content: Some(Content::Text(Cow::Borrowed("[no result]"))),
+            content: Some(Content::Text(Text::Made("[no result]".into()))),
             tool_calls: vec![],
             tool_call_id: Some(id),
         });

@@ -89,11 +89,8 @@ impl EventLoop {
         while up.can_write && a.phase != AttemptPhase::Holding {
             let data: &[u8] = if a.head_sent < a.head_out.len() {
                 &a.head_out[a.head_sent..]
-            } else if a.body_sent < a.body(&ex.body).len() {
-                match &a.mapped {
-                    Some(m) => &m.body[a.body_sent..],
-                    None => &ex.body[a.body_sent..],
-                }
+            } else if a.body_sent < a.body_len(&ex.body) {
+                a.body_piece(&ex.body, a.body_sent)
             } else {
                 break;
             };
@@ -317,14 +314,22 @@ impl EventLoop {
                 (None, None)
             };
             if untranslatable.is_none() {
-                let body: &[u8] = mapped.as_ref().map_or(&ex.body, |m| &m.body);
+                let len = mapped.as_ref().map_or(ex.body.len(), |m| m.len(&ex.body));
                 // A complete small body rides in the same write as the head.
-                let folded = if ex.body_tracker.is_done() && body.len() <= FOLD_BODY_MAX { body.len() } else { 0 };
+                let folded = if ex.body_tracker.is_done() && len <= FOLD_BODY_MAX { len } else { 0 };
                 // Room for what the head gains (Host, the key twice, framing): one allocation.
                 let mut head_out = Vec::with_capacity(ex.head.raw.len() + 2 * ep.cfg.api_key.len() + 160 + folded);
-                let length = mapped.as_ref().map(|m| m.body.len() as u64);
+                let length = mapped.as_ref().map(|m| m.len(&ex.body) as u64);
                 wire::upstream_request_head(&ex.head, &ep.cfg, length, &mut head_out);
-                head_out.extend_from_slice(&body[..folded]);
+                let head_len = head_out.len();
+                while head_out.len() - head_len < folded {
+                    let at = head_out.len() - head_len;
+                    let piece = mapped.as_ref().map_or(&ex.body[at..], |m| m.piece(&ex.body, at));
+                    if piece.is_empty() {
+                        break;
+                    }
+                    head_out.extend_from_slice(&piece[..piece.len().min(folded - at)]);
+                }
                 ex.tried.insert(idx);
                 ex.attempts += 1;
                 ex.model_mapped = mapped.as_ref().filter(|m| m.from != m.to).map(|m| (m.from.clone(), m.to.clone()));
@@ -557,14 +562,22 @@ impl EventLoop {
 }
 
 impl Attempt {
-    /// The body this attempt sends: its mapped one (`mapping.rs`), or the client's.
-    pub fn body<'a>(&'a self, client: &'a [u8]) -> &'a [u8] {
-        self.mapped.as_ref().map_or(client, |m| &m.body)
+    /// The length of the body this attempt sends: its mapped one (`mapping.rs`), or the client's.
+    pub fn body_len(&self, client: &[u8]) -> usize {
+        self.mapped.as_ref().map_or(client.len(), |m| m.len(client))
+    }
+
+    /// The body this attempt sends, from `offset` on (up to a seam of a mapped one).
+    pub fn body_piece<'a>(&'a self, client: &'a [u8], offset: usize) -> &'a [u8] {
+        match &self.mapped {
+            Some(m) => m.piece(client, offset),
+            None => &client[offset.min(client.len())..],
+        }
     }
 
     /// Everything the client has sent, head and complete body, has gone upstream.
     pub fn request_sent(&self, client_body: &[u8], body_done: bool) -> bool {
-        body_done && self.head_sent == self.head_out.len() && self.body_sent == self.body(client_body).len()
+        body_done && self.head_sent == self.head_out.len() && self.body_sent == self.body_len(client_body)
     }
 }
 

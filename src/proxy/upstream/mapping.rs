@@ -13,9 +13,34 @@ use crate::store::models::{map, ModelRule};
 
 /// A body rewritten for an endpoint, and the names (client's, endpoint's) for the logs.
 pub struct Mapped {
+    /// The new body, or (with `splice`) what replaces part of the client's.
     pub body: Vec<u8>,
+    /// `(at, len)`: the body sent is the client's with its bytes `at..at + len` replaced by
+    /// `body` — no copy of the rest is made.
+    pub splice: Option<(usize, usize)>,
     pub from: String,
     pub to: String,
+}
+
+impl Mapped {
+    /// The length of the body sent, the client's being `client`.
+    pub fn len(&self, client: &[u8]) -> usize {
+        match self.splice {
+            None => self.body.len(),
+            Some((_, old)) => client.len() - old + self.body.len(),
+        }
+    }
+
+    /// The body sent from `offset` on, up to the next seam (the caller asks again for the rest).
+    pub fn piece<'a>(&'a self, client: &'a [u8], offset: usize) -> &'a [u8] {
+        let new = self.body.len();
+        match self.splice {
+            None => &self.body[offset.min(new)..],
+            Some((at, _)) if offset < at => &client[offset..at],
+            Some((at, _)) if offset < at + new => &self.body[offset - at..],
+            Some((_, old)) => &client[(offset - new + old).min(client.len())..],
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -40,11 +65,9 @@ pub fn map_body(rules: &[ModelRule], framing: BodyFraming, body: &[u8]) -> Optio
     }
     // (`raw` borrows from `text`: its place in the body is its address's distance.)
     let at = raw.as_ptr() as usize - text.as_ptr() as usize;
-    let mut out = Vec::with_capacity(body.len() + to.len() + 2);
-    out.extend_from_slice(&body[..at]);
-    serde_json::to_writer(&mut out, to).ok()?;
-    out.extend_from_slice(&body[at + raw.len()..]);
-    Some(Mapped { body: out, to: to.to_string(), from })
+    let mut new = Vec::with_capacity(to.len() + 2);
+    serde_json::to_writer(&mut new, to).ok()?;
+    Some(Mapped { body: new, splice: Some((at, raw.len())), to: to.to_string(), from })
 }
 
 #[cfg(test)]
@@ -57,7 +80,12 @@ mod tests {
         let body =
             br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"h\u00e9"}],"z":1}"#;
         let m = map_body(&rules, BodyFraming::Length(body.len() as u64), body).expect("mapped");
-        let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+        let mut sent = Vec::new();
+        while sent.len() < m.len(body) {
+            sent.extend_from_slice(m.piece(body, sent.len()));
+        }
+        assert_eq!(m.piece(body, sent.len()), b"");
+        let v: serde_json::Value = serde_json::from_slice(&sent).unwrap();
         assert_eq!(v["model"], "glm-4.6");
         assert_eq!(v["messages"][0]["content"], "hé");
         assert_eq!((m.from.as_str(), m.to.as_str()), ("claude-sonnet-4-5", "glm-4.6"));

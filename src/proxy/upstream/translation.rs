@@ -31,7 +31,7 @@ impl Translation {
             crate::store::models::map(&cfg.model_map, m).map(str::to_string)
         })?;
         let translation = Translation { answer: Answer::new(&t.to, seed), raw: Vec::new() };
-        Ok((Mapped { body: t.body, from: t.from, to: t.to }, translation))
+        Ok((Mapped { body: t.body, splice: None, from: t.from, to: t.to }, translation))
     }
 
     /// Ready for the answer on a fresh connection (a pooled one turned out closed).
