@@ -34,7 +34,7 @@ pub fn endpoint_add(home: &std::path::Path, cluster: &str, mut new: NewEndpoint,
             new.format.format = Some(p.format.clone());
         }
     }
-    url_hints(&new.check()?);
+    url_hints(&new.check()?, new.format.format.as_deref() == Some("openai"));
     let mut config = ConfigFile::edit_user()?;
     let created = !config.profile_names().iter().any(|n| n == cluster);
     let (id, name) = config.add_endpoint(cluster, &new)?;
@@ -86,8 +86,12 @@ pub fn presets(home: &std::path::Path, json_out: bool) -> Result<()> {
 /// Said about a base URL that is probably not what was meant: one ending in `/v1` (qcc appends
 /// `/v1/messages` itself), and plain http to another machine (the key crosses the network in
 /// clear text).
-pub fn url_hints(url: &BaseUrl) {
-    if url.path_prefix.ends_with("/v1") {
+/// `openai`: the endpoint speaks Chat Completions (its URL is the base before
+/// `/chat/completions`, often ending in /v1).
+pub fn url_hints(url: &BaseUrl, openai: bool) {
+    if openai && url.path_prefix.ends_with("/chat/completions") {
+        eprintln!("qcc: hint: requests go to {url}/chat/completions; give the base URL without /chat/completions");
+    } else if !openai && url.path_prefix.ends_with("/v1") {
         eprintln!(
             "qcc: hint: the base URL ends in /v1, and requests go to {}/v1/messages; \
              without the /v1 if the API lives at .../v1/messages",
@@ -116,7 +120,15 @@ pub fn endpoint_edit(cluster: &str, which: &str, change: &crate::store::profiles
     let mut config = ConfigFile::edit_user()?;
     let id = config.resolve(cluster, which)?;
     if let Some(url) = change.url.as_deref().and_then(|u| BaseUrl::parse(u).ok()) {
-        url_hints(&url);
+        let openai = match change.format.format.as_deref() {
+            Some(f) => f == "openai",
+            None => config
+                .cluster(cluster)
+                .ok()
+                .and_then(|c| c.endpoints.into_iter().find(|e| e.id == id))
+                .is_some_and(|e| e.format.is_openai()),
+        };
+        url_hints(&url, openai);
     }
     config.update_endpoint(cluster, &id, change)?;
     config.save()?;

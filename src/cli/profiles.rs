@@ -24,7 +24,7 @@ pub fn init() -> Result<()> {
 
 pub fn add(name: &str, url: &str, key: &str, description: &str) -> Result<()> {
     let parsed = crate::store::url::BaseUrl::parse(url).map_err(Error::Invalid)?;
-    super::commands::url_hints(&parsed);
+    super::commands::url_hints(&parsed, false);
     if name.is_empty() || name.starts_with('-') || name.contains('/') {
         return Err(Error::Invalid(format!("'{name}' is not a usable profile name")));
     }
