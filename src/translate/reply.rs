@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::stream::{stop_reason, ChunkUsage};
+use super::stream::{stop_reason, ChunkUsage, Delta};
 
 #[derive(Deserialize)]
 struct Reply<'a> {
@@ -23,39 +23,9 @@ struct Reply<'a> {
 #[derive(Deserialize)]
 struct Choice<'a> {
     #[serde(borrow)]
-    message: ReplyMessage<'a>,
+    message: Delta<'a>,
     #[serde(borrow)]
     finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ReplyMessage<'a> {
-    #[serde(borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reasoning: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    tool_calls: Option<Vec<Call<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct Call<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    function: Function<'a>,
-}
-
-#[derive(Deserialize)]
-struct Function<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow)]
-    arguments: Option<Cow<'a, str>>,
 }
 
 /// The Messages reply for `body`, or why it is not a Chat Completions reply.
@@ -69,19 +39,21 @@ pub fn to_messages(body: &[u8], model: &str, seed: u64) -> Result<Vec<u8>, Strin
         None => format!("msg_qcc{seed:x}"),
     };
     let mut content = Vec::new();
-    if let Some(t) = m.reasoning_content.as_deref().or(m.reasoning.as_deref()).filter(|t| !t.is_empty()) {
-        content.push(json!({"type": "thinking", "thinking": t, "signature": ""}));
+    if !m.reasoning().is_empty() {
+        content.push(json!({"type": "thinking", "thinking": m.reasoning(), "signature": ""}));
     }
-    for t in [m.content.as_deref(), m.refusal.as_deref()].into_iter().flatten().filter(|t| !t.is_empty()) {
+    for t in m.texts() {
         content.push(json!({"type": "text", "text": t}));
     }
     let calls = m.tool_calls.unwrap_or_default();
     for (n, c) in calls.iter().enumerate() {
-        let args = c.function.arguments.as_deref().filter(|a| !a.trim().is_empty()).unwrap_or("{}");
+        let f = c.function.as_ref().filter(|f| f.name.as_deref().is_some_and(|n| !n.is_empty()));
+        let f = f.ok_or("upstream reply: a tool call without a name")?;
+        let args = f.arguments.as_deref().filter(|a| !a.trim().is_empty()).unwrap_or("{}");
         let input: Value = serde_json::from_str(args)
             .map_err(|e| format!("upstream reply: tool call arguments are not JSON ({e})"))?;
         let id = c.id.as_deref().map_or_else(|| format!("toolu_{}_{n}", id.trim_start_matches("msg_")), str::to_string);
-        content.push(json!({"type": "tool_use", "id": id, "name": c.function.name, "input": input}));
+        content.push(json!({"type": "tool_use", "id": id, "name": f.name, "input": input}));
     }
     let stop = match choice.finish_reason.as_deref().map(stop_reason).unwrap_or("end_turn") {
         "end_turn" if !calls.is_empty() => "tool_use",

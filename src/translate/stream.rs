@@ -101,8 +101,9 @@ struct Choice<'a> {
     finish_reason: Option<Cow<'a, str>>,
 }
 
+/// A chunk's `delta`, or a whole reply's `message` (the same fields, whole).
 #[derive(Deserialize)]
-struct Delta<'a> {
+pub(super) struct Delta<'a> {
     #[serde(borrow)]
     content: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -112,24 +113,37 @@ struct Delta<'a> {
     #[serde(borrow)]
     refusal: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    tool_calls: Option<Vec<ToolDelta<'a>>>,
+    pub(super) tool_calls: Option<Vec<ToolDelta<'a>>>,
 }
 
+impl Delta<'_> {
+    /// Its reasoning text (`reasoning_content`, or `reasoning` as some providers call it).
+    pub(super) fn reasoning(&self) -> &str {
+        self.reasoning_content.as_deref().or(self.reasoning.as_deref()).unwrap_or("")
+    }
+
+    /// Its answer text: `content`, then a `refusal`.
+    pub(super) fn texts(&self) -> impl Iterator<Item = &str> {
+        [self.content.as_deref(), self.refusal.as_deref()].into_iter().flatten().filter(|t| !t.is_empty())
+    }
+}
+
+/// A tool call, or (streamed) a fragment of one.
 #[derive(Deserialize)]
-struct ToolDelta<'a> {
+pub(super) struct ToolDelta<'a> {
     index: Option<u64>,
     #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
+    pub(super) id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    function: Option<FunctionDelta<'a>>,
+    pub(super) function: Option<FunctionDelta<'a>>,
 }
 
 #[derive(Deserialize)]
-struct FunctionDelta<'a> {
+pub(super) struct FunctionDelta<'a> {
     #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
+    pub(super) name: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    arguments: Option<Cow<'a, str>>,
+    pub(super) arguments: Option<Cow<'a, str>>,
 }
 
 /// Token counts as Chat Completions reports them (a reply's `usage`, a stream's last chunk).
@@ -290,14 +304,11 @@ impl Stream {
         }
         for choice in chunk.choices.into_iter().flatten().filter(|c| c.index.unwrap_or(0) == 0) {
             if let Some(d) = choice.delta {
-                let reasoning = d.reasoning_content.as_deref().or(d.reasoning.as_deref()).unwrap_or("");
-                if !reasoning.is_empty() {
-                    self.thinking(reasoning, out);
+                if !d.reasoning().is_empty() {
+                    self.thinking(d.reasoning(), out);
                 }
-                for text in [d.content.as_deref(), d.refusal.as_deref()].into_iter().flatten() {
-                    if !text.is_empty() {
-                        self.text(text, out);
-                    }
+                for text in d.texts() {
+                    self.text(text, out);
                 }
                 for t in d.tool_calls.into_iter().flatten() {
                     if self.ended {
