@@ -323,6 +323,30 @@ pub struct FailedAttempt {
     pub why: String,
 }
 
+/// The caller of a request, held by its exchange: counted in the key's requests in progress
+/// for as long as the exchange lives.
+pub struct KeyTicket {
+    pub name: Rc<str>,
+    pub _in_flight: Option<InFlight>,
+    /// The key has a daily budget: the request reserves its estimate once its body is here
+    /// (`reserve.rs`), held until the request ends.
+    pub budgeted: bool,
+    pub reserved: Option<crate::policy::limits::Reservation>,
+}
+
+/// What happened to the current attempt during a pump.
+pub enum AttemptEvent {
+    Nothing,
+    Progress,
+    Failed(Failure),
+    /// The response is complete; `reuse`: the upstream connection may go back to the pool.
+    Complete {
+        reuse: bool,
+    },
+    /// A pooled connection turned out to be closed before answering.
+    Stale,
+}
+
 /// An attempt's place in its endpoint's in-flight count: taken when the attempt starts and
 /// given back when the attempt is dropped, wherever that happens, so the count cannot drift.
 pub struct InFlight(Rc<Cell<u32>>);
@@ -424,7 +448,7 @@ pub struct Exchange {
     pub last_start: Option<Instant>,
     /// The client key (or the access key) it came with: its name for the logs and usage, and
     /// its place among the key's requests in progress while the exchange lives.
-    pub key: Option<crate::proxy::client::keys::KeyTicket>,
+    pub key: Option<KeyTicket>,
     /// An Anthropic API request (path under `/v1/`). Anything else (Claude Code's `HEAD /`
     /// reachability check, a relay's own pages) is forwarded once: never retried, never a
     /// verdict on the endpoint's health or queue.

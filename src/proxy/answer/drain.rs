@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::http::BodyTracker;
 use crate::proxy::answer::Scan;
-use crate::proxy::client::keys::KeyTicket;
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::Key;
+use crate::proxy::state::KeyTicket;
 use crate::proxy::state::{AttemptPhase, Exchange, Owner};
 use crate::proxy::EventLoop;
 
@@ -91,7 +91,12 @@ impl EventLoop {
                     ended |= d.tracker.is_done() || d.read > DRAIN_BYTES;
                     break;
                 }
-                match crate::proxy::upstream::translation::read(d.translation.as_deref_mut(), up, scratch) {
+                match crate::proxy::upstream::translation::read(
+                    d.translation.as_deref_mut(),
+                    &mut up.transport,
+                    &mut up.inbuf,
+                    scratch,
+                ) {
                     IoOutcome::Progress(_) => {}
                     IoOutcome::WouldBlock => up.can_read = false,
                     IoOutcome::Closed | IoOutcome::Error(_) => {

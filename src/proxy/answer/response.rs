@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use crate::http::{BodyFraming, BodyTracker};
+use crate::proxy::state::AttemptEvent;
 use crate::proxy::state::*;
-use crate::proxy::upstream::attempt::AttemptEvent;
 use crate::proxy::wire;
 
 /// How an answer is read: the settings that decide, fixed for one pump.

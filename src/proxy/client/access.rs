@@ -72,7 +72,7 @@ impl EventLoop {
     /// `rate_limit_error`, with `retry-after`) and an alert; within them, the request is counted
     /// (its minute, its requests in progress, its day). False when refused.
     pub(in crate::proxy) fn admit_caller(&mut self, ck: Key, caller: Caller, now: Instant) -> bool {
-        use crate::proxy::client::keys::KeyTicket;
+        use crate::proxy::state::KeyTicket;
         let (ticket, refused) = match caller {
             Caller::Anyone => return true,
             Caller::AccessKey => (self.keys.access_ticket(), None),

@@ -11,8 +11,8 @@ use crate::proxy::client::guard::Verdict;
 use crate::proxy::client::keys::Caller;
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::Key;
+use crate::proxy::state::AttemptEvent;
 use crate::proxy::state::*;
-use crate::proxy::upstream::attempt::AttemptEvent;
 use crate::proxy::{wire, EventLoop};
 
 /// What one pump of a client connection achieved.

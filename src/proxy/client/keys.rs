@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::http::RequestHead;
 use crate::policy::limits::{Limit, Window};
-use crate::proxy::state::InFlight;
+use crate::proxy::state::{InFlight, KeyTicket};
 use crate::store::keys::{KeyEntry, KeyFile};
 
 /// The name requests made with the single access key are counted under (no key name can hold
@@ -34,17 +34,6 @@ pub struct LiveKey {
     pub cap_alerted: [Option<Instant>; 2],
     /// Requests refused by each limit (`Limit::ALL` order) since the proxy started.
     pub limited: [u64; 4],
-}
-
-/// The caller of a request, held by its exchange: counted in the key's requests in progress
-/// for as long as the exchange lives.
-pub struct KeyTicket {
-    pub name: Rc<str>,
-    pub _in_flight: Option<InFlight>,
-    /// The key has a daily budget: the request reserves its estimate once its body is here
-    /// (`reserve.rs`), held until the request ends.
-    pub budgeted: bool,
-    pub reserved: Option<crate::policy::limits::Reservation>,
 }
 
 /// Who sent a request, as far as the proxy asks.

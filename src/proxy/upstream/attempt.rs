@@ -20,19 +20,6 @@ use crate::proxy::{wire, EventLoop};
 /// Upstream reads per pump of an attempt (of up to `READ_CHUNK` each).
 const READS_PER_PUMP: usize = 4;
 
-/// What happened to the current attempt during a pump.
-pub(in crate::proxy) enum AttemptEvent {
-    Nothing,
-    Progress,
-    Failed(Failure),
-    /// The response is complete; `reuse`: the upstream connection may go back to the pool.
-    Complete {
-        reuse: bool,
-    },
-    /// A pooled connection turned out to be closed before answering.
-    Stale,
-}
-
 impl EventLoop {
     /// Move bytes between the exchange and its upstream connection.
     pub(in crate::proxy) fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
@@ -134,7 +121,7 @@ impl EventLoop {
         while up.can_read && !relaying_blocked(ex, out) && reads < READS_PER_PUMP {
             reads += 1;
             let translation = ex.attempt.as_mut().and_then(|a| a.translation.as_deref_mut());
-            match translation::read(translation, up, scratch) {
+            match translation::read(translation, &mut up.transport, &mut up.inbuf, scratch) {
                 IoOutcome::Progress(n) => {
                     progress = true;
                     let plain = matches!(up.transport, Transport::Plain(_));

@@ -5,8 +5,8 @@
 //! charging and failover are the one path every endpoint takes.
 
 use crate::proxy::event::io::IoOutcome;
-use crate::proxy::state::Upstream;
 use crate::proxy::upstream::mapping::Mapped;
+use crate::proxy::upstream::transport::Transport;
 use crate::store::cluster::{EndpointConfig, Format};
 use crate::translate::answer::Answer;
 
@@ -46,16 +46,16 @@ impl Translation {
     }
 }
 
-/// Read once from `up`: into its `inbuf` as sent, or through the attempt's translation. The
-/// outcome is the socket's (`Progress` counts the bytes read from it).
-pub fn read(t: Option<&mut Translation>, up: &mut Upstream, scratch: &mut [u8]) -> IoOutcome {
+/// Read once from an upstream connection: into its `inbuf` as sent, or through the attempt's
+/// translation. The outcome is the socket's (`Progress` counts the bytes read from it).
+pub fn read(t: Option<&mut Translation>, from: &mut Transport, inbuf: &mut Vec<u8>, scratch: &mut [u8]) -> IoOutcome {
     let Some(t) = t else {
-        return up.transport.read(&mut up.inbuf, scratch);
+        return from.read(inbuf, scratch);
     };
-    let outcome = up.transport.read(&mut t.raw, scratch);
+    let outcome = from.read(&mut t.raw, scratch);
     match outcome {
-        IoOutcome::Closed => t.answer.eof(&mut t.raw, &mut up.inbuf),
-        _ => t.answer.feed(&mut t.raw, &mut up.inbuf),
+        IoOutcome::Closed => t.answer.eof(&mut t.raw, inbuf),
+        _ => t.answer.feed(&mut t.raw, inbuf),
     }
     outcome
 }
