@@ -164,3 +164,24 @@ fn a_request_without_a_chat_completions_form_is_a_clear_400() {
     assert!(r.json()["error"]["message"].as_str().is_some_and(|m| m.contains("PDF")), "{}", r.text());
     assert_eq!(oai.hits(), 0);
 }
+
+#[test]
+fn an_openai_endpoint_that_answers_garbage_or_a_cut_stream_is_failed_over() {
+    let ant = MockUpstream::start(Mode::Json { status: 200, body: r#"{"type":"message","content":[]}"#.into() });
+    for mode in [Mode::Garbage, Mode::TruncatedChunked, Mode::CloseBeforeHead] {
+        let oai = MockUpstream::start(mode);
+        let home = TempHome::new();
+        home.write_cluster(
+            "c",
+            &[
+                Ep::new("a0000001", &format!("{}/v1", oai.url()), "sk-a-0000000000", 1)
+                    .with(serde_json::json!({"metadata": {"format": "openai"}})),
+                Ep::new("b0000001", &ant.url(), "sk-b-0000000000", 2),
+            ],
+        );
+        let proxy = Proxy::start(&home, &["--cluster", "c"]);
+        let r = request(proxy.addr, "POST", "/v1/messages", &[], BODY.as_bytes());
+        assert_eq!((r.status, r.text().as_str()), (200, r#"{"type":"message","content":[]}"#), "{}", proxy.log());
+        assert_eq!(oai.hits(), 1);
+    }
+}

@@ -69,6 +69,10 @@ impl Answer {
 
     /// Translate what `raw` holds (it is drained as far as it was used) into `out`.
     pub fn feed(&mut self, raw: &mut Vec<u8>, out: &mut Vec<u8>) {
+        if self.failed.is_some() && !matches!(self.state, State::Stream { .. }) {
+            raw.clear(); // (said once; the attempt ends with it)
+            return;
+        }
         loop {
             match &mut self.state {
                 State::Head => {
@@ -77,7 +81,7 @@ impl Answer {
                         Ok(None) => return,
                         Err(e) => {
                             self.failed = Some(format!("bad response head: {e}"));
-                            out.append(raw);
+                            raw.clear();
                             return;
                         }
                     };
@@ -234,4 +238,165 @@ fn chunk(out: &mut Vec<u8>, piece: &mut Vec<u8>) {
     let _ = write!(out, "{:x}\r\n", piece.len());
     out.append(piece);
     out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `input` fed whole, then split at every byte: the same answer out (its head and decoded
+    /// body: the chunks it is framed in follow the pieces), and the same failure.
+    fn every_split(input: &[u8], eof: bool) -> (Vec<u8>, Option<String>) {
+        let run = |cut: Option<usize>| {
+            let mut a = Answer::new("claude-x", 1);
+            let (mut raw, mut out) = (Vec::new(), Vec::new());
+            let cut = cut.unwrap_or(input.len());
+            for piece in [&input[..cut], &input[cut..]] {
+                raw.extend_from_slice(piece);
+                a.feed(&mut raw, &mut out);
+            }
+            if eof {
+                a.eof(&mut raw, &mut out);
+            }
+            (out, a.failure().map(str::to_string))
+        };
+        let whole = run(None);
+        for cut in 0..input.len() {
+            let (out, failed) = run(Some(cut));
+            assert_eq!((decoded(&out), &failed), (decoded(&whole.0), &whole.1), "split at {cut}");
+        }
+        whole
+    }
+
+    /// An answer's head and as much of its body as decodes (raw when it has no head).
+    fn decoded(out: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let mut buf = out.to_vec();
+        let Ok(Some(head)) = HeadReader::default().take(&mut buf, false) else { return (out.to_vec(), Vec::new()) };
+        let mut body = Vec::new();
+        let _ = BodyTracker::new(head.framing).advance_observing(&buf, |d| body.extend_from_slice(d));
+        (head.raw, body)
+    }
+
+    /// The HTTP response `out` holds, read as qcc reads an upstream's: status, head, decoded body.
+    fn read(out: &[u8]) -> (u16, String, String) {
+        let mut buf = out.to_vec();
+        let head = HeadReader::default().take(&mut buf, false).unwrap().expect("a head");
+        let mut tracker = BodyTracker::new(head.framing);
+        let mut body = Vec::new();
+        let n = tracker.advance_observing(&buf, |d| body.extend_from_slice(d)).unwrap();
+        assert!(tracker.is_done() || head.framing == BodyFraming::UntilClose, "body incomplete");
+        assert_eq!(n, buf.len(), "nothing after the response");
+        (head.status, String::from_utf8_lossy(&head.raw).into_owned(), String::from_utf8(body).unwrap())
+    }
+
+    fn chunked(status: &str, ctype: &str, body: &str) -> Vec<u8> {
+        let mut r = format!("HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\nx-ratelimit-remaining-requests: 9\r\ntransfer-encoding: chunked\r\n\r\n");
+        for piece in body.as_bytes().chunks(7) {
+            r.push_str(&format!("{:x}\r\n{}\r\n", piece.len(), std::str::from_utf8(piece).unwrap()));
+        }
+        r.push_str("0\r\n\r\n");
+        r.into_bytes()
+    }
+
+    #[test]
+    fn a_chunked_stream_becomes_a_chunked_messages_stream_at_every_split() {
+        let sse =
+            "data: {\"choices\":[{\"delta\":{\"content\":\"hi é\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+        let (out, failed) = every_split(&chunked("200 OK", "text/event-stream", sse), false);
+        assert_eq!(failed, None);
+        let (status, head, body) = read(&out);
+        assert_eq!(status, 200);
+        assert!(head.contains("x-ratelimit-remaining-requests: 9") && head.contains("text/event-stream"), "{head}");
+        assert!(
+            body.contains("\"text\":\"hi é\"")
+                && body.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn errors_replies_and_cuts() {
+        let (out, failed) = every_split(
+            &chunked("429 Too Many Requests", "application/json", r#"{"error":{"message":"slow"}}"#),
+            false,
+        );
+        let (status, _, body) = read(&out);
+        assert_eq!((status, failed), (429, None));
+        assert_eq!(body, r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#);
+        // A reply that is not a chat completion is a 502 (which fails over).
+        let (out, _) = every_split(&chunked("200 OK", "application/json", "{}"), false);
+        assert_eq!(read(&out).0, 502);
+        // A body framed by the close ends at EOF.
+        let raw = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":\"length\"}]}\n\n";
+        let (out, failed) = every_split(raw, true);
+        let (_, head, body) = read(&out);
+        assert_eq!(failed, None);
+        assert!(head.contains("connection: close") && body.contains("max_tokens"), "{head}{body}");
+        // A stream cut mid-body: an error event for the client, and a failure for the attempt.
+        let mut cut =
+            chunked("200 OK", "text/event-stream", "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n");
+        cut.truncate(cut.len() - 5);
+        let (out, failed) = every_split(&cut, true);
+        assert!(failed.is_some_and(|f| f.contains("cut")));
+        assert!(String::from_utf8_lossy(&out).contains("event: error"));
+        // Not HTTP at all.
+        let (_, failed) = every_split(b"garbage\r\n\r\n", false);
+        assert!(failed.is_some_and(|f| f.contains("bad response head")));
+    }
+
+    /// Whatever the upstream sends, nothing panics, and a stream's output is events that end.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet: &[&[u8]] = &[
+            b"data: ",
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b"\"choices\"",
+            b":",
+            b",",
+            b"\"delta\"",
+            b"\"content\"",
+            b"\"tool_calls\"",
+            b"\"index\"",
+            b"0",
+            b"1",
+            b"\"x\"",
+            b"null",
+            b"\n",
+            b"\r\n",
+            b"[DONE]",
+            b"\"finish_reason\"",
+            b"\"stop\"",
+            b"\"function\"",
+            b"\"arguments\"",
+            b"\"id\"",
+            b"\"name\"",
+            b"\xff",
+            b"\"error\"",
+        ];
+        for _ in 0..2000 {
+            let mut body = Vec::new();
+            for _ in 0..(next() % 120) {
+                body.extend_from_slice(alphabet[(next() % alphabet.len() as u64) as usize]);
+            }
+            let mut s = super::super::stream::Stream::new("m", 1);
+            let mut out = Vec::new();
+            let cut = (next() as usize) % (body.len() + 1);
+            s.feed(&body[..cut], &mut out);
+            s.feed(&body[cut..], &mut out);
+            s.end(&mut out);
+            let text = String::from_utf8(out).expect("UTF-8 out");
+            let last = text.trim_end().rsplit("\n\n").next().unwrap_or_default();
+            assert!(last.starts_with("event: message_stop") || last.starts_with("event: error"), "{text}");
+        }
+    }
 }
