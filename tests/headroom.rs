@@ -187,3 +187,43 @@ fn huge_rate_limit_counts_do_not_overflow() {
     // The tightest dimension: requests, one short of the top of u64.
     assert_eq!(s["endpoints"][0]["headroom"]["share"], 999, "{}", s["endpoints"][0]["headroom"]);
 }
+
+/// Endpoint caps (`--concurrent`, `--rpm`, `--tpm`) steer like headroom: at its cap an endpoint
+/// is skipped, never failed or queued; bad caps are one line and write nothing.
+#[test]
+fn an_endpoint_at_its_concurrency_cap_is_skipped_not_failed() {
+    let a = MockUpstream::start(Mode::Slow { delay: Duration::from_millis(600) });
+    let b = MockUpstream::start(Mode::Slow { delay: Duration::from_millis(600) });
+    let home = TempHome::new();
+    home.add_named_pair(&a.url(), &b.url());
+    let out = home.run(&["endpoint", "set", "c", "a", "--concurrent", "1"]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    for bad in [&["--rpm", "-1"][..], &["--concurrent", "0"], &["--tpm", "lots"]] {
+        let before = std::fs::read(home.config()).expect("config");
+        let mut args = vec!["endpoint", "set", "c", "a"];
+        args.extend_from_slice(bad);
+        let out = home.run(&args);
+        let err = crate::support::stderr(&out);
+        assert!(!out.status.success() && err.contains("at least 1") && err.lines().count() == 1, "{bad:?}: {err}");
+        assert_eq!(std::fs::read(home.config()).expect("config"), before, "nothing written");
+    }
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    assert_eq!(proxy.status()["endpoints"][0]["caps"]["concurrent"], 1);
+    let addr = proxy.addr;
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[]}"#;
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            std::thread::sleep(Duration::from_millis(if i == 0 { 0 } else { 100 }));
+            std::thread::spawn(move || request(addr, "POST", "/v1/messages", &[], body).status)
+        })
+        .collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
+    assert_eq!(statuses, [200, 200, 200]);
+    assert_eq!((a.hits(), b.hits()), (1, 2), "one on the capped endpoint, the rest on the next");
+    let s = proxy.status();
+    assert_eq!(s["failure_queue"]["failed_endpoints_count"], 0, "{s}");
+    assert_eq!(s["endpoints"][0]["health"]["status"], "healthy", "{}", s["endpoints"][0]);
+    // Under its cap again, it is first again.
+    assert_eq!(request(addr, "POST", "/v1/messages", &[], body).status, 200);
+    assert_eq!(a.hits(), 2);
+}

@@ -125,6 +125,18 @@ pub(super) fn format_arg(args: &mut Arguments) -> Result<crate::store::cluster::
         .map_err(Error::Invalid)
 }
 
+/// `--rpm N|none`, `--tpm N|none`, `--concurrent N|none`.
+pub(super) fn caps_arg(args: &mut Arguments) -> Result<crate::store::cluster::CapsChange> {
+    let mut given = Vec::new();
+    for (flag, f) in ["--rpm", "--tpm", "--concurrent"].into_iter().zip(crate::store::cluster::Caps::FIELDS) {
+        if let Some(v) = args.opt_value_from_str::<_, String>(flag).map_err(usage)? {
+            given.push((f, v));
+        }
+    }
+    crate::store::cluster::CapsChange::from_fields(|f| given.iter().find(|(n, _)| *n == f).map(|(_, v)| v.clone()))
+        .map_err(Error::Invalid)
+}
+
 /// The limits and settings `qcc key add|set` take. `none` removes a limit, an expiry or a
 /// cluster; `--admin`/`--no-admin` (the latter for `set`) grant or take the admin surface.
 pub(super) fn key_change(args: &mut Arguments, set: bool) -> Result<crate::store::keys::KeyChange> {

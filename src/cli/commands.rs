@@ -186,6 +186,7 @@ fn endpoints_json(cluster: &ClusterConfig) -> Value {
                     "model_map": crate::store::models::to_json(&ep.model_map),
                     "probe_model": ep.probe_model,
                     "format": ep.format.as_str(),
+                    "caps": ep.caps.to_json(),
                 })
             })
             .collect(),

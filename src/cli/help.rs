@@ -201,6 +201,9 @@ USAGE:
                          (openai) the field the limit goes in (default max_tokens)
         --reasoning-effort on|off
                          (openai) send `thinking` as reasoning_effort (default off)
+        --rpm N, --tpm N, --concurrent N
+                         caps: at most N requests a minute, tokens a minute, requests at
+                         once; at a cap it is skipped (never failed) until under ('none' clears)
         --url            http:// or https:// base URL, may carry a path prefix
         --key-file PATH  read the endpoint's API key from a file (first line)
         --key -          read it from stdin; both keep the key out of `ps` and shell history
@@ -220,7 +223,7 @@ USAGE:
                                 [--url URL] [--key-file PATH | --key - | --key KEY] [--name NEW]
                                 [--model-map PATTERN=MODEL ...] [--probe-model M]
                                 [--format anthropic|openai] [--max-tokens-field F]
-                                [--reasoning-effort on|off]
+                                [--reasoning-effort on|off] [--rpm N] [--tpm N] [--concurrent N]
     A change to the cluster a running proxy serves is applied to it at once (health and queue
     of unchanged endpoints kept), and the command says so.
 ";

@@ -241,6 +241,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 model_map: model_map_arg(&mut args)?.unwrap_or_default(),
                 probe_model: probe_model_arg(&mut args)?.filter(|m| !m.is_empty()),
                 format: format_arg(&mut args)?,
+                caps: caps_arg(&mut args)?,
             };
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
             Command::EndpointAdd { cluster, new, preset }
@@ -271,6 +272,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 change.model_map = model_map_arg(&mut args)?;
                 change.probe_model = probe_model_arg(&mut args)?;
                 change.format = format_arg(&mut args)?;
+                change.caps = caps_arg(&mut args)?;
             } else {
                 change.enabled = Some(sub == "enable");
             }

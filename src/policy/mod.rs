@@ -3,6 +3,7 @@
 //! failure queue's own file.
 
 pub mod balancer;
+pub mod caps;
 pub mod failure_queue;
 pub mod headroom;
 pub mod health;

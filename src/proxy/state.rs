@@ -82,6 +82,8 @@ pub struct Endpoint {
     pub health: Health,
     /// What its answers say is left of its rate limits (`policy/headroom.rs`).
     pub headroom: crate::policy::headroom::Headroom,
+    /// Requests and tokens of the last minute, against its caps (`policy/caps.rs`).
+    pub load: crate::policy::caps::Load,
     /// The model of this endpoint's last successful request, as it reported it.
     pub last_ok_model: Option<String>,
     /// Attempts in progress on this endpoint (least_connections reads it), counted by the
@@ -133,6 +135,7 @@ impl Endpoint {
             in_flight: Rc::new(Cell::new(0)),
             last_ok_model: None,
             headroom: Default::default(),
+            load: Default::default(),
             tls,
             resolved_at: None,
             resolving: false,
@@ -157,6 +160,7 @@ impl Endpoint {
             && self.health.is_usable(true, self.cfg.max_failures, now)
             && !failures.contains(&self.cfg.id)
             && !self.headroom.blocked(now)
+            && !self.load.at_cap(&self.cfg.caps, self.in_flight.get(), now)
     }
 }
 

@@ -40,6 +40,75 @@ pub struct EndpointConfig {
     /// What it speaks (`metadata.format`, with `metadata.max_tokens_field` and
     /// `metadata.reasoning_effort` for an OpenAI-format one).
     pub format: Format,
+    /// What it may be given (`metadata.rpm`, `.tpm`, `.concurrent`): a skip at the cap.
+    pub caps: Caps,
+}
+
+/// An endpoint's caps: requests a minute, tokens a minute, requests at once (`None`: no cap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub concurrent: Option<u32>,
+}
+
+impl Caps {
+    pub const FIELDS: [&'static str; 3] = ["rpm", "tpm", "concurrent"];
+
+    fn from_meta(meta: Option<&Value>) -> Result<Caps, String> {
+        let field = |name: &str| -> Result<Option<u64>, String> {
+            match meta.and_then(|m| m.get(name)) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| *n >= 1)
+                    .map(Some)
+                    .ok_or(format!("\"metadata.{name}\" is not a whole number of at least 1")),
+            }
+        };
+        let concurrent = field("concurrent")?.map(|c| u32::try_from(c).unwrap_or(u32::MAX));
+        Ok(Caps { rpm: field("rpm")?, tpm: field("tpm")?, concurrent })
+    }
+
+    /// `{"rpm", "tpm", "concurrent"}` (a missing cap as null), or null without any.
+    pub fn to_json(&self) -> Value {
+        if *self == Caps::default() {
+            return Value::Null;
+        }
+        serde_json::json!({"rpm": self.rpm, "tpm": self.tpm, "concurrent": self.concurrent})
+    }
+}
+
+/// `--rpm`, `--tpm`, `--concurrent` as given (`Some(None)`: `none`, the cap removed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapsChange(pub Vec<(&'static str, Option<u64>)>);
+
+impl CapsChange {
+    /// The fields of `Caps::FIELDS` as `get` gives them: a whole number of at least 1, or none.
+    pub fn from_fields(get: impl Fn(&str) -> Option<String>) -> Result<CapsChange, String> {
+        let mut out = Vec::new();
+        for f in Caps::FIELDS {
+            let Some(v) = get(f).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else { continue };
+            let n = match v.as_str() {
+                "none" => None,
+                _ => Some(v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    format!("--{f} {:?}: give a whole number of at least 1, or none", crate::mask::clean(&v))
+                })?),
+            };
+            out.push((f, n));
+        }
+        Ok(CapsChange(out))
+    }
+
+    /// Write into an endpoint's `metadata`.
+    pub fn apply(&self, meta: &mut Map<String, Value>) {
+        for (f, n) in &self.0 {
+            match n {
+                Some(n) => meta.insert(f.to_string(), Value::from(*n)),
+                None => meta.remove(*f),
+            };
+        }
+    }
 }
 
 /// The API an endpoint speaks: Anthropic's Messages (forwarded as it comes), or OpenAI's Chat
@@ -139,6 +208,7 @@ impl EndpointConfig {
             model_map: Vec::new(),
             probe_model: None,
             format: Format::Anthropic,
+            caps: Caps::default(),
         }
     }
 }
@@ -337,6 +407,7 @@ pub(super) fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, 
         Some(_) => return Err(format!("endpoint {id}: \"metadata.probe_model\" is not a string")),
     };
     let format = Format::from_meta(meta).map_err(|e| format!("endpoint {id}: {e}"))?;
+    let caps = Caps::from_meta(meta).map_err(|e| format!("endpoint {id}: {e}"))?;
     let base = obj.get("base_url").and_then(Value::as_str).ok_or(format!("endpoint {id}: missing \"base_url\""))?;
     let url = BaseUrl::parse(base).map_err(|e| format!("endpoint {id}: {e}"))?;
     let num = |field: &str, default: u64| -> std::result::Result<u64, String> {
@@ -364,6 +435,7 @@ pub(super) fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, 
         model_map,
         probe_model,
         format,
+        caps,
         name,
         id,
         url,

@@ -31,6 +31,8 @@ pub struct NewEndpoint {
     pub probe_model: Option<String>,
     /// `--format` and what goes with it.
     pub format: super::cluster::FormatChange,
+    /// `--rpm`, `--tpm`, `--concurrent`.
+    pub caps: super::cluster::CapsChange,
 }
 
 impl NewEndpoint {
@@ -358,6 +360,7 @@ impl ConfigFile {
         }
         if let Some(meta) = endpoint["metadata"].as_object_mut() {
             new.format.apply(meta);
+            new.caps.apply(meta);
         }
         let root = self.root_object()?;
         let profiles = root.entry("profiles").or_insert_with(|| json!({}));
@@ -521,6 +524,7 @@ mod tests {
             model_map: Vec::new(),
             probe_model: None,
             format: Default::default(),
+            caps: Default::default(),
         };
         let (id, name) = c.add_endpoint("my-cluster", &new).unwrap();
         assert_eq!(name, "b.example.com", "named after its host");
@@ -555,6 +559,7 @@ mod tests {
             model_map: Vec::new(),
             probe_model: None,
             format: Default::default(),
+            caps: Default::default(),
         };
         let (a, na) = c.add_endpoint("my-cluster", &new(None)).unwrap();
         let (_, nb) = c.add_endpoint("my-cluster", &new(None)).unwrap();

@@ -42,6 +42,7 @@ pub struct EndpointChange {
     /// A new probe model (`Some("")` clears it).
     pub probe_model: Option<String>,
     pub format: crate::store::cluster::FormatChange,
+    pub caps: crate::store::cluster::CapsChange,
 }
 
 impl ConfigFile {
@@ -257,6 +258,7 @@ impl ConfigFile {
                 None => {}
             }
             change.format.apply(meta);
+            change.caps.apply(meta);
         }
         mirror_first(profile);
         Ok(())

@@ -83,6 +83,7 @@ fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, String> {
                 model_map: p.model_map()?.unwrap_or_default(),
                 probe_model: p.probe_model()?.filter(|m| !m.is_empty()),
                 format: p.format()?,
+                caps: crate::store::cluster::CapsChange::from_fields(|n| p.text(n))?,
             }))
         }
         "/_qcc/config/endpoint/set" => {
@@ -98,6 +99,7 @@ fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, String> {
                 model_map: p.model_map()?,
                 probe_model: p.probe_model()?,
                 format: p.format()?,
+                caps: crate::store::cluster::CapsChange::from_fields(|n| p.text(n))?,
             };
             Edit::Set { which: which()?, change: Box::new(change) }
         }

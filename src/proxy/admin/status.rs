@@ -30,6 +30,8 @@ impl EventLoop {
                     "model_map": ep.cfg.model_map.iter().map(|r| format!("{}={}", r.pattern, r.model)).collect::<Vec<_>>(),
                     "probe_model": ep.cfg.probe_model,
                     "format": ep.cfg.format.as_str(),
+                    "caps": ep.cfg.caps.to_json(),
+                    "at_cap": ep.load.at_cap(&ep.cfg.caps, ep.in_flight.get(), now),
                     "in_failure_queue": self.failures.contains(&ep.cfg.id),
                     "usable": ep.routable(&self.failures, now),
                     "sessions": sessions[i],

@@ -318,6 +318,7 @@ impl EventLoop {
                     head_out.extend_from_slice(&piece[..piece.len().min(folded - at)]);
                 }
                 ex.tried.insert(idx);
+                ep.load.start(&ep.cfg.caps, now);
                 ex.attempts += 1;
                 ex.model_mapped = mapped.as_ref().filter(|m| m.from != m.to).map(|m| (m.from.clone(), m.to.clone()));
                 ex.last_start = Some(now);
