@@ -71,8 +71,8 @@ impl Caps {
     }
 
     /// `{"rpm", "tpm", "concurrent"}` (a missing cap as null), or null without any.
-    pub fn to_json(&self) -> Value {
-        if *self == Caps::default() {
+    pub fn to_json(self) -> Value {
+        if self == Caps::default() {
             return Value::Null;
         }
         serde_json::json!({"rpm": self.rpm, "tpm": self.tpm, "concurrent": self.concurrent})
