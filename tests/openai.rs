@@ -185,3 +185,24 @@ fn an_openai_endpoint_that_answers_garbage_or_a_cut_stream_is_failed_over() {
         assert_eq!(oai.hits(), 1);
     }
 }
+
+#[test]
+fn a_request_that_does_not_translate_keeps_its_anthropic_endpoints_answer() {
+    // The Anthropic endpoint fails a token count; the OpenAI one cannot take it: the client gets
+    // the real answer (529), not "no available endpoints".
+    let ant = MockUpstream::start(Mode::Status { status: 529, retry_after: None });
+    let oai = MockUpstream::start(Mode::Sse { events: chunks(), delay: Duration::ZERO });
+    let home = TempHome::new();
+    home.write_cluster(
+        "c",
+        &[
+            Ep::new("a0000001", &ant.url(), "sk-a-0000000000", 1),
+            Ep::new("b0000001", &format!("{}/v1", oai.url()), "sk-b-0000000000", 2)
+                .with(serde_json::json!({"metadata": {"format": "openai"}})),
+        ],
+    );
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let r = request(proxy.addr, "POST", "/v1/messages/count_tokens", &[], br#"{"model":"m","messages":[]}"#);
+    assert_eq!(r.status, 529, "{}", r.text());
+    assert_eq!((ant.hits(), oai.hits()), (1, 0));
+}

@@ -460,6 +460,18 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// The request may go to endpoint `ep`: an OpenAI-format one takes only what translates, a
+    /// whole `POST /v1/messages` kept for retries.
+    pub fn fits(&self, ep: &Endpoint) -> bool {
+        !ep.cfg.format.is_openai() || self.translatable()
+    }
+
+    /// A whole `POST /v1/messages` (kept for retries): what translates.
+    pub fn translatable(&self) -> bool {
+        let path = self.head.target_bytes().split(|&b| b == b'?').next().unwrap_or_default();
+        self.body_tracker.is_done() && self.retry_copy && self.head.method_bytes() == b"POST" && path == b"/v1/messages"
+    }
+
     /// A response byte has been queued for the client: no retry is possible any more.
     pub fn responded(&self) -> bool {
         self.first_byte.is_some()

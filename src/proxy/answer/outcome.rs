@@ -51,7 +51,7 @@ impl EventLoop {
         if maybe_reached {
             ex.reached.insert(idx);
         }
-        let can_retry = ex.retry_copy && retry_possible(&self.endpoints, &ex.reached);
+        let can_retry = ex.retry_copy && retry_possible(&self.endpoints, ex);
         ex.last_failure = Some(failure.clone());
         // A connection reused from the pool that closes before answering is most likely the
         // keep-alive race (the upstream timed it out as our request went out), not a fault of
@@ -237,6 +237,6 @@ impl EventLoop {
 }
 
 /// Whether some endpoint of the cluster is left that the request has not reached.
-pub(in crate::proxy) fn retry_possible(endpoints: &[Endpoint], reached: &EndpointSet) -> bool {
-    endpoints.iter().enumerate().any(|(i, ep)| ep.cfg.enabled && !ep.retired && !reached.contains(i))
+pub(in crate::proxy) fn retry_possible(endpoints: &[Endpoint], ex: &Exchange) -> bool {
+    endpoints.iter().enumerate().any(|(i, ep)| ep.cfg.enabled && !ep.retired && !ex.reached.contains(i) && ex.fits(ep))
 }

@@ -34,6 +34,21 @@ impl EventLoop {
         let ClientPhase::Exchange(ex) = phase else {
             return AttemptEvent::Nothing;
         };
+        // A 200 stream is held before its first content only when a retry elsewhere is possible
+        // (looked at only until the response head is here: not for every chunk of a body).
+        let hold = {
+            let Some(a) = ex.attempt.as_ref() else {
+                return AttemptEvent::Nothing;
+            };
+            (!stream_hold.is_zero()
+                && a.resp.is_none()
+                && ex.retry_copy
+                && ex.attempts < MAX_ATTEMPTS
+                && endpoints.iter().enumerate().any(|(i, ep)| {
+                    i != a.endpoint && ep.cfg.enabled && !ep.retired && !ex.reached.contains(i) && ex.fits(ep)
+                }))
+            .then_some(stream_hold)
+        };
         let Some(a) = ex.attempt.as_mut() else {
             return AttemptEvent::Nothing;
         };
@@ -42,17 +57,6 @@ impl EventLoop {
         };
         let timeout = timeout_of(&endpoints[a.endpoint].cfg);
         let a_endpoint = a.endpoint;
-        // A 200 stream is held before its first content only when a retry elsewhere is possible
-        // (looked at only until the response head is here: not for every chunk of a body).
-        let hold = (!stream_hold.is_zero()
-            && a.resp.is_none()
-            && ex.retry_copy
-            && ex.attempts < MAX_ATTEMPTS
-            && endpoints
-                .iter()
-                .enumerate()
-                .any(|(i, ep)| i != a.endpoint && ep.cfg.enabled && !ep.retired && !ex.reached.contains(i)))
-        .then_some(stream_hold);
         let rules = crate::proxy::answer::response::Reading { stream_idle, hold, retry_on: &retry_on };
         let mut progress = false;
 
@@ -222,11 +226,10 @@ impl EventLoop {
             return;
         };
         // An OpenAI-format endpoint takes only what translates: a whole Messages request.
-        let path = ex.head.target_bytes().split(|&b| b == b'?').next().unwrap_or_default();
-        let translatable =
-            ex.body_tracker.is_done() && ex.retry_copy && ex.head.method_bytes() == b"POST" && path == b"/v1/messages";
-        let speaks = |ep: &Endpoint| translatable || !ep.cfg.format.is_openai();
+        let translatable = ex.translatable();
+        let speaks = |ep: &Endpoint| ex.fits(ep);
         if !translatable && ex.attempts == 0 && ex.api {
+            let path = ex.head.target_bytes().split(|&b| b == b'?').next().unwrap_or_default();
             let live = || self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired);
             if live().any(|e| e.cfg.format.is_openai()) && !live().any(|e| !e.cfg.format.is_openai()) {
                 let (status, body) = translation::local_answer(path, &ex.body, live().map(|e| &e.cfg));
