@@ -276,3 +276,48 @@ fn unusable_values_name_file_profile_and_field() {
     let out = home.run(&["endpoint", "list", "x"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// The Python qcc's profile priorities (`priority.json` as qcc 0.6.1 wrote it): listed, edited
+/// in its shape (unknown fields kept), and what a proxy started without `--cluster` serves.
+#[test]
+fn priorities_from_the_python_qcc_are_read_edited_and_served() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python/0.6.1/cluster/home");
+    let home = install(&fixture);
+    let list = home.run(&["priority", "list", "--json"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let v: Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(v["active_profile"], "b", "{v}");
+    assert_eq!(v["levels"][0], serde_json::json!({"level": "primary", "profile": "a", "active": false}));
+    // Pinned by the Python qcc's `switch`: a proxy without --cluster serves b.
+    let proxy = Proxy::start(&home, &[]);
+    assert_eq!(proxy.status()["cluster"], "b", "{}", proxy.log());
+    drop(proxy);
+    let mut raw = read_json(&home.home().join("priority.json"));
+    raw["from_a_newer_python"] = serde_json::json!([1, 2]);
+    std::fs::write(home.home().join("priority.json"), raw.to_string()).expect("write");
+    let out = home.run(&["priority", "switch", "work"]);
+    assert!(!out.status.success() && stderr(&out).contains("has no priority"), "{}", stderr(&out));
+    for args in [
+        &["priority", "set", "work", "secondary"][..],
+        &["priority", "switch", "work"],
+        &["priority", "policy", "--auto-failover", "--cooldown", "60"],
+    ] {
+        let out = home.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let bad = home.run(&["priority", "set", "nope", "primary"]);
+    assert!(!bad.status.success() && stderr(&bad).lines().count() == 1, "{}", stderr(&bad));
+    let after = read_json(&home.home().join("priority.json"));
+    assert_eq!(after["priority_map"], serde_json::json!({"primary": "a", "secondary": "work", "fallback": "c"}));
+    assert_eq!(after["active_profile"], "work");
+    assert_eq!(after["policy"]["auto_failover"], true);
+    assert_eq!(after["policy"]["cooldown_period"], 60);
+    assert_eq!(after["from_a_newer_python"], serde_json::json!([1, 2]), "unknown fields kept");
+    let last = after["switch_history"].as_array().and_then(|h| h.last()).cloned().unwrap_or_default();
+    assert_eq!(
+        (last["from"].as_str(), last["to"].as_str(), last["type"].as_str()),
+        (Some("b"), Some("work"), Some("manual"))
+    );
+    let h = home.run(&["priority", "history", "-n", "1"]);
+    assert!(stdout(&h).contains("b -> work"), "{}", stdout(&h));
+}

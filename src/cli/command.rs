@@ -67,6 +67,21 @@ pub enum Command {
     KeyList {
         json: bool,
     },
+    PrioritySet {
+        profile: String,
+        level: String,
+    },
+    PriorityList {
+        json: bool,
+    },
+    PrioritySwitch {
+        profile: String,
+    },
+    PriorityHistory {
+        json: bool,
+        n: usize,
+    },
+    PriorityPolicy(crate::store::priority::PolicyChange),
     KeyRevoke {
         name: String,
     },

@@ -18,6 +18,9 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         "usage" => HELP_USAGE,
         "key" | "key add" | "key list" | "key set" | "key revoke" => HELP_KEY,
         "sync" | "sync push" | "sync pull" | "sync status" => HELP_SYNC,
+        "priority" | "priority set" | "priority list" | "priority switch" | "priority history" | "priority policy" => {
+            HELP_PRIORITY
+        }
         "logs" => HELP_LOGS,
         "env" => HELP_ENV,
         "doctor" => HELP_DOCTOR,
@@ -282,6 +285,19 @@ qcc sync status [--dir DIR] [--json]
 
 DIR: --dir, else settings.sync_dir (`qcc config set sync_dir DIR`), else the Python qcc's
 cloud folder (~/Dropbox/FastCC, ~/OneDrive/FastCC, ... ; iCloud Drive first on macOS).
+";
+
+const HELP_PRIORITY: &str = "\
+qcc priority set PROFILE primary|secondary|fallback
+qcc priority list [--json] | qcc priority switch PROFILE | qcc priority history [-n N] [--json]
+qcc priority policy [--auto-failover|--no-auto-failover] [--auto-recovery|--no-auto-recovery]
+                    [--failure-threshold N] [--cooldown SECS]
+    The Python qcc's profile priorities, in its file ($QCC_HOME/priority.json, its shape; fields
+    qcc does not know are kept). A profile has one level; the first primary becomes the active
+    profile; `switch` pins another (recorded in the history, type manual). A proxy started
+    without --cluster while priorities are set serves the active profile, else the primary.
+    The policy is kept as the Python qcc keeps it; within one cluster qcc fails over per
+    request (the failure queue), which is what auto-failover meant between profiles.
 ";
 
 const HELP_KEY: &str = "\

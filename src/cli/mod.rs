@@ -15,6 +15,7 @@ pub mod help;
 pub mod keys;
 pub mod launch;
 pub mod logs;
+pub mod priority;
 pub mod probe;
 pub mod profiles;
 pub mod proxy_start;
@@ -186,7 +187,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         });
     }
     let sub = match group.as_str() {
-        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" | "cluster" | "key" | "sync" => {
+        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" | "cluster" | "key" | "sync" | "priority" => {
             args.subcommand().map_err(usage)?
         }
         "help" => {
@@ -380,6 +381,34 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
             }
         }
         ("key", "list") => Command::KeyList { json: args.contains("--json") },
+        ("priority", "set") => {
+            let profile = positional(&mut args, "a PROFILE", &topic)?;
+            Command::PrioritySet {
+                profile,
+                level: positional(&mut args, "a LEVEL (primary, secondary, fallback)", &topic)?,
+            }
+        }
+        ("priority", "list") => Command::PriorityList { json: args.contains("--json") },
+        ("priority", "switch") => Command::PrioritySwitch { profile: positional(&mut args, "a PROFILE", &topic)? },
+        ("priority", "history") => {
+            let json = args.contains("--json");
+            Command::PriorityHistory { json, n: args.opt_value_from_str("-n").map_err(usage)?.unwrap_or(10) }
+        }
+        ("priority", "policy") => {
+            let pair = |args: &mut Arguments, on: &'static str, off: &'static str| match (
+                args.contains(on),
+                args.contains(off),
+            ) {
+                (true, true) => Err(Error::Usage(format!("give {on} or {off}, not both"))),
+                (a, b) => Ok((a || b).then_some(a)),
+            };
+            Command::PriorityPolicy(crate::store::priority::PolicyChange {
+                auto_failover: pair(&mut args, "--auto-failover", "--no-auto-failover")?,
+                auto_recovery: pair(&mut args, "--auto-recovery", "--no-auto-recovery")?,
+                failure_threshold: args.opt_value_from_str("--failure-threshold").map_err(usage)?,
+                cooldown_period: args.opt_value_from_str("--cooldown").map_err(usage)?,
+            })
+        }
         ("key", "revoke") => Command::KeyRevoke { name: positional(&mut args, "a key NAME", &topic)? },
         (g, s) => {
             let hint = completions::did_you_mean(s, Some(g), None);

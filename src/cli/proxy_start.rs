@@ -314,7 +314,13 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
     let home = crate::store::fsutil::qcc_home();
     let config_path = crate::store::fsutil::config_path();
     let config = crate::store::config::ConfigFile::load(&config_path)?;
-    let (cluster, builtin_default) = match args.cluster()?.or_else(|| config.implied_cluster()) {
+    // Without --cluster: the profile the Python qcc's priorities point at (`qcc priority`), when
+    // they are set and it exists; else the default.
+    let prioritised = crate::store::priority::Priorities::load(&home)?
+        .serving()
+        .filter(|p| config.profile_names().iter().any(|n| n == p))
+        .map(str::to_string);
+    let (cluster, builtin_default) = match args.cluster()?.or(prioritised).or_else(|| config.implied_cluster()) {
         Some(name) => (config.cluster(&name)?, false),
         None if !config.profile_names().is_empty() => {
             return Err(Error::Usage(format!(

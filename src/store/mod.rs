@@ -11,6 +11,7 @@ pub mod names;
 pub mod pidfile;
 pub mod presets;
 pub mod prices;
+pub mod priority;
 pub mod profiles;
 pub mod proxy_flags;
 pub mod requestlog;

@@ -1,0 +1,88 @@
+//! `qcc priority set|list|switch|history|policy`: the Python qcc's profile priorities
+//! (`store/priority.rs`). A proxy started without `--cluster` serves the profile they point at
+//! (`proxy_start.rs`).
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::store::config::ConfigFile;
+use crate::store::priority::{PolicyChange, Priorities, LEVELS};
+
+fn known(profile: &str) -> Result<()> {
+    let config = ConfigFile::load_user()?;
+    if !config.profile_names().iter().any(|n| n == profile) {
+        return Err(Error::Invalid(format!("no profile or cluster '{profile}' (qcc list shows them)")));
+    }
+    Ok(())
+}
+
+pub fn set(home: &Path, profile: &str, level: &str) -> Result<()> {
+    known(profile)?;
+    let mut p = Priorities::edit(home)?;
+    p.set(profile, level)?;
+    p.save()?;
+    println!("'{profile}' is the {level} profile");
+    Ok(())
+}
+
+pub fn switch(home: &Path, profile: &str) -> Result<()> {
+    known(profile)?;
+    let mut p = Priorities::edit(home)?;
+    p.switch(profile, "Manual switch", "manual")?;
+    p.save()?;
+    println!("switched to '{profile}' (a proxy started without --cluster serves it)");
+    Ok(())
+}
+
+pub fn list(home: &Path, json_out: bool) -> Result<()> {
+    let p = Priorities::load(home)?;
+    if json_out {
+        let rows: Vec<_> = LEVELS
+            .iter()
+            .map(|l| json!({"level": l, "profile": p.at(l), "active": p.at(l).is_some() && p.at(l) == p.active()}))
+            .collect();
+        let out = json!({"levels": rows, "active_profile": p.active(), "policy": p.policy()});
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    for l in LEVELS {
+        let profile = p.at(l);
+        let mark = if profile.is_some() && profile == p.active() { "  (active)" } else { "" };
+        println!("{l:<10} {}{mark}", crate::mask::clean(profile.unwrap_or("-")));
+    }
+    Ok(())
+}
+
+pub fn history(home: &Path, json_out: bool, n: usize) -> Result<()> {
+    let p = Priorities::load(home)?;
+    let h = p.history();
+    let last = &h[h.len().saturating_sub(n)..];
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(last).unwrap_or_default());
+        return Ok(());
+    }
+    let s = |v: &serde_json::Value| crate::mask::clean(v.as_str().unwrap_or("-")).into_owned();
+    for e in last {
+        println!(
+            "{}  {} -> {}  [{}] {}",
+            s(&e["timestamp"]),
+            s(&e["from"]),
+            s(&e["to"]),
+            s(&e["type"]),
+            s(&e["reason"])
+        );
+    }
+    Ok(())
+}
+
+pub fn policy(home: &Path, change: &PolicyChange) -> Result<()> {
+    let mut p = Priorities::edit(home)?;
+    if *change != PolicyChange::default() {
+        p.set_policy(change);
+        p.save()?;
+    }
+    println!("{}", serde_json::to_string_pretty(p.policy()).unwrap_or_default());
+    Ok(())
+}
