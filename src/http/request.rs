@@ -40,6 +40,11 @@ impl RequestHead {
     pub fn target_bytes(&self) -> &[u8] {
         &self.raw[self.target.clone()]
     }
+    /// The target without its query (`/v1/messages` of `/v1/messages?beta=true`).
+    pub fn path_bytes(&self) -> &[u8] {
+        let target = self.target_bytes();
+        target.split(|&b| b == b'?').next().unwrap_or(target)
+    }
     /// Iterate (name, value) pairs in order.
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.headers.iter().map(|h| (&self.raw[h.name.clone()], &self.raw[h.value.clone()]))

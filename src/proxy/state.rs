@@ -468,8 +468,10 @@ impl Exchange {
 
     /// A whole `POST /v1/messages` (kept for retries): what translates.
     pub fn translatable(&self) -> bool {
-        let path = self.head.target_bytes().split(|&b| b == b'?').next().unwrap_or_default();
-        self.body_tracker.is_done() && self.retry_copy && self.head.method_bytes() == b"POST" && path == b"/v1/messages"
+        self.body_tracker.is_done()
+            && self.retry_copy
+            && self.head.method_bytes() == b"POST"
+            && self.head.path_bytes() == b"/v1/messages"
     }
 
     /// A response byte has been queued for the client: no retry is possible any more.

@@ -42,7 +42,7 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
 
     let named = connection_tokens(req.headers());
     let replace_key = !ep.api_key.is_empty();
-    let messages = target.split(|&b| b == b'?').next() == Some(b"/v1/messages");
+    let messages = req.path_bytes() == b"/v1/messages";
     let mut has_version = false;
     let mut sent_length = false;
     for (name, value) in req.headers() {

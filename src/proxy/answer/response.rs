@@ -46,9 +46,7 @@ pub(in crate::proxy) fn process_response(
         a.head_elapsed = now.duration_since(a.started);
         a.resp_body = Some(BodyTracker::new(head.framing));
         let until_close = head.framing == BodyFraming::UntilClose;
-        let messages = ex.api
-            && head.status == 200
-            && ex.head.target_bytes().split(|&b| b == b'?').next() == Some(b"/v1/messages");
+        let messages = ex.api && head.status == 200 && ex.head.path_bytes() == b"/v1/messages";
         a.scan = if messages { crate::proxy::answer::Scan::for_reply(&head) } else { None };
         if messages && a.scan.is_none() {
             ex.usage_unread = true;

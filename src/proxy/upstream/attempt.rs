@@ -226,10 +226,8 @@ impl EventLoop {
             return;
         };
         // An OpenAI-format endpoint takes only what translates: a whole Messages request.
-        let translatable = ex.translatable();
-        let speaks = |ep: &Endpoint| ex.fits(ep);
-        if !translatable && ex.attempts == 0 && ex.api {
-            let path = ex.head.target_bytes().split(|&b| b == b'?').next().unwrap_or_default();
+        if !ex.translatable() && ex.attempts == 0 && ex.api {
+            let path = ex.head.path_bytes();
             let live = || self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired);
             if live().any(|e| e.cfg.format.is_openai()) && !live().any(|e| !e.cfg.format.is_openai()) {
                 let (status, body) = translation::local_answer(path, &ex.body, live().map(|e| &e.cfg));
@@ -242,7 +240,7 @@ impl EventLoop {
         // request has not tried it yet.
         let sticky = ex.session.as_deref().and_then(|s| self.affinity.lookup(s, now)).filter(|&i| {
             !ex.tried.contains(i)
-                && self.endpoints.get(i).is_some_and(|ep| speaks(ep) && ep.routable(&self.failures, now))
+                && self.endpoints.get(i).is_some_and(|ep| ex.fits(ep) && ep.routable(&self.failures, now))
         });
         let (endpoints, failures) = (&self.endpoints, &self.failures);
         let chosen = sticky.or_else(|| {
@@ -253,7 +251,7 @@ impl EventLoop {
                         weight: ep.cfg.weight,
                         share: ep.headroom.share(),
                         in_flight: ep.in_flight.get(),
-                        usable: speaks(ep) && ep.routable(failures, now),
+                        usable: ex.fits(ep) && ep.routable(failures, now),
                         tried: ex.tried.contains(i),
                         reached: ex.reached.contains(i),
                     };
