@@ -79,6 +79,11 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
     matches!(name.len(), 2 | 7 | 10) && HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
+/// Whether `s` begins with `prefix`, ASCII case ignored (header names, content types).
+pub fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
 /// The reason phrase qcc writes for a status (empty for one it does not name).
 pub fn reason(status: u16) -> &'static str {
     match status {

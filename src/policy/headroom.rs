@@ -111,7 +111,7 @@ impl Headroom {
 /// `x-ratelimit-{field}-{dim}` (requests and tokens; `true`: its reset is a time from now).
 fn rate_header(name: &[u8]) -> Option<(usize, &[u8], bool)> {
     let after = |prefix: &[u8]| {
-        (name.len() > prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &name[prefix.len()..])
+        (name.len() > prefix.len() && crate::http::starts_with_ignore_case(name, prefix)).then(|| &name[prefix.len()..])
     };
     let dim_of = |s: &[u8]| DIMS.iter().position(|d| d.as_bytes().eq_ignore_ascii_case(s));
     if let Some(rest) = after(b"anthropic-ratelimit-") {

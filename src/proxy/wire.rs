@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 
-use crate::http::{is_hop_by_hop, BodyFraming, RequestHead, ResponseHead};
+use crate::http::{is_hop_by_hop, starts_with_ignore_case, BodyFraming, RequestHead, ResponseHead};
 use crate::store::cluster::{EndpointConfig, Format};
 
 /// The request head sent upstream: path prefixed, `Host` the upstream's, hop-by-hop headers
@@ -85,11 +85,7 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
         BodyFraming::None if sent_length => out.extend_from_slice(b"Content-Length: 0\r\n"),
         BodyFraming::None | BodyFraming::UntilClose => {}
     }
-    if replace_key && openai {
-        push_bearer(out, &ep.api_key);
-    } else if replace_key {
-        push_key(out, &ep.api_key);
-    }
+    push_key(out, ep);
     if !has_version && !openai {
         out.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
     }
@@ -175,11 +171,7 @@ pub fn probe_request(ep: &EndpointConfig, model: &str) -> Vec<u8> {
     out.extend_from_slice(ep.url.path_prefix.as_bytes());
     let path = if ep.format.is_openai() { "/chat/completions" } else { "/v1/messages" };
     let _ = write!(out, "{path} HTTP/1.1\r\nHost: {}\r\n", ep.url.host());
-    match (ep.api_key.is_empty(), ep.format.is_openai()) {
-        (true, _) => {}
-        (false, true) => push_bearer(&mut out, &ep.api_key),
-        (false, false) => push_key(&mut out, &ep.api_key),
-    }
+    push_key(&mut out, ep);
     if !ep.format.is_openai() {
         out.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
     }
@@ -241,21 +233,19 @@ pub fn error_response_after(status: u16, message: &str, retry_after: Option<u64>
     local_response_with(status, "application/json", body.as_bytes(), close, &extra, out);
 }
 
-/// The endpoint's key, both ways the Anthropic API and compatible relays read it.
-fn push_key(out: &mut Vec<u8>, key: &str) {
-    push_header(out, b"x-api-key", key.as_bytes());
-    push_bearer(out, key);
-}
-
-/// The key as OpenAI-format providers read it.
-fn push_bearer(out: &mut Vec<u8>, key: &str) {
+/// The endpoint's key as its format reads it: both ways the Anthropic API and compatible
+/// relays read it (`x-api-key`, `Authorization: Bearer`), the bearer alone for an OpenAI-format
+/// provider; nothing for a keyless endpoint (the client's own credentials go through).
+fn push_key(out: &mut Vec<u8>, ep: &EndpointConfig) {
+    if ep.api_key.is_empty() {
+        return;
+    }
+    if !ep.format.is_openai() {
+        push_header(out, b"x-api-key", ep.api_key.as_bytes());
+    }
     out.extend_from_slice(b"Authorization: Bearer ");
-    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(ep.api_key.as_bytes());
     out.extend_from_slice(b"\r\n");
-}
-
-fn starts_with_ignore_case(name: &[u8], prefix: &[u8]) -> bool {
-    name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

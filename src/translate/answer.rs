@@ -196,7 +196,7 @@ impl Answer {
 fn content_type_is(head: &ResponseHead, prefix: &[u8]) -> bool {
     head.headers()
         .find(|(n, _)| n.eq_ignore_ascii_case(b"content-type"))
-        .is_some_and(|(_, v)| v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .is_some_and(|(_, v)| crate::http::starts_with_ignore_case(v, prefix))
 }
 
 /// The head qcc reads on: the upstream's own headers (rate limits, request ids, `retry-after`)

@@ -31,7 +31,7 @@ impl Scan {
             return None;
         }
         let ctype = header(b"content-type").unwrap_or_default();
-        let is = |prefix: &[u8]| ctype.len() >= prefix.len() && ctype[..prefix.len()].eq_ignore_ascii_case(prefix);
+        let is = |prefix: &[u8]| crate::http::starts_with_ignore_case(ctype, prefix);
         if is(b"text/event-stream") {
             Some(Scan::Sse(SseScanner::new()))
         } else if is(b"application/json") {
