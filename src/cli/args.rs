@@ -111,30 +111,37 @@ pub(super) fn probe_model_arg(args: &mut Arguments) -> Result<Option<String>> {
     Ok(m)
 }
 
+/// The values given for `flags`, looked up by their field names (`--max-tokens-field` is field
+/// `max_tokens_field`): what the `from_fields` readers the dashboard shares take.
+struct Given(Vec<(&'static str, String)>);
+
+impl Given {
+    fn read(args: &mut Arguments, flags: &[&'static str]) -> Result<Given> {
+        let mut given = Vec::new();
+        for &flag in flags {
+            if let Some(v) = args.opt_value_from_str::<_, String>(flag).map_err(usage)? {
+                given.push((flag, v));
+            }
+        }
+        Ok(Given(given))
+    }
+
+    fn field(&self, field: &str) -> Option<String> {
+        let named = |flag: &str| flag[2..].bytes().map(|b| if b == b'-' { b'_' } else { b }).eq(field.bytes());
+        self.0.iter().find(|(flag, _)| named(flag)).map(|(_, v)| v.clone())
+    }
+}
+
 /// `--format anthropic|openai`, `--max-tokens-field F`, `--reasoning-effort on|off`.
 pub(super) fn format_arg(args: &mut Arguments) -> Result<crate::store::cluster::FormatChange> {
-    let mut given = Vec::new();
-    for (flag, field) in
-        [("--format", "format"), ("--max-tokens-field", "max_tokens_field"), ("--reasoning-effort", "reasoning_effort")]
-    {
-        if let Some(v) = args.opt_value_from_str::<_, String>(flag).map_err(usage)? {
-            given.push((field, v));
-        }
-    }
-    crate::store::cluster::FormatChange::from_fields(|f| given.iter().find(|(n, _)| *n == f).map(|(_, v)| v.clone()))
-        .map_err(Error::Invalid)
+    let given = Given::read(args, &["--format", "--max-tokens-field", "--reasoning-effort"])?;
+    crate::store::cluster::FormatChange::from_fields(|f| given.field(f)).map_err(Error::Invalid)
 }
 
 /// `--rpm N|none`, `--tpm N|none`, `--concurrent N|none`.
 pub(super) fn caps_arg(args: &mut Arguments) -> Result<crate::store::cluster::CapsChange> {
-    let mut given = Vec::new();
-    for (flag, f) in ["--rpm", "--tpm", "--concurrent"].into_iter().zip(crate::store::cluster::Caps::FIELDS) {
-        if let Some(v) = args.opt_value_from_str::<_, String>(flag).map_err(usage)? {
-            given.push((f, v));
-        }
-    }
-    crate::store::cluster::CapsChange::from_fields(|f| given.iter().find(|(n, _)| *n == f).map(|(_, v)| v.clone()))
-        .map_err(Error::Invalid)
+    let given = Given::read(args, &["--rpm", "--tpm", "--concurrent"])?;
+    crate::store::cluster::CapsChange::from_fields(|f| given.field(f)).map_err(Error::Invalid)
 }
 
 /// The limits and settings `qcc key add|set` take. `none` removes a limit, an expiry or a
@@ -145,13 +152,8 @@ pub(super) fn key_change(args: &mut Arguments, set: bool) -> Result<crate::store
         ["--daily-tokens", "--daily-usd", "--rpm", "--concurrent", "--expires", "--cluster"];
     let flag = |field: &str| format!("--{}", field.replace('_', "-"));
     debug_assert!(FLAGS.iter().zip(KeyChange::FIELDS).all(|(f, n)| *f == flag(n)));
-    let mut given = Vec::new();
-    for f in FLAGS {
-        if let Some(v) = args.opt_value_from_str::<_, String>(f).map_err(usage)? {
-            given.push((f, v));
-        }
-    }
-    let get = |field: &str| given.iter().find(|(f, _)| *f == flag(field)).map(|(_, v)| v.clone());
+    let given = Given::read(args, &FLAGS)?;
+    let get = |field: &str| given.field(field);
     let mut c = KeyChange::from_fields(get, flag)?;
     if args.contains("--admin") {
         c.admin = Some(true);
