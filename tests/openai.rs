@@ -29,6 +29,22 @@ fn add(home: &TempHome, url: &str, extra: &[&str]) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// An OpenAI-format endpoint of a config file (`metadata.format`).
+fn openai_ep<'a>(id: &'a str, url: &'a str, priority: u32) -> Ep<'a> {
+    Ep::new(id, url, "sk-o-0000000000", priority).with(serde_json::json!({"metadata": {"format": "openai"}}))
+}
+
+/// Cluster "c": `oai` as an OpenAI-format endpoint at priority 1, `ant` an Anthropic one at 2.
+fn write_openai_then_anthropic(home: &TempHome, oai: &MockUpstream, ant: &MockUpstream) {
+    home.write_cluster(
+        "c",
+        &[
+            openai_ep("a0000001", &format!("{}/v1", oai.url()), 1),
+            Ep::new("b0000001", &ant.url(), "sk-b-0000000000", 2),
+        ],
+    );
+}
+
 #[test]
 fn an_openai_endpoint_is_added_shown_and_sent_translated_requests() {
     let oai = MockUpstream::start(Mode::Sse { events: chunks(), delay: Duration::ZERO });
@@ -87,14 +103,7 @@ fn a_failing_openai_endpoint_fails_over_to_an_anthropic_one() {
     let oai = MockUpstream::start(Mode::Status { status: 500, retry_after: None });
     let ant = MockUpstream::start(Mode::Json { status: 200, body: r#"{"type":"message","content":[]}"#.into() });
     let home = TempHome::new();
-    home.write_cluster(
-        "c",
-        &[
-            Ep::new("a0000001", &format!("{}/v1", oai.url()), "sk-a-0000000000", 1)
-                .with(serde_json::json!({"metadata": {"format": "openai"}})),
-            Ep::new("b0000001", &ant.url(), "sk-b-0000000000", 2),
-        ],
-    );
+    write_openai_then_anthropic(&home, &oai, &ant);
     let proxy = Proxy::start(&home, &["--cluster", "c"]);
     let r = request(proxy.addr, "POST", "/v1/messages", &[], BODY.as_bytes());
     assert_eq!((r.status, r.text().as_str()), (200, r#"{"type":"message","content":[]}"#));
@@ -171,14 +180,7 @@ fn an_openai_endpoint_that_answers_garbage_or_a_cut_stream_is_failed_over() {
     for mode in [Mode::Garbage, Mode::TruncatedChunked, Mode::CloseBeforeHead] {
         let oai = MockUpstream::start(mode);
         let home = TempHome::new();
-        home.write_cluster(
-            "c",
-            &[
-                Ep::new("a0000001", &format!("{}/v1", oai.url()), "sk-a-0000000000", 1)
-                    .with(serde_json::json!({"metadata": {"format": "openai"}})),
-                Ep::new("b0000001", &ant.url(), "sk-b-0000000000", 2),
-            ],
-        );
+        write_openai_then_anthropic(&home, &oai, &ant);
         let proxy = Proxy::start(&home, &["--cluster", "c"]);
         let r = request(proxy.addr, "POST", "/v1/messages", &[], BODY.as_bytes());
         assert_eq!((r.status, r.text().as_str()), (200, r#"{"type":"message","content":[]}"#), "{}", proxy.log());
@@ -197,8 +199,7 @@ fn a_request_that_does_not_translate_keeps_its_anthropic_endpoints_answer() {
         "c",
         &[
             Ep::new("a0000001", &ant.url(), "sk-a-0000000000", 1),
-            Ep::new("b0000001", &format!("{}/v1", oai.url()), "sk-b-0000000000", 2)
-                .with(serde_json::json!({"metadata": {"format": "openai"}})),
+            openai_ep("b0000001", &format!("{}/v1", oai.url()), 2),
         ],
     );
     let proxy = Proxy::start(&home, &["--cluster", "c"]);
