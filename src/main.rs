@@ -122,7 +122,7 @@ fn run() -> Result<()> {
             // Remembered for this cluster: `qcc use`, `qcc env`, `qcc proxy restart` and the
             // service start its proxy the same way (`store/proxy_flags.rs`).
             if !settings.builtin_default {
-                if let Err(e) = store::proxy_flags::remember(&home, &settings.cluster.name, keep) {
+                if let Err(e) = store::proxy_flags::remember(&home, &settings.main().name, keep) {
                     eprintln!("qcc: note: cannot remember this proxy's flags: {e}");
                 }
             }

@@ -8,11 +8,22 @@ use std::time::Duration;
 use crate::store::cluster::ClusterConfig;
 use crate::store::cluster::Strategy;
 
+impl Settings {
+    /// The cluster the proxy was started for.
+    pub fn main(&self) -> &ClusterConfig {
+        &self.clusters[0]
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The cluster to serve (or the built-in default: one endpoint https://api.anthropic.com
-    /// with an empty api_key, forwarding the client's own credentials).
-    pub cluster: ClusterConfig,
+    /// The clusters to serve, the started one first, then those its routes and fallbacks name
+    /// (`store::routes::served`); or the built-in default alone: one endpoint
+    /// https://api.anthropic.com with an empty api_key, forwarding the client's own credentials.
+    pub clusters: Vec<ClusterConfig>,
+    /// The started cluster's fallback chain when the profile priorities set it (its secondary
+    /// and fallback profiles), over the cluster's own `fallback`; kept for reloads.
+    pub chain: Option<Vec<String>>,
     pub builtin_default: bool,
     /// --host/--port (default 127.0.0.1:7860; port 0 picks a free port).
     pub listen: SocketAddr,

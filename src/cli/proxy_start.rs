@@ -316,19 +316,24 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
     let config = crate::store::config::ConfigFile::load(&config_path)?;
     // Without --cluster: the profile the Python qcc's priorities point at (`qcc priority`), when
     // they are set and it exists; else the default.
-    let prioritised = crate::store::priority::Priorities::load(&home)?
-        .serving()
-        .filter(|p| config.profile_names().iter().any(|n| n == p))
-        .map(str::to_string);
-    let (cluster, builtin_default) = match args.cluster()?.or(prioritised).or_else(|| config.implied_cluster()) {
-        Some(name) => (config.cluster(&name)?, false),
+    let priorities = crate::store::priority::Priorities::load(&home)?;
+    let given = args.cluster()?;
+    let prioritised = match given {
+        Some(_) => None,
+        None => priorities.serving().filter(|p| config.profile_names().iter().any(|n| n == p)).map(str::to_string),
+    };
+    // Served that way, its secondary and fallback profiles are its fallback chain (unless the
+    // priorities' policy turned auto-failover off).
+    let chain = prioritised.as_ref().map(|p| priorities.chain_after(p, &config.profile_names()));
+    let (clusters, builtin_default) = match given.or(prioritised).or_else(|| config.implied_cluster()) {
+        Some(name) => (crate::store::routes::served(&config, &name, chain.as_deref())?, false),
         None if !config.profile_names().is_empty() => {
             return Err(Error::Usage(format!(
                 "no default cluster: give --cluster (one of: {}), or set one with `qcc default NAME`",
                 config.profile_names().join(", ")
             )))
         }
-        None => (builtin_cluster(), true),
+        None => (vec![builtin_cluster()], true),
     };
     let host = args.text("--host")?.unwrap_or_else(|| "127.0.0.1".to_string());
     let host = host.as_str();
@@ -343,7 +348,7 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
     let listen = SocketAddr::new(ip, args.number("--port")?.unwrap_or(7860));
     let strategy_pinned = args.text("--strategy")?.is_some();
     let strategy = match args.text("--strategy")?.as_deref() {
-        None => cluster.strategy.unwrap_or(Strategy::PriorityFailover),
+        None => clusters[0].strategy.unwrap_or(Strategy::PriorityFailover),
         Some(s) => Strategy::parse(s).ok_or_else(|| {
             Error::Invalid(format!(
                 "--strategy {s}: unknown (one of priority_failover, weighted, round_robin, random, least_connections)"
@@ -406,7 +411,8 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
     Ok(Settings {
         notify_urls,
         config_notify_urls: config.notify_urls()?,
-        cluster,
+        clusters,
+        chain,
         builtin_default,
         listen,
         strategy,
@@ -455,6 +461,8 @@ fn builtin_cluster() -> ClusterConfig {
     ClusterConfig {
         retry_on: Default::default(),
         strategy: None,
+        routes: Vec::new(),
+        fallback: Vec::new(),
         name: "default".to_string(),
         endpoints: vec![crate::store::cluster::EndpointConfig::new("a0000000".to_string(), url, "")],
     }

@@ -8,3 +8,4 @@ pub mod failure_queue;
 pub mod headroom;
 pub mod health;
 pub mod limits;
+pub mod route;

@@ -10,6 +10,7 @@
 mod admin;
 mod answer;
 mod client;
+mod clusters;
 mod event;
 mod state;
 mod upstream;
@@ -28,7 +29,6 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::error::{Error, Result};
-use crate::policy::balancer::Balancer;
 use crate::policy::failure_queue::FailureQueue;
 use crate::settings::Settings;
 use event::slab::{Key, Slab};
@@ -80,6 +80,15 @@ fn alert_tls(global_ca: Option<&std::path::Path>) -> std::result::Result<Arc<rus
     upstream::transport::TlsConfigs::default().get(&global_ca.into_iter().collect::<Vec<_>>())
 }
 
+/// The strategy of served cluster `c`: `--strategy` when given, else the cluster's own (the
+/// started one's was read into `settings.strategy`).
+fn strategy_of(settings: &Settings, c: usize, cluster: &crate::store::cluster::ClusterConfig) -> crate::store::cluster::Strategy {
+    match settings.strategy_pinned || c == 0 {
+        true => settings.strategy,
+        false => cluster.strategy.unwrap_or(crate::store::cluster::Strategy::PriorityFailover),
+    }
+}
+
 /// Why an upstream connection could not be opened.
 #[derive(Debug)]
 pub(crate) enum OpenError {
@@ -111,8 +120,10 @@ pub struct EventLoop {
     pub(crate) addr: SocketAddr,
     clients: Slab<Client>,
     upstreams: Slab<Upstream>,
+    /// Every served cluster's endpoints, in one list (each knows its cluster).
     endpoints: Vec<Endpoint>,
-    balancer: Balancer,
+    /// The served clusters, the started one first (`clusters.rs`).
+    clusters: Vec<clusters::Cluster>,
     failures: FailureQueue,
     stats: Stats,
     resolver: upstream::resolver::Resolver,
@@ -191,19 +202,23 @@ pub fn run(mut settings: Settings) -> Result<()> {
     event::fds::fit_descriptors(&mut settings);
     let guard = crate::store::pidfile::lock(&settings.home)?;
     let builtin = settings.builtin_default;
-    let summary = format!(
+    let mut summary = format!(
         "cluster '{}' ({} endpoints, strategy {})",
-        settings.cluster.name,
-        settings.cluster.endpoints.len(),
+        settings.main().name,
+        settings.main().endpoints.len(),
         settings.strategy.as_str()
     );
+    if settings.clusters.len() > 1 {
+        let others: Vec<&str> = settings.clusters[1..].iter().map(|c| c.name.as_str()).collect();
+        summary.push_str(&format!(", with {}", others.join(", ")));
+    }
     let mut ev = EventLoop::new(settings)?;
     guard.write(&crate::store::pidfile::PidInfo {
         pid: std::process::id(),
         host: ev.addr.ip().to_string(),
         port: ev.addr.port(),
         start_time: crate::store::timefmt::iso(SystemTime::now()),
-        cluster: Some(ev.settings.cluster.name.clone()),
+        cluster: Some(ev.settings.main().name.clone()),
         control_token: Some(ev.control_token.clone()),
     })?;
     let base = match ev.addr {
@@ -279,7 +294,8 @@ impl EventLoop {
             .map_err(|e| Error::io("starting the resolver thread", e))?;
         let paths = event::disk::Paths {
             config: settings.config_path.clone(),
-            cluster: settings.cluster.name.clone(),
+            cluster: settings.main().name.clone(),
+            chain: settings.chain.clone(),
             ca_file: settings.ca_file.clone(),
             access_log: settings.access_log.clone(),
             keys: keys_path,
@@ -289,11 +305,18 @@ impl EventLoop {
             event::disk::Disk::start(paths, waker.clone()).map_err(|e| Error::io("starting the disk thread", e))?;
 
         let mut tls_configs = upstream::transport::TlsConfigs::default();
-        let mut endpoints = Vec::with_capacity(settings.cluster.endpoints.len());
-        for cfg in &settings.cluster.endpoints {
-            let tls = tls_for(cfg, settings.ca_file.as_deref(), &mut tls_configs).map_err(Error::Invalid)?;
-            endpoints.push(Endpoint::new(cfg.clone(), tls));
+        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let mut endpoints = Vec::new();
+        let mut served = Vec::with_capacity(settings.clusters.len());
+        for (c, cluster) in settings.clusters.iter().enumerate() {
+            for cfg in &cluster.endpoints {
+                let tls = tls_for(cfg, settings.ca_file.as_deref(), &mut tls_configs).map_err(Error::Invalid)?;
+                endpoints.push(Endpoint::new(cfg.clone(), c, tls));
+            }
+            let strategy = strategy_of(&settings, c, cluster);
+            served.push(clusters::Cluster::new(cluster.clone(), strategy, seed.wrapping_add(c as u64)));
         }
+        clusters::link(&mut served);
         let now = Instant::now();
         // Resolve every named endpoint up front, so the first request rarely waits.
         for (i, ep) in endpoints.iter_mut().enumerate() {
@@ -315,7 +338,6 @@ impl EventLoop {
             log::warn!("{w}; starting with empty usage counters");
         }
         let _ = &mut failures;
-        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         Ok(EventLoop {
             poll,
             listener: Some(listener),
@@ -323,7 +345,7 @@ impl EventLoop {
             clients: Slab::new(),
             upstreams: Slab::new(),
             endpoints,
-            balancer: Balancer::new(settings.strategy, seed),
+            clusters: served,
             failures,
             stats: Stats::default(),
             resolver,

@@ -79,6 +79,8 @@ pub fn timeout_of(cfg: &EndpointConfig) -> Duration {
 /// One endpoint of the served cluster, with everything the loop knows about it.
 pub struct Endpoint {
     pub cfg: EndpointConfig,
+    /// The served cluster it belongs to (`clusters.rs`; an index into the loop's `clusters`).
+    pub cluster: usize,
     pub health: Health,
     /// What its answers say is left of its rate limits (`policy/headroom.rs`).
     pub headroom: crate::policy::headroom::Headroom,
@@ -124,13 +126,14 @@ impl Endpoint {
     }
 
     /// An endpoint as the loop keeps it, from its validated config and its TLS configuration.
-    pub fn new(cfg: EndpointConfig, tls: Option<Arc<ClientConfig>>) -> Endpoint {
+    pub fn new(cfg: EndpointConfig, cluster: usize, tls: Option<Arc<ClientConfig>>) -> Endpoint {
         let addrs = match cfg.url.host.parse::<std::net::IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, cfg.url.port)],
             Err(_) => Vec::new(),
         };
         Endpoint {
             cfg,
+            cluster,
             health: Health::new(),
             in_flight: Rc::new(Cell::new(0)),
             last_ok_model: None,
@@ -457,13 +460,23 @@ pub struct Exchange {
     /// reachability check, a relay's own pages) is forwarded once: never retried, never a
     /// verdict on the endpoint's health or queue.
     pub api: bool,
+    /// The cluster its route chose (`clusters.rs`; 0, the started one, unless a route matched),
+    /// decided at its first attempt, and the clusters it may use: that one's fallback chain,
+    /// as a bit mask of cluster indices.
+    pub cluster: usize,
+    pub reach: u64,
+    /// The route that chose its cluster (an index into the started cluster's routes).
+    pub route: Option<usize>,
+    /// The cluster of its current (or last) attempt's endpoint: the `x-qcc-cluster` header.
+    pub served_by: Option<Rc<str>>,
 }
 
 impl Exchange {
-    /// The request may go to endpoint `ep`: an OpenAI-format one takes only what translates, a
-    /// whole `POST /v1/messages` kept for retries.
+    /// The request may go to endpoint `ep`: one of a cluster in its chain, and, when it is an
+    /// OpenAI-format one, only a request that translates (a whole `POST /v1/messages` kept for
+    /// retries).
     pub fn fits(&self, ep: &Endpoint) -> bool {
-        !ep.cfg.format.is_openai() || self.translatable()
+        (self.reach >> ep.cluster) & 1 == 1 && (!ep.cfg.format.is_openai() || self.translatable())
     }
 
     /// A whole `POST /v1/messages` (kept for retries): what translates.

@@ -98,8 +98,15 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
 /// (`cors`; its own copy of that header from the upstream is dropped). The framing headers always stay: the body is relayed as the
 /// upstream framed it, so its `Content-Length`/`Transfer-Encoding` must reach the client with it
 /// (a `Content-Length` beside a `Transfer-Encoding` is dropped: the coding decides, RFC 9112 §6.3).
-/// Every answer is sandboxed (`Content-Security-Policy: sandbox`, `nosniff`).
-pub fn client_response_head(resp: &ResponseHead, close: bool, cors: Option<&str>, out: &mut Vec<u8>) {
+/// Every answer is sandboxed (`Content-Security-Policy: sandbox`, `nosniff`), and says which
+/// served cluster answered (`X-Qcc-Cluster`; an upstream's own header of that name is dropped).
+pub fn client_response_head(
+    resp: &ResponseHead,
+    close: bool,
+    cors: Option<&str>,
+    cluster: Option<&str>,
+    out: &mut Vec<u8>,
+) {
     // Status line from the parse (code and reason as sent; whatever line ends the upstream
     // used), speaking HTTP/1.1 ourselves.
     let code = resp.status;
@@ -118,7 +125,8 @@ pub fn client_response_head(resp: &ResponseHead, close: bool, cors: Option<&str>
         let keep = if is_framing(name) {
             !(coded && name.eq_ignore_ascii_case(b"content-length"))
         } else {
-            let ours = cors.is_some() && name.eq_ignore_ascii_case(b"access-control-allow-origin");
+            let ours = (cors.is_some() && name.eq_ignore_ascii_case(b"access-control-allow-origin"))
+                || name.eq_ignore_ascii_case(b"x-qcc-cluster");
             !(is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name)) || ours)
         };
         if keep {
@@ -131,6 +139,10 @@ pub fn client_response_head(resp: &ResponseHead, close: bool, cors: Option<&str>
     // An upstream's answer shares the dashboard's origin (http://127.0.0.1:PORT): a relay's HTML
     // page must not run there (it could drive /_qcc/ or read the dashboard's key).
     out.extend_from_slice(b"Content-Security-Policy: sandbox\r\nX-Content-Type-Options: nosniff\r\n");
+    // (A profile's name is the user's: one that is not a plain header value is not sent.)
+    if let Some(c) = cluster.filter(|c| c.bytes().all(|b| b.is_ascii_graphic() || b == b' ')) {
+        push_header(out, b"X-Qcc-Cluster", c.as_bytes());
+    }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
@@ -298,7 +310,7 @@ mod tests {
                     raw.push_str(eol);
                     let first = parse_response_head(raw.as_bytes(), false).unwrap().unwrap();
                     let mut out = Vec::new();
-                    client_response_head(&first, false, None, &mut out);
+                    client_response_head(&first, false, None, Some("c"), &mut out);
                     assert!(out.starts_with(b"HTTP/1.1 "), "{raw:?}");
                     assert!(!out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "bare LF written: {out:?}");
                     let again = parse_response_head(&out, false).unwrap().unwrap();

@@ -272,6 +272,10 @@ pub struct ClusterConfig {
     pub retry_on: RetryOn,
     /// The strategy stored for the cluster (`strategy` in the profile), when one is.
     pub strategy: Option<Strategy>,
+    /// Where some of its requests go instead (`routes`; `routes.rs`), first match wins.
+    pub routes: Vec<super::routes::Route>,
+    /// The clusters that take a request none of its endpoints can (`fallback`), in order.
+    pub fallback: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

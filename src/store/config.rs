@@ -251,7 +251,9 @@ impl ConfigFile {
         };
         // (A profile's `strategy` may be anything the Python qcc wrote there; only ours count.)
         let strategy = profile.get("strategy").and_then(Value::as_str).and_then(crate::store::cluster::Strategy::parse);
-        Ok(ClusterConfig { name: name.to_string(), endpoints, retry_on, strategy })
+        let routes = super::routes::routes_of(profile).map_err(|e| bad(format!("profile '{name}': {e}")))?;
+        let fallback = super::routes::fallback_of(profile).map_err(|e| bad(format!("profile '{name}': {e}")))?;
+        Ok(ClusterConfig { name: name.to_string(), endpoints, retry_on, strategy, routes, fallback })
     }
 
     /// The id of the endpoint of `cluster` that `which` names (its id or its name).

@@ -15,6 +15,7 @@ pub mod priority;
 pub mod profiles;
 pub mod proxy_flags;
 pub mod requestlog;
+pub mod routes;
 pub mod sync;
 pub mod timefmt;
 pub mod url;

@@ -94,6 +94,16 @@ pub fn from_json(v: Option<&Value>) -> Result<Vec<ModelRule>, String> {
         .collect()
 }
 
+/// A model pattern as given (a route's `--model`: `*` matches any run of characters).
+pub fn check_pattern(m: &str) -> Result<(), String> {
+    check_model("pattern", m)
+}
+
+/// Whether `model` matches `pattern` (`*` any run of characters).
+pub fn matches(pattern: &str, model: &str) -> bool {
+    glob(pattern.as_bytes(), model.as_bytes())
+}
+
 /// A probe model as given (`--probe-model`).
 pub fn check_probe_model(m: &str) -> Result<(), String> {
     check_model("--probe-model", m)

@@ -100,6 +100,21 @@ impl Priorities {
         self.active().or_else(|| self.at("primary"))
     }
 
+    /// The fallback chain of `serving` when a proxy serves it by priority: the other profiles
+    /// with a level, primary then secondary then fallback, that `existing` has; none when the
+    /// policy's `auto_failover` is off.
+    pub fn chain_after(&self, serving: &str, existing: &[String]) -> Vec<String> {
+        if self.policy().get("auto_failover").and_then(Value::as_bool) != Some(true) {
+            return Vec::new();
+        }
+        LEVELS
+            .iter()
+            .filter_map(|l| self.at(l))
+            .filter(|p| *p != serving && existing.iter().any(|e| e == p))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// `qcc priority set PROFILE LEVEL`, as the Python qcc does it: the profile leaves any other
     /// level; the first primary set while none is active becomes active.
     pub fn set(&mut self, profile: &str, level: &str) -> Result<()> {

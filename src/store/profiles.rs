@@ -304,7 +304,7 @@ impl ConfigFile {
         Ok(())
     }
 
-    fn profile_mut(&mut self, name: &str) -> Result<&mut Map<String, Value>> {
+    pub(super) fn profile_mut(&mut self, name: &str) -> Result<&mut Map<String, Value>> {
         if !self.profiles().is_some_and(|p| p.contains_key(name)) {
             return Err(self.unknown("profile", name, ADD_HINT));
         }

@@ -35,8 +35,9 @@ pub struct Notifier {
     hooks: Vec<Hook>,
     next_id: usize,
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// An `all_down` was sent and no endpoint came back since.
-    pub all_down: bool,
+    /// The served clusters (bits by index) whose `all_down` was sent, with no endpoint of
+    /// theirs back since.
+    pub all_down: u64,
     pub delivered: u64,
     pub given_up: u64,
     pub dropped: u64,
@@ -136,7 +137,7 @@ impl EventLoop {
         let mut body = json!({
             "event": event,
             "time": format!("{}Z", crate::store::timefmt::iso(SystemTime::now())),
-            "cluster": self.settings.cluster.name,
+            "cluster": self.settings.main().name,
             "proxy": self.addr.to_string(),
             "text": text,
             "content": text,
@@ -306,26 +307,29 @@ impl EventLoop {
 
     /// Endpoint `idx` entered the failure queue; when it was the last usable one, `all_down`.
     pub(in crate::proxy) fn endpoint_down_alert(&mut self, idx: usize, reason: &str, now: Instant) {
+        let c = self.endpoints[idx].cluster;
+        let cluster = std::rc::Rc::clone(&self.clusters[c].name);
         let ep = &self.endpoints[idx].cfg;
         let text = format!(
-            "qcc: endpoint '{}' of cluster '{}' is down ({reason}); it is probed every {} s",
+            "qcc: endpoint '{}' of cluster '{cluster}' is down ({reason}); it is probed every {} s",
             ep.name,
-            self.settings.cluster.name,
             self.settings.verify_interval.as_secs()
         );
         let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "url": crate::mask::mask_url(&ep.url.to_string()),
-                            "reason": reason});
+                            "reason": reason, "cluster": &*cluster});
         self.alert("endpoint_down", fields, text, now);
-        let left =
-            self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && !self.failures.contains(&e.cfg.id)).count();
-        if left == 0 && !self.notifier.all_down {
-            self.notifier.all_down = true;
-            let down = self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired).count();
-            let text = format!(
-                "qcc: no usable endpoint left in cluster '{}' ({down} down): requests fail until one answers again",
-                self.settings.cluster.name
-            );
-            self.alert("all_down", json!({"endpoints_down": down}), text, now);
+        let mine = |e: &&crate::proxy::state::Endpoint| e.cluster == c && e.cfg.enabled && !e.retired;
+        let left = self.endpoints.iter().filter(mine).filter(|e| !self.failures.contains(&e.cfg.id)).count();
+        if left == 0 && self.notifier.all_down & (1 << c) == 0 {
+            self.notifier.all_down |= 1 << c;
+            let down = self.endpoints.iter().filter(mine).count();
+            let chain: Vec<&str> = self.clusters[c].chain[1..].iter().map(|&f| &*self.clusters[f].name).collect();
+            let then = match chain.is_empty() {
+                true => "requests fail until one answers again".to_string(),
+                false => format!("requests go to {} until one answers again", chain.join(", then ")),
+            };
+            let text = format!("qcc: no usable endpoint left in cluster '{cluster}' ({down} down): {then}");
+            self.alert("all_down", json!({"endpoints_down": down, "cluster": &*cluster, "fallback": chain}), text, now);
         }
     }
 
@@ -342,10 +346,12 @@ impl EventLoop {
     }
 
     pub(in crate::proxy) fn endpoint_up_alert(&mut self, idx: usize, how: &str, now: Instant) {
-        self.notifier.all_down = false;
+        let c = self.endpoints[idx].cluster;
+        self.notifier.all_down &= !(1 << c);
+        let cluster = &*self.clusters[c].name;
         let ep = &self.endpoints[idx].cfg;
-        let text = format!("qcc: endpoint '{}' of cluster '{}' is back ({how})", ep.name, self.settings.cluster.name);
-        let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "reason": how});
+        let text = format!("qcc: endpoint '{}' of cluster '{cluster}' is back ({how})", ep.name);
+        let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "reason": how, "cluster": cluster});
         self.alert("endpoint_up", fields, text, now);
     }
 }

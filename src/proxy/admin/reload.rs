@@ -10,7 +10,9 @@ use serde_json::json;
 
 use crate::proxy::event::disk::{Edit, Fresh};
 use crate::proxy::event::slab::Key;
+use crate::proxy::clusters::Cluster;
 use crate::proxy::state::{ClientPhase, Endpoint};
+use crate::store::cluster::ClusterConfig;
 use crate::proxy::EventLoop;
 
 impl EventLoop {
@@ -35,18 +37,67 @@ impl EventLoop {
         self.disk.load(edit, asker.map(|(ck, _)| ck));
     }
 
-    /// Put the freshly read cluster in place; what was added, changed and removed.
+    /// Put the freshly read clusters in place; what was added, changed and removed.
     pub(in crate::proxy) fn apply_reload(&mut self, fresh: Fresh, now: Instant) -> (usize, usize, usize) {
-        let Fresh { cluster, prices, notify_urls, alert_tls, endpoints: fresh, .. } = fresh;
+        let Fresh { clusters, prices, notify_urls, alert_tls, endpoints: fresh, .. } = fresh;
         let path = self.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
-        // Ids looked up in maps, not by scanning: a reload is O(E), whatever the cluster's size.
-        let new_ids: std::collections::HashSet<String> = fresh.iter().map(|(cfg, _)| cfg.id.clone()).collect();
-        let slots: std::collections::HashMap<String, usize> =
-            self.endpoints.iter().enumerate().map(|(i, ep)| (ep.cfg.id.clone(), i)).collect();
-        for (cfg, tls) in fresh {
-            let mut ep = Endpoint::new(cfg, tls);
-            match slots.get(&ep.cfg.id).copied() {
+        // Each fresh cluster's place in the loop's list: by name, a new one appended (indices
+        // held by exchanges and endpoints stay valid); one no longer served is retired.
+        let mut place = Vec::with_capacity(clusters.len());
+        for cfg in &clusters {
+            let at = self.clusters.iter().position(|c| *c.name == *cfg.name);
+            let strategy = match self.settings.strategy_pinned {
+                true => self.settings.strategy,
+                false => cfg.strategy.unwrap_or(crate::store::cluster::Strategy::PriorityFailover),
+            };
+            let i = match at {
+                Some(i) => {
+                    let room = &mut self.clusters[i];
+                    if room.retired || room.cfg.retry_on != cfg.retry_on || room.cfg.routes != cfg.routes
+                        || room.cfg.fallback != cfg.fallback
+                    {
+                        changed += 1;
+                    }
+                    if strategy != room.balancer.strategy() {
+                        log::info!(
+                            "cluster '{}': strategy {} (was {})",
+                            room.name,
+                            strategy.as_str(),
+                            room.balancer.strategy().as_str()
+                        );
+                        room.balancer.set_strategy(strategy);
+                        changed += 1;
+                    }
+                    room.retired = false;
+                    room.cfg = ClusterConfig { endpoints: Vec::new(), ..cfg.clone() };
+                    i
+                }
+                None => {
+                    let seed = self.stats.total.wrapping_add(self.clusters.len() as u64);
+                    self.clusters.push(Cluster::new(cfg.clone(), strategy, seed));
+                    changed += 1;
+                    self.clusters.len() - 1
+                }
+            };
+            place.push(i);
+        }
+        for (i, room) in self.clusters.iter_mut().enumerate() {
+            if !place.contains(&i) && !room.retired {
+                log::info!("cluster '{}' is no longer served", room.name);
+                room.retired = true;
+                changed += 1;
+            }
+        }
+        crate::proxy::clusters::link(&mut self.clusters);
+        // Endpoints looked up in maps by (cluster, id), not by scanning: a reload is O(E).
+        let new_ids: std::collections::HashSet<(usize, String)> =
+            fresh.iter().map(|(c, cfg, _)| (place[*c], cfg.id.clone())).collect();
+        let slots: std::collections::HashMap<(usize, String), usize> =
+            self.endpoints.iter().enumerate().map(|(i, ep)| ((ep.cluster, ep.cfg.id.clone()), i)).collect();
+        for (c, cfg, tls) in fresh {
+            let mut ep = Endpoint::new(cfg, place[c], tls);
+            match slots.get(&(ep.cluster, ep.cfg.id.clone())).copied() {
                 Some(i) => {
                     let old = &mut self.endpoints[i];
                     let same_target = old.cfg.url == ep.cfg.url
@@ -83,26 +134,18 @@ impl EventLoop {
             }
         }
         for i in 0..self.endpoints.len() {
-            if !self.endpoints[i].retired && !new_ids.contains(&self.endpoints[i].cfg.id) {
+            let key = (self.endpoints[i].cluster, self.endpoints[i].cfg.id.clone());
+            if !self.endpoints[i].retired && !new_ids.contains(&key) {
                 self.endpoints[i].retired = true;
                 removed += 1;
                 self.drop_pool(i);
-                let id = self.endpoints[i].cfg.id.clone();
-                if self.failures.remove(&id) {
+                // (The queue is by id: another served cluster may hold the same endpoint.)
+                let id = key.1;
+                let elsewhere = self.endpoints.iter().any(|e| !e.retired && e.cfg.id == id);
+                if !elsewhere && self.failures.remove(&id) {
                     self.queue_changed(now);
                 }
             }
-        }
-        if !self.settings.strategy_pinned {
-            let s = cluster.strategy.unwrap_or(crate::store::cluster::Strategy::PriorityFailover);
-            if s != self.balancer.strategy() {
-                log::info!("strategy {} (was {})", s.as_str(), self.balancer.strategy().as_str());
-                self.balancer.set_strategy(s);
-                changed += 1;
-            }
-        }
-        if cluster.retry_on != self.settings.cluster.retry_on {
-            changed += 1;
         }
         if notify_urls != self.settings.config_notify_urls {
             log::info!("alert receivers changed in {}", path.display());
@@ -117,10 +160,10 @@ impl EventLoop {
             self.settings.prices = prices;
             changed += 1;
         }
-        self.settings.cluster = cluster;
+        self.settings.clusters = clusters;
         log::info!(
             "reloaded cluster '{}' from {}: {added} added, {changed} changed, {removed} removed",
-            self.settings.cluster.name,
+            self.settings.main().name,
             path.display()
         );
         self.history.push("", "reload", format!("{added} added, {changed} changed, {removed} removed"));

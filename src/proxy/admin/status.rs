@@ -9,6 +9,41 @@ use crate::proxy::state::ClientPhase;
 use crate::proxy::EventLoop;
 
 impl EventLoop {
+    /// Each served cluster: its rules, its chain, its endpoints' state, what it served.
+    fn clusters_json(&self, now: Instant) -> Value {
+        let names = |list: &[usize]| list.iter().map(|&c| &*self.clusters[c].name).collect::<Vec<_>>();
+        let list: Vec<Value> = self
+            .clusters
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.retired)
+            .map(|(i, c)| {
+                let mine = || self.endpoints.iter().filter(move |e| e.cluster == i && !e.retired);
+                let routes: Vec<Value> = c
+                    .routes
+                    .iter()
+                    .zip(&c.targets)
+                    .enumerate()
+                    .map(|(n, (r, &t))| json!({"n": n + 1, "rule": r.describe(), "to": &*self.clusters[t].name}))
+                    .collect();
+                json!({
+                    "name": &*c.name,
+                    "started": i == 0,
+                    "strategy": c.balancer.strategy().as_str(),
+                    "retry_on": c.cfg.retry_on.codes(),
+                    "routes": routes,
+                    "fallback": c.cfg.fallback,
+                    "chain": names(&c.chain[1..]),
+                    "endpoints": mine().count(),
+                    "usable": mine().filter(|e| e.routable(&self.failures, now)).count(),
+                    "served": c.served,
+                    "fell_back": c.fell_back,
+                })
+            })
+            .collect();
+        Value::Array(list)
+    }
+
     pub(in crate::proxy) fn status_json(&self, now: Instant) -> Value {
         let sessions = self.affinity.counts(self.endpoints.len());
         let endpoints: Vec<Value> = self
@@ -21,6 +56,7 @@ impl EventLoop {
                 json!({
                     "name": ep.cfg.name,
                     "id": ep.cfg.id,
+                    "cluster": &*self.clusters[ep.cluster].name,
                     "base_url": ep.cfg.url.to_string(),
                     "priority": ep.cfg.priority,
                     "weight": ep.cfg.weight,
@@ -61,9 +97,10 @@ impl EventLoop {
             "uptime_secs": now.duration_since(self.started).as_secs(),
             "started_at": crate::store::timefmt::iso(self.started_wall),
             "listen": self.addr.to_string(),
-            "cluster": self.settings.cluster.name,
-            "strategy": self.balancer.strategy().as_str(),
-            "retry_on": self.settings.cluster.retry_on.codes(),
+            "cluster": &*self.clusters[0].name,
+            "strategy": self.clusters[0].balancer.strategy().as_str(),
+            "retry_on": self.clusters[0].cfg.retry_on.codes(),
+            "clusters": self.clusters_json(now),
             "affinity": {
                 "enabled": self.affinity.enabled(),
                 "sessions": self.affinity.len(),

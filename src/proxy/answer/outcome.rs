@@ -157,7 +157,8 @@ impl EventLoop {
         }
         let stream_error = a.scan.as_ref().and_then(|s| s.error());
         let mut note = String::new();
-        if api && self.settings.cluster.retry_on.contains(status) {
+        let cluster = self.endpoints[idx].cluster;
+        if api && self.clusters[cluster].cfg.retry_on.contains(status) {
             // The last attempt's failed response was relayed as-is; it still counts.
             self.blame(idx, &Failure::Status(status), a.resp.as_ref().and_then(|h| h.retry_after_secs), now);
             self.stats.failed += 1;
@@ -188,9 +189,13 @@ impl EventLoop {
                 self.endpoint_up_alert(idx, "answered a request", now);
             }
             if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
+                self.clusters[cluster].served += 1;
+                if cluster != ex.cluster {
+                    self.clusters[cluster].fell_back += 1;
+                }
                 // A session whose endpoint is only out of headroom for now keeps it: it comes
                 // back there (its prompt cache) once the limit resets.
-                let waiting = ex.session.as_deref().and_then(|s| self.affinity.lookup(s, now)).filter(|&pin| {
+                let waiting = ex.session.as_deref().and_then(|s| self.affinity.lookup(cluster, s, now)).filter(|&pin| {
                     pin != idx
                         && self
                             .endpoints
@@ -198,7 +203,7 @@ impl EventLoop {
                             .is_some_and(|e| e.headroom.blocked(now) && e.cfg.enabled && !e.retired)
                 });
                 if let (Some(s), None) = (ex.session.as_deref(), waiting) {
-                    self.affinity.bind(s, idx, now);
+                    self.affinity.bind(cluster, s, idx, now);
                 }
             }
             self.stats.successful += 1;

@@ -28,7 +28,7 @@ impl EventLoop {
         }
         let peer = self.clients.get(ck).map(|c| c.peer)?;
         let today = self.usage_day_no();
-        let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, &self.settings.cluster.name);
+        let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, &self.settings.main().name);
         match who {
             // A valid key is never refused by the wrong-key lockout: a scraper or a page opened
             // without a key on the same address must not lock its owner out.

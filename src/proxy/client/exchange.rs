@@ -274,6 +274,10 @@ impl EventLoop {
             key: None,
             failed: Vec::new(),
             last_start: None,
+            cluster: 0,
+            reach: self.clusters[0].reach,
+            route: None,
+            served_by: None,
         }));
         // Within its key's limits, the first attempt starts in pump_exchange, once the body bytes
         // already read are in the exchange: a small request then goes upstream in one write.
@@ -333,11 +337,12 @@ impl EventLoop {
         Some(progress)
     }
 
-    /// Whether some endpoint renames models or translates: a request then waits for its whole
-    /// body before its first attempt, since the body may have to be rewritten for the endpoint
-    /// picked.
+    /// Whether some endpoint renames models or translates, or routes read requests: a request
+    /// then waits for its whole body before its first attempt, since the body may have to be
+    /// rewritten for the endpoint picked, or decides the cluster.
     fn rewrites_bodies(&self) -> bool {
-        self.endpoints.iter().any(|e| !e.retired && (!e.cfg.model_map.is_empty() || e.cfg.format.is_openai()))
+        !self.clusters[0].routes.is_empty()
+            || self.endpoints.iter().any(|e| !e.retired && (!e.cfg.model_map.is_empty() || e.cfg.format.is_openai()))
     }
 
     /// Read the request body from the client into the exchange, as far as it has arrived.

@@ -56,7 +56,8 @@ pub type Asker = Option<Key>;
 /// The cluster as read, each endpoint with its TLS configuration (CA files read), ready for
 /// the loop to apply.
 pub struct Fresh {
-    pub cluster: ClusterConfig,
+    /// The served clusters, the started one first (`store::routes::served`).
+    pub clusters: Vec<ClusterConfig>,
     /// `settings.prices` over the built-in table, read from the same file.
     pub prices: crate::store::prices::PriceTable,
     /// `settings.notify_urls`, and the TLS configuration for them when one is https.
@@ -65,7 +66,9 @@ pub struct Fresh {
     /// What the edit made, for its answer: a new endpoint's id, a new client key (its only
     /// showing), or `null`.
     pub outcome: serde_json::Value,
-    pub endpoints: Vec<(EndpointConfig, Option<Arc<rustls::ClientConfig>>)>,
+    /// Every served cluster's endpoints: the index of its cluster in `clusters`, its config and
+    /// its TLS configuration.
+    pub endpoints: Vec<(usize, EndpointConfig, Option<Arc<rustls::ClientConfig>>)>,
 }
 
 enum Job {
@@ -107,6 +110,8 @@ const HISTORY_EXIT_WAIT: Duration = Duration::from_secs(3);
 pub struct Paths {
     pub config: PathBuf,
     pub cluster: String,
+    /// The started cluster's fallback chain when the priorities set it (`Settings::chain`).
+    pub chain: Option<Vec<String>>,
     pub ca_file: Option<PathBuf>,
     /// `--access-log` (`-`: stderr).
     pub access_log: Option<PathBuf>,
@@ -384,23 +389,26 @@ fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Val
     Ok(serde_json::Value::Null)
 }
 
-/// Read the cluster, build its endpoints (reading their CA files).
+/// Read the served clusters, build their endpoints (reading their CA files).
 fn read_cluster(paths: &Paths) -> Result<Fresh, String> {
     let file = ConfigFile::load(&paths.config).map_err(|e| e.to_string())?;
-    let cluster = file.cluster(&paths.cluster).map_err(|e| e.to_string())?;
+    let clusters =
+        crate::store::routes::served(&file, &paths.cluster, paths.chain.as_deref()).map_err(|e| e.to_string())?;
     let prices = file.prices().map_err(|e| e.to_string())?;
     let notify_urls = file.notify_urls().map_err(|e| e.to_string())?;
     // CA files are read again (they may have been renewed); endpoints share configs.
     let mut tls_configs = crate::proxy::upstream::transport::TlsConfigs::default();
-    let mut endpoints = Vec::with_capacity(cluster.endpoints.len());
-    for cfg in &cluster.endpoints {
-        endpoints.push((cfg.clone(), crate::proxy::tls_for(cfg, paths.ca_file.as_deref(), &mut tls_configs)?));
+    let mut endpoints = Vec::new();
+    for (c, cluster) in clusters.iter().enumerate() {
+        for cfg in &cluster.endpoints {
+            endpoints.push((c, cfg.clone(), crate::proxy::tls_for(cfg, paths.ca_file.as_deref(), &mut tls_configs)?));
+        }
     }
     let alert_tls = match crate::proxy::admin::notify::Notifier::any_https(&notify_urls) {
         true => Some(crate::proxy::alert_tls(paths.ca_file.as_deref())?),
         false => None,
     };
-    Ok(Fresh { cluster, prices, notify_urls, alert_tls, endpoints, outcome: serde_json::Value::Null })
+    Ok(Fresh { clusters, prices, notify_urls, alert_tls, endpoints, outcome: serde_json::Value::Null })
 }
 
 /// The access log rotates past this size: `PATH` becomes `PATH.1` (`PATH.1` becomes `PATH.2`

@@ -43,8 +43,8 @@ impl Affinity {
     }
 
     /// The endpoint `session` is bound to, unless the binding went idle past the expiry.
-    pub fn lookup(&mut self, session: &str, now: Instant) -> Option<usize> {
-        let key = key_of(session);
+    pub fn lookup(&mut self, cluster: usize, session: &str, now: Instant) -> Option<usize> {
+        let key = key_of(cluster, session);
         let e = self.map.get(&key)?;
         if now.saturating_duration_since(e.last_used) > self.ttl {
             self.map.remove(&key);
@@ -54,18 +54,18 @@ impl Affinity {
     }
 
     /// Where `session` is bound, without touching the binding.
-    pub fn peek(&self, session: &str) -> Option<usize> {
-        self.map.get(&key_of(session)).map(|e| e.endpoint)
+    pub fn peek(&self, cluster: usize, session: &str) -> Option<usize> {
+        self.map.get(&key_of(cluster, session)).map(|e| e.endpoint)
     }
 
     /// `session` was served by `endpoint`: bind it there (or keep it) and mark it used.
-    pub fn bind(&mut self, session: &str, endpoint: usize, now: Instant) {
+    pub fn bind(&mut self, cluster: usize, session: &str, endpoint: usize, now: Instant) {
         if !self.enabled() {
             return;
         }
         self.next_seq += 1;
         let seq = self.next_seq;
-        let key = key_of(session);
+        let key = key_of(cluster, session);
         match self.map.get_mut(&key) {
             Some(e) => {
                 e.endpoint = endpoint;
@@ -132,9 +132,12 @@ impl Affinity {
     }
 }
 
-fn key_of(session: &str) -> u64 {
+/// A session's key in the table: each served cluster binds the session apart (a request routed
+/// or fallen back to another cluster binds it there, and leaves its binding here alone).
+fn key_of(cluster: usize, session: &str) -> u64 {
     // SipHash with fixed keys: the same id always lands on the same entry.
     let mut h = std::hash::DefaultHasher::new();
+    cluster.hash(&mut h);
     session.hash(&mut h);
     h.finish()
 }
@@ -154,17 +157,17 @@ mod tests {
     fn binds_moves_evicts_least_recently_used_and_expires() {
         let t0 = Instant::now();
         let mut a = Affinity::new(2, Duration::from_secs(60));
-        a.bind("s1", 0, t0);
-        a.bind("s2", 1, t0);
-        assert_eq!((a.lookup("s1", t0), a.lookup("s2", t0)), (Some(0), Some(1)));
-        a.bind("s1", 1, t0 + Duration::from_secs(1)); // moved after a failover
-        assert_eq!(a.lookup("s1", t0), Some(1));
-        a.bind("s3", 0, t0 + Duration::from_secs(2)); // s2 is the least recently used
-        assert_eq!(a.lookup("s2", t0), None);
+        a.bind(0, "s1", 0, t0);
+        a.bind(0, "s2", 1, t0);
+        assert_eq!((a.lookup(0, "s1", t0), a.lookup(0, "s2", t0)), (Some(0), Some(1)));
+        a.bind(0, "s1", 1, t0 + Duration::from_secs(1)); // moved after a failover
+        assert_eq!(a.lookup(0, "s1", t0), Some(1));
+        a.bind(0, "s3", 0, t0 + Duration::from_secs(2)); // s2 is the least recently used
+        assert_eq!(a.lookup(0, "s2", t0), None);
         assert_eq!(a.len(), 2);
         assert_eq!(a.counts(2), vec![1, 1]);
         // Idle past the expiry: gone on lookup, and from the front on expire.
-        assert_eq!(a.lookup("s1", t0 + Duration::from_secs(62)), None);
+        assert_eq!(a.lookup(0, "s1", t0 + Duration::from_secs(62)), None);
         a.expire(t0 + Duration::from_secs(63));
         assert_eq!(a.len(), 0);
         assert!(a.order.is_empty());
@@ -175,7 +178,7 @@ mod tests {
         let t0 = Instant::now();
         let mut a = Affinity::new(10, Duration::from_secs(60));
         for i in 0..100_000u32 {
-            a.bind(&format!("s{}", i % 3), (i % 2) as usize, t0);
+            a.bind(0, &format!("s{}", i % 3), (i % 2) as usize, t0);
         }
         assert_eq!(a.len(), 3);
         assert!(a.order.len() <= 2 * 3 + 64 + 1, "{}", a.order.len());
@@ -184,8 +187,8 @@ mod tests {
     #[test]
     fn off_when_max_is_zero() {
         let mut a = Affinity::new(0, Duration::from_secs(60));
-        a.bind("s", 0, Instant::now());
-        assert_eq!(a.lookup("s", Instant::now()), None);
+        a.bind(0, "s", 0, Instant::now());
+        assert_eq!(a.lookup(0, "s", Instant::now()), None);
     }
 
     #[test]

@@ -8,7 +8,6 @@
 use std::time::Instant;
 
 use crate::http::BodyTracker;
-use crate::policy::balancer::Candidate;
 use crate::proxy::answer::response::{is_stale, is_stale_eof, is_stale_reset, process_response, release_hold};
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::{Key, Slab};
@@ -25,8 +24,7 @@ impl EventLoop {
     pub(in crate::proxy) fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
         let stream_idle = self.settings.stream_idle_timeout;
         let stream_hold = self.settings.stream_hold;
-        let retry_on = self.settings.cluster.retry_on;
-        let EventLoop { clients, upstreams, endpoints, scratch, .. } = self;
+        let EventLoop { clients, upstreams, endpoints, clusters, scratch, .. } = self;
         let Some(c) = clients.get_mut(ck) else {
             return AttemptEvent::Nothing;
         };
@@ -57,6 +55,7 @@ impl EventLoop {
         };
         let timeout = timeout_of(&endpoints[a.endpoint].cfg);
         let a_endpoint = a.endpoint;
+        let retry_on = clusters[endpoints[a_endpoint].cluster].cfg.retry_on;
         let rules = crate::proxy::answer::response::Reading { stream_idle, hold, retry_on: &retry_on };
         let mut progress = false;
 
@@ -225,10 +224,26 @@ impl EventLoop {
         let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
             return;
         };
+        // Its cluster, once, at its first attempt: the first route its body matches (the whole
+        // body is here: `pump_exchange` waits for it when the started cluster has routes).
+        if ex.attempts == 0 && !self.clusters[0].routes.is_empty() && ex.body_tracker.is_done() && ex.retry_copy {
+            let main = &self.clusters[0];
+            if let Some(n) = crate::policy::route::first_match(&main.routes, &ex.body) {
+                let c = main.targets[n];
+                let reach = self.clusters[c].reach;
+                if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+                    (ex.cluster, ex.reach, ex.route) = (c, reach, Some(n));
+                }
+            }
+        }
+        let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
+            return;
+        };
         // An OpenAI-format endpoint takes only what translates: a whole Messages request.
         if !ex.translatable() && ex.attempts == 0 && ex.api {
             let path = ex.head.path_bytes();
-            let live = || self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired);
+            let reach = ex.reach;
+            let live = || self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && (reach >> e.cluster) & 1 == 1);
             if live().any(|e| e.cfg.format.is_openai()) && !live().any(|e| !e.cfg.format.is_openai()) {
                 let (status, body) = translation::local_answer(path, &ex.body, live().map(|e| &e.cfg));
                 let keep_alive = ex.keep_alive && ex.body_tracker.is_done();
@@ -236,29 +251,14 @@ impl EventLoop {
                 return;
             }
         }
-        // A session stays where its prompt cache is, while that endpoint is usable and this
-        // request has not tried it yet.
-        let sticky = ex.session.as_deref().and_then(|s| self.affinity.lookup(s, now)).filter(|&i| {
-            !ex.tried.contains(i)
-                && self.endpoints.get(i).is_some_and(|ep| ex.fits(ep) && ep.routable(&self.failures, now))
-        });
-        let (endpoints, failures) = (&self.endpoints, &self.failures);
-        let chosen = sticky.or_else(|| {
-            self.balancer.choose(endpoints.iter().enumerate().filter(|(_, ep)| ep.cfg.enabled && !ep.retired).map(
-                |(i, ep)| {
-                    let c = Candidate {
-                        priority: ep.cfg.priority,
-                        weight: ep.cfg.weight,
-                        share: ep.headroom.share(),
-                        in_flight: ep.in_flight.get(),
-                        usable: ex.fits(ep) && ep.routable(failures, now),
-                        tried: ex.tried.contains(i),
-                        reached: ex.reached.contains(i),
-                    };
-                    (i, c)
-                },
-            ))
-        });
+        let chosen = crate::proxy::clusters::pick(
+            &mut self.clusters,
+            &mut self.affinity,
+            &self.endpoints,
+            &self.failures,
+            ex,
+            now,
+        );
         let Some(idx) = chosen else {
             self.stats.rejected += 1;
             self.respond_local_error(ck, 503, "No available endpoints", now);
@@ -266,18 +266,21 @@ impl EventLoop {
         };
         // Said in the request's log line: an endpoint ahead of the one picked (its session's, or
         // of a better priority) that was passed over only because its rate limit is used up.
+        let cluster = self.endpoints[idx].cluster;
         let pin = match self.clients.get(ck).map(|c| &c.phase) {
-            Some(ClientPhase::Exchange(ex)) => ex.session.as_deref().and_then(|s| self.affinity.peek(s)),
+            Some(ClientPhase::Exchange(ex)) => ex.session.as_deref().and_then(|s| self.affinity.peek(cluster, s)),
             _ => None,
         };
         let chosen_priority = self.endpoints[idx].cfg.priority;
         let skipped = self.endpoints.iter().enumerate().position(|(i, e)| {
             e.headroom.blocked(now)
+                && e.cluster == cluster
                 && e.cfg.enabled
                 && !e.retired
                 && (e.cfg.priority < chosen_priority || pin == Some(i))
         });
         let ep = &mut self.endpoints[idx];
+        let served_by = &self.clusters[cluster].name;
         let seed = self.stats.total;
         let mut untranslatable = None;
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
@@ -319,6 +322,9 @@ impl EventLoop {
                     head_out.extend_from_slice(&piece[..piece.len().min(folded - at)]);
                 }
                 ex.tried.insert(idx);
+                if ex.served_by.as_ref().is_none_or(|n| !std::rc::Rc::ptr_eq(n, served_by)) {
+                    ex.served_by = Some(std::rc::Rc::clone(served_by));
+                }
                 ep.load.start(&ep.cfg.caps, now);
                 ex.attempts += 1;
                 ex.model_mapped = mapped.as_ref().filter(|m| m.from != m.to).map(|m| (m.from.clone(), m.to.clone()));

@@ -1,0 +1,186 @@
+//! The clusters one proxy serves: the one it was started for (index 0), the clusters its routes
+//! name, and their fallbacks (`store/routes.rs`). Each has its own balancer, its own session
+//! bindings (the loop's `Affinity`, keyed by cluster) and its endpoints, which stay in the loop's
+//! one flat list, each tagged with its cluster (`Endpoint::cluster`): the pool, probes, the
+//! resolver and the failure queue keep working by endpoint index.
+//!
+//! A request's way through them, decided once at its first attempt: the first route its body
+//! matches names its cluster (else index 0); from there it may use that cluster's fallback
+//! chain (`Cluster::chain`, also as the bit mask `Exchange::reach`). `pick` prefers a usable
+//! endpoint of the earliest cluster in the chain, so a cluster whose endpoints are all queued,
+//! disabled, capped or out of headroom hands the request on; only when no cluster in the chain
+//! has a usable one does the balancer's last resort (an untried endpoint that looks down) apply.
+//!
+//! Single owner: these are plain loop state, like the endpoints they index.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::policy::balancer::{Balancer, Candidate};
+use crate::policy::failure_queue::FailureQueue;
+use crate::store::cluster::{ClusterConfig, Strategy};
+use crate::store::routes::Route;
+
+use super::state::{Endpoint, Exchange};
+use super::upstream::affinity::Affinity;
+
+pub struct Cluster {
+    /// Its name, shared with the exchanges it serves (`x-qcc-cluster`, the history).
+    pub name: Rc<str>,
+    /// As read from the config; its endpoints are in the loop's list (`endpoints` left empty).
+    pub cfg: ClusterConfig,
+    pub balancer: Balancer,
+    /// Itself, then its fallback chain flattened in order (each cluster once): indices.
+    pub chain: Vec<usize>,
+    /// `chain` as a bit mask (at most `MAX_SERVED` clusters).
+    pub reach: u64,
+    /// The routes that apply (only the started cluster's), and each one's cluster (an index).
+    pub routes: Vec<Route>,
+    pub targets: Vec<usize>,
+    /// No longer served since a reload (kept so indices stay valid; its endpoints retired).
+    pub retired: bool,
+    /// Requests this cluster's endpoints served to the end, and of those, how many came to it
+    /// down a fallback chain.
+    pub served: u64,
+    pub fell_back: u64,
+}
+
+impl Cluster {
+    pub fn new(mut cfg: ClusterConfig, strategy: Strategy, seed: u64) -> Cluster {
+        cfg.endpoints = Vec::new();
+        Cluster {
+            name: Rc::from(cfg.name.as_str()),
+            cfg,
+            balancer: Balancer::new(strategy, seed),
+            chain: Vec::new(),
+            reach: 0,
+            routes: Vec::new(),
+            targets: Vec::new(),
+            retired: false,
+            served: 0,
+            fell_back: 0,
+        }
+    }
+}
+
+/// Work out every cluster's chain and the started cluster's routes from the names in their
+/// configs (checked by `store::routes::served`: every name is served, no cycle).
+pub fn link(clusters: &mut [Cluster]) {
+    let find = |clusters: &[Cluster], n: &str| clusters.iter().position(|c| !c.retired && &*c.name == n);
+    for i in 0..clusters.len() {
+        let mut chain = vec![i];
+        let mut k = 0;
+        // Breadth-first over fallbacks: a cluster's own fallbacks before theirs.
+        while k < chain.len() && chain.len() <= 64 {
+            for f in clusters[chain[k]].cfg.fallback.clone() {
+                if let Some(j) = find(clusters, &f) {
+                    if !chain.contains(&j) {
+                        chain.push(j);
+                    }
+                }
+            }
+            k += 1;
+        }
+        chain.truncate(64);
+        clusters[i].reach = chain.iter().fold(0, |m, &j| m | 1 << j);
+        clusters[i].chain = chain;
+        clusters[i].routes = Vec::new();
+        clusters[i].targets = Vec::new();
+    }
+    if let Some(first) = clusters.first() {
+        let (routes, targets) =
+            first.cfg.routes.iter().filter_map(|r| find(clusters, &r.to).map(|j| (r.clone(), j))).unzip();
+        (clusters[0].routes, clusters[0].targets) = (routes, targets);
+    }
+}
+
+/// The endpoint the exchange's next attempt goes to: in the exchange's chain, the earliest
+/// cluster with a usable endpoint it has not tried, that cluster's session binding first, then its
+/// balancer; else the balancer's last resort, cluster by cluster. `None`: nowhere to go.
+pub fn pick(
+    clusters: &mut [Cluster],
+    affinity: &mut Affinity,
+    endpoints: &[Endpoint],
+    failures: &FailureQueue,
+    ex: &Exchange,
+    now: Instant,
+) -> Option<usize> {
+    let entry = ex.cluster;
+    let usable = |i: usize, ep: &Endpoint| {
+        !ex.tried.contains(i) && !ex.reached.contains(i) && ex.fits(ep) && ep.routable(failures, now)
+    };
+    let one = clusters[entry].chain.len() == 1;
+    for last_resort in [false, true] {
+        for k in 0..clusters[entry].chain.len() {
+            let c = clusters[entry].chain[k];
+            let mine = |ep: &&Endpoint| ep.cluster == c && ep.cfg.enabled && !ep.retired;
+            // (With no chain the balancer alone decides: its own tiers include the last resort.)
+            if !one && !last_resort && !endpoints.iter().enumerate().any(|(i, ep)| mine(&ep) && usable(i, ep)) {
+                continue;
+            }
+            // A session stays where its prompt cache is, while that endpoint is usable and this
+            // request has not tried it yet.
+            let sticky = ex
+                .session
+                .as_deref()
+                .and_then(|s| affinity.lookup(c, s, now))
+                .filter(|&i| endpoints.get(i).is_some_and(|ep| ep.cluster == c && usable(i, ep)));
+            let chosen = sticky.or_else(|| {
+                clusters[c].balancer.choose(endpoints.iter().enumerate().filter(|(_, ep)| mine(ep)).map(|(i, ep)| {
+                    let cand = Candidate {
+                        priority: ep.cfg.priority,
+                        weight: ep.cfg.weight,
+                        share: ep.headroom.share(),
+                        in_flight: ep.in_flight.get(),
+                        usable: ex.fits(ep) && ep.routable(failures, now),
+                        tried: ex.tried.contains(i),
+                        reached: ex.reached.contains(i),
+                    };
+                    (i, cand)
+                }))
+            });
+            if chosen.is_some() {
+                return chosen;
+            }
+        }
+        if one {
+            break;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::routes::{Rule, When};
+
+    fn cfg(name: &str, fallback: &[&str]) -> ClusterConfig {
+        ClusterConfig {
+            name: name.into(),
+            endpoints: Vec::new(),
+            retry_on: Default::default(),
+            strategy: None,
+            routes: Vec::new(),
+            fallback: fallback.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn chains_are_flattened_in_order_and_routes_find_their_clusters() {
+        let mut main = cfg("main", &["b", "c"]);
+        main.routes = vec![Route { rule: Rule::When(When::Tools), to: "d".into() }];
+        let mut list: Vec<Cluster> = [main, cfg("b", &["d"]), cfg("c", &["b"]), cfg("d", &[])]
+            .into_iter()
+            .map(|c| Cluster::new(c, Strategy::PriorityFailover, 1))
+            .collect();
+        link(&mut list);
+        assert_eq!(list[0].chain, [0, 1, 2, 3]);
+        assert_eq!(list[2].chain, [2, 1, 3]);
+        assert_eq!(list[3].chain, [3]);
+        assert_eq!(list[2].reach, 0b1110);
+        assert_eq!(list[0].routes.len(), 1);
+        assert_eq!(list[0].targets, [3]);
+        assert!(list[1].routes.is_empty());
+    }
+}
