@@ -85,9 +85,14 @@ fn run() -> Result<()> {
         Command::ServiceUninstall { dir, os } => cli::service::uninstall(dir.as_deref(), os.as_deref())?,
         Command::ServiceStatus { os } => cli::service::status(os.as_deref())?,
         Command::Doctor { json } => cli::doctor::run(&home, json)?,
-        Command::ClusterSet { name, retry_on, strategy } => {
-            commands::cluster_set(&name, retry_on.as_deref(), strategy.as_deref())?
+        Command::ClusterSet { name, retry_on, strategy, fallback } => {
+            commands::cluster_set(&name, retry_on.as_deref(), strategy.as_deref(), fallback.as_deref())?
         }
+        Command::RouteAdd { cluster, model, when, to } => {
+            cli::routes::add(&cluster, model.as_deref(), when.as_deref(), &to)?
+        }
+        Command::RouteList { cluster, json } => cli::routes::list(&cluster, json)?,
+        Command::RouteRemove { cluster, n } => cli::routes::remove(&cluster, &n)?,
         Command::ClusterShow { name, json } => commands::cluster_show(&name, json)?,
         Command::Remove { name, yes } => cli::profiles::remove(&name, yes)?,
         Command::Uninstall { yes } => cli::uninstall::run(&home, yes)?,

@@ -121,6 +121,23 @@ pub enum Command {
         name: String,
         retry_on: Option<String>,
         strategy: Option<String>,
+        /// `--fallback C` (repeated, in order); `Some(empty)`: `--no-fallback`.
+        fallback: Option<Vec<String>>,
+    },
+    /// `qcc route add CLUSTER (--model GLOB | --when X) --to C2`.
+    RouteAdd {
+        cluster: String,
+        model: Option<String>,
+        when: Option<String>,
+        to: String,
+    },
+    RouteList {
+        cluster: String,
+        json: bool,
+    },
+    RouteRemove {
+        cluster: String,
+        n: String,
     },
     ClusterShow {
         name: String,

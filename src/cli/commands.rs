@@ -143,13 +143,20 @@ pub fn endpoint_edit(cluster: &str, which: &str, change: &crate::store::profiles
     Ok(())
 }
 
-/// After an edit of `cluster`: a proxy serving it re-reads it at once (health and queue of
-/// unchanged endpoints kept), and the command says so in one line — on stderr, so that
-/// `id=$(qcc endpoint add ...)` still captures the id alone. With no proxy for it, nothing.
-fn apply_live(cluster: &str) {
+/// After an edit of `cluster`: a proxy serving it (started for it, or for a cluster whose
+/// routes or fallbacks lead to it) re-reads it at once (health and queue of unchanged endpoints
+/// kept), and the command says so in one line — on stderr, so that `id=$(qcc endpoint add ...)`
+/// still captures the id alone. With no proxy for it, nothing.
+pub(super) fn apply_live(cluster: &str) {
     let home = crate::store::fsutil::qcc_home();
-    let Some((info, served)) = super::control::serving(&home) else { return };
-    if served != cluster {
+    let Some((info, main)) = super::control::serving(&home) else { return };
+    let leads_there = || {
+        ConfigFile::load_user()
+            .ok()
+            .and_then(|f| crate::store::routes::served(&f, &main, None).ok())
+            .is_some_and(|list| list.iter().any(|c| c.name == cluster))
+    };
+    if main != cluster && !leads_there() {
         return;
     }
     match super::control::reload(&home) {
@@ -261,9 +268,14 @@ pub fn config_list(json_out: bool) -> Result<()> {
     Ok(())
 }
 
-/// `qcc cluster set NAME [--retry-on CODES] [--strategy S]`: stored in the cluster's profile and
-/// applied to a running proxy at once.
-pub fn cluster_set(name: &str, retry_on: Option<&str>, strategy: Option<&str>) -> Result<()> {
+/// `qcc cluster set NAME [--retry-on CODES] [--strategy S] [--fallback C ...|--no-fallback]`:
+/// stored in the cluster's profile and applied to a running proxy at once.
+pub fn cluster_set(
+    name: &str,
+    retry_on: Option<&str>,
+    strategy: Option<&str>,
+    fallback: Option<&[String]>,
+) -> Result<()> {
     use crate::store::cluster::Strategy;
     let retry = retry_on
         .map(|r| crate::store::cluster::RetryOn::parse(r).map_err(|e| Error::Invalid(format!("--retry-on: {e}"))))
@@ -277,13 +289,20 @@ pub fn cluster_set(name: &str, retry_on: Option<&str>, strategy: Option<&str>) -
             })
         })
         .transpose()?;
-    if retry.is_none() && strategy.is_none() {
-        return Err(Error::Usage("give --retry-on CODES and/or --strategy S".into()));
+    if retry.is_none() && strategy.is_none() && fallback.is_none() {
+        return Err(Error::Usage("give --retry-on CODES, --strategy S and/or --fallback C (or --no-fallback)".into()));
     }
     let mut config = ConfigFile::edit_user()?;
     config.set_cluster(name, retry, strategy)?;
+    if let Some(chain) = fallback {
+        config.set_fallback(name, chain)?; // refused (nothing written) for an unknown cluster or a cycle
+    }
     config.save()?;
-    println!("cluster '{name}' updated");
+    match fallback {
+        Some([]) => println!("cluster '{name}' updated: no fallback"),
+        Some(chain) => println!("cluster '{name}' updated: falls back to {}", chain.join(", then ")),
+        None => println!("cluster '{name}' updated"),
+    }
     apply_live(name);
     Ok(())
 }
@@ -298,6 +317,7 @@ pub fn cluster_show(name: &str, json_out: bool) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&json!({"name": c.name, "default": config.default_profile() == Some(name),
                 "strategy": c.strategy.map(|s| s.as_str()), "retry_on": c.retry_on.codes(),
+                "routes": c.routes.iter().map(|r| r.to_json()).collect::<Vec<_>>(), "fallback": c.fallback,
                 "endpoints": endpoints_json(&c)}))
             .unwrap_or_default()
         );
@@ -307,6 +327,12 @@ pub fn cluster_show(name: &str, json_out: bool) -> Result<()> {
     println!("cluster '{name}'{}", if config.default_profile() == Some(name) { " (the default)" } else { "" });
     println!("strategy: {strategy}");
     println!("retry on: {}", codes.join(", "));
+    if !c.fallback.is_empty() {
+        println!("fallback: {}", c.fallback.join(", then "));
+    }
+    for (n, r) in c.routes.iter().enumerate() {
+        println!("route {}: {} -> {}", n + 1, r.describe(), r.to);
+    }
     println!();
     print_table(&c);
     Ok(())

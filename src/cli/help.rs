@@ -26,6 +26,7 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         "doctor" => HELP_DOCTOR,
         "service" | "service install" | "service uninstall" | "service status" => HELP_SERVICE,
         "cluster" | "cluster set" | "cluster show" => HELP_CLUSTER,
+        "route" | "route add" | "route list" | "route remove" => HELP_ROUTE,
         "proxy start" => return Some(std::borrow::Cow::Owned(super::proxy_start::help())),
         "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" | "proxy reload" | "proxy restart" => {
             HELP_PROXY
@@ -97,12 +98,14 @@ CLUSTERS AND THE PROXY:
                                                      probes, latency, events, settings (proxy)
     queue status [--json] | queue list [--json]      the failure queue of the running proxy
     queue clear | queue retry ID | queue retry-all   empty it, or probe queued endpoints now
-    cluster set NAME [--retry-on CODES] [--strategy S] | cluster show NAME
-                                                     a cluster's failover rules
+    cluster set NAME [--retry-on CODES] [--strategy S] [--fallback C2 ...] | cluster show NAME
+                                                     a cluster's failover rules and fallback chain
+    route add CLUSTER (--model GLOB | --when X) --to C2 | route list CLUSTER | route remove CLUSTER N
+                                                     send some requests to another cluster
     env [--cluster C] [--shell sh|fish]              exports for this shell: eval \"$(qcc env)\"
     service install|uninstall|status                 the proxy as a per-user service
     doctor [--json]                                  why doesn't Claude Code work? and the fix
-    usage [--by endpoint|model|key|session] [--json] [--days N]
+    usage [--by endpoint|model|key|session|cluster] [--json] [--days N]
                                                      tokens and cost per day
     key add NAME [--daily-tokens N] [--daily-usd X] [--rpm N] [--concurrent N]
         [--expires YYYY-MM-DD] [--cluster C] [--admin]
@@ -232,13 +235,15 @@ USAGE:
 ";
 
 const HELP_USAGE: &str = "\
-qcc usage [--by endpoint|model|key|session] [--json] [--days N]
+qcc usage [--by endpoint|model|key|session|cluster] [--json] [--days N]
     Tokens per day as the proxy read them from the responses ($QCC_HOME/usage.json, kept 90
     days; asked of the running proxy when one runs): requests, input, output, cache-creation
     and cache-read tokens and what they cost, for today and the N-1 days before (default 7).
     --by endpoint (default): per endpoint and model. --by model: per model. --by key: per
     client key (`qcc key`; names, never keys), with its limits; requests made with the access
-    key count as \"(access key)\". --by session: per Claude Code session (7 days).
+    key count as \"(access key)\". --by session: per Claude Code session (7 days). --by
+    cluster: per cluster (by the endpoints each has in the config now; routes and fallbacks
+    show where the tokens went).
     --json (--by endpoint): {\"file\": PATH, \"days\": {\"YYYY-MM-DD\": {ENDPOINT_ID: {MODEL:
              {\"requests\", \"input_tokens\", \"output_tokens\", \"cache_creation_input_tokens\",
              \"cache_read_input_tokens\", \"cost_usd\", \"cache_hit_rate\"}}}}, \"totals\": ...}
@@ -247,12 +252,14 @@ qcc usage [--by endpoint|model|key|session] [--json] [--days N]
 ";
 
 const HELP_LOGS: &str = "\
-qcc logs [--endpoint NAME] [--key NAME] [--status S] [--session ID] [--model M]
+qcc logs [--endpoint NAME] [--key NAME] [--status S] [--session ID] [--model M] [--cluster C]
          [--since WHEN] [--until WHEN] [-n N] [--json] [--file PATH]
     The request history: the running proxy's JSON access log (--access-log PATH) and its
     rotated files (PATH.1, PATH.2 ...), newest first, N entries (default 20). Each entry says
     what happened to each attempt: the endpoint, how it ended, how long it took.
     --endpoint  the endpoint that answered or any tried (name or id)
+    --cluster   the cluster that answered (the entry's \"cluster\"; \"route\" names the route
+                that sent it there)
     --status    a status (429), a class (5xx), failed or aborted: the one sent, or one an
                 attempt met on the way (5xx finds a request that failed over and then succeeded)
     --since, --until   30m, 2h, 7d ago, or a date (2026-12-01, 2026-12-01T10:00, UTC)
@@ -428,13 +435,40 @@ qcc doctor [--json]
 ";
 
 const HELP_CLUSTER: &str = "\
-qcc cluster set NAME [--retry-on CODES] [--strategy S]
+qcc cluster set NAME [--retry-on CODES] [--strategy S] [--fallback C2 [--fallback C3]] [--no-fallback]
     Stores the cluster's failover rules in its profile; a running proxy applies them at once.
+    --fallback C      when no endpoint of NAME can take a request (all queued, disabled, at a
+                      cap or out of headroom) or NAME's endpoints have all been tried before a
+                      first byte, the request continues in C (its endpoints, their model maps),
+                      then the next --fallback, within the request's 3 tries. The answer's
+                      x-qcc-cluster header says which cluster served. --no-fallback clears it.
+                      An unknown cluster or a cycle is refused; nothing is written.
     --retry-on CODES  the statuses that fail over to another endpoint (4xx and 5xx; default
                       500,502,503,504,529,429,401,403); any other goes to the client as is and
                       blames nobody
     --strategy S      priority_failover, weighted, round_robin, random, least_connections
                       (`proxy start --strategy` overrides it)
 qcc cluster show NAME [--json]
-    The cluster's strategy, retry-on statuses and endpoints.
+    The cluster's strategy, retry-on statuses, fallback, routes and endpoints.
+";
+
+const HELP_ROUTE: &str = "\
+qcc route add CLUSTER (--model GLOB | --when CONDITION) --to CLUSTER2
+    Requests to a proxy started for CLUSTER that match go to CLUSTER2's endpoints (with its
+    own failure queue, probes, affinity, health and fallback). Routes are tried in order; the
+    first match wins; anything else stays in CLUSTER. A running proxy applies it at once.
+    --model GLOB       the model asked for: claude-*haiku* (`*` any run of characters)
+    --when CONDITION   thinking     extended thinking is on
+                       image        a message carries an image
+                       web-search   the request offers the web search tool
+                       tools        the request offers any tool
+                       input-tokens>N  the estimated input (the body's bytes / 4) is over N
+    An unknown cluster, a route to CLUSTER itself, a bad glob or condition: one line, nothing written.
+
+qcc route list CLUSTER [--json]
+    The routes in order, numbered, and the fallback chain.
+    --json: {\"cluster\", \"routes\": [{\"n\", \"model\"|\"when\", \"to\"}], \"fallback\"}
+
+qcc route remove CLUSTER N
+    Removes route N (as `route list` numbers it).
 ";

@@ -19,6 +19,7 @@ pub mod priority;
 pub mod probe;
 pub mod profiles;
 pub mod proxy_start;
+pub mod routes;
 pub mod service;
 pub mod sync;
 pub mod uninstall;
@@ -97,7 +98,7 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         "logs" => {
             use crate::store::requestlog::{Filter, FIELDS};
             const FLAGS: [&str; FIELDS.len()] =
-                ["--endpoint", "--key", "--status", "--session", "--model", "--since", "--until"];
+                ["--endpoint", "--key", "--status", "--session", "--model", "--since", "--until", "--cluster"];
             debug_assert!(FLAGS.iter().zip(FIELDS).all(|(f, n)| &f[2..] == n));
             let mut given = Vec::new();
             for flag in FLAGS {
@@ -187,9 +188,8 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         });
     }
     let sub = match group.as_str() {
-        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" | "cluster" | "key" | "sync" | "priority" => {
-            args.subcommand().map_err(usage)?
-        }
+        "endpoint" | "config" | "proxy" | "queue" | "health" | "service" | "cluster" | "key" | "sync" | "priority"
+        | "route" => args.subcommand().map_err(usage)?,
         "help" => {
             let topic: Vec<String> = args.finish().iter().map(|a| a.to_string_lossy().into_owned()).collect();
             return Ok(Command::Help(topic.join(" ")));
@@ -339,7 +339,32 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         ("cluster", "set") => {
             let retry_on = args.opt_value_from_str("--retry-on").map_err(usage)?;
             let strategy = args.opt_value_from_str("--strategy").map_err(usage)?;
-            Command::ClusterSet { name: positional(&mut args, "a CLUSTER name", &topic)?, retry_on, strategy }
+            let mut fallback: Vec<String> = args.values_from_str("--fallback").map_err(usage)?;
+            let fallback = match (args.contains("--no-fallback"), fallback.is_empty()) {
+                (true, false) => return Err(Error::Usage("give --fallback C or --no-fallback, not both".into())),
+                (true, true) => Some(Vec::new()),
+                (false, true) => None,
+                (false, false) => Some(std::mem::take(&mut fallback)),
+            };
+            let name = positional(&mut args, "a CLUSTER name", &topic)?;
+            Command::ClusterSet { name, retry_on, strategy, fallback }
+        }
+        ("route", "add") => {
+            let model = args.opt_value_from_str("--model").map_err(usage)?;
+            let when = args.opt_value_from_str("--when").map_err(usage)?;
+            let to = args
+                .opt_value_from_str("--to")
+                .map_err(usage)?
+                .ok_or_else(|| Error::Usage("give --to CLUSTER: where the matching requests go".into()))?;
+            Command::RouteAdd { cluster: positional(&mut args, "a CLUSTER name", &topic)?, model, when, to }
+        }
+        ("route", "list") => {
+            let json = args.contains("--json");
+            Command::RouteList { cluster: positional(&mut args, "a CLUSTER name", &topic)?, json }
+        }
+        ("route", "remove") => {
+            let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
+            Command::RouteRemove { cluster, n: positional(&mut args, "a route number N (see qcc route list)", &topic)? }
         }
         ("cluster", "show") => {
             let json = args.contains("--json");

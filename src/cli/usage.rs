@@ -16,6 +16,7 @@ pub enum By {
     Model,
     Key,
     Session,
+    Cluster,
 }
 
 impl By {
@@ -25,7 +26,8 @@ impl By {
             "model" => By::Model,
             "key" => By::Key,
             "session" => By::Session,
-            other => return Err(Error::Usage(format!("--by {other}: endpoint, model, key or session"))),
+            "cluster" => By::Cluster,
+            other => return Err(Error::Usage(format!("--by {other}: endpoint, model, key, session or cluster"))),
         })
     }
 }
@@ -53,6 +55,7 @@ pub fn usage(home: &Path, by: By, json_out: bool, days: usize) -> Result<()> {
         By::Model => by_model(&loaded, json_out, days),
         By::Key => by_key(home, &loaded, json_out, days),
         By::Session => by_session(&loaded, json_out, days),
+        By::Cluster => by_cluster(&loaded, json_out, days),
     }
 }
 
@@ -125,6 +128,64 @@ fn by_model(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
         for (m, c) in models {
             let cost = prices.cost(m, c).map_or("no price".to_string(), usd);
             println!("{day:<10} {:<32} {}", crate::mask::clean(m), number_cells(c, &cost));
+        }
+    }
+    Ok(())
+}
+
+/// `--by cluster`: each cluster's counts per day. Usage is kept by endpoint id; an id is
+/// counted for the cluster that has it in the config now (the first, should two share it), and
+/// an endpoint since removed shows as "(removed)".
+fn by_cluster(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
+    let config = crate::store::config::ConfigFile::load_user();
+    let prices = prices(&config)?;
+    let mut owner = std::collections::BTreeMap::<String, String>::new();
+    if let Ok(c) = &config {
+        for name in c.profile_names() {
+            for ep in c.cluster(&name).map(|c| c.endpoints).unwrap_or_default() {
+                owner.entry(ep.id).or_insert_with(|| name.clone());
+            }
+        }
+    }
+    let mut out: Vec<(&String, std::collections::BTreeMap<&str, (Counts, Option<f64>)>)> = Vec::new();
+    for (day, endpoints) in u.file.days.iter().rev().take(days.max(1)) {
+        let mut clusters = std::collections::BTreeMap::<&str, (Counts, Option<f64>)>::new();
+        for (ep, models) in endpoints {
+            let name = owner.get(ep).map_or("(removed)", String::as_str);
+            let entry = clusters.entry(name).or_insert((Counts::default(), Some(0.0)));
+            for (model, c) in models {
+                entry.0.add(c);
+                entry.1 = match (entry.1, prices.cost(model, c)) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    _ => None,
+                };
+            }
+        }
+        out.push((day, clusters));
+    }
+    if json_out {
+        let days: serde_json::Map<String, Value> = out
+            .iter()
+            .map(|(day, clusters)| {
+                let cs = clusters.iter().map(|(n, (c, x))| (n.to_string(), counts_json(c, *x))).collect();
+                ((*day).clone(), Value::Object(cs))
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({"source": u.source, "days": days})).unwrap_or_default());
+        return Ok(());
+    }
+    if out.is_empty() {
+        println!("no usage recorded yet ({})", u.source);
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:<24} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
+        "DAY", "CLUSTER", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ", "HIT%", "COST"
+    );
+    for (day, clusters) in &out {
+        for (n, (c, x)) in clusters {
+            let cost = x.map_or("no price".to_string(), usd);
+            println!("{day:<10} {:<24} {}", crate::mask::clean(n), number_cells(c, &cost));
         }
     }
     Ok(())

@@ -31,6 +31,8 @@ pub struct Filter {
     /// ISO times as the log writes them ("2026-12-02T10:00:00"); compared as text.
     pub since: Option<String>,
     pub until: Option<String>,
+    /// The served cluster that answered (a route's or a fallback's).
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,7 +96,7 @@ pub fn parse_when(s: &str, now: SystemTime) -> Result<String, String> {
 }
 
 /// The fields a search takes, by name (`qcc logs --NAME`, `/_qcc/logs?NAME=`).
-pub const FIELDS: [&str; 7] = ["endpoint", "key", "status", "session", "model", "since", "until"];
+pub const FIELDS: [&str; 8] = ["endpoint", "key", "status", "session", "model", "since", "until", "cluster"];
 
 impl Filter {
     /// A filter from its fields' values (`get`: a field's value, `None` or blank when not
@@ -111,6 +113,7 @@ impl Filter {
             model: text("model"),
             since: when("since")?,
             until: when("until")?,
+            cluster: text("cluster"),
         })
     }
 
@@ -137,6 +140,11 @@ impl Filter {
                 })
             };
             if !st.matches(s("status")) && !met() {
+                return false;
+            }
+        }
+        if let Some(c) = &self.cluster {
+            if s("cluster") != c {
                 return false;
             }
         }

@@ -44,6 +44,7 @@ impl EventLoop {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
         let live: Vec<_> = self.endpoints.iter().filter(|e| !e.retired).collect();
+        let labels = |ep: &crate::proxy::state::Endpoint| labels(ep, &self.clusters);
         family(&mut out, "qcc_requests_total", "counter", "Requests that ended, by endpoint and status class.");
         for ep in &live {
             for (i, class) in CLASSES.iter().enumerate() {
@@ -62,6 +63,17 @@ impl EventLoop {
                     ep.health.count(o)
                 );
             }
+        }
+        family(
+            &mut out,
+            "qcc_cluster_served_total",
+            "counter",
+            "Requests a served cluster's endpoints answered, and of those how many came down a fallback chain.",
+        );
+        for c in self.clusters.iter().filter(|c| !c.retired) {
+            let name = escape(&c.name);
+            let _ = writeln!(out, "qcc_cluster_served_total{{cluster=\"{name}\",via=\"direct\"}} {}", c.served - c.fell_back);
+            let _ = writeln!(out, "qcc_cluster_served_total{{cluster=\"{name}\",via=\"fallback\"}} {}", c.fell_back);
         }
         family(&mut out, "qcc_retries_total", "counter", "Requests tried again on another endpoint.");
         let _ = writeln!(out, "qcc_retries_total {}", self.stats.retries);
@@ -209,7 +221,14 @@ fn proc_status_bytes(field: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The labels that name an endpoint in `/metrics`.
-fn labels(ep: &crate::proxy::state::Endpoint) -> String {
-    format!("endpoint=\"{}\",name=\"{}\"", ep.cfg.id, ep.cfg.name)
+/// The labels that name an endpoint in `/metrics`: its id, its name and its cluster's name
+/// (a profile's name, escaped as a label value).
+fn labels(ep: &crate::proxy::state::Endpoint, clusters: &[crate::proxy::clusters::Cluster]) -> String {
+    let cluster = clusters.get(ep.cluster).map_or("", |c| &*c.name);
+    format!("endpoint=\"{}\",name=\"{}\",cluster=\"{}\"", ep.cfg.id, ep.cfg.name, escape(cluster))
+}
+
+/// A label value as the exposition format writes it.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

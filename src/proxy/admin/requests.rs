@@ -61,6 +61,10 @@ pub struct Record {
     pub endpoint: String,
     /// Its name, or "-".
     pub endpoint_name: String,
+    /// The served cluster it belongs to ("" without an endpoint), and the route that sent the
+    /// request there (its rule, "" when none matched).
+    pub cluster: String,
+    pub route: String,
     /// When the endpoint's model map renamed the request's model: the client's and the
     /// endpoint's names ("" otherwise).
     pub model_requested: String,
@@ -95,6 +99,8 @@ impl Default for Record {
             path: String::new(),
             endpoint: String::new(),
             endpoint_name: String::new(),
+            cluster: String::new(),
+            route: String::new(),
             model_requested: String::new(),
             model_sent: String::new(),
             skipped_for_headroom: String::new(),
@@ -131,6 +137,8 @@ impl Record {
             path: &self.path,
             endpoint: &self.endpoint,
             endpoint_name: &self.endpoint_name,
+            cluster: some(&self.cluster),
+            route: some(&self.route),
             status: Shown(self.status),
             attempts: self.attempts,
             ttfb_ms: self.ttfb_ms,
@@ -166,6 +174,8 @@ struct Line<'a> {
     path: &'a str,
     endpoint: &'a str,
     endpoint_name: &'a str,
+    cluster: Option<&'a str>,
+    route: Option<&'a str>,
     status: Shown<Ended>,
     attempts: u8,
     ttfb_ms: Option<u128>,
@@ -302,6 +312,12 @@ impl EventLoop {
         let ep = endpoint.and_then(|i| self.endpoints.get(i));
         set(&mut r.endpoint, ep.map_or("-", |ep| ep.cfg.id.as_str()));
         set(&mut r.endpoint_name, ep.map_or("-", |ep| ep.cfg.name.as_str()));
+        set(&mut r.cluster, ep.map_or("", |ep| &*self.clusters[ep.cluster].name));
+        r.route.clear();
+        if let Some(rule) = ex.route.and_then(|n| self.clusters[0].routes.get(n)) {
+            use std::fmt::Write;
+            let _ = write!(r.route, "{}", rule.describe());
+        }
         let (asked, sent) = ex.model_mapped.as_ref().map_or(("", ""), |(a, s)| (a.as_str(), s.as_str()));
         set(&mut r.model_requested, crate::store::usage::model_name(asked));
         set(&mut r.model_sent, sent);
