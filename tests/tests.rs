@@ -7,6 +7,7 @@ mod alerts;
 mod blame;
 mod budgets;
 mod classify;
+mod clusters;
 mod cli;
 mod compat;
 mod edges;
