@@ -48,16 +48,16 @@ fn metrics_in_prometheus_text_format() {
     assert!(r.header("content-type").unwrap_or("").starts_with("text/plain; version=0.0.4"));
     let text = r.text();
     for line in [
-        "qcc_requests_total{endpoint=\"b0000001\",name=\"127.0.0.1-2\",class=\"2xx\"} 3",
-        "qcc_upstream_attempts_total{endpoint=\"a0000001\",name=\"127.0.0.1\",outcome=\"failed\"} 1",
-        "qcc_upstream_attempts_total{endpoint=\"b0000001\",name=\"127.0.0.1-2\",outcome=\"ok\"} 3",
+        "qcc_requests_total{endpoint=\"b0000001\",name=\"127.0.0.1-2\",cluster=\"c\",class=\"2xx\"} 3",
+        "qcc_upstream_attempts_total{endpoint=\"a0000001\",name=\"127.0.0.1\",cluster=\"c\",outcome=\"failed\"} 1",
+        "qcc_upstream_attempts_total{endpoint=\"b0000001\",name=\"127.0.0.1-2\",cluster=\"c\",outcome=\"ok\"} 3",
         "qcc_retries_total 1",
         "qcc_failure_queue_size 1",
         "qcc_failure_queue_events_total{event=\"failed\"} 1",
-        "qcc_upstream_ttfb_seconds_count{endpoint=\"b0000001\",name=\"127.0.0.1-2\"} 3",
-        "qcc_upstream_ttfb_seconds_bucket{endpoint=\"b0000001\",name=\"127.0.0.1-2\",le=\"+Inf\"} 3",
+        "qcc_upstream_ttfb_seconds_count{endpoint=\"b0000001\",name=\"127.0.0.1-2\",cluster=\"c\"} 3",
+        "qcc_upstream_ttfb_seconds_bucket{endpoint=\"b0000001\",name=\"127.0.0.1-2\",cluster=\"c\",le=\"+Inf\"} 3",
         "qcc_tokens_today{endpoint=\"b0000001\",name=\"127.0.0.1-2\",model=\"claude-haiku-4-5\",kind=\"output\"} 27",
-        "qcc_endpoint_up{endpoint=\"a0000001\",name=\"127.0.0.1\"} 0",
+        "qcc_endpoint_up{endpoint=\"a0000001\",name=\"127.0.0.1\",cluster=\"c\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
     }

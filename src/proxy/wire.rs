@@ -330,9 +330,10 @@ mod tests {
                     let (ours, theirs): (Vec<_>, Vec<_>) = again.headers().partition(|(n, v)| {
                         (n == b"Content-Security-Policy" && v == b"sandbox")
                             || (n == b"X-Content-Type-Options" && v == b"nosniff")
+                            || (n == b"X-Qcc-Cluster" && v == b"c")
                     });
                     assert_eq!(theirs, kept, "{raw:?}");
-                    assert_eq!(ours.len(), 2, "every answer is sandboxed");
+                    assert_eq!(ours.len(), 3, "every answer is sandboxed and names its cluster");
                 }
             }
         }
