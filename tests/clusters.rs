@@ -204,3 +204,50 @@ fn bad_routes_and_fallbacks_are_refused_and_a_reload_keeps_the_running_ones() {
     assert_eq!(post(&proxy, &body).header("x-qcc-cluster"), Some("other"), "the running routes kept");
     assert_eq!(post(&proxy, &claude_code_body("claude-sonnet-4-5")).header("x-qcc-cluster"), Some("main"));
 }
+
+/// The Python qcc's profile priorities as a fallback chain: a proxy started without --cluster
+/// serves the primary, the secondary takes over when it cannot, each move is a `switch_history`
+/// entry (failover, then auto when the primary answers again); with auto-failover off there is
+/// no chain.
+#[test]
+fn profile_priorities_are_the_fallback_chain_of_a_proxy_started_without_a_cluster() {
+    let a = MockUpstream::start(Mode::Status { status: 500, retry_after: None });
+    let b = MockUpstream::start(reply("glm-4.6"));
+    let home = TempHome::new();
+    add(&home, "work", "a", &a.url(), &[]);
+    add(&home, "spare", "b", &b.url(), &["--model-map", "claude-*=glm-4.6"]);
+    ok(&home, &["priority", "set", "work", "primary"]);
+    ok(&home, &["priority", "set", "spare", "secondary"]);
+
+    // auto_failover is off by default (as in the Python qcc): no chain, the 500 is the answer.
+    let mut proxy = Proxy::start(&home, &["--verify-interval", "1"]);
+    assert_eq!(proxy.status()["clusters"].as_array().map(Vec::len), Some(1));
+    assert_eq!(post(&proxy, &claude_code_body("claude-opus-4-8")).status, 500);
+    proxy.terminate();
+
+    ok(&home, &["priority", "policy", "--auto-failover"]);
+    let proxy = Proxy::start(&home, &["--verify-interval", "1"]);
+    let s = proxy.status();
+    assert_eq!((s["cluster"].as_str(), s["clusters"][0]["chain"][0].as_str()), (Some("work"), Some("spare")), "{s}");
+    let r = post(&proxy, &claude_code_body("claude-opus-4-8"));
+    assert_eq!((r.status, r.header("x-qcc-cluster")), (200, Some("spare")), "{}", r.text());
+    assert_eq!(model_sent(&b), "glm-4.6");
+    let history = || -> Vec<serde_json::Value> {
+        let path = home.home().join("priority.json");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap_or_default()).unwrap_or_default();
+        v["switch_history"].as_array().cloned().unwrap_or_default()
+    };
+    assert!(wait_until(Duration::from_secs(5), || history().iter().any(|h| h["type"] == "failover")), "{:?}", history());
+    let last = history().last().cloned().expect("an entry");
+    assert_eq!((last["from"].as_str(), last["to"].as_str()), (Some("work"), Some("spare")), "{last}");
+    let listed = ok(&home, &["priority", "history"]);
+    assert!(listed.contains("failover"), "{listed}");
+
+    // The primary answers its probe: the next request is its again, and that is an `auto` entry.
+    a.set_mode(reply("claude-opus-4-8"));
+    assert!(wait_until(Duration::from_secs(10), || proxy.status()["clusters"][0]["usable"] == 1));
+    let r = post(&proxy, &claude_code_body("claude-opus-4-8"));
+    assert_eq!(r.header("x-qcc-cluster"), Some("work"));
+    assert!(wait_until(Duration::from_secs(5), || history().last().is_some_and(|h| h["type"] == "auto")), "{:?}", history());
+    assert_eq!(history().iter().filter(|h| h["type"] == "failover").count(), 1, "one move each way");
+}

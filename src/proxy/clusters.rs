@@ -43,10 +43,15 @@ pub struct Cluster {
     /// down a fallback chain.
     pub served: u64,
     pub fell_back: u64,
+    /// The cluster of its chain that served its last request, and when that last changed
+    /// (`admin/switches.rs`).
+    pub serving: usize,
+    pub switched_at: Option<Instant>,
 }
 
 impl Cluster {
-    pub fn new(mut cfg: ClusterConfig, strategy: Strategy, seed: u64) -> Cluster {
+    /// Cluster number `index` of the loop's list.
+    pub fn new(index: usize, mut cfg: ClusterConfig, strategy: Strategy, seed: u64) -> Cluster {
         cfg.endpoints = Vec::new();
         Cluster {
             name: Rc::from(cfg.name.as_str()),
@@ -59,6 +64,8 @@ impl Cluster {
             retired: false,
             served: 0,
             fell_back: 0,
+            serving: index,
+            switched_at: None,
         }
     }
 }
@@ -172,7 +179,8 @@ mod tests {
         main.routes = vec![Route { rule: Rule::When(When::Tools), to: "d".into() }];
         let mut list: Vec<Cluster> = [main, cfg("b", &["d"]), cfg("c", &["b"]), cfg("d", &[])]
             .into_iter()
-            .map(|c| Cluster::new(c, Strategy::PriorityFailover, 1))
+            .enumerate()
+            .map(|(i, c)| Cluster::new(i, c, Strategy::PriorityFailover, 1))
             .collect();
         link(&mut list);
         assert_eq!(list[0].chain, [0, 1, 2, 3]);

@@ -314,7 +314,7 @@ impl EventLoop {
                 endpoints.push(Endpoint::new(cfg.clone(), c, tls));
             }
             let strategy = strategy_of(&settings, c, cluster);
-            served.push(clusters::Cluster::new(cluster.clone(), strategy, seed.wrapping_add(c as u64)));
+            served.push(clusters::Cluster::new(c, cluster.clone(), strategy, seed.wrapping_add(c as u64)));
         }
         clusters::link(&mut served);
         let now = Instant::now();

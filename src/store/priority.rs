@@ -166,6 +166,12 @@ impl Priorities {
         }
     }
 
+    /// A move between profiles that the proxy made (`failover`, `auto`), for the history; the
+    /// active profile stays what `set` or `switch` made it.
+    pub fn record_switch(&mut self, from: Option<&str>, to: &str, reason: &str, kind: &str) {
+        self.add_history(from, to, reason, kind);
+    }
+
     fn add_history(&mut self, from: Option<&str>, to: &str, reason: &str, kind: &str) {
         let entry = json!({"timestamp": crate::store::timefmt::iso(SystemTime::now()), "from": from, "to": to,
                            "reason": reason, "type": kind});

@@ -5,7 +5,8 @@
 //! files (`persist.rs`),
 //! alerts to webhooks (`notify.rs`), the client keys as they are shown (`keys.rs`), the request
 //! history searched off the loop (`logs.rs`) and the dashboard's edits (`manage.rs`), both of
-//! which read their query with `query.rs`.
+//! which read their query with `query.rs`; a cluster's requests moving down its fallback chain
+//! and back (`switches.rs`).
 
 pub(crate) mod done;
 pub(crate) mod history;
@@ -20,3 +21,4 @@ pub(crate) mod reload;
 pub(crate) mod requests;
 pub(crate) mod routes;
 pub(crate) mod status;
+pub(crate) mod switches;

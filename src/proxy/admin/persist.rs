@@ -38,9 +38,9 @@ impl EventLoop {
         if result.is_err() {
             if path == self.queue_path {
                 self.failures.mark_dirty();
-            } else {
+            } else if path == self.usage_path() {
                 self.usage.mark_dirty();
-            }
+            } // (a priority history entry is not written again)
         }
         self.note_write(&path, result);
     }

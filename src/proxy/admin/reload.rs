@@ -75,7 +75,7 @@ impl EventLoop {
                 }
                 None => {
                     let seed = self.stats.total.wrapping_add(self.clusters.len() as u64);
-                    self.clusters.push(Cluster::new(cfg.clone(), strategy, seed));
+                    self.clusters.push(Cluster::new(self.clusters.len(), cfg.clone(), strategy, seed));
                     changed += 1;
                     self.clusters.len() - 1
                 }

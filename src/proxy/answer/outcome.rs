@@ -188,11 +188,20 @@ impl EventLoop {
                 self.queue_changed(now);
                 self.endpoint_up_alert(idx, "answered a request", now);
             }
-            if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
+            let entry = match self.clients.get(ck).map(|c| &c.phase) {
+                Some(ClientPhase::Exchange(ex)) => Some((ex.cluster, ex.started)),
+                _ => None,
+            };
+            if let Some((entry, started)) = entry {
                 self.clusters[cluster].served += 1;
-                if cluster != ex.cluster {
+                if cluster != entry {
                     self.clusters[cluster].fell_back += 1;
                 }
+                if self.clusters[entry].serving != cluster {
+                    self.note_served(entry, cluster, started, now);
+                }
+            }
+            if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
                 // A session whose endpoint is only out of headroom for now keeps it: it comes
                 // back there (its prompt cache) once the limit resets.
                 let waiting = ex.session.as_deref().and_then(|s| self.affinity.lookup(cluster, s, now)).filter(|&pin| {

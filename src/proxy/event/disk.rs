@@ -73,6 +73,8 @@ pub struct Fresh {
 
 enum Job {
     Save { path: PathBuf, bytes: Vec<u8> },
+    /// A `switch_history` entry added to the profile priorities (`store/priority.rs`).
+    Switch { home: PathBuf, from: String, to: String, reason: String, kind: &'static str },
     Load { edit: Edit, asker: Asker },
 }
 
@@ -174,6 +176,15 @@ impl Disk {
                         let result = crate::store::fsutil::atomic_write(&path, &bytes);
                         Some(Done::Saved { path, result })
                     }
+                    Some(Job::Switch { home, from, to, reason, kind }) => {
+                        let result = crate::store::priority::Priorities::edit(&home)
+                            .and_then(|mut p| {
+                                p.record_switch(Some(&from), &to, &reason, kind);
+                                p.save()
+                            })
+                            .map_err(|e| std::io::Error::other(e.to_string()));
+                        Some(Done::Saved { path: crate::store::priority::Priorities::path(&home), result })
+                    }
                     Some(Job::Load { edit, asker }) => {
                         let result = Box::new(load(&paths, &edit));
                         Some(Done::Loaded { edit, asker, result })
@@ -222,6 +233,12 @@ impl Disk {
     /// Replace `path` with `bytes` atomically; the result comes back as `Done::Saved`.
     pub fn save(&self, path: PathBuf, bytes: Vec<u8>) {
         self.send(Job::Save { path, bytes });
+    }
+
+    /// Add a `switch_history` entry (`kind`: failover or auto) to `$QCC_HOME/priority.json`;
+    /// the result comes back as `Done::Saved`.
+    pub fn record_switch(&self, home: PathBuf, from: String, to: String, reason: String, kind: &'static str) {
+        self.send(Job::Switch { home, from, to, reason, kind });
     }
 
     /// The buffer the next access-log lines go into (a line ends with `\n`). Lines are handed
