@@ -73,12 +73,17 @@ rm "$work/open/keys.json"
 QCC_HOME=$work/open QCC_CONFIG=$work/cache.json "$QCC" endpoint remove team third >/dev/null 2>&1
 
 echo fail >"$work/mode-a"
+# A second cluster that team's Haiku requests are routed to: its own row in the clusters section.
+QCC_HOME=$work/open QCC_CONFIG=$work/cache.json "$QCC" endpoint add cheap --url "http://127.0.0.1:$UPB" \
+  --key sk-dash-cheap-0005 --name cheap-1 >/dev/null 2>&1
+QCC_HOME=$work/open QCC_CONFIG=$work/cache.json "$QCC" route add team --model 'claude-*haiku*' --to cheap >/dev/null
 start keyed --access-key dash-key-123; traffic "$url" dash-key-123
-node "$work/browse.mjs" "$url/_qcc/" "$work/keyed.png" dash-key-123
+EXPECT_ROUTE="model claude-*haiku* → cheap" node "$work/browse.mjs" "$url/_qcc/" "$work/keyed.png" dash-key-123
 
 curl -s -H 'x-api-key: dash-key-123' "$url/metrics" >"$work/metrics.txt"
 promtool check metrics <"$work/metrics.txt" || { echo "dashboard-test: promtool rejects /metrics" >&2; exit 1; }
-grep -q '^qcc_requests_total{endpoint="b0000001",name="backup",class="2xx"} 3$' "$work/metrics.txt" || { echo "dashboard-test: counters missing" >&2; exit 1; }
+grep -q '^qcc_requests_total{endpoint="b0000001",name="backup",cluster="team",class="2xx"} 3$' "$work/metrics.txt" || { echo "dashboard-test: counters missing" >&2; exit 1; }
+QCC_HOME=$work/open QCC_CONFIG=$work/cache.json "$QCC" route remove team 1 >/dev/null
 # Client keys: an admin key opens the page; a user's key shows in the keys table.
 QCC_HOME=$work/team QCC_CONFIG=$work/cache.json "$QCC" key add admin --admin >"$work/admin.key"
 QCC_HOME=$work/team QCC_CONFIG=$work/cache.json "$QCC" key add bob --rpm 100 --daily-usd 5 >"$work/bob.key"

@@ -108,6 +108,11 @@ try {
   if (!names.includes("primary") || !names.includes("backup")) fail("endpoint names not shown: " + names);
   const summary = await page.textContent("#summary");
   if (!summary.includes("1 of 2 endpoints down") || !summary.includes("serving from backup")) fail("summary: " + summary);
+  if (process.env.EXPECT_ROUTE) {
+    // A routed cluster: its own row in the clusters section, with the route that leads there.
+    const clusters = await page.textContent("#clusters-section:not([hidden])").catch(() => "");
+    if (!clusters.includes(process.env.EXPECT_ROUTE)) fail("clusters section: " + clusters);
+  } else if (await page.isVisible("#clusters-section")) fail("a clusters section with one cluster");
   const retried = await page.$$eval("#requests tbody tr.retried", (trs) => trs.map((t) => t.textContent));
   if (retried.length < 1 || !retried[0].includes("retried")) fail("no retried request marked: " + retried);
   const since = await page.$eval("#queue tbody tr td:nth-child(3)", (td) => [td.textContent, td.title]);
