@@ -109,6 +109,19 @@ fn a_haiku_request_goes_to_the_routed_cluster_and_a_sonnet_one_stays() {
     assert_eq!(today["cheap"]["requests"], 1, "{usage}");
     assert_eq!(today["main"]["requests"], 1, "{usage}");
 
+    // The page disables an endpoint of the routed cluster (its edit finds the cluster that has
+    // it): Haiku then has nowhere to go in "cheap" (no fallback), so it is refused with 503.
+    let page = request(proxy.addr, "GET", "/_qcc/", &[], b"").text();
+    let token = page.split("name=\"qcc-token\" content=\"").nth(1).and_then(|t| t.split('"').next()).expect("token");
+    let h = [("x-qcc-action", "1"), ("x-qcc-token", token)];
+    let r = request(proxy.addr, "POST", "/_qcc/endpoint?endpoint=h1&enabled=false", &h, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cfg = ok(&home, &["endpoint", "list", "cheap", "--json"]);
+    assert!(cfg.contains("\"enabled\": false"), "{cfg}");
+    assert_eq!(post(&proxy, &claude_code_body("claude-haiku-4-5-20251001")).status, 503);
+    let r = request(proxy.addr, "POST", "/_qcc/endpoint?endpoint=h1&enabled=true", &h, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+
     // Removed while it runs: Haiku stays in main from now on.
     let said = ok(&home, &["route", "remove", "main", "1"]);
     assert!(said.contains("removed route 1"), "{said}");

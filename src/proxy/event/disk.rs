@@ -350,8 +350,18 @@ fn load(paths: &Paths, edit: &Edit) -> Result<Fresh, String> {
 
 fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Value> {
     use serde_json::json;
-    let cluster = paths.cluster.as_str();
     let config = || ConfigFile::edit(&paths.config);
+    // The served cluster that has endpoint `which` (an id or a name): the started one first.
+    let owner = |c: &ConfigFile, which: &str| -> crate::error::Result<String> {
+        let main = paths.cluster.as_str();
+        if c.resolve(main, which).is_ok() {
+            return Ok(main.to_string());
+        }
+        let served = crate::store::routes::served(c, main, paths.chain.as_deref())?;
+        let found = served.iter().skip(1).find(|cl| c.resolve(&cl.name, which).is_ok());
+        Ok(found.map_or(main, |cl| cl.name.as_str()).to_string())
+    };
+    let cluster = paths.cluster.as_str();
     match edit {
         Edit::None => return Ok(serde_json::Value::Null),
         Edit::Key(k) => {
@@ -374,7 +384,8 @@ fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Val
         Edit::Enable { id, enabled } => {
             let change = crate::store::profiles::EndpointChange { enabled: Some(*enabled), ..Default::default() };
             let mut c = config()?;
-            c.update_endpoint(cluster, id, &change)?;
+            let cluster = owner(&c, id)?;
+            c.update_endpoint(&cluster, id, &change)?;
             c.save()?;
         }
         Edit::Add(new) => {
@@ -385,15 +396,17 @@ fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Val
         }
         Edit::Set { which, change } => {
             let mut c = config()?;
-            let id = c.resolve(cluster, which)?;
-            c.update_endpoint(cluster, &id, change)?;
+            let cluster = owner(&c, which)?;
+            let id = c.resolve(&cluster, which)?;
+            c.update_endpoint(&cluster, &id, change)?;
             c.save()?;
             return Ok(json!({"endpoint": id}));
         }
         Edit::Remove { which } => {
             let mut c = config()?;
-            let id = c.resolve(cluster, which)?;
-            c.remove_endpoint(cluster, &id)?;
+            let cluster = owner(&c, which)?;
+            let id = c.resolve(&cluster, which)?;
+            c.remove_endpoint(&cluster, &id)?;
             c.save()?;
             return Ok(json!({"endpoint": id, "removed": true}));
         }
