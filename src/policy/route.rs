@@ -14,16 +14,41 @@ use serde::{Deserialize, Deserializer};
 use crate::store::routes::{Route, Rule, When};
 
 /// What the rules look at in a request, read in one pass.
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct Look<'a> {
-    #[serde(borrow, default)]
     model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     thinking: Option<Thinking<'a>>,
-    #[serde(borrow, default)]
     tools: Option<Vec<Tool<'a>>>,
-    #[serde(default)]
     messages: Option<Vec<Message>>,
+}
+
+/// Which of `Look`'s fields the rules need.
+#[derive(Clone, Copy, Default)]
+struct Needs {
+    model: bool,
+    thinking: bool,
+    tools: bool,
+    messages: bool,
+}
+
+impl Needs {
+    fn of(routes: &[Route]) -> Needs {
+        let mut n = Needs::default();
+        for r in routes {
+            match r.rule {
+                Rule::Model(_) => n.model = true,
+                Rule::When(When::Thinking) => n.thinking = true,
+                Rule::When(When::Tools | When::WebSearch) => n.tools = true,
+                Rule::When(When::Image) => n.messages = true,
+                Rule::When(When::InputTokens(_)) => {}
+            }
+        }
+        n
+    }
+
+    fn count(self) -> usize {
+        [self.model, self.thinking, self.tools, self.messages].iter().filter(|&&b| b).count()
+    }
 }
 
 #[derive(Deserialize)]
@@ -105,45 +130,67 @@ impl Look<'_> {
     }
 }
 
-/// The index of the first of `routes` that `body` matches. The body is parsed only when some
-/// rule needs more than its size, and messages are walked only when a rule looks for images.
+/// The index of the first of `routes` that `body` matches. The body is read only when some rule
+/// needs more than its size, and only as far as it must: the top-level object's keys are read
+/// in order, each value skipped unless a rule needs it, and the read stops once every field
+/// the rules need was seen (Claude Code sends `model` first: a model route reads a few bytes).
 pub fn first_match(routes: &[Route], body: &[u8]) -> Option<usize> {
     if routes.is_empty() {
         return None;
     }
-    let needs_body = routes.iter().any(|r| !matches!(r.rule, Rule::When(When::InputTokens(_))));
-    let look = match needs_body {
-        false => Look::default(),
-        true => {
-            let text = std::str::from_utf8(body).ok();
-            let images = routes.iter().any(|r| r.rule == Rule::When(When::Image));
-            match text.map(|t| read(t, images)) {
-                Some(Some(look)) => look,
-                // Not JSON: only the size rules can match.
-                _ => Look::default(),
-            }
+    let needs = Needs::of(routes);
+    let mut look = Look::default();
+    if needs.count() > 0 {
+        if let Ok(text) = std::str::from_utf8(body) {
+            read(text, needs, &mut look);
         }
-    };
+    }
     routes.iter().position(|r| look.matches(&r.rule, body.len()))
 }
 
-/// The body read for the rules; `messages` skipped unless `images`.
-fn read(text: &str, images: bool) -> Option<Look<'_>> {
-    if images {
-        return serde_json::from_str::<Look>(text).ok();
+/// Read into `look` what `needs` asks for. Not JSON, or not an object: `look` keeps what was
+/// read before the problem (nothing, usually), so only the size rules can match.
+fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
+    struct Reader<'l, 'a> {
+        needs: Needs,
+        look: &'l mut Look<'a>,
     }
-    #[derive(Deserialize)]
-    struct NoMessages<'a> {
-        #[serde(borrow, default)]
-        model: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        thinking: Option<Thinking<'a>>,
-        #[serde(borrow, default)]
-        tools: Option<Vec<Tool<'a>>>,
+    impl<'de, 'l> Visitor<'de> for Reader<'l, 'de> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a request object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut left = self.needs.count();
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                let n = self.needs;
+                match &*key {
+                    "model" if n.model && self.look.model.is_none() => self.look.model = map.next_value()?,
+                    "thinking" if n.thinking && self.look.thinking.is_none() => self.look.thinking = map.next_value()?,
+                    "tools" if n.tools && self.look.tools.is_none() => self.look.tools = map.next_value()?,
+                    "messages" if n.messages && self.look.messages.is_none() => {
+                        self.look.messages = map.next_value()?
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                }
+                left -= 1;
+                if left == 0 {
+                    // Everything needed is here: stop reading (the rest is the upstream's to judge).
+                    return Err(serde::de::Error::custom(ENOUGH));
+                }
+            }
+            Ok(())
+        }
     }
-    let l = serde_json::from_str::<NoMessages>(text).ok()?;
-    Some(Look { model: l.model, thinking: l.thinking, tools: l.tools, messages: None })
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = serde::Deserializer::deserialize_map(&mut de, Reader { needs, look });
 }
+
+/// The reader's word for "stopped early, on purpose".
+const ENOUGH: &str = "qcc: read enough";
 
 #[cfg(test)]
 mod tests {
@@ -181,5 +228,17 @@ mod tests {
         assert_eq!(m("x"), None);
         assert_eq!(m(r#"{"model":"claude-3-5-\u0068aiku"}"#), Some(0));
         assert_eq!(first_match(&[], b"{}"), None);
+        assert_eq!(m("[1,2]"), None);
+    }
+
+    #[test]
+    fn the_body_is_read_only_as_far_as_the_rules_need() {
+        let r = routes(&[("model", "claude-*haiku*")]);
+        // Stopped at the model: what follows is never read (here, it is not even JSON).
+        assert_eq!(first_match(&r, br#"{"model":"claude-haiku-4-5","messages":[oops"#), Some(0));
+        assert_eq!(first_match(&r, br#"{"max_tokens":9,"messages":[{"content":"x"}],"model":"claude-haiku-4-5"}"#), Some(0));
+        let r = routes(&[("model", "claude-*haiku*"), ("when", "thinking")]);
+        assert_eq!(first_match(&r, br#"{"model":"claude-opus-4-8","messages":[],"thinking":{"type":"adaptive"}}"#), Some(1));
+        assert_eq!(first_match(&r, br#"{"model":"claude-opus-4-8","thinking":{"type":"enabled"},"x":[oops"#), Some(1));
     }
 }
