@@ -1,7 +1,9 @@
 //! `qcc proxy start`: the single-threaded mio event loop that owns every socket and all
 //! proxy state (endpoints, health, failure queue, stats).
 //!
-//! See ARCHITECTURE.md for the picture. Its folders: `event/` the loop's machinery (I/O
+//! See ARCHITECTURE.md for the picture. `clusters.rs` holds the served clusters (the started
+//! one, and those its routes and fallbacks name) and picks an attempt's endpoint down a
+//! request's fallback chain. Its folders: `event/` the loop's machinery (I/O
 //! outcomes, timers, signals, the disk thread), `client/` the client side (accept, the gate,
 //! who asks, the exchange), `upstream/` attempts and their connections (the pool, probes, the
 //! resolver), `answer/` reading upstream answers (heads, streams, usage, outcomes, drains),
