@@ -137,12 +137,41 @@ pub fn proxy_status(home: &Path, json: bool) -> Result<()> {
         u(&s, "/requests/retries"),
         u(&s, "/requests/in_flight"),
     );
+    print_clusters(&s);
     println!();
     print_health(&s);
     print_headroom(&s);
     println!();
     print_queue(&s);
     Ok(())
+}
+
+/// The served clusters, when there are several: each one's routes, chain and what it served.
+fn print_clusters(s: &Value) {
+    let list = s["clusters"].as_array().map_or(&[][..], Vec::as_slice);
+    if list.len() < 2 {
+        return;
+    }
+    println!();
+    for c in list {
+        let started = if c["started"] == true { " (started for)" } else { "" };
+        println!(
+            "cluster {}{started}: {} of {} endpoints usable, served {} ({} via a fallback)",
+            crate::mask::clean(&u(c, "/name")),
+            u(c, "/usable"),
+            u(c, "/endpoints"),
+            u(c, "/served"),
+            u(c, "/fell_back")
+        );
+        for r in c["routes"].as_array().into_iter().flatten() {
+            let line = format!("  route {}: {} -> {}", u(r, "/n"), u(r, "/rule"), u(r, "/to"));
+            println!("{}", crate::mask::clean(&line));
+        }
+        let chain: Vec<String> = c["chain"].as_array().into_iter().flatten().filter_map(|n| n.as_str()).map(String::from).collect();
+        if !chain.is_empty() {
+            println!("  fallback: {}", crate::mask::clean(&chain.join(" -> ")));
+        }
+    }
 }
 
 pub fn health_status(home: &Path, json: bool) -> Result<()> {
@@ -198,12 +227,18 @@ fn print_health(s: &Value) {
         "{:<20} {:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  URL",
         "ENDPOINT", "ID", "STATUS", "PRIO", "FAILS", "REQS", "FAILED", "SUCCESS%", "AVG_MS", "IN_FLIGHT"
     );
+    // Several clusters: each endpoint named with its cluster ("cheap/c1").
+    let several = s["clusters"].as_array().is_some_and(|l| l.len() > 1);
     for ep in s["endpoints"].as_array().into_iter().flatten() {
         // No request yet: no success rate to speak of.
         let success = if ep["health"]["total_requests"] == 0 { "-".to_string() } else { u(ep, "/health/success_rate") };
+        let name = match several {
+            true => crate::mask::clean(&format!("{}/{}", u(ep, "/cluster"), u(ep, "/name"))).into_owned(),
+            false => u(ep, "/name"),
+        };
         println!(
             "{:<20} {:<10} {:<9} {:>4} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  {}{}",
-            u(ep, "/name"),
+            name,
             u(ep, "/id"),
             u(ep, "/health/status"),
             u(ep, "/priority"),

@@ -58,9 +58,12 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
         "{:<19} {:>7} {:<6} {:<24} {:<14} {:<40} {:>7} {:>9}",
         "TIME", "STATUS", "METHOD", "PATH", "KEY", "TRIED", "MS", "TOKENS"
     );
+    // Entries from several clusters (routes, a fallback): each says which answered.
+    let cluster_of = |e: &Value| e.get("cluster").and_then(Value::as_str).map(str::to_string);
+    let several = page.entries.iter().filter_map(cluster_of).collect::<std::collections::BTreeSet<_>>().len() > 1;
     for e in &page.entries {
         let s = |k: &str| crate::mask::clean(e.get(k).and_then(Value::as_str).unwrap_or("-")).into_owned();
-        let tried: Vec<String> = e
+        let mut tried: Vec<String> = e
             .get("tried")
             .and_then(Value::as_array)
             .into_iter()
@@ -71,6 +74,9 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
                 crate::mask::clean(&format!("{name} {out}")).into_owned()
             })
             .collect();
+        if let (true, Some(c), Some(last)) = (several, cluster_of(e), tried.last_mut()) {
+            last.insert_str(0, &format!("{}/", crate::mask::clean(&c))); // the one that answered
+        }
         let tokens = e
             .get("tokens")
             .filter(|t| !t.is_null())
@@ -87,7 +93,7 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
             s("method"),
             crate::mask::clip(&s("path"), 24),
             crate::mask::clip(&s("key"), 14),
-            if tried.is_empty() { "-".to_string() } else { crate::mask::clip(&tried.join(" → "), 60).to_string() },
+            if tried.is_empty() { "-".to_string() } else { keep_ends(&tried.join(" → "), 60) },
             e.get("duration_ms").and_then(Value::as_u64).map_or("-".into(), |m| m.to_string()),
             tokens
         );
@@ -96,6 +102,17 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
         println!("(the {} newest that match; -n N for more)", page.entries.len());
     }
     Ok(())
+}
+
+/// `s` in at most `max` characters: a long one keeps its start and its end (how it ended).
+fn keep_ends(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(max / 2 - 1).collect();
+    let tail: String = s.chars().skip(n - (max - max / 2)).collect();
+    format!("{head}…{tail}")
 }
 
 fn size(b: u64) -> String {
