@@ -93,10 +93,15 @@ fn a_haiku_request_goes_to_the_routed_cluster_and_a_sonnet_one_stays() {
     assert!(eps.iter().any(|e| e["name"] == "h1" && e["cluster"] == "cheap"), "{s}");
 
     let m = request(proxy.addr, "GET", "/metrics", &[], b"").text();
-    assert!(m.contains(r#"qcc_requests_total{endpoint="#) && m.contains(r#"name="h1",cluster="cheap",class="2xx"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"qcc_requests_total{endpoint="#) && m.contains(r#"name="h1",cluster="cheap",class="2xx"} 1"#),
+        "{m}"
+    );
     assert!(m.contains(r#"qcc_cluster_served_total{cluster="cheap",via="direct"} 1"#), "{m}");
 
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log).unwrap_or_default().lines().count() >= 2));
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log).unwrap_or_default().lines().count() >= 2)
+    );
     let out = ok(&home, &["logs", "--file", log.to_str().expect("path"), "--cluster", "cheap", "--json"]);
     let entries: Vec<serde_json::Value> = serde_json::from_str(&out).expect("a JSON list");
     assert_eq!(entries.len(), 1, "{out}");
@@ -250,7 +255,11 @@ fn profile_priorities_are_the_fallback_chain_of_a_proxy_started_without_a_cluste
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap_or_default()).unwrap_or_default();
         v["switch_history"].as_array().cloned().unwrap_or_default()
     };
-    assert!(wait_until(Duration::from_secs(5), || history().iter().any(|h| h["type"] == "failover")), "{:?}", history());
+    assert!(
+        wait_until(Duration::from_secs(5), || history().iter().any(|h| h["type"] == "failover")),
+        "{:?}",
+        history()
+    );
     let last = history().last().cloned().expect("an entry");
     assert_eq!((last["from"].as_str(), last["to"].as_str()), (Some("work"), Some("spare")), "{last}");
     let listed = ok(&home, &["priority", "history"]);
@@ -261,6 +270,10 @@ fn profile_priorities_are_the_fallback_chain_of_a_proxy_started_without_a_cluste
     assert!(wait_until(Duration::from_secs(10), || proxy.status()["clusters"][0]["usable"] == 1));
     let r = post(&proxy, &claude_code_body("claude-opus-4-8"));
     assert_eq!(r.header("x-qcc-cluster"), Some("work"));
-    assert!(wait_until(Duration::from_secs(5), || history().last().is_some_and(|h| h["type"] == "auto")), "{:?}", history());
+    assert!(
+        wait_until(Duration::from_secs(5), || history().last().is_some_and(|h| h["type"] == "auto")),
+        "{:?}",
+        history()
+    );
     assert_eq!(history().iter().filter(|h| h["type"] == "failover").count(), 1, "one move each way");
 }

@@ -167,7 +167,8 @@ fn print_clusters(s: &Value) {
             let line = format!("  route {}: {} -> {}", u(r, "/n"), u(r, "/rule"), u(r, "/to"));
             println!("{}", crate::mask::clean(&line));
         }
-        let chain: Vec<String> = c["chain"].as_array().into_iter().flatten().filter_map(|n| n.as_str()).map(String::from).collect();
+        let chain: Vec<String> =
+            c["chain"].as_array().into_iter().flatten().filter_map(|n| n.as_str()).map(String::from).collect();
         if !chain.is_empty() {
             println!("  fallback: {}", crate::mask::clean(&chain.join(" -> ")));
         }

@@ -15,10 +15,7 @@ pub fn add(cluster: &str, model: Option<&str>, when: Option<&str>, to: &str) -> 
         return Err(Error::Invalid(format!("--to {to}: a route goes to another cluster than its own")));
     }
     config.cluster(to).map_err(|_| {
-        Error::Invalid(format!(
-            "--to {to}: no such cluster (known: {})",
-            config.profile_names().join(", ")
-        ))
+        Error::Invalid(format!("--to {to}: no such cluster (known: {})", config.profile_names().join(", ")))
     })?;
     let describe = route.describe();
     let n = config.add_route(cluster, route)?; // checked as a proxy would serve it; else nothing written
@@ -64,9 +61,9 @@ pub fn list(cluster: &str, json_out: bool) -> Result<()> {
 
 /// `qcc route remove CLUSTER N` (N as `route list` numbers them).
 pub fn remove(cluster: &str, n: &str) -> Result<()> {
-    let n: usize = n
-        .parse()
-        .map_err(|_| Error::Usage(format!("route {:?}: give its number, as `qcc route list {cluster}` shows", crate::mask::clean(n))))?;
+    let n: usize = n.parse().map_err(|_| {
+        Error::Usage(format!("route {:?}: give its number, as `qcc route list {cluster}` shows", crate::mask::clean(n)))
+    })?;
     let mut config = ConfigFile::edit_user()?;
     let gone = config.remove_route(cluster, n)?;
     config.save()?;

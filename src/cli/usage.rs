@@ -147,7 +147,9 @@ fn by_cluster(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
             }
         }
     }
-    let mut out: Vec<(&String, std::collections::BTreeMap<&str, (Counts, Option<f64>)>)> = Vec::new();
+    // Per day: each cluster's counts and cost (`None`: a model without a price).
+    type Day<'a> = std::collections::BTreeMap<&'a str, (Counts, Option<f64>)>;
+    let mut out: Vec<(&String, Day)> = Vec::new();
     for (day, endpoints) in u.file.days.iter().rev().take(days.max(1)) {
         let mut clusters = std::collections::BTreeMap::<&str, (Counts, Option<f64>)>::new();
         for (ep, models) in endpoints {

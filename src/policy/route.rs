@@ -166,7 +166,9 @@ fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
                 let n = self.needs;
                 match &*key {
                     "model" if n.model && self.look.model.is_none() => self.look.model = map.next_value()?,
-                    "thinking" if n.thinking && self.look.thinking.is_none() => self.look.thinking = map.next_value()?,
+                    "thinking" if n.thinking && self.look.thinking.is_none() => {
+                        self.look.thinking = map.next_value()?
+                    }
                     "tools" if n.tools && self.look.tools.is_none() => self.look.tools = map.next_value()?,
                     "messages" if n.messages && self.look.messages.is_none() => {
                         self.look.messages = map.next_value()?
@@ -208,8 +210,14 @@ mod tests {
 
     #[test]
     fn the_first_matching_rule_wins_and_each_condition_reads_what_it_says() {
-        let r = routes(&[("model", "claude-*haiku*"), ("when", "thinking"), ("when", "image"), ("when", "web-search"),
-            ("when", "tools"), ("when", "input-tokens>100")]);
+        let r = routes(&[
+            ("model", "claude-*haiku*"),
+            ("when", "thinking"),
+            ("when", "image"),
+            ("when", "web-search"),
+            ("when", "tools"),
+            ("when", "input-tokens>100"),
+        ]);
         let m = |body: &str| first_match(&r, body.as_bytes());
         assert_eq!(m(r#"{"model":"claude-3-5-haiku-20241022","thinking":{"type":"enabled"}}"#), Some(0));
         assert_eq!(m(r#"{"model":"claude-sonnet-4-5","thinking":{"type":"enabled","budget_tokens":9}}"#), Some(1));
@@ -218,7 +226,12 @@ mod tests {
             {"type":"tool_result","tool_use_id":"t","content":[{"type":"image","source":{"type":"base64","data":"x"}}]}]}]}"#;
         assert_eq!(m(image), Some(2));
         assert_eq!(m(r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"image"}]}]}"#), None);
-        assert_eq!(m(r#"{"model":"m","tools":[{"name":"Bash","input_schema":{}},{"type":"web_search_20250305","name":"web_search"}]}"#), Some(3));
+        assert_eq!(
+            m(
+                r#"{"model":"m","tools":[{"name":"Bash","input_schema":{}},{"type":"web_search_20250305","name":"web_search"}]}"#
+            ),
+            Some(3)
+        );
         assert_eq!(m(r#"{"model":"m","tools":[{"name":"Bash","input_schema":{"type":"object"}}]}"#), Some(4));
         assert_eq!(m(r#"{"model":"m","tools":[]}"#), None);
         let long = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#, "a".repeat(400));
@@ -236,9 +249,15 @@ mod tests {
         let r = routes(&[("model", "claude-*haiku*")]);
         // Stopped at the model: what follows is never read (here, it is not even JSON).
         assert_eq!(first_match(&r, br#"{"model":"claude-haiku-4-5","messages":[oops"#), Some(0));
-        assert_eq!(first_match(&r, br#"{"max_tokens":9,"messages":[{"content":"x"}],"model":"claude-haiku-4-5"}"#), Some(0));
+        assert_eq!(
+            first_match(&r, br#"{"max_tokens":9,"messages":[{"content":"x"}],"model":"claude-haiku-4-5"}"#),
+            Some(0)
+        );
         let r = routes(&[("model", "claude-*haiku*"), ("when", "thinking")]);
-        assert_eq!(first_match(&r, br#"{"model":"claude-opus-4-8","messages":[],"thinking":{"type":"adaptive"}}"#), Some(1));
+        assert_eq!(
+            first_match(&r, br#"{"model":"claude-opus-4-8","messages":[],"thinking":{"type":"adaptive"}}"#),
+            Some(1)
+        );
         assert_eq!(first_match(&r, br#"{"model":"claude-opus-4-8","thinking":{"type":"enabled"},"x":[oops"#), Some(1));
     }
 }

@@ -84,7 +84,11 @@ fn alert_tls(global_ca: Option<&std::path::Path>) -> std::result::Result<Arc<rus
 
 /// The strategy of served cluster `c`: `--strategy` when given, else the cluster's own (the
 /// started one's was read into `settings.strategy`).
-fn strategy_of(settings: &Settings, c: usize, cluster: &crate::store::cluster::ClusterConfig) -> crate::store::cluster::Strategy {
+fn strategy_of(
+    settings: &Settings,
+    c: usize,
+    cluster: &crate::store::cluster::ClusterConfig,
+) -> crate::store::cluster::Strategy {
     match settings.strategy_pinned || c == 0 {
         true => settings.strategy,
         false => cluster.strategy.unwrap_or(crate::store::cluster::Strategy::PriorityFailover),

@@ -72,7 +72,11 @@ impl EventLoop {
         );
         for c in self.clusters.iter().filter(|c| !c.retired) {
             let name = escape(&c.name);
-            let _ = writeln!(out, "qcc_cluster_served_total{{cluster=\"{name}\",via=\"direct\"}} {}", c.served - c.fell_back);
+            let _ = writeln!(
+                out,
+                "qcc_cluster_served_total{{cluster=\"{name}\",via=\"direct\"}} {}",
+                c.served - c.fell_back
+            );
             let _ = writeln!(out, "qcc_cluster_served_total{{cluster=\"{name}\",via=\"fallback\"}} {}", c.fell_back);
         }
         family(&mut out, "qcc_retries_total", "counter", "Requests tried again on another endpoint.");

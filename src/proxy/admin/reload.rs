@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use crate::proxy::clusters::Cluster;
 use crate::proxy::event::disk::{Edit, Fresh};
 use crate::proxy::event::slab::Key;
-use crate::proxy::clusters::Cluster;
 use crate::proxy::state::{ClientPhase, Endpoint};
-use crate::store::cluster::ClusterConfig;
 use crate::proxy::EventLoop;
+use crate::store::cluster::ClusterConfig;
 
 impl EventLoop {
     /// Have the disk thread make `edit` and read the cluster again; `asker` (the client and its
@@ -54,7 +54,9 @@ impl EventLoop {
             let i = match at {
                 Some(i) => {
                     let room = &mut self.clusters[i];
-                    if room.retired || room.cfg.retry_on != cfg.retry_on || room.cfg.routes != cfg.routes
+                    if room.retired
+                        || room.cfg.retry_on != cfg.retry_on
+                        || room.cfg.routes != cfg.routes
                         || room.cfg.fallback != cfg.fallback
                     {
                         changed += 1;

@@ -21,8 +21,11 @@ impl EventLoop {
         }
         let from = std::mem::replace(&mut room.serving, by);
         room.switched_at = Some(now);
-        let (entry_name, from_name, to_name) =
-            (self.clusters[entry].name.to_string(), self.clusters[from].name.to_string(), self.clusters[by].name.to_string());
+        let (entry_name, from_name, to_name) = (
+            self.clusters[entry].name.to_string(),
+            self.clusters[from].name.to_string(),
+            self.clusters[by].name.to_string(),
+        );
         let (kind, reason) = match by == entry {
             true => ("auto", format!("'{entry_name}' answers again")),
             false => ("failover", format!("no endpoint of '{from_name}' could take the request")),

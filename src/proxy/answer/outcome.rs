@@ -204,13 +204,14 @@ impl EventLoop {
             if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
                 // A session whose endpoint is only out of headroom for now keeps it: it comes
                 // back there (its prompt cache) once the limit resets.
-                let waiting = ex.session.as_deref().and_then(|s| self.affinity.lookup(cluster, s, now)).filter(|&pin| {
-                    pin != idx
-                        && self
-                            .endpoints
-                            .get(pin)
-                            .is_some_and(|e| e.headroom.blocked(now) && e.cfg.enabled && !e.retired)
-                });
+                let waiting =
+                    ex.session.as_deref().and_then(|s| self.affinity.lookup(cluster, s, now)).filter(|&pin| {
+                        pin != idx
+                            && self
+                                .endpoints
+                                .get(pin)
+                                .is_some_and(|e| e.headroom.blocked(now) && e.cfg.enabled && !e.retired)
+                    });
                 if let (Some(s), None) = (ex.session.as_deref(), waiting) {
                     self.affinity.bind(cluster, s, idx, now);
                 }

@@ -55,7 +55,13 @@ pub(in crate::proxy) fn process_response(
         if ex.api && retry_on.contains(head.status) && ex.attempts < MAX_ATTEMPTS {
             a.phase = AttemptPhase::Holding;
             let mut bytes = Vec::new();
-            wire::client_response_head(&head, until_close || !ex.keep_alive, ex.cors.as_deref(), ex.served_by.as_deref(), &mut bytes);
+            wire::client_response_head(
+                &head,
+                until_close || !ex.keep_alive,
+                ex.cors.as_deref(),
+                ex.served_by.as_deref(),
+                &mut bytes,
+            );
             ex.stash = Some((bytes, until_close));
         } else if let (true, Some(hold)) = (stream, hold) {
             // Held until the first content event; released as it was, then relayed as usual.
@@ -70,7 +76,9 @@ pub(in crate::proxy) fn process_response(
             a.phase = AttemptPhase::Relaying;
             let close = !ex.keep_alive || until_close || !ex.body_tracker.is_done();
             ex.keep_alive = !close;
-            out.push_with(|bytes| wire::client_response_head(&head, close, ex.cors.as_deref(), ex.served_by.as_deref(), bytes));
+            out.push_with(|bytes| {
+                wire::client_response_head(&head, close, ex.cors.as_deref(), ex.served_by.as_deref(), bytes)
+            });
             ex.first_byte = Some(now);
         }
         a.deadline = hold_deadline(a, now + stream_idle);

@@ -72,10 +72,22 @@ pub struct Fresh {
 }
 
 enum Job {
-    Save { path: PathBuf, bytes: Vec<u8> },
+    Save {
+        path: PathBuf,
+        bytes: Vec<u8>,
+    },
     /// A `switch_history` entry added to the profile priorities (`store/priority.rs`).
-    Switch { home: PathBuf, from: String, to: String, reason: String, kind: &'static str },
-    Load { edit: Edit, asker: Asker },
+    Switch {
+        home: PathBuf,
+        from: String,
+        to: String,
+        reason: String,
+        kind: &'static str,
+    },
+    Load {
+        edit: Edit,
+        asker: Asker,
+    },
 }
 
 pub enum Done {

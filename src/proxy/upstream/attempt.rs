@@ -243,7 +243,8 @@ impl EventLoop {
         if !ex.translatable() && ex.attempts == 0 && ex.api {
             let path = ex.head.path_bytes();
             let reach = ex.reach;
-            let live = || self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && (reach >> e.cluster) & 1 == 1);
+            let live =
+                || self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && (reach >> e.cluster) & 1 == 1);
             if live().any(|e| e.cfg.format.is_openai()) && !live().any(|e| !e.cfg.format.is_openai()) {
                 let (status, body) = translation::local_answer(path, &ex.body, live().map(|e| &e.cfg));
                 let keep_alive = ex.keep_alive && ex.body_tracker.is_done();
