@@ -277,3 +277,35 @@ fn profile_priorities_are_the_fallback_chain_of_a_proxy_started_without_a_cluste
     );
     assert_eq!(history().iter().filter(|h| h["type"] == "failover").count(), 1, "one move each way");
 }
+
+/// A long-running proxy whose routes name a new cluster at each of 70 reloads (more than the 64
+/// a request's chain can hold at once): it keeps serving, each route reaching its cluster.
+#[test]
+fn clusters_come_and_go_over_many_reloads() {
+    let main = MockUpstream::start(reply("claude-sonnet-4-5"));
+    let other = MockUpstream::start(reply("claude-haiku-4-5"));
+    let home = TempHome::new();
+    add(&home, "main", "m", &main.url(), &[]);
+    let proxy = Proxy::start(&home, &["--cluster", "main"]);
+    let body = claude_code_body("claude-haiku-4-5-20251001");
+    for i in 0..70 {
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(home.config()).expect("config")).expect("JSON");
+        let name = format!("x{i}");
+        let profiles = cfg["profiles"].as_object_mut().expect("profiles");
+        profiles.retain(|k, _| k == "main");
+        profiles.insert(
+            name.clone(),
+            serde_json::json!({"name": name, "endpoints": [{"id": format!("e{i:07}"), "base_url": other.url(), "api_key": "sk-x-000000000"}]}),
+        );
+        cfg["profiles"]["main"]["routes"] = serde_json::json!([{"model": "claude-*haiku*", "to": name}]);
+        std::fs::write(home.config(), serde_json::to_vec(&cfg).expect("JSON")).expect("write");
+        let out = home.run(&["proxy", "reload"]);
+        assert!(out.status.success(), "reload {i}: {}", stderr(&out));
+        let r = post(&proxy, &body);
+        assert_eq!((r.status, r.header("x-qcc-cluster")), (200, Some(name.as_str())), "reload {i}");
+    }
+    let s = proxy.status();
+    assert_eq!(s["clusters"].as_array().map(Vec::len), Some(2), "{}", s["clusters"]);
+    assert_eq!(other.hits(), 70);
+}

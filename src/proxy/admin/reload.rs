@@ -14,6 +14,7 @@ use crate::proxy::event::slab::Key;
 use crate::proxy::state::{ClientPhase, Endpoint};
 use crate::proxy::EventLoop;
 use crate::store::cluster::ClusterConfig;
+use crate::store::routes::MAX_SERVED;
 
 impl EventLoop {
     /// Have the disk thread make `edit` and read the cluster again; `asker` (the client and its
@@ -44,6 +45,14 @@ impl EventLoop {
         let (mut added, mut changed, mut removed) = (0, 0, 0);
         // Each fresh cluster's place in the loop's list: by name, a new one appended (indices
         // held by exchanges and endpoints stay valid); one no longer served is retired.
+        // Those no longer served are retired first, so that their places can be taken.
+        for room in self.clusters.iter_mut().skip(1) {
+            if !room.retired && !clusters.iter().any(|c| *c.name == *room.name) {
+                log::info!("cluster '{}' is no longer served", room.name);
+                room.retired = true;
+                changed += 1;
+            }
+        }
         let mut place = Vec::with_capacity(clusters.len());
         for cfg in &clusters {
             let at = self.clusters.iter().position(|c| *c.name == *cfg.name);
@@ -76,20 +85,30 @@ impl EventLoop {
                     i
                 }
                 None => {
+                    // A new place while there is room for its bit in a request's chain mask; then
+                    // the place of a cluster retired earlier (its endpoints are retired too, and
+                    // are never picked), not the started one's.
                     let seed = self.stats.total.wrapping_add(self.clusters.len() as u64);
-                    self.clusters.push(Cluster::new(self.clusters.len(), cfg.clone(), strategy, seed));
+                    let free = match self.clusters.len() < MAX_SERVED {
+                        true => None,
+                        false => {
+                            self.clusters.iter().enumerate().skip(1).find(|(i, c)| c.retired && !place.contains(i))
+                        }
+                    };
                     changed += 1;
-                    self.clusters.len() - 1
+                    match free.map(|(i, _)| i) {
+                        Some(i) => {
+                            self.clusters[i] = Cluster::new(i, cfg.clone(), strategy, seed);
+                            i
+                        }
+                        None => {
+                            self.clusters.push(Cluster::new(self.clusters.len(), cfg.clone(), strategy, seed));
+                            self.clusters.len() - 1
+                        }
+                    }
                 }
             };
             place.push(i);
-        }
-        for (i, room) in self.clusters.iter_mut().enumerate() {
-            if !place.contains(&i) && !room.retired {
-                log::info!("cluster '{}' is no longer served", room.name);
-                room.retired = true;
-                changed += 1;
-            }
         }
         crate::proxy::clusters::link(&mut self.clusters);
         // Endpoints looked up in maps by (cluster, id), not by scanning: a reload is O(E).
