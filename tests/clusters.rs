@@ -153,7 +153,13 @@ fn when_every_main_endpoint_fails_the_fallback_cluster_serves_with_its_mapped_mo
     add(&home, "glm", "z", &glm.url(), &["--model-map", "claude-*=glm-4.6"]);
     let said = ok(&home, &["cluster", "set", "main", "--fallback", "glm"]);
     assert!(said.contains("falls back to glm"), "{said}");
-    let proxy = Proxy::start(&home, &["--cluster", "main", "--verify-interval", "1"]);
+    let hook = MockUpstream::start(Mode::Json { status: 200, body: "{}".into() });
+    let proxy = Proxy::start(&home, &["--cluster", "main", "--verify-interval", "1", "--notify-url", &hook.url()]);
+    let alerts = || -> Vec<serde_json::Value> {
+        hook.requests().iter().filter_map(|r| serde_json::from_slice(&r.body).ok()).collect()
+    };
+    let switch =
+        |kind: &str| alerts().into_iter().filter(|a| a["event"] == "cluster_switch" && a["type"] == kind).count();
 
     let r = post(&proxy, &claude_code_body("claude-opus-4-8"));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -169,6 +175,13 @@ fn when_every_main_endpoint_fails_the_fallback_cluster_serves_with_its_mapped_mo
     assert_eq!(s["clusters"][0]["usable"], 0, "{s}");
     assert_eq!(s["clusters"][0]["chain"][0], "glm", "{s}");
     assert_eq!(s["clusters"][1]["fell_back"], 2, "{s}");
+    // Said once: main's endpoints down (all_down names the fallback), and the move to glm.
+    assert!(wait_until(Duration::from_secs(5), || switch("failover") == 1), "{:?}", alerts());
+    let all = alerts();
+    let down = all.iter().find(|a| a["event"] == "all_down").expect("all_down");
+    assert_eq!((down["cluster"].as_str(), down["fallback"][0].as_str()), (Some("main"), Some("glm")), "{down}");
+    let moved = all.iter().find(|a| a["event"] == "cluster_switch").expect("cluster_switch");
+    assert_eq!((moved["from"].as_str(), moved["to"].as_str()), (Some("main"), Some("glm")), "{moved}");
 
     // Main answers again (its probe): first place again.
     a.set_mode(reply("claude-opus-4-8"));
@@ -176,6 +189,8 @@ fn when_every_main_endpoint_fails_the_fallback_cluster_serves_with_its_mapped_mo
     let r = post(&proxy, &claude_code_body("claude-opus-4-8"));
     assert_eq!(r.header("x-qcc-cluster"), Some("main"));
     assert_eq!(model_sent(&a), "claude-opus-4-8");
+    assert!(wait_until(Duration::from_secs(5), || switch("auto") == 1), "{:?}", alerts());
+    assert_eq!(switch("failover"), 1, "one move each way");
 }
 
 /// Bad routes and fallbacks are one line and write nothing; a reload that meets one (the file
