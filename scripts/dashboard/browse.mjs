@@ -112,6 +112,10 @@ try {
     // A routed cluster: its own row in the clusters section, with the route that leads there.
     const clusters = await page.textContent("#clusters-section:not([hidden])").catch(() => "");
     if (!clusters.includes(process.env.EXPECT_ROUTE)) fail("clusters section: " + clusters);
+    // And the endpoints grouped by cluster, each group under its heading.
+    const groups = await page.$$eval("#endpoints tr.group", (trs) => trs.map((t) => t.textContent));
+    if (groups.length < 2 || !groups[0].includes("(started for)") || !groups.some((g) => g.includes(process.env.EXPECT_ROUTE)))
+      fail("endpoint groups: " + groups);
   } else if (await page.isVisible("#clusters-section")) fail("a clusters section with one cluster");
   const retried = await page.$$eval("#requests tbody tr.retried", (trs) => trs.map((t) => t.textContent));
   if (retried.length < 1 || !retried[0].includes("retried")) fail("no retried request marked: " + retried);
