@@ -14,6 +14,7 @@ mod answer;
 mod client;
 mod clusters;
 mod event;
+mod shared;
 mod state;
 mod upstream;
 mod wire;
@@ -23,7 +24,6 @@ pub use upstream::transport::TlsConfigs;
 pub use wire::probe_request;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -123,38 +123,17 @@ pub struct EventLoop {
     poll: Poll,
     /// `None` once draining: closed, so new connections are refused rather than left waiting.
     listener: Option<TcpListener>,
-    pub(crate) addr: SocketAddr,
     clients: Slab<Client>,
     upstreams: Slab<Upstream>,
-    /// Every served cluster's endpoints, in one list (each knows its cluster).
-    endpoints: Vec<Endpoint>,
-    /// The served clusters, the started one first (`clusters.rs`).
-    clusters: Vec<clusters::Cluster>,
-    failures: FailureQueue,
-    stats: Stats,
     resolver: upstream::resolver::Resolver,
-    settings: Settings,
-    /// Host/Origin/preflight checks (`guard.rs`), built from the settings and the bound address.
-    gate: client::guard::Gate,
-    queue_path: PathBuf,
     scratch: Vec<u8>,
     /// Clients whose pump stopped while still making progress (fairness): driven next turn.
     again: Vec<Key>,
     next_sweep: Option<Instant>,
     next_probe: Instant,
-    persist_at: Option<Instant>,
-    /// Token usage per day, endpoint and model (`$QCC_HOME/usage.json`), and when to write it.
-    usage: crate::store::usage::UsageBook,
-    usage_at: Option<Instant>,
-    /// (UTC day number, its "YYYY-MM-DD"), the usage book's current bucket name.
-    usage_day: (i64, String),
-    /// State files whose last write failed (reported once, and once when they work again).
-    failing_files: Vec<PathBuf>,
     probes: Vec<upstream::probe::Probe>,
     /// Answers read for their usage after their clients went away (`answer/drain.rs`).
     drains: Vec<answer::drain::Drain>,
-    started: Instant,
-    started_wall: SystemTime,
     signals: mio::unix::pipe::Receiver,
     /// Set by SIGTERM/SIGINT: no new connections, exit when the last exchange ends or then.
     draining: Option<Instant>,
@@ -164,29 +143,11 @@ pub struct EventLoop {
     accept_retry: Option<Instant>,
     /// Clients not reading their request body until body memory frees (`budget.rs`).
     body_waiters: Vec<Key>,
-    /// Session -> endpoint bindings (`affinity.rs`).
-    affinity: upstream::affinity::Affinity,
-    /// Recent endpoint events (`history.rs`).
-    history: admin::history::History,
-    /// Recent requests and requests per second (the dashboard), and the access log (`metrics.rs`).
-    recent: admin::requests::Recent,
-    /// The thread that does the file work: state files, the access log, config reads (`disk.rs`).
-    disk: event::disk::Disk,
-    /// Wrong keys per client address, and the rate of refusal log lines (`refusals.rs`).
-    refusals: client::refusals::Refusals,
-    /// The named client keys and their live counters (`client/keys.rs`), and the last problem
-    /// reading their file (said once).
-    keys: client::keys::ClientKeys,
-    keys_problem: Option<String>,
-    /// Admin credential for the local CLI, written in the pid file (`pidfile::PidInfo`).
-    control_token: String,
-    /// The dashboard page's own token: its actions carry it when no key is configured.
-    page_token: String,
-    /// Alert receivers and what they still have to get (`admin/notify.rs`).
-    notifier: admin::notify::Notifier,
     /// The request-history search in progress (`admin/logs.rs`), and the waker its thread uses.
     searches: admin::logs::Searches,
     waker: Arc<Waker>,
+    /// What every connection reads and updates (`shared.rs`).
+    pub(crate) sh: shared::Shared,
 }
 
 /// A background proxy leaves its starter's terminal once it listens: stdout and stderr become
@@ -221,13 +182,13 @@ pub fn run(mut settings: Settings) -> Result<()> {
     let mut ev = EventLoop::new(settings)?;
     guard.write(&crate::store::pidfile::PidInfo {
         pid: std::process::id(),
-        host: ev.addr.ip().to_string(),
-        port: ev.addr.port(),
+        host: ev.sh.addr.ip().to_string(),
+        port: ev.sh.addr.port(),
         start_time: crate::store::timefmt::iso(SystemTime::now()),
-        cluster: Some(ev.settings.main().name.clone()),
-        control_token: Some(ev.control_token.clone()),
+        cluster: Some(ev.sh.settings.main().name.clone()),
+        control_token: Some(ev.sh.control_token.clone()),
     })?;
-    let base = match ev.addr {
+    let base = match ev.sh.addr {
         SocketAddr::V4(a) => format!("http://{a}"),
         SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
     };
@@ -242,7 +203,7 @@ pub fn run(mut settings: Settings) -> Result<()> {
     println!("ANTHROPIC_BASE_URL={base}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    if ev.settings.detached {
+    if ev.sh.settings.detached {
         detach_output();
     }
     crate::sdnotify::notify("READY=1");
@@ -344,40 +305,25 @@ impl EventLoop {
             log::warn!("{w}; starting with empty usage counters");
         }
         let _ = &mut failures;
-        Ok(EventLoop {
-            poll,
-            listener: Some(listener),
+        let next_probe = now + settings.verify_interval;
+        let sh = shared::Shared {
             addr,
-            clients: Slab::new(),
-            upstreams: Slab::new(),
             endpoints,
             clusters: served,
             failures,
             stats: Stats::default(),
-            resolver,
-            next_probe: now + settings.verify_interval,
             gate: client::guard::Gate::new(addr, &settings.allow_hosts, &settings.allow_origins),
             affinity: upstream::affinity::Affinity::new(settings.affinity_max, settings.affinity_ttl),
             disk,
             queue_path,
             settings,
-            scratch: vec![0; READ_CHUNK],
-            again: Vec::new(),
-            next_sweep: None,
             persist_at,
             usage,
             usage_at: None,
             usage_day: (0, String::new()),
             failing_files: Vec::new(),
-            probes: Vec::new(),
-            drains: Vec::new(),
             started: now,
             started_wall: SystemTime::now(),
-            signals,
-            draining: None,
-            drain_fresh_until: None,
-            accept_retry: None,
-            body_waiters: Vec::new(),
             history: admin::history::History::default(),
             recent: admin::requests::Recent::default(),
             refusals: client::refusals::Refusals::default(),
@@ -386,8 +332,27 @@ impl EventLoop {
             control_token: client::keys::control_token()?,
             page_token: client::keys::control_token()?,
             notifier,
+        };
+        Ok(EventLoop {
+            poll,
+            listener: Some(listener),
+            clients: Slab::new(),
+            upstreams: Slab::new(),
+            resolver,
+            next_probe,
+            scratch: vec![0; READ_CHUNK],
+            again: Vec::new(),
+            next_sweep: None,
+            probes: Vec::new(),
+            drains: Vec::new(),
+            signals,
+            draining: None,
+            drain_fresh_until: None,
+            accept_retry: None,
+            body_waiters: Vec::new(),
             searches: admin::logs::Searches::default(),
             waker,
+            sh,
         })
     }
 
@@ -445,7 +410,7 @@ impl EventLoop {
             }
             self.on_timers(now);
             // Access-log lines go to the history thread in batches (every 100 ms at most).
-            self.stats.history_dropped += self.disk.send_lines(Some(now));
+            self.sh.stats.history_dropped += self.sh.disk.send_lines(Some(now));
             if let Some(deadline) = self.draining {
                 if self.drain_fresh_until.is_some_and(|t| t <= now) {
                     self.drain_fresh_until = None;
@@ -459,8 +424,8 @@ impl EventLoop {
                     self.end_drains(now);
                     self.persist();
                     self.persist_usage();
-                    self.disk.finish(); // the last state writes land before the exit
-                    while let Some(done) = self.disk.try_next() {
+                    self.sh.disk.finish(); // the last state writes land before the exit
+                    while let Some(done) = self.sh.disk.try_next() {
                         if let event::disk::Done::Saved { path, result } = done {
                             self.on_saved(path, result);
                         }
@@ -497,7 +462,7 @@ impl EventLoop {
                     continue;
                 }
             };
-            let Some(ep) = self.endpoints.get_mut(idx) else {
+            let Some(ep) = self.sh.endpoints.get_mut(idx) else {
                 continue;
             };
             if generation != ep.generation {

@@ -14,7 +14,7 @@ use crate::proxy::EventLoop;
 impl EventLoop {
     /// The disk thread finished something: a state file written, or the cluster read.
     pub(in crate::proxy) fn on_disk(&mut self, now: Instant) {
-        while let Some(done) = self.disk.try_next() {
+        while let Some(done) = self.sh.disk.try_next() {
             match done {
                 Done::Saved { path, result } => self.on_saved(path, result),
                 Done::Keys(result) => self.on_keys(result),
@@ -63,17 +63,17 @@ impl EventLoop {
     fn on_keys(&mut self, result: Result<crate::store::keys::KeyFile, String>) {
         match result {
             Ok(file) => {
-                let before = self.keys.iter().count();
-                self.keys.apply(file);
-                let after = self.keys.iter().count();
-                if self.keys_problem.take().is_some() || before + after > 0 {
+                let before = self.sh.keys.iter().count();
+                self.sh.keys.apply(file);
+                let after = self.sh.keys.iter().count();
+                if self.sh.keys_problem.take().is_some() || before + after > 0 {
                     log::info!("client keys read: {after} defined");
                 }
             }
             Err(e) => {
-                if self.keys_problem.as_deref() != Some(e.as_str()) {
-                    log::warn!("{e}; keeping the {} client keys already loaded", self.keys.iter().count());
-                    self.keys_problem = Some(e);
+                if self.sh.keys_problem.as_deref() != Some(e.as_str()) {
+                    log::warn!("{e}; keeping the {} client keys already loaded", self.sh.keys.iter().count());
+                    self.sh.keys_problem = Some(e);
                 }
             }
         }

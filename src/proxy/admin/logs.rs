@@ -45,7 +45,7 @@ impl EventLoop {
     pub(in crate::proxy) fn start_search(&mut self, ck: Key, keep_alive: bool, query: &str, now: Instant) {
         let params = crate::proxy::admin::query::Params::parse(query);
         let bad = |msg: String| json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}});
-        let Some(path) = self.settings.access_log.clone().filter(|p| p.as_os_str() != "-") else {
+        let Some(path) = self.sh.settings.access_log.clone().filter(|p| p.as_os_str() != "-") else {
             let msg = "this proxy keeps no request history: it was started with --no-access-log (or --access-log -)";
             return self.respond_json(ck, keep_alive, 409, &bad(msg.into()), now);
         };
@@ -68,7 +68,7 @@ impl EventLoop {
         self.searches.running = true;
         self.searches.client = Some(ck);
         // Stopped by the thread itself within its limit (before the loop's `DISK_WAIT`).
-        let deadline = Instant::now() + self.settings.search_limit.min(crate::proxy::DISK_WAIT / 2);
+        let deadline = Instant::now() + self.sh.settings.search_limit.min(crate::proxy::DISK_WAIT / 2);
         let (tx, waker) = (self.searches.tx.clone(), Arc::clone(&self.waker));
         let spawned = std::thread::Builder::new().name("qcc-search".into()).spawn(move || {
             lower_priority();

@@ -43,8 +43,8 @@ impl EventLoop {
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        let live: Vec<_> = self.endpoints.iter().filter(|e| !e.retired).collect();
-        let labels = |ep: &crate::proxy::state::Endpoint| labels(ep, &self.clusters);
+        let live: Vec<_> = self.sh.endpoints.iter().filter(|e| !e.retired).collect();
+        let labels = |ep: &crate::proxy::state::Endpoint| labels(ep, &self.sh.clusters);
         family(&mut out, "qcc_requests_total", "counter", "Requests that ended, by endpoint and status class.");
         for ep in &live {
             for (i, class) in CLASSES.iter().enumerate() {
@@ -70,7 +70,7 @@ impl EventLoop {
             "counter",
             "Requests a served cluster's endpoints answered, and of those how many came down a fallback chain.",
         );
-        for c in self.clusters.iter().filter(|c| !c.retired) {
+        for c in self.sh.clusters.iter().filter(|c| !c.retired) {
             let name = escape(&c.name);
             let _ = writeln!(
                 out,
@@ -80,23 +80,23 @@ impl EventLoop {
             let _ = writeln!(out, "qcc_cluster_served_total{{cluster=\"{name}\",via=\"fallback\"}} {}", c.fell_back);
         }
         family(&mut out, "qcc_retries_total", "counter", "Requests tried again on another endpoint.");
-        let _ = writeln!(out, "qcc_retries_total {}", self.stats.retries);
+        let _ = writeln!(out, "qcc_retries_total {}", self.sh.stats.retries);
         family(
             &mut out,
             "qcc_pool_stale_retries_total",
             "counter",
             "Requests sent again on a fresh connection: a pooled one that sat idle closed before answering.",
         );
-        let _ = writeln!(out, "qcc_pool_stale_retries_total {}", self.stats.stale_retries);
+        let _ = writeln!(out, "qcc_pool_stale_retries_total {}", self.sh.stats.stale_retries);
         family(
             &mut out,
             "qcc_pool_races_total",
             "counter",
             "Attempts that failed on a pooled connection closed before answering (not blamed on the endpoint).",
         );
-        let _ = writeln!(out, "qcc_pool_races_total {}", self.stats.pool_races);
+        let _ = writeln!(out, "qcc_pool_races_total {}", self.sh.stats.pool_races);
         family(&mut out, "qcc_history_dropped_total", "counter", "Access-log lines dropped: the disk did not keep up.");
-        let _ = writeln!(out, "qcc_history_dropped_total {}", self.stats.history_dropped);
+        let _ = writeln!(out, "qcc_history_dropped_total {}", self.sh.stats.history_dropped);
         family(&mut out, "qcc_requests_in_flight", "gauge", "Requests in progress.");
         let in_flight: u32 = live.iter().map(|e| e.in_flight.get()).sum();
         let _ = writeln!(out, "qcc_requests_in_flight {in_flight}");
@@ -106,7 +106,8 @@ impl EventLoop {
         let _ = writeln!(out, "qcc_upstream_connections {}", self.upstreams.len());
         family(&mut out, "qcc_endpoint_up", "gauge", "1 when the endpoint would be picked now.");
         for ep in &live {
-            let _ = writeln!(out, "qcc_endpoint_up{{{}}} {}", labels(ep), u8::from(ep.routable(&self.failures, now)));
+            let _ =
+                writeln!(out, "qcc_endpoint_up{{{}}} {}", labels(ep), u8::from(ep.routable(&self.sh.failures, now)));
         }
         family(&mut out, "qcc_ratelimit_remaining", "gauge", "What the endpoint last said is left of its rate limit.");
         for ep in &live {
@@ -125,9 +126,9 @@ impl EventLoop {
             }
         }
         family(&mut out, "qcc_failure_queue_size", "gauge", "Endpoints in the failure queue.");
-        let _ = writeln!(out, "qcc_failure_queue_size {}", self.failures.len());
+        let _ = writeln!(out, "qcc_failure_queue_size {}", self.sh.failures.len());
         family(&mut out, "qcc_failure_queue_events_total", "counter", "Failure queue events since the counters began.");
-        let q = self.failures.stats();
+        let q = self.sh.failures.stats();
         for (event, n) in [
             ("failed", q.total_failed),
             ("verified", q.total_verified),
@@ -158,10 +159,10 @@ impl EventLoop {
         }
         // Dollars over the days the usage book keeps (90), priced models only.
         let mut cost: std::collections::BTreeMap<(&str, &str), f64> = std::collections::BTreeMap::new();
-        for day in self.usage.last_days_ref() {
+        for day in self.sh.usage.last_days_ref() {
             for (ep, models) in day {
                 for (model, c) in models {
-                    if let Some(x) = self.settings.prices.cost(model, c) {
+                    if let Some(x) = self.sh.settings.prices.cost(model, c) {
                         *cost.entry((ep.as_str(), model.as_str())).or_default() += x;
                     }
                 }
@@ -175,14 +176,14 @@ impl EventLoop {
                 "What the counted tokens cost, in US dollars, by endpoint and model.",
             );
             for ((ep, model), usd) in cost {
-                let name = self.endpoints.iter().rev().find(|e| e.cfg.id == ep).map_or("", |e| e.cfg.name.as_str());
+                let name = self.sh.endpoints.iter().rev().find(|e| e.cfg.id == ep).map_or("", |e| e.cfg.name.as_str());
                 let model = model.replace(['\\', '"', '\n'], "_");
                 let _ =
                     writeln!(out, "qcc_cost_usd_total{{endpoint=\"{ep}\",name=\"{name}\",model=\"{model}\"}} {usd}");
             }
         }
         let today = crate::store::timefmt::date(SystemTime::now());
-        if let Some(day) = self.usage.day(&today) {
+        if let Some(day) = self.sh.usage.day(&today) {
             family(&mut out, "qcc_tokens_today", "gauge", "Tokens counted today (UTC) by endpoint, model and kind.");
             for (ep, models) in day {
                 for (model, c) in models {
@@ -193,8 +194,13 @@ impl EventLoop {
                         ("cache_creation", c.cache_creation_input_tokens),
                         ("cache_read", c.cache_read_input_tokens),
                     ] {
-                        let name =
-                            self.endpoints.iter().rev().find(|e| e.cfg.id == *ep).map_or("", |e| e.cfg.name.as_str());
+                        let name = self
+                            .sh
+                            .endpoints
+                            .iter()
+                            .rev()
+                            .find(|e| e.cfg.id == *ep)
+                            .map_or("", |e| e.cfg.name.as_str());
                         let _ = writeln!(
                             out,
                             "qcc_tokens_today{{endpoint=\"{ep}\",name=\"{name}\",model=\"{model}\",kind=\"{kind}\"}} {n}"
@@ -205,7 +211,7 @@ impl EventLoop {
         }
         self.keys_metrics(&mut out, now);
         family(&mut out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch.");
-        let start = self.started_wall.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let start = self.sh.started_wall.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let _ = writeln!(out, "process_start_time_seconds {start}");
         if let Some(rss) = proc_status_bytes("VmRSS:") {
             family(&mut out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

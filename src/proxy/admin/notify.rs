@@ -131,14 +131,14 @@ impl EventLoop {
     /// Queue alert `event` for every receiver. `fields` (an object) adds to the common ones;
     /// `text` is the one line a chat webhook shows.
     pub(in crate::proxy) fn alert(&mut self, event: &'static str, fields: Value, text: String, now: Instant) {
-        if self.notifier.hooks.is_empty() {
+        if self.sh.notifier.hooks.is_empty() {
             return;
         }
         let mut body = json!({
             "event": event,
             "time": format!("{}Z", crate::store::timefmt::iso(SystemTime::now())),
-            "cluster": self.settings.main().name,
-            "proxy": self.addr.to_string(),
+            "cluster": self.sh.settings.main().name,
+            "proxy": self.sh.addr.to_string(),
             "text": text,
             "content": text,
         });
@@ -146,7 +146,7 @@ impl EventLoop {
             b.extend(more);
         }
         let body: Rc<[u8]> = Rc::from(body.to_string().into_bytes());
-        let n = &mut self.notifier;
+        let n = &mut self.sh.notifier;
         for h in &mut n.hooks {
             if h.queue.len() >= MAX_QUEUED {
                 // The oldest waiting one goes (never the one in flight, at the front).
@@ -163,8 +163,8 @@ impl EventLoop {
 
     /// Start the next due alert of every receiver that has none in flight.
     fn pump_alerts(&mut self, now: Instant) {
-        for i in 0..self.notifier.hooks.len() {
-            let h = &mut self.notifier.hooks[i];
+        for i in 0..self.sh.notifier.hooks.len() {
+            let h = &mut self.sh.notifier.hooks[i];
             let due = h.send.is_none() && h.queue.front().is_some_and(|d| d.not_before <= now);
             if !due {
                 continue;
@@ -181,15 +181,15 @@ impl EventLoop {
     }
 
     fn start_alert(&mut self, i: usize, now: Instant) {
-        let h = &self.notifier.hooks[i];
+        let h = &self.sh.notifier.hooks[i];
         let addr = h.addrs[h.queue.front().map_or(0, |d| d.tries) % h.addrs.len()];
         let https = h.url.base.scheme == Scheme::Https;
-        if https && self.notifier.tls.is_none() {
+        if https && self.sh.notifier.tls.is_none() {
             return self.alert_failed(i, "no TLS configuration (the CA file could not be read)".into(), now);
         }
-        let h = &self.notifier.hooks[i];
+        let h = &self.sh.notifier.hooks[i];
         let host = h.url.base.host.clone();
-        let tls = if https { self.notifier.tls.clone() } else { None };
+        let tls = if https { self.sh.notifier.tls.clone() } else { None };
         let Some(d) = h.queue.front() else { return };
         let mut request = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: qcc/{}\r\nContent-Type: application/json\r\n\
@@ -206,7 +206,7 @@ impl EventLoop {
         match opened {
             Ok(up) => {
                 let deadline = now + TRY_TIMEOUT;
-                self.notifier.hooks[i].send = Some(Send { up, request, sent: 0, deadline });
+                self.sh.notifier.hooks[i].send = Some(Send { up, request, sent: 0, deadline });
                 self.arm(deadline);
             }
             Err(e) => self.alert_failed(i, format!("{e:?}"), now),
@@ -215,12 +215,13 @@ impl EventLoop {
 
     /// An alert connection is ready to read or write.
     pub(in crate::proxy) fn drive_alert(&mut self, key: Key, now: Instant) {
-        let Some(i) = self.notifier.hooks.iter().position(|h| h.send.as_ref().is_some_and(|s| s.up == key)) else {
+        let Some(i) = self.sh.notifier.hooks.iter().position(|h| h.send.as_ref().is_some_and(|s| s.up == key)) else {
             self.close_upstream(key); // its receiver was removed
             return;
         };
         let verdict = {
-            let EventLoop { upstreams, notifier, scratch, .. } = self;
+            let EventLoop { upstreams, sh, scratch, .. } = self;
+            let notifier = &mut sh.notifier;
             let (Some(up), Some(s)) = (upstreams.get_mut(key), notifier.hooks[i].send.as_mut()) else { return };
             crate::proxy::upstream::probe::one_shot_step(&s.request, &mut s.sent, up, scratch)
         };
@@ -228,10 +229,10 @@ impl EventLoop {
             None => {}
             Some(Ok(status)) if (200..300).contains(&status) => {
                 self.close_upstream(key);
-                let h = &mut self.notifier.hooks[i];
+                let h = &mut self.sh.notifier.hooks[i];
                 h.send = None;
                 h.queue.pop_front();
-                self.notifier.delivered += 1;
+                self.sh.notifier.delivered += 1;
                 self.pump_alerts(now);
             }
             Some(Ok(status)) => self.alert_failed(i, format!("HTTP {status}"), now),
@@ -241,11 +242,11 @@ impl EventLoop {
 
     /// The try of receiver `i`'s first alert failed: try again later, or give it up.
     fn alert_failed(&mut self, i: usize, why: String, now: Instant) {
-        let h = &mut self.notifier.hooks[i];
+        let h = &mut self.sh.notifier.hooks[i];
         if let Some(s) = h.send.take() {
             self.close_upstream(s.up);
         }
-        let h = &mut self.notifier.hooks[i];
+        let h = &mut self.sh.notifier.hooks[i];
         let Some(d) = h.queue.front_mut() else { return };
         d.tries += 1;
         match BACKOFF.get(d.tries - 1) {
@@ -258,7 +259,7 @@ impl EventLoop {
             None => {
                 log::warn!("alert {} to {} given up after {} tries: {why}", d.event, h.url.shown(), d.tries);
                 h.queue.pop_front();
-                self.notifier.given_up += 1;
+                self.sh.notifier.given_up += 1;
                 self.pump_alerts(now);
             }
         }
@@ -271,8 +272,8 @@ impl EventLoop {
         result: Result<Vec<SocketAddr>, String>,
         now: Instant,
     ) {
-        let Some(i) = self.notifier.hooks.iter().position(|h| h.id == id) else { return };
-        let h = &mut self.notifier.hooks[i];
+        let Some(i) = self.sh.notifier.hooks.iter().position(|h| h.id == id) else { return };
+        let h = &mut self.sh.notifier.hooks[i];
         h.resolving = false;
         match result {
             Ok(addrs) => {
@@ -287,15 +288,15 @@ impl EventLoop {
 
     /// Tries past their time fail; alerts whose wait is over start. Returns what is still due.
     pub(in crate::proxy) fn alert_deadlines(&mut self, now: Instant) -> Vec<Instant> {
-        let late: Vec<usize> = (0..self.notifier.hooks.len())
-            .filter(|&i| self.notifier.hooks[i].send.as_ref().is_some_and(|s| s.deadline <= now))
+        let late: Vec<usize> = (0..self.sh.notifier.hooks.len())
+            .filter(|&i| self.sh.notifier.hooks[i].send.as_ref().is_some_and(|s| s.deadline <= now))
             .collect();
         for i in late {
             self.alert_failed(i, "no answer within 10 s".into(), now);
         }
         self.pump_alerts(now);
         let mut due = Vec::new();
-        for h in &self.notifier.hooks {
+        for h in &self.sh.notifier.hooks {
             match (&h.send, h.queue.front()) {
                 (Some(s), _) => due.push(s.deadline),
                 (None, Some(d)) if d.not_before > now => due.push(d.not_before),
@@ -307,23 +308,23 @@ impl EventLoop {
 
     /// Endpoint `idx` entered the failure queue; when it was the last usable one, `all_down`.
     pub(in crate::proxy) fn endpoint_down_alert(&mut self, idx: usize, reason: &str, now: Instant) {
-        let c = self.endpoints[idx].cluster;
-        let cluster = std::rc::Rc::clone(&self.clusters[c].name);
-        let ep = &self.endpoints[idx].cfg;
+        let c = self.sh.endpoints[idx].cluster;
+        let cluster = std::rc::Rc::clone(&self.sh.clusters[c].name);
+        let ep = &self.sh.endpoints[idx].cfg;
         let text = format!(
             "qcc: endpoint '{}' of cluster '{cluster}' is down ({reason}); it is probed every {} s",
             ep.name,
-            self.settings.verify_interval.as_secs()
+            self.sh.settings.verify_interval.as_secs()
         );
         let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "url": crate::mask::mask_url(&ep.url.to_string()),
                             "reason": reason, "cluster": &*cluster});
         self.alert("endpoint_down", fields, text, now);
         let mine = |e: &&crate::proxy::state::Endpoint| e.cluster == c && e.cfg.enabled && !e.retired;
-        let left = self.endpoints.iter().filter(mine).filter(|e| !self.failures.contains(&e.cfg.id)).count();
-        if left == 0 && self.notifier.all_down & (1 << c) == 0 {
-            self.notifier.all_down |= 1 << c;
-            let down = self.endpoints.iter().filter(mine).count();
-            let chain: Vec<&str> = self.clusters[c].chain[1..].iter().map(|&f| &*self.clusters[f].name).collect();
+        let left = self.sh.endpoints.iter().filter(mine).filter(|e| !self.sh.failures.contains(&e.cfg.id)).count();
+        if left == 0 && self.sh.notifier.all_down & (1 << c) == 0 {
+            self.sh.notifier.all_down |= 1 << c;
+            let down = self.sh.endpoints.iter().filter(mine).count();
+            let chain: Vec<&str> = self.sh.clusters[c].chain[1..].iter().map(|&f| &*self.sh.clusters[f].name).collect();
             let then = match chain.is_empty() {
                 true => "requests fail until one answers again".to_string(),
                 false => format!("requests go to {} until one answers again", chain.join(", then ")),
@@ -346,10 +347,10 @@ impl EventLoop {
     }
 
     pub(in crate::proxy) fn endpoint_up_alert(&mut self, idx: usize, how: &str, now: Instant) {
-        let c = self.endpoints[idx].cluster;
-        self.notifier.all_down &= !(1 << c);
-        let cluster = &*self.clusters[c].name;
-        let ep = &self.endpoints[idx].cfg;
+        let c = self.sh.endpoints[idx].cluster;
+        self.sh.notifier.all_down &= !(1 << c);
+        let cluster = &*self.sh.clusters[c].name;
+        let ep = &self.sh.endpoints[idx].cfg;
         let text = format!("qcc: endpoint '{}' of cluster '{cluster}' is back ({how})", ep.name);
         let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "reason": how, "cluster": cluster});
         self.alert("endpoint_up", fields, text, now);

@@ -20,7 +20,7 @@ impl EventLoop {
     /// Have the disk thread make `edit` and read the cluster again; `asker` (the client and its
     /// keep-alive wish) waits for the answer.
     pub(in crate::proxy) fn request_reload(&mut self, edit: Edit, asker: Option<(Key, bool)>, now: Instant) {
-        if self.settings.builtin_default {
+        if self.sh.settings.builtin_default {
             let msg = "the proxy runs the built-in default endpoint; there is no cluster config to read or edit";
             log::info!("reload: {msg}");
             if let Some((ck, keep_alive)) = asker {
@@ -35,18 +35,18 @@ impl EventLoop {
                 self.arm(now + crate::proxy::DISK_WAIT);
             }
         }
-        self.disk.load(edit, asker.map(|(ck, _)| ck));
+        self.sh.disk.load(edit, asker.map(|(ck, _)| ck));
     }
 
     /// Put the freshly read clusters in place; what was added, changed and removed.
     pub(in crate::proxy) fn apply_reload(&mut self, fresh: Fresh, now: Instant) -> (usize, usize, usize) {
         let Fresh { clusters, prices, notify_urls, alert_tls, endpoints: fresh, .. } = fresh;
-        let path = self.settings.config_path.clone();
+        let path = self.sh.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
         // Each fresh cluster's place in the loop's list: by name, a new one appended (indices
         // held by exchanges and endpoints stay valid); one no longer served is retired.
         // Those no longer served are retired first, so that their places can be taken.
-        for room in self.clusters.iter_mut().skip(1) {
+        for room in self.sh.clusters.iter_mut().skip(1) {
             if !room.retired && !clusters.iter().any(|c| *c.name == *room.name) {
                 log::info!("cluster '{}' is no longer served", room.name);
                 room.retired = true;
@@ -55,14 +55,14 @@ impl EventLoop {
         }
         let mut place = Vec::with_capacity(clusters.len());
         for cfg in &clusters {
-            let at = self.clusters.iter().position(|c| *c.name == *cfg.name);
-            let strategy = match self.settings.strategy_pinned {
-                true => self.settings.strategy,
+            let at = self.sh.clusters.iter().position(|c| *c.name == *cfg.name);
+            let strategy = match self.sh.settings.strategy_pinned {
+                true => self.sh.settings.strategy,
                 false => cfg.strategy.unwrap_or(crate::store::cluster::Strategy::PriorityFailover),
             };
             let i = match at {
                 Some(i) => {
-                    let room = &mut self.clusters[i];
+                    let room = &mut self.sh.clusters[i];
                     if room.retired
                         || room.cfg.retry_on != cfg.retry_on
                         || room.cfg.routes != cfg.routes
@@ -88,39 +88,39 @@ impl EventLoop {
                     // A new place while there is room for its bit in a request's chain mask; then
                     // the place of a cluster retired earlier (its endpoints are retired too, and
                     // are never picked), not the started one's.
-                    let seed = self.stats.total.wrapping_add(self.clusters.len() as u64);
-                    let free = match self.clusters.len() < MAX_SERVED {
+                    let seed = self.sh.stats.total.wrapping_add(self.sh.clusters.len() as u64);
+                    let free = match self.sh.clusters.len() < MAX_SERVED {
                         true => None,
                         false => {
-                            self.clusters.iter().enumerate().skip(1).find(|(i, c)| c.retired && !place.contains(i))
+                            self.sh.clusters.iter().enumerate().skip(1).find(|(i, c)| c.retired && !place.contains(i))
                         }
                     };
                     changed += 1;
                     match free.map(|(i, _)| i) {
                         Some(i) => {
-                            self.clusters[i] = Cluster::new(i, cfg.clone(), strategy, seed);
+                            self.sh.clusters[i] = Cluster::new(i, cfg.clone(), strategy, seed);
                             i
                         }
                         None => {
-                            self.clusters.push(Cluster::new(self.clusters.len(), cfg.clone(), strategy, seed));
-                            self.clusters.len() - 1
+                            self.sh.clusters.push(Cluster::new(self.sh.clusters.len(), cfg.clone(), strategy, seed));
+                            self.sh.clusters.len() - 1
                         }
                     }
                 }
             };
             place.push(i);
         }
-        crate::proxy::clusters::link(&mut self.clusters);
+        crate::proxy::clusters::link(&mut self.sh.clusters);
         // Endpoints looked up in maps by (cluster, id), not by scanning: a reload is O(E).
         let new_ids: std::collections::HashSet<(usize, String)> =
             fresh.iter().map(|(c, cfg, _)| (place[*c], cfg.id.clone())).collect();
         let slots: std::collections::HashMap<(usize, String), usize> =
-            self.endpoints.iter().enumerate().map(|(i, ep)| ((ep.cluster, ep.cfg.id.clone()), i)).collect();
+            self.sh.endpoints.iter().enumerate().map(|(i, ep)| ((ep.cluster, ep.cfg.id.clone()), i)).collect();
         for (c, cfg, tls) in fresh {
             let mut ep = Endpoint::new(cfg, place[c], tls);
             match slots.get(&(ep.cluster, ep.cfg.id.clone())).copied() {
                 Some(i) => {
-                    let old = &mut self.endpoints[i];
+                    let old = &mut self.sh.endpoints[i];
                     let same_target = old.cfg.url == ep.cfg.url
                         && old.cfg.api_key == ep.cfg.api_key
                         && old.cfg.ca_file == ep.cfg.ca_file;
@@ -148,51 +148,51 @@ impl EventLoop {
                     }
                 }
                 None => {
-                    self.endpoints.push(ep);
+                    self.sh.endpoints.push(ep);
                     added += 1;
-                    self.kick_resolve(self.endpoints.len() - 1);
+                    self.kick_resolve(self.sh.endpoints.len() - 1);
                 }
             }
         }
-        for i in 0..self.endpoints.len() {
-            let key = (self.endpoints[i].cluster, self.endpoints[i].cfg.id.clone());
-            if !self.endpoints[i].retired && !new_ids.contains(&key) {
-                self.endpoints[i].retired = true;
+        for i in 0..self.sh.endpoints.len() {
+            let key = (self.sh.endpoints[i].cluster, self.sh.endpoints[i].cfg.id.clone());
+            if !self.sh.endpoints[i].retired && !new_ids.contains(&key) {
+                self.sh.endpoints[i].retired = true;
                 removed += 1;
                 self.drop_pool(i);
                 // (The queue is by id: another served cluster may hold the same endpoint.)
                 let id = key.1;
-                let elsewhere = self.endpoints.iter().any(|e| !e.retired && e.cfg.id == id);
-                if !elsewhere && self.failures.remove(&id) {
+                let elsewhere = self.sh.endpoints.iter().any(|e| !e.retired && e.cfg.id == id);
+                if !elsewhere && self.sh.failures.remove(&id) {
                     self.queue_changed(now);
                 }
             }
         }
-        if notify_urls != self.settings.config_notify_urls {
+        if notify_urls != self.sh.settings.config_notify_urls {
             log::info!("alert receivers changed in {}", path.display());
-            let urls = [self.settings.notify_urls.clone(), notify_urls.clone()].concat();
-            for up in self.notifier.set_urls(&urls, alert_tls) {
+            let urls = [self.sh.settings.notify_urls.clone(), notify_urls.clone()].concat();
+            for up in self.sh.notifier.set_urls(&urls, alert_tls) {
                 self.close_upstream(up);
             }
-            self.settings.config_notify_urls = notify_urls;
+            self.sh.settings.config_notify_urls = notify_urls;
         }
-        if prices != self.settings.prices {
+        if prices != self.sh.settings.prices {
             log::info!("prices changed in {}", path.display());
-            self.settings.prices = prices;
+            self.sh.settings.prices = prices;
             changed += 1;
         }
-        self.settings.clusters = clusters;
+        self.sh.settings.clusters = clusters;
         log::info!(
             "reloaded cluster '{}' from {}: {added} added, {changed} changed, {removed} removed",
-            self.settings.main().name,
+            self.sh.settings.main().name,
             path.display()
         );
-        self.history.push("", "reload", format!("{added} added, {changed} changed, {removed} removed"));
+        self.sh.history.push("", "reload", format!("{added} added, {changed} changed, {removed} removed"));
         (added, changed, removed)
     }
 
     fn kick_resolve(&mut self, idx: usize) {
-        let ep = &mut self.endpoints[idx];
+        let ep = &mut self.sh.endpoints[idx];
         if ep.addrs.is_empty() {
             self.resolver.lookup(idx, ep);
         }

@@ -44,7 +44,7 @@ impl EventLoop {
         let anyone = caller == crate::proxy::client::keys::Caller::Anyone;
         let page_token = head
             .headers()
-            .any(|(n, v)| n.eq_ignore_ascii_case(b"x-qcc-token") && v.trim_ascii() == self.page_token.as_bytes());
+            .any(|(n, v)| n.eq_ignore_ascii_case(b"x-qcc-token") && v.trim_ascii() == self.sh.page_token.as_bytes());
         let (status, body) = match (head.method(), path) {
             _ if action && !marked => (
                 403,
@@ -57,7 +57,7 @@ impl EventLoop {
                        "message": "qcc actions from a browser need the dashboard's token: reload the page"}}),
             ),
             ("GET", "/_qcc/" | "/_qcc") => {
-                let page = DASHBOARD.replace("__QCC_PAGE_TOKEN__", &self.page_token);
+                let page = DASHBOARD.replace("__QCC_PAGE_TOKEN__", &self.sh.page_token);
                 self.respond_admin(ck, head, 200, "text/html; charset=utf-8", page.as_bytes(), now);
                 return;
             }
@@ -66,15 +66,15 @@ impl EventLoop {
                 return;
             }
             ("GET", "/_qcc/status") => (200, self.status_json(now)),
-            ("GET", "/_qcc/recent") => (200, self.recent.to_json()),
+            ("GET", "/_qcc/recent") => (200, self.sh.recent.to_json()),
             ("GET", "/_qcc/usage") => {
                 // What `qcc usage` shows while the proxy runs: counted up to the last answer.
                 let n =
                     param("days").and_then(|v| v.parse().ok()).unwrap_or(7usize).min(crate::store::usage::KEEP_DAYS);
                 (
                     200,
-                    json!({"days": self.usage.last_days(n), "sessions": self.usage.last_sessions(n),
-                           "keys": self.usage.last_keys(n)}),
+                    json!({"days": self.sh.usage.last_days(n), "sessions": self.sh.usage.last_sessions(n),
+                           "keys": self.sh.usage.last_keys(n)}),
                 )
             }
             ("POST", "/_qcc/endpoint") => {
@@ -93,7 +93,7 @@ impl EventLoop {
                 let n = param("n").and_then(|v| v.parse().ok()).unwrap_or(50);
                 // (an endpoint by id or by name)
                 let which = param("endpoint").map(|w| self.endpoint_id(&w).unwrap_or(w));
-                (200, self.history.to_json(which.as_deref(), n))
+                (200, self.sh.history.to_json(which.as_deref(), n))
             }
             ("GET", "/_qcc/logs") => {
                 self.start_search(ck, head.keep_alive, query, now);
@@ -107,18 +107,18 @@ impl EventLoop {
                 // Probe now: one endpoint, the queued ones (?queued=1), or all of them.
                 let only = param("endpoint");
                 let queued = param("queued").is_some();
-                let picked: Vec<usize> = (0..self.endpoints.len())
+                let picked: Vec<usize> = (0..self.sh.endpoints.len())
                     .filter(|&i| {
-                        let ep = &self.endpoints[i];
+                        let ep = &self.sh.endpoints[i];
                         !ep.retired
                             && only.as_deref().is_none_or(|w| ep.cfg.id == w || ep.cfg.name == w)
-                            && (!queued || self.failures.contains(&ep.cfg.id))
+                            && (!queued || self.sh.failures.contains(&ep.cfg.id))
                     })
                     .collect();
                 if picked.is_empty() && only.is_some() {
                     (404, json!({"type": "error", "error": {"type": "not_found_error", "message": "no such endpoint"}}))
                 } else {
-                    let ids: Vec<String> = picked.iter().map(|&i| self.endpoints[i].cfg.id.clone()).collect();
+                    let ids: Vec<String> = picked.iter().map(|&i| self.sh.endpoints[i].cfg.id.clone()).collect();
                     let at = crate::store::timefmt::iso(std::time::SystemTime::now());
                     for i in picked {
                         // Asked for now: a probe already under way (it may have started before
@@ -130,21 +130,22 @@ impl EventLoop {
                 }
             }
             ("POST", "/_qcc/queue/clear") => {
-                let n = self.failures.len();
+                let n = self.sh.failures.len();
                 // A cleared endpoint must be eligible again: no longer queued means no probe
                 // will ever restore it, so its failure verdict goes too.
-                for ep in self.endpoints.iter_mut().filter(|ep| self.failures.contains(&ep.cfg.id)) {
+                for ep in self.sh.endpoints.iter_mut().filter(|ep| self.sh.failures.contains(&ep.cfg.id)) {
                     ep.health.forget_failures();
                 }
-                let cleared: Vec<usize> =
-                    (0..self.endpoints.len()).filter(|&i| self.failures.contains(&self.endpoints[i].cfg.id)).collect();
-                self.failures.clear();
+                let cleared: Vec<usize> = (0..self.sh.endpoints.len())
+                    .filter(|&i| self.sh.failures.contains(&self.sh.endpoints[i].cfg.id))
+                    .collect();
+                self.sh.failures.clear();
                 self.queue_changed(now);
                 for i in cleared {
                     self.endpoint_up_alert(i, "failure queue cleared", now);
                 }
                 log::info!("failure queue cleared ({n} endpoints) by request");
-                self.history.push("", "cleared", format!("{n} endpoints"));
+                self.sh.history.push("", "cleared", format!("{n} endpoints"));
                 (200, json!({"cleared": n}))
             }
             (
@@ -228,7 +229,7 @@ impl EventLoop {
         c.out.push_local(&bytes);
         c.since = now;
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
-        self.arm(now + if close { crate::proxy::state::LINGER } else { self.settings.idle_timeout });
+        self.arm(now + if close { crate::proxy::state::LINGER } else { self.sh.settings.idle_timeout });
     }
 
     /// Replies the proxy made itself and its clients have not read are bounded all together
@@ -241,7 +242,7 @@ impl EventLoop {
         if queued + size <= LOCAL_REPLIES_MAX {
             return false;
         }
-        self.stats.rejected += 1;
+        self.sh.stats.rejected += 1;
         log::debug!("{queued} unread bytes of local replies queued -> 503");
         self.respond_local_error(ck, 503, "the proxy holds too many unread replies; try again", now);
         true
@@ -249,7 +250,7 @@ impl EventLoop {
 
     /// The id of the (live) endpoint that `which` names: its id or its name.
     fn endpoint_id(&self, which: &str) -> Option<String> {
-        let live = || self.endpoints.iter().filter(|e| !e.retired);
+        let live = || self.sh.endpoints.iter().filter(|e| !e.retired);
         live().find(|e| e.cfg.id == which).or_else(|| live().find(|e| e.cfg.name == which)).map(|e| e.cfg.id.clone())
     }
 }

@@ -19,16 +19,16 @@ impl EventLoop {
         key: Option<&std::rc::Rc<str>>,
         now: Instant,
     ) {
-        let ep = &mut self.endpoints[idx];
+        let ep = &mut self.sh.endpoints[idx];
         ep.load.charge(&ep.cfg.caps, c.input_tokens + c.output_tokens, now);
         self.usage_day();
-        self.usage.record(&self.usage_day.1, &self.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
-        let cost = model.and_then(|m| self.settings.prices.cost(m, c)).unwrap_or(0.0);
+        self.sh.usage.record(&self.sh.usage_day.1, &self.sh.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
+        let cost = model.and_then(|m| self.sh.settings.prices.cost(m, c)).unwrap_or(0.0);
         if let Some(s) = session {
-            self.usage.record_session(&self.usage_day.1, s, c, cost);
+            self.sh.usage.record_session(&self.sh.usage_day.1, s, c, cost);
         }
         if let Some(name) = key {
-            let (before, after) = self.usage.record_key(&self.usage_day.1, name, c, cost);
+            let (before, after) = self.sh.usage.record_key(&self.sh.usage_day.1, name, c, cost);
             self.budget_crossed(name, &before, &after, now);
         }
         self.usage_changed(now);
@@ -59,7 +59,7 @@ impl EventLoop {
         now: Instant,
     ) {
         use crate::policy::limits::{crossed, Used};
-        let Some(key) = self.keys.find(name) else { return };
+        let Some(key) = self.sh.keys.find(name) else { return };
         for (limit, msg) in crossed(name, &key.entry.limits, Used::from(before), Used::from(after)) {
             self.budget_alert(name, limit, &msg, now);
         }
@@ -68,10 +68,10 @@ impl EventLoop {
     /// Today's name in the usage book, "YYYY-MM-DD" (UTC); made once a day, not once a response.
     pub(in crate::proxy) fn usage_day(&mut self) -> &str {
         let day_no = self.usage_day_no();
-        if self.usage_day.0 != day_no || self.usage_day.1.is_empty() {
-            self.usage_day = (day_no, crate::store::timefmt::date(SystemTime::now()));
+        if self.sh.usage_day.0 != day_no || self.sh.usage_day.1.is_empty() {
+            self.sh.usage_day = (day_no, crate::store::timefmt::date(SystemTime::now()));
         }
-        &self.usage_day.1
+        &self.sh.usage_day.1
     }
 
     /// Today's UTC day number.

@@ -51,7 +51,7 @@ impl EventLoop {
         if maybe_reached {
             ex.reached.insert(idx);
         }
-        let can_retry = ex.retry_copy && retry_possible(&self.endpoints, ex);
+        let can_retry = ex.retry_copy && retry_possible(&self.sh.endpoints, ex);
         ex.last_failure = Some(failure.clone());
         // A connection reused from the pool that closes before answering is most likely the
         // keep-alive race (the upstream timed it out as our request went out), not a fault of
@@ -64,9 +64,9 @@ impl EventLoop {
             self.close_upstream(k);
         }
         if api && pool_race {
-            let ep = &mut self.endpoints[idx];
+            let ep = &mut self.sh.endpoints[idx];
             ep.health.record(Outcome::Race);
-            self.stats.pool_races += 1;
+            self.sh.stats.pool_races += 1;
             log::info!("endpoint {}: a pooled connection closed before answering; not blamed", ep.cfg.label());
         } else if api {
             self.blame(idx, &failure, retry_after, now);
@@ -75,16 +75,16 @@ impl EventLoop {
             self.charge_exchange(ck, idx, model.as_deref(), &t.counts(), now); // billed, even if it broke
         }
         if primed && !responded && can_retry && attempts < MAX_ATTEMPTS {
-            self.stats.stream_retries += 1;
+            self.sh.stats.stream_retries += 1;
             log::info!(
                 "stream from {} failed before any content ({}): retried on another endpoint",
-                self.endpoints[idx].cfg.label(),
+                self.sh.endpoints[idx].cfg.label(),
                 failure.describe()
             );
         }
         if responded {
             // Mid-stream: end the client's response visibly, by closing after what was sent.
-            self.stats.failed += 1;
+            self.sh.stats.failed += 1;
             self.log_request(ck, Some(idx), None, &failure.describe(), now);
             if let Some(c) = self.clients.get_mut(ck) {
                 c.phase = ClientPhase::Closing;
@@ -96,13 +96,13 @@ impl EventLoop {
             return;
         }
         if api && attempts < MAX_ATTEMPTS && can_retry {
-            self.stats.retries += 1;
+            self.sh.stats.retries += 1;
             log::debug!("retrying after {}", failure.describe());
             self.start_attempt(ck, now);
             return;
         }
         // Out of attempts: the last upstream response if we kept one, else 502/504.
-        self.stats.failed += 1;
+        self.sh.stats.failed += 1;
         let Some(c) = self.clients.get_mut(ck) else {
             return;
         };
@@ -137,7 +137,7 @@ impl EventLoop {
         let api = ex.api;
         let idx = a.endpoint;
         if ex.usage_unread {
-            self.stats.usage_unread += 1;
+            self.sh.stats.usage_unread += 1;
         }
         if let Some(k) = a.up {
             self.release_upstream(k, reuse, now);
@@ -146,7 +146,7 @@ impl EventLoop {
             self.charge_exchange(ck, idx, model.as_deref(), &t.counts(), now);
             // A model this endpoint just served: what its recovery probe asks for, unless told.
             if let Some(m) = model.as_deref().filter(|_| (200..300).contains(&status)) {
-                let ep = &mut self.endpoints[idx];
+                let ep = &mut self.sh.endpoints[idx];
                 if ep.last_ok_model.as_deref() != Some(m) {
                     ep.last_ok_model = Some(crate::store::usage::model_name(m).to_string());
                 }
@@ -157,34 +157,37 @@ impl EventLoop {
         }
         let stream_error = a.scan.as_ref().and_then(|s| s.error());
         let mut note = String::new();
-        let cluster = self.endpoints[idx].cluster;
-        if api && self.clusters[cluster].cfg.retry_on.contains(status) {
+        let cluster = self.sh.endpoints[idx].cluster;
+        if api && self.sh.clusters[cluster].cfg.retry_on.contains(status) {
             // The last attempt's failed response was relayed as-is; it still counts.
             self.blame(idx, &Failure::Status(status), a.resp.as_ref().and_then(|h| h.retry_after_secs), now);
-            self.stats.failed += 1;
+            self.sh.stats.failed += 1;
         } else if let (true, Some(e)) = (api, stream_error) {
             // An error event inside the 200 stream (passed through unchanged, after content):
             // the endpoint's failure, like a 529 (overloaded) or a 500.
             let failure = Failure::InStream(e);
             note = failure.describe();
             self.blame(idx, &failure, None, now);
-            self.stats.stream_errors += 1;
-            self.stats.failed += 1;
+            self.sh.stats.stream_errors += 1;
+            self.sh.stats.failed += 1;
         } else if !api || !proves_healthy(status) {
             // Outside the API, or the upstream's own answer to this request (400, 404, 501 ...):
             // relayed as is; health and the failure queue stay as they were.
-            self.endpoints[idx].health.record(Outcome::Answered);
-            self.stats.successful += 1;
+            self.sh.endpoints[idx].health.record(Outcome::Answered);
+            self.sh.stats.successful += 1;
         } else {
-            let ep = &mut self.endpoints[idx];
+            let ep = &mut self.sh.endpoints[idx];
             ep.counters.observe_ttfb(a.head_elapsed.as_secs_f64());
             if let Some(flip) = ep.health.record_success(a.head_elapsed) {
                 log::info!("endpoint {} is {} (was {})", ep.cfg.label(), flip.to.as_str(), flip.from.as_str());
             }
-            if self.failures.remove(&self.endpoints[idx].cfg.id) {
-                let id = self.endpoints[idx].cfg.id.clone();
-                log::info!("endpoint {} answered again, removed from failure queue", self.endpoints[idx].cfg.label());
-                self.history.push(&id, "recovered", "answered a request");
+            if self.sh.failures.remove(&self.sh.endpoints[idx].cfg.id) {
+                let id = self.sh.endpoints[idx].cfg.id.clone();
+                log::info!(
+                    "endpoint {} answered again, removed from failure queue",
+                    self.sh.endpoints[idx].cfg.label()
+                );
+                self.sh.history.push(&id, "recovered", "answered a request");
                 self.queue_changed(now);
                 self.endpoint_up_alert(idx, "answered a request", now);
             }
@@ -193,11 +196,11 @@ impl EventLoop {
                 _ => None,
             };
             if let Some((entry, started)) = entry {
-                self.clusters[cluster].served += 1;
+                self.sh.clusters[cluster].served += 1;
                 if cluster != entry {
-                    self.clusters[cluster].fell_back += 1;
+                    self.sh.clusters[cluster].fell_back += 1;
                 }
-                if self.clusters[entry].serving != cluster {
+                if self.sh.clusters[entry].serving != cluster {
                     self.note_served(entry, cluster, started, now);
                 }
             }
@@ -205,18 +208,19 @@ impl EventLoop {
                 // A session whose endpoint is only out of headroom for now keeps it: it comes
                 // back there (its prompt cache) once the limit resets.
                 let waiting =
-                    ex.session.as_deref().and_then(|s| self.affinity.lookup(cluster, s, now)).filter(|&pin| {
+                    ex.session.as_deref().and_then(|s| self.sh.affinity.lookup(cluster, s, now)).filter(|&pin| {
                         pin != idx
                             && self
+                                .sh
                                 .endpoints
                                 .get(pin)
                                 .is_some_and(|e| e.headroom.blocked(now) && e.cfg.enabled && !e.retired)
                     });
                 if let (Some(s), None) = (ex.session.as_deref(), waiting) {
-                    self.affinity.bind(cluster, s, idx, now);
+                    self.sh.affinity.bind(cluster, s, idx, now);
                 }
             }
-            self.stats.successful += 1;
+            self.sh.stats.successful += 1;
         }
         self.log_request(ck, Some(idx), Some(status), &note, now);
         self.end_exchange(ck, close, now);
@@ -224,7 +228,7 @@ impl EventLoop {
 
     /// Record an endpoint failure: health (logged on the flip only) and the failure queue.
     pub(in crate::proxy) fn blame(&mut self, idx: usize, failure: &Failure, retry_after: Option<u64>, now: Instant) {
-        let ep = &mut self.endpoints[idx];
+        let ep = &mut self.sh.endpoints[idx];
         if let Some(flip) = ep.health.record_failure(ep.cfg.max_failures) {
             log::warn!(
                 "endpoint {} is {} (was {}): {}",
@@ -239,14 +243,14 @@ impl EventLoop {
         }
         let id = ep.cfg.id.clone();
         let reason = failure.describe();
-        if self.failures.add(&id, &reason, std::time::SystemTime::now()) {
+        if self.sh.failures.add(&id, &reason, std::time::SystemTime::now()) {
             log::info!("endpoint {} added to failure queue: {reason}", ep.cfg.label());
-            self.history.push(&id, "queued", reason.clone());
+            self.sh.history.push(&id, "queued", reason.clone());
             self.endpoint_down_alert(idx, &reason, now);
         } else {
             log::debug!("endpoint {} already in failure queue: {reason}", ep.cfg.label());
         }
-        self.history.push(&id, "failed", reason);
+        self.sh.history.push(&id, "failed", reason);
         self.queue_changed(now);
     }
 }

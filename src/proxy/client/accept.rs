@@ -28,7 +28,7 @@ impl EventLoop {
                     return;
                 }
             };
-            if self.clients.len() >= self.settings.max_connections && !self.evict_idle_client(now) {
+            if self.clients.len() >= self.sh.settings.max_connections && !self.evict_idle_client(now) {
                 // Every slot is busy with a request: a readable 503. Read what the client sent
                 // first, so closing does not reset the connection under our answer.
                 let mut out = Vec::new();
@@ -38,7 +38,7 @@ impl EventLoop {
                 let _ = sock.shutdown(std::net::Shutdown::Write);
                 log::warn!(
                     "refused connection from {peer}: --max-connections {} reached, none idle",
-                    self.settings.max_connections
+                    self.sh.settings.max_connections
                 );
                 continue;
             }
@@ -70,7 +70,7 @@ impl EventLoop {
                 reset: false,
                 answering_head: false,
             });
-            self.arm(now + self.settings.idle_timeout.min(self.settings.header_timeout).min(FIRST_BYTE_TIMEOUT));
+            self.arm(now + self.sh.settings.idle_timeout.min(self.sh.settings.header_timeout).min(FIRST_BYTE_TIMEOUT));
             self.drive(key, now);
         }
     }

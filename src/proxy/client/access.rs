@@ -22,13 +22,15 @@ impl EventLoop {
         page: bool,
         now: Instant,
     ) -> Option<Caller> {
-        let required = self.settings.access_key.is_some() || self.keys.defined() || !self.addr.ip().is_loopback();
+        let required =
+            self.sh.settings.access_key.is_some() || self.sh.keys.defined() || !self.sh.addr.ip().is_loopback();
         if !required || page {
             return Some(Caller::Anyone);
         }
         let peer = self.clients.get(ck).map(|c| c.peer)?;
         let today = self.usage_day_no();
-        let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, &self.settings.main().name);
+        let who =
+            self.sh.keys.identify(head, self.sh.settings.access_key.as_deref(), today, &self.sh.settings.main().name);
         match who {
             // A valid key is never refused by the wrong-key lockout: a scraper or a page opened
             // without a key on the same address must not lock its owner out.
@@ -36,16 +38,16 @@ impl EventLoop {
             Who::Key(k) => Some(Caller::Key(k)),
             Who::Denied(status, msg) => {
                 self.log_refused(head, peer, &format!("{msg} -> {status}"), now);
-                self.stats.unauthorized += 1;
+                self.sh.stats.unauthorized += 1;
                 self.respond_local_error(ck, status, &msg, now);
                 None
             }
             Who::Nobody { presented } => {
-                self.stats.unauthorized += 1;
+                self.sh.stats.unauthorized += 1;
                 // Only a key presented and wrong counts toward the lockout (a request without
                 // one guesses nothing).
                 if presented > 0 {
-                    if let Some(left) = self.refusals.locked(peer.ip(), now) {
+                    if let Some(left) = self.sh.refusals.locked(peer.ip(), now) {
                         self.log_refused(head, peer, "too many wrong access keys -> 429", now);
                         let msg = format!(
                             "too many wrong access keys from this address; try again in {} s",
@@ -54,7 +56,7 @@ impl EventLoop {
                         self.respond_local_error(ck, 429, &msg, now);
                         return None;
                     }
-                    self.refusals.wrong_key(peer.ip(), now);
+                    self.sh.refusals.wrong_key(peer.ip(), now);
                 }
                 // Of what was offered, only its length is said: it may be a real key mistyped.
                 let what = match presented {
@@ -75,11 +77,11 @@ impl EventLoop {
         use crate::proxy::state::KeyTicket;
         let (ticket, refused) = match caller {
             Caller::Anyone => return true,
-            Caller::AccessKey => (self.keys.access_ticket(), None),
+            Caller::AccessKey => (self.sh.keys.access_ticket(), None),
             Caller::Key(k) => {
                 self.usage_day();
                 let wall = self.wall_secs();
-                let EventLoop { keys, usage, usage_day, .. } = self;
+                let crate::proxy::shared::Shared { keys, usage, usage_day, .. } = &mut self.sh;
                 let Some(key) = keys.get_mut(k) else { return true };
                 let counted = usage.key_day(&usage_day.1, &key.entry.name);
                 let used = crate::policy::limits::Used::from(&counted).with(key.reserved.get());
@@ -118,7 +120,7 @@ impl EventLoop {
             ex.key = Some(ticket);
         }
         let Some((r, alert)) = refused else { return true };
-        self.stats.limited += 1;
+        self.sh.stats.limited += 1;
         log::info!("{} -> 429", r.message);
         if alert {
             self.budget_alert(&name, r.limit, &r.message, now);
@@ -135,7 +137,7 @@ impl EventLoop {
         what: &str,
         now: Instant,
     ) {
-        if let Some(n) = self.refusals.may_log(now) {
+        if let Some(n) = self.sh.refusals.may_log(now) {
             let note = crate::proxy::client::refusals::suppressed_note(n);
             log::warn!("{} {} from {peer}: {what}{note}", head.method(), shown(head.target()));
         }

@@ -139,8 +139,8 @@ impl EventLoop {
         match c.head_scan.parse(&c.inbuf, parse_request_head) {
             Ok(None) => Some(progress),
             Err(e) => {
-                self.stats.bad_requests += 1;
-                if let Some(n) = self.refusals.may_log(now) {
+                self.sh.stats.bad_requests += 1;
+                if let Some(n) = self.sh.refusals.may_log(now) {
                     log::info!(
                         "bad request from {}: {e}{}",
                         c.peer,
@@ -161,7 +161,7 @@ impl EventLoop {
     }
 
     fn start_exchange(&mut self, ck: Key, mut head: crate::http::RequestHead, now: Instant) {
-        let cors = match self.gate.check(&head) {
+        let cors = match self.sh.gate.check(&head) {
             Verdict::Pass { cors } => cors,
             Verdict::Preflight(bytes) => {
                 if let Some(c) = self.clients.get_mut(ck) {
@@ -178,7 +178,7 @@ impl EventLoop {
                 if let Some(peer) = self.clients.get(ck).map(|c| c.peer) {
                     self.log_refused(&head, peer, &format!("{msg} -> {status}"), now);
                 }
-                self.stats.forbidden += 1;
+                self.sh.stats.forbidden += 1;
                 self.respond_local_error(ck, status, &msg, now);
                 return;
             }
@@ -192,7 +192,8 @@ impl EventLoop {
         let api = target.starts_with(b"/v1/");
         // The dashboard page itself holds no data (it asks for the key, then fetches with it).
         let page = get && matches!(target, b"/_qcc/" | b"/_qcc");
-        let control = (admin || metrics) && crate::proxy::client::keys::has_control_token(&head, &self.control_token);
+        let control =
+            (admin || metrics) && crate::proxy::client::keys::has_control_token(&head, &self.sh.control_token);
         let caller = match control {
             true => Some(Caller::AccessKey),
             false => self.authenticate(ck, &mut head, page, now),
@@ -203,14 +204,14 @@ impl EventLoop {
         };
         if (admin || metrics) && !page {
             if let Caller::Key(k) = caller {
-                let e = self.keys.iter().nth(k).map(|k| &k.entry);
+                let e = self.sh.keys.iter().nth(k).map(|k| &k.entry);
                 if let Some(e) = e.filter(|e| !e.admin) {
                     let msg =
                         format!("key '{}' may not use the admin pages (`qcc key set {} --admin`)", e.name, e.name);
                     if let Some(peer) = self.clients.get(ck).map(|c| c.peer) {
                         self.log_refused(&head, peer, &format!("{msg} -> 403"), now);
                     }
-                    self.stats.forbidden += 1;
+                    self.sh.stats.forbidden += 1;
                     self.respond_local_error(ck, 403, &msg, now);
                     return;
                 }
@@ -229,12 +230,12 @@ impl EventLoop {
             self.respond_admin(ck, &head, status, "text/plain; version=0.0.4; charset=utf-8", text.as_bytes(), now);
             return;
         }
-        self.stats.total += 1;
+        self.sh.stats.total += 1;
         if let BodyFraming::Length(n) = head.framing {
-            if n > self.settings.max_body {
-                self.stats.rejected += 1;
+            if n > self.sh.settings.max_body {
+                self.sh.stats.rejected += 1;
                 log::info!("{} {} -> 413 (body of {n} bytes)", head.method(), head.target());
-                let msg = format!("request body of {n} bytes is over the limit of {} bytes", self.settings.max_body);
+                let msg = format!("request body of {n} bytes is over the limit of {} bytes", self.sh.settings.max_body);
                 self.respond_local_error(ck, 413, &msg, now);
                 return;
             }
@@ -249,7 +250,7 @@ impl EventLoop {
         let out_start = c.out.pushed();
         let session = crate::proxy::upstream::affinity::session_of(head.headers());
         c.phase = ClientPhase::Exchange(Box::new(Exchange {
-            body_tracker: BodyTracker::for_request(head.framing, self.settings.max_body),
+            body_tracker: BodyTracker::for_request(head.framing, self.sh.settings.max_body),
             keep_alive: head.keep_alive && self.draining.is_none(),
             head,
             started: now,
@@ -275,7 +276,7 @@ impl EventLoop {
             failed: Vec::new(),
             last_start: None,
             cluster: 0,
-            reach: self.clusters[0].reach,
+            reach: self.sh.clusters[0].reach,
             route: None,
             served_by: None,
         }));
@@ -341,15 +342,15 @@ impl EventLoop {
     /// then waits for its whole body before its first attempt, since the body may have to be
     /// rewritten for the endpoint picked, or decides the cluster.
     fn rewrites_bodies(&self) -> bool {
-        !self.clusters[0].routes.is_empty()
-            || self.endpoints.iter().any(|e| !e.retired && (!e.cfg.model_map.is_empty() || e.cfg.format.is_openai()))
+        !self.sh.clusters[0].routes.is_empty()
+            || self.sh.endpoints.iter().any(|e| !e.retired && (!e.cfg.model_map.is_empty() || e.cfg.format.is_openai()))
     }
 
     /// Read the request body from the client into the exchange, as far as it has arrived.
     /// `may_grow`: the body-memory budget allows reading more body bytes (`budget.rs`).
     fn pump_request_body(&mut self, ck: Key, may_grow: bool, now: Instant) -> BodyStep {
-        let max_body = self.settings.max_body;
-        let idle = self.settings.idle_timeout;
+        let max_body = self.sh.settings.max_body;
+        let idle = self.sh.settings.idle_timeout;
         let EventLoop { clients, scratch, .. } = self;
         let Some(c) = clients.get_mut(ck) else {
             return BodyStep::Gone;
@@ -437,7 +438,7 @@ impl EventLoop {
         if responded {
             return None;
         }
-        self.stats.rejected += 1;
+        self.sh.stats.rejected += 1;
         log::info!("request rejected -> {status}: {msg}");
         self.respond_local_error(ck, status, msg, now);
         Some(true)
@@ -492,13 +493,13 @@ impl EventLoop {
         if close {
             self.arm(now + LINGER);
         } else {
-            self.arm(now + self.settings.idle_timeout.min(self.settings.header_timeout));
+            self.arm(now + self.sh.settings.idle_timeout.min(self.sh.settings.header_timeout));
         }
     }
 
     /// The client went away (or the exchange was cut short): close its upstream, blame no one.
     pub(in crate::proxy) fn abandon_exchange(&mut self, mut ex: Exchange, out: u64, now: Instant) {
-        self.stats.aborted += 1;
+        self.sh.stats.aborted += 1;
         log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
         let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
         self.record_request(&ex, endpoint, Ended::Aborted, out, now);

@@ -56,7 +56,7 @@ impl EventLoop {
             use std::fmt::Write as _;
             let mut line = String::with_capacity(160);
             let _ = write!(line, "{} {} -> ", ex.head.method(), shown(ex.head.target()));
-            match endpoint.and_then(|i| self.endpoints.get(i)) {
+            match endpoint.and_then(|i| self.sh.endpoints.get(i)) {
                 Some(ep) => {
                     let _ = write!(line, "{} ({})", ep.cfg.name, ep.cfg.id); // (`EndpointConfig::label`)
                 }
@@ -76,7 +76,7 @@ impl EventLoop {
             if let Some((a, s)) = &ex.model_mapped {
                 let _ = write!(line, " model={}->{}", shown(a), shown(s));
             }
-            if let Some(ep) = ex.headroom_skip.and_then(|i| self.endpoints.get(i)) {
+            if let Some(ep) = ex.headroom_skip.and_then(|i| self.sh.endpoints.get(i)) {
                 let _ = write!(line, " skipped={} (rate limit used up)", ep.cfg.name);
             }
             if let Some(k) = &ex.key {

@@ -39,7 +39,8 @@ impl EventLoop {
     pub(in crate::proxy) fn reserve_budget(&mut self, ck: Key, now: Instant) -> bool {
         let wall = self.wall_secs();
         self.usage_day();
-        let EventLoop { clients, keys, usage, usage_day, settings, stats, .. } = self;
+        let EventLoop { clients, sh, .. } = self;
+        let crate::proxy::shared::Shared { keys, usage, usage_day, settings, stats, .. } = sh;
         let Some(ClientPhase::Exchange(ex)) = clients.get_mut(ck).map(|c| &mut c.phase) else { return true };
         let Some(ticket) = ex.key.as_mut().filter(|t| t.budgeted && t.reserved.is_none()) else { return true };
         let Some(key) = keys.find_mut(&ticket.name) else { return true };

@@ -16,7 +16,7 @@ impl EventLoop {
                 signals::Signal::Reload => {
                     // After logrotate moved them: both logs are opened again at their paths.
                     crate::logging::reopen();
-                    self.disk.reopen_access_log();
+                    self.sh.disk.reopen_access_log();
                     self.request_reload(disk::Edit::None, None, now);
                 }
             }
@@ -29,7 +29,7 @@ impl EventLoop {
         if self.draining.is_some() {
             return;
         }
-        let deadline = now + self.settings.drain_timeout;
+        let deadline = now + self.sh.settings.drain_timeout;
         self.draining = Some(deadline);
         crate::sdnotify::notify("STOPPING=1");
         if let Some(mut listener) = self.listener.take() {
@@ -38,7 +38,7 @@ impl EventLoop {
         let busy = self.clients.keys().filter(|k| self.client_busy(*k)).count();
         log::info!(
             "stopping: no new connections, draining {busy} in-flight requests (up to {:?})",
-            self.settings.drain_timeout
+            self.sh.settings.drain_timeout
         );
         let keys: Vec<Key> = self.clients.keys().collect();
         for key in keys {
@@ -50,7 +50,7 @@ impl EventLoop {
                 ex.keep_alive = false;
             }
         }
-        let fresh_until = now + DRAIN_FIRST_REQUEST.min(self.settings.drain_timeout);
+        let fresh_until = now + DRAIN_FIRST_REQUEST.min(self.sh.settings.drain_timeout);
         self.drain_fresh_until = Some(fresh_until);
         self.arm(fresh_until);
         self.arm(deadline);

@@ -15,7 +15,9 @@ impl EventLoop {
         if let Some(t) = self.next_sweep {
             next = next.min(t);
         }
-        for t in [self.persist_at, self.usage_at, self.accept_retry, self.disk.lines_due()].into_iter().flatten() {
+        for t in
+            [self.sh.persist_at, self.sh.usage_at, self.accept_retry, self.sh.disk.lines_due()].into_iter().flatten()
+        {
             next = next.min(t);
         }
         Some(next.saturating_duration_since(now))
@@ -33,16 +35,16 @@ impl EventLoop {
             self.accept_retry = None;
             self.accept(now);
         }
-        if self.persist_at.is_some_and(|t| t <= now) {
+        if self.sh.persist_at.is_some_and(|t| t <= now) {
             self.persist();
         }
-        if self.usage_at.is_some_and(|t| t <= now) {
+        if self.sh.usage_at.is_some_and(|t| t <= now) {
             self.persist_usage();
         }
         if self.next_probe <= now {
-            self.affinity.expire(now);
+            self.sh.affinity.expire(now);
             self.start_probes(now);
-            self.next_probe = now + self.settings.verify_interval;
+            self.next_probe = now + self.sh.settings.verify_interval;
         }
         if self.next_sweep.is_some_and(|t| t <= now) {
             self.sweep(now);
@@ -91,17 +93,17 @@ impl EventLoop {
     pub(in crate::proxy) fn client_deadline(&self, key: Key) -> Option<Instant> {
         let c = self.clients.get(key)?;
         match &c.phase {
-            ClientPhase::ReadingHead if c.inbuf.is_empty() && c.heads == 0 => {
-                Some(c.since + self.settings.idle_timeout.min(self.settings.header_timeout).min(FIRST_BYTE_TIMEOUT))
-            }
-            ClientPhase::ReadingHead if c.inbuf.is_empty() => Some(c.since + self.settings.idle_timeout),
-            ClientPhase::ReadingHead => Some(c.since + self.settings.header_timeout),
+            ClientPhase::ReadingHead if c.inbuf.is_empty() && c.heads == 0 => Some(
+                c.since + self.sh.settings.idle_timeout.min(self.sh.settings.header_timeout).min(FIRST_BYTE_TIMEOUT),
+            ),
+            ClientPhase::ReadingHead if c.inbuf.is_empty() => Some(c.since + self.sh.settings.idle_timeout),
+            ClientPhase::ReadingHead => Some(c.since + self.sh.settings.header_timeout),
             ClientPhase::Closing => Some(c.since + LINGER),
             ClientPhase::Waiting { .. } => Some(c.since + DISK_WAIT),
             ClientPhase::Exchange(ex) => match &ex.attempt {
                 Some(a) => Some(a.deadline),
                 // Waiting for the rest of the body before an attempt could start.
-                None => Some(c.since + self.settings.idle_timeout),
+                None => Some(c.since + self.sh.settings.idle_timeout),
             },
         }
     }
@@ -113,7 +115,7 @@ impl EventLoop {
         match &c.phase {
             ClientPhase::ReadingHead if c.inbuf.is_empty() => self.close_client(key, now),
             ClientPhase::ReadingHead => {
-                self.stats.bad_requests += 1;
+                self.sh.stats.bad_requests += 1;
                 log::info!("client {}: request head not complete within --header-timeout -> 408", c.peer);
                 self.respond_local_error(key, 408, "request head not received in time", now);
             }

@@ -22,9 +22,10 @@ const READS_PER_PUMP: usize = 4;
 impl EventLoop {
     /// Move bytes between the exchange and its upstream connection.
     pub(in crate::proxy) fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
-        let stream_idle = self.settings.stream_idle_timeout;
-        let stream_hold = self.settings.stream_hold;
-        let EventLoop { clients, upstreams, endpoints, clusters, scratch, .. } = self;
+        let stream_idle = self.sh.settings.stream_idle_timeout;
+        let stream_hold = self.sh.settings.stream_hold;
+        let EventLoop { clients, upstreams, sh, scratch, .. } = self;
+        let (endpoints, clusters) = (&mut sh.endpoints, &sh.clusters);
         let Some(c) = clients.get_mut(ck) else {
             return AttemptEvent::Nothing;
         };
@@ -226,11 +227,11 @@ impl EventLoop {
         };
         // Its cluster, once, at its first attempt: the first route its body matches (the whole
         // body is here: `pump_exchange` waits for it when the started cluster has routes).
-        if ex.attempts == 0 && !self.clusters[0].routes.is_empty() && ex.body_tracker.is_done() && ex.retry_copy {
-            let main = &self.clusters[0];
+        if ex.attempts == 0 && !self.sh.clusters[0].routes.is_empty() && ex.body_tracker.is_done() && ex.retry_copy {
+            let main = &self.sh.clusters[0];
             if let Some(n) = crate::policy::route::first_match(&main.routes, &ex.body) {
                 let c = main.targets[n];
-                let reach = self.clusters[c].reach;
+                let reach = self.sh.clusters[c].reach;
                 if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
                     (ex.cluster, ex.reach, ex.route) = (c, reach, Some(n));
                 }
@@ -244,7 +245,7 @@ impl EventLoop {
             let path = ex.head.path_bytes();
             let reach = ex.reach;
             let live =
-                || self.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && (reach >> e.cluster) & 1 == 1);
+                || self.sh.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && (reach >> e.cluster) & 1 == 1);
             if live().any(|e| e.cfg.format.is_openai()) && !live().any(|e| !e.cfg.format.is_openai()) {
                 let (status, body) = translation::local_answer(path, &ex.body, live().map(|e| &e.cfg));
                 let keep_alive = ex.keep_alive && ex.body_tracker.is_done();
@@ -253,36 +254,36 @@ impl EventLoop {
             }
         }
         let chosen = crate::proxy::clusters::pick(
-            &mut self.clusters,
-            &mut self.affinity,
-            &self.endpoints,
-            &self.failures,
+            &mut self.sh.clusters,
+            &mut self.sh.affinity,
+            &self.sh.endpoints,
+            &self.sh.failures,
             ex,
             now,
         );
         let Some(idx) = chosen else {
-            self.stats.rejected += 1;
+            self.sh.stats.rejected += 1;
             self.respond_local_error(ck, 503, "No available endpoints", now);
             return;
         };
         // Said in the request's log line: an endpoint ahead of the one picked (its session's, or
         // of a better priority) that was passed over only because its rate limit is used up.
-        let cluster = self.endpoints[idx].cluster;
+        let cluster = self.sh.endpoints[idx].cluster;
         let pin = match self.clients.get(ck).map(|c| &c.phase) {
-            Some(ClientPhase::Exchange(ex)) => ex.session.as_deref().and_then(|s| self.affinity.peek(cluster, s)),
+            Some(ClientPhase::Exchange(ex)) => ex.session.as_deref().and_then(|s| self.sh.affinity.peek(cluster, s)),
             _ => None,
         };
-        let chosen_priority = self.endpoints[idx].cfg.priority;
-        let skipped = self.endpoints.iter().enumerate().position(|(i, e)| {
+        let chosen_priority = self.sh.endpoints[idx].cfg.priority;
+        let skipped = self.sh.endpoints.iter().enumerate().position(|(i, e)| {
             e.headroom.blocked(now)
                 && e.cluster == cluster
                 && e.cfg.enabled
                 && !e.retired
                 && (e.cfg.priority < chosen_priority || pin == Some(i))
         });
-        let ep = &mut self.endpoints[idx];
-        let served_by = &self.clusters[cluster].name;
-        let seed = self.stats.total;
+        let ep = &mut self.sh.endpoints[idx];
+        let served_by = &self.sh.clusters[cluster].name;
+        let seed = self.sh.stats.total;
         let mut untranslatable = None;
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
             if skipped.is_some() {
@@ -354,7 +355,7 @@ impl EventLoop {
             }
         }
         if let Some(e) = untranslatable {
-            self.stats.bad_requests += 1;
+            self.sh.stats.bad_requests += 1;
             self.respond_local_error(ck, 400, &e, now);
             return;
         }
@@ -373,7 +374,7 @@ impl EventLoop {
         };
         let pooled = if allow_pooled { self.take_pooled(idx, now) } else { None };
         let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
-        let ep = &mut self.endpoints[idx];
+        let ep = &mut self.sh.endpoints[idx];
         let timeout = timeout_of(&ep.cfg);
         if ep.resolved_at.is_some_and(|t| now.duration_since(t) > DNS_TTL) {
             self.resolver.lookup(idx, ep);
@@ -411,7 +412,7 @@ impl EventLoop {
                 if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
                     ex.attempt = None;
                 }
-                self.stats.rejected += 1;
+                self.sh.stats.rejected += 1;
                 self.respond_local_error(ck, 503, "the proxy is out of file descriptors; try again", now);
                 return;
             }
@@ -430,7 +431,7 @@ impl EventLoop {
     /// does not pin the endpoint as failed. False when every address was tried.
     pub(in crate::proxy) fn next_address(&mut self, ck: Key, now: Instant) -> bool {
         let Some(a) = attempt_mut(&mut self.clients, ck) else { return false };
-        let ep = &mut self.endpoints[a.endpoint];
+        let ep = &mut self.sh.endpoints[a.endpoint];
         if a.phase != AttemptPhase::Connecting || a.addrs_tried >= ep.addrs.len() || a.deadline <= now {
             return false;
         }
@@ -454,7 +455,7 @@ impl EventLoop {
     pub(in crate::proxy) fn replace_stale(&mut self, ck: Key, now: Instant) {
         let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
         let old = a.up.take();
-        self.stats.stale_retries += 1;
+        self.sh.stats.stale_retries += 1;
         a.fresh_retry_used = true;
         a.head_sent = 0;
         a.body_sent = a.folded;
@@ -482,10 +483,10 @@ impl EventLoop {
                 _ => false,
             })
             .collect();
-        let failed = self.endpoints[idx].addrs.is_empty();
+        let failed = self.sh.endpoints[idx].addrs.is_empty();
         for ck in waiting {
             if failed {
-                let host = self.endpoints[idx].cfg.url.host.clone();
+                let host = self.sh.endpoints[idx].cfg.url.host.clone();
                 self.fail_attempt(ck, Failure::Resolve(format!("cannot resolve {host}")), now);
             } else {
                 self.connect_attempt(ck, true, now);
@@ -512,13 +513,13 @@ impl EventLoop {
         // the exchange, as the client's doing (aborted; no endpoint blamed).
         if a.phase == AttemptPhase::Relaying && self.clients.get(ck).is_some_and(|c| c.out.len() >= CLIENT_OUT_HIGH) {
             let stalled =
-                self.clients.get(ck).is_some_and(|c| now.duration_since(c.last_taken) >= self.settings.idle_timeout);
+                self.clients.get(ck).is_some_and(|c| now.duration_since(c.last_taken) >= self.sh.settings.idle_timeout);
             if stalled {
                 log::info!("client stopped reading for --idle-timeout: closing its connection");
                 self.close_client(ck, now);
                 return;
             }
-            let next = now + self.settings.stream_idle_timeout.min(self.settings.idle_timeout);
+            let next = now + self.sh.settings.stream_idle_timeout.min(self.sh.settings.idle_timeout);
             if let Some(a) = attempt_mut(&mut self.clients, ck) {
                 a.deadline = next;
             }
@@ -528,7 +529,7 @@ impl EventLoop {
         // A held stream whose first content is slow (long thinking sends pings): released, so the
         // client sees them, and relayed from now on.
         if a.phase == AttemptPhase::Priming && a.hold_until.is_some_and(|h| h <= now) {
-            let idle = self.settings.stream_idle_timeout;
+            let idle = self.sh.settings.stream_idle_timeout;
             if let Some(c) = self.clients.get_mut(ck) {
                 if let ClientPhase::Exchange(ex) = &mut c.phase {
                     release_hold(ex, &mut c.out, now);
@@ -545,7 +546,7 @@ impl EventLoop {
             AttemptPhase::Resolving | AttemptPhase::Connecting => Failure::Timeout(a.phase),
             AttemptPhase::Sending if !a.request_sent(&ex.body, ex.body_tracker.is_done()) => {
                 if !ex.responded() {
-                    self.stats.rejected += 1;
+                    self.sh.stats.rejected += 1;
                     self.respond_local_error(ck, 408, "request body not received in time", now);
                 }
                 return;

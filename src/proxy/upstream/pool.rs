@@ -42,7 +42,7 @@ impl EventLoop {
         owner: Owner,
         now: Instant,
     ) -> std::result::Result<Key, OpenError> {
-        let ep = &mut self.endpoints[idx];
+        let ep = &mut self.sh.endpoints[idx];
         let Some(&addr) = ep.addrs.get(ep.next_addr % ep.addrs.len().max(1)) else {
             return Err(OpenError::Endpoint(format!("no address for {}", ep.cfg.url.host)));
         };
@@ -53,7 +53,7 @@ impl EventLoop {
             Ok(key) => Ok(key),
             Err(e) => {
                 // Try the next address next time: one dead address must not pin the endpoint.
-                let ep = &mut self.endpoints[idx];
+                let ep = &mut self.sh.endpoints[idx];
                 ep.next_addr = ep.next_addr.wrapping_add(1);
                 Err(e)
             }
@@ -108,7 +108,7 @@ impl EventLoop {
         if let Some(mut up) = self.upstreams.remove(key) {
             let _ = self.poll.registry().deregister(up.transport.socket());
             if up.owner == Owner::Idle {
-                if let Some(ep) = self.endpoints.get_mut(up.endpoint) {
+                if let Some(ep) = self.sh.endpoints.get_mut(up.endpoint) {
                     ep.idle.retain(|k| *k != key);
                 }
             }
@@ -123,7 +123,7 @@ impl EventLoop {
     /// within `PEEK_AFTER` (the common case under load) costs no extra syscall.
     pub(in crate::proxy) fn take_pooled(&mut self, idx: usize, now: Instant) -> Option<Key> {
         const PEEK_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
-        while let Some(k) = self.endpoints[idx].idle.pop() {
+        while let Some(k) = self.sh.endpoints[idx].idle.pop() {
             let Some(up) = self.upstreams.get_mut(k) else { continue };
             if now.saturating_duration_since(up.idle_since) < PEEK_AFTER {
                 return Some(k);
@@ -149,7 +149,7 @@ impl EventLoop {
             reuse = matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), IoOutcome::WouldBlock);
             up.can_read = false;
         }
-        let ep = &mut self.endpoints[up.endpoint];
+        let ep = &mut self.sh.endpoints[up.endpoint];
         // A connection to a target that a reload replaced never goes back to the pool: the next
         // request would carry the new key to the old host.
         if reuse && up.generation == ep.generation && !ep.retired && ep.idle.len() < POOL_MAX {
@@ -178,7 +178,7 @@ impl EventLoop {
     /// Close pooled connections idle for `POOL_IDLE`; when the next one is due.
     pub(in crate::proxy) fn sweep_pool(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
-        let idle: Vec<Key> = self.endpoints.iter().flat_map(|ep| ep.idle.iter().copied()).collect();
+        let idle: Vec<Key> = self.sh.endpoints.iter().flat_map(|ep| ep.idle.iter().copied()).collect();
         for key in idle {
             let Some(up) = self.upstreams.get(key) else { continue };
             let due = up.idle_since + POOL_IDLE;
@@ -193,7 +193,7 @@ impl EventLoop {
 
     /// Close every idle connection of endpoint `idx` (its target changed, or it left the cluster).
     pub(in crate::proxy) fn drop_pool(&mut self, idx: usize) {
-        for k in std::mem::take(&mut self.endpoints[idx].idle) {
+        for k in std::mem::take(&mut self.sh.endpoints[idx].idle) {
             self.close_upstream(k);
         }
     }

@@ -19,16 +19,16 @@ pub struct Probe {
 
 impl EventLoop {
     pub(in crate::proxy) fn start_probes(&mut self, now: Instant) {
-        let queued: Vec<String> = self.failures.ids().map(str::to_string).collect();
+        let queued: Vec<String> = self.sh.failures.ids().map(str::to_string).collect();
         for id in queued {
-            if let Some(idx) = self.endpoints.iter().position(|ep| ep.cfg.id == id) {
+            if let Some(idx) = self.sh.endpoints.iter().position(|ep| ep.cfg.id == id) {
                 self.start_probe(idx, now);
             }
         }
     }
 
     pub(in crate::proxy) fn start_probe(&mut self, idx: usize, now: Instant) {
-        let ep = &mut self.endpoints[idx];
+        let ep = &mut self.sh.endpoints[idx];
         if ep.probing {
             return;
         }
@@ -41,18 +41,18 @@ impl EventLoop {
             Ok(key) => key,
             Err(crate::proxy::OpenError::Local(e)) => {
                 // Our own shortage says nothing about the endpoint: try at the next round.
-                log::warn!("probe of endpoint {} not started: {e}", self.endpoints[idx].cfg.label());
+                log::warn!("probe of endpoint {} not started: {e}", self.sh.endpoints[idx].cfg.label());
                 return;
             }
             Err(crate::proxy::OpenError::Endpoint(e)) => {
-                log::debug!("probe of endpoint {}: {e}", self.endpoints[idx].cfg.label());
+                log::debug!("probe of endpoint {}: {e}", self.sh.endpoints[idx].cfg.label());
                 self.finish_probe(idx, Err(e), now);
                 return;
             }
         };
-        let ep = &mut self.endpoints[idx];
+        let ep = &mut self.sh.endpoints[idx];
         ep.probing = true;
-        let request = wire::probe_request(&ep.cfg, ep.probe_model(&self.settings.probe_model));
+        let request = wire::probe_request(&ep.cfg, ep.probe_model(&self.sh.settings.probe_model));
         let deadline = now + timeout_of(&ep.cfg).max(CONNECT_TIMEOUT).max(std::time::Duration::from_secs(30));
         self.probes.push(Probe { endpoint: idx, up: key, request, sent: 0, deadline });
         self.arm(deadline);
@@ -60,7 +60,7 @@ impl EventLoop {
 
     /// A lookup for `idx` finished: a probe waiting for it starts now.
     pub(in crate::proxy) fn resume_probes(&mut self, idx: usize, now: Instant) {
-        let ep = &mut self.endpoints[idx];
+        let ep = &mut self.sh.endpoints[idx];
         if ep.probing && !self.probes.iter().any(|p| p.endpoint == idx) {
             ep.probing = false;
             if ep.addrs.is_empty() {
@@ -95,10 +95,10 @@ impl EventLoop {
     fn finish_probe(&mut self, idx: usize, outcome: Result<(), String>, now: Instant) {
         let ok = outcome.is_ok();
         self.cancel_probe(idx);
-        let ep = &mut self.endpoints[idx];
+        let ep = &mut self.sh.endpoints[idx];
         let id = ep.cfg.id.clone();
         let label = ep.cfg.label();
-        self.history.push(&id, if ok { "probe_ok" } else { "probe_failed" }, outcome.err().unwrap_or_default());
+        self.sh.history.push(&id, if ok { "probe_ok" } else { "probe_failed" }, outcome.err().unwrap_or_default());
         if ok {
             if let Some(flip) = ep.health.restore() {
                 log::info!(
@@ -110,8 +110,8 @@ impl EventLoop {
         } else {
             log::debug!("endpoint {label} still failing its recovery probe");
         }
-        if self.failures.contains(&id) {
-            if self.failures.record_probe(&id, ok, SystemTime::now()) {
+        if self.sh.failures.contains(&id) {
+            if self.sh.failures.record_probe(&id, ok, SystemTime::now()) {
                 log::info!("endpoint {label} recovered, removed from failure queue");
                 self.endpoint_up_alert(idx, "answered its recovery probe", now);
             }
@@ -125,7 +125,7 @@ impl EventLoop {
             let p = self.probes.swap_remove(pos);
             self.close_upstream(p.up);
         }
-        self.endpoints[idx].probing = false;
+        self.sh.endpoints[idx].probing = false;
     }
 
     /// Probes whose deadline passed are failures; returns the deadlines still pending.

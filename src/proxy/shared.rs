@@ -1,0 +1,65 @@
+//! `Shared`: what every connection reads and updates — the served clusters and their endpoints,
+//! the failure queue, the counters, token usage, the client keys, alerts, the disk thread. The
+//! loop owns one (`EventLoop::sh`) beside its sockets and hands it to the code of each side as
+//! `&mut Shared`; the reporting and accounting code (`admin/status.rs`, `metrics.rs`,
+//! `requests.rs`, `keys.rs`, `persist.rs`, `switches.rs`, `answer/charge.rs`) are methods on it
+//! and never see a socket.
+//!
+//! Single owner: like everything the loop holds, it is reached only from the loop's thread, one
+//! event at a time — the invariant that replaces the Python version's `asyncio.Lock` (see
+//! `EventLoop` and `FailureQueue`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use crate::policy::failure_queue::FailureQueue;
+use crate::settings::Settings;
+
+use super::state::{Endpoint, Stats};
+use super::{admin, client, clusters, event, upstream};
+
+pub struct Shared {
+    /// The address the proxy listens on (as bound).
+    pub addr: SocketAddr,
+    /// Every served cluster's endpoints, in one list (each knows its cluster).
+    pub endpoints: Vec<Endpoint>,
+    /// The served clusters, the started one first (`clusters.rs`).
+    pub clusters: Vec<clusters::Cluster>,
+    pub failures: FailureQueue,
+    pub stats: Stats,
+    pub settings: Settings,
+    /// Host/Origin/preflight checks (`guard.rs`), built from the settings and the bound address.
+    pub gate: client::guard::Gate,
+    pub queue_path: PathBuf,
+    pub persist_at: Option<Instant>,
+    /// Token usage per day, endpoint and model (`$QCC_HOME/usage.json`), and when to write it.
+    pub usage: crate::store::usage::UsageBook,
+    pub usage_at: Option<Instant>,
+    /// (UTC day number, its "YYYY-MM-DD"), the usage book's current bucket name.
+    pub usage_day: (i64, String),
+    /// State files whose last write failed (reported once, and once when they work again).
+    pub failing_files: Vec<PathBuf>,
+    pub started: Instant,
+    pub started_wall: SystemTime,
+    /// Session -> endpoint bindings (`affinity.rs`).
+    pub affinity: upstream::affinity::Affinity,
+    /// Recent endpoint events (`history.rs`).
+    pub history: admin::history::History,
+    /// Recent requests and requests per second (the dashboard), and the access log (`metrics.rs`).
+    pub recent: admin::requests::Recent,
+    /// The thread that does the file work: state files, the access log, config reads (`disk.rs`).
+    pub disk: event::disk::Disk,
+    /// Wrong keys per client address, and the rate of refusal log lines (`refusals.rs`).
+    pub refusals: client::refusals::Refusals,
+    /// The named client keys and their live counters (`client/keys.rs`), and the last problem
+    /// reading their file (said once).
+    pub keys: client::keys::ClientKeys,
+    pub keys_problem: Option<String>,
+    /// Admin credential for the local CLI, written in the pid file (`pidfile::PidInfo`).
+    pub control_token: String,
+    /// The dashboard page's own token: its actions carry it when no key is configured.
+    pub page_token: String,
+    /// Alert receivers and what they still have to get (`admin/notify.rs`).
+    pub notifier: admin::notify::Notifier,
+}
