@@ -409,6 +409,10 @@ impl EventLoop {
                 }
             }
             self.on_timers(now);
+            // Alerts queued this turn (anywhere: `Shared::alert`) start on their way.
+            if self.sh.notifier.kicked {
+                self.pump_alerts(now);
+            }
             // Access-log lines go to the history thread in batches (every 100 ms at most).
             self.sh.stats.history_dropped += self.sh.disk.send_lines(Some(now));
             if let Some(deadline) = self.draining {
@@ -422,18 +426,33 @@ impl EventLoop {
                         log::warn!("drain timeout: closing {busy} connections still open");
                     }
                     self.end_drains(now);
-                    self.persist();
-                    self.persist_usage();
+                    self.sh.persist();
+                    self.sh.persist_usage();
                     self.sh.disk.finish(); // the last state writes land before the exit
                     while let Some(done) = self.sh.disk.try_next() {
                         if let event::disk::Done::Saved { path, result } = done {
-                            self.on_saved(path, result);
+                            self.sh.on_saved(path, result);
                         }
                     }
                     log::info!("qcc proxy stopped");
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// The loop's connections, as the status JSON and `/metrics` report them.
+    fn conns(&self) -> shared::Conns {
+        let exchanges = self
+            .clients
+            .keys()
+            .filter(|k| matches!(self.clients.get(*k).map(|c| &c.phase), Some(ClientPhase::Exchange(_))))
+            .count();
+        shared::Conns {
+            clients: self.clients.len(),
+            exchanges,
+            upstreams: self.upstreams.len(),
+            next_probe: self.next_probe,
         }
     }
 

@@ -63,3 +63,13 @@ pub struct Shared {
     /// Alert receivers and what they still have to get (`admin/notify.rs`).
     pub notifier: admin::notify::Notifier,
 }
+
+/// What only the loop knows, for the status JSON and `/metrics`: its connections, and when the
+/// next probe round runs.
+pub struct Conns {
+    pub clients: usize,
+    /// Clients with a request in progress.
+    pub exchanges: usize,
+    pub upstreams: usize,
+    pub next_probe: Instant,
+}

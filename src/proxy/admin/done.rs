@@ -16,7 +16,7 @@ impl EventLoop {
     pub(in crate::proxy) fn on_disk(&mut self, now: Instant) {
         while let Some(done) = self.sh.disk.try_next() {
             match done {
-                Done::Saved { path, result } => self.on_saved(path, result),
+                Done::Saved { path, result } => self.sh.on_saved(path, result),
                 Done::Keys(result) => self.on_keys(result),
                 Done::Loaded { edit, asker, result } => {
                     let (status, body) = match *result {

@@ -7,16 +7,16 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::proxy::client::keys::ACCESS_KEY_NAME;
-use crate::proxy::EventLoop;
+use crate::proxy::shared::Shared;
 
-impl EventLoop {
+impl Shared {
     /// Every key with today's (UTC) requests, tokens and cost, its limits and when it was last
     /// seen; the access key's row when it was used today.
     pub(in crate::proxy) fn keys_json(&self, now: Instant) -> Value {
         let day = crate::store::timefmt::date(std::time::SystemTime::now());
         let today_no = self.usage_day_no();
         let today = |name: &str| {
-            let k = self.sh.usage.key_day(&day, name);
+            let k = self.usage.key_day(&day, name);
             json!({"requests": k.counts.requests, "tokens": k.tokens(), "input_tokens": k.counts.input_tokens,
                    "output_tokens": k.counts.output_tokens, "cache_read_input_tokens": k.counts.cache_read_input_tokens,
                    "cost_usd": k.cost_usd,
@@ -24,7 +24,6 @@ impl EventLoop {
                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(k.last_seen)))})
         };
         let mut rows: Vec<Value> = self
-            .sh
             .keys
             .iter()
             .map(|k| {
@@ -35,7 +34,7 @@ impl EventLoop {
                        "limited": k.limited, "today": today(&e.name)})
             })
             .collect();
-        if self.sh.usage.key_day(&day, ACCESS_KEY_NAME).counts.requests > 0 {
+        if self.usage.key_day(&day, ACCESS_KEY_NAME).counts.requests > 0 {
             rows.push(json!({"name": ACCESS_KEY_NAME, "status": "active", "admin": true, "limits": {},
                              "today": today(ACCESS_KEY_NAME)}));
         }
@@ -47,16 +46,16 @@ impl EventLoop {
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        if self.sh.keys.defined() {
+        if self.keys.defined() {
             let day = crate::store::timefmt::date(std::time::SystemTime::now());
             family(out, "qcc_key_requests_today", "gauge", "Requests a client key made today (UTC).");
-            for k in self.sh.keys.iter() {
-                let c = self.sh.usage.key_day(&day, &k.name);
+            for k in self.keys.iter() {
+                let c = self.usage.key_day(&day, &k.name);
                 let _ = writeln!(out, "qcc_key_requests_today{{key=\"{}\"}} {}", k.name, c.counts.requests);
             }
             family(out, "qcc_key_tokens_today", "gauge", "Tokens a client key used today (UTC), by kind.");
-            for k in self.sh.keys.iter() {
-                let c = self.sh.usage.key_day(&day, &k.name).counts;
+            for k in self.keys.iter() {
+                let c = self.usage.key_day(&day, &k.name).counts;
                 for (kind, n) in [
                     ("input", c.input_tokens),
                     ("output", c.output_tokens),
@@ -72,31 +71,31 @@ impl EventLoop {
                 "gauge",
                 "What a client key's tokens cost today (UTC), in US dollars.",
             );
-            for k in self.sh.keys.iter() {
+            for k in self.keys.iter() {
                 let _ = writeln!(
                     out,
                     "qcc_key_cost_usd_today{{key=\"{}\"}} {}",
                     k.name,
-                    self.sh.usage.key_day(&day, &k.name).cost_usd
+                    self.usage.key_day(&day, &k.name).cost_usd
                 );
             }
             family(out, "qcc_key_in_flight", "gauge", "A client key's requests in progress.");
-            for k in self.sh.keys.iter() {
+            for k in self.keys.iter() {
                 let _ = writeln!(out, "qcc_key_in_flight{{key=\"{}\"}} {}", k.name, k.in_flight.get());
             }
             family(out, "qcc_key_requests_last_minute", "gauge", "A client key's requests started in the last 60 s.");
-            for k in self.sh.keys.iter() {
+            for k in self.keys.iter() {
                 let _ = writeln!(out, "qcc_key_requests_last_minute{{key=\"{}\"}} {}", k.name, k.window.count(now));
             }
             family(out, "qcc_key_limited_total", "counter", "Requests of a client key refused by one of its limits.");
-            for k in self.sh.keys.iter() {
+            for k in self.keys.iter() {
                 for (limit, n) in crate::policy::limits::Limit::ALL.iter().zip(k.limited) {
                     let _ =
                         writeln!(out, "qcc_key_limited_total{{key=\"{}\",limit=\"{}\"}} {n}", k.name, limit.as_str());
                 }
             }
         }
-        let n = &self.sh.notifier;
+        let n = &self.notifier;
         if n.receivers() > 0 {
             family(out, "qcc_alerts_total", "counter", "Alerts by what became of them.");
             for (result, v) in [("delivered", n.delivered), ("given_up", n.given_up), ("dropped", n.dropped)] {

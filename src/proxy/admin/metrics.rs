@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::policy::health::Outcome;
-use crate::proxy::EventLoop;
+use crate::proxy::shared::{Conns, Shared};
 
 /// Upper bounds (seconds) of the time-to-first-byte histogram.
 const TTFB_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -35,16 +35,16 @@ impl Counters {
     }
 }
 
-impl EventLoop {
+impl Shared {
     /// `GET /metrics`: the Prometheus text exposition format. Per-endpoint series carry the id
     /// (`endpoint`) and the name (`name`; both checked on load to need no escaping).
-    pub(in crate::proxy) fn metrics_text(&self, now: Instant) -> String {
+    pub(in crate::proxy) fn metrics_text(&self, conns: &Conns, now: Instant) -> String {
         let mut out = String::new();
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        let live: Vec<_> = self.sh.endpoints.iter().filter(|e| !e.retired).collect();
-        let labels = |ep: &crate::proxy::state::Endpoint| labels(ep, &self.sh.clusters);
+        let live: Vec<_> = self.endpoints.iter().filter(|e| !e.retired).collect();
+        let labels = |ep: &crate::proxy::state::Endpoint| labels(ep, &self.clusters);
         family(&mut out, "qcc_requests_total", "counter", "Requests that ended, by endpoint and status class.");
         for ep in &live {
             for (i, class) in CLASSES.iter().enumerate() {
@@ -70,7 +70,7 @@ impl EventLoop {
             "counter",
             "Requests a served cluster's endpoints answered, and of those how many came down a fallback chain.",
         );
-        for c in self.sh.clusters.iter().filter(|c| !c.retired) {
+        for c in self.clusters.iter().filter(|c| !c.retired) {
             let name = escape(&c.name);
             let _ = writeln!(
                 out,
@@ -80,34 +80,33 @@ impl EventLoop {
             let _ = writeln!(out, "qcc_cluster_served_total{{cluster=\"{name}\",via=\"fallback\"}} {}", c.fell_back);
         }
         family(&mut out, "qcc_retries_total", "counter", "Requests tried again on another endpoint.");
-        let _ = writeln!(out, "qcc_retries_total {}", self.sh.stats.retries);
+        let _ = writeln!(out, "qcc_retries_total {}", self.stats.retries);
         family(
             &mut out,
             "qcc_pool_stale_retries_total",
             "counter",
             "Requests sent again on a fresh connection: a pooled one that sat idle closed before answering.",
         );
-        let _ = writeln!(out, "qcc_pool_stale_retries_total {}", self.sh.stats.stale_retries);
+        let _ = writeln!(out, "qcc_pool_stale_retries_total {}", self.stats.stale_retries);
         family(
             &mut out,
             "qcc_pool_races_total",
             "counter",
             "Attempts that failed on a pooled connection closed before answering (not blamed on the endpoint).",
         );
-        let _ = writeln!(out, "qcc_pool_races_total {}", self.sh.stats.pool_races);
+        let _ = writeln!(out, "qcc_pool_races_total {}", self.stats.pool_races);
         family(&mut out, "qcc_history_dropped_total", "counter", "Access-log lines dropped: the disk did not keep up.");
-        let _ = writeln!(out, "qcc_history_dropped_total {}", self.sh.stats.history_dropped);
+        let _ = writeln!(out, "qcc_history_dropped_total {}", self.stats.history_dropped);
         family(&mut out, "qcc_requests_in_flight", "gauge", "Requests in progress.");
         let in_flight: u32 = live.iter().map(|e| e.in_flight.get()).sum();
         let _ = writeln!(out, "qcc_requests_in_flight {in_flight}");
         family(&mut out, "qcc_client_connections", "gauge", "Open client connections.");
-        let _ = writeln!(out, "qcc_client_connections {}", self.clients.len());
+        let _ = writeln!(out, "qcc_client_connections {}", conns.clients);
         family(&mut out, "qcc_upstream_connections", "gauge", "Open upstream connections (idle ones included).");
-        let _ = writeln!(out, "qcc_upstream_connections {}", self.upstreams.len());
+        let _ = writeln!(out, "qcc_upstream_connections {}", conns.upstreams);
         family(&mut out, "qcc_endpoint_up", "gauge", "1 when the endpoint would be picked now.");
         for ep in &live {
-            let _ =
-                writeln!(out, "qcc_endpoint_up{{{}}} {}", labels(ep), u8::from(ep.routable(&self.sh.failures, now)));
+            let _ = writeln!(out, "qcc_endpoint_up{{{}}} {}", labels(ep), u8::from(ep.routable(&self.failures, now)));
         }
         family(&mut out, "qcc_ratelimit_remaining", "gauge", "What the endpoint last said is left of its rate limit.");
         for ep in &live {
@@ -126,9 +125,9 @@ impl EventLoop {
             }
         }
         family(&mut out, "qcc_failure_queue_size", "gauge", "Endpoints in the failure queue.");
-        let _ = writeln!(out, "qcc_failure_queue_size {}", self.sh.failures.len());
+        let _ = writeln!(out, "qcc_failure_queue_size {}", self.failures.len());
         family(&mut out, "qcc_failure_queue_events_total", "counter", "Failure queue events since the counters began.");
-        let q = self.sh.failures.stats();
+        let q = self.failures.stats();
         for (event, n) in [
             ("failed", q.total_failed),
             ("verified", q.total_verified),
@@ -159,10 +158,10 @@ impl EventLoop {
         }
         // Dollars over the days the usage book keeps (90), priced models only.
         let mut cost: std::collections::BTreeMap<(&str, &str), f64> = std::collections::BTreeMap::new();
-        for day in self.sh.usage.last_days_ref() {
+        for day in self.usage.last_days_ref() {
             for (ep, models) in day {
                 for (model, c) in models {
-                    if let Some(x) = self.sh.settings.prices.cost(model, c) {
+                    if let Some(x) = self.settings.prices.cost(model, c) {
                         *cost.entry((ep.as_str(), model.as_str())).or_default() += x;
                     }
                 }
@@ -176,14 +175,14 @@ impl EventLoop {
                 "What the counted tokens cost, in US dollars, by endpoint and model.",
             );
             for ((ep, model), usd) in cost {
-                let name = self.sh.endpoints.iter().rev().find(|e| e.cfg.id == ep).map_or("", |e| e.cfg.name.as_str());
+                let name = self.endpoints.iter().rev().find(|e| e.cfg.id == ep).map_or("", |e| e.cfg.name.as_str());
                 let model = model.replace(['\\', '"', '\n'], "_");
                 let _ =
                     writeln!(out, "qcc_cost_usd_total{{endpoint=\"{ep}\",name=\"{name}\",model=\"{model}\"}} {usd}");
             }
         }
         let today = crate::store::timefmt::date(SystemTime::now());
-        if let Some(day) = self.sh.usage.day(&today) {
+        if let Some(day) = self.usage.day(&today) {
             family(&mut out, "qcc_tokens_today", "gauge", "Tokens counted today (UTC) by endpoint, model and kind.");
             for (ep, models) in day {
                 for (model, c) in models {
@@ -194,13 +193,8 @@ impl EventLoop {
                         ("cache_creation", c.cache_creation_input_tokens),
                         ("cache_read", c.cache_read_input_tokens),
                     ] {
-                        let name = self
-                            .sh
-                            .endpoints
-                            .iter()
-                            .rev()
-                            .find(|e| e.cfg.id == *ep)
-                            .map_or("", |e| e.cfg.name.as_str());
+                        let name =
+                            self.endpoints.iter().rev().find(|e| e.cfg.id == *ep).map_or("", |e| e.cfg.name.as_str());
                         let _ = writeln!(
                             out,
                             "qcc_tokens_today{{endpoint=\"{ep}\",name=\"{name}\",model=\"{model}\",kind=\"{kind}\"}} {n}"
@@ -211,7 +205,7 @@ impl EventLoop {
         }
         self.keys_metrics(&mut out, now);
         family(&mut out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch.");
-        let start = self.sh.started_wall.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let start = self.started_wall.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let _ = writeln!(out, "process_start_time_seconds {start}");
         if let Some(rss) = proc_status_bytes("VmRSS:") {
             family(&mut out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use crate::proxy::event::slab::Key;
+use crate::proxy::shared::Shared;
 use crate::proxy::state::Owner;
 use crate::proxy::EventLoop;
 use crate::store::url::{Scheme, WebhookUrl};
@@ -38,6 +39,8 @@ pub struct Notifier {
     /// The served clusters (bits by index) whose `all_down` was sent, with no endpoint of
     /// theirs back since.
     pub all_down: u64,
+    /// An alert was queued this turn: the loop starts sending it at the turn's end.
+    pub kicked: bool,
     pub delivered: u64,
     pub given_up: u64,
     pub dropped: u64,
@@ -128,41 +131,9 @@ impl Notifier {
 }
 
 impl EventLoop {
-    /// Queue alert `event` for every receiver. `fields` (an object) adds to the common ones;
-    /// `text` is the one line a chat webhook shows.
-    pub(in crate::proxy) fn alert(&mut self, event: &'static str, fields: Value, text: String, now: Instant) {
-        if self.sh.notifier.hooks.is_empty() {
-            return;
-        }
-        let mut body = json!({
-            "event": event,
-            "time": format!("{}Z", crate::store::timefmt::iso(SystemTime::now())),
-            "cluster": self.sh.settings.main().name,
-            "proxy": self.sh.addr.to_string(),
-            "text": text,
-            "content": text,
-        });
-        if let (Some(b), Value::Object(more)) = (body.as_object_mut(), fields) {
-            b.extend(more);
-        }
-        let body: Rc<[u8]> = Rc::from(body.to_string().into_bytes());
-        let n = &mut self.sh.notifier;
-        for h in &mut n.hooks {
-            if h.queue.len() >= MAX_QUEUED {
-                // The oldest waiting one goes (never the one in flight, at the front).
-                if let Some(d) = h.queue.remove(usize::from(h.send.is_some())) {
-                    n.dropped += 1;
-                    log::warn!("alerts: {} is not keeping up; dropped a queued {} alert", h.url.shown(), d.event);
-                }
-            }
-            h.queue.push_back(Delivery { event, body: Rc::clone(&body), tries: 0, not_before: now });
-        }
-        log::info!("alert {event}: {text}");
-        self.pump_alerts(now);
-    }
-
     /// Start the next due alert of every receiver that has none in flight.
-    fn pump_alerts(&mut self, now: Instant) {
+    pub(in crate::proxy) fn pump_alerts(&mut self, now: Instant) {
+        self.sh.notifier.kicked = false;
         for i in 0..self.sh.notifier.hooks.len() {
             let h = &mut self.sh.notifier.hooks[i];
             let due = h.send.is_none() && h.queue.front().is_some_and(|d| d.not_before <= now);
@@ -305,26 +276,61 @@ impl EventLoop {
         }
         due
     }
+}
+
+impl Shared {
+    /// Queue alert `event` for every receiver. `fields` (an object) adds to the common ones;
+    /// `text` is the one line a chat webhook shows.
+    pub(in crate::proxy) fn alert(&mut self, event: &'static str, fields: Value, text: String, now: Instant) {
+        if self.notifier.hooks.is_empty() {
+            return;
+        }
+        let mut body = json!({
+            "event": event,
+            "time": format!("{}Z", crate::store::timefmt::iso(SystemTime::now())),
+            "cluster": self.settings.main().name,
+            "proxy": self.addr.to_string(),
+            "text": text,
+            "content": text,
+        });
+        if let (Some(b), Value::Object(more)) = (body.as_object_mut(), fields) {
+            b.extend(more);
+        }
+        let body: Rc<[u8]> = Rc::from(body.to_string().into_bytes());
+        let n = &mut self.notifier;
+        for h in &mut n.hooks {
+            if h.queue.len() >= MAX_QUEUED {
+                // The oldest waiting one goes (never the one in flight, at the front).
+                if let Some(d) = h.queue.remove(usize::from(h.send.is_some())) {
+                    n.dropped += 1;
+                    log::warn!("alerts: {} is not keeping up; dropped a queued {} alert", h.url.shown(), d.event);
+                }
+            }
+            h.queue.push_back(Delivery { event, body: Rc::clone(&body), tries: 0, not_before: now });
+        }
+        log::info!("alert {event}: {text}");
+        n.kicked = true; // sent by the loop at the end of this turn (`pump_alerts`)
+    }
 
     /// Endpoint `idx` entered the failure queue; when it was the last usable one, `all_down`.
     pub(in crate::proxy) fn endpoint_down_alert(&mut self, idx: usize, reason: &str, now: Instant) {
-        let c = self.sh.endpoints[idx].cluster;
-        let cluster = std::rc::Rc::clone(&self.sh.clusters[c].name);
-        let ep = &self.sh.endpoints[idx].cfg;
+        let c = self.endpoints[idx].cluster;
+        let cluster = std::rc::Rc::clone(&self.clusters[c].name);
+        let ep = &self.endpoints[idx].cfg;
         let text = format!(
             "qcc: endpoint '{}' of cluster '{cluster}' is down ({reason}); it is probed every {} s",
             ep.name,
-            self.sh.settings.verify_interval.as_secs()
+            self.settings.verify_interval.as_secs()
         );
         let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "url": crate::mask::mask_url(&ep.url.to_string()),
                             "reason": reason, "cluster": &*cluster});
         self.alert("endpoint_down", fields, text, now);
         let mine = |e: &&crate::proxy::state::Endpoint| e.cluster == c && e.cfg.enabled && !e.retired;
-        let left = self.sh.endpoints.iter().filter(mine).filter(|e| !self.sh.failures.contains(&e.cfg.id)).count();
-        if left == 0 && self.sh.notifier.all_down & (1 << c) == 0 {
-            self.sh.notifier.all_down |= 1 << c;
-            let down = self.sh.endpoints.iter().filter(mine).count();
-            let chain: Vec<&str> = self.sh.clusters[c].chain[1..].iter().map(|&f| &*self.sh.clusters[f].name).collect();
+        let left = self.endpoints.iter().filter(mine).filter(|e| !self.failures.contains(&e.cfg.id)).count();
+        if left == 0 && self.notifier.all_down & (1 << c) == 0 {
+            self.notifier.all_down |= 1 << c;
+            let down = self.endpoints.iter().filter(mine).count();
+            let chain: Vec<&str> = self.clusters[c].chain[1..].iter().map(|&f| &*self.clusters[f].name).collect();
             let then = match chain.is_empty() {
                 true => "requests fail until one answers again".to_string(),
                 false => format!("requests go to {} until one answers again", chain.join(", then ")),
@@ -347,10 +353,10 @@ impl EventLoop {
     }
 
     pub(in crate::proxy) fn endpoint_up_alert(&mut self, idx: usize, how: &str, now: Instant) {
-        let c = self.sh.endpoints[idx].cluster;
-        self.sh.notifier.all_down &= !(1 << c);
-        let cluster = &*self.sh.clusters[c].name;
-        let ep = &self.sh.endpoints[idx].cfg;
+        let c = self.endpoints[idx].cluster;
+        self.notifier.all_down &= !(1 << c);
+        let cluster = &*self.clusters[c].name;
+        let ep = &self.endpoints[idx].cfg;
         let text = format!("qcc: endpoint '{}' of cluster '{cluster}' is back ({how})", ep.name);
         let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "reason": how, "cluster": cluster});
         self.alert("endpoint_up", fields, text, now);

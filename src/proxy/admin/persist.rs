@@ -6,29 +6,29 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::proxy::EventLoop;
+use crate::proxy::shared::Shared;
 
 /// A burst of queue changes costs one write.
 const PERSIST_DELAY: Duration = Duration::from_millis(200);
 /// Usage changes with every response: written at most this often (and at exit).
 const USAGE_DELAY: Duration = Duration::from_secs(5);
 
-impl EventLoop {
+impl Shared {
     /// Write the failure queue if it changed (coalesced by `persist_at`).
     pub(in crate::proxy) fn persist(&mut self) {
-        self.sh.persist_at = None;
-        if self.sh.failures.is_dirty() {
-            let bytes = self.sh.failures.take_bytes(SystemTime::now());
-            self.sh.disk.save(self.sh.queue_path.clone(), bytes);
+        self.persist_at = None;
+        if self.failures.is_dirty() {
+            let bytes = self.failures.take_bytes(SystemTime::now());
+            self.disk.save(self.queue_path.clone(), bytes);
         }
     }
 
     /// Write the usage file if it changed (coalesced by `usage_at`).
     pub(in crate::proxy) fn persist_usage(&mut self) {
-        self.sh.usage_at = None;
-        if self.sh.usage.is_dirty() {
-            let bytes = self.sh.usage.take_bytes(SystemTime::now());
-            self.sh.disk.save(self.usage_path(), bytes);
+        self.usage_at = None;
+        if self.usage.is_dirty() {
+            let bytes = self.usage.take_bytes(SystemTime::now());
+            self.disk.save(self.usage_path(), bytes);
         }
     }
 
@@ -36,10 +36,10 @@ impl EventLoop {
     /// change, or at exit).
     pub(in crate::proxy) fn on_saved(&mut self, path: PathBuf, result: std::io::Result<()>) {
         if result.is_err() {
-            if path == self.sh.queue_path {
-                self.sh.failures.mark_dirty();
+            if path == self.queue_path {
+                self.failures.mark_dirty();
             } else if path == self.usage_path() {
-                self.sh.usage.mark_dirty();
+                self.usage.mark_dirty();
             } // (a priority history entry is not written again)
         }
         self.note_write(&path, result);
@@ -47,34 +47,34 @@ impl EventLoop {
 
     /// Note that the failure queue changed; it is written shortly, once per burst.
     pub(in crate::proxy) fn queue_changed(&mut self, now: Instant) {
-        if self.sh.persist_at.is_none() && self.sh.failures.is_dirty() {
-            self.sh.persist_at = Some(now + PERSIST_DELAY);
+        if self.persist_at.is_none() && self.failures.is_dirty() {
+            self.persist_at = Some(now + PERSIST_DELAY);
         }
     }
 
     /// The usage book changed: it is written within `USAGE_DELAY`.
     pub(in crate::proxy) fn usage_changed(&mut self, now: Instant) {
-        if self.sh.usage_at.is_none() {
-            self.sh.usage_at = Some(now + USAGE_DELAY);
+        if self.usage_at.is_none() {
+            self.usage_at = Some(now + USAGE_DELAY);
         }
     }
 
     pub(in crate::proxy) fn usage_path(&self) -> PathBuf {
-        self.sh.settings.home.join("usage.json")
+        self.settings.home.join("usage.json")
     }
 
     fn note_write(&mut self, path: &Path, result: std::io::Result<()>) {
-        let known = self.sh.failing_files.iter().position(|p| p == path);
+        let known = self.failing_files.iter().position(|p| p == path);
         match (result, known) {
             (Ok(()), Some(i)) => {
-                self.sh.failing_files.swap_remove(i);
+                self.failing_files.swap_remove(i);
                 log::info!("writing {} works again", path.display());
             }
             (Ok(()), None) => {}
             (Err(e), known) => {
-                self.sh.stats.state_write_failures += 1;
+                self.stats.state_write_failures += 1;
                 if known.is_none() {
-                    self.sh.failing_files.push(path.to_path_buf());
+                    self.failing_files.push(path.to_path_buf());
                     log::warn!("cannot write {}: {e} (kept in memory; retried at every change)", path.display());
                 } else {
                     log::debug!("cannot write {}: {e}", path.display());

@@ -164,7 +164,7 @@ impl EventLoop {
                 let id = key.1;
                 let elsewhere = self.sh.endpoints.iter().any(|e| !e.retired && e.cfg.id == id);
                 if !elsewhere && self.sh.failures.remove(&id) {
-                    self.queue_changed(now);
+                    self.sh.queue_changed(now);
                 }
             }
         }

@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use crate::proxy::shared::Shared;
 use crate::proxy::state::Exchange;
-use crate::proxy::EventLoop;
 
 /// Requests kept for the dashboard, and seconds of the requests-per-second series.
 const RECENT: usize = 50;
@@ -292,7 +292,7 @@ impl Recent {
     }
 }
 
-impl EventLoop {
+impl Shared {
     /// A request ended (any way): the dashboard's ring, the counters, the access log.
     pub(in crate::proxy) fn record_request(
         &mut self,
@@ -302,26 +302,26 @@ impl EventLoop {
         out: u64,
         now: Instant,
     ) {
-        if let Some(ep) = endpoint.and_then(|i| self.sh.endpoints.get_mut(i)) {
+        if let Some(ep) = endpoint.and_then(|i| self.endpoints.get_mut(i)) {
             ep.counters.requests[status.class()] += 1;
         }
-        let mut r = self.sh.recent.take_slot();
+        let mut r = self.recent.take_slot();
         r.at = SystemTime::now();
         set(&mut r.method, ex.head.method());
         set(&mut r.path, crate::mask::clip(ex.head.target(), MAX_PATH_SHOWN));
-        let ep = endpoint.and_then(|i| self.sh.endpoints.get(i));
+        let ep = endpoint.and_then(|i| self.endpoints.get(i));
         set(&mut r.endpoint, ep.map_or("-", |ep| ep.cfg.id.as_str()));
         set(&mut r.endpoint_name, ep.map_or("-", |ep| ep.cfg.name.as_str()));
-        set(&mut r.cluster, ep.map_or("", |ep| &*self.sh.clusters[ep.cluster].name));
+        set(&mut r.cluster, ep.map_or("", |ep| &*self.clusters[ep.cluster].name));
         r.route.clear();
-        if let Some(rule) = ex.route.and_then(|n| self.sh.clusters[0].routes.get(n)) {
+        if let Some(rule) = ex.route.and_then(|n| self.clusters[0].routes.get(n)) {
             use std::fmt::Write;
             let _ = write!(r.route, "{}", rule.describe());
         }
         let (asked, sent) = ex.model_mapped.as_ref().map_or(("", ""), |(a, s)| (a.as_str(), s.as_str()));
         set(&mut r.model_requested, crate::store::usage::model_name(asked));
         set(&mut r.model_sent, sent);
-        let skipped = ex.headroom_skip.and_then(|i| self.sh.endpoints.get(i)).map_or("", |e| e.cfg.name.as_str());
+        let skipped = ex.headroom_skip.and_then(|i| self.endpoints.get(i)).map_or("", |e| e.cfg.name.as_str());
         set(&mut r.skipped_for_headroom, skipped);
         r.status = status;
         r.attempts = ex.attempts;
@@ -333,7 +333,7 @@ impl EventLoop {
         set(&mut r.key, ex.key.as_ref().map_or("", |k| &k.name));
         r.failed.clear();
         for f in &ex.failed {
-            let ep = self.sh.endpoints.get(f.endpoint);
+            let ep = self.endpoints.get(f.endpoint);
             let (id, name) = ep.map_or(("-", "-"), |e| (e.cfg.id.as_str(), e.cfg.name.as_str()));
             r.failed.push((id.to_string(), name.to_string(), f.why.clone(), f.ms));
         }
@@ -343,12 +343,12 @@ impl EventLoop {
         let model = ex.tokens.as_ref().and_then(|(m, _)| m.as_deref()).unwrap_or("");
         set(&mut r.model, crate::store::usage::model_name(model));
         r.tokens = ex.tokens.as_ref().map(|(_, t)| t.clone());
-        if self.sh.settings.access_log.is_some() {
+        if self.settings.access_log.is_some() {
             // Into this turn's batch (`Disk::send_lines`); a Vec cannot fail to take bytes.
-            let batch = self.sh.disk.line_buffer();
+            let batch = self.disk.line_buffer();
             let _ = serde_json::to_writer(&mut *batch, &r.line());
             batch.push(b'\n');
         }
-        self.sh.recent.push(r);
+        self.recent.push(r);
     }
 }

@@ -65,7 +65,7 @@ impl EventLoop {
                 self.serve_edit(ck, head, p, query, now);
                 return;
             }
-            ("GET", "/_qcc/status") => (200, self.status_json(now)),
+            ("GET", "/_qcc/status") => (200, self.sh.status_json(&self.conns(), now)),
             ("GET", "/_qcc/recent") => (200, self.sh.recent.to_json()),
             ("GET", "/_qcc/usage") => {
                 // What `qcc usage` shows while the proxy runs: counted up to the last answer.
@@ -140,9 +140,9 @@ impl EventLoop {
                     .filter(|&i| self.sh.failures.contains(&self.sh.endpoints[i].cfg.id))
                     .collect();
                 self.sh.failures.clear();
-                self.queue_changed(now);
+                self.sh.queue_changed(now);
                 for i in cleared {
-                    self.endpoint_up_alert(i, "failure queue cleared", now);
+                    self.sh.endpoint_up_alert(i, "failure queue cleared", now);
                 }
                 log::info!("failure queue cleared ({n} endpoints) by request");
                 self.sh.history.push("", "cleared", format!("{n} endpoints"));

@@ -5,27 +5,25 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::proxy::state::ClientPhase;
-use crate::proxy::EventLoop;
+use crate::proxy::shared::{Conns, Shared};
 
-impl EventLoop {
+impl Shared {
     /// Each served cluster: its rules, its chain, its endpoints' state, what it served.
     fn clusters_json(&self, now: Instant) -> Value {
-        let names = |list: &[usize]| list.iter().map(|&c| &*self.sh.clusters[c].name).collect::<Vec<_>>();
+        let names = |list: &[usize]| list.iter().map(|&c| &*self.clusters[c].name).collect::<Vec<_>>();
         let list: Vec<Value> = self
-            .sh
             .clusters
             .iter()
             .enumerate()
             .filter(|(_, c)| !c.retired)
             .map(|(i, c)| {
-                let mine = || self.sh.endpoints.iter().filter(move |e| e.cluster == i && !e.retired);
+                let mine = || self.endpoints.iter().filter(move |e| e.cluster == i && !e.retired);
                 let routes: Vec<Value> = c
                     .routes
                     .iter()
                     .zip(&c.targets)
                     .enumerate()
-                    .map(|(n, (r, &t))| json!({"n": n + 1, "rule": r.describe(), "to": &*self.sh.clusters[t].name}))
+                    .map(|(n, (r, &t))| json!({"n": n + 1, "rule": r.describe(), "to": &*self.clusters[t].name}))
                     .collect();
                 json!({
                     "name": &*c.name,
@@ -36,7 +34,7 @@ impl EventLoop {
                     "fallback": c.cfg.fallback,
                     "chain": names(&c.chain[1..]),
                     "endpoints": mine().count(),
-                    "usable": mine().filter(|e| e.routable(&self.sh.failures, now)).count(),
+                    "usable": mine().filter(|e| e.routable(&self.failures, now)).count(),
                     "served": c.served,
                     "fell_back": c.fell_back,
                 })
@@ -45,10 +43,10 @@ impl EventLoop {
         Value::Array(list)
     }
 
-    pub(in crate::proxy) fn status_json(&self, now: Instant) -> Value {
-        let sessions = self.sh.affinity.counts(self.sh.endpoints.len());
+    pub(in crate::proxy) fn status_json(&self, conns: &Conns, now: Instant) -> Value {
+        let sessions = self.affinity.counts(self.endpoints.len());
         let endpoints: Vec<Value> = self
-            .sh.endpoints
+            .endpoints
             .iter()
             .enumerate()
             .filter(|(_, ep)| !ep.retired)
@@ -57,7 +55,7 @@ impl EventLoop {
                 json!({
                     "name": ep.cfg.name,
                     "id": ep.cfg.id,
-                    "cluster": &*self.sh.clusters[ep.cluster].name,
+                    "cluster": &*self.clusters[ep.cluster].name,
                     "base_url": ep.cfg.url.to_string(),
                     "priority": ep.cfg.priority,
                     "weight": ep.cfg.weight,
@@ -69,8 +67,8 @@ impl EventLoop {
                     "format": ep.cfg.format.as_str(),
                     "caps": ep.cfg.caps.to_json(),
                     "at_cap": ep.load.at_cap(&ep.cfg.caps, ep.in_flight.get(), now),
-                    "in_failure_queue": self.sh.failures.contains(&ep.cfg.id),
-                    "usable": ep.routable(&self.sh.failures, now),
+                    "in_failure_queue": self.failures.contains(&ep.cfg.id),
+                    "usable": ep.routable(&self.failures, now),
                     "sessions": sessions[i],
                     "headroom": headroom_json(&ep.headroom, now),
                     "probing": ep.probing,
@@ -89,65 +87,65 @@ impl EventLoop {
                 })
             })
             .collect();
-        let q = self.sh.failures.stats();
-        let failed: Vec<&str> = self.sh.failures.ids().collect();
-        let idle: usize = self.sh.endpoints.iter().map(|e| e.idle.len()).sum();
+        let q = self.failures.stats();
+        let failed: Vec<&str> = self.failures.ids().collect();
+        let idle: usize = self.endpoints.iter().map(|e| e.idle.len()).sum();
         json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
-            "uptime_secs": now.duration_since(self.sh.started).as_secs(),
-            "started_at": crate::store::timefmt::iso(self.sh.started_wall),
-            "listen": self.sh.addr.to_string(),
-            "cluster": &*self.sh.clusters[0].name,
-            "strategy": self.sh.clusters[0].balancer.strategy().as_str(),
-            "retry_on": self.sh.clusters[0].cfg.retry_on.codes(),
+            "uptime_secs": now.duration_since(self.started).as_secs(),
+            "started_at": crate::store::timefmt::iso(self.started_wall),
+            "listen": self.addr.to_string(),
+            "cluster": &*self.clusters[0].name,
+            "strategy": self.clusters[0].balancer.strategy().as_str(),
+            "retry_on": self.clusters[0].cfg.retry_on.codes(),
             "clusters": self.clusters_json(now),
             "affinity": {
-                "enabled": self.sh.affinity.enabled(),
-                "sessions": self.sh.affinity.len(),
-                "max": self.sh.settings.affinity_max,
-                "ttl_secs": self.sh.settings.affinity_ttl.as_secs(),
+                "enabled": self.affinity.enabled(),
+                "sessions": self.affinity.len(),
+                "max": self.settings.affinity_max,
+                "ttl_secs": self.settings.affinity_ttl.as_secs(),
             },
             "requests": {
-                "total": self.sh.stats.total,
-                "successful": self.sh.stats.successful,
-                "failed": self.sh.stats.failed,
-                "aborted": self.sh.stats.aborted,
-                "rejected": self.sh.stats.rejected,
-                "retries": self.sh.stats.retries,
-                "bad_requests": self.sh.stats.bad_requests,
-                "unauthorized": self.sh.stats.unauthorized,
-                "limited": self.sh.stats.limited,
-                "forbidden": self.sh.stats.forbidden,
-                "log_lines_suppressed": self.sh.refusals.suppressed(),
+                "total": self.stats.total,
+                "successful": self.stats.successful,
+                "failed": self.stats.failed,
+                "aborted": self.stats.aborted,
+                "rejected": self.stats.rejected,
+                "retries": self.stats.retries,
+                "bad_requests": self.stats.bad_requests,
+                "unauthorized": self.stats.unauthorized,
+                "limited": self.stats.limited,
+                "forbidden": self.stats.forbidden,
+                "log_lines_suppressed": self.refusals.suppressed(),
                 "log_lines_dropped": crate::logging::dropped(),
-                "in_flight": self.clients.keys().filter(|k| matches!(self.clients.get(*k).map(|c| &c.phase), Some(ClientPhase::Exchange(_)))).count(),
+                "in_flight": conns.exchanges,
             },
             "connections": {
-                "clients": self.clients.len(),
-                "upstreams": self.upstreams.len(),
+                "clients": conns.clients,
+                "upstreams": conns.upstreams,
                 "idle_upstreams": idle,
-                "pool_races": self.sh.stats.pool_races,
-                "stale_retries": self.sh.stats.stale_retries,
-                "history_dropped": self.sh.stats.history_dropped,
+                "pool_races": self.stats.pool_races,
+                "stale_retries": self.stats.stale_retries,
+                "history_dropped": self.stats.history_dropped,
             },
             "endpoints": endpoints,
             "keys": self.keys_json(now),
             "alerts": {
-                "receivers": self.sh.notifier.receivers(),
-                "queued": self.sh.notifier.queued(),
-                "delivered": self.sh.notifier.delivered,
-                "given_up": self.sh.notifier.given_up,
-                "dropped": self.sh.notifier.dropped,
+                "receivers": self.notifier.receivers(),
+                "queued": self.notifier.queued(),
+                "delivered": self.notifier.delivered,
+                "given_up": self.notifier.given_up,
+                "dropped": self.notifier.dropped,
             },
             "streams": {
-                "retried_before_content": self.sh.stats.stream_retries,
-                "in_stream_errors": self.sh.stats.stream_errors,
+                "retried_before_content": self.stats.stream_retries,
+                "in_stream_errors": self.stats.stream_errors,
             },
             "usage": self.usage_json(),
             "state_files": {
-                "failed_writes": self.sh.stats.state_write_failures,
-                "failing": !self.sh.failing_files.is_empty(),
+                "failed_writes": self.stats.state_write_failures,
+                "failing": !self.failing_files.is_empty(),
             },
             "failure_queue": {
                 "stats": {
@@ -158,20 +156,20 @@ impl EventLoop {
                 },
                 "failed_endpoints_count": failed.len(),
                 "failed_endpoints": failed,
-                "details": self.queue_details(now),
+                "details": self.queue_details(conns.next_probe, now),
             },
             "settings": {
-                "verify_interval_secs": self.sh.settings.verify_interval.as_secs(),
-                "probe_model": self.sh.settings.probe_model,
-                "stream_idle_timeout_secs": self.sh.settings.stream_idle_timeout.as_secs(),
-                "stream_hold_secs": self.sh.settings.stream_hold.as_secs(),
-                "header_timeout_secs": self.sh.settings.header_timeout.as_secs(),
-                "idle_timeout_secs": self.sh.settings.idle_timeout.as_secs(),
-                "drain_timeout_secs": self.sh.settings.drain_timeout.as_secs(),
-                "max_body": self.sh.settings.max_body,
-                "max_connections": self.sh.settings.max_connections,
-                "access_key": self.sh.settings.access_key.is_some(),
-                "access_log": self.sh.settings.access_log,
+                "verify_interval_secs": self.settings.verify_interval.as_secs(),
+                "probe_model": self.settings.probe_model,
+                "stream_idle_timeout_secs": self.settings.stream_idle_timeout.as_secs(),
+                "stream_hold_secs": self.settings.stream_hold.as_secs(),
+                "header_timeout_secs": self.settings.header_timeout.as_secs(),
+                "idle_timeout_secs": self.settings.idle_timeout.as_secs(),
+                "drain_timeout_secs": self.settings.drain_timeout.as_secs(),
+                "max_body": self.settings.max_body,
+                "max_connections": self.settings.max_connections,
+                "access_key": self.settings.access_key.is_some(),
+                "access_log": self.settings.access_log,
             },
         })
     }
@@ -180,7 +178,7 @@ impl EventLoop {
     /// much of the input came from the prompt cache.
     fn usage_json(&self) -> Value {
         let day = crate::store::timefmt::date(std::time::SystemTime::now());
-        let today = self.sh.usage.day(&day);
+        let today = self.usage.day(&day);
         let mut cost: serde_json::Map<String, Value> = serde_json::Map::new();
         let mut unpriced = std::collections::BTreeSet::new();
         for (ep, models) in today.into_iter().flatten() {
@@ -189,7 +187,7 @@ impl EventLoop {
             let mut by_model = serde_json::Map::new();
             for (model, c) in models {
                 all.add(c);
-                let m = self.sh.settings.prices.cost(model, c);
+                let m = self.settings.prices.cost(model, c);
                 match m {
                     Some(x) => usd += x,
                     None => {
@@ -207,7 +205,7 @@ impl EventLoop {
             );
         }
         // The day's most expensive Claude Code sessions (the dashboard's top sessions).
-        let sessions = self.sh.usage.last_sessions(1);
+        let sessions = self.usage.last_sessions(1);
         let mut top: Vec<(&String, &crate::store::usage::SessionCounts)> =
             sessions.get(&day).into_iter().flatten().collect();
         top.sort_by(|a, b| {
@@ -223,22 +221,22 @@ impl EventLoop {
             })
             .collect();
         json!({"day": day, "today": today, "cost_today": cost, "unpriced_models": unpriced, "top_sessions": top,
-               "unread_encoded_replies": self.sh.stats.usage_unread})
+               "unread_encoded_replies": self.stats.usage_unread})
     }
 
     /// Each queued endpoint: why, since when, last check, and when the next probe runs.
-    fn queue_details(&self, now: Instant) -> Vec<Value> {
-        let next = self.next_probe.saturating_duration_since(now).as_secs();
-        self.sh.failures
+    fn queue_details(&self, next_probe: Instant, now: Instant) -> Vec<Value> {
+        let next = next_probe.saturating_duration_since(now).as_secs();
+        self.failures
             .ids()
             .map(|id| {
-                let ep = self.sh.endpoints.iter().find(|e| e.cfg.id == id && !e.retired);
-                let (reason, since) = match self.sh.failures.why(id) {
+                let ep = self.endpoints.iter().find(|e| e.cfg.id == id && !e.retired);
+                let (reason, since) = match self.failures.why(id) {
                     Some((r, t)) => (Value::from(r), Value::from(crate::store::timefmt::iso(t))),
                     None => (Value::Null, Value::Null),
                 };
                 json!({"name": ep.map(|e| e.cfg.name.as_str()), "id": id, "base_url": ep.map(|e| e.cfg.url.to_string()), "reason": reason, "since": since,
-                       "last_check": self.sh.failures.last_check(id), "next_check_in_secs": next})
+                       "last_check": self.failures.last_check(id), "next_check_in_secs": next})
             })
             .collect()
     }

@@ -8,23 +8,23 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::proxy::EventLoop;
+use crate::proxy::shared::Shared;
 
-impl EventLoop {
+impl Shared {
     /// A request that came in for cluster `entry` (started at `started`) was served by cluster
     /// `by`. A move is counted only from requests started after the last one, so answers still
     /// in flight from before it do not flip it back and forth.
     pub(in crate::proxy) fn note_served(&mut self, entry: usize, by: usize, started: Instant, now: Instant) {
-        let room = &mut self.sh.clusters[entry];
+        let room = &mut self.clusters[entry];
         if room.serving == by || room.switched_at.is_some_and(|t| started < t) {
             return;
         }
         let from = std::mem::replace(&mut room.serving, by);
         room.switched_at = Some(now);
         let (entry_name, from_name, to_name) = (
-            self.sh.clusters[entry].name.to_string(),
-            self.sh.clusters[from].name.to_string(),
-            self.sh.clusters[by].name.to_string(),
+            self.clusters[entry].name.to_string(),
+            self.clusters[from].name.to_string(),
+            self.clusters[by].name.to_string(),
         );
         let (kind, reason) = match by == entry {
             true => ("auto", format!("'{entry_name}' answers again")),
@@ -35,11 +35,11 @@ impl EventLoop {
             "auto" => log::info!("{text}"),
             _ => log::warn!("{text}"),
         }
-        self.sh.history.push("", "switch", format!("{from_name} -> {to_name}: {reason}"));
+        self.history.push("", "switch", format!("{from_name} -> {to_name}: {reason}"));
         let fields = json!({"from": from_name, "to": to_name, "type": kind, "reason": reason, "for": entry_name});
         self.alert("cluster_switch", fields, text, now);
-        if entry == 0 && self.sh.settings.chain.is_some() {
-            self.sh.disk.record_switch(self.sh.settings.home.clone(), from_name, to_name, reason, kind);
+        if entry == 0 && self.settings.chain.is_some() {
+            self.disk.record_switch(self.settings.home.clone(), from_name, to_name, reason, kind);
         }
     }
 }

@@ -4,10 +4,10 @@
 
 use std::time::{Instant, SystemTime};
 
-use crate::proxy::EventLoop;
+use crate::proxy::shared::Shared;
 use crate::store::usage::Counts;
 
-impl EventLoop {
+impl Shared {
     /// Count one response's usage: by endpoint and model, and by the request's session and
     /// client key (`key`: the name its ticket holds), alerting when a budget is crossed.
     pub(in crate::proxy) fn record_usage(
@@ -19,34 +19,19 @@ impl EventLoop {
         key: Option<&std::rc::Rc<str>>,
         now: Instant,
     ) {
-        let ep = &mut self.sh.endpoints[idx];
+        let ep = &mut self.endpoints[idx];
         ep.load.charge(&ep.cfg.caps, c.input_tokens + c.output_tokens, now);
         self.usage_day();
-        self.sh.usage.record(&self.sh.usage_day.1, &self.sh.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
-        let cost = model.and_then(|m| self.sh.settings.prices.cost(m, c)).unwrap_or(0.0);
+        self.usage.record(&self.usage_day.1, &self.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
+        let cost = model.and_then(|m| self.settings.prices.cost(m, c)).unwrap_or(0.0);
         if let Some(s) = session {
-            self.sh.usage.record_session(&self.sh.usage_day.1, s, c, cost);
+            self.usage.record_session(&self.usage_day.1, s, c, cost);
         }
         if let Some(name) = key {
-            let (before, after) = self.sh.usage.record_key(&self.sh.usage_day.1, name, c, cost);
+            let (before, after) = self.usage.record_key(&self.usage_day.1, name, c, cost);
             self.budget_crossed(name, &before, &after, now);
         }
         self.usage_changed(now);
-    }
-
-    /// `record_usage` for client `ck`'s exchange: its session and key (the exchange leaves its
-    /// phase for the recording, and comes back).
-    pub(in crate::proxy) fn charge_exchange(
-        &mut self,
-        ck: crate::proxy::event::slab::Key,
-        idx: usize,
-        model: Option<&str>,
-        c: &Counts,
-        now: Instant,
-    ) {
-        self.with_exchange(ck, |this, ex, _| {
-            this.record_usage(idx, model, c, ex.session.as_deref(), ex.key.as_ref().map(|t| &t.name), now)
-        });
     }
 
     /// A client key's day went past one of its budgets with this response: alert once (a
@@ -59,7 +44,7 @@ impl EventLoop {
         now: Instant,
     ) {
         use crate::policy::limits::{crossed, Used};
-        let Some(key) = self.sh.keys.find(name) else { return };
+        let Some(key) = self.keys.find(name) else { return };
         for (limit, msg) in crossed(name, &key.entry.limits, Used::from(before), Used::from(after)) {
             self.budget_alert(name, limit, &msg, now);
         }
@@ -68,10 +53,10 @@ impl EventLoop {
     /// Today's name in the usage book, "YYYY-MM-DD" (UTC); made once a day, not once a response.
     pub(in crate::proxy) fn usage_day(&mut self) -> &str {
         let day_no = self.usage_day_no();
-        if self.sh.usage_day.0 != day_no || self.sh.usage_day.1.is_empty() {
-            self.sh.usage_day = (day_no, crate::store::timefmt::date(SystemTime::now()));
+        if self.usage_day.0 != day_no || self.usage_day.1.is_empty() {
+            self.usage_day = (day_no, crate::store::timefmt::date(SystemTime::now()));
         }
-        &self.sh.usage_day.1
+        &self.usage_day.1
     }
 
     /// Today's UTC day number.

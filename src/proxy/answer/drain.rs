@@ -142,7 +142,7 @@ impl EventLoop {
             return;
         };
         let key = d.key.as_ref().map(|t| &t.name);
-        self.record_usage(d.endpoint, model.as_deref(), &tokens.counts(), d.session.as_deref(), key, now);
+        self.sh.record_usage(d.endpoint, model.as_deref(), &tokens.counts(), d.session.as_deref(), key, now);
         let how = if estimated { "output estimated from the deltas read" } else { "the answer's final usage" };
         log::info!(
             "client gone mid-answer: charged {} input, {} output tokens ({how})",

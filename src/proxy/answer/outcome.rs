@@ -188,8 +188,8 @@ impl EventLoop {
                     self.sh.endpoints[idx].cfg.label()
                 );
                 self.sh.history.push(&id, "recovered", "answered a request");
-                self.queue_changed(now);
-                self.endpoint_up_alert(idx, "answered a request", now);
+                self.sh.queue_changed(now);
+                self.sh.endpoint_up_alert(idx, "answered a request", now);
             }
             let entry = match self.clients.get(ck).map(|c| &c.phase) {
                 Some(ClientPhase::Exchange(ex)) => Some((ex.cluster, ex.started)),
@@ -201,7 +201,7 @@ impl EventLoop {
                     self.sh.clusters[cluster].fell_back += 1;
                 }
                 if self.sh.clusters[entry].serving != cluster {
-                    self.note_served(entry, cluster, started, now);
+                    self.sh.note_served(entry, cluster, started, now);
                 }
             }
             if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
@@ -246,12 +246,12 @@ impl EventLoop {
         if self.sh.failures.add(&id, &reason, std::time::SystemTime::now()) {
             log::info!("endpoint {} added to failure queue: {reason}", ep.cfg.label());
             self.sh.history.push(&id, "queued", reason.clone());
-            self.endpoint_down_alert(idx, &reason, now);
+            self.sh.endpoint_down_alert(idx, &reason, now);
         } else {
             log::debug!("endpoint {} already in failure queue: {reason}", ep.cfg.label());
         }
         self.sh.history.push(&id, "failed", reason);
-        self.queue_changed(now);
+        self.sh.queue_changed(now);
     }
 }
 

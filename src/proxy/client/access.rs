@@ -28,7 +28,7 @@ impl EventLoop {
             return Some(Caller::Anyone);
         }
         let peer = self.clients.get(ck).map(|c| c.peer)?;
-        let today = self.usage_day_no();
+        let today = self.sh.usage_day_no();
         let who =
             self.sh.keys.identify(head, self.sh.settings.access_key.as_deref(), today, &self.sh.settings.main().name);
         match who {
@@ -79,8 +79,8 @@ impl EventLoop {
             Caller::Anyone => return true,
             Caller::AccessKey => (self.sh.keys.access_ticket(), None),
             Caller::Key(k) => {
-                self.usage_day();
-                let wall = self.wall_secs();
+                self.sh.usage_day();
+                let wall = self.sh.wall_secs();
                 let crate::proxy::shared::Shared { keys, usage, usage_day, .. } = &mut self.sh;
                 let Some(key) = keys.get_mut(k) else { return true };
                 let counted = usage.key_day(&usage_day.1, &key.entry.name);
@@ -109,7 +109,7 @@ impl EventLoop {
                     Ok(()) => {
                         let ticket = keys.ticket(k);
                         usage.key_request(&usage_day.1, &ticket.name, wall);
-                        self.usage_changed(now);
+                        self.sh.usage_changed(now);
                         (ticket, None)
                     }
                 }
@@ -123,7 +123,7 @@ impl EventLoop {
         self.sh.stats.limited += 1;
         log::info!("{} -> 429", r.message);
         if alert {
-            self.budget_alert(&name, r.limit, &r.message, now);
+            self.sh.budget_alert(&name, r.limit, &r.message, now);
         }
         self.respond_refusal(ck, 429, &r.message, r.retry_after_secs, now);
         false

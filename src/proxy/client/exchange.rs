@@ -225,7 +225,7 @@ impl EventLoop {
             if self.refuse_local_reply(ck, 0, now) {
                 return;
             }
-            let text = self.metrics_text(now);
+            let text = self.sh.metrics_text(&self.conns(), now);
             let status = if get { 200 } else { 405 };
             self.respond_admin(ck, &head, status, "text/plain; version=0.0.4; charset=utf-8", text.as_bytes(), now);
             return;
@@ -473,7 +473,7 @@ impl EventLoop {
         self.arm(now + LINGER); // (the connection closes once this is out, or then)
         if let ClientPhase::Exchange(ex) = old {
             // A request qcc answered itself (408, 413, 503 ...) is a request of the access log too.
-            self.record_request(&ex, None, Ended::Status(status), pushed - ex.out_start, now);
+            self.sh.record_request(&ex, None, Ended::Status(status), pushed - ex.out_start, now);
             self.release_attempt(*ex);
         }
     }
@@ -502,7 +502,7 @@ impl EventLoop {
         self.sh.stats.aborted += 1;
         log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
         let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
-        self.record_request(&ex, endpoint, Ended::Aborted, out, now);
+        self.sh.record_request(&ex, endpoint, Ended::Aborted, out, now);
         self.drain_for_usage(&mut ex, now); // charged all the same (`answer/drain.rs`)
         self.release_attempt(ex);
     }

@@ -50,7 +50,7 @@ impl EventLoop {
         let out = pushed - ex.out_start;
         // No status: the upstream broke after the response started (counted as failed).
         let ended = status.map_or(Ended::Failed, Ended::Status);
-        self.record_request(ex, endpoint, ended, out, now);
+        self.sh.record_request(ex, endpoint, ended, out, now);
         if log::log_enabled!(log::Level::Info) {
             // One line, written into one buffer (the log thread gets it formatted once more).
             use std::fmt::Write as _;
@@ -84,5 +84,20 @@ impl EventLoop {
             }
             log::info!("{line}");
         }
+    }
+
+    /// `record_usage` for client `ck`'s exchange: its session and key (the exchange leaves its
+    /// phase for the recording, and comes back).
+    pub(in crate::proxy) fn charge_exchange(
+        &mut self,
+        ck: crate::proxy::event::slab::Key,
+        idx: usize,
+        model: Option<&str>,
+        c: &crate::store::usage::Counts,
+        now: Instant,
+    ) {
+        self.with_exchange(ck, |this, ex, _| {
+            this.sh.record_usage(idx, model, c, ex.session.as_deref(), ex.key.as_ref().map(|t| &t.name), now)
+        });
     }
 }

@@ -37,8 +37,8 @@ impl EventLoop {
     /// budgeted key). False when a budget is already filled by what is counted and reserved:
     /// the request was answered 429 and goes nowhere.
     pub(in crate::proxy) fn reserve_budget(&mut self, ck: Key, now: Instant) -> bool {
-        let wall = self.wall_secs();
-        self.usage_day();
+        let wall = self.sh.wall_secs();
+        self.sh.usage_day();
         let EventLoop { clients, sh, .. } = self;
         let crate::proxy::shared::Shared { keys, usage, usage_day, settings, stats, .. } = sh;
         let Some(ClientPhase::Exchange(ex)) = clients.get_mut(ck).map(|c| &mut c.phase) else { return true };

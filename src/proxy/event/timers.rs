@@ -36,10 +36,10 @@ impl EventLoop {
             self.accept(now);
         }
         if self.sh.persist_at.is_some_and(|t| t <= now) {
-            self.persist();
+            self.sh.persist();
         }
         if self.sh.usage_at.is_some_and(|t| t <= now) {
-            self.persist_usage();
+            self.sh.persist_usage();
         }
         if self.next_probe <= now {
             self.sh.affinity.expire(now);

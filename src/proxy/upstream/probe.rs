@@ -113,9 +113,9 @@ impl EventLoop {
         if self.sh.failures.contains(&id) {
             if self.sh.failures.record_probe(&id, ok, SystemTime::now()) {
                 log::info!("endpoint {label} recovered, removed from failure queue");
-                self.endpoint_up_alert(idx, "answered its recovery probe", now);
+                self.sh.endpoint_up_alert(idx, "answered its recovery probe", now);
             }
-            self.queue_changed(now);
+            self.sh.queue_changed(now);
         }
     }
 
