@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::http::BodyFraming;
 use crate::policy::health::Outcome;
 use crate::proxy::event::slab::Key;
+use crate::proxy::shared::Shared;
 use crate::proxy::state::*;
 use crate::proxy::{wire, EventLoop};
 
@@ -69,7 +70,7 @@ impl EventLoop {
             self.sh.stats.pool_races += 1;
             log::info!("endpoint {}: a pooled connection closed before answering; not blamed", ep.cfg.label());
         } else if api {
-            self.blame(idx, &failure, retry_after, now);
+            self.sh.blame(idx, &failure, retry_after, now);
         } // (outside the API: never a verdict on the endpoint)
         if let Some((model, t)) = usage {
             self.charge_exchange(ck, idx, model.as_deref(), &t.counts(), now); // billed, even if it broke
@@ -160,14 +161,14 @@ impl EventLoop {
         let cluster = self.sh.endpoints[idx].cluster;
         if api && self.sh.clusters[cluster].cfg.retry_on.contains(status) {
             // The last attempt's failed response was relayed as-is; it still counts.
-            self.blame(idx, &Failure::Status(status), a.resp.as_ref().and_then(|h| h.retry_after_secs), now);
+            self.sh.blame(idx, &Failure::Status(status), a.resp.as_ref().and_then(|h| h.retry_after_secs), now);
             self.sh.stats.failed += 1;
         } else if let (true, Some(e)) = (api, stream_error) {
             // An error event inside the 200 stream (passed through unchanged, after content):
             // the endpoint's failure, like a 529 (overloaded) or a 500.
             let failure = Failure::InStream(e);
             note = failure.describe();
-            self.blame(idx, &failure, None, now);
+            self.sh.blame(idx, &failure, None, now);
             self.sh.stats.stream_errors += 1;
             self.sh.stats.failed += 1;
         } else if !api || !proves_healthy(status) {
@@ -176,59 +177,62 @@ impl EventLoop {
             self.sh.endpoints[idx].health.record(Outcome::Answered);
             self.sh.stats.successful += 1;
         } else {
-            let ep = &mut self.sh.endpoints[idx];
-            ep.counters.observe_ttfb(a.head_elapsed.as_secs_f64());
-            if let Some(flip) = ep.health.record_success(a.head_elapsed) {
-                log::info!("endpoint {} is {} (was {})", ep.cfg.label(), flip.to.as_str(), flip.from.as_str());
-            }
-            if self.sh.failures.remove(&self.sh.endpoints[idx].cfg.id) {
-                let id = self.sh.endpoints[idx].cfg.id.clone();
-                log::info!(
-                    "endpoint {} answered again, removed from failure queue",
-                    self.sh.endpoints[idx].cfg.label()
-                );
-                self.sh.history.push(&id, "recovered", "answered a request");
-                self.sh.queue_changed(now);
-                self.sh.endpoint_up_alert(idx, "answered a request", now);
-            }
-            let entry = match self.clients.get(ck).map(|c| &c.phase) {
-                Some(ClientPhase::Exchange(ex)) => Some((ex.cluster, ex.started)),
-                _ => None,
-            };
-            if let Some((entry, started)) = entry {
-                self.sh.clusters[cluster].served += 1;
-                if cluster != entry {
-                    self.sh.clusters[cluster].fell_back += 1;
-                }
-                if self.sh.clusters[entry].serving != cluster {
-                    self.sh.note_served(entry, cluster, started, now);
-                }
-            }
             if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
-                // A session whose endpoint is only out of headroom for now keeps it: it comes
-                // back there (its prompt cache) once the limit resets.
-                let waiting =
-                    ex.session.as_deref().and_then(|s| self.sh.affinity.lookup(cluster, s, now)).filter(|&pin| {
-                        pin != idx
-                            && self
-                                .sh
-                                .endpoints
-                                .get(pin)
-                                .is_some_and(|e| e.headroom.blocked(now) && e.cfg.enabled && !e.retired)
-                    });
-                if let (Some(s), None) = (ex.session.as_deref(), waiting) {
-                    self.sh.affinity.bind(cluster, s, idx, now);
-                }
+                self.sh.credit(idx, ex, a.head_elapsed, now);
             }
             self.sh.stats.successful += 1;
         }
         self.log_request(ck, Some(idx), Some(status), &note, now);
         self.end_exchange(ck, close, now);
     }
+}
+
+impl Shared {
+    /// Endpoint `idx` answered `ex`'s request well (after `head_elapsed` to its head): its
+    /// health, its leaving the failure queue, its cluster's counts and moves, the session's
+    /// binding.
+    pub(in crate::proxy) fn credit(
+        &mut self,
+        idx: usize,
+        ex: &Exchange,
+        head_elapsed: std::time::Duration,
+        now: Instant,
+    ) {
+        let ep = &mut self.endpoints[idx];
+        ep.counters.observe_ttfb(head_elapsed.as_secs_f64());
+        if let Some(flip) = ep.health.record_success(head_elapsed) {
+            log::info!("endpoint {} is {} (was {})", ep.cfg.label(), flip.to.as_str(), flip.from.as_str());
+        }
+        if self.failures.remove(&self.endpoints[idx].cfg.id) {
+            let id = self.endpoints[idx].cfg.id.clone();
+            log::info!("endpoint {} answered again, removed from failure queue", self.endpoints[idx].cfg.label());
+            self.history.push(&id, "recovered", "answered a request");
+            self.queue_changed(now);
+            self.endpoint_up_alert(idx, "answered a request", now);
+        }
+        let (cluster, entry) = (self.endpoints[idx].cluster, ex.cluster);
+        self.clusters[cluster].served += 1;
+        if cluster != entry {
+            self.clusters[cluster].fell_back += 1;
+        }
+        if self.clusters[entry].serving != cluster {
+            self.note_served(entry, cluster, ex.started, now);
+        }
+        // A session whose endpoint is only out of headroom for now keeps it: it comes back
+        // there (its prompt cache) once the limit resets.
+        let Some(s) = ex.session.as_deref() else { return };
+        let waiting = self.affinity.lookup(cluster, s, now).filter(|&pin| {
+            pin != idx
+                && self.endpoints.get(pin).is_some_and(|e| e.headroom.blocked(now) && e.cfg.enabled && !e.retired)
+        });
+        if waiting.is_none() {
+            self.affinity.bind(cluster, s, idx, now);
+        }
+    }
 
     /// Record an endpoint failure: health (logged on the flip only) and the failure queue.
     pub(in crate::proxy) fn blame(&mut self, idx: usize, failure: &Failure, retry_after: Option<u64>, now: Instant) {
-        let ep = &mut self.sh.endpoints[idx];
+        let ep = &mut self.endpoints[idx];
         if let Some(flip) = ep.health.record_failure(ep.cfg.max_failures) {
             log::warn!(
                 "endpoint {} is {} (was {}): {}",
@@ -243,15 +247,15 @@ impl EventLoop {
         }
         let id = ep.cfg.id.clone();
         let reason = failure.describe();
-        if self.sh.failures.add(&id, &reason, std::time::SystemTime::now()) {
+        if self.failures.add(&id, &reason, std::time::SystemTime::now()) {
             log::info!("endpoint {} added to failure queue: {reason}", ep.cfg.label());
-            self.sh.history.push(&id, "queued", reason.clone());
-            self.sh.endpoint_down_alert(idx, &reason, now);
+            self.history.push(&id, "queued", reason.clone());
+            self.endpoint_down_alert(idx, &reason, now);
         } else {
             log::debug!("endpoint {} already in failure queue: {reason}", ep.cfg.label());
         }
-        self.sh.history.push(&id, "failed", reason);
-        self.sh.queue_changed(now);
+        self.history.push(&id, "failed", reason);
+        self.queue_changed(now);
     }
 }
 

@@ -5,58 +5,53 @@
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::policy::limits::Refusal;
 use crate::proxy::client::exchange::shown;
 use crate::proxy::client::keys::{Caller, Who};
-use crate::proxy::event::slab::Key;
-use crate::proxy::state::ClientPhase;
-use crate::proxy::EventLoop;
+use crate::proxy::shared::Shared;
+use crate::proxy::state::Exchange;
 
-impl EventLoop {
+impl Shared {
     /// Who sends this request, when the proxy asks (an access key or client keys exist, or it
-    /// listens off loopback); `None` when it was refused (answered here). The key's header is
-    /// taken out of the head.
+    /// listens off loopback); else the status and message to refuse it with (the refusal is
+    /// logged and counted here). The key's header is taken out of the head.
     pub(in crate::proxy) fn authenticate(
         &mut self,
-        ck: Key,
         head: &mut crate::http::RequestHead,
+        peer: std::net::SocketAddr,
         page: bool,
         now: Instant,
-    ) -> Option<Caller> {
-        let required =
-            self.sh.settings.access_key.is_some() || self.sh.keys.defined() || !self.sh.addr.ip().is_loopback();
+    ) -> Result<Caller, (u16, String)> {
+        let required = self.settings.access_key.is_some() || self.keys.defined() || !self.addr.ip().is_loopback();
         if !required || page {
-            return Some(Caller::Anyone);
+            return Ok(Caller::Anyone);
         }
-        let peer = self.clients.get(ck).map(|c| c.peer)?;
-        let today = self.sh.usage_day_no();
-        let who =
-            self.sh.keys.identify(head, self.sh.settings.access_key.as_deref(), today, &self.sh.settings.main().name);
+        let today = self.usage_day_no();
+        let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, &self.settings.main().name);
         match who {
             // A valid key is never refused by the wrong-key lockout: a scraper or a page opened
             // without a key on the same address must not lock its owner out.
-            Who::AccessKey => Some(Caller::AccessKey),
-            Who::Key(k) => Some(Caller::Key(k)),
+            Who::AccessKey => Ok(Caller::AccessKey),
+            Who::Key(k) => Ok(Caller::Key(k)),
             Who::Denied(status, msg) => {
                 self.log_refused(head, peer, &format!("{msg} -> {status}"), now);
-                self.sh.stats.unauthorized += 1;
-                self.respond_local_error(ck, status, &msg, now);
-                None
+                self.stats.unauthorized += 1;
+                Err((status, msg))
             }
             Who::Nobody { presented } => {
-                self.sh.stats.unauthorized += 1;
+                self.stats.unauthorized += 1;
                 // Only a key presented and wrong counts toward the lockout (a request without
                 // one guesses nothing).
                 if presented > 0 {
-                    if let Some(left) = self.sh.refusals.locked(peer.ip(), now) {
+                    if let Some(left) = self.refusals.locked(peer.ip(), now) {
                         self.log_refused(head, peer, "too many wrong access keys -> 429", now);
                         let msg = format!(
                             "too many wrong access keys from this address; try again in {} s",
                             left.as_secs() + 1
                         );
-                        self.respond_local_error(ck, 429, &msg, now);
-                        return None;
+                        return Err((429, msg));
                     }
-                    self.sh.refusals.wrong_key(peer.ip(), now);
+                    self.refusals.wrong_key(peer.ip(), now);
                 }
                 // Of what was offered, only its length is said: it may be a real key mistyped.
                 let what = match presented {
@@ -64,25 +59,25 @@ impl EventLoop {
                     n => format!("a wrong access key ({n} bytes) -> 401"),
                 };
                 self.log_refused(head, peer, &what, now);
-                self.respond_local_error(ck, 401, "missing or invalid qcc access key", now);
-                None
+                Err((401, "missing or invalid qcc access key".into()))
             }
         }
     }
 
-    /// A client key's limits before its request may go upstream: over one, a 429 (Anthropic's
-    /// `rate_limit_error`, with `retry-after`) and an alert; within them, the request is counted
-    /// (its minute, its requests in progress, its day). False when refused.
-    pub(in crate::proxy) fn admit_caller(&mut self, ck: Key, caller: Caller, now: Instant) -> bool {
+    /// A client key's limits before `ex`'s request may go upstream: over one, the refusal for a
+    /// 429 (Anthropic's `rate_limit_error`, with `retry-after`) and an alert; within them, the
+    /// request is counted (its minute, its requests in progress, its day). Either way the
+    /// exchange holds the key's ticket.
+    pub(in crate::proxy) fn admit(&mut self, ex: &mut Exchange, caller: Caller, now: Instant) -> Result<(), Refusal> {
         use crate::proxy::state::KeyTicket;
         let (ticket, refused) = match caller {
-            Caller::Anyone => return true,
-            Caller::AccessKey => (self.sh.keys.access_ticket(), None),
+            Caller::Anyone => return Ok(()),
+            Caller::AccessKey => (self.keys.access_ticket(), None),
             Caller::Key(k) => {
-                self.sh.usage_day();
-                let wall = self.sh.wall_secs();
-                let crate::proxy::shared::Shared { keys, usage, usage_day, .. } = &mut self.sh;
-                let Some(key) = keys.get_mut(k) else { return true };
+                self.usage_day();
+                let wall = self.wall_secs();
+                let Shared { keys, usage, usage_day, .. } = self;
+                let Some(key) = keys.get_mut(k) else { return Ok(()) };
                 let counted = usage.key_day(&usage_day.1, &key.entry.name);
                 let used = crate::policy::limits::Used::from(&counted).with(key.reserved.get());
                 let verdict = crate::policy::limits::admit(
@@ -109,24 +104,21 @@ impl EventLoop {
                     Ok(()) => {
                         let ticket = keys.ticket(k);
                         usage.key_request(&usage_day.1, &ticket.name, wall);
-                        self.sh.usage_changed(now);
+                        self.usage_changed(now);
                         (ticket, None)
                     }
                 }
             }
         };
         let name = Rc::clone(&ticket.name);
-        if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
-            ex.key = Some(ticket);
-        }
-        let Some((r, alert)) = refused else { return true };
-        self.sh.stats.limited += 1;
+        ex.key = Some(ticket);
+        let Some((r, alert)) = refused else { return Ok(()) };
+        self.stats.limited += 1;
         log::info!("{} -> 429", r.message);
         if alert {
-            self.sh.budget_alert(&name, r.limit, &r.message, now);
+            self.budget_alert(&name, r.limit, &r.message, now);
         }
-        self.respond_refusal(ck, 429, &r.message, r.retry_after_secs, now);
-        false
+        Err(r)
     }
 
     /// One line for a refused request, within the refusal lines' rate limit (`refusals.rs`).
@@ -137,7 +129,7 @@ impl EventLoop {
         what: &str,
         now: Instant,
     ) {
-        if let Some(n) = self.sh.refusals.may_log(now) {
+        if let Some(n) = self.refusals.may_log(now) {
             let note = crate::proxy::client::refusals::suppressed_note(n);
             log::warn!("{} {} from {peer}: {what}{note}", head.method(), shown(head.target()));
         }

@@ -176,7 +176,7 @@ impl EventLoop {
             }
             Verdict::Refuse(status, msg) => {
                 if let Some(peer) = self.clients.get(ck).map(|c| c.peer) {
-                    self.log_refused(&head, peer, &format!("{msg} -> {status}"), now);
+                    self.sh.log_refused(&head, peer, &format!("{msg} -> {status}"), now);
                 }
                 self.sh.stats.forbidden += 1;
                 self.respond_local_error(ck, status, &msg, now);
@@ -194,13 +194,14 @@ impl EventLoop {
         let page = get && matches!(target, b"/_qcc/" | b"/_qcc");
         let control =
             (admin || metrics) && crate::proxy::client::keys::has_control_token(&head, &self.sh.control_token);
+        let Some(peer) = self.clients.get(ck).map(|c| c.peer) else { return };
         let caller = match control {
-            true => Some(Caller::AccessKey),
-            false => self.authenticate(ck, &mut head, page, now),
+            true => Ok(Caller::AccessKey),
+            false => self.sh.authenticate(&mut head, peer, page, now),
         };
         let caller = match caller {
-            Some(caller) => caller,
-            None => return,
+            Ok(caller) => caller,
+            Err((status, msg)) => return self.respond_local_error(ck, status, &msg, now),
         };
         if (admin || metrics) && !page {
             if let Caller::Key(k) = caller {
@@ -208,9 +209,7 @@ impl EventLoop {
                 if let Some(e) = e.filter(|e| !e.admin) {
                     let msg =
                         format!("key '{}' may not use the admin pages (`qcc key set {} --admin`)", e.name, e.name);
-                    if let Some(peer) = self.clients.get(ck).map(|c| c.peer) {
-                        self.log_refused(&head, peer, &format!("{msg} -> 403"), now);
-                    }
+                    self.sh.log_refused(&head, peer, &format!("{msg} -> 403"), now);
                     self.sh.stats.forbidden += 1;
                     self.respond_local_error(ck, 403, &msg, now);
                     return;
@@ -282,7 +281,13 @@ impl EventLoop {
         }));
         // Within its key's limits, the first attempt starts in pump_exchange, once the body bytes
         // already read are in the exchange: a small request then goes upstream in one write.
-        self.admit_caller(ck, caller, now);
+        let refused = match self.clients.get_mut(ck).map(|c| &mut c.phase) {
+            Some(ClientPhase::Exchange(ex)) => self.sh.admit(ex, caller, now).err(),
+            _ => None,
+        };
+        if let Some(r) = refused {
+            self.respond_refusal(ck, 429, &r.message, r.retry_after_secs, now);
+        }
     }
 
     /// One pump of a request in progress. `None`: close the client connection.
@@ -305,7 +310,12 @@ impl EventLoop {
             _ => false,
         };
         if first {
-            if !self.reserve_budget(ck, now) {
+            let refused = match self.clients.get_mut(ck).map(|c| &mut c.phase) {
+                Some(ClientPhase::Exchange(ex)) => self.sh.reserve(ex).err(),
+                _ => None,
+            };
+            if let Some(r) = refused {
+                self.respond_refusal(ck, 429, &r.message, r.retry_after_secs, now);
                 return Some(true);
             }
             self.start_attempt(ck, now);

@@ -4,14 +4,13 @@
 //! 100-token budget are then not all served: each sees what the ones before it reserved. The
 //! reservation is given back when the request ends, once what it used has been counted.
 
-use std::time::Instant;
-
 use serde::Deserialize;
 
-use crate::policy::limits::{budget_room, secs_to_midnight, Reservation, Used, BYTES_PER_TOKEN, DEFAULT_MAX_TOKENS};
-use crate::proxy::event::slab::Key;
-use crate::proxy::state::ClientPhase;
-use crate::proxy::EventLoop;
+use crate::policy::limits::{
+    budget_room, secs_to_midnight, Refusal, Reservation, Used, BYTES_PER_TOKEN, DEFAULT_MAX_TOKENS,
+};
+use crate::proxy::shared::Shared;
+use crate::proxy::state::Exchange;
 
 /// What a Messages request asks for that an estimate needs (everything else skipped unparsed).
 #[derive(Deserialize, Default)]
@@ -32,31 +31,27 @@ pub fn estimate(body: &[u8], prices: &crate::store::prices::PriceTable) -> Used 
     Used { tokens: input.saturating_add(output), usd }
 }
 
-impl EventLoop {
-    /// Reserve the estimate of client `ck`'s request against its key's budgets (once, for a
-    /// budgeted key). False when a budget is already filled by what is counted and reserved:
-    /// the request was answered 429 and goes nowhere.
-    pub(in crate::proxy) fn reserve_budget(&mut self, ck: Key, now: Instant) -> bool {
-        let wall = self.sh.wall_secs();
-        self.sh.usage_day();
-        let EventLoop { clients, sh, .. } = self;
-        let crate::proxy::shared::Shared { keys, usage, usage_day, settings, stats, .. } = sh;
-        let Some(ClientPhase::Exchange(ex)) = clients.get_mut(ck).map(|c| &mut c.phase) else { return true };
-        let Some(ticket) = ex.key.as_mut().filter(|t| t.budgeted && t.reserved.is_none()) else { return true };
-        let Some(key) = keys.find_mut(&ticket.name) else { return true };
-        let counted = usage.key_day(&usage_day.1, &key.entry.name);
+impl Shared {
+    /// Reserve the estimate of `ex`'s request against its key's budgets (once, for a budgeted
+    /// key). A refusal when a budget is already filled by what is counted and reserved: the
+    /// request is answered 429 and goes nowhere.
+    pub(in crate::proxy) fn reserve(&mut self, ex: &mut Exchange) -> Result<(), Refusal> {
+        let wall = self.wall_secs();
+        self.usage_day();
+        let Some(ticket) = ex.key.as_mut().filter(|t| t.budgeted && t.reserved.is_none()) else { return Ok(()) };
+        let Some(key) = self.keys.find_mut(&ticket.name) else { return Ok(()) };
+        let counted = self.usage.key_day(&self.usage_day.1, &key.entry.name);
         let used = Used::from(&counted).with(key.reserved.get());
         match budget_room(&key.entry.name, &key.entry.limits, used, secs_to_midnight(wall)) {
             Ok(()) => {
-                ticket.reserved = Some(Reservation::hold(&key.reserved, estimate(&ex.body, &settings.prices)));
-                true
+                ticket.reserved = Some(Reservation::hold(&key.reserved, estimate(&ex.body, &self.settings.prices)));
+                Ok(())
             }
             Err(r) => {
                 key.limited[r.limit.index()] += 1;
-                stats.limited += 1;
+                self.stats.limited += 1;
                 log::info!("{} (with what requests in progress reserved) -> 429", r.message);
-                self.respond_refusal(ck, 429, &r.message, r.retry_after_secs, now);
-                false
+                Err(r)
             }
         }
     }
