@@ -18,7 +18,7 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The clusters to serve, the started one first, then those its routes and fallbacks name
-    /// (`store::routes::served`); or the built-in default alone: one endpoint
+    /// (`store::served::served`); or the built-in default alone: one endpoint
     /// https://api.anthropic.com with an empty api_key, forwarding the client's own credentials.
     pub clusters: Vec<ClusterConfig>,
     /// The started cluster's fallback chain when the profile priorities set it (its secondary

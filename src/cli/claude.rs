@@ -7,6 +7,10 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+/// What a Claude Code pointed at a proxy must not also have: with `ANTHROPIC_API_KEY` beside
+/// `ANTHROPIC_AUTH_TOKEN` the interactive CLI asks about a "custom API key" (`launch.rs`).
+pub const UNSET: &str = "ANTHROPIC_API_KEY";
+
 /// `$CLAUDE_CONFIG_DIR/settings.json`, else `~/.claude/settings.json`.
 pub fn settings_path() -> PathBuf {
     match std::env::var_os("CLAUDE_CONFIG_DIR") {
@@ -82,7 +86,7 @@ pub fn launch(env: &[(&str, String)], args: &[std::ffi::OsString]) -> Result<()>
     let mut cmd = std::process::Command::new("claude");
     cmd.args(args);
     if env.iter().any(|(k, _)| *k == "ANTHROPIC_AUTH_TOKEN") {
-        cmd.env_remove(super::launch::UNSET); // one credential: no question about a custom key
+        cmd.env_remove(UNSET); // one credential: no question about a custom key
     }
     for (k, v) in env {
         cmd.env(k, v);

@@ -11,6 +11,13 @@ use std::time::Duration;
 
 use crate::http::BodyTracker;
 
+/// Whether something accepts a TCP connection at `url`'s host and port (within a second).
+pub fn answers(url: &str) -> bool {
+    let Ok(u) = crate::store::url::BaseUrl::parse(url.trim_end_matches('/')) else { return false };
+    let Ok(mut addrs) = (u.host.as_str(), u.port).to_socket_addrs() else { return false };
+    addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+}
+
 /// A response as the CLI reads it.
 pub struct Reply {
     pub status: u16,

@@ -153,7 +153,7 @@ pub(super) fn apply_live(cluster: &str) {
     let leads_there = || {
         ConfigFile::load_user()
             .ok()
-            .and_then(|f| crate::store::routes::served(&f, &main, None).ok())
+            .and_then(|f| crate::store::served::served(&f, &main, None).ok())
             .is_some_and(|list| list.iter().any(|c| c.name == cluster))
     };
     if main != cluster && !leads_there() {

@@ -5,21 +5,12 @@
 //! active; is `claude` installed. Each problem comes with the one command that fixes it; the
 //! exit code is 0 only when all is well.
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::store::config::ConfigFile;
-
-/// Whether something accepts a TCP connection at `url`'s host and port (within a second).
-pub fn answers(url: &str) -> bool {
-    let Ok(u) = crate::store::url::BaseUrl::parse(url.trim_end_matches('/')) else { return false };
-    let Ok(mut addrs) = (u.host.as_str(), u.port).to_socket_addrs() else { return false };
-    addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
-}
 
 /// The checks as they are made: printed as a screen, or kept for `--json`.
 struct Report {
@@ -55,7 +46,7 @@ fn check_pointer(r: &mut Report, what: &str, set: Option<String>, proxy: Option<
     let same = proxy.is_some_and(|p| p.trim_end_matches('/') == set.trim_end_matches('/'));
     if same {
         r.ok(what, format!("{shown}: the running proxy"));
-    } else if answers(&set) {
+    } else if super::client::answers(&set) {
         r.ok(what, format!("{shown}: something answers there (not this qcc proxy)"));
     } else {
         r.problem(what, format!("{shown}: nothing answers there; Claude Code would wait and fail"), fix_to.to_string());

@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use super::background;
+use super::claude::UNSET;
 use super::UseArgs;
 use crate::error::{Error, Result};
 use crate::mask::mask_key;
@@ -25,9 +26,6 @@ fn proxy_env(home: &Path, base: &str) -> Vec<(&'static str, String)> {
     let key = super::control::launch_key(home);
     vec![("ANTHROPIC_BASE_URL", base.to_string()), ("ANTHROPIC_AUTH_TOKEN", key)]
 }
-
-/// What a Claude Code pointed at a proxy must not also have (see `proxy_env`).
-pub const UNSET: &str = "ANTHROPIC_API_KEY";
 
 /// The profile `qcc` alone means, or why there is none.
 fn launch_profile(config: &ConfigFile) -> Result<String> {
@@ -84,7 +82,7 @@ pub fn warn_settings(base: &str) {
         return;
     }
     let path = super::claude::settings_path();
-    let alive = super::doctor::answers(&set);
+    let alive = super::client::answers(&set);
     eprintln!(
         "qcc: warning: {} sets ANTHROPIC_BASE_URL={} ({}), which Claude Code uses over qcc's; \
          `qcc doctor` says how to fix it",
@@ -234,7 +232,7 @@ pub fn proxy_use(home: &Path, cluster: &str, host: Option<String>, port: Option<
             println!("a qcc proxy for '{cluster}' already runs there (pid {})", info.pid);
         }
         _ => {
-            if !super::doctor::answers(&base) {
+            if !super::client::answers(&base) {
                 eprintln!(
                     "qcc: warning: nothing answers at {base} yet: Claude Code would wait and fail until a proxy runs there"
                 );

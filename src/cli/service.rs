@@ -219,7 +219,7 @@ pub fn install(home: &Path, a: &InstallArgs) -> Result<()> {
     }
     // A proxy already on the port: the service could not take it. Said, with how to hand over.
     let base = format!("http://127.0.0.1:{port}");
-    if super::doctor::answers(&base) {
+    if super::client::answers(&base) {
         let who = match super::control::serving(home) {
             Some((info, c)) if info.port == port => format!("a qcc proxy for '{c}' (pid {})", info.pid),
             _ => "something".to_string(),

@@ -71,7 +71,7 @@ impl Cluster {
 }
 
 /// Work out every cluster's chain and the started cluster's routes from the names in their
-/// configs (checked by `store::routes::served`: every name is served, no cycle).
+/// configs (checked by `store::served::served`: every name is served, no cycle).
 pub fn link(clusters: &mut [Cluster]) {
     let find = |clusters: &[Cluster], n: &str| clusters.iter().position(|c| !c.retired && &*c.name == n);
     for i in 0..clusters.len() {

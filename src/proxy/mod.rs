@@ -13,6 +13,7 @@ mod admin;
 mod answer;
 mod client;
 mod clusters;
+mod counters;
 mod event;
 mod shared;
 mod state;

@@ -104,8 +104,8 @@ pub struct Endpoint {
     /// Removed from the cluster by a reload. Kept (never picked) so that indices held by
     /// in-flight attempts stay valid; revived if a later reload brings the id back.
     pub retired: bool,
-    /// Counters for `/metrics` (`metrics.rs`).
-    pub counters: super::admin::metrics::Counters,
+    /// Counters for `/metrics` (`counters.rs`).
+    pub counters: super::counters::Counters,
     /// Bumped when a reload gives this slot a new target (URL, key or CA): connections and
     /// lookups of an older generation are never pooled or applied.
     pub generation: u32,

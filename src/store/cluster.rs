@@ -446,6 +446,58 @@ pub(super) fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, 
     })
 }
 
+/// `base`, or `base-2`, `base-3` ...: the first that no endpoint of `others` is called (nor has
+/// as its id).
+pub(super) fn unique_name(base: &str, others: &[EndpointConfig]) -> String {
+    let taken: std::collections::HashSet<&str> = others.iter().flat_map(|e| [e.name.as_str(), e.id.as_str()]).collect();
+    crate::store::names::first_free(base, &taken)
+}
+
+/// Give every endpoint without a stored name its host's, made unique; refuse two endpoints of
+/// one name, or a name that is another endpoint's id (a command could not tell them apart).
+pub(super) fn name_endpoints(endpoints: &mut [EndpointConfig]) -> std::result::Result<(), String> {
+    use std::collections::{HashMap, HashSet};
+    let ids: HashMap<String, usize> = endpoints.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for (i, e) in endpoints.iter().enumerate().filter(|(_, e)| !e.name.is_empty()) {
+        if let Some(j) = names.insert(e.name.clone(), i) {
+            return Err(format!(
+                "two endpoints are called '{}' ({} and {}); names must be unique in a cluster",
+                e.name, endpoints[j].id, e.id
+            ));
+        }
+    }
+    let mut taken: HashSet<String> = names.keys().chain(ids.keys()).cloned().collect();
+    // Where the search for a free `host-K` resumes, per host (many endpoints on one host).
+    let mut next: HashMap<String, usize> = HashMap::new();
+    for (i, ep) in endpoints.iter_mut().enumerate() {
+        if ep.name.is_empty() {
+            let base = crate::store::names::host_of(&ep.url.to_string());
+            let name = if taken.contains(&base) {
+                let k = next.entry(base.clone()).or_insert(2);
+                while taken.contains(&format!("{base}-{k}")) {
+                    *k += 1;
+                }
+                format!("{base}-{k}")
+            } else {
+                base
+            };
+            taken.insert(name.clone());
+            names.insert(name.clone(), i);
+            ep.name = name;
+        }
+    }
+    for (name, &i) in &names {
+        if let Some(&j) = ids.get(name).filter(|&&j| j != i) {
+            return Err(format!(
+                "endpoint {} is called '{name}', which is the id of endpoint {}",
+                endpoints[i].id, endpoints[j].name
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

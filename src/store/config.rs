@@ -8,9 +8,10 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::store::cluster::{name_endpoints, unique_name};
 use crate::store::cluster::{parse_endpoint, single_endpoint};
 use crate::store::cluster::{ClusterConfig, MAX_TIMEOUT_SECS};
-use crate::store::names::{check_name, fnv_id, fresh_id, host_of, name_endpoints, unique_name};
+use crate::store::names::{check_name, fnv_id, fresh_id, host_of};
 use crate::store::url::BaseUrl;
 
 /// What `qcc endpoint add` asks for.

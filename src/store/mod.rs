@@ -16,6 +16,7 @@ pub mod profiles;
 pub mod proxy_flags;
 pub mod requestlog;
 pub mod routes;
+pub mod served;
 pub mod sync;
 pub mod timefmt;
 pub mod url;

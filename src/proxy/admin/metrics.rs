@@ -1,39 +1,13 @@
-//! `GET /metrics` in the Prometheus text format, and the per-endpoint counters it reads beside
-//! the health records (requests by class, a time-to-first-byte histogram). What each finished
+//! `GET /metrics` in the Prometheus text format: the per-endpoint counters (`counters.rs`) and
+//! health records, the clusters, the queue, usage, client keys, the process. What each finished
 //! request leaves (the counters' updates, the dashboard's ring, the access log) is `requests.rs`.
 
 use std::fmt::Write as _;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::policy::health::Outcome;
+use crate::proxy::counters::{CLASSES, TTFB_BUCKETS};
 use crate::proxy::shared::{Conns, Shared};
-
-/// Upper bounds (seconds) of the time-to-first-byte histogram.
-const TTFB_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
-
-/// Per-endpoint counters for `/metrics`.
-#[derive(Debug, Clone, Default)]
-pub struct Counters {
-    /// Requests that ended on this endpoint, by class: 2xx, 3xx, 4xx, 5xx, failed, aborted.
-    pub requests: [u64; 6],
-    ttfb_buckets: [u64; TTFB_BUCKETS.len()],
-    ttfb_sum: f64,
-    ttfb_count: u64,
-}
-
-const CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "failed", "aborted"];
-
-impl Counters {
-    pub fn observe_ttfb(&mut self, secs: f64) {
-        for (i, le) in TTFB_BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                self.ttfb_buckets[i] += 1;
-            }
-        }
-        self.ttfb_sum += secs;
-        self.ttfb_count += 1;
-    }
-}
 
 impl Shared {
     /// `GET /metrics`: the Prometheus text exposition format. Per-endpoint series carry the id

@@ -3,12 +3,14 @@
 //! recent-requests ring, the access-log line (`requests.rs`), endpoint events (`history.rs`),
 //! what the disk thread hands back (`done.rs`), re-reading the config (`reload.rs`), the state
 //! files (`persist.rs`),
-//! alerts to webhooks (`notify.rs`), the client keys as they are shown (`keys.rs`), the request
+//! alerts: what each says (`alerts.rs`) and sending them to webhooks (`notify.rs`), the client keys as they are shown (`keys.rs`), the request
 //! history searched off the loop (`logs.rs`) and the dashboard's edits (`manage.rs`), both of
 //! which read their query with `query.rs`; a cluster's requests moving down its fallback chain
 //! and back (`switches.rs`).
 
+pub(crate) mod alerts;
 pub(crate) mod done;
+pub(crate) mod finished;
 pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod logs;

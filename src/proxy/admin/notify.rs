@@ -1,6 +1,6 @@
-//! Alerts: a JSON POST to each `--notify-url` (and `settings.notify_urls`) when an endpoint
-//! enters the failure queue (`endpoint_down`), leaves it (`endpoint_up`), when no usable endpoint
-//! is left (`all_down`) and when a client key reaches a limit (`budget_reached`).
+//! Sending alerts: a JSON POST to each `--notify-url` (and `settings.notify_urls`) for every
+//! alert `alerts.rs` and `switches.rs` queue (an endpoint down or back, none left, a cluster's
+//! requests moving down its fallback chain, a client key at a limit).
 //!
 //! Sent by the loop itself, like the probes: a name lookup on the resolver thread, a
 //! non-blocking connection (`pool.rs`, plain or TLS), one request, the status line read
@@ -13,12 +13,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-
-use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
 use crate::proxy::event::slab::Key;
-use crate::proxy::shared::Shared;
 use crate::proxy::state::Owner;
 use crate::proxy::EventLoop;
 use crate::store::url::{Scheme, WebhookUrl};
@@ -123,6 +120,28 @@ impl Notifier {
 
     pub fn receivers(&self) -> usize {
         self.hooks.len()
+    }
+
+    /// Queue one alert's `body` for every receiver; the loop starts sending at the end of this
+    /// turn (`EventLoop::pump_alerts`).
+    pub fn queue(&mut self, event: &'static str, body: Vec<u8>, now: Instant) {
+        let body: Rc<[u8]> = Rc::from(body);
+        for h in &mut self.hooks {
+            if h.queue.len() >= MAX_QUEUED {
+                // The oldest waiting one goes (never the one in flight, at the front).
+                if let Some(d) = h.queue.remove(usize::from(h.send.is_some())) {
+                    self.dropped += 1;
+                    log::warn!("alerts: {} is not keeping up; dropped a queued {} alert", h.url.shown(), d.event);
+                }
+            }
+            h.queue.push_back(Delivery { event, body: Rc::clone(&body), tries: 0, not_before: now });
+        }
+        self.kicked = true;
+    }
+
+    /// Whether any receiver is set up.
+    pub fn any(&self) -> bool {
+        !self.hooks.is_empty()
     }
 
     pub fn queued(&self) -> usize {
@@ -275,90 +294,5 @@ impl EventLoop {
             }
         }
         due
-    }
-}
-
-impl Shared {
-    /// Queue alert `event` for every receiver. `fields` (an object) adds to the common ones;
-    /// `text` is the one line a chat webhook shows.
-    pub(in crate::proxy) fn alert(&mut self, event: &'static str, fields: Value, text: String, now: Instant) {
-        if self.notifier.hooks.is_empty() {
-            return;
-        }
-        let mut body = json!({
-            "event": event,
-            "time": format!("{}Z", crate::store::timefmt::iso(SystemTime::now())),
-            "cluster": self.settings.main().name,
-            "proxy": self.addr.to_string(),
-            "text": text,
-            "content": text,
-        });
-        if let (Some(b), Value::Object(more)) = (body.as_object_mut(), fields) {
-            b.extend(more);
-        }
-        let body: Rc<[u8]> = Rc::from(body.to_string().into_bytes());
-        let n = &mut self.notifier;
-        for h in &mut n.hooks {
-            if h.queue.len() >= MAX_QUEUED {
-                // The oldest waiting one goes (never the one in flight, at the front).
-                if let Some(d) = h.queue.remove(usize::from(h.send.is_some())) {
-                    n.dropped += 1;
-                    log::warn!("alerts: {} is not keeping up; dropped a queued {} alert", h.url.shown(), d.event);
-                }
-            }
-            h.queue.push_back(Delivery { event, body: Rc::clone(&body), tries: 0, not_before: now });
-        }
-        log::info!("alert {event}: {text}");
-        n.kicked = true; // sent by the loop at the end of this turn (`pump_alerts`)
-    }
-
-    /// Endpoint `idx` entered the failure queue; when it was the last usable one, `all_down`.
-    pub(in crate::proxy) fn endpoint_down_alert(&mut self, idx: usize, reason: &str, now: Instant) {
-        let c = self.endpoints[idx].cluster;
-        let cluster = std::rc::Rc::clone(&self.clusters[c].name);
-        let ep = &self.endpoints[idx].cfg;
-        let text = format!(
-            "qcc: endpoint '{}' of cluster '{cluster}' is down ({reason}); it is probed every {} s",
-            ep.name,
-            self.settings.verify_interval.as_secs()
-        );
-        let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "url": crate::mask::mask_url(&ep.url.to_string()),
-                            "reason": reason, "cluster": &*cluster});
-        self.alert("endpoint_down", fields, text, now);
-        let mine = |e: &&crate::proxy::state::Endpoint| e.cluster == c && e.cfg.enabled && !e.retired;
-        let left = self.endpoints.iter().filter(mine).filter(|e| !self.failures.contains(&e.cfg.id)).count();
-        if left == 0 && self.notifier.all_down & (1 << c) == 0 {
-            self.notifier.all_down |= 1 << c;
-            let down = self.endpoints.iter().filter(mine).count();
-            let chain: Vec<&str> = self.clusters[c].chain[1..].iter().map(|&f| &*self.clusters[f].name).collect();
-            let then = match chain.is_empty() {
-                true => "requests fail until one answers again".to_string(),
-                false => format!("requests go to {} until one answers again", chain.join(", then ")),
-            };
-            let text = format!("qcc: no usable endpoint left in cluster '{cluster}' ({down} down): {then}");
-            self.alert("all_down", json!({"endpoints_down": down, "cluster": &*cluster, "fallback": chain}), text, now);
-        }
-    }
-
-    /// Client key `name` reached `limit` (`message` says which and until when).
-    pub(in crate::proxy) fn budget_alert(
-        &mut self,
-        name: &str,
-        limit: crate::policy::limits::Limit,
-        message: &str,
-        now: Instant,
-    ) {
-        let fields = json!({"key": name, "limit": limit.as_str(), "message": message});
-        self.alert("budget_reached", fields, format!("qcc: {message}"), now);
-    }
-
-    pub(in crate::proxy) fn endpoint_up_alert(&mut self, idx: usize, how: &str, now: Instant) {
-        let c = self.endpoints[idx].cluster;
-        self.notifier.all_down &= !(1 << c);
-        let cluster = &*self.clusters[c].name;
-        let ep = &self.endpoints[idx].cfg;
-        let text = format!("qcc: endpoint '{}' of cluster '{cluster}' is back ({how})", ep.name);
-        let fields = json!({"endpoint": ep.name, "endpoint_id": ep.id, "reason": how, "cluster": cluster});
-        self.alert("endpoint_up", fields, text, now);
     }
 }

@@ -14,7 +14,7 @@ use crate::proxy::event::slab::Key;
 use crate::proxy::state::{ClientPhase, Endpoint};
 use crate::proxy::EventLoop;
 use crate::store::cluster::ClusterConfig;
-use crate::store::routes::MAX_SERVED;
+use crate::store::served::MAX_SERVED;
 
 impl EventLoop {
     /// Have the disk thread make `edit` and read the cluster again; `asker` (the client and its

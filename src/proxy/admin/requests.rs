@@ -1,19 +1,16 @@
-//! What a request leaves behind when it ends: its endpoint's request counters, the
-//! recent-requests ring and requests-per-second series (the dashboard's), and its line in the
-//! access log (`--access-log`, handed to the disk's history thread).
+//! The records of finished requests: the recent-requests ring and requests-per-second series
+//! (the dashboard's), and the access-log line each record makes (`--access-log`). What fills a
+//! record when a request ends is `finished.rs`.
 
 use std::collections::VecDeque;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-
-use crate::proxy::shared::Shared;
-use crate::proxy::state::Exchange;
 
 /// Requests kept for the dashboard, and seconds of the requests-per-second series.
 const RECENT: usize = 50;
 /// A request's path as the ring and the access log keep it (a head may hold 64 KiB of target).
-const MAX_PATH_SHOWN: usize = 512;
+pub const MAX_PATH_SHOWN: usize = 512;
 const SERIES_SECS: u64 = 300;
 
 /// How a request ended, as the dashboard and the access log show it.
@@ -29,7 +26,7 @@ pub enum Ended {
 
 impl Ended {
     /// Index into `CLASSES`.
-    fn class(self) -> usize {
+    pub fn class(self) -> usize {
         match self {
             Ended::Status(200..=299) => 0,
             Ended::Status(300..=399) => 1,
@@ -123,7 +120,7 @@ impl Default for Record {
 impl Record {
     /// The record as the access log and `/_qcc/recent` show it: a borrowed view serialized
     /// straight to its bytes (no `Value` tree per logged request).
-    fn line(&self) -> Line<'_> {
+    pub fn line(&self) -> Line<'_> {
         fn some(s: &str) -> Option<&str> {
             if s.is_empty() {
                 None
@@ -168,7 +165,7 @@ impl Record {
 
 /// A record's fields in the access log's order.
 #[derive(serde::Serialize)]
-struct Line<'a> {
+pub struct Line<'a> {
     time: String,
     method: &'a str,
     path: &'a str,
@@ -241,7 +238,7 @@ impl serde::Serialize for Tried<'_> {
 }
 
 /// `dst = src`, keeping `dst`'s buffer.
-fn set(dst: &mut String, src: &str) {
+pub fn set(dst: &mut String, src: &str) {
     dst.clear();
     dst.push_str(src);
 }
@@ -256,7 +253,7 @@ pub struct Recent {
 
 impl Recent {
     /// The record to fill next: the oldest one when the ring is full (its buffers are reused).
-    fn take_slot(&mut self) -> Record {
+    pub fn take_slot(&mut self) -> Record {
         if self.requests.len() >= RECENT {
             self.requests.pop_front().unwrap_or_default()
         } else {
@@ -264,7 +261,7 @@ impl Recent {
         }
     }
 
-    fn push(&mut self, r: Record) {
+    pub fn push(&mut self, r: Record) {
         let sec = r.at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         match self.per_second.back_mut() {
             Some((s, n)) if *s == sec => *n += 1,
@@ -289,66 +286,5 @@ impl Recent {
             }
         }
         json!({"requests": self.requests.iter().rev().map(Record::to_json).collect::<Vec<_>>(), "rps": rps})
-    }
-}
-
-impl Shared {
-    /// A request ended (any way): the dashboard's ring, the counters, the access log.
-    pub(in crate::proxy) fn record_request(
-        &mut self,
-        ex: &Exchange,
-        endpoint: Option<usize>,
-        status: Ended,
-        out: u64,
-        now: Instant,
-    ) {
-        if let Some(ep) = endpoint.and_then(|i| self.endpoints.get_mut(i)) {
-            ep.counters.requests[status.class()] += 1;
-        }
-        let mut r = self.recent.take_slot();
-        r.at = SystemTime::now();
-        set(&mut r.method, ex.head.method());
-        set(&mut r.path, crate::mask::clip(ex.head.target(), MAX_PATH_SHOWN));
-        let ep = endpoint.and_then(|i| self.endpoints.get(i));
-        set(&mut r.endpoint, ep.map_or("-", |ep| ep.cfg.id.as_str()));
-        set(&mut r.endpoint_name, ep.map_or("-", |ep| ep.cfg.name.as_str()));
-        set(&mut r.cluster, ep.map_or("", |ep| &*self.clusters[ep.cluster].name));
-        r.route.clear();
-        if let Some(rule) = ex.route.and_then(|n| self.clusters[0].routes.get(n)) {
-            use std::fmt::Write;
-            let _ = write!(r.route, "{}", rule.describe());
-        }
-        let (asked, sent) = ex.model_mapped.as_ref().map_or(("", ""), |(a, s)| (a.as_str(), s.as_str()));
-        set(&mut r.model_requested, crate::store::usage::model_name(asked));
-        set(&mut r.model_sent, sent);
-        let skipped = ex.headroom_skip.and_then(|i| self.endpoints.get(i)).map_or("", |e| e.cfg.name.as_str());
-        set(&mut r.skipped_for_headroom, skipped);
-        r.status = status;
-        r.attempts = ex.attempts;
-        r.ttfb_ms = ex.first_byte.map(|t| t.duration_since(ex.started).as_millis());
-        r.duration_ms = now.duration_since(ex.started).as_millis();
-        r.bytes_in = ex.head.raw.len() as u64 + ex.body.len() as u64 + ex.body_dropped;
-        r.bytes_out = out;
-        set(&mut r.session, ex.session_tag().unwrap_or(""));
-        set(&mut r.key, ex.key.as_ref().map_or("", |k| &k.name));
-        r.failed.clear();
-        for f in &ex.failed {
-            let ep = self.endpoints.get(f.endpoint);
-            let (id, name) = ep.map_or(("-", "-"), |e| (e.cfg.id.as_str(), e.cfg.name.as_str()));
-            r.failed.push((id.to_string(), name.to_string(), f.why.clone(), f.ms));
-        }
-        // The last attempt is told here unless it is one of the failed ones.
-        let last_failed = ex.failed.len() >= usize::from(ex.attempts);
-        r.last_ms = ex.last_start.filter(|_| !last_failed).map(|t| now.saturating_duration_since(t).as_millis());
-        let model = ex.tokens.as_ref().and_then(|(m, _)| m.as_deref()).unwrap_or("");
-        set(&mut r.model, crate::store::usage::model_name(model));
-        r.tokens = ex.tokens.as_ref().map(|(_, t)| t.clone());
-        if self.settings.access_log.is_some() {
-            // Into this turn's batch (`Disk::send_lines`); a Vec cannot fail to take bytes.
-            let batch = self.disk.line_buffer();
-            let _ = serde_json::to_writer(&mut *batch, &r.line());
-            batch.push(b'\n');
-        }
-        self.recent.push(r);
     }
 }

@@ -56,7 +56,7 @@ pub type Asker = Option<Key>;
 /// The cluster as read, each endpoint with its TLS configuration (CA files read), ready for
 /// the loop to apply.
 pub struct Fresh {
-    /// The served clusters, the started one first (`store::routes::served`).
+    /// The served clusters, the started one first (`store::served::served`).
     pub clusters: Vec<ClusterConfig>,
     /// `settings.prices` over the built-in table, read from the same file.
     pub prices: crate::store::prices::PriceTable,
@@ -369,7 +369,7 @@ fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Val
         if c.resolve(main, which).is_ok() {
             return Ok(main.to_string());
         }
-        let served = crate::store::routes::served(c, main, paths.chain.as_deref())?;
+        let served = crate::store::served::served(c, main, paths.chain.as_deref())?;
         let found = served.iter().skip(1).find(|cl| c.resolve(&cl.name, which).is_ok());
         Ok(found.map_or(main, |cl| cl.name.as_str()).to_string())
     };
@@ -435,7 +435,7 @@ fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Val
 fn read_cluster(paths: &Paths) -> Result<Fresh, String> {
     let file = ConfigFile::load(&paths.config).map_err(|e| e.to_string())?;
     let clusters =
-        crate::store::routes::served(&file, &paths.cluster, paths.chain.as_deref()).map_err(|e| e.to_string())?;
+        crate::store::served::served(&file, &paths.cluster, paths.chain.as_deref()).map_err(|e| e.to_string())?;
     let prices = file.prices().map_err(|e| e.to_string())?;
     let notify_urls = file.notify_urls().map_err(|e| e.to_string())?;
     // CA files are read again (they may have been renewed); endpoints share configs.
