@@ -1,6 +1,7 @@
-//! Which route a request takes (`store/routes.rs`): its body read once, borrowing, for what the
-//! rules look at (the model, `thinking`, the tools, image blocks); the first rule that matches
-//! wins. Pure: bytes in, a route's index out.
+//! Which route a request takes (`store/routes.rs`), and where its model is: its body read once,
+//! borrowing, for what the rules look at (the model, `thinking`, the tools, image blocks) and,
+//! in the same read, the `model` value's place in the body (what an endpoint's model map splices
+//! over: `upstream/mapping.rs`). The first rule that matches wins. Pure: bytes in, answers out.
 //!
 //! A body that is not a JSON object matches no rule. `input-tokens>N` is an estimate: the body's
 //! bytes / 4, as a client key's budget estimates a request (JSON syntax and base64 images count,
@@ -13,10 +14,29 @@ use serde::{Deserialize, Deserializer};
 
 use crate::store::routes::{Route, Rule, When};
 
+/// A request's `model`: its value's place in the body (`at`, `len`: the raw JSON string, quotes
+/// and escapes included) and the name it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelAt {
+    pub at: usize,
+    pub len: usize,
+    pub name: String,
+}
+
+/// What one read of a request found: the route it takes (an index into the routes), and where
+/// its model is (when asked for).
+#[derive(Debug, Default)]
+pub struct Looked {
+    pub route: Option<usize>,
+    pub model: Option<ModelAt>,
+}
+
 /// What the rules look at in a request, read in one pass.
 #[derive(Default)]
 struct Look<'a> {
     model: Option<Cow<'a, str>>,
+    /// Where the model's raw value is in the body.
+    span: Option<(usize, usize)>,
     thinking: Option<Thinking<'a>>,
     tools: Option<Vec<Tool<'a>>>,
     messages: Option<Vec<Message>>,
@@ -130,22 +150,26 @@ impl Look<'_> {
     }
 }
 
-/// The index of the first of `routes` that `body` matches. The body is read only when some rule
-/// needs more than its size, and only as far as it must: the top-level object's keys are read
-/// in order, each value skipped unless a rule needs it, and the read stops once every field
-/// the rules need was seen (Claude Code sends `model` first: a model route reads a few bytes).
-pub fn first_match(routes: &[Route], body: &[u8]) -> Option<usize> {
-    if routes.is_empty() {
-        return None;
-    }
-    let needs = Needs::of(routes);
+/// The route `body` takes among `routes`, and (`want_model`) where its model is, from one read.
+/// The body is read only when a rule or the model needs more than its size, and only as far as
+/// it must: the top-level object's keys are read in order, each value skipped unless it is
+/// needed, and the read stops once everything needed was seen (Claude Code sends `model` first:
+/// a model route or a model map reads a few bytes).
+pub fn look(routes: &[Route], body: &[u8], want_model: bool) -> Looked {
+    let mut needs = Needs::of(routes);
+    needs.model |= want_model;
     let mut look = Look::default();
     if needs.count() > 0 {
         if let Ok(text) = std::str::from_utf8(body) {
             read(text, needs, &mut look);
         }
     }
-    routes.iter().position(|r| look.matches(&r.rule, body.len()))
+    let route = routes.iter().position(|r| look.matches(&r.rule, body.len()));
+    let model = match (want_model, look.span, look.model) {
+        (true, Some((at, len)), Some(name)) => Some(ModelAt { at, len, name: name.into_owned() }),
+        _ => None,
+    };
+    Looked { route, model }
 }
 
 /// Read into `look` what `needs` asks for. Not JSON, or not an object: `look` keeps what was
@@ -154,6 +178,7 @@ fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
     struct Reader<'l, 'a> {
         needs: Needs,
         look: &'l mut Look<'a>,
+        text: &'a str,
     }
     impl<'de, 'l> Visitor<'de> for Reader<'l, 'de> {
         type Value = ();
@@ -165,7 +190,14 @@ fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                 let n = self.needs;
                 match &*key {
-                    "model" if n.model && self.look.model.is_none() => self.look.model = map.next_value()?,
+                    "model" if n.model && self.look.model.is_none() => {
+                        // Its raw text (borrowed from the body: its place is its address's
+                        // distance), then the name it says (a string; anything else: none).
+                        let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                        let at = raw.get().as_ptr() as usize - self.text.as_ptr() as usize;
+                        self.look.model = serde_json::from_str::<Cow<'de, str>>(raw.get()).ok();
+                        self.look.span = self.look.model.is_some().then_some((at, raw.get().len()));
+                    }
                     "thinking" if n.thinking && self.look.thinking.is_none() => {
                         self.look.thinking = map.next_value()?
                     }
@@ -188,7 +220,7 @@ fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
         }
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let _ = serde::Deserializer::deserialize_map(&mut de, Reader { needs, look });
+    let _ = serde::Deserializer::deserialize_map(&mut de, Reader { needs, look, text });
 }
 
 /// The reader's word for "stopped early, on purpose".
@@ -197,6 +229,10 @@ const ENOUGH: &str = "qcc: read enough";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn first_match(routes: &[Route], body: &[u8]) -> Option<usize> {
+        look(routes, body, false).route
+    }
 
     fn routes(rules: &[(&str, &str)]) -> Vec<Route> {
         rules
@@ -242,6 +278,18 @@ mod tests {
         assert_eq!(m(r#"{"model":"claude-3-5-\u0068aiku"}"#), Some(0));
         assert_eq!(first_match(&[], b"{}"), None);
         assert_eq!(m("[1,2]"), None);
+    }
+
+    #[test]
+    fn the_model_is_found_where_it_is_and_read_as_it_says() {
+        let body = br#"{"max_tokens":9, "model" : "claude-\u0068aiku-4-5","messages":[]}"#;
+        let m = look(&[], body, true).model.expect("a model");
+        assert_eq!(m.name, "claude-haiku-4-5");
+        assert_eq!(&body[m.at..m.at + m.len], br#""claude-\u0068aiku-4-5""#);
+        for none in [&br#"{"model":3}"#[..], b"{}", b"[]", b"not json", br#"{"model":"#] {
+            assert_eq!(look(&[], none, true).model, None, "{:?}", String::from_utf8_lossy(none));
+        }
+        assert_eq!(look(&[], body, false).model, None, "not asked for: not read");
     }
 
     #[test]

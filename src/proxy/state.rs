@@ -469,6 +469,9 @@ pub struct Exchange {
     pub route: Option<usize>,
     /// The cluster of its current (or last) attempt's endpoint: the `x-qcc-cluster` header.
     pub served_by: Option<Rc<str>>,
+    /// Where its model is in its body, found once at the first attempt when an endpoint maps
+    /// models (`policy::route::look`, the same read as its route).
+    pub model: Option<crate::policy::route::ModelAt>,
 }
 
 impl Exchange {

@@ -278,6 +278,7 @@ impl EventLoop {
             reach: self.sh.clusters[0].reach,
             route: None,
             served_by: None,
+            model: None,
         }));
         // Within its key's limits, the first attempt starts in pump_exchange, once the body bytes
         // already read are in the exchange: a small request then goes upstream in one write.

@@ -225,14 +225,19 @@ impl EventLoop {
         let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
             return;
         };
-        // Its cluster, once, at its first attempt: the first route its body matches (the whole
-        // body is here: `pump_exchange` waits for it when the started cluster has routes).
-        if ex.attempts == 0 && !self.sh.clusters[0].routes.is_empty() && ex.body_tracker.is_done() && ex.retry_copy {
+        // Once, at its first attempt, one read of its body (the whole body is here:
+        // `pump_exchange` waits for it when routes read it or an endpoint rewrites it): the
+        // first route it matches chooses its cluster, and its model's place is kept for the
+        // model maps of its attempts.
+        let routes = !self.sh.clusters[0].routes.is_empty();
+        let maps = || self.sh.endpoints.iter().any(|e| !e.retired && !e.cfg.model_map.is_empty());
+        if ex.attempts == 0 && ex.body_tracker.is_done() && ex.retry_copy && (routes || maps()) {
             let main = &self.sh.clusters[0];
-            if let Some(n) = crate::policy::route::first_match(&main.routes, &ex.body) {
-                let c = main.targets[n];
-                let reach = self.sh.clusters[c].reach;
-                if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+            let looked = crate::policy::route::look(&main.routes, &ex.body, maps());
+            let chosen = looked.route.map(|n| (n, main.targets[n], self.sh.clusters[main.targets[n]].reach));
+            if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+                ex.model = looked.model;
+                if let Some((n, c, reach)) = chosen {
                     (ex.cluster, ex.reach, ex.route) = (c, reach, Some(n));
                 }
             }
@@ -301,7 +306,12 @@ impl EventLoop {
                     }
                 }
             } else if ex.body_tracker.is_done() && ex.retry_copy {
-                let m = crate::proxy::upstream::mapping::map_body(&ep.cfg.model_map, ex.head.framing, &ex.body);
+                let m = crate::proxy::upstream::mapping::map_body(
+                    &ep.cfg.model_map,
+                    ex.head.framing,
+                    &ex.body,
+                    ex.model.as_ref(),
+                );
                 (m.map(Box::new), None)
             } else {
                 (None, None)

@@ -1,14 +1,13 @@
-//! A request's model renamed for one endpoint (its `model_map`). The body is read once with
-//! serde_json, borrowing: only `model` is kept, as the raw JSON text it was in the body, so its
-//! place is known; the rest is checked and skipped without a copy. When a rule matches, the new
-//! body is the old one with that one value spliced (no re-serialisation of a 200 KB request);
-//! an unmapped body is forwarded byte for byte. Each attempt maps the client's original body, so
-//! a failover sends the next endpoint its own mapping of what the client asked for.
-
-use serde::Deserialize;
-use serde_json::value::RawValue;
+//! A request's model renamed for one endpoint (its `model_map`). Where the model is in the body
+//! was found once, at the request's first attempt, by the same read that routes it
+//! (`policy::route::look`: borrowing, and stopping at the `model` key). When a rule matches,
+//! the new body is the old one with that one value spliced (no re-serialisation of a 200 KB
+//! request, no second parse); an unmapped body is forwarded byte for byte. Each attempt maps
+//! the client's original body, so a failover sends the next endpoint its own mapping of what the
+//! client asked for.
 
 use crate::http::BodyFraming;
+use crate::policy::route::ModelAt;
 use crate::store::models::{map, ModelRule};
 
 /// A body rewritten for an endpoint, and the names (client's, endpoint's) for the logs.
@@ -43,31 +42,20 @@ impl Mapped {
     }
 }
 
-#[derive(Deserialize)]
-struct ModelOnly<'a> {
-    #[serde(borrow)]
-    model: &'a RawValue,
-}
-
-/// `body` with its `model` mapped by `rules`, when it is a complete JSON object with a string
-/// `model` that a rule matches (and renames). Anything else (not JSON, no model, no rule, a
-/// chunked body): `None`, the body goes as it came.
-pub fn map_body(rules: &[ModelRule], framing: BodyFraming, body: &[u8]) -> Option<Mapped> {
+/// `body` with its `model` (found at `model`) mapped by `rules`, when a rule matches and renames
+/// it. Anything else (no model found, no rule, a chunked body): `None`, the body goes as it came.
+pub fn map_body(rules: &[ModelRule], framing: BodyFraming, body: &[u8], model: Option<&ModelAt>) -> Option<Mapped> {
     if rules.is_empty() || !matches!(framing, BodyFraming::Length(_)) || body.is_empty() {
         return None;
     }
-    let text = std::str::from_utf8(body).ok()?;
-    let raw = serde_json::from_str::<ModelOnly>(text).ok()?.model.get();
-    let from: String = serde_json::from_str(raw).ok()?;
-    let to = map(rules, &from)?;
-    if to == from {
+    let m = model.filter(|m| m.at + m.len <= body.len())?;
+    let to = map(rules, &m.name)?;
+    if to == m.name {
         return None;
     }
-    // (`raw` borrows from `text`: its place in the body is its address's distance.)
-    let at = raw.as_ptr() as usize - text.as_ptr() as usize;
     let mut new = Vec::with_capacity(to.len() + 2);
     serde_json::to_writer(&mut new, to).ok()?;
-    Some(Mapped { body: new, splice: Some((at, raw.len())), to: to.to_string(), from })
+    Some(Mapped { body: new, splice: Some((m.at, m.len)), to: to.to_string(), from: m.name.clone() })
 }
 
 #[cfg(test)]
@@ -79,7 +67,8 @@ mod tests {
         let rules = vec![ModelRule::parse("claude-*=glm-4.6").unwrap()];
         let body =
             br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"h\u00e9"}],"z":1}"#;
-        let m = map_body(&rules, BodyFraming::Length(body.len() as u64), body).expect("mapped");
+        let at = |body: &[u8]| crate::policy::route::look(&[], body, true).model;
+        let m = map_body(&rules, BodyFraming::Length(body.len() as u64), body, at(body).as_ref()).expect("mapped");
         let mut sent = Vec::new();
         while sent.len() < m.len(body) {
             sent.extend_from_slice(m.piece(body, sent.len()));
@@ -92,9 +81,9 @@ mod tests {
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["model", "max_tokens", "messages", "z"], "key order kept");
         for other in [&b"not json"[..], br#"{"model":"gpt-5"}"#, br#"{"messages":[]}"#, br#"{"model":3}"#] {
-            assert!(map_body(&rules, BodyFraming::Length(other.len() as u64), other).is_none());
+            assert!(map_body(&rules, BodyFraming::Length(other.len() as u64), other, at(other).as_ref()).is_none());
         }
-        assert!(map_body(&rules, BodyFraming::Chunked, body).is_none());
-        assert!(map_body(&[], BodyFraming::Length(body.len() as u64), body).is_none());
+        assert!(map_body(&rules, BodyFraming::Chunked, body, at(body).as_ref()).is_none());
+        assert!(map_body(&[], BodyFraming::Length(body.len() as u64), body, at(body).as_ref()).is_none());
     }
 }
