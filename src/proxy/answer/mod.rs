@@ -1,6 +1,7 @@
 //! Reading answers: the response head decides (`response.rs`), the body is read as it passes
 //! (`sse.rs` for event streams, `json.rs` for JSON replies, `usage.rs` their token counts), and
-//! `outcome.rs` says how an attempt ended (who is blamed, retry or not).
+//! `outcome.rs` says how an attempt ended (retry or not, the request's end), and `verdict.rs`
+//! records what an answer or a probe says about its endpoint (blame, credit).
 
 use json::JsonScanner;
 use sse::{SseScanner, StreamError};
@@ -13,6 +14,7 @@ pub(crate) mod outcome;
 pub(crate) mod response;
 pub(crate) mod sse;
 pub(crate) mod usage;
+pub(crate) mod verdict;
 
 /// What is read from a response as it passes.
 #[derive(Debug)]

@@ -1,12 +1,12 @@
-//! How an attempt ends: who is blamed, whether the request is tried again, and what is counted
-//! when a response completes (health, the failure queue, affinity, token usage).
+//! How an attempt ends: whether the request is tried again or answered (the held response, a
+//! 502/504, a cut stream), and what is counted when a response completes. What the answer says
+//! about its endpoint is recorded by `verdict.rs`.
 
 use std::time::Instant;
 
 use crate::http::BodyFraming;
 use crate::policy::health::Outcome;
 use crate::proxy::event::slab::Key;
-use crate::proxy::shared::Shared;
 use crate::proxy::state::*;
 use crate::proxy::{wire, EventLoop};
 
@@ -184,78 +184,6 @@ impl EventLoop {
         }
         self.log_request(ck, Some(idx), Some(status), &note, now);
         self.end_exchange(ck, close, now);
-    }
-}
-
-impl Shared {
-    /// Endpoint `idx` answered `ex`'s request well (after `head_elapsed` to its head): its
-    /// health, its leaving the failure queue, its cluster's counts and moves, the session's
-    /// binding.
-    pub(in crate::proxy) fn credit(
-        &mut self,
-        idx: usize,
-        ex: &Exchange,
-        head_elapsed: std::time::Duration,
-        now: Instant,
-    ) {
-        let ep = &mut self.endpoints[idx];
-        ep.counters.observe_ttfb(head_elapsed.as_secs_f64());
-        if let Some(flip) = ep.health.record_success(head_elapsed) {
-            log::info!("endpoint {} is {} (was {})", ep.cfg.label(), flip.to.as_str(), flip.from.as_str());
-        }
-        if self.failures.remove(&self.endpoints[idx].cfg.id) {
-            let id = self.endpoints[idx].cfg.id.clone();
-            log::info!("endpoint {} answered again, removed from failure queue", self.endpoints[idx].cfg.label());
-            self.history.push(&id, "recovered", "answered a request");
-            self.queue_changed(now);
-            self.endpoint_up_alert(idx, "answered a request", now);
-        }
-        let (cluster, entry) = (self.endpoints[idx].cluster, ex.cluster);
-        self.clusters[cluster].served += 1;
-        if cluster != entry {
-            self.clusters[cluster].fell_back += 1;
-        }
-        if self.clusters[entry].serving != cluster {
-            self.note_served(entry, cluster, ex.started, now);
-        }
-        // A session whose endpoint is only out of headroom for now keeps it: it comes back
-        // there (its prompt cache) once the limit resets.
-        let Some(s) = ex.session.as_deref() else { return };
-        let waiting = self.affinity.lookup(cluster, s, now).filter(|&pin| {
-            pin != idx
-                && self.endpoints.get(pin).is_some_and(|e| e.headroom.blocked(now) && e.cfg.enabled && !e.retired)
-        });
-        if waiting.is_none() {
-            self.affinity.bind(cluster, s, idx, now);
-        }
-    }
-
-    /// Record an endpoint failure: health (logged on the flip only) and the failure queue.
-    pub(in crate::proxy) fn blame(&mut self, idx: usize, failure: &Failure, retry_after: Option<u64>, now: Instant) {
-        let ep = &mut self.endpoints[idx];
-        if let Some(flip) = ep.health.record_failure(ep.cfg.max_failures) {
-            log::warn!(
-                "endpoint {} is {} (was {}): {}",
-                ep.cfg.label(),
-                flip.to.as_str(),
-                flip.from.as_str(),
-                failure.describe()
-            );
-        }
-        if let Some(secs) = retry_after {
-            ep.health.set_retry_after(now + std::time::Duration::from_secs(secs.min(3600)));
-        }
-        let id = ep.cfg.id.clone();
-        let reason = failure.describe();
-        if self.failures.add(&id, &reason, std::time::SystemTime::now()) {
-            log::info!("endpoint {} added to failure queue: {reason}", ep.cfg.label());
-            self.history.push(&id, "queued", reason.clone());
-            self.endpoint_down_alert(idx, &reason, now);
-        } else {
-            log::debug!("endpoint {} already in failure queue: {reason}", ep.cfg.label());
-        }
-        self.history.push(&id, "failed", reason);
-        self.queue_changed(now);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Recovery probes: every `--verify-interval`, each endpoint in the failure queue gets the
 //! tiny real request from the spec, on the loop, alongside traffic. A 200 restores it.
 
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::Key;
@@ -93,30 +93,8 @@ impl EventLoop {
 
     /// Record a probe's outcome and release its connection.
     fn finish_probe(&mut self, idx: usize, outcome: Result<(), String>, now: Instant) {
-        let ok = outcome.is_ok();
         self.cancel_probe(idx);
-        let ep = &mut self.sh.endpoints[idx];
-        let id = ep.cfg.id.clone();
-        let label = ep.cfg.label();
-        self.sh.history.push(&id, if ok { "probe_ok" } else { "probe_failed" }, outcome.err().unwrap_or_default());
-        if ok {
-            if let Some(flip) = ep.health.restore() {
-                log::info!(
-                    "endpoint {label} is {} (was {}) after a recovery probe",
-                    flip.to.as_str(),
-                    flip.from.as_str()
-                );
-            }
-        } else {
-            log::debug!("endpoint {label} still failing its recovery probe");
-        }
-        if self.sh.failures.contains(&id) {
-            if self.sh.failures.record_probe(&id, ok, SystemTime::now()) {
-                log::info!("endpoint {label} recovered, removed from failure queue");
-                self.sh.endpoint_up_alert(idx, "answered its recovery probe", now);
-            }
-            self.sh.queue_changed(now);
-        }
+        self.sh.probe_verdict(idx, outcome, now);
     }
 
     /// Stop endpoint `idx`'s probe, if one runs, without recording anything.
