@@ -42,6 +42,14 @@ fn add(home: &TempHome, cluster: &str, name: &str, url: &str, extra: &[&str]) {
     ok(home, &args);
 }
 
+/// The config file edited by hand.
+fn edit_config(home: &TempHome, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.config()).expect("config")).expect("JSON");
+    edit(&mut cfg);
+    std::fs::write(home.config(), serde_json::to_vec(&cfg).expect("JSON")).expect("write");
+}
+
 fn model_sent(mock: &MockUpstream) -> String {
     let reqs = mock.requests();
     let last = reqs.last().expect("a request");
@@ -228,10 +236,9 @@ fn bad_routes_and_fallbacks_are_refused_and_a_reload_keeps_the_running_ones() {
     assert_eq!(post(&proxy, &body).header("x-qcc-cluster"), Some("other"));
 
     // A hand edit that routes to a cluster that is not there: the reload is refused.
-    let mut cfg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home.config()).expect("config")).expect("JSON");
-    cfg["profiles"]["main"]["routes"] = serde_json::json!([{"model": "claude-*", "to": "gone"}]);
-    std::fs::write(home.config(), serde_json::to_vec(&cfg).expect("JSON")).expect("write");
+    edit_config(&home, |cfg| {
+        cfg["profiles"]["main"]["routes"] = serde_json::json!([{"model": "claude-*", "to": "gone"}])
+    });
     let out = home.run(&["proxy", "reload"]);
     assert!(!out.status.success() && stderr(&out).contains("gone"), "{}", stderr(&out));
     assert_eq!(post(&proxy, &body).header("x-qcc-cluster"), Some("other"), "the running routes kept");
@@ -304,17 +311,15 @@ fn clusters_come_and_go_over_many_reloads() {
     let proxy = Proxy::start(&home, &["--cluster", "main"]);
     let body = claude_code_body("claude-haiku-4-5-20251001");
     for i in 0..70 {
-        let mut cfg: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(home.config()).expect("config")).expect("JSON");
         let name = format!("x{i}");
-        let profiles = cfg["profiles"].as_object_mut().expect("profiles");
-        profiles.retain(|k, _| k == "main");
-        profiles.insert(
-            name.clone(),
-            serde_json::json!({"name": name, "endpoints": [{"id": format!("e{i:07}"), "base_url": other.url(), "api_key": "sk-x-000000000"}]}),
-        );
-        cfg["profiles"]["main"]["routes"] = serde_json::json!([{"model": "claude-*haiku*", "to": name}]);
-        std::fs::write(home.config(), serde_json::to_vec(&cfg).expect("JSON")).expect("write");
+        edit_config(&home, |cfg| {
+            let profiles = cfg["profiles"].as_object_mut().expect("profiles");
+            profiles.retain(|k, _| k == "main");
+            let ep =
+                serde_json::json!({"id": format!("e{i:07}"), "base_url": other.url(), "api_key": "sk-x-000000000"});
+            profiles.insert(name.clone(), serde_json::json!({"name": name, "endpoints": [ep]}));
+            cfg["profiles"]["main"]["routes"] = serde_json::json!([{"model": "claude-*haiku*", "to": name}]);
+        });
         let out = home.run(&["proxy", "reload"]);
         assert!(out.status.success(), "reload {i}: {}", stderr(&out));
         let r = post(&proxy, &body);

@@ -96,41 +96,7 @@ fn hit(c: &Counts) -> String {
 /// `--by model`: each model's counts per day, over all endpoints.
 fn by_model(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
     let prices = prices(&crate::store::config::ConfigFile::load_user())?;
-    let mut out: Vec<(&String, std::collections::BTreeMap<&str, Counts>)> = Vec::new();
-    for (day, endpoints) in u.file.days.iter().rev().take(days.max(1)) {
-        let mut models = std::collections::BTreeMap::<&str, Counts>::new();
-        for (model, c) in endpoints.values().flatten() {
-            models.entry(model.as_str()).or_default().add(c);
-        }
-        out.push((day, models));
-    }
-    if json_out {
-        let days: serde_json::Map<String, Value> = out
-            .iter()
-            .map(|(day, models)| {
-                let ms: serde_json::Map<String, Value> =
-                    models.iter().map(|(m, c)| (m.to_string(), counts_json(c, prices.cost(m, c)))).collect();
-                ((*day).clone(), Value::Object(ms))
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({"source": u.source, "days": days})).unwrap_or_default());
-        return Ok(());
-    }
-    if out.is_empty() {
-        println!("no usage recorded yet ({})", u.source);
-        return Ok(());
-    }
-    println!(
-        "{:<10} {:<32} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
-        "DAY", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ", "HIT%", "COST"
-    );
-    for (day, models) in &out {
-        for (m, c) in models {
-            let cost = prices.cost(m, c).map_or("no price".to_string(), usd);
-            println!("{day:<10} {:<32} {}", crate::mask::clean(m), number_cells(c, &cost));
-        }
-    }
-    Ok(())
+    by_group(u, json_out, days, &prices, ("MODEL", 32), |_, model| model)
 }
 
 /// `--by cluster`: each cluster's counts per day. Usage is kept by endpoint id; an id is
@@ -147,30 +113,39 @@ fn by_cluster(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
             }
         }
     }
-    // Per day: each cluster's counts and cost (`None`: a model without a price).
+    by_group(u, json_out, days, &prices, ("CLUSTER", 24), |ep, _| owner.get(ep).map_or("(removed)", String::as_str))
+}
+
+/// Each day's counts and cost summed by the group `group_of` puts each (endpoint, model) in,
+/// as `--json` (`{"source", "days": {DAY: {GROUP: counts}}}`) or a table headed `heading`.
+fn by_group<'a>(
+    u: &'a Loaded,
+    json_out: bool,
+    days: usize,
+    prices: &PriceTable,
+    (heading, width): (&str, usize),
+    group_of: impl Fn(&'a str, &'a str) -> &'a str,
+) -> Result<()> {
+    // Per day: each group's counts and cost (`None`: some model of it has no price).
     type Day<'a> = std::collections::BTreeMap<&'a str, (Counts, Option<f64>)>;
     let mut out: Vec<(&String, Day)> = Vec::new();
     for (day, endpoints) in u.file.days.iter().rev().take(days.max(1)) {
-        let mut clusters = std::collections::BTreeMap::<&str, (Counts, Option<f64>)>::new();
+        let mut groups = Day::new();
         for (ep, models) in endpoints {
-            let name = owner.get(ep).map_or("(removed)", String::as_str);
-            let entry = clusters.entry(name).or_insert((Counts::default(), Some(0.0)));
             for (model, c) in models {
+                let entry = groups.entry(group_of(ep, model)).or_insert((Counts::default(), Some(0.0)));
                 entry.0.add(c);
-                entry.1 = match (entry.1, prices.cost(model, c)) {
-                    (Some(a), Some(b)) => Some(a + b),
-                    _ => None,
-                };
+                entry.1 = entry.1.zip(prices.cost(model, c)).map(|(a, b)| a + b);
             }
         }
-        out.push((day, clusters));
+        out.push((day, groups));
     }
     if json_out {
         let days: serde_json::Map<String, Value> = out
             .iter()
-            .map(|(day, clusters)| {
-                let cs = clusters.iter().map(|(n, (c, x))| (n.to_string(), counts_json(c, *x))).collect();
-                ((*day).clone(), Value::Object(cs))
+            .map(|(day, groups)| {
+                let gs = groups.iter().map(|(n, (c, x))| (n.to_string(), counts_json(c, *x))).collect();
+                ((*day).clone(), Value::Object(gs))
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&json!({"source": u.source, "days": days})).unwrap_or_default());
@@ -181,13 +156,13 @@ fn by_cluster(u: &Loaded, json_out: bool, days: usize) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<10} {:<24} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
-        "DAY", "CLUSTER", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ", "HIT%", "COST"
+        "{:<10} {heading:<width$} {:>8} {:>12} {:>12} {:>12} {:>12} {:>6} {:>10}",
+        "DAY", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ", "HIT%", "COST"
     );
-    for (day, clusters) in &out {
-        for (n, (c, x)) in clusters {
+    for (day, groups) in &out {
+        for (n, (c, x)) in groups {
             let cost = x.map_or("no price".to_string(), usd);
-            println!("{day:<10} {:<24} {}", crate::mask::clean(n), number_cells(c, &cost));
+            println!("{day:<10} {:<width$} {}", crate::mask::clean(n), number_cells(c, &cost));
         }
     }
     Ok(())
