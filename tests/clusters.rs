@@ -121,6 +121,16 @@ fn a_haiku_request_goes_to_the_routed_cluster_and_a_sonnet_one_stays() {
     let today = u["days"].as_object().and_then(|d| d.values().next()).cloned().expect("a day");
     assert_eq!(today["cheap"]["requests"], 1, "{usage}");
     assert_eq!(today["main"]["requests"], 1, "{usage}");
+    let table = ok(&home, &["usage", "--by", "cluster"]);
+    assert!(table.contains("CLUSTER") && table.lines().any(|l| l.contains(" cheap ")), "{table}");
+    let by_model = ok(&home, &["usage", "--by", "model", "--json"]);
+    let m: serde_json::Value = serde_json::from_str(&by_model).expect("usage JSON");
+    let day = m["days"].as_object().and_then(|d| d.values().next()).cloned().expect("a day");
+    assert_eq!(
+        (day["claude-haiku-4-5"]["requests"].as_u64(), day["claude-sonnet-4-5"]["requests"].as_u64()),
+        (Some(1), Some(1)),
+        "{by_model}"
+    );
 
     // The page disables an endpoint of the routed cluster (its edit finds the cluster that has
     // it): Haiku then has nowhere to go in "cheap" (no fallback), so it is refused with 503.
