@@ -1,9 +1,12 @@
 //! `Shared`: what every connection reads and updates — the served clusters and their endpoints,
 //! the failure queue, the counters, token usage, the client keys, alerts, the disk thread. The
 //! loop owns one (`EventLoop::sh`) beside its sockets and hands it to the code of each side as
-//! `&mut Shared`; the reporting and accounting code (`admin/status.rs`, `metrics.rs`,
-//! `requests.rs`, `keys.rs`, `persist.rs`, `switches.rs`, `answer/charge.rs`) are methods on it
-//! and never see a socket.
+//! `&mut Shared`. What only reads or updates this state is a method of `Shared` and never sees
+//! a socket: the status JSON and `/metrics` (`admin/status.rs`, `metrics.rs`), a finished
+//! request's record (`finished.rs`), the client keys' rows (`keys.rs`), the state files
+//! (`persist.rs`), alerts made (`alerts.rs`, `switches.rs`), charging (`answer/charge.rs`), an
+//! endpoint's verdicts (`answer/verdict.rs`), and the client side's questions — who asks, within
+//! which limits, with what reserved (`client/access.rs`, `reserve.rs`).
 //!
 //! Single owner: like everything the loop holds, it is reached only from the loop's thread, one
 //! event at a time — the invariant that replaces the Python version's `asyncio.Lock` (see
