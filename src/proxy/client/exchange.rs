@@ -1,12 +1,13 @@
-//! Driving one client connection: reading request heads, starting an exchange per request,
-//! reading its body, and ending it (response complete, local error, or the client gone).
-//! The upstream side of an exchange, its attempts, lives in `attempt.rs`.
+//! Driving one client connection: its heads and bodies read (`body.rs`, the client's own
+//! methods), an exchange started per request (the gate, who asks, its limits), the exchange
+//! pumped, and ended (response complete, local error, or the client gone). The upstream side of
+//! an exchange, its attempts, lives in `upstream/attempt.rs` and `pump.rs`.
 
 use std::time::Instant;
 
-use crate::http::{parse_request_head, BodyFraming, BodyTracker, MAX_HEAD_BYTES};
+use crate::http::{BodyFraming, BodyTracker};
 use crate::proxy::admin::requests::Ended;
-
+use crate::proxy::client::body::{BodyStep, HeadStep};
 use crate::proxy::client::guard::Verdict;
 use crate::proxy::client::keys::Caller;
 use crate::proxy::event::io::IoOutcome;
@@ -20,12 +21,6 @@ enum Pump {
     Progress,
     Blocked,
     Close,
-}
-
-enum BodyStep {
-    Moved(bool),
-    Reject(u16, String),
-    Gone,
 }
 
 impl EventLoop {
@@ -110,50 +105,19 @@ impl EventLoop {
     /// Read and parse a request head. `None`: close the connection.
     fn pump_head(&mut self, ck: Key, now: Instant) -> Option<bool> {
         let c = self.clients.get_mut(ck)?;
-        // A reply still queued over the per-connection bound: the client is not reading, so the
-        // next (pipelined) request is neither read nor parsed until it does. Pipelined requests
-        // are answered one at a time, and each connection holds at most one reply past the bound.
-        if c.out.len() >= CLIENT_OUT_HIGH {
-            return Some(false);
-        }
-        let mut progress = false;
-        if c.can_read && c.inbuf.len() <= MAX_HEAD_BYTES {
-            let was_empty = c.inbuf.is_empty();
-            match c.sock_read(&mut self.scratch) {
-                IoOutcome::Progress(n) => {
-                    progress = true;
-                    if crate::proxy::event::io::drained(n, crate::proxy::READ_CHUNK, c.hup) {
-                        c.can_read = false;
-                    }
-                    if was_empty {
-                        c.since = now; // the header timeout runs from the head's first byte
-                    }
-                }
-                IoOutcome::WouldBlock => c.can_read = false,
-                IoOutcome::Closed | IoOutcome::Error(_) => return None,
-            }
-        }
-        if c.inbuf.is_empty() {
-            return Some(progress);
-        }
-        match c.head_scan.parse(&c.inbuf, parse_request_head) {
-            Ok(None) => Some(progress),
-            Err(e) => {
+        let peer = c.peer;
+        match c.read_head(&mut self.scratch, now) {
+            HeadStep::Moved(progress) => Some(progress),
+            HeadStep::Gone => None,
+            HeadStep::Bad(e) => {
                 self.sh.stats.bad_requests += 1;
                 if let Some(n) = self.sh.refusals.may_log(now) {
-                    log::info!(
-                        "bad request from {}: {e}{}",
-                        c.peer,
-                        crate::proxy::client::refusals::suppressed_note(n)
-                    );
+                    log::info!("bad request from {peer}: {e}{}", crate::proxy::client::refusals::suppressed_note(n));
                 }
                 self.respond_local_error(ck, e.status(), &e.to_string(), now);
                 Some(true)
             }
-            Ok(Some(head)) => {
-                c.inbuf.drain(..head.raw.len());
-                c.heads = c.heads.saturating_add(1);
-                c.answering_head = head.method_bytes() == b"HEAD";
+            HeadStep::Head(head) => {
                 self.start_exchange(ck, head, now);
                 Some(true)
             }
@@ -296,7 +260,12 @@ impl EventLoop {
         let mut progress = false;
         // Request body: client -> exchange.body (kept whole for retries).
         let may_grow = self.body_may_grow(ck, now);
-        match self.pump_request_body(ck, may_grow, now) {
+        let (max_body, idle) = (self.sh.settings.max_body, self.sh.settings.idle_timeout);
+        let step = match self.clients.get_mut(ck) {
+            Some(c) => c.read_body(may_grow, max_body, idle, &mut self.scratch, now),
+            None => BodyStep::Gone,
+        };
+        match step {
             BodyStep::Moved(p) => progress |= p,
             BodyStep::Reject(status, msg) => return self.reject_in_exchange(ck, status, &msg, now),
             BodyStep::Gone => return None,
@@ -355,82 +324,6 @@ impl EventLoop {
     fn rewrites_bodies(&self) -> bool {
         !self.sh.clusters[0].routes.is_empty()
             || self.sh.endpoints.iter().any(|e| !e.retired && (!e.cfg.model_map.is_empty() || e.cfg.format.is_openai()))
-    }
-
-    /// Read the request body from the client into the exchange, as far as it has arrived.
-    /// `may_grow`: the body-memory budget allows reading more body bytes (`budget.rs`).
-    fn pump_request_body(&mut self, ck: Key, may_grow: bool, now: Instant) -> BodyStep {
-        let max_body = self.sh.settings.max_body;
-        let idle = self.sh.settings.idle_timeout;
-        let EventLoop { clients, scratch, .. } = self;
-        let Some(c) = clients.get_mut(ck) else {
-            return BodyStep::Gone;
-        };
-        let Client { inbuf, phase, can_read, sock, since, hup, .. } = c;
-        let ClientPhase::Exchange(ex) = phase else {
-            return BodyStep::Moved(false);
-        };
-        let mut progress = false;
-        loop {
-            if !inbuf.is_empty() && !ex.body_tracker.is_done() {
-                match ex.body_tracker.advance_into(inbuf, &mut ex.body) {
-                    Ok(n) => {
-                        inbuf.drain(..n);
-                    }
-                    Err(e) => return BodyStep::Reject(400, format!("bad chunked request body: {e:?}")),
-                }
-                if ex.body.len() as u64 + ex.body_dropped > max_body {
-                    return BodyStep::Reject(413, format!("request body is over the limit of {max_body} bytes"));
-                }
-            }
-            if !*can_read || (!may_grow && !ex.body_tracker.is_done()) {
-                return BodyStep::Moved(progress);
-            }
-            if progress && ex.body.len() >= crate::proxy::client::budget::SMALL_BODY {
-                return BodyStep::Moved(true); // a large body: the budget is looked at between reads
-            }
-            if ex.body_tracker.is_done() {
-                // The request is all here; keep watching the client so that a hang-up (Esc in
-                // Claude Code) cancels the upstream attempt at once instead of letting a long
-                // generation run for nobody. Pipelined bytes are kept for the next request, up
-                // to a head's worth; past that the client waits (it is not read).
-                if inbuf.len() >= crate::http::MAX_HEAD_BYTES {
-                    return BodyStep::Moved(progress);
-                }
-                return match crate::proxy::event::io::read_into(sock, inbuf, scratch) {
-                    IoOutcome::Progress(n) => {
-                        if crate::proxy::event::io::drained(n, scratch.len(), *hup) {
-                            *can_read = false;
-                        }
-                        BodyStep::Moved(true)
-                    }
-                    IoOutcome::WouldBlock => {
-                        *can_read = false;
-                        BodyStep::Moved(progress)
-                    }
-                    IoOutcome::Closed | IoOutcome::Error(_) => BodyStep::Gone,
-                };
-            }
-            match crate::proxy::event::io::read_into(sock, inbuf, scratch) {
-                IoOutcome::Progress(n) => {
-                    progress = true;
-                    *since = now;
-                    if crate::proxy::event::io::drained(n, scratch.len(), *hup) {
-                        *can_read = false;
-                    }
-                    if let Some(a) = ex.attempt.as_mut() {
-                        if a.phase == AttemptPhase::Sending {
-                            a.deadline = now + idle; // the client's pace, not the endpoint's
-                        }
-                    }
-                }
-                IoOutcome::WouldBlock => {
-                    *can_read = false;
-                    return BodyStep::Moved(progress);
-                }
-                IoOutcome::Closed | IoOutcome::Error(_) => return BodyStep::Gone,
-            }
-        }
     }
 
     /// Send a local error for the request in progress (never after a response has started),
@@ -530,10 +423,4 @@ impl EventLoop {
 /// A request target as a log line shows it: clipped, control characters escaped.
 pub(in crate::proxy) fn shown(target: &str) -> std::borrow::Cow<'_, str> {
     crate::mask::clean(crate::mask::clip(target, 256))
-}
-
-impl Client {
-    fn sock_read(&mut self, scratch: &mut [u8]) -> IoOutcome {
-        crate::proxy::event::io::read_into(&mut self.sock, &mut self.inbuf, scratch)
-    }
 }

@@ -1,5 +1,6 @@
 pub(crate) mod accept;
 pub(crate) mod access;
+pub(crate) mod body;
 pub(crate) mod budget;
 pub(crate) mod exchange;
 pub(crate) mod guard;
