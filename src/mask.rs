@@ -61,6 +61,12 @@ fn names_a_secret(name: &str) -> bool {
     ["key", "token", "secret", "pass", "auth", "sig", "credential"].iter().any(|s| name.contains(s))
 }
 
+/// A request target (or a model name) as a log line shows it: clipped, control characters
+/// escaped.
+pub fn shown(target: &str) -> std::borrow::Cow<'_, str> {
+    clean(clip(target, 256))
+}
+
 /// A string from outside (an upstream's model name or reason, a hand-edited id) as it may be
 /// printed to a terminal: control characters (ESC, CR, LF, BEL, C1...) escaped as `\x1b`, so
 /// it cannot set the title or colours or fake a table row.

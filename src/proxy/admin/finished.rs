@@ -1,9 +1,10 @@
 //! What a request leaves behind when it ends: its endpoint's request counters, a record in the
-//! recent-requests ring (`requests.rs`), and its line in the access log, handed to the disk's
-//! history thread.
+//! recent-requests ring (`requests.rs`), its line in the access log (handed to the disk's
+//! history thread), and its line in `proxy.log`.
 
 use std::time::{Instant, SystemTime};
 
+use crate::mask::shown;
 use crate::proxy::admin::requests::{set, Ended, MAX_PATH_SHOWN};
 use crate::proxy::shared::Shared;
 use crate::proxy::state::Exchange;
@@ -66,5 +67,55 @@ impl Shared {
             batch.push(b'\n');
         }
         self.recent.push(r);
+    }
+
+    /// A request ended: its record (`record_request`) and its one line in `proxy.log`; `note`
+    /// says why it failed or what happened in its stream.
+    pub(in crate::proxy) fn log_exchange(
+        &mut self,
+        ex: &Exchange,
+        pushed: u64,
+        endpoint: Option<usize>,
+        status: Option<u16>,
+        note: &str,
+        now: Instant,
+    ) {
+        let out = pushed - ex.out_start;
+        // No status: the upstream broke after the response started (counted as failed).
+        let ended = status.map_or(Ended::Failed, Ended::Status);
+        self.record_request(ex, endpoint, ended, out, now);
+        if log::log_enabled!(log::Level::Info) {
+            // One line, written into one buffer (the log thread gets it formatted once more).
+            use std::fmt::Write as _;
+            let mut line = String::with_capacity(160);
+            let _ = write!(line, "{} {} -> ", ex.head.method(), shown(ex.head.target()));
+            match endpoint.and_then(|i| self.endpoints.get(i)) {
+                Some(ep) => {
+                    let _ = write!(line, "{} ({})", ep.cfg.name, ep.cfg.id); // (`EndpointConfig::label`)
+                }
+                None => line.push('-'),
+            }
+            let _ = write!(line, " {ended}");
+            if !note.is_empty() {
+                let _ = write!(line, " ({note})");
+            }
+            let _ = write!(
+                line,
+                " attempts={} {}ms session={}",
+                ex.attempts,
+                now.duration_since(ex.started).as_millis(),
+                ex.session_tag().unwrap_or("-")
+            );
+            if let Some((a, s)) = &ex.model_mapped {
+                let _ = write!(line, " model={}->{}", shown(a), shown(s));
+            }
+            if let Some(ep) = ex.headroom_skip.and_then(|i| self.endpoints.get(i)) {
+                let _ = write!(line, " skipped={} (rate limit used up)", ep.cfg.name);
+            }
+            if let Some(k) = &ex.key {
+                let _ = write!(line, " key={}", k.name);
+            }
+            log::info!("{line}");
+        }
     }
 }

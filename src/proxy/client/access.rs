@@ -5,8 +5,8 @@
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::mask::shown;
 use crate::policy::limits::Refusal;
-use crate::proxy::client::exchange::shown;
 use crate::proxy::client::keys::{Caller, Who};
 use crate::proxy::shared::Shared;
 use crate::proxy::state::Exchange;

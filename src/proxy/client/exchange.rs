@@ -419,8 +419,3 @@ impl EventLoop {
         }
     }
 }
-
-/// A request target as a log line shows it: clipped, control characters escaped.
-pub(in crate::proxy) fn shown(target: &str) -> std::borrow::Cow<'_, str> {
-    crate::mask::clean(crate::mask::clip(target, 256))
-}
