@@ -10,8 +10,9 @@ use crate::http::BodyTracker;
 use crate::proxy::answer::Scan;
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::Key;
+use crate::proxy::shared::Shared;
 use crate::proxy::state::KeyTicket;
-use crate::proxy::state::{AttemptPhase, Exchange, Owner};
+use crate::proxy::state::{AttemptPhase, Exchange, Owner, Upstream};
 use crate::proxy::EventLoop;
 
 /// How long an answer nobody waits for is read, at most, for its usage.
@@ -56,7 +57,7 @@ impl EventLoop {
             read: 0,
         };
         if self.drains.len() >= DRAINS_MAX || self.upstreams.get(up).is_none() {
-            self.charge_drain(&mut d, now);
+            d.charge(&mut self.sh, now);
             return;
         }
         a.up = None; // the drain owns the connection now
@@ -74,43 +75,9 @@ impl EventLoop {
             self.close_upstream(key);
             return;
         };
-        let ended = {
-            let EventLoop { upstreams, drains, scratch, .. } = self;
-            let d = &mut drains[i];
-            let Some(up) = upstreams.get_mut(key) else { return };
-            let mut ended = false;
-            loop {
-                match d.tracker.advance_observing(&up.inbuf, |data| d.scan.feed(data)) {
-                    Ok(n) => {
-                        up.inbuf.drain(..n);
-                        d.read += n;
-                    }
-                    Err(_) => ended = true,
-                }
-                if ended || d.tracker.is_done() || d.read > DRAIN_BYTES || !up.can_read {
-                    ended |= d.tracker.is_done() || d.read > DRAIN_BYTES;
-                    break;
-                }
-                match crate::proxy::upstream::translation::read(
-                    d.translation.as_deref_mut(),
-                    &mut up.transport,
-                    &mut up.inbuf,
-                    scratch,
-                ) {
-                    IoOutcome::Progress(_) => {}
-                    IoOutcome::WouldBlock => up.can_read = false,
-                    IoOutcome::Closed | IoOutcome::Error(_) => {
-                        up.can_read = false;
-                        ended = true;
-                    }
-                }
-            }
-            if up.transport.wants_write() {
-                let _ = up.transport.flush();
-            }
-            ended
-        };
-        if ended {
+        let EventLoop { upstreams, drains, scratch, .. } = self;
+        let Some(up) = upstreams.get_mut(key) else { return };
+        if drains[i].read_on(up, scratch) {
             self.end_drain(i, now);
         }
     }
@@ -133,16 +100,57 @@ impl EventLoop {
     fn end_drain(&mut self, i: usize, now: Instant) {
         let mut d = self.drains.swap_remove(i);
         self.close_upstream(d.up);
-        self.charge_drain(&mut d, now);
+        d.charge(&mut self.sh, now);
+    }
+}
+
+impl Drain {
+    /// Read on, bounded, unrelayed, feeding the scanner; true once the answer ended (or its
+    /// bound was reached, or the connection closed).
+    fn read_on(&mut self, up: &mut Upstream, scratch: &mut [u8]) -> bool {
+        let d = self;
+        let mut ended = false;
+        loop {
+            match d.tracker.advance_observing(&up.inbuf, |data| d.scan.feed(data)) {
+                Ok(n) => {
+                    up.inbuf.drain(..n);
+                    d.read += n;
+                }
+                Err(_) => ended = true,
+            }
+            if ended || d.tracker.is_done() || d.read > DRAIN_BYTES || !up.can_read {
+                ended |= d.tracker.is_done() || d.read > DRAIN_BYTES;
+                break;
+            }
+            match crate::proxy::upstream::translation::read(
+                d.translation.as_deref_mut(),
+                &mut up.transport,
+                &mut up.inbuf,
+                scratch,
+            ) {
+                IoOutcome::Progress(_) => {}
+                IoOutcome::WouldBlock => up.can_read = false,
+                IoOutcome::Closed | IoOutcome::Error(_) => {
+                    up.can_read = false;
+                    ended = true;
+                }
+            }
+        }
+        if up.transport.wants_write() {
+            let _ = up.transport.flush();
+        }
+        ended
     }
 
-    fn charge_drain(&mut self, d: &mut Drain, now: Instant) {
+    /// Charge what was read: the final usage, or what the deltas seen say.
+    fn charge(&mut self, sh: &mut Shared, now: Instant) {
+        let d = self;
         let Some((model, tokens, estimated)) = d.scan.usage_so_far() else {
             log::info!("client gone before its answer reported usage: nothing charged");
             return;
         };
         let key = d.key.as_ref().map(|t| &t.name);
-        self.sh.record_usage(d.endpoint, model.as_deref(), &tokens.counts(), d.session.as_deref(), key, now);
+        sh.record_usage(d.endpoint, model.as_deref(), &tokens.counts(), d.session.as_deref(), key, now);
         let how = if estimated { "output estimated from the deltas read" } else { "the answer's final usage" };
         log::info!(
             "client gone mid-answer: charged {} input, {} output tokens ({how})",

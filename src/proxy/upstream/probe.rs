@@ -17,6 +17,18 @@ pub struct Probe {
     pub deadline: Instant,
 }
 
+impl Probe {
+    /// Move the probe on over its connection `up`: its verdict once there is one (a 200 is a
+    /// success; any other status, or a failure, is not).
+    fn step(&mut self, up: &mut Upstream, scratch: &mut [u8]) -> Option<Result<(), String>> {
+        one_shot_step(&self.request, &mut self.sent, up, scratch).map(|r| match r {
+            Ok(200) => Ok(()),
+            Ok(status) => Err(format!("HTTP {status}")),
+            Err(e) => Err(e),
+        })
+    }
+}
+
 impl EventLoop {
     pub(in crate::proxy) fn start_probes(&mut self, now: Instant) {
         let queued: Vec<String> = self.sh.failures.ids().map(str::to_string).collect();
@@ -72,20 +84,11 @@ impl EventLoop {
     }
 
     pub(in crate::proxy) fn drive_probe(&mut self, idx: usize, key: Key, now: Instant) {
-        let verdict = {
-            let EventLoop { upstreams, probes, scratch, .. } = self;
-            let Some(p) = probes.iter_mut().find(|p| p.up == key) else {
-                return;
-            };
-            let Some(up) = upstreams.get_mut(key) else {
-                return;
-            };
-            one_shot_step(&p.request, &mut p.sent, up, scratch).map(|r| match r {
-                Ok(200) => Ok(()),
-                Ok(status) => Err(format!("HTTP {status}")),
-                Err(e) => Err(e),
-            })
+        let EventLoop { upstreams, probes, scratch, .. } = self;
+        let (Some(p), Some(up)) = (probes.iter_mut().find(|p| p.up == key), upstreams.get_mut(key)) else {
+            return;
         };
+        let verdict = p.step(up, scratch);
         if let Some(outcome) = verdict {
             self.finish_probe(idx, outcome, now);
         }
