@@ -25,8 +25,10 @@ use super::state::{Endpoint, Exchange};
 use super::upstream::affinity::Affinity;
 
 pub struct Cluster {
-    /// Its name, shared with the exchanges it serves (`x-qcc-cluster`, the history).
     pub name: Rc<str>,
+    /// Its name as the `x-qcc-cluster` header says it, shared with the exchanges it serves;
+    /// none for a profile name that is not a plain header value (checked once, here).
+    pub header: Option<Rc<str>>,
     /// As read from the config; its endpoints are in the loop's list (`endpoints` left empty).
     pub cfg: ClusterConfig,
     pub balancer: Balancer,
@@ -53,8 +55,11 @@ impl Cluster {
     /// Cluster number `index` of the loop's list.
     pub fn new(index: usize, mut cfg: ClusterConfig, strategy: Strategy, seed: u64) -> Cluster {
         cfg.endpoints = Vec::new();
+        let name: Rc<str> = Rc::from(cfg.name.as_str());
+        let plain = name.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
         Cluster {
-            name: Rc::from(cfg.name.as_str()),
+            header: plain.then(|| Rc::clone(&name)),
+            name,
             cfg,
             balancer: Balancer::new(strategy, seed),
             chain: Vec::new(),
@@ -67,6 +72,15 @@ impl Cluster {
             serving: index,
             switched_at: None,
         }
+    }
+}
+
+/// A served cluster's strategy: `--strategy` when given, else the cluster's own (at start and
+/// at every reload alike; the started cluster's own is what `settings.strategy` was read from).
+pub fn strategy(settings: &crate::settings::Settings, cfg: &ClusterConfig) -> Strategy {
+    match settings.strategy_pinned {
+        true => settings.strategy,
+        false => cfg.strategy.unwrap_or(Strategy::PriorityFailover),
     }
 }
 
@@ -190,5 +204,8 @@ mod tests {
         assert_eq!(list[0].routes.len(), 1);
         assert_eq!(list[0].targets, [3]);
         assert!(list[1].routes.is_empty());
+        assert_eq!(list[0].header.as_deref(), Some("main"));
+        let odd = Cluster::new(0, cfg("two\r\nlines", &[]), Strategy::PriorityFailover, 1);
+        assert_eq!(odd.header, None, "a name that is no header value is not sent");
     }
 }

@@ -83,19 +83,6 @@ fn alert_tls(global_ca: Option<&std::path::Path>) -> std::result::Result<Arc<rus
     upstream::transport::TlsConfigs::default().get(&global_ca.into_iter().collect::<Vec<_>>())
 }
 
-/// The strategy of served cluster `c`: `--strategy` when given, else the cluster's own (the
-/// started one's was read into `settings.strategy`).
-fn strategy_of(
-    settings: &Settings,
-    c: usize,
-    cluster: &crate::store::cluster::ClusterConfig,
-) -> crate::store::cluster::Strategy {
-    match settings.strategy_pinned || c == 0 {
-        true => settings.strategy,
-        false => cluster.strategy.unwrap_or(crate::store::cluster::Strategy::PriorityFailover),
-    }
-}
-
 /// Why an upstream connection could not be opened.
 #[derive(Debug)]
 pub(crate) enum OpenError {
@@ -281,7 +268,7 @@ impl EventLoop {
                 let tls = tls_for(cfg, settings.ca_file.as_deref(), &mut tls_configs).map_err(Error::Invalid)?;
                 endpoints.push(Endpoint::new(cfg.clone(), c, tls));
             }
-            let strategy = strategy_of(&settings, c, cluster);
+            let strategy = clusters::strategy(&settings, cluster);
             served.push(clusters::Cluster::new(c, cluster.clone(), strategy, seed.wrapping_add(c as u64)));
         }
         clusters::link(&mut served);

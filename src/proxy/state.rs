@@ -467,7 +467,8 @@ pub struct Exchange {
     pub reach: u64,
     /// The route that chose its cluster (an index into the started cluster's routes).
     pub route: Option<usize>,
-    /// The cluster of its current (or last) attempt's endpoint: the `x-qcc-cluster` header.
+    /// The cluster of its current (or last) attempt's endpoint as the `x-qcc-cluster` header
+    /// says it (`Cluster::header`).
     pub served_by: Option<Rc<str>>,
     /// Where its model is in its body, found once at the first attempt when an endpoint maps
     /// models (`policy::route::look`, the same read as its route).

@@ -99,7 +99,8 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
 /// upstream framed it, so its `Content-Length`/`Transfer-Encoding` must reach the client with it
 /// (a `Content-Length` beside a `Transfer-Encoding` is dropped: the coding decides, RFC 9112 §6.3).
 /// Every answer is sandboxed (`Content-Security-Policy: sandbox`, `nosniff`), and says which
-/// served cluster answered (`X-Qcc-Cluster`; an upstream's own header of that name is dropped).
+/// served cluster answered (`X-Qcc-Cluster`, when its name is a plain header value; an
+/// upstream's own header of that name is dropped).
 pub fn client_response_head(
     resp: &ResponseHead,
     close: bool,
@@ -139,8 +140,8 @@ pub fn client_response_head(
     // An upstream's answer shares the dashboard's origin (http://127.0.0.1:PORT): a relay's HTML
     // page must not run there (it could drive /_qcc/ or read the dashboard's key).
     out.extend_from_slice(b"Content-Security-Policy: sandbox\r\nX-Content-Type-Options: nosniff\r\n");
-    // (A profile's name is the user's: one that is not a plain header value is not sent.)
-    if let Some(c) = cluster.filter(|c| c.bytes().all(|b| b.is_ascii_graphic() || b == b' ')) {
+    // (`cluster` is a plain header value: `clusters::Cluster::header`.)
+    if let Some(c) = cluster {
         push_header(out, b"X-Qcc-Cluster", c.as_bytes());
     }
     if close {

@@ -56,10 +56,7 @@ impl EventLoop {
         let mut place = Vec::with_capacity(clusters.len());
         for cfg in &clusters {
             let at = self.sh.clusters.iter().position(|c| *c.name == *cfg.name);
-            let strategy = match self.sh.settings.strategy_pinned {
-                true => self.sh.settings.strategy,
-                false => cfg.strategy.unwrap_or(crate::store::cluster::Strategy::PriorityFailover),
-            };
+            let strategy = crate::proxy::clusters::strategy(&self.sh.settings, cfg);
             let i = match at {
                 Some(i) => {
                     let room = &mut self.sh.clusters[i];

@@ -36,11 +36,11 @@ impl EventLoop {
         // `pump_exchange` waits for it when routes read it or an endpoint rewrites it): the
         // first route it matches chooses its cluster, and its model's place is kept for the
         // model maps of its attempts.
-        let routes = !self.sh.clusters[0].routes.is_empty();
-        let maps = || self.sh.endpoints.iter().any(|e| !e.retired && !e.cfg.model_map.is_empty());
-        if ex.attempts == 0 && ex.body_tracker.is_done() && ex.retry_copy && (routes || maps()) {
+        let first = ex.attempts == 0 && ex.body_tracker.is_done() && ex.retry_copy;
+        let maps = first && self.sh.endpoints.iter().any(|e| !e.retired && !e.cfg.model_map.is_empty());
+        if first && (maps || !self.sh.clusters[0].routes.is_empty()) {
             let main = &self.sh.clusters[0];
-            let looked = crate::policy::route::look(&main.routes, &ex.body, maps());
+            let looked = crate::policy::route::look(&main.routes, &ex.body, maps);
             let chosen = looked.route.map(|n| (n, main.targets[n], self.sh.clusters[main.targets[n]].reach));
             if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
                 ex.model = looked.model;
@@ -94,7 +94,7 @@ impl EventLoop {
                 && (e.cfg.priority < chosen_priority || pin == Some(i))
         });
         let ep = &mut self.sh.endpoints[idx];
-        let served_by = &self.sh.clusters[cluster].name;
+        let served_by = self.sh.clusters[cluster].header.as_ref();
         let seed = self.sh.stats.total;
         let mut untranslatable = None;
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
@@ -141,8 +141,8 @@ impl EventLoop {
                     head_out.extend_from_slice(&piece[..piece.len().min(folded - at)]);
                 }
                 ex.tried.insert(idx);
-                if ex.served_by.as_ref().is_none_or(|n| !std::rc::Rc::ptr_eq(n, served_by)) {
-                    ex.served_by = Some(std::rc::Rc::clone(served_by));
+                if ex.served_by.as_ref().map(std::rc::Rc::as_ptr) != served_by.map(std::rc::Rc::as_ptr) {
+                    ex.served_by = served_by.cloned();
                 }
                 ep.load.start(&ep.cfg.caps, now);
                 ex.attempts += 1;
