@@ -17,7 +17,8 @@ impl Settings {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The clusters to serve, the started one first, then those its routes and fallbacks name
+    /// The clusters to serve as the proxy starts (a reload's live in `proxy::clusters`), the
+    /// started one first, then those its routes and fallbacks name
     /// (`store::served::served`); or the built-in default alone: one endpoint
     /// https://api.anthropic.com with an empty api_key, forwarding the client's own credentials.
     pub clusters: Vec<ClusterConfig>,

@@ -173,7 +173,7 @@ pub fn run(mut settings: Settings) -> Result<()> {
         host: ev.sh.addr.ip().to_string(),
         port: ev.sh.addr.port(),
         start_time: crate::store::timefmt::iso(SystemTime::now()),
-        cluster: Some(ev.sh.settings.main().name.clone()),
+        cluster: Some(ev.sh.clusters[0].name.to_string()),
         control_token: Some(ev.sh.control_token.clone()),
     })?;
     let base = match ev.sh.addr {

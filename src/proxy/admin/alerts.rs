@@ -18,7 +18,7 @@ impl Shared {
         let mut body = json!({
             "event": event,
             "time": format!("{}Z", crate::store::timefmt::iso(SystemTime::now())),
-            "cluster": self.settings.main().name,
+            "cluster": &*self.clusters[0].name,
             "proxy": self.addr.to_string(),
             "text": text,
             "content": text,

@@ -178,10 +178,9 @@ impl EventLoop {
             self.sh.settings.prices = prices;
             changed += 1;
         }
-        self.sh.settings.clusters = clusters;
         log::info!(
             "reloaded cluster '{}' from {}: {added} added, {changed} changed, {removed} removed",
-            self.sh.settings.main().name,
+            self.sh.clusters[0].name,
             path.display()
         );
         self.sh.history.push("", "reload", format!("{added} added, {changed} changed, {removed} removed"));

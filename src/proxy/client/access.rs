@@ -27,7 +27,7 @@ impl Shared {
             return Ok(Caller::Anyone);
         }
         let today = self.usage_day_no();
-        let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, &self.settings.main().name);
+        let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, &self.clusters[0].name);
         match who {
             // A valid key is never refused by the wrong-key lockout: a scraper or a page opened
             // without a key on the same address must not lock its owner out.
