@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::policy::failure_queue::FailureQueue;
 use crate::settings::Settings;
 use event::slab::{Key, Slab};
-use state::{Client, ClientPhase, Endpoint, Owner, Stats, Upstream, DISK_WAIT};
+use state::{Client, ClientPhase, Endpoint, Owner, Stats, DISK_WAIT};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -112,16 +112,11 @@ pub struct EventLoop {
     /// `None` once draining: closed, so new connections are refused rather than left waiting.
     listener: Option<TcpListener>,
     clients: Slab<Client>,
-    upstreams: Slab<Upstream>,
-    resolver: upstream::resolver::Resolver,
-    scratch: Vec<u8>,
+    /// The upstream side: connections the proxy opens, the resolver, the sweep time (`net.rs`).
+    net: upstream::net::Net,
     /// Clients whose pump stopped while still making progress (fairness): driven next turn.
     again: Vec<Key>,
-    next_sweep: Option<Instant>,
     next_probe: Instant,
-    probes: Vec<upstream::probe::Probe>,
-    /// Answers read for their usage after their clients went away (`answer/drain.rs`).
-    drains: Vec<answer::drain::Drain>,
     signals: mio::unix::pipe::Receiver,
     /// Set by SIGTERM/SIGINT: no new connections, exit when the last exchange ends or then.
     draining: Option<Instant>,
@@ -294,6 +289,8 @@ impl EventLoop {
         }
         let _ = &mut failures;
         let next_probe = now + settings.verify_interval;
+        let registry = poll.registry().try_clone().map_err(|e| Error::io("creating the event loop", e))?;
+        let net = upstream::net::Net::new(registry, resolver);
         let sh = shared::Shared {
             addr,
             endpoints,
@@ -325,14 +322,9 @@ impl EventLoop {
             poll,
             listener: Some(listener),
             clients: Slab::new(),
-            upstreams: Slab::new(),
-            resolver,
+            net,
             next_probe,
-            scratch: vec![0; READ_CHUNK],
             again: Vec::new(),
-            next_sweep: None,
-            probes: Vec::new(),
-            drains: Vec::new(),
             signals,
             draining: None,
             drain_fresh_until: None,
@@ -360,7 +352,7 @@ impl EventLoop {
             // connection before a request of the same batch could be written to it.
             for event in events.iter() {
                 let (kind, key) = untoken(event.token());
-                if kind == KIND_UPSTREAM && self.upstreams.get(key).is_some_and(|u| u.owner == Owner::Idle) {
+                if kind == KIND_UPSTREAM && self.net.upstreams.get(key).is_some_and(|u| u.owner == Owner::Idle) {
                     let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                     self.on_upstream_event(key, readable, event.is_writable(), event.is_read_closed(), now);
                 }
@@ -399,7 +391,7 @@ impl EventLoop {
             self.on_timers(now);
             // Alerts queued this turn (anywhere: `Shared::alert`) start on their way.
             if self.sh.notifier.kicked {
-                self.pump_alerts(now);
+                self.net.pump_alerts(&mut self.sh, now);
             }
             // Access-log lines go to the history thread in batches (every 100 ms at most).
             self.sh.stats.history_dropped += self.sh.disk.send_lines(Some(now));
@@ -413,7 +405,7 @@ impl EventLoop {
                     if busy > 0 {
                         log::warn!("drain timeout: closing {busy} connections still open");
                     }
-                    self.end_drains(now);
+                    self.net.end_drains(&mut self.sh, now);
                     self.sh.persist();
                     self.sh.persist_usage();
                     self.sh.disk.finish(); // the last state writes land before the exit
@@ -439,13 +431,13 @@ impl EventLoop {
         shared::Conns {
             clients: self.clients.len(),
             exchanges,
-            upstreams: self.upstreams.len(),
+            upstreams: self.net.upstreams.len(),
             next_probe: self.next_probe,
         }
     }
 
     fn on_upstream_event(&mut self, key: Key, readable: bool, writable: bool, hup: bool, now: Instant) {
-        let Some(up) = self.upstreams.get_mut(key) else {
+        let Some(up) = self.net.upstreams.get_mut(key) else {
             return;
         };
         up.can_read |= readable;
@@ -453,19 +445,19 @@ impl EventLoop {
         up.can_write |= writable;
         match up.owner {
             Owner::Client(ck) => self.drive(ck, now),
-            Owner::Probe(ep) => self.drive_probe(ep, key, now),
-            Owner::Alert => self.drive_alert(key, now),
-            Owner::Drain => self.drive_drain(key, now),
-            Owner::Idle => self.on_idle_event(key, readable),
+            Owner::Probe(ep) => self.net.drive_probe(&mut self.sh, ep, key, now),
+            Owner::Alert => self.net.drive_alert(&mut self.sh, key, now),
+            Owner::Drain => self.net.drive_drain(&mut self.sh, key, now),
+            Owner::Idle => self.net.on_idle_event(&mut self.sh, key, readable),
         }
     }
 
     fn on_lookups(&mut self, now: Instant) {
-        while let Some(lookup) = self.resolver.try_next() {
+        while let Some(lookup) = self.net.resolver.try_next() {
             let (idx, generation) = match lookup.asker {
                 upstream::resolver::Asker::Endpoint { idx, generation } => (idx, generation),
                 upstream::resolver::Asker::Webhook(i) => {
-                    self.on_webhook_lookup(i, lookup.result, now);
+                    self.net.on_webhook_lookup(&mut self.sh, i, lookup.result, now);
                     continue;
                 }
             };

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::proxy::event::slab::Key;
+use crate::proxy::shared::Shared;
 use crate::proxy::state::Owner;
-use crate::proxy::EventLoop;
+use crate::proxy::upstream::net::Net;
 use crate::store::url::{Scheme, WebhookUrl};
 
 const MAX_QUEUED: usize = 64;
@@ -149,12 +150,12 @@ impl Notifier {
     }
 }
 
-impl EventLoop {
+impl Net {
     /// Start the next due alert of every receiver that has none in flight.
-    pub(in crate::proxy) fn pump_alerts(&mut self, now: Instant) {
-        self.sh.notifier.kicked = false;
-        for i in 0..self.sh.notifier.hooks.len() {
-            let h = &mut self.sh.notifier.hooks[i];
+    pub(in crate::proxy) fn pump_alerts(&mut self, sh: &mut Shared, now: Instant) {
+        sh.notifier.kicked = false;
+        for i in 0..sh.notifier.hooks.len() {
+            let h = &mut sh.notifier.hooks[i];
             let due = h.send.is_none() && h.queue.front().is_some_and(|d| d.not_before <= now);
             if !due {
                 continue;
@@ -166,20 +167,20 @@ impl EventLoop {
                 }
                 continue;
             }
-            self.start_alert(i, now);
+            self.start_alert(sh, i, now);
         }
     }
 
-    fn start_alert(&mut self, i: usize, now: Instant) {
-        let h = &self.sh.notifier.hooks[i];
+    fn start_alert(&mut self, sh: &mut Shared, i: usize, now: Instant) {
+        let h = &sh.notifier.hooks[i];
         let addr = h.addrs[h.queue.front().map_or(0, |d| d.tries) % h.addrs.len()];
         let https = h.url.base.scheme == Scheme::Https;
-        if https && self.sh.notifier.tls.is_none() {
-            return self.alert_failed(i, "no TLS configuration (the CA file could not be read)".into(), now);
+        if https && sh.notifier.tls.is_none() {
+            return self.alert_failed(sh, i, "no TLS configuration (the CA file could not be read)".into(), now);
         }
-        let h = &self.sh.notifier.hooks[i];
+        let h = &sh.notifier.hooks[i];
         let host = h.url.base.host.clone();
-        let tls = if https { self.sh.notifier.tls.clone() } else { None };
+        let tls = if https { sh.notifier.tls.clone() } else { None };
         let Some(d) = h.queue.front() else { return };
         let mut request = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: qcc/{}\r\nContent-Type: application/json\r\n\
@@ -196,21 +197,21 @@ impl EventLoop {
         match opened {
             Ok(up) => {
                 let deadline = now + TRY_TIMEOUT;
-                self.sh.notifier.hooks[i].send = Some(Send { up, request, sent: 0, deadline });
+                sh.notifier.hooks[i].send = Some(Send { up, request, sent: 0, deadline });
                 self.arm(deadline);
             }
-            Err(e) => self.alert_failed(i, format!("{e:?}"), now),
+            Err(e) => self.alert_failed(sh, i, format!("{e:?}"), now),
         }
     }
 
     /// An alert connection is ready to read or write.
-    pub(in crate::proxy) fn drive_alert(&mut self, key: Key, now: Instant) {
-        let Some(i) = self.sh.notifier.hooks.iter().position(|h| h.send.as_ref().is_some_and(|s| s.up == key)) else {
-            self.close_upstream(key); // its receiver was removed
+    pub(in crate::proxy) fn drive_alert(&mut self, sh: &mut Shared, key: Key, now: Instant) {
+        let Some(i) = sh.notifier.hooks.iter().position(|h| h.send.as_ref().is_some_and(|s| s.up == key)) else {
+            self.close_upstream(sh, key); // its receiver was removed
             return;
         };
         let verdict = {
-            let EventLoop { upstreams, sh, scratch, .. } = self;
+            let Net { upstreams, scratch, .. } = self;
             let notifier = &mut sh.notifier;
             let (Some(up), Some(s)) = (upstreams.get_mut(key), notifier.hooks[i].send.as_mut()) else { return };
             crate::proxy::upstream::probe::one_shot_step(&s.request, &mut s.sent, up, scratch)
@@ -218,25 +219,25 @@ impl EventLoop {
         match verdict {
             None => {}
             Some(Ok(status)) if (200..300).contains(&status) => {
-                self.close_upstream(key);
-                let h = &mut self.sh.notifier.hooks[i];
+                self.close_upstream(sh, key);
+                let h = &mut sh.notifier.hooks[i];
                 h.send = None;
                 h.queue.pop_front();
-                self.sh.notifier.delivered += 1;
-                self.pump_alerts(now);
+                sh.notifier.delivered += 1;
+                self.pump_alerts(sh, now);
             }
-            Some(Ok(status)) => self.alert_failed(i, format!("HTTP {status}"), now),
-            Some(Err(e)) => self.alert_failed(i, e, now),
+            Some(Ok(status)) => self.alert_failed(sh, i, format!("HTTP {status}"), now),
+            Some(Err(e)) => self.alert_failed(sh, i, e, now),
         }
     }
 
     /// The try of receiver `i`'s first alert failed: try again later, or give it up.
-    fn alert_failed(&mut self, i: usize, why: String, now: Instant) {
-        let h = &mut self.sh.notifier.hooks[i];
+    fn alert_failed(&mut self, sh: &mut Shared, i: usize, why: String, now: Instant) {
+        let h = &mut sh.notifier.hooks[i];
         if let Some(s) = h.send.take() {
-            self.close_upstream(s.up);
+            self.close_upstream(sh, s.up);
         }
-        let h = &mut self.sh.notifier.hooks[i];
+        let h = &mut sh.notifier.hooks[i];
         let Some(d) = h.queue.front_mut() else { return };
         d.tries += 1;
         match BACKOFF.get(d.tries - 1) {
@@ -249,8 +250,8 @@ impl EventLoop {
             None => {
                 log::warn!("alert {} to {} given up after {} tries: {why}", d.event, h.url.shown(), d.tries);
                 h.queue.pop_front();
-                self.sh.notifier.given_up += 1;
-                self.pump_alerts(now);
+                sh.notifier.given_up += 1;
+                self.pump_alerts(sh, now);
             }
         }
     }
@@ -258,35 +259,36 @@ impl EventLoop {
     /// Receiver `id`'s addresses arrived (or could not be found).
     pub(in crate::proxy) fn on_webhook_lookup(
         &mut self,
+        sh: &mut Shared,
         id: usize,
         result: Result<Vec<SocketAddr>, String>,
         now: Instant,
     ) {
-        let Some(i) = self.sh.notifier.hooks.iter().position(|h| h.id == id) else { return };
-        let h = &mut self.sh.notifier.hooks[i];
+        let Some(i) = sh.notifier.hooks.iter().position(|h| h.id == id) else { return };
+        let h = &mut sh.notifier.hooks[i];
         h.resolving = false;
         match result {
             Ok(addrs) => {
                 h.addrs = addrs;
                 h.resolved_at = Some(now);
-                self.pump_alerts(now);
+                self.pump_alerts(sh, now);
             }
-            Err(e) if h.send.is_none() && !h.queue.is_empty() => self.alert_failed(i, e, now),
+            Err(e) if h.send.is_none() && !h.queue.is_empty() => self.alert_failed(sh, i, e, now),
             Err(_) => {}
         }
     }
 
     /// Tries past their time fail; alerts whose wait is over start. Returns what is still due.
-    pub(in crate::proxy) fn alert_deadlines(&mut self, now: Instant) -> Vec<Instant> {
-        let late: Vec<usize> = (0..self.sh.notifier.hooks.len())
-            .filter(|&i| self.sh.notifier.hooks[i].send.as_ref().is_some_and(|s| s.deadline <= now))
+    pub(in crate::proxy) fn alert_deadlines(&mut self, sh: &mut Shared, now: Instant) -> Vec<Instant> {
+        let late: Vec<usize> = (0..sh.notifier.hooks.len())
+            .filter(|&i| sh.notifier.hooks[i].send.as_ref().is_some_and(|s| s.deadline <= now))
             .collect();
         for i in late {
-            self.alert_failed(i, "no answer within 10 s".into(), now);
+            self.alert_failed(sh, i, "no answer within 10 s".into(), now);
         }
-        self.pump_alerts(now);
+        self.pump_alerts(sh, now);
         let mut due = Vec::new();
-        for h in &self.sh.notifier.hooks {
+        for h in &sh.notifier.hooks {
             match (&h.send, h.queue.front()) {
                 (Some(s), _) => due.push(s.deadline),
                 (None, Some(d)) if d.not_before > now => due.push(d.not_before),

@@ -134,10 +134,10 @@ impl EventLoop {
                         let stale = std::mem::take(&mut old.idle);
                         *old = ep;
                         for k in stale {
-                            self.close_upstream(k);
+                            self.net.close_upstream(&mut self.sh, k);
                         }
                         // A probe of the old target must not speak for the new one.
-                        self.cancel_probe(i);
+                        self.net.cancel_probe(&mut self.sh, i);
                         self.kick_resolve(i);
                     } else {
                         changed += usize::from(old.cfg != ep.cfg);
@@ -156,7 +156,7 @@ impl EventLoop {
             if !self.sh.endpoints[i].retired && !new_ids.contains(&key) {
                 self.sh.endpoints[i].retired = true;
                 removed += 1;
-                self.drop_pool(i);
+                self.net.drop_pool(&mut self.sh, i);
                 // (The queue is by id: another served cluster may hold the same endpoint.)
                 let id = key.1;
                 let elsewhere = self.sh.endpoints.iter().any(|e| !e.retired && e.cfg.id == id);
@@ -169,7 +169,7 @@ impl EventLoop {
             log::info!("alert receivers changed in {}", path.display());
             let urls = [self.sh.settings.notify_urls.clone(), notify_urls.clone()].concat();
             for up in self.sh.notifier.set_urls(&urls, alert_tls) {
-                self.close_upstream(up);
+                self.net.close_upstream(&mut self.sh, up);
             }
             self.sh.settings.config_notify_urls = notify_urls;
         }
@@ -190,7 +190,7 @@ impl EventLoop {
     fn kick_resolve(&mut self, idx: usize) {
         let ep = &mut self.sh.endpoints[idx];
         if ep.addrs.is_empty() {
-            self.resolver.lookup(idx, ep);
+            self.net.resolver.lookup(idx, ep);
         }
     }
 }

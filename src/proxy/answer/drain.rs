@@ -13,7 +13,7 @@ use crate::proxy::event::slab::Key;
 use crate::proxy::shared::Shared;
 use crate::proxy::state::KeyTicket;
 use crate::proxy::state::{AttemptPhase, Exchange, Owner, Upstream};
-use crate::proxy::EventLoop;
+use crate::proxy::upstream::net::Net;
 
 /// How long an answer nobody waits for is read, at most, for its usage.
 const DRAIN_FOR: Duration = Duration::from_secs(5);
@@ -36,10 +36,10 @@ pub struct Drain {
     read: usize,
 }
 
-impl EventLoop {
+impl Net {
     /// Client gone: when its exchange's answer has started and carries usage, keep its upstream
     /// connection to read the rest for the usage (or charge what was read at once, at the bound).
-    pub(in crate::proxy) fn drain_for_usage(&mut self, ex: &mut Exchange, now: Instant) {
+    pub(in crate::proxy) fn drain_for_usage(&mut self, sh: &mut Shared, ex: &mut Exchange, now: Instant) {
         let Some(a) = ex.attempt.as_mut() else { return };
         if !matches!(a.phase, AttemptPhase::Relaying | AttemptPhase::Priming) {
             return;
@@ -57,7 +57,7 @@ impl EventLoop {
             read: 0,
         };
         if self.drains.len() >= DRAINS_MAX || self.upstreams.get(up).is_none() {
-            d.charge(&mut self.sh, now);
+            d.charge(sh, now);
             return;
         }
         a.up = None; // the drain owns the connection now
@@ -66,41 +66,41 @@ impl EventLoop {
         }
         self.drains.push(d);
         self.arm(now + DRAIN_FOR);
-        self.drive_drain(up, now); // what was already read, and what waits on the socket
+        self.drive_drain(sh, up, now); // what was already read, and what waits on the socket
     }
 
     /// A drained connection is readable: read on, bounded, unrelayed; charge at its end.
-    pub(in crate::proxy) fn drive_drain(&mut self, key: Key, now: Instant) {
+    pub(in crate::proxy) fn drive_drain(&mut self, sh: &mut Shared, key: Key, now: Instant) {
         let Some(i) = self.drains.iter().position(|d| d.up == key) else {
-            self.close_upstream(key);
+            self.close_upstream(sh, key);
             return;
         };
-        let EventLoop { upstreams, drains, scratch, .. } = self;
+        let Net { upstreams, drains, scratch, .. } = self;
         let Some(up) = upstreams.get_mut(key) else { return };
         if drains[i].read_on(up, scratch) {
-            self.end_drain(i, now);
+            self.end_drain(sh, i, now);
         }
     }
 
     /// Drains past their time end (charged from what was read); the next such time.
-    pub(in crate::proxy) fn drain_deadlines(&mut self, now: Instant) -> Option<Instant> {
+    pub(in crate::proxy) fn drain_deadlines(&mut self, sh: &mut Shared, now: Instant) -> Option<Instant> {
         while let Some(i) = self.drains.iter().position(|d| d.deadline <= now) {
-            self.end_drain(i, now);
+            self.end_drain(sh, i, now);
         }
         self.drains.iter().map(|d| d.deadline).min()
     }
 
     /// The proxy stops: every drain is charged with what it has.
-    pub(in crate::proxy) fn end_drains(&mut self, now: Instant) {
+    pub(in crate::proxy) fn end_drains(&mut self, sh: &mut Shared, now: Instant) {
         while !self.drains.is_empty() {
-            self.end_drain(0, now);
+            self.end_drain(sh, 0, now);
         }
     }
 
-    fn end_drain(&mut self, i: usize, now: Instant) {
+    fn end_drain(&mut self, sh: &mut Shared, i: usize, now: Instant) {
         let mut d = self.drains.swap_remove(i);
-        self.close_upstream(d.up);
-        d.charge(&mut self.sh, now);
+        self.close_upstream(sh, d.up);
+        d.charge(sh, now);
     }
 }
 

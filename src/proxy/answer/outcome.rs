@@ -60,9 +60,9 @@ impl EventLoop {
         // that does the same is blamed.
         let pool_race = matches!(failure, Failure::Closed(_))
             && a.resp.is_none()
-            && up.and_then(|k| self.upstreams.get(k)).is_some_and(|u| u.reused);
+            && up.and_then(|k| self.net.upstreams.get(k)).is_some_and(|u| u.reused);
         if let Some(k) = up {
-            self.close_upstream(k);
+            self.net.close_upstream(&mut self.sh, k);
         }
         if api && pool_race {
             let ep = &mut self.sh.endpoints[idx];
@@ -141,7 +141,7 @@ impl EventLoop {
             self.sh.stats.usage_unread += 1;
         }
         if let Some(k) = a.up {
-            self.release_upstream(k, reuse, now);
+            self.net.release_upstream(&mut self.sh, k, reuse, now);
         }
         if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
             self.charge_exchange(ck, idx, model.as_deref(), &t.counts(), now);

@@ -33,7 +33,7 @@ impl EventLoop {
                 // first, so closing does not reset the connection under our answer.
                 let mut out = Vec::new();
                 wire::error_response(503, "too many connections", true, &mut out);
-                let _ = std::io::Read::read(&mut sock, &mut self.scratch);
+                let _ = std::io::Read::read(&mut sock, &mut self.net.scratch);
                 let _ = std::io::Write::write(&mut sock, &out);
                 let _ = sock.shutdown(std::net::Shutdown::Write);
                 log::warn!(

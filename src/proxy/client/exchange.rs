@@ -42,7 +42,8 @@ impl EventLoop {
     }
 
     fn pump(&mut self, ck: Key, now: Instant) -> Pump {
-        let EventLoop { clients, scratch, .. } = self;
+        let EventLoop { clients, net, .. } = self;
+        let scratch = &mut net.scratch;
         let Some(c) = clients.get_mut(ck) else {
             return Pump::Blocked;
         };
@@ -106,7 +107,7 @@ impl EventLoop {
     fn pump_head(&mut self, ck: Key, now: Instant) -> Option<bool> {
         let c = self.clients.get_mut(ck)?;
         let peer = c.peer;
-        match c.read_head(&mut self.scratch, now) {
+        match c.read_head(&mut self.net.scratch, now) {
             HeadStep::Moved(progress) => Some(progress),
             HeadStep::Gone => None,
             HeadStep::Bad(e) => {
@@ -262,7 +263,7 @@ impl EventLoop {
         let may_grow = self.body_may_grow(ck, now);
         let (max_body, idle) = (self.sh.settings.max_body, self.sh.settings.idle_timeout);
         let step = match self.clients.get_mut(ck) {
-            Some(c) => c.read_body(may_grow, max_body, idle, &mut self.scratch, now),
+            Some(c) => c.read_body(may_grow, max_body, idle, &mut self.net.scratch, now),
             None => BodyStep::Gone,
         };
         match step {
@@ -407,14 +408,14 @@ impl EventLoop {
         log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
         let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
         self.sh.record_request(&ex, endpoint, Ended::Aborted, out, now);
-        self.drain_for_usage(&mut ex, now); // charged all the same (`answer/drain.rs`)
+        self.net.drain_for_usage(&mut self.sh, &mut ex, now); // charged all the same (`answer/drain.rs`)
         self.release_attempt(ex);
     }
 
     pub(in crate::proxy) fn release_attempt(&mut self, mut ex: Exchange) {
         if let Some(a) = ex.attempt.take() {
             if let Some(k) = a.up {
-                self.close_upstream(k);
+                self.net.close_upstream(&mut self.sh, k);
             }
         }
     }

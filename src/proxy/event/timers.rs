@@ -12,7 +12,7 @@ impl EventLoop {
     /// How long poll may sleep: until the earliest deadline we know of.
     pub(in crate::proxy) fn poll_timeout(&self, now: Instant) -> Option<Duration> {
         let mut next = self.next_probe;
-        if let Some(t) = self.next_sweep {
+        if let Some(t) = self.net.next_sweep {
             next = next.min(t);
         }
         for t in
@@ -25,9 +25,7 @@ impl EventLoop {
 
     /// Make sure the sweep runs no later than `at`.
     pub(in crate::proxy) fn arm(&mut self, at: Instant) {
-        if self.next_sweep.is_none_or(|t| at < t) {
-            self.next_sweep = Some(at);
-        }
+        self.net.arm(at);
     }
 
     pub(in crate::proxy) fn on_timers(&mut self, now: Instant) {
@@ -43,10 +41,10 @@ impl EventLoop {
         }
         if self.next_probe <= now {
             self.sh.affinity.expire(now);
-            self.start_probes(now);
+            self.net.start_probes(&mut self.sh, now);
             self.next_probe = now + self.sh.settings.verify_interval;
         }
-        if self.next_sweep.is_some_and(|t| t <= now) {
+        if self.net.next_sweep.is_some_and(|t| t <= now) {
             self.sweep(now);
         }
     }
@@ -60,7 +58,7 @@ impl EventLoop {
                 next = Some(t);
             }
         };
-        if let Some(due) = self.sweep_pool(now) {
+        if let Some(due) = self.net.sweep_pool(&mut self.sh, now) {
             upd(due);
         }
         let keys: Vec<Key> = self.clients.keys().collect();
@@ -78,16 +76,16 @@ impl EventLoop {
                 }
             }
         }
-        for due in self.alert_deadlines(now) {
+        for due in self.net.alert_deadlines(&mut self.sh, now) {
             upd(due);
         }
-        if let Some(due) = self.drain_deadlines(now) {
+        if let Some(due) = self.net.drain_deadlines(&mut self.sh, now) {
             upd(due);
         }
-        for due in self.probe_deadlines(now) {
+        for due in self.net.probe_deadlines(&mut self.sh, now) {
             upd(due);
         }
-        self.next_sweep = next.map(|t| t.max(now + SWEEP_MIN_GAP));
+        self.net.next_sweep = next.map(|t| t.max(now + SWEEP_MIN_GAP));
     }
 
     pub(in crate::proxy) fn client_deadline(&self, key: Key) -> Option<Instant> {

@@ -17,7 +17,8 @@ use crate::proxy::{wire, EventLoop};
 impl EventLoop {
     /// Move bytes between client `ck`'s exchange and its upstream connection.
     pub(in crate::proxy) fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
-        let EventLoop { clients, upstreams, sh, scratch, .. } = self;
+        let EventLoop { clients, net, sh, .. } = self;
+        let (upstreams, scratch) = (&mut net.upstreams, &mut net.scratch);
         let Some(Client { out, phase: ClientPhase::Exchange(ex), .. }) = clients.get_mut(ck) else {
             return AttemptEvent::Nothing;
         };
@@ -189,15 +190,15 @@ impl EventLoop {
             },
             _ => return,
         };
-        let pooled = if allow_pooled { self.take_pooled(idx, now) } else { None };
+        let pooled = if allow_pooled { self.net.take_pooled(&mut self.sh, idx, now) } else { None };
         let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
         let ep = &mut self.sh.endpoints[idx];
         let timeout = timeout_of(&ep.cfg);
         if ep.resolved_at.is_some_and(|t| now.duration_since(t) > DNS_TTL) {
-            self.resolver.lookup(idx, ep);
+            self.net.resolver.lookup(idx, ep);
         }
         if let Some(k) = pooled {
-            if let Some(up) = self.upstreams.get_mut(k) {
+            if let Some(up) = self.net.upstreams.get_mut(k) {
                 up.owner = Owner::Client(ck);
                 up.reused = true;
                 up.rested = now.saturating_duration_since(up.idle_since);
@@ -210,14 +211,14 @@ impl EventLoop {
             }
         }
         if ep.addrs.is_empty() {
-            self.resolver.lookup(idx, ep);
+            self.net.resolver.lookup(idx, ep);
             a.phase = AttemptPhase::Resolving;
             a.deadline = now + timeout;
             let d = a.deadline;
             self.arm(d);
             return;
         }
-        let key = match self.open_upstream(idx, Owner::Client(ck), now) {
+        let key = match self.net.open_upstream(&mut self.sh, idx, Owner::Client(ck), now) {
             Ok(key) => key,
             Err(crate::proxy::OpenError::Endpoint(e)) => {
                 self.fail_attempt(ck, Failure::Connect(e), now);
@@ -256,9 +257,9 @@ impl EventLoop {
         ep.next_addr = ep.next_addr.wrapping_add(1);
         let (idx, old) = (a.endpoint, a.up.take());
         if let Some(k) = old {
-            self.close_upstream(k);
+            self.net.close_upstream(&mut self.sh, k);
         }
-        let Ok(key) = self.open_upstream(idx, Owner::Client(ck), now) else {
+        let Ok(key) = self.net.open_upstream(&mut self.sh, idx, Owner::Client(ck), now) else {
             return false;
         };
         if let Some(a) = attempt_mut(&mut self.clients, ck) {
@@ -282,7 +283,7 @@ impl EventLoop {
             t.restart();
         }
         if let Some(k) = old {
-            self.close_upstream(k);
+            self.net.close_upstream(&mut self.sh, k);
         }
         log::debug!("pooled upstream connection was closed; retrying on a new one");
         self.connect_attempt(ck, false, now);
@@ -310,7 +311,7 @@ impl EventLoop {
             }
             self.drive(ck, now);
         }
-        self.resume_probes(idx, now);
+        self.net.resume_probes(&mut self.sh, idx, now);
     }
 
     /// The current attempt's deadline passed.

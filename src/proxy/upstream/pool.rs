@@ -8,9 +8,11 @@ use mio::Interest;
 
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::Key;
+use crate::proxy::shared::Shared;
 use crate::proxy::state::*;
+use crate::proxy::upstream::net::Net;
 use crate::proxy::upstream::transport::Transport;
-use crate::proxy::{token, EventLoop, OpenError, KIND_UPSTREAM};
+use crate::proxy::{token, OpenError, KIND_UPSTREAM};
 
 /// Whether a connect started non-blocking has completed: `Ok(true)` connected, `Ok(false)`
 /// not yet (wait for the next writable event), `Err` the reason it failed.
@@ -33,16 +35,17 @@ pub(in crate::proxy) fn connect_done(up: &mut Upstream) -> Result<bool, String> 
     }
 }
 
-impl EventLoop {
+impl Net {
     /// Start a non-blocking connection to endpoint `idx` for `owner` (plain or TLS) and register
     /// it with the loop; the owner learns on WRITABLE whether it connected.
     pub(in crate::proxy) fn open_upstream(
         &mut self,
+        sh: &mut Shared,
         idx: usize,
         owner: Owner,
         now: Instant,
     ) -> std::result::Result<Key, OpenError> {
-        let ep = &mut self.sh.endpoints[idx];
+        let ep = &mut sh.endpoints[idx];
         let Some(&addr) = ep.addrs.get(ep.next_addr % ep.addrs.len().max(1)) else {
             return Err(OpenError::Endpoint(format!("no address for {}", ep.cfg.url.host)));
         };
@@ -53,7 +56,7 @@ impl EventLoop {
             Ok(key) => Ok(key),
             Err(e) => {
                 // Try the next address next time: one dead address must not pin the endpoint.
-                let ep = &mut self.sh.endpoints[idx];
+                let ep = &mut sh.endpoints[idx];
                 ep.next_addr = ep.next_addr.wrapping_add(1);
                 Err(e)
             }
@@ -81,8 +84,7 @@ impl EventLoop {
             }
         };
         let key = self.upstreams.next_key();
-        self.poll
-            .registry()
+        self.registry
             .register(transport.socket(), token(KIND_UPSTREAM, key), Interest::READABLE | Interest::WRITABLE)
             .map_err(OpenError::from_io)?;
         self.upstreams.insert(Upstream {
@@ -104,11 +106,11 @@ impl EventLoop {
     }
 
     /// Deregister and drop an upstream connection, wherever it was.
-    pub(in crate::proxy) fn close_upstream(&mut self, key: Key) {
+    pub(in crate::proxy) fn close_upstream(&mut self, sh: &mut Shared, key: Key) {
         if let Some(mut up) = self.upstreams.remove(key) {
-            let _ = self.poll.registry().deregister(up.transport.socket());
+            let _ = self.registry.deregister(up.transport.socket());
             if up.owner == Owner::Idle {
-                if let Some(ep) = self.sh.endpoints.get_mut(up.endpoint) {
+                if let Some(ep) = sh.endpoints.get_mut(up.endpoint) {
                     ep.idle.retain(|k| *k != key);
                 }
             }
@@ -121,9 +123,9 @@ impl EventLoop {
     /// idle connection as soon as its FIN or alert arrives, and one idle for a while is also
     /// peeked at, in case that arrival is still in this turn's events. A connection reused
     /// within `PEEK_AFTER` (the common case under load) costs no extra syscall.
-    pub(in crate::proxy) fn take_pooled(&mut self, idx: usize, now: Instant) -> Option<Key> {
+    pub(in crate::proxy) fn take_pooled(&mut self, sh: &mut Shared, idx: usize, now: Instant) -> Option<Key> {
         const PEEK_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
-        while let Some(k) = self.sh.endpoints[idx].idle.pop() {
+        while let Some(k) = sh.endpoints[idx].idle.pop() {
             let Some(up) = self.upstreams.get_mut(k) else { continue };
             if now.saturating_duration_since(up.idle_since) < PEEK_AFTER {
                 return Some(k);
@@ -131,14 +133,14 @@ impl EventLoop {
             let mut probe = [0u8; 1];
             match up.transport.socket().peek(&mut probe) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(k),
-                _ => self.close_upstream(k),
+                _ => self.close_upstream(sh, k),
             }
         }
         None
     }
 
     /// Return an upstream connection to its endpoint's pool, or close it.
-    pub(in crate::proxy) fn release_upstream(&mut self, k: Key, reuse: bool, now: Instant) {
+    pub(in crate::proxy) fn release_upstream(&mut self, sh: &mut Shared, k: Key, reuse: bool, now: Instant) {
         let Some(up) = self.upstreams.get_mut(k) else {
             return;
         };
@@ -149,7 +151,7 @@ impl EventLoop {
             reuse = matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), IoOutcome::WouldBlock);
             up.can_read = false;
         }
-        let ep = &mut self.sh.endpoints[up.endpoint];
+        let ep = &mut sh.endpoints[up.endpoint];
         // A connection to a target that a reload replaced never goes back to the pool: the next
         // request would carry the new key to the old host.
         if reuse && up.generation == ep.generation && !ep.retired && ep.idle.len() < POOL_MAX {
@@ -160,30 +162,30 @@ impl EventLoop {
             ep.idle.push(k);
             self.arm(now + POOL_IDLE);
         } else {
-            self.close_upstream(k);
+            self.close_upstream(sh, k);
         }
     }
 
     /// An event on an idle pooled connection. It has nothing to say: data, EOF or an error
     /// means the server closed it (or broke it). A stale readiness hint reads WouldBlock: keep it.
-    pub(in crate::proxy) fn on_idle_event(&mut self, key: Key, readable: bool) {
+    pub(in crate::proxy) fn on_idle_event(&mut self, sh: &mut Shared, key: Key, readable: bool) {
         let Some(up) = self.upstreams.get_mut(key) else { return };
         if readable && !matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), IoOutcome::WouldBlock) {
-            self.close_upstream(key);
+            self.close_upstream(sh, key);
         } else if let Some(up) = self.upstreams.get_mut(key) {
             up.can_read = false;
         }
     }
 
     /// Close pooled connections idle for `POOL_IDLE`; when the next one is due.
-    pub(in crate::proxy) fn sweep_pool(&mut self, now: Instant) -> Option<Instant> {
+    pub(in crate::proxy) fn sweep_pool(&mut self, sh: &mut Shared, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
-        let idle: Vec<Key> = self.sh.endpoints.iter().flat_map(|ep| ep.idle.iter().copied()).collect();
+        let idle: Vec<Key> = sh.endpoints.iter().flat_map(|ep| ep.idle.iter().copied()).collect();
         for key in idle {
             let Some(up) = self.upstreams.get(key) else { continue };
             let due = up.idle_since + POOL_IDLE;
             if due <= now {
-                self.close_upstream(key);
+                self.close_upstream(sh, key);
             } else if next.is_none_or(|n| due < n) {
                 next = Some(due);
             }
@@ -192,9 +194,9 @@ impl EventLoop {
     }
 
     /// Close every idle connection of endpoint `idx` (its target changed, or it left the cluster).
-    pub(in crate::proxy) fn drop_pool(&mut self, idx: usize) {
-        for k in std::mem::take(&mut self.sh.endpoints[idx].idle) {
-            self.close_upstream(k);
+    pub(in crate::proxy) fn drop_pool(&mut self, sh: &mut Shared, idx: usize) {
+        for k in std::mem::take(&mut sh.endpoints[idx].idle) {
+            self.close_upstream(sh, k);
         }
     }
 }

@@ -5,8 +5,10 @@ use std::time::Instant;
 
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::Key;
+use crate::proxy::shared::Shared;
 use crate::proxy::state::{timeout_of, Owner, Upstream, CONNECT_TIMEOUT};
-use crate::proxy::{wire, EventLoop};
+use crate::proxy::upstream::net::Net;
+use crate::proxy::wire;
 
 /// One probe in flight.
 pub struct Probe {
@@ -29,18 +31,18 @@ impl Probe {
     }
 }
 
-impl EventLoop {
-    pub(in crate::proxy) fn start_probes(&mut self, now: Instant) {
-        let queued: Vec<String> = self.sh.failures.ids().map(str::to_string).collect();
+impl Net {
+    pub(in crate::proxy) fn start_probes(&mut self, sh: &mut Shared, now: Instant) {
+        let queued: Vec<String> = sh.failures.ids().map(str::to_string).collect();
         for id in queued {
-            if let Some(idx) = self.sh.endpoints.iter().position(|ep| ep.cfg.id == id) {
-                self.start_probe(idx, now);
+            if let Some(idx) = sh.endpoints.iter().position(|ep| ep.cfg.id == id) {
+                self.start_probe(sh, idx, now);
             }
         }
     }
 
-    pub(in crate::proxy) fn start_probe(&mut self, idx: usize, now: Instant) {
-        let ep = &mut self.sh.endpoints[idx];
+    pub(in crate::proxy) fn start_probe(&mut self, sh: &mut Shared, idx: usize, now: Instant) {
+        let ep = &mut sh.endpoints[idx];
         if ep.probing {
             return;
         }
@@ -49,71 +51,71 @@ impl EventLoop {
             ep.probing = true; // resumed by resume_probes when the lookup answers
             return;
         }
-        let key = match self.open_upstream(idx, Owner::Probe(idx), now) {
+        let key = match self.open_upstream(sh, idx, Owner::Probe(idx), now) {
             Ok(key) => key,
             Err(crate::proxy::OpenError::Local(e)) => {
                 // Our own shortage says nothing about the endpoint: try at the next round.
-                log::warn!("probe of endpoint {} not started: {e}", self.sh.endpoints[idx].cfg.label());
+                log::warn!("probe of endpoint {} not started: {e}", sh.endpoints[idx].cfg.label());
                 return;
             }
             Err(crate::proxy::OpenError::Endpoint(e)) => {
-                log::debug!("probe of endpoint {}: {e}", self.sh.endpoints[idx].cfg.label());
-                self.finish_probe(idx, Err(e), now);
+                log::debug!("probe of endpoint {}: {e}", sh.endpoints[idx].cfg.label());
+                self.finish_probe(sh, idx, Err(e), now);
                 return;
             }
         };
-        let ep = &mut self.sh.endpoints[idx];
+        let ep = &mut sh.endpoints[idx];
         ep.probing = true;
-        let request = wire::probe_request(&ep.cfg, ep.probe_model(&self.sh.settings.probe_model));
+        let request = wire::probe_request(&ep.cfg, ep.probe_model(&sh.settings.probe_model));
         let deadline = now + timeout_of(&ep.cfg).max(CONNECT_TIMEOUT).max(std::time::Duration::from_secs(30));
         self.probes.push(Probe { endpoint: idx, up: key, request, sent: 0, deadline });
         self.arm(deadline);
     }
 
     /// A lookup for `idx` finished: a probe waiting for it starts now.
-    pub(in crate::proxy) fn resume_probes(&mut self, idx: usize, now: Instant) {
-        let ep = &mut self.sh.endpoints[idx];
+    pub(in crate::proxy) fn resume_probes(&mut self, sh: &mut Shared, idx: usize, now: Instant) {
+        let ep = &mut sh.endpoints[idx];
         if ep.probing && !self.probes.iter().any(|p| p.endpoint == idx) {
             ep.probing = false;
             if ep.addrs.is_empty() {
-                self.finish_probe(idx, Err("cannot resolve the host".into()), now);
+                self.finish_probe(sh, idx, Err("cannot resolve the host".into()), now);
             } else {
-                self.start_probe(idx, now);
+                self.start_probe(sh, idx, now);
             }
         }
     }
 
-    pub(in crate::proxy) fn drive_probe(&mut self, idx: usize, key: Key, now: Instant) {
-        let EventLoop { upstreams, probes, scratch, .. } = self;
+    pub(in crate::proxy) fn drive_probe(&mut self, sh: &mut Shared, idx: usize, key: Key, now: Instant) {
+        let Net { upstreams, probes, scratch, .. } = self;
         let (Some(p), Some(up)) = (probes.iter_mut().find(|p| p.up == key), upstreams.get_mut(key)) else {
             return;
         };
         let verdict = p.step(up, scratch);
         if let Some(outcome) = verdict {
-            self.finish_probe(idx, outcome, now);
+            self.finish_probe(sh, idx, outcome, now);
         }
     }
 
     /// Record a probe's outcome and release its connection.
-    fn finish_probe(&mut self, idx: usize, outcome: Result<(), String>, now: Instant) {
-        self.cancel_probe(idx);
-        self.sh.probe_verdict(idx, outcome, now);
+    fn finish_probe(&mut self, sh: &mut Shared, idx: usize, outcome: Result<(), String>, now: Instant) {
+        self.cancel_probe(sh, idx);
+        sh.probe_verdict(idx, outcome, now);
     }
 
     /// Stop endpoint `idx`'s probe, if one runs, without recording anything.
-    pub(in crate::proxy) fn cancel_probe(&mut self, idx: usize) {
+    pub(in crate::proxy) fn cancel_probe(&mut self, sh: &mut Shared, idx: usize) {
         if let Some(pos) = self.probes.iter().position(|p| p.endpoint == idx) {
             let p = self.probes.swap_remove(pos);
-            self.close_upstream(p.up);
+            self.close_upstream(sh, p.up);
         }
-        self.sh.endpoints[idx].probing = false;
+        sh.endpoints[idx].probing = false;
     }
 
     /// Probes whose deadline passed are failures; returns the deadlines still pending.
-    pub(in crate::proxy) fn probe_deadlines(&mut self, now: Instant) -> Vec<Instant> {
+    pub(in crate::proxy) fn probe_deadlines(&mut self, sh: &mut Shared, now: Instant) -> Vec<Instant> {
         let expired: Vec<usize> = self.probes.iter().filter(|p| p.deadline <= now).map(|p| p.endpoint).collect();
         for idx in expired {
-            self.finish_probe(idx, Err("timeout".into()), now);
+            self.finish_probe(sh, idx, Err("timeout".into()), now);
         }
         self.probes.iter().map(|p| p.deadline).collect()
     }
