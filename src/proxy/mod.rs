@@ -125,7 +125,7 @@ pub struct EventLoop {
     /// Set when accept failed (out of descriptors): when to try again.
     accept_retry: Option<Instant>,
     /// Clients not reading their request body until body memory frees (`budget.rs`).
-    body_waiters: Vec<Key>,
+    bodies: client::budget::BodyBudget,
     /// The request-history search in progress (`admin/logs.rs`), and the waker its thread uses.
     searches: admin::logs::Searches,
     waker: Arc<Waker>,
@@ -329,7 +329,7 @@ impl EventLoop {
             draining: None,
             drain_fresh_until: None,
             accept_retry: None,
-            body_waiters: Vec::new(),
+            bodies: Default::default(),
             searches: admin::logs::Searches::default(),
             waker,
             sh,
@@ -480,16 +480,6 @@ impl EventLoop {
                 }
             }
             self.resume_resolving(idx, now);
-        }
-    }
-
-    fn close_client(&mut self, key: Key, now: Instant) {
-        if let Some(mut c) = self.clients.remove(key) {
-            let _ = self.poll.registry().deregister(&mut c.sock);
-            if let ClientPhase::Exchange(ex) = c.phase {
-                let out = c.out.pushed() - ex.out_start;
-                self.abandon_exchange(*ex, out, now);
-            }
         }
     }
 }

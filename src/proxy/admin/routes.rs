@@ -10,14 +10,15 @@ use serde_json::json;
 
 use crate::http::{BodyFraming, RequestHead};
 use crate::proxy::event::slab::Key;
-use crate::proxy::state::{ClientPhase, LOCAL_REPLIES_MAX};
-use crate::proxy::{wire, EventLoop};
+use crate::proxy::state::LOCAL_REPLIES_MAX;
+use crate::proxy::EventLoop;
 
 /// The dashboard: one self-contained page (no CDN, no build step), compiled in.
 const DASHBOARD: &str = include_str!("dashboard.html");
 
 impl EventLoop {
-    /// Answer a request for `/_qcc/...` on the loop itself.
+    /// Answer a request for `/_qcc/...` or `/metrics` (already let through by the client's
+    /// `start_exchange`) on the loop itself.
     pub(in crate::proxy) fn serve_admin(
         &mut self,
         ck: Key,
@@ -25,8 +26,19 @@ impl EventLoop {
         caller: crate::proxy::client::keys::Caller,
         now: Instant,
     ) {
+        if head.target_bytes() == b"/metrics" {
+            if self.refuse_local_reply(ck, 0, now) {
+                return;
+            }
+            let text = self.sh.metrics_text(&self.conns(), now);
+            let status = if head.method_bytes() == b"GET" { 200 } else { 405 };
+            self.respond_admin(ck, head, status, "text/plain; version=0.0.4; charset=utf-8", text.as_bytes(), now);
+            return;
+        }
         if !matches!(head.framing, BodyFraming::None | BodyFraming::Length(0)) {
-            self.respond_local_error(ck, 400, "the /_qcc/ endpoints take no request body", now);
+            self.with_conn(ck, now, |conn| {
+                conn.respond_local_error(400, "the /_qcc/ endpoints take no request body", now)
+            });
             return;
         }
         if self.refuse_local_reply(ck, 0, now) {
@@ -203,7 +215,8 @@ impl EventLoop {
         self.respond_local(ck, keep_alive, status, "application/json", body.to_string().as_bytes(), now);
     }
 
-    /// `respond_admin` for a request whose head is gone (answered after the disk thread).
+    /// `respond_admin` for a request whose head is gone (answered after the disk thread), under
+    /// the bound on unread local replies.
     pub(in crate::proxy) fn respond_local(
         &mut self,
         ck: Key,
@@ -213,23 +226,9 @@ impl EventLoop {
         body: &[u8],
         now: Instant,
     ) {
-        if self.refuse_local_reply(ck, body.len(), now) {
-            return;
+        if !self.refuse_local_reply(ck, body.len(), now) {
+            self.with_conn(ck, now, |conn| conn.push_reply(keep_alive, status, ctype, body, now));
         }
-        let Some(c) = self.clients.get_mut(ck) else {
-            return;
-        };
-        let close = !keep_alive || self.draining.is_some();
-        let mut bytes = Vec::new();
-        wire::local_response(status, ctype, body, close, &mut bytes);
-        if c.answering_head {
-            wire::head_only(&mut bytes);
-        }
-        c.answering_head = false; // (answered: the next reply is the next request's)
-        c.out.push_local(&bytes);
-        c.since = now;
-        c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
-        self.arm(now + if close { crate::proxy::state::LINGER } else { self.sh.settings.idle_timeout });
     }
 
     /// Replies the proxy made itself and its clients have not read are bounded all together
@@ -244,7 +243,9 @@ impl EventLoop {
         }
         self.sh.stats.rejected += 1;
         log::debug!("{queued} unread bytes of local replies queued -> 503");
-        self.respond_local_error(ck, 503, "the proxy holds too many unread replies; try again", now);
+        self.with_conn(ck, now, |conn| {
+            conn.respond_local_error(503, "the proxy holds too many unread replies; try again", now)
+        });
         true
     }
 

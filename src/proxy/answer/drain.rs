@@ -37,6 +37,18 @@ pub struct Drain {
 }
 
 impl Net {
+    /// The client went away (or the exchange was cut short): its request is recorded as
+    /// aborted, its answer drained for its usage when it has started, its upstream closed;
+    /// no endpoint is blamed. `out`: the bytes the client got of it.
+    pub(in crate::proxy) fn abandon(&mut self, sh: &mut Shared, mut ex: Exchange, out: u64, now: Instant) {
+        sh.stats.aborted += 1;
+        log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
+        let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
+        sh.record_request(&ex, endpoint, crate::proxy::admin::requests::Ended::Aborted, out, now);
+        self.drain_for_usage(sh, &mut ex, now); // charged all the same
+        self.release_attempt(sh, ex);
+    }
+
     /// Client gone: when its exchange's answer has started and carries usage, keep its upstream
     /// connection to read the rest for the usage (or charge what was read at once, at the bound).
     pub(in crate::proxy) fn drain_for_usage(&mut self, sh: &mut Shared, ex: &mut Exchange, now: Instant) {

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use crate::http::BodyFraming;
 use crate::policy::health::Outcome;
-use crate::proxy::event::slab::Key;
+use crate::proxy::client::conn::Conn;
 use crate::proxy::state::*;
-use crate::proxy::{wire, EventLoop};
+use crate::proxy::wire;
 
 /// 5xx, 429, 401 and 403 are the endpoint's fault; other statuses are the client's business.
 /// An answer that says the endpoint works (a success or a redirect). Every other status that is
@@ -18,11 +18,11 @@ pub(in crate::proxy) fn proves_healthy(status: u16) -> bool {
     (200..400).contains(&status)
 }
 
-impl EventLoop {
+impl Conn<'_> {
     /// The current attempt failed: blame the endpoint once, then retry, or give the client
     /// the best answer we have.
-    pub(in crate::proxy) fn fail_attempt(&mut self, ck: Key, failure: Failure, now: Instant) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
+    pub(in crate::proxy) fn fail_attempt(&mut self, failure: Failure, now: Instant) {
+        let ClientPhase::Exchange(ex) = &mut self.c.phase else {
             return;
         };
         let Some(a) = ex.attempt.take() else { return };
@@ -62,7 +62,7 @@ impl EventLoop {
             && a.resp.is_none()
             && up.and_then(|k| self.net.upstreams.get(k)).is_some_and(|u| u.reused);
         if let Some(k) = up {
-            self.net.close_upstream(&mut self.sh, k);
+            self.net.close_upstream(self.sh, k);
         }
         if api && pool_race {
             let ep = &mut self.sh.endpoints[idx];
@@ -73,7 +73,7 @@ impl EventLoop {
             self.sh.blame(idx, &failure, retry_after, now);
         } // (outside the API: never a verdict on the endpoint)
         if let Some((model, t)) = usage {
-            self.charge_exchange(ck, idx, model.as_deref(), &t.counts(), now); // billed, even if it broke
+            self.charge(idx, model.as_deref(), &t.counts(), now); // billed, even if it broke
         }
         if primed && !responded && can_retry && attempts < MAX_ATTEMPTS {
             self.sh.stats.stream_retries += 1;
@@ -86,27 +86,24 @@ impl EventLoop {
         if responded {
             // Mid-stream: end the client's response visibly, by closing after what was sent.
             self.sh.stats.failed += 1;
-            self.log_request(ck, Some(idx), None, &failure.describe(), now);
-            if let Some(c) = self.clients.get_mut(ck) {
-                c.phase = ClientPhase::Closing;
-                c.since = now;
-                // A body framed by the close would look complete after a FIN: end it with a
-                // reset, so truncation is never clean.
-                c.reset = until_close;
-            }
+            self.log_request(Some(idx), None, &failure.describe(), now);
+            let c = &mut *self.c;
+            c.phase = ClientPhase::Closing;
+            c.since = now;
+            // A body framed by the close would look complete after a FIN: end it with a reset,
+            // so truncation is never clean.
+            c.reset = until_close;
             return;
         }
         if api && attempts < MAX_ATTEMPTS && can_retry {
             self.sh.stats.retries += 1;
             log::debug!("retrying after {}", failure.describe());
-            self.start_attempt(ck, now);
+            self.start_attempt(now);
             return;
         }
         // Out of attempts: the last upstream response if we kept one, else 502/504.
         self.sh.stats.failed += 1;
-        let Some(c) = self.clients.get_mut(ck) else {
-            return;
-        };
+        let c = &mut *self.c;
         let ClientPhase::Exchange(ex) = &mut c.phase else {
             return;
         };
@@ -123,13 +120,13 @@ impl EventLoop {
             wire::error_response(status, &msg, close, &mut bytes);
             c.out.push(&bytes);
         }
-        self.log_request(ck, Some(idx), Some(status), "", now);
-        self.end_exchange(ck, close, now);
+        self.log_request(Some(idx), Some(status), "", now);
+        self.end_exchange(close, now);
     }
 
     /// The response is complete: account it, pool the connection, ready the client for more.
-    pub(in crate::proxy) fn finish_exchange(&mut self, ck: Key, reuse: bool, now: Instant) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) else {
+    pub(in crate::proxy) fn finish_exchange(&mut self, reuse: bool, now: Instant) {
+        let ClientPhase::Exchange(ex) = &mut self.c.phase else {
             return;
         };
         let Some(a) = ex.attempt.take() else { return };
@@ -141,10 +138,10 @@ impl EventLoop {
             self.sh.stats.usage_unread += 1;
         }
         if let Some(k) = a.up {
-            self.net.release_upstream(&mut self.sh, k, reuse, now);
+            self.net.release_upstream(self.sh, k, reuse, now);
         }
         if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
-            self.charge_exchange(ck, idx, model.as_deref(), &t.counts(), now);
+            self.charge(idx, model.as_deref(), &t.counts(), now);
             // A model this endpoint just served: what its recovery probe asks for, unless told.
             if let Some(m) = model.as_deref().filter(|_| (200..300).contains(&status)) {
                 let ep = &mut self.sh.endpoints[idx];
@@ -152,7 +149,7 @@ impl EventLoop {
                     ep.last_ok_model = Some(crate::store::usage::model_name(m).to_string());
                 }
             }
-            if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+            if let ClientPhase::Exchange(ex) = &mut self.c.phase {
                 ex.tokens = Some((model, t));
             }
         }
@@ -177,13 +174,13 @@ impl EventLoop {
             self.sh.endpoints[idx].health.record(Outcome::Answered);
             self.sh.stats.successful += 1;
         } else {
-            if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
+            if let ClientPhase::Exchange(ex) = &self.c.phase {
                 self.sh.credit(idx, ex, a.head_elapsed, now);
             }
             self.sh.stats.successful += 1;
         }
-        self.log_request(ck, Some(idx), Some(status), &note, now);
-        self.end_exchange(ck, close, now);
+        self.log_request(Some(idx), Some(status), &note, now);
+        self.end_exchange(close, now);
     }
 }
 

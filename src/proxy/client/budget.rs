@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::proxy::event::slab::Key;
-use crate::proxy::state::{AttemptPhase, ClientPhase};
-use crate::proxy::EventLoop;
+use crate::proxy::event::slab::{Key, Slab};
+use crate::proxy::state::{AttemptPhase, Client, ClientPhase};
+use crate::proxy::upstream::net::Net;
 
 /// Bytes of request bodies held across all clients before qcc sheds retry copies and then
 /// stops reading bodies.
@@ -21,74 +21,79 @@ pub const SMALL_BODY: usize = 1024 * 1024;
 /// How often a client waiting for body memory is looked at again.
 const RECHECK: Duration = Duration::from_millis(50);
 
-impl EventLoop {
-    /// Whether client `ck` may read more of its request body now.
-    pub(in crate::proxy) fn body_may_grow(&mut self, ck: Key, now: Instant) -> bool {
-        let growing = match self.clients.get(ck).map(|c| &c.phase) {
+/// The clients waiting for body memory to free; the loop owns one (`EventLoop::bodies`).
+#[derive(Default)]
+pub struct BodyBudget {
+    waiters: Vec<Key>,
+}
+
+impl BodyBudget {
+    /// Whether client `ck` may read more of its request body now (counted over `clients`).
+    pub fn may_grow(&mut self, clients: &mut Slab<Client>, ck: Key, net: &mut Net, now: Instant) -> bool {
+        let growing = match clients.get(ck).map(|c| &c.phase) {
             Some(ClientPhase::Exchange(ex)) => !ex.body_tracker.is_done() && ex.body.len() >= SMALL_BODY,
             _ => false,
         };
-        if !growing || self.body_memory() < BODY_MEMORY {
+        if !growing || body_memory(clients) < BODY_MEMORY {
             return true;
         }
-        self.shed_retry_copies();
-        if self.body_memory() < BODY_MEMORY {
+        shed_retry_copies(clients);
+        if body_memory(clients) < BODY_MEMORY {
             return true;
         }
-        if !self.body_waiters.contains(&ck) {
-            self.body_waiters.push(ck);
+        if !self.waiters.contains(&ck) {
+            self.waiters.push(ck);
         }
-        self.arm(now + RECHECK);
+        net.arm(now + RECHECK);
         false
     }
 
-    /// Clients that waited for body memory are driven again (from the sweep).
-    pub(in crate::proxy) fn wake_body_waiters(&mut self) {
-        // Each is driven again and registers itself anew if memory is still short.
-        self.again.append(&mut self.body_waiters);
+    /// Clients that waited for body memory are driven again (from the sweep): each registers
+    /// itself anew if memory is still short.
+    pub fn wake(&mut self, again: &mut Vec<Key>) {
+        again.append(&mut self.waiters);
     }
+}
 
-    fn body_memory(&self) -> usize {
-        self.clients
-            .keys()
-            .filter_map(|k| match self.clients.get(k).map(|c| &c.phase) {
-                Some(ClientPhase::Exchange(ex)) => Some(ex.body.len()),
-                _ => None,
-            })
-            .sum()
-    }
+fn body_memory(clients: &Slab<Client>) -> usize {
+    clients
+        .iter()
+        .filter_map(|c| match &c.phase {
+            ClientPhase::Exchange(ex) => Some(ex.body.len()),
+            _ => None,
+        })
+        .sum()
+}
 
-    /// Give up the retry copies of the largest bodies already streaming upstream, until the total
-    /// is under budget: their sent bytes are freed now, and from now on as they are sent.
-    fn shed_retry_copies(&mut self) {
-        let mut streaming: Vec<(usize, Key)> = self
-            .clients
-            .keys()
-            .filter_map(|k| match self.clients.get(k).map(|c| &c.phase) {
-                Some(ClientPhase::Exchange(ex))
-                    if ex.retry_copy
-                        && ex.attempt.as_ref().is_some_and(|a| a.phase == AttemptPhase::Sending && a.body_sent > 0) =>
-                {
-                    Some((ex.body.len(), k))
-                }
-                _ => None,
-            })
-            .collect();
-        streaming.sort_unstable_by_key(|&(len, _)| std::cmp::Reverse(len));
-        for (_, k) in streaming {
-            if self.body_memory() < BODY_MEMORY {
-                break;
+/// Give up the retry copies of the largest bodies already streaming upstream, until the total
+/// is under budget: their sent bytes are freed now, and from now on as they are sent.
+fn shed_retry_copies(clients: &mut Slab<Client>) {
+    let mut streaming: Vec<(usize, Key)> = clients
+        .keys()
+        .filter_map(|k| match clients.get(k).map(|c| &c.phase) {
+            Some(ClientPhase::Exchange(ex))
+                if ex.retry_copy
+                    && ex.attempt.as_ref().is_some_and(|a| a.phase == AttemptPhase::Sending && a.body_sent > 0) =>
+            {
+                Some((ex.body.len(), k))
             }
-            if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(k).map(|c| &mut c.phase) {
-                ex.retry_copy = false;
-                log::info!(
-                    "{} {}: body memory over {} MiB; this request's retry copy is given up",
-                    ex.head.method(),
-                    ex.head.target(),
-                    BODY_MEMORY >> 20
-                );
-                ex.drop_sent_body();
-            }
+            _ => None,
+        })
+        .collect();
+    streaming.sort_unstable_by_key(|&(len, _)| std::cmp::Reverse(len));
+    for (_, k) in streaming {
+        if body_memory(clients) < BODY_MEMORY {
+            break;
+        }
+        if let Some(ClientPhase::Exchange(ex)) = clients.get_mut(k).map(|c| &mut c.phase) {
+            ex.retry_copy = false;
+            log::info!(
+                "{} {}: body memory over {} MiB; this request's retry copy is given up",
+                ex.head.method(),
+                ex.head.target(),
+                BODY_MEMORY >> 20
+            );
+            ex.drop_sent_body();
         }
     }
 }

@@ -6,47 +6,21 @@
 use std::time::Instant;
 
 use crate::http::{BodyFraming, BodyTracker};
-use crate::proxy::admin::requests::Ended;
 use crate::proxy::client::body::{BodyStep, HeadStep};
+use crate::proxy::client::conn::{Ask, Conn, Pump};
 use crate::proxy::client::guard::Verdict;
 use crate::proxy::client::keys::Caller;
 use crate::proxy::event::io::IoOutcome;
-use crate::proxy::event::slab::Key;
+use crate::proxy::shared::Shared;
 use crate::proxy::state::AttemptEvent;
 use crate::proxy::state::*;
-use crate::proxy::{wire, EventLoop};
 
-/// What one pump of a client connection achieved.
-enum Pump {
-    Progress,
-    Blocked,
-    Close,
-}
-
-impl EventLoop {
-    /// Pump a client connection and its upstream until nothing moves. Bounded: a connection
-    /// that still has work after 32 rounds is driven again next turn, so one busy stream
-    /// cannot starve the others.
-    pub(in crate::proxy) fn drive(&mut self, ck: Key, now: Instant) {
-        for _ in 0..32 {
-            match self.pump(ck, now) {
-                Pump::Progress => continue,
-                Pump::Blocked => return,
-                Pump::Close => {
-                    self.close_client(ck, now);
-                    return;
-                }
-            }
-        }
-        self.again.push(ck);
-    }
-
-    fn pump(&mut self, ck: Key, now: Instant) -> Pump {
-        let EventLoop { clients, net, .. } = self;
-        let scratch = &mut net.scratch;
-        let Some(c) = clients.get_mut(ck) else {
-            return Pump::Blocked;
-        };
+impl Conn<'_> {
+    /// Move this connection on as far as it goes now: what is queued for the client written,
+    /// then its phase's work. `may_grow`: whether its request body may take more memory
+    /// (`budget.rs`, decided by the loop).
+    pub fn pump(&mut self, may_grow: bool, now: Instant) -> Pump {
+        let c = &mut *self.c;
         let mut progress = false;
         // 1. Whatever is queued for the client goes first: it frees room for the upstream.
         while c.can_write && !c.out.is_empty() {
@@ -83,7 +57,7 @@ impl EventLoop {
                     }
                     while c.can_read {
                         c.inbuf.clear();
-                        match crate::proxy::event::io::read_into(&mut c.sock, &mut c.inbuf, scratch) {
+                        match crate::proxy::event::io::read_into(&mut c.sock, &mut c.inbuf, &mut self.net.scratch) {
                             IoOutcome::Progress(_) => {}
                             IoOutcome::WouldBlock => c.can_read = false,
                             IoOutcome::Closed | IoOutcome::Error(_) => return Pump::Close,
@@ -92,9 +66,9 @@ impl EventLoop {
                 }
                 Some(false)
             }
-            ClientPhase::ReadingHead => self.pump_head(ck, now),
+            ClientPhase::ReadingHead => self.pump_head(now),
             ClientPhase::Waiting { .. } => Some(false),
-            ClientPhase::Exchange(_) => self.pump_exchange(ck, now),
+            ClientPhase::Exchange(_) => self.pump_exchange(may_grow, now),
         };
         match step {
             None => Pump::Close,
@@ -104,8 +78,8 @@ impl EventLoop {
     }
 
     /// Read and parse a request head. `None`: close the connection.
-    fn pump_head(&mut self, ck: Key, now: Instant) -> Option<bool> {
-        let c = self.clients.get_mut(ck)?;
+    fn pump_head(&mut self, now: Instant) -> Option<bool> {
+        let c = &mut *self.c;
         let peer = c.peer;
         match c.read_head(&mut self.net.scratch, now) {
             HeadStep::Moved(progress) => Some(progress),
@@ -115,36 +89,32 @@ impl EventLoop {
                 if let Some(n) = self.sh.refusals.may_log(now) {
                     log::info!("bad request from {peer}: {e}{}", crate::proxy::client::refusals::suppressed_note(n));
                 }
-                self.respond_local_error(ck, e.status(), &e.to_string(), now);
+                self.respond_local_error(e.status(), &e.to_string(), now);
                 Some(true)
             }
             HeadStep::Head(head) => {
-                self.start_exchange(ck, head, now);
+                self.start_exchange(head, now);
                 Some(true)
             }
         }
     }
 
-    fn start_exchange(&mut self, ck: Key, mut head: crate::http::RequestHead, now: Instant) {
+    fn start_exchange(&mut self, mut head: crate::http::RequestHead, now: Instant) {
         let cors = match self.sh.gate.check(&head) {
             Verdict::Pass { cors } => cors,
             Verdict::Preflight(bytes) => {
-                if let Some(c) = self.clients.get_mut(ck) {
-                    c.out.push_local(&bytes);
-                    c.since = now;
-                }
+                self.c.out.push_local(&bytes);
+                self.c.since = now;
                 // A preflight has no body; if one is announced, close rather than parse it as a head.
                 if !head.keep_alive || head.framing != BodyFraming::None {
-                    self.end_exchange(ck, true, now);
+                    self.end_exchange(true, now);
                 }
                 return;
             }
             Verdict::Refuse(status, msg) => {
-                if let Some(peer) = self.clients.get(ck).map(|c| c.peer) {
-                    self.sh.log_refused(&head, peer, &format!("{msg} -> {status}"), now);
-                }
+                self.sh.log_refused(&head, self.c.peer, &format!("{msg} -> {status}"), now);
                 self.sh.stats.forbidden += 1;
-                self.respond_local_error(ck, status, &msg, now);
+                self.respond_local_error(status, &msg, now);
                 return;
             }
         };
@@ -159,14 +129,14 @@ impl EventLoop {
         let page = get && matches!(target, b"/_qcc/" | b"/_qcc");
         let control =
             (admin || metrics) && crate::proxy::client::keys::has_control_token(&head, &self.sh.control_token);
-        let Some(peer) = self.clients.get(ck).map(|c| c.peer) else { return };
+        let peer = self.c.peer;
         let caller = match control {
             true => Ok(Caller::AccessKey),
             false => self.sh.authenticate(&mut head, peer, page, now),
         };
         let caller = match caller {
             Ok(caller) => caller,
-            Err((status, msg)) => return self.respond_local_error(ck, status, &msg, now),
+            Err((status, msg)) => return self.respond_local_error(status, &msg, now),
         };
         if (admin || metrics) && !page {
             if let Caller::Key(k) = caller {
@@ -176,22 +146,14 @@ impl EventLoop {
                         format!("key '{}' may not use the admin pages (`qcc key set {} --admin`)", e.name, e.name);
                     self.sh.log_refused(&head, peer, &format!("{msg} -> 403"), now);
                     self.sh.stats.forbidden += 1;
-                    self.respond_local_error(ck, 403, &msg, now);
+                    self.respond_local_error(403, &msg, now);
                     return;
                 }
             }
         }
-        if admin {
-            self.serve_admin(ck, &head, caller, now);
-            return;
-        }
-        if metrics {
-            if self.refuse_local_reply(ck, 0, now) {
-                return;
-            }
-            let text = self.sh.metrics_text(&self.conns(), now);
-            let status = if get { 200 } else { 405 };
-            self.respond_admin(ck, &head, status, "text/plain; version=0.0.4; charset=utf-8", text.as_bytes(), now);
+        if admin || metrics {
+            // Answered by the loop: these pages see every connection.
+            self.ask = Some(Ask::Admin(Box::new(head), caller));
             return;
         }
         self.sh.stats.total += 1;
@@ -200,13 +162,11 @@ impl EventLoop {
                 self.sh.stats.rejected += 1;
                 log::info!("{} {} -> 413 (body of {n} bytes)", head.method(), head.target());
                 let msg = format!("request body of {n} bytes is over the limit of {} bytes", self.sh.settings.max_body);
-                self.respond_local_error(ck, 413, &msg, now);
+                self.respond_local_error(413, &msg, now);
                 return;
             }
         }
-        let Some(c) = self.clients.get_mut(ck) else {
-            return;
-        };
+        let c = &mut *self.c;
         if head.expect_continue && !matches!(head.framing, BodyFraming::None | BodyFraming::Length(0)) {
             c.out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
@@ -215,7 +175,7 @@ impl EventLoop {
         let session = crate::proxy::upstream::affinity::session_of(head.headers());
         c.phase = ClientPhase::Exchange(Box::new(Exchange {
             body_tracker: BodyTracker::for_request(head.framing, self.sh.settings.max_body),
-            keep_alive: head.keep_alive && self.draining.is_none(),
+            keep_alive: head.keep_alive && !self.draining,
             head,
             started: now,
             body: Vec::new(),
@@ -247,176 +207,79 @@ impl EventLoop {
         }));
         // Within its key's limits, the first attempt starts in pump_exchange, once the body bytes
         // already read are in the exchange: a small request then goes upstream in one write.
-        let refused = match self.clients.get_mut(ck).map(|c| &mut c.phase) {
-            Some(ClientPhase::Exchange(ex)) => self.sh.admit(ex, caller, now).err(),
+        let refused = match &mut self.c.phase {
+            ClientPhase::Exchange(ex) => self.sh.admit(ex, caller, now).err(),
             _ => None,
         };
         if let Some(r) = refused {
-            self.respond_refusal(ck, 429, &r.message, r.retry_after_secs, now);
+            self.respond_refusal(429, &r.message, r.retry_after_secs, now);
         }
     }
 
     /// One pump of a request in progress. `None`: close the client connection.
-    fn pump_exchange(&mut self, ck: Key, now: Instant) -> Option<bool> {
+    fn pump_exchange(&mut self, may_grow: bool, now: Instant) -> Option<bool> {
         let mut progress = false;
         // Request body: client -> exchange.body (kept whole for retries).
-        let may_grow = self.body_may_grow(ck, now);
         let (max_body, idle) = (self.sh.settings.max_body, self.sh.settings.idle_timeout);
-        let step = match self.clients.get_mut(ck) {
-            Some(c) => c.read_body(may_grow, max_body, idle, &mut self.net.scratch, now),
-            None => BodyStep::Gone,
-        };
+        let step = self.c.read_body(may_grow, max_body, idle, &mut self.net.scratch, now);
         match step {
             BodyStep::Moved(p) => progress |= p,
-            BodyStep::Reject(status, msg) => return self.reject_in_exchange(ck, status, &msg, now),
+            BodyStep::Reject(status, msg) => return self.reject_in_exchange(status, &msg, now),
             BodyStep::Gone => return None,
         }
         // The first attempt waits for the whole body when an endpoint may rewrite it or the key's
         // budgets need its estimate (`reserve.rs`).
-        let first = match self.clients.get(ck).map(|c| &c.phase) {
-            Some(ClientPhase::Exchange(ex)) if ex.attempts == 0 => {
+        let first = match &self.c.phase {
+            ClientPhase::Exchange(ex) if ex.attempts == 0 => {
                 let budgeted = ex.key.as_ref().is_some_and(|t| t.budgeted);
-                ex.body_tracker.is_done() || !(budgeted || self.rewrites_bodies())
+                ex.body_tracker.is_done() || !(budgeted || rewrites_bodies(self.sh))
             }
             _ => false,
         };
         if first {
-            let refused = match self.clients.get_mut(ck).map(|c| &mut c.phase) {
-                Some(ClientPhase::Exchange(ex)) => self.sh.reserve(ex).err(),
+            let refused = match &mut self.c.phase {
+                ClientPhase::Exchange(ex) => self.sh.reserve(ex).err(),
                 _ => None,
             };
             if let Some(r) = refused {
-                self.respond_refusal(ck, 429, &r.message, r.retry_after_secs, now);
+                self.respond_refusal(429, &r.message, r.retry_after_secs, now);
                 return Some(true);
             }
-            self.start_attempt(ck, now);
+            self.start_attempt(now);
             progress = true;
         }
-        match self.pump_attempt(ck, now) {
+        match self.pump_attempt(now) {
             AttemptEvent::Nothing => {}
             AttemptEvent::Progress => progress = true,
-            AttemptEvent::Failed(Failure::Connect(_)) if self.next_address(ck, now) => progress = true,
+            AttemptEvent::Failed(Failure::Connect(_)) if self.next_address(now) => progress = true,
             AttemptEvent::Failed(f) => {
-                self.fail_attempt(ck, f, now);
+                self.fail_attempt(f, now);
                 progress = true;
             }
             AttemptEvent::Complete { reuse } => {
-                self.finish_exchange(ck, reuse, now);
+                self.finish_exchange(reuse, now);
                 progress = true;
             }
             AttemptEvent::Stale => {
-                self.replace_stale(ck, now);
+                self.replace_stale(now);
                 progress = true;
             }
         }
         // The attempt's deadline moves with its phase (head sent, bytes relayed): keep the
         // sweep due no later than it.
-        if let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) {
+        if let ClientPhase::Exchange(ex) = &self.c.phase {
             if let Some(d) = ex.attempt.as_ref().map(|a| a.deadline) {
-                self.arm(d);
+                self.net.arm(d);
             }
         }
         Some(progress)
     }
+}
 
-    /// Whether some endpoint renames models or translates, or routes read requests: a request
-    /// then waits for its whole body before its first attempt, since the body may have to be
-    /// rewritten for the endpoint picked, or decides the cluster.
-    fn rewrites_bodies(&self) -> bool {
-        !self.sh.clusters[0].routes.is_empty()
-            || self.sh.endpoints.iter().any(|e| !e.retired && (!e.cfg.model_map.is_empty() || e.cfg.format.is_openai()))
-    }
-
-    /// Send a local error for the request in progress (never after a response has started),
-    /// then close the connection. Returns the pump verdict.
-    pub(in crate::proxy) fn reject_in_exchange(
-        &mut self,
-        ck: Key,
-        status: u16,
-        msg: &str,
-        now: Instant,
-    ) -> Option<bool> {
-        let responded = match self.clients.get(ck).map(|c| &c.phase) {
-            Some(ClientPhase::Exchange(ex)) => ex.responded(),
-            _ => false,
-        };
-        if responded {
-            return None;
-        }
-        self.sh.stats.rejected += 1;
-        log::info!("request rejected -> {status}: {msg}");
-        self.respond_local_error(ck, status, msg, now);
-        Some(true)
-    }
-
-    /// Answer with a local error and close after writing it; abandons any exchange.
-    pub(in crate::proxy) fn respond_local_error(&mut self, ck: Key, status: u16, msg: &str, now: Instant) {
-        self.respond_refusal(ck, status, msg, None, now);
-    }
-
-    /// `respond_local_error` with a `retry-after` (a client key's limit).
-    pub(in crate::proxy) fn respond_refusal(
-        &mut self,
-        ck: Key,
-        status: u16,
-        msg: &str,
-        retry_after: impl Into<Option<u64>>,
-        now: Instant,
-    ) {
-        let Some(c) = self.clients.get_mut(ck) else {
-            return;
-        };
-        let old = std::mem::replace(&mut c.phase, ClientPhase::Closing);
-        c.since = now;
-        let mut bytes = Vec::new();
-        wire::error_response_after(status, msg, retry_after.into(), true, &mut bytes);
-        if c.answering_head {
-            wire::head_only(&mut bytes);
-        }
-        c.out.push_local(&bytes);
-        let pushed = c.out.pushed();
-        self.arm(now + LINGER); // (the connection closes once this is out, or then)
-        if let ClientPhase::Exchange(ex) = old {
-            // A request qcc answered itself (408, 413, 503 ...) is a request of the access log too.
-            self.sh.record_request(&ex, None, Ended::Status(status), pushed - ex.out_start, now);
-            self.release_attempt(*ex);
-        }
-    }
-
-    /// The exchange is over; the client connection reads its next request or closes.
-    pub(in crate::proxy) fn end_exchange(&mut self, ck: Key, close: bool, now: Instant) {
-        let Some(c) = self.clients.get_mut(ck) else {
-            return;
-        };
-        c.since = now;
-        c.answering_head = false;
-        // The client said this request was its last and it was read to its end: nothing more
-        // will come, so the connection closes at once once the response is out.
-        let last = matches!(&c.phase, ClientPhase::Exchange(ex) if !ex.head.keep_alive && ex.body_tracker.is_done());
-        c.peer_done = close && last;
-        c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
-        if close {
-            self.arm(now + LINGER);
-        } else {
-            self.arm(now + self.sh.settings.idle_timeout.min(self.sh.settings.header_timeout));
-        }
-    }
-
-    /// The client went away (or the exchange was cut short): close its upstream, blame no one.
-    pub(in crate::proxy) fn abandon_exchange(&mut self, mut ex: Exchange, out: u64, now: Instant) {
-        self.sh.stats.aborted += 1;
-        log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
-        let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
-        self.sh.record_request(&ex, endpoint, Ended::Aborted, out, now);
-        self.net.drain_for_usage(&mut self.sh, &mut ex, now); // charged all the same (`answer/drain.rs`)
-        self.release_attempt(ex);
-    }
-
-    pub(in crate::proxy) fn release_attempt(&mut self, mut ex: Exchange) {
-        if let Some(a) = ex.attempt.take() {
-            if let Some(k) = a.up {
-                self.net.close_upstream(&mut self.sh, k);
-            }
-        }
-    }
+/// Whether some endpoint renames models or translates, or routes read requests: a request
+/// then waits for its whole body before its first attempt, since the body may have to be
+/// rewritten for the endpoint picked, or decides the cluster.
+fn rewrites_bodies(sh: &Shared) -> bool {
+    !sh.clusters[0].routes.is_empty()
+        || sh.endpoints.iter().any(|e| !e.retired && (!e.cfg.model_map.is_empty() || e.cfg.format.is_openai()))
 }

@@ -51,7 +51,7 @@ impl EventLoop {
 
     /// Fire every expired deadline and work out when the next one is due.
     pub(in crate::proxy) fn sweep(&mut self, now: Instant) {
-        self.wake_body_waiters();
+        self.bodies.wake(&mut self.again);
         let mut next: Option<Instant> = None;
         let mut upd = |t: Instant| {
             if next.is_none_or(|n| t < n) {
@@ -115,17 +115,24 @@ impl EventLoop {
             ClientPhase::ReadingHead => {
                 self.sh.stats.bad_requests += 1;
                 log::info!("client {}: request head not complete within --header-timeout -> 408", c.peer);
-                self.respond_local_error(key, 408, "request head not received in time", now);
+                self.with_conn(key, now, |conn| {
+                    conn.respond_local_error(408, "request head not received in time", now)
+                });
             }
             ClientPhase::Closing => self.close_client(key, now),
             ClientPhase::Waiting { .. } => {
                 let peer = c.peer;
                 if !self.search_overdue(key, now) {
                     log::warn!("client {peer}: the config was not read within {DISK_WAIT:?} -> 503");
-                    self.respond_local_error(key, 503, "the proxy could not read its config in time", now);
+                    let msg = "the proxy could not read its config in time";
+                    self.with_conn(key, now, |conn| conn.respond_local_error(503, msg, now));
                 }
             }
-            ClientPhase::Exchange(_) => self.on_exchange_deadline(key, now),
+            ClientPhase::Exchange(_) => {
+                if self.with_conn(key, now, |conn| conn.on_exchange_deadline(now)) == Some(true) {
+                    self.close_client(key, now);
+                }
+            }
         }
     }
 }

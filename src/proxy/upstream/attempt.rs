@@ -9,28 +9,28 @@
 use std::time::Instant;
 
 use crate::proxy::answer::response::release_hold;
-use crate::proxy::event::slab::{Key, Slab};
+use crate::proxy::client::conn::{attempt_mut, Ask, Conn};
 use crate::proxy::state::*;
+use crate::proxy::upstream::net::Net;
 use crate::proxy::upstream::translation::{self, Translation};
-use crate::proxy::{wire, EventLoop};
+use crate::proxy::wire;
 
-impl EventLoop {
-    /// Move bytes between client `ck`'s exchange and its upstream connection.
-    pub(in crate::proxy) fn pump_attempt(&mut self, ck: Key, now: Instant) -> AttemptEvent {
-        let EventLoop { clients, net, sh, .. } = self;
-        let (upstreams, scratch) = (&mut net.upstreams, &mut net.scratch);
-        let Some(Client { out, phase: ClientPhase::Exchange(ex), .. }) = clients.get_mut(ck) else {
+impl Conn<'_> {
+    /// Move bytes between this connection's exchange and its upstream connection.
+    pub(in crate::proxy) fn pump_attempt(&mut self, now: Instant) -> AttemptEvent {
+        let Client { out, phase: ClientPhase::Exchange(ex), .. } = &mut *self.c else {
             return AttemptEvent::Nothing;
         };
+        let Net { upstreams, scratch, .. } = &mut *self.net;
         let Some(up) = ex.attempt.as_ref().and_then(|a| a.up).and_then(|k| upstreams.get_mut(k)) else {
             return AttemptEvent::Nothing;
         };
-        ex.pump_upstream(out, up, sh, scratch, now)
+        ex.pump_upstream(out, up, self.sh, scratch, now)
     }
 
     /// Pick an endpoint and start a new attempt (or answer 503 when there is none).
-    pub(in crate::proxy) fn start_attempt(&mut self, ck: Key, now: Instant) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
+    pub(in crate::proxy) fn start_attempt(&mut self, now: Instant) {
+        let ClientPhase::Exchange(ex) = &self.c.phase else {
             return;
         };
         // Once, at its first attempt, one read of its body (the whole body is here:
@@ -43,14 +43,14 @@ impl EventLoop {
             let main = &self.sh.clusters[0];
             let looked = crate::policy::route::look(&main.routes, &ex.body, maps);
             let chosen = looked.route.map(|n| (n, main.targets[n], self.sh.clusters[main.targets[n]].reach));
-            if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+            if let ClientPhase::Exchange(ex) = &mut self.c.phase {
                 ex.model = looked.model;
                 if let Some((n, c, reach)) = chosen {
                     (ex.cluster, ex.reach, ex.route) = (c, reach, Some(n));
                 }
             }
         }
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
+        let ClientPhase::Exchange(ex) = &self.c.phase else {
             return;
         };
         // An OpenAI-format endpoint takes only what translates: a whole Messages request.
@@ -62,7 +62,7 @@ impl EventLoop {
             if live().any(|e| e.cfg.format.is_openai()) && !live().any(|e| !e.cfg.format.is_openai()) {
                 let (status, body) = translation::local_answer(path, &ex.body, live().map(|e| &e.cfg));
                 let keep_alive = ex.keep_alive && ex.body_tracker.is_done();
-                self.respond_json(ck, keep_alive, status, &body, now);
+                self.ask = Some(Ask::Reply { keep_alive, status, body });
                 return;
             }
         }
@@ -76,14 +76,14 @@ impl EventLoop {
         );
         let Some(idx) = chosen else {
             self.sh.stats.rejected += 1;
-            self.respond_local_error(ck, 503, "No available endpoints", now);
+            self.respond_local_error(503, "No available endpoints", now);
             return;
         };
         // Said in the request's log line: an endpoint ahead of the one picked (its session's, or
         // of a better priority) that was passed over only because its rate limit is used up.
         let cluster = self.sh.endpoints[idx].cluster;
-        let pin = match self.clients.get(ck).map(|c| &c.phase) {
-            Some(ClientPhase::Exchange(ex)) => ex.session.as_deref().and_then(|s| self.sh.affinity.peek(cluster, s)),
+        let pin = match &self.c.phase {
+            ClientPhase::Exchange(ex) => ex.session.as_deref().and_then(|s| self.sh.affinity.peek(cluster, s)),
             _ => None,
         };
         let chosen_priority = self.sh.endpoints[idx].cfg.priority;
@@ -98,7 +98,7 @@ impl EventLoop {
         let served_by = self.sh.clusters[cluster].header.as_ref();
         let seed = self.sh.stats.total;
         let mut untranslatable = None;
-        if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+        if let ClientPhase::Exchange(ex) = &mut self.c.phase {
             if skipped.is_some() {
                 ex.headroom_skip = skipped;
             }
@@ -174,24 +174,24 @@ impl EventLoop {
         }
         if let Some(e) = untranslatable {
             self.sh.stats.bad_requests += 1;
-            self.respond_local_error(ck, 400, &e, now);
+            self.respond_local_error(400, &e, now);
             return;
         }
-        self.connect_attempt(ck, true, now);
+        self.connect_attempt(true, now);
     }
 
     /// Give the current attempt a connection: a pooled one when allowed, else a new one
     /// (or wait for the resolver).
-    pub(in crate::proxy) fn connect_attempt(&mut self, ck: Key, allow_pooled: bool, now: Instant) {
-        let idx = match self.clients.get(ck).map(|c| &c.phase) {
-            Some(ClientPhase::Exchange(ex)) => match ex.attempt.as_ref() {
+    pub(in crate::proxy) fn connect_attempt(&mut self, allow_pooled: bool, now: Instant) {
+        let idx = match &self.c.phase {
+            ClientPhase::Exchange(ex) => match ex.attempt.as_ref() {
                 Some(a) => a.endpoint,
                 None => return,
             },
             _ => return,
         };
-        let pooled = if allow_pooled { self.net.take_pooled(&mut self.sh, idx, now) } else { None };
-        let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
+        let pooled = if allow_pooled { self.net.take_pooled(self.sh, idx, now) } else { None };
+        let Some(a) = attempt_mut(self.c) else { return };
         let ep = &mut self.sh.endpoints[idx];
         let timeout = timeout_of(&ep.cfg);
         if ep.resolved_at.is_some_and(|t| now.duration_since(t) > DNS_TTL) {
@@ -199,14 +199,14 @@ impl EventLoop {
         }
         if let Some(k) = pooled {
             if let Some(up) = self.net.upstreams.get_mut(k) {
-                up.owner = Owner::Client(ck);
+                up.owner = Owner::Client(self.key);
                 up.reused = true;
                 up.rested = now.saturating_duration_since(up.idle_since);
                 a.up = Some(k);
                 a.phase = AttemptPhase::Sending;
                 a.deadline = now + timeout;
                 let d = a.deadline;
-                self.arm(d);
+                self.net.arm(d);
                 return;
             }
         }
@@ -215,40 +215,40 @@ impl EventLoop {
             a.phase = AttemptPhase::Resolving;
             a.deadline = now + timeout;
             let d = a.deadline;
-            self.arm(d);
+            self.net.arm(d);
             return;
         }
-        let key = match self.net.open_upstream(&mut self.sh, idx, Owner::Client(ck), now) {
+        let key = match self.net.open_upstream(self.sh, idx, Owner::Client(self.key), now) {
             Ok(key) => key,
             Err(crate::proxy::OpenError::Endpoint(e)) => {
-                self.fail_attempt(ck, Failure::Connect(e), now);
+                self.fail_attempt(Failure::Connect(e), now);
                 return;
             }
             Err(crate::proxy::OpenError::Local(e)) => {
                 // Out of descriptors or memory: our fault, not the endpoint's. 503, nobody blamed.
                 log::warn!("cannot open an upstream connection: {e} -> 503");
-                if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(ck).map(|c| &mut c.phase) {
+                if let ClientPhase::Exchange(ex) = &mut self.c.phase {
                     ex.attempt = None;
                 }
                 self.sh.stats.rejected += 1;
-                self.respond_local_error(ck, 503, "the proxy is out of file descriptors; try again", now);
+                self.respond_local_error(503, "the proxy is out of file descriptors; try again", now);
                 return;
             }
         };
-        let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
+        let Some(a) = attempt_mut(self.c) else { return };
         a.up = Some(key);
         a.addrs_tried += 1;
         a.phase = AttemptPhase::Connecting;
         a.deadline = now + timeout.min(CONNECT_TIMEOUT);
         let d = a.deadline;
-        self.arm(d);
+        self.net.arm(d);
     }
 
     /// A connect failed: move on to the endpoint's next resolved address within the same attempt
     /// and deadline (a simple, sequential Happy Eyeballs), so one unreachable A or AAAA record
     /// does not pin the endpoint as failed. False when every address was tried.
-    pub(in crate::proxy) fn next_address(&mut self, ck: Key, now: Instant) -> bool {
-        let Some(a) = attempt_mut(&mut self.clients, ck) else { return false };
+    pub(in crate::proxy) fn next_address(&mut self, now: Instant) -> bool {
+        let Some(a) = attempt_mut(self.c) else { return false };
         let ep = &mut self.sh.endpoints[a.endpoint];
         if a.phase != AttemptPhase::Connecting || a.addrs_tried >= ep.addrs.len() || a.deadline <= now {
             return false;
@@ -257,12 +257,12 @@ impl EventLoop {
         ep.next_addr = ep.next_addr.wrapping_add(1);
         let (idx, old) = (a.endpoint, a.up.take());
         if let Some(k) = old {
-            self.net.close_upstream(&mut self.sh, k);
+            self.net.close_upstream(self.sh, k);
         }
-        let Ok(key) = self.net.open_upstream(&mut self.sh, idx, Owner::Client(ck), now) else {
+        let Ok(key) = self.net.open_upstream(self.sh, idx, Owner::Client(self.key), now) else {
             return false;
         };
-        if let Some(a) = attempt_mut(&mut self.clients, ck) {
+        if let Some(a) = attempt_mut(self.c) {
             a.up = Some(key);
             a.addrs_tried += 1;
         }
@@ -270,8 +270,8 @@ impl EventLoop {
     }
 
     /// A pooled connection was dead: retry the same attempt on a fresh one, blaming no one.
-    pub(in crate::proxy) fn replace_stale(&mut self, ck: Key, now: Instant) {
-        let Some(a) = attempt_mut(&mut self.clients, ck) else { return };
+    pub(in crate::proxy) fn replace_stale(&mut self, now: Instant) {
+        let Some(a) = attempt_mut(self.c) else { return };
         let old = a.up.take();
         self.sh.stats.stale_retries += 1;
         a.fresh_retry_used = true;
@@ -283,96 +283,67 @@ impl EventLoop {
             t.restart();
         }
         if let Some(k) = old {
-            self.net.close_upstream(&mut self.sh, k);
+            self.net.close_upstream(self.sh, k);
         }
         log::debug!("pooled upstream connection was closed; retrying on a new one");
-        self.connect_attempt(ck, false, now);
+        self.connect_attempt(false, now);
     }
 
-    /// Endpoint lookups finished: attempts waiting on `idx` connect now, or fail over.
-    pub(in crate::proxy) fn resume_resolving(&mut self, idx: usize, now: Instant) {
-        let waiting: Vec<Key> = self
-            .clients
-            .keys()
-            .filter(|k| match self.clients.get(*k).map(|c| &c.phase) {
-                Some(ClientPhase::Exchange(ex)) => {
-                    ex.attempt.as_ref().is_some_and(|a| a.endpoint == idx && a.phase == AttemptPhase::Resolving)
-                }
-                _ => false,
-            })
-            .collect();
-        let failed = self.sh.endpoints[idx].addrs.is_empty();
-        for ck in waiting {
-            if failed {
-                let host = self.sh.endpoints[idx].cfg.url.host.clone();
-                self.fail_attempt(ck, Failure::Resolve(format!("cannot resolve {host}")), now);
-            } else {
-                self.connect_attempt(ck, true, now);
-            }
-            self.drive(ck, now);
-        }
-        self.net.resume_probes(&mut self.sh, idx, now);
-    }
-
-    /// The current attempt's deadline passed.
-    pub(in crate::proxy) fn on_exchange_deadline(&mut self, ck: Key, now: Instant) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get(ck).map(|c| &c.phase) else {
-            return;
+    /// The current attempt's deadline passed. True: the connection is to be closed (its
+    /// client stopped reading).
+    pub(in crate::proxy) fn on_exchange_deadline(&mut self, now: Instant) -> bool {
+        let ClientPhase::Exchange(ex) = &self.c.phase else {
+            return false;
         };
         let Some(a) = ex.attempt.as_ref() else {
-            self.respond_local_error(ck, 408, "request not received in time", now);
-            return;
+            self.respond_local_error(408, "request not received in time", now);
+            return false;
         };
         if a.deadline > now {
-            return;
+            return false;
         }
         // The upstream is not being read while the client's backlog is full (backpressure): its
         // silence is ours, not a fault. Only a client that takes nothing for --idle-timeout ends
         // the exchange, as the client's doing (aborted; no endpoint blamed).
-        if a.phase == AttemptPhase::Relaying && self.clients.get(ck).is_some_and(|c| c.out.len() >= CLIENT_OUT_HIGH) {
-            let stalled =
-                self.clients.get(ck).is_some_and(|c| now.duration_since(c.last_taken) >= self.sh.settings.idle_timeout);
-            if stalled {
+        if a.phase == AttemptPhase::Relaying && self.c.out.len() >= CLIENT_OUT_HIGH {
+            if now.duration_since(self.c.last_taken) >= self.sh.settings.idle_timeout {
                 log::info!("client stopped reading for --idle-timeout: closing its connection");
-                self.close_client(ck, now);
-                return;
+                return true;
             }
             let next = now + self.sh.settings.stream_idle_timeout.min(self.sh.settings.idle_timeout);
-            if let Some(a) = attempt_mut(&mut self.clients, ck) {
+            if let Some(a) = attempt_mut(self.c) {
                 a.deadline = next;
             }
-            self.arm(next);
-            return;
+            self.net.arm(next);
+            return false;
         }
         // A held stream whose first content is slow (long thinking sends pings): released, so the
         // client sees them, and relayed from now on.
         if a.phase == AttemptPhase::Priming && a.hold_until.is_some_and(|h| h <= now) {
             let idle = self.sh.settings.stream_idle_timeout;
-            if let Some(c) = self.clients.get_mut(ck) {
-                if let ClientPhase::Exchange(ex) = &mut c.phase {
-                    release_hold(ex, &mut c.out, now);
-                    if let Some(a) = ex.attempt.as_mut() {
-                        a.deadline = now + idle;
-                    }
+            let c = &mut *self.c;
+            if let ClientPhase::Exchange(ex) = &mut c.phase {
+                release_hold(ex, &mut c.out, now);
+                if let Some(a) = ex.attempt.as_mut() {
+                    a.deadline = now + idle;
                 }
             }
-            self.arm(now + idle);
-            self.drive(ck, now);
-            return;
+            self.net.arm(now + idle);
+            return false;
         }
         let failure = match a.phase {
             AttemptPhase::Resolving | AttemptPhase::Connecting => Failure::Timeout(a.phase),
             AttemptPhase::Sending if !a.request_sent(&ex.body, ex.body_tracker.is_done()) => {
                 if !ex.responded() {
                     self.sh.stats.rejected += 1;
-                    self.respond_local_error(ck, 408, "request body not received in time", now);
+                    self.respond_local_error(408, "request body not received in time", now);
                 }
-                return;
+                return false;
             }
             phase => Failure::Timeout(phase),
         };
-        self.fail_attempt(ck, failure, now);
-        self.drive(ck, now);
+        self.fail_attempt(failure, now);
+        false
     }
 }
 
@@ -393,14 +364,5 @@ impl Attempt {
     /// Everything the client has sent, head and complete body, has gone upstream.
     pub fn request_sent(&self, client_body: &[u8], body_done: bool) -> bool {
         body_done && self.head_sent == self.head_out.len() && self.body_sent == self.body_len(client_body)
-    }
-}
-
-/// The current attempt of client `ck`'s exchange, if it has one. It borrows only the client
-/// slab, so the caller can still reach the endpoints and upstreams.
-fn attempt_mut(clients: &mut Slab<Client>, ck: Key) -> Option<&mut Attempt> {
-    match &mut clients.get_mut(ck)?.phase {
-        ClientPhase::Exchange(ex) => ex.attempt.as_mut(),
-        _ => None,
     }
 }

@@ -105,6 +105,13 @@ impl Net {
         Ok(key)
     }
 
+    /// The exchange is over without its attempt's answer: the attempt's connection closes.
+    pub(in crate::proxy) fn release_attempt(&mut self, sh: &mut Shared, mut ex: Exchange) {
+        if let Some(k) = ex.attempt.take().and_then(|a| a.up) {
+            self.close_upstream(sh, k);
+        }
+    }
+
     /// Deregister and drop an upstream connection, wherever it was.
     pub(in crate::proxy) fn close_upstream(&mut self, sh: &mut Shared, key: Key) {
         if let Some(mut up) = self.upstreams.remove(key) {
