@@ -126,9 +126,8 @@ pub struct EventLoop {
     accept_retry: Option<Instant>,
     /// Clients not reading their request body until body memory frees (`budget.rs`).
     bodies: client::budget::BodyBudget,
-    /// The request-history search in progress (`admin/logs.rs`), and the waker its thread uses.
+    /// The request-history search in progress (`admin/logs.rs`).
     searches: admin::logs::Searches,
-    waker: Arc<Waker>,
     /// What every connection reads and updates (`shared.rs`).
     pub(crate) sh: shared::Shared,
 }
@@ -330,8 +329,7 @@ impl EventLoop {
             drain_fresh_until: None,
             accept_retry: None,
             bodies: Default::default(),
-            searches: admin::logs::Searches::default(),
-            waker,
+            searches: admin::logs::Searches::new(waker),
             sh,
         })
     }

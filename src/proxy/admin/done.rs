@@ -1,4 +1,5 @@
-//! What the disk thread hands back, each to its place: a state file written (`persist.rs`),
+//! What the disk thread and the search threads hand back, each to its place: a search's page
+//! to the client that waits for it (`logs.rs`); a state file written (`persist.rs`),
 //! the keys file read again (the table swapped in, live counters kept), the cluster read after
 //! an edit or a reload (applied by `reload.rs`, and the waiting client answered).
 
@@ -54,6 +55,16 @@ impl EventLoop {
                         self.drive(ck, now);
                     }
                 }
+            }
+        }
+    }
+
+    /// A search thread answered: the waiting client gets its page (`logs.rs`).
+    pub(in crate::proxy) fn on_searches(&mut self, now: Instant) {
+        while let Some((ck, keep_alive, status, body)) = self.searches.next_answer() {
+            if matches!(self.clients.get(ck).map(|c| &c.phase), Some(ClientPhase::Waiting { .. })) {
+                self.respond_json(ck, keep_alive, status, &body, now);
+                self.drive(ck, now);
             }
         }
     }

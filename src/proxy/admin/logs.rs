@@ -10,16 +10,16 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use mio::Waker;
+
 use crate::proxy::event::slab::Key;
-use crate::proxy::state::ClientPhase;
-use crate::proxy::EventLoop;
 use crate::store::requestlog::{self, Cursor, Filter};
 
 /// Entries per page, at most.
 const MAX_PAGE: usize = 200;
 
 /// The search thread's answer: for which client, its keep-alive wish, the JSON.
-type Answer = (Key, bool, u16, Value);
+pub type Answer = (Key, bool, u16, Value);
 
 pub struct Searches {
     tx: Sender<Answer>,
@@ -27,49 +27,46 @@ pub struct Searches {
     running: bool,
     /// The client waiting for the running search.
     client: Option<Key>,
-}
-
-impl Default for Searches {
-    fn default() -> Searches {
-        let (tx, rx) = channel();
-        Searches { tx, rx, running: false, client: None }
-    }
+    /// How a search thread wakes the loop when it is done.
+    waker: Arc<Waker>,
 }
 
 /// What a search past its time says (the thread's own answer, or the loop's at `DISK_WAIT`).
 const TOO_LONG: &str = "the request-history search ran out of time: narrow it (since, endpoint, status, key)";
 
-impl EventLoop {
-    /// Start a search for client `ck` (its query string `query`), or answer at once when it
-    /// cannot run.
-    pub(in crate::proxy) fn start_search(&mut self, ck: Key, keep_alive: bool, query: &str, now: Instant) {
+impl Searches {
+    pub fn new(waker: Arc<Waker>) -> Searches {
+        let (tx, rx) = channel();
+        Searches { tx, rx, running: false, client: None, waker }
+    }
+
+    /// Start a search of the access log `log` for client `ck` (its query string `query`, its
+    /// keep-alive wish); the client waits for it. `Err`: the answer to give at once, when the
+    /// search cannot run.
+    pub fn start(
+        &mut self,
+        ck: Key,
+        keep_alive: bool,
+        query: &str,
+        settings: &crate::settings::Settings,
+    ) -> Result<(), (u16, Value)> {
         let params = crate::proxy::admin::query::Params::parse(query);
         let bad = |msg: String| json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}});
-        let Some(path) = self.sh.settings.access_log.clone().filter(|p| p.as_os_str() != "-") else {
+        let Some(path) = settings.access_log.clone().filter(|p| p.as_os_str() != "-") else {
             let msg = "this proxy keeps no request history: it was started with --no-access-log (or --access-log -)";
-            return self.respond_json(ck, keep_alive, 409, &bad(msg.into()), now);
+            return Err((409, bad(msg.into())));
         };
-        let filter = match Filter::from_fields(|name| params.text(name), "", std::time::SystemTime::now()) {
-            Ok(f) => f,
-            Err(e) => return self.respond_json(ck, keep_alive, 400, &bad(e), now),
-        };
+        let filter = Filter::from_fields(|name| params.text(name), "", std::time::SystemTime::now())
+            .map_err(|e| (400, bad(e)))?;
         let at = params.text("cursor").and_then(|c| Cursor::parse(&c));
         let n = params.text("n").and_then(|n| n.parse().ok()).unwrap_or(50usize).clamp(1, MAX_PAGE);
-        if self.searches.running {
+        if self.running {
             let msg = "a search is running; try again in a moment";
-            let body = json!({"type": "error", "error": {"type": "rate_limit_error", "message": msg}});
-            return self.respond_json(ck, keep_alive, 429, &body, now);
+            return Err((429, json!({"type": "error", "error": {"type": "rate_limit_error", "message": msg}})));
         }
-        if let Some(c) = self.clients.get_mut(ck) {
-            c.phase = ClientPhase::Waiting { keep_alive };
-            c.since = now;
-            self.arm(now + crate::proxy::DISK_WAIT);
-        }
-        self.searches.running = true;
-        self.searches.client = Some(ck);
         // Stopped by the thread itself within its limit (before the loop's `DISK_WAIT`).
-        let deadline = Instant::now() + self.sh.settings.search_limit.min(crate::proxy::DISK_WAIT / 2);
-        let (tx, waker) = (self.searches.tx.clone(), Arc::clone(&self.waker));
+        let deadline = Instant::now() + settings.search_limit.min(crate::proxy::DISK_WAIT / 2);
+        let (tx, waker) = (self.tx.clone(), Arc::clone(&self.waker));
         let spawned = std::thread::Builder::new().name("qcc-search".into()).spawn(move || {
             lower_priority();
             let started = Instant::now();
@@ -93,36 +90,32 @@ impl EventLoop {
             let _ = waker.wake();
         });
         if spawned.is_err() {
-            self.searches.running = false;
-            let body = json!({"type": "error", "error": {"type": "api_error", "message": "cannot start a search"}});
-            self.respond_json(ck, keep_alive, 503, &body, now);
+            return Err((
+                503,
+                json!({"type": "error", "error": {"type": "api_error", "message": "cannot start a search"}}),
+            ));
         }
+        self.running = true;
+        self.client = Some(ck);
+        Ok(())
     }
 
-    /// A search thread answered: the waiting client gets its page.
-    pub(in crate::proxy) fn on_searches(&mut self, now: Instant) {
-        while let Ok((ck, keep_alive, status, body)) = self.searches.rx.try_recv() {
-            self.searches.running = false;
-            self.searches.client = None;
-            if matches!(self.clients.get(ck).map(|c| &c.phase), Some(ClientPhase::Waiting { .. })) {
-                self.respond_json(ck, keep_alive, status, &body, now);
-                self.drive(ck, now);
-            }
-        }
+    /// A search thread's answer, if one came: for which client, its keep-alive wish, the JSON.
+    pub fn next_answer(&mut self) -> Option<Answer> {
+        let answer = self.rx.try_recv().ok()?;
+        self.running = false;
+        self.client = None;
+        Some(answer)
     }
-}
 
-impl EventLoop {
     /// Client `ck` waited past `DISK_WAIT`: when it waits for a search, the search's own
-    /// message (a 504); `false` when it waits for something else.
-    pub(in crate::proxy) fn search_overdue(&mut self, ck: Key, now: Instant) -> bool {
-        if self.searches.client != Some(ck) {
-            return false;
+    /// message (a 504); `None` when it waits for something else.
+    pub fn overdue(&mut self, ck: Key) -> Option<(u16, Value)> {
+        if self.client != Some(ck) {
+            return None;
         }
-        self.searches.client = None; // (its thread stops at its own deadline; its answer goes nowhere)
-        let body = json!({"type": "error", "error": {"type": "timeout_error", "message": TOO_LONG}});
-        self.respond_json(ck, false, 504, &body, now);
-        true
+        self.client = None; // (its thread stops at its own deadline; its answer goes nowhere)
+        Some((504, json!({"type": "error", "error": {"type": "timeout_error", "message": TOO_LONG}})))
     }
 }
 

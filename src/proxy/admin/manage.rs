@@ -10,15 +10,11 @@
 //! control token when keys are configured; without any key (loopback), only the page's own
 //! per-process token (`x-qcc-token`, in the page the proxy served) and `x-qcc-action: 1`.
 
-use std::time::Instant;
-
 use serde_json::Value;
 
 use crate::http::RequestHead;
 use crate::proxy::admin::query::Params;
 use crate::proxy::event::disk::{Edit, KeyEdit};
-use crate::proxy::event::slab::Key;
-use crate::proxy::EventLoop;
 use crate::store::config::NewEndpoint;
 use crate::store::keys::KeyChange;
 
@@ -63,8 +59,8 @@ fn secret(head: &RequestHead) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The edit a request asks for, or the reason it is not one.
-fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, String> {
+/// The edit a request asks for, or the reason it is not one (empty: no such edit).
+pub fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, String> {
     let which = || p.text("endpoint").ok_or_else(|| "give ?endpoint=NAME|ID".to_string());
     let name = || p.text("name").ok_or_else(|| "give ?name=NAME".to_string());
     Ok(match path {
@@ -131,18 +127,6 @@ fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, String> {
 /// Whether `path` is one of the edits here.
 pub fn is_edit(path: &str) -> bool {
     path.starts_with("/_qcc/config/") || path.starts_with("/_qcc/keys/")
-}
-
-impl EventLoop {
-    /// A dashboard edit (a `POST` already allowed by `routes.rs`): made on the disk thread; the
-    /// client waits for its result.
-    pub(in crate::proxy) fn serve_edit(&mut self, ck: Key, head: &RequestHead, path: &str, query: &str, now: Instant) {
-        match edit_of(path, &Params::parse(query), head) {
-            Ok(edit) => self.request_reload(edit, Some((ck, head.keep_alive)), now),
-            Err(e) if e.is_empty() => self.respond_admin_error(ck, head, 404, "no such action", now),
-            Err(e) => self.respond_admin_error(ck, head, 400, &e, now),
-        }
-    }
 }
 
 /// One log line for an edit the dashboard made (names and ids; never a key).

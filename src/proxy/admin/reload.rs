@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::proxy::clusters::Cluster;
 use crate::proxy::event::disk::{Edit, Fresh};
 use crate::proxy::event::slab::Key;
-use crate::proxy::state::{ClientPhase, Endpoint};
+use crate::proxy::state::Endpoint;
 use crate::proxy::EventLoop;
 use crate::store::cluster::ClusterConfig;
 use crate::store::served::MAX_SERVED;
@@ -29,11 +29,7 @@ impl EventLoop {
             return;
         }
         if let Some((ck, keep_alive)) = asker {
-            if let Some(c) = self.clients.get_mut(ck) {
-                c.phase = ClientPhase::Waiting { keep_alive };
-                c.since = now;
-                self.arm(now + crate::proxy::DISK_WAIT);
-            }
+            self.with_conn(ck, now, |conn| conn.wait(keep_alive, now));
         }
         self.sh.disk.load(edit, asker.map(|(ck, _)| ck));
     }

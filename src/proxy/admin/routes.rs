@@ -74,7 +74,12 @@ impl EventLoop {
                 return;
             }
             ("POST", p) if crate::proxy::admin::manage::is_edit(p) => {
-                self.serve_edit(ck, head, p, query, now);
+                // A dashboard edit: made on the disk thread; the client waits for its result.
+                match crate::proxy::admin::manage::edit_of(p, &params, head) {
+                    Ok(edit) => self.request_reload(edit, Some((ck, head.keep_alive)), now),
+                    Err(e) if e.is_empty() => self.respond_admin_error(ck, head, 404, "no such action", now),
+                    Err(e) => self.respond_admin_error(ck, head, 400, &e, now),
+                }
                 return;
             }
             ("GET", "/_qcc/status") => (200, self.sh.status_json(&self.conns(), now)),
@@ -108,7 +113,12 @@ impl EventLoop {
                 (200, self.sh.history.to_json(which.as_deref(), n))
             }
             ("GET", "/_qcc/logs") => {
-                self.start_search(ck, head.keep_alive, query, now);
+                match self.searches.start(ck, head.keep_alive, query, &self.sh.settings) {
+                    Ok(()) => {
+                        self.with_conn(ck, now, |conn| conn.wait(head.keep_alive, now));
+                    }
+                    Err((status, body)) => self.respond_json(ck, head.keep_alive, status, &body, now),
+                }
                 return;
             }
             ("POST", "/_qcc/reload") => {

@@ -1,6 +1,6 @@
 //! `Conn`: one client connection with what its work needs lent beside it — the upstream side
 //! (`Net`) and the shared state (`Shared`). The loop makes one for each step it takes on a
-//! connection (`drive.rs`) and drops it after. The connection's own work is its methods: the
+//! connection (`lifecycle.rs`) and drops it after. The connection's own work is its methods: the
 //! pump and the exchange (`exchange.rs`), attempts (`upstream/attempt.rs`), how they end
 //! (`answer/outcome.rs`) and its replies (`reply.rs`). What needs every connection in view — an
 //! admin page, a reply under the bound on unread local replies — it leaves to the loop as an

@@ -1,12 +1,11 @@
-pub(crate) mod accept;
 pub(crate) mod access;
 pub(crate) mod body;
 pub(crate) mod budget;
 pub(crate) mod conn;
-pub(crate) mod drive;
 pub(crate) mod exchange;
 pub(crate) mod guard;
 pub(crate) mod keys;
+pub(crate) mod lifecycle;
 pub(crate) mod refusals;
 pub(crate) mod reply;
 pub(crate) mod reserve;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::proxy::admin::requests::Ended;
 use crate::proxy::client::conn::Conn;
-use crate::proxy::state::{ClientPhase, LINGER};
+use crate::proxy::state::{ClientPhase, DISK_WAIT, LINGER};
 use crate::proxy::wire;
 
 impl Conn<'_> {
@@ -77,6 +77,14 @@ impl Conn<'_> {
         } else {
             self.net.arm(now + self.sh.settings.idle_timeout.min(self.sh.settings.header_timeout));
         }
+    }
+
+    /// The request is answered once another thread has done its part (a reload or an edit on
+    /// the disk thread, a search): nothing more is read meanwhile, for `DISK_WAIT` at most.
+    pub fn wait(&mut self, keep_alive: bool, now: Instant) {
+        self.c.phase = ClientPhase::Waiting { keep_alive };
+        self.c.since = now;
+        self.net.arm(now + DISK_WAIT);
     }
 
     /// Queue a reply qcc made itself; the connection then reads its next request (or closes).

@@ -52,8 +52,8 @@ impl EventLoop {
         }
         let fresh_until = now + DRAIN_FIRST_REQUEST.min(self.sh.settings.drain_timeout);
         self.drain_fresh_until = Some(fresh_until);
-        self.arm(fresh_until);
-        self.arm(deadline);
+        self.net.arm(fresh_until);
+        self.net.arm(deadline);
     }
 
     /// Close every connection without a request in progress or bytes to deliver.

@@ -23,11 +23,6 @@ impl EventLoop {
         Some(next.saturating_duration_since(now))
     }
 
-    /// Make sure the sweep runs no later than `at`.
-    pub(in crate::proxy) fn arm(&mut self, at: Instant) {
-        self.net.arm(at);
-    }
-
     pub(in crate::proxy) fn on_timers(&mut self, now: Instant) {
         if self.accept_retry.is_some_and(|t| t <= now) {
             self.accept_retry = None;
@@ -122,7 +117,9 @@ impl EventLoop {
             ClientPhase::Closing => self.close_client(key, now),
             ClientPhase::Waiting { .. } => {
                 let peer = c.peer;
-                if !self.search_overdue(key, now) {
+                if let Some((status, body)) = self.searches.overdue(key) {
+                    self.respond_json(key, false, status, &body, now);
+                } else {
                     log::warn!("client {peer}: the config was not read within {DISK_WAIT:?} -> 503");
                     let msg = "the proxy could not read its config in time";
                     self.with_conn(key, now, |conn| conn.respond_local_error(503, msg, now));
