@@ -1,7 +1,8 @@
 //! A connection's own replies: a local error (and the `retry-after` of a key's limit), a local
-//! answer (JSON, the dashboard, `/metrics`), and the end of an exchange, after which the
-//! connection reads its next request or closes. The bound on unread local replies is the
-//! loop's (`admin/routes.rs`, `refuse_local_reply`): it sees every connection.
+//! answer (JSON, the dashboard, `/metrics`), a request that waits for another thread, and the
+//! end of an exchange, after which the connection reads its next request or closes. The bound
+//! on unread local replies is the loop's (`admin/routes.rs`, `refuse_local_reply`): it sees
+//! every connection.
 
 use std::time::Instant;
 
@@ -13,12 +14,8 @@ use crate::proxy::wire;
 impl Conn<'_> {
     /// Send a local error for the request in progress (never after a response has started),
     /// then close the connection. Returns the pump verdict.
-    pub(in crate::proxy) fn reject_in_exchange(&mut self, status: u16, msg: &str, now: Instant) -> Option<bool> {
-        let responded = match Some(&*self.c).map(|c| &c.phase) {
-            Some(ClientPhase::Exchange(ex)) => ex.responded(),
-            _ => false,
-        };
-        if responded {
+    pub fn reject_in_exchange(&mut self, status: u16, msg: &str, now: Instant) -> Option<bool> {
+        if matches!(&self.c.phase, ClientPhase::Exchange(ex) if ex.responded()) {
             return None;
         }
         self.sh.stats.rejected += 1;
@@ -28,21 +25,19 @@ impl Conn<'_> {
     }
 
     /// Answer with a local error and close after writing it; abandons any exchange.
-    pub(in crate::proxy) fn respond_local_error(&mut self, status: u16, msg: &str, now: Instant) {
+    pub fn respond_local_error(&mut self, status: u16, msg: &str, now: Instant) {
         self.respond_refusal(status, msg, None, now);
     }
 
     /// `respond_local_error` with a `retry-after` (a client key's limit).
-    pub(in crate::proxy) fn respond_refusal(
+    pub fn respond_refusal(
         &mut self,
         status: u16,
         msg: &str,
         retry_after: impl Into<Option<u64>>,
         now: Instant,
     ) {
-        let Some(c) = Some(&mut *self.c) else {
-            return;
-        };
+        let c = &mut *self.c;
         let old = std::mem::replace(&mut c.phase, ClientPhase::Closing);
         c.since = now;
         let mut bytes = Vec::new();
@@ -61,10 +56,8 @@ impl Conn<'_> {
     }
 
     /// The exchange is over; the client connection reads its next request or closes.
-    pub(in crate::proxy) fn end_exchange(&mut self, close: bool, now: Instant) {
-        let Some(c) = Some(&mut *self.c) else {
-            return;
-        };
+    pub fn end_exchange(&mut self, close: bool, now: Instant) {
+        let c = &mut *self.c;
         c.since = now;
         c.answering_head = false;
         // The client said this request was its last and it was read to its end: nothing more
