@@ -3,10 +3,12 @@
 //!
 //! See ARCHITECTURE.md for the picture. `clusters.rs` holds the served clusters (the started
 //! one, and those its routes and fallbacks name) and picks an attempt's endpoint down a
-//! request's fallback chain. Its folders: `event/` the loop's machinery (I/O
-//! outcomes, timers, signals, the disk thread), `client/` the client side (accept, the gate,
-//! who asks, the exchange), `upstream/` attempts and their connections (the pool, probes, the
-//! resolver), `answer/` reading upstream answers (heads, streams, usage, outcomes, drains),
+//! request's fallback chain. The loop's state is three types: `Shared` (`shared.rs`), `Net`
+//! (`upstream/net.rs`, the upstream side) and each client's `Conn` (`client/conn.rs`, a client
+//! connection with the other two lent beside it). Its folders: `event/` the loop's machinery (I/O
+//! outcomes, timers, signals, the disk thread), `client/` the client side (`Conn`, accept, the
+//! gate, who asks, the exchange), `upstream/` attempts and their connections (`Net`, the pool,
+//! probes, the resolver), `answer/` reading upstream answers (heads, streams, usage, outcomes, drains),
 //! `admin/` the admin surface (`/_qcc/*`, `/metrics`, alerts, reloads, state files).
 
 mod admin;
@@ -117,6 +119,10 @@ pub struct EventLoop {
     /// Clients whose pump stopped while still making progress (fairness): driven next turn.
     again: Vec<Key>,
     next_probe: Instant,
+    /// Recovery probes in flight (`upstream/probe.rs`).
+    probes: upstream::probe::Probes,
+    /// Answers read for their usage after their clients went away (`answer/drain.rs`).
+    drains: answer::drain::Drains,
     signals: mio::unix::pipe::Receiver,
     /// Set by SIGTERM/SIGINT: no new connections, exit when the last exchange ends or then.
     draining: Option<Instant>,
@@ -323,6 +329,8 @@ impl EventLoop {
             clients: Slab::new(),
             net,
             next_probe,
+            probes: Default::default(),
+            drains: Default::default(),
             again: Vec::new(),
             signals,
             draining: None,
@@ -389,7 +397,7 @@ impl EventLoop {
             self.on_timers(now);
             // Alerts queued this turn (anywhere: `Shared::alert`) start on their way.
             if self.sh.notifier.kicked {
-                self.net.pump_alerts(&mut self.sh, now);
+                self.sh.notifier.pump(&mut self.net, now);
             }
             // Access-log lines go to the history thread in batches (every 100 ms at most).
             self.sh.stats.history_dropped += self.sh.disk.send_lines(Some(now));
@@ -403,7 +411,7 @@ impl EventLoop {
                     if busy > 0 {
                         log::warn!("drain timeout: closing {busy} connections still open");
                     }
-                    self.net.end_drains(&mut self.sh, now);
+                    self.drains.end_all(&mut self.net, &mut self.sh, now);
                     self.sh.persist();
                     self.sh.persist_usage();
                     self.sh.disk.finish(); // the last state writes land before the exit
@@ -443,9 +451,9 @@ impl EventLoop {
         up.can_write |= writable;
         match up.owner {
             Owner::Client(ck) => self.drive(ck, now),
-            Owner::Probe(ep) => self.net.drive_probe(&mut self.sh, ep, key, now),
-            Owner::Alert => self.net.drive_alert(&mut self.sh, key, now),
-            Owner::Drain => self.net.drive_drain(&mut self.sh, key, now),
+            Owner::Probe(ep) => self.probes.drive(&mut self.net, &mut self.sh, ep, key, now),
+            Owner::Alert => self.sh.notifier.drive(&mut self.net, key, now),
+            Owner::Drain => self.drains.drive(&mut self.net, &mut self.sh, key, now),
             Owner::Idle => self.net.on_idle_event(&mut self.sh, key, readable),
         }
     }
@@ -455,7 +463,7 @@ impl EventLoop {
             let (idx, generation) = match lookup.asker {
                 upstream::resolver::Asker::Endpoint { idx, generation } => (idx, generation),
                 upstream::resolver::Asker::Webhook(i) => {
-                    self.net.on_webhook_lookup(&mut self.sh, i, lookup.result, now);
+                    self.sh.notifier.on_lookup(&mut self.net, i, lookup.result, now);
                     continue;
                 }
             };

@@ -1,7 +1,7 @@
 //! `Shared`: what every connection reads and updates — the served clusters and their endpoints,
 //! the failure queue, the counters, token usage, the client keys, alerts, the disk thread. The
-//! loop owns one (`EventLoop::sh`) beside its sockets and hands it to the code of each side as
-//! `&mut Shared`. What only reads or updates this state is a method of `Shared` and never sees
+//! loop owns one (`EventLoop::sh`) beside its sockets and hands it to each side as `&mut
+//! Shared`: to `Net`'s methods as an argument, to a client's `Conn` as a field. What only reads or updates this state is a method of `Shared` and never sees
 //! a socket: the status JSON and `/metrics` (`admin/status.rs`, `metrics.rs`), a finished
 //! request's record (`finished.rs`), the client keys' rows (`keys.rs`), the state files
 //! (`persist.rs`), alerts made (`alerts.rs`, `switches.rs`), charging (`answer/charge.rs`), an

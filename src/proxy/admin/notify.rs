@@ -4,7 +4,7 @@
 //!
 //! Sent by the loop itself, like the probes: a name lookup on the resolver thread, a
 //! non-blocking connection (`pool.rs`, plain or TLS), one request, the status line read
-//! (`probe::one_shot_step`). A slow or dead receiver holds up nothing but its own queue: each
+//! (`upstream/one_shot.rs`). A slow or dead receiver holds up nothing but its own queue: each
 //! receiver has one alert in flight at a time (so they arrive in order), a try has 10 s, a failed
 //! one is tried again after 2, 8 and 30 s, then given up with one log line. At most
 //! `MAX_QUEUED` alerts wait per receiver; past that the oldest goes (counted).
@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::proxy::event::slab::Key;
-use crate::proxy::shared::Shared;
 use crate::proxy::state::Owner;
 use crate::proxy::upstream::net::Net;
 use crate::store::url::{Scheme, WebhookUrl};
@@ -124,7 +123,7 @@ impl Notifier {
     }
 
     /// Queue one alert's `body` for every receiver; the loop starts sending at the end of this
-    /// turn (`EventLoop::pump_alerts`).
+    /// turn (`Net::pump`).
     pub fn queue(&mut self, event: &'static str, body: Vec<u8>, now: Instant) {
         let body: Rc<[u8]> = Rc::from(body);
         for h in &mut self.hooks {
@@ -150,12 +149,12 @@ impl Notifier {
     }
 }
 
-impl Net {
+impl Notifier {
     /// Start the next due alert of every receiver that has none in flight.
-    pub(in crate::proxy) fn pump_alerts(&mut self, sh: &mut Shared, now: Instant) {
-        sh.notifier.kicked = false;
-        for i in 0..sh.notifier.hooks.len() {
-            let h = &mut sh.notifier.hooks[i];
+    pub fn pump(&mut self, net: &mut Net, now: Instant) {
+        self.kicked = false;
+        for i in 0..self.hooks.len() {
+            let h = &mut self.hooks[i];
             let due = h.send.is_none() && h.queue.front().is_some_and(|d| d.not_before <= now);
             if !due {
                 continue;
@@ -163,24 +162,24 @@ impl Net {
             if h.addrs.is_empty() || h.resolved_at.is_none_or(|t| now.duration_since(t) > RESOLVE_TTL) {
                 if !h.resolving {
                     h.resolving = true;
-                    self.resolver.lookup_webhook(h.id, &h.url.base.host, h.url.base.port);
+                    net.resolver.lookup_webhook(h.id, &h.url.base.host, h.url.base.port);
                 }
                 continue;
             }
-            self.start_alert(sh, i, now);
+            self.start(net, i, now);
         }
     }
 
-    fn start_alert(&mut self, sh: &mut Shared, i: usize, now: Instant) {
-        let h = &sh.notifier.hooks[i];
+    fn start(&mut self, net: &mut Net, i: usize, now: Instant) {
+        let h = &self.hooks[i];
         let addr = h.addrs[h.queue.front().map_or(0, |d| d.tries) % h.addrs.len()];
         let https = h.url.base.scheme == Scheme::Https;
-        if https && sh.notifier.tls.is_none() {
-            return self.alert_failed(sh, i, "no TLS configuration (the CA file could not be read)".into(), now);
+        if https && self.tls.is_none() {
+            return self.failed(net, i, "no TLS configuration (the CA file could not be read)".into(), now);
         }
-        let h = &sh.notifier.hooks[i];
+        let h = &self.hooks[i];
         let host = h.url.base.host.clone();
-        let tls = if https { sh.notifier.tls.clone() } else { None };
+        let tls = if https { self.tls.clone() } else { None };
         let Some(d) = h.queue.front() else { return };
         let mut request = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: qcc/{}\r\nContent-Type: application/json\r\n\
@@ -193,51 +192,47 @@ impl Net {
         .into_bytes();
         request.extend_from_slice(&d.body);
         let opened =
-            self.open_connection(addr, tls.as_ref().map(|c| (c, host.as_str())), Owner::Alert, usize::MAX, 0, now);
+            net.open_connection(addr, tls.as_ref().map(|c| (c, host.as_str())), Owner::Alert, usize::MAX, 0, now);
         match opened {
             Ok(up) => {
                 let deadline = now + TRY_TIMEOUT;
-                sh.notifier.hooks[i].send = Some(Send { up, request, sent: 0, deadline });
-                self.arm(deadline);
+                self.hooks[i].send = Some(Send { up, request, sent: 0, deadline });
+                net.arm(deadline);
             }
-            Err(e) => self.alert_failed(sh, i, format!("{e:?}"), now),
+            Err(e) => self.failed(net, i, format!("{e:?}"), now),
         }
     }
 
     /// An alert connection is ready to read or write.
-    pub(in crate::proxy) fn drive_alert(&mut self, sh: &mut Shared, key: Key, now: Instant) {
-        let Some(i) = sh.notifier.hooks.iter().position(|h| h.send.as_ref().is_some_and(|s| s.up == key)) else {
-            self.close_upstream(sh, key); // its receiver was removed
+    pub fn drive(&mut self, net: &mut Net, key: Key, now: Instant) {
+        let Some(i) = self.hooks.iter().position(|h| h.send.as_ref().is_some_and(|s| s.up == key)) else {
+            net.close(key); // its receiver was removed
             return;
         };
-        let verdict = {
-            let Net { upstreams, scratch, .. } = self;
-            let notifier = &mut sh.notifier;
-            let (Some(up), Some(s)) = (upstreams.get_mut(key), notifier.hooks[i].send.as_mut()) else { return };
-            crate::proxy::upstream::probe::one_shot_step(&s.request, &mut s.sent, up, scratch)
-        };
+        let (Some(up), Some(s)) = (net.upstreams.get_mut(key), self.hooks[i].send.as_mut()) else { return };
+        let verdict = crate::proxy::upstream::one_shot::step(&s.request, &mut s.sent, up, &mut net.scratch);
         match verdict {
             None => {}
             Some(Ok(status)) if (200..300).contains(&status) => {
-                self.close_upstream(sh, key);
-                let h = &mut sh.notifier.hooks[i];
+                net.close(key);
+                let h = &mut self.hooks[i];
                 h.send = None;
                 h.queue.pop_front();
-                sh.notifier.delivered += 1;
-                self.pump_alerts(sh, now);
+                self.delivered += 1;
+                self.pump(net, now);
             }
-            Some(Ok(status)) => self.alert_failed(sh, i, format!("HTTP {status}"), now),
-            Some(Err(e)) => self.alert_failed(sh, i, e, now),
+            Some(Ok(status)) => self.failed(net, i, format!("HTTP {status}"), now),
+            Some(Err(e)) => self.failed(net, i, e, now),
         }
     }
 
     /// The try of receiver `i`'s first alert failed: try again later, or give it up.
-    fn alert_failed(&mut self, sh: &mut Shared, i: usize, why: String, now: Instant) {
-        let h = &mut sh.notifier.hooks[i];
+    fn failed(&mut self, net: &mut Net, i: usize, why: String, now: Instant) {
+        let h = &mut self.hooks[i];
         if let Some(s) = h.send.take() {
-            self.close_upstream(sh, s.up);
+            net.close(s.up);
         }
-        let h = &mut sh.notifier.hooks[i];
+        let h = &mut self.hooks[i];
         let Some(d) = h.queue.front_mut() else { return };
         d.tries += 1;
         match BACKOFF.get(d.tries - 1) {
@@ -245,50 +240,43 @@ impl Net {
                 log::debug!("alert {} to {}: {why}; trying again in {} s", d.event, h.url.shown(), wait.as_secs());
                 d.not_before = now + *wait;
                 let at = d.not_before;
-                self.arm(at);
+                net.arm(at);
             }
             None => {
                 log::warn!("alert {} to {} given up after {} tries: {why}", d.event, h.url.shown(), d.tries);
                 h.queue.pop_front();
-                sh.notifier.given_up += 1;
-                self.pump_alerts(sh, now);
+                self.given_up += 1;
+                self.pump(net, now);
             }
         }
     }
 
     /// Receiver `id`'s addresses arrived (or could not be found).
-    pub(in crate::proxy) fn on_webhook_lookup(
-        &mut self,
-        sh: &mut Shared,
-        id: usize,
-        result: Result<Vec<SocketAddr>, String>,
-        now: Instant,
-    ) {
-        let Some(i) = sh.notifier.hooks.iter().position(|h| h.id == id) else { return };
-        let h = &mut sh.notifier.hooks[i];
+    pub fn on_lookup(&mut self, net: &mut Net, id: usize, result: Result<Vec<SocketAddr>, String>, now: Instant) {
+        let Some(i) = self.hooks.iter().position(|h| h.id == id) else { return };
+        let h = &mut self.hooks[i];
         h.resolving = false;
         match result {
             Ok(addrs) => {
                 h.addrs = addrs;
                 h.resolved_at = Some(now);
-                self.pump_alerts(sh, now);
+                self.pump(net, now);
             }
-            Err(e) if h.send.is_none() && !h.queue.is_empty() => self.alert_failed(sh, i, e, now),
+            Err(e) if h.send.is_none() && !h.queue.is_empty() => self.failed(net, i, e, now),
             Err(_) => {}
         }
     }
 
     /// Tries past their time fail; alerts whose wait is over start. Returns what is still due.
-    pub(in crate::proxy) fn alert_deadlines(&mut self, sh: &mut Shared, now: Instant) -> Vec<Instant> {
-        let late: Vec<usize> = (0..sh.notifier.hooks.len())
-            .filter(|&i| sh.notifier.hooks[i].send.as_ref().is_some_and(|s| s.deadline <= now))
-            .collect();
+    pub fn deadlines(&mut self, net: &mut Net, now: Instant) -> Vec<Instant> {
+        let late: Vec<usize> =
+            (0..self.hooks.len()).filter(|&i| self.hooks[i].send.as_ref().is_some_and(|s| s.deadline <= now)).collect();
         for i in late {
-            self.alert_failed(sh, i, "no answer within 10 s".into(), now);
+            self.failed(net, i, "no answer within 10 s".into(), now);
         }
-        self.pump_alerts(sh, now);
+        self.pump(net, now);
         let mut due = Vec::new();
-        for h in &sh.notifier.hooks {
+        for h in &self.hooks {
             match (&h.send, h.queue.front()) {
                 (Some(s), _) => due.push(s.deadline),
                 (None, Some(d)) if d.not_before > now => due.push(d.not_before),

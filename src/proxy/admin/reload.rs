@@ -133,7 +133,7 @@ impl EventLoop {
                             self.net.close_upstream(&mut self.sh, k);
                         }
                         // A probe of the old target must not speak for the new one.
-                        self.net.cancel_probe(&mut self.sh, i);
+                        self.probes.cancel(&mut self.net, &mut self.sh, i);
                         self.kick_resolve(i);
                     } else {
                         changed += usize::from(old.cfg != ep.cfg);

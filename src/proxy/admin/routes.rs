@@ -145,8 +145,8 @@ impl EventLoop {
                     for i in picked {
                         // Asked for now: a probe already under way (it may have started before
                         // the fix the user made) gives way to a fresh one.
-                        self.net.cancel_probe(&mut self.sh, i);
-                        self.net.start_probe(&mut self.sh, i, now);
+                        self.probes.cancel(&mut self.net, &mut self.sh, i);
+                        self.probes.start(&mut self.net, &mut self.sh, i, now);
                     }
                     (200, json!({"probing": ids, "at": at}))
                 }

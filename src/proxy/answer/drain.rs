@@ -23,7 +23,7 @@ const DRAIN_BYTES: usize = 1024 * 1024;
 const DRAINS_MAX: usize = 64;
 
 /// An answer read for its usage after its client went away.
-pub struct Drain {
+struct Drain {
     up: Key,
     endpoint: usize,
     tracker: BodyTracker,
@@ -36,22 +36,29 @@ pub struct Drain {
     read: usize,
 }
 
-impl Net {
+/// The answers being drained; the loop's (`EventLoop::drains`). Their connections are `Net`'s
+/// and their charges go to `Shared`: both are lent to each call.
+#[derive(Default)]
+pub struct Drains {
+    list: Vec<Drain>,
+}
+
+impl Drains {
     /// The client went away (or the exchange was cut short): its request is recorded as
     /// aborted, its answer drained for its usage when it has started, its upstream closed;
     /// no endpoint is blamed. `out`: the bytes the client got of it.
-    pub(in crate::proxy) fn abandon(&mut self, sh: &mut Shared, mut ex: Exchange, out: u64, now: Instant) {
+    pub fn abandon(&mut self, net: &mut Net, sh: &mut Shared, mut ex: Exchange, out: u64, now: Instant) {
         sh.stats.aborted += 1;
         log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
         let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
         sh.record_request(&ex, endpoint, crate::proxy::admin::requests::Ended::Aborted, out, now);
-        self.drain_for_usage(sh, &mut ex, now); // charged all the same
-        self.release_attempt(sh, ex);
+        self.keep(net, sh, &mut ex, now); // charged all the same
+        net.release_attempt(sh, ex);
     }
 
-    /// Client gone: when its exchange's answer has started and carries usage, keep its upstream
-    /// connection to read the rest for the usage (or charge what was read at once, at the bound).
-    pub(in crate::proxy) fn drain_for_usage(&mut self, sh: &mut Shared, ex: &mut Exchange, now: Instant) {
+    /// When the exchange's answer has started and carries usage, keep its upstream connection to
+    /// read the rest for the usage (or charge what was read at once, at the bound).
+    fn keep(&mut self, net: &mut Net, sh: &mut Shared, ex: &mut Exchange, now: Instant) {
         let Some(a) = ex.attempt.as_mut() else { return };
         if !matches!(a.phase, AttemptPhase::Relaying | AttemptPhase::Priming) {
             return;
@@ -68,50 +75,49 @@ impl Net {
             deadline: now + DRAIN_FOR,
             read: 0,
         };
-        if self.drains.len() >= DRAINS_MAX || self.upstreams.get(up).is_none() {
+        if self.list.len() >= DRAINS_MAX || net.upstreams.get(up).is_none() {
             d.charge(sh, now);
             return;
         }
         a.up = None; // the drain owns the connection now
-        if let Some(u) = self.upstreams.get_mut(up) {
+        if let Some(u) = net.upstreams.get_mut(up) {
             u.owner = Owner::Drain;
         }
-        self.drains.push(d);
-        self.arm(now + DRAIN_FOR);
-        self.drive_drain(sh, up, now); // what was already read, and what waits on the socket
+        self.list.push(d);
+        net.arm(now + DRAIN_FOR);
+        self.drive(net, sh, up, now); // what was already read, and what waits on the socket
     }
 
     /// A drained connection is readable: read on, bounded, unrelayed; charge at its end.
-    pub(in crate::proxy) fn drive_drain(&mut self, sh: &mut Shared, key: Key, now: Instant) {
-        let Some(i) = self.drains.iter().position(|d| d.up == key) else {
-            self.close_upstream(sh, key);
+    pub fn drive(&mut self, net: &mut Net, sh: &mut Shared, key: Key, now: Instant) {
+        let Some(i) = self.list.iter().position(|d| d.up == key) else {
+            net.close_upstream(sh, key);
             return;
         };
-        let Net { upstreams, drains, scratch, .. } = self;
-        let Some(up) = upstreams.get_mut(key) else { return };
-        if drains[i].read_on(up, scratch) {
-            self.end_drain(sh, i, now);
+        let Some(up) = net.upstreams.get_mut(key) else { return };
+        if self.list[i].read_on(up, &mut net.scratch) {
+            self.end(net, sh, i, now);
         }
     }
 
     /// Drains past their time end (charged from what was read); the next such time.
-    pub(in crate::proxy) fn drain_deadlines(&mut self, sh: &mut Shared, now: Instant) -> Option<Instant> {
-        while let Some(i) = self.drains.iter().position(|d| d.deadline <= now) {
-            self.end_drain(sh, i, now);
+    pub fn deadlines(&mut self, net: &mut Net, sh: &mut Shared, now: Instant) -> Option<Instant> {
+        while let Some(i) = self.list.iter().position(|d| d.deadline <= now) {
+            self.end(net, sh, i, now);
         }
-        self.drains.iter().map(|d| d.deadline).min()
+        self.list.iter().map(|d| d.deadline).min()
     }
 
     /// The proxy stops: every drain is charged with what it has.
-    pub(in crate::proxy) fn end_drains(&mut self, sh: &mut Shared, now: Instant) {
-        while !self.drains.is_empty() {
-            self.end_drain(sh, 0, now);
+    pub fn end_all(&mut self, net: &mut Net, sh: &mut Shared, now: Instant) {
+        while !self.list.is_empty() {
+            self.end(net, sh, 0, now);
         }
     }
 
-    fn end_drain(&mut self, sh: &mut Shared, i: usize, now: Instant) {
-        let mut d = self.drains.swap_remove(i);
-        self.close_upstream(sh, d.up);
+    fn end(&mut self, net: &mut Net, sh: &mut Shared, i: usize, now: Instant) {
+        let mut d = self.list.swap_remove(i);
+        net.close_upstream(sh, d.up);
         d.charge(sh, now);
     }
 }

@@ -136,13 +136,13 @@ impl EventLoop {
         self.again.push(ck);
     }
 
-    /// Close a client connection; an exchange in progress is abandoned (`Net::abandon`).
+    /// Close a client connection; an exchange in progress is abandoned (`Drains::abandon`).
     pub(in crate::proxy) fn close_client(&mut self, key: Key, now: Instant) {
         if let Some(mut c) = self.clients.remove(key) {
             let _ = self.poll.registry().deregister(&mut c.sock);
             if let ClientPhase::Exchange(ex) = c.phase {
                 let out = c.out.pushed() - ex.out_start;
-                self.net.abandon(&mut self.sh, *ex, out, now);
+                self.drains.abandon(&mut self.net, &mut self.sh, *ex, out, now);
             }
         }
     }
@@ -170,7 +170,7 @@ impl EventLoop {
             });
             self.drive(ck, now);
         }
-        self.net.resume_probes(&mut self.sh, idx, now);
+        self.probes.resume(&mut self.net, &mut self.sh, idx, now);
     }
 
     /// What a connection's step left to the loop.

@@ -30,13 +30,7 @@ impl Conn<'_> {
     }
 
     /// `respond_local_error` with a `retry-after` (a client key's limit).
-    pub fn respond_refusal(
-        &mut self,
-        status: u16,
-        msg: &str,
-        retry_after: impl Into<Option<u64>>,
-        now: Instant,
-    ) {
+    pub fn respond_refusal(&mut self, status: u16, msg: &str, retry_after: impl Into<Option<u64>>, now: Instant) {
         let c = &mut *self.c;
         let old = std::mem::replace(&mut c.phase, ClientPhase::Closing);
         c.since = now;

@@ -36,7 +36,7 @@ impl EventLoop {
         }
         if self.next_probe <= now {
             self.sh.affinity.expire(now);
-            self.net.start_probes(&mut self.sh, now);
+            self.probes.start_all(&mut self.net, &mut self.sh, now);
             self.next_probe = now + self.sh.settings.verify_interval;
         }
         if self.net.next_sweep.is_some_and(|t| t <= now) {
@@ -71,13 +71,13 @@ impl EventLoop {
                 }
             }
         }
-        for due in self.net.alert_deadlines(&mut self.sh, now) {
+        for due in self.sh.notifier.deadlines(&mut self.net, now) {
             upd(due);
         }
-        if let Some(due) = self.net.drain_deadlines(&mut self.sh, now) {
+        if let Some(due) = self.drains.deadlines(&mut self.net, &mut self.sh, now) {
             upd(due);
         }
-        for due in self.net.probe_deadlines(&mut self.sh, now) {
+        for due in self.probes.deadlines(&mut self.net, &mut self.sh, now) {
             upd(due);
         }
         self.net.next_sweep = next.map(|t| t.max(now + SWEEP_MIN_GAP));

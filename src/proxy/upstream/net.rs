@@ -1,19 +1,19 @@
 //! `Net`: the upstream side of the loop — every connection the proxy opens itself (attempts',
 //! probes', drains', alerts'), the resolver thread that finds their addresses, the read buffer
-//! all sockets share, and when the loop next sweeps deadlines (`arm`). Its methods take the
-//! shared state they need as `&mut Shared`: opening, pooling and closing connections
-//! (`pool.rs`), probes (`probe.rs`), drains (`answer/drain.rs`), alert sends (`admin/notify.rs`).
-//! The client side (`client/conn.rs`) reaches it through its `Conn`.
+//! all sockets share, and when the loop next sweeps deadlines (`arm`). Its methods open, pool and
+//! close connections (`pool.rs`), taking the shared state they need as `&mut Shared`. Who uses a
+//! connection holds its key and lends `Net` to each step: a client's `Conn` (`client/conn.rs`)
+//! for its attempts, `Probes` (`probe.rs`), `Drains` (`answer/drain.rs`) and the `Notifier`
+//! (`admin/notify.rs`).
 //!
 //! Single owner: the loop holds the one `Net` (`EventLoop::net`) and lends it out one event at
 //! a time.
 
 use std::time::Instant;
 
-use crate::proxy::answer::drain::Drain;
 use crate::proxy::event::slab::Slab;
 use crate::proxy::state::Upstream;
-use crate::proxy::upstream::{probe::Probe, resolver::Resolver};
+use crate::proxy::upstream::resolver::Resolver;
 
 pub struct Net {
     /// Where connections are registered (a handle on the loop's `Poll`).
@@ -22,24 +22,13 @@ pub struct Net {
     pub resolver: Resolver,
     /// The buffer every socket read goes through (`READ_CHUNK`).
     pub scratch: Vec<u8>,
-    pub probes: Vec<Probe>,
-    /// Answers read for their usage after their clients went away (`answer/drain.rs`).
-    pub drains: Vec<Drain>,
     /// When the sweep of expired deadlines runs next (`event/timers.rs`).
     pub next_sweep: Option<Instant>,
 }
 
 impl Net {
     pub fn new(registry: mio::Registry, resolver: Resolver) -> Net {
-        Net {
-            registry,
-            upstreams: Slab::new(),
-            resolver,
-            scratch: vec![0; crate::proxy::READ_CHUNK],
-            probes: Vec::new(),
-            drains: Vec::new(),
-            next_sweep: None,
-        }
+        Net { registry, upstreams: Slab::new(), resolver, scratch: vec![0; crate::proxy::READ_CHUNK], next_sweep: None }
     }
 
     /// Make sure the sweep runs no later than `at`.

@@ -1,5 +1,5 @@
 //! Connections to upstreams, from open to close: opened non-blocking (plain or TLS) and
-//! registered, their connect completion, returned to and taken from each endpoint's idle pool,
+//! registered, returned to and taken from each endpoint's idle pool,
 //! idle ones watched and swept, and closed. Attempts and probes both go through here.
 
 use std::time::Instant;
@@ -13,27 +13,6 @@ use crate::proxy::state::*;
 use crate::proxy::upstream::net::Net;
 use crate::proxy::upstream::transport::Transport;
 use crate::proxy::{token, OpenError, KIND_UPSTREAM};
-
-/// Whether a connect started non-blocking has completed: `Ok(true)` connected, `Ok(false)`
-/// not yet (wait for the next writable event), `Err` the reason it failed.
-pub(in crate::proxy) fn connect_done(up: &mut Upstream) -> Result<bool, String> {
-    let sock = up.transport.socket();
-    match sock.take_error() {
-        Ok(Some(e)) | Err(e) => return Err(e.to_string()),
-        Ok(None) => {}
-    }
-    match sock.peer_addr() {
-        Ok(_) => {
-            up.connected = true;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
-            up.can_write = false;
-            Ok(false)
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
 
 impl Net {
     /// Start a non-blocking connection to endpoint `idx` for `owner` (plain or TLS) and register
@@ -112,10 +91,17 @@ impl Net {
         }
     }
 
+    /// Deregister a connection and take it out (dropping it closes it). Enough for one that is
+    /// never pooled (an alert's); `close_upstream` also takes a pooled one off its idle list.
+    pub(in crate::proxy) fn close(&mut self, key: Key) -> Option<Upstream> {
+        let mut up = self.upstreams.remove(key)?;
+        let _ = self.registry.deregister(up.transport.socket());
+        Some(up)
+    }
+
     /// Deregister and drop an upstream connection, wherever it was.
     pub(in crate::proxy) fn close_upstream(&mut self, sh: &mut Shared, key: Key) {
-        if let Some(mut up) = self.upstreams.remove(key) {
-            let _ = self.registry.deregister(up.transport.socket());
+        if let Some(up) = self.close(key) {
             if up.owner == Owner::Idle {
                 if let Some(ep) = sh.endpoints.get_mut(up.endpoint) {
                     ep.idle.retain(|k| *k != key);

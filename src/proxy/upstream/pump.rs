@@ -60,7 +60,7 @@ impl Exchange {
             if !up.can_write {
                 return AttemptEvent::Nothing;
             }
-            match crate::proxy::upstream::pool::connect_done(up) {
+            match crate::proxy::upstream::one_shot::connect_done(up) {
                 Ok(true) => {
                     a.phase = AttemptPhase::Sending;
                     a.deadline = now + timeout;
