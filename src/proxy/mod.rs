@@ -5,11 +5,12 @@
 //! one, and those its routes and fallbacks name) and picks an attempt's endpoint down a
 //! request's fallback chain. The loop's state is three types: `Shared` (`shared.rs`), `Net`
 //! (`upstream/net.rs`, the upstream side) and each client's `Conn` (`client/conn.rs`, a client
-//! connection with the other two lent beside it). Its folders: `event/` the loop's machinery (I/O
-//! outcomes, timers, signals, the disk thread), `client/` the client side (`Conn`, accept, the
-//! gate, who asks, the exchange), `upstream/` attempts and their connections (`Net`, the pool,
-//! probes, the resolver), `answer/` reading upstream answers (heads, streams, usage, outcomes, drains),
-//! `admin/` the admin surface (`/_qcc/*`, `/metrics`, alerts, reloads, state files).
+//! connection with the other two lent beside it). Its folders: `event/` the loop's machinery
+//! (I/O outcomes, timers, signals, the disk thread), `client/` the client side (`Conn`, accept,
+//! the gate, who asks, the exchange), `upstream/` attempts and their connections (`Net`, the
+//! pool, probes, the resolver), `answer/` reading upstream answers (heads, streams, usage,
+//! outcomes, drains), `admin/` the admin surface (`/_qcc/*`, `/metrics`, alerts, reloads, state
+//! files).
 
 mod admin;
 mod answer;

@@ -1,7 +1,8 @@
-//! Driving one client connection: its heads and bodies read (`body.rs`, the client's own
-//! methods), an exchange started per request (the gate, who asks, its limits), the exchange
-//! pumped, and ended (response complete, local error, or the client gone). The upstream side of
-//! an exchange, its attempts, lives in `upstream/attempt.rs` and `pump.rs`.
+//! A connection's pump (`Conn::pump`): what is queued for the client written, its heads and
+//! bodies read (`body.rs`, the client's own methods), an exchange started per request (the gate,
+//! who asks, its limits; the admin pages left to the loop), the exchange pumped, and a closing
+//! connection half-closed. The upstream side of an exchange, its attempts, lives in
+//! `upstream/attempt.rs` and `pump.rs`; how it ends in `answer/outcome.rs` and `reply.rs`.
 
 use std::time::Instant;
 
