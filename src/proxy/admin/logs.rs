@@ -40,9 +40,9 @@ impl Searches {
         Searches { tx, rx, running: false, client: None, waker }
     }
 
-    /// Start a search of the access log `log` for client `ck` (its query string `query`, its
-    /// keep-alive wish); the client waits for it. `Err`: the answer to give at once, when the
-    /// search cannot run.
+    /// Start a search of the access log (`settings.access_log`) for client `ck` (its query
+    /// string `query`, its keep-alive wish); the client waits for it. `Err`: the answer to give
+    /// at once, when the search cannot run.
     pub fn start(
         &mut self,
         ck: Key,

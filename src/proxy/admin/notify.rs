@@ -123,7 +123,7 @@ impl Notifier {
     }
 
     /// Queue one alert's `body` for every receiver; the loop starts sending at the end of this
-    /// turn (`Net::pump`).
+    /// turn (`Notifier::pump`).
     pub fn queue(&mut self, event: &'static str, body: Vec<u8>, now: Instant) {
         let body: Rc<[u8]> = Rc::from(body);
         for h in &mut self.hooks {
