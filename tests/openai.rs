@@ -207,3 +207,20 @@ fn a_request_that_does_not_translate_keeps_its_anthropic_endpoints_answer() {
     assert_eq!(r.status, 529, "{}", r.text());
     assert_eq!((ant.hits(), oai.hits()), (1, 0));
 }
+
+/// A translated stream that pauses after its first token across the default 5 s hold arrives
+/// whole, as an Anthropic one does (tests/streams.rs).
+#[test]
+fn a_translated_stream_quiet_after_its_first_token_is_not_cut_at_the_hold() {
+    let released = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1)); // the first content chunk
+    let oai = MockUpstream::start(Mode::SseGated { events: chunks(), released: released.clone() });
+    let ant = MockUpstream::start(crate::support::mock::ok());
+    let home = TempHome::new();
+    write_openai_then_anthropic(&home, &oai, &ant);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let got = crate::streams::a_quiet_stream_arrives_whole(&proxy, BODY.as_bytes(), &released, "Hel", "message_stop");
+    for want in ["\"text\":\"lo\"", "\"stop_reason\":\"end_turn\"", "\"output_tokens\":2"] {
+        assert!(got.contains(want), "{want} in {got}");
+    }
+    assert_eq!(ant.hits(), 0, "never retried");
+}

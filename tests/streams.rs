@@ -281,3 +281,45 @@ fn a_bulk_download_does_not_starve_an_event_stream() {
     assert!(worst < Duration::from_millis(1000), "an event waited {worst:?} behind the download");
     assert!(bulk.join().expect("bulk") > 0);
 }
+
+/// The first delta, then 7 s of silence (past the default 5 s hold), then the rest, relayed
+/// through `proxy` from gated `events` of which the first `head` are sent at once: the whole
+/// stream arrives, nothing is retried and no endpoint is blamed.
+pub(crate) fn a_quiet_stream_arrives_whole(
+    proxy: &Proxy,
+    body: &[u8],
+    released: &Arc<AtomicUsize>,
+    first: &str,
+    last: &str,
+) -> String {
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/messages", &[("content-type", "application/json")], body);
+    assert_eq!(c.read_head().0, 200);
+    let mut got = String::from_utf8_lossy(&c.read_until(first.as_bytes())).into_owned();
+    std::thread::sleep(Duration::from_secs(7));
+    released.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    got.push_str(&String::from_utf8_lossy(&c.read_until(b"0\r\n\r\n")));
+    assert!(got.contains(last), "the stream arrived whole: {got}");
+    let s = proxy.status();
+    assert_eq!(s["failure_queue"]["stats"]["total_failed"], 0, "no endpoint blamed: {s}");
+    assert_eq!(s["requests"]["successful"], 1, "{s}");
+    got
+}
+
+/// A stream that pauses after its first content across the --stream-hold mark (5 s by default)
+/// is relayed whole: only --stream-idle-timeout (60 s) of silence may end it.
+#[test]
+fn a_stream_quiet_after_its_first_token_is_not_cut_at_the_hold() {
+    let events = full_stream("m-a");
+    let released = Arc::new(AtomicUsize::new(4)); // up to the first content_block_delta
+    let a = MockUpstream::start(Mode::SseGated { events: events.clone(), released: released.clone() });
+    let b = MockUpstream::start(sse(full_stream("m-b")));
+    let home = TempHome::new();
+    two(&home, &a, &b);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let got = a_quiet_stream_arrives_whole(&proxy, br#"{"stream":true}"#, &released, "Hello", "message_stop");
+    for e in &events {
+        assert!(got.contains(e.as_str()), "every event, as sent: {e} in {got}");
+    }
+    assert_eq!(b.hits(), 0, "never retried");
+}

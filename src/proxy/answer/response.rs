@@ -89,7 +89,7 @@ pub(in crate::proxy) fn process_response(
     let tracker = resp_body.as_mut()?;
     if up.inbuf.is_empty() {
         if tracker.is_done() {
-            release_hold(ex, out, now);
+            release_hold(ex, out, now, stream_idle);
             return ex.attempt.as_ref().map(|a| done_event(a, request_sent, up));
         }
         return None;
@@ -135,7 +135,8 @@ pub(in crate::proxy) fn process_response(
         let content = matches!(&a.scan, Some(crate::proxy::answer::Scan::Sse(s)) if s.content_seen);
         let full = ex.stash.as_ref().is_none_or(|(held, _)| held.len() > STASH_LIMIT);
         if content || full || a.resp_body.as_ref().is_some_and(BodyTracker::is_done) {
-            release_hold(ex, out, now); // first content, or the hold is full: the stream goes on as usual
+            // First content, or the hold is full: the stream goes on as usual.
+            release_hold(ex, out, now, stream_idle);
         }
     }
     let a = ex.attempt.as_mut()?;
@@ -159,14 +160,22 @@ fn hold_deadline(a: &Attempt, idle: Instant) -> Instant {
 }
 
 /// A held stream goes out: what was held is queued for the client, and from now on the stream
-/// is relayed as it comes (no retry is possible any more).
-pub(in crate::proxy) fn release_hold(ex: &mut Exchange, out: &mut crate::proxy::event::io::OutBuf, now: Instant) {
+/// is relayed as it comes (no retry is possible any more). The hold's end was the deadline while
+/// it lasted: from here on only `--stream-idle-timeout` of silence may end the stream, counted
+/// from `now` (the last byte, or the hold's end when nothing came).
+pub(in crate::proxy) fn release_hold(
+    ex: &mut Exchange,
+    out: &mut crate::proxy::event::io::OutBuf,
+    now: Instant,
+    stream_idle: std::time::Duration,
+) {
     let Some(a) = ex.attempt.as_mut() else { return };
     if a.phase != AttemptPhase::Priming {
         return;
     }
     a.phase = AttemptPhase::Relaying;
     a.hold_until = None;
+    a.deadline = now + stream_idle;
     if let Some((bytes, _)) = ex.stash.take() {
         out.push(&bytes);
     }

@@ -323,10 +323,7 @@ impl Conn<'_> {
             let idle = self.sh.settings.stream_idle_timeout;
             let c = &mut *self.c;
             if let ClientPhase::Exchange(ex) = &mut c.phase {
-                release_hold(ex, &mut c.out, now);
-                if let Some(a) = ex.attempt.as_mut() {
-                    a.deadline = now + idle;
-                }
+                release_hold(ex, &mut c.out, now, idle);
             }
             self.net.arm(now + idle);
             return false;
