@@ -126,3 +126,85 @@ fn requests_that_start_together_are_held_to_the_budget() {
     let r = request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", &bob)], br#"{"max_tokens":50}"#);
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// An upstream that reports a count no answer can have (u64::MAX, or a negative one) is read as
+/// 0 for that counter: the totals never wrap down, on an Anthropic endpoint and a translated one,
+/// and the answer itself still reaches the client.
+#[test]
+fn usage_never_wraps() {
+    let huge = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":"end_turn","usage":{"input_tokens":18446744073709551615,"output_tokens":9}}"#;
+    let chat = r#"{"id":"c1","object":"chat.completion","model":"glm","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":-4,"prompt_cache_hit_tokens":2}}"#;
+    let ant = MockUpstream::start(Mode::Json { status: 200, body: huge.into() });
+    let oai = MockUpstream::start(Mode::Json { status: 200, body: chat.into() });
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &ant.url(), "sk-upstream-0000000001", 1)]);
+    let bob = add_key(&home, "bob", &["--daily-tokens", "1000000"]);
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    for _ in 0..2 {
+        let r = request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", &bob)], body);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let u = key_usage(&home, "bob");
+    assert_eq!((u["input_tokens"].as_u64(), u["output_tokens"].as_u64()), (Some(0), Some(18)), "{u}");
+    let mut proxy = proxy;
+    proxy.terminate();
+    let oai_url = format!("{}/v1", oai.url());
+    home.write_cluster(
+        "c",
+        &[Ep::new("b0000001", &oai_url, "sk-upstream-0000000002", 1)
+            .with(serde_json::json!({"metadata": {"format": "openai"}}))],
+    );
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let r = request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", &bob)], body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["usage"]["input_tokens"], 0, "{}", r.text());
+    let u = key_usage(&home, "bob");
+    assert_eq!((u["input_tokens"].as_u64(), u["output_tokens"].as_u64()), (Some(0), Some(18)), "{u}");
+    assert_eq!(u["cache_read_input_tokens"].as_u64(), Some(0), "a cache read above the prompt is clipped to it: {u}");
+}
+
+/// A translated stream says its input only at its end. A client that leaves before then (every
+/// Esc in Claude Code) is charged the request's input as its reservation estimates it, so
+/// `--daily-tokens` holds on these endpoints too.
+#[test]
+fn an_abandoned_translated_stream_is_charged_its_input() {
+    let chunks: Vec<String> = [
+        r#"{"id":"c1","model":"glm","choices":[{"index":0,"delta":{"content":"Hel"}}]}"#,
+        r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}"#,
+        r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":2}}"#,
+        "[DONE]",
+    ]
+    .iter()
+    .map(|c| format!("data: {c}\n\n"))
+    .collect();
+    let released = Arc::new(AtomicUsize::new(1));
+    let up = MockUpstream::start(Mode::SseGated { events: chunks, released: released.clone() });
+    let home = TempHome::new();
+    let url = format!("{}/v1", up.url());
+    home.write_cluster(
+        "c",
+        &[Ep::new("a0000001", &url, "sk-upstream-0000000001", 1)
+            .with(serde_json::json!({"metadata": {"format": "openai"}}))],
+    );
+    let bob = add_key(&home, "bob", &[]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let text = "x".repeat(40_000);
+    let body = format!(
+        r#"{{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"{text}"}}]}}"#
+    );
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/messages", &[("x-api-key", &bob)], body.as_bytes());
+    assert_eq!(c.read_head().0, 200);
+    c.read_until(b"Hel");
+    drop(c);
+    let want = body.len() as u64 / 4;
+    assert!(
+        wait_until(Duration::from_secs(10), || key_usage(&home, "bob")["input_tokens"] == want),
+        "charged the estimate {want}: {} {}",
+        key_usage(&home, "bob"),
+        proxy.log()
+    );
+    assert!(proxy.log().contains("input estimated from the request's size"), "{}", proxy.log());
+    released.store(5, Ordering::SeqCst);
+}

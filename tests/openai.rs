@@ -224,3 +224,23 @@ fn a_translated_stream_quiet_after_its_first_token_is_not_cut_at_the_hold() {
     }
     assert_eq!(ant.hits(), 0, "never retried");
 }
+
+/// An HTTP/1.0 client gets a translated stream framed by the close: no chunked framing, which
+/// RFC 9112 forbids toward it, and every event whole.
+#[test]
+fn an_http10_client_gets_a_translated_stream_framed_by_the_close() {
+    let oai = MockUpstream::start(Mode::Sse { events: chunks(), delay: Duration::ZERO });
+    let home = TempHome::new();
+    add(&home, &format!("{}/v1", oai.url()), &["--format", "openai"]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let mut c = Conn::connect(proxy.addr);
+    let req = format!("POST /v1/messages HTTP/1.0\r\ncontent-length: {}\r\n\r\n{BODY}", BODY.len());
+    c.send(req.as_bytes());
+    let raw = String::from_utf8(c.read_to_close()).expect("utf-8");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("transfer-encoding"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    assert!(body.starts_with("event: message_start\n"), "no chunk framing: {body}");
+    assert!(body.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"), "{body}");
+}

@@ -39,12 +39,69 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Totals saturate: no count an upstream (or a hand-edited file) reports can wrap them.
     pub fn add(&mut self, o: &Counts) {
-        self.requests += o.requests;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.cache_creation_input_tokens += o.cache_creation_input_tokens;
-        self.cache_read_input_tokens += o.cache_read_input_tokens;
+        self.requests = self.requests.saturating_add(o.requests);
+        self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
+        self.cache_creation_input_tokens =
+            self.cache_creation_input_tokens.saturating_add(o.cache_creation_input_tokens);
+        self.cache_read_input_tokens = self.cache_read_input_tokens.saturating_add(o.cache_read_input_tokens);
+    }
+}
+
+/// The most tokens one answer may report in one counter (no model comes near it): a larger
+/// count is malformed, read as 0 like a negative one.
+pub const MAX_TOKENS_PER_ANSWER: u64 = 100_000_000;
+
+/// A token count in an upstream's answer: any JSON value, read as 0 unless it is a whole number
+/// from 0 to `MAX_TOKENS_PER_ANSWER`. Used by every reader of usage (Messages replies and
+/// streams, translated ones), so a malformed count never fails the answer it came in.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCount(pub u64);
+
+impl<'de> Deserialize<'de> for TokenCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TokenCount, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TokenCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a token count")
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<TokenCount, E> {
+                Ok(TokenCount(if n <= MAX_TOKENS_PER_ANSWER { n } else { 0 }))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<TokenCount, E> {
+                Ok(TokenCount(u64::try_from(n).ok().filter(|&n| n <= MAX_TOKENS_PER_ANSWER).unwrap_or(0)))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<TokenCount, E> {
+                Ok(TokenCount(0))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<TokenCount, E> {
+                Ok(TokenCount(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<TokenCount, E> {
+                Ok(TokenCount(0))
+            }
+            fn visit_unit<E>(self) -> Result<TokenCount, E> {
+                Ok(TokenCount(0))
+            }
+            fn visit_none<E>(self) -> Result<TokenCount, E> {
+                Ok(TokenCount(0))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<TokenCount, D::Error> {
+                TokenCount::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<TokenCount, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(TokenCount(0))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<TokenCount, A::Error> {
+                while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(TokenCount(0))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -88,7 +145,10 @@ impl KeyCounts {
     /// The tokens a daily token budget counts: every kind the upstream reported.
     pub fn tokens(&self) -> u64 {
         let c = &self.counts;
-        c.input_tokens + c.output_tokens + c.cache_creation_input_tokens + c.cache_read_input_tokens
+        c.input_tokens
+            .saturating_add(c.output_tokens)
+            .saturating_add(c.cache_creation_input_tokens)
+            .saturating_add(c.cache_read_input_tokens)
     }
 }
 

@@ -3,9 +3,12 @@
 //! (`http::HeadReader`, `BodyTracker`), and what comes out is an HTTP/1.1 response the rest of
 //! qcc reads exactly as it reads any endpoint's (hold, usage, in-stream errors, failover).
 //!
-//! A 200 event stream goes out as it is translated (`stream.rs`), chunked; any other answer is
-//! read whole and goes out at its end with a `content-length`: a reply (`reply.rs`; one that is
-//! not a chat completion becomes a 502), or an error (`error.rs`, its status kept).
+//! A 200 event stream goes out as it is translated (`stream.rs`), chunked (framed by the close
+//! for an HTTP/1.0 client); any other answer is read whole and goes out at its end with a
+//! `content-length`: a reply (`reply.rs`; one that is not a chat completion becomes a 502, a
+//! provider's error in a 200 its own error), or an error (`error.rs`, its status kept). The
+//! client's `stream` flag decides the shape (`shape.rs`): a whole reply to a stream request is
+//! sent as its events, a stream to a request without `stream` is gathered into one reply.
 
 use crate::http::{is_hop_by_hop, BodyFraming, BodyTracker, HeadReader, ResponseHead};
 
@@ -16,12 +19,24 @@ const WHOLE_MAX: usize = 32 * 1024 * 1024;
 /// The most of an error body read (the rest is skipped).
 const ERROR_MAX: usize = 64 * 1024;
 
+/// What the client asked for, which decides the answer's shape and framing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wants {
+    /// `stream: true`: an event stream.
+    pub stream: bool,
+    /// An HTTP/1.0 client: no chunked framing (a stream is framed by the close).
+    pub http10: bool,
+}
+
 #[derive(Debug)]
 pub struct Answer {
     head: HeadReader,
     state: State,
     model: String,
     seed: u64,
+    wants: Wants,
+    /// What went out is framed by the close.
+    closing: bool,
     /// Why the answer cannot be read on (the attempt fails with it).
     failed: Option<String>,
     /// Scratch for one feed's translated bytes.
@@ -34,6 +49,11 @@ enum State {
     Stream {
         body: BodyTracker,
         stream: Box<Stream>,
+        /// The client did not ask for a stream: the events are gathered here and sent as one
+        /// reply at the end.
+        gather: Option<Vec<u8>>,
+        /// The upstream's head, kept until the gathered reply is written.
+        head: Box<ResponseHead>,
     },
     Whole {
         head: Box<ResponseHead>,
@@ -46,12 +66,14 @@ enum State {
 
 impl Answer {
     /// `model`: what the request asked for (named in the reply until the upstream names its own).
-    pub fn new(model: &str, seed: u64) -> Answer {
+    pub fn new(model: &str, seed: u64, wants: Wants) -> Answer {
         Answer {
             head: HeadReader::default(),
             state: State::Head,
             model: model.to_string(),
             seed,
+            wants,
+            closing: false,
             failed: None,
             piece: Vec::new(),
         }
@@ -59,12 +81,18 @@ impl Answer {
 
     /// Ready for an answer on another connection (the same attempt's fresh-connection retry).
     pub fn reset(&mut self) {
-        *self = Answer::new(&self.model, self.seed);
+        *self = Answer::new(&self.model, self.seed, self.wants);
     }
 
     /// Why the answer was cut off or refused, once it was: the attempt ends with it.
     pub fn failure(&self) -> Option<&str> {
         self.failed.as_deref()
+    }
+
+    /// The answer went out framed by the close (a stream to an HTTP/1.0 client) and is whole:
+    /// its reader must take it as ended, whether or not the upstream closes.
+    pub fn ended_by_close(&self) -> bool {
+        self.closing && matches!(self.state, State::Done)
     }
 
     /// Translate what `raw` holds (it is drained as far as it was used) into `out`.
@@ -88,14 +116,20 @@ impl Answer {
                     let body = BodyTracker::new(head.framing);
                     let stream = head.status == 200 && content_type_is(&head, b"text/event-stream");
                     if stream {
-                        write_head(out, &head, 200, "text/event-stream; charset=utf-8", None);
-                        self.state = State::Stream { body, stream: Box::new(Stream::new(&self.model, self.seed)) };
+                        let gather = if self.wants.stream {
+                            write_head(out, &head, 200, "text/event-stream; charset=utf-8", self.framing(None));
+                            None
+                        } else {
+                            Some(Vec::new())
+                        };
+                        let stream = Box::new(Stream::new(&self.model, self.seed));
+                        self.state = State::Stream { body, stream, gather, head: Box::new(head) };
                     } else {
                         self.state = State::Whole { head: Box::new(head), body, bytes: Vec::new() };
                     }
                 }
-                State::Stream { body, stream } => {
-                    let piece = &mut self.piece;
+                State::Stream { body, stream, gather, .. } => {
+                    let piece = gather.as_mut().unwrap_or(&mut self.piece);
                     let fed = body.advance_observing(raw, |data| stream.feed(data, piece));
                     match fed {
                         Ok(n) => drop(raw.drain(..n)),
@@ -104,11 +138,17 @@ impl Answer {
                             return;
                         }
                     }
+                    if gather.as_ref().is_some_and(|g| g.len() > WHOLE_MAX) {
+                        self.failed = Some("the upstream's stream is over 32 MiB".to_string());
+                        self.state = State::Done;
+                        raw.clear();
+                        return;
+                    }
                     let done = body.is_done();
                     if done {
                         self.end_stream(out);
                     } else {
-                        chunk(out, &mut self.piece);
+                        chunk(out, &mut self.piece, self.wants.http10);
                         if let Some(f) = stream.failure() {
                             self.failed = Some(f.to_string());
                         }
@@ -149,10 +189,10 @@ impl Answer {
         match &mut self.state {
             State::Stream { body: BodyTracker::UntilClose, .. } => self.end_stream(out),
             State::Whole { body: BodyTracker::UntilClose, .. } => self.end_whole(out),
-            State::Stream { stream, .. } => {
+            State::Stream { stream, gather, .. } => {
                 // Cut: the client is told in the stream; the attempt fails (blamed as any cut).
-                stream.end(&mut self.piece);
-                chunk(out, &mut self.piece);
+                stream.end(gather.as_mut().unwrap_or(&mut self.piece));
+                chunk(out, &mut self.piece, self.wants.http10);
                 self.failed.get_or_insert_with(|| "stream cut before it finished".to_string());
                 self.state = State::Done;
             }
@@ -161,34 +201,70 @@ impl Answer {
     }
 
     fn end_stream(&mut self, out: &mut Vec<u8>) {
-        let State::Stream { stream, .. } = &mut self.state else { return };
-        let end = stream.end(&mut self.piece);
-        chunk(out, &mut self.piece);
+        let State::Stream { stream, gather, head, .. } = &mut self.state else { return };
+        let end = stream.end(gather.as_mut().unwrap_or(&mut self.piece));
         match (end, stream.failure()) {
-            // An error the upstream reported in its stream is a complete answer (as an
-            // Anthropic endpoint's in-stream error is).
-            (End::Complete, _) | (End::Error { cut: false }, None) => out.extend_from_slice(b"0\r\n\r\n"),
             (End::Error { cut: true }, _) => self.failed = Some("stream ended before it finished".to_string()),
             (End::Error { cut: false }, Some(why)) => self.failed = Some(why.to_string()),
+            // An error the upstream reported in its stream is a complete answer (as an
+            // Anthropic endpoint's in-stream error is).
+            (End::Complete, _) | (End::Error { cut: false }, None) => {}
+        }
+        if let Some(events) = gather.take() {
+            // Nothing was sent: a failure fails the attempt, anything else is one answer.
+            if self.failed.is_none() {
+                let (status, body) = match super::shape::events_as_reply(&events) {
+                    Ok(reply) => (200, reply),
+                    Err(error) => error,
+                };
+                write_head(out, head, status, "application/json", Framing::Length(body.len()));
+                out.extend_from_slice(&body);
+            }
+        } else {
+            chunk(out, &mut self.piece, self.wants.http10);
+            if self.failed.is_none() && !self.wants.http10 {
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
         }
         self.state = State::Done;
     }
 
+    /// A stream's framing for this client: chunked, or (HTTP/1.0) until the close.
+    fn framing(&mut self, length: Option<usize>) -> Framing {
+        match length {
+            Some(n) => Framing::Length(n),
+            None if self.wants.http10 => {
+                self.closing = true;
+                Framing::Close
+            }
+            None => Framing::Chunked,
+        }
+    }
+
     fn end_whole(&mut self, out: &mut Vec<u8>) {
         let State::Whole { head, bytes, .. } = std::mem::replace(&mut self.state, State::Done) else { return };
+        use super::reply::NotAReply;
         let (status, body) = if head.status == 200 {
             if bytes.len() > WHOLE_MAX {
                 (502, super::error::to_messages(502, b"the upstream's reply is over 32 MiB"))
             } else {
                 match super::reply::to_messages(&bytes, &self.model, self.seed) {
                     Ok(body) => (200, body),
-                    Err(e) => (502, super::error::to_messages(502, e.as_bytes())),
+                    Err(NotAReply::Provider(status, body)) => (status, body),
+                    Err(NotAReply::Bad(e)) => (502, super::error::to_messages(502, e.as_bytes())),
                 }
             }
         } else {
             (head.status, super::error::to_messages(head.status, &bytes[..bytes.len().min(ERROR_MAX)]))
         };
-        write_head(out, &head, status, "application/json", Some(body.len()));
+        if status == 200 && self.wants.stream {
+            // A whole reply to a stream request: sent as the events that stream it.
+            let events = super::shape::reply_as_events(&body);
+            write_head(out, &head, 200, "text/event-stream; charset=utf-8", self.framing(Some(events.len())));
+            out.extend_from_slice(&events);
+            return;
+        }
+        write_head(out, &head, status, "application/json", Framing::Length(body.len()));
         out.extend_from_slice(&body);
     }
 }
@@ -199,10 +275,19 @@ fn content_type_is(head: &ResponseHead, prefix: &[u8]) -> bool {
         .is_some_and(|(_, v)| crate::http::starts_with_ignore_case(v, prefix))
 }
 
+/// How a re-made answer's body is framed.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    Length(usize),
+    Chunked,
+    /// Until the close (an HTTP/1.0 client's stream).
+    Close,
+}
+
 /// The head qcc reads on: the upstream's own headers (rate limits, request ids, `retry-after`)
-/// minus those that described the body it no longer is; chunked unless a `length` is given;
-/// `Connection: close` when the upstream would close.
-fn write_head(out: &mut Vec<u8>, head: &ResponseHead, status: u16, ctype: &str, length: Option<usize>) {
+/// minus those that described the body it no longer is; framed as `framing` says;
+/// `Connection: close` when the upstream would close or the body ends with the close.
+fn write_head(out: &mut Vec<u8>, head: &ResponseHead, status: u16, ctype: &str, framing: Framing) {
     use std::io::Write as _;
     let _ = write!(out, "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\n", crate::http::reason(status));
     for (name, value) in head.headers() {
@@ -217,21 +302,27 @@ fn write_head(out: &mut Vec<u8>, head: &ResponseHead, status: u16, ctype: &str, 
             out.extend_from_slice(b"\r\n");
         }
     }
-    match length {
-        Some(n) => {
+    match framing {
+        Framing::Length(n) => {
             let _ = write!(out, "content-length: {n}\r\n");
         }
-        None => out.extend_from_slice(b"transfer-encoding: chunked\r\ncache-control: no-cache\r\n"),
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\ncache-control: no-cache\r\n"),
+        Framing::Close => out.extend_from_slice(b"cache-control: no-cache\r\n"),
     }
-    if !head.keep_alive || head.framing == BodyFraming::UntilClose {
+    if !head.keep_alive || head.framing == BodyFraming::UntilClose || matches!(framing, Framing::Close) {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }
 
-/// `piece` as one chunk of the chunked body (nothing when empty), and emptied.
-fn chunk(out: &mut Vec<u8>, piece: &mut Vec<u8>) {
+/// `piece` as one chunk of the chunked body (nothing when empty), or as it is when the body is
+/// framed by the close (`bare`), and emptied.
+fn chunk(out: &mut Vec<u8>, piece: &mut Vec<u8>, bare: bool) {
     if piece.is_empty() {
+        return;
+    }
+    if bare {
+        out.append(piece);
         return;
     }
     use std::io::Write as _;
@@ -248,7 +339,7 @@ mod tests {
     /// body: the chunks it is framed in follow the pieces), and the same failure.
     fn every_split(input: &[u8], eof: bool) -> (Vec<u8>, Option<String>) {
         let run = |cut: Option<usize>| {
-            let mut a = Answer::new("claude-x", 1);
+            let mut a = Answer::new("claude-x", 1, Wants { stream: true, http10: false });
             let (mut raw, mut out) = (Vec::new(), Vec::new());
             let cut = cut.unwrap_or(input.len());
             for piece in [&input[..cut], &input[cut..]] {

@@ -2,12 +2,14 @@
 //! Completions, which an endpoint of `format: openai` speaks. Pure: bytes in, bytes out, no
 //! sockets, no loop types, no clock. `request.rs` the request; `answer.rs` the HTTP answer
 //! re-made as an Anthropic endpoint's (`stream.rs` an event stream, `reply.rs` a whole reply,
-//! `error.rs` an error body). The rules for what has no counterpart: docs/translation.md.
+//! `error.rs` an error body; `shape.rs` a reply as events and events as a reply, for the shape
+//! the client asked for). The rules for what has no counterpart: docs/translation.md.
 
 pub mod answer;
 pub mod error;
 pub mod reply;
 pub mod request;
+pub mod shape;
 pub mod stream;
 
 /// What an OpenAI-format endpoint takes, beyond the common request.

@@ -15,9 +15,22 @@ struct Reply<'a> {
     id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     model: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     choices: Vec<Choice<'a>>,
     usage: Option<ChunkUsage>,
+    /// A provider's error in a 200 (OpenRouter's "Provider returned error").
+    error: Option<Value>,
+}
+
+/// Why a 200's body is not a reply.
+#[derive(Debug, PartialEq)]
+pub enum NotAReply {
+    /// The provider's own error, as an HTTP status (its `code` when that is one, else by what
+    /// it says: a rate limit 429, an overload 529, anything else 502) and a Messages error body
+    /// with the provider's message.
+    Provider(u16, Vec<u8>),
+    /// Not a chat completion at all.
+    Bad(String),
 }
 
 #[derive(Deserialize)]
@@ -29,8 +42,31 @@ struct Choice<'a> {
 }
 
 /// The Messages reply for `body`, or why it is not a Chat Completions reply.
-pub fn to_messages(body: &[u8], model: &str, seed: u64) -> Result<Vec<u8>, String> {
-    let r: Reply = serde_json::from_slice(body).map_err(|e| format!("upstream reply: not a chat completion ({e})"))?;
+pub fn to_messages(body: &[u8], model: &str, seed: u64) -> Result<Vec<u8>, NotAReply> {
+    let r: Reply = serde_json::from_slice(body)
+        .map_err(|e| NotAReply::Bad(format!("upstream reply: not a chat completion ({e})")))?;
+    if let Some(err) = r.error.as_ref().filter(|e| !e.is_null()) {
+        return Err(provider_error(err));
+    }
+    reply(r, model, seed).map_err(NotAReply::Bad)
+}
+
+/// A provider's error object as an HTTP status and a Messages error body.
+pub fn provider_error(err: &Value) -> NotAReply {
+    let code = err.get("code").and_then(Value::as_u64).filter(|c| (400..600).contains(c));
+    let (kind, message) = super::error::kind_and_message(err, 0);
+    let status = match (code, kind) {
+        (Some(c), _) => c as u16,
+        (None, "rate_limit_error") => 429,
+        (None, "overloaded_error") => 529,
+        (None, _) => 502,
+    };
+    let kind = if code.is_some() { super::error::kind_for_status(status) } else { kind };
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    NotAReply::Provider(status, body.to_string().into_bytes())
+}
+
+fn reply(r: Reply, model: &str, seed: u64) -> Result<Vec<u8>, String> {
     let choice = r.choices.into_iter().next().ok_or("upstream reply: no choices")?;
     let m = choice.message;
     let id = match r.id.as_deref().filter(|id| !id.is_empty()) {
@@ -85,7 +121,30 @@ mod tests {
         assert_eq!(v["content"][1]["input"], json!({"command": "ls"}));
         assert_eq!(v["stop_reason"], "tool_use");
         assert_eq!(v["usage"], json!({"input_tokens": 6, "output_tokens": 3, "cache_read_input_tokens": 4}));
-        assert!(to_messages(b"{}", "m", 1).is_err());
+        assert!(matches!(to_messages(b"{}", "m", 1), Err(NotAReply::Bad(_))));
         assert!(to_messages(br#"{"choices":[]}"#, "m", 1).is_err());
+    }
+
+    /// A 200 whose body is an error is the provider's error: its message kept, typed by its
+    /// code or its words.
+    #[test]
+    fn an_error_in_a_200_is_the_providers_error() {
+        let or = br#"{"error":{"message":"Provider returned error","code":502,"metadata":{"raw":"x"}}}"#;
+        let Err(NotAReply::Provider(status, body)) = to_messages(or, "m", 1) else { panic!() };
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (status, v["error"]["type"].as_str(), v["error"]["message"].as_str()),
+            (502, Some("api_error"), Some("Provider returned error"))
+        );
+        let Err(NotAReply::Provider(status, _)) =
+            to_messages(br#"{"error":{"message":"slow down","type":"rate_limit_exceeded"}}"#, "m", 1)
+        else {
+            panic!()
+        };
+        assert_eq!(status, 429);
+        let Err(NotAReply::Provider(status, _)) = to_messages(br#"{"error":"the model is overloaded"}"#, "m", 1) else {
+            panic!()
+        };
+        assert_eq!(status, 502, "a bare string says nothing of its kind by type or code");
     }
 }

@@ -16,6 +16,8 @@ pub struct Translated {
     /// The model the client asked for, and the one sent (after the endpoint's model map).
     pub from: String,
     pub to: String,
+    /// The client asked for an event stream.
+    pub stream: bool,
 }
 
 #[derive(Deserialize)]
@@ -508,7 +510,7 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
     };
     let mut out = Vec::with_capacity(body.len() + body.len() / 8);
     serde_json::to_writer(&mut out, &chat).map_err(bad)?;
-    Ok(Translated { body: out, from: req.model.to_string(), to: to.clone() })
+    Ok(Translated { body: out, from: req.model.to_string(), to: to.clone(), stream: req.stream })
 }
 
 /// Calls of the last assistant message that no tool result answered get an empty answer: a

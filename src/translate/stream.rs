@@ -7,18 +7,25 @@
 //! deltas, `content_block_stop` (one block open at a time), then `message_delta` and
 //! `message_stop` — or an `error` event, after which nothing more is written.
 //!
-//! Tool calls arrive as fragments keyed by `index`. The call whose block is open gets its
-//! fragments as `input_json_delta`s; fragments of any other call are held and written as its
-//! own block once the open one is closed. A new `id` on an index already used is a new call; a
-//! call without an id gets one made from the message's.
+//! Tool calls arrive as fragments keyed by `index`. Each call's arguments are held until its
+//! block is written: at the message's finish, or when text or thinking follows the calls. They
+//! are checked there, joined, to be one JSON object; a call that fails the check ends the
+//! stream with an `error` event (a tool never runs with arguments the model did not finish).
+//! A new `id` or a new name on an index already used is a new call; a call without an id gets
+//! one made from the message's; an id the message already used is made unique.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::store::usage::TokenCount;
+
 /// The longest line (one chunk's JSON) taken; a longer one ends the stream as malformed.
 pub const MAX_LINE: usize = 1024 * 1024;
+/// The most one event's `data` lines may hold together, and the most the tool calls' arguments
+/// may hold while they wait for their blocks: past either the stream ends as malformed.
+pub const MAX_HELD: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Stream {
@@ -39,6 +46,11 @@ pub struct Stream {
     next_block: u32,
     open: Open,
     calls: Vec<Call>,
+    /// The arguments all calls hold, together (bounded by `MAX_HELD`).
+    held: usize,
+    /// A choice said something (a delta with content or calls, or a finish reason): a stream
+    /// that ends without one never answered.
+    answered: bool,
     finish: Option<&'static str>,
     usage: Usage,
 }
@@ -49,8 +61,6 @@ enum Open {
     None,
     Text(u32),
     Thinking(u32),
-    /// A tool call's block: its place in `calls`, and the block's index.
-    Tool(usize, u32),
 }
 
 #[derive(Debug)]
@@ -59,16 +69,10 @@ struct Call {
     index: u64,
     id: String,
     name: String,
-    /// Argument fragments not yet written.
-    held: String,
-    state: CallState,
-}
-
-#[derive(Debug, PartialEq)]
-enum CallState {
-    Waiting,
-    Open,
-    Closed,
+    /// Its arguments so far, joined.
+    args: String,
+    /// Its block was written: nothing more may come for it.
+    written: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -147,24 +151,32 @@ pub(super) struct FunctionDelta<'a> {
 }
 
 /// Token counts as Chat Completions reports them (a reply's `usage`, a stream's last chunk).
+/// Cache reads are OpenAI's `prompt_tokens_details.cached_tokens`, DeepSeek's
+/// `prompt_cache_hit_tokens` or Moonshot's top-level `cached_tokens`. A count that is not a sane
+/// whole number is 0 (`TokenCount`), never a failed answer.
 #[derive(Deserialize, Default)]
+#[serde(default)]
 pub(super) struct ChunkUsage {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
+    prompt_tokens: TokenCount,
+    completion_tokens: TokenCount,
     prompt_tokens_details: Option<PromptDetails>,
+    prompt_cache_hit_tokens: TokenCount,
+    cached_tokens: TokenCount,
 }
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 struct PromptDetails {
-    cached_tokens: Option<u64>,
+    cached_tokens: TokenCount,
 }
 
 impl ChunkUsage {
     /// (input, output, cache read) in the Messages API's sense: its input excludes cache reads.
     pub(super) fn tokens(&self) -> (u64, u64, u64) {
-        let cached = self.prompt_tokens_details.as_ref().and_then(|d| d.cached_tokens).unwrap_or(0);
-        let prompt = self.prompt_tokens.unwrap_or(0);
-        (prompt.saturating_sub(cached), self.completion_tokens.unwrap_or(0), cached.min(prompt))
+        let details = self.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens.0);
+        let cached = details.max(self.prompt_cache_hit_tokens.0).max(self.cached_tokens.0);
+        let prompt = self.prompt_tokens.0;
+        (prompt.saturating_sub(cached), self.completion_tokens.0, cached.min(prompt))
     }
 }
 
@@ -259,7 +271,11 @@ impl Stream {
             if !self.data.is_empty() {
                 self.data.push(b'\n');
             }
-            self.data.extend_from_slice(v.strip_prefix(b" ").unwrap_or(v));
+            if self.data.len() + v.len() > MAX_HELD {
+                self.fail(out, "an event over 4 MiB");
+            } else {
+                self.data.extend_from_slice(v.strip_prefix(b" ").unwrap_or(v));
+            }
         }
         // `:` comments (keep-alives), `event:`, `id:`, `retry:`: nothing to translate.
     }
@@ -304,6 +320,9 @@ impl Stream {
         }
         for choice in chunk.choices.into_iter().flatten().filter(|c| c.index.unwrap_or(0) == 0) {
             if let Some(d) = choice.delta {
+                self.answered |= !d.reasoning().is_empty()
+                    || d.texts().next().is_some()
+                    || d.tool_calls.as_ref().is_some_and(|t| !t.is_empty());
                 if !d.reasoning().is_empty() {
                     self.thinking(d.reasoning(), out);
                 }
@@ -319,6 +338,7 @@ impl Stream {
             }
             if let Some(f) = choice.finish_reason.as_deref().filter(|f| !f.is_empty()) {
                 self.finish = Some(stop_reason(f));
+                self.answered = true;
             }
         }
     }
@@ -333,9 +353,11 @@ impl Stream {
 
     fn text(&mut self, text: &str, out: &mut Vec<u8>) {
         let index = match self.open {
-            Open::Text(i) => i,
+            Open::Text(i) if !self.calls_waiting() => i,
             _ => {
-                self.close_open(out);
+                if !self.write_calls(out) {
+                    return;
+                }
                 let i = self.open_block(out, json!({"type": "text", "text": ""}));
                 self.open = Open::Text(i);
                 i
@@ -346,9 +368,11 @@ impl Stream {
 
     fn thinking(&mut self, text: &str, out: &mut Vec<u8>) {
         let index = match self.open {
-            Open::Thinking(i) => i,
+            Open::Thinking(i) if !self.calls_waiting() => i,
             _ => {
-                self.close_open(out);
+                if !self.write_calls(out) {
+                    return;
+                }
                 let i = self.open_block(out, json!({"type": "thinking", "thinking": "", "signature": ""}));
                 self.open = Open::Thinking(i);
                 i
@@ -359,70 +383,83 @@ impl Stream {
 
     fn tool_fragment(&mut self, t: ToolDelta, out: &mut Vec<u8>) {
         let id = t.id.as_deref().filter(|s| !s.is_empty());
+        let f = t.function.as_ref();
+        let name = f.and_then(|f| f.name.as_deref()).filter(|n| !n.is_empty());
         let at = match t.index {
             Some(index) => self.calls.iter().rposition(|c| c.index == index),
             None => self.calls.len().checked_sub(1), // no index: the call before, unless a new id
         };
+        // The same call goes on while neither its id nor its name changes.
+        let same = |c: &Call| id.is_none_or(|id| id == c.id) && name.is_none_or(|n| c.name.is_empty() || n == c.name);
         let at = match at {
-            Some(i) if id.is_none_or(|id| id == self.calls[i].id) => i,
+            Some(i) if same(&self.calls[i]) => i,
             _ => {
                 let n = self.calls.len();
                 let index = t.index.unwrap_or(n as u64);
-                let id = id.map_or_else(|| format!("toolu_{}_{n}", self.id.trim_start_matches("msg_")), str::to_string);
-                self.calls.push(Call {
-                    index,
-                    id,
-                    name: String::new(),
-                    held: String::new(),
-                    state: CallState::Waiting,
-                });
+                let mut id =
+                    id.map_or_else(|| format!("toolu_{}_{n}", self.id.trim_start_matches("msg_")), str::to_string);
+                if self.calls.iter().any(|c| c.id == id) {
+                    id = format!("{id}_{n}"); // ids answer calls: two calls never share one
+                }
+                self.calls.push(Call { index, id, name: String::new(), args: String::new(), written: false });
                 n
             }
         };
-        let call = &mut self.calls[at];
-        if let Some(f) = t.function {
-            if let Some(name) = f.name.as_deref().filter(|n| !n.is_empty()) {
-                if call.name.is_empty() {
-                    call.name = name.to_string();
-                }
-            }
-            if let Some(args) = f.arguments.as_deref() {
-                if call.state == CallState::Closed && !args.is_empty() {
-                    let id = call.id.clone();
-                    self.fail(out, &format!("arguments for tool call {id} after its block ended"));
-                    return;
-                }
-                call.held.push_str(args);
+        if let Some(name) = name {
+            if self.calls[at].name.is_empty() {
+                self.calls[at].name = name.to_string();
             }
         }
-        match self.open {
-            Open::Tool(open, index) if open == at => {
-                let held = std::mem::take(&mut self.calls[at].held);
-                if !held.is_empty() {
-                    delta(out, index, "input_json_delta", "partial_json", &held);
-                }
-            }
-            Open::Tool(..) => {} // held until the open call's block is closed
-            Open::None | Open::Text(_) | Open::Thinking(_) => {
-                if !self.calls[at].name.is_empty() {
-                    self.close_open(out);
-                    self.open_call(at, out);
-                }
-            }
+        let Some(args) = f.and_then(|f| f.arguments.as_deref()).filter(|a| !a.is_empty()) else { return };
+        let call = &mut self.calls[at];
+        if call.written {
+            let id = call.id.clone();
+            self.fail(out, &format!("arguments for tool call {id} after its block ended"));
+        } else if self.held + args.len() > MAX_HELD {
+            self.fail(out, "tool call arguments over 4 MiB");
+        } else {
+            call.args.push_str(args);
+            self.held += args.len();
         }
     }
 
-    /// Start call `at`'s block and write what it holds.
-    fn open_call(&mut self, at: usize, out: &mut Vec<u8>) {
-        let call = &self.calls[at];
-        let block = json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}});
-        let index = self.open_block(out, block);
-        self.calls[at].state = CallState::Open;
-        self.open = Open::Tool(at, index);
-        let held = std::mem::take(&mut self.calls[at].held);
-        if !held.is_empty() {
-            delta(out, index, "input_json_delta", "partial_json", &held);
+    fn calls_waiting(&self) -> bool {
+        self.calls.iter().any(|c| !c.written)
+    }
+
+    /// Close the open block, then write each waiting call as its block: its arguments checked to
+    /// be one JSON object (none at all is `{}`), then sent in one `input_json_delta`. False: a
+    /// call failed its check (or has no name) and the stream ended with an `error` event.
+    fn write_calls(&mut self, out: &mut Vec<u8>) -> bool {
+        self.close_open(out);
+        for at in 0..self.calls.len() {
+            if self.calls[at].written {
+                continue;
+            }
+            let call = &mut self.calls[at];
+            call.written = true;
+            let args = std::mem::take(&mut call.args);
+            self.held -= args.len();
+            let call = &self.calls[at];
+            if call.name.is_empty() {
+                let why = format!("tool call {} without a name", call.id);
+                self.fail(out, &why);
+                return false;
+            }
+            if let Err(e) = check_arguments(&args) {
+                let why =
+                    format!("tool call {} ({}) with arguments that are not a JSON object: {e}", call.id, call.name);
+                self.fail(out, &why);
+                return false;
+            }
+            let block = json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}});
+            let index = self.open_block(out, block);
+            if !args.trim_ascii().is_empty() {
+                delta(out, index, "input_json_delta", "partial_json", &args);
+            }
+            event(out, "content_block_stop", &json!({"type": "content_block_stop", "index": index}));
         }
+        true
     }
 
     fn open_block(&mut self, out: &mut Vec<u8>, block: serde_json::Value) -> u32 {
@@ -440,10 +477,6 @@ impl Stream {
         let index = match self.open {
             Open::None => return,
             Open::Text(i) | Open::Thinking(i) => i,
-            Open::Tool(at, i) => {
-                self.calls[at].state = CallState::Closed;
-                i
-            }
         };
         self.open = Open::None;
         event(out, "content_block_stop", &json!({"type": "content_block_stop", "index": index}));
@@ -457,15 +490,12 @@ impl Stream {
         if !self.started {
             self.start(out);
         }
-        loop {
-            self.close_open(out);
-            let Some(at) = self.calls.iter().position(|c| c.state == CallState::Waiting) else { break };
-            if self.calls[at].name.is_empty() {
-                let id = self.calls[at].id.clone();
-                self.fail(out, &format!("tool call {id} without a name"));
-                return;
-            }
-            self.open_call(at, out);
+        if !self.answered {
+            self.fail(out, "a stream without an answer (no choice said anything)");
+            return;
+        }
+        if !self.write_calls(out) {
+            return;
         }
         let stop = match self.finish.unwrap_or("end_turn") {
             "end_turn" if !self.calls.is_empty() => "tool_use",
@@ -497,6 +527,17 @@ impl Stream {
         self.errored = true;
         self.line.clear();
     }
+}
+
+/// A call's joined arguments are one JSON object, or nothing (taken as `{}`).
+fn check_arguments(args: &str) -> Result<(), String> {
+    if args.trim_ascii().is_empty() {
+        return Ok(());
+    }
+    if !args.trim_ascii_start().starts_with('{') {
+        return Err("not an object".into());
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(args).map(drop).map_err(|e| e.to_string())
 }
 
 fn event(out: &mut Vec<u8>, name: &str, data: &serde_json::Value) {

@@ -123,6 +123,25 @@ CASES = {
                                                            "type": "invalid_request_error", "code": "invalid_api_key"}}), "whole"),
     "error-first": (200, "text/event-stream", sse({"error": {"message": "model overloaded", "code": 503}}), "whole"),
     "cut": (200, "text/event-stream", sse(delta(content="partial"), done=False), "cut"),
+    # Tool input is always one JSON object: an id reused on another index is another call, and
+    # arguments that never close fail over (before content) or end in an error (after).
+    "reused-id": (200, "text/event-stream", sse(
+        delta(tool_calls=[call(0, "call_1", "A", '{"a": 1}')]), delta(tool_calls=[call(1, "call_1", "C", '{"c": 3}')]),
+        delta(tool_calls=[call(2, "call_3", "D", '{"d": 4}')]), finish("tool_calls"), USAGE), "whole"),
+    "unterminated": (200, "text/event-stream", sse(
+        delta(tool_calls=[call(0, "u1", "Bash", '{"unterminated": ')]), finish("tool_calls"), USAGE), "whole"),
+    "text-then-unterminated": (200, "text/event-stream", sse(
+        delta(content="let me run it"), delta(tool_calls=[call(0, "u1", "Bash", '{"command": "ls"}{"c": 3}')]),
+        finish("tool_calls"), USAGE), "whole"),
+    # The client's `stream` flag decides the shape, whatever the upstream sends.
+    "sse-always": (200, "text/event-stream", sse(delta(content="streamed"),
+                                                 delta(tool_calls=[call(0, "s1", "Bash", '{"command": "pwd"}')]),
+                                                 finish("tool_calls"), USAGE), "whole"),
+    # An answer that is not there, and a provider's error in a 200, are failed attempts.
+    "empty-choices": (200, "text/event-stream", sse({"id": "c", "choices": []}, {"id": "c", "choices": [
+        {"index": 0, "delta": None}]}, USAGE), "whole"),
+    "error-200": (200, "application/json", json.dumps({"error": {"message": "Provider returned error", "code": 502,
+                                                                 "metadata": {"provider_name": "X"}}}), "whole"),
     "garbage": (200, "text/event-stream", sse(delta(content="fine so far"), done=False) + "data: {not json\n\n", "whole"),
 }
 
@@ -182,8 +201,13 @@ class Backup(Mock):
     backup = True
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a proxy that stops resets its pooled connections: not a failure of any case
+
+
 def serve(handler):
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv = Server(("127.0.0.1", 0), handler)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
@@ -380,6 +404,80 @@ def main():
                 return
             raise AssertionError("a malformed chunk read as complete")
         case("a malformed chunk after content ends with an error event", garbage)
+
+        def reused_id():
+            m = stream(c, "reused-id")
+            got = [(b.name, b.input) for b in m.content]
+            assert got == [("A", {"a": 1}), ("C", {"c": 3}), ("D", {"d": 4})], got
+            assert len({b.id for b in m.content}) == 3, [b.id for b in m.content]
+        case("an id reused on another index is another call; the third is kept", reused_id)
+
+        def fresh_f():
+            # A proxy of its own: the main endpoint not yet queued by an earlier case.
+            h = tempfile.mkdtemp(prefix="qcc-translate-f-")
+            with open(os.path.join(h, "cache.json"), "w") as f:
+                json.dump(cfg, f)
+            p, url = start_qcc(h, "f")
+            procs.append(p)
+            return anthropic.Anthropic(base_url=url, api_key="client-key", max_retries=0)
+
+        def unterminated_before_content():
+            cf = fresh_f()
+            before = len(Mock.seen)
+            m = stream(cf, "unterminated")
+            assert m.content[0].text == "Hello world", m.content
+            assert [s["backup"] for s in Mock.seen[before:]] == [False, True], "failed over invisibly"
+        case("arguments that never close, before content: failed over", unterminated_before_content)
+
+        def invalid_after_content():
+            try:
+                m = stream(c, "text-then-unterminated")
+            except anthropic.APIStatusError as e:
+                assert "not a JSON object" in e.body["error"]["message"], e.body
+                return
+            raise AssertionError(f"invalid tool input read as complete: {m.content}")
+        case("two objects joined as one input, after content: an error event, no tool runs", invalid_after_content)
+
+        def json_for_a_stream():
+            m = stream(c, "json")
+            assert [b.type for b in m.content] == ["text", "tool_use"] and m.content[1].input == {"command": "pwd"}, m.content
+            assert m.stop_reason == "tool_use" and m.usage.output_tokens == 2, m
+        case("a JSON reply to a stream request reaches stream() as a stream", json_for_a_stream)
+
+        def sse_for_create():
+            m = c.messages.create(model="sse-always", max_tokens=50, messages=HISTORY, tools=TOOLS)
+            assert isinstance(m, anthropic.types.Message), type(m)
+            assert [b.type for b in m.content] == ["text", "tool_use"] and m.content[1].input == {"command": "pwd"}, m
+            assert m.stop_reason == "tool_use" and m.usage.input_tokens == 20 and m.usage.output_tokens == 7, m.usage
+        case("an event stream answering create() reaches it as one Message", sse_for_create)
+
+        def empty_choices():
+            cf = fresh_f()
+            before = len(Mock.seen)
+            m = stream(cf, "empty-choices")
+            assert m.content[0].text == "Hello world", m.content
+            assert [s["backup"] for s in Mock.seen[before:]] == [False, True], "failed over"
+            try:
+                stream(c, "empty-choices")
+            except anthropic.APIStatusError as e:
+                assert "without an answer" in e.body["error"]["message"], e.body
+                return
+            raise AssertionError("an empty stream read as a message")
+        case("a stream of empty choices is a failed attempt, never an empty message", empty_choices)
+
+        def error_in_a_200():
+            cf = fresh_f()
+            before = len(Mock.seen)
+            m = cf.messages.create(model="error-200", max_tokens=50, messages=HISTORY)
+            assert m.content[0].text == "Hello world", m.content
+            assert [s["backup"] for s in Mock.seen[before:]] == [False, True], "failed over"
+            try:
+                c.messages.create(model="error-200", max_tokens=50, messages=HISTORY)
+            except anthropic.APIStatusError as e:
+                assert e.status_code == 502 and e.body["error"]["message"] == "Provider returned error", e.body
+                return
+            raise AssertionError("a provider's error read as a reply")
+        case("a 200 that carries the provider's error fails over; alone, its message reaches the client", error_in_a_200)
 
         def claude_code():
             import urllib.request

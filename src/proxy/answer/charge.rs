@@ -20,7 +20,7 @@ impl Shared {
         now: Instant,
     ) {
         let ep = &mut self.endpoints[idx];
-        ep.load.charge(&ep.cfg.caps, c.input_tokens + c.output_tokens, now);
+        ep.load.charge(&ep.cfg.caps, c.input_tokens.saturating_add(c.output_tokens), now);
         self.usage_day();
         self.usage.record(&self.usage_day.1, &self.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
         let cost = model.and_then(|m| self.settings.prices.cost(m, c)).unwrap_or(0.0);

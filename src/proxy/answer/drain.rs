@@ -2,7 +2,9 @@
 //! upstream connection is kept a short, bounded while (`DRAIN_FOR`, `DRAIN_BYTES`; at most
 //! `DRAINS_MAX` at once) and read to its end, unrelayed, for the final usage; what cannot be had
 //! by then is charged from what was read: `message_start`'s input and the output estimated from
-//! the deltas seen (`Scan::usage_so_far`). The key's reservation is held until the charge.
+//! the deltas seen (`Scan::usage_so_far`), and, when the answer never said its input (a
+//! translated stream says it only at its end), the request's input as its reservation estimates
+//! it. The key's reservation is held until the charge.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,9 @@ struct Drain {
     translation: Option<Box<crate::proxy::upstream::translation::Translation>>,
     session: Option<String>,
     key: Option<KeyTicket>,
+    /// The request's input as its key's reservation estimates it (its size): charged when the
+    /// answer never said its input (a translated stream says it only at its end).
+    input_estimate: u64,
     deadline: Instant,
     read: usize,
 }
@@ -72,6 +77,8 @@ impl Drains {
             translation: a.translation.take(),
             session: ex.session.take(),
             key: ex.key.take(),
+            input_estimate: (ex.body.len() as u64).saturating_add(ex.body_dropped)
+                / crate::policy::limits::BYTES_PER_TOKEN,
             deadline: now + DRAIN_FOR,
             read: 0,
         };
@@ -163,13 +170,21 @@ impl Drain {
     /// Charge what was read: the final usage, or what the deltas seen say.
     fn charge(&mut self, sh: &mut Shared, now: Instant) {
         let d = self;
-        let Some((model, tokens, estimated)) = d.scan.usage_so_far() else {
+        let Some((model, mut tokens, estimated)) = d.scan.usage_so_far() else {
             log::info!("client gone before its answer reported usage: nothing charged");
             return;
         };
+        let input_unsaid = estimated && tokens.input == 0 && tokens.cache_creation == 0 && tokens.cache_read == 0;
+        if input_unsaid {
+            tokens.input = d.input_estimate;
+        }
         let key = d.key.as_ref().map(|t| &t.name);
         sh.record_usage(d.endpoint, model.as_deref(), &tokens.counts(), d.session.as_deref(), key, now);
-        let how = if estimated { "output estimated from the deltas read" } else { "the answer's final usage" };
+        let how = match (estimated, input_unsaid) {
+            (false, _) => "the answer's final usage",
+            (true, false) => "output estimated from the deltas read",
+            (true, true) => "input estimated from the request's size, output from the deltas read",
+        };
         log::info!(
             "client gone mid-answer: charged {} input, {} output tokens ({how})",
             tokens.input + tokens.cache_creation + tokens.cache_read,

@@ -106,7 +106,7 @@ impl Conn<'_> {
             // for an OpenAI-format endpoint (the whole body is here: `pump_exchange` waits for it
             // when the cluster maps models or translates).
             let (mapped, translation) = if ep.cfg.format.is_openai() {
-                match Translation::start(&ep.cfg, &ex.body, seed) {
+                match Translation::start(&ep.cfg, &ex.body, seed, ex.head.version_minor == 0) {
                     Ok((m, t)) => (Some(Box::new(m)), Some(Box::new(t))),
                     Err(e) => {
                         untranslatable = Some(e);

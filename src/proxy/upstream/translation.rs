@@ -22,7 +22,7 @@ impl Translation {
     /// The body to send `cfg` (an OpenAI-format endpoint) for the client's `body`, and the
     /// attempt's translation; `Err`: why the request has no Chat Completions form (a 400).
     /// `seed` makes the ids qcc invents unique.
-    pub fn start(cfg: &EndpointConfig, body: &[u8], seed: u64) -> Result<(Mapped, Translation), String> {
+    pub fn start(cfg: &EndpointConfig, body: &[u8], seed: u64, http10: bool) -> Result<(Mapped, Translation), String> {
         let Format::OpenAi { max_completion_tokens, reasoning_effort } = cfg.format else {
             return Err("not an OpenAI-format endpoint".into());
         };
@@ -30,7 +30,8 @@ impl Translation {
         let t = crate::translate::request::to_chat(body, &opts, |m| {
             crate::store::models::map(&cfg.model_map, m).map(str::to_string)
         })?;
-        let translation = Translation { answer: Answer::new(&t.to, seed), raw: Vec::new() };
+        let wants = crate::translate::answer::Wants { stream: t.stream, http10 };
+        let translation = Translation { answer: Answer::new(&t.to, seed, wants), raw: Vec::new() };
         Ok((Mapped { body: t.body, splice: None, from: t.from, to: t.to }, translation))
     }
 
@@ -47,7 +48,8 @@ impl Translation {
 }
 
 /// Read once from an upstream connection: into its `inbuf` as sent, or through the attempt's
-/// translation. The outcome is the socket's (`Progress` counts the bytes read from it).
+/// translation. The outcome is the socket's (`Progress` counts the bytes read from it), except
+/// that a translated answer framed by the close reads as `Closed` once it is whole.
 pub fn read(t: Option<&mut Translation>, from: &mut Transport, inbuf: &mut Vec<u8>, scratch: &mut [u8]) -> IoOutcome {
     let Some(t) = t else {
         return from.read(inbuf, scratch);
@@ -56,6 +58,9 @@ pub fn read(t: Option<&mut Translation>, from: &mut Transport, inbuf: &mut Vec<u
     match outcome {
         IoOutcome::Closed => t.answer.eof(&mut t.raw, inbuf),
         _ => t.answer.feed(&mut t.raw, inbuf),
+    }
+    if t.answer.ended_by_close() && matches!(outcome, IoOutcome::Progress(_)) {
+        return IoOutcome::Closed; // what went out ends with the close: it is over (not pooled)
     }
     outcome
 }

@@ -2,7 +2,7 @@
 //! the output must be the same each way, and a valid Messages event sequence.
 
 use super::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn run(input: &[u8], splits: &[usize]) -> (Vec<u8>, End) {
     let mut s = Stream::new("claude-x", 7);
@@ -237,6 +237,98 @@ fn keepalive_comments_crlf_and_an_empty_stream() {
     let s = ": keep-alive\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\r\n\r\ndata: [DONE]\r\n\r\n";
     let (m, _) = check(s);
     assert_eq!(m["content"][0]["text"], "x");
-    let (m, end) = check("data: [DONE]\n\n");
-    assert_eq!((m["content"].as_array().map(Vec::len), end), (Some(0), End::Complete));
+}
+
+/// A stream in which no choice said anything is no answer: an error event, never an empty
+/// message (the same upstream non-streamed fails over on `no choices`).
+#[test]
+fn a_stream_without_an_answer_ends_with_an_error() {
+    for s in [
+        "data: [DONE]\n\n".to_string(),
+        sse(&[r#"{"id":"c","choices":[]}"#, r#"{"choices":[],"usage":{"prompt_tokens":3}}"#, "[DONE]"]),
+        sse(&[r#"{"choices":[{"index":0,"delta":null}]}"#, "[DONE]"]),
+        sse(&[r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#, "[DONE]"]),
+    ] {
+        let (m, end) = check(&s);
+        assert_eq!((m["content"].as_array().map(Vec::len), end), (Some(0), End::Error { cut: false }), "{s}");
+        let mut st = Stream::new("m", 1);
+        let mut out = Vec::new();
+        st.feed(s.as_bytes(), &mut out);
+        st.end(&mut out);
+        assert!(st.failure().is_some_and(|f| f.contains("without an answer")), "{s}");
+    }
+    // An empty answer that finished is an answer.
+    let (m, end) = check(&sse(&[r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#]));
+    assert_eq!((m["stop"].as_str(), end), (Some("end_turn"), End::Complete));
+}
+
+/// Each call's arguments are one JSON object when its block is written, or the stream ends with
+/// an error event: never input that joins two objects, or one that never closes.
+#[test]
+fn tool_input_is_always_one_json_object() {
+    // A reused id on another index, and a third call: three calls, each its own input, ids unique.
+    let s = sse(&[
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"A","arguments":"{\"a\":1}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"call_1","function":{"name":"C","arguments":"{\"c\":3}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":2,"id":"call_3","function":{"name":"D","arguments":"{\"d\":4}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+    ]);
+    let (m, end) = check(&s);
+    assert_eq!(end, End::Complete);
+    let c = m["content"].as_array().unwrap();
+    assert_eq!(c.len(), 3, "{m}");
+    assert_eq!(
+        [&c[0]["input"], &c[1]["input"], &c[2]["input"]],
+        [&json!({"a": 1}), &json!({"c": 3}), &json!({"d": 4})]
+    );
+    assert_ne!(c[0]["id"], c[1]["id"], "two calls never share an id");
+    // The same id again with a new name, on no index: a new call.
+    let s = sse(&[
+        r#"{"choices":[{"delta":{"tool_calls":[{"id":"x","function":{"name":"A","arguments":"{\"a\":1}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"id":"x","function":{"name":"B","arguments":"{\"b\":2}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+    ]);
+    let (m, _) = check(&s);
+    assert_eq!((m["content"][0]["name"].as_str(), m["content"][1]["name"].as_str()), (Some("A"), Some("B")));
+    assert_eq!(m["content"][1]["input"], json!({"b": 2}));
+    // Arguments that never close, two objects joined, and an array: an error event, nothing of
+    // the call's block written.
+    for bad in [r#"{\"unterminated\": "#, r#"{\"a\":1}{\"c\":3}"#, "[1]"] {
+        let s = sse(&[
+            r#"{"choices":[{"delta":{"content":"ok"}}]}"#,
+            &format!(
+                r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":0,"id":"q","function":{{"name":"Q","arguments":"{bad}"}}}}]}}}}]}}"#
+            ),
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ]);
+        let (m, end) = check(&s);
+        assert_eq!((m["stop"].as_str(), end), (Some("api_error"), End::Error { cut: false }), "{bad}");
+        assert_eq!(m["content"].as_array().map(Vec::len), Some(1), "only the text: {m}");
+    }
+}
+
+/// An event's data lines and the calls' held arguments are bounded: past 4 MiB the stream ends.
+#[test]
+fn held_data_is_bounded() {
+    let mut s = Stream::new("m", 1);
+    let mut out = Vec::new();
+    let line = format!("data: {}\n", "a".repeat(1000));
+    for _ in 0..(MAX_HELD / 1000 + 2) {
+        s.feed(line.as_bytes(), &mut out);
+    }
+    assert!(s.failure().is_some_and(|f| f.contains("4 MiB")), "{:?}", s.failure());
+    assert!(s.data.len() <= MAX_HELD);
+    let mut s = Stream::new("m", 1);
+    let mut out = Vec::new();
+    s.feed(br#"data: {"choices":[{"delta":{"tool_calls":[{"index":0,"id":"q","function":{"name":"Q","arguments":"{"}}]}}]}"#, &mut out);
+    s.feed(b"\n\n", &mut out);
+    let piece = format!(
+        "data: {{\"choices\":[{{\"delta\":{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"arguments\":\"{}\"}}}}]}}}}]}}\n\n",
+        "b".repeat(100_000)
+    );
+    for _ in 0..(MAX_HELD / 100_000 + 2) {
+        s.feed(piece.as_bytes(), &mut out);
+    }
+    assert!(s.failure().is_some_and(|f| f.contains("4 MiB")), "{:?}", s.failure());
+    assert!(s.held <= MAX_HELD);
 }
