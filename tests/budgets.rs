@@ -208,3 +208,33 @@ fn an_abandoned_translated_stream_is_charged_its_input() {
     assert!(proxy.log().contains("input estimated from the request's size"), "{}", proxy.log());
     released.store(5, Ordering::SeqCst);
 }
+
+/// A translated answer names the provider's model, which no price names: it is priced as the
+/// model the client asked for, so `--daily-usd` holds, and the history says which price it was.
+#[test]
+fn a_translated_answer_is_priced_as_the_model_asked_for() {
+    let chat = r#"{"id":"c1","object":"chat.completion","model":"glm-4.6","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":1000}}"#;
+    let oai = MockUpstream::start(Mode::Json { status: 200, body: chat.into() });
+    let home = TempHome::new();
+    let url = format!("{}/v1", oai.url());
+    home.write_cluster(
+        "c",
+        &[Ep::new("a0000001", &url, "sk-upstream-0000000001", 1)
+            .with(serde_json::json!({"metadata": {"format": "openai"}}))],
+    );
+    let bob = add_key(&home, "bob", &[]);
+    let log = home.path("access.log");
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--access-log", log.to_str().expect("utf-8")]);
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", &bob)], body);
+    assert_eq!((r.status, r.json()["model"].as_str()), (200, Some("glm-4.6")), "{}", r.text());
+    let u = key_usage(&home, "bob");
+    let cost = u["cost_usd"].as_f64().unwrap_or(0.0);
+    assert!((0.0179..0.0181).contains(&cost), "1000 in and 1000 out at Sonnet's $3 and $15 per million: {u}");
+    assert!(wait_until(Duration::from_secs(3), || std::fs::read_to_string(&log).is_ok_and(|t| !t.is_empty())));
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&log).expect("log").lines().next().expect("a line"))
+            .expect("json");
+    assert_eq!(line["tokens"]["model"], "glm-4.6", "{line}");
+    assert_eq!(line["tokens"]["priced_as"], "claude-sonnet-4-5", "{line}");
+}

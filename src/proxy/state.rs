@@ -441,6 +441,9 @@ pub struct Exchange {
     /// The model the client asked for and the one the endpoint got, when the last attempt's
     /// endpoint renamed it (its model map).
     pub model_mapped: Option<(String, String)>,
+    /// The model whose price charged the answer, when it was not the answering model's own (the
+    /// client's name for it: `charge.rs`).
+    pub priced_as: Option<String>,
     /// When the first response byte was queued for the client; from then on no retry is
     /// possible (`responded`).
     pub first_byte: Option<Instant>,

@@ -231,16 +231,7 @@ pub fn error_response(status: u16, message: &str, close: bool, out: &mut Vec<u8>
 
 /// `error_response` with a `retry-after` (seconds), as a 429 of a client key's limit carries.
 pub fn error_response_after(status: u16, message: &str, retry_after: Option<u64>, close: bool, out: &mut Vec<u8>) {
-    let kind = match status {
-        400 | 405 | 413 | 431 => "invalid_request_error",
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        408 | 504 => "timeout_error",
-        429 => "rate_limit_error",
-        503 => "overloaded_error",
-        _ => "api_error",
-    };
+    let kind = crate::translate::error::kind_for_status(status);
     let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}).to_string();
     let extra = retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
     local_response_with(status, "application/json", body.as_bytes(), close, &extra, out);

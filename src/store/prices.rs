@@ -103,7 +103,7 @@ impl PriceTable {
 /// Cache-read tokens over all the input that could have come from the cache (read, written,
 /// plain): how much the prompt cache saved; `None` with no input.
 pub fn cache_hit_rate(c: &Counts) -> Option<f64> {
-    let all = c.input_tokens + c.cache_creation_input_tokens + c.cache_read_input_tokens;
+    let all = c.input_tokens.saturating_add(c.cache_creation_input_tokens).saturating_add(c.cache_read_input_tokens);
     (all > 0).then(|| c.cache_read_input_tokens as f64 / all as f64)
 }
 

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::stream::{stop_reason, ChunkUsage, Delta};
+use super::stream::{matched_stop, stop_reason, ChunkUsage, Delta, ToolDelta};
 
 #[derive(Deserialize)]
 struct Reply<'a> {
@@ -39,6 +39,8 @@ struct Choice<'a> {
     message: Delta<'a>,
     #[serde(borrow)]
     finish_reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    stop_reason: Option<&'a serde_json::value::RawValue>,
 }
 
 /// The Messages reply for `body`, or why it is not a Chat Completions reply.
@@ -62,6 +64,10 @@ pub fn provider_error(err: &Value) -> NotAReply {
         (None, _) => 502,
     };
     let kind = if code.is_some() { super::error::kind_for_status(status) } else { kind };
+    let message = match status {
+        400 | 413 => super::error::context_overflow(&message, None).unwrap_or(message),
+        _ => message,
+    };
     let body = json!({"type": "error", "error": {"type": kind, "message": message}});
     NotAReply::Provider(status, body.to_string().into_bytes())
 }
@@ -81,7 +87,8 @@ fn reply(r: Reply, model: &str, seed: u64) -> Result<Vec<u8>, String> {
     for t in m.texts() {
         content.push(json!({"type": "text", "text": t}));
     }
-    let calls = m.tool_calls.unwrap_or_default();
+    let legacy = m.function_call.map(|f| ToolDelta { index: None, id: None, function: Some(f) });
+    let calls: Vec<ToolDelta> = m.tool_calls.unwrap_or_default().into_iter().chain(legacy).collect();
     for (n, c) in calls.iter().enumerate() {
         let f = c.function.as_ref().filter(|f| f.name.as_deref().is_some_and(|n| !n.is_empty()));
         let f = f.ok_or("upstream reply: a tool call without a name")?;
@@ -91,15 +98,18 @@ fn reply(r: Reply, model: &str, seed: u64) -> Result<Vec<u8>, String> {
         let id = c.id.as_deref().map_or_else(|| format!("toolu_{}_{n}", id.trim_start_matches("msg_")), str::to_string);
         content.push(json!({"type": "tool_use", "id": id, "name": f.name, "input": input}));
     }
+    let matched =
+        choice.finish_reason.as_deref().filter(|f| *f == "stop").and_then(|_| matched_stop(choice.stop_reason));
     let stop = match choice.finish_reason.as_deref().map(stop_reason).unwrap_or("end_turn") {
         "end_turn" if !calls.is_empty() => "tool_use",
+        "end_turn" if matched.is_some() => "stop_sequence",
         s => s,
     };
     let (input, output, cache_read) = r.usage.map(|u| u.tokens()).unwrap_or_default();
     let reply = json!({
         "id": id, "type": "message", "role": "assistant",
         "model": r.model.as_deref().filter(|m| !m.is_empty()).unwrap_or(model),
-        "content": content, "stop_reason": stop, "stop_sequence": null,
+        "content": content, "stop_reason": stop, "stop_sequence": matched,
         "usage": {"input_tokens": input, "output_tokens": output, "cache_read_input_tokens": cache_read},
     });
     Ok(reply.to_string().into_bytes())

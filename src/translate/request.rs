@@ -62,8 +62,11 @@ struct Block<'a> {
     /// A JSON string, kept as its text (see `Text`).
     #[serde(borrow)]
     text: Option<&'a RawValue>,
+    /// An object for images and documents; a string (a URL) for a search result.
     #[serde(borrow)]
-    source: Option<Source<'a>>,
+    source: Option<&'a RawValue>,
+    #[serde(borrow)]
+    title: Option<Cow<'a, str>>,
     #[serde(borrow)]
     id: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -89,6 +92,16 @@ struct Source<'a> {
     data: Option<Cow<'a, str>>,
     #[serde(borrow)]
     url: Option<Cow<'a, str>>,
+    /// A `content` document's blocks.
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+}
+
+impl<'a> Block<'a> {
+    /// Its `source` as an object (images, documents).
+    fn source(&self) -> Result<Option<Source<'a>>, String> {
+        self.source.map(|raw| serde_json::from_str(raw.get()).map_err(bad)).transpose()
+    }
 }
 
 #[derive(Deserialize)]
@@ -258,6 +271,10 @@ struct FunctionDef<'a> {
     parameters: &'a RawValue,
 }
 
+/// The most `stop` strings Chat Completions takes (OpenAI's limit; a request with more is refused
+/// rather than stopping on only some of them).
+const MAX_STOP: usize = 4;
+
 fn bad(e: impl std::fmt::Display) -> String {
     format!("the request cannot be translated for an OpenAI-format endpoint: {e}")
 }
@@ -276,21 +293,67 @@ fn content<'a>(raw: &'a RawValue) -> Result<Body<'a>, String> {
     }
 }
 
-/// The text of a tool result's or system's blocks (their text blocks, one per line).
-fn joined_text<'a>(blocks: &[Block<'a>]) -> Result<Text<'a>, String> {
-    let texts: Vec<&'a RawValue> = blocks.iter().filter(|b| b.kind == "text").filter_map(|b| b.text).collect();
-    match texts[..] {
-        [] => Ok(Text::Made(String::new())),
-        [one] => Text::raw(one),
-        _ => {
-            let parts: Result<Vec<String>, String> = texts.iter().map(|t| Text::raw(t).map(|t| t.string())).collect();
-            Ok(Text::Made(parts?.join("\n")))
+/// The text of blocks that carry text (a system prompt's, a tool result's), one per line; an
+/// image goes to `images` when there is a place for it (`None`: refused, as in `system`).
+fn joined_text<'a>(blocks: &[Block<'a>], mut images: Option<&mut Vec<Part<'a>>>) -> Result<Text<'a>, String> {
+    let mut texts: Vec<Text<'a>> = Vec::new();
+    for b in blocks {
+        match &*b.kind {
+            "image" => match images.as_deref_mut() {
+                Some(images) => images.push(image(b)?),
+                None => return Err(bad("an image in a system prompt or message")),
+            },
+            _ => texts.extend(block_text(b)?),
         }
+    }
+    match texts.len() {
+        0 => Ok(Text::Made(String::new())),
+        1 => Ok(texts.remove(0)),
+        _ => Ok(Text::Made(texts.iter().map(Text::string).collect::<Vec<_>>().join("\n"))),
     }
 }
 
+/// What a block that carries text says: a `text`, a plain-text or content `document`, a
+/// `search_result` (its title, source and texts). A kind without text of its own is skipped
+/// when it only means something at Anthropic (`skipped`), and refused by name otherwise.
+fn block_text<'a>(b: &Block<'a>) -> Result<Option<Text<'a>>, String> {
+    match &*b.kind {
+        "text" => b.text.map(Text::raw).transpose(),
+        "document" => match b.source()? {
+            Some(Source { kind, data: Some(data), .. }) if kind == "text" => Ok(Some(Text::Made(data.into_owned()))),
+            Some(Source { kind, content: Some(raw), .. }) if kind == "content" => match content(raw)? {
+                Body::Text(t) => Ok(Some(t)),
+                Body::Blocks(inner) => joined_text(&inner, None).map(Some),
+            },
+            _ => Err(bad("documents other than plain text (PDF, say) have no Chat Completions form")),
+        },
+        "search_result" => {
+            let mut text = String::new();
+            for line in [b.title.as_deref(), b.source.and_then(|s| s.get().strip_prefix('"')?.strip_suffix('"'))] {
+                if let Some(line) = line.filter(|l| !l.is_empty()) {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+            if let Some(Body::Blocks(inner)) = b.content.map(content).transpose()? {
+                text.push_str(&joined_text(&inner, None)?.string());
+            }
+            Ok(Some(Text::Made(text)))
+        }
+        kind if skipped(kind) => Ok(None),
+        kind => Err(bad(format_args!("a content block of type {kind:?}"))),
+    }
+}
+
+/// Blocks that mean something only at Anthropic, left out of a Chat Completions request (and
+/// said so in docs/translation.md): earlier turns' thinking, and server tools' calls and results.
+fn skipped(kind: &str) -> bool {
+    matches!(kind, "thinking" | "redacted_thinking" | "server_tool_use" | "mcp_tool_use")
+        || (kind.ends_with("_tool_result") && kind != "tool_result")
+}
+
 fn image<'a>(b: &Block<'a>) -> Result<Part<'a>, String> {
-    let src = b.source.as_ref().ok_or_else(|| bad("an image block without a source"))?;
+    let src = b.source()?.ok_or_else(|| bad("an image block without a source"))?;
     let url = match (&*src.kind, &src.data, &src.url) {
         ("base64", Some(data), _) => {
             let media = src.media_type.as_deref().unwrap_or("image/png");
@@ -324,7 +387,7 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
     if let Some(system) = req.system {
         let text = match content(system)? {
             Body::Text(t) => t,
-            Body::Blocks(blocks) => joined_text(&blocks)?,
+            Body::Blocks(blocks) => joined_text(&blocks, None)?,
         };
         if !text.is_empty() {
             messages.push(ChatMessage {
@@ -338,7 +401,29 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
 
     // Tool call ids the last assistant message made and no tool message has answered yet.
     let mut open_calls: Vec<Cow<str>> = Vec::new();
-    for m in &req.messages {
+    for (i, m) in req.messages.iter().enumerate() {
+        if m.role == "system" {
+            // Claude Code sends one (its agent list, after the user's turn): Chat Completions has
+            // the same role, in place.
+            let text = match content(m.content)? {
+                Body::Text(t) => t,
+                Body::Blocks(blocks) => joined_text(&blocks, None)?,
+            };
+            answer_missing(&mut open_calls, &mut messages);
+            messages.push(ChatMessage {
+                role: "system",
+                content: Some(Content::Text(text)),
+                tool_calls: vec![],
+                tool_call_id: None,
+            });
+            continue;
+        }
+        if m.role != "user" && m.role != "assistant" {
+            return Err(bad(format_args!("a message of role {:?}", m.role)));
+        }
+        if m.role == "assistant" && i + 1 == req.messages.len() {
+            return Err(bad("a prefilled assistant turn (the last message is the assistant's): Chat Completions would take it as a finished turn"));
+        }
         let blocks = match content(m.content)? {
             Body::Text(t) => {
                 answer_missing(&mut open_calls, &mut messages);
@@ -373,7 +458,8 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
                     }
                     // Earlier turns' thinking is not sent back (no Chat Completions field takes
                     // it); server tools' blocks ran at Anthropic and have no meaning here.
-                    _ => {}
+                    kind if skipped(kind) => {}
+                    kind => return Err(bad(format_args!("a content block of type {kind:?}"))),
                 }
             }
             let content = match text.len() {
@@ -393,14 +479,11 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
             match &*b.kind {
                 "tool_result" => {
                     let id = b.tool_use_id.ok_or_else(|| bad("a tool_result block without a tool_use_id"))?;
-                    let (mut text, images) = match b.content.map(content).transpose()? {
-                        None => (Text::Made(String::new()), Vec::new()),
-                        Some(Body::Text(t)) => (t, Vec::new()),
-                        Some(Body::Blocks(inner)) => {
-                            let images: Result<Vec<Part>, String> =
-                                inner.iter().filter(|b| b.kind == "image").map(image).collect();
-                            (joined_text(&inner)?, images?)
-                        }
+                    let mut images = Vec::new();
+                    let mut text = match b.content.map(content).transpose()? {
+                        None => Text::Made(String::new()),
+                        Some(Body::Text(t)) => t,
+                        Some(Body::Blocks(inner)) => joined_text(&inner, Some(&mut images))?,
                     };
                     if b.is_error {
                         let s = text.string();
@@ -426,19 +509,12 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
                         parts.push(Part::Text { text: Text::Made(note) });
                     }
                 }
-                "text" => {
-                    if let Some(t) = b.text {
-                        parts.push(Part::Text { text: Text::raw(t)? });
+                "image" => parts.push(image(&b)?),
+                _ => {
+                    if let Some(text) = block_text(&b)? {
+                        parts.push(Part::Text { text });
                     }
                 }
-                "image" => parts.push(image(&b)?),
-                "document" => match b.source.as_ref() {
-                    Some(Source { kind, data: Some(data), .. }) if kind == "text" => {
-                        parts.push(Part::Text { text: Text::Made(data.to_string()) })
-                    }
-                    _ => return Err(bad("documents other than plain text (PDF, say) have no Chat Completions form")),
-                },
-                _ => {} // thinking, server tools' blocks: see above
             }
         }
         answer_missing(&mut open_calls, &mut messages);
@@ -475,7 +551,13 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
                 "none" => serde_json::json!("none"),
                 "tool" => {
                     let name = c.name.as_deref().ok_or_else(|| bad("tool_choice \"tool\" without a name"))?;
-                    serde_json::json!({"type": "function", "function": {"name": name}})
+                    if tools.iter().any(|t| t.function.name == name) {
+                        serde_json::json!({"type": "function", "function": {"name": name}})
+                    } else {
+                        // A server tool left out above: naming it would be refused; the model
+                        // chooses among the tools it has.
+                        serde_json::json!("auto")
+                    }
                 }
                 other => return Err(bad(format_args!("tool_choice of type {other:?}"))),
             };
@@ -490,6 +572,12 @@ pub fn to_chat(body: &[u8], opts: &Options, rename: impl FnOnce(&str) -> Option<
         }),
         _ => None,
     };
+    if req.stop_sequences.len() > MAX_STOP {
+        return Err(bad(format_args!(
+            "{} stop_sequences (Chat Completions takes at most {MAX_STOP})",
+            req.stop_sequences.len()
+        )));
+    }
     let (max_tokens, max_completion_tokens) =
         if opts.max_completion_tokens { (None, req.max_tokens) } else { (req.max_tokens, None) };
     let chat = ChatRequest {

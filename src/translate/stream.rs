@@ -52,6 +52,8 @@ pub struct Stream {
     /// that ends without one never answered.
     answered: bool,
     finish: Option<&'static str>,
+    /// The stop sequence that ended the message, where the provider said which.
+    stop_sequence: Option<String>,
     usage: Usage,
 }
 
@@ -103,6 +105,15 @@ struct Choice<'a> {
     delta: Option<Delta<'a>>,
     #[serde(borrow)]
     finish_reason: Option<Cow<'a, str>>,
+    /// The stop string that matched, where the provider says (vLLM, SGLang: `stop_reason`).
+    #[serde(borrow)]
+    stop_reason: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The stop sequence a choice says matched: its `stop_reason`, when that is a string (vLLM's is
+/// a token id when a stop token ended it).
+pub(super) fn matched_stop(stop_reason: Option<&serde_json::value::RawValue>) -> Option<String> {
+    stop_reason.and_then(|r| serde_json::from_str::<String>(r.get()).ok()).filter(|s| !s.is_empty())
 }
 
 /// A chunk's `delta`, or a whole reply's `message` (the same fields, whole).
@@ -118,6 +129,9 @@ pub(super) struct Delta<'a> {
     refusal: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(super) tool_calls: Option<Vec<ToolDelta<'a>>>,
+    /// The legacy single call (before `tool_calls`): one call, no id.
+    #[serde(borrow)]
+    pub(super) function_call: Option<FunctionDelta<'a>>,
 }
 
 impl Delta<'_> {
@@ -135,7 +149,7 @@ impl Delta<'_> {
 /// A tool call, or (streamed) a fragment of one.
 #[derive(Deserialize)]
 pub(super) struct ToolDelta<'a> {
-    index: Option<u64>,
+    pub(super) index: Option<u64>,
     #[serde(borrow)]
     pub(super) id: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -322,14 +336,16 @@ impl Stream {
             if let Some(d) = choice.delta {
                 self.answered |= !d.reasoning().is_empty()
                     || d.texts().next().is_some()
-                    || d.tool_calls.as_ref().is_some_and(|t| !t.is_empty());
+                    || d.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
+                    || d.function_call.is_some();
                 if !d.reasoning().is_empty() {
                     self.thinking(d.reasoning(), out);
                 }
                 for text in d.texts() {
                     self.text(text, out);
                 }
-                for t in d.tool_calls.into_iter().flatten() {
+                let legacy = d.function_call.map(|f| ToolDelta { index: Some(0), id: None, function: Some(f) });
+                for t in d.tool_calls.into_iter().flatten().chain(legacy) {
                     if self.ended {
                         return;
                     }
@@ -339,6 +355,9 @@ impl Stream {
             if let Some(f) = choice.finish_reason.as_deref().filter(|f| !f.is_empty()) {
                 self.finish = Some(stop_reason(f));
                 self.answered = true;
+                if f == "stop" {
+                    self.stop_sequence = matched_stop(choice.stop_reason);
+                }
             }
         }
     }
@@ -499,13 +518,14 @@ impl Stream {
         }
         let stop = match self.finish.unwrap_or("end_turn") {
             "end_turn" if !self.calls.is_empty() => "tool_use",
+            "end_turn" if self.stop_sequence.is_some() => "stop_sequence",
             s => s,
         };
         let Usage { input, output, cache_read } = self.usage;
         event(
             out,
             "message_delta",
-            &json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+            &json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": self.stop_sequence},
                     "usage": {"input_tokens": input, "output_tokens": output, "cache_read_input_tokens": cache_read}}),
         );
         event(out, "message_stop", &json!({"type": "message_stop"}));

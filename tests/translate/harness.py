@@ -140,6 +140,16 @@ CASES = {
     # An answer that is not there, and a provider's error in a 200, are failed attempts.
     "empty-choices": (200, "text/event-stream", sse({"id": "c", "choices": []}, {"id": "c", "choices": [
         {"index": 0, "delta": None}]}, USAGE), "whole"),
+    # A context-length error worded as Anthropic words it; a matched stop sequence; a legacy call.
+    "context": (400, "application/json", json.dumps({"error": {
+        "message": "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+                   "130512 tokens. Please reduce the length of the messages.",
+        "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}), "whole"),
+    "stop-seq": (200, "text/event-stream", sse(delta(content="1 2 3"), {"id": "chatcmpl-1", "choices": [
+        {"index": 0, "delta": {}, "finish_reason": "stop", "stop_reason": "END"}]}, USAGE), "whole"),
+    "legacy-call": (200, "text/event-stream", sse(delta(function_call={"name": "Bash", "arguments": '{"comm'}),
+                                                  delta(function_call={"arguments": 'and": "ls"}'}),
+                                                  finish("function_call"), USAGE), "whole"),
     "error-200": (200, "application/json", json.dumps({"error": {"message": "Provider returned error", "code": 502,
                                                                  "metadata": {"provider_name": "X"}}}), "whole"),
     "garbage": (200, "text/event-stream", sse(delta(content="fine so far"), done=False) + "data: {not json\n\n", "whole"),
@@ -478,6 +488,41 @@ def main():
                 return
             raise AssertionError("a provider's error read as a reply")
         case("a 200 that carries the provider's error fails over; alone, its message reaches the client", error_in_a_200)
+
+        def context():
+            try:
+                stream(c, "context")
+            except anthropic.BadRequestError as e:
+                msg = e.body["error"]["message"]
+                assert msg == "prompt is too long: 130512 tokens > 128000 maximum", msg
+                import re
+                m = re.search(r"prompt is too long[^0-9]*(\d+)\s*tokens?\s*>\s*(\d+)", msg, re.I)
+                assert m and (m[1], m[2]) == ("130512", "128000"), msg  # Claude Code's own pattern
+                return
+            raise AssertionError("no error")
+        case("a context-length error reads as Anthropic's 'prompt is too long: N tokens > M maximum'", context)
+
+        def stop_seq():
+            m = stream(c, "stop-seq", stop_sequences=["END"])
+            assert m.stop_reason == "stop_sequence" and m.stop_sequence == "END", (m.stop_reason, m.stop_sequence)
+        case("a stop sequence the provider says matched", stop_seq)
+
+        def legacy_call():
+            m = stream(c, "legacy-call")
+            assert [(b.type, b.name, b.input) for b in m.content] == [("tool_use", "Bash", {"command": "ls"})], m.content
+        case("a legacy function_call is a tool_use block", legacy_call)
+
+        def tool_result_content():
+            history = HISTORY[:2] + [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": [
+                {"type": "search_result", "source": "https://example.com/a", "title": "A page",
+                 "content": [{"type": "text", "text": "the answer is 42"}]},
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes say hi"}}]}]}]
+            with c.messages.stream(model="text", max_tokens=64, messages=history, tools=TOOLS) as s:
+                s.get_final_message()
+            tool = [m for m in Mock.seen[-1]["body"]["messages"] if m["role"] == "tool"][0]
+            for want in ("A page", "https://example.com/a", "the answer is 42", "notes say hi"):
+                assert want in tool["content"], tool
+        case("search results and text documents in a tool result are kept", tool_result_content)
 
         def claude_code():
             import urllib.request

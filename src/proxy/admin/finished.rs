@@ -60,6 +60,7 @@ impl Shared {
         let model = ex.tokens.as_ref().and_then(|(m, _)| m.as_deref()).unwrap_or("");
         set(&mut r.model, crate::store::usage::model_name(model));
         r.tokens = ex.tokens.as_ref().map(|(_, t)| t.clone());
+        set(&mut r.priced_as, ex.priced_as.as_deref().unwrap_or(""));
         if self.settings.access_log.is_some() {
             // Into this turn's batch (`Disk::send_lines`); a Vec cannot fail to take bytes.
             let batch = self.disk.line_buffer();

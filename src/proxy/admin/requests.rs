@@ -86,6 +86,8 @@ pub struct Record {
     /// The model ("" when the reply named none) and the tokens it reported.
     pub model: String,
     pub tokens: Option<crate::proxy::answer::usage::Tokens>,
+    /// The model whose price charged it, when not `model` ("" otherwise).
+    pub priced_as: String,
 }
 
 impl Default for Record {
@@ -113,6 +115,7 @@ impl Default for Record {
             last_ms: None,
             model: String::new(),
             tokens: None,
+            priced_as: String::new(),
         }
     }
 }
@@ -150,6 +153,7 @@ impl Record {
             tried: Tried(self),
             tokens: self.tokens.as_ref().map(|t| TokensLine {
                 model: some(&self.model),
+                priced_as: some(&self.priced_as),
                 input: t.input,
                 output: t.output,
                 cache_creation: t.cache_creation,
@@ -191,6 +195,8 @@ pub struct Line<'a> {
 #[derive(serde::Serialize)]
 struct TokensLine<'a> {
     model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priced_as: Option<&'a str>,
     input: u64,
     output: u64,
     cache_creation: u64,

@@ -9,21 +9,33 @@ use crate::store::usage::Counts;
 
 impl Shared {
     /// Count one response's usage: by endpoint and model, and by the request's session and
-    /// client key (`key`: the name its ticket holds), alerting when a budget is crossed.
+    /// client key (`key`: the name its ticket holds), alerting when a budget is crossed. Its cost
+    /// is the answering model's price, or, when no price names that model (a translated or
+    /// renamed answer: `glm-4.6`), the price of `asked`, the model the client asked for; that
+    /// name is returned when it was the one used.
+    #[allow(clippy::too_many_arguments)]
     pub(in crate::proxy) fn record_usage(
         &mut self,
         idx: usize,
         model: Option<&str>,
+        asked: Option<&str>,
         c: &Counts,
         session: Option<&str>,
         key: Option<&std::rc::Rc<str>>,
         now: Instant,
-    ) {
+    ) -> Option<String> {
         let ep = &mut self.endpoints[idx];
         ep.load.charge(&ep.cfg.caps, c.input_tokens.saturating_add(c.output_tokens), now);
         self.usage_day();
         self.usage.record(&self.usage_day.1, &self.endpoints[idx].cfg.id, model.unwrap_or("unknown"), c);
-        let cost = model.and_then(|m| self.settings.prices.cost(m, c)).unwrap_or(0.0);
+        let prices = &self.settings.prices;
+        let (cost, priced_as) = match model.and_then(|m| prices.cost(m, c)) {
+            Some(cost) => (cost, None),
+            None => match asked.and_then(|m| Some((prices.cost(m, c)?, m))) {
+                Some((cost, m)) => (cost, Some(m.to_string())),
+                None => (0.0, None),
+            },
+        };
         if let Some(s) = session {
             self.usage.record_session(&self.usage_day.1, s, c, cost);
         }
@@ -32,6 +44,7 @@ impl Shared {
             self.budget_crossed(name, &before, &after, now);
         }
         self.usage_changed(now);
+        priced_as
     }
 
     /// A client key's day went past one of its budgets with this response: alert once (a

@@ -34,6 +34,9 @@ struct Drain {
     translation: Option<Box<crate::proxy::upstream::translation::Translation>>,
     session: Option<String>,
     key: Option<KeyTicket>,
+    /// The model the client asked for, when the endpoint got another name (priced by it when the
+    /// answering model has no price).
+    asked: Option<String>,
     /// The request's input as its key's reservation estimates it (its size): charged when the
     /// answer never said its input (a translated stream says it only at its end).
     input_estimate: u64,
@@ -75,6 +78,7 @@ impl Drains {
             tracker,
             scan,
             translation: a.translation.take(),
+            asked: a.mapped.as_ref().map(|m| m.from.clone()),
             session: ex.session.take(),
             key: ex.key.take(),
             input_estimate: (ex.body.len() as u64).saturating_add(ex.body_dropped)
@@ -179,7 +183,8 @@ impl Drain {
             tokens.input = d.input_estimate;
         }
         let key = d.key.as_ref().map(|t| &t.name);
-        sh.record_usage(d.endpoint, model.as_deref(), &tokens.counts(), d.session.as_deref(), key, now);
+        let asked = d.asked.as_deref();
+        sh.record_usage(d.endpoint, model.as_deref(), asked, &tokens.counts(), d.session.as_deref(), key, now);
         let how = match (estimated, input_unsaid) {
             (false, _) => "the answer's final usage",
             (true, false) => "output estimated from the deltas read",

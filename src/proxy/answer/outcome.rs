@@ -35,6 +35,7 @@ impl Conn<'_> {
         let until_close = a.resp.as_ref().is_some_and(|h| h.framing == BodyFraming::UntilClose);
         let primed = a.phase == AttemptPhase::Priming;
         let usage = a.scan.as_ref().and_then(|s| s.usage());
+        let asked = a.mapped.as_ref().map(|m| m.from.clone());
         let up = a.up;
         let idx = a.endpoint;
         let responded = ex.responded();
@@ -73,7 +74,8 @@ impl Conn<'_> {
             self.sh.blame(idx, &failure, retry_after, now);
         } // (outside the API: never a verdict on the endpoint)
         if let Some((model, t)) = usage {
-            self.charge(idx, model.as_deref(), &t.counts(), now); // billed, even if it broke
+            self.charge(idx, model.as_deref(), asked.as_deref(), &t.counts(), now);
+            // billed, even if it broke
         }
         if primed && !responded && can_retry && attempts < MAX_ATTEMPTS {
             self.sh.stats.stream_retries += 1;
@@ -141,7 +143,7 @@ impl Conn<'_> {
             self.net.release_upstream(self.sh, k, reuse, now);
         }
         if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
-            self.charge(idx, model.as_deref(), &t.counts(), now);
+            self.charge(idx, model.as_deref(), a.mapped.as_ref().map(|m| m.from.as_str()), &t.counts(), now);
             // A model this endpoint just served: what its recovery probe asks for, unless told.
             if let Some(m) = model.as_deref().filter(|_| (200..300).contains(&status)) {
                 let ep = &mut self.sh.endpoints[idx];

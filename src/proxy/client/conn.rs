@@ -51,10 +51,19 @@ impl Conn<'_> {
     }
 
     /// `record_usage` for this connection's exchange: its session and key.
-    pub fn charge(&mut self, idx: usize, model: Option<&str>, counts: &crate::store::usage::Counts, now: Instant) {
-        if let ClientPhase::Exchange(ex) = &self.c.phase {
+    /// `asked`: the model the client asked for, when the endpoint got another name (its price
+    /// applies when the answering model has none).
+    pub fn charge(
+        &mut self,
+        idx: usize,
+        model: Option<&str>,
+        asked: Option<&str>,
+        counts: &crate::store::usage::Counts,
+        now: Instant,
+    ) {
+        if let ClientPhase::Exchange(ex) = &mut self.c.phase {
             let key = ex.key.as_ref().map(|t| &t.name);
-            self.sh.record_usage(idx, model, counts, ex.session.as_deref(), key, now);
+            ex.priced_as = self.sh.record_usage(idx, model, asked, counts, ex.session.as_deref(), key, now);
         }
     }
 }

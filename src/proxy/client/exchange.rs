@@ -187,6 +187,7 @@ impl Conn<'_> {
             usage_unread: false,
             first_byte: None,
             model_mapped: None,
+            priced_as: None,
             headroom_skip: None,
             out_start,
             tokens: None,

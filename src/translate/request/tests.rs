@@ -75,3 +75,74 @@ fn what_has_no_form_is_refused_with_a_reason() {
     assert!(to_chat(b"not json", &Options::default(), |_| None).is_err());
     assert!(to_chat(br#"{"model":"m","messages":"x"}"#, &Options::default(), |_| None).is_err());
 }
+
+/// Tool results keep everything they carry: search results, text documents and images; never a
+/// 400 for content that has a form, never an empty result.
+#[test]
+fn tool_result_content_is_never_dropped() {
+    let out = chat(json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "look it up"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Search", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+            {"type": "search_result", "source": "https://example.com/a", "title": "A page",
+             "content": [{"type": "text", "text": "the answer is 42"}]},
+            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes.txt says hi"}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAA"}}]}]}]}));
+    let tool = &out["messages"][2];
+    assert_eq!(tool["role"], "tool");
+    let text = tool["content"].as_str().unwrap();
+    for want in ["A page", "https://example.com/a", "the answer is 42", "notes.txt says hi"] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+    assert_eq!(out["messages"][3]["content"][0]["image_url"]["url"], "data:image/png;base64,AAA");
+}
+
+/// What has no form is refused by name, never dropped or rewritten silently: an unknown block, an
+/// image in `system`, a `system` message, a prefilled last assistant turn, too many stop sequences.
+/// A tool_choice naming a server tool that was left out is not sent.
+#[test]
+fn unknown_blocks_system_images_roles_prefill_and_stops_are_refused_by_name() {
+    let refuse = |req: Value, want: &str| {
+        let e = to_chat(req.to_string().as_bytes(), &Options::default(), |_| None).err().expect("refused");
+        assert!(e.contains(want), "{want} in {e}");
+    };
+    let user =
+        |content: Value| json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": content}]});
+    refuse(user(json!([{"type": "container_upload", "file_id": "f"}])), "\"container_upload\"");
+    refuse(
+        json!({"model": "m", "system": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A"}}],
+               "messages": [{"role": "user", "content": "hi"}]}),
+        "image in a system prompt",
+    );
+    refuse(
+        json!({"model": "m", "messages": [{"role": "tool", "content": "x"}, {"role": "user", "content": "hi"}]}),
+        "role \"tool\"",
+    );
+    refuse(
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A"}}]}]}),
+        "image in a system",
+    );
+    // A system message (Claude Code sends one after the user's turn) is one, in place.
+    let out = chat(
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": "agents: A, B"}]}),
+    );
+    assert_eq!(out["messages"][1], json!({"role": "system", "content": "agents: A, B"}));
+    refuse(
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "The answer is"}]}),
+        "prefilled",
+    );
+    let mut five = user(json!("hi"));
+    five["stop_sequences"] = json!(["a", "b", "c", "d", "e"]);
+    refuse(five, "5 stop_sequences");
+    // Known blocks that mean something only at Anthropic are left out, as documented.
+    let out = chat(json!({"model": "m", "messages": [
+        {"role": "user", "content": "search"},
+        {"role": "assistant", "content": [{"type": "redacted_thinking", "data": "x"}, {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}},
+                                          {"type": "web_search_tool_result", "tool_use_id": "s", "content": []}, {"type": "text", "text": "found"}]},
+        {"role": "user", "content": "thanks"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}, {"name": "Bash", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "tool", "name": "web_search"}}));
+    assert_eq!(out["messages"][1], json!({"role": "assistant", "content": "found"}));
+    assert_eq!(out["tool_choice"], "auto", "the server tool it named was left out");
+}

@@ -332,3 +332,26 @@ fn held_data_is_bounded() {
     assert!(s.failure().is_some_and(|f| f.contains("4 MiB")), "{:?}", s.failure());
     assert!(s.held <= MAX_HELD);
 }
+
+/// The stop sequence the provider says matched (vLLM's `stop_reason`) is `stop_sequence`; a
+/// legacy `function_call` is a tool_use block.
+#[test]
+fn a_matched_stop_sequence_and_a_legacy_function_call() {
+    let (m, _) =
+        check(&sse(&[r#"{"choices":[{"delta":{"content":"1 2 3"},"finish_reason":"stop","stop_reason":"END"}]}"#]));
+    assert_eq!(m["stop"], "stop_sequence");
+    let (m, _) =
+        check(&sse(&[r#"{"choices":[{"delta":{"content":"x"},"finish_reason":"stop","stop_reason":128009}]}"#]));
+    assert_eq!(m["stop"], "end_turn", "a stop token is not a stop sequence");
+    let s = sse(&[
+        r#"{"choices":[{"delta":{"function_call":{"name":"Bash","arguments":"{\"comm"}}}]}"#,
+        r#"{"choices":[{"delta":{"function_call":{"arguments":"and\":\"ls\"}"}}}]}"#,
+        r#"{"choices":[{"delta":{},"finish_reason":"function_call"}]}"#,
+    ]);
+    let (m, _) = check(&s);
+    assert_eq!(
+        (m["content"][0]["name"].as_str(), &m["content"][0]["input"]),
+        (Some("Bash"), &json!({"command": "ls"}))
+    );
+    assert_eq!(m["stop"], "tool_use");
+}
