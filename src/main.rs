@@ -94,7 +94,7 @@ fn run() -> Result<()> {
         Command::RouteList { cluster, json } => cli::routes::list(&cluster, json)?,
         Command::RouteRemove { cluster, n } => cli::routes::remove(&cluster, &n)?,
         Command::ClusterShow { name, json } => commands::cluster_show(&name, json)?,
-        Command::Remove { name, yes } => cli::profiles::remove(&name, yes)?,
+        Command::Remove { name, yes, force } => cli::profiles::remove(&name, yes, force)?,
         Command::Uninstall { yes } => cli::uninstall::run(&home, yes)?,
         Command::Status { json } => cli::profiles::status(&home, json)?,
         Command::ConfigSet { key, value } => cli::profiles::config_set(&key, &value)?,

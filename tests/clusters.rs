@@ -245,14 +245,74 @@ fn bad_routes_and_fallbacks_are_refused_and_a_reload_keeps_the_running_ones() {
     let body = claude_code_body("claude-haiku-4-5-20251001");
     assert_eq!(post(&proxy, &body).header("x-qcc-cluster"), Some("other"));
 
-    // A hand edit that routes to a cluster that is not there: the reload is refused.
+    // A hand edit that routes to a cluster that is not there: the reload skips that route, says
+    // so naming it, and applies the rest (a removed cluster never leaves a config that cannot load).
     edit_config(&home, |cfg| {
         cfg["profiles"]["main"]["routes"] = serde_json::json!([{"model": "claude-*", "to": "gone"}])
     });
     let out = home.run(&["proxy", "reload"]);
-    assert!(!out.status.success() && stderr(&out).contains("gone"), "{}", stderr(&out));
-    assert_eq!(post(&proxy, &body).header("x-qcc-cluster"), Some("other"), "the running routes kept");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        wait_until(Duration::from_secs(3), || proxy
+            .log()
+            .contains("cluster 'main': route 1 (model claude-*) goes to cluster 'gone'")),
+        "{}",
+        proxy.log()
+    );
+    assert_eq!(post(&proxy, &body).header("x-qcc-cluster"), Some("main"), "the route to nowhere is skipped");
+    // A cycle is still refused whole: the running clusters are kept.
+    edit_config(&home, |cfg| {
+        cfg["profiles"]["main"]["fallback"] = serde_json::json!(["other"]);
+    });
+    let out = home.run(&["proxy", "reload"]);
+    assert!(!out.status.success() && stderr(&out).contains("fallback cycle"), "{}", stderr(&out));
     assert_eq!(post(&proxy, &claude_code_body("claude-sonnet-4-5")).header("x-qcc-cluster"), Some("main"));
+}
+
+/// A cluster that a route, a fallback chain or priority.json names is not removed from under
+/// them: the refusal names each; `--force` removes them too, and the running proxy, a reload and
+/// a restart all go on.
+#[test]
+fn removing_a_cluster_that_something_names() {
+    let main = MockUpstream::start(reply("claude-sonnet-4-5"));
+    let cheap = MockUpstream::start(reply("claude-haiku-4-5"));
+    let home = TempHome::new();
+    add(&home, "work", "w", &main.url(), &[]);
+    add(&home, "cheap", "c", &cheap.url(), &[]);
+    add(&home, "spare", "s", &main.url(), &[]);
+    ok(&home, &["route", "add", "work", "--model", "claude-*haiku*", "--to", "cheap"]);
+    ok(&home, &["cluster", "set", "spare", "--fallback", "cheap"]);
+    ok(&home, &["priority", "set", "cheap", "secondary"]);
+    let proxy = Proxy::start(&home, &["--cluster", "work"]);
+    let haiku = claude_code_body("claude-haiku-4-5-20251001");
+    assert_eq!(post(&proxy, &haiku).header("x-qcc-cluster"), Some("cheap"));
+
+    let before = std::fs::read(home.config()).expect("config");
+    let out = home.run(&["remove", "cheap", "--yes"]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && err.lines().count() == 1, "{err}");
+    for who in
+        ["route 1 of 'work' (model claude-*haiku*)", "the fallback chain of 'spare'", "priority.json (secondary)"]
+    {
+        assert!(err.contains(who), "{who} in {err}");
+    }
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(home.config()).expect("config"), before, "nothing written");
+
+    let said = ok(&home, &["remove", "cheap", "--yes", "--force"]);
+    assert!(said.contains("removed profile 'cheap'") && said.contains("route 1 of 'work'"), "{said}");
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(home.config()).expect("config")).expect("JSON");
+    assert!(cfg["profiles"].get("cheap").is_none() && cfg["profiles"]["work"].get("routes").is_none(), "{cfg}");
+    assert!(cfg["profiles"]["spare"].get("fallback").is_none(), "{cfg}");
+    let prio = std::fs::read_to_string(home.home().join("priority.json")).expect("priority.json");
+    assert!(!prio.contains("\"cheap\""), "{prio}");
+    // The running proxy took it at once; reload and restart work.
+    assert_eq!(post(&proxy, &haiku).header("x-qcc-cluster"), Some("work"));
+    let out = home.run(&["proxy", "reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(proxy);
+    let proxy = Proxy::start(&home, &["--cluster", "work"]);
+    assert_eq!(post(&proxy, &haiku).status, 200);
 }
 
 /// The Python qcc's profile priorities as a fallback chain: a proxy started without --cluster

@@ -147,9 +147,12 @@ pub enum Command {
     Uninstall {
         yes: bool,
     },
+    /// `qcc remove NAME --yes [--force]`: refused while a route, a fallback chain or
+    /// priority.json names the cluster, unless `force` removes those references too.
     Remove {
         name: String,
         yes: bool,
+        force: bool,
     },
     Status {
         json: bool,

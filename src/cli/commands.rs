@@ -154,7 +154,7 @@ pub(super) fn apply_live(cluster: &str) {
         ConfigFile::load_user()
             .ok()
             .and_then(|f| crate::store::served::served(&f, &main, None).ok())
-            .is_some_and(|list| list.iter().any(|c| c.name == cluster))
+            .is_some_and(|s| s.clusters.iter().any(|c| c.name == cluster))
     };
     if main != cluster && !leads_there() {
         return;

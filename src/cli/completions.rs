@@ -20,7 +20,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("route remove", &[]),
     ("cluster show", &["--json"]),
     ("default", &[]),
-    ("remove", &["--yes"]),
+    ("remove", &["--yes", "--force"]),
     ("uninstall", &["--yes"]),
     ("presets", &["--json"]),
     ("status", &["--json"]),

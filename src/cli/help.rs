@@ -75,7 +75,7 @@ PROFILES (the Python qcc's commands, without prompts):
     list [--json]                                    profiles, the default marked
     use NAME [--port P] [--direct] [-- ARGS]         start Claude Code on NAME through a proxy
     default NAME                                     set the default profile
-    remove NAME --yes                                delete a profile
+    remove NAME --yes [--force]                      delete a profile (--force: and what names it)
     uninstall [--yes]                                remove this machine's qcc config
     status [--json]                                  config, default, whether a proxy runs
     config list [--json] | config set KEY VALUE      profiles with endpoints | settings.KEY
@@ -149,8 +149,10 @@ qcc use [NAME] [--port P] [--no-launch] [--dry-run] [--direct] [-- ARGS...]
                  Claude Code's settings.json (the Python qcc's `use`), with no failover
 qcc (no command) [--port P] [--dry-run] [-- ARGS...]
     `qcc use` with the default profile, else the most recently used one.
-qcc remove NAME --yes
-    Without --yes it asks on a terminal and refuses (exit 1) otherwise.
+qcc remove NAME --yes [--force]
+    Without --yes it asks on a terminal and refuses (exit 1) otherwise. Refused while another
+    cluster's route or fallback chain, or priority.json, names NAME (each is listed); --force
+    removes those references too.
 qcc uninstall [--yes]
     Removes this machine's qcc config: the config file ($QCC_CONFIG, ~/.fastcc/cache.json) and
     $QCC_HOME (~/.qcc: client keys, usage, the request history, the access key). The synced

@@ -117,7 +117,8 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         }
         "remove" => {
             let yes = args.contains(["-y", "--yes"]);
-            Command::Remove { name: positional(args, "a profile NAME", group)?, yes }
+            let force = args.contains("--force");
+            Command::Remove { name: positional(args, "a profile NAME", group)?, yes, force }
         }
         "status" => Command::Status { json: args.contains("--json") },
         "uninstall" => Command::Uninstall { yes: args.contains(["-y", "--yes"]) },

@@ -80,9 +80,20 @@ pub fn list(json_out: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn remove(name: &str, yes: bool) -> Result<()> {
+pub fn remove(name: &str, yes: bool, force: bool) -> Result<()> {
     let mut config = ConfigFile::edit_user()?;
     config.cluster(name)?; // an unknown name fails before any question
+    let home = crate::store::fsutil::qcc_home();
+    let mut priorities = crate::store::priority::Priorities::edit(&home)?;
+    let levels = priorities.levels_of(name);
+    let mut refs: Vec<String> = config.references_to(name).iter().map(ToString::to_string).collect();
+    refs.extend(levels.iter().map(|l| format!("priority.json ({l})")));
+    if !refs.is_empty() && !force {
+        return Err(Error::Invalid(format!(
+            "cluster '{name}' is named by {}: remove those first, or give --force to remove them too",
+            refs.join(", ")
+        )));
+    }
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(Error::Failed(format!("refusing to remove '{name}' without --yes (stdin is not a terminal)")));
@@ -94,9 +105,23 @@ pub fn remove(name: &str, yes: bool) -> Result<()> {
             return Err(Error::Failed("not removed".into()));
         }
     }
+    config.drop_references_to(name)?;
     let default = config.remove_profile(name)?;
     config.save()?;
+    if !levels.is_empty() {
+        priorities.forget(name);
+        priorities.save()?;
+    }
     println!("removed profile '{name}'; default is now {}", default.as_deref().unwrap_or("none"));
+    if !refs.is_empty() {
+        println!("removed what named it: {}", refs.join(", "));
+        // A running proxy that served those routes or chains takes the change now.
+        if let Some((_, main)) = super::control::serving(&home) {
+            if main != name {
+                super::commands::apply_live(&main);
+            }
+        }
+    }
     Ok(())
 }
 

@@ -326,7 +326,13 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
     // priorities' policy turned auto-failover off).
     let chain = prioritised.as_ref().map(|p| priorities.chain_after(p, &config.profile_names()));
     let (clusters, builtin_default) = match given.or(prioritised).or_else(|| config.implied_cluster()) {
-        Some(name) => (crate::store::served::served(&config, &name, chain.as_deref())?, false),
+        Some(name) => {
+            let served = crate::store::served::served(&config, &name, chain.as_deref())?;
+            for why in &served.skipped {
+                eprintln!("qcc: warning: {why}");
+            }
+            (served.clusters, false)
+        }
         None if !config.profile_names().is_empty() => {
             return Err(Error::Usage(format!(
                 "no default cluster: give --cluster (one of: {}), or set one with `qcc default NAME`",

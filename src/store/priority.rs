@@ -82,6 +82,31 @@ impl Priorities {
         self.root.get("priority_map")?.get(level)?.as_str()
     }
 
+    /// The levels at which `profile` stands, and `active` when it is the active profile.
+    pub fn levels_of(&self, profile: &str) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = LEVELS.iter().copied().filter(|l| self.at(l) == Some(profile)).collect();
+        if self.active() == Some(profile) {
+            out.push("active");
+        }
+        out
+    }
+
+    /// `profile` is gone: it leaves its level, and stops being the active profile (the primary,
+    /// if any, is then).
+    pub fn forget(&mut self, profile: &str) {
+        if let Some(map) = self.root.get_mut("priority_map").and_then(Value::as_object_mut) {
+            for (_, p) in map.iter_mut() {
+                if p.as_str() == Some(profile) {
+                    *p = Value::Null;
+                }
+            }
+        }
+        if self.active() == Some(profile) {
+            let next = self.at("primary").map_or(Value::Null, |p| json!(p));
+            self.root.insert("active_profile".into(), next);
+        }
+    }
+
     pub fn active(&self) -> Option<&str> {
         self.root.get("active_profile")?.as_str()
     }

@@ -13,12 +13,26 @@ use crate::error::{Error, Result};
 /// At most this many clusters served by one proxy (a request's chain is a bit mask).
 pub const MAX_SERVED: usize = 64;
 
+/// What a proxy for a cluster serves, and what it had to leave out.
+#[derive(Debug)]
+pub struct Served {
+    /// The started cluster first.
+    pub clusters: Vec<ClusterConfig>,
+    /// A route or fallback that names a cluster the file does not have, skipped: one line each,
+    /// naming where the reference is (a route, a fallback chain, priority.json).
+    pub skipped: Vec<String>,
+}
+
 /// The clusters a proxy for `main` serves, `main` first: it, the clusters its routes name, and
 /// every cluster in their fallback chains. `chain`, when given, replaces `main`'s own fallback
-/// (the profile priorities' secondary and fallback profiles). An unknown cluster, a fallback
-/// cycle or a route to `main` itself is an error that names it.
-pub fn served(file: &ConfigFile, main: &str, chain: Option<&[String]>) -> Result<Vec<ClusterConfig>> {
+/// (the profile priorities' secondary and fallback profiles, from priority.json). A route or
+/// fallback to a cluster the file does not have is skipped and said in `skipped` (a removed
+/// cluster never stops a proxy from starting or reloading); a fallback cycle or a route to
+/// `main` itself is an error that names it. Edits are held to more: `check_served`.
+pub fn served(file: &ConfigFile, main: &str, chain: Option<&[String]>) -> Result<Served> {
     let mut first = file.cluster(main)?;
+    let mut skipped = Vec::new();
+    let from_priorities = chain.is_some();
     if let Some(chain) = chain {
         first.fallback = chain.iter().filter(|c| c.as_str() != main).cloned().collect();
     }
@@ -27,9 +41,35 @@ pub fn served(file: &ConfigFile, main: &str, chain: Option<&[String]>) -> Result
             return Err(Error::Invalid(format!("cluster '{main}': route {} goes to '{main}' itself", r.describe())));
         }
     }
+    let exists = |name: &str| file.profile_names().iter().any(|n| n == name);
+    let path = file.path().display().to_string();
+    let mut n = 0;
+    first.routes.retain(|r| {
+        n += 1;
+        let keep = exists(&r.to);
+        if !keep {
+            skipped.push(format!(
+                "cluster '{main}': route {n} ({}) goes to cluster '{}', which is not in {path}: the route is skipped",
+                r.describe(),
+                r.to
+            ));
+        }
+        keep
+    });
     let mut out = vec![first];
     let mut i = 0;
     while i < out.len() {
+        let owner = out[i].name.clone();
+        out[i].fallback.retain(|f| {
+            let keep = exists(f);
+            if !keep {
+                skipped.push(match (i, from_priorities) {
+                    (0, true) => format!("priority.json names profile '{f}', which is not in {path}: it is skipped"),
+                    _ => format!("cluster '{owner}': its fallback '{f}' is not in {path}: it is skipped"),
+                });
+            }
+            keep
+        });
         let mut next: Vec<String> = out[i].fallback.clone();
         if i == 0 {
             next.extend(out[0].routes.iter().map(|r| r.to.clone()));
@@ -38,15 +78,7 @@ pub fn served(file: &ConfigFile, main: &str, chain: Option<&[String]>) -> Result
             if out.iter().any(|c| c.name == name) {
                 continue;
             }
-            let c = file.cluster(&name).map_err(|e| match e {
-                Error::Invalid(_) => Error::Invalid(format!(
-                    "cluster '{}' names cluster '{name}' (a route or fallback), which is not in {}",
-                    out[i].name,
-                    file.path().display()
-                )),
-                e => e,
-            })?;
-            out.push(c);
+            out.push(file.cluster(&name)?);
         }
         i += 1;
     }
@@ -56,7 +88,30 @@ pub fn served(file: &ConfigFile, main: &str, chain: Option<&[String]>) -> Result
     if let Some(cycle) = fallback_cycle(&out) {
         return Err(Error::Invalid(format!("fallback cycle: {}", cycle.join(" -> "))));
     }
-    Ok(out)
+    Ok(Served { clusters: out, skipped })
+}
+
+/// A reference to a cluster from another's routes or fallback chain (what `qcc remove` finds).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reference {
+    /// Route `n` (1-based) of `cluster`, described.
+    Route {
+        cluster: String,
+        n: usize,
+        rule: String,
+    },
+    Fallback {
+        cluster: String,
+    },
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Reference::Route { cluster, n, rule } => write!(f, "route {n} of '{cluster}' ({rule})"),
+            Reference::Fallback { cluster } => write!(f, "the fallback chain of '{cluster}'"),
+        }
+    }
 }
 
 /// A cycle in the fallback chains of `clusters` (names, the first repeated at the end).
@@ -134,9 +189,55 @@ impl ConfigFile {
         self.check_served(cluster)
     }
 
-    /// What a proxy for `cluster` would serve is valid (an edit is refused before it is written).
+    /// What a proxy for `cluster` would serve is valid, and names no cluster the file does not
+    /// have (an edit is refused before it is written).
     fn check_served(&self, cluster: &str) -> Result<()> {
-        served(self, cluster, None).map(|_| ())
+        match served(self, cluster, None)?.skipped.into_iter().next() {
+            Some(first) => {
+                Err(Error::Invalid(first.replace(": the route is skipped", "").replace(": it is skipped", "")))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Every route and fallback chain of another cluster that names `name`.
+    pub fn references_to(&self, name: &str) -> Vec<Reference> {
+        let mut found = Vec::new();
+        for other in self.profile_names().into_iter().filter(|o| o != name) {
+            let Ok(c) = self.cluster(&other) else { continue };
+            for (i, r) in c.routes.iter().enumerate().filter(|(_, r)| r.to == name) {
+                found.push(Reference::Route { cluster: other.clone(), n: i + 1, rule: r.describe() });
+            }
+            if c.fallback.iter().any(|f| f == name) {
+                found.push(Reference::Fallback { cluster: other.clone() });
+            }
+        }
+        found
+    }
+
+    /// Take out every route to `name` and every mention of it in a fallback chain (`qcc remove
+    /// --force`), without checking what is left: `name` is about to go.
+    pub fn drop_references_to(&mut self, name: &str) -> Result<()> {
+        for other in self.profile_names().into_iter().filter(|o| o != name) {
+            let Ok(c) = self.cluster(&other) else { continue };
+            if c.routes.iter().any(|r| r.to == name) {
+                let routes: Vec<Route> = c.routes.into_iter().filter(|r| r.to != name).collect();
+                let profile = self.profile_mut(&other)?;
+                match routes.is_empty() {
+                    true => profile.remove("routes"),
+                    false => profile.insert("routes".into(), Value::Array(routes.iter().map(Route::to_json).collect())),
+                };
+            }
+            if c.fallback.iter().any(|f| f == name) {
+                let chain: Vec<&String> = c.fallback.iter().filter(|f| *f != name).collect();
+                let profile = self.profile_mut(&other)?;
+                match chain.is_empty() {
+                    true => profile.remove("fallback"),
+                    false => profile.insert("fallback".into(), json!(chain)),
+                };
+            }
+        }
+        Ok(())
     }
 }
 
@@ -163,14 +264,14 @@ mod tests {
         cheap["fallback"] = json!(["local"]);
         let f = file(json!({"main": main, "cheap": cheap, "big": one("https://c.example"),
             "glm": one("https://d.example"), "local": one("http://127.0.0.1:9")}));
-        let names: Vec<String> = served(&f, "main", None).unwrap().into_iter().map(|c| c.name).collect();
+        let names: Vec<String> = served(&f, "main", None).unwrap().clusters.into_iter().map(|c| c.name).collect();
         assert_eq!(names, ["main", "glm", "cheap", "big", "local"]);
         let c = f.cluster("main").unwrap();
         assert_eq!(c.routes[0].rule, Rule::Model("claude-*haiku*".into()));
         assert_eq!(c.routes[1].rule, Rule::When(When::Thinking));
         // A chain given (priorities) replaces the main cluster's own.
         let names: Vec<String> =
-            served(&f, "main", Some(&["big".to_string()])).unwrap().into_iter().map(|c| c.name).collect();
+            served(&f, "main", Some(&["big".to_string()])).unwrap().clusters.into_iter().map(|c| c.name).collect();
         assert_eq!(names, ["main", "big", "cheap", "local"]);
 
         let mut a = one("https://a.example");
@@ -180,10 +281,21 @@ mod tests {
         let e = served(&file(json!({"a": a, "b": b})), "a", None).unwrap_err().to_string();
         assert!(e.contains("fallback cycle: a -> b -> a"), "{e}");
 
+        // A route or fallback to a cluster that is gone is skipped, said where it is; an edit
+        // that would make one is refused.
         let mut a = one("https://a.example");
         a["routes"] = json!([{"model": "x*", "to": "nope"}]);
-        let e = served(&file(json!({"a": a})), "a", None).unwrap_err().to_string();
-        assert!(e.contains("'nope'"), "{e}");
+        a["fallback"] = json!(["gone", "b"]);
+        let s = served(&file(json!({"a": a, "b": one("https://b.example")})), "a", None).unwrap();
+        assert_eq!(s.clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(s.clusters[0].routes.is_empty());
+        assert!(s.skipped[0].contains("route 1 (model x*) goes to cluster 'nope'"), "{:?}", s.skipped);
+        assert!(s.skipped[1].contains("cluster 'a': its fallback 'gone'"), "{:?}", s.skipped);
+        let s = served(&file(json!({"a": one("https://a.example")})), "a", Some(&["old".to_string()])).unwrap();
+        assert!(s.skipped[0].starts_with("priority.json names profile 'old'"), "{:?}", s.skipped);
+        let mut f = file(json!({"a": one("https://a.example")}));
+        let e = f.set_fallback("a", &["nope".to_string()]).unwrap_err().to_string();
+        assert!(e.contains("'nope'") && !e.contains("skipped"), "{e}");
 
         let mut a = one("https://a.example");
         a["routes"] = json!([{"when": "colour", "to": "a"}]);

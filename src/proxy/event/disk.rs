@@ -369,7 +369,7 @@ fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Val
         if c.resolve(main, which).is_ok() {
             return Ok(main.to_string());
         }
-        let served = crate::store::served::served(c, main, paths.chain.as_deref())?;
+        let served = crate::store::served::served(c, main, paths.chain.as_deref())?.clusters;
         let found = served.iter().skip(1).find(|cl| c.resolve(&cl.name, which).is_ok());
         Ok(found.map_or(main, |cl| cl.name.as_str()).to_string())
     };
@@ -434,8 +434,12 @@ fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Val
 /// Read the served clusters, build their endpoints (reading their CA files).
 fn read_cluster(paths: &Paths) -> Result<Fresh, String> {
     let file = ConfigFile::load(&paths.config).map_err(|e| e.to_string())?;
-    let clusters =
+    let served =
         crate::store::served::served(&file, &paths.cluster, paths.chain.as_deref()).map_err(|e| e.to_string())?;
+    for why in &served.skipped {
+        log::warn!("{why}");
+    }
+    let clusters = served.clusters;
     let prices = file.prices().map_err(|e| e.to_string())?;
     let notify_urls = file.notify_urls().map_err(|e| e.to_string())?;
     // CA files are read again (they may have been renewed); endpoints share configs.
