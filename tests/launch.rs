@@ -359,3 +359,59 @@ fn qcc_use_without_a_name_offers_a_pick_list_on_a_terminal_only() {
     assert_eq!(v["cluster"], "beta", "the one picked: {said}");
     assert!(home.run(&["proxy", "stop"]).status.success());
 }
+
+/// A proxy started without `--cluster` serves the profile priorities, and comes back that way
+/// after `qcc proxy restart` (its chain, a `priority switch` made meanwhile); priority edits reach
+/// it at once: `set`/`policy` by a reload, a `switch` by a checked restart. A restart that could
+/// not start is refused before anything stops.
+#[test]
+fn a_priority_proxy_restarts_as_it_was_started_and_takes_priority_edits_live() {
+    let (a, b) = (MockUpstream::start(ok()), MockUpstream::start(ok()));
+    let home = TempHome::new();
+    for (name, url) in [("work", a.url()), ("spare", b.url())] {
+        let out = home.run(&["endpoint", "add", name, "--url", &url, "--key", "sk-test-000000000"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    for args in [&["priority", "set", "work", "primary"][..], &["priority", "set", "spare", "secondary"]] {
+        assert!(home.run(args).status.success());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let out = home.run(&["proxy", "start", "-d", "--port", &port.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = |home: &TempHome| -> serde_json::Value {
+        let out = home.run(&["proxy", "status", "--json"]);
+        serde_json::from_slice(&out.stdout).expect("status json")
+    };
+    let chain = |s: &serde_json::Value| s["clusters"][0]["chain"].as_array().cloned().unwrap_or_default();
+    assert_eq!((status(&home)["cluster"].as_str(), chain(&status(&home)).len()), (Some("work"), 0));
+    // `policy` reaches it at once: the secondary becomes its chain, no restart.
+    let pid = |home: &TempHome| std::fs::read_to_string(home.home().join("proxy.pid")).expect("pid file");
+    let before = pid(&home);
+    let out = home.run(&["priority", "policy", "--auto-failover"]);
+    assert!(out.status.success() && stderr(&out).contains("applied to the running proxy"), "{}", stderr(&out));
+    assert_eq!(chain(&status(&home)), [serde_json::json!("spare")]);
+    assert_eq!(pid(&home), before, "reloaded, not restarted");
+    // A restart keeps serving by priority, with the chain.
+    assert!(home.run(&["proxy", "restart"]).status.success());
+    let s = status(&home);
+    assert_eq!((s["cluster"].as_str(), chain(&s)), (Some("work"), vec![serde_json::json!("spare")]), "{s}");
+    // A switch restarts it to serve the new profile.
+    let out = home.run(&["priority", "switch", "spare"]);
+    assert!(out.status.success() && stderr(&out).contains("restarting it to serve 'spare'"), "{}", stderr(&out));
+    assert_eq!(status(&home)["cluster"], "spare");
+    let r =
+        crate::support::request(format!("127.0.0.1:{port}").parse().expect("addr"), "POST", "/v1/messages", &[], b"{}");
+    assert_eq!((r.status, r.header("x-qcc-cluster")), (200, Some("spare")));
+    // A config that cannot start: the restart is refused, naming why, and the proxy goes on.
+    let good = std::fs::read(home.config()).expect("config");
+    std::fs::write(home.config(), b"{ not json").expect("break config");
+    let out = home.run(&["proxy", "restart"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("goes on") && stderr(&out).contains("cache.json"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(home.config(), good).expect("restore config");
+    assert_eq!(status(&home)["cluster"], "spare", "still serving");
+    assert!(home.run(&["proxy", "stop"]).status.success());
+}

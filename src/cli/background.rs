@@ -118,7 +118,10 @@ pub fn ensure(home: &Path, cluster: &str, port: Option<u16>) -> Result<(PidInfo,
 }
 
 /// `qcc proxy restart`: the running proxy stopped (it drains first) and started again in the
-/// background on the same address, with the flags its cluster was last started with.
+/// background on the same address, the way it was started (for its cluster, or by the profile
+/// priorities, as they are now), with the flags its cluster was last started with. What it
+/// would start is checked first: a config that cannot start is refused with the reason, and the
+/// running proxy goes on serving.
 pub fn restart(home: &Path) -> Result<()> {
     let Some(info) = pidfile::running(home)? else {
         return Err(Error::NotRunning(
@@ -128,9 +131,16 @@ pub fn restart(home: &Path) -> Result<()> {
     let Some(cluster) = info.cluster.clone() else {
         return Err(Error::Failed("the running proxy does not say which cluster it serves; stop and start it".into()));
     };
-    super::control::proxy_stop(home, std::time::Duration::from_secs(40))?;
     let remembered = crate::store::proxy_flags::of(home, &cluster);
-    let (lines, _) = start(home, &ProxyStartArgs::for_cluster(&cluster, Some(info.port), &remembered))?;
+    let args = match info.by_priority {
+        true => ProxyStartArgs::for_priorities(Some(info.port), &remembered),
+        false => ProxyStartArgs::for_cluster(&cluster, Some(info.port), &remembered),
+    };
+    if let Err(e) = super::proxy_start::settings(args.clone()) {
+        return Err(Error::Failed(format!("not restarted (the running proxy, pid {}, goes on): {e}", info.pid)));
+    }
+    super::control::proxy_stop(home, std::time::Duration::from_secs(40))?;
+    let (lines, _) = start(home, &args)?;
     for line in lines {
         println!("{line}");
     }

@@ -23,7 +23,9 @@ pub fn set(home: &Path, profile: &str, level: &str) -> Result<()> {
     let mut p = Priorities::edit(home)?;
     p.set(profile, level)?;
     p.save()?;
+    drop(p);
     println!("'{profile}' is the {level} profile");
+    apply_live(home);
     Ok(())
 }
 
@@ -32,8 +34,40 @@ pub fn switch(home: &Path, profile: &str) -> Result<()> {
     let mut p = Priorities::edit(home)?;
     p.switch(profile, "Manual switch", "manual")?;
     p.save()?;
+    drop(p);
     println!("switched to '{profile}' (a proxy started without --cluster serves it)");
+    apply_live(home);
     Ok(())
+}
+
+/// A proxy of this state dir that serves by the priorities takes an edit at once: reloaded
+/// (its chain read again) while it still serves the same profile, restarted (checked first)
+/// when the edit made another profile the one to serve. Said on stderr; a failure leaves the
+/// edit made and the proxy as it was.
+fn apply_live(home: &Path) {
+    let Ok(Some(info)) = crate::store::pidfile::running(home) else { return };
+    if !info.by_priority {
+        return;
+    }
+    let now = Priorities::load(home).ok().and_then(|p| p.serving().map(str::to_string));
+    let serves =
+        ConfigFile::load_user().ok().is_some_and(|c| now.as_ref().is_some_and(|n| c.profile_names().contains(n)));
+    if !serves || now == info.cluster {
+        match super::control::reload(home) {
+            Ok(summary) => eprintln!("applied to the running proxy (pid {}): {summary}", info.pid),
+            Err(e) => eprintln!("qcc: the running proxy (pid {}) did not take the change: {e}", info.pid),
+        }
+        return;
+    }
+    let now = now.unwrap_or_default();
+    eprintln!(
+        "the running proxy (pid {}) serves '{}': restarting it to serve '{now}'",
+        info.pid,
+        info.cluster.as_deref().unwrap_or("?")
+    );
+    if let Err(e) = super::background::restart(home) {
+        eprintln!("qcc: {e}");
+    }
 }
 
 pub fn list(home: &Path, json_out: bool) -> Result<()> {
@@ -79,10 +113,15 @@ pub fn history(home: &Path, json_out: bool, n: usize) -> Result<()> {
 
 pub fn policy(home: &Path, change: &PolicyChange) -> Result<()> {
     let mut p = Priorities::edit(home)?;
-    if *change != PolicyChange::default() {
+    let changed = *change != PolicyChange::default();
+    if changed {
         p.set_policy(change);
         p.save()?;
     }
     println!("{}", serde_json::to_string_pretty(p.policy()).unwrap_or_default());
+    drop(p);
+    if changed {
+        apply_live(home);
+    }
     Ok(())
 }

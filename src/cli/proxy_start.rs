@@ -240,6 +240,16 @@ impl ProxyStartArgs {
     /// cluster, and `port` over a remembered one. A remembered flag this build no longer knows is
     /// left out.
     pub fn for_cluster(cluster: &str, port: Option<u16>, remembered: &[String]) -> ProxyStartArgs {
+        ProxyStartArgs::made(Some(cluster), port, remembered)
+    }
+
+    /// The same for a proxy that serves by the profile priorities (no `--cluster`): `qcc proxy
+    /// restart` of one started that way.
+    pub fn for_priorities(port: Option<u16>, remembered: &[String]) -> ProxyStartArgs {
+        ProxyStartArgs::made(None, port, remembered)
+    }
+
+    fn made(cluster: Option<&str>, port: Option<u16>, remembered: &[String]) -> ProxyStartArgs {
         let mut given: Vec<(&'static str, OsString)> = Vec::new();
         let mut words = remembered.iter();
         while let Some(w) = words.next() {
@@ -251,7 +261,9 @@ impl ProxyStartArgs {
                 _ => {}
             }
         }
-        given.push(("--cluster", OsString::from(cluster)));
+        if let Some(cluster) = cluster {
+            given.push(("--cluster", OsString::from(cluster)));
+        }
         given.push(("--background", OsString::new()));
         if let Some(p) = port {
             given.push(("--port", OsString::from(p.to_string())));

@@ -175,6 +175,7 @@ pub fn run(mut settings: Settings) -> Result<()> {
         port: ev.sh.addr.port(),
         start_time: crate::store::timefmt::iso(SystemTime::now()),
         cluster: Some(ev.sh.clusters[0].name.to_string()),
+        by_priority: ev.sh.settings.chain.is_some(),
         control_token: Some(ev.sh.control_token.clone()),
     })?;
     let base = match ev.sh.addr {
@@ -252,6 +253,7 @@ impl EventLoop {
             config: settings.config_path.clone(),
             cluster: settings.main().name.clone(),
             chain: settings.chain.clone(),
+            priorities: settings.chain.is_some().then(|| settings.home.clone()),
             ca_file: settings.ca_file.clone(),
             access_log: settings.access_log.clone(),
             keys: keys_path,

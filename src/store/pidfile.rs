@@ -22,6 +22,10 @@ pub struct PidInfo {
     /// The cluster served (absent in pid files of older builds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// Started without `--cluster`: it serves what the profile priorities (priority.json) say,
+    /// and a restart starts it that way again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_priority: bool,
     /// A random token made at each start that works like the access key on the proxy's admin
     /// routes (`/_qcc/*`, `/metrics`): whoever can read this file (mode 0600) is the proxy's
     /// owner, so `qcc proxy status`, `qcc usage` and the rest work beside client keys.

@@ -124,8 +124,12 @@ const HISTORY_EXIT_WAIT: Duration = Duration::from_secs(3);
 pub struct Paths {
     pub config: PathBuf,
     pub cluster: String,
-    /// The started cluster's fallback chain when the priorities set it (`Settings::chain`).
+    /// The started cluster's fallback chain when the priorities set it (`Settings::chain`), as
+    /// it was at start.
     pub chain: Option<Vec<String>>,
+    /// Serving by priority: the state dir whose priority.json is read again at each reload, so
+    /// that `qcc priority set` and `policy` reach the running proxy.
+    pub priorities: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     /// `--access-log` (`-`: stderr).
     pub access_log: Option<PathBuf>,
@@ -369,7 +373,7 @@ fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Val
         if c.resolve(main, which).is_ok() {
             return Ok(main.to_string());
         }
-        let served = crate::store::served::served(c, main, paths.chain.as_deref())?.clusters;
+        let served = crate::store::served::served(c, main, chain_now(paths, c)?.as_deref())?.clusters;
         let found = served.iter().skip(1).find(|cl| c.resolve(&cl.name, which).is_ok());
         Ok(found.map_or(main, |cl| cl.name.as_str()).to_string())
     };
@@ -431,11 +435,22 @@ fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Val
     Ok(serde_json::Value::Null)
 }
 
+/// The started cluster's fallback chain now: from priority.json as it is, when the proxy serves
+/// by priority (a broken file refuses the reload, naming it); else none.
+fn chain_now(paths: &Paths, file: &ConfigFile) -> crate::error::Result<Option<Vec<String>>> {
+    let Some(home) = &paths.priorities else { return Ok(paths.chain.clone()) };
+    let p = crate::store::priority::Priorities::load(home)?;
+    if let Some(now) = p.serving().filter(|s| *s != paths.cluster) {
+        log::warn!("priority.json now serves '{now}'; this proxy serves '{}' until it restarts", paths.cluster);
+    }
+    Ok(Some(p.chain_after(&paths.cluster, &file.profile_names())))
+}
+
 /// Read the served clusters, build their endpoints (reading their CA files).
 fn read_cluster(paths: &Paths) -> Result<Fresh, String> {
     let file = ConfigFile::load(&paths.config).map_err(|e| e.to_string())?;
-    let served =
-        crate::store::served::served(&file, &paths.cluster, paths.chain.as_deref()).map_err(|e| e.to_string())?;
+    let chain = chain_now(paths, &file).map_err(|e| e.to_string())?;
+    let served = crate::store::served::served(&file, &paths.cluster, chain.as_deref()).map_err(|e| e.to_string())?;
     for why in &served.skipped {
         log::warn!("{why}");
     }
