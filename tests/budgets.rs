@@ -238,3 +238,36 @@ fn a_translated_answer_is_priced_as_the_model_asked_for() {
     assert_eq!(line["tokens"]["model"], "glm-4.6", "{line}");
     assert_eq!(line["tokens"]["priced_as"], "claude-sonnet-4-5", "{line}");
 }
+
+/// A `--concurrent 1` key whose client leaves mid-answer (an Esc in Claude Code) has its slot
+/// back at once: its next request is served, while the answer left behind is still read for its
+/// usage (and charged then).
+#[test]
+fn a_key_slot_is_free_as_soon_as_its_client_leaves() {
+    let released = Arc::new(AtomicUsize::new(3));
+    let start = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_string();
+    let events = vec![START.to_string(), start, delta("first"), delta("b"), END.to_string()];
+    let up = MockUpstream::start(Mode::ByPath {
+        routes: vec![("/v1/messages?slow".into(), Mode::SseGated { events, released: released.clone() })],
+        other: Box::new(Mode::Json { status: 200, body: USAGE_BODY.into() }),
+    });
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &up.url(), "sk-upstream-0000000001", 1)]);
+    let bob = add_key(&home, "bob", &["--concurrent", "1"]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[]}"#;
+    let mut c = Conn::connect(proxy.addr);
+    c.send_request("POST", "/v1/messages?slow", &[("x-api-key", &bob)], body);
+    assert_eq!(c.read_head().0, 200);
+    c.read_until(b"first");
+    drop(c);
+    assert!(wait_until(Duration::from_secs(5), || proxy.log().contains("aborted by the client")));
+    let r = request(proxy.addr, "POST", "/v1/messages", &[("x-api-key", &bob)], br#"{"max_tokens":8}"#);
+    assert_eq!(r.status, 200, "the slot came back with the client's leaving: {}", r.text());
+    released.store(5, Ordering::SeqCst);
+    assert!(
+        wait_until(Duration::from_secs(5), || key_usage(&home, "bob")["output_tokens"].as_u64() == Some(18)),
+        "the answer left behind is still charged: {}",
+        key_usage(&home, "bob")
+    );
+}

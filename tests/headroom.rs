@@ -227,3 +227,26 @@ fn an_endpoint_at_its_concurrency_cap_is_skipped_not_failed() {
     assert_eq!(request(addr, "POST", "/v1/messages", &[], body).status, 200);
     assert_eq!(a.hits(), 2);
 }
+
+/// `--tpm` holds when requests start together: each holds its estimate (`max_tokens` and its
+/// size) against the cap while it is in progress, so twenty parallel requests put at most what
+/// the cap allows on the capped endpoint and the rest go to the next.
+#[test]
+fn a_tpm_cap_holds_for_requests_that_start_together() {
+    let a = MockUpstream::start(Mode::Slow { delay: Duration::from_millis(400) });
+    let b = MockUpstream::start(Mode::Slow { delay: Duration::from_millis(400) });
+    let home = TempHome::new();
+    home.add_named_pair(&a.url(), &b.url());
+    let out = home.run(&["endpoint", "set", "c", "a", "--tpm", "300"]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let addr = proxy.addr;
+    // An estimate of 100 + 19 tokens each: two fit under 300, a third does not.
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+    let threads: Vec<_> =
+        (0..20).map(|_| std::thread::spawn(move || request(addr, "POST", "/v1/messages", &[], body).status)).collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!((1..=3).contains(&a.hits()), "at most the cap's worth on the capped endpoint: {}", a.hits());
+    assert_eq!(a.hits() + b.hits(), 20);
+}

@@ -1,9 +1,14 @@
 //! Endpoint caps (`--rpm`, `--tpm`, `--concurrent`): what an endpoint may be given, counted here
-//! as requests started and tokens charged over the last minute. An endpoint at a cap is skipped
+//! as requests started and tokens charged over the last minute, plus the estimates of the
+//! requests in progress under a `--tpm` cap (each holds its estimate until it ends, as a key's
+//! budget reservation does: requests that start together cannot all pass a cap that their
+//! answers, charged later, would fill). An endpoint at a cap is skipped
 //! as a used-up one is (`headroom.rs`) — never failed, never queued — and picked again as soon as
 //! it is under. Callers pass `now`.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::store::cluster::Caps;
@@ -17,6 +22,22 @@ pub struct Load {
     starts: VecDeque<Instant>,
     /// Tokens charged in the last minute, with when (oldest first).
     tokens: VecDeque<(Instant, u64)>,
+    /// The estimates the requests in progress hold (`Held`), under a tpm cap.
+    held: Rc<Cell<u64>>,
+}
+
+/// A request's token estimate, held against its endpoint's tpm cap while it is in progress and
+/// given back when it is dropped, wherever that is (as `InFlight` counts it): the sum cannot drift.
+#[derive(Debug)]
+pub struct Held {
+    cell: Rc<Cell<u64>>,
+    n: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.cell.set(self.cell.get().saturating_sub(self.n));
+    }
 }
 
 impl Load {
@@ -26,6 +47,14 @@ impl Load {
             prune(&mut self.starts, now, |t| *t);
             self.starts.push_back(now);
         }
+    }
+
+    /// A request that may use `estimate` tokens starts on the endpoint: held until it ends (only
+    /// with a tpm cap; `None` otherwise).
+    pub fn hold(&self, caps: &Caps, estimate: u64) -> Option<Held> {
+        caps.tpm?;
+        self.held.set(self.held.get().saturating_add(estimate));
+        Some(Held { cell: Rc::clone(&self.held), n: estimate })
     }
 
     /// An answer of the endpoint was charged `n` tokens (only counted with a tpm cap).
@@ -42,7 +71,8 @@ impl Load {
         caps.concurrent.is_some_and(|c| in_flight >= c)
             || caps.rpm.is_some_and(|r| self.starts.iter().rev().take_while(|t| recent(t)).count() as u64 >= r)
             || caps.tpm.is_some_and(|m| {
-                self.tokens.iter().rev().take_while(|(t, _)| recent(t)).map(|(_, n)| n).sum::<u64>() >= m
+                let charged = self.tokens.iter().rev().take_while(|(t, _)| recent(t)).map(|(_, n)| n).sum::<u64>();
+                charged.saturating_add(self.held.get()) >= m
             })
     }
 }
@@ -75,5 +105,19 @@ mod tests {
         l.charge(&caps, 40, t0);
         assert!(l.at_cap(&caps, 0, t0) && !l.at_cap(&caps, 0, t0 + MINUTE));
         assert!(!Load::default().at_cap(&Caps::default(), 1000, t0), "no caps, no limit");
+    }
+
+    #[test]
+    fn estimates_in_progress_count_against_a_tpm_cap_until_they_end() {
+        let t0 = Instant::now();
+        let caps = Caps { rpm: None, tpm: Some(300), concurrent: None };
+        let l = Load::default();
+        let a = l.hold(&caps, 150);
+        assert!(!l.at_cap(&caps, 1, t0));
+        let b = l.hold(&caps, 150);
+        assert!(l.at_cap(&caps, 2, t0), "two estimates fill it before any answer is charged");
+        drop((a, b));
+        assert!(!l.at_cap(&caps, 0, t0), "given back when they end");
+        assert!(l.hold(&Caps::default(), 10).is_none(), "held only under a tpm cap");
     }
 }

@@ -377,6 +377,8 @@ pub struct Attempt {
     pub endpoint: usize,
     /// Counts this attempt in its endpoint's `in_flight` while it lives.
     pub _in_flight: InFlight,
+    /// Its request's token estimate, held against its endpoint's `--tpm` cap while it lives.
+    pub _tpm_held: Option<crate::policy::caps::Held>,
     pub up: Option<Key>,
     pub phase: AttemptPhase,
     pub started: Instant,

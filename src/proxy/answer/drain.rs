@@ -80,7 +80,12 @@ impl Drains {
             translation: a.translation.take(),
             asked: a.mapped.as_ref().map(|m| m.from.clone()),
             session: ex.session.take(),
-            key: ex.key.take(),
+            // The key's slot among its requests in progress is free now (its client is gone); only
+            // its reservation waits for the charge.
+            key: ex.key.take().map(|mut k| {
+                k._in_flight = None;
+                k
+            }),
             input_estimate: (ex.body.len() as u64).saturating_add(ex.body_dropped)
                 / crate::policy::limits::BYTES_PER_TOKEN,
             deadline: now + DRAIN_FOR,

@@ -146,11 +146,19 @@ impl Conn<'_> {
                     ex.served_by = served_by.cloned();
                 }
                 ep.load.start(&ep.cfg.caps, now);
+                let tpm_held = match ep.cfg.caps.tpm {
+                    Some(_) => ep.load.hold(
+                        &ep.cfg.caps,
+                        crate::proxy::client::reserve::estimate(&ex.body, &self.sh.settings.prices).tokens,
+                    ),
+                    None => None,
+                };
                 ex.attempts += 1;
                 ex.model_mapped = mapped.as_ref().filter(|m| m.from != m.to).map(|m| (m.from.clone(), m.to.clone()));
                 ex.last_start = Some(now);
                 ex.attempt = Some(Attempt {
                     _in_flight: InFlight::start(&ep.in_flight),
+                    _tpm_held: tpm_held,
                     endpoint: idx,
                     up: None,
                     phase: AttemptPhase::Resolving,
