@@ -27,8 +27,20 @@ fn soak() {
     );
     let sse_home = TempHome::new();
     sse_home.write_cluster("sse", &[Ep::new("5000f003", &stream.url(), "sk-soak-0003", 1)]);
+    // The gap case: content first, then a pause past the stream hold (1 s here), then the rest.
+    // Held streams need a second endpoint to fail over to.
+    let content = |i: u32| {
+        format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{i}\"}}}}\n\n")
+    };
+    let gapped = MockUpstream::start(Mode::Sse { events: (0..3).map(content).collect(), delay: Duration::from_millis(1300) });
+    let gap_home = TempHome::new();
+    gap_home.write_cluster(
+        "gap",
+        &[Ep::new("5000f004", &gapped.url(), "sk-soak-0004", 1), Ep::new("5000f005", &stable.url(), "sk-soak-0005", 2)],
+    );
     let proxy = Proxy::start(&home, &["--cluster", "soak", "--verify-interval", "2", "--log-level", "warn"]);
     let sse_proxy = Proxy::start(&sse_home, &["--cluster", "sse", "--log-level", "warn"]);
+    let gap_proxy = Proxy::start(&gap_home, &["--cluster", "gap", "--stream-hold", "1", "--log-level", "warn"]);
     let pid = proxy.child.id();
     std::thread::sleep(Duration::from_millis(300));
     let (fd0, rss0) = (fd_count(pid), rss_kib(pid));
@@ -60,7 +72,7 @@ fn soak() {
     let workers: Vec<_> = (0..6)
         .map(|w| {
             let (stop, counters) = (stop.clone(), counters.clone());
-            let (addr, sse_addr) = (proxy.addr, sse_proxy.addr);
+            let (addr, sse_addr, gap_addr) = (proxy.addr, sse_proxy.addr, gap_proxy.addr);
             std::thread::spawn(move || {
                 let mut conn = Conn::connect(addr);
                 while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
@@ -70,6 +82,15 @@ fn soak() {
                         let ok = s
                             .try_response()
                             .is_some_and(|r| r.status == 200 && r.text().matches("event: delta").count() == 5);
+                        counters[if ok { 4 } else { 5 }].fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    if w == 1 {
+                        let mut s = Conn::connect(gap_addr);
+                        s.send_request("POST", "/v1/messages", &[], br#"{"stream":true}"#);
+                        let ok = s
+                            .try_response()
+                            .is_some_and(|r| r.status == 200 && r.text().matches("content_block_delta").count() == 6);
                         counters[if ok { 4 } else { 5 }].fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
@@ -129,7 +150,8 @@ fn soak() {
     assert!(fd1 <= fd0 + idle + 1, "fd leak: {fd0} -> {fd1}");
     assert!(rss1 < rss0 + 8 * 1024, "RSS grew {rss0} -> {rss1} KiB");
     assert!(c[0] > 0 && c[4] > 0, "load ran");
-    assert_eq!(c[5], 0, "every stream arrived whole");
+    assert_eq!(c[5], 0, "every stream arrived whole, the ones with a gap past the hold too");
+    assert_eq!(gapped.hits() as u64, gap_proxy.status()["requests"]["successful"].as_u64().unwrap_or(0), "none cut or retried");
     let r = &s["requests"];
     let sum: u64 =
         ["successful", "failed", "aborted", "rejected", "in_flight"].iter().map(|k| r[k].as_u64().unwrap_or(0)).sum();
