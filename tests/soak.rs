@@ -32,7 +32,8 @@ fn soak() {
     let content = |i: u32| {
         format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{i}\"}}}}\n\n")
     };
-    let gapped = MockUpstream::start(Mode::Sse { events: (0..3).map(content).collect(), delay: Duration::from_millis(1300) });
+    let gapped =
+        MockUpstream::start(Mode::Sse { events: (0..3).map(content).collect(), delay: Duration::from_millis(1300) });
     let gap_home = TempHome::new();
     gap_home.write_cluster(
         "gap",
@@ -151,7 +152,11 @@ fn soak() {
     assert!(rss1 < rss0 + 8 * 1024, "RSS grew {rss0} -> {rss1} KiB");
     assert!(c[0] > 0 && c[4] > 0, "load ran");
     assert_eq!(c[5], 0, "every stream arrived whole, the ones with a gap past the hold too");
-    assert_eq!(gapped.hits() as u64, gap_proxy.status()["requests"]["successful"].as_u64().unwrap_or(0), "none cut or retried");
+    assert_eq!(
+        gapped.hits() as u64,
+        gap_proxy.status()["requests"]["successful"].as_u64().unwrap_or(0),
+        "none cut or retried"
+    );
     let r = &s["requests"];
     let sum: u64 =
         ["successful", "failed", "aborted", "rejected", "in_flight"].iter().map(|k| r[k].as_u64().unwrap_or(0)).sum();

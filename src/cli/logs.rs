@@ -82,7 +82,11 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
             .filter(|t| !t.is_null())
             .map(|t| {
                 let n = |k: &str| t.get(k).and_then(Value::as_u64).unwrap_or(0);
-                (n("input") + n("output") + n("cache_creation") + n("cache_read")).to_string()
+                n("input")
+                    .saturating_add(n("output"))
+                    .saturating_add(n("cache_creation"))
+                    .saturating_add(n("cache_read"))
+                    .to_string()
             })
             .unwrap_or_else(|| "-".into());
         let time = s("time");
@@ -97,6 +101,21 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
             e.get("duration_ms").and_then(Value::as_u64).map_or("-".into(), |m| m.to_string()),
             tokens
         );
+        // Why endpoints ahead of the one that served were passed over.
+        let skipped: Vec<String> = e
+            .get("skipped")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|k| {
+                let name = k.get("name").and_then(Value::as_str).unwrap_or("?");
+                let why = k.get("why").and_then(Value::as_str).unwrap_or("?");
+                crate::mask::clean(&format!("{name} ({why})")).into_owned()
+            })
+            .collect();
+        if !skipped.is_empty() {
+            println!("{:>19} skipped: {}", "", skipped.join(", "));
+        }
     }
     if page.next.is_some() {
         println!("(the {} newest that match; -n N for more)", page.entries.len());

@@ -21,6 +21,7 @@ use crate::policy::failure_queue::FailureQueue;
 use crate::store::cluster::{ClusterConfig, Strategy};
 use crate::store::routes::Route;
 
+use super::eligibility::eligibility_born;
 use super::state::{Endpoint, Exchange};
 use super::upstream::affinity::Affinity;
 
@@ -41,6 +42,9 @@ pub struct Cluster {
     pub targets: Vec<usize>,
     /// No longer served since a reload (kept so indices stay valid; its endpoints retired).
     pub retired: bool,
+    /// The `Shared::cluster_generation` when this slot got its cluster (0 at start): exchanges
+    /// that began before a reload gave the slot to another cluster never use it.
+    pub born: u64,
     /// Requests this cluster's endpoints served to the end, and of those, how many came to it
     /// down a fallback chain.
     pub served: u64,
@@ -67,6 +71,7 @@ impl Cluster {
             routes: Vec::new(),
             targets: Vec::new(),
             retired: false,
+            born: 0,
             served: 0,
             fell_back: 0,
             serving: index,
@@ -116,8 +121,10 @@ pub fn link(clusters: &mut [Cluster]) {
 }
 
 /// The endpoint the exchange's next attempt goes to: in the exchange's chain, the earliest
-/// cluster with a usable endpoint it has not tried, that cluster's session binding first, then its
-/// balancer; else the balancer's last resort, cluster by cluster. `None`: nowhere to go.
+/// cluster with a usable endpoint (`eligibility`), that cluster's session binding first, then
+/// its balancer; else the balancer's last resort, cluster by cluster, among the endpoints that
+/// are a last resort (never an excluded one: another format, at a cap, used up, reached).
+/// `None`: nowhere to go.
 pub fn pick(
     clusters: &mut [Cluster],
     affinity: &mut Affinity,
@@ -127,16 +134,18 @@ pub fn pick(
     now: Instant,
 ) -> Option<usize> {
     let entry = ex.cluster;
-    let usable = |i: usize, ep: &Endpoint| {
-        !ex.tried.contains(i) && !ex.reached.contains(i) && ex.fits(ep) && ep.routable(failures, now)
-    };
+    let elig = |i: usize, ep: &Endpoint, born: u64| eligibility_born(ex, i, ep, born, failures, now);
     let one = clusters[entry].chain.len() == 1;
     for last_resort in [false, true] {
         for k in 0..clusters[entry].chain.len() {
             let c = clusters[entry].chain[k];
-            let mine = |ep: &&Endpoint| ep.cluster == c && ep.cfg.enabled && !ep.retired;
+            let mine = |ep: &&Endpoint| ep.cluster == c;
+            let born = clusters[c].born;
             // (With no chain the balancer alone decides: its own tiers include the last resort.)
-            if !one && !last_resort && !endpoints.iter().enumerate().any(|(i, ep)| mine(&ep) && usable(i, ep)) {
+            if !one
+                && !last_resort
+                && !endpoints.iter().enumerate().any(|(i, ep)| mine(&ep) && elig(i, ep, born).is_usable())
+            {
                 continue;
             }
             // A session stays where its prompt cache is, while that endpoint is usable and this
@@ -145,20 +154,25 @@ pub fn pick(
                 .session
                 .as_deref()
                 .and_then(|s| affinity.lookup(c, s, now))
-                .filter(|&i| endpoints.get(i).is_some_and(|ep| ep.cluster == c && usable(i, ep)));
+                .filter(|&i| endpoints.get(i).is_some_and(|ep| ep.cluster == c && elig(i, ep, born).is_usable()));
             let chosen = sticky.or_else(|| {
-                clusters[c].balancer.choose(endpoints.iter().enumerate().filter(|(_, ep)| mine(ep)).map(|(i, ep)| {
-                    let cand = Candidate {
-                        priority: ep.cfg.priority,
-                        weight: ep.cfg.weight,
-                        share: ep.headroom.share(),
-                        in_flight: ep.in_flight.get(),
-                        usable: ex.fits(ep) && ep.routable(failures, now),
-                        tried: ex.tried.contains(i),
-                        reached: ex.reached.contains(i),
-                    };
-                    (i, cand)
-                }))
+                clusters[c].balancer.choose(endpoints.iter().enumerate().filter(|(_, ep)| mine(ep)).filter_map(
+                    |(i, ep)| {
+                        let e = elig(i, ep, born);
+                        e.may_serve().then(|| {
+                            let cand = Candidate {
+                                priority: ep.cfg.priority,
+                                weight: ep.cfg.weight,
+                                share: ep.headroom.share(),
+                                in_flight: ep.in_flight.get(),
+                                usable: e.is_usable(),
+                                tried: ex.tried.contains(i),
+                                reached: false,
+                            };
+                            (i, cand)
+                        })
+                    },
+                ))
             });
             if chosen.is_some() {
                 return chosen;

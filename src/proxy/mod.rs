@@ -17,7 +17,9 @@ mod answer;
 mod client;
 mod clusters;
 mod counters;
+mod eligibility;
 mod event;
+mod facts;
 mod shared;
 mod state;
 mod upstream;
@@ -325,6 +327,7 @@ impl EventLoop {
             control_token: client::keys::control_token()?,
             page_token: client::keys::control_token()?,
             notifier,
+            cluster_generation: 0,
         };
         Ok(EventLoop {
             poll,

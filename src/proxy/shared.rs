@@ -29,6 +29,9 @@ pub struct Shared {
     pub endpoints: Vec<Endpoint>,
     /// The served clusters, the started one first (`clusters.rs`).
     pub clusters: Vec<clusters::Cluster>,
+    /// Bumped each time a reload gives a cluster slot to a cluster (`Cluster::born`): an exchange
+    /// that began before (`Exchange::since`) never uses that slot.
+    pub cluster_generation: u64,
     pub failures: FailureQueue,
     pub stats: Stats,
     pub settings: Settings,

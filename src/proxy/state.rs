@@ -478,16 +478,15 @@ pub struct Exchange {
     /// Where its model is in its body, found once at the first attempt when an endpoint maps
     /// models (`policy::route::look`, the same read as its route).
     pub model: Option<crate::policy::route::ModelAt>,
+    /// The rest of what one read of the request found (`facts.rs`).
+    pub facts: super::facts::Facts,
+    /// `Shared::cluster_generation` when it began: a cluster slot born later is not its chain's.
+    pub since: u64,
+    /// Endpoints passed over at its first attempt, and why (the request history's `skipped`).
+    pub skipped: Vec<(usize, super::eligibility::Reason)>,
 }
 
 impl Exchange {
-    /// The request may go to endpoint `ep`: one of a cluster in its chain, and, when it is an
-    /// OpenAI-format one, only a request that translates (a whole `POST /v1/messages` kept for
-    /// retries).
-    pub fn fits(&self, ep: &Endpoint) -> bool {
-        (self.reach >> ep.cluster) & 1 == 1 && (!ep.cfg.format.is_openai() || self.translatable())
-    }
-
     /// A whole `POST /v1/messages` (kept for retries): what translates.
     pub fn translatable(&self) -> bool {
         self.body_tracker.is_done()

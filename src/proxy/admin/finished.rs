@@ -54,6 +54,12 @@ impl Shared {
             let (id, name) = ep.map_or(("-", "-"), |e| (e.cfg.id.as_str(), e.cfg.name.as_str()));
             r.failed.push((id.to_string(), name.to_string(), f.why.clone(), f.ms));
         }
+        r.skipped.clear();
+        for &(i, why) in &ex.skipped {
+            let ep = self.endpoints.get(i);
+            let (id, name) = ep.map_or(("-", "-"), |e| (e.cfg.id.as_str(), e.cfg.name.as_str()));
+            r.skipped.push((id.to_string(), name.to_string(), why.as_str()));
+        }
         // The last attempt is told here unless it is one of the failed ones.
         let last_failed = ex.failed.len() >= usize::from(ex.attempts);
         r.last_ms = ex.last_start.filter(|_| !last_failed).map(|t| now.saturating_duration_since(t).as_millis());

@@ -89,13 +89,20 @@ impl EventLoop {
                         }
                     };
                     changed += 1;
+                    // A slot given to a cluster now: exchanges already under way never use it
+                    // (their chain masks were made when the slot was another cluster's).
+                    self.sh.cluster_generation += 1;
+                    let mut room = Cluster::new(0, cfg.clone(), strategy, seed);
+                    room.born = self.sh.cluster_generation;
                     match free.map(|(i, _)| i) {
                         Some(i) => {
-                            self.sh.clusters[i] = Cluster::new(i, cfg.clone(), strategy, seed);
+                            room.serving = i;
+                            self.sh.clusters[i] = room;
                             i
                         }
                         None => {
-                            self.sh.clusters.push(Cluster::new(self.sh.clusters.len(), cfg.clone(), strategy, seed));
+                            room.serving = self.sh.clusters.len();
+                            self.sh.clusters.push(room);
                             self.sh.clusters.len() - 1
                         }
                     }

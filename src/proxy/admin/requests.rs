@@ -83,6 +83,9 @@ pub struct Record {
     pub failed: Vec<(String, String, String, u128)>,
     /// How long the last attempt took, unless it failed (then it is in `failed`).
     pub last_ms: Option<u128>,
+    /// Endpoints of its chain passed over at its first attempt: (id, name, why). Empty (no
+    /// allocation) when none was.
+    pub skipped: Vec<(String, String, &'static str)>,
     /// The model ("" when the reply named none) and the tokens it reported.
     pub model: String,
     pub tokens: Option<crate::proxy::answer::usage::Tokens>,
@@ -113,6 +116,7 @@ impl Default for Record {
             key: String::new(),
             failed: Vec::new(),
             last_ms: None,
+            skipped: Vec::new(),
             model: String::new(),
             tokens: None,
             priced_as: String::new(),
@@ -151,6 +155,7 @@ impl Record {
             model_sent: some(&self.model_sent),
             skipped_for_headroom: some(&self.skipped_for_headroom),
             tried: Tried(self),
+            skipped: Skipped(&self.skipped),
             tokens: self.tokens.as_ref().map(|t| TokensLine {
                 model: some(&self.model),
                 priced_as: some(&self.priced_as),
@@ -189,7 +194,29 @@ pub struct Line<'a> {
     model_sent: Option<&'a str>,
     skipped_for_headroom: Option<&'a str>,
     tried: Tried<'a>,
+    #[serde(skip_serializing_if = "Skipped::is_empty")]
+    skipped: Skipped<'a>,
     tokens: Option<TokensLine<'a>>,
+}
+
+/// The endpoints passed over, as `[{"endpoint", "name", "why"}]`.
+struct Skipped<'a>(&'a [(String, String, &'static str)]);
+
+impl Skipped<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl serde::Serialize for Skipped<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (id, name, why) in self.0 {
+            seq.serialize_element(&serde_json::json!({"endpoint": id, "name": name, "why": why}))?;
+        }
+        seq.end()
+    }
 }
 
 #[derive(serde::Serialize)]

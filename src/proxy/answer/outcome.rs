@@ -53,7 +53,15 @@ impl Conn<'_> {
         if maybe_reached {
             ex.reached.insert(idx);
         }
-        let can_retry = ex.retry_copy && retry_possible(&self.sh.endpoints, ex);
+        let can_retry = ex.retry_copy
+            && crate::proxy::eligibility::another_may_serve(
+                ex,
+                None,
+                &self.sh.endpoints,
+                &self.sh.clusters,
+                &self.sh.failures,
+                now,
+            );
         ex.last_failure = Some(failure.clone());
         // A connection reused from the pool that closes before answering is most likely the
         // keep-alive race (the upstream timed it out as our request went out), not a fault of
@@ -184,9 +192,4 @@ impl Conn<'_> {
         self.log_request(Some(idx), Some(status), &note, now);
         self.end_exchange(close, now);
     }
-}
-
-/// Whether some endpoint of the cluster is left that the request has not reached.
-pub(in crate::proxy) fn retry_possible(endpoints: &[Endpoint], ex: &Exchange) -> bool {
-    endpoints.iter().enumerate().any(|(i, ep)| ep.cfg.enabled && !ep.retired && !ex.reached.contains(i) && ex.fits(ep))
 }

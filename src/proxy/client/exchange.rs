@@ -206,6 +206,9 @@ impl Conn<'_> {
             route: None,
             served_by: None,
             model: None,
+            facts: Default::default(),
+            since: self.sh.cluster_generation,
+            skipped: Vec::new(),
         }));
         // Within its key's limits, the first attempt starts in pump_exchange, once the body bytes
         // already read are in the exchange: a small request then goes upstream in one write.

@@ -44,7 +44,9 @@ impl Shared {
         let used = Used::from(&counted).with(key.reserved.get());
         match budget_room(&key.entry.name, &key.entry.limits, used, secs_to_midnight(wall)) {
             Ok(()) => {
-                ticket.reserved = Some(Reservation::hold(&key.reserved, estimate(&ex.body, &self.settings.prices)));
+                let e = ex.estimate(&self.settings.prices);
+                let Some(ticket) = ex.key.as_mut() else { return Ok(()) };
+                ticket.reserved = Some(Reservation::hold(&key.reserved, e));
                 Ok(())
             }
             Err(r) => {

@@ -10,10 +10,46 @@ use std::time::Instant;
 
 use crate::proxy::answer::response::release_hold;
 use crate::proxy::client::conn::{attempt_mut, Ask, Conn};
+use crate::proxy::eligibility::{eligibility, Eligibility, Reason};
+use crate::proxy::shared::Shared;
 use crate::proxy::state::*;
 use crate::proxy::upstream::net::Net;
 use crate::proxy::upstream::translation::{self, Translation};
 use crate::proxy::wire;
+
+/// Endpoints passed over that one request's history names, at most.
+const MAX_SKIPPED_SHOWN: usize = 8;
+
+/// Once, at a request's first attempt (its whole body is here: `pump_exchange` waits for it when
+/// routes read it or an endpoint rewrites it): the request read (`facts.rs`). Its body's JSON text
+/// (a chunked one decoded); the first route it matches chooses its cluster, and its model's place
+/// is kept for the model maps of its attempts (one read, `policy::route::look`); and when an
+/// OpenAI-format endpoint of its chain could serve it, its Chat Completions form, made for the
+/// first such endpoint by priority (or why it has none), so that eligibility keeps those
+/// endpoints out of a request they cannot take before anything is picked.
+fn read_facts(ex: &mut Exchange, sh: &Shared) {
+    ex.decode_body();
+    let maps = sh.endpoints.iter().any(|e| !e.retired && !e.cfg.model_map.is_empty());
+    if maps || !sh.clusters[0].routes.is_empty() {
+        let main = &sh.clusters[0];
+        let looked = crate::policy::route::look(&main.routes, ex.json_body(), maps);
+        ex.model = looked.model;
+        if let Some(n) = looked.route {
+            let c = main.targets[n];
+            (ex.cluster, ex.reach, ex.route) = (c, sh.clusters[c].reach, Some(n));
+        }
+    }
+    let reach = ex.reach;
+    let openai = sh
+        .endpoints
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.cfg.enabled && !e.retired && e.cfg.format.is_openai() && (reach >> e.cluster) & 1 == 1)
+        .min_by_key(|(i, e)| (e.cfg.priority, *i));
+    if let Some((i, e)) = openai {
+        ex.read_chat(i, e);
+    }
+}
 
 impl Conn<'_> {
     /// Move bytes between this connection's exchange and its upstream connection.
@@ -30,39 +66,23 @@ impl Conn<'_> {
 
     /// Pick an endpoint and start a new attempt (or answer 503 when there is none).
     pub(in crate::proxy) fn start_attempt(&mut self, now: Instant) {
-        let ClientPhase::Exchange(ex) = &self.c.phase else {
+        let ClientPhase::Exchange(ex) = &mut self.c.phase else {
             return;
         };
-        // Once, at its first attempt, one read of its body (the whole body is here:
-        // `pump_exchange` waits for it when routes read it or an endpoint rewrites it): the
-        // first route it matches chooses its cluster, and its model's place is kept for the
-        // model maps of its attempts.
         let first = ex.attempts == 0 && ex.body_tracker.is_done() && ex.retry_copy;
-        let maps = first && self.sh.endpoints.iter().any(|e| !e.retired && !e.cfg.model_map.is_empty());
-        if first && (maps || !self.sh.clusters[0].routes.is_empty()) {
-            let main = &self.sh.clusters[0];
-            let looked = crate::policy::route::look(&main.routes, &ex.body, maps);
-            let chosen = looked.route.map(|n| (n, main.targets[n], self.sh.clusters[main.targets[n]].reach));
-            if let ClientPhase::Exchange(ex) = &mut self.c.phase {
-                ex.model = looked.model;
-                if let Some((n, c, reach)) = chosen {
-                    (ex.cluster, ex.reach, ex.route) = (c, reach, Some(n));
-                }
-            }
+        if first {
+            read_facts(ex, self.sh);
         }
         let ClientPhase::Exchange(ex) = &self.c.phase else {
             return;
         };
-        // An OpenAI-format endpoint takes only what translates: a whole Messages request.
-        if !ex.translatable() && ex.attempts == 0 && ex.api {
-            let path = ex.head.path_bytes();
-            let reach = ex.reach;
-            let live =
-                || self.sh.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && (reach >> e.cluster) & 1 == 1);
-            if live().any(|e| e.cfg.format.is_openai()) && !live().any(|e| !e.cfg.format.is_openai()) {
-                let (status, body) = translation::local_answer(path, &ex.body, live().map(|e| &e.cfg));
-                let keep_alive = ex.keep_alive && ex.body_tracker.is_done();
-                self.ask = Some(Ask::Reply { keep_alive, status, body });
+        // A token count or the model list that no endpoint of its own format can answer now is
+        // answered by the format that cannot take it (an estimate, the mapped models), never
+        // sent there as a chat request.
+        if ex.attempts == 0 && translation::answers_locally(ex.head.path_bytes()) {
+            let (usable, dialect, _) = self.chances(now);
+            if dialect && !usable {
+                self.answer_locally();
                 return;
             }
         }
@@ -75,38 +95,47 @@ impl Conn<'_> {
             now,
         );
         let Some(idx) = chosen else {
-            self.sh.stats.rejected += 1;
-            self.respond_local_error(503, "No available endpoints", now);
+            self.nowhere_to_go(now);
             return;
         };
-        // Said in the request's log line: an endpoint ahead of the one picked (its session's, or
-        // of a better priority) that was passed over only because its rate limit is used up.
+        // Said in the request's history: at its first attempt, the endpoints of its chain passed
+        // over, and why; in its log line, one ahead of the one picked (its session's, or of a
+        // better priority) passed over only because its rate limit is used up.
         let cluster = self.sh.endpoints[idx].cluster;
-        let pin = match &self.c.phase {
-            ClientPhase::Exchange(ex) => ex.session.as_deref().and_then(|s| self.sh.affinity.peek(cluster, s)),
-            _ => None,
+        let ClientPhase::Exchange(ex) = &mut self.c.phase else {
+            return;
         };
+        let pin = ex.session.as_deref().and_then(|s| self.sh.affinity.peek(cluster, s));
         let chosen_priority = self.sh.endpoints[idx].cfg.priority;
-        let skipped = self.sh.endpoints.iter().enumerate().position(|(i, e)| {
-            e.headroom.blocked(now)
+        let (endpoints, clusters, failures) = (&self.sh.endpoints, &self.sh.clusters, &self.sh.failures);
+        let mut headroom_skip = None;
+        for (i, e) in endpoints.iter().enumerate().filter(|&(i, _)| i != idx) {
+            let Some(why) = eligibility(ex, i, e, clusters, failures, now).reason() else { continue };
+            if why == Reason::NoHeadroom
+                && headroom_skip.is_none()
                 && e.cluster == cluster
-                && e.cfg.enabled
-                && !e.retired
                 && (e.cfg.priority < chosen_priority || pin == Some(i))
-        });
+            {
+                headroom_skip = Some(i);
+            }
+            if ex.attempts == 0 && !matches!(why, Reason::OtherCluster) && ex.skipped.len() < MAX_SKIPPED_SHOWN {
+                ex.skipped.push((i, why));
+            }
+        }
+        if headroom_skip.is_some() {
+            ex.headroom_skip = headroom_skip;
+        }
         let ep = &mut self.sh.endpoints[idx];
         let served_by = self.sh.clusters[cluster].header.as_ref();
         let seed = self.sh.stats.total;
         let mut untranslatable = None;
         if let ClientPhase::Exchange(ex) = &mut self.c.phase {
-            if skipped.is_some() {
-                ex.headroom_skip = skipped;
-            }
             // This endpoint's name for the model the client asked for, or the request translated
             // for an OpenAI-format endpoint (the whole body is here: `pump_exchange` waits for it
             // when the cluster maps models or translates).
             let (mapped, translation) = if ep.cfg.format.is_openai() {
-                match Translation::start(&ep.cfg, &ex.body, seed, ex.head.version_minor == 0) {
+                let made = ex.take_chat(idx);
+                match Translation::start(&ep.cfg, ex.json_body(), made, seed, ex.head.version_minor == 0) {
                     Ok((m, t)) => (Some(Box::new(m)), Some(Box::new(t))),
                     Err(e) => {
                         untranslatable = Some(e);
@@ -147,10 +176,7 @@ impl Conn<'_> {
                 }
                 ep.load.start(&ep.cfg.caps, now);
                 let tpm_held = match ep.cfg.caps.tpm {
-                    Some(_) => ep.load.hold(
-                        &ep.cfg.caps,
-                        crate::proxy::client::reserve::estimate(&ex.body, &self.sh.settings.prices).tokens,
-                    ),
+                    Some(_) => ep.load.hold(&ep.cfg.caps, ex.estimate(&self.sh.settings.prices).tokens),
                     None => None,
                 };
                 ex.attempts += 1;
@@ -186,6 +212,60 @@ impl Conn<'_> {
             return;
         }
         self.connect_attempt(true, now);
+    }
+
+    /// No endpoint may serve the request. When the only ones that could are of a format that
+    /// cannot take it (an OpenAI-format cluster asked for a token count, the models, or a PDF),
+    /// qcc answers for them: the local answer of that format, or a 400 saying why the request
+    /// has no form there. Anything else (disabled, at a cap, used up, every try spent): 503.
+    fn nowhere_to_go(&mut self, now: Instant) {
+        let (_, dialect, other) = self.chances(now);
+        let ClientPhase::Exchange(ex) = &self.c.phase else {
+            return;
+        };
+        if ex.attempts == 0 && ex.api && dialect && !other {
+            if let Some(why) = ex.untranslatable() {
+                let why = why.to_string();
+                self.sh.stats.bad_requests += 1;
+                self.respond_local_error(400, &why, now);
+                return;
+            }
+            self.answer_locally();
+            return;
+        }
+        self.sh.stats.rejected += 1;
+        self.respond_local_error(503, "No available endpoints", now);
+    }
+
+    /// What the request's chain offers it now: (some endpoint is usable, some is excluded only
+    /// for its format, some other may serve it as a last resort or usable).
+    fn chances(&self, now: Instant) -> (bool, bool, bool) {
+        let ClientPhase::Exchange(ex) = &self.c.phase else {
+            return (false, false, false);
+        };
+        let (endpoints, clusters, failures) = (&self.sh.endpoints, &self.sh.clusters, &self.sh.failures);
+        let (mut usable, mut dialect, mut other) = (false, false, false);
+        for (i, e) in endpoints.iter().enumerate() {
+            match eligibility(ex, i, e, clusters, failures, now) {
+                Eligibility::Excluded(Reason::Dialect) => dialect = true,
+                Eligibility::Excluded(_) => {}
+                Eligibility::Usable => (usable, other) = (true, true),
+                Eligibility::LastResort(_) => other = true,
+            }
+        }
+        (usable, dialect, other)
+    }
+
+    /// The local answer of the format that cannot take the request (`translation::local_answer`).
+    fn answer_locally(&mut self) {
+        let ClientPhase::Exchange(ex) = &self.c.phase else {
+            return;
+        };
+        let reach = ex.reach;
+        let live = self.sh.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && (reach >> e.cluster) & 1 == 1);
+        let (status, body) = translation::local_answer(ex.head.path_bytes(), ex.json_body(), live.map(|e| &e.cfg));
+        let keep_alive = ex.keep_alive && ex.body_tracker.is_done();
+        self.ask = Some(Ask::Reply { keep_alive, status, body });
     }
 
     /// Give the current attempt a connection: a pooled one when allowed, else a new one

@@ -42,9 +42,14 @@ impl Exchange {
                 && a.resp.is_none()
                 && ex.retry_copy
                 && ex.attempts < MAX_ATTEMPTS
-                && endpoints.iter().enumerate().any(|(i, ep)| {
-                    i != a.endpoint && ep.cfg.enabled && !ep.retired && !ex.reached.contains(i) && ex.fits(ep)
-                }))
+                && crate::proxy::eligibility::another_may_serve(
+                    ex,
+                    Some(a.endpoint),
+                    endpoints,
+                    clusters,
+                    &sh.failures,
+                    now,
+                ))
             .then_some(stream_hold)
         };
         let Some(a) = ex.attempt.as_mut() else {

@@ -9,6 +9,19 @@ use crate::proxy::upstream::mapping::Mapped;
 use crate::proxy::upstream::transport::Transport;
 use crate::store::cluster::{EndpointConfig, Format};
 use crate::translate::answer::Answer;
+use crate::translate::request::Translated;
+
+/// `body` (a Messages request's JSON text) as endpoint `cfg` takes it in Chat Completions (its
+/// options, its model map), or why it has no such form.
+pub fn translate(cfg: &EndpointConfig, body: &[u8]) -> Result<Translated, String> {
+    let Format::OpenAi { max_completion_tokens, reasoning_effort } = cfg.format else {
+        return Err("not an OpenAI-format endpoint".into());
+    };
+    let opts = crate::translate::Options { max_completion_tokens, reasoning_effort };
+    crate::translate::request::to_chat(body, &opts, |m| {
+        crate::store::models::map(&cfg.model_map, m).map(str::to_string)
+    })
+}
 
 /// What an attempt keeps to translate its answer.
 #[derive(Debug)]
@@ -19,17 +32,21 @@ pub struct Translation {
 }
 
 impl Translation {
-    /// The body to send `cfg` (an OpenAI-format endpoint) for the client's `body`, and the
-    /// attempt's translation; `Err`: why the request has no Chat Completions form (a 400).
+    /// The body to send `cfg` (an OpenAI-format endpoint) for the client's `body` (its JSON
+    /// text), and the attempt's translation; `made`: the request's form already made for this
+    /// endpoint (`facts.rs`); `Err`: why the request has no Chat Completions form (a 400).
     /// `seed` makes the ids qcc invents unique.
-    pub fn start(cfg: &EndpointConfig, body: &[u8], seed: u64, http10: bool) -> Result<(Mapped, Translation), String> {
-        let Format::OpenAi { max_completion_tokens, reasoning_effort } = cfg.format else {
-            return Err("not an OpenAI-format endpoint".into());
+    pub fn start(
+        cfg: &EndpointConfig,
+        body: &[u8],
+        made: Option<Translated>,
+        seed: u64,
+        http10: bool,
+    ) -> Result<(Mapped, Translation), String> {
+        let t = match made {
+            Some(t) => t,
+            None => translate(cfg, body)?,
         };
-        let opts = crate::translate::Options { max_completion_tokens, reasoning_effort };
-        let t = crate::translate::request::to_chat(body, &opts, |m| {
-            crate::store::models::map(&cfg.model_map, m).map(str::to_string)
-        })?;
         let wants = crate::translate::answer::Wants { stream: t.stream, http10 };
         let translation = Translation { answer: Answer::new(&t.to, seed, wants), raw: Vec::new() };
         Ok((Mapped { body: t.body, splice: None, from: t.from, to: t.to }, translation))
@@ -63,6 +80,12 @@ pub fn read(t: Option<&mut Translation>, from: &mut Transport, inbuf: &mut Vec<u
         return IoOutcome::Closed; // what went out ends with the close: it is over (not pooled)
     }
     outcome
+}
+
+/// Requests an OpenAI-format endpoint answers itself when nothing of their own format can (a
+/// token count, the model list): never sent to it as a chat request.
+pub fn answers_locally(path: &[u8]) -> bool {
+    matches!(path, b"/v1/messages/count_tokens" | b"/v1/models")
 }
 
 /// What a cluster whose usable endpoints all speak OpenAI's format answers itself to a request
