@@ -10,7 +10,7 @@ use crate::support::*;
 const BODY: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"system":"be brief",
   "messages":[{"role":"user","content":"hi"}]}"#;
 
-fn chunks() -> Vec<String> {
+pub(crate) fn chunks() -> Vec<String> {
     [
         r#"{"id":"c1","model":"glm-4.6","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]}"#,
         r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}"#,
@@ -30,7 +30,7 @@ fn add(home: &TempHome, url: &str, extra: &[&str]) {
 }
 
 /// An OpenAI-format endpoint of a config file (`metadata.format`).
-fn openai_ep<'a>(id: &'a str, url: &'a str, priority: u32) -> Ep<'a> {
+pub(crate) fn openai_ep<'a>(id: &'a str, url: &'a str, priority: u32) -> Ep<'a> {
     Ep::new(id, url, "sk-o-0000000000", priority).with(serde_json::json!({"metadata": {"format": "openai"}}))
 }
 

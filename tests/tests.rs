@@ -11,6 +11,7 @@ mod cli;
 mod clusters;
 mod compat;
 mod edges;
+mod eligibility;
 mod failover;
 mod firsthour;
 mod headroom;

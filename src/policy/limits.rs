@@ -3,6 +3,8 @@
 //! sliding window) and requests in progress. Pure: callers pass the clock and the day's counts.
 
 use std::collections::VecDeque;
+
+use serde::Deserialize;
 use std::time::{Duration, Instant};
 
 use crate::store::keys::Limits;
@@ -206,6 +208,25 @@ pub fn admit(
     Ok(())
 }
 
+/// What a Messages request asks for that an estimate needs (everything else skipped unparsed).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Asked {
+    model: Option<String>,
+    max_tokens: Option<u64>,
+}
+
+/// The estimate of a request body's tokens (input from its size, output its `max_tokens`) and,
+/// when `model` is priced, their cost.
+pub fn estimate(body: &[u8], prices: &crate::store::prices::PriceTable) -> Used {
+    let asked: Asked = serde_json::from_slice(body).unwrap_or_default();
+    let input = body.len() as u64 / BYTES_PER_TOKEN;
+    let output = asked.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    let counts = crate::store::usage::Counts { input_tokens: input, output_tokens: output, ..Default::default() };
+    let usd = asked.model.as_deref().and_then(|m| prices.cost(m, &counts)).unwrap_or(0.0);
+    Used { tokens: input.saturating_add(output), usd }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +272,23 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(cell.get(), Used::default());
+    }
+}
+
+#[cfg(test)]
+mod estimate_tests {
+    use super::*;
+
+    #[test]
+    fn an_estimate_is_max_tokens_and_the_size_and_their_price() {
+        let prices = crate::store::prices::PriceTable::default();
+        let body =
+            br#"{"model":"claude-sonnet-4-5","max_tokens":50,"messages":[{"role":"user","content":"hello there"}]}"#;
+        let e = estimate(body, &prices);
+        assert_eq!(e.tokens, 50 + body.len() as u64 / 4);
+        assert!(e.usd > 0.0, "a priced model");
+        let e = estimate(b"not json", &prices);
+        assert_eq!(e.tokens, DEFAULT_MAX_TOKENS + 2);
+        assert_eq!(e.usd, 0.0);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod balancer;
 pub mod caps;
+pub mod eligibility;
 pub mod failure_queue;
 pub mod headroom;
 pub mod health;

@@ -21,7 +21,7 @@ use crate::policy::failure_queue::FailureQueue;
 use crate::store::cluster::{ClusterConfig, Strategy};
 use crate::store::routes::Route;
 
-use super::eligibility::eligibility_born;
+use super::eligibility::Eligibility;
 use super::state::{Endpoint, Exchange};
 use super::upstream::affinity::Affinity;
 
@@ -120,6 +120,35 @@ pub fn link(clusters: &mut [Cluster]) {
     }
 }
 
+/// May endpoint `i` (`ep`) serve `ex` now (`eligibility.rs`), its cluster slot's birth looked up.
+pub fn eligibility(
+    ex: &Exchange,
+    i: usize,
+    ep: &Endpoint,
+    clusters: &[Cluster],
+    failures: &FailureQueue,
+    now: Instant,
+) -> Eligibility {
+    let born = clusters.get(ep.cluster).map_or(u64::MAX, |c| c.born);
+    super::eligibility::eligibility(ex, i, ep, born, failures, now)
+}
+
+/// Whether some endpoint other than `except` may still serve `ex` (usable or as a last resort):
+/// a retry, or holding a stream's start for one, is worth it.
+pub fn another_may_serve(
+    ex: &Exchange,
+    except: Option<usize>,
+    endpoints: &[Endpoint],
+    clusters: &[Cluster],
+    failures: &FailureQueue,
+    now: Instant,
+) -> bool {
+    endpoints
+        .iter()
+        .enumerate()
+        .any(|(i, ep)| Some(i) != except && eligibility(ex, i, ep, clusters, failures, now).may_serve())
+}
+
 /// The endpoint the exchange's next attempt goes to: in the exchange's chain, the earliest
 /// cluster with a usable endpoint (`eligibility`), that cluster's session binding first, then
 /// its balancer; else the balancer's last resort, cluster by cluster, among the endpoints that
@@ -134,7 +163,7 @@ pub fn pick(
     now: Instant,
 ) -> Option<usize> {
     let entry = ex.cluster;
-    let elig = |i: usize, ep: &Endpoint, born: u64| eligibility_born(ex, i, ep, born, failures, now);
+    let elig = |i: usize, ep: &Endpoint, born: u64| super::eligibility::eligibility(ex, i, ep, born, failures, now);
     let one = clusters[entry].chain.len() == 1;
     for last_resort in [false, true] {
         for k in 0..clusters[entry].chain.len() {

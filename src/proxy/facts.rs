@@ -12,7 +12,7 @@ use crate::http::BodyFraming;
 use crate::policy::limits::Used;
 use crate::translate::request::Translated;
 
-use super::state::{Endpoint, Exchange};
+use crate::store::cluster::EndpointConfig;
 
 /// What one read of a request found (see the module's doc).
 #[derive(Default)]
@@ -44,57 +44,50 @@ pub enum Chat {
     Refused(String),
 }
 
-impl Exchange {
-    /// The body as JSON text: decoded when it came chunked.
-    pub fn json_body(&self) -> &[u8] {
-        self.facts.decoded.as_deref().unwrap_or(&self.body)
+impl Facts {
+    /// The body as JSON text: `body` decoded when it came chunked.
+    pub fn json_body<'a>(&'a self, body: &'a [u8]) -> &'a [u8] {
+        self.decoded.as_deref().unwrap_or(body)
     }
 
-    /// Decode a complete chunked body once (its JSON text for everything that reads it).
-    pub fn decode_body(&mut self) {
-        if self.head.framing != BodyFraming::Chunked || self.facts.decoded.is_some() || !self.body_tracker.is_done() {
+    /// Decode a complete chunked `body` once (its JSON text for everything that reads it).
+    pub fn decode(&mut self, framing: BodyFraming, complete: bool, body: &[u8]) {
+        if framing != BodyFraming::Chunked || self.decoded.is_some() || !complete {
             return;
         }
-        let mut plain = Vec::with_capacity(self.body.len());
+        let mut plain = Vec::with_capacity(body.len());
         let mut decoder = ChunkedDecoder::new();
         // The body was re-framed by us as canonical chunks: it decodes (else it stays as it is).
-        if decoder.feed_data(&self.body, |d| plain.extend_from_slice(d)).is_ok() && decoder.is_done() {
-            self.facts.decoded = Some(plain);
+        if decoder.feed_data(body, |d| plain.extend_from_slice(d)).is_ok() && decoder.is_done() {
+            self.decoded = Some(plain);
         }
     }
 
-    /// The request's token estimate (made once, from its JSON text).
-    pub fn estimate(&mut self, prices: &crate::store::prices::PriceTable) -> Used {
-        if let Some(e) = self.facts.estimate {
-            return e;
-        }
-        self.decode_body();
-        let e = crate::proxy::client::reserve::estimate(self.json_body(), prices);
-        self.facts.estimate = Some(e);
-        e
+    /// The request's token estimate, made once from its JSON text (`body`, the exchange's, as
+    /// `json_body` reads it).
+    pub fn estimate(&mut self, body: &[u8], prices: &crate::store::prices::PriceTable) -> Used {
+        let Facts { decoded, estimate, .. } = self;
+        let json = decoded.as_deref().unwrap_or(body);
+        *estimate.get_or_insert_with(|| crate::policy::limits::estimate(json, prices))
     }
 
-    /// Make the request's Chat Completions form for `endpoint` (an OpenAI-format one, the first
-    /// that could serve it), once.
-    pub fn read_chat(&mut self, endpoint: usize, ep: &Endpoint) {
-        if !matches!(self.facts.chat, Chat::Unread) || !self.translatable() {
+    /// Make the Chat Completions form of the request (`body`, the exchange's, as `json_body`
+    /// reads it) for `endpoint` (`cfg`, an OpenAI-format one, the first that could serve it), once.
+    pub fn read_chat(&mut self, endpoint: usize, cfg: &EndpointConfig, body: &[u8]) {
+        let Facts { decoded, chat, .. } = self;
+        if !matches!(chat, Chat::Unread) {
             return;
         }
-        self.facts.chat = match crate::proxy::upstream::translation::translate(&ep.cfg, self.json_body()) {
+        let json = decoded.as_deref().unwrap_or(body);
+        *chat = match crate::translate::request::for_endpoint(cfg, json) {
             Ok(t) => Chat::Made { endpoint, translated: Box::new(t) },
             Err(why) => Chat::Refused(why),
         };
     }
 
-    /// Endpoint `ep`'s format can take this request: any request for an Anthropic one; for an
-    /// OpenAI-format one, a whole `POST /v1/messages` that has a Chat Completions form.
-    pub fn dialect_takes(&self, ep: &Endpoint) -> bool {
-        !ep.cfg.format.is_openai() || (self.translatable() && !matches!(self.facts.chat, Chat::Refused(_)))
-    }
-
-    /// Why no OpenAI-format endpoint can take it, when its content is the reason.
+    /// Why the request has no Chat Completions form, when it has none.
     pub fn untranslatable(&self) -> Option<&str> {
-        match &self.facts.chat {
+        match &self.chat {
             Chat::Refused(why) => Some(why),
             _ => None,
         }
@@ -102,13 +95,13 @@ impl Exchange {
 
     /// The Chat Completions form made for `endpoint`, taken (`None`: made for another, or not).
     pub fn take_chat(&mut self, endpoint: usize) -> Option<Translated> {
-        match std::mem::take(&mut self.facts.chat) {
+        match std::mem::take(&mut self.chat) {
             Chat::Made { endpoint: e, translated } if e == endpoint => {
-                self.facts.chat = Chat::Taken;
+                self.chat = Chat::Taken;
                 Some(*translated)
             }
             other => {
-                self.facts.chat = other;
+                self.chat = other;
                 None
             }
         }

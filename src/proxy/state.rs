@@ -483,10 +483,51 @@ pub struct Exchange {
     /// `Shared::cluster_generation` when it began: a cluster slot born later is not its chain's.
     pub since: u64,
     /// Endpoints passed over at its first attempt, and why (the request history's `skipped`).
-    pub skipped: Vec<(usize, super::eligibility::Reason)>,
+    pub skipped: Vec<(usize, crate::policy::eligibility::Reason)>,
 }
 
 impl Exchange {
+    /// The body as JSON text: decoded when it came chunked (`facts.rs`).
+    pub fn json_body(&self) -> &[u8] {
+        self.facts.json_body(&self.body)
+    }
+
+    /// Decode a complete chunked body once.
+    pub fn decode_body(&mut self) {
+        self.facts.decode(self.head.framing, self.body_tracker.is_done(), &self.body);
+    }
+
+    /// The request's token estimate (made once, from its JSON text).
+    pub fn estimate(&mut self, prices: &crate::store::prices::PriceTable) -> crate::policy::limits::Used {
+        self.decode_body();
+        self.facts.estimate(&self.body, prices)
+    }
+
+    /// Make the request's Chat Completions form for endpoint `i` (`ep`, an OpenAI-format one,
+    /// the first of its chain that could serve it), once, when it is a whole Messages request.
+    pub fn read_chat(&mut self, i: usize, ep: &Endpoint) {
+        if !self.translatable() {
+            return;
+        }
+        self.facts.read_chat(i, &ep.cfg, &self.body);
+    }
+
+    /// Endpoint `ep`'s format can take this request: any request for an Anthropic one; for an
+    /// OpenAI-format one, a whole `POST /v1/messages` that has a Chat Completions form.
+    pub fn dialect_takes(&self, ep: &Endpoint) -> bool {
+        !ep.cfg.format.is_openai() || (self.translatable() && self.facts.untranslatable().is_none())
+    }
+
+    /// Why no OpenAI-format endpoint can take it, when its content is the reason.
+    pub fn untranslatable(&self) -> Option<&str> {
+        self.facts.untranslatable()
+    }
+
+    /// The Chat Completions form made for `endpoint`, taken.
+    pub fn take_chat(&mut self, endpoint: usize) -> Option<crate::translate::request::Translated> {
+        self.facts.take_chat(endpoint)
+    }
+
     /// A whole `POST /v1/messages` (kept for retries): what translates.
     pub fn translatable(&self) -> bool {
         self.body_tracker.is_done()

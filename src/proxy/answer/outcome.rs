@@ -54,7 +54,7 @@ impl Conn<'_> {
             ex.reached.insert(idx);
         }
         let can_retry = ex.retry_copy
-            && crate::proxy::eligibility::another_may_serve(
+            && crate::proxy::clusters::another_may_serve(
                 ex,
                 None,
                 &self.sh.endpoints,

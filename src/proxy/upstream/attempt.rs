@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use crate::proxy::answer::response::release_hold;
 use crate::proxy::client::conn::{attempt_mut, Ask, Conn};
-use crate::proxy::eligibility::{eligibility, Eligibility, Reason};
+use crate::proxy::clusters::eligibility;
+use crate::proxy::eligibility::{Eligibility, Reason};
 use crate::proxy::shared::Shared;
 use crate::proxy::state::*;
 use crate::proxy::upstream::net::Net;

@@ -42,7 +42,7 @@ impl Exchange {
                 && a.resp.is_none()
                 && ex.retry_copy
                 && ex.attempts < MAX_ATTEMPTS
-                && crate::proxy::eligibility::another_may_serve(
+                && crate::proxy::clusters::another_may_serve(
                     ex,
                     Some(a.endpoint),
                     endpoints,

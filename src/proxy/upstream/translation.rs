@@ -7,21 +7,9 @@
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::upstream::mapping::Mapped;
 use crate::proxy::upstream::transport::Transport;
-use crate::store::cluster::{EndpointConfig, Format};
+use crate::store::cluster::EndpointConfig;
 use crate::translate::answer::Answer;
 use crate::translate::request::Translated;
-
-/// `body` (a Messages request's JSON text) as endpoint `cfg` takes it in Chat Completions (its
-/// options, its model map), or why it has no such form.
-pub fn translate(cfg: &EndpointConfig, body: &[u8]) -> Result<Translated, String> {
-    let Format::OpenAi { max_completion_tokens, reasoning_effort } = cfg.format else {
-        return Err("not an OpenAI-format endpoint".into());
-    };
-    let opts = crate::translate::Options { max_completion_tokens, reasoning_effort };
-    crate::translate::request::to_chat(body, &opts, |m| {
-        crate::store::models::map(&cfg.model_map, m).map(str::to_string)
-    })
-}
 
 /// What an attempt keeps to translate its answer.
 #[derive(Debug)]
@@ -45,7 +33,7 @@ impl Translation {
     ) -> Result<(Mapped, Translation), String> {
         let t = match made {
             Some(t) => t,
-            None => translate(cfg, body)?,
+            None => crate::translate::request::for_endpoint(cfg, body)?,
         };
         let wants = crate::translate::answer::Wants { stream: t.stream, http10 };
         let translation = Translation { answer: Answer::new(&t.to, seed, wants), raw: Vec::new() };
