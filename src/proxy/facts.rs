@@ -10,7 +10,7 @@
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::BodyFraming;
 use crate::policy::limits::Used;
-use crate::translate::request::Translated;
+use crate::translate::Translated;
 
 use crate::store::cluster::EndpointConfig;
 
@@ -79,7 +79,7 @@ impl Facts {
             return;
         }
         let json = decoded.as_deref().unwrap_or(body);
-        *chat = match crate::translate::request::for_endpoint(cfg, json) {
+        *chat = match crate::translate::request(cfg, json) {
             Ok(t) => Chat::Made { endpoint, translated: Box::new(t) },
             Err(why) => Chat::Refused(why),
         };

@@ -503,19 +503,19 @@ impl Exchange {
         self.facts.estimate(&self.body, prices)
     }
 
-    /// Make the request's Chat Completions form for endpoint `i` (`ep`, an OpenAI-format one,
-    /// the first of its chain that could serve it), once, when it is a whole Messages request.
+    /// Make the request's form for endpoint `i` (`ep`, of a dialect that re-makes bodies, the
+    /// first of its chain that could serve it), once, when that dialect takes such a request.
     pub fn read_chat(&mut self, i: usize, ep: &Endpoint) {
-        if !self.translatable() {
+        if !self.remade_for(ep) {
             return;
         }
         self.facts.read_chat(i, &ep.cfg, &self.body);
     }
 
-    /// Endpoint `ep`'s format can take this request: any request for an Anthropic one; for an
-    /// OpenAI-format one, a whole `POST /v1/messages` that has a Chat Completions form.
+    /// Endpoint `ep`'s dialect can take this request: any request for one that forwards as it
+    /// comes; for one that re-makes bodies, a whole request of a kind it takes, with a form there.
     pub fn dialect_takes(&self, ep: &Endpoint) -> bool {
-        !ep.cfg.format.is_openai() || (self.translatable() && self.facts.untranslatable().is_none())
+        !crate::translate::rewrites(&ep.cfg.format) || (self.remade_for(ep) && self.facts.untranslatable().is_none())
     }
 
     /// Why no OpenAI-format endpoint can take it, when its content is the reason.
@@ -524,16 +524,17 @@ impl Exchange {
     }
 
     /// The Chat Completions form made for `endpoint`, taken.
-    pub fn take_chat(&mut self, endpoint: usize) -> Option<crate::translate::request::Translated> {
+    pub fn take_chat(&mut self, endpoint: usize) -> Option<crate::translate::Translated> {
         self.facts.take_chat(endpoint)
     }
 
-    /// A whole `POST /v1/messages` (kept for retries): what translates.
-    pub fn translatable(&self) -> bool {
-        self.body_tracker.is_done()
+    /// Endpoint `ep`'s dialect re-makes bodies and takes this request: its whole body is here
+    /// (kept for retries), and it is of a kind the dialect takes (`translate::takes`).
+    fn remade_for(&self, ep: &Endpoint) -> bool {
+        crate::translate::rewrites(&ep.cfg.format)
+            && self.body_tracker.is_done()
             && self.retry_copy
-            && self.head.method_bytes() == b"POST"
-            && self.head.path_bytes() == b"/v1/messages"
+            && crate::translate::takes(&ep.cfg.format, self.head.method_bytes(), self.head.path_bytes())
     }
 
     /// A response byte has been queued for the client: no retry is possible any more.

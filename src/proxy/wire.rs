@@ -3,8 +3,8 @@
 
 use std::io::Write as _;
 
-use crate::http::{is_hop_by_hop, starts_with_ignore_case, BodyFraming, RequestHead, ResponseHead};
-use crate::store::cluster::{EndpointConfig, Format};
+use crate::http::{is_hop_by_hop, BodyFraming, RequestHead, ResponseHead};
+use crate::store::cluster::EndpointConfig;
 
 /// The request head sent upstream: path prefixed, `Host` the upstream's, hop-by-hop headers
 /// and headers named in `Connection` dropped, the client's key replaced by the endpoint's
@@ -24,17 +24,12 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
     out.extend_from_slice(req.method_bytes());
     out.push(b' ');
     out.extend_from_slice(ep.url.path_prefix.as_bytes());
-    // Origin-form, checked by the parser (`http::target`); empty for "http://host".
-    let target = req.target_bytes();
-    // An OpenAI-format endpoint is sent only translated Messages requests (`translation.rs`).
-    let openai = ep.format.is_openai();
-    if openai {
-        out.extend_from_slice(b"/chat/completions");
-    } else if target.is_empty() {
-        out.push(b'/');
-    }
-    if !openai {
-        out.extend_from_slice(target);
+    // Origin-form, checked by the parser (`http::target`); empty for "http://host". A dialect
+    // that re-makes bodies has its own path (it is sent only the requests it takes).
+    match crate::translate::upstream_path(&ep.format) {
+        Some(path) => out.extend_from_slice(path.as_bytes()),
+        None if req.target_bytes().is_empty() => out.push(b'/'),
+        None => out.extend_from_slice(req.target_bytes()),
     }
     // HTTP/1.0 clients cannot read chunked replies: ask the upstream for a 1.0-framed reply.
     out.extend_from_slice(if req.version_minor == 0 { b" HTTP/1.0\r\n" } else { b" HTTP/1.1\r\n" });
@@ -60,9 +55,7 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
         if replace_key && (name.eq_ignore_ascii_case(b"x-api-key") || name.eq_ignore_ascii_case(b"authorization")) {
             continue;
         }
-        // Anthropic's own headers (`anthropic-version`, `anthropic-beta`, the key's header) mean
-        // nothing to an OpenAI-format provider, and some refuse what they do not know.
-        if openai && (name.eq_ignore_ascii_case(b"x-api-key") || starts_with_ignore_case(name, b"anthropic-")) {
+        if !crate::translate::forwards_header(&ep.format, name) {
             continue;
         }
         if name.eq_ignore_ascii_case(b"anthropic-version") {
@@ -85,9 +78,9 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
         BodyFraming::None if sent_length => out.extend_from_slice(b"Content-Length: 0\r\n"),
         BodyFraming::None | BodyFraming::UntilClose => {}
     }
-    push_key(out, ep);
-    if !has_version && !openai {
-        out.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
+    crate::translate::key_headers(&ep.format, &ep.api_key, out);
+    if let (false, Some(version)) = (has_version, crate::translate::default_version(&ep.format)) {
+        out.extend_from_slice(version);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -166,27 +159,18 @@ fn is_framing(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
 }
 
-/// The tiny real request that verifies a queued endpoint (spec: recovery probe).
-/// For an OpenAI-format endpoint, the same as a Chat Completions request.
+/// The tiny real request that verifies a queued endpoint (spec: recovery probe), in the
+/// endpoint's dialect (`translate::probe_body`).
 pub fn probe_request(ep: &EndpointConfig, model: &str) -> Vec<u8> {
-    let limit = match ep.format {
-        Format::OpenAi { max_completion_tokens: true, .. } => "max_completion_tokens",
-        _ => "max_tokens",
-    };
-    let body = serde_json::json!({
-        "model": model,
-        limit: 10,
-        "messages": [{"role": "user", "content": "ping"}],
-    })
-    .to_string();
+    let body = crate::translate::probe_body(&ep.format, model);
     let mut out = Vec::with_capacity(256 + body.len());
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(ep.url.path_prefix.as_bytes());
-    let path = if ep.format.is_openai() { "/chat/completions" } else { "/v1/messages" };
+    let path = crate::translate::upstream_path(&ep.format).unwrap_or("/v1/messages");
     let _ = write!(out, "{path} HTTP/1.1\r\nHost: {}\r\n", ep.url.host());
-    push_key(&mut out, ep);
-    if !ep.format.is_openai() {
-        out.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
+    crate::translate::key_headers(&ep.format, &ep.api_key, &mut out);
+    if let Some(version) = crate::translate::default_version(&ep.format) {
+        out.extend_from_slice(version);
     }
     out.extend_from_slice(b"content-type: application/json\r\nConnection: close\r\n");
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
@@ -235,21 +219,6 @@ pub fn error_response_after(status: u16, message: &str, retry_after: Option<u64>
     let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}).to_string();
     let extra = retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
     local_response_with(status, "application/json", body.as_bytes(), close, &extra, out);
-}
-
-/// The endpoint's key as its format reads it: both ways the Anthropic API and compatible
-/// relays read it (`x-api-key`, `Authorization: Bearer`), the bearer alone for an OpenAI-format
-/// provider; nothing for a keyless endpoint (the client's own credentials go through).
-fn push_key(out: &mut Vec<u8>, ep: &EndpointConfig) {
-    if ep.api_key.is_empty() {
-        return;
-    }
-    if !ep.format.is_openai() {
-        push_header(out, b"x-api-key", ep.api_key.as_bytes());
-    }
-    out.extend_from_slice(b"Authorization: Bearer ");
-    out.extend_from_slice(ep.api_key.as_bytes());
-    out.extend_from_slice(b"\r\n");
 }
 
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

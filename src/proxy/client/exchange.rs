@@ -286,5 +286,8 @@ impl Conn<'_> {
 /// rewritten for the endpoint picked, or decides the cluster.
 fn rewrites_bodies(sh: &Shared) -> bool {
     !sh.clusters[0].routes.is_empty()
-        || sh.endpoints.iter().any(|e| !e.retired && (!e.cfg.model_map.is_empty() || e.cfg.format.is_openai()))
+        || sh
+            .endpoints
+            .iter()
+            .any(|e| !e.retired && (!e.cfg.model_map.is_empty() || crate::translate::rewrites(&e.cfg.format)))
 }

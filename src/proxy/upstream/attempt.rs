@@ -15,8 +15,9 @@ use crate::proxy::eligibility::{Eligibility, Reason};
 use crate::proxy::shared::Shared;
 use crate::proxy::state::*;
 use crate::proxy::upstream::net::Net;
-use crate::proxy::upstream::translation::{self, Translation};
+use crate::proxy::upstream::translation::Translation;
 use crate::proxy::wire;
+use crate::translate;
 
 /// Endpoints passed over that one request's history names, at most.
 const MAX_SKIPPED_SHOWN: usize = 8;
@@ -45,7 +46,9 @@ fn read_facts(ex: &mut Exchange, sh: &Shared) {
         .endpoints
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.cfg.enabled && !e.retired && e.cfg.format.is_openai() && (reach >> e.cluster) & 1 == 1)
+        .filter(|(_, e)| {
+            e.cfg.enabled && !e.retired && translate::rewrites(&e.cfg.format) && (reach >> e.cluster) & 1 == 1
+        })
         .min_by_key(|(i, e)| (e.cfg.priority, *i));
     if let Some((i, e)) = openai {
         ex.read_chat(i, e);
@@ -80,11 +83,13 @@ impl Conn<'_> {
         // A token count or the model list that no endpoint of its own format can answer now is
         // answered by the format that cannot take it (an estimate, the mapped models), never
         // sent there as a chat request.
-        if ex.attempts == 0 && translation::answers_locally(ex.head.path_bytes()) {
+        if ex.attempts == 0 {
             let (usable, dialect, _) = self.chances(now);
-            if dialect && !usable {
-                self.answer_locally();
-                return;
+            if let (false, Some(format)) = (usable, dialect) {
+                if translate::answers_locally(&format, ex.head.path_bytes()) {
+                    self.answer_locally(&format);
+                    return;
+                }
             }
         }
         let chosen = crate::proxy::clusters::pick(
@@ -134,7 +139,7 @@ impl Conn<'_> {
             // This endpoint's name for the model the client asked for, or the request translated
             // for an OpenAI-format endpoint (the whole body is here: `pump_exchange` waits for it
             // when the cluster maps models or translates).
-            let (mapped, translation) = if ep.cfg.format.is_openai() {
+            let (mapped, translation) = if translate::rewrites(&ep.cfg.format) {
                 let made = ex.take_chat(idx);
                 match Translation::start(&ep.cfg, ex.json_body(), made, seed, ex.head.version_minor == 0) {
                     Ok((m, t)) => (Some(Box::new(m)), Some(Box::new(t))),
@@ -224,31 +229,31 @@ impl Conn<'_> {
         let ClientPhase::Exchange(ex) = &self.c.phase else {
             return;
         };
-        if ex.attempts == 0 && ex.api && dialect && !other {
+        if let (0, true, Some(format), false) = (ex.attempts, ex.api, dialect, other) {
             if let Some(why) = ex.untranslatable() {
                 let why = why.to_string();
                 self.sh.stats.bad_requests += 1;
                 self.respond_local_error(400, &why, now);
                 return;
             }
-            self.answer_locally();
+            self.answer_locally(&format);
             return;
         }
         self.sh.stats.rejected += 1;
         self.respond_local_error(503, "No available endpoints", now);
     }
 
-    /// What the request's chain offers it now: (some endpoint is usable, some is excluded only
-    /// for its format, some other may serve it as a last resort or usable).
-    fn chances(&self, now: Instant) -> (bool, bool, bool) {
+    /// What the request's chain offers it now: (some endpoint is usable, the dialect of one that
+    /// is excluded only for its dialect, some may serve it, usable or as a last resort).
+    fn chances(&self, now: Instant) -> (bool, Option<crate::store::cluster::Format>, bool) {
         let ClientPhase::Exchange(ex) = &self.c.phase else {
-            return (false, false, false);
+            return (false, None, false);
         };
         let (endpoints, clusters, failures) = (&self.sh.endpoints, &self.sh.clusters, &self.sh.failures);
-        let (mut usable, mut dialect, mut other) = (false, false, false);
+        let (mut usable, mut dialect, mut other) = (false, None, false);
         for (i, e) in endpoints.iter().enumerate() {
             match eligibility(ex, i, e, clusters, failures, now) {
-                Eligibility::Excluded(Reason::Dialect) => dialect = true,
+                Eligibility::Excluded(Reason::Dialect) => dialect = dialect.or(Some(e.cfg.format)),
                 Eligibility::Excluded(_) => {}
                 Eligibility::Usable => (usable, other) = (true, true),
                 Eligibility::LastResort(_) => other = true,
@@ -257,14 +262,15 @@ impl Conn<'_> {
         (usable, dialect, other)
     }
 
-    /// The local answer of the format that cannot take the request (`translation::local_answer`).
-    fn answer_locally(&mut self) {
+    /// The local answer of the dialect that cannot take the request (`translate::local_answer`).
+    fn answer_locally(&mut self, format: &crate::store::cluster::Format) {
         let ClientPhase::Exchange(ex) = &self.c.phase else {
             return;
         };
         let reach = ex.reach;
         let live = self.sh.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && (reach >> e.cluster) & 1 == 1);
-        let (status, body) = translation::local_answer(ex.head.path_bytes(), ex.json_body(), live.map(|e| &e.cfg));
+        let (status, body) =
+            translate::local_answer(format, ex.head.path_bytes(), ex.json_body(), live.map(|e| &e.cfg));
         let keep_alive = ex.keep_alive && ex.body_tracker.is_done();
         self.ask = Some(Ask::Reply { keep_alive, status, body });
     }

@@ -56,16 +56,16 @@ pub fn to_messages(body: &[u8], model: &str, seed: u64) -> Result<Vec<u8>, NotAR
 /// A provider's error object as an HTTP status and a Messages error body.
 pub fn provider_error(err: &Value) -> NotAReply {
     let code = err.get("code").and_then(Value::as_u64).filter(|c| (400..600).contains(c));
-    let (kind, message) = super::error::kind_and_message(err, 0);
+    let (kind, message) = crate::translate::error::kind_and_message(err, 0);
     let status = match (code, kind) {
         (Some(c), _) => c as u16,
         (None, "rate_limit_error") => 429,
         (None, "overloaded_error") => 529,
         (None, _) => 502,
     };
-    let kind = if code.is_some() { super::error::kind_for_status(status) } else { kind };
+    let kind = if code.is_some() { crate::translate::error::kind_for_status(status) } else { kind };
     let message = match status {
-        400 | 413 => super::error::context_overflow(&message, None).unwrap_or(message),
+        400 | 413 => crate::translate::error::context_overflow(&message, None).unwrap_or(message),
         _ => message,
     };
     let body = json!({"type": "error", "error": {"type": kind, "message": message}});

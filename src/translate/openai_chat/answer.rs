@@ -213,7 +213,7 @@ impl Answer {
         if let Some(events) = gather.take() {
             // Nothing was sent: a failure fails the attempt, anything else is one answer.
             if self.failed.is_none() {
-                let (status, body) = match super::shape::events_as_reply(&events) {
+                let (status, body) = match crate::translate::shape::events_as_reply(&events) {
                     Ok(reply) => (200, reply),
                     Err(error) => error,
                 };
@@ -246,20 +246,20 @@ impl Answer {
         use super::reply::NotAReply;
         let (status, body) = if head.status == 200 {
             if bytes.len() > WHOLE_MAX {
-                (502, super::error::to_messages(502, b"the upstream's reply is over 32 MiB"))
+                (502, crate::translate::error::to_messages(502, b"the upstream's reply is over 32 MiB"))
             } else {
                 match super::reply::to_messages(&bytes, &self.model, self.seed) {
                     Ok(body) => (200, body),
                     Err(NotAReply::Provider(status, body)) => (status, body),
-                    Err(NotAReply::Bad(e)) => (502, super::error::to_messages(502, e.as_bytes())),
+                    Err(NotAReply::Bad(e)) => (502, crate::translate::error::to_messages(502, e.as_bytes())),
                 }
             }
         } else {
-            (head.status, super::error::to_messages(head.status, &bytes[..bytes.len().min(ERROR_MAX)]))
+            (head.status, crate::translate::error::to_messages(head.status, &bytes[..bytes.len().min(ERROR_MAX)]))
         };
         if status == 200 && self.wants.stream {
             // A whole reply to a stream request: sent as the events that stream it.
-            let events = super::shape::reply_as_events(&body);
+            let events = crate::translate::shape::reply_as_events(&body);
             write_head(out, &head, 200, "text/event-stream; charset=utf-8", self.framing(Some(events.len())));
             out.extend_from_slice(&events);
             return;

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::Options;
+use crate::translate::Options;
 
 /// What the translated request is and says.
 pub struct Translated {
@@ -375,16 +375,6 @@ fn parts_content<'a>(parts: Vec<Part<'a>>) -> Option<Content<'a>> {
         },
         _ => Some(Content::Parts(parts)),
     }
-}
-
-/// `body` (a Messages request's JSON text) as endpoint `cfg` takes it in Chat Completions (its
-/// options, its model map), or why it has no such form.
-pub fn for_endpoint(cfg: &crate::store::cluster::EndpointConfig, body: &[u8]) -> Result<Translated, String> {
-    let crate::store::cluster::Format::OpenAi { max_completion_tokens, reasoning_effort } = cfg.format else {
-        return Err("not an OpenAI-format endpoint".into());
-    };
-    let opts = Options { max_completion_tokens, reasoning_effort };
-    to_chat(body, &opts, |m| crate::store::models::map(&cfg.model_map, m).map(str::to_string))
 }
 
 /// Translate `body` for an endpoint with `opts`, its model renamed to `model` when the

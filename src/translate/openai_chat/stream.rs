@@ -315,7 +315,7 @@ impl Stream {
 
     fn on_chunk(&mut self, chunk: Chunk, out: &mut Vec<u8>) {
         if let Some(err) = chunk.error {
-            let (kind, message) = super::error::kind_and_message(&err, 0);
+            let (kind, message) = crate::translate::error::kind_and_message(&err, 0);
             self.error_event(out, kind, &message);
             return;
         }
