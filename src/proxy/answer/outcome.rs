@@ -37,6 +37,7 @@ impl Conn<'_> {
         let usage = a.scan.as_ref().and_then(|s| s.usage());
         let asked = a.mapped.as_ref().map(|m| m.from.clone());
         let up = a.up;
+        let answered = a.resp.is_some();
         let idx = a.endpoint;
         let responded = ex.responded();
         let attempts = ex.attempts;
@@ -53,6 +54,9 @@ impl Conn<'_> {
         if maybe_reached {
             ex.reached.insert(idx);
         }
+        // Its place in its endpoint's in-flight count and `--tpm` hold end here, before anything
+        // asks whether that endpoint may serve again.
+        drop(a);
         let can_retry = ex.retry_copy
             && crate::proxy::clusters::another_may_serve(
                 ex,
@@ -68,7 +72,7 @@ impl Conn<'_> {
         // the endpoint: not blamed. Each pooled connection can do this once; a fresh connection
         // that does the same is blamed.
         let pool_race = matches!(failure, Failure::Closed(_))
-            && a.resp.is_none()
+            && !answered
             && up.and_then(|k| self.net.upstreams.get(k)).is_some_and(|u| u.reused);
         if let Some(k) = up {
             self.net.close_upstream(self.sh, k);
