@@ -132,6 +132,12 @@ pub fn local_answer<'a>(
     }
 }
 
+/// Whether some dialect answers a request to `path` itself (`answers_locally`): the cheap
+/// question asked of every request before the exact one.
+pub fn some_dialect_answers(path: &[u8]) -> bool {
+    openai_chat::answers_locally(path)
+}
+
 /// Whether the dialect answers a request to `path` itself when nothing of the client's own
 /// dialect can (a token count, the model list), rather than never taking it.
 pub fn answers_locally(format: &Format, path: &[u8]) -> bool {

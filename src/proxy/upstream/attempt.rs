@@ -83,7 +83,7 @@ impl Conn<'_> {
         // A token count or the model list that no endpoint of its own format can answer now is
         // answered by the format that cannot take it (an estimate, the mapped models), never
         // sent there as a chat request.
-        if ex.attempts == 0 {
+        if ex.attempts == 0 && translate::some_dialect_answers(ex.head.path_bytes()) {
             let (usable, dialect, _) = self.chances(now);
             if let (false, Some(format)) = (usable, dialect) {
                 if translate::answers_locally(&format, ex.head.path_bytes()) {
