@@ -217,3 +217,40 @@ fn a_request_never_fails_over_into_a_cluster_slot_reused_after_it_began() {
     let r = request(proxy.addr, "POST", "/v1/messages", &[], br#"{"model":"claude-x"}"#);
     assert_eq!((r.status, r.header("x-qcc-cluster")), (200, Some("new")), "{}", r.text());
 }
+
+/// Nothing usable: the 503 says at once what is wrong (the cluster, each reason with its count,
+/// the fix), `retry-after` the soonest one may serve again, and `x-should-retry: false` when
+/// nothing recovers without the operator (the official SDKs honour it).
+#[test]
+fn nothing_usable_says_what_is_wrong() {
+    let a = MockUpstream::start(Mode::Slow { delay: Duration::from_millis(700) });
+    let home = TempHome::new();
+    home.write_cluster(
+        "work",
+        &[
+            Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1)
+                .with(serde_json::json!({"metadata": {"concurrent": 1}})),
+            Ep::new("b0000001", &a.url(), "sk-b-0000000000", 2).with(serde_json::json!({"enabled": false})),
+        ],
+    );
+    let proxy = Proxy::start(&home, &["--cluster", "work"]);
+    let addr = proxy.addr;
+    let busy = std::thread::spawn(move || request(addr, "POST", "/v1/messages", &[], br#"{"max_tokens":8}"#).status);
+    assert!(wait_until(Duration::from_secs(3), || a.hits() == 1));
+    let r = request(addr, "POST", "/v1/messages", &[], br#"{"max_tokens":8}"#);
+    assert_eq!(r.status, 503);
+    let msg = r.json()["error"]["message"].as_str().unwrap_or("").to_string();
+    assert!(msg.contains("cluster 'work'") && msg.contains("1 disabled") && msg.contains("1 at its cap"), "{msg}");
+    assert_eq!(r.header("retry-after"), Some("1"), "a cap's slot frees soon");
+    assert_eq!(r.header("x-should-retry"), None, "it recovers by itself");
+    assert_eq!(busy.join().expect("thread"), 200);
+
+    // Every endpoint disabled: nothing recovers without the operator.
+    let out = home.run(&["endpoint", "disable", "work", "a0000001"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = request(addr, "POST", "/v1/messages", &[], br#"{"max_tokens":8}"#);
+    assert_eq!(r.status, 503);
+    let msg = r.json()["error"]["message"].as_str().unwrap_or("").to_string();
+    assert!(msg.contains("2 disabled") && msg.contains("qcc endpoint enable work"), "{msg}");
+    assert_eq!((r.header("x-should-retry"), r.header("retry-after")), (Some("false"), None));
+}

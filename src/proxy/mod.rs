@@ -121,7 +121,6 @@ pub struct EventLoop {
     net: upstream::net::Net,
     /// Clients whose pump stopped while still making progress (fairness): driven next turn.
     again: Vec<Key>,
-    next_probe: Instant,
     /// Recovery probes in flight (`upstream/probe.rs`).
     probes: upstream::probe::Probes,
     /// Answers read for their usage after their clients went away (`answer/drain.rs`).
@@ -328,13 +327,13 @@ impl EventLoop {
             page_token: client::keys::control_token()?,
             notifier,
             cluster_generation: 0,
+            next_probe,
         };
         Ok(EventLoop {
             poll,
             listener: Some(listener),
             clients: Slab::new(),
             net,
-            next_probe,
             probes: Default::default(),
             drains: Default::default(),
             again: Vec::new(),
@@ -440,12 +439,7 @@ impl EventLoop {
             .keys()
             .filter(|k| matches!(self.clients.get(*k).map(|c| &c.phase), Some(ClientPhase::Exchange(_))))
             .count();
-        shared::Conns {
-            clients: self.clients.len(),
-            exchanges,
-            upstreams: self.net.upstreams.len(),
-            next_probe: self.next_probe,
-        }
+        shared::Conns { clients: self.clients.len(), exchanges, upstreams: self.net.upstreams.len() }
     }
 
     fn on_upstream_event(&mut self, key: Key, readable: bool, writable: bool, hup: bool, now: Instant) {

@@ -32,6 +32,9 @@ pub struct Shared {
     /// Bumped each time a reload gives a cluster slot to a cluster (`Cluster::born`): an exchange
     /// that began before (`Exchange::since`) never uses that slot.
     pub cluster_generation: u64,
+    /// When the next round of recovery probes runs (the timers' to move; a request told that
+    /// nothing may serve it hears it as its `retry-after`).
+    pub next_probe: Instant,
     pub failures: FailureQueue,
     pub stats: Stats,
     pub settings: Settings,
@@ -70,12 +73,10 @@ pub struct Shared {
     pub notifier: admin::notify::Notifier,
 }
 
-/// What only the loop knows, for the status JSON and `/metrics`: its connections, and when the
-/// next probe round runs.
+/// What only the loop knows, for the status JSON and `/metrics`: its connections.
 pub struct Conns {
     pub clients: usize,
     /// Clients with a request in progress.
     pub exchanges: usize,
     pub upstreams: usize,
-    pub next_probe: Instant,
 }

@@ -215,9 +215,25 @@ pub fn error_response(status: u16, message: &str, close: bool, out: &mut Vec<u8>
 
 /// `error_response` with a `retry-after` (seconds), as a 429 of a client key's limit carries.
 pub fn error_response_after(status: u16, message: &str, retry_after: Option<u64>, close: bool, out: &mut Vec<u8>) {
+    error_response_advising(status, message, retry_after, false, close, out);
+}
+
+/// `error_response_after`, and `x-should-retry: false` when `hopeless` (nothing recovers
+/// without the operator: the official SDKs then do not retry).
+pub fn error_response_advising(
+    status: u16,
+    message: &str,
+    retry_after: Option<u64>,
+    hopeless: bool,
+    close: bool,
+    out: &mut Vec<u8>,
+) {
     let kind = crate::translate::error::kind_for_status(status);
     let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}).to_string();
-    let extra = retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
+    let mut extra = retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
+    if hopeless {
+        extra.push_str("x-should-retry: false\r\n");
+    }
     local_response_with(status, "application/json", body.as_bytes(), close, &extra, out);
 }
 

@@ -156,7 +156,7 @@ impl Shared {
                 },
                 "failed_endpoints_count": failed.len(),
                 "failed_endpoints": failed,
-                "details": self.queue_details(conns.next_probe, now),
+                "details": self.queue_details(self.next_probe, now),
             },
             "settings": {
                 "verify_interval_secs": self.settings.verify_interval.as_secs(),

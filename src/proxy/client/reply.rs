@@ -31,11 +31,21 @@ impl Conn<'_> {
 
     /// `respond_local_error` with a `retry-after` (a client key's limit).
     pub fn respond_refusal(&mut self, status: u16, msg: &str, retry_after: impl Into<Option<u64>>, now: Instant) {
+        self.respond_advising(status, msg, retry_after.into(), false, now);
+    }
+
+    /// The 503 of a request no endpoint may serve (`upstream/nowhere.rs`): `retry-after` when one
+    /// may serve again, `x-should-retry: false` when none will without the operator.
+    pub fn respond_unavailable(&mut self, msg: &str, retry_after: Option<u64>, hopeless: bool, now: Instant) {
+        self.respond_advising(503, msg, retry_after, hopeless, now);
+    }
+
+    fn respond_advising(&mut self, status: u16, msg: &str, retry_after: Option<u64>, hopeless: bool, now: Instant) {
         let c = &mut *self.c;
         let old = std::mem::replace(&mut c.phase, ClientPhase::Closing);
         c.since = now;
         let mut bytes = Vec::new();
-        wire::error_response_after(status, msg, retry_after.into(), true, &mut bytes);
+        wire::error_response_advising(status, msg, retry_after, hopeless, true, &mut bytes);
         if c.answering_head {
             wire::head_only(&mut bytes);
         }

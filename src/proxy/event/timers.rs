@@ -11,7 +11,7 @@ use crate::proxy::{EventLoop, SWEEP_MIN_GAP};
 impl EventLoop {
     /// How long poll may sleep: until the earliest deadline we know of.
     pub(in crate::proxy) fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        let mut next = self.next_probe;
+        let mut next = self.sh.next_probe;
         if let Some(t) = self.net.next_sweep {
             next = next.min(t);
         }
@@ -34,10 +34,10 @@ impl EventLoop {
         if self.sh.usage_at.is_some_and(|t| t <= now) {
             self.sh.persist_usage();
         }
-        if self.next_probe <= now {
+        if self.sh.next_probe <= now {
             self.sh.affinity.expire(now);
             self.probes.start_all(&mut self.net, &mut self.sh, now);
-            self.next_probe = now + self.sh.settings.verify_interval;
+            self.sh.next_probe = now + self.sh.settings.verify_interval;
         }
         if self.net.next_sweep.is_some_and(|t| t <= now) {
             self.sweep(now);

@@ -9,9 +9,9 @@
 use std::time::Instant;
 
 use crate::proxy::answer::response::release_hold;
-use crate::proxy::client::conn::{attempt_mut, Ask, Conn};
+use crate::proxy::client::conn::{attempt_mut, Conn};
 use crate::proxy::clusters::eligibility;
-use crate::proxy::eligibility::{Eligibility, Reason};
+use crate::proxy::eligibility::Reason;
 use crate::proxy::shared::Shared;
 use crate::proxy::state::*;
 use crate::proxy::upstream::net::Net;
@@ -218,61 +218,6 @@ impl Conn<'_> {
             return;
         }
         self.connect_attempt(true, now);
-    }
-
-    /// No endpoint may serve the request. When the only ones that could are of a format that
-    /// cannot take it (an OpenAI-format cluster asked for a token count, the models, or a PDF),
-    /// qcc answers for them: the local answer of that format, or a 400 saying why the request
-    /// has no form there. Anything else (disabled, at a cap, used up, every try spent): 503.
-    fn nowhere_to_go(&mut self, now: Instant) {
-        let (_, dialect, other) = self.chances(now);
-        let ClientPhase::Exchange(ex) = &self.c.phase else {
-            return;
-        };
-        if let (0, true, Some(format), false) = (ex.attempts, ex.api, dialect, other) {
-            if let Some(why) = ex.untranslatable() {
-                let why = why.to_string();
-                self.sh.stats.bad_requests += 1;
-                self.respond_local_error(400, &why, now);
-                return;
-            }
-            self.answer_locally(&format);
-            return;
-        }
-        self.sh.stats.rejected += 1;
-        self.respond_local_error(503, "No available endpoints", now);
-    }
-
-    /// What the request's chain offers it now: (some endpoint is usable, the dialect of one that
-    /// is excluded only for its dialect, some may serve it, usable or as a last resort).
-    fn chances(&self, now: Instant) -> (bool, Option<crate::store::cluster::Format>, bool) {
-        let ClientPhase::Exchange(ex) = &self.c.phase else {
-            return (false, None, false);
-        };
-        let (endpoints, clusters, failures) = (&self.sh.endpoints, &self.sh.clusters, &self.sh.failures);
-        let (mut usable, mut dialect, mut other) = (false, None, false);
-        for (i, e) in endpoints.iter().enumerate() {
-            match eligibility(ex, i, e, clusters, failures, now) {
-                Eligibility::Excluded(Reason::Dialect) => dialect = dialect.or(Some(e.cfg.format)),
-                Eligibility::Excluded(_) => {}
-                Eligibility::Usable => (usable, other) = (true, true),
-                Eligibility::LastResort(_) => other = true,
-            }
-        }
-        (usable, dialect, other)
-    }
-
-    /// The local answer of the dialect that cannot take the request (`translate::local_answer`).
-    fn answer_locally(&mut self, format: &crate::store::cluster::Format) {
-        let ClientPhase::Exchange(ex) = &self.c.phase else {
-            return;
-        };
-        let reach = ex.reach;
-        let live = self.sh.endpoints.iter().filter(|e| e.cfg.enabled && !e.retired && (reach >> e.cluster) & 1 == 1);
-        let (status, body) =
-            translate::local_answer(format, ex.head.path_bytes(), ex.json_body(), live.map(|e| &e.cfg));
-        let keep_alive = ex.keep_alive && ex.body_tracker.is_done();
-        self.ask = Some(Ask::Reply { keep_alive, status, body });
     }
 
     /// Give the current attempt a connection: a pooled one when allowed, else a new one

@@ -2,6 +2,7 @@ pub(crate) mod affinity;
 pub(crate) mod attempt;
 pub(crate) mod mapping;
 pub(crate) mod net;
+pub(crate) mod nowhere;
 pub(crate) mod one_shot;
 pub(crate) mod pool;
 pub(crate) mod probe;
