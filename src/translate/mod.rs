@@ -3,7 +3,8 @@
 //! everything that depends on which lives here, so that outside `src/translate/` a dialect is
 //! only that config value, the CLI flag and the dashboard field:
 //! - `anthropic.rs`: the Messages API itself, forwarded as it comes;
-//! - `openai_chat/`: OpenAI's Chat Completions, translated both ways (`request.rs` the request;
+//! - `openai_chat/`: OpenAI's Chat Completions, translated both ways (`types.rs` its wire
+//!   types; `request.rs` the request;
 //!   `answer.rs` the HTTP answer re-made as an Anthropic endpoint's: `stream.rs` an event stream,
 //!   `reply.rs` a whole reply), its probe and its local answers.
 //!

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod reply;
 pub mod request;
 pub mod stream;
+pub mod types;
 
 /// Where the requests go, under the endpoint's base path (`https://host/v1`).
 pub const PATH: &str = "/chat/completions";

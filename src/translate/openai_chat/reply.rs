@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::stream::{matched_stop, stop_reason, ChunkUsage, Delta, ToolDelta};
+use super::stream::stop_reason;
+use super::types::{matched_stop, ChunkUsage, Delta, ToolDelta};
 
 #[derive(Deserialize)]
 struct Reply<'a> {

@@ -5,10 +5,12 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::translate::Options;
+
+use super::types::*;
 
 /// What the translated request is and says.
 pub struct Translated {
@@ -139,143 +141,11 @@ struct Thinking {
     budget_tokens: Option<u64>,
 }
 
-// ---- Chat Completions, as written ----
-
-#[derive(Serialize)]
-struct ChatRequest<'a> {
-    model: &'a str,
-    messages: Vec<ChatMessage<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_completion_tokens: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stop: Option<&'a [Cow<'a, str>]>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<ChatTool<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parallel_tool_calls: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_effort: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
-
-#[derive(Serialize)]
-struct ChatMessage<'a> {
-    role: &'static str,
-    /// `None` is written as `null` (an assistant message with tool calls only).
-    content: Option<Content<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<ToolCall<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_call_id: Option<Cow<'a, str>>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Content<'a> {
-    Text(Text<'a>),
-    Parts(Vec<Part<'a>>),
-}
-
-/// A string of the conversation as it goes out: the JSON text it was in the request (escapes and
-/// all), written verbatim — a 200 KB conversation is neither unescaped nor escaped again — or one
-/// qcc made (texts joined, a note added).
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Text<'a> {
-    Raw(&'a RawValue),
-    Made(String),
-}
-
-impl<'a> Text<'a> {
-    /// A raw value that must be a JSON string.
-    fn raw(raw: &'a RawValue) -> Result<Text<'a>, String> {
-        if raw.get().starts_with('"') {
-            Ok(Text::Raw(raw))
-        } else {
-            Err(bad("a text that is not a string"))
-        }
-    }
-
-    fn string(&self) -> String {
-        match self {
-            Text::Raw(r) => serde_json::from_str(r.get()).unwrap_or_default(),
-            Text::Made(s) => s.clone(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            Text::Raw(r) => r.get() == "\"\"",
-            Text::Made(s) => s.is_empty(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Part<'a> {
-    Text { text: Text<'a> },
-    ImageUrl { image_url: ImageUrl<'a> },
-}
-
-#[derive(Serialize)]
-struct ImageUrl<'a> {
-    url: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-struct ToolCall<'a> {
-    id: Cow<'a, str>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionCall<'a>,
-}
-
-#[derive(Serialize)]
-struct FunctionCall<'a> {
-    name: Cow<'a, str>,
-    /// The tool input's JSON text, as a string.
-    arguments: &'a str,
-}
-
-#[derive(Serialize)]
-struct ChatTool<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionDef<'a>,
-}
-
-#[derive(Serialize)]
-struct FunctionDef<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
-    parameters: &'a RawValue,
-}
-
 /// The most `stop` strings Chat Completions takes (OpenAI's limit; a request with more is refused
 /// rather than stopping on only some of them).
 const MAX_STOP: usize = 4;
 
-fn bad(e: impl std::fmt::Display) -> String {
+pub(super) fn bad(e: impl std::fmt::Display) -> String {
     format!("the request cannot be translated for an OpenAI-format endpoint: {e}")
 }
 

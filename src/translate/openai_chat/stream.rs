@@ -14,12 +14,9 @@
 //! A new `id` or a new name on an index already used is a new call; a call without an id gets
 //! one made from the message's; an id the message already used is made unique.
 
-use std::borrow::Cow;
-
-use serde::Deserialize;
 use serde_json::json;
 
-use crate::store::usage::TokenCount;
+use super::types::{matched_stop, Chunk, ToolDelta};
 
 /// The longest line (one chunk's JSON) taken; a longer one ends the stream as malformed.
 pub const MAX_LINE: usize = 1024 * 1024;
@@ -82,116 +79,6 @@ struct Usage {
     input: u64,
     output: u64,
     cache_read: u64,
-}
-
-// ---- a chunk, as read (typed; unknown fields skipped) ----
-
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    choices: Option<Vec<Choice<'a>>>,
-    usage: Option<ChunkUsage>,
-    error: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct Choice<'a> {
-    index: Option<u64>,
-    #[serde(borrow)]
-    delta: Option<Delta<'a>>,
-    #[serde(borrow)]
-    finish_reason: Option<Cow<'a, str>>,
-    /// The stop string that matched, where the provider says (vLLM, SGLang: `stop_reason`).
-    #[serde(borrow)]
-    stop_reason: Option<&'a serde_json::value::RawValue>,
-}
-
-/// The stop sequence a choice says matched: its `stop_reason`, when that is a string (vLLM's is
-/// a token id when a stop token ended it).
-pub(super) fn matched_stop(stop_reason: Option<&serde_json::value::RawValue>) -> Option<String> {
-    stop_reason.and_then(|r| serde_json::from_str::<String>(r.get()).ok()).filter(|s| !s.is_empty())
-}
-
-/// A chunk's `delta`, or a whole reply's `message` (the same fields, whole).
-#[derive(Deserialize)]
-pub(super) struct Delta<'a> {
-    #[serde(borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reasoning: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub(super) tool_calls: Option<Vec<ToolDelta<'a>>>,
-    /// The legacy single call (before `tool_calls`): one call, no id.
-    #[serde(borrow)]
-    pub(super) function_call: Option<FunctionDelta<'a>>,
-}
-
-impl Delta<'_> {
-    /// Its reasoning text (`reasoning_content`, or `reasoning` as some providers call it).
-    pub(super) fn reasoning(&self) -> &str {
-        self.reasoning_content.as_deref().or(self.reasoning.as_deref()).unwrap_or("")
-    }
-
-    /// Its answer text: `content`, then a `refusal`.
-    pub(super) fn texts(&self) -> impl Iterator<Item = &str> {
-        [self.content.as_deref(), self.refusal.as_deref()].into_iter().flatten().filter(|t| !t.is_empty())
-    }
-}
-
-/// A tool call, or (streamed) a fragment of one.
-#[derive(Deserialize)]
-pub(super) struct ToolDelta<'a> {
-    pub(super) index: Option<u64>,
-    #[serde(borrow)]
-    pub(super) id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub(super) function: Option<FunctionDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct FunctionDelta<'a> {
-    #[serde(borrow)]
-    pub(super) name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub(super) arguments: Option<Cow<'a, str>>,
-}
-
-/// Token counts as Chat Completions reports them (a reply's `usage`, a stream's last chunk).
-/// Cache reads are OpenAI's `prompt_tokens_details.cached_tokens`, DeepSeek's
-/// `prompt_cache_hit_tokens` or Moonshot's top-level `cached_tokens`. A count that is not a sane
-/// whole number is 0 (`TokenCount`), never a failed answer.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub(super) struct ChunkUsage {
-    prompt_tokens: TokenCount,
-    completion_tokens: TokenCount,
-    prompt_tokens_details: Option<PromptDetails>,
-    prompt_cache_hit_tokens: TokenCount,
-    cached_tokens: TokenCount,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct PromptDetails {
-    cached_tokens: TokenCount,
-}
-
-impl ChunkUsage {
-    /// (input, output, cache read) in the Messages API's sense: its input excludes cache reads.
-    pub(super) fn tokens(&self) -> (u64, u64, u64) {
-        let details = self.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens.0);
-        let cached = details.max(self.prompt_cache_hit_tokens.0).max(self.cached_tokens.0);
-        let prompt = self.prompt_tokens.0;
-        (prompt.saturating_sub(cached), self.completion_tokens.0, cached.min(prompt))
-    }
 }
 
 /// A finish reason as a Messages `stop_reason`.
