@@ -10,6 +10,11 @@ pub mod request;
 pub mod stream;
 pub mod types;
 
+/// Why a request has no Chat Completions form (the 400's message).
+pub(super) fn bad(e: impl std::fmt::Display) -> String {
+    format!("the request cannot be translated for an OpenAI-format endpoint: {e}")
+}
+
 /// Where the requests go, under the endpoint's base path (`https://host/v1`).
 pub const PATH: &str = "/chat/completions";
 

@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::translate::Options;
 
+use super::bad;
 use super::types::*;
 
 /// What the translated request is and says.
@@ -144,10 +145,6 @@ struct Thinking {
 /// The most `stop` strings Chat Completions takes (OpenAI's limit; a request with more is refused
 /// rather than stopping on only some of them).
 const MAX_STOP: usize = 4;
-
-pub(super) fn bad(e: impl std::fmt::Display) -> String {
-    format!("the request cannot be translated for an OpenAI-format endpoint: {e}")
-}
 
 /// A `system` or message `content`: a string, or blocks.
 enum Body<'a> {

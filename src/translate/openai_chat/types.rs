@@ -80,7 +80,7 @@ impl<'a> Text<'a> {
         if raw.get().starts_with('"') {
             Ok(Text::Raw(raw))
         } else {
-            Err(super::request::bad("a text that is not a string"))
+            Err(super::bad("a text that is not a string"))
         }
     }
 
