@@ -254,3 +254,42 @@ fn nothing_usable_says_what_is_wrong() {
     assert!(msg.contains("2 disabled") && msg.contains("qcc endpoint enable work"), "{msg}");
     assert_eq!((r.header("x-should-retry"), r.header("retry-after")), (Some("false"), None));
 }
+
+/// An Anthropic-format endpoint that answers 404 to `/v1/messages/count_tokens` lacks the API: it
+/// is not blamed, queued or probed for it, the client gets qcc's estimate, and the next token
+/// count is not sent there at all. Its Messages requests go on.
+#[test]
+fn count_tokens_never_breaks_on_an_endpoint_that_lacks_it() {
+    let a = MockUpstream::start(Mode::ByPath {
+        routes: vec![("/v1/messages/count_tokens".into(), Mode::Status { status: 404, retry_after: None })],
+        other: Box::new(Mode::Json { status: 200, body: REPLY.into() }),
+    });
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &a.url(), "sk-a-0000000000", 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    let body =
+        br#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"four score and seven years ago"}]}"#;
+    for hits in [1, 1] {
+        let r = request(proxy.addr, "POST", "/v1/messages/count_tokens", &[], body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.json()["input_tokens"].as_u64().is_some_and(|n| n > 0), "{}", r.text());
+        assert_eq!(a.hits(), hits, "asked once, then remembered");
+    }
+    let s = proxy.status();
+    assert_eq!(s["failure_queue"]["failed_endpoints_count"], 0, "{s}");
+    let health = &s["endpoints"][0]["health"];
+    assert_eq!(
+        (health["failed_requests"].as_u64(), health["consecutive_failures"].as_u64()),
+        (Some(0), Some(0)),
+        "{health}"
+    );
+    let r = request(
+        proxy.addr,
+        "POST",
+        "/v1/messages",
+        &[],
+        br#"{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(a.hits(), 2);
+}

@@ -26,6 +26,8 @@ pub enum Reason {
     Dialect,
     /// The request may have reached it already: never sent twice.
     Reached,
+    /// It answered that it lacks this API (404/405 to a token count): remembered.
+    Lacks,
     /// At one of its caps (`--rpm`, `--tpm`, `--concurrent`).
     AtCap,
     /// Its rate-limit headers say it is used up until their reset.
@@ -39,6 +41,9 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// How many reasons there are (a table indexed by `reason as usize`).
+    pub const COUNT: usize = 10;
+
     /// As the request history and the logs say it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,6 +51,7 @@ impl Reason {
             Reason::OtherCluster => "another cluster's",
             Reason::Dialect => "its format cannot take this request",
             Reason::Reached => "already tried",
+            Reason::Lacks => "it lacks this API",
             Reason::AtCap => "at a cap",
             Reason::NoHeadroom => "rate limit used up",
             Reason::Tried => "tried, never reached",

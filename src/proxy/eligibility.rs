@@ -37,6 +37,9 @@ pub fn eligibility(
     if !ex.dialect_takes(ep) {
         return Excluded(Reason::Dialect);
     }
+    if ep.lacks_count_tokens && ex.head.path_bytes() == crate::translate::COUNT_TOKENS {
+        return Excluded(Reason::Lacks);
+    }
     if ex.reached.contains(i) {
         return Excluded(Reason::Reached);
     }

@@ -109,6 +109,9 @@ pub struct Endpoint {
     /// Bumped when a reload gives this slot a new target (URL, key or CA): connections and
     /// lookups of an older generation are never pooled or applied.
     pub generation: u32,
+    /// It answered 404/405 to `/v1/messages/count_tokens`: token counts are not sent there
+    /// (qcc estimates them) until a reload gives it a new target.
+    pub lacks_count_tokens: bool,
 }
 
 impl Endpoint {
@@ -148,6 +151,7 @@ impl Endpoint {
             probing: false,
             retired: false,
             generation: 0,
+            lacks_count_tokens: false,
             counters: Default::default(),
         }
     }
@@ -268,6 +272,8 @@ pub enum Failure {
     Closed(&'static str),
     BadResponse(String),
     Status(u16),
+    /// It lacks the API asked for (a 404 or 405 to a token count): not its failure.
+    Lacks(u16),
     /// An `error` event inside a 200 stream.
     InStream(super::answer::sse::StreamError),
 }
@@ -285,6 +291,7 @@ impl Failure {
             Failure::Closed(what) => format!("connection closed: {what}"),
             Failure::BadResponse(e) => format!("bad response: {e}"),
             Failure::Status(s) => format!("HTTP {s}"),
+            Failure::Lacks(s) => format!("HTTP {s}: no token count API"),
             Failure::InStream(super::answer::sse::StreamError::Overloaded) => "in-stream overloaded_error".to_string(),
             Failure::InStream(super::answer::sse::StreamError::Api) => "in-stream error".to_string(),
         }

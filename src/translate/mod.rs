@@ -42,6 +42,31 @@ pub use openai_chat::answer::{Answer, Wants};
 /// the one sent, and whether the client asked for a stream.
 pub use openai_chat::request::Translated;
 
+/// The token count's path: every dialect answers it itself when no endpoint can (an estimate).
+pub const COUNT_TOKENS: &[u8] = b"/v1/messages/count_tokens";
+
+/// `/v1/messages/count_tokens` answered with an estimate: a quarter of the request's string
+/// bytes (`(status, JSON body)`; a body that is not JSON is a 400).
+pub fn estimate_tokens(body: &[u8]) -> (u16, serde_json::Value) {
+    use serde_json::{json, Value};
+    fn text_bytes(v: &Value) -> usize {
+        match v {
+            Value::String(s) => s.len(),
+            Value::Array(a) => a.iter().map(text_bytes).sum(),
+            Value::Object(o) => o.values().map(text_bytes).sum(),
+            _ => 0,
+        }
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => (200, json!({"input_tokens": (text_bytes(&v) / 4).max(1)})),
+        Err(e) => (
+            400,
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+                "message": format!("the request body is not JSON: {e}")}}),
+        ),
+    }
+}
+
 /// The path the dialect's requests go to under the endpoint's base path; `None`: the client's
 /// own target, as sent.
 pub fn upstream_path(format: &Format) -> Option<&'static str> {
@@ -127,6 +152,7 @@ pub fn local_answer<'a>(
 ) -> (u16, serde_json::Value) {
     match format {
         Format::OpenAi { .. } => openai_chat::local_answer(path, body, endpoints),
+        Format::Anthropic if path == COUNT_TOKENS => estimate_tokens(body),
         Format::Anthropic => {
             (404, serde_json::json!({"type": "error", "error": {"type": "not_found_error", "message": "not found"}}))
         }
@@ -136,14 +162,15 @@ pub fn local_answer<'a>(
 /// Whether some dialect answers a request to `path` itself (`answers_locally`): the cheap
 /// question asked of every request before the exact one.
 pub fn some_dialect_answers(path: &[u8]) -> bool {
-    openai_chat::answers_locally(path)
+    path == COUNT_TOKENS || openai_chat::answers_locally(path)
 }
 
 /// Whether the dialect answers a request to `path` itself when nothing of the client's own
 /// dialect can (a token count, the model list), rather than never taking it.
 pub fn answers_locally(format: &Format, path: &[u8]) -> bool {
     match format {
-        Format::Anthropic => false,
+        // (An Anthropic endpoint is kept out of a token count only when it lacks the API.)
+        Format::Anthropic => path == COUNT_TOKENS,
         Format::OpenAi { .. } => openai_chat::answers_locally(path),
     }
 }

@@ -82,6 +82,14 @@ impl Conn<'_> {
             ep.health.record(Outcome::Race);
             self.sh.stats.pool_races += 1;
             log::info!("endpoint {}: a pooled connection closed before answering; not blamed", ep.cfg.label());
+        } else if let Failure::Lacks(status) = failure {
+            // It lacks the API: remembered, never blamed, queued or probed for it.
+            let ep = &mut self.sh.endpoints[idx];
+            ep.health.record(Outcome::Answered);
+            if !ep.lacks_count_tokens {
+                ep.lacks_count_tokens = true;
+                log::info!("endpoint {} answers {status} to token counts: qcc estimates them", ep.cfg.label());
+            }
         } else if api {
             self.sh.blame(idx, &failure, retry_after, now);
         } // (outside the API: never a verdict on the endpoint)
@@ -107,6 +115,12 @@ impl Conn<'_> {
             // A body framed by the close would look complete after a FIN: end it with a reset,
             // so truncation is never clean.
             c.reset = until_close;
+            return;
+        }
+        if matches!(failure, Failure::Lacks(_)) && !(attempts < MAX_ATTEMPTS && can_retry) {
+            // No endpoint left that has the API: the estimate, as for a cluster that speaks
+            // another dialect.
+            self.answer_locally(&crate::store::cluster::Format::Anthropic);
             return;
         }
         if api && attempts < MAX_ATTEMPTS && can_retry {

@@ -16,6 +16,9 @@ pub(in crate::proxy) struct Reading<'a> {
     pub hold: Option<std::time::Duration>,
     /// The statuses that fail over.
     pub retry_on: &'a crate::store::cluster::RetryOn,
+    /// A token count sent as it came (an endpoint of the Messages API): a 404 or 405 says the
+    /// endpoint lacks the API, not that it failed.
+    pub count_tokens: bool,
 }
 
 /// Interpret what the upstream has sent so far: the head once (its rate-limit headers go to the
@@ -29,7 +32,7 @@ pub(in crate::proxy) fn process_response(
     rules: &Reading,
     headroom: &mut crate::policy::headroom::Headroom,
 ) -> Option<AttemptEvent> {
-    let Reading { stream_idle, hold, retry_on } = *rules;
+    let Reading { stream_idle, hold, retry_on, count_tokens } = *rules;
     let a = ex.attempt.as_mut()?;
     while a.resp.is_none() {
         if up.inbuf.is_empty() {
@@ -43,6 +46,9 @@ pub(in crate::proxy) fn process_response(
             Ok(Some(h)) => h,
         };
         headroom.update(head.headers(), now, std::time::SystemTime::now);
+        if count_tokens && matches!(head.status, 404 | 405) {
+            return Some(AttemptEvent::Failed(Failure::Lacks(head.status)));
+        }
         a.head_elapsed = now.duration_since(a.started);
         a.resp_body = Some(BodyTracker::new(head.framing));
         let until_close = head.framing == BodyFraming::UntilClose;

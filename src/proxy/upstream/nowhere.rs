@@ -49,7 +49,7 @@ impl Conn<'_> {
         };
         let (endpoints, clusters, failures) = (&self.sh.endpoints, &self.sh.clusters, &self.sh.failures);
         let name = clusters.get(ex.cluster).map_or("?", |c| &*c.name);
-        let mut counts = [0usize; 9];
+        let mut counts = [0usize; Reason::COUNT];
         let mut soonest: Option<u64> = None;
         let mut soon = |secs: u64| soonest = Some(soonest.map_or(secs, |s: u64| s.min(secs)).max(1));
         for (i, e) in endpoints.iter().enumerate() {
@@ -85,12 +85,15 @@ impl Conn<'_> {
             (Reason::Unhealthy, "unhealthy"),
             (Reason::Reached, "already tried by this request"),
             (Reason::Dialect, "of a format that cannot take this request"),
+            (Reason::Lacks, "lacking this API"),
         ]
         .iter()
         .filter(|(r, _)| counts[*r as usize] > 0)
         .map(|(r, what)| format!("{} {what}", counts[*r as usize]))
         .collect();
-        let hopeless = counts[Reason::Disabled as usize] + counts[Reason::Dialect as usize] == total;
+        let hopeless =
+            counts[Reason::Disabled as usize] + counts[Reason::Dialect as usize] + counts[Reason::Lacks as usize]
+                == total;
         let fix = if counts[Reason::Disabled as usize] == total {
             format!("; enable one: qcc endpoint enable {name} NAME")
         } else if hopeless {
@@ -113,7 +116,7 @@ impl Conn<'_> {
         let (mut usable, mut dialect, mut other) = (false, None, false);
         for (i, e) in endpoints.iter().enumerate() {
             match eligibility(ex, i, e, clusters, failures, now) {
-                Eligibility::Excluded(Reason::Dialect) => dialect = dialect.or(Some(e.cfg.format)),
+                Eligibility::Excluded(Reason::Dialect | Reason::Lacks) => dialect = dialect.or(Some(e.cfg.format)),
                 Eligibility::Excluded(_) => {}
                 Eligibility::Usable => (usable, other) = (true, true),
                 Eligibility::LastResort(_) => other = true,

@@ -58,7 +58,10 @@ impl Exchange {
         let timeout = timeout_of(&endpoints[a.endpoint].cfg);
         let a_endpoint = a.endpoint;
         let retry_on = clusters[endpoints[a_endpoint].cluster].cfg.retry_on;
-        let rules = crate::proxy::answer::response::Reading { stream_idle, hold, retry_on: &retry_on };
+        let count_tokens = ex.api
+            && ex.head.path_bytes() == crate::translate::COUNT_TOKENS
+            && !crate::translate::rewrites(&endpoints[a_endpoint].cfg.format);
+        let rules = crate::proxy::answer::response::Reading { stream_idle, hold, retry_on: &retry_on, count_tokens };
         let mut progress = false;
 
         if a.phase == AttemptPhase::Connecting {

@@ -46,7 +46,7 @@ pub fn probe_body(model: &str, max_completion_tokens: bool) -> String {
 /// Requests such an endpoint answers itself when nothing of the client's own dialect can (a
 /// token count, the model list): never sent to it as a chat request.
 pub fn answers_locally(path: &[u8]) -> bool {
-    matches!(path, b"/v1/messages/count_tokens" | b"/v1/models")
+    path == super::COUNT_TOKENS || path == b"/v1/models"
 }
 
 /// What a cluster whose usable endpoints all speak OpenAI's format answers itself to a request
@@ -60,24 +60,7 @@ pub fn local_answer<'a>(
 ) -> (u16, serde_json::Value) {
     use serde_json::{json, Value};
     match path {
-        b"/v1/messages/count_tokens" => {
-            fn text_bytes(v: &Value) -> usize {
-                match v {
-                    Value::String(s) => s.len(),
-                    Value::Array(a) => a.iter().map(text_bytes).sum(),
-                    Value::Object(o) => o.values().map(text_bytes).sum(),
-                    _ => 0,
-                }
-            }
-            match serde_json::from_slice::<Value>(body) {
-                Ok(v) => (200, json!({"input_tokens": (text_bytes(&v) / 4).max(1)})),
-                Err(e) => (
-                    400,
-                    json!({"type": "error", "error": {"type": "invalid_request_error",
-                    "message": format!("the request body is not JSON: {e}")}}),
-                ),
-            }
-        }
+        super::COUNT_TOKENS => super::estimate_tokens(body),
         b"/v1/models" => {
             let mut ids: Vec<&str> = Vec::new();
             for rule in endpoints.flat_map(|e| e.model_map.iter()) {
