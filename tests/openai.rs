@@ -141,6 +141,10 @@ fn a_cluster_of_openai_endpoints_answers_models_and_token_counts_itself_and_prob
     let other = request(proxy.addr, "POST", "/v1/messages/batches", &[], b"{}");
     assert_eq!(other.status, 404);
     assert_eq!(other.json()["error"]["type"], "not_found_error");
+    // Claude Code's reachability check (`HEAD /`, no key) is answered too, never a 503.
+    let mut c = Conn::connect(proxy.addr);
+    c.send(b"HEAD / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+    assert_eq!(c.read_head().0, 404);
     assert_eq!(oai.hits(), 0, "nothing of that reached the upstream");
     // A non-streamed reply, with the endpoint's limit field.
     let r = request(

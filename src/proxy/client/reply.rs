@@ -97,7 +97,14 @@ impl Conn<'_> {
         c.answering_head = false; // (answered: the next reply is the next request's)
         c.out.push_local(&bytes);
         c.since = now;
-        c.phase = if close { ClientPhase::Closing } else { ClientPhase::ReadingHead };
+        let old = std::mem::replace(&mut c.phase, if close { ClientPhase::Closing } else { ClientPhase::ReadingHead });
+        let pushed = c.out.pushed();
         self.net.arm(now + if close { LINGER } else { self.sh.settings.idle_timeout });
+        if let ClientPhase::Exchange(ex) = old {
+            // A request qcc answered for an endpoint (a token count, the model list, a
+            // reachability check) is a request of the history too.
+            self.sh.record_request(&ex, None, Ended::Status(status), pushed - ex.out_start, now);
+            self.net.release_attempt(self.sh, *ex);
+        }
     }
 }

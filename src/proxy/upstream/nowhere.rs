@@ -23,7 +23,7 @@ impl Conn<'_> {
         let ClientPhase::Exchange(ex) = &self.c.phase else {
             return;
         };
-        if let (0, true, Some(format), false) = (ex.attempts, ex.api, dialect, other) {
+        if let (0, Some(format), false) = (ex.attempts, dialect, other) {
             if let Some(why) = ex.untranslatable() {
                 let why = why.to_string();
                 self.sh.stats.bad_requests += 1;
