@@ -405,3 +405,25 @@ fn a_revoke_bites_within_a_second_under_load_and_concurrent_edits_are_all_kept()
     assert!(served > 50, "the load ran ({served} requests)");
     assert!(took < Duration::from_secs(1), "revoked after {took:?} under load");
 }
+
+/// A key edit applies when the command returns: a script's very next request meets it (no 401
+/// for a key just added, no 200 for a key just revoked, the new limit at once).
+#[test]
+fn key_edits_apply_when_the_command_returns() {
+    let home = TempHome::new();
+    let up = usage_upstream();
+    home.write_cluster("c", &[Ep::new("a0000001", &up.url(), "sk-upstream-0000000001", 1)]);
+    let proxy = Proxy::start(&home, &["--cluster", "c"]);
+    for i in 0..5 {
+        let key = add_key(&home, &format!("k{i}"), &[]);
+        assert_eq!(with_key(&proxy, &key).status, 200, "key {i} at once");
+    }
+    let out = home.run(&["key", "set", "k0", "--rpm", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = add_key(&home, "last", &["--rpm", "1"]);
+    assert_eq!(with_key(&proxy, &key).status, 200);
+    assert_eq!(with_key(&proxy, &key).status, 429, "its limit at once");
+    let out = home.run(&["key", "revoke", "last"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(with_key(&proxy, &key).status, 401, "revoked at once");
+}

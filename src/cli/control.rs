@@ -103,6 +103,23 @@ pub fn serving(home: &Path) -> Option<(PidInfo, String)> {
     Some((info, cluster))
 }
 
+/// A running proxy of this state dir has taken a change of the keys file: waits (bounded, 3 s)
+/// until `taken` says so of its status JSON's `keys` table, so that a script's next request
+/// meets the change (`KEY=$(qcc key add bob); curl …`). True when it has, or no proxy runs.
+pub fn keys_taken(home: &Path, taken: impl Fn(&[Value]) -> bool) -> bool {
+    let Ok(Some(_)) = pidfile::running(home) else { return true };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let rows = call(home, "GET", "/_qcc/status").ok().and_then(|(_, s)| s.get("keys")?.as_array().cloned());
+        match rows {
+            Some(rows) if taken(&rows) => return true,
+            None => return true, // (no answer: nothing to wait for)
+            Some(_) if Instant::now() >= deadline => return false,
+            Some(_) => std::thread::sleep(Duration::from_millis(25)),
+        }
+    }
+}
+
 /// Usage as the running proxy counts it now (`/_qcc/usage`), when one answers.
 pub fn usage_live(home: &Path, days: usize) -> Option<crate::store::usage::UsageFile> {
     let (_, v) = call(home, "GET", &format!("/_qcc/usage?days={days}")).ok()?;

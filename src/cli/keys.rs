@@ -1,6 +1,7 @@
 //! `qcc key add|list|set|revoke`: named client keys (`store/keys.rs`). A new key is printed once,
 //! alone on stdout (so `KEY=$(qcc key add bob)` works); everything else goes to stderr. A running
-//! proxy sees each change within a second by itself (it watches the file).
+//! proxy sees each change by itself (it watches the file); each command returns once it has
+//! (`control::keys_taken`), so a script's next request meets the change.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -20,6 +21,9 @@ pub fn add(home: &Path, name: &str, change: &KeyChange) -> Result<()> {
     let (mut file, _lock) = KeyFile::edit(&path)?;
     let key = file.add(name, change, SystemTime::now())?;
     file.save(&path)?;
+    let want = file.get(name).map(entry_row);
+    drop(_lock);
+    applied(home, name, want);
     println!("{key}");
     let entry = file.get(name).map(limits_text).unwrap_or_default();
     eprintln!("key '{name}' added ({entry}); this is the only time it is shown.");
@@ -33,6 +37,9 @@ pub fn set(home: &Path, name: &str, change: &KeyChange) -> Result<()> {
     let (mut file, _lock) = KeyFile::edit(&path)?;
     file.set(name, change)?;
     file.save(&path)?;
+    let want = file.get(name).map(entry_row);
+    drop(_lock);
+    applied(home, name, want);
     eprintln!("key '{name}': {}", file.get(name).map(limits_text).unwrap_or_default());
     Ok(())
 }
@@ -42,11 +49,33 @@ pub fn revoke(home: &Path, name: &str) -> Result<()> {
     let (mut file, _lock) = KeyFile::edit(&path)?;
     if file.revoke(name, SystemTime::now())? {
         file.save(&path)?;
-        eprintln!("key '{name}' revoked: a running proxy refuses it within a second");
+        let want = file.get(name).map(entry_row);
+        drop(_lock);
+        applied(home, name, want);
+        eprintln!("key '{name}' revoked: a running proxy refuses it now");
     } else {
         eprintln!("key '{name}' was already revoked");
     }
     Ok(())
+}
+
+/// What a running proxy's status says of a key, as far as an edit decides it.
+fn entry_row(k: &KeyEntry) -> Value {
+    json!({"status": k.status(today()), "limits": k.limits, "cluster": k.cluster, "expires": k.expires})
+}
+
+/// Wait until a running proxy has key `name` as `want` says (bounded); a proxy that has not
+/// by then is said on stderr (it takes the change within a second by itself).
+fn applied(home: &Path, name: &str, want: Option<Value>) {
+    let Some(want) = want else { return };
+    let taken = super::control::keys_taken(home, |rows| {
+        rows.iter().any(|r| {
+            r["name"] == name && ["status", "limits", "cluster", "expires"].iter().all(|f| r.get(*f) == want.get(*f))
+        })
+    });
+    if !taken {
+        eprintln!("qcc: note: the running proxy has not taken the change yet (it will within a second)");
+    }
 }
 
 pub fn list(home: &Path, json_out: bool) -> Result<()> {
