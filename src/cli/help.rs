@@ -102,6 +102,8 @@ CLUSTERS AND THE PROXY:
                                                      a cluster's failover rules and fallback chain
     route add CLUSTER (--model GLOB | --when X) --to C2 | route list CLUSTER | route remove CLUSTER N
                                                      send some requests to another cluster
+    priority set PROFILE primary|secondary|fallback | list | switch PROFILE | history | policy
+                                                     the Python qcc's profile priorities
     env [--cluster C] [--shell sh|fish]              exports for this shell: eval \"$(qcc env)\"
     service install|uninstall|status                 the proxy as a per-user service
     doctor [--json]                                  why doesn't Claude Code work? and the fix

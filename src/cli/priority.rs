@@ -119,6 +119,14 @@ pub fn policy(home: &Path, change: &PolicyChange) -> Result<()> {
         p.save()?;
     }
     println!("{}", serde_json::to_string_pretty(p.policy()).unwrap_or_default());
+    if change.auto_recovery == Some(false) {
+        // Kept in the file for the Python qcc; qcc itself always goes back (docs/routing.md).
+        eprintln!(
+            "note: auto_recovery is kept off in priority.json for the Python qcc; qcc itself always sends a \
+             request to the first profile as soon as it answers again (its probe succeeded): a request is \
+             never held on a worse profile while a better one answers"
+        );
+    }
     drop(p);
     if changed {
         apply_live(home);
