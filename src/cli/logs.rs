@@ -55,8 +55,8 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<19} {:>7} {:<6} {:<24} {:<14} {:<40} {:>7} {:>9}",
-        "TIME", "STATUS", "METHOD", "PATH", "KEY", "TRIED", "MS", "TOKENS"
+        "{:<19} {:>7} {:<6} {:<24} {:<14} {:>7} {:>9}  TRIED",
+        "TIME", "STATUS", "METHOD", "PATH", "KEY", "MS", "TOKENS"
     );
     // Entries from several clusters (routes, a fallback): each says which answered.
     let cluster_of = |e: &Value| e.get("cluster").and_then(Value::as_str).map(str::to_string);
@@ -71,7 +71,8 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
             .map(|t| {
                 let name = t.get("name").and_then(Value::as_str).unwrap_or("?");
                 let out = t.get("outcome").and_then(Value::as_str).unwrap_or("?");
-                crate::mask::clean(&format!("{name} {out}")).into_owned()
+                // Each attempt clipped, none left out: the column is the line's last.
+                crate::mask::clip(&crate::mask::clean(&format!("{name} {out}")), 48).to_string()
             })
             .collect();
         if let (true, Some(c), Some(last)) = (several, cluster_of(e), tried.last_mut()) {
@@ -91,15 +92,15 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
             .unwrap_or_else(|| "-".into());
         let time = s("time");
         println!(
-            "{:<19} {:>7} {:<6} {:<24} {:<14} {:<40} {:>7} {:>9}",
+            "{:<19} {:>7} {:<6} {:<24} {:<14} {:>7} {:>9}  {}",
             time.get(..19).unwrap_or(&time),
             s("status"),
             s("method"),
             crate::mask::clip(&s("path"), 24),
             crate::mask::clip(&s("key"), 14),
-            if tried.is_empty() { "-".to_string() } else { keep_ends(&tried.join(" → "), 60) },
             e.get("duration_ms").and_then(Value::as_u64).map_or("-".into(), |m| m.to_string()),
-            tokens
+            tokens,
+            if tried.is_empty() { "-".to_string() } else { tried.join(" → ") },
         );
         // Why endpoints ahead of the one that served were passed over.
         let skipped: Vec<String> = e
@@ -121,17 +122,6 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
         println!("(the {} newest that match; -n N for more)", page.entries.len());
     }
     Ok(())
-}
-
-/// `s` in at most `max` characters: a long one keeps its start and its end (how it ended).
-fn keep_ends(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
-        return s.to_string();
-    }
-    let head: String = s.chars().take(max / 2 - 1).collect();
-    let tail: String = s.chars().skip(n - (max - max / 2)).collect();
-    format!("{head}…{tail}")
 }
 
 fn size(b: u64) -> String {
