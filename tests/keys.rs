@@ -191,6 +191,11 @@ fn expired_and_other_cluster_keys_are_refused_and_the_access_key_still_works() {
     let out = home.run(&["key", "list"]);
     let text = stdout(&out);
     assert!(text.contains("expired") && text.contains("ops") && !text.contains(&old[8..]), "{text}");
+    // The access key's usage row counts its requests, as a client key's does.
+    let out = home.run(&["usage", "--by", "key", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let day = v["keys"].as_object().and_then(|d| d.values().next()).cloned().unwrap_or_default();
+    assert_eq!(day["(access key)"]["requests"], 1, "{v}");
 }
 
 #[test]

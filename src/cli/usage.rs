@@ -126,16 +126,20 @@ fn by_group<'a>(
     (heading, width): (&str, usize),
     group_of: impl Fn(&'a str, &'a str) -> &'a str,
 ) -> Result<()> {
-    // Per day: each group's counts and cost (`None`: some model of it has no price).
-    type Day<'a> = std::collections::BTreeMap<&'a str, (Counts, Option<f64>)>;
+    // Per day: each group's counts, the cost of its priced models, and whether some model of it
+    // has no price (then the cost is a floor, shown with a `+`, as `qcc usage` shows its totals).
+    type Day<'a> = std::collections::BTreeMap<&'a str, (Counts, f64, bool)>;
     let mut out: Vec<(&String, Day)> = Vec::new();
     for (day, endpoints) in u.file.days.iter().rev().take(days.max(1)) {
         let mut groups = Day::new();
         for (ep, models) in endpoints {
             for (model, c) in models {
-                let entry = groups.entry(group_of(ep, model)).or_insert((Counts::default(), Some(0.0)));
+                let entry = groups.entry(group_of(ep, model)).or_insert((Counts::default(), 0.0, false));
                 entry.0.add(c);
-                entry.1 = entry.1.zip(prices.cost(model, c)).map(|(a, b)| a + b);
+                match prices.cost(model, c) {
+                    Some(x) => entry.1 += x,
+                    None => entry.2 = true,
+                }
             }
         }
         out.push((day, groups));
@@ -144,7 +148,14 @@ fn by_group<'a>(
         let days: serde_json::Map<String, Value> = out
             .iter()
             .map(|(day, groups)| {
-                let gs = groups.iter().map(|(n, (c, x))| (n.to_string(), counts_json(c, *x))).collect();
+                let gs = groups
+                    .iter()
+                    .map(|(n, (c, x, unpriced))| {
+                        let mut v = counts_json(c, Some(*x));
+                        v["unpriced_models"] = json!(unpriced);
+                        (n.to_string(), v)
+                    })
+                    .collect();
                 ((*day).clone(), Value::Object(gs))
             })
             .collect();
@@ -160,8 +171,8 @@ fn by_group<'a>(
         "DAY", "REQUESTS", "INPUT", "OUTPUT", "CACHE_WRITE", "CACHE_READ", "HIT%", "COST"
     );
     for (day, groups) in &out {
-        for (n, (c, x)) in groups {
-            let cost = x.map_or("no price".to_string(), usd);
+        for (n, (c, x, unpriced)) in groups {
+            let cost = format!("{}{}", usd(*x), if *unpriced { "+" } else { "" });
             println!("{day:<10} {:<width$} {}", crate::mask::clean(n), number_cells(c, &cost));
         }
     }

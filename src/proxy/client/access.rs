@@ -72,7 +72,15 @@ impl Shared {
         use crate::proxy::state::KeyTicket;
         let (ticket, refused) = match caller {
             Caller::Anyone => return Ok(()),
-            Caller::AccessKey => (self.keys.access_ticket(), None),
+            Caller::AccessKey => {
+                // Its row in `qcc usage --by key` counts its requests, as a client key's does.
+                let ticket = self.keys.access_ticket();
+                self.usage_day();
+                let wall = self.wall_secs();
+                self.usage.key_request(&self.usage_day.1, &ticket.name, wall);
+                self.usage_changed(now);
+                (ticket, None)
+            }
             Caller::Key(k) => {
                 self.usage_day();
                 let wall = self.wall_secs();
