@@ -53,6 +53,9 @@ if [ "$systemd" -eq 1 ]; then
   if ! id qcc >/dev/null 2>&1; then
     useradd --system --home-dir /var/lib/qcc --no-create-home --shell /usr/sbin/nologin qcc
   fi
+  # The state folder exists before the service first starts: the `sudo -u qcc ... qcc endpoint
+  # add` below writes there (systemd's StateDirectory= would make it only at the first start).
+  install -d -m 0700 -o qcc -g qcc /var/lib/qcc
   install -d -m 0750 /etc/qcc
   if [ ! -e /etc/qcc/qcc.env ]; then
     umask 077

@@ -332,3 +332,44 @@ fn uninstall_removes_this_machines_config_and_keeps_the_synced_folder() {
     assert!(synced.join("fastcc_config.json").exists(), "the synced folder stays");
     assert!(stdout(&home.run(&["uninstall", "--yes"])).contains("nothing to remove"));
 }
+
+/// A state folder this user cannot write (a service's, made by root) is one line that names the
+/// folder and how to make it for this user; nothing is written. (Run as `nobody` through
+/// `runuser` when the tests run as root, as CI's do; said and skipped otherwise.)
+#[test]
+fn an_unwritable_state_folder_says_who_should_make_it() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/usr/sbin/runuser").exists() {
+        eprintln!("not root or no runuser: skipped");
+        return;
+    }
+    let home = TempHome::new();
+    let state = home.path("state");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&home.root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let state_s = state.to_str().expect("utf-8").to_string();
+    // A copy of the binary `nobody` can reach whatever folders the checkout is in.
+    let bin = home.path("qcc");
+    std::fs::copy(env!("CARGO_BIN_EXE_qcc"), &bin).expect("copy the binary");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = std::process::Command::new("/usr/sbin/runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            "env",
+            &format!("QCC_HOME={state_s}"),
+            &format!("QCC_CONFIG={state_s}/cache.json"),
+        ])
+        .arg("HOME=/tmp")
+        .arg(&bin)
+        .args(["endpoint", "add", "main", "--url", "https://api.example.com", "--key", "sk-x-0000000000"])
+        .output()
+        .expect("runuser");
+    let err = stderr(&out);
+    assert!(!out.status.success() && err.lines().count() == 1, "{err}");
+    assert!(err.contains(&state_s) && err.contains("sudo install -d -o $(id -un) -m 0700"), "{err}");
+    assert!(!state.join("cache.json").exists(), "nothing written");
+}

@@ -7,6 +7,7 @@
 #
 #   scripts/container/build.sh            # image localhost/qcc:latest; prints its size
 #   IMAGE=registry.example/qcc:1 scripts/container/build.sh
+#   QCC_BIN=path/to/qcc scripts/container/build.sh   # a static binary already built (no build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE=${IMAGE:-localhost/qcc:latest}
@@ -15,9 +16,17 @@ need() { command -v "$1" >/dev/null 2>&1; }
 if ! need podman || ! need curl || ! need python3; then
   apt-get update -qq && apt-get install -y -qq podman curl python3 >/dev/null
 fi
-# A static binary (glibc, statically linked: there is no musl std here).
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked -q --target "$TARGET"
-bin=target/$TARGET/release/qcc
+# A static binary (glibc, statically linked: there is no musl std here), or the one given.
+if [ -n "${QCC_BIN:-}" ]; then
+  bin=$QCC_BIN
+  if need file && ! file -L "$bin" | grep -Eq 'statically linked|static-pie linked'; then
+    echo "build.sh: QCC_BIN=$bin is not a statically linked binary (build it with RUSTFLAGS=\"-C target-feature=+crt-static\")" >&2
+    exit 2
+  fi
+else
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked -q --target "$TARGET"
+  bin=target/$TARGET/release/qcc
+fi
 work=$(mktemp -d)
 cid=""
 upid=""

@@ -71,16 +71,41 @@ pub fn open_to_others(path: &Path) -> Option<u32> {
 /// are atomic renames).
 pub struct EditLock(#[allow(dead_code)] std::fs::File);
 
+/// A folder this user cannot write, said with who should make it (a service's state folder
+/// made by root before the service first ran, say); any other error as it is.
+fn unwritable(dir: &Path, e: io::Error) -> io::Error {
+    if e.kind() != io::ErrorKind::PermissionDenied {
+        return e;
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    io::Error::new(
+        e.kind(),
+        format!(
+            "{e}: the folder {} is not writable by this user (uid {uid}); its owner (or root) should \
+             create it for this user: sudo install -d -o $(id -un) -m 0700 {}",
+            dir.display(),
+            dir.display()
+        ),
+    )
+}
+
 impl EditLock {
     pub fn take(path: &Path) -> io::Result<EditLock> {
         use std::os::fd::AsRawFd;
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        ensure_dir(dir)?;
+        ensure_dir(dir).map_err(|e| unwritable(dir, e))?;
         let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
         let mut lock_name = std::ffi::OsString::from(".");
         lock_name.push(name);
         lock_name.push(".lock");
-        let f = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(dir.join(lock_name))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join(lock_name))
+            .map_err(|e| unwritable(dir, e))?;
         loop {
             // SAFETY: flock on a descriptor we own for the duration of the call.
             if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
