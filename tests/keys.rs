@@ -176,6 +176,14 @@ fn expired_and_other_cluster_keys_are_refused_and_the_access_key_still_works() {
     let access = "the-access-key-0123456789";
     let proxy =
         Proxy::start(&home, &["--cluster", "c", "--access-key", access, "--access-log", log.to_str().expect("utf-8")]);
+    // Every start says that access control is on (a key made since the last start turns it on).
+    assert!(
+        wait_until(Duration::from_secs(3), || proxy
+            .log()
+            .contains("access control is on: requests need the access key")),
+        "{}",
+        proxy.log()
+    );
     let r = with_key(&proxy, &old);
     assert_eq!((r.status, error_message(&r)), (401, "key 'old' expired on 2020-01-01".into()));
     let r = with_key(&proxy, &ops);

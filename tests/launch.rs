@@ -221,6 +221,30 @@ fn service_files_are_valid_units_and_a_plist_and_dir_writes_only_files() {
     assert!(!home.path("xdg").exists(), "nothing half-written");
     let out = home.run(&["service", "install", "--cluster", "nope", "--dir", d]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // systemctl there but no user bus (a server without a login session): the install fails
+    // and leaves nothing behind, the access key included (it would turn access control on at
+    // the next proxy start, with no word said).
+    let bin = home.path("fakebin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let fake = bin.join("systemctl");
+    std::fs::write(&fake, "#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = home
+        .qcc()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("XDG_CONFIG_HOME", home.path("xdg"))
+        .args(["service", "install", "--cluster", "c", "--port", "17862", "--os", "linux"])
+        .output()
+        .expect("run");
+    let err = stderr(&out);
+    assert!(
+        !out.status.success() && err.contains("Failed to connect to bus") && err.contains("nothing was installed"),
+        "{err}"
+    );
+    assert!(!home.home().join("access_key").exists(), "no access key left behind");
+    assert!(!home.path("xdg/systemd/user/qcc.service").exists(), "no unit left behind");
 }
 
 #[test]

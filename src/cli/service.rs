@@ -265,28 +265,49 @@ pub fn install(home: &Path, a: &InstallArgs) -> Result<()> {
     if !live {
         return Ok(());
     }
-    if ensure_access_key(&plan.home)? {
+    let made_key = ensure_access_key(&plan.home)?;
+    let started = match os {
+        Os::Linux => run("systemctl", &["--user", "daemon-reload"])
+            .and_then(|_| run("systemctl", &["--user", "enable", "--now", "qcc.socket"]))
+            .map(|_| {
+                format!(
+                    "enabled qcc.socket: the proxy for '{cluster}' starts on the first connection to 127.0.0.1:{port}"
+                )
+            }),
+        Os::Macos => {
+            let target = format!("gui/{}", uid());
+            let _ = run("launchctl", &["bootout", &format!("{target}/{LABEL}")]);
+            let plist = dir.join("dev.qcc.proxy.plist");
+            run("launchctl", &["bootstrap", &target, &plist.to_string_lossy()]).map(|_| {
+                format!(
+                    "loaded {LABEL}: the proxy for '{cluster}' runs on 127.0.0.1:{port} from now on, at every login"
+                )
+            })
+        }
+    };
+    // A failed install leaves nothing behind: not its files, and not an access key that would turn
+    // access control on at the next proxy start, with no word said.
+    let said = match started {
+        Ok(said) => said,
+        Err(e) => {
+            for (name, _) in &contents {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+            if made_key {
+                let _ = std::fs::remove_file(plan.home.join("access_key"));
+            }
+            return Err(Error::Failed(format!("{e} (nothing was installed: the files and the access key are gone)")));
+        }
+    };
+    if made_key {
+        // Remembered, so that `service uninstall` takes away what install made.
+        let _ = fsutil::atomic_write(&plan.home.join(MADE_KEY_MARK), b"");
         println!(
             "made an access key for the service in {} (qcc env and qcc use pass it on)",
             plan.home.join("access_key").display()
         );
     }
-    match os {
-        Os::Linux => {
-            run("systemctl", &["--user", "daemon-reload"])?;
-            run("systemctl", &["--user", "enable", "--now", "qcc.socket"])?;
-            println!(
-                "enabled qcc.socket: the proxy for '{cluster}' starts on the first connection to 127.0.0.1:{port}"
-            );
-        }
-        Os::Macos => {
-            let target = format!("gui/{}", uid());
-            let _ = run("launchctl", &["bootout", &format!("{target}/{LABEL}")]);
-            let plist = dir.join("dev.qcc.proxy.plist");
-            run("launchctl", &["bootstrap", &target, &plist.to_string_lossy()])?;
-            println!("loaded {LABEL}: the proxy for '{cluster}' runs on 127.0.0.1:{port} from now on, at every login");
-        }
-    }
+    println!("{said}");
     println!("Claude Code through it: `qcc use {cluster}`, or `eval \"$(qcc env)\"` in a shell");
     Ok(())
 }
@@ -322,11 +343,23 @@ pub fn uninstall(dir: Option<&Path>, os_arg: Option<&str>) -> Result<()> {
     if live && os == Os::Linux && on_path("systemctl") {
         let _ = run("systemctl", &["--user", "daemon-reload"]);
     }
+    // The access key install made for the service goes with it (one the user made stays).
+    if live {
+        let home = crate::store::fsutil::qcc_home();
+        if std::fs::remove_file(home.join(MADE_KEY_MARK)).is_ok()
+            && std::fs::remove_file(home.join("access_key")).is_ok()
+        {
+            println!("removed the access key the service install made ({})", home.join("access_key").display());
+        }
+    }
     if removed == 0 {
         println!("no qcc service was installed in {}", dir.display());
     }
     Ok(())
 }
+
+/// Marks an access key that `service install` made (so that `uninstall` removes it, and only it).
+const MADE_KEY_MARK: &str = "access_key.made-by-service";
 
 /// Whether the service is installed and active: (installed, active, what to say).
 pub fn state(os_arg: Option<&str>) -> Result<(bool, bool, String)> {

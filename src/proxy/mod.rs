@@ -231,6 +231,18 @@ impl EventLoop {
                 settings.home.join("access_key").display()
             )));
         }
+        // Said at every start: a key that appeared since the last one (a service install made one,
+        // say) turns access control on, and the clients that had none get 401 from now on.
+        match (&settings.access_key, key_file.keys.len()) {
+            (Some(_), n) => log::info!(
+                "access control is on: requests need the access key (QCC_ACCESS_KEY, --access-key or {}){}; \
+                 qcc env and qcc use pass it on",
+                settings.home.join("access_key").display(),
+                if n > 0 { format!(" or one of {n} client keys") } else { String::new() }
+            ),
+            (None, n) if n > 0 => log::info!("access control is on: requests need one of {n} client keys"),
+            _ => {}
+        }
         let mut keys = client::keys::ClientKeys::default();
         keys.apply(key_file);
         let mut notifier = admin::notify::Notifier::default();
