@@ -286,6 +286,35 @@ fn doctor_says_what_is_wrong_and_how_to_fix_it() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(out.status.code(), Some(0));
+    // An uninstalled service is a note, not a problem.
+    let service = v["checks"].as_array().and_then(|c| c.iter().find(|c| c["check"] == "service")).cloned();
+    assert!(service.as_ref().is_some_and(|s| s["ok"] == true), "{v}");
+
+    // The whole config: a fallback to a cluster that is gone, a priority level naming one, and
+    // settings.json sending Claude Code past the running proxy (to something that answers).
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.config()).expect("config")).expect("json");
+    cfg["profiles"]["c"]["fallback"] = serde_json::json!(["gone"]);
+    std::fs::write(home.config(), serde_json::to_vec(&cfg).expect("json")).expect("write");
+    std::fs::write(
+        home.home().join("priority.json"),
+        r#"{"priority_map": {"primary": "c", "secondary": "vanished", "fallback": null}, "active_profile": "c"}"#,
+    )
+    .expect("priority.json");
+    let elsewhere = format!("http://{}", m.url().trim_start_matches("http://"));
+    std::fs::write(
+        home.path(".claude/settings.json"),
+        format!(r#"{{"env": {{"ANTHROPIC_BASE_URL": "{elsewhere}"}}}}"#),
+    )
+    .expect("settings");
+    let out =
+        home.qcc().env("PATH", path_with(&bin)).env("ANTHROPIC_BASE_URL", &base).arg("doctor").output().expect("run");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("PROBLEM  clusters: cluster 'c': its fallback 'gone'"), "{text}");
+    assert!(text.contains("PROBLEM  priority.json: its secondary profile 'vanished'"), "{text}");
+    assert!(text.contains("PROBLEM  settings.json") && text.contains("not to the running qcc proxy"), "{text}");
+    assert!(home.run(&["proxy", "stop"]).status.success());
 }
 
 /// The flags a cluster's proxy was started with are remembered: `qcc proxy restart`, `qcc env`

@@ -1,9 +1,11 @@
 //! `qcc doctor`: one screen that answers "why doesn't Claude Code work?". Is a proxy running
 //! (pid, port, cluster, uptime); do Claude Code's `settings.json` and this shell's
-//! `ANTHROPIC_BASE_URL` point at it, or at something dead; can each endpoint be reached and does
-//! its key work (one tiny real request each, as `health test`); is the service installed and
-//! active; is `claude` installed. Each problem comes with the one command that fixes it; the
-//! exit code is 0 only when all is well.
+//! `ANTHROPIC_BASE_URL` point at it, or past it, or at something dead; does the config hold
+//! together (every cluster the proxy serves, the routes and fallbacks that name a cluster that is
+//! gone, what `priority.json` names); can each endpoint of every served cluster be reached and
+//! does its key work (one tiny real request each, as `health test`); is the service installed
+//! and active (not installed is a note); is `claude` installed. Each problem comes with the one
+//! command that fixes it; the exit code is 0 only when all is well.
 
 use std::path::Path;
 
@@ -26,6 +28,13 @@ impl Report {
         }
         self.checks.push(json!({"check": what, "ok": true, "detail": detail}));
     }
+    /// Worth knowing, nothing wrong (an uninstalled service while a proxy runs anyway, say).
+    fn note(&mut self, what: &str, detail: String) {
+        if !self.json {
+            println!("  note     {what}: {}", crate::mask::clean(&detail));
+        }
+        self.checks.push(json!({"check": what, "ok": true, "note": true, "detail": detail}));
+    }
     fn problem(&mut self, what: &str, detail: String, fix: String) {
         self.problems += 1;
         if !self.json {
@@ -46,8 +55,15 @@ fn check_pointer(r: &mut Report, what: &str, set: Option<String>, proxy: Option<
     let same = proxy.is_some_and(|p| p.trim_end_matches('/') == set.trim_end_matches('/'));
     if same {
         r.ok(what, format!("{shown}: the running proxy"));
+    } else if let (Some(p), true) = (proxy, super::client::answers(&set)) {
+        // Claude Code goes past the running proxy: no failover, no limits, none of its endpoints.
+        r.problem(
+            what,
+            format!("{shown}: Claude Code goes there, not to the running qcc proxy ({})", crate::mask::mask_url(p)),
+            fix_to.to_string(),
+        );
     } else if super::client::answers(&set) {
-        r.ok(what, format!("{shown}: something answers there (not this qcc proxy)"));
+        r.ok(what, format!("{shown}: something answers there (not a qcc proxy of this machine)"));
     } else {
         r.problem(what, format!("{shown}: nothing answers there; Claude Code would wait and fail"), fix_to.to_string());
     }
@@ -122,9 +138,45 @@ pub fn run(home: &Path, json_out: bool) -> Result<()> {
             "qcc endpoint add CLUSTER --url URL --key-file PATH".into(),
         ),
         (Ok(cfg), Some(c)) => {
-            match cfg.cluster(c) {
-                Err(e) => r.problem("endpoints", e.to_string(), format!("qcc endpoint list {c}")),
-                Ok(cl) => {
+            // Every cluster the proxy serves (its routes' and fallbacks', or the profile
+            // priorities'), and every reference the config has to one that is gone.
+            let priorities = crate::store::priority::Priorities::load(home).ok();
+            let chain = running
+                .as_ref()
+                .filter(|i| i.by_priority)
+                .and(priorities.as_ref())
+                .map(|p| p.chain_after(c, &cfg.profile_names()));
+            let served = crate::store::served::served(cfg, c, chain.as_deref());
+            if let Some(p) = &priorities {
+                for level in crate::store::priority::LEVELS {
+                    if let Some(name) = p.at(level).filter(|n| !cfg.profile_names().iter().any(|x| x == n)) {
+                        r.problem(
+                            "priority.json",
+                            format!("its {level} profile '{name}' is not in the config"),
+                            format!("qcc priority set PROFILE {level}   (a profile of: qcc list)"),
+                        );
+                    }
+                }
+            }
+            let clusters = match served {
+                Err(e) => {
+                    r.problem("clusters", e.to_string(), format!("qcc route list {c}; qcc cluster show {c}"));
+                    Vec::new()
+                }
+                Ok(s) => {
+                    for why in &s.skipped {
+                        r.problem(
+                            "clusters",
+                            why.clone(),
+                            format!("qcc route list {c}; qcc cluster show NAME (remove the reference)"),
+                        );
+                    }
+                    s.clusters
+                }
+            };
+            for cl in clusters {
+                let c = cl.name.as_str();
+                {
                     let mut eps = cl.endpoints.clone();
                     for ep in &mut eps {
                         ep.timeout_secs = ep.timeout_secs.min(10); // a doctor does not wait 30 s
@@ -152,12 +204,15 @@ pub fn run(home: &Path, json_out: bool) -> Result<()> {
         Ok((true, false, said)) => {
             r.problem("service", said, "qcc service install   (again: writes and enables it)".into())
         }
-        Ok((false, _, said)) if running.is_none() => r.problem(
+        // Not installed: a way to run the proxy, not a fault (it may run by hand, or not be needed).
+        Ok((false, _, said)) => r.note(
             "service",
-            said,
-            format!("qcc service install{}", cluster.as_deref().map(|c| format!(" --cluster {c}")).unwrap_or_default()),
+            format!(
+                "{said}{}; to keep a proxy running: qcc service install{}",
+                if running.is_some() { " (a proxy runs anyway)" } else { "" },
+                cluster.as_deref().map(|c| format!(" --cluster {c}")).unwrap_or_default()
+            ),
         ),
-        Ok((false, _, said)) => r.ok("service", format!("{said} (a proxy runs anyway)")),
         Err(e) => r.problem("service", e.to_string(), "qcc service status".into()),
     }
     if super::claude::installed() {
