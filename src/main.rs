@@ -137,6 +137,7 @@ fn run() -> Result<()> {
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
         Command::ProxyLogs { lines, follow } => control::proxy_logs(&home, lines, follow)?,
         Command::ProxyUse { cluster, host, port } => cli::launch::proxy_use(&home, &cluster, host, port)?,
+        Command::ProxyUnuse => cli::claude::unuse()?,
         Command::QueueStatus { json } => control::queue_status(&home, json)?,
         Command::QueueClear => control::queue_clear(&home)?,
         Command::HealthStatus { json } => control::health_status(&home, json)?,

@@ -252,6 +252,27 @@ fn proxy_use_writes_claude_settings_keeping_other_keys() {
     assert!(home.path(".claude/settings.json").exists());
     let o = home.run(&["proxy", "use", "nope"]);
     assert_eq!(o.status.code(), Some(2));
+
+    // Undone: settings.json byte for byte as it was before qcc's first change, however many
+    // changes came after; a file qcc made is removed.
+    let original = b"{\"theme\": \"dark\",   \"env\": {\"OTHER\": \"1\"}}\n\n";
+    let dir = home.path("claude2");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("settings.json"), original).expect("write");
+    let run = |args: &[&str]| {
+        let o = home.qcc().env("CLAUDE_CONFIG_DIR", &dir).args(args).output().expect("run");
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    run(&["proxy", "use", "work", "--port", "9999"]);
+    run(&["proxy", "use", "work", "--port", "9998"]);
+    assert_ne!(std::fs::read(dir.join("settings.json")).expect("read"), original);
+    assert!(run(&["proxy", "unuse"]).contains("as it was before"));
+    assert_eq!(std::fs::read(dir.join("settings.json")).expect("read"), original, "byte for byte");
+    assert!(run(&["proxy", "unuse"]).contains("nothing to undo"));
+    let o = home.run(&["proxy", "unuse"]); // ~/.claude: qcc made it above
+    assert!(o.status.success() && stdout(&o).contains("removed"), "{}", stdout(&o));
+    assert!(!home.path(".claude/settings.json").exists());
 }
 
 /// `qcc logs | head` and `qcc proxy status | head`: the closed pipe ends qcc quietly (no panic,

@@ -62,9 +62,58 @@ pub fn write_env(base_url: &str, key: &str, credential: Credential) -> Result<Pa
     obj.insert("apiKeyHelper".into(), Value::String(format!("echo {}", shell_quote(key))));
     let mut bytes = serde_json::to_vec_pretty(&root).map_err(|e| Error::Failed(e.to_string()))?;
     bytes.push(b'\n');
+    keep_before(&path)?;
     crate::store::fsutil::atomic_write(&path, &bytes)
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     Ok(path)
+}
+
+/// Where settings.json as it was before qcc first changed it is kept (its bytes), or the mark
+/// that there was none.
+fn before_paths(path: &std::path::Path) -> (PathBuf, PathBuf) {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    (path.with_file_name(format!("{name}.before-qcc")), path.with_file_name(format!("{name}.before-qcc-none")))
+}
+
+/// Keep settings.json as it is now, unless qcc already kept an earlier state (then that stays:
+/// `unuse` goes back to before qcc's first change).
+fn keep_before(path: &std::path::Path) -> Result<()> {
+    let (kept, none) = before_paths(path);
+    if kept.exists() || none.exists() {
+        return Ok(());
+    }
+    let write = |p: &std::path::Path, bytes: &[u8]| {
+        crate::store::fsutil::atomic_write(p, bytes).map_err(|e| Error::io(format!("cannot write {}", p.display()), e))
+    };
+    match crate::store::fsutil::read_file(path) {
+        Ok(bytes) => write(&kept, &bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write(&none, b""),
+        Err(e) => Err(Error::BadFile { path: path.to_path_buf(), problem: e.to_string() }),
+    }
+}
+
+/// `qcc proxy unuse`: settings.json back, byte for byte, as it was before qcc first changed it
+/// (`proxy use`, `use --direct`, the launcher); removed when there was none.
+pub fn unuse() -> Result<()> {
+    let path = settings_path();
+    let (kept, none) = before_paths(&path);
+    if let Ok(bytes) = crate::store::fsutil::read_file(&kept) {
+        crate::store::fsutil::atomic_write(&path, &bytes)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        let _ = std::fs::remove_file(&kept);
+        println!("{} is as it was before qcc changed it", path.display());
+    } else if none.exists() {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("cannot remove {}", path.display()), e)),
+        }
+        let _ = std::fs::remove_file(&none);
+        println!("{} removed: there was none before qcc made it", path.display());
+    } else {
+        println!("nothing to undo: qcc has not changed {} (or it was undone already)", path.display());
+    }
+    Ok(())
 }
 
 /// Whether `claude` is on PATH.

@@ -215,6 +215,8 @@ pub enum Command {
         host: Option<String>,
         port: Option<u16>,
     },
+    /// `qcc proxy unuse`: Claude Code's settings.json put back as it was before qcc changed it.
+    ProxyUnuse,
     QueueStatus {
         json: bool,
     },

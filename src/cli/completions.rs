@@ -122,6 +122,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("proxy stop", &["--timeout"]),
     ("proxy reload", &[]),
     ("proxy restart", &[]),
+    ("proxy unuse", &[]),
     ("proxy logs", &["-n", "-f"]),
     ("proxy use", &["--host", "--port"]),
     ("health status", &["--json"]),

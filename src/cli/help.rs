@@ -28,9 +28,8 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         "cluster" | "cluster set" | "cluster show" => HELP_CLUSTER,
         "route" | "route add" | "route list" | "route remove" => HELP_ROUTE,
         "proxy start" => return Some(std::borrow::Cow::Owned(super::proxy_start::help())),
-        "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" | "proxy reload" | "proxy restart" => {
-            HELP_PROXY
-        }
+        "proxy" | "proxy status" | "proxy stop" | "proxy logs" | "proxy use" | "proxy unuse" | "proxy reload"
+        | "proxy restart" => HELP_PROXY,
         "queue" | "queue status" | "queue clear" | "queue list" | "queue retry" | "queue retry-all" | "health"
         | "health status" | "health test" | "health check" | "health metrics" | "health history" | "health config" => {
             HELP_QUEUE
@@ -92,6 +91,7 @@ CLUSTERS AND THE PROXY:
     proxy reload                                     re-read the served cluster now
     proxy logs [-n N] [-f]                           show (or follow) the proxy log
     proxy use CLUSTER [--host H] [--port P]          point Claude Code's settings.json at qcc
+    proxy unuse                                      undo it: settings.json as it was before
     health status [--json]                           endpoint health of the running proxy
     health test [CLUSTER] [ID] [--json]              probe every endpoint now, no proxy needed
     health check | metrics [ID] | history [ID] | config
@@ -366,6 +366,8 @@ USAGE:
     qcc proxy use CLUSTER [--host H] [--port P]
                                        write Claude Code's settings.json ($CLAUDE_CONFIG_DIR or
                                        ~/.claude) to use the proxy, keeping every other key
+    qcc proxy unuse                    put settings.json back byte for byte as it was before
+                                       qcc first changed it (proxy use, use --direct)
 Exit codes: 0 ok, 1 failure, 2 usage or bad file, 3 proxy not running.
 ";
 

@@ -283,6 +283,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
         }
         ("proxy", "reload") => Command::ProxyReload,
         ("proxy", "restart") => Command::ProxyRestart,
+        ("proxy", "unuse") => Command::ProxyUnuse,
         ("health", "test") => {
             let json = args.contains("--json");
             let model = args.opt_value_from_str("--probe-model").map_err(usage)?;
