@@ -468,3 +468,45 @@ fn a_priority_proxy_restarts_as_it_was_started_and_takes_priority_edits_live() {
     assert_eq!(status(&home)["cluster"], "spare", "still serving");
     assert!(home.run(&["proxy", "stop"]).status.success());
 }
+
+/// Claude Code's settings.json sends it elsewhere (it wins over the environment qcc passes):
+/// `qcc use` does not launch it against the wrong place with only a warning. Without a terminal
+/// to ask on it refuses, saying how to fix it; `qcc proxy use` fixes it and the launch goes on.
+#[test]
+fn qcc_use_refuses_while_settings_send_claude_code_elsewhere() {
+    let m = MockUpstream::start(ok());
+    let home = TempHome::new();
+    home.write_cluster("c", &[Ep::new("a0000001", &m.url(), "sk-a-0000000000", 1)]);
+    let bin = fake_claude(&home);
+    std::fs::create_dir_all(home.path(".claude")).expect("dir");
+    std::fs::write(
+        home.path(".claude/settings.json"),
+        format!(r#"{{"env": {{"ANTHROPIC_BASE_URL": "{}"}}}}"#, m.url()),
+    )
+    .expect("settings");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port().to_string();
+    let launch = || {
+        home.qcc()
+            .env("PATH", path_with(&bin))
+            .stdin(std::process::Stdio::null())
+            .args(["use", "c", "--port", &port])
+            .output()
+            .expect("run")
+    };
+    let out = launch();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("settings.json") && err.contains("qcc proxy use c") && err.contains("qcc proxy unuse"),
+        "{err}"
+    );
+    assert!(!home.path("claude.out").exists(), "Claude Code was not started");
+    let fix = home.qcc().args(["proxy", "use", "c", "--port", &port]).output().expect("run");
+    assert!(fix.status.success(), "{}", stderr(&fix));
+    let out = launch();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(home.path("claude.out"))
+        .expect("claude ran")
+        .contains(&format!("base:http://127.0.0.1:{port}")));
+    assert!(home.run(&["proxy", "stop"]).status.success());
+}

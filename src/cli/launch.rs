@@ -74,22 +74,46 @@ fn pick_profile(config: &ConfigFile) -> Result<String> {
     }
 }
 
-/// Said when Claude Code's own settings point somewhere else than where this launch points it:
-/// settings.json's `env` applies to every session, over the environment qcc passes.
-pub fn warn_settings(base: &str) {
-    let Some(set) = super::claude::settings_base_url() else { return };
+/// Claude Code's own settings point somewhere else than `base`: settings.json's `env` applies
+/// to every session, over the environment qcc passes, so a launch would go there. What to say.
+fn settings_elsewhere(base: &str) -> Option<String> {
+    let set = super::claude::settings_base_url()?;
     if set.trim_end_matches('/') == base.trim_end_matches('/') {
-        return;
+        return None;
     }
-    let path = super::claude::settings_path();
     let alive = super::client::answers(&set);
-    eprintln!(
-        "qcc: warning: {} sets ANTHROPIC_BASE_URL={} ({}), which Claude Code uses over qcc's; \
-         `qcc doctor` says how to fix it",
-        path.display(),
+    Some(format!(
+        "{} sets ANTHROPIC_BASE_URL={} ({}), which Claude Code uses over qcc's",
+        super::claude::settings_path().display(),
         crate::mask::mask_url(&set),
         if alive { "something answers there" } else { "nothing answers there" }
-    );
+    ))
+}
+
+/// Before Claude Code is launched at `base` for `name`: when its settings send it elsewhere, it
+/// would run against the wrong place. On a terminal qcc offers to point them at `base` (`proxy
+/// use`, undone with `proxy unuse`); otherwise it refuses, saying how to fix it.
+fn settings_agree(home: &Path, name: &str, base: &str, launching: bool) -> Result<()> {
+    let Some(said) = settings_elsewhere(base) else { return Ok(()) };
+    if !launching {
+        eprintln!("qcc: warning: {said}; `qcc proxy use {name}` points them here");
+        return Ok(());
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("qcc: {said}.\npoint Claude Code's settings at {base} instead (undo: qcc proxy unuse)? [Y/n] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if matches!(answer.trim(), "" | "y" | "Y" | "yes") {
+            let key = super::control::launch_key(home);
+            let path = super::claude::write_env(base, &key, super::claude::Credential::BearerOnly)?;
+            eprintln!("qcc: {} now points at {base}", path.display());
+            return Ok(());
+        }
+    }
+    Err(Error::Failed(format!(
+        "{said}: Claude Code would not go through '{name}'. Point it here with `qcc proxy use {name}`, or undo qcc's \
+         earlier change with `qcc proxy unuse`"
+    )))
 }
 
 /// `qcc` and `qcc use NAME [--port P] [--direct] [--no-launch] [--dry-run] [-- ARGS]`.
@@ -139,9 +163,9 @@ pub fn use_profile(home: &Path, u: &UseArgs) -> Result<()> {
             info.pid
         );
     }
+    settings_agree(home, &name, &base, u.launch)?;
     config.touch_last_used(&name)?;
     config.save()?;
-    warn_settings(&base);
     if !u.launch {
         println!("ANTHROPIC_BASE_URL={base}");
         return Ok(());
