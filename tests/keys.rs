@@ -440,3 +440,35 @@ fn key_edits_apply_when_the_command_returns() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(with_key(&proxy, &key).status, 401, "revoked at once");
 }
+
+/// A person's own client key wins over the access key sent beside it (the `apiKeyHelper` that
+/// `qcc proxy use` writes sends the access key on every request): the request is theirs, counted
+/// as theirs, and their limits apply.
+#[test]
+fn a_persons_own_key_wins_over_the_access_key_beside_it() {
+    let home = TempHome::new();
+    let up = usage_upstream();
+    home.write_cluster("c", &[Ep::new("a0000001", &up.url(), "sk-upstream-0000000001", 1)]);
+    let alice = add_key(&home, "alice", &["--rpm", "1"]);
+    let access = "the-access-key-0123456789";
+    let proxy = Proxy::start(&home, &["--cluster", "c", "--access-key", access]);
+    let both = |proxy: &Proxy| {
+        let bearer = format!("Bearer {alice}");
+        request(
+            proxy.addr,
+            "POST",
+            "/v1/messages",
+            &[("x-api-key", access), ("authorization", &bearer), ("content-type", "application/json")],
+            br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[]}"#,
+        )
+    };
+    assert_eq!(both(&proxy).status, 200);
+    let r = both(&proxy);
+    assert_eq!(r.status, 429, "alice's --rpm 1 applies: {}", r.text());
+    assert!(error_message(&r).contains("key 'alice'"), "{}", r.text());
+    let out = home.run(&["usage", "--by", "key", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let day = v["keys"].as_object().and_then(|d| d.values().next()).cloned().unwrap_or_default();
+    assert_eq!(day["alice"]["requests"], 1, "{v}");
+    assert!(day.get("(access key)").is_none_or(|a| a["requests"] == 0), "{v}");
+}

@@ -146,7 +146,13 @@ impl ClientKeys {
             match ours {
                 Some(k) => {
                     head.headers.remove(i);
-                    found.get_or_insert(k); // the first key of ours decides
+                    // The first key of ours decides, except that a person's own client key wins
+                    // over the access key beside it (a settings.json `apiKeyHelper` written by
+                    // `proxy use` sends the access key on every request): its limits apply.
+                    match (found, k) {
+                        (None, k) | (Some(None), k @ Some(_)) => found = Some(k),
+                        _ => {}
+                    }
                 }
                 None => i += 1,
             }
