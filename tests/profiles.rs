@@ -107,8 +107,20 @@ fn use_writes_settings_records_last_used_and_becomes_claude() {
     let list = json_of(&home.run(&["list", "--json"]));
     assert!(list["profiles"][0]["last_used"].is_string(), "last_used set");
 
-    // `qcc` alone: the default profile, through a proxy started for it.
+    // `qcc` alone: the default profile, through a proxy started for it. While settings.json
+    // sends Claude Code straight to the endpoint (`--direct` above) it is refused, not launched
+    // against the wrong place; `qcc proxy unuse` puts settings.json back, and it goes.
     std::fs::remove_file(home.path("claude.ran")).expect("rm");
+    let o = home.qcc().env("PATH", path_with(&bin)).args(["--port", "0"]).output().expect("run");
+    assert!(!o.status.success() && stderr(&o).contains("qcc proxy unuse"), "{}", stderr(&o));
+    assert!(!home.path("claude.ran").exists());
+    assert!(home.run(&["proxy", "unuse"]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(home.path(".claude/settings.json")).expect("settings"),
+        r#"{"model": "opus", "env": {"KEEP": "1"}}"#,
+        "as it was before --direct"
+    );
+    assert!(home.run(&["proxy", "stop"]).status.success());
     let o = home.qcc().env("PATH", path_with(&bin)).args(["--port", "0"]).output().expect("run");
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
     assert!(home.path("claude.ran").exists());
