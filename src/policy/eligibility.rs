@@ -41,8 +41,20 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// How many reasons there are (a table indexed by `reason as usize`).
-    pub const COUNT: usize = 10;
+    /// Every reason, in declaration order: a table indexed by `reason as usize` has `COUNT` rows.
+    pub const ALL: [Reason; 10] = [
+        Reason::Disabled,
+        Reason::OtherCluster,
+        Reason::Dialect,
+        Reason::Reached,
+        Reason::Lacks,
+        Reason::AtCap,
+        Reason::NoHeadroom,
+        Reason::Tried,
+        Reason::Queued,
+        Reason::Unhealthy,
+    ];
+    pub const COUNT: usize = Reason::ALL.len();
 
     /// As the request history and the logs say it.
     pub fn as_str(self) -> &'static str {
@@ -79,3 +91,12 @@ impl Eligibility {
         }
     }
 }
+
+// `ALL` lists each reason at its own index (checked when the crate builds).
+const _: () = {
+    let mut i = 0;
+    while i < Reason::COUNT {
+        assert!(Reason::ALL[i] as usize == i, "Reason::ALL out of declaration order");
+        i += 1;
+    }
+};

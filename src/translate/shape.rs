@@ -12,6 +12,7 @@ pub fn reply_as_events(reply: &[u8]) -> Vec<u8> {
     let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(reply) else {
         event(
             &mut out,
+            "error",
             &json!({"type": "error", "error": {"type": "api_error", "message": "the upstream's reply could not be read"}}),
         );
         return out;
@@ -28,7 +29,7 @@ pub fn reply_as_events(reply: &[u8]) -> Vec<u8> {
         "usage".into(),
         json!({"input_tokens": input("input_tokens"), "cache_read_input_tokens": input("cache_read_input_tokens"), "output_tokens": 0}),
     );
-    event(&mut out, &json!({"type": "message_start", "message": start}));
+    event(&mut out, "message_start", &json!({"type": "message_start", "message": start}));
     for (index, mut block) in content.unwrap_or_default().into_iter().enumerate() {
         // The block starts empty; what it holds goes in one delta.
         let (field, kind, empty) = match block.get("type").and_then(Value::as_str) {
@@ -41,18 +42,27 @@ pub fn reply_as_events(reply: &[u8]) -> Vec<u8> {
             "input_json_delta" => json!({"type": kind, "partial_json": v.to_string()}),
             _ => json!({"type": kind, field: v}),
         });
-        event(&mut out, &json!({"type": "content_block_start", "index": index, "content_block": block}));
+        event(
+            &mut out,
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        );
         if let Some(delta) = delta {
-            event(&mut out, &json!({"type": "content_block_delta", "index": index, "delta": delta}));
+            event(
+                &mut out,
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            );
         }
-        event(&mut out, &json!({"type": "content_block_stop", "index": index}));
+        event(&mut out, "content_block_stop", &json!({"type": "content_block_stop", "index": index}));
     }
     let (stop_reason, stop_sequence) = stop;
     event(
         &mut out,
+        "message_delta",
         &json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence}, "usage": usage}),
     );
-    event(&mut out, &json!({"type": "message_stop"}));
+    event(&mut out, "message_stop", &json!({"type": "message_stop"}));
     out
 }
 
@@ -121,9 +131,11 @@ pub fn events_as_reply(events: &[u8]) -> Result<Vec<u8>, (u16, Vec<u8>)> {
     Err((502, body.to_string().into_bytes()))
 }
 
-fn event(out: &mut Vec<u8>, data: &Value) {
+/// One Messages event, `event: NAME` and its JSON data (every writer of Messages events: this
+/// module's and the dialects' stream translators).
+pub fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
     out.extend_from_slice(b"event: ");
-    out.extend_from_slice(data["type"].as_str().unwrap_or("error").as_bytes());
+    out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\ndata: ");
     let _ = serde_json::to_writer(&mut *out, data); // (writing to a Vec cannot fail)
     out.extend_from_slice(b"\n\n");

@@ -58,7 +58,9 @@ impl Conn<'_> {
                 continue;
             }
             // (Tried or reached: both "already tried".)
-            counts[if why == Reason::Tried { Reason::Reached } else { why } as usize] += 1;
+            if let Some(n) = counts.get_mut(if why == Reason::Tried { Reason::Reached } else { why } as usize) {
+                *n += 1;
+            }
             match why {
                 Reason::NoHeadroom => {
                     soon(e.headroom.blocked_until.map_or(60, |t| t.saturating_duration_since(now).as_secs()))

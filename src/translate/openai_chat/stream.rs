@@ -17,6 +17,7 @@
 use serde_json::json;
 
 use super::types::{matched_stop, Chunk, ToolDelta};
+use crate::translate::shape::event;
 
 /// The longest line (one chunk's JSON) taken; a longer one ends the stream as malformed.
 pub const MAX_LINE: usize = 1024 * 1024;
@@ -445,14 +446,6 @@ fn check_arguments(args: &str) -> Result<(), String> {
         return Err("not an object".into());
     }
     serde_json::from_str::<serde::de::IgnoredAny>(args).map(drop).map_err(|e| e.to_string())
-}
-
-fn event(out: &mut Vec<u8>, name: &str, data: &serde_json::Value) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    let _ = serde_json::to_writer(&mut *out, data); // (writing to a Vec cannot fail)
-    out.extend_from_slice(b"\n\n");
 }
 
 /// A `content_block_delta`, written without building a JSON tree (the one event of a stream's
