@@ -7,7 +7,12 @@ is an edge from the file's module to the deepest module it names; tests are left
 own ancestors are not edges (a submodule may name its parent's items). Exits 1 when the graph
 has a circle, naming each one; `--edges` prints the graph.
 
-    scripts/imports.py [--edges]
+Rooms: inside src/proxy/, each folder and each top-level file is one room. Grouped by room, the
+imports must form no circle either, so the rooms are layers and a lower one never names a higher
+one (ARCHITECTURE.md draws the order). Exits 1 naming each circle and the imports that close it;
+`--rooms` prints the rooms bottom up.
+
+    scripts/imports.py [--edges] [--rooms]
 """
 import collections
 import os
@@ -104,7 +109,7 @@ def visit(v):
     counter[0] += 1
     stack.append(v)
     on.add(v)
-    for w in edges.get(v, ()):
+    for w in edges_of.get(v, ()):
         if w not in index:
             visit(w)
             low[v] = min(low[v], low[w])
@@ -122,10 +127,56 @@ def visit(v):
             circles.append(sorted(comp))
 
 
-for v in sorted(mods):
-    if v not in index:
-        visit(v)
-for c in circles:
+def components(graph, nodes):
+    """The strongly connected components of more than one node (Tarjan)."""
+    index.clear(), low.clear(), stack.clear(), on.clear(), circles.clear()
+    counter[0] = 0
+    global edges_of
+    edges_of = graph
+    for v in sorted(nodes):
+        if v not in index:
+            visit(v)
+    return list(circles)
+
+
+edges_of = edges
+file_circles = components(edges, mods)
+for c in file_circles:
     print("imports: a circle:", " <-> ".join(c), file=sys.stderr)
-print(f"imports: {len(mods)} modules, {sum(len(v) for v in edges.values())} imports, {len(circles)} circles")
-sys.exit(1 if circles else 0)
+
+
+def room(m):
+    """The room of a module inside proxy (`proxy::client::conn` -> `client`), else None."""
+    parts = m.split("::")
+    return parts[1] if parts[0] == "proxy" and len(parts) > 1 else None
+
+
+room_edges, why = collections.defaultdict(set), collections.defaultdict(list)
+for m, ts in edges.items():
+    for t in ts:
+        a, b = room(m), room(t)
+        if a and b and a != b:
+            room_edges[a].add(b)
+            why[(a, b)].append(f"{m} -> {t}")
+rooms = {room(m) for m in mods if room(m)}
+room_circles = components(room_edges, rooms)
+for c in room_circles:
+    print("imports: rooms in a circle (src/proxy/):", " <-> ".join(c), file=sys.stderr)
+    for a in c:
+        for b in c:
+            for w in why.get((a, b), ()):
+                print("    ", w, file=sys.stderr)
+if "--rooms" in sys.argv and not room_circles:
+    # Bottom up: a room after every room it names.
+    done, order = set(), []
+    while len(order) < len(rooms):
+        ready = sorted(r for r in rooms - done if room_edges[r] <= done)
+        order.extend(ready)
+        done.update(ready)
+    for r in order:
+        print(f"{r:12} -> {', '.join(sorted(room_edges[r])) or '-'}")
+print(
+    f"imports: {len(mods)} modules, {sum(len(v) for v in edges.values())} imports, {len(file_circles)} circles;"
+    f" {len(rooms)} rooms in src/proxy/, {len(room_circles)} circles"
+)
+sys.exit(1 if file_circles or room_circles else 0)

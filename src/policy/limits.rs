@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 
-use serde::Deserialize;
 use std::time::{Duration, Instant};
 
 use crate::store::keys::Limits;
@@ -208,22 +207,18 @@ pub fn admit(
     Ok(())
 }
 
-/// What a Messages request asks for that an estimate needs (everything else skipped unparsed).
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Asked {
-    model: Option<String>,
+/// The estimate of a request's tokens (input from its body's size, output its `max_tokens`) and,
+/// when `model` is priced, their cost. Both are read with its route (`route::look`).
+pub fn estimate(
+    body_len: usize,
     max_tokens: Option<u64>,
-}
-
-/// The estimate of a request body's tokens (input from its size, output its `max_tokens`) and,
-/// when `model` is priced, their cost.
-pub fn estimate(body: &[u8], prices: &crate::store::prices::PriceTable) -> Used {
-    let asked: Asked = serde_json::from_slice(body).unwrap_or_default();
-    let input = body.len() as u64 / BYTES_PER_TOKEN;
-    let output = asked.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    model: Option<&str>,
+    prices: &crate::store::prices::PriceTable,
+) -> Used {
+    let input = body_len as u64 / BYTES_PER_TOKEN;
+    let output = max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let counts = crate::store::usage::Counts { input_tokens: input, output_tokens: output, ..Default::default() };
-    let usd = asked.model.as_deref().and_then(|m| prices.cost(m, &counts)).unwrap_or(0.0);
+    let usd = model.and_then(|m| prices.cost(m, &counts)).unwrap_or(0.0);
     Used { tokens: input.saturating_add(output), usd }
 }
 
@@ -284,10 +279,17 @@ mod estimate_tests {
         let prices = crate::store::prices::PriceTable::default();
         let body =
             br#"{"model":"claude-sonnet-4-5","max_tokens":50,"messages":[{"role":"user","content":"hello there"}]}"#;
-        let e = estimate(body, &prices);
+        let read = |body: &[u8]| {
+            let l = crate::policy::route::look(&[], body, crate::policy::route::Want { model: false, estimate: true });
+            estimate(body.len(), l.max_tokens, l.model.as_ref().map(|m| m.name.as_str()), &prices)
+        };
+        let e = read(body);
         assert_eq!(e.tokens, 50 + body.len() as u64 / 4);
         assert!(e.usd > 0.0, "a priced model");
-        let e = estimate(b"not json", &prices);
+        let e = read(br#"{"max_tokens":"many","model":"claude-sonnet-4-5"}"#);
+        assert_eq!(e.tokens, DEFAULT_MAX_TOKENS + 12, "a max_tokens that is not a count: the default");
+        assert!(e.usd > 0.0, "the model still read");
+        let e = read(b"not json");
         assert_eq!(e.tokens, DEFAULT_MAX_TOKENS + 2);
         assert_eq!(e.usd, 0.0);
     }

@@ -1,7 +1,8 @@
 //! Which route a request takes (`store/routes.rs`), and where its model is: its body read once,
 //! borrowing, for what the rules look at (the model, `thinking`, the tools, image blocks) and,
 //! in the same read, the `model` value's place in the body (what an endpoint's model map splices
-//! over: `upstream/mapping.rs`). The first rule that matches wins. Pure: bytes in, answers out.
+//! over: `scan/mapping.rs`) and its `max_tokens` (what an estimate needs: `limits::estimate`).
+//! The first rule that matches wins. Pure: bytes in, answers out.
 //!
 //! A body that is not a JSON object matches no rule. `input-tokens>N` is an estimate: the body's
 //! bytes / 4, as a client key's budget estimates a request (JSON syntax and base64 images count,
@@ -23,12 +24,21 @@ pub struct ModelAt {
     pub name: String,
 }
 
-/// What one read of a request found: the route it takes (an index into the routes), and where
-/// its model is (when asked for).
+/// What one read of a request found: the route it takes (an index into the routes), where its
+/// model is and its `max_tokens` (each when asked for, and there).
 #[derive(Debug, Default)]
 pub struct Looked {
     pub route: Option<usize>,
     pub model: Option<ModelAt>,
+    pub max_tokens: Option<u64>,
+}
+
+/// What a read is asked for besides the routes: the model's place (a model map splices there),
+/// and what an estimate needs (`max_tokens`, and the model for its price).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Want {
+    pub model: bool,
+    pub estimate: bool,
 }
 
 /// What the rules look at in a request, read in one pass.
@@ -40,15 +50,18 @@ struct Look<'a> {
     thinking: Option<Thinking<'a>>,
     tools: Option<Vec<Tool<'a>>>,
     messages: Option<Vec<Message>>,
+    /// `Some(None)`: there, but not a count.
+    max_tokens: Option<Option<u64>>,
 }
 
-/// Which of `Look`'s fields the rules need.
+/// Which of `Look`'s fields the rules (and the `Want`) need.
 #[derive(Clone, Copy, Default)]
 struct Needs {
     model: bool,
     thinking: bool,
     tools: bool,
     messages: bool,
+    max_tokens: bool,
 }
 
 impl Needs {
@@ -67,7 +80,7 @@ impl Needs {
     }
 
     fn count(self) -> usize {
-        [self.model, self.thinking, self.tools, self.messages].iter().filter(|&&b| b).count()
+        [self.model, self.thinking, self.tools, self.messages, self.max_tokens].iter().filter(|&&b| b).count()
     }
 }
 
@@ -150,14 +163,15 @@ impl Look<'_> {
     }
 }
 
-/// The route `body` takes among `routes`, and (`want_model`) where its model is, from one read.
-/// The body is read only when a rule or the model needs more than its size, and only as far as
-/// it must: the top-level object's keys are read in order, each value skipped unless it is
-/// needed, and the read stops once everything needed was seen (Claude Code sends `model` first:
-/// a model route or a model map reads a few bytes).
-pub fn look(routes: &[Route], body: &[u8], want_model: bool) -> Looked {
+/// The route `body` takes among `routes`, and what `want` asks for, from one read. The body is
+/// read only when a rule or the want needs more than its size, and only as far as it must: the
+/// top-level object's keys are read in order, each value skipped unless it is needed, and the
+/// read stops once everything needed was seen (Claude Code sends `model` first: a model route or
+/// a model map reads a few bytes; `max_tokens` comes later).
+pub fn look(routes: &[Route], body: &[u8], want: Want) -> Looked {
     let mut needs = Needs::of(routes);
-    needs.model |= want_model;
+    needs.model |= want.model || want.estimate;
+    needs.max_tokens = want.estimate;
     let mut look = Look::default();
     if needs.count() > 0 {
         if let Ok(text) = std::str::from_utf8(body) {
@@ -165,11 +179,11 @@ pub fn look(routes: &[Route], body: &[u8], want_model: bool) -> Looked {
         }
     }
     let route = routes.iter().position(|r| look.matches(&r.rule, body.len()));
-    let model = match (want_model, look.span, look.model) {
+    let model = match (needs.model, look.span, look.model) {
         (true, Some((at, len)), Some(name)) => Some(ModelAt { at, len, name: name.into_owned() }),
         _ => None,
     };
-    Looked { route, model }
+    Looked { route, model, max_tokens: look.max_tokens.flatten() }
 }
 
 /// Read into `look` what `needs` asks for. Not JSON, or not an object: `look` keeps what was
@@ -202,6 +216,10 @@ fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
                         self.look.thinking = map.next_value()?
                     }
                     "tools" if n.tools && self.look.tools.is_none() => self.look.tools = map.next_value()?,
+                    "max_tokens" if n.max_tokens && self.look.max_tokens.is_none() => {
+                        let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                        self.look.max_tokens = Some(serde_json::from_str::<u64>(raw.get()).ok());
+                    }
                     "messages" if n.messages && self.look.messages.is_none() => {
                         self.look.messages = map.next_value()?
                     }
@@ -231,7 +249,7 @@ mod tests {
     use super::*;
 
     fn first_match(routes: &[Route], body: &[u8]) -> Option<usize> {
-        look(routes, body, false).route
+        look(routes, body, Want::default()).route
     }
 
     fn routes(rules: &[(&str, &str)]) -> Vec<Route> {
@@ -283,13 +301,18 @@ mod tests {
     #[test]
     fn the_model_is_found_where_it_is_and_read_as_it_says() {
         let body = br#"{"max_tokens":9, "model" : "claude-\u0068aiku-4-5","messages":[]}"#;
-        let m = look(&[], body, true).model.expect("a model");
+        let m = look(&[], body, Want { model: true, estimate: false }).model.expect("a model");
         assert_eq!(m.name, "claude-haiku-4-5");
         assert_eq!(&body[m.at..m.at + m.len], br#""claude-\u0068aiku-4-5""#);
         for none in [&br#"{"model":3}"#[..], b"{}", b"[]", b"not json", br#"{"model":"#] {
-            assert_eq!(look(&[], none, true).model, None, "{:?}", String::from_utf8_lossy(none));
+            assert_eq!(
+                look(&[], none, Want { model: true, estimate: false }).model,
+                None,
+                "{:?}",
+                String::from_utf8_lossy(none)
+            );
         }
-        assert_eq!(look(&[], body, false).model, None, "not asked for: not read");
+        assert_eq!(look(&[], body, Want::default()).model, None, "not asked for: not read");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! An endpoint's counters for `/metrics` beside its health records: requests by how they ended,
-//! and a time-to-first-byte histogram. Data the endpoint holds (`state.rs`) and `/metrics`
+//! and a time-to-first-byte histogram. Data the endpoint holds (`state/endpoint.rs`) and `/metrics`
 //! reads (`admin/metrics.rs`), so it lives below both.
 
 /// Upper bounds (seconds) of the time-to-first-byte histogram.

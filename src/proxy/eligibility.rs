@@ -1,6 +1,6 @@
 //! The one question every choice of endpoint asks: may this endpoint serve this exchange now?
-//! The pick (`clusters::pick`), the hold before the first byte (`upstream/pump.rs`), the retry
-//! check (`answer/outcome.rs`), the headroom note and the local answers (`upstream/attempt.rs`)
+//! The pick (`clusters::pick`), the hold before the first byte (`forward/pump.rs`), the retry
+//! check (`forward/outcome.rs`), the headroom note and the local answers (`forward/attempt.rs`)
 //! all ask `eligibility` and nothing else, so a rule (a dialect that cannot take a request, a
 //! cap, a cluster slot reused by a reload) holds in every one of them at once.
 //!

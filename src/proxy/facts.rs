@@ -1,15 +1,23 @@
-//! The request, read once. When a request's body is complete and its first attempt is due, what
-//! every decision about it needs is found once and kept in its exchange: the body as JSON text
-//! (a chunked body's framing decoded: routes, reservations and translation read that, never the
-//! framed bytes), its route and its model's place (`policy::route::look`, kept as
-//! `Exchange::route` and `Exchange::model`), its token estimate (a key's reservation, an
-//! endpoint's `--tpm` hold), and, when an OpenAI-format endpoint could serve it, the request as
-//! Chat Completions, or why it has no such form. Eligibility (`eligibility.rs`) reads the last to
-//! keep such an endpoint out of a request it cannot take, before anything is picked.
+//! The request, read once. When a request's body is complete (its key's reservation, or its first
+//! attempt, whichever comes first: `client/read.rs`), what every decision about it needs is found
+//! in one read and kept in its exchange: the body as JSON text (a chunked body's framing decoded:
+//! routes, reservations and translation read that, never the framed bytes); from one borrowed
+//! pass (`policy::route::look`), its route, its model's place (model maps splice there) and its
+//! `max_tokens`, from which its token estimate is made (a key's reservation, an endpoint's `--tpm`
+//! hold); and, when an OpenAI-format endpoint could serve it, the request as Chat Completions, or
+//! why it has no such form. Eligibility (`eligibility.rs`) reads the last to keep such an endpoint
+//! out of a request it cannot take, before anything is picked. What no decision needs is never
+//! read: a request with no routes, maps, budgets, caps or translation is never parsed.
+//!
+//! Its stream flag, tools, thinking and images are read where they decide something: the route
+//! pass reads the last three when a route looks at them, and translation reads them all as it
+//! makes the other dialect's body (which needs every field anyway).
 
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::BodyFraming;
 use crate::policy::limits::Used;
+use crate::policy::route::{Looked, ModelAt, Want};
+use crate::store::routes::Route;
 use crate::translate::Translated;
 
 use crate::store::cluster::EndpointConfig;
@@ -20,6 +28,9 @@ pub struct Facts {
     /// The body with its chunked framing decoded (`None`: the exchange's body is plain JSON
     /// text already, or not read yet).
     pub decoded: Option<Vec<u8>>,
+    /// What the one pass found (route, model, `max_tokens`) and what it was asked for, routes
+    /// included (`None`: not read yet).
+    looked: Option<(Looked, Want, bool)>,
     /// Its token estimate (input from its size, output its `max_tokens`) and their price, once
     /// something needed it.
     pub estimate: Option<Used>,
@@ -63,12 +74,49 @@ impl Facts {
         }
     }
 
-    /// The request's token estimate, made once from its JSON text (`body`, the exchange's, as
-    /// `json_body` reads it).
+    /// Read the request (`body`, the exchange's, as `json_body` reads it) once, for `routes` and
+    /// what `want` asks. Asked later for something that read was not asked for (an estimate
+    /// after a read for routes only, a reload that added a map), it reads again for all of it,
+    /// keeping the route it matched.
+    pub fn look(&mut self, routes: &[Route], body: &[u8], want: Want) {
+        let mut want = want;
+        let (mut earlier, mut was_routed) = (None, false);
+        if let Some((l, had, routed)) = &self.looked {
+            if (had.model || !want.model) && (had.estimate || !want.estimate) && (*routed || routes.is_empty()) {
+                return;
+            }
+            want = Want { model: want.model || had.model, estimate: want.estimate || had.estimate };
+            (earlier, was_routed) = (l.route, *routed);
+        }
+        let json = self.decoded.as_deref().unwrap_or(body);
+        let mut looked = crate::policy::route::look(routes, json, want);
+        looked.route = looked.route.or(earlier);
+        self.looked = Some((looked, want, was_routed || !routes.is_empty()));
+    }
+
+    /// The route it matched (an index into the started cluster's routes).
+    pub fn route(&self) -> Option<usize> {
+        self.looked.as_ref().and_then(|(l, _, _)| l.route)
+    }
+
+    /// Where its model is (read when a model map or an estimate asked).
+    pub fn model(&self) -> Option<&ModelAt> {
+        self.looked.as_ref().and_then(|(l, _, _)| l.model.as_ref())
+    }
+
+    /// The request's token estimate, made once, from its size and what the one read found
+    /// (`body`, the exchange's; read now for it when it was not read yet).
     pub fn estimate(&mut self, body: &[u8], prices: &crate::store::prices::PriceTable) -> Used {
-        let Facts { decoded, estimate, .. } = self;
-        let json = decoded.as_deref().unwrap_or(body);
-        *estimate.get_or_insert_with(|| crate::policy::limits::estimate(json, prices))
+        if let Some(e) = self.estimate {
+            return e;
+        }
+        self.look(&[], body, Want { model: false, estimate: true });
+        let len = self.json_body(body).len();
+        let (max_tokens, model) = match &self.looked {
+            Some((l, _, _)) => (l.max_tokens, l.model.as_ref().map(|m| m.name.as_str())),
+            None => (None, None),
+        };
+        *self.estimate.insert(crate::policy::limits::estimate(len, max_tokens, model, prices))
     }
 
     /// Make the Chat Completions form of the request (`body`, the exchange's, as `json_body`
@@ -105,5 +153,35 @@ impl Facts {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_read_serves_the_route_the_model_and_the_estimate() {
+        let routes = vec![Route::from_args(Some("claude-*haiku*"), None, "fast").expect("a route")];
+        let body = br#"{"model":"claude-haiku-4-5","max_tokens":100,"messages":[]}"#;
+        let prices = crate::store::prices::PriceTable::default();
+        let mut f = Facts::default();
+        f.look(&routes, body, Want { model: true, estimate: true });
+        assert_eq!(f.route(), Some(0));
+        assert_eq!(f.model().map(|m| m.name.as_str()), Some("claude-haiku-4-5"));
+        assert_eq!(f.estimate(body, &prices).tokens, 100 + body.len() as u64 / 4);
+        // Read for the routes only, then asked for an estimate: read again, the route kept.
+        let mut f = Facts::default();
+        f.look(&routes, body, Want::default());
+        assert_eq!((f.route(), f.model().is_some()), (Some(0), true), "a model route reads the model");
+        assert_eq!(f.estimate(body, &prices).tokens, 100 + body.len() as u64 / 4);
+        assert_eq!(f.route(), Some(0));
+        // A chunked body is read as its JSON text.
+        let framed = format!("{:x}\r\n{}\r\n0\r\n\r\n", body.len(), std::str::from_utf8(body).unwrap());
+        let mut f = Facts::default();
+        f.decode(BodyFraming::Chunked, true, framed.as_bytes());
+        f.look(&routes, framed.as_bytes(), Want::default());
+        assert_eq!(f.route(), Some(0));
+        assert_eq!(f.estimate(framed.as_bytes(), &prices).tokens, 100 + body.len() as u64 / 4);
     }
 }

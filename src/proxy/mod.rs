@@ -1,32 +1,36 @@
 //! `qcc proxy start`: the single-threaded mio event loop that owns every socket and all
 //! proxy state (endpoints, health, failure queue, stats).
 //!
-//! See ARCHITECTURE.md for the picture. `clusters.rs` holds the served clusters (the started
-//! one, and those its routes and fallbacks name) and picks an attempt's endpoint down a
-//! request's fallback chain. The loop's state is three types: `Shared` (`shared.rs`), `Net`
-//! (`upstream/net.rs`, the upstream side) and each client's `Conn` (`client/conn.rs`, a client
-//! connection with the other two lent beside it). Its folders: `event/` the loop's machinery
-//! (I/O outcomes, timers, signals, the disk thread), `client/` the client side (`Conn`, accept,
-//! the gate, who asks, the exchange), `upstream/` attempts and their connections (`Net`, the
-//! pool, probes, the resolver), `answer/` reading upstream answers (heads, streams, usage,
-//! outcomes, drains), `admin/` the admin surface (`/_qcc/*`, `/metrics`, alerts, reloads, state
-//! files).
+//! See ARCHITECTURE.md for the picture. The loop's state is three types: `Shared`
+//! (`shared/mod.rs`), `Net` (`upstream/net.rs`, the upstream side) and each client's `Conn`
+//! (`client/conn.rs`, a client connection with the other two lent beside it). Its rooms are
+//! layers, bottom up: `event/` bytes and sockets; `scan/` what reads and rewrites bodies as they
+//! pass; `record/` what a finished request leaves; `state/` the per-socket and per-request types,
+//! one file per owner; `upstream/` the upstream connections (`Net`, the pool, the resolver);
+//! `eligibility.rs` and `clusters.rs` which endpoint may serve; `shared/` `Shared` and its parts;
+//! `client/` the client side; `forward/` attempts and their answers; `admin/` the admin surface;
+//! and on top the loop itself (this file, `timers.rs`, `shutdown.rs`). A room names only rooms
+//! below it (`scripts/imports.py`).
 
 mod admin;
-mod answer;
 mod client;
 mod clusters;
 mod counters;
 mod eligibility;
 mod event;
 mod facts;
+mod forward;
+mod record;
+mod scan;
 mod shared;
+mod shutdown;
 mod state;
+mod timers;
 mod upstream;
 mod wire;
 
 // What the CLI's `health test` shares with the proxy: the TLS setup and the probe request.
-pub use upstream::transport::TlsConfigs;
+pub use event::transport::TlsConfigs;
 pub use wire::probe_request;
 
 use std::net::SocketAddr;
@@ -39,14 +43,13 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::error::{Error, Result};
 use crate::policy::failure_queue::FailureQueue;
 use crate::settings::Settings;
-use event::slab::{Key, Slab};
+use event::slab::{untoken, Key, Slab, KIND_CLIENT, KIND_UPSTREAM};
+use event::transport::{alert_tls, tls_for};
 use state::{Client, ClientPhase, Endpoint, Owner, Stats, DISK_WAIT};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(4);
-const KIND_CLIENT: usize = 2;
-const KIND_UPSTREAM: usize = 3;
 /// A burst of failure-queue changes within this window costs one write of the file.
 /// Sweeps for expired deadlines run at most this often.
 const SWEEP_MIN_GAP: Duration = Duration::from_millis(10);
@@ -56,56 +59,6 @@ const SWEEP_MIN_GAP: Duration = Duration::from_millis(10);
 const DRAIN_FIRST_REQUEST: Duration = Duration::from_secs(1);
 /// The shortest access key a listener off loopback accepts.
 const MIN_PUBLIC_KEY: usize = 16;
-/// Bytes read per socket read.
-pub(crate) const READ_CHUNK: usize = 64 * 1024;
-
-fn token(kind: usize, key: Key) -> Token {
-    Token(((key.gen as usize) << 32) | ((key.index as usize) << 2) | kind)
-}
-
-fn untoken(t: Token) -> (usize, Key) {
-    (t.0 & 3, Key { index: ((t.0 >> 2) & 0x3fff_ffff) as u32, gen: (t.0 >> 32) as u32 })
-}
-
-/// The TLS configuration an endpoint needs (none for http://). Fails only on a bad CA file.
-fn tls_for(
-    cfg: &crate::store::cluster::EndpointConfig,
-    global_ca: Option<&std::path::Path>,
-    tls_configs: &mut upstream::transport::TlsConfigs,
-) -> std::result::Result<Option<Arc<rustls::ClientConfig>>, String> {
-    match cfg.url.scheme {
-        crate::store::url::Scheme::Http => Ok(None),
-        crate::store::url::Scheme::Https => {
-            let extra: Vec<&std::path::Path> = global_ca.into_iter().chain(cfg.ca_file.as_deref()).collect();
-            Ok(Some(tls_configs.get(&extra)?))
-        }
-    }
-}
-
-/// The TLS configuration of https alert receivers (the global CA file added to webpki's roots).
-/// Built off the loop: at start, and on the disk thread with a reload (`Fresh::alert_tls`).
-fn alert_tls(global_ca: Option<&std::path::Path>) -> std::result::Result<Arc<rustls::ClientConfig>, String> {
-    upstream::transport::TlsConfigs::default().get(&global_ca.into_iter().collect::<Vec<_>>())
-}
-
-/// Why an upstream connection could not be opened.
-#[derive(Debug)]
-pub(crate) enum OpenError {
-    /// Ours: out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM). Never the
-    /// endpoint's fault.
-    Local(String),
-    /// The endpoint's: no address, connect refused at once, a bad TLS name.
-    Endpoint(String),
-}
-
-impl OpenError {
-    fn from_io(e: std::io::Error) -> OpenError {
-        match e.raw_os_error() {
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => OpenError::Local(e.to_string()),
-            _ => OpenError::Endpoint(e.to_string()),
-        }
-    }
-}
 
 /// Everything mutable the proxy has, owned by one thread.
 ///
@@ -121,10 +74,10 @@ pub struct EventLoop {
     net: upstream::net::Net,
     /// Clients whose pump stopped while still making progress (fairness): driven next turn.
     again: Vec<Key>,
-    /// Recovery probes in flight (`upstream/probe.rs`).
-    probes: upstream::probe::Probes,
-    /// Answers read for their usage after their clients went away (`answer/drain.rs`).
-    drains: answer::drain::Drains,
+    /// Recovery probes in flight (`forward/probe.rs`).
+    probes: forward::probe::Probes,
+    /// Answers read for their usage after their clients went away (`forward/orphan.rs`).
+    orphans: forward::orphan::Orphans,
     signals: mio::unix::pipe::Receiver,
     /// Set by SIGTERM/SIGINT: no new connections, exit when the last exchange ends or then.
     draining: Option<Instant>,
@@ -199,6 +152,7 @@ pub fn run(mut settings: Settings) -> Result<()> {
     }
     crate::sdnotify::notify("READY=1");
     let result = ev.run();
+    ev.close_all(Instant::now()); // after an error: every lent connection given back
     drop(guard);
     crate::logging::flush();
     result
@@ -215,7 +169,7 @@ impl EventLoop {
         let addr = listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
         // Read once here; the disk thread reads it again only when it changes from this.
         let keys_path = crate::store::keys::path(&settings.home);
-        let keys_seen = event::disk::keys_seen(&keys_path);
+        let keys_seen = shared::disk::keys_seen(&keys_path);
         let key_file = crate::store::keys::KeyFile::load(&keys_path)?;
         // Checked on the address actually listened on (a passed socket may be anywhere). Client
         // keys (always long) are enough on their own.
@@ -243,11 +197,11 @@ impl EventLoop {
             (None, n) if n > 0 => log::info!("access control is on: requests need one of {n} client keys"),
             _ => {}
         }
-        let mut keys = client::keys::ClientKeys::default();
+        let mut keys = shared::keys::ClientKeys::default();
         keys.apply(key_file);
-        let mut notifier = admin::notify::Notifier::default();
+        let mut notifier = shared::notify::Notifier::default();
         let alert_urls = [settings.notify_urls.clone(), settings.config_notify_urls.clone()].concat();
-        let alert_tls = match admin::notify::Notifier::any_https(&alert_urls) {
+        let alert_tls = match shared::notify::Notifier::any_https(&alert_urls) {
             true => Some(alert_tls(settings.ca_file.as_deref()).map_err(Error::Invalid)?),
             false => None,
         };
@@ -262,7 +216,7 @@ impl EventLoop {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", e))?);
         let resolver = upstream::resolver::Resolver::start(waker.clone())
             .map_err(|e| Error::io("starting the resolver thread", e))?;
-        let paths = event::disk::Paths {
+        let paths = shared::disk::Paths {
             config: settings.config_path.clone(),
             cluster: settings.main().name.clone(),
             chain: settings.chain.clone(),
@@ -273,9 +227,9 @@ impl EventLoop {
             keys_seen,
         };
         let disk =
-            event::disk::Disk::start(paths, waker.clone()).map_err(|e| Error::io("starting the disk thread", e))?;
+            shared::disk::Disk::start(paths, waker.clone()).map_err(|e| Error::io("starting the disk thread", e))?;
 
-        let mut tls_configs = upstream::transport::TlsConfigs::default();
+        let mut tls_configs = event::transport::TlsConfigs::default();
         let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         let mut endpoints = Vec::new();
         let mut served = Vec::with_capacity(settings.clusters.len());
@@ -318,7 +272,7 @@ impl EventLoop {
             clusters: served,
             failures,
             stats: Stats::default(),
-            gate: client::guard::Gate::new(addr, &settings.allow_hosts, &settings.allow_origins),
+            gate: shared::guard::Gate::new(addr, &settings.allow_hosts, &settings.allow_origins),
             affinity: upstream::affinity::Affinity::new(settings.affinity_max, settings.affinity_ttl),
             disk,
             queue_path,
@@ -330,13 +284,13 @@ impl EventLoop {
             failing_files: Vec::new(),
             started: now,
             started_wall: SystemTime::now(),
-            history: admin::history::History::default(),
-            recent: admin::requests::Recent::default(),
-            refusals: client::refusals::Refusals::default(),
+            history: record::history::History::default(),
+            recent: record::requests::Recent::default(),
+            refusals: shared::refusals::Refusals::default(),
             keys,
             keys_problem: None,
-            control_token: client::keys::control_token()?,
-            page_token: client::keys::control_token()?,
+            control_token: shared::keys::control_token()?,
+            page_token: shared::keys::control_token()?,
             notifier,
             cluster_generation: 0,
             next_probe,
@@ -347,7 +301,7 @@ impl EventLoop {
             clients: Slab::new(),
             net,
             probes: Default::default(),
-            drains: Default::default(),
+            orphans: Default::default(),
             again: Vec::new(),
             signals,
             draining: None,
@@ -428,12 +382,12 @@ impl EventLoop {
                     if busy > 0 {
                         log::warn!("drain timeout: closing {busy} connections still open");
                     }
-                    self.drains.end_all(&mut self.net, &mut self.sh, now);
+                    self.close_all(now);
                     self.sh.persist();
                     self.sh.persist_usage();
                     self.sh.disk.finish(); // the last state writes land before the exit
                     while let Some(done) = self.sh.disk.try_next() {
-                        if let event::disk::Done::Saved { path, result } = done {
+                        if let shared::disk::Done::Saved { path, result } = done {
                             self.sh.on_saved(path, result);
                         }
                     }
@@ -465,8 +419,8 @@ impl EventLoop {
             Owner::Client(ck) => self.drive(ck, now),
             Owner::Probe(ep) => self.probes.drive(&mut self.net, &mut self.sh, ep, key, now),
             Owner::Alert => self.sh.notifier.drive(&mut self.net, key, now),
-            Owner::Drain => self.drains.drive(&mut self.net, &mut self.sh, key, now),
-            Owner::Idle => self.net.on_idle_event(&mut self.sh, key, readable),
+            Owner::Orphan => self.orphans.drive(&mut self.net, &mut self.sh, key, now),
+            Owner::Idle => self.net.on_idle_event(&mut self.sh.endpoints, key, readable),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Named client keys: `$QCC_HOME/keys.json` (mode 0600, written atomically). A key is shown
 //! once, when it is made; the file keeps only its SHA-256 (ring) and a short prefix to tell keys
 //! apart. `qcc key add|set|revoke` edit the file; a running proxy notices the change by itself
-//! (`proxy/event/disk.rs` looks at the file every half second).
+//! (`proxy/shared/disk.rs` looks at the file every half second).
 //!
 //! ```json
 //! {"version": 1, "keys": [{"name": "bob", "sha256": "9f86d0...", "prefix": "qcc-4k2m",

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::proxy::admin::reload::error_json;
-use crate::proxy::event::disk::{Done, Edit};
+use crate::proxy::shared::disk::{Done, Edit};
 use crate::proxy::state::ClientPhase;
 use crate::proxy::EventLoop;
 

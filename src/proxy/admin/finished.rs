@@ -5,7 +5,7 @@
 use std::time::{Instant, SystemTime};
 
 use crate::mask::shown;
-use crate::proxy::admin::requests::{set, Ended, MAX_PATH_SHOWN};
+use crate::proxy::record::requests::{set, Ended, MAX_PATH_SHOWN};
 use crate::proxy::shared::Shared;
 use crate::proxy::state::Exchange;
 
@@ -31,7 +31,7 @@ impl Shared {
         set(&mut r.endpoint_name, ep.map_or("-", |ep| ep.cfg.name.as_str()));
         set(&mut r.cluster, ep.map_or("", |ep| &*self.clusters[ep.cluster].name));
         r.route.clear();
-        if let Some(rule) = ex.route.and_then(|n| self.clusters[0].routes.get(n)) {
+        if let Some(rule) = ex.facts.route().and_then(|n| self.clusters[0].routes.get(n)) {
             use std::fmt::Write;
             let _ = write!(r.route, "{}", rule.describe());
         }

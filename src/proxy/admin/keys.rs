@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::proxy::client::keys::ACCESS_KEY_NAME;
+use crate::proxy::shared::keys::ACCESS_KEY_NAME;
 use crate::proxy::shared::Shared;
 
 impl Shared {

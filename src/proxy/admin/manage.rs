@@ -1,7 +1,7 @@
 //! The dashboard's edits: endpoints (add, edit, rotate a key, remove), the cluster's rules and
 //! client keys, each a `POST` under `/_qcc/config/` or `/_qcc/keys/`. Fields come as query
 //! parameters; a secret (an endpoint's API key) only in the `x-qcc-key` header, so it never sits
-//! in a URL. Each becomes the `Edit` the CLI's command would make (`event/disk.rs`): the disk
+//! in a URL. Each becomes the `Edit` the CLI's command would make (`shared/disk.rs`): the disk
 //! thread edits the file with the same store functions, writes it atomically, and the cluster is
 //! applied live; the page gets the result or the exact error. A new client key is in its answer
 //! once; no answer carries an endpoint's key.
@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::http::RequestHead;
 use crate::proxy::admin::query::Params;
-use crate::proxy::event::disk::{Edit, KeyEdit};
+use crate::proxy::shared::disk::{Edit, KeyEdit};
 use crate::store::config::NewEndpoint;
 use crate::store::keys::KeyChange;
 

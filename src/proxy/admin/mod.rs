@@ -11,16 +11,13 @@
 pub(crate) mod alerts;
 pub(crate) mod done;
 pub(crate) mod finished;
-pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod logs;
 pub(crate) mod manage;
 pub(crate) mod metrics;
-pub(crate) mod notify;
 pub(crate) mod persist;
 pub(crate) mod query;
 pub(crate) mod reload;
-pub(crate) mod requests;
 pub(crate) mod routes;
 pub(crate) mod status;
 pub(crate) mod switches;

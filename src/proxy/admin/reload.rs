@@ -9,8 +9,8 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::proxy::clusters::Cluster;
-use crate::proxy::event::disk::{Edit, Fresh};
 use crate::proxy::event::slab::Key;
+use crate::proxy::shared::disk::{Edit, Fresh};
 use crate::proxy::state::Endpoint;
 use crate::proxy::EventLoop;
 use crate::store::cluster::ClusterConfig;
@@ -137,7 +137,7 @@ impl EventLoop {
                         let stale = std::mem::take(&mut old.idle);
                         *old = ep;
                         for k in stale {
-                            self.net.close_upstream(&mut self.sh, k);
+                            self.net.close_key(&mut self.sh.endpoints, k);
                         }
                         // A probe of the old target must not speak for the new one.
                         self.probes.cancel(&mut self.net, &mut self.sh, i);
@@ -159,7 +159,7 @@ impl EventLoop {
             if !self.sh.endpoints[i].retired && !new_ids.contains(&key) {
                 self.sh.endpoints[i].retired = true;
                 removed += 1;
-                self.net.drop_pool(&mut self.sh, i);
+                self.net.drop_pool(&mut self.sh.endpoints, i);
                 // (The queue is by id: another served cluster may hold the same endpoint.)
                 let id = key.1;
                 let elsewhere = self.sh.endpoints.iter().any(|e| !e.retired && e.cfg.id == id);
@@ -172,7 +172,7 @@ impl EventLoop {
             log::info!("alert receivers changed in {}", path.display());
             let urls = [self.sh.settings.notify_urls.clone(), notify_urls.clone()].concat();
             for up in self.sh.notifier.set_urls(&urls, alert_tls) {
-                self.net.close_upstream(&mut self.sh, up);
+                self.net.close_key(&mut self.sh.endpoints, up);
             }
             self.sh.settings.config_notify_urls = notify_urls;
         }

@@ -23,7 +23,7 @@ impl EventLoop {
         &mut self,
         ck: Key,
         head: &RequestHead,
-        caller: crate::proxy::client::keys::Caller,
+        caller: crate::proxy::shared::keys::Caller,
         now: Instant,
     ) {
         if head.target_bytes() == b"/metrics" {
@@ -53,7 +53,7 @@ impl EventLoop {
         // With no key configured (loopback), an action also needs the page's own token: only a
         // page this proxy served has it (another site cannot read the page, and a rebinding
         // one fails the Host check).
-        let anyone = caller == crate::proxy::client::keys::Caller::Anyone;
+        let anyone = caller == crate::proxy::shared::keys::Caller::Anyone;
         let page_token = head
             .headers()
             .any(|(n, v)| n.eq_ignore_ascii_case(b"x-qcc-token") && v.trim_ascii() == self.sh.page_token.as_bytes());
@@ -102,7 +102,7 @@ impl EventLoop {
                     return;
                 };
                 // The config is edited and read again on the disk thread; the answer follows.
-                let edit = crate::proxy::event::disk::Edit::Enable { id, enabled: enabled == "true" };
+                let edit = crate::proxy::shared::disk::Edit::Enable { id, enabled: enabled == "true" };
                 self.request_reload(edit, Some((ck, head.keep_alive)), now);
                 return;
             }
@@ -122,7 +122,7 @@ impl EventLoop {
                 return;
             }
             ("POST", "/_qcc/reload") => {
-                self.request_reload(crate::proxy::event::disk::Edit::None, Some((ck, head.keep_alive)), now);
+                self.request_reload(crate::proxy::shared::disk::Edit::None, Some((ck, head.keep_alive)), now);
                 return;
             }
             ("POST", "/_qcc/probe") => {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::mask::shown;
 use crate::policy::limits::Refusal;
-use crate::proxy::client::keys::{Caller, Who};
+use crate::proxy::shared::keys::{Caller, Who};
 use crate::proxy::shared::Shared;
 use crate::proxy::state::Exchange;
 
@@ -102,7 +102,7 @@ impl Shared {
                         // A budget's alert went out when it was reached (`record_usage`); a
                         // cap's at its first refusal in an hour.
                         let alert =
-                            !r.limit.is_budget() && crate::proxy::client::keys::cap_alert_due(key, r.limit, now);
+                            !r.limit.is_budget() && crate::proxy::shared::keys::cap_alert_due(key, r.limit, now);
                         key.limited[r.limit.index()] += 1;
                         (
                             KeyTicket { name: Rc::clone(&key.name), _in_flight: None, budgeted: false, reserved: None },
@@ -138,7 +138,7 @@ impl Shared {
         now: Instant,
     ) {
         if let Some(n) = self.refusals.may_log(now) {
-            let note = crate::proxy::client::refusals::suppressed_note(n);
+            let note = crate::proxy::shared::refusals::suppressed_note(n);
             log::warn!("{} {} from {peer}: {what}{note}", head.method(), shown(head.target()));
         }
     }

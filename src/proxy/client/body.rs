@@ -46,7 +46,7 @@ impl Client {
             match crate::proxy::event::io::read_into(&mut self.sock, &mut self.inbuf, scratch) {
                 IoOutcome::Progress(n) => {
                     progress = true;
-                    if crate::proxy::event::io::drained(n, crate::proxy::READ_CHUNK, self.hup) {
+                    if crate::proxy::event::io::drained(n, crate::proxy::event::io::READ_CHUNK, self.hup) {
                         self.can_read = false;
                     }
                     if was_empty {

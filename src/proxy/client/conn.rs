@@ -1,16 +1,16 @@
 //! `Conn`: one client connection with what its work needs lent beside it — the upstream side
 //! (`Net`) and the shared state (`Shared`). The loop makes one for each step it takes on a
 //! connection (`lifecycle.rs`) and drops it after. The connection's own work is its methods: the
-//! pump and the exchange (`exchange.rs`), attempts (`upstream/attempt.rs`), how they end
-//! (`answer/outcome.rs`) and its replies (`reply.rs`). What needs every connection in view — an
+//! pump and the exchange (`exchange.rs`), attempts (`forward/attempt.rs`), how they end
+//! (`forward/outcome.rs`) and its replies (`reply.rs`). What needs every connection in view — an
 //! admin page, a reply under the bound on unread local replies — it leaves to the loop as an
 //! `Ask`.
 
 use std::time::Instant;
 
 use crate::http::RequestHead;
-use crate::proxy::client::keys::Caller;
 use crate::proxy::event::slab::Key;
+use crate::proxy::shared::keys::Caller;
 use crate::proxy::shared::Shared;
 use crate::proxy::state::{Attempt, Client, ClientPhase};
 use crate::proxy::upstream::net::Net;

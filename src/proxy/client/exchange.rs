@@ -2,16 +2,16 @@
 //! bodies read (`body.rs`, the client's own methods), an exchange started per request (the gate,
 //! who asks, its limits; the admin pages left to the loop), the exchange pumped, and a closing
 //! connection half-closed. The upstream side of an exchange, its attempts, lives in
-//! `upstream/attempt.rs` and `pump.rs`; how it ends in `answer/outcome.rs` and `reply.rs`.
+//! `forward/attempt.rs` and `pump.rs`; how it ends in `forward/outcome.rs` and `reply.rs`.
 
 use std::time::Instant;
 
 use crate::http::{BodyFraming, BodyTracker};
 use crate::proxy::client::body::{BodyStep, HeadStep};
 use crate::proxy::client::conn::{Ask, Conn, Pump};
-use crate::proxy::client::guard::Verdict;
-use crate::proxy::client::keys::Caller;
 use crate::proxy::event::io::IoOutcome;
+use crate::proxy::shared::guard::Verdict;
+use crate::proxy::shared::keys::Caller;
 use crate::proxy::shared::Shared;
 use crate::proxy::state::AttemptEvent;
 use crate::proxy::state::*;
@@ -88,7 +88,7 @@ impl Conn<'_> {
             HeadStep::Bad(e) => {
                 self.sh.stats.bad_requests += 1;
                 if let Some(n) = self.sh.refusals.may_log(now) {
-                    log::info!("bad request from {peer}: {e}{}", crate::proxy::client::refusals::suppressed_note(n));
+                    log::info!("bad request from {peer}: {e}{}", crate::proxy::shared::refusals::suppressed_note(n));
                 }
                 self.respond_local_error(e.status(), &e.to_string(), now);
                 Some(true)
@@ -129,7 +129,7 @@ impl Conn<'_> {
         // The dashboard page itself holds no data (it asks for the key, then fetches with it).
         let page = get && matches!(target, b"/_qcc/" | b"/_qcc");
         let control =
-            (admin || metrics) && crate::proxy::client::keys::has_control_token(&head, &self.sh.control_token);
+            (admin || metrics) && crate::proxy::shared::keys::has_control_token(&head, &self.sh.control_token);
         let peer = self.c.peer;
         let caller = match control {
             true => Ok(Caller::AccessKey),
@@ -203,9 +203,7 @@ impl Conn<'_> {
             last_start: None,
             cluster: 0,
             reach: self.sh.clusters[0].reach,
-            route: None,
             served_by: None,
-            model: None,
             facts: Default::default(),
             since: self.sh.cluster_generation,
             skipped: Vec::new(),

@@ -11,8 +11,9 @@ use mio::Interest;
 
 use crate::proxy::client::conn::{Ask, Conn, Pump};
 use crate::proxy::event::slab::Key;
+use crate::proxy::event::slab::{token, KIND_CLIENT};
 use crate::proxy::state::{AttemptPhase, Client, ClientPhase, Failure, FIRST_BYTE_TIMEOUT};
-use crate::proxy::{event::io, token, wire, EventLoop, KIND_CLIENT};
+use crate::proxy::{event::io, wire, EventLoop};
 
 impl EventLoop {
     pub(in crate::proxy) fn accept(&mut self, now: Instant) {
@@ -136,13 +137,13 @@ impl EventLoop {
         self.again.push(ck);
     }
 
-    /// Close a client connection; an exchange in progress is abandoned (`Drains::abandon`).
+    /// Close a client connection; an exchange in progress is abandoned (`Orphans::abandon`).
     pub(in crate::proxy) fn close_client(&mut self, key: Key, now: Instant) {
         if let Some(mut c) = self.clients.remove(key) {
             let _ = self.poll.registry().deregister(&mut c.sock);
             if let ClientPhase::Exchange(ex) = c.phase {
                 let out = c.out.pushed() - ex.out_start;
-                self.drains.abandon(&mut self.net, &mut self.sh, *ex, out, now);
+                self.orphans.abandon(&mut self.net, &mut self.sh, *ex, out, now);
             }
         }
     }

@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use crate::proxy::admin::requests::Ended;
 use crate::proxy::client::conn::Conn;
+use crate::proxy::record::requests::Ended;
 use crate::proxy::state::{ClientPhase, DISK_WAIT, LINGER};
 use crate::proxy::wire;
 
@@ -34,7 +34,7 @@ impl Conn<'_> {
         self.respond_advising(status, msg, retry_after.into(), false, now);
     }
 
-    /// The 503 of a request no endpoint may serve (`upstream/nowhere.rs`): `retry-after` when one
+    /// The 503 of a request no endpoint may serve (`forward/nowhere.rs`): `retry-after` when one
     /// may serve again, `x-should-retry: false` when none will without the operator.
     pub fn respond_unavailable(&mut self, msg: &str, retry_after: Option<u64>, hopeless: bool, now: Instant) {
         self.respond_advising(503, msg, retry_after, hopeless, now);
@@ -55,7 +55,7 @@ impl Conn<'_> {
         if let ClientPhase::Exchange(ex) = old {
             // A request qcc answered itself (408, 413, 503 ...) is a request of the access log too.
             self.sh.record_request(&ex, None, Ended::Status(status), pushed - ex.out_start, now);
-            self.net.release_attempt(self.sh, *ex);
+            self.net.release_attempt(&mut self.sh.endpoints, *ex);
         }
     }
 
@@ -104,7 +104,7 @@ impl Conn<'_> {
             // A request qcc answered for an endpoint (a token count, the model list, a
             // reachability check) is a request of the history too.
             self.sh.record_request(&ex, None, Ended::Status(status), pushed - ex.out_start, now);
-            self.net.release_attempt(self.sh, *ex);
+            self.net.release_attempt(&mut self.sh.endpoints, *ex);
         }
     }
 }

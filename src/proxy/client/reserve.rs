@@ -15,6 +15,10 @@ impl Shared {
     pub(in crate::proxy) fn reserve(&mut self, ex: &mut Exchange) -> Result<(), Refusal> {
         let wall = self.wall_secs();
         self.usage_day();
+        if !ex.key.as_ref().is_some_and(|t| t.budgeted && t.reserved.is_none()) {
+            return Ok(());
+        }
+        self.read_request(ex); // the estimate, from the request's one read
         let Some(ticket) = ex.key.as_mut().filter(|t| t.budgeted && t.reserved.is_none()) else { return Ok(()) };
         let Some(key) = self.keys.find_mut(&ticket.name) else { return Ok(()) };
         let counted = self.usage.key_day(&self.usage_day.1, &key.entry.name);

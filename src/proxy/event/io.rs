@@ -2,6 +2,9 @@
 
 use std::io::{self, Read, Write};
 
+/// Bytes read per socket read.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
 /// What one non-blocking read or write did.
 #[derive(Debug)]
 pub enum IoOutcome {

@@ -1,8 +1,6 @@
 pub(crate) mod activation;
-pub(crate) mod disk;
-pub(crate) mod drain;
 pub(crate) mod fds;
 pub(crate) mod io;
 pub(crate) mod signals;
 pub(crate) mod slab;
-pub(crate) mod timers;
+pub(crate) mod transport;

@@ -1,6 +1,8 @@
 //! A tiny slab with generations, so a mio token of a closed socket can never reach the
 //! socket that reuses its slot (events of one poll batch may name a socket closed earlier in it).
 
+use mio::Token;
+
 /// Index plus generation of a slab entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -77,6 +79,21 @@ impl<T> Slab<T> {
             .filter(|(_, (_, v))| v.is_some())
             .map(|(i, (gen, _))| Key { index: i as u32, gen: *gen })
     }
+}
+
+/// Token kinds: the low two bits of a connection's mio token (0, 1 and the listener's are the
+/// loop's own tokens).
+pub const KIND_CLIENT: usize = 2;
+pub const KIND_UPSTREAM: usize = 3;
+
+/// A slab key as a mio token: kind in the low two bits, index above, generation on top.
+pub fn token(kind: usize, key: Key) -> Token {
+    Token(((key.gen as usize) << 32) | ((key.index as usize) << 2) | kind)
+}
+
+/// The kind and key a token carries.
+pub fn untoken(t: Token) -> (usize, Key) {
+    (t.0 & 3, Key { index: ((t.0 >> 2) & 0x3fff_ffff) as u32, gen: (t.0 >> 32) as u32 })
 }
 
 #[cfg(test)]

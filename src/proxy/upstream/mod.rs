@@ -1,12 +1,5 @@
 pub(crate) mod affinity;
-pub(crate) mod attempt;
-pub(crate) mod mapping;
 pub(crate) mod net;
-pub(crate) mod nowhere;
 pub(crate) mod one_shot;
 pub(crate) mod pool;
-pub(crate) mod probe;
-pub(crate) mod pump;
 pub(crate) mod resolver;
-pub(crate) mod translation;
-pub(crate) mod transport;

@@ -1,10 +1,10 @@
 //! `Net`: the upstream side of the loop — every connection the proxy opens itself (attempts',
-//! probes', drains', alerts'), the resolver thread that finds their addresses, the read buffer
+//! probes', orphaned answers', alerts'), the resolver thread that finds their addresses, the read buffer
 //! all sockets share, and when the loop next sweeps deadlines (`arm`). Its methods open, pool and
 //! close connections (`pool.rs`), taking the shared state they need as `&mut Shared`. Who uses a
 //! connection holds its key and lends `Net` to each step: a client's `Conn` (`client/conn.rs`)
-//! for its attempts, `Probes` (`probe.rs`), `Drains` (`answer/drain.rs`) and the `Notifier`
-//! (`admin/notify.rs`).
+//! for its attempts, `Probes` (`probe.rs`), `Orphans` (`forward/orphan.rs`) and the `Notifier`
+//! (`shared/notify.rs`).
 //!
 //! Single owner: the loop holds the one `Net` (`EventLoop::net`) and lends it out one event at
 //! a time.
@@ -22,13 +22,19 @@ pub struct Net {
     pub resolver: Resolver,
     /// The buffer every socket read goes through (`READ_CHUNK`).
     pub scratch: Vec<u8>,
-    /// When the sweep of expired deadlines runs next (`event/timers.rs`).
+    /// When the sweep of expired deadlines runs next (`timers.rs`).
     pub next_sweep: Option<Instant>,
 }
 
 impl Net {
     pub fn new(registry: mio::Registry, resolver: Resolver) -> Net {
-        Net { registry, upstreams: Slab::new(), resolver, scratch: vec![0; crate::proxy::READ_CHUNK], next_sweep: None }
+        Net {
+            registry,
+            upstreams: Slab::new(),
+            resolver,
+            scratch: vec![0; crate::proxy::event::io::READ_CHUNK],
+            next_sweep: None,
+        }
     }
 
     /// Make sure the sweep runs no later than `at`.

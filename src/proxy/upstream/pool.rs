@@ -8,23 +8,23 @@ use mio::Interest;
 
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::Key;
-use crate::proxy::shared::Shared;
+use crate::proxy::event::slab::{token, KIND_UPSTREAM};
+use crate::proxy::event::transport::Transport;
+use crate::proxy::state::Lease;
 use crate::proxy::state::*;
 use crate::proxy::upstream::net::Net;
-use crate::proxy::upstream::transport::Transport;
-use crate::proxy::{token, OpenError, KIND_UPSTREAM};
 
 impl Net {
     /// Start a non-blocking connection to endpoint `idx` for `owner` (plain or TLS) and register
     /// it with the loop; the owner learns on WRITABLE whether it connected.
     pub(in crate::proxy) fn open_upstream(
         &mut self,
-        sh: &mut Shared,
+        eps: &mut [Endpoint],
         idx: usize,
         owner: Owner,
         now: Instant,
-    ) -> std::result::Result<Key, OpenError> {
-        let ep = &mut sh.endpoints[idx];
+    ) -> std::result::Result<Lease, OpenError> {
+        let ep = &mut eps[idx];
         let Some(&addr) = ep.addrs.get(ep.next_addr % ep.addrs.len().max(1)) else {
             return Err(OpenError::Endpoint(format!("no address for {}", ep.cfg.url.host)));
         };
@@ -32,10 +32,10 @@ impl Net {
         let tls = tls.as_ref().map(|(cfg, host)| (cfg, host.as_str()));
         let generation = ep.generation;
         match self.open_connection(addr, tls, owner, idx, generation, now) {
-            Ok(key) => Ok(key),
+            Ok(key) => Ok(Lease::new(key)),
             Err(e) => {
                 // Try the next address next time: one dead address must not pin the endpoint.
-                let ep = &mut sh.endpoints[idx];
+                let ep = &mut eps[idx];
                 ep.next_addr = ep.next_addr.wrapping_add(1);
                 Err(e)
             }
@@ -44,7 +44,7 @@ impl Net {
 
     /// Start a non-blocking connection to `addr` (TLS with `tls`: the config and the server
     /// name) for `owner`, and register it with the loop. Endpoints' connections and the alerts'
-    /// (`admin/notify.rs`, with no endpoint: `usize::MAX`) are all opened here.
+    /// (`shared/notify.rs`, with no endpoint: `usize::MAX`) are all opened here.
     pub(in crate::proxy) fn open_connection(
         &mut self,
         addr: std::net::SocketAddr,
@@ -85,25 +85,31 @@ impl Net {
     }
 
     /// The exchange is over without its attempt's answer: the attempt's connection closes.
-    pub(in crate::proxy) fn release_attempt(&mut self, sh: &mut Shared, mut ex: Exchange) {
-        if let Some(k) = ex.attempt.take().and_then(|a| a.up) {
-            self.close_upstream(sh, k);
+    pub(in crate::proxy) fn release_attempt(&mut self, eps: &mut [Endpoint], mut ex: Exchange) {
+        if let Some(lease) = ex.attempt.take().and_then(|a| a.up) {
+            self.close_upstream(eps, lease);
         }
     }
 
     /// Deregister a connection and take it out (dropping it closes it). Enough for one that is
-    /// never pooled (an alert's); `close_upstream` also takes a pooled one off its idle list.
+    /// never pooled (an alert's); `close_key` also takes a pooled one off its idle list.
     pub(in crate::proxy) fn close(&mut self, key: Key) -> Option<Upstream> {
         let mut up = self.upstreams.remove(key)?;
         let _ = self.registry.deregister(up.transport.socket());
         Some(up)
     }
 
-    /// Deregister and drop an upstream connection, wherever it was.
-    pub(in crate::proxy) fn close_upstream(&mut self, sh: &mut Shared, key: Key) {
+    /// Close a lent connection: the lease ends with it.
+    pub(in crate::proxy) fn close_upstream(&mut self, eps: &mut [Endpoint], lease: Lease) {
+        self.close_key(eps, lease.end());
+    }
+
+    /// Deregister and drop a connection no one holds a lease on (an idle one, an alert's),
+    /// wherever it was.
+    pub(in crate::proxy) fn close_key(&mut self, eps: &mut [Endpoint], key: Key) {
         if let Some(up) = self.close(key) {
             if up.owner == Owner::Idle {
-                if let Some(ep) = sh.endpoints.get_mut(up.endpoint) {
+                if let Some(ep) = eps.get_mut(up.endpoint) {
                     ep.idle.retain(|k| *k != key);
                 }
             }
@@ -116,24 +122,35 @@ impl Net {
     /// idle connection as soon as its FIN or alert arrives, and one idle for a while is also
     /// peeked at, in case that arrival is still in this turn's events. A connection reused
     /// within `PEEK_AFTER` (the common case under load) costs no extra syscall.
-    pub(in crate::proxy) fn take_pooled(&mut self, sh: &mut Shared, idx: usize, now: Instant) -> Option<Key> {
+    /// It is lent to `owner`, marked reused, with the time it rested.
+    pub(in crate::proxy) fn take_pooled(
+        &mut self,
+        eps: &mut [Endpoint],
+        idx: usize,
+        owner: Owner,
+        now: Instant,
+    ) -> Option<Lease> {
         const PEEK_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
-        while let Some(k) = sh.endpoints[idx].idle.pop() {
+        while let Some(k) = eps[idx].idle.pop() {
             let Some(up) = self.upstreams.get_mut(k) else { continue };
-            if now.saturating_duration_since(up.idle_since) < PEEK_AFTER {
-                return Some(k);
-            }
+            let rested = now.saturating_duration_since(up.idle_since);
             let mut probe = [0u8; 1];
-            match up.transport.socket().peek(&mut probe) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(k),
-                _ => self.close_upstream(sh, k),
+            let live = rested < PEEK_AFTER
+                || matches!(up.transport.socket().peek(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+            if live {
+                up.owner = owner;
+                up.reused = true;
+                up.rested = rested;
+                return Some(Lease::new(k));
             }
+            self.close_key(eps, k);
         }
         None
     }
 
     /// Return an upstream connection to its endpoint's pool, or close it.
-    pub(in crate::proxy) fn release_upstream(&mut self, sh: &mut Shared, k: Key, reuse: bool, now: Instant) {
+    pub(in crate::proxy) fn release_upstream(&mut self, eps: &mut [Endpoint], lease: Lease, reuse: bool, now: Instant) {
+        let k = lease.end();
         let Some(up) = self.upstreams.get_mut(k) else {
             return;
         };
@@ -144,7 +161,7 @@ impl Net {
             reuse = matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), IoOutcome::WouldBlock);
             up.can_read = false;
         }
-        let ep = &mut sh.endpoints[up.endpoint];
+        let ep = &mut eps[up.endpoint];
         // A connection to a target that a reload replaced never goes back to the pool: the next
         // request would carry the new key to the old host.
         if reuse && up.generation == ep.generation && !ep.retired && ep.idle.len() < POOL_MAX {
@@ -155,30 +172,30 @@ impl Net {
             ep.idle.push(k);
             self.arm(now + POOL_IDLE);
         } else {
-            self.close_upstream(sh, k);
+            self.close_key(eps, k);
         }
     }
 
     /// An event on an idle pooled connection. It has nothing to say: data, EOF or an error
     /// means the server closed it (or broke it). A stale readiness hint reads WouldBlock: keep it.
-    pub(in crate::proxy) fn on_idle_event(&mut self, sh: &mut Shared, key: Key, readable: bool) {
+    pub(in crate::proxy) fn on_idle_event(&mut self, eps: &mut [Endpoint], key: Key, readable: bool) {
         let Some(up) = self.upstreams.get_mut(key) else { return };
         if readable && !matches!(up.transport.read(&mut up.inbuf, &mut self.scratch), IoOutcome::WouldBlock) {
-            self.close_upstream(sh, key);
+            self.close_key(eps, key);
         } else if let Some(up) = self.upstreams.get_mut(key) {
             up.can_read = false;
         }
     }
 
     /// Close pooled connections idle for `POOL_IDLE`; when the next one is due.
-    pub(in crate::proxy) fn sweep_pool(&mut self, sh: &mut Shared, now: Instant) -> Option<Instant> {
+    pub(in crate::proxy) fn sweep_pool(&mut self, eps: &mut [Endpoint], now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
-        let idle: Vec<Key> = sh.endpoints.iter().flat_map(|ep| ep.idle.iter().copied()).collect();
+        let idle: Vec<Key> = eps.iter().flat_map(|ep| ep.idle.iter().copied()).collect();
         for key in idle {
             let Some(up) = self.upstreams.get(key) else { continue };
             let due = up.idle_since + POOL_IDLE;
             if due <= now {
-                self.close_upstream(sh, key);
+                self.close_key(eps, key);
             } else if next.is_none_or(|n| due < n) {
                 next = Some(due);
             }
@@ -187,9 +204,28 @@ impl Net {
     }
 
     /// Close every idle connection of endpoint `idx` (its target changed, or it left the cluster).
-    pub(in crate::proxy) fn drop_pool(&mut self, sh: &mut Shared, idx: usize) {
-        for k in std::mem::take(&mut sh.endpoints[idx].idle) {
-            self.close_upstream(sh, k);
+    pub(in crate::proxy) fn drop_pool(&mut self, eps: &mut [Endpoint], idx: usize) {
+        for k in std::mem::take(&mut eps[idx].idle) {
+            self.close_key(eps, k);
+        }
+    }
+}
+
+/// Why an upstream connection could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// Ours: out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM). Never the
+    /// endpoint's fault.
+    Local(String),
+    /// The endpoint's: no address, connect refused at once, a bad TLS name.
+    Endpoint(String),
+}
+
+impl OpenError {
+    pub(crate) fn from_io(e: std::io::Error) -> OpenError {
+        match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => OpenError::Local(e.to_string()),
+            _ => OpenError::Endpoint(e.to_string()),
         }
     }
 }

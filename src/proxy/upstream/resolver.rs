@@ -16,7 +16,7 @@ use mio::Waker;
 pub enum Asker {
     /// An endpoint, at its generation when asked (an answer for a replaced target is dropped).
     Endpoint { idx: usize, generation: u32 },
-    /// An alert receiver (`admin/notify.rs`), by index.
+    /// An alert receiver (`shared/notify.rs`), by index.
     Webhook(usize),
 }
 

@@ -4,8 +4,8 @@
 //! Shared`: to `Net`'s methods as an argument, to a client's `Conn` as a field. What only reads or updates this state is a method of `Shared` and never sees
 //! a socket: the status JSON and `/metrics` (`admin/status.rs`, `metrics.rs`), a finished
 //! request's record (`finished.rs`), the client keys' rows (`keys.rs`), the state files
-//! (`persist.rs`), alerts made (`alerts.rs`, `switches.rs`), charging (`answer/charge.rs`), an
-//! endpoint's verdicts (`answer/verdict.rs`), and the client side's questions — who asks, within
+//! (`persist.rs`), alerts made (`alerts.rs`, `switches.rs`), charging (`forward/charge.rs`), an
+//! endpoint's verdicts (`forward/verdict.rs`), and the client side's questions — who asks, within
 //! which limits, with what reserved (`client/access.rs`, `reserve.rs`).
 //!
 //! Single owner: like everything the loop holds, it is reached only from the loop's thread, one
@@ -20,7 +20,13 @@ use crate::policy::failure_queue::FailureQueue;
 use crate::settings::Settings;
 
 use super::state::{Endpoint, Stats};
-use super::{admin, client, clusters, event, upstream};
+use super::{clusters, record, upstream};
+
+pub(crate) mod disk;
+pub(crate) mod guard;
+pub(crate) mod keys;
+pub(crate) mod notify;
+pub(crate) mod refusals;
 
 pub struct Shared {
     /// The address the proxy listens on (as bound).
@@ -39,7 +45,7 @@ pub struct Shared {
     pub stats: Stats,
     pub settings: Settings,
     /// Host/Origin/preflight checks (`guard.rs`), built from the settings and the bound address.
-    pub gate: client::guard::Gate,
+    pub gate: guard::Gate,
     pub queue_path: PathBuf,
     pub persist_at: Option<Instant>,
     /// Token usage per day, endpoint and model (`$QCC_HOME/usage.json`), and when to write it.
@@ -54,23 +60,23 @@ pub struct Shared {
     /// Session -> endpoint bindings (`affinity.rs`).
     pub affinity: upstream::affinity::Affinity,
     /// Recent endpoint events (`history.rs`).
-    pub history: admin::history::History,
+    pub history: record::history::History,
     /// Recent requests and requests per second (the dashboard), and the access log (`metrics.rs`).
-    pub recent: admin::requests::Recent,
+    pub recent: record::requests::Recent,
     /// The thread that does the file work: state files, the access log, config reads (`disk.rs`).
-    pub disk: event::disk::Disk,
+    pub disk: disk::Disk,
     /// Wrong keys per client address, and the rate of refusal log lines (`refusals.rs`).
-    pub refusals: client::refusals::Refusals,
-    /// The named client keys and their live counters (`client/keys.rs`), and the last problem
+    pub refusals: refusals::Refusals,
+    /// The named client keys and their live counters (`shared/keys.rs`), and the last problem
     /// reading their file (said once).
-    pub keys: client::keys::ClientKeys,
+    pub keys: keys::ClientKeys,
     pub keys_problem: Option<String>,
     /// Admin credential for the local CLI, written in the pid file (`pidfile::PidInfo`).
     pub control_token: String,
     /// The dashboard page's own token: its actions carry it when no key is configured.
     pub page_token: String,
-    /// Alert receivers and what they still have to get (`admin/notify.rs`).
-    pub notifier: admin::notify::Notifier,
+    /// Alert receivers and what they still have to get (`shared/notify.rs`).
+    pub notifier: notify::Notifier,
 }
 
 /// What only the loop knows, for the status JSON and `/metrics`: its connections.

@@ -2,12 +2,13 @@
 //! tiny real request from the spec, on the loop, alongside traffic. A 200 restores it.
 //!
 //! `Probes` are the loop's (`EventLoop::probes`); their connections are `Net`'s, and their
-//! verdicts go to `Shared` (`answer/verdict.rs`): both are lent to each call.
+//! verdicts go to `Shared` (`forward/verdict.rs`): both are lent to each call.
 
 use std::time::Instant;
 
 use crate::proxy::event::slab::Key;
 use crate::proxy::shared::Shared;
+use crate::proxy::state::Lease;
 use crate::proxy::state::{timeout_of, Owner, Upstream, CONNECT_TIMEOUT};
 use crate::proxy::upstream::net::Net;
 use crate::proxy::upstream::one_shot;
@@ -22,7 +23,7 @@ pub struct Probes {
 /// One probe in flight.
 struct Probe {
     endpoint: usize,
-    up: Key,
+    up: Lease,
     request: Vec<u8>,
     sent: usize,
     deadline: Instant,
@@ -61,14 +62,14 @@ impl Probes {
             ep.probing = true; // resumed by `resume` when the lookup answers
             return;
         }
-        let key = match net.open_upstream(sh, idx, Owner::Probe(idx), now) {
-            Ok(key) => key,
-            Err(crate::proxy::OpenError::Local(e)) => {
+        let lease = match net.open_upstream(&mut sh.endpoints, idx, Owner::Probe(idx), now) {
+            Ok(lease) => lease,
+            Err(crate::proxy::upstream::pool::OpenError::Local(e)) => {
                 // Our own shortage says nothing about the endpoint: try at the next round.
                 log::warn!("probe of endpoint {} not started: {e}", sh.endpoints[idx].cfg.label());
                 return;
             }
-            Err(crate::proxy::OpenError::Endpoint(e)) => {
+            Err(crate::proxy::upstream::pool::OpenError::Endpoint(e)) => {
                 log::debug!("probe of endpoint {}: {e}", sh.endpoints[idx].cfg.label());
                 self.finish(net, sh, idx, Err(e), now);
                 return;
@@ -78,7 +79,7 @@ impl Probes {
         ep.probing = true;
         let request = wire::probe_request(&ep.cfg, ep.probe_model(&sh.settings.probe_model));
         let deadline = now + timeout_of(&ep.cfg).max(CONNECT_TIMEOUT).max(std::time::Duration::from_secs(30));
-        self.list.push(Probe { endpoint: idx, up: key, request, sent: 0, deadline });
+        self.list.push(Probe { endpoint: idx, up: lease, request, sent: 0, deadline });
         net.arm(deadline);
     }
 
@@ -97,7 +98,7 @@ impl Probes {
 
     /// Endpoint `idx`'s probe connection `key` is ready.
     pub fn drive(&mut self, net: &mut Net, sh: &mut Shared, idx: usize, key: Key, now: Instant) {
-        let (Some(p), Some(up)) = (self.list.iter_mut().find(|p| p.up == key), net.upstreams.get_mut(key)) else {
+        let (Some(p), Some(up)) = (self.list.iter_mut().find(|p| p.up.key() == key), net.upstreams.get_mut(key)) else {
             return;
         };
         if let Some(outcome) = p.step(up, &mut net.scratch) {
@@ -115,9 +116,17 @@ impl Probes {
     pub fn cancel(&mut self, net: &mut Net, sh: &mut Shared, idx: usize) {
         if let Some(pos) = self.list.iter().position(|p| p.endpoint == idx) {
             let p = self.list.swap_remove(pos);
-            net.close_upstream(sh, p.up);
+            net.close_upstream(&mut sh.endpoints, p.up);
         }
         sh.endpoints[idx].probing = false;
+    }
+
+    /// Stop every probe (the proxy stops).
+    pub fn cancel_all(&mut self, net: &mut Net, sh: &mut Shared) {
+        while let Some(p) = self.list.first() {
+            let idx = p.endpoint;
+            self.cancel(net, sh, idx);
+        }
     }
 
     /// Probes whose deadline passed are failures; returns the deadlines still pending.

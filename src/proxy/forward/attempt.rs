@@ -8,52 +8,18 @@
 
 use std::time::Instant;
 
-use crate::proxy::answer::response::release_hold;
 use crate::proxy::client::conn::{attempt_mut, Conn};
 use crate::proxy::clusters::eligibility;
 use crate::proxy::eligibility::Reason;
-use crate::proxy::shared::Shared;
+use crate::proxy::forward::response::release_hold;
+use crate::proxy::scan::translation::Translation;
 use crate::proxy::state::*;
 use crate::proxy::upstream::net::Net;
-use crate::proxy::upstream::translation::Translation;
 use crate::proxy::wire;
 use crate::translate;
 
 /// Endpoints passed over that one request's history names, at most.
 const MAX_SKIPPED_SHOWN: usize = 8;
-
-/// Once, at a request's first attempt (its whole body is here: `pump_exchange` waits for it when
-/// routes read it or an endpoint rewrites it): the request read (`facts.rs`). Its body's JSON text
-/// (a chunked one decoded); the first route it matches chooses its cluster, and its model's place
-/// is kept for the model maps of its attempts (one read, `policy::route::look`); and when an
-/// OpenAI-format endpoint of its chain could serve it, its Chat Completions form, made for the
-/// first such endpoint by priority (or why it has none), so that eligibility keeps those
-/// endpoints out of a request they cannot take before anything is picked.
-fn read_facts(ex: &mut Exchange, sh: &Shared) {
-    ex.decode_body();
-    let maps = sh.endpoints.iter().any(|e| !e.retired && !e.cfg.model_map.is_empty());
-    if maps || !sh.clusters[0].routes.is_empty() {
-        let main = &sh.clusters[0];
-        let looked = crate::policy::route::look(&main.routes, ex.json_body(), maps);
-        ex.model = looked.model;
-        if let Some(n) = looked.route {
-            let c = main.targets[n];
-            (ex.cluster, ex.reach, ex.route) = (c, sh.clusters[c].reach, Some(n));
-        }
-    }
-    let reach = ex.reach;
-    let openai = sh
-        .endpoints
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| {
-            e.cfg.enabled && !e.retired && translate::rewrites(&e.cfg.format) && (reach >> e.cluster) & 1 == 1
-        })
-        .min_by_key(|(i, e)| (e.cfg.priority, *i));
-    if let Some((i, e)) = openai {
-        ex.read_chat(i, e);
-    }
-}
 
 impl Conn<'_> {
     /// Move bytes between this connection's exchange and its upstream connection.
@@ -62,7 +28,7 @@ impl Conn<'_> {
             return AttemptEvent::Nothing;
         };
         let Net { upstreams, scratch, .. } = &mut *self.net;
-        let Some(up) = ex.attempt.as_ref().and_then(|a| a.up).and_then(|k| upstreams.get_mut(k)) else {
+        let Some(up) = ex.attempt.as_ref().and_then(|a| a.up.as_ref()).and_then(|l| upstreams.get_mut(l.key())) else {
             return AttemptEvent::Nothing;
         };
         ex.pump_upstream(out, up, self.sh, scratch, now)
@@ -75,7 +41,7 @@ impl Conn<'_> {
         };
         let first = ex.attempts == 0 && ex.body_tracker.is_done() && ex.retry_copy;
         if first {
-            read_facts(ex, self.sh);
+            self.sh.read_request(ex);
         }
         let ClientPhase::Exchange(ex) = &self.c.phase else {
             return;
@@ -149,11 +115,11 @@ impl Conn<'_> {
                     }
                 }
             } else if ex.body_tracker.is_done() && ex.retry_copy {
-                let m = crate::proxy::upstream::mapping::map_body(
+                let m = crate::proxy::scan::mapping::map_body(
                     &ep.cfg.model_map,
                     ex.head.framing,
                     &ex.body,
-                    ex.model.as_ref(),
+                    ex.facts.model(),
                 );
                 (m.map(Box::new), None)
             } else {
@@ -230,25 +196,21 @@ impl Conn<'_> {
             },
             _ => return,
         };
-        let pooled = if allow_pooled { self.net.take_pooled(self.sh, idx, now) } else { None };
+        let owner = Owner::Client(self.key);
+        let pooled = if allow_pooled { self.net.take_pooled(&mut self.sh.endpoints, idx, owner, now) } else { None };
         let Some(a) = attempt_mut(self.c) else { return };
         let ep = &mut self.sh.endpoints[idx];
         let timeout = timeout_of(&ep.cfg);
         if ep.resolved_at.is_some_and(|t| now.duration_since(t) > DNS_TTL) {
             self.net.resolver.lookup(idx, ep);
         }
-        if let Some(k) = pooled {
-            if let Some(up) = self.net.upstreams.get_mut(k) {
-                up.owner = Owner::Client(self.key);
-                up.reused = true;
-                up.rested = now.saturating_duration_since(up.idle_since);
-                a.up = Some(k);
-                a.phase = AttemptPhase::Sending;
-                a.deadline = now + timeout;
-                let d = a.deadline;
-                self.net.arm(d);
-                return;
-            }
+        if let Some(lease) = pooled {
+            a.up = Some(lease);
+            a.phase = AttemptPhase::Sending;
+            a.deadline = now + timeout;
+            let d = a.deadline;
+            self.net.arm(d);
+            return;
         }
         if ep.addrs.is_empty() {
             self.net.resolver.lookup(idx, ep);
@@ -258,13 +220,13 @@ impl Conn<'_> {
             self.net.arm(d);
             return;
         }
-        let key = match self.net.open_upstream(self.sh, idx, Owner::Client(self.key), now) {
-            Ok(key) => key,
-            Err(crate::proxy::OpenError::Endpoint(e)) => {
+        let lease = match self.net.open_upstream(&mut self.sh.endpoints, idx, owner, now) {
+            Ok(lease) => lease,
+            Err(crate::proxy::upstream::pool::OpenError::Endpoint(e)) => {
                 self.fail_attempt(Failure::Connect(e), now);
                 return;
             }
-            Err(crate::proxy::OpenError::Local(e)) => {
+            Err(crate::proxy::upstream::pool::OpenError::Local(e)) => {
                 // Out of descriptors or memory: our fault, not the endpoint's. 503, nobody blamed.
                 log::warn!("cannot open an upstream connection: {e} -> 503");
                 if let ClientPhase::Exchange(ex) = &mut self.c.phase {
@@ -275,8 +237,11 @@ impl Conn<'_> {
                 return;
             }
         };
-        let Some(a) = attempt_mut(self.c) else { return };
-        a.up = Some(key);
+        let Some(a) = attempt_mut(self.c) else {
+            self.net.close_upstream(&mut self.sh.endpoints, lease);
+            return;
+        };
+        a.up = Some(lease);
         a.addrs_tried += 1;
         a.phase = AttemptPhase::Connecting;
         a.deadline = now + timeout.min(CONNECT_TIMEOUT);
@@ -296,15 +261,18 @@ impl Conn<'_> {
         log::debug!("endpoint {}: connect failed, trying its next address", ep.cfg.label());
         ep.next_addr = ep.next_addr.wrapping_add(1);
         let (idx, old) = (a.endpoint, a.up.take());
-        if let Some(k) = old {
-            self.net.close_upstream(self.sh, k);
+        if let Some(lease) = old {
+            self.net.close_upstream(&mut self.sh.endpoints, lease);
         }
-        let Ok(key) = self.net.open_upstream(self.sh, idx, Owner::Client(self.key), now) else {
+        let Ok(lease) = self.net.open_upstream(&mut self.sh.endpoints, idx, Owner::Client(self.key), now) else {
             return false;
         };
-        if let Some(a) = attempt_mut(self.c) {
-            a.up = Some(key);
-            a.addrs_tried += 1;
+        match attempt_mut(self.c) {
+            Some(a) => {
+                a.up = Some(lease);
+                a.addrs_tried += 1;
+            }
+            None => self.net.close_upstream(&mut self.sh.endpoints, lease),
         }
         true
     }
@@ -323,7 +291,7 @@ impl Conn<'_> {
             t.restart();
         }
         if let Some(k) = old {
-            self.net.close_upstream(self.sh, k);
+            self.net.close_upstream(&mut self.sh.endpoints, k);
         }
         log::debug!("pooled upstream connection was closed; retrying on a new one");
         self.connect_attempt(false, now);

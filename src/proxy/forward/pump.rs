@@ -1,18 +1,18 @@
 //! The exchange's side of an attempt, once it has a connection: the request head and body
 //! written as the connection takes them, the answer read while the client takes it
 //! (backpressure), passed through `translation.rs` for an OpenAI-format endpoint, and judged by
-//! `answer/response.rs`. A method of the `Exchange`, given its client's output, its connection
+//! `forward/response.rs`. A method of the `Exchange`, given its client's output, its connection
 //! and the shared state: no lookups, no other connection.
 
 use std::time::Instant;
 
 use crate::http::BodyTracker;
-use crate::proxy::answer::response::{is_stale, is_stale_eof, is_stale_reset, process_response};
 use crate::proxy::event::io::{IoOutcome, OutBuf};
+use crate::proxy::event::transport::Transport;
+use crate::proxy::forward::response::{is_stale, is_stale_eof, is_stale_reset, process_response};
+use crate::proxy::scan::translation;
 use crate::proxy::shared::Shared;
 use crate::proxy::state::*;
-use crate::proxy::upstream::translation;
-use crate::proxy::upstream::transport::Transport;
 
 /// Upstream reads per pump of an attempt (of up to `READ_CHUNK` each).
 const READS_PER_PUMP: usize = 4;
@@ -61,7 +61,7 @@ impl Exchange {
         let count_tokens = ex.api
             && ex.head.path_bytes() == crate::translate::COUNT_TOKENS
             && !crate::translate::rewrites(&endpoints[a_endpoint].cfg.format);
-        let rules = crate::proxy::answer::response::Reading { stream_idle, hold, retry_on: &retry_on, count_tokens };
+        let rules = crate::proxy::forward::response::Reading { stream_idle, hold, retry_on: &retry_on, count_tokens };
         let mut progress = false;
 
         if a.phase == AttemptPhase::Connecting {

@@ -53,11 +53,11 @@ pub(in crate::proxy) fn process_response(
         a.resp_body = Some(BodyTracker::new(head.framing));
         let until_close = head.framing == BodyFraming::UntilClose;
         let messages = ex.api && head.status == 200 && ex.head.path_bytes() == b"/v1/messages";
-        a.scan = if messages { crate::proxy::answer::Scan::for_reply(&head) } else { None };
+        a.scan = if messages { crate::proxy::scan::Scan::for_reply(&head) } else { None };
         if messages && a.scan.is_none() {
             ex.usage_unread = true;
         }
-        let stream = matches!(a.scan, Some(crate::proxy::answer::Scan::Sse(_)));
+        let stream = matches!(a.scan, Some(crate::proxy::scan::Scan::Sse(_)));
         if ex.api && retry_on.contains(head.status) && ex.attempts < MAX_ATTEMPTS {
             a.phase = AttemptPhase::Holding;
             let mut bytes = Vec::new();
@@ -138,7 +138,7 @@ pub(in crate::proxy) fn process_response(
             ex.stash = None; // nothing was released: retried as if the 200 had never come
             return Some(AttemptEvent::Failed(Failure::InStream(e)));
         }
-        let content = matches!(&a.scan, Some(crate::proxy::answer::Scan::Sse(s)) if s.content_seen);
+        let content = matches!(&a.scan, Some(crate::proxy::scan::Scan::Sse(s)) if s.content_seen);
         let full = ex.stash.as_ref().is_none_or(|(held, _)| held.len() > STASH_LIMIT);
         if content || full || a.resp_body.as_ref().is_some_and(BodyTracker::is_done) {
             // First content, or the hold is full: the stream goes on as usual.

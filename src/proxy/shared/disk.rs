@@ -458,15 +458,19 @@ fn read_cluster(paths: &Paths) -> Result<Fresh, String> {
     let prices = file.prices().map_err(|e| e.to_string())?;
     let notify_urls = file.notify_urls().map_err(|e| e.to_string())?;
     // CA files are read again (they may have been renewed); endpoints share configs.
-    let mut tls_configs = crate::proxy::upstream::transport::TlsConfigs::default();
+    let mut tls_configs = crate::proxy::event::transport::TlsConfigs::default();
     let mut endpoints = Vec::new();
     for (c, cluster) in clusters.iter().enumerate() {
         for cfg in &cluster.endpoints {
-            endpoints.push((c, cfg.clone(), crate::proxy::tls_for(cfg, paths.ca_file.as_deref(), &mut tls_configs)?));
+            endpoints.push((
+                c,
+                cfg.clone(),
+                crate::proxy::event::transport::tls_for(cfg, paths.ca_file.as_deref(), &mut tls_configs)?,
+            ));
         }
     }
-    let alert_tls = match crate::proxy::admin::notify::Notifier::any_https(&notify_urls) {
-        true => Some(crate::proxy::alert_tls(paths.ca_file.as_deref())?),
+    let alert_tls = match crate::proxy::shared::notify::Notifier::any_https(&notify_urls) {
+        true => Some(crate::proxy::event::transport::alert_tls(paths.ca_file.as_deref())?),
         false => None,
     };
     Ok(Fresh { clusters, prices, notify_urls, alert_tls, endpoints, outcome: serde_json::Value::Null })

@@ -3,8 +3,9 @@
 
 use std::time::Instant;
 
+use crate::proxy::event::signals;
 use crate::proxy::event::slab::Key;
-use crate::proxy::event::{disk, signals};
+use crate::proxy::shared::disk;
 use crate::proxy::state::*;
 use crate::proxy::{EventLoop, DRAIN_FIRST_REQUEST};
 
@@ -64,6 +65,18 @@ impl EventLoop {
                 self.close_client(key, now);
             }
         }
+    }
+
+    /// The end: every client closed (a request still in progress is recorded as aborted), every
+    /// orphaned answer charged with what it read, every probe stopped, so every lent upstream
+    /// connection is given back (`state/lease.rs`). Idempotent.
+    pub(in crate::proxy) fn close_all(&mut self, now: Instant) {
+        let keys: Vec<Key> = self.clients.keys().collect();
+        for key in keys {
+            self.close_client(key, now);
+        }
+        self.orphans.end_all(&mut self.net, &mut self.sh, now);
+        self.probes.cancel_all(&mut self.net, &mut self.sh);
     }
 
     /// A connection with a request in progress or bytes still to deliver.

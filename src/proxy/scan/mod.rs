@@ -7,14 +7,11 @@ use json::JsonScanner;
 use sse::{SseScanner, StreamError};
 use usage::Tokens;
 
-pub(crate) mod charge;
-pub(crate) mod drain;
 pub(crate) mod json;
-pub(crate) mod outcome;
-pub(crate) mod response;
+pub(crate) mod mapping;
 pub(crate) mod sse;
+pub(crate) mod translation;
 pub(crate) mod usage;
-pub(crate) mod verdict;
 
 /// What is read from a response as it passes.
 #[derive(Debug)]

@@ -53,7 +53,7 @@ impl EventLoop {
                 next = Some(t);
             }
         };
-        if let Some(due) = self.net.sweep_pool(&mut self.sh, now) {
+        if let Some(due) = self.net.sweep_pool(&mut self.sh.endpoints, now) {
             upd(due);
         }
         let keys: Vec<Key> = self.clients.keys().collect();
@@ -74,7 +74,7 @@ impl EventLoop {
         for due in self.sh.notifier.deadlines(&mut self.net, now) {
             upd(due);
         }
-        if let Some(due) = self.drains.deadlines(&mut self.net, &mut self.sh, now) {
+        if let Some(due) = self.orphans.deadlines(&mut self.net, &mut self.sh, now) {
             upd(due);
         }
         for due in self.probes.deadlines(&mut self.net, &mut self.sh, now) {

@@ -1,6 +1,6 @@
 //! A client that hangs up while its answer is still coming is charged all the same. Its
-//! upstream connection is kept a short, bounded while (`DRAIN_FOR`, `DRAIN_BYTES`; at most
-//! `DRAINS_MAX` at once) and read to its end, unrelayed, for the final usage; what cannot be had
+//! upstream connection is kept a short, bounded while (`ORPHAN_READ_FOR`, `ORPHAN_READ_BYTES`; at most
+//! `ORPHANS_MAX` at once) and read to its end, unrelayed, for the final usage; what cannot be had
 //! by then is charged from what was read: `message_start`'s input and the output estimated from
 //! the deltas seen (`Scan::usage_so_far`), and, when the answer never said its input (a
 //! translated stream says it only at its end), the request's input as its reservation estimates
@@ -9,29 +9,31 @@
 use std::time::{Duration, Instant};
 
 use crate::http::BodyTracker;
-use crate::proxy::answer::Scan;
 use crate::proxy::event::io::IoOutcome;
 use crate::proxy::event::slab::Key;
+use crate::proxy::scan::Scan;
 use crate::proxy::shared::Shared;
 use crate::proxy::state::KeyTicket;
+use crate::proxy::state::Lease;
 use crate::proxy::state::{AttemptPhase, Exchange, Owner, Upstream};
 use crate::proxy::upstream::net::Net;
 
 /// How long an answer nobody waits for is read, at most, for its usage.
-const DRAIN_FOR: Duration = Duration::from_secs(5);
+const ORPHAN_READ_FOR: Duration = Duration::from_secs(5);
 /// How much of it, at most.
-const DRAIN_BYTES: usize = 1024 * 1024;
-/// Answers drained at once, at most; past that one is charged at once from what was read.
-const DRAINS_MAX: usize = 64;
+const ORPHAN_READ_BYTES: usize = 1024 * 1024;
+/// Orphaned answers read at once, at most; past that one is charged at once from what was read.
+const ORPHANS_MAX: usize = 64;
 
 /// An answer read for its usage after its client went away.
-struct Drain {
-    up: Key,
+struct Orphan {
+    /// Its connection, lent to it once it is kept (`None` while it is only charged).
+    up: Option<Lease>,
     endpoint: usize,
     tracker: BodyTracker,
     scan: Scan,
     /// An OpenAI-format endpoint's answer is read on through its translation.
-    translation: Option<Box<crate::proxy::upstream::translation::Translation>>,
+    translation: Option<Box<crate::proxy::scan::translation::Translation>>,
     session: Option<String>,
     key: Option<KeyTicket>,
     /// The model the client asked for, when the endpoint got another name (priced by it when the
@@ -44,24 +46,24 @@ struct Drain {
     read: usize,
 }
 
-/// The answers being drained; the loop's (`EventLoop::drains`). Their connections are `Net`'s
+/// Orphaned answers: those being read for their usage; the loop's (`EventLoop::orphans`). Their connections are `Net`'s
 /// and their charges go to `Shared`: both are lent to each call.
 #[derive(Default)]
-pub struct Drains {
-    list: Vec<Drain>,
+pub struct Orphans {
+    list: Vec<Orphan>,
 }
 
-impl Drains {
+impl Orphans {
     /// The client went away (or the exchange was cut short): its request is recorded as
-    /// aborted, its answer drained for its usage when it has started, its upstream closed;
+    /// aborted, its answer read on for its usage when it has started, its upstream closed;
     /// no endpoint is blamed. `out`: the bytes the client got of it.
     pub fn abandon(&mut self, net: &mut Net, sh: &mut Shared, mut ex: Exchange, out: u64, now: Instant) {
         sh.stats.aborted += 1;
         log::info!("{} {} aborted by the client", ex.head.method(), ex.head.target());
         let endpoint = ex.attempt.as_ref().map(|a| a.endpoint);
-        sh.record_request(&ex, endpoint, crate::proxy::admin::requests::Ended::Aborted, out, now);
+        sh.record_request(&ex, endpoint, crate::proxy::record::requests::Ended::Aborted, out, now);
         self.keep(net, sh, &mut ex, now); // charged all the same
-        net.release_attempt(sh, ex);
+        net.release_attempt(&mut sh.endpoints, ex);
     }
 
     /// When the exchange's answer has started and carries usage, keep its upstream connection to
@@ -71,9 +73,10 @@ impl Drains {
         if !matches!(a.phase, AttemptPhase::Relaying | AttemptPhase::Priming) {
             return;
         }
-        let (Some(up), Some(tracker), Some(scan)) = (a.up, a.resp_body.take(), a.scan.take()) else { return };
-        let mut d = Drain {
-            up,
+        let Some(up) = a.up.as_ref().map(Lease::key) else { return };
+        let (Some(tracker), Some(scan)) = (a.resp_body.take(), a.scan.take()) else { return };
+        let mut d = Orphan {
+            up: None,
             endpoint: a.endpoint,
             tracker,
             scan,
@@ -88,26 +91,26 @@ impl Drains {
             }),
             input_estimate: (ex.body.len() as u64).saturating_add(ex.body_dropped)
                 / crate::policy::limits::BYTES_PER_TOKEN,
-            deadline: now + DRAIN_FOR,
+            deadline: now + ORPHAN_READ_FOR,
             read: 0,
         };
-        if self.list.len() >= DRAINS_MAX || net.upstreams.get(up).is_none() {
+        if self.list.len() >= ORPHANS_MAX || net.upstreams.get(up).is_none() {
             d.charge(sh, now);
             return;
         }
-        a.up = None; // the drain owns the connection now
+        d.up = a.up.take(); // the orphan holds the connection now
         if let Some(u) = net.upstreams.get_mut(up) {
-            u.owner = Owner::Drain;
+            u.owner = Owner::Orphan;
         }
         self.list.push(d);
-        net.arm(now + DRAIN_FOR);
+        net.arm(now + ORPHAN_READ_FOR);
         self.drive(net, sh, up, now); // what was already read, and what waits on the socket
     }
 
-    /// A drained connection is readable: read on, bounded, unrelayed; charge at its end.
+    /// An orphan's connection is readable: read on, bounded, unrelayed; charge at its end.
     pub fn drive(&mut self, net: &mut Net, sh: &mut Shared, key: Key, now: Instant) {
-        let Some(i) = self.list.iter().position(|d| d.up == key) else {
-            net.close_upstream(sh, key);
+        let Some(i) = self.list.iter().position(|d| d.up.as_ref().is_some_and(|l| l.key() == key)) else {
+            net.close_key(&mut sh.endpoints, key);
             return;
         };
         let Some(up) = net.upstreams.get_mut(key) else { return };
@@ -116,7 +119,7 @@ impl Drains {
         }
     }
 
-    /// Drains past their time end (charged from what was read); the next such time.
+    /// Orphans past their time end (charged from what was read); the next such time.
     pub fn deadlines(&mut self, net: &mut Net, sh: &mut Shared, now: Instant) -> Option<Instant> {
         while let Some(i) = self.list.iter().position(|d| d.deadline <= now) {
             self.end(net, sh, i, now);
@@ -124,7 +127,7 @@ impl Drains {
         self.list.iter().map(|d| d.deadline).min()
     }
 
-    /// The proxy stops: every drain is charged with what it has.
+    /// The proxy stops: every orphan is charged with what it has.
     pub fn end_all(&mut self, net: &mut Net, sh: &mut Shared, now: Instant) {
         while !self.list.is_empty() {
             self.end(net, sh, 0, now);
@@ -133,12 +136,14 @@ impl Drains {
 
     fn end(&mut self, net: &mut Net, sh: &mut Shared, i: usize, now: Instant) {
         let mut d = self.list.swap_remove(i);
-        net.close_upstream(sh, d.up);
+        if let Some(lease) = d.up.take() {
+            net.close_upstream(&mut sh.endpoints, lease);
+        }
         d.charge(sh, now);
     }
 }
 
-impl Drain {
+impl Orphan {
     /// Read on, bounded, unrelayed, feeding the scanner; true once the answer ended (or its
     /// bound was reached, or the connection closed).
     fn read_on(&mut self, up: &mut Upstream, scratch: &mut [u8]) -> bool {
@@ -152,11 +157,11 @@ impl Drain {
                 }
                 Err(_) => ended = true,
             }
-            if ended || d.tracker.is_done() || d.read > DRAIN_BYTES || !up.can_read {
-                ended |= d.tracker.is_done() || d.read > DRAIN_BYTES;
+            if ended || d.tracker.is_done() || d.read > ORPHAN_READ_BYTES || !up.can_read {
+                ended |= d.tracker.is_done() || d.read > ORPHAN_READ_BYTES;
                 break;
             }
-            match crate::proxy::upstream::translation::read(
+            match crate::proxy::scan::translation::read(
                 d.translation.as_deref_mut(),
                 &mut up.transport,
                 &mut up.inbuf,

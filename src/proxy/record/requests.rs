@@ -88,7 +88,7 @@ pub struct Record {
     pub skipped: Vec<(String, String, &'static str)>,
     /// The model ("" when the reply named none) and the tokens it reported.
     pub model: String,
-    pub tokens: Option<crate::proxy::answer::usage::Tokens>,
+    pub tokens: Option<crate::proxy::scan::usage::Tokens>,
     /// The model whose price charged it, when not `model` ("" otherwise).
     pub priced_as: String,
 }

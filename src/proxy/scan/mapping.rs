@@ -67,7 +67,9 @@ mod tests {
         let rules = vec![ModelRule::parse("claude-*=glm-4.6").unwrap()];
         let body =
             br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"h\u00e9"}],"z":1}"#;
-        let at = |body: &[u8]| crate::policy::route::look(&[], body, true).model;
+        let at = |body: &[u8]| {
+            crate::policy::route::look(&[], body, crate::policy::route::Want { model: true, estimate: false }).model
+        };
         let m = map_body(&rules, BodyFraming::Length(body.len() as u64), body, at(body).as_ref()).expect("mapped");
         let mut sent = Vec::new();
         while sent.len() < m.len(body) {

@@ -25,7 +25,7 @@ impl Conn<'_> {
         let ClientPhase::Exchange(ex) = &mut self.c.phase else {
             return;
         };
-        let Some(a) = ex.attempt.take() else { return };
+        let Some(mut a) = ex.attempt.take() else { return };
         ex.failed.push(FailedAttempt {
             endpoint: a.endpoint,
             ms: now.saturating_duration_since(a.started).as_millis(),
@@ -36,7 +36,7 @@ impl Conn<'_> {
         let primed = a.phase == AttemptPhase::Priming;
         let usage = a.scan.as_ref().and_then(|s| s.usage());
         let asked = a.mapped.as_ref().map(|m| m.from.clone());
-        let up = a.up;
+        let up = a.up.take();
         let answered = a.resp.is_some();
         let idx = a.endpoint;
         let responded = ex.responded();
@@ -73,9 +73,9 @@ impl Conn<'_> {
         // that does the same is blamed.
         let pool_race = matches!(failure, Failure::Closed(_))
             && !answered
-            && up.and_then(|k| self.net.upstreams.get(k)).is_some_and(|u| u.reused);
-        if let Some(k) = up {
-            self.net.close_upstream(self.sh, k);
+            && up.as_ref().and_then(|l| self.net.upstreams.get(l.key())).is_some_and(|u| u.reused);
+        if let Some(lease) = up {
+            self.net.close_upstream(&mut self.sh.endpoints, lease);
         }
         if api && pool_race {
             let ep = &mut self.sh.endpoints[idx];
@@ -157,7 +157,7 @@ impl Conn<'_> {
         let ClientPhase::Exchange(ex) = &mut self.c.phase else {
             return;
         };
-        let Some(a) = ex.attempt.take() else { return };
+        let Some(mut a) = ex.attempt.take() else { return };
         let status = a.resp.as_ref().map_or(0, |h| h.status);
         let close = !ex.keep_alive || !ex.body_tracker.is_done();
         let api = ex.api;
@@ -165,8 +165,8 @@ impl Conn<'_> {
         if ex.usage_unread {
             self.sh.stats.usage_unread += 1;
         }
-        if let Some(k) = a.up {
-            self.net.release_upstream(self.sh, k, reuse, now);
+        if let Some(lease) = a.up.take() {
+            self.net.release_upstream(&mut self.sh.endpoints, lease, reuse, now);
         }
         if let Some((model, t)) = a.scan.as_ref().and_then(|s| s.usage()) {
             self.charge(idx, model.as_deref(), a.mapped.as_ref().map(|m| m.from.as_str()), &t.counts(), now);

@@ -214,3 +214,26 @@ fn client_config(extra_ca: &[&Path]) -> Result<Arc<ClientConfig>, String> {
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
+
+/// The TLS configuration an endpoint needs (none for http://). Fails only on a bad CA file.
+pub(crate) fn tls_for(
+    cfg: &crate::store::cluster::EndpointConfig,
+    global_ca: Option<&std::path::Path>,
+    tls_configs: &mut TlsConfigs,
+) -> std::result::Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+    match cfg.url.scheme {
+        crate::store::url::Scheme::Http => Ok(None),
+        crate::store::url::Scheme::Https => {
+            let extra: Vec<&std::path::Path> = global_ca.into_iter().chain(cfg.ca_file.as_deref()).collect();
+            Ok(Some(tls_configs.get(&extra)?))
+        }
+    }
+}
+
+/// The TLS configuration of https alert receivers (the global CA file added to webpki's roots).
+/// Built off the loop: at start, and on the disk thread with a reload (`Fresh::alert_tls`).
+pub(crate) fn alert_tls(
+    global_ca: Option<&std::path::Path>,
+) -> std::result::Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    TlsConfigs::default().get(&global_ca.into_iter().collect::<Vec<_>>())
+}

@@ -1,12 +1,12 @@
 //! An attempt on an OpenAI-format endpoint (`format: openai`): its body is the client's
 //! Messages request translated (`translate::request`), and its answer is read through
-//! `translate::Answer` into the connection's `inbuf`. What `answer/` then reads is an
+//! `translate::Answer` into the connection's `inbuf`. What `forward/` then reads is an
 //! Anthropic endpoint's answer, so the hold before first content, in-stream errors, usage,
 //! charging and failover are the one path every endpoint takes.
 
 use crate::proxy::event::io::IoOutcome;
-use crate::proxy::upstream::mapping::Mapped;
-use crate::proxy::upstream::transport::Transport;
+use crate::proxy::event::transport::Transport;
+use crate::proxy::scan::mapping::Mapped;
 use crate::store::cluster::EndpointConfig;
 use crate::translate::{Answer, Translated, Wants};
 

@@ -1,0 +1,9 @@
+pub(crate) mod attempt;
+pub(crate) mod charge;
+pub(crate) mod nowhere;
+pub(crate) mod orphan;
+pub(crate) mod outcome;
+pub(crate) mod probe;
+pub(crate) mod pump;
+pub(crate) mod response;
+pub(crate) mod verdict;

@@ -1,0 +1,2 @@
+pub(crate) mod history;
+pub(crate) mod requests;
