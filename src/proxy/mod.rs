@@ -276,7 +276,7 @@ impl EventLoop {
             affinity: upstream::affinity::Affinity::new(settings.affinity_max, settings.affinity_ttl),
             disk,
             queue_path,
-            settings,
+            settings: shared::ReadOnly::new(settings),
             persist_at,
             usage,
             usage_at: None,

@@ -174,11 +174,11 @@ impl EventLoop {
             for up in self.sh.notifier.set_urls(&urls, alert_tls) {
                 self.net.close_key(&mut self.sh.endpoints, up);
             }
-            self.sh.settings.config_notify_urls = notify_urls;
+            self.sh.set_config_notify_urls(notify_urls);
         }
         if prices != self.sh.settings.prices {
             log::info!("prices changed in {}", path.display());
-            self.sh.settings.prices = prices;
+            self.sh.set_prices(prices);
             changed += 1;
         }
         log::info!(

@@ -18,14 +18,14 @@ impl Shared {
         if !ex.key.as_ref().is_some_and(|t| t.budgeted && t.reserved.is_none()) {
             return Ok(());
         }
-        self.read_request(ex); // the estimate, from the request's one read
+        self.read_request(ex);
+        let e = ex.estimate(&self.settings.prices); // from the request's one read
         let Some(ticket) = ex.key.as_mut().filter(|t| t.budgeted && t.reserved.is_none()) else { return Ok(()) };
         let Some(key) = self.keys.find_mut(&ticket.name) else { return Ok(()) };
         let counted = self.usage.key_day(&self.usage_day.1, &key.entry.name);
         let used = Used::from(&counted).with(key.reserved.get());
         match budget_room(&key.entry.name, &key.entry.limits, used, secs_to_midnight(wall)) {
             Ok(()) => {
-                let e = ex.estimate(&self.settings.prices);
                 let Some(ticket) = ex.key.as_mut() else { return Ok(()) };
                 ticket.reserved = Some(Reservation::hold(&key.reserved, e));
                 Ok(())

@@ -97,6 +97,8 @@ impl Conn<'_> {
         if headroom_skip.is_some() {
             ex.headroom_skip = headroom_skip;
         }
+        // What its `--tpm` hold needs (made once, with the request's one read).
+        let estimate = self.sh.endpoints[idx].cfg.caps.tpm.map(|_| ex.estimate(&self.sh.settings.prices).tokens);
         let ep = &mut self.sh.endpoints[idx];
         let served_by = self.sh.clusters[cluster].header.as_ref();
         let seed = self.sh.stats.total;
@@ -147,10 +149,7 @@ impl Conn<'_> {
                     ex.served_by = served_by.cloned();
                 }
                 ep.load.start(&ep.cfg.caps, now);
-                let tpm_held = match ep.cfg.caps.tpm {
-                    Some(_) => ep.load.hold(&ep.cfg.caps, ex.estimate(&self.sh.settings.prices).tokens),
-                    None => None,
-                };
+                let tpm_held = estimate.and_then(|tokens| ep.load.hold(&ep.cfg.caps, tokens));
                 ex.attempts += 1;
                 ex.model_mapped = mapped.as_ref().filter(|m| m.from != m.to).map(|m| (m.from.clone(), m.to.clone()));
                 ex.last_start = Some(now);

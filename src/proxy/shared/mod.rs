@@ -43,7 +43,10 @@ pub struct Shared {
     pub next_probe: Instant,
     pub failures: FailureQueue,
     pub stats: Stats,
-    pub settings: Settings,
+    /// What the proxy was started with, as reloads changed it: read by everyone, changed only
+    /// here (a reload's `set_prices`, `set_config_notify_urls`), so a connection's code cannot
+    /// rewrite it.
+    pub settings: ReadOnly<Settings>,
     /// Host/Origin/preflight checks (`guard.rs`), built from the settings and the bound address.
     pub gate: guard::Gate,
     pub queue_path: PathBuf,
@@ -77,6 +80,35 @@ pub struct Shared {
     pub page_token: String,
     /// Alert receivers and what they still have to get (`shared/notify.rs`).
     pub notifier: notify::Notifier,
+}
+
+impl Shared {
+    /// A reload's new prices.
+    pub fn set_prices(&mut self, prices: crate::store::prices::PriceTable) {
+        self.settings.0.prices = prices;
+    }
+
+    /// A reload's new alert receivers from the config file.
+    pub fn set_config_notify_urls(&mut self, urls: Vec<String>) {
+        self.settings.0.config_notify_urls = urls;
+    }
+}
+
+/// A part of `Shared` that every room reads and only `Shared`'s own methods (in this file)
+/// change: a field of this type can be read through it anywhere, and written nowhere else.
+pub struct ReadOnly<T>(T);
+
+impl<T> ReadOnly<T> {
+    pub fn new(value: T) -> ReadOnly<T> {
+        ReadOnly(value)
+    }
+}
+
+impl<T> std::ops::Deref for ReadOnly<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// What only the loop knows, for the status JSON and `/metrics`: its connections.
