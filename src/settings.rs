@@ -58,6 +58,9 @@ pub struct Settings {
     /// --stream-hold (default 5 s; 0 turns it off): how long a 200 event stream is held before
     /// its first content event, so that an in-stream error or a death before it can be retried.
     pub stream_hold: Duration,
+    /// Off with --no-learn: an Anthropic-format endpoint's 400 that names something qcc may
+    /// leave out teaches its rules (`store/rules.rs`, `policy/refusal.rs`).
+    pub learn: bool,
     /// --drain-timeout (default 30 s).
     pub drain_timeout: Duration,
     /// --access-key / QCC_ACCESS_KEY / $QCC_HOME/access_key.

@@ -35,3 +35,4 @@ mod soak;
 mod streams;
 mod sync;
 mod tls;
+mod vendors;

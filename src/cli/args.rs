@@ -144,6 +144,33 @@ pub(super) fn caps_arg(args: &mut Arguments) -> Result<crate::store::cluster::Ca
     crate::store::cluster::CapsChange::from_fields(|f| given.field(f)).map_err(Error::Invalid)
 }
 
+/// `--drop-field F` and `--drop-beta B` (repeatable), `--adaptive-thinking enabled|drop`,
+/// `--drop-effort`; on `endpoint set` also `--no-rules` (the hand-written ones cleared first) and
+/// `--forget-rules` (what the proxy learned from the endpoint's refusals cleared).
+pub(super) fn rules_arg(args: &mut Arguments, set: bool) -> Result<crate::store::rules::RulesChange> {
+    use crate::store::rules;
+    let drop_fields: Vec<String> = args.values_from_str("--drop-field").map_err(usage)?;
+    let drop_betas: Vec<String> = args.values_from_str("--drop-beta").map_err(usage)?;
+    for f in &drop_fields {
+        rules::check_field(f).map_err(|e| Error::Invalid(format!("--drop-field: {e}")))?;
+    }
+    for b in &drop_betas {
+        rules::check_beta(b).map_err(|e| Error::Invalid(format!("--drop-beta: {e}")))?;
+    }
+    let adaptive_thinking = match args.opt_value_from_str::<_, String>("--adaptive-thinking").map_err(usage)? {
+        Some(t) => {
+            Some(rules::parse_adaptive_thinking(&t).map_err(|e| Error::Invalid(format!("--adaptive-thinking: {e}")))?)
+        }
+        None => None,
+    };
+    let add = rules::Rules { drop_fields, drop_betas, adaptive_thinking, drop_effort: args.contains("--drop-effort") };
+    let (clear, forget) = match set {
+        true => (args.contains("--no-rules"), args.contains("--forget-rules")),
+        false => (false, false),
+    };
+    Ok(rules::RulesChange { clear, add, forget })
+}
+
 /// The limits and settings `qcc key add|set` take. `none` removes a limit, an expiry or a
 /// cluster; `--admin`/`--no-admin` (the latter for `set`) grant or take the admin surface.
 pub(super) fn key_change(args: &mut Arguments, set: bool) -> Result<crate::store::keys::KeyChange> {

@@ -30,6 +30,9 @@ pub fn endpoint_add(home: &std::path::Path, cluster: &str, mut new: NewEndpoint,
         if new.name.is_none() {
             new.name = Some(p.name.clone());
         }
+        if new.rules.add.is_empty() {
+            new.rules.add = crate::store::rules::Rules::from_json(p.rules.as_ref(), "rules").map_err(Error::Invalid)?;
+        }
         if new.format.format.is_none() && p.format != "anthropic" {
             new.format.format = Some(p.format.clone());
         }
@@ -75,6 +78,11 @@ pub fn presets(home: &std::path::Path, json_out: bool) -> Result<()> {
         let map: Vec<String> = p.model_map.iter().map(|[a, b]| format!("{a}={b}")).collect();
         let map = if map.is_empty() { "-".to_string() } else { map.join(", ") };
         println!("{:<14} {:<52} {:<44} {:<10} {map}", p.name, p.title, p.base_url, p.format);
+        if let Ok(rules) = crate::store::rules::Rules::from_json(p.rules.as_ref(), "rules") {
+            if !rules.is_empty() {
+                println!("{:<14} rules: {} (source: {})", "", rules.describe(), p.rules_source);
+            }
+        }
     }
     println!(
         "\nadd one: qcc endpoint add CLUSTER --preset NAME --key-file PATH   (keys: `qcc presets --json` says where)"
@@ -194,6 +202,8 @@ fn endpoints_json(cluster: &ClusterConfig) -> Value {
                     "probe_model": ep.probe_model,
                     "format": ep.format.as_str(),
                     "caps": ep.caps.to_json(),
+                    "rules": ep.rules.to_json(),
+                    "learned_rules": ep.learned.to_json(),
                 })
             })
             .collect(),
@@ -217,6 +227,12 @@ fn print_table(cluster: &ClusterConfig) {
             mask_key(&ep.api_key),
             crate::mask::clean(&ep.url.to_string())
         );
+        // What it is not sent, under its line: by hand or preset, and learned from its refusals.
+        for (what, rules) in [("rules", &ep.rules), ("learned", &ep.learned)] {
+            if !rules.is_empty() {
+                println!("{:<20}   {what}: {}", "", crate::mask::clean(&rules.describe()));
+            }
+        }
     }
 }
 

@@ -244,6 +244,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 probe_model: probe_model_arg(&mut args)?.filter(|m| !m.is_empty()),
                 format: format_arg(&mut args)?,
                 caps: caps_arg(&mut args)?,
+                rules: rules_arg(&mut args, false)?,
             };
             let cluster = positional(&mut args, "a CLUSTER name", &topic)?;
             Command::EndpointAdd { cluster, new, preset }
@@ -275,6 +276,7 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
                 change.probe_model = probe_model_arg(&mut args)?;
                 change.format = format_arg(&mut args)?;
                 change.caps = caps_arg(&mut args)?;
+                change.rules = rules_arg(&mut args, true)?;
             } else {
                 change.enabled = Some(sub == "enable");
             }

@@ -115,6 +115,14 @@ pub const FLAGS: &[Flag] = &[
         help: "keep no request history (qcc logs and the dashboard's history then have none)",
     },
     Flag {
+        name: "--no-learn",
+        short: None,
+        value: None,
+        repeat: false,
+        help: "never learn request rules from a vendor's 400 (by default a refusal that names a field, an \
+               anthropic-beta value or the thinking type is retried at once without it and remembered)",
+    },
+    Flag {
         name: "--notify-url",
         short: None,
         value: Some("URL"),
@@ -459,6 +467,7 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
             other => secs(other, 5, "--stream-hold")?,
         },
         access_log,
+        learn: !args.on("--no-learn"),
         search_limit: Duration::from_millis(
             std::env::var("QCC_SEARCH_LIMIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000),
         ),

@@ -280,7 +280,11 @@ mod estimate_tests {
         let body =
             br#"{"model":"claude-sonnet-4-5","max_tokens":50,"messages":[{"role":"user","content":"hello there"}]}"#;
         let read = |body: &[u8]| {
-            let l = crate::policy::route::look(&[], body, crate::policy::route::Want { model: false, estimate: true });
+            let l = crate::policy::route::look(
+                &[],
+                body,
+                crate::policy::route::Want { estimate: true, ..Default::default() },
+            );
             estimate(body.len(), l.max_tokens, l.model.as_ref().map(|m| m.name.as_str()), &prices)
         };
         let e = read(body);

@@ -9,4 +9,5 @@ pub mod failure_queue;
 pub mod headroom;
 pub mod health;
 pub mod limits;
+pub mod refusal;
 pub mod route;

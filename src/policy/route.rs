@@ -25,12 +25,23 @@ pub struct ModelAt {
 }
 
 /// What one read of a request found: the route it takes (an index into the routes), where its
-/// model is and its `max_tokens` (each when asked for, and there).
+/// model is and its `max_tokens` (each when asked for, and there), and (when asked for) where
+/// each top-level field is.
 #[derive(Debug, Default)]
 pub struct Looked {
     pub route: Option<usize>,
     pub model: Option<ModelAt>,
     pub max_tokens: Option<u64>,
+    pub fields: Vec<FieldAt>,
+}
+
+/// A top-level field's place in the body: its key's first byte (`at`, the opening quote) and its
+/// value's bytes (`value`), so a rule can leave it out or replace its value as a splice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldAt {
+    pub name: String,
+    pub at: usize,
+    pub value: (usize, usize),
 }
 
 /// What a read is asked for besides the routes: the model's place (a model map splices there),
@@ -39,6 +50,24 @@ pub struct Looked {
 pub struct Want {
     pub model: bool,
     pub estimate: bool,
+    /// Every top-level field's place (an endpoint's request rules: `store/rules.rs`). The whole
+    /// body is read then.
+    pub fields: bool,
+}
+
+impl Want {
+    /// Everything `other` asks for is asked here too.
+    pub fn covers(self, other: Want) -> bool {
+        (self.model || !other.model) && (self.estimate || !other.estimate) && (self.fields || !other.fields)
+    }
+
+    pub fn or(self, other: Want) -> Want {
+        Want {
+            model: self.model || other.model,
+            estimate: self.estimate || other.estimate,
+            fields: self.fields || other.fields,
+        }
+    }
 }
 
 /// What the rules look at in a request, read in one pass.
@@ -52,6 +81,7 @@ struct Look<'a> {
     messages: Option<Vec<Message>>,
     /// `Some(None)`: there, but not a count.
     max_tokens: Option<Option<u64>>,
+    fields: Vec<FieldAt>,
 }
 
 /// Which of `Look`'s fields the rules (and the `Want`) need.
@@ -62,6 +92,7 @@ struct Needs {
     tools: bool,
     messages: bool,
     max_tokens: bool,
+    fields: bool,
 }
 
 impl Needs {
@@ -172,8 +203,9 @@ pub fn look(routes: &[Route], body: &[u8], want: Want) -> Looked {
     let mut needs = Needs::of(routes);
     needs.model |= want.model || want.estimate;
     needs.max_tokens = want.estimate;
+    needs.fields = want.fields;
     let mut look = Look::default();
-    if needs.count() > 0 {
+    if needs.count() > 0 || needs.fields {
         if let Ok(text) = std::str::from_utf8(body) {
             read(text, needs, &mut look);
         }
@@ -183,7 +215,7 @@ pub fn look(routes: &[Route], body: &[u8], want: Want) -> Looked {
         (true, Some((at, len)), Some(name)) => Some(ModelAt { at, len, name: name.into_owned() }),
         _ => None,
     };
-    Looked { route, model, max_tokens: look.max_tokens.flatten() }
+    Looked { route, model, max_tokens: look.max_tokens.flatten(), fields: look.fields }
 }
 
 /// Read into `look` what `needs` asks for. Not JSON, or not an object: `look` keeps what was
@@ -203,6 +235,33 @@ fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
             let mut left = self.needs.count();
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                 let n = self.needs;
+                if n.fields {
+                    // Every value's raw text, its place kept; what a rule or the want needs is
+                    // read from that text.
+                    let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                    let text = raw.get();
+                    let at = text.as_ptr() as usize - self.text.as_ptr() as usize;
+                    if let Some(start) = key_start(self.text.as_bytes(), at) {
+                        self.look.fields.push(FieldAt {
+                            name: key.to_string(),
+                            at: start,
+                            value: (at, at + text.len()),
+                        });
+                    }
+                    let look = &mut *self.look;
+                    match &*key {
+                        "model" if n.model && look.model.is_none() => {
+                            look.model = serde_json::from_str::<Cow<'de, str>>(text).ok();
+                            look.span = look.model.is_some().then_some((at, text.len()));
+                        }
+                        "thinking" if n.thinking => look.thinking = serde_json::from_str(text).ok(),
+                        "tools" if n.tools => look.tools = serde_json::from_str(text).ok(),
+                        "messages" if n.messages => look.messages = serde_json::from_str(text).ok(),
+                        "max_tokens" if n.max_tokens => look.max_tokens = Some(serde_json::from_str::<u64>(text).ok()),
+                        _ => {}
+                    }
+                    continue;
+                }
                 match &*key {
                     "model" if n.model && self.look.model.is_none() => {
                         // Its raw text (borrowed from the body: its place is its address's
@@ -239,6 +298,32 @@ fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let _ = serde::Deserializer::deserialize_map(&mut de, Reader { needs, look, text });
+}
+
+/// Where the key of the value at `value` starts (its opening quote): back over `:` and white
+/// space to the key's closing quote, then to the quote that opens it (one not escaped).
+fn key_start(text: &[u8], value: usize) -> Option<usize> {
+    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let mut i = value;
+    while i > 0 && ws(text[i - 1]) {
+        i -= 1;
+    }
+    i = i.checked_sub(1).filter(|&i| text[i] == b':')?;
+    while i > 0 && ws(text[i - 1]) {
+        i -= 1;
+    }
+    let close = i.checked_sub(1).filter(|&i| text[i] == b'"')?;
+    let mut j = close;
+    while j > 0 {
+        j -= 1;
+        if text[j] == b'"' {
+            let slashes = text[..j].iter().rev().take_while(|&&b| b == b'\\').count();
+            if slashes % 2 == 0 {
+                return Some(j);
+            }
+        }
+    }
+    None
 }
 
 /// The reader's word for "stopped early, on purpose".
@@ -301,12 +386,12 @@ mod tests {
     #[test]
     fn the_model_is_found_where_it_is_and_read_as_it_says() {
         let body = br#"{"max_tokens":9, "model" : "claude-\u0068aiku-4-5","messages":[]}"#;
-        let m = look(&[], body, Want { model: true, estimate: false }).model.expect("a model");
+        let m = look(&[], body, Want { model: true, ..Want::default() }).model.expect("a model");
         assert_eq!(m.name, "claude-haiku-4-5");
         assert_eq!(&body[m.at..m.at + m.len], br#""claude-\u0068aiku-4-5""#);
         for none in [&br#"{"model":3}"#[..], b"{}", b"[]", b"not json", br#"{"model":"#] {
             assert_eq!(
-                look(&[], none, Want { model: true, estimate: false }).model,
+                look(&[], none, Want { model: true, ..Want::default() }).model,
                 None,
                 "{:?}",
                 String::from_utf8_lossy(none)

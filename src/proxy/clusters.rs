@@ -184,7 +184,11 @@ pub fn pick(
                 .as_deref()
                 .and_then(|s| affinity.lookup(c, s, now))
                 .filter(|&i| endpoints.get(i).is_some_and(|ep| ep.cluster == c && elig(i, ep, born).is_usable()));
-            let chosen = sticky.or_else(|| {
+            // A request a refusal just taught a rule goes back to the endpoint that refused it.
+            let again = ex
+                .again
+                .filter(|&i| endpoints.get(i).is_some_and(|ep| ep.cluster == c && elig(i, ep, born).is_usable()));
+            let chosen = again.or(sticky).or_else(|| {
                 clusters[c].balancer.choose(endpoints.iter().enumerate().filter(|(_, ep)| mine(ep)).filter_map(
                     |(i, ep)| {
                         let e = elig(i, ep, born);

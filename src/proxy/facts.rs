@@ -22,6 +22,9 @@ use crate::translate::Translated;
 
 use crate::store::cluster::EndpointConfig;
 
+/// How far into a body `Facts::look_model` looks for the model.
+pub const MODEL_PREFIX: usize = 4096;
+
 /// What one read of a request found (see the module's doc).
 #[derive(Default)]
 pub struct Facts {
@@ -82,10 +85,10 @@ impl Facts {
         let mut want = want;
         let (mut earlier, mut was_routed) = (None, false);
         if let Some((l, had, routed)) = &self.looked {
-            if (had.model || !want.model) && (had.estimate || !want.estimate) && (*routed || routes.is_empty()) {
+            if had.covers(want) && (*routed || routes.is_empty()) {
                 return;
             }
-            want = Want { model: want.model || had.model, estimate: want.estimate || had.estimate };
+            want = want.or(*had);
             (earlier, was_routed) = (l.route, *routed);
         }
         let json = self.decoded.as_deref().unwrap_or(body);
@@ -94,9 +97,31 @@ impl Facts {
         self.looked = Some((looked, want, was_routed || !routes.is_empty()));
     }
 
+    /// Where its model is, when nothing else read it: looked for in the body's first
+    /// `MODEL_PREFIX` bytes only (Claude Code sends it first), so that a model tag (`[1m]`) never
+    /// goes upstream while a request nobody else reads costs a few bytes' read, not its size.
+    pub fn look_model(&mut self, body: &[u8]) {
+        if self.looked.is_some() {
+            return;
+        }
+        let json = self.decoded.as_deref().unwrap_or(body);
+        let mut prefix = &json[..json.len().min(MODEL_PREFIX)];
+        if let Err(e) = std::str::from_utf8(prefix) {
+            prefix = &prefix[..e.valid_up_to()];
+        }
+        let mut looked = crate::policy::route::look(&[], prefix, Want { model: true, ..Want::default() });
+        looked.max_tokens = None; // (not asked)
+        self.looked = Some((looked, Want::default(), false));
+    }
+
     /// The route it matched (an index into the started cluster's routes).
     pub fn route(&self) -> Option<usize> {
         self.looked.as_ref().and_then(|(l, _, _)| l.route)
+    }
+
+    /// Where each of its top-level fields is (read when an endpoint has request rules).
+    pub fn fields(&self) -> &[crate::policy::route::FieldAt] {
+        self.looked.as_ref().map_or(&[], |(l, _, _)| &l.fields)
     }
 
     /// Where its model is (read when a model map or an estimate asked).
@@ -110,7 +135,7 @@ impl Facts {
         if let Some(e) = self.estimate {
             return e;
         }
-        self.look(&[], body, Want { model: false, estimate: true });
+        self.look(&[], body, Want { estimate: true, ..Want::default() });
         let len = self.json_body(body).len();
         let (max_tokens, model) = match &self.looked {
             Some((l, _, _)) => (l.max_tokens, l.model.as_ref().map(|m| m.name.as_str())),
@@ -166,7 +191,7 @@ mod tests {
         let body = br#"{"model":"claude-haiku-4-5","max_tokens":100,"messages":[]}"#;
         let prices = crate::store::prices::PriceTable::default();
         let mut f = Facts::default();
-        f.look(&routes, body, Want { model: true, estimate: true });
+        f.look(&routes, body, Want { model: true, estimate: true, fields: false });
         assert_eq!(f.route(), Some(0));
         assert_eq!(f.model().map(|m| m.name.as_str()), Some("claude-haiku-4-5"));
         assert_eq!(f.estimate(body, &prices).tokens, 100 + body.len() as u64 / 4);

@@ -19,7 +19,16 @@ use crate::store::cluster::EndpointConfig;
 /// (A framing header dropped as "hop-by-hop" while its body is still forwarded lets the body
 /// be read upstream as a second request on a pooled connection.)
 /// `length`: the body's length when qcc rewrote it (a model renamed for this endpoint).
-pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Option<u64>, out: &mut Vec<u8>) {
+/// `anthropic-beta` values the endpoint's rules drop are left out (the header too when none is
+/// left), and `tag_beta` (what a model tag stood for: `[1m]`'s 1M context) is added where the
+/// endpoint takes it.
+pub fn upstream_request_head(
+    req: &RequestHead,
+    ep: &EndpointConfig,
+    length: Option<u64>,
+    tag_beta: Option<&str>,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.extend_from_slice(req.method_bytes());
     out.push(b' ');
@@ -40,6 +49,10 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
     let messages = req.path_bytes() == b"/v1/messages";
     let mut has_version = false;
     let mut sent_length = false;
+    let drops_beta = |b: &str| ep.rules.drops_beta(b) || ep.learned.drops_beta(b);
+    let tag_beta = tag_beta.filter(|b| !drops_beta(b));
+    let betas_ruled = !ep.rules.drop_betas.is_empty() || !ep.learned.drop_betas.is_empty() || tag_beta.is_some();
+    let mut betas_sent = false;
     for (name, value) in req.headers() {
         if is_framing(name) {
             sent_length |= name.eq_ignore_ascii_case(b"content-length");
@@ -64,7 +77,25 @@ pub fn upstream_request_head(req: &RequestHead, ep: &EndpointConfig, length: Opt
         if messages && name.eq_ignore_ascii_case(b"accept-encoding") {
             continue;
         }
+        if betas_ruled && name.eq_ignore_ascii_case(b"anthropic-beta") {
+            let value = String::from_utf8_lossy(value);
+            let kept: Vec<&str> = value.split(',').map(str::trim).filter(|b| !b.is_empty() && !drops_beta(b)).collect();
+            let added = tag_beta.filter(|t| !betas_sent && !kept.iter().any(|b| b.eq_ignore_ascii_case(t)));
+            let all: Vec<&str> = kept.into_iter().chain(added).collect();
+            betas_sent |= added.is_some();
+            if !all.is_empty() {
+                push_header(out, name, all.join(",").as_bytes());
+            }
+            continue;
+        }
         push_header(out, name, value);
+    }
+    if let (Some(beta), false) =
+        (tag_beta, betas_sent || req.headers().any(|(n, _)| n.eq_ignore_ascii_case(b"anthropic-beta")))
+    {
+        if crate::translate::forwards_header(&ep.format, b"anthropic-beta") {
+            push_header(out, b"anthropic-beta", beta.as_bytes());
+        }
     }
     if messages {
         out.extend_from_slice(b"Accept-Encoding: identity\r\n");

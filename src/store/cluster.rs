@@ -42,6 +42,10 @@ pub struct EndpointConfig {
     pub format: Format,
     /// What it may be given (`metadata.rpm`, `.tpm`, `.concurrent`): a skip at the cap.
     pub caps: Caps,
+    /// What it is not sent (`metadata.rules`: by hand or a preset), and what its refusals taught
+    /// (`metadata.learned_rules`): `store/rules.rs`.
+    pub rules: crate::store::rules::Rules,
+    pub learned: crate::store::rules::Rules,
 }
 
 /// An endpoint's caps: requests a minute, tokens a minute, requests at once (`None`: no cap).
@@ -209,6 +213,8 @@ impl EndpointConfig {
             probe_model: None,
             format: Format::Anthropic,
             caps: Caps::default(),
+            rules: Default::default(),
+            learned: Default::default(),
         }
     }
 }
@@ -412,6 +418,10 @@ pub(super) fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, 
     };
     let format = Format::from_meta(meta).map_err(|e| format!("endpoint {id}: {e}"))?;
     let caps = Caps::from_meta(meta).map_err(|e| format!("endpoint {id}: {e}"))?;
+    let rules = crate::store::rules::Rules::from_json(meta.and_then(|m| m.get("rules")), "rules")
+        .map_err(|e| format!("endpoint {id}: {e}"))?;
+    let learned = crate::store::rules::Rules::from_json(meta.and_then(|m| m.get("learned_rules")), "learned_rules")
+        .map_err(|e| format!("endpoint {id}: {e}"))?;
     let base = obj.get("base_url").and_then(Value::as_str).ok_or(format!("endpoint {id}: missing \"base_url\""))?;
     let url = BaseUrl::parse(base).map_err(|e| format!("endpoint {id}: {e}"))?;
     let num = |field: &str, default: u64| -> std::result::Result<u64, String> {
@@ -440,6 +450,8 @@ pub(super) fn parse_endpoint(ep: &Value) -> std::result::Result<EndpointConfig, 
         probe_model,
         format,
         caps,
+        rules,
+        learned,
         name,
         id,
         url,

@@ -34,6 +34,8 @@ pub struct NewEndpoint {
     pub format: super::cluster::FormatChange,
     /// `--rpm`, `--tpm`, `--concurrent`.
     pub caps: super::cluster::CapsChange,
+    /// `--drop-field`, `--drop-beta`, `--adaptive-thinking`, `--drop-effort` (and a preset's rules).
+    pub rules: super::rules::RulesChange,
 }
 
 impl NewEndpoint {
@@ -364,6 +366,7 @@ impl ConfigFile {
         if let Some(meta) = endpoint["metadata"].as_object_mut() {
             new.format.apply(meta);
             new.caps.apply(meta);
+            new.rules.apply(meta).map_err(Error::Invalid)?;
         }
         let root = self.root_object()?;
         let profiles = root.entry("profiles").or_insert_with(|| json!({}));
@@ -528,6 +531,7 @@ mod tests {
             probe_model: None,
             format: Default::default(),
             caps: Default::default(),
+            rules: Default::default(),
         };
         let (id, name) = c.add_endpoint("my-cluster", &new).unwrap();
         assert_eq!(name, "b.example.com", "named after its host");
@@ -563,6 +567,7 @@ mod tests {
             probe_model: None,
             format: Default::default(),
             caps: Default::default(),
+            rules: Default::default(),
         };
         let (a, na) = c.add_endpoint("my-cluster", &new(None)).unwrap();
         let (_, nb) = c.add_endpoint("my-cluster", &new(None)).unwrap();

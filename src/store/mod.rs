@@ -16,6 +16,7 @@ pub mod profiles;
 pub mod proxy_flags;
 pub mod requestlog;
 pub mod routes;
+pub mod rules;
 pub mod served;
 pub mod sync;
 pub mod timefmt;

@@ -73,6 +73,21 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 }
 
 /// What `model` becomes under `rules` (the first that matches), if any does.
+/// A model id without its bracketed tag (Claude Code's `claude-opus-4-8[1m]`), and the tag: no
+/// endpoint is sent the tag.
+pub fn untagged(model: &str) -> (&str, Option<&str>) {
+    match model.strip_suffix(']').and_then(|m| m.rsplit_once('[')) {
+        Some((base, tag)) if !base.is_empty() => (base, Some(tag)),
+        _ => (model, None),
+    }
+}
+
+/// The beta a model tag stands for (`[1m]`: the 1M-token context), sent where the endpoint
+/// takes betas; a tag without one is dropped.
+pub fn tag_beta(tag: &str) -> Option<&'static str> {
+    tag.eq_ignore_ascii_case("1m").then_some("context-1m-2025-08-07")
+}
+
 pub fn map<'a>(rules: &'a [ModelRule], model: &str) -> Option<&'a str> {
     rules.iter().find(|r| r.matches(model)).map(|r| r.model.as_str())
 }

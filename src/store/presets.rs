@@ -34,6 +34,13 @@ pub struct Preset {
     /// built-in presets carry none: vendors change them, and a wrong price is worse than none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<serde_json::Value>,
+    /// What its Anthropic-format endpoint is not sent (`store/rules.rs`), from the vendor's own
+    /// documentation or tracker, named in `rules_source` (which also says when it documents that
+    /// nothing is needed: it ignores what it does not know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rules_source: String,
 }
 
 fn anthropic() -> String {
@@ -60,6 +67,8 @@ pub fn all(home: &Path) -> Result<Vec<Preset>> {
                 }
                 crate::store::prices::PriceTable::from_config(p.prices.as_ref())
                     .map_err(|e| bad(format!("preset '{}': {}", p.name, e.replace("settings.prices", "prices"))))?;
+                crate::store::rules::Rules::from_json(p.rules.as_ref(), "rules")
+                    .map_err(|e| bad(format!("preset '{}': {}", p.name, e.replace("metadata.", ""))))?;
                 match list.iter_mut().find(|q| q.name == p.name) {
                     Some(q) => *q = p,
                     None => list.push(p),
@@ -103,6 +112,8 @@ mod tests {
             let local = p.base_url.starts_with("http://127.0.0.1");
             assert!(p.key_url.starts_with("https://") || local && p.key_url.is_empty(), "{}", p.name);
             assert!(crate::store::cluster::Format::check_name(&p.format).is_ok(), "{}", p.name);
+            crate::store::rules::Rules::from_json(p.rules.as_ref(), "rules").unwrap();
+            assert!(p.rules.is_none() || p.rules_source.starts_with("https://"), "{}: rules name their source", p.name);
         }
         let mut names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
         names.sort_unstable();

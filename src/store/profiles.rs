@@ -43,6 +43,10 @@ pub struct EndpointChange {
     pub probe_model: Option<String>,
     pub format: crate::store::cluster::FormatChange,
     pub caps: crate::store::cluster::CapsChange,
+    /// Rule flags (`--drop-field` ..., `--no-rules`, `--forget-rules`).
+    pub rules: crate::store::rules::RulesChange,
+    /// Rules the proxy learned (the whole set, replacing the file's).
+    pub learned: Option<crate::store::rules::Rules>,
 }
 
 impl ConfigFile {
@@ -259,6 +263,10 @@ impl ConfigFile {
             }
             change.format.apply(meta);
             change.caps.apply(meta);
+            change.rules.apply(meta).map_err(crate::error::Error::Invalid)?;
+            if let Some(learned) = &change.learned {
+                crate::store::rules::set_learned(meta, learned);
+            }
         }
         mirror_first(profile);
         Ok(())

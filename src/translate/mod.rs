@@ -127,8 +127,10 @@ pub fn request(cfg: &EndpointConfig, body: &[u8]) -> Result<Translated, String> 
         Format::Anthropic => Err("an Anthropic endpoint takes the request as it is".into()),
         Format::OpenAi { max_completion_tokens, reasoning_effort } => {
             let opts = Options { max_completion_tokens, reasoning_effort };
+            // A model tag (`[1m]`) is never sent: a Chat Completions endpoint takes no betas.
             openai_chat::request::to_chat(body, &opts, |m| {
-                crate::store::models::map(&cfg.model_map, m).map(str::to_string)
+                let (base, tag) = crate::store::models::untagged(m);
+                crate::store::models::map(&cfg.model_map, base).or(tag.map(|_| base)).map(str::to_string)
             })
         }
     }

@@ -63,6 +63,38 @@ pub enum Mode {
     SseSplit { stream: String, next: Arc<AtomicUsize> },
     /// The mode of the first path prefix that matches, else `other`.
     ByPath { routes: Vec<(String, Mode)>, other: Box<Mode> },
+    /// A strict "Anthropic-compatible" vendor: a top-level field not in `fields`, an
+    /// `anthropic-beta` value not in `betas` or a `thinking.type` not in `thinking` is refused
+    /// with a 400 that names it, worded as such vendors word it (`refusal`); count_tokens is a
+    /// 404; anything else the usual 200.
+    Strict { fields: Vec<String>, betas: Vec<String>, thinking: Vec<String> },
+}
+
+/// What a strict vendor (`Mode::Strict`) refuses in a request, in its own words.
+pub fn refusal(
+    body: &[u8],
+    beta_header: Option<&str>,
+    fields: &[String],
+    betas: &[String],
+    thinking: &[String],
+) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object()?;
+    if let Some(extra) = obj.keys().find(|k| !fields.contains(k)) {
+        return Some(format!("{extra}: Extra inputs are not permitted"));
+    }
+    let sent: Vec<&str> = beta_header.unwrap_or("").split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
+    let unknown: Vec<&str> = sent.into_iter().filter(|b| !betas.iter().any(|a| a == b)).collect();
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(|b| format!("`{b}`")).collect();
+        return Some(format!("Unexpected value(s) {} for the `anthropic-beta` header", list.join(", ")));
+    }
+    match obj.get("thinking").and_then(|t| t["type"].as_str()) {
+        Some(t) if !thinking.iter().any(|a| a == t) => {
+            Some(format!("`thinking.type` must be {}", thinking.join(" or ")))
+        }
+        _ => None,
+    }
 }
 
 /// Requests a mock remembers, at most (the oldest half goes when full).
@@ -216,6 +248,7 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
         let body = req.body.clone();
         let req_path = req.path.clone();
         let gzip_ok = req.header("accept-encoding").is_some_and(|v| v.contains("gzip"));
+        let beta_header = req.header("anthropic-beta").map(str::to_string);
         {
             // The newest requests only: a soak sends millions, and its own process must not grow.
             let mut seen = s.requests.lock().expect("requests lock");
@@ -231,6 +264,18 @@ fn serve(sock: TcpStream, s: Arc<Shared>) {
         let keep = match mode {
             Mode::Json { status, body } => reply(&mut w, status, "application/json", body.as_bytes(), &[]),
             Mode::Echo => reply(&mut w, 200, "application/octet-stream", &body, &[]),
+            Mode::Strict { .. } if req_path.starts_with("/v1/messages/count_tokens") => {
+                reply(&mut w, 404, "application/json", br#"{"error":{"message":"Not Found"}}"#, &[])
+            }
+            Mode::Strict { fields, betas, thinking } => {
+                match refusal(&body, beta_header.as_deref(), &fields, &betas, &thinking) {
+                    Some(msg) => {
+                        let e = serde_json::json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}});
+                        reply(&mut w, 400, "application/json", e.to_string().as_bytes(), &[])
+                    }
+                    None => reply(&mut w, 200, "application/json", OK_BODY.as_bytes(), &[]),
+                }
+            }
             Mode::JsonWith { headers, body } => reply(&mut w, 200, "application/json", body.as_bytes(), &headers),
             Mode::Status { status, retry_after } => {
                 let msg = format!(r#"{{"type":"error","error":{{"type":"api_error","message":"mock {status}"}}}}"#);

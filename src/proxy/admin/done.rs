@@ -20,6 +20,14 @@ impl EventLoop {
                 Done::Saved { path, result } => self.sh.on_saved(path, result),
                 Done::Keys(result) => self.on_keys(result),
                 Done::Loaded { edit, asker, result } => {
+                    // A learned rule's write came back (done or refused): one fewer on its way.
+                    if let Edit::Set { which, change } = &edit {
+                        if change.learned.is_some() {
+                            for ep in self.sh.endpoints.iter_mut().filter(|ep| ep.cfg.id == *which) {
+                                ep.learning = ep.learning.saturating_sub(1);
+                            }
+                        }
+                    }
                     let (status, body) = match *result {
                         Ok(mut fresh) => {
                             let outcome = std::mem::take(&mut fresh.outcome);

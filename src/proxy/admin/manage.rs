@@ -80,6 +80,7 @@ pub fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, Strin
                 probe_model: p.probe_model()?.filter(|m| !m.is_empty()),
                 format: p.format()?,
                 caps: crate::store::cluster::CapsChange::from_fields(|n| p.text(n))?,
+                rules: Default::default(),
             }))
         }
         "/_qcc/config/endpoint/set" => {
@@ -96,6 +97,8 @@ pub fn edit_of(path: &str, p: &Params, head: &RequestHead) -> Result<Edit, Strin
                 probe_model: p.probe_model()?,
                 format: p.format()?,
                 caps: crate::store::cluster::CapsChange::from_fields(|n| p.text(n))?,
+                rules: Default::default(),
+                learned: None,
             };
             Edit::Set { which: which()?, change: Box::new(change) }
         }

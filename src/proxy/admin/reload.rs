@@ -143,8 +143,14 @@ impl EventLoop {
                         self.probes.cancel(&mut self.net, &mut self.sh, i);
                         self.kick_resolve(i);
                     } else {
-                        changed += usize::from(old.cfg != ep.cfg);
-                        old.cfg = ep.cfg;
+                        let mut cfg = ep.cfg;
+                        if old.learning > 0 {
+                            // Rules it learned whose write has not come back yet: not lost to a
+                            // read of the file from before that write.
+                            cfg.learned.merge(&old.cfg.learned);
+                        }
+                        changed += usize::from(old.cfg != cfg);
+                        old.cfg = cfg;
                     }
                 }
                 None => {

@@ -66,6 +66,8 @@ impl Shared {
                     "probe_model": ep.cfg.probe_model,
                     "format": ep.cfg.format.as_str(),
                     "caps": ep.cfg.caps.to_json(),
+                    "rules": ep.cfg.rules.to_json(),
+                    "learned_rules": ep.cfg.learned.to_json(),
                     "at_cap": ep.load.at_cap(&ep.cfg.caps, ep.in_flight.get(), now),
                     "in_failure_queue": self.failures.contains(&ep.cfg.id),
                     "usable": ep.routable(&self.failures, now),

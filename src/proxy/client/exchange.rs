@@ -207,6 +207,8 @@ impl Conn<'_> {
             facts: Default::default(),
             since: self.sh.cluster_generation,
             skipped: Vec::new(),
+            learned: 0,
+            again: None,
         }));
         // Within its key's limits, the first attempt starts in pump_exchange, once the body bytes
         // already read are in the exchange: a small request then goes upstream in one write.
@@ -230,12 +232,14 @@ impl Conn<'_> {
             BodyStep::Reject(status, msg) => return self.reject_in_exchange(status, &msg, now),
             BodyStep::Gone => return None,
         }
-        // The first attempt waits for the whole body when an endpoint may rewrite it or the key's
-        // budgets need its estimate (`reserve.rs`).
+        // The first attempt waits for the whole body when an endpoint may rewrite it, the key's
+        // budgets need its estimate (`reserve.rs`), or it names a model (a tag on it, `[1m]`,
+        // never goes upstream: `scan/mapping.rs`).
         let first = match &self.c.phase {
             ClientPhase::Exchange(ex) if ex.attempts == 0 => {
                 let budgeted = ex.key.as_ref().is_some_and(|t| t.budgeted);
-                ex.body_tracker.is_done() || !(budgeted || rewrites_bodies(self.sh))
+                let model = ex.api && ex.head.method_bytes() == b"POST";
+                ex.body_tracker.is_done() || !(budgeted || model || rewrites_bodies(self.sh))
             }
             _ => false,
         };
@@ -279,13 +283,16 @@ impl Conn<'_> {
     }
 }
 
-/// Whether some endpoint renames models or translates, or routes read requests: a request
-/// then waits for its whole body before its first attempt, since the body may have to be
-/// rewritten for the endpoint picked, or decides the cluster.
+/// Whether some endpoint renames models, has request rules or translates, or routes read
+/// requests: a request then waits for its whole body before its first attempt, since the body
+/// may have to be rewritten for the endpoint picked, or decides the cluster.
 fn rewrites_bodies(sh: &Shared) -> bool {
     !sh.clusters[0].routes.is_empty()
-        || sh
-            .endpoints
-            .iter()
-            .any(|e| !e.retired && (!e.cfg.model_map.is_empty() || crate::translate::rewrites(&e.cfg.format)))
+        || sh.endpoints.iter().any(|e| {
+            !e.retired
+                && (!e.cfg.model_map.is_empty()
+                    || !e.cfg.rules.is_empty()
+                    || !e.cfg.learned.is_empty()
+                    || crate::translate::rewrites(&e.cfg.format))
+        })
 }

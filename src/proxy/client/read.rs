@@ -19,9 +19,12 @@ impl Shared {
         }
         ex.decode_body();
         let live = || self.endpoints.iter().filter(|e| !e.retired);
+        let rules = live().any(|e| !e.cfg.rules.is_empty() || !e.cfg.learned.is_empty());
         let want = Want {
-            model: live().any(|e| !e.cfg.model_map.is_empty()),
+            // (A model tag, `[1m]`, is taken off by the same splice: the model is read with rules.)
+            model: rules || live().any(|e| !e.cfg.model_map.is_empty()),
             estimate: ex.key.as_ref().is_some_and(|k| k.budgeted) || live().any(|e| e.cfg.caps.tpm.is_some()),
+            fields: rules,
         };
         let main = &self.clusters[0];
         if want != Want::default() || !main.routes.is_empty() {
@@ -31,6 +34,9 @@ impl Shared {
                 let c = main.targets[n];
                 (ex.cluster, ex.reach) = (c, self.clusters[c].reach);
             }
+        }
+        if !want.model {
+            ex.facts.look_model(&ex.body);
         }
         let reach = ex.reach;
         let openai = self

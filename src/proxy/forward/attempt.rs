@@ -117,11 +117,12 @@ impl Conn<'_> {
                     }
                 }
             } else if ex.body_tracker.is_done() && ex.retry_copy {
-                let m = crate::proxy::scan::mapping::map_body(
-                    &ep.cfg.model_map,
+                let m = crate::proxy::scan::mapping::rewrite(
+                    &ep.cfg,
                     ex.head.framing,
                     &ex.body,
                     ex.facts.model(),
+                    ex.facts.fields(),
                 );
                 (m.map(Box::new), None)
             } else {
@@ -134,7 +135,9 @@ impl Conn<'_> {
                 // Room for what the head gains (Host, the key twice, framing): one allocation.
                 let mut head_out = Vec::with_capacity(ex.head.raw.len() + 2 * ep.cfg.api_key.len() + 160 + folded);
                 let length = mapped.as_ref().map(|m| m.len(&ex.body) as u64);
-                wire::upstream_request_head(&ex.head, &ep.cfg, length, &mut head_out);
+                let tag = ex.facts.model().and_then(|m| crate::store::models::untagged(&m.name).1);
+                let tag_beta = tag.and_then(crate::store::models::tag_beta);
+                wire::upstream_request_head(&ex.head, &ep.cfg, length, tag_beta, &mut head_out);
                 let head_len = head_out.len();
                 while head_out.len() - head_len < folded {
                     let at = head_out.len() - head_len;

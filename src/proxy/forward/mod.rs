@@ -1,5 +1,6 @@
 pub(crate) mod attempt;
 pub(crate) mod charge;
+pub(crate) mod learn;
 pub(crate) mod nowhere;
 pub(crate) mod orphan;
 pub(crate) mod outcome;

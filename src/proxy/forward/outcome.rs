@@ -77,6 +77,9 @@ impl Conn<'_> {
         if let Some(lease) = up {
             self.net.close_upstream(&mut self.sh.endpoints, lease);
         }
+        if api && (self.learn_from_refusal(idx, &failure, now) || self.pass_on_refusal(idx, &failure, now)) {
+            return; // a rule learned (sent there again without what it refused), or the answer
+        }
         if api && pool_race {
             let ep = &mut self.sh.endpoints[idx];
             ep.health.record(Outcome::Race);

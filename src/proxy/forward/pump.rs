@@ -61,7 +61,15 @@ impl Exchange {
         let count_tokens = ex.api
             && ex.head.path_bytes() == crate::translate::COUNT_TOKENS
             && !crate::translate::rewrites(&endpoints[a_endpoint].cfg.format);
-        let rules = crate::proxy::forward::response::Reading { stream_idle, hold, retry_on: &retry_on, count_tokens };
+        // A 400 from an endpoint of the Messages API is held when it may teach a request rule.
+        let learn = sh.settings.learn
+            && ex.api
+            && ex.learned < crate::proxy::forward::learn::MAX_LEARNED
+            && ex.body_tracker.is_done()
+            && ex.retry_copy
+            && !crate::translate::rewrites(&endpoints[a_endpoint].cfg.format);
+        let rules =
+            crate::proxy::forward::response::Reading { stream_idle, hold, retry_on: &retry_on, count_tokens, learn };
         let mut progress = false;
 
         if a.phase == AttemptPhase::Connecting {

@@ -19,6 +19,8 @@ pub(in crate::proxy) struct Reading<'a> {
     /// A token count sent as it came (an endpoint of the Messages API): a 404 or 405 says the
     /// endpoint lacks the API, not that it failed.
     pub count_tokens: bool,
+    /// A 400 is held, read for what it refused (`learn.rs`), before it goes to the client.
+    pub learn: bool,
 }
 
 /// Interpret what the upstream has sent so far: the head once (its rate-limit headers go to the
@@ -32,7 +34,7 @@ pub(in crate::proxy) fn process_response(
     rules: &Reading,
     headroom: &mut crate::policy::headroom::Headroom,
 ) -> Option<AttemptEvent> {
-    let Reading { stream_idle, hold, retry_on, count_tokens } = *rules;
+    let Reading { stream_idle, hold, retry_on, count_tokens, learn } = *rules;
     let a = ex.attempt.as_mut()?;
     while a.resp.is_none() {
         if up.inbuf.is_empty() {
@@ -58,7 +60,8 @@ pub(in crate::proxy) fn process_response(
             ex.usage_unread = true;
         }
         let stream = matches!(a.scan, Some(crate::proxy::scan::Scan::Sse(_)));
-        if ex.api && retry_on.contains(head.status) && ex.attempts < MAX_ATTEMPTS {
+        let learnable = learn && head.status == 400 && head.framing != BodyFraming::UntilClose;
+        if ex.api && (retry_on.contains(head.status) && ex.attempts < MAX_ATTEMPTS || learnable) {
             a.phase = AttemptPhase::Holding;
             let mut bytes = Vec::new();
             wire::client_response_head(

@@ -1,91 +1,296 @@
-//! A request's model renamed for one endpoint (its `model_map`). Where the model is in the body
-//! was found once, at the request's first attempt, by the same read that routes it
-//! (`policy::route::look`: borrowing, and stopping at the `model` key). When a rule matches,
-//! the new body is the old one with that one value spliced (no re-serialisation of a 200 KB
-//! request, no second parse); an unmapped body is forwarded byte for byte. Each attempt maps
-//! the client's original body, so a failover sends the next endpoint its own mapping of what the
-//! client asked for.
+//! A request rewritten for one Anthropic-format endpoint, as splices of the client's bytes: its
+//! model renamed (its `model_map`), a model tag taken off (`[1m]`: no endpoint is sent it), and
+//! its request rules applied (`store/rules.rs`: top-level fields left out, `thinking: adaptive`
+//! rewritten, `output_config.effort` left out). Where the model and each field are in the body
+//! was found once, by the read that routes the request (`policy::route::look`, kept in its
+//! `Facts`); the new body is the old one with those few places changed (no re-serialisation of
+//! a 200 KB request, no second parse); an untouched body is forwarded byte for byte. Each
+//! attempt rewrites the client's original body, so a failover sends the next endpoint its own
+//! form of what the client asked for.
 
 use crate::http::BodyFraming;
-use crate::policy::route::ModelAt;
-use crate::store::models::{map, ModelRule};
+use crate::policy::route::{FieldAt, ModelAt};
+use crate::store::cluster::EndpointConfig;
+use crate::store::models::{map, untagged};
+use crate::store::rules::AdaptiveThinking;
 
-/// A body rewritten for an endpoint, and the names (client's, endpoint's) for the logs.
+/// The most `thinking.budget_tokens` that an adaptive request rewritten to `enabled` gets (less
+/// when its `max_tokens` leaves less room).
+pub const THINKING_BUDGET: u64 = 16_000;
+
+/// A body rewritten for an endpoint, and the model names (client's, endpoint's) for the logs.
 pub struct Mapped {
-    /// The new body, or (with `splice`) what replaces part of the client's.
+    /// The new body, when it is made anew (a translation: `splices` empty); else empty.
     pub body: Vec<u8>,
-    /// `(at, len)`: the body sent is the client's with its bytes `at..at + len` replaced by
-    /// `body` — no copy of the rest is made.
-    pub splice: Option<(usize, usize)>,
+    /// The client's body with these places replaced, in order, none overlapping.
+    pub splices: Vec<Splice>,
     pub from: String,
     pub to: String,
 }
 
+/// The client's bytes `at..at + len` replaced by `with`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Splice {
+    pub at: usize,
+    pub len: usize,
+    pub with: Vec<u8>,
+}
+
 impl Mapped {
+    /// A body made anew (a translation's).
+    pub fn whole(body: Vec<u8>, from: String, to: String) -> Mapped {
+        Mapped { body, splices: Vec::new(), from, to }
+    }
+
     /// The length of the body sent, the client's being `client`.
     pub fn len(&self, client: &[u8]) -> usize {
-        match self.splice {
-            None => self.body.len(),
-            Some((_, old)) => client.len() - old + self.body.len(),
+        match self.splices.is_empty() {
+            true => self.body.len(),
+            false => self.splices.iter().fold(client.len(), |n, s| n - s.len + s.with.len()),
         }
     }
 
     /// The body sent from `offset` on, up to the next seam (the caller asks again for the rest).
     pub fn piece<'a>(&'a self, client: &'a [u8], offset: usize) -> &'a [u8] {
-        let new = self.body.len();
-        match self.splice {
-            None => &self.body[offset.min(new)..],
-            Some((at, _)) if offset < at => &client[offset..at],
-            Some((at, _)) if offset < at + new => &self.body[offset - at..],
-            Some((_, old)) => &client[(offset - new + old).min(client.len())..],
+        if self.splices.is_empty() {
+            return &self.body[offset.min(self.body.len())..];
         }
+        // Walk the seams: `shift` is how far the sent body is ahead of the client's so far.
+        let mut shift: isize = 0;
+        for s in &self.splices {
+            let start = (s.at as isize + shift) as usize; // where this splice starts in the sent body
+            if offset < start {
+                let from = (offset as isize - shift) as usize;
+                return &client[from..s.at];
+            }
+            if offset < start + s.with.len() {
+                return &s.with[offset - start..];
+            }
+            shift += s.with.len() as isize - s.len as isize;
+        }
+        let from = (offset as isize - shift).max(0) as usize;
+        &client[from.min(client.len())..]
     }
 }
 
-/// `body` with its `model` (found at `model`) mapped by `rules`, when a rule matches and renames
-/// it. Anything else (no model found, no rule, a chunked body): `None`, the body goes as it came.
-pub fn map_body(rules: &[ModelRule], framing: BodyFraming, body: &[u8], model: Option<&ModelAt>) -> Option<Mapped> {
-    if rules.is_empty() || !matches!(framing, BodyFraming::Length(_)) || body.is_empty() {
+/// `body` as endpoint `cfg` gets it, when anything changes: the model (at `model`) renamed by its
+/// map or untagged, and its rules applied to the fields (at `fields`). `None` (nothing to change,
+/// no model or fields found, a chunked body): the body goes as it came.
+pub fn rewrite(
+    cfg: &EndpointConfig,
+    framing: BodyFraming,
+    body: &[u8],
+    model: Option<&ModelAt>,
+    fields: &[FieldAt],
+) -> Option<Mapped> {
+    if !matches!(framing, BodyFraming::Length(_)) || body.is_empty() {
         return None;
     }
-    let m = model.filter(|m| m.at + m.len <= body.len())?;
-    let to = map(rules, &m.name)?;
-    if to == m.name {
+    let model = model.filter(|m| m.at + m.len <= body.len());
+    let mut splices = Vec::new();
+    let (mut from, mut to) = (String::new(), String::new());
+    if let Some(m) = model {
+        let (base, _tag) = untagged(&m.name);
+        let renamed = map(&cfg.model_map, base).unwrap_or(base);
+        if renamed != m.name {
+            let mut with = Vec::with_capacity(renamed.len() + 2);
+            serde_json::to_writer(&mut with, renamed).ok()?;
+            splices.push(Splice { at: m.at, len: m.len, with });
+        }
+        (from, to) = (m.name.clone(), renamed.to_string());
+    }
+    let (rules, learned) = (&cfg.rules, &cfg.learned);
+    if !(rules.is_empty() && learned.is_empty()) {
+        let value = |f: &FieldAt| body.get(f.value.0..f.value.1).unwrap_or_default();
+        let max_tokens =
+            fields.iter().find(|f| f.name == "max_tokens").and_then(|f| serde_json::from_slice::<u64>(value(f)).ok());
+        let mut out: Vec<(&FieldAt, Option<Vec<u8>>)> = Vec::new(); // None: left out
+        for f in fields.iter().filter(|f| f.value.1 <= body.len() && f.at < f.value.0) {
+            if rules.drops_field(&f.name) || learned.drops_field(&f.name) {
+                out.push((f, None));
+            } else if f.name == "thinking" {
+                let rule = learned.adaptive_thinking.or(rules.adaptive_thinking);
+                if let Some(change) = rule.and_then(|r| thinking(value(f), r, max_tokens)) {
+                    out.push((f, change));
+                }
+            } else if f.name == "output_config" && (rules.drop_effort || learned.drop_effort) {
+                if let Some(change) = without_effort(value(f)) {
+                    out.push((f, change));
+                }
+            }
+        }
+        splices.extend(field_splices(body, &out));
+    }
+    if splices.is_empty() {
         return None;
     }
-    let mut new = Vec::with_capacity(to.len() + 2);
-    serde_json::to_writer(&mut new, to).ok()?;
-    Some(Mapped { body: new, splice: Some((m.at, m.len)), to: to.to_string(), from: m.name.clone() })
+    splices.sort_by_key(|s| s.at);
+    Some(Mapped { body: Vec::new(), splices, from, to })
+}
+
+/// What an adaptive `thinking` value becomes under `rule`: `Some(None)` left out, `Some(Some(v))`
+/// replaced; `None` when it is not adaptive (left as it is).
+fn thinking(value: &[u8], rule: AdaptiveThinking, max_tokens: Option<u64>) -> Option<Option<Vec<u8>>> {
+    #[derive(serde::Deserialize)]
+    struct T<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    let t: T = serde_json::from_slice(value).ok()?;
+    if t.kind != "adaptive" {
+        return None;
+    }
+    // The budget must leave room for an answer and be at least Anthropic's 1,024.
+    let budget = max_tokens.map(|m| m.saturating_sub(1).min(THINKING_BUDGET)).filter(|b| *b >= 1024);
+    Some(match (rule, budget) {
+        (AdaptiveThinking::Enabled, Some(b)) => {
+            Some(format!(r#"{{"type":"enabled","budget_tokens":{b}}}"#).into_bytes())
+        }
+        _ => None,
+    })
+}
+
+/// `output_config` without its `effort`: `Some(None)` when nothing else is left in it, `None`
+/// when it has no effort (left as it is).
+fn without_effort(value: &[u8]) -> Option<Option<Vec<u8>>> {
+    let mut m: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(value).ok()?;
+    m.remove("effort")?;
+    Some(match m.is_empty() {
+        true => None,
+        false => serde_json::to_vec(&m).ok(),
+    })
+}
+
+/// The splices that leave out or replace these top-level fields of `body` (in body order). A
+/// field left out takes one comma with it: the one before it, or, when it is first in the object
+/// (or every field before it is left out too), the one after it.
+fn field_splices(body: &[u8], changes: &[(&FieldAt, Option<Vec<u8>>)]) -> Vec<Splice> {
+    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let mut changes: Vec<&(&FieldAt, Option<Vec<u8>>)> = changes.iter().collect();
+    changes.sort_by_key(|(f, _)| f.at);
+    let mut out: Vec<Splice> = Vec::new();
+    // Where the last left-out field that opened the object ended (its own comma taken).
+    let mut open_end: Option<usize> = None;
+    for (f, change) in changes {
+        if let Some(with) = change {
+            out.push(Splice { at: f.value.0, len: f.value.1 - f.value.0, with: with.clone() });
+            continue;
+        }
+        let mut before = f.at;
+        while before > 0 && ws(body[before - 1]) {
+            before -= 1;
+        }
+        let first = before > 0 && body[before - 1] == b'{' || open_end == Some(f.at);
+        if first {
+            // Through the comma after it and the white space up to the next key.
+            let mut end = f.value.1;
+            while end < body.len() && ws(body[end]) {
+                end += 1;
+            }
+            if body.get(end) == Some(&b',') {
+                end += 1;
+                while end < body.len() && ws(body[end]) {
+                    end += 1;
+                }
+            }
+            out.push(Splice { at: f.at, len: end - f.at, with: Vec::new() });
+            open_end = Some(end);
+        } else if before > 0 && body[before - 1] == b',' {
+            let at = before - 1;
+            out.push(Splice { at, len: f.value.1 - at, with: Vec::new() });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::route::Want;
+    use crate::store::models::ModelRule;
+    use crate::store::rules::Rules;
+
+    fn cfg(map: &str, rules: Rules) -> EndpointConfig {
+        let mut c =
+            EndpointConfig::new("abcd1234".into(), crate::store::url::BaseUrl::parse("https://x.test").unwrap(), "k");
+        c.model_map = map.split(',').filter(|m| !m.is_empty()).map(|m| ModelRule::parse(m).unwrap()).collect();
+        c.rules = rules;
+        c
+    }
+
+    /// The body `cfg` is sent, read through `piece` as the attempt sends it.
+    fn sent(cfg: &EndpointConfig, body: &[u8]) -> Option<Vec<u8>> {
+        let looked = crate::policy::route::look(&[], body, Want { model: true, fields: true, ..Default::default() });
+        let m = rewrite(cfg, BodyFraming::Length(body.len() as u64), body, looked.model.as_ref(), &looked.fields)?;
+        let mut out = Vec::new();
+        while out.len() < m.len(body) {
+            let p = m.piece(body, out.len());
+            assert!(!p.is_empty(), "a piece before the end");
+            out.extend_from_slice(p);
+        }
+        assert_eq!(m.piece(body, out.len()), b"");
+        Some(out)
+    }
 
     #[test]
     fn only_a_matching_json_body_is_rewritten_and_the_rest_kept() {
-        let rules = vec![ModelRule::parse("claude-*=glm-4.6").unwrap()];
+        let c = cfg("claude-*=glm-4.6", Rules::default());
         let body =
             br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"h\u00e9"}],"z":1}"#;
-        let at = |body: &[u8]| {
-            crate::policy::route::look(&[], body, crate::policy::route::Want { model: true, estimate: false }).model
-        };
-        let m = map_body(&rules, BodyFraming::Length(body.len() as u64), body, at(body).as_ref()).expect("mapped");
-        let mut sent = Vec::new();
-        while sent.len() < m.len(body) {
-            sent.extend_from_slice(m.piece(body, sent.len()));
-        }
-        assert_eq!(m.piece(body, sent.len()), b"");
-        let v: serde_json::Value = serde_json::from_slice(&sent).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&sent(&c, body).expect("mapped")).unwrap();
         assert_eq!(v["model"], "glm-4.6");
         assert_eq!(v["messages"][0]["content"], "hé");
-        assert_eq!((m.from.as_str(), m.to.as_str()), ("claude-sonnet-4-5", "glm-4.6"));
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["model", "max_tokens", "messages", "z"], "key order kept");
         for other in [&b"not json"[..], br#"{"model":"gpt-5"}"#, br#"{"messages":[]}"#, br#"{"model":3}"#] {
-            assert!(map_body(&rules, BodyFraming::Length(other.len() as u64), other, at(other).as_ref()).is_none());
+            assert!(sent(&c, other).is_none());
         }
-        assert!(map_body(&rules, BodyFraming::Chunked, body, at(body).as_ref()).is_none());
-        assert!(map_body(&[], BodyFraming::Length(body.len() as u64), body, at(body).as_ref()).is_none());
+        let looked = crate::policy::route::look(&[], body, Want { model: true, ..Default::default() });
+        assert!(rewrite(&c, BodyFraming::Chunked, body, looked.model.as_ref(), &[]).is_none());
+        assert!(sent(&cfg("", Rules::default()), body).is_none());
+    }
+
+    #[test]
+    fn rules_leave_out_fields_rewrite_thinking_and_effort_and_untag_the_model() {
+        let rules = Rules {
+            drop_fields: vec!["context_management".into(), "metadata".into(), "a".into()],
+            adaptive_thinking: Some(AdaptiveThinking::Enabled),
+            drop_effort: true,
+            ..Default::default()
+        };
+        let c = cfg("", rules);
+        let body = br#"{ "a" : 1 , "model":"claude-opus-4-8[1m]","messages":[{"role":"user","content":"hi, \"a\": 1"}],
+            "metadata":{"user_id":"x"},"max_tokens":64000,"thinking":{"type":"adaptive"},
+            "context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]},
+            "output_config":{"effort":"high","format":{"type":"json"}},"stream":true}"#;
+        let out = sent(&c, body).expect("rewritten");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("still JSON");
+        assert_eq!(v["model"], "claude-opus-4-8", "the tag never goes upstream");
+        assert_eq!(v["thinking"], serde_json::json!({"type": "enabled", "budget_tokens": THINKING_BUDGET}));
+        assert_eq!(v["output_config"], serde_json::json!({"format": {"type": "json"}}));
+        for gone in ["a", "metadata", "context_management"] {
+            assert!(v.get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(v["messages"][0]["content"], "hi, \"a\": 1", "a string that looks like a field is content");
+        // Every field left out, first and last included; only the effort in output_config.
+        let c = cfg(
+            "",
+            Rules { drop_fields: vec!["a".into(), "b".into(), "c".into()], drop_effort: true, ..Default::default() },
+        );
+        for (body, want) in [
+            (&br#"{"a":1,"b":2,"c":3}"#[..], "{}"),
+            (br#"{"a":1,"b":2,"x":3}"#, r#"{"x":3}"#),
+            (br#"{"x":0,"b":2,"c":3}"#, r#"{"x":0}"#),
+            (br#"{"x":0,"b":2,"y":1,"c":3,"output_config":{"effort":"low"}}"#, r#"{"x":0,"y":1}"#),
+            (br#"{"a":1,"x":{"a":1},"c":3}"#, r#"{"x":{"a":1}}"#),
+        ] {
+            let out = sent(&c, body).expect("rewritten");
+            assert_eq!(String::from_utf8_lossy(&out), want);
+        }
+        // Adaptive thinking with no room for a budget is left out; another type is kept.
+        let c = cfg("", Rules { adaptive_thinking: Some(AdaptiveThinking::Enabled), ..Default::default() });
+        let out = sent(&c, br#"{"max_tokens":500,"thinking":{"type":"adaptive"},"x":1}"#).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), r#"{"max_tokens":500,"x":1}"#);
+        assert!(sent(&c, br#"{"max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2000}}"#).is_none());
     }
 }

@@ -36,7 +36,7 @@ impl Translation {
         };
         let wants = Wants { stream: t.stream, http10 };
         let translation = Translation { answer: Answer::new(&t.to, seed, wants), raw: Vec::new() };
-        Ok((Mapped { body: t.body, splice: None, from: t.from, to: t.to }, translation))
+        Ok((Mapped::whole(t.body, t.from, t.to), translation))
     }
 
     /// Ready for the answer on a fresh connection (a pooled one turned out closed).

@@ -65,6 +65,9 @@ pub struct Endpoint {
     /// It answered 404/405 to `/v1/messages/count_tokens`: token counts are not sent there
     /// (qcc estimates them) until a reload gives it a new target.
     pub lacks_count_tokens: bool,
+    /// Writes of its learned rules to the config file still on their way (`forward/learn.rs`):
+    /// while there are any, a reload keeps what it learned (`admin/reload.rs`).
+    pub learning: u32,
 }
 
 impl Endpoint {
@@ -105,6 +108,7 @@ impl Endpoint {
             retired: false,
             generation: 0,
             lacks_count_tokens: false,
+            learning: 0,
             counters: Default::default(),
         }
     }

@@ -32,6 +32,13 @@ impl EndpointSet {
         }
     }
 
+    pub fn remove(&mut self, i: usize) {
+        match i {
+            0..64 => self.low &= !(1 << i),
+            _ => self.high.retain(|&x| x != i),
+        }
+    }
+
     pub fn contains(&self, i: usize) -> bool {
         match i {
             0..64 => self.low & (1 << i) != 0,
@@ -269,6 +276,10 @@ pub struct Exchange {
     pub since: u64,
     /// Endpoints passed over at its first attempt, and why (the request history's `skipped`).
     pub skipped: Vec<(usize, crate::policy::eligibility::Reason)>,
+    /// Refusals it taught a request rule (`forward/learn.rs`): each sent it again at once, to the
+    /// endpoint that refused (`again`), without counting against its attempts.
+    pub learned: u8,
+    pub again: Option<usize>,
 }
 
 impl Exchange {
