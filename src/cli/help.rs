@@ -214,6 +214,14 @@ USAGE:
         --rpm N, --tpm N, --concurrent N
                          caps: at most N requests a minute, tokens a minute, requests at
                          once; at a cap it is skipped (never failed) until under ('none' clears)
+        --drop-field F, --drop-beta B (repeatable), --adaptive-thinking enabled|drop, --drop-effort
+                         request rules for a vendor that refuses what it does not know: a
+                         top-level field, an anthropic-beta value left out; thinking
+                         {\"type\": \"adaptive\"} sent as enabled (with a budget) or left out;
+                         output_config.effort left out. A refusal naming one of these is also
+                         learned by the proxy (see docs/vendors.md)
+        --no-rules       (set) clear the rules written by hand first
+        --forget-rules   (set) forget what the proxy learned from its refusals
         --url            http:// or https:// base URL, may carry a path prefix
         --key-file PATH  read the endpoint's API key from a file (first line)
         --key -          read it from stdin; both keep the key out of `ps` and shell history
@@ -226,7 +234,8 @@ USAGE:
     qcc endpoint list CLUSTER [--json]
         --json: [{\"name\", \"id\", \"base_url\", \"api_key\" (masked), \"priority\", \"weight\",
                  \"enabled\", \"max_failures\", \"timeout\", \"model_map\", \"probe_model\",
-                 \"format\"}]
+                 \"format\", \"caps\", \"rules\", \"learned_rules\"}]
+        Rules by hand and learned ones are shown under each endpoint.
     qcc endpoint remove CLUSTER ID|NAME
     qcc endpoint enable CLUSTER ID|NAME | qcc endpoint disable CLUSTER ID|NAME
     qcc endpoint set CLUSTER ID|NAME [--priority N] [--weight N] [--timeout SECS] [--max-failures N]
@@ -234,6 +243,8 @@ USAGE:
                                 [--model-map PATTERN=MODEL ...] [--probe-model M]
                                 [--format anthropic|openai] [--max-tokens-field F]
                                 [--reasoning-effort on|off] [--rpm N] [--tpm N] [--concurrent N]
+                                [--drop-field F ...] [--drop-beta B ...] [--adaptive-thinking enabled|drop]
+                                [--drop-effort] [--no-rules] [--forget-rules]
     A change to the cluster a running proxy serves is applied to it at once (health and queue
     of unchanged endpoints kept), and the command says so.
 ";
