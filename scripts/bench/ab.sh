@@ -7,13 +7,14 @@
 #   scripts/bench/ab.sh OLD_QCC NEW_QCC                 # ROUNDS=4 SECS=6 CONNS=32
 #   CONNS=256 TLS=1 scripts/bench/ab.sh old new
 #   KEY=1 MAP=1 scripts/bench/ab.sh old new   # a client key with a daily budget; a model map
+#   RULES=1 scripts/bench/ab.sh old new        # request rules: a field the body carries cut out
 #   ARGS_OLD=--no-access-log scripts/bench/ab.sh qcc qcc   # one build, a flag apart (history off/on)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/bench/load.sh
 [ $# -eq 2 ] || { echo "usage: scripts/bench/ab.sh OLD_QCC NEW_QCC" >&2; exit 2; }
 OLD=$1 NEW=$2
-ROUNDS=${ROUNDS:-4} SECS=${SECS:-6} CONNS=${CONNS:-32} TLS=${TLS:-0} KEY=${KEY:-0} MAP=${MAP:-0}
+ROUNDS=${ROUNDS:-4} SECS=${SECS:-6} CONNS=${CONNS:-32} TLS=${TLS:-0} KEY=${KEY:-0} MAP=${MAP:-0} RULES=${RULES:-0}
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk || ! need openssl; then
   apt-get update -qq && apt-get install -y -qq nginx wrk openssl curl >/dev/null
@@ -36,11 +37,14 @@ CONF
 nginx -c "$work/up.conf" -p "$work" & pids+=($!)
 if [ "$TLS" = 1 ]; then url="https://127.0.0.1:$UPS"; else url="http://127.0.0.1:$UP"; fi
 map=""; [ "$MAP" = 1 ] && map=', "metadata": {"model_map": [["claude-*", "glm-4.6"]]}'
+[ "$RULES" = 1 ] && map=', "metadata": {"rules": {"drop_fields": ["context_management"]}}'
 cat >"$work/cache.json" <<JSON
 {"profiles": {"c": {"name": "c", "endpoints": [
   {"id": "b0000001", "base_url": "$url", "api_key": "sk-bench-endpoint-key", "priority": 1, "ca_file": "$work/ca.pem"$map}]}}}
 JSON
 post_lua "$work/post.lua"
+# With rules, the body carries what they cut (as Claude Code's does).
+[ "$RULES" = 1 ] && sed -i 's/"max_tokens":64,/"max_tokens":64,"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]},/' "$work/post.lua"
 auth=()
 if [ "$KEY" = 1 ]; then
   # One client key (with a daily budget, so its requests reserve an estimate), in both homes.
@@ -69,7 +73,7 @@ start() { # BINARY PORT NAME [FLAGS]
 }
 start "$OLD" $QA old "${ARGS_OLD:-}"
 start "$NEW" $QB new "${ARGS_NEW:-}"
-echo "ab: $ROUNDS rounds of ${SECS}s, $CONNS connections, $([ "$TLS" = 1 ] && echo TLS || echo plain) upstream$([ "$KEY" = 1 ] && echo ", a client key with a budget")$([ "$MAP" = 1 ] && echo ", a model map")"
+echo "ab: $ROUNDS rounds of ${SECS}s, $CONNS connections, $([ "$TLS" = 1 ] && echo TLS || echo plain) upstream$([ "$KEY" = 1 ] && echo ", a client key with a budget")$([ "$MAP" = 1 ] && echo ", a model map")$([ "$RULES" = 1 ] && echo ", request rules")"
 printf '%-6s %-4s %12s %10s %10s %10s\n' round build req/s p50 p90 p99
 for r in $(seq 1 "$ROUNDS"); do
   for which in old new; do

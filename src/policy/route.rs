@@ -194,6 +194,51 @@ impl Look<'_> {
     }
 }
 
+/// A JSON string borrowed from the body when it has no escapes (a key, the model): `Cow<str>`'s
+/// own `Deserialize` always copies.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Str<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Claude Code's body starts `{"model":"NAME",`: read so without a parser (no escapes in the
+/// name; anything else is left to the parser). The model's place and name.
+pub fn model_first(b: &[u8]) -> Option<(usize, usize, &str)> {
+    let ws = |i: &mut usize| {
+        while b.get(*i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+            *i += 1;
+        }
+    };
+    let mut i = 0;
+    ws(&mut i);
+    i += usize::from(b.get(i) == Some(&b'{'));
+    ws(&mut i);
+    i = b[i..].starts_with(b"\"model\"").then_some(i + 7)?;
+    ws(&mut i);
+    i = (b.get(i) == Some(&b':')).then_some(i + 1)?;
+    ws(&mut i);
+    (b.get(i) == Some(&b'"')).then_some(())?;
+    let end = i + 1 + b[i + 1..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    let name = std::str::from_utf8(&b[i + 1..end]).ok()?;
+    (b[end] == b'"').then_some((i, end + 1 - i, name))
+}
+
 /// The route `body` takes among `routes`, and what `want` asks for, from one read. The body is
 /// read only when a rule or the want needs more than its size, and only as far as it must: the
 /// top-level object's keys are read in order, each value skipped unless it is needed, and the
@@ -205,6 +250,12 @@ pub fn look(routes: &[Route], body: &[u8], want: Want) -> Looked {
     needs.max_tokens = want.estimate;
     needs.fields = want.fields;
     let mut look = Look::default();
+    if routes.is_empty() && needs.model && !needs.max_tokens && !needs.fields {
+        // The model alone, where Claude Code puts it: no parser, nothing allocated but its name.
+        if let Some((at, len, name)) = model_first(body) {
+            return Looked { model: Some(ModelAt { at, len, name: name.to_string() }), ..Looked::default() };
+        }
+    }
     if needs.count() > 0 || needs.fields {
         if let Ok(text) = std::str::from_utf8(body) {
             read(text, needs, &mut look);
@@ -233,7 +284,7 @@ fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let mut left = self.needs.count();
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
                 let n = self.needs;
                 if n.fields {
                     // Every value's raw text, its place kept; what a rule or the want needs is
@@ -251,7 +302,7 @@ fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
                     let look = &mut *self.look;
                     match &*key {
                         "model" if n.model && look.model.is_none() => {
-                            look.model = serde_json::from_str::<Cow<'de, str>>(text).ok();
+                            look.model = serde_json::from_str::<Str<'de>>(text).ok().map(|s| s.0);
                             look.span = look.model.is_some().then_some((at, text.len()));
                         }
                         "thinking" if n.thinking => look.thinking = serde_json::from_str(text).ok(),
@@ -268,7 +319,7 @@ fn read<'a>(text: &'a str, needs: Needs, look: &mut Look<'a>) {
                         // distance), then the name it says (a string; anything else: none).
                         let raw: &'de serde_json::value::RawValue = map.next_value()?;
                         let at = raw.get().as_ptr() as usize - self.text.as_ptr() as usize;
-                        self.look.model = serde_json::from_str::<Cow<'de, str>>(raw.get()).ok();
+                        self.look.model = serde_json::from_str::<Str<'de>>(raw.get()).ok().map(|s| s.0);
                         self.look.span = self.look.model.is_some().then_some((at, raw.get().len()));
                     }
                     "thinking" if n.thinking && self.look.thinking.is_none() => {
@@ -381,6 +432,23 @@ mod tests {
         assert_eq!(m(r#"{"model":"claude-3-5-\u0068aiku"}"#), Some(0));
         assert_eq!(first_match(&[], b"{}"), None);
         assert_eq!(m("[1,2]"), None);
+    }
+
+    #[test]
+    fn claude_codes_model_first_is_read_without_a_parser_and_anything_else_with_one() {
+        assert_eq!(model_first(br#"{"model":"claude-opus-4-8","x":1}"#), Some((9, 17, "claude-opus-4-8")));
+        assert_eq!(model_first(b"{ \"model\" :\n \"m\" }"), Some((13, 3, "m")));
+        for other in
+            [&br#"{"model":"a\u0062"}"#[..], br#"{"max_tokens":1,"model":"m"}"#, br#"{"model":3}"#, br#"{"model":"m"#]
+        {
+            assert_eq!(model_first(other), None, "{}", String::from_utf8_lossy(other));
+        }
+        // The same answer either way.
+        let want = Want { model: true, ..Want::default() };
+        for body in [&br#"{"model":"claude-x","messages":[]}"#[..], br#"{"messages":[],"model":"claude-x"}"#] {
+            let m = look(&[], body, want).model.expect("a model");
+            assert_eq!((m.name.as_str(), &body[m.at..m.at + m.len]), ("claude-x", &br#""claude-x""#[..]));
+        }
     }
 
     #[test]

@@ -97,20 +97,29 @@ impl Facts {
         self.looked = Some((looked, want, was_routed || !routes.is_empty()));
     }
 
-    /// Where its model is, when nothing else read it: looked for in the body's first
-    /// `MODEL_PREFIX` bytes only (Claude Code sends it first), so that a model tag (`[1m]`) never
-    /// goes upstream while a request nobody else reads costs a few bytes' read, not its size.
+    /// Where its model is when it carries a tag (`[1m]`), when nothing else read it: looked for
+    /// in the body's first `MODEL_PREFIX` bytes only (Claude Code sends it first, read then
+    /// without a parser), so that a tag never goes upstream while a request nobody else reads
+    /// costs a few bytes' read, not its size, and no allocation.
     pub fn look_model(&mut self, body: &[u8]) {
         if self.looked.is_some() {
             return;
         }
         let json = self.decoded.as_deref().unwrap_or(body);
-        let mut prefix = &json[..json.len().min(MODEL_PREFIX)];
-        if let Err(e) = std::str::from_utf8(prefix) {
-            prefix = &prefix[..e.valid_up_to()];
+        if let Some((at, len, name)) = crate::policy::route::model_first(json) {
+            let tagged = crate::store::models::untagged(name).1.is_some();
+            let model = tagged.then(|| ModelAt { at, len, name: name.to_string() });
+            self.looked = Some((Looked { model, ..Looked::default() }, Want::default(), false));
+            return;
         }
-        let mut looked = crate::policy::route::look(&[], prefix, Want { model: true, ..Want::default() });
-        looked.max_tokens = None; // (not asked)
+        let want = Want { model: true, ..Want::default() };
+        let prefix = &json[..json.len().min(MODEL_PREFIX)];
+        let mut looked = crate::policy::route::look(&[], prefix, want);
+        if looked.model.is_none() && prefix.len() < json.len() {
+            // Cut inside a character, perhaps: the parser reads only whole UTF-8.
+            let whole = std::str::from_utf8(prefix).map_or_else(|e| e.valid_up_to(), |_| prefix.len());
+            looked = crate::policy::route::look(&[], &prefix[..whole], want);
+        }
         self.looked = Some((looked, Want::default(), false));
     }
 

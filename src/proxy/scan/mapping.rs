@@ -88,16 +88,14 @@ pub fn rewrite(
     }
     let model = model.filter(|m| m.at + m.len <= body.len());
     let mut splices = Vec::new();
-    let (mut from, mut to) = (String::new(), String::new());
-    if let Some(m) = model {
-        let (base, _tag) = untagged(&m.name);
-        let renamed = map(&cfg.model_map, base).unwrap_or(base);
-        if renamed != m.name {
-            let mut with = Vec::with_capacity(renamed.len() + 2);
-            serde_json::to_writer(&mut with, renamed).ok()?;
-            splices.push(Splice { at: m.at, len: m.len, with });
-        }
-        (from, to) = (m.name.clone(), renamed.to_string());
+    let renamed = model.map(|m| {
+        let base = untagged(&m.name).0;
+        (m, map(&cfg.model_map, base).unwrap_or(base))
+    });
+    if let Some((m, renamed)) = renamed.filter(|(m, r)| *r != m.name) {
+        let mut with = Vec::with_capacity(renamed.len() + 2);
+        serde_json::to_writer(&mut with, renamed).ok()?;
+        splices.push(Splice { at: m.at, len: m.len, with });
     }
     let (rules, learned) = (&cfg.rules, &cfg.learned);
     if !(rules.is_empty() && learned.is_empty()) {
@@ -122,9 +120,10 @@ pub fn rewrite(
         splices.extend(field_splices(body, &out));
     }
     if splices.is_empty() {
-        return None;
+        return None; // (nothing allocated on the way: the common case costs no allocation)
     }
     splices.sort_by_key(|s| s.at);
+    let (from, to) = renamed.map_or_else(Default::default, |(m, r)| (m.name.clone(), r.to_string()));
     Some(Mapped { body: Vec::new(), splices, from, to })
 }
 
