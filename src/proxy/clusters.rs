@@ -50,7 +50,7 @@ pub struct Cluster {
     pub served: u64,
     pub fell_back: u64,
     /// The cluster of its chain that served its last request, and when that last changed
-    /// (`admin/switches.rs`).
+    /// (`shared/switches.rs`).
     pub serving: usize,
     pub switched_at: Option<Instant>,
 }

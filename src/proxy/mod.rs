@@ -269,7 +269,7 @@ impl EventLoop {
         let sh = shared::Shared {
             addr,
             endpoints,
-            clusters: served,
+            clusters: shared::ReadOnly::new(served),
             failures,
             stats: Stats::default(),
             gate: shared::guard::Gate::new(addr, &settings.allow_hosts, &settings.allow_origins),

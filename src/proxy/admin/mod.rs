@@ -1,12 +1,10 @@
 //! The admin surface: the `/_qcc/` routes and the dashboard (`routes.rs`), the status JSON
-//! (`status.rs`), `/metrics` (`metrics.rs`), what a finished request leaves: counters, the
-//! recent-requests ring, the access-log line (`requests.rs`), endpoint events (`history.rs`),
-//! what the disk thread hands back (`done.rs`), re-reading the config (`reload.rs`), the state
-//! files (`persist.rs`),
-//! alerts: what each says (`alerts.rs`) and sending them to webhooks (`notify.rs`), the client keys as they are shown (`keys.rs`), the request
-//! history searched off the loop (`logs.rs`) and the dashboard's edits (`manage.rs`), both of
-//! which read their query with `query.rs`; a cluster's requests moving down its fallback chain
-//! and back (`switches.rs`).
+//! (`status.rs`), `/metrics` (`metrics.rs`), what a finished request leaves: counters, a record
+//! in the recent-requests ring and its access-log line (`finished.rs`, over `record/`), what the
+//! disk thread hands back (`done.rs`), re-reading the config (`reload.rs`), the state files
+//! (`persist.rs`), what each alert says (`alerts.rs`; `shared/notify.rs` sends them), the client
+//! keys as they are shown (`keys.rs`), the request history searched off the loop (`logs.rs`) and
+//! the dashboard's edits (`manage.rs`), both of which read their query with `query.rs`.
 
 pub(crate) mod alerts;
 pub(crate) mod done;
@@ -20,4 +18,3 @@ pub(crate) mod query;
 pub(crate) mod reload;
 pub(crate) mod routes;
 pub(crate) mod status;
-pub(crate) mod switches;

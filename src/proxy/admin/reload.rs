@@ -8,13 +8,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::proxy::clusters::Cluster;
 use crate::proxy::event::slab::Key;
 use crate::proxy::shared::disk::{Edit, Fresh};
 use crate::proxy::state::Endpoint;
 use crate::proxy::EventLoop;
-use crate::store::cluster::ClusterConfig;
-use crate::store::served::MAX_SERVED;
 
 impl EventLoop {
     /// Have the disk thread make `edit` and read the cluster again; `asker` (the client and its
@@ -39,78 +36,9 @@ impl EventLoop {
         let Fresh { clusters, prices, notify_urls, alert_tls, endpoints: fresh, .. } = fresh;
         let path = self.sh.settings.config_path.clone();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
-        // Each fresh cluster's place in the loop's list: by name, a new one appended (indices
-        // held by exchanges and endpoints stay valid); one no longer served is retired.
-        // Those no longer served are retired first, so that their places can be taken.
-        for room in self.sh.clusters.iter_mut().skip(1) {
-            if !room.retired && !clusters.iter().any(|c| *c.name == *room.name) {
-                log::info!("cluster '{}' is no longer served", room.name);
-                room.retired = true;
-                changed += 1;
-            }
-        }
-        let mut place = Vec::with_capacity(clusters.len());
-        for cfg in &clusters {
-            let at = self.sh.clusters.iter().position(|c| *c.name == *cfg.name);
-            let strategy = crate::proxy::clusters::strategy(&self.sh.settings, cfg);
-            let i = match at {
-                Some(i) => {
-                    let room = &mut self.sh.clusters[i];
-                    if room.retired
-                        || room.cfg.retry_on != cfg.retry_on
-                        || room.cfg.routes != cfg.routes
-                        || room.cfg.fallback != cfg.fallback
-                    {
-                        changed += 1;
-                    }
-                    if strategy != room.balancer.strategy() {
-                        log::info!(
-                            "cluster '{}': strategy {} (was {})",
-                            room.name,
-                            strategy.as_str(),
-                            room.balancer.strategy().as_str()
-                        );
-                        room.balancer.set_strategy(strategy);
-                        changed += 1;
-                    }
-                    room.retired = false;
-                    room.cfg = ClusterConfig { endpoints: Vec::new(), ..cfg.clone() };
-                    i
-                }
-                None => {
-                    // A new place while there is room for its bit in a request's chain mask; then
-                    // the place of a cluster retired earlier (its endpoints are retired too, and
-                    // are never picked), not the started one's.
-                    let seed = self.sh.stats.total.wrapping_add(self.sh.clusters.len() as u64);
-                    let free = match self.sh.clusters.len() < MAX_SERVED {
-                        true => None,
-                        false => {
-                            self.sh.clusters.iter().enumerate().skip(1).find(|(i, c)| c.retired && !place.contains(i))
-                        }
-                    };
-                    changed += 1;
-                    // A slot given to a cluster now: exchanges already under way never use it
-                    // (their chain masks were made when the slot was another cluster's).
-                    self.sh.cluster_generation += 1;
-                    let mut room = Cluster::new(0, cfg.clone(), strategy, seed);
-                    room.born = self.sh.cluster_generation;
-                    match free.map(|(i, _)| i) {
-                        Some(i) => {
-                            room.serving = i;
-                            self.sh.clusters[i] = room;
-                            i
-                        }
-                        None => {
-                            room.serving = self.sh.clusters.len();
-                            self.sh.clusters.push(room);
-                            self.sh.clusters.len() - 1
-                        }
-                    }
-                }
-            };
-            place.push(i);
-        }
-        crate::proxy::clusters::link(&mut self.sh.clusters);
+        // Each fresh cluster's place in the loop's list (`shared/served.rs`).
+        let (place, moved) = self.sh.place_clusters(&clusters);
+        changed += moved;
         // Endpoints looked up in maps by (cluster, id), not by scanning: a reload is O(E).
         let new_ids: std::collections::HashSet<(usize, String)> =
             fresh.iter().map(|(c, cfg, _)| (place[*c], cfg.id.clone())).collect();

@@ -58,14 +58,7 @@ impl Conn<'_> {
                 }
             }
         }
-        let chosen = crate::proxy::clusters::pick(
-            &mut self.sh.clusters,
-            &mut self.sh.affinity,
-            &self.sh.endpoints,
-            &self.sh.failures,
-            ex,
-            now,
-        );
+        let chosen = self.sh.pick(ex, now);
         let Some(idx) = chosen else {
             self.nowhere_to_go(now);
             return;

@@ -31,14 +31,8 @@ impl Shared {
             self.queue_changed(now);
             self.endpoint_up_alert(idx, "answered a request", now);
         }
-        let (cluster, entry) = (self.endpoints[idx].cluster, ex.cluster);
-        self.clusters[cluster].served += 1;
-        if cluster != entry {
-            self.clusters[cluster].fell_back += 1;
-        }
-        if self.clusters[entry].serving != cluster {
-            self.note_served(entry, cluster, ex.started, now);
-        }
+        let cluster = self.endpoints[idx].cluster;
+        self.count_served(idx, ex.cluster, ex.started, now);
         // A session whose endpoint is only out of headroom for now keeps it: it comes back
         // there (its prompt cache) once the limit resets.
         let Some(s) = ex.session.as_deref() else { return };

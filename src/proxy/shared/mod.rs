@@ -27,6 +27,8 @@ pub(crate) mod guard;
 pub(crate) mod keys;
 pub(crate) mod notify;
 pub(crate) mod refusals;
+pub(crate) mod served;
+pub(crate) mod switches;
 
 pub struct Shared {
     /// The address the proxy listens on (as bound).
@@ -34,7 +36,7 @@ pub struct Shared {
     /// Every served cluster's endpoints, in one list (each knows its cluster).
     pub endpoints: Vec<Endpoint>,
     /// The served clusters, the started one first (`clusters.rs`).
-    pub clusters: Vec<clusters::Cluster>,
+    pub clusters: ReadOnly<Vec<clusters::Cluster>>,
     /// Bumped each time a reload gives a cluster slot to a cluster (`Cluster::born`): an exchange
     /// that began before (`Exchange::since`) never uses that slot.
     pub cluster_generation: u64,

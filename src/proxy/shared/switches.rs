@@ -15,7 +15,7 @@ impl Shared {
     /// `by`. A move is counted only from requests started after the last one, so answers still
     /// in flight from before it do not flip it back and forth.
     pub(in crate::proxy) fn note_served(&mut self, entry: usize, by: usize, started: Instant, now: Instant) {
-        let room = &mut self.clusters[entry];
+        let room = &mut self.clusters.0[entry];
         if room.serving == by || room.switched_at.is_some_and(|t| started < t) {
             return;
         }
