@@ -239,7 +239,20 @@ fn hand_written_rules_and_model_tags_shape_what_the_vendor_gets() {
     drop(reqs);
 
     // Where the endpoint drops the 1M beta, the tag is simply dropped.
-    ok(&home, &["endpoint", "set", "main", "v", "--no-rules", "--drop-beta", "context-1m-2025-08-07"]);
+    ok(
+        &home,
+        &[
+            "endpoint",
+            "set",
+            "main",
+            "v",
+            "--no-rules",
+            "--drop-beta",
+            "context-1m-2025-08-07",
+            "--effort-to",
+            "reasoning_effort",
+        ],
+    );
     crate::support::wait_until(std::time::Duration::from_secs(5), || {
         proxy.status()["endpoints"][0]["rules"]["drop_betas"] == serde_json::json!(["context-1m-2025-08-07"])
     });
@@ -251,6 +264,8 @@ fn hand_written_rules_and_model_tags_shape_what_the_vendor_gets() {
     let sent: serde_json::Value = serde_json::from_slice(&last.body).expect("JSON");
     assert_eq!(sent["model"], "claude-opus-4-8");
     assert_eq!(sent["thinking"]["type"], "adaptive", "the hand rules were cleared");
+    assert_eq!(sent["reasoning_effort"], "high", "the effort moved where the vendor takes it");
+    assert!(sent.get("output_config").is_none(), "nothing else was in it");
 }
 
 /// Each preset's rules, checked against a mock that refuses what its vendor documents: the

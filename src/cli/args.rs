@@ -145,7 +145,7 @@ pub(super) fn caps_arg(args: &mut Arguments) -> Result<crate::store::cluster::Ca
 }
 
 /// `--drop-field F` and `--drop-beta B` (repeatable), `--adaptive-thinking enabled|drop`,
-/// `--drop-effort`; on `endpoint set` also `--no-rules` (the hand-written ones cleared first) and
+/// `--drop-effort`, `--effort-to FIELD`; on `endpoint set` also `--no-rules` (the hand-written ones cleared first) and
 /// `--forget-rules` (what the proxy learned from the endpoint's refusals cleared).
 pub(super) fn rules_arg(args: &mut Arguments, set: bool) -> Result<crate::store::rules::RulesChange> {
     use crate::store::rules;
@@ -163,7 +163,12 @@ pub(super) fn rules_arg(args: &mut Arguments, set: bool) -> Result<crate::store:
         }
         None => None,
     };
-    let add = rules::Rules { drop_fields, drop_betas, adaptive_thinking, drop_effort: args.contains("--drop-effort") };
+    let effort_to: Option<String> = args.opt_value_from_str("--effort-to").map_err(usage)?;
+    if let Some(f) = &effort_to {
+        rules::check_field(f).map_err(|e| Error::Invalid(format!("--effort-to: {e}")))?;
+    }
+    let drop_effort = args.contains("--drop-effort");
+    let add = rules::Rules { drop_fields, drop_betas, adaptive_thinking, drop_effort, effort_to };
     let (clear, forget) = match set {
         true => (args.contains("--no-rules"), args.contains("--forget-rules")),
         false => (false, false),

@@ -214,11 +214,12 @@ USAGE:
         --rpm N, --tpm N, --concurrent N
                          caps: at most N requests a minute, tokens a minute, requests at
                          once; at a cap it is skipped (never failed) until under ('none' clears)
-        --drop-field F, --drop-beta B (repeatable), --adaptive-thinking enabled|drop, --drop-effort
+        --drop-field F, --drop-beta B (repeatable), --adaptive-thinking enabled|drop, --drop-effort,
+        --effort-to FIELD
                          request rules for a vendor that refuses what it does not know: a
                          top-level field, an anthropic-beta value left out; thinking
                          {\"type\": \"adaptive\"} sent as enabled (with a budget) or left out;
-                         output_config.effort left out. A refusal naming one of these is also
+                         output_config.effort left out, or moved to top-level FIELD. A refusal naming one of these is also
                          learned by the proxy (see docs/vendors.md)
         --no-rules       (set) clear the rules written by hand first
         --forget-rules   (set) forget what the proxy learned from its refusals
@@ -244,7 +245,7 @@ USAGE:
                                 [--format anthropic|openai] [--max-tokens-field F]
                                 [--reasoning-effort on|off] [--rpm N] [--tpm N] [--concurrent N]
                                 [--drop-field F ...] [--drop-beta B ...] [--adaptive-thinking enabled|drop]
-                                [--drop-effort] [--no-rules] [--forget-rules]
+                                [--drop-effort] [--effort-to FIELD] [--no-rules] [--forget-rules]
     A change to the cluster a running proxy serves is applied to it at once (health and queue
     of unchanged endpoints kept), and the command says so.
 ";

@@ -54,6 +54,9 @@ pub struct Rules {
     pub adaptive_thinking: Option<AdaptiveThinking>,
     /// `output_config.effort` left out (and `output_config` with it when nothing else is in it).
     pub drop_effort: bool,
+    /// `output_config.effort` moved to this top-level field (a vendor that takes the effort under
+    /// its own name, like `reasoning_effort`), out of `output_config` as with `drop_effort`.
+    pub effort_to: Option<String>,
 }
 
 /// One thing a vendor's refusal named that qcc may drop (`policy::refusal::learn`).
@@ -111,6 +114,7 @@ impl Rules {
             && self.drop_betas.is_empty()
             && self.adaptive_thinking.is_none()
             && !self.drop_effort
+            && self.effort_to.is_none()
     }
 
     pub fn drops_field(&self, name: &str) -> bool {
@@ -151,6 +155,9 @@ impl Rules {
             self.adaptive_thinking = other.adaptive_thinking;
         }
         self.drop_effort |= other.drop_effort;
+        if self.effort_to.is_none() {
+            self.effort_to = other.effort_to.clone();
+        }
     }
 
     /// `metadata.rules` (or `learned_rules`): absent or null is none; anything malformed is an
@@ -187,11 +194,20 @@ impl Rules {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(format!("\"metadata.{field}.drop_effort\" is not true or false")),
         };
+        let effort_to = match obj.get("effort_to") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(f)) => {
+                check_field(f).map_err(|e| format!("\"metadata.{field}.effort_to\": {e}"))?;
+                Some(f.clone())
+            }
+            Some(_) => return Err(format!("\"metadata.{field}.effort_to\" is not a string")),
+        };
         Ok(Rules {
             drop_fields: list("drop_fields", check_field)?,
             drop_betas: list("drop_betas", check_beta)?,
             adaptive_thinking,
             drop_effort,
+            effort_to,
         })
     }
 
@@ -213,6 +229,9 @@ impl Rules {
         if self.drop_effort {
             m.insert("drop_effort".into(), json!(true));
         }
+        if let Some(f) = &self.effort_to {
+            m.insert("effort_to".into(), json!(f));
+        }
         Value::Object(m)
     }
 
@@ -225,6 +244,9 @@ impl Rules {
         }
         if self.drop_effort {
             parts.push("drop effort".to_string());
+        }
+        if let Some(f) = &self.effort_to {
+            parts.push(format!("effort -> {f}"));
         }
         parts.join("; ")
     }
@@ -266,6 +288,9 @@ impl RulesChange {
             rules.adaptive_thinking = Some(t);
         }
         rules.drop_effort |= self.add.drop_effort;
+        if let Some(f) = &self.add.effort_to {
+            rules.effort_to = Some(f.clone());
+        }
         match rules.to_json() {
             Value::Null => meta.remove("rules"),
             v => meta.insert("rules".into(), v),
@@ -297,13 +322,14 @@ mod tests {
     #[test]
     fn rules_read_write_and_refuse_what_must_stay() {
         let v = json!({"drop_fields": ["context_management"], "drop_betas": ["context-1m-2025-08-07"],
-                       "adaptive_thinking": "enabled", "drop_effort": true});
+                       "adaptive_thinking": "enabled", "drop_effort": true, "effort_to": "reasoning_effort"});
         let r = Rules::from_json(Some(&v), "rules").unwrap();
         assert_eq!(r.to_json(), v);
         assert!(r.drops_field("context_management") && r.drops_beta("CONTEXT-1M-2025-08-07"));
         assert_eq!(
             r.describe(),
-            "drop context_management; drop beta context-1m-2025-08-07; adaptive thinking -> enabled; drop effort"
+            "drop context_management; drop beta context-1m-2025-08-07; adaptive thinking -> enabled; drop effort; \
+             effort -> reasoning_effort"
         );
         for bad in [
             json!({"drop_fields": ["messages"]}),

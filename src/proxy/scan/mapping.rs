@@ -103,6 +103,8 @@ pub fn rewrite(
         let max_tokens =
             fields.iter().find(|f| f.name == "max_tokens").and_then(|f| serde_json::from_slice::<u64>(value(f)).ok());
         let mut out: Vec<(&FieldAt, Option<Vec<u8>>)> = Vec::new(); // None: left out
+        let effort_to = rules.effort_to.as_ref().or(learned.effort_to.as_ref());
+        let mut moved = None;
         for f in fields.iter().filter(|f| f.value.1 <= body.len() && f.at < f.value.0) {
             if rules.drops_field(&f.name) || learned.drops_field(&f.name) {
                 out.push((f, None));
@@ -111,18 +113,28 @@ pub fn rewrite(
                 if let Some(change) = rule.and_then(|r| thinking(value(f), r, max_tokens)) {
                     out.push((f, change));
                 }
-            } else if f.name == "output_config" && (rules.drop_effort || learned.drop_effort) {
-                if let Some(change) = without_effort(value(f)) {
+            } else if f.name == "output_config" && (rules.drop_effort || learned.drop_effort || effort_to.is_some()) {
+                if let Some((effort, change)) = without_effort(value(f)) {
                     out.push((f, change));
+                    moved = effort_to.map(|to| (to, effort));
                 }
             }
         }
         splices.extend(field_splices(body, &out));
+        // The effort as the vendor takes it: a top-level field of its own, first in the object.
+        if let Some((to, effort)) = moved.filter(|(to, _)| !fields.iter().any(|f| f.name == **to)) {
+            let at = body.iter().position(|&b| b == b'{').map(|i| i + 1)?;
+            let mut with = serde_json::to_vec(to).ok()?;
+            with.push(b':');
+            serde_json::to_writer(&mut with, &effort).ok()?;
+            with.push(b',');
+            splices.push(Splice { at, len: 0, with });
+        }
     }
     if splices.is_empty() {
         return None; // (nothing allocated on the way: the common case costs no allocation)
     }
-    splices.sort_by_key(|s| s.at);
+    splices.sort_by_key(|s| (s.at, s.len)); // (an insertion before a cut at the same place)
     let (from, to) = renamed.map_or_else(Default::default, |(m, r)| (m.name.clone(), r.to_string()));
     Some(Mapped { body: Vec::new(), splices, from, to })
 }
@@ -149,14 +161,14 @@ fn thinking(value: &[u8], rule: AdaptiveThinking, max_tokens: Option<u64>) -> Op
     })
 }
 
-/// `output_config` without its `effort`: `Some(None)` when nothing else is left in it, `None`
-/// when it has no effort (left as it is).
-fn without_effort(value: &[u8]) -> Option<Option<Vec<u8>>> {
+/// `output_config` without its `effort`: the effort, and `None` when nothing else is left in it
+/// (else what is); `None` when it has no effort (left as it is).
+fn without_effort(value: &[u8]) -> Option<(serde_json::Value, Option<Vec<u8>>)> {
     let mut m: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(value).ok()?;
-    m.remove("effort")?;
+    let effort = m.remove("effort")?;
     Some(match m.is_empty() {
-        true => None,
-        false => serde_json::to_vec(&m).ok(),
+        true => (effort, None),
+        false => (effort, serde_json::to_vec(&m).ok()),
     })
 }
 
@@ -286,6 +298,13 @@ mod tests {
             let out = sent(&c, body).expect("rewritten");
             assert_eq!(String::from_utf8_lossy(&out), want);
         }
+        // The effort moved to the vendor's own field, first in the object.
+        let c = cfg(
+            "",
+            Rules { effort_to: Some("reasoning_effort".into()), drop_fields: vec!["a".into()], ..Default::default() },
+        );
+        let out = sent(&c, br#"{"a":1,"model":"m","output_config":{"effort":"high"}}"#).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), r#"{"reasoning_effort":"high","model":"m"}"#);
         // Adaptive thinking with no room for a budget is left out; another type is kept.
         let c = cfg("", Rules { adaptive_thinking: Some(AdaptiveThinking::Enabled), ..Default::default() });
         let out = sent(&c, br#"{"max_tokens":500,"thinking":{"type":"adaptive"},"x":1}"#).unwrap();
