@@ -34,5 +34,6 @@ mod security;
 mod soak;
 mod streams;
 mod sync;
+mod terminals;
 mod tls;
 mod vendors;

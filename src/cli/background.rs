@@ -96,13 +96,19 @@ pub fn start(home: &Path, args: &ProxyStartArgs) -> Result<(Vec<String>, PidInfo
     Ok((lines, info))
 }
 
-/// The proxy of this state dir serving `cluster`: the running one, or one started now in the
-/// background (on `port`, default 7860). A proxy serving another cluster is not touched: the
-/// error says which one runs and how to stop it.
-pub fn ensure(home: &Path, cluster: &str, port: Option<u16>) -> Result<(PidInfo, bool)> {
+/// The proxy of this state dir serving `cluster`, and the base URL for it: the running one, or
+/// one started now in the background (on `port`, default 7860). A proxy running for another
+/// cluster serves this one too, at its own path (`BASE/c/NAME`: one proxy for every terminal);
+/// only a cluster whose name cannot be a path is refused, saying which proxy runs.
+pub fn ensure(home: &Path, cluster: &str, port: Option<u16>) -> Result<(PidInfo, bool, String)> {
     if let Some(info) = pidfile::running(home)? {
+        let base = info.base_url();
         return match info.cluster.as_deref() {
-            Some(c) if c == cluster => Ok((info, false)),
+            Some(c) if c == cluster => Ok((info, false, base)),
+            _ if crate::store::names::check_name(cluster).is_ok() => {
+                let named = named_url(&base, cluster);
+                Ok((info, false, named))
+            }
             other => Err(Error::Failed(format!(
                 "a qcc proxy for {} already runs here (pid {}, {}); stop it with `qcc proxy stop` \
                  (one proxy per QCC_HOME)",
@@ -114,7 +120,13 @@ pub fn ensure(home: &Path, cluster: &str, port: Option<u16>) -> Result<(PidInfo,
     }
     let remembered = crate::store::proxy_flags::of(home, cluster);
     let (_, info) = start(home, &ProxyStartArgs::for_cluster(cluster, port, &remembered))?;
-    Ok((info, true))
+    let base = info.base_url();
+    Ok((info, true, base))
+}
+
+/// The URL at which a proxy at `base` serves `cluster` whatever it was started for.
+pub fn named_url(base: &str, cluster: &str) -> String {
+    format!("{base}/c/{cluster}")
 }
 
 /// `qcc proxy restart`: the running proxy stopped (it drains first) and started again in the

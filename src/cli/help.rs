@@ -418,7 +418,8 @@ qcc env [--cluster C] [--port P] [--shell sh|fish]
     ANTHROPIC_API_KEY` (with it Claude Code asks about a custom key). Nothing global is changed:
       eval \"$(qcc env)\"                 (sh, bash, zsh)
       qcc env --shell fish | source
-    A proxy for another cluster running in this $QCC_HOME is left alone: one line says which.
+    A proxy running in this $QCC_HOME for another cluster serves C too, at BASE/c/C (one proxy
+    for every terminal): that is the URL printed.
 ";
 
 const HELP_SERVICE: &str = "\

@@ -142,6 +142,12 @@ pub fn use_profile(home: &Path, u: &UseArgs) -> Result<()> {
             Some(info) if info.cluster.as_deref() == Some(name.as_str()) => {
                 println!("would use the running qcc proxy for '{name}' (pid {}, {})", info.pid, info.base_url())
             }
+            Some(info) if crate::store::names::check_name(&name).is_ok() => println!(
+                "would use the running qcc proxy (pid {}, for '{}'), which serves '{name}' at {}",
+                info.pid,
+                info.cluster.as_deref().unwrap_or("another cluster"),
+                background::named_url(&info.base_url(), &name)
+            ),
             Some(info) => println!(
                 "would fail: a qcc proxy for another cluster runs here (pid {}, {}); `qcc proxy stop` first",
                 info.pid,
@@ -155,8 +161,7 @@ pub fn use_profile(home: &Path, u: &UseArgs) -> Result<()> {
         println!("would run: claude {}", shown_args(&u.claude_args));
         return Ok(());
     }
-    let (info, started) = background::ensure(home, &name, u.port)?;
-    let base = info.base_url();
+    let (info, started, base) = background::ensure(home, &name, u.port)?;
     if started {
         eprintln!(
             "qcc: started a proxy for '{name}' in the background (pid {}, {base}); `qcc proxy stop` ends it",
@@ -219,16 +224,16 @@ fn shown_args(args: &[OsString]) -> String {
 /// background when none runs), and the exports that point this shell's Claude Code at it.
 pub fn env(home: &Path, cluster: Option<&str>, port: Option<u16>, fish: bool) -> Result<()> {
     let name = ConfigFile::load_user()?.cluster_meant(cluster)?;
-    let (info, started) = background::ensure(home, &name, port)?;
+    let (info, started, base) = background::ensure(home, &name, port)?;
     if started {
-        eprintln!("qcc: started a proxy for '{name}' in the background (pid {}, {})", info.pid, info.base_url());
+        eprintln!("qcc: started a proxy for '{name}' in the background (pid {}, {base})", info.pid);
     }
     if fish {
         println!("set -e {UNSET};");
     } else {
         println!("unset {UNSET}");
     }
-    for (k, v) in proxy_env(home, &info.base_url()) {
+    for (k, v) in proxy_env(home, &base) {
         let v = format!("'{}'", v.replace('\'', r"'\''"));
         if fish {
             println!("set -gx {k} {v};");

@@ -225,6 +225,7 @@ impl EventLoop {
             access_log: settings.access_log.clone(),
             keys: keys_path,
             keys_seen,
+            also: Vec::new(),
         };
         let disk =
             shared::disk::Disk::start(paths, waker.clone()).map_err(|e| Error::io("starting the disk thread", e))?;

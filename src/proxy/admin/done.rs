@@ -19,6 +19,20 @@ impl EventLoop {
             match done {
                 Done::Saved { path, result } => self.sh.on_saved(path, result),
                 Done::Keys(result) => self.on_keys(result),
+                // A cluster a request's URL named, loaded (or not): that request goes on.
+                Done::Loaded { edit: Edit::Serve(_), asker, result } => {
+                    let error = match *result {
+                        Ok(fresh) => {
+                            self.apply_reload(fresh, now);
+                            None
+                        }
+                        Err(e) => Some(e),
+                    };
+                    if let Some(ck) = asker {
+                        self.with_conn(ck, now, |conn| conn.named_loaded(error, now));
+                        self.drive(ck, now);
+                    }
+                }
                 Done::Loaded { edit, asker, result } => {
                     // A learned rule's write came back (done or refused): one fewer on its way.
                     if let Edit::Set { which, change } = &edit {

@@ -147,6 +147,7 @@ pub fn log_edit(edit: &Edit, outcome: &Value) {
         }
         Edit::Remove { which } => format!("endpoint {} removed", crate::mask::clean(which)),
         Edit::Cluster { .. } => "cluster rules changed".into(),
+        Edit::Serve(name) => format!("cluster '{name}' served too (a request named it)"),
         Edit::Key(KeyEdit::Add { name, .. }) => format!("client key '{name}' added"),
         Edit::Key(KeyEdit::Set { name, .. }) => format!("client key '{name}' changed"),
         Edit::Key(KeyEdit::Revoke { name }) => format!("client key '{name}' revoked"),

@@ -20,6 +20,7 @@ impl Shared {
         head: &mut crate::http::RequestHead,
         peer: std::net::SocketAddr,
         page: bool,
+        cluster: Option<&str>,
         now: Instant,
     ) -> Result<Caller, (u16, String)> {
         let required = self.settings.access_key.is_some() || self.keys.defined() || !self.addr.ip().is_loopback();
@@ -27,7 +28,8 @@ impl Shared {
             return Ok(Caller::Anyone);
         }
         let today = self.usage_day_no();
-        let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, &self.clusters[0].name);
+        let cluster = cluster.unwrap_or(&self.clusters[0].name);
+        let who = self.keys.identify(head, self.settings.access_key.as_deref(), today, cluster);
         match who {
             // A valid key is never refused by the wrong-key lockout: a scraper or a page opened
             // without a key on the same address must not lock its owner out.

@@ -119,6 +119,8 @@ impl Conn<'_> {
                 return;
             }
         };
+        // A cluster its URL names (`/c/NAME`): the prefix comes off the target first.
+        let named = crate::proxy::client::named::take_cluster(&mut head);
         // Where the request goes, decided once from its method and target (the access check
         // below only takes the key header out of the head).
         let (method, target) = (head.method_bytes(), head.target_bytes());
@@ -133,7 +135,7 @@ impl Conn<'_> {
         let peer = self.c.peer;
         let caller = match control {
             true => Ok(Caller::AccessKey),
-            false => self.sh.authenticate(&mut head, peer, page, now),
+            false => self.sh.authenticate(&mut head, peer, page, named.as_deref(), now),
         };
         let caller = match caller {
             Ok(caller) => caller,
@@ -209,7 +211,12 @@ impl Conn<'_> {
             skipped: Vec::new(),
             learned: 0,
             again: None,
+            by_name: false,
+            load: Load::No,
         }));
+        if let (Some(name), ClientPhase::Exchange(ex)) = (named, &mut self.c.phase) {
+            crate::proxy::client::named::place(self.sh, ex, name);
+        }
         // Within its key's limits, the first attempt starts in pump_exchange, once the body bytes
         // already read are in the exchange: a small request then goes upstream in one write.
         let refused = match &mut self.c.phase {
@@ -236,7 +243,7 @@ impl Conn<'_> {
         // budgets need its estimate (`reserve.rs`), or it names a model (a tag on it, `[1m]`,
         // never goes upstream: `scan/mapping.rs`).
         let first = match &self.c.phase {
-            ClientPhase::Exchange(ex) if ex.attempts == 0 => {
+            ClientPhase::Exchange(ex) if ex.attempts == 0 && !matches!(ex.load, Load::Asked(_)) => {
                 let budgeted = ex.key.as_ref().is_some_and(|t| t.budgeted);
                 let model = ex.api && ex.head.method_bytes() == b"POST";
                 ex.body_tracker.is_done() || !(budgeted || model || rewrites_bodies(self.sh))

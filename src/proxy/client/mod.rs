@@ -4,6 +4,7 @@ pub(crate) mod budget;
 pub(crate) mod conn;
 pub(crate) mod exchange;
 pub(crate) mod lifecycle;
+pub(crate) mod named;
 pub(crate) mod read;
 pub(crate) mod reply;
 pub(crate) mod reserve;

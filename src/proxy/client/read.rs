@@ -27,9 +27,11 @@ impl Shared {
             fields: rules,
         };
         let main = &self.clusters[0];
-        if want != Want::default() || !main.routes.is_empty() {
+        // (A request whose URL named its cluster takes no route of the started one.)
+        let routes: &[crate::store::routes::Route] = if ex.by_name { &[] } else { &main.routes };
+        if want != Want::default() || !routes.is_empty() {
             let Exchange { facts, body, .. } = ex;
-            facts.look(&main.routes, body, want);
+            facts.look(routes, body, want);
             if let Some(n) = facts.route() {
                 let c = main.targets[n];
                 (ex.cluster, ex.reach) = (c, self.clusters[c].reach);

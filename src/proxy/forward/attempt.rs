@@ -36,6 +36,9 @@ impl Conn<'_> {
 
     /// Pick an endpoint and start a new attempt (or answer 503 when there is none).
     pub(in crate::proxy) fn start_attempt(&mut self, now: Instant) {
+        if self.load_named() {
+            return; // its cluster (named by its URL) is being loaded: `named_loaded` goes on
+        }
         let ClientPhase::Exchange(ex) = &mut self.c.phase else {
             return;
         };

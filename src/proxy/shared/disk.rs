@@ -41,6 +41,9 @@ pub enum Edit {
     Cluster { retry_on: Option<crate::store::cluster::RetryOn>, strategy: Option<crate::store::cluster::Strategy> },
     /// `qcc key add|set|revoke`.
     Key(KeyEdit),
+    /// Serve this cluster of the config too, with its fallbacks, from now on: a request named it
+    /// in its URL (`client/named.rs`). Nothing is written.
+    Serve(String),
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +139,8 @@ pub struct Paths {
     /// `$QCC_HOME/keys.json`, watched, and how it was when the loop read it at start.
     pub keys: PathBuf,
     pub keys_seen: Seen,
+    /// Clusters served because a request named them (`Edit::Serve`), read with every reload.
+    pub also: Vec<String>,
 }
 
 pub struct Disk {
@@ -154,7 +159,7 @@ pub struct Disk {
 }
 
 impl Disk {
-    pub fn start(paths: Paths, waker: Arc<Waker>) -> std::io::Result<Disk> {
+    pub fn start(mut paths: Paths, waker: Arc<Waker>) -> std::io::Result<Disk> {
         let (job_tx, job_rx) = channel::<Job>();
         let (done_tx, done_rx) = channel::<Done>();
         let (line_tx, line_rx) = sync_channel::<Vec<u8>>(HISTORY_QUEUE);
@@ -202,6 +207,11 @@ impl Disk {
                         Some(Done::Saved { path: crate::store::priority::Priorities::path(&home), result })
                     }
                     Some(Job::Load { edit, asker }) => {
+                        if let Edit::Serve(name) = &edit {
+                            if !paths.also.contains(name) {
+                                paths.also.push(name.clone());
+                            }
+                        }
                         let result = Box::new(load(&paths, &edit));
                         Some(Done::Loaded { edit, asker, result })
                     }
@@ -380,6 +390,10 @@ fn make_edit(paths: &Paths, edit: &Edit) -> crate::error::Result<serde_json::Val
     let cluster = paths.cluster.as_str();
     match edit {
         Edit::None => return Ok(serde_json::Value::Null),
+        Edit::Serve(name) => {
+            ConfigFile::load(&paths.config)?.cluster(name)?; // one line naming what is wrong
+            return Ok(json!({"cluster": name}));
+        }
         Edit::Key(k) => {
             let (mut file, _lock) = crate::store::keys::KeyFile::edit(&paths.keys)?;
             let out = match k {
@@ -454,7 +468,16 @@ fn read_cluster(paths: &Paths) -> Result<Fresh, String> {
     for why in &served.skipped {
         log::warn!("{why}");
     }
-    let clusters = served.clusters;
+    let mut clusters = served.clusters;
+    // The clusters requests named, each with its chain, while there is room.
+    for name in &paths.also {
+        let Ok(more) = crate::store::served::served(&file, name, None) else { continue };
+        for c in more.clusters {
+            if !clusters.iter().any(|have| have.name == c.name) && clusters.len() < crate::store::served::MAX_SERVED {
+                clusters.push(c);
+            }
+        }
+    }
     let prices = file.prices().map_err(|e| e.to_string())?;
     let notify_urls = file.notify_urls().map_err(|e| e.to_string())?;
     // CA files are read again (they may have been renewed); endpoints share configs.

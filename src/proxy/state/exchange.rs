@@ -280,6 +280,21 @@ pub struct Exchange {
     /// endpoint that refused (`again`), without counting against its attempts.
     pub learned: u8,
     pub again: Option<usize>,
+    /// Its URL named its cluster (`/c/NAME`, `client/named.rs`): the started cluster's routes do
+    /// not apply; `load`: that cluster is not served yet (loaded before its first attempt).
+    pub by_name: bool,
+    pub load: Load,
+}
+
+/// A cluster a request's URL named and the proxy does not serve yet.
+#[derive(Debug, Default)]
+pub enum Load {
+    #[default]
+    No,
+    /// To be asked of the disk thread at the first attempt.
+    Wanted(String),
+    /// Asked: the request waits for it (`Conn::named_loaded`).
+    Asked(String),
 }
 
 impl Exchange {

@@ -1,0 +1,99 @@
+//! One proxy for every terminal (issue 51, item 1): a proxy started for one cluster serves any
+//! cluster of the config at `/c/NAME`, loading it on demand; `qcc env` and `qcc use` hand that URL
+//! out; keys and the places that say which cluster served hold for it — through the binary.
+
+use std::time::Duration;
+
+use crate::support::mock::{MockUpstream, Mode};
+use crate::support::{request, stderr, stdout, wait_until, Proxy, TempHome};
+
+fn reply(model: &str) -> Mode {
+    Mode::Json {
+        status: 200,
+        body: format!(
+            r#"{{"id":"msg_1","type":"message","role":"assistant","model":"{model}","content":[{{"type":"text","text":"hi"}}],"stop_reason":"end_turn","usage":{{"input_tokens":10,"output_tokens":2}}}}"#
+        ),
+    }
+}
+
+fn ok(home: &TempHome, args: &[&str]) -> String {
+    let out = home.run(args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn post(proxy: &Proxy, path: &str, key: Option<&str>) -> crate::support::Response {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(k) = key {
+        headers.push(("x-api-key", k));
+    }
+    request(proxy.addr, "POST", path, &headers, br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[]}"#)
+}
+
+#[test]
+fn a_proxy_for_one_cluster_serves_any_other_at_its_path() {
+    let work = MockUpstream::start(reply("work-model"));
+    let glm = MockUpstream::start(reply("glm-model"));
+    let home = TempHome::new();
+    ok(&home, &["endpoint", "add", "work", "--url", &work.url(), "--key", "sk-work-000000000", "--name", "w"]);
+    ok(&home, &["endpoint", "add", "glm", "--url", &glm.url(), "--key", "sk-glm-0000000000", "--name", "g"]);
+    let log = home.path("access.jsonl");
+    let proxy = Proxy::start(&home, &["--cluster", "work", "--access-log", log.to_str().expect("path")]);
+    assert_eq!(proxy.status()["clusters"].as_array().map(Vec::len), Some(1), "only 'work' at start");
+
+    // Not served yet: loaded on demand; the upstream never sees the prefix.
+    let r = post(&proxy, "/c/glm/v1/messages?beta=true", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-qcc-cluster"), Some("glm"));
+    assert_eq!(glm.requests().last().expect("sent").path, "/v1/messages?beta=true");
+    assert!(proxy.log().contains("cluster 'glm' asked for by URL"), "{}", proxy.log());
+    // Served now; the started cluster as before, by its own path or by name.
+    assert_eq!(post(&proxy, "/c/glm/v1/messages", None).header("x-qcc-cluster"), Some("glm"));
+    assert_eq!(post(&proxy, "/v1/messages", None).header("x-qcc-cluster"), Some("work"));
+    assert_eq!(post(&proxy, "/c/work/v1/messages", None).header("x-qcc-cluster"), Some("work"));
+    assert_eq!((glm.requests().len(), work.requests().len()), (2, 2));
+    let clusters: Vec<String> = proxy.status()["clusters"]
+        .as_array()
+        .expect("clusters")
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(clusters.contains(&"glm".to_string()), "{clusters:?}");
+    // A cluster the config does not have: a 404 that names it; nothing sent anywhere.
+    let r = post(&proxy, "/c/nope/v1/messages", None);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("nope"), "{}", r.text());
+    assert_eq!((glm.requests().len(), work.requests().len()), (2, 2));
+    // The history says which cluster served.
+    assert!(wait_until(Duration::from_secs(3), || std::fs::read_to_string(&log).is_ok_and(|l| l
+        .lines()
+        .filter(|l| l.contains("\"cluster\":\"glm\""))
+        .count()
+        >= 2)));
+
+    // The CLI hands that URL out while the proxy for 'work' runs.
+    let env = ok(&home, &["env", "--cluster", "glm"]);
+    assert!(env.contains(&format!("ANTHROPIC_BASE_URL='{}/c/glm'", proxy.url())), "{env}");
+    let env = ok(&home, &["env", "--cluster", "work"]);
+    assert!(env.contains(&format!("ANTHROPIC_BASE_URL='{}'", proxy.url())), "{env}");
+    let dry = ok(&home, &["use", "glm", "--dry-run"]);
+    assert!(dry.contains(&format!("serves 'glm' at {}/c/glm", proxy.url())), "{dry}");
+}
+
+/// Keys hold for a cluster named by URL: a key for 'glm' may use it there and nowhere else.
+#[test]
+fn a_key_for_one_cluster_is_held_to_it_at_its_path() {
+    let work = MockUpstream::start(reply("work-model"));
+    let glm = MockUpstream::start(reply("glm-model"));
+    let home = TempHome::new();
+    ok(&home, &["endpoint", "add", "work", "--url", &work.url(), "--key", "sk-work-000000000"]);
+    ok(&home, &["endpoint", "add", "glm", "--url", &glm.url(), "--key", "sk-glm-0000000000"]);
+    let bob = crate::keys::add_key(&home, "bob", &["--cluster", "glm"]);
+    let proxy = Proxy::start(&home, &["--cluster", "work"]);
+    assert_eq!(post(&proxy, "/c/glm/v1/messages", Some(&bob)).status, 200);
+    let r = post(&proxy, "/v1/messages", Some(&bob));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("key 'bob' is for cluster 'glm'"), "{}", r.text());
+    assert_eq!(post(&proxy, "/c/glm/v1/messages", None).status, 401, "access control as for any request");
+    assert_eq!(work.requests().len(), 0);
+}
