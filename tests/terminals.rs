@@ -97,3 +97,22 @@ fn a_key_for_one_cluster_is_held_to_it_at_its_path() {
     assert_eq!(post(&proxy, "/c/glm/v1/messages", None).status, 401, "access control as for any request");
     assert_eq!(work.requests().len(), 0);
 }
+
+/// Claude Code's start-up `HEAD /` (sent without a key) is never an endpoint failure: relayed as
+/// the endpoint answers it, it lowers no success rate and queues nothing.
+#[test]
+fn claude_codes_startup_head_is_not_an_endpoint_failure() {
+    let up = MockUpstream::start(Mode::Status { status: 401, retry_after: None });
+    let home = TempHome::new();
+    ok(&home, &["endpoint", "add", "work", "--url", &up.url(), "--key", "sk-work-000000000"]);
+    let proxy = Proxy::start(&home, &["--cluster", "work"]);
+    for _ in 0..3 {
+        let mut c = crate::support::Conn::connect(proxy.addr);
+        c.send(format!("HEAD / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", proxy.addr).as_bytes());
+        assert_eq!(c.read_head().0, 401, "the endpoint's answer, relayed");
+    }
+    let ep = &proxy.status()["endpoints"][0];
+    assert_eq!(ep["health"]["failed_requests"], 0, "{ep}");
+    assert_eq!(ep["health"]["success_rate"], 100.0, "{ep}");
+    assert_eq!(ep["in_failure_queue"], false, "{ep}");
+}
