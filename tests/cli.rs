@@ -394,3 +394,44 @@ fn an_unwritable_state_folder_says_who_should_make_it() {
     assert!(err.contains(&state_s) && err.contains("sudo install -d -o $(id -un) -m 0700"), "{err}");
     assert!(!state.join("cache.json").exists(), "nothing written");
 }
+
+/// Model maps, caps, routes and fallbacks are in the plain listings, not only in `--json`.
+#[test]
+fn plain_listings_show_maps_caps_routes_and_fallbacks() {
+    let home = TempHome::new();
+    let run = |args: &[&str]| {
+        let out = home.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    run(&[
+        "endpoint",
+        "add",
+        "work",
+        "--url",
+        "https://a.example",
+        "--key",
+        "sk-a-0000000000",
+        "--name",
+        "glm",
+        "--model-map",
+        "claude-*haiku*=glm-4.7",
+        "--model-map",
+        "claude-*=glm-5.2",
+        "--rpm",
+        "60",
+        "--concurrent",
+        "2",
+    ]);
+    run(&["endpoint", "add", "cheap", "--url", "https://b.example", "--key", "sk-b-0000000000"]);
+    run(&["cluster", "set", "work", "--fallback", "cheap"]);
+    run(&["route", "add", "work", "--model", "claude-*haiku*", "--to", "cheap"]);
+    let list = run(&["endpoint", "list", "work"]);
+    assert!(list.contains("model map: claude-*haiku*=glm-4.7, claude-*=glm-5.2"), "{list}");
+    assert!(list.contains("caps: rpm 60, concurrent 2"), "{list}");
+    for shown in [run(&["cluster", "show", "work"]), run(&["config", "list"])] {
+        assert!(shown.contains("fallback: cheap"), "{shown}");
+        assert!(shown.contains("route 1: model claude-*haiku* -> cheap"), "{shown}");
+        assert!(shown.contains("model map: claude-*haiku*=glm-4.7"), "{shown}");
+    }
+}

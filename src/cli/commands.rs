@@ -227,12 +227,39 @@ fn print_table(cluster: &ClusterConfig) {
             mask_key(&ep.api_key),
             crate::mask::clean(&ep.url.to_string())
         );
-        // What it is not sent, under its line: by hand or preset, and learned from its refusals.
+        // What else shapes what it gets, under its line: its model map, caps, and what it is not
+        // sent (by hand or preset, and learned from its refusals).
+        if !ep.model_map.is_empty() {
+            let map: Vec<String> = ep.model_map.iter().map(|r| format!("{}={}", r.pattern, r.model)).collect();
+            println!("{:<20}   model map: {}", "", crate::mask::clean(&map.join(", ")));
+        }
+        if let Some(caps) = caps_line(&ep.caps) {
+            println!("{:<20}   caps: {caps}", "");
+        }
         for (what, rules) in [("rules", &ep.rules), ("learned", &ep.learned)] {
             if !rules.is_empty() {
                 println!("{:<20}   {what}: {}", "", crate::mask::clean(&rules.describe()));
             }
         }
+    }
+}
+
+/// An endpoint's caps in words (`None`: it has none).
+fn caps_line(caps: &crate::store::cluster::Caps) -> Option<String> {
+    let parts: Vec<String> = [("rpm", caps.rpm), ("tpm", caps.tpm), ("concurrent", caps.concurrent.map(u64::from))]
+        .into_iter()
+        .filter_map(|(name, n)| n.map(|n| format!("{name} {n}")))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// A cluster's fallback chain and routes, a line each (the plain listings).
+fn print_chain(c: &ClusterConfig) {
+    if !c.fallback.is_empty() {
+        println!("fallback: {}", c.fallback.join(", then "));
+    }
+    for (n, r) in c.routes.iter().enumerate() {
+        println!("route {}: {} -> {}", n + 1, r.describe(), r.to);
     }
 }
 
@@ -279,6 +306,7 @@ pub fn config_list(json_out: bool) -> Result<()> {
     for (name, c) in &profiles {
         let mark = if Some(name) == default.as_ref() { " (default)" } else { "" };
         println!("\n{name}{mark}: {} endpoint(s)", c.endpoints.len());
+        print_chain(c);
         print_table(c);
     }
     Ok(())
@@ -343,12 +371,7 @@ pub fn cluster_show(name: &str, json_out: bool) -> Result<()> {
     println!("cluster '{name}'{}", if config.default_profile() == Some(name) { " (the default)" } else { "" });
     println!("strategy: {strategy}");
     println!("retry on: {}", codes.join(", "));
-    if !c.fallback.is_empty() {
-        println!("fallback: {}", c.fallback.join(", then "));
-    }
-    for (n, r) in c.routes.iter().enumerate() {
-        println!("route {}: {} -> {}", n + 1, r.describe(), r.to);
-    }
+    print_chain(&c);
     println!();
     print_table(&c);
     Ok(())
