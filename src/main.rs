@@ -134,6 +134,7 @@ fn run() -> Result<()> {
             proxy::run(settings)?
         }
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
+        Command::Dashboard { open } => control::dashboard(&home, open)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
         Command::ProxyLogs { lines, follow } => control::proxy_logs(&home, lines, follow)?,
         Command::ProxyUse { cluster, host, port } => cli::launch::proxy_use(&home, &cluster, host, port)?,

@@ -116,3 +116,35 @@ fn claude_codes_startup_head_is_not_an_endpoint_failure() {
     assert_eq!(ep["health"]["success_rate"], 100.0, "{ep}");
     assert_eq!(ep["in_failure_queue"], false, "{ep}");
 }
+
+/// `qcc dashboard`: the page's address and how to sign in, never a key in the URL; exit 3 with
+/// no proxy.
+#[test]
+fn the_dashboard_command_says_where_and_how_to_sign_in() {
+    let up = MockUpstream::start(reply("m"));
+    let home = TempHome::new();
+    ok(&home, &["endpoint", "add", "work", "--url", &up.url(), "--key", "sk-work-000000000"]);
+    let none = home.run(&["dashboard"]);
+    assert_eq!(none.status.code(), Some(3), "{}", stderr(&none));
+    let proxy = Proxy::start(&home, &["--cluster", "work"]);
+    let said = ok(&home, &["dashboard"]);
+    assert!(said.starts_with(&format!("{}/_qcc/\n", proxy.url())), "{said}");
+    assert!(said.contains("no sign-in"), "{said}");
+    drop(proxy);
+    let alice = crate::keys::add_key(&home, "alice", &["--admin"]);
+    let proxy = Proxy::start(&home, &["--cluster", "work"]);
+    let said = ok(&home, &["dashboard"]);
+    assert!(said.contains("sign in: the page asks for a key once; give it an admin client key"), "{said}");
+    assert!(!said.contains(&alice) && !said.contains("qcc-"), "no key shown: {said}");
+    // --open with no browser here: said, and still the address.
+    let out = home
+        .qcc()
+        .args(["dashboard", "--open"])
+        .env("BROWSER", "/nonexistent-browser")
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(stdout(&out).starts_with(&format!("{}/_qcc/", proxy.url())));
+    assert!(stderr(&out).contains("no browser could be started"), "{}", stderr(&out));
+}

@@ -31,6 +31,10 @@ pub enum Command {
     Presets {
         json: bool,
     },
+    /// `qcc dashboard [--open]`.
+    Dashboard {
+        open: bool,
+    },
     EndpointAdd {
         cluster: String,
         new: crate::store::config::NewEndpoint,

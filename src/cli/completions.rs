@@ -23,6 +23,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("remove", &["--yes", "--force"]),
     ("uninstall", &["--yes"]),
     ("presets", &["--json"]),
+    ("dashboard", &["--open"]),
     ("status", &["--json"]),
     ("usage", &["--json", "--days", "--by"]),
     (

@@ -12,6 +12,7 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         "default" | "config list" => return Some(own(HELP_CONFIG)),
         "completions" => HELP_COMPLETIONS,
         "presets" => HELP_PRESETS,
+        "dashboard" => HELP_DASHBOARD,
         "endpoint" | "endpoint add" | "endpoint list" | "endpoint remove" | "endpoint enable" | "endpoint disable"
         | "endpoint set" => HELP_ENDPOINT,
         "config" => HELP_CONFIG,
@@ -87,6 +88,7 @@ CLUSTERS AND THE PROXY:
     endpoint set CLUSTER ID [--priority N] [...]     change an endpoint's fields
     proxy start [-d] [--cluster NAME] [...]          run the proxy (-d: in the background)
     proxy status [--json]                            the running proxy: requests, health, queue
+    dashboard [--open]                               the page's address and how to sign in
     proxy stop [--timeout SECS]                      stop the running proxy (SIGTERM, drain)
     proxy reload                                     re-read the served cluster now
     proxy logs [-n N] [-f]                           show (or follow) the proxy log
@@ -406,6 +408,15 @@ USAGE:
                                  the last N (default 20) failures, probes, recoveries, reloads
     qcc health config [--json]   the running proxy's effective intervals and limits
 Exit code 3 when no proxy is running (except queue clear and health test).
+";
+
+const HELP_DASHBOARD: &str = "\
+qcc dashboard [--open]
+    Prints the running proxy's page (BASE/_qcc/) and how to sign in: with an access key or
+    client keys the page asks for a key once (the access key, or an admin client key); without,
+    it works for anyone on this machine. A key is never put in the address. --open starts a
+    browser on it ($BROWSER, xdg-open or open) when one can be started. Exit code 3 when no
+    proxy runs.
 ";
 
 const HELP_ENV: &str = "\

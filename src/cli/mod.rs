@@ -52,6 +52,7 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         "logs",
         "uninstall",
         "presets",
+        "dashboard",
     ];
     if !singles.contains(&group) {
         return Ok(None);
@@ -123,6 +124,7 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         "status" => Command::Status { json: args.contains("--json") },
         "uninstall" => Command::Uninstall { yes: args.contains(["-y", "--yes"]) },
         "presets" => Command::Presets { json: args.contains("--json") },
+        "dashboard" => Command::Dashboard { open: args.contains("--open") },
         "default" => Command::Default { name: positional(args, "a profile NAME", group)? },
         "usage" => {
             let json = args.contains("--json");
