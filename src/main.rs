@@ -135,6 +135,7 @@ fn run() -> Result<()> {
         }
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
         Command::Dashboard { open } => control::dashboard(&home, open)?,
+        Command::Statusline { install, uninstall } => cli::statusline::run(&home, install, uninstall)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
         Command::ProxyLogs { lines, follow } => control::proxy_logs(&home, lines, follow)?,
         Command::ProxyUse { cluster, host, port } => cli::launch::proxy_use(&home, &cluster, host, port)?,

@@ -148,3 +148,74 @@ fn the_dashboard_command_says_where_and_how_to_sign_in() {
     assert!(stdout(&out).starts_with(&format!("{}/_qcc/", proxy.url())));
     assert!(stderr(&out).contains("no browser could be started"), "{}", stderr(&out));
 }
+
+/// `qcc statusline`: Claude Code's session JSON on stdin, one line from the running proxy; with
+/// no proxy an honest line; `--install`/`--uninstall` keep the rest of settings.json.
+#[test]
+fn the_status_line_says_who_answered_the_session_and_what_is_left() {
+    use std::io::Write;
+    let up = MockUpstream::start(reply("glm-4.6"));
+    let home = TempHome::new();
+    ok(
+        &home,
+        &[
+            "endpoint",
+            "add",
+            "work",
+            "--url",
+            &up.url(),
+            "--key",
+            "sk-work-000000000",
+            "--name",
+            "glm",
+            "--model-map",
+            "claude-*=glm-4.6",
+        ],
+    );
+    let status_line = |input: &str| {
+        let mut child = home
+            .qcc()
+            .arg("statusline")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success());
+        stdout(&out).trim().to_string()
+    };
+    let session = "6c850c7d-0b28-40d2-82e7-b33b5011c85e";
+    let input = format!(
+        r#"{{"session_id":"{session}","model":{{"id":"claude-opus-4-8"}},"workspace":{{"current_dir":"/x"}}}}"#
+    );
+    assert_eq!(status_line(&input), "qcc: no proxy running here");
+    let bob = crate::keys::add_key(&home, "bob", &["--daily-usd", "5"]);
+    let proxy = Proxy::start(&home, &["--cluster", "work"]);
+    assert_eq!(status_line(&input), "qcc work · no request yet");
+    let r = request(
+        proxy.addr,
+        "POST",
+        "/v1/messages",
+        &[("content-type", "application/json"), ("x-api-key", &bob), ("x-claude-code-session-id", session)],
+        br#"{"model":"claude-opus-4-8","max_tokens":8,"messages":[]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let line = status_line(&input);
+    assert!(line.starts_with("qcc work → glm · glm-4.6 · 12 tokens $"), "{line}");
+    assert!(line.ends_with(" · bob $5.00 left"), "{line}");
+
+    // Installed into settings.json beside what is there, and taken out again.
+    let settings = home.path(".claude/settings.json");
+    let settings = std::path::Path::new(&settings);
+    std::fs::create_dir_all(settings.parent().expect("dir")).expect("mkdir");
+    std::fs::write(settings, br#"{"theme": "dark"}"#).expect("write");
+    ok(&home, &["statusline", "--install"]);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(settings).expect("read")).expect("JSON");
+    assert_eq!(v["theme"], "dark");
+    assert_eq!(v["statusLine"]["type"], "command");
+    assert!(v["statusLine"]["command"].as_str().is_some_and(|c| c.ends_with("qcc statusline")), "{v}");
+    ok(&home, &["statusline", "--uninstall"]);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(settings).expect("read")).expect("JSON");
+    assert!(v.get("statusLine").is_none() && v["theme"] == "dark", "{v}");
+}

@@ -32,6 +32,29 @@ pub enum Credential {
 /// (`Credential`), and `apiKeyHelper`. For the proxy, `key` is "proxy-managed" unless the proxy
 /// requires a key.
 pub fn write_env(base_url: &str, key: &str, credential: Credential) -> Result<PathBuf> {
+    edit_settings(|obj, path| {
+        let env = obj.entry("env").or_insert_with(|| Value::Object(Map::new()));
+        let Some(env) = env.as_object_mut() else {
+            return Err(Error::BadFile { path: path.to_path_buf(), problem: "\"env\" is not a JSON object".into() });
+        };
+        env.insert("ANTHROPIC_BASE_URL".into(), Value::String(base_url.into()));
+        match credential {
+            Credential::BearerOnly => {
+                env.remove("ANTHROPIC_API_KEY");
+            }
+            Credential::Both => {
+                env.insert("ANTHROPIC_API_KEY".into(), Value::String(key.into()));
+            }
+        }
+        env.insert("ANTHROPIC_AUTH_TOKEN".into(), Value::String(key.into()));
+        obj.insert("apiKeyHelper".into(), Value::String(format!("echo {}", shell_quote(key))));
+        Ok(())
+    })
+}
+
+/// Claude Code's settings.json changed by `edit` (everything else kept), written whole (a temp
+/// file, fsync, rename); what it was before qcc first changed it is kept for `proxy unuse`.
+pub fn edit_settings(edit: impl FnOnce(&mut Map<String, Value>, &std::path::Path) -> Result<()>) -> Result<PathBuf> {
     let path = settings_path();
     // A new file starts as the Python package started it.
     let fresh = || serde_json::json!({"env": {}, "permissions": {"allow": [], "deny": []}});
@@ -45,21 +68,7 @@ pub fn write_env(base_url: &str, key: &str, credential: Credential) -> Result<Pa
     let Some(obj) = root.as_object_mut() else {
         return Err(Error::BadFile { path, problem: "not a JSON object".into() });
     };
-    let env = obj.entry("env").or_insert_with(|| Value::Object(Map::new()));
-    let Some(env) = env.as_object_mut() else {
-        return Err(Error::BadFile { path, problem: "\"env\" is not a JSON object".into() });
-    };
-    env.insert("ANTHROPIC_BASE_URL".into(), Value::String(base_url.into()));
-    match credential {
-        Credential::BearerOnly => {
-            env.remove("ANTHROPIC_API_KEY");
-        }
-        Credential::Both => {
-            env.insert("ANTHROPIC_API_KEY".into(), Value::String(key.into()));
-        }
-    }
-    env.insert("ANTHROPIC_AUTH_TOKEN".into(), Value::String(key.into()));
-    obj.insert("apiKeyHelper".into(), Value::String(format!("echo {}", shell_quote(key))));
+    edit(obj, &path)?;
     let mut bytes = serde_json::to_vec_pretty(&root).map_err(|e| Error::Failed(e.to_string()))?;
     bytes.push(b'\n');
     keep_before(&path)?;

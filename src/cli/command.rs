@@ -31,6 +31,11 @@ pub enum Command {
     Presets {
         json: bool,
     },
+    /// `qcc statusline [--install|--uninstall]`.
+    Statusline {
+        install: bool,
+        uninstall: bool,
+    },
     /// `qcc dashboard [--open]`.
     Dashboard {
         open: bool,

@@ -24,6 +24,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("uninstall", &["--yes"]),
     ("presets", &["--json"]),
     ("dashboard", &["--open"]),
+    ("statusline", &["--install", "--uninstall"]),
     ("status", &["--json"]),
     ("usage", &["--json", "--days", "--by"]),
     (

@@ -126,6 +126,11 @@ pub fn usage_live(home: &Path, days: usize) -> Option<crate::store::usage::Usage
     serde_json::from_value(v).ok()
 }
 
+/// What the running proxy knows of a Claude Code session (`qcc statusline`).
+pub fn session(home: &Path, id: &str) -> Result<Value> {
+    Ok(call(home, "GET", &format!("/_qcc/session?id={id}"))?.1)
+}
+
 /// The running proxy's status document.
 pub fn status_json(home: &Path) -> Result<Value> {
     Ok(call(home, "GET", "/_qcc/status")?.1)

@@ -13,6 +13,7 @@ pub fn help(topic: &str) -> Option<std::borrow::Cow<'static, str>> {
         "completions" => HELP_COMPLETIONS,
         "presets" => HELP_PRESETS,
         "dashboard" => HELP_DASHBOARD,
+        "statusline" => HELP_STATUSLINE,
         "endpoint" | "endpoint add" | "endpoint list" | "endpoint remove" | "endpoint enable" | "endpoint disable"
         | "endpoint set" => HELP_ENDPOINT,
         "config" => HELP_CONFIG,
@@ -89,6 +90,7 @@ CLUSTERS AND THE PROXY:
     proxy start [-d] [--cluster NAME] [...]          run the proxy (-d: in the background)
     proxy status [--json]                            the running proxy: requests, health, queue
     dashboard [--open]                               the page's address and how to sign in
+    statusline [--install|--uninstall]               a status line for Claude Code (its statusLine)
     proxy stop [--timeout SECS]                      stop the running proxy (SIGTERM, drain)
     proxy reload                                     re-read the served cluster now
     proxy logs [-n N] [-f]                           show (or follow) the proxy log
@@ -417,6 +419,17 @@ qcc dashboard [--open]
     it works for anyone on this machine. A key is never put in the address. --open starts a
     browser on it ($BROWSER, xdg-open or open) when one can be started. Exit code 3 when no
     proxy runs.
+";
+
+const HELP_STATUSLINE: &str = "\
+qcc statusline [--install | --uninstall]
+    For Claude Code's statusLine setting: reads the JSON Claude Code passes on stdin (its
+    session_id) and prints one line about that session from the running proxy: the cluster and
+    endpoint that answered it last, the model they were sent, its tokens and cost today, and,
+    with a client key that has a daily budget, what is left of it. With no proxy it says so.
+    One loopback request; nothing is written.
+      --install     write statusLine into Claude Code's settings.json (everything else kept)
+      --uninstall   take qcc's statusLine out again
 ";
 
 const HELP_ENV: &str = "\

@@ -21,6 +21,7 @@ pub mod profiles;
 pub mod proxy_start;
 pub mod routes;
 pub mod service;
+pub mod statusline;
 pub mod sync;
 pub mod uninstall;
 pub mod usage;
@@ -53,6 +54,7 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         "uninstall",
         "presets",
         "dashboard",
+        "statusline",
     ];
     if !singles.contains(&group) {
         return Ok(None);
@@ -125,6 +127,9 @@ fn parse_single(group: &str, help: bool, args: &mut Arguments) -> Result<Option<
         "uninstall" => Command::Uninstall { yes: args.contains(["-y", "--yes"]) },
         "presets" => Command::Presets { json: args.contains("--json") },
         "dashboard" => Command::Dashboard { open: args.contains("--open") },
+        "statusline" => {
+            Command::Statusline { install: args.contains("--install"), uninstall: args.contains("--uninstall") }
+        }
         "default" => Command::Default { name: positional(args, "a profile NAME", group)? },
         "usage" => {
             let json = args.contains("--json");

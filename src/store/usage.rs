@@ -268,6 +268,11 @@ impl UsageBook {
     }
 
     /// Client key `name`'s counts on `day`.
+    /// A session's counts on `day` (by its id as charged), if it has any.
+    pub fn session_day(&self, day: &str, session: &str) -> Option<SessionCounts> {
+        self.sessions.get(day).and_then(|d| d.get(session)).cloned()
+    }
+
     pub fn key_day(&self, day: &str, name: &str) -> KeyCounts {
         self.keys.get(day).and_then(|d| d.get(name)).copied().unwrap_or_default()
     }

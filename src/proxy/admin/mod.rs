@@ -17,4 +17,5 @@ pub(crate) mod persist;
 pub(crate) mod query;
 pub(crate) mod reload;
 pub(crate) mod routes;
+pub(crate) mod session;
 pub(crate) mod status;

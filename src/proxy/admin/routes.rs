@@ -84,6 +84,7 @@ impl EventLoop {
             }
             ("GET", "/_qcc/status") => (200, self.sh.status_json(&self.conns(), now)),
             ("GET", "/_qcc/recent") => (200, self.sh.recent.to_json()),
+            ("GET", "/_qcc/session") => (200, self.sh.session_json(&param("id").unwrap_or_default())),
             ("GET", "/_qcc/usage") => {
                 // What `qcc usage` shows while the proxy runs: counted up to the last answer.
                 let n =
@@ -172,8 +173,8 @@ impl EventLoop {
             }
             (
                 _,
-                "/_qcc/status" | "/_qcc/history" | "/_qcc/recent" | "/_qcc/usage" | "/_qcc/logs" | "/_qcc/queue/clear"
-                | "/_qcc/reload" | "/_qcc/probe" | "/_qcc/endpoint" | "/_qcc/",
+                "/_qcc/status" | "/_qcc/history" | "/_qcc/recent" | "/_qcc/session" | "/_qcc/usage" | "/_qcc/logs"
+                | "/_qcc/queue/clear" | "/_qcc/reload" | "/_qcc/probe" | "/_qcc/endpoint" | "/_qcc/",
             ) => (
                 405,
                 json!({"type": "error", "error": {"type": "invalid_request_error", "message": "method not allowed"}}),

@@ -309,6 +309,11 @@ impl Recent {
         self.requests.push_back(r);
     }
 
+    /// The newest record that `f` takes.
+    pub fn newest(&self, f: impl Fn(&Record) -> bool) -> Option<&Record> {
+        self.requests.iter().rev().find(|r| f(r))
+    }
+
     /// `{"requests": [newest first], "rps": [300 counts, oldest first, ending now]}`.
     pub fn to_json(&self) -> Value {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
