@@ -435,3 +435,87 @@ fn plain_listings_show_maps_caps_routes_and_fallbacks() {
         assert!(shown.contains("model map: claude-*haiku*=glm-4.7"), "{shown}");
     }
 }
+
+/// Presets that ask: a provider that serves no model by Claude Code's names is refused without
+/// `--model-map` (off a terminal), offers its `/models` to pick from on one; the plain presets
+/// table shows key pages and notes; OpenAI-format URLs that look wrong get a hint; and a probe
+/// refused for its model suggests `--model-map` with the URL it tried.
+#[test]
+fn presets_that_need_a_model_ask_for_one() {
+    use crate::support::mock::{MockUpstream, Mode};
+    let home = TempHome::new();
+    let out = home.run(&["endpoint", "add", "local", "--preset", "ollama", "--key", "x"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("preset 'ollama' needs its model named") && err.contains("--model-map 'claude-*=qwen3-coder'"),
+        "{err}"
+    );
+    assert!(!home.config().exists() || !std::fs::read_to_string(home.config()).unwrap_or_default().contains("11434"));
+    let out =
+        home.run(&["endpoint", "add", "local", "--preset", "ollama", "--key", "x", "--model-map", "claude-*=llama3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let presets = stdout(&home.run(&["presets"]));
+    assert!(presets.contains("keys: https://openrouter.ai/settings/keys"), "{presets}");
+    assert!(presets.contains("note: any --key (Ollama ignores it)"), "{presets}");
+
+    // On a terminal (script(1) gives it one): the provider's models to pick from.
+    let models = MockUpstream::start(Mode::Json {
+        status: 200,
+        body: r#"{"object":"list","data":[{"id":"qwen3-coder"},{"id":"llama3.3"}]}"#.into(),
+    });
+    let qcc = env!("CARGO_BIN_EXE_qcc");
+    let cmd = format!("{qcc} endpoint add picked --preset ollama --url {}/v1 --key x", models.url());
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("QCC_HOME", home.home())
+        .env("QCC_CONFIG", home.config())
+        .env("HOME", home.path(""));
+    let mut proc =
+        script.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().expect("script(1)");
+    {
+        use std::io::Write;
+        let mut stdin = proc.stdin.take().expect("stdin");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stdin.write_all(b"2\n").expect("answer");
+    }
+    let child = proc.wait_with_output().expect("wait");
+    let said = String::from_utf8_lossy(&child.stdout).to_string();
+    assert!(child.status.success(), "{said}");
+    assert!(said.contains("llama3.3"), "{said}");
+    assert_eq!(models.requests()[0].path, "/v1/models");
+    let list = stdout(&home.run(&["endpoint", "list", "picked", "--json"]));
+    assert!(list.contains("\"claude-*\"") && list.contains("\"llama3.3\""), "{list}");
+
+    // Hints for OpenAI-format URLs.
+    let out = home.run(&[
+        "endpoint",
+        "add",
+        "o",
+        "--url",
+        "http://127.0.0.1:9/v1/messages",
+        "--format",
+        "openai",
+        "--key",
+        "k",
+    ]);
+    assert!(stderr(&out).contains("is an Anthropic (Messages) path"), "{}", stderr(&out));
+    let out =
+        home.run(&["endpoint", "add", "o", "--url", "http://127.0.0.1:9/api", "--format", "openai", "--key", "k"]);
+    assert!(stderr(&out).contains("usually end in /v1"), "{}", stderr(&out));
+
+    // A probe refused for its model: the fix is a model map, with the URL tried.
+    let up = MockUpstream::start(Mode::Json {
+        status: 404,
+        body: r#"{"type":"error","error":{"type":"not_found_error","message":"model: claude-x not found"}}"#.into(),
+    });
+    let out = home.run(&["endpoint", "add", "m", "--url", &up.url(), "--key", "sk-m-0000000000", "--name", "vendor"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = home.run(&["health", "test", "m"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("vendor does not know the model") && err.contains("/v1/messages"), "{err}");
+    assert!(err.contains("--model-map 'claude-*=MODEL'"), "{err}");
+}

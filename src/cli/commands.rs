@@ -33,6 +33,9 @@ pub fn endpoint_add(home: &std::path::Path, cluster: &str, mut new: NewEndpoint,
         if new.rules.add.is_empty() {
             new.rules.add = crate::store::rules::Rules::from_json(p.rules.as_ref(), "rules").map_err(Error::Invalid)?;
         }
+        if let (Some(example), true) = (&p.needs_model, new.model_map.is_empty()) {
+            new.model_map = vec![pick_model(&p.name, &new.base_url, &new.key, example)?];
+        }
         if new.format.format.is_none() && p.format != "anthropic" {
             new.format.format = Some(p.format.clone());
         }
@@ -78,6 +81,12 @@ pub fn presets(home: &std::path::Path, json_out: bool) -> Result<()> {
         let map: Vec<String> = p.model_map.iter().map(|[a, b]| format!("{a}={b}")).collect();
         let map = if map.is_empty() { "-".to_string() } else { map.join(", ") };
         println!("{:<14} {:<52} {:<44} {:<10} {map}", p.name, p.title, p.base_url, p.format);
+        if !p.key_url.is_empty() {
+            println!("{:<14} keys: {}", "", p.key_url);
+        }
+        if !p.note.is_empty() {
+            println!("{:<14} note: {}", "", p.note);
+        }
         if let Ok(rules) = crate::store::rules::Rules::from_json(p.rules.as_ref(), "rules") {
             if !rules.is_empty() {
                 println!("{:<14} rules: {} (source: {})", "", rules.describe(), p.rules_source);
@@ -91,6 +100,59 @@ pub fn presets(home: &std::path::Path, json_out: bool) -> Result<()> {
     Ok(())
 }
 
+/// A preset whose provider serves no model by Claude Code's names, added without `--model-map`:
+/// on a terminal, a pick from the provider's `/models`; otherwise (or when it has none to show)
+/// a refusal naming the flag and an example.
+fn pick_model(preset: &str, base: &str, key: &str, example: &str) -> Result<crate::store::models::ModelRule> {
+    let refuse = |why: &str| {
+        Error::Invalid(format!(
+            "preset '{preset}' needs its model named{why}: add --model-map 'claude-*=MODEL', \
+             for example --model-map 'claude-*={example}'"
+        ))
+    };
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if !terminal {
+        return Err(refuse(""));
+    }
+    let models = provider_models(base, key).map_err(|e| refuse(&format!(" ({base}/models: {e})")))?;
+    if models.is_empty() {
+        return Err(refuse(&format!(" ({base}/models lists none)")));
+    }
+    eprintln!("{base}/models offers:");
+    for (i, m) in models.iter().enumerate() {
+        eprintln!("  {:>3}  {}", i + 1, crate::mask::clean(m));
+    }
+    eprint!("Claude Code's requests go to which model? [1-{}] ", models.len());
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    let chosen = answer.trim().parse::<usize>().ok().and_then(|n| models.get(n.wrapping_sub(1)));
+    let Some(model) = chosen else { return Err(refuse(" (nothing picked)")) };
+    crate::store::models::ModelRule::parse(&format!("claude-*={model}")).map_err(Error::Invalid)
+}
+
+/// The model ids an OpenAI-compatible provider lists at `base/models` (at most 50).
+fn provider_models(base: &str, key: &str) -> std::result::Result<Vec<String>, String> {
+    let url = BaseUrl::parse(base)?;
+    let tls = match url.scheme {
+        crate::store::url::Scheme::Https => Some(crate::proxy::TlsConfigs::default().get(&[])?),
+        crate::store::url::Scheme::Http => None,
+    };
+    let host = url.host();
+    let request = format!(
+        "GET {}/models HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n",
+        url.path_prefix
+    );
+    let target =
+        super::client::Target { host: &url.host, port: url.port, tls, timeout: std::time::Duration::from_secs(10) };
+    let reply = super::client::send(&target, request.as_bytes(), 4 * 1024 * 1024)?;
+    if reply.status != 200 {
+        return Err(format!("HTTP {}", reply.status));
+    }
+    let v: Value = serde_json::from_slice(&reply.body).map_err(|e| format!("not JSON: {e}"))?;
+    let list = v["data"].as_array().or(v["models"].as_array()).ok_or("no model list")?;
+    Ok(list.iter().filter_map(|m| m["id"].as_str().or(m["name"].as_str())).take(50).map(str::to_string).collect())
+}
+
 /// Said about a base URL that is probably not what was meant: one ending in `/v1` (qcc appends
 /// `/v1/messages` itself), and plain http to another machine (the key crosses the network in
 /// clear text).
@@ -99,6 +161,16 @@ pub fn presets(home: &std::path::Path, json_out: bool) -> Result<()> {
 pub fn url_hints(url: &BaseUrl, openai: bool) {
     if openai && url.path_prefix.ends_with("/chat/completions") {
         eprintln!("qcc: hint: requests go to {url}/chat/completions; give the base URL without /chat/completions");
+    } else if openai && url.path_prefix.ends_with("/v1/messages") {
+        eprintln!(
+            "qcc: hint: {url} is an Anthropic (Messages) path; an OpenAI-compatible endpoint's base usually ends \
+             in /v1 (requests go to BASE/chat/completions), or drop --format openai"
+        );
+    } else if openai && !url.path_prefix.split('/').any(|p| p == "v1" || p.starts_with("v1") || p == "openai") {
+        eprintln!(
+            "qcc: hint: requests go to {url}/chat/completions; OpenAI-compatible bases usually end in /v1 \
+             (like http://127.0.0.1:11434/v1)"
+        );
     } else if !openai && url.path_prefix.ends_with("/v1") {
         eprintln!(
             "qcc: hint: the base URL ends in /v1, and requests go to {}/v1/messages; \

@@ -188,6 +188,11 @@ pub fn run(home: &Path, json_out: bool) -> Result<()> {
                             r.ok(&what, format!("answered in {} ms", v.latency_ms));
                         } else {
                             let fix = match v.status {
+                            _ if super::probe::model_unknown(v) => format!(
+                                "qcc endpoint set {c} {} --model-map 'claude-*=MODEL'   (it does not know the model; tried {})",
+                                ep.name,
+                                crate::mask::mask_url(&super::probe::probe_url(ep))
+                            ),
                             Some(401 | 403) => format!("qcc endpoint set {c} {} --key-file PATH   (the key was refused)", ep.name),
                             Some(_) => format!("qcc health test {c} {}   (the endpoint answered an error; check its URL and model)", ep.name),
                             None => format!("qcc endpoint set {c} {} --url URL   (it cannot be reached)", ep.name),

@@ -98,12 +98,38 @@ pub fn health_test(cluster: Option<&str>, id: Option<&str>, json_out: bool, mode
                 ep.url
             );
         }
+        for (ep, _) in eps.iter().zip(&verdicts).filter(|(_, v)| model_unknown(v)) {
+            eprintln!(
+                "qcc: hint: {} does not know the model it was asked for (at {}); name one it serves: \
+                 qcc endpoint set CLUSTER {} --model-map 'claude-*=MODEL'",
+                crate::mask::clean(&ep.name),
+                crate::mask::mask_url(&probe_url(ep)),
+                crate::mask::clean(&ep.name)
+            );
+        }
     }
     if verdicts.iter().all(ok) {
         Ok(())
     } else {
         Err(Error::Silent(1))
     }
+}
+
+/// A refusal that says the provider does not know the model asked for (so `--model-map` is the
+/// fix, not the key or the URL).
+pub fn model_unknown(v: &Verdict) -> bool {
+    let r = v.reason.to_ascii_lowercase();
+    v.status.is_some_and(|s| (400..500).contains(&s))
+        && r.contains("model")
+        && ["not found", "not exist", "unknown", "invalid", "not supported", "no such", "does not"]
+            .iter()
+            .any(|w| r.contains(w))
+}
+
+/// The URL a probe of `ep` went to (said beside a refusal).
+pub fn probe_url(ep: &EndpointConfig) -> String {
+    let path = crate::translate::upstream_path(&ep.format).unwrap_or("/v1/messages");
+    format!("{}{path}", ep.url)
 }
 
 fn probe(ep: &EndpointConfig, tls: Option<Arc<rustls::ClientConfig>>, model: &str) -> Verdict {

@@ -41,6 +41,10 @@ pub struct Preset {
     pub rules: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rules_source: String,
+    /// The provider serves no model by Claude Code's names: `endpoint add --preset` needs
+    /// `--model-map` (or, on a terminal, a pick from its `/models`). An example model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_model: Option<String>,
 }
 
 fn anthropic() -> String {
