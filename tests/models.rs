@@ -335,7 +335,17 @@ fn presets_fill_an_endpoint_and_the_users_file_adds_one() {
     assert!(eps[0].to_string().contains("glm-4.7"), "the preset's model map: {}", eps[0]);
     assert_eq!(eps[0]["format"], "anthropic");
     // A preset of an OpenAI-format provider adds an endpoint of that format.
-    let out = home.run(&["endpoint", "add", "c", "--preset", "ollama", "--key", "ollama"]);
+    let out = home.run(&[
+        "endpoint",
+        "add",
+        "c",
+        "--preset",
+        "ollama",
+        "--key",
+        "ollama",
+        "--model-map",
+        "claude-*=qwen3-coder",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let list = home.run(&["endpoint", "list", "c", "--json"]);
     let eps: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
