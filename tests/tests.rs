@@ -26,6 +26,7 @@ mod models;
 mod observe;
 mod openai;
 mod ops;
+mod passthrough;
 mod profiles;
 mod proxy;
 mod restart;

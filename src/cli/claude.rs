@@ -145,6 +145,9 @@ pub fn launch(env: &[(&str, String)], args: &[std::ffi::OsString]) -> Result<()>
     cmd.args(args);
     if env.iter().any(|(k, _)| *k == "ANTHROPIC_AUTH_TOKEN") {
         cmd.env_remove(UNSET); // one credential: no question about a custom key
+    } else {
+        // A pass-through cluster: Claude Code's own login, nothing in the environment over it.
+        cmd.env_remove(UNSET).env_remove("ANTHROPIC_AUTH_TOKEN");
     }
     for (k, v) in env {
         cmd.env(k, v);

@@ -264,7 +264,8 @@ fn endpoints_json(cluster: &ClusterConfig) -> Value {
                     "name": ep.name,
                     "id": ep.id,
                     "base_url": ep.url.to_string(),
-                    "api_key": mask_key(&ep.api_key),
+                    "api_key": shown_key(&ep.api_key),
+                    "pass_through": ep.api_key.is_empty(),
                     "priority": ep.priority,
                     "weight": ep.weight,
                     "enabled": ep.enabled,
@@ -296,7 +297,7 @@ fn print_table(cluster: &ClusterConfig) {
             ep.weight,
             if ep.enabled { "yes" } else { "no" },
             ep.format.as_str(),
-            mask_key(&ep.api_key),
+            shown_key(&ep.api_key),
             crate::mask::clean(&ep.url.to_string())
         );
         // What else shapes what it gets, under its line: its model map, caps, and what it is not
@@ -313,6 +314,14 @@ fn print_table(cluster: &ClusterConfig) {
                 println!("{:<20}   {what}: {}", "", crate::mask::clean(&rules.describe()));
             }
         }
+    }
+}
+
+/// An endpoint's key as listings show it: masked, or what a pass-through endpoint forwards.
+fn shown_key(key: &str) -> String {
+    match key.is_empty() {
+        true => "(pass-through)".to_string(),
+        false => mask_key(key),
     }
 }
 

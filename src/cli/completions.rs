@@ -97,6 +97,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
             "--adaptive-thinking",
             "--drop-effort",
             "--effort-to",
+            "--pass-through",
         ],
     ),
     ("endpoint list", &["--json"]),

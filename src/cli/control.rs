@@ -38,6 +38,9 @@ pub fn access_key(home: &Path) -> Option<String> {
 /// presents: `QCC_CLIENT_KEY` (a person's client key, `qcc key add`), else the access key, else
 /// the `proxy-managed` placeholder (a loopback proxy without keys takes any). With client keys
 /// defined here and none of those, the placeholder would be refused: said once on stderr.
+/// What a Claude Code presents when the proxy wants no key: a placeholder the proxy replaces.
+pub const PLACEHOLDER: &str = "proxy-managed";
+
 pub fn launch_key(home: &Path) -> String {
     if let Some(k) = std::env::var("QCC_CLIENT_KEY").ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()) {
         return k;
@@ -52,7 +55,7 @@ pub fn launch_key(home: &Path) -> String {
              or give the proxy an access key"
         );
     }
-    "proxy-managed".to_string()
+    PLACEHOLDER.to_string()
 }
 
 /// One request to the running proxy's `/_qcc/` API; returns the parsed JSON body.

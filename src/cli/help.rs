@@ -195,7 +195,7 @@ const HELP_ENDPOINT: &str = "\
 qcc endpoint — manage the endpoints of a cluster
 
 USAGE:
-    qcc endpoint add CLUSTER (--url URL | --preset NAME) (--key-file PATH | --key - | --key KEY)
+    qcc endpoint add CLUSTER (--url URL | --preset NAME) (--key-file PATH | --key - | --key KEY | --pass-through)
                              [--priority N] [--weight N] [--timeout SECS] [--max-failures N]
                              [--ca-file PEM] [--name NAME]
         Creates CLUSTER if needed (the first cluster becomes the default, and a new cluster is
@@ -231,6 +231,8 @@ USAGE:
         --key-file PATH  read the endpoint's API key from a file (first line)
         --key -          read it from stdin; both keep the key out of `ps` and shell history
         --key KEY        the key itself (visible to other users in `ps` while qcc runs)
+        --pass-through   no key: forward the client's own credential (your Claude login first,
+                         API keys behind it); never probed with a stored one (docs/proxy.md)
         --priority N     1 = primary, 2 = secondary, ...; lower wins (default 1)
         --weight N       for the weighted strategy (default 100)
         --timeout SECS   time to the response head, and the connect cap (default 30)

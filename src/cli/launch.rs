@@ -22,9 +22,28 @@ use crate::store::config::ConfigFile;
 /// first asks whether to use that "custom API key" (preselecting No) and the SDK warns when both
 /// are set. So `ANTHROPIC_API_KEY` is taken away where qcc points Claude Code at a proxy
 /// (`UNSET`).
-fn proxy_env(home: &Path, base: &str) -> Vec<(&'static str, String)> {
+///
+/// A cluster with a pass-through endpoint (`pass_through`) keeps Claude Code's own login: no
+/// token is set (and none inherited: `LOGIN_UNSET`), and a key the proxy wants travels beside
+/// the login in a header of its own (`ANTHROPIC_CUSTOM_HEADERS: x-qcc-key: KEY`).
+fn proxy_env(home: &Path, base: &str, pass_through: bool) -> Vec<(&'static str, String)> {
     let key = super::control::launch_key(home);
-    vec![("ANTHROPIC_BASE_URL", base.to_string()), ("ANTHROPIC_AUTH_TOKEN", key)]
+    let mut env = vec![("ANTHROPIC_BASE_URL", base.to_string())];
+    match (pass_through, key == super::control::PLACEHOLDER) {
+        (false, _) => env.push(("ANTHROPIC_AUTH_TOKEN", key)),
+        (true, true) => {}
+        (true, false) => env.push(("ANTHROPIC_CUSTOM_HEADERS", format!("x-qcc-key: {key}"))),
+    }
+    env
+}
+
+/// What a shell pointed at a pass-through cluster must not carry: either would replace Claude
+/// Code's own login.
+const LOGIN_UNSET: &str = "ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN";
+
+/// The cluster has an endpoint that forwards the client's own credential (`--pass-through`).
+fn passes_through(cluster: &crate::store::cluster::ClusterConfig) -> bool {
+    cluster.endpoints.iter().any(|e| e.api_key.is_empty())
 }
 
 /// The profile `qcc` alone means, or why there is none.
@@ -176,7 +195,7 @@ pub fn use_profile(home: &Path, u: &UseArgs) -> Result<()> {
         return Ok(());
     }
     eprintln!("qcc: Claude Code on '{name}' through {base}");
-    super::claude::launch(&proxy_env(home, &base), &u.claude_args)
+    super::claude::launch(&proxy_env(home, &base, passes_through(&cluster)), &u.claude_args)
 }
 
 /// `--direct`: the Python qcc's `use` for a single-endpoint profile: its URL and key written into
@@ -223,17 +242,20 @@ fn shown_args(args: &[OsString]) -> String {
 /// `qcc env [--cluster C] [--port P] [--shell sh|fish]`: a proxy for the cluster (started in the
 /// background when none runs), and the exports that point this shell's Claude Code at it.
 pub fn env(home: &Path, cluster: Option<&str>, port: Option<u16>, fish: bool) -> Result<()> {
-    let name = ConfigFile::load_user()?.cluster_meant(cluster)?;
+    let config = ConfigFile::load_user()?;
+    let name = config.cluster_meant(cluster)?;
+    let pass_through = config.cluster(&name).is_ok_and(|c| passes_through(&c));
     let (info, started, base) = background::ensure(home, &name, port)?;
     if started {
         eprintln!("qcc: started a proxy for '{name}' in the background (pid {}, {base})", info.pid);
     }
+    let unset = if pass_through { LOGIN_UNSET } else { UNSET };
     if fish {
-        println!("set -e {UNSET};");
+        println!("set -e {unset};");
     } else {
-        println!("unset {UNSET}");
+        println!("unset {unset}");
     }
-    for (k, v) in proxy_env(home, &base) {
+    for (k, v) in proxy_env(home, &base, pass_through) {
         let v = format!("'{}'", v.replace('\'', r"'\''"));
         if fish {
             println!("set -gx {k} {v};");

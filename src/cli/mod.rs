@@ -232,7 +232,18 @@ fn parse_args(raw: Vec<OsString>) -> Result<Command> {
             use crate::store::config::NewEndpoint;
             let new = NewEndpoint {
                 base_url: base_url.trim_end_matches('/').to_string(),
-                key: secret_arg(&mut args, "--key", "--key-file")?,
+                key: match args.contains("--pass-through") {
+                    // The client's own credential goes through: the endpoint has no key here.
+                    true => match opt_secret_arg(&mut args, "--key", "--key-file")? {
+                        Some(_) => {
+                            return Err(Error::Usage(
+                                "--pass-through forwards the client's own credential: give no --key".into(),
+                            ))
+                        }
+                        None => String::new(),
+                    },
+                    false => secret_arg(&mut args, "--key", "--key-file")?,
+                },
                 priority: args
                     .opt_value_from_str("--priority")
                     .map_err(usage)?

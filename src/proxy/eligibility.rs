@@ -52,6 +52,11 @@ pub fn eligibility(
     if ex.tried.contains(i) {
         return LastResort(Reason::Tried);
     }
+    // A queued pass-through endpoint is never probed (it has no credential but a client's): at
+    // each probe round the next request is its probe, once a `retry-after` it was given passed.
+    if ep.probe_by_request && ep.health.retry_after_until.is_none_or(|t| t <= now) {
+        return Usable;
+    }
     if failures.contains(&ep.cfg.id) {
         return LastResort(Reason::Queued);
     }

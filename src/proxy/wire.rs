@@ -49,9 +49,17 @@ pub fn upstream_request_head(
     let messages = req.path_bytes() == b"/v1/messages";
     let mut has_version = false;
     let mut sent_length = false;
-    let drops_beta = |b: &str| ep.rules.drops_beta(b) || ep.learned.drops_beta(b);
+    // An endpoint with its own key never gets a client's login betas (`oauth-*`: the login they
+    // go with was taken out above).
+    let drops_beta =
+        |b: &str| ep.rules.drops_beta(b) || ep.learned.drops_beta(b) || (replace_key && b.starts_with("oauth-"));
     let tag_beta = tag_beta.filter(|b| !drops_beta(b));
-    let betas_ruled = !ep.rules.drop_betas.is_empty() || !ep.learned.drop_betas.is_empty() || tag_beta.is_some();
+    let login_betas = replace_key
+        && req
+            .headers()
+            .any(|(n, v)| n.eq_ignore_ascii_case(b"anthropic-beta") && v.windows(6).any(|w| w == b"oauth-"));
+    let betas_ruled =
+        !ep.rules.drop_betas.is_empty() || !ep.learned.drop_betas.is_empty() || tag_beta.is_some() || login_betas;
     let mut betas_sent = false;
     for (name, value) in req.headers() {
         if is_framing(name) {
@@ -59,6 +67,7 @@ pub fn upstream_request_head(
             continue;
         }
         if is_hop_by_hop(name)
+            || name.len() > 6 && name[..6].eq_ignore_ascii_case(b"x-qcc-") // (ours: a key, a control token)
             || name.eq_ignore_ascii_case(b"host")
             || name.eq_ignore_ascii_case(b"expect")
             || named.iter().any(|t| t.eq_ignore_ascii_case(name))

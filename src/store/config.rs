@@ -49,8 +49,8 @@ impl NewEndpoint {
     /// URL qcc can use, a key, timeouts in range, a CA file that exists.
     pub fn check(&self) -> Result<BaseUrl> {
         let url = BaseUrl::parse(&self.base_url).map_err(Error::Invalid)?;
-        if self.key.trim().is_empty() {
-            return Err(Error::Invalid("--key must not be empty".into()));
+        if self.key.trim().is_empty() && !self.key.is_empty() {
+            return Err(Error::Invalid("--key must not be empty (--pass-through: the client's own credential)".into()));
         }
         if self.timeout == 0 || self.max_failures == 0 {
             return Err(Error::Invalid("--timeout and --max-failures must be at least 1".into()));

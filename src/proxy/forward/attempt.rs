@@ -62,6 +62,9 @@ impl Conn<'_> {
             }
         }
         let chosen = self.sh.pick(ex, now);
+        if let Some(ep) = chosen.and_then(|i| self.sh.endpoints.get_mut(i)) {
+            ep.probe_by_request = false; // (this request is its probe, if one was due)
+        }
         let Some(idx) = chosen else {
             self.nowhere_to_go(now);
             return;

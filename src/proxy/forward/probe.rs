@@ -57,6 +57,12 @@ impl Probes {
         if ep.probing {
             return;
         }
+        // A pass-through endpoint has no credential of its own, and qcc keeps none of a client's:
+        // the next client request is its probe (`eligibility.rs`).
+        if ep.cfg.api_key.is_empty() {
+            ep.probe_by_request = true;
+            return;
+        }
         if ep.addrs.is_empty() {
             net.resolver.lookup(idx, ep);
             ep.probing = true; // resumed by `resume` when the lookup answers

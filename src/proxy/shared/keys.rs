@@ -190,6 +190,9 @@ impl ClientKeys {
     }
 }
 
+/// The header a person's qcc key travels in beside their own login (a pass-through cluster).
+pub const QCC_KEY_HEADER: &[u8] = b"x-qcc-key";
+
 /// The header the local CLI sends its control token in (`pidfile::PidInfo::control_token`).
 pub const CONTROL_HEADER: &[u8] = b"x-qcc-control";
 
@@ -216,7 +219,9 @@ pub fn cap_alert_due(key: &mut LiveKey, limit: Limit, now: Instant) -> bool {
 
 /// The key a credential header carries: `x-api-key: K` or `Authorization: Bearer K`.
 fn credential<'a>(name: &[u8], value: &'a [u8]) -> Option<&'a [u8]> {
-    if name.eq_ignore_ascii_case(b"x-api-key") {
+    // (`x-qcc-key`: a person's qcc key beside their own Claude login, for a pass-through
+    // endpoint: `ANTHROPIC_CUSTOM_HEADERS`, set by `qcc use`/`qcc env`.)
+    if name.eq_ignore_ascii_case(b"x-api-key") || name.eq_ignore_ascii_case(QCC_KEY_HEADER) {
         Some(value.trim_ascii())
     } else if name.eq_ignore_ascii_case(b"authorization")
         && value.len() > 7

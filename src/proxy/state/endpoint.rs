@@ -68,6 +68,9 @@ pub struct Endpoint {
     /// Writes of its learned rules to the config file still on their way (`forward/learn.rs`):
     /// while there are any, a reload keeps what it learned (`admin/reload.rs`).
     pub learning: u32,
+    /// A queued pass-through endpoint's probe round came: the next request that may go there
+    /// is its probe (`forward/probe.rs`, `eligibility.rs`); cleared when one goes.
+    pub probe_by_request: bool,
 }
 
 impl Endpoint {
@@ -109,6 +112,7 @@ impl Endpoint {
             generation: 0,
             lacks_count_tokens: false,
             learning: 0,
+            probe_by_request: false,
             counters: Default::default(),
         }
     }
