@@ -61,6 +61,9 @@ pub struct Settings {
     /// Off with --no-learn: an Anthropic-format endpoint's 400 that names something qcc may
     /// leave out teaches its rules (`store/rules.rs`, `policy/refusal.rs`).
     pub learn: bool,
+    /// --log-bodies DIR: each request's bodies, both sides of a translation, credentials masked
+    /// (`proxy/record/bodies.rs`); off by default.
+    pub log_bodies: Option<std::path::PathBuf>,
     /// --drain-timeout (default 30 s).
     pub drain_timeout: Duration,
     /// --access-key / QCC_ACCESS_KEY / $QCC_HOME/access_key.

@@ -219,3 +219,64 @@ fn the_status_line_says_who_answered_the_session_and_what_is_left() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(settings).expect("read")).expect("JSON");
     assert!(v.get("statusLine").is_none() && v["theme"] == "dark", "{v}");
 }
+
+/// `--log-bodies DIR`: one file per request with both sides of a translation, credentials masked;
+/// the history names it and `qcc logs` shows it.
+#[test]
+fn the_body_log_has_both_sides_and_no_credential() {
+    let chat = r#"{"id":"c1","object":"chat.completion","model":"glm-4.6","choices":[{"index":0,"message":{"role":"assistant","content":"hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":2}}"#;
+    let up = MockUpstream::start(Mode::Json { status: 200, body: chat.into() });
+    let home = TempHome::new();
+    ok(
+        &home,
+        &[
+            "endpoint",
+            "add",
+            "oa",
+            "--url",
+            &format!("{}/v1", up.url()),
+            "--key",
+            "sk-endpoint-SECRET-0000",
+            "--format",
+            "openai",
+            "--model-map",
+            "claude-*=glm-4.6",
+        ],
+    );
+    let dir = home.path("bodies");
+    let log = home.path("access.jsonl");
+    let proxy = Proxy::start(
+        &home,
+        &["--cluster", "oa", "--log-bodies", dir.to_str().expect("path"), "--access-log", log.to_str().expect("path")],
+    );
+    let r = request(
+        proxy.addr,
+        "POST",
+        "/v1/messages",
+        &[("content-type", "application/json"), ("x-api-key", "sk-ant-client-SECRET-1111")],
+        br#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let file = dir.join("body-001.txt");
+    assert!(wait_until(Duration::from_secs(3), || file.exists()), "no body log");
+    let text = std::fs::read_to_string(&file).expect("read");
+    for said in [
+        "== the client's request",
+        "\"content\":\"hi\"",
+        "== attempt 1:",
+        "/chat/completions",
+        "\"model\":\"glm-4.6\"",
+        "== its answer, as received",
+        "hello there",
+        "== its answer, translated (Messages)",
+        "\"type\":\"message\"",
+    ] {
+        assert!(text.contains(said), "{said} not in {text}");
+    }
+    assert!(!text.contains("SECRET"), "a credential in the body log: {text}");
+    assert!(
+        wait_until(Duration::from_secs(3), || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("body-001.txt")))
+    );
+    let shown = ok(&home, &["logs", "--file", log.to_str().expect("path")]);
+    assert!(shown.contains(&format!("bodies: {}", file.display())), "{shown}");
+}

@@ -117,6 +117,9 @@ pub fn run(home: &Path, args: &LogsArgs) -> Result<()> {
         if !skipped.is_empty() {
             println!("{:>19} skipped: {}", "", skipped.join(", "));
         }
+        if let Some(file) = e.get("body_log").and_then(Value::as_str) {
+            println!("{:>19} bodies: {}", "", crate::mask::clean(file));
+        }
     }
     if page.next.is_some() {
         println!("(the {} newest that match; -n N for more)", page.entries.len());

@@ -114,6 +114,12 @@ pub const FLAGS: &[Flag] = &[
         repeat: false,
         help: "keep no request history (qcc logs and the dashboard's history then have none)",
     },
+    flag(
+        "--log-bodies",
+        "DIR",
+        "debug: write each request's bodies to DIR (what the client sent, what each endpoint was sent and \
+         answered, as received and translated), credentials masked, 1 MiB a part, the last 100 requests",
+    ),
     Flag {
         name: "--no-learn",
         short: None,
@@ -468,6 +474,14 @@ pub fn settings(args: ProxyStartArgs) -> Result<Settings> {
         },
         access_log,
         learn: !args.on("--no-learn"),
+        log_bodies: match args.path("--log-bodies") {
+            Some(dir) => {
+                crate::store::fsutil::ensure_dir(&dir)
+                    .map_err(|e| Error::Invalid(format!("--log-bodies {}: {e}", dir.display())))?;
+                Some(dir)
+            }
+            None => None,
+        },
         search_limit: Duration::from_millis(
             std::env::var("QCC_SEARCH_LIMIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000),
         ),

@@ -290,6 +290,7 @@ impl EventLoop {
             refusals: shared::refusals::Refusals::default(),
             keys,
             keys_problem: None,
+            body_logs: 0,
             control_token: shared::keys::control_token()?,
             page_token: shared::keys::control_token()?,
             notifier,

@@ -42,6 +42,13 @@ impl Shared {
         set(&mut r.skipped_for_headroom, skipped);
         r.status = status;
         r.attempts = ex.attempts;
+        r.body_log.clear();
+        if let (Some(dir), Some(log)) = (self.settings.log_bodies.as_ref(), ex.body_log.as_ref()) {
+            self.body_logs += 1;
+            let path = dir.join(format!("body-{:03}.txt", self.body_logs % crate::proxy::record::bodies::FILES));
+            set(&mut r.body_log, &path.display().to_string());
+            self.disk.save(path, log.file());
+        }
         r.ttfb_ms = ex.first_byte.map(|t| t.duration_since(ex.started).as_millis());
         r.duration_ms = now.duration_since(ex.started).as_millis();
         r.bytes_in = ex.head.raw.len() as u64 + ex.body.len() as u64 + ex.body_dropped;

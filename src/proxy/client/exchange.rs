@@ -213,6 +213,7 @@ impl Conn<'_> {
             again: None,
             by_name: false,
             load: Load::No,
+            body_log: None,
         }));
         if let (Some(name), ClientPhase::Exchange(ex)) = (named, &mut self.c.phase) {
             crate::proxy::client::named::place(self.sh, ex, name);

@@ -137,6 +137,26 @@ impl Conn<'_> {
                 let tag = ex.facts.model().and_then(|m| crate::store::models::untagged(&m.name).1);
                 let tag_beta = tag.and_then(crate::store::models::tag_beta);
                 wire::upstream_request_head(&ex.head, &ep.cfg, length, tag_beta, &mut head_out);
+                if self.sh.settings.log_bodies.is_some() {
+                    let log = ex.body_log.get_or_insert_with(|| {
+                        Box::new(crate::proxy::record::bodies::BodyLog::new(&ex.head.raw, ex.facts.json_body(&ex.body)))
+                    });
+                    let sent: Vec<u8> = match &mapped {
+                        Some(m) => {
+                            let mut b = Vec::with_capacity(m.len(&ex.body));
+                            while b.len() < m.len(&ex.body) {
+                                let piece = m.piece(&ex.body, b.len());
+                                if piece.is_empty() {
+                                    break;
+                                }
+                                b.extend_from_slice(piece);
+                            }
+                            b
+                        }
+                        None => ex.body.clone(),
+                    };
+                    log.attempt(&ep.cfg.label(), &ep.cfg.api_key, &head_out, &sent);
+                }
                 let head_len = head_out.len();
                 while head_out.len() - head_len < folded {
                     let at = head_out.len() - head_len;

@@ -166,6 +166,7 @@ impl Orphan {
                 &mut up.transport,
                 &mut up.inbuf,
                 scratch,
+                None,
             ) {
                 IoOutcome::Progress(_) => {}
                 IoOutcome::WouldBlock => up.can_read = false,

@@ -137,7 +137,8 @@ impl Exchange {
         while up.can_read && !relaying_blocked(ex, out) && reads < READS_PER_PUMP {
             reads += 1;
             let translation = ex.attempt.as_mut().and_then(|a| a.translation.as_deref_mut());
-            match translation::read(translation, &mut up.transport, &mut up.inbuf, scratch) {
+            let tap = ex.body_log.as_deref_mut().map(|l| l as &mut dyn translation::Tap);
+            match translation::read(translation, &mut up.transport, &mut up.inbuf, scratch, tap) {
                 IoOutcome::Progress(n) => {
                     progress = true;
                     let plain = matches!(up.transport, Transport::Plain(_));

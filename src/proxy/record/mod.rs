@@ -1,2 +1,3 @@
+pub(crate) mod bodies;
 pub(crate) mod history;
 pub(crate) mod requests;

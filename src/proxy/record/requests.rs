@@ -76,6 +76,8 @@ pub struct Record {
     pub bytes_out: u64,
     /// The session tag, or "" for none.
     pub session: String,
+    /// Its `--log-bodies` file, or "" for none.
+    pub body_log: String,
     /// The client key's name (or the access key's), "" for none.
     pub key: String,
     /// Attempts that failed before the last: (endpoint id, name, why, ms). Empty (no
@@ -113,6 +115,7 @@ impl Default for Record {
             bytes_in: 0,
             bytes_out: 0,
             session: String::new(),
+            body_log: String::new(),
             key: String::new(),
             failed: Vec::new(),
             last_ms: None,
@@ -150,6 +153,7 @@ impl Record {
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
             session: some(&self.session),
+            body_log: some(&self.body_log),
             key: some(&self.key),
             model_requested: some(&self.model_requested),
             model_sent: some(&self.model_sent),
@@ -189,6 +193,8 @@ pub struct Line<'a> {
     bytes_in: u64,
     bytes_out: u64,
     session: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_log: Option<&'a str>,
     key: Option<&'a str>,
     model_requested: Option<&'a str>,
     model_sent: Option<&'a str>,

@@ -54,14 +54,41 @@ impl Translation {
 /// Read once from an upstream connection: into its `inbuf` as sent, or through the attempt's
 /// translation. The outcome is the socket's (`Progress` counts the bytes read from it), except
 /// that a translated answer framed by the close reads as `Closed` once it is whole.
-pub fn read(t: Option<&mut Translation>, from: &mut Transport, inbuf: &mut Vec<u8>, scratch: &mut [u8]) -> IoOutcome {
+/// What sees an answer's bytes as they are read and as translated (the request's body log,
+/// `--log-bodies`: `record/bodies.rs`).
+pub trait Tap {
+    fn raw(&mut self, bytes: &[u8]);
+    fn translated(&mut self, bytes: &[u8]);
+}
+
+/// `tap`: given the bytes as read and as translated.
+pub fn read(
+    t: Option<&mut Translation>,
+    from: &mut Transport,
+    inbuf: &mut Vec<u8>,
+    scratch: &mut [u8],
+    tap: Option<&mut dyn Tap>,
+) -> IoOutcome {
+    let before = inbuf.len();
     let Some(t) = t else {
-        return from.read(inbuf, scratch);
+        let outcome = from.read(inbuf, scratch);
+        if let Some(tap) = tap {
+            tap.raw(&inbuf[before.min(inbuf.len())..]);
+        }
+        return outcome;
     };
+    let raw_before = t.raw.len();
     let outcome = from.read(&mut t.raw, scratch);
+    let mut tap = tap;
+    if let Some(tap) = tap.as_deref_mut() {
+        tap.raw(&t.raw[raw_before.min(t.raw.len())..]);
+    }
     match outcome {
         IoOutcome::Closed => t.answer.eof(&mut t.raw, inbuf),
         _ => t.answer.feed(&mut t.raw, inbuf),
+    }
+    if let Some(tap) = tap {
+        tap.translated(&inbuf[before.min(inbuf.len())..]);
     }
     if t.answer.ended_by_close() && matches!(outcome, IoOutcome::Progress(_)) {
         return IoOutcome::Closed; // what went out ends with the close: it is over (not pooled)

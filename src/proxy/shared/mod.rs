@@ -76,6 +76,8 @@ pub struct Shared {
     /// reading their file (said once).
     pub keys: keys::ClientKeys,
     pub keys_problem: Option<String>,
+    /// `--log-bodies` files written so far (the next one's slot).
+    pub body_logs: u64,
     /// Admin credential for the local CLI, written in the pid file (`pidfile::PidInfo`).
     pub control_token: String,
     /// The dashboard page's own token: its actions carry it when no key is configured.

@@ -284,6 +284,8 @@ pub struct Exchange {
     /// not apply; `load`: that cluster is not served yet (loaded before its first attempt).
     pub by_name: bool,
     pub load: Load,
+    /// Its bodies, for `--log-bodies` (`record/bodies.rs`); `None` when that is off.
+    pub body_log: Option<Box<crate::proxy::record::bodies::BodyLog>>,
 }
 
 /// A cluster a request's URL named and the proxy does not serve yet.
