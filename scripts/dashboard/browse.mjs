@@ -117,6 +117,11 @@ try {
     if (groups.length < 2 || !groups[0].includes("(started for)") || !groups.some((g) => g.includes(process.env.EXPECT_ROUTE)))
       fail("endpoint groups: " + groups);
   } else if (await page.isVisible("#clusters-section")) fail("a clusters section with one cluster");
+  // The requests say which model answered; the cluster rules say which cluster they change.
+  const models = await page.$$eval("#requests tbody tr td:nth-child(5)", (tds) => tds.map((t) => t.textContent));
+  if (!models.some((m) => m.includes("claude-haiku-4-5"))) fail("no model in the last requests: " + models);
+  const ruled = await page.textContent("#cluster-form");
+  if (!ruled.includes("'team'")) fail("the cluster rules do not say which cluster: " + ruled);
   const retried = await page.$$eval("#requests tbody tr.retried", (trs) => trs.map((t) => t.textContent));
   if (retried.length < 1 || !retried[0].includes("retried")) fail("no retried request marked: " + retried);
   const since = await page.$eval("#queue tbody tr td:nth-child(3)", (td) => [td.textContent, td.title]);
