@@ -117,6 +117,9 @@ try {
     if (groups.length < 2 || !groups[0].includes("(started for)") || !groups.some((g) => g.includes(process.env.EXPECT_ROUTE)))
       fail("endpoint groups: " + groups);
   } else if (await page.isVisible("#clusters-section")) fail("a clusters section with one cluster");
+  // The endpoint table fits the 1280 px window, cost and URL in view (no sideways scroll).
+  const [tableWidth, room] = await page.$eval("#endpoints", (t) => [t.parentElement.scrollWidth, t.parentElement.clientWidth]);
+  if (tableWidth > room + 1) fail(`the endpoint table scrolls sideways at 1280 px (${tableWidth} > ${room})`);
   // The requests say which model answered; the cluster rules say which cluster they change.
   const models = await page.$$eval("#requests tbody tr td:nth-child(5)", (tds) => tds.map((t) => t.textContent));
   if (!models.some((m) => m.includes("claude-haiku-4-5"))) fail("no model in the last requests: " + models);
