@@ -192,8 +192,15 @@ fn a_failed_connect_tries_the_next_address() {
     let home = TempHome::new();
     let hosts = home.path("hosts");
     let system = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    std::fs::write(&hosts, format!("127.0.0.1 twoaddr.qcc.test\n127.0.0.2 twoaddr.qcc.test\n{system}")).expect("hosts");
-    let port = std::net::TcpListener::bind("127.0.0.2:0").expect("bind").local_addr().expect("addr").port();
+    // (127.0.0.2 and .3: no other test listens there, so the refusing address refuses.)
+    std::fs::write(&hosts, format!("127.0.0.2 twoaddr.qcc.test\n127.0.0.3 twoaddr.qcc.test\n{system}")).expect("hosts");
+    let port = (0..50)
+        .find_map(|_| {
+            let a = std::net::TcpListener::bind("127.0.0.2:0").ok()?;
+            let port = a.local_addr().ok()?.port();
+            std::net::TcpListener::bind(("127.0.0.3", port)).ok().map(|_| port)
+        })
+        .expect("a port free on 127.0.0.2 and 127.0.0.3");
     home.write_cluster("c", &[Ep::new("a0000001", &format!("http://twoaddr.qcc.test:{port}"), "sk-a-0000000000", 1)]);
     let script = format!(
         "mount --bind {} /etc/hosts && getent ahostsv4 twoaddr.qcc.test | awk '$2==\"STREAM\"{{print \"ADDR \" $1}}' && exec \"$0\" \"$@\"",
