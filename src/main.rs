@@ -134,7 +134,7 @@ fn run() -> Result<()> {
             proxy::run(settings)?
         }
         Command::ProxyStatus { json } => control::proxy_status(&home, json)?,
-        Command::Dashboard { open } => control::dashboard(&home, open)?,
+        Command::Dashboard { open } => cli::dashboard::run(&home, open)?,
         Command::Statusline { install, uninstall } => cli::statusline::run(&home, install, uninstall)?,
         Command::ProxyStop { timeout } => control::proxy_stop(&home, Duration::from_secs(timeout))?,
         Command::ProxyLogs { lines, follow } => control::proxy_logs(&home, lines, follow)?,

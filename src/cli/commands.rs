@@ -265,7 +265,7 @@ fn endpoints_json(cluster: &ClusterConfig) -> Value {
                     "id": ep.id,
                     "base_url": ep.url.to_string(),
                     "api_key": shown_key(&ep.api_key),
-                    "pass_through": ep.api_key.is_empty(),
+                    "pass_through": ep.passes_through(),
                     "priority": ep.priority,
                     "weight": ep.weight,
                     "enabled": ep.enabled,

@@ -43,7 +43,7 @@ const LOGIN_UNSET: &str = "ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN";
 
 /// The cluster has an endpoint that forwards the client's own credential (`--pass-through`).
 fn passes_through(cluster: &crate::store::cluster::ClusterConfig) -> bool {
-    cluster.endpoints.iter().any(|e| e.api_key.is_empty())
+    cluster.endpoints.iter().any(|e| e.passes_through())
 }
 
 /// The profile `qcc` alone means, or why there is none.

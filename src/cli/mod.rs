@@ -10,6 +10,7 @@ mod command;
 pub mod commands;
 pub mod completions;
 pub mod control;
+pub mod dashboard;
 pub mod doctor;
 pub mod help;
 pub mod keys;

@@ -45,21 +45,19 @@ pub fn upstream_request_head(
     let _ = write!(out, "Host: {}\r\n", ep.url.host()); // (writing to a Vec cannot fail)
 
     let named = connection_tokens(req.headers());
-    let replace_key = !ep.api_key.is_empty();
+    let replace_key = !ep.passes_through();
     let messages = req.path_bytes() == b"/v1/messages";
     let mut has_version = false;
     let mut sent_length = false;
     // An endpoint with its own key never gets a client's login betas (`oauth-*`: the login they
     // go with was taken out above).
-    let drops_beta =
-        |b: &str| ep.rules.drops_beta(b) || ep.learned.drops_beta(b) || (replace_key && b.starts_with("oauth-"));
+    let drops_beta = |b: &str| ep.drops_beta(b) || (replace_key && b.starts_with("oauth-"));
     let tag_beta = tag_beta.filter(|b| !drops_beta(b));
     let login_betas = replace_key
         && req
             .headers()
             .any(|(n, v)| n.eq_ignore_ascii_case(b"anthropic-beta") && v.windows(6).any(|w| w == b"oauth-"));
-    let betas_ruled =
-        !ep.rules.drop_betas.is_empty() || !ep.learned.drop_betas.is_empty() || tag_beta.is_some() || login_betas;
+    let betas_ruled = ep.drops_betas() || tag_beta.is_some() || login_betas;
     let mut betas_sent = false;
     for (name, value) in req.headers() {
         if is_framing(name) {

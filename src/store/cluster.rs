@@ -190,6 +190,47 @@ impl Format {
 }
 
 impl EndpointConfig {
+    /// It has no key of its own: the client's own credential goes through (`--pass-through`, and
+    /// the built-in default endpoint).
+    pub fn passes_through(&self) -> bool {
+        self.api_key.is_empty()
+    }
+
+    /// Its request rules, by hand or preset and learned together (`store/rules.rs`): it has any.
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty() || !self.learned.is_empty()
+    }
+
+    /// A top-level field it is not sent.
+    pub fn drops_field(&self, name: &str) -> bool {
+        self.rules.drops_field(name) || self.learned.drops_field(name)
+    }
+
+    /// An `anthropic-beta` value it is not sent.
+    pub fn drops_beta(&self, value: &str) -> bool {
+        self.rules.drops_beta(value) || self.learned.drops_beta(value)
+    }
+
+    /// It is not sent some `anthropic-beta` values.
+    pub fn drops_betas(&self) -> bool {
+        !self.rules.drop_betas.is_empty() || !self.learned.drop_betas.is_empty()
+    }
+
+    /// What adaptive thinking becomes for it (a learned rule over a written one).
+    pub fn adaptive_thinking(&self) -> Option<crate::store::rules::AdaptiveThinking> {
+        self.learned.adaptive_thinking.or(self.rules.adaptive_thinking)
+    }
+
+    /// The top-level field `output_config.effort` moves to for it.
+    pub fn effort_to(&self) -> Option<&str> {
+        self.rules.effort_to.as_deref().or(self.learned.effort_to.as_deref())
+    }
+
+    /// `output_config.effort` is taken out for it (left out, or moved: `effort_to`).
+    pub fn drops_effort(&self) -> bool {
+        self.rules.drop_effort || self.learned.drop_effort || self.effort_to().is_some()
+    }
+
     /// How log lines and messages name it: `name (id)`.
     pub fn label(&self) -> String {
         format!("{} ({})", self.name, self.id)

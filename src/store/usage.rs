@@ -39,6 +39,15 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Every kind of token the upstream reported, together (input, output, cache writes and
+    /// reads).
+    pub fn all_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_add(self.output_tokens)
+            .saturating_add(self.cache_creation_input_tokens)
+            .saturating_add(self.cache_read_input_tokens)
+    }
+
     /// Totals saturate: no count an upstream (or a hand-edited file) reports can wrap them.
     pub fn add(&mut self, o: &Counts) {
         self.requests = self.requests.saturating_add(o.requests);
@@ -144,11 +153,7 @@ pub struct KeyCounts {
 impl KeyCounts {
     /// The tokens a daily token budget counts: every kind the upstream reported.
     pub fn tokens(&self) -> u64 {
-        let c = &self.counts;
-        c.input_tokens
-            .saturating_add(c.output_tokens)
-            .saturating_add(c.cache_creation_input_tokens)
-            .saturating_add(c.cache_read_input_tokens)
+        self.counts.all_tokens()
     }
 }
 

@@ -18,8 +18,7 @@ impl Shared {
         let mut out = json!({
             "session": tag,
             "serving": self.clusters[0].name.to_string(),
-            "tokens_today": today.as_ref().map_or(0, |s| s.counts.input_tokens + s.counts.output_tokens
-                + s.counts.cache_creation_input_tokens + s.counts.cache_read_input_tokens),
+            "tokens_today": today.as_ref().map_or(0, |s| s.counts.all_tokens()),
             "cost_today": today.as_ref().map_or(0.0, |s| s.cost_usd),
         });
         if let Some(r) = last {

@@ -298,9 +298,6 @@ fn rewrites_bodies(sh: &Shared) -> bool {
     !sh.clusters[0].routes.is_empty()
         || sh.endpoints.iter().any(|e| {
             !e.retired
-                && (!e.cfg.model_map.is_empty()
-                    || !e.cfg.rules.is_empty()
-                    || !e.cfg.learned.is_empty()
-                    || crate::translate::rewrites(&e.cfg.format))
+                && (!e.cfg.model_map.is_empty() || e.cfg.has_rules() || crate::translate::rewrites(&e.cfg.format))
         })
 }

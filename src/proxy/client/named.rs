@@ -45,7 +45,7 @@ impl Conn<'_> {
         let ClientPhase::Exchange(ex) = &mut self.c.phase else { return false };
         match std::mem::replace(&mut ex.load, Load::No) {
             Load::No => false,
-            Load::Wanted(name) | Load::Asked(name) if self.sh.settings.builtin_default => {
+            Load::Wanted(name) if self.sh.settings.builtin_default => {
                 let msg = format!("no cluster '{name}' here: the proxy runs the built-in default endpoint");
                 self.respond_local_error(404, &msg, Instant::now());
                 true
@@ -56,7 +56,7 @@ impl Conn<'_> {
                 ex.load = Load::Asked(name);
                 true
             }
-            asked @ Load::Asked(_) => {
+            asked => {
                 ex.load = asked;
                 true
             }

@@ -18,12 +18,17 @@ impl Shared {
             return; // not whole: no route or form; an estimate reads what is here (`Facts::estimate`)
         }
         ex.decode_body();
-        let live = || self.endpoints.iter().filter(|e| !e.retired);
-        let rules = live().any(|e| !e.cfg.rules.is_empty() || !e.cfg.learned.is_empty());
+        // What the served endpoints need read, in one pass over them.
+        let (mut rules, mut maps, mut tpm) = (false, false, false);
+        for e in self.endpoints.iter().filter(|e| !e.retired) {
+            rules |= e.cfg.has_rules();
+            maps |= !e.cfg.model_map.is_empty();
+            tpm |= e.cfg.caps.tpm.is_some();
+        }
         let want = Want {
             // (A model tag, `[1m]`, is taken off by the same splice: the model is read with rules.)
-            model: rules || live().any(|e| !e.cfg.model_map.is_empty()),
-            estimate: ex.key.as_ref().is_some_and(|k| k.budgeted) || live().any(|e| e.cfg.caps.tpm.is_some()),
+            model: rules || maps,
+            estimate: tpm || ex.key.as_ref().is_some_and(|k| k.budgeted),
             fields: rules,
         };
         let main = &self.clusters[0];

@@ -141,20 +141,7 @@ impl Conn<'_> {
                     let log = ex.body_log.get_or_insert_with(|| {
                         Box::new(crate::proxy::record::bodies::BodyLog::new(&ex.head.raw, ex.facts.json_body(&ex.body)))
                     });
-                    let sent: Vec<u8> = match &mapped {
-                        Some(m) => {
-                            let mut b = Vec::with_capacity(m.len(&ex.body));
-                            while b.len() < m.len(&ex.body) {
-                                let piece = m.piece(&ex.body, b.len());
-                                if piece.is_empty() {
-                                    break;
-                                }
-                                b.extend_from_slice(piece);
-                            }
-                            b
-                        }
-                        None => ex.body.clone(),
-                    };
+                    let sent = mapped.as_ref().map_or_else(|| ex.body.clone(), |m| m.whole_body(&ex.body));
                     log.attempt(&ep.cfg.label(), &ep.cfg.api_key, &head_out, &sent);
                 }
                 let head_len = head_out.len();

@@ -59,7 +59,7 @@ impl Probes {
         }
         // A pass-through endpoint has no credential of its own, and qcc keeps none of a client's:
         // the next client request is its probe (`eligibility.rs`).
-        if ep.cfg.api_key.is_empty() {
+        if ep.cfg.passes_through() {
             ep.probe_by_request = true;
             return;
         }

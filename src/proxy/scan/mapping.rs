@@ -71,6 +71,20 @@ impl Mapped {
         let from = (offset as isize - shift).max(0) as usize;
         &client[from.min(client.len())..]
     }
+
+    /// The whole body sent, in one buffer (a copy: for the body log, never the data path).
+    pub fn whole_body(&self, client: &[u8]) -> Vec<u8> {
+        let len = self.len(client);
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let piece = self.piece(client, out.len());
+            if piece.is_empty() {
+                break;
+            }
+            out.extend_from_slice(piece);
+        }
+        out
+    }
 }
 
 /// `body` as endpoint `cfg` gets it, when anything changes: the model (at `model`) renamed by its
@@ -97,32 +111,29 @@ pub fn rewrite(
         serde_json::to_writer(&mut with, renamed).ok()?;
         splices.push(Splice { at: m.at, len: m.len, with });
     }
-    let (rules, learned) = (&cfg.rules, &cfg.learned);
-    if !(rules.is_empty() && learned.is_empty()) {
+    if cfg.has_rules() {
         let value = |f: &FieldAt| body.get(f.value.0..f.value.1).unwrap_or_default();
         let max_tokens =
             fields.iter().find(|f| f.name == "max_tokens").and_then(|f| serde_json::from_slice::<u64>(value(f)).ok());
         let mut out: Vec<(&FieldAt, Option<Vec<u8>>)> = Vec::new(); // None: left out
-        let effort_to = rules.effort_to.as_ref().or(learned.effort_to.as_ref());
         let mut moved = None;
         for f in fields.iter().filter(|f| f.value.1 <= body.len() && f.at < f.value.0) {
-            if rules.drops_field(&f.name) || learned.drops_field(&f.name) {
+            if cfg.drops_field(&f.name) {
                 out.push((f, None));
             } else if f.name == "thinking" {
-                let rule = learned.adaptive_thinking.or(rules.adaptive_thinking);
-                if let Some(change) = rule.and_then(|r| thinking(value(f), r, max_tokens)) {
+                if let Some(change) = cfg.adaptive_thinking().and_then(|r| thinking(value(f), r, max_tokens)) {
                     out.push((f, change));
                 }
-            } else if f.name == "output_config" && (rules.drop_effort || learned.drop_effort || effort_to.is_some()) {
+            } else if f.name == "output_config" && cfg.drops_effort() {
                 if let Some((effort, change)) = without_effort(value(f)) {
                     out.push((f, change));
-                    moved = effort_to.map(|to| (to, effort));
+                    moved = cfg.effort_to().map(|to| (to, effort));
                 }
             }
         }
         splices.extend(field_splices(body, &out));
         // The effort as the vendor takes it: a top-level field of its own, first in the object.
-        if let Some((to, effort)) = moved.filter(|(to, _)| !fields.iter().any(|f| f.name == **to)) {
+        if let Some((to, effort)) = moved.filter(|(to, _)| !fields.iter().any(|f| f.name == *to)) {
             let at = body.iter().position(|&b| b == b'{').map(|i| i + 1)?;
             let mut with = serde_json::to_vec(to).ok()?;
             with.push(b':');
