@@ -309,3 +309,22 @@ fn each_presets_rules_take_the_real_request_past_its_documented_vendor() {
         assert!(proxy.status()["endpoints"][0]["learned_rules"].is_null(), "{preset}");
     }
 }
+
+/// A cluster with a route that does not look at the model still never sends a model tag on
+/// (the body read for the route reads the model too).
+#[test]
+fn a_model_tag_is_taken_off_in_a_routed_cluster_too() {
+    let vendor = MockUpstream::start(Mode::Echo);
+    let other = MockUpstream::start(Mode::Echo);
+    let home = TempHome::new();
+    ok(&home, &["endpoint", "add", "main", "--url", &vendor.url(), "--key", "sk-vendor-000000000"]);
+    ok(&home, &["endpoint", "add", "big", "--url", &other.url(), "--key", "sk-other-0000000000"]);
+    ok(&home, &["route", "add", "main", "--when", "input-tokens>100000000", "--to", "big"]);
+    let proxy = Proxy::start(&home, &["--cluster", "main"]);
+    let body = br#"{"model":"claude-opus-4-8[1m]","max_tokens":8,"messages":[]}"#;
+    let r = request(proxy.addr, "POST", "/v1/messages", &[("content-type", "application/json")], body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent: serde_json::Value = serde_json::from_slice(&vendor.requests().last().expect("sent").body).expect("JSON");
+    assert_eq!(sent["model"], "claude-opus-4-8");
+    assert_eq!(other.requests().len(), 0);
+}

@@ -25,15 +25,16 @@ impl Shared {
             maps |= !e.cfg.model_map.is_empty();
             tpm |= e.cfg.caps.tpm.is_some();
         }
-        let want = Want {
-            // (A model tag, `[1m]`, is taken off by the same splice: the model is read with rules.)
-            model: rules || maps,
-            estimate: tpm || ex.key.as_ref().is_some_and(|k| k.budgeted),
-            fields: rules,
-        };
         let main = &self.clusters[0];
         // (A request whose URL named its cluster takes no route of the started one.)
         let routes: &[crate::store::routes::Route] = if ex.by_name { &[] } else { &main.routes };
+        let want = Want {
+            // A model tag (`[1m]`) is taken off by the same splice: the model is read whenever
+            // the body is read at all (else `look_model` finds it below).
+            model: rules || maps || !routes.is_empty(),
+            estimate: tpm || ex.key.as_ref().is_some_and(|k| k.budgeted),
+            fields: rules,
+        };
         if want != Want::default() || !routes.is_empty() {
             let Exchange { facts, body, .. } = ex;
             facts.look(routes, body, want);
